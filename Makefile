@@ -1,0 +1,63 @@
+# Strata: `make run` boots the default system, `make test` runs every test.
+# On a fresh Debian machine, as root, both install what they need first.
+
+SYSTEM ?= system.xml
+BUILD := build
+IMAGE_NAME := $(basename $(notdir $(SYSTEM)))
+IMAGE := $(BUILD)/$(IMAGE_NAME).elf
+
+CARGO := RUSTC_BOOTSTRAP=1 cargo
+BUILD_STD := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
+KERNEL_TARGET := aarch64-unknown-none-softfloat
+PD_TARGET := aarch64-unknown-none
+KERNEL_ELF := target/$(KERNEL_TARGET)/system/kernel
+PD_DIR := target/$(PD_TARGET)/system
+TOOL := target/release/strata
+# Every crate that builds protection domains.
+PD_CRATES := demo
+
+QEMU := scripts/qemu.sh
+
+.PHONY: all setup tool kernel components image run check test bench debug clean
+
+all: image
+
+setup:
+	@scripts/setup.sh
+
+tool: setup
+	@cargo build -q --release -p tool
+
+kernel: setup
+	@$(CARGO) build -q --profile system $(BUILD_STD) --target $(KERNEL_TARGET) -p kernel
+
+components: setup
+	@$(CARGO) build -q --profile system $(BUILD_STD) --target $(PD_TARGET) $(addprefix -p ,$(PD_CRATES))
+
+# Build the image of $(SYSTEM) and print its path.
+image: tool kernel components
+	@mkdir -p $(BUILD)
+	@$(TOOL) build $(SYSTEM) --kernel $(KERNEL_ELF) --search-path $(PD_DIR) -o $(IMAGE) $(TOOL_FLAGS)
+
+# Build and boot $(SYSTEM); returns QEMU's exit status.
+run: image
+	@$(QEMU) $(IMAGE)
+
+# Validate $(SYSTEM) alone: prints `ok` or the errors.
+check: tool
+	@$(TOOL) check $(SYSTEM)
+
+# Boot with QEMU's GDB stub on :1234, waiting for the debugger.
+debug: image
+	@echo "gdb-multiarch -ex 'target remote :1234' $(KERNEL_ELF)"
+	@$(QEMU) $(IMAGE) -s -S
+
+test: tool kernel components
+	cargo test
+
+bench: tool kernel components
+	@scripts/bench.sh
+
+clean:
+	cargo clean
+	rm -rf $(BUILD)

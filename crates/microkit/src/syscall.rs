@@ -1,0 +1,111 @@
+//! The raw system calls (see `abi::sys`). Most code uses `Channel`, `Child`
+//! and the handler loop instead.
+
+use abi::{sys, Error, MessageInfo};
+use core::arch::asm;
+
+fn status(code: u64) -> Result<(), Error> {
+    match code {
+        0 => Ok(()),
+        c => Err(Error::from_code(c).unwrap_or(Error::InvalidSyscall)),
+    }
+}
+
+/// A one-argument system call returning a status.
+fn call1(nr: u64, arg: u64) -> Result<(), Error> {
+    let code: u64;
+    // SAFETY: `svc` enters the kernel, which reads x0/x7 and writes x0 only.
+    unsafe { asm!("svc #0", inlateout("x0") arg => code, in("x7") nr, options(nostack)) };
+    status(code)
+}
+
+pub fn notify(channel: usize) -> Result<(), Error> {
+    call1(sys::NOTIFY, channel as u64)
+}
+
+pub fn irq_ack(channel: usize) -> Result<(), Error> {
+    call1(sys::IRQ_ACK, channel as u64)
+}
+
+pub fn pd_restart(child: usize) -> Result<(), Error> {
+    call1(sys::PD_RESTART, child as u64)
+}
+
+pub fn pd_stop(child: usize) -> Result<(), Error> {
+    call1(sys::PD_STOP, child as u64)
+}
+
+pub fn fault_resume(child: usize) -> Result<(), Error> {
+    call1(sys::FAULT_RESUME, child as u64)
+}
+
+pub fn power_off(status: u64) -> Result<(), Error> {
+    call1(sys::POWER_OFF, status)
+}
+
+/// Print `len` bytes from the IPC buffer's debug area.
+pub fn debug_puts(len: usize) {
+    let _ = call1(sys::DEBUG_PUTS, len as u64);
+}
+
+/// A PPC: message registers 0-3 in and out through CPU registers; the
+/// kernel copies the rest between IPC buffers.
+pub fn pp_call(channel: usize, info: MessageInfo, mrs: &mut [u64; 4]) -> Result<MessageInfo, Error> {
+    let (code, out): (u64, u64);
+    // SAFETY: the kernel reads x0-x5/x7 and, on return, writes x0-x5 and
+    // possibly this PD's IPC buffer (hence no `nomem`).
+    unsafe {
+        asm!(
+            "svc #0",
+            inlateout("x0") channel as u64 => code,
+            inlateout("x1") info.raw() => out,
+            inlateout("x2") mrs[0] => mrs[0],
+            inlateout("x3") mrs[1] => mrs[1],
+            inlateout("x4") mrs[2] => mrs[2],
+            inlateout("x5") mrs[3] => mrs[3],
+            in("x7") sys::PP_CALL,
+            options(nostack),
+        );
+    }
+    status(code).map(|()| MessageInfo::from_raw(out))
+}
+
+/// What `recv` brought: the raw event registers x0-x6.
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub kind: u64,
+    pub badge: u64,
+    pub info: MessageInfo,
+    pub mrs: [u64; 4],
+}
+
+/// Wait for the next event.
+pub fn recv() -> Event {
+    event_call(sys::RECV, 0, [0; 4])
+}
+
+/// Reply to the PPC being served, then wait for the next event.
+pub fn reply_recv(reply: MessageInfo, mrs: [u64; 4]) -> Event {
+    event_call(sys::REPLY_RECV, reply.raw(), mrs)
+}
+
+fn event_call(nr: u64, x0: u64, mrs: [u64; 4]) -> Event {
+    let (kind, badge, info, m0, m1, m2, m3): (u64, u64, u64, u64, u64, u64, u64);
+    // SAFETY: the kernel reads x0, x2-x5, x7 and writes x0-x6 and this PD's
+    // IPC buffer.
+    unsafe {
+        asm!(
+            "svc #0",
+            inlateout("x0") x0 => kind,
+            lateout("x1") badge,
+            inlateout("x2") mrs[0] => info,
+            inlateout("x3") mrs[1] => m0,
+            inlateout("x4") mrs[2] => m1,
+            inlateout("x5") mrs[3] => m2,
+            lateout("x6") m3,
+            in("x7") nr,
+            options(nostack),
+        );
+    }
+    Event { kind, badge, info: MessageInfo::from_raw(info), mrs: [m0, m1, m2, m3] }
+}

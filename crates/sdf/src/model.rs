@@ -1,0 +1,388 @@
+//! The system as the description declares it: protection domains, memory
+//! regions and channels, with the source position of every element.
+//!
+//! The model is plain data. [`crate::parse`] builds it and validates it, so a
+//! `SystemDescription` handed out by this crate always obeys the rules in
+//! [`crate::validate`].
+
+use std::fmt;
+
+/// Highest priority a protection domain may have (the Microkit's limit).
+pub const MAX_PRIORITY: u8 = 254;
+/// Priority of a protection domain without a `priority` attribute: the
+/// lowest, as in the Microkit tool.
+pub const DEFAULT_PRIORITY: u8 = 0;
+/// Budget (microseconds) of a protection domain without a `budget`
+/// attribute, as in the Microkit. The period defaults to the budget.
+pub const DEFAULT_BUDGET_US: u64 = 1000;
+/// Channel, irq and child ids run from 0 to `MAX_ID`.
+pub const MAX_ID: u8 = abi::MAX_CHANNELS as u8 - 1;
+/// The page sizes a memory region may use: 4 KiB and 2 MiB (AArch64).
+pub const PAGE_SIZES: [u64; 2] = [0x1000, 0x20_0000];
+/// Page size of a memory region without a `page_size` attribute.
+pub const DEFAULT_PAGE_SIZE: u64 = PAGE_SIZES[0];
+
+/// A 1-based line and column in the system description.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// A whole system: what `system.xml` declares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemDescription {
+    /// The path of the description, as given to [`crate::parse`].
+    pub file: String,
+    /// All protection domains, nested ones included, in document order: a
+    /// parent always comes before its children.
+    pub protection_domains: Vec<ProtectionDomain>,
+    pub memory_regions: Vec<MemoryRegion>,
+    pub channels: Vec<Channel>,
+}
+
+impl SystemDescription {
+    /// The protection domain called `name`, with its index.
+    pub fn pd(&self, name: &str) -> Option<(usize, &ProtectionDomain)> {
+        self.protection_domains.iter().enumerate().find(|(_, pd)| pd.name == name)
+    }
+
+    /// The memory region called `name`.
+    pub fn memory_region(&self, name: &str) -> Option<&MemoryRegion> {
+        self.memory_regions.iter().find(|mr| mr.name == name)
+    }
+
+    /// The direct children of the protection domain at `parent`, with their
+    /// indices.
+    pub fn children(&self, parent: usize) -> impl Iterator<Item = (usize, &ProtectionDomain)> {
+        self.protection_domains
+            .iter()
+            .enumerate()
+            .filter(move |(_, pd)| pd.parent == Some(parent))
+    }
+
+    /// The channels with an end in the protection domain at `pd`, each with
+    /// that end first and the other end second.
+    pub fn channels_of(&self, pd: usize) -> impl Iterator<Item = (&ChannelEnd, &ChannelEnd)> {
+        self.channels.iter().filter_map(move |ch| {
+            let [a, b] = &ch.ends;
+            if a.pd == pd {
+                Some((a, b))
+            } else if b.pd == pd {
+                Some((b, a))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// A protection domain: one address space, one thread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProtectionDomain {
+    pub name: String,
+    /// Where the `<protection_domain>` element starts.
+    pub pos: Pos,
+    /// 0..=[`MAX_PRIORITY`]; higher runs first.
+    pub priority: u8,
+    /// A passive PD runs only inside the PPCs it serves.
+    pub passive: bool,
+    /// Bytes of stack below [`abi::layout::STACK_TOP`].
+    pub stack_size: u64,
+    /// Scheduling budget and period in microseconds; parsed and validated
+    /// (budget <= period) but not enforced by the kernel.
+    pub budget: u64,
+    pub period: u64,
+    /// Extension: this PD may power the machine off.
+    pub can_power_off: bool,
+    /// The `path` of `<program_image>`, as written.
+    pub program_image: String,
+    pub program_image_pos: Pos,
+    pub maps: Vec<Map>,
+    pub irqs: Vec<Irq>,
+    pub setvars: Vec<SetVar>,
+    /// Index of the parent in [`SystemDescription::protection_domains`].
+    pub parent: Option<usize>,
+    /// The id the parent uses for this child; set exactly on nested PDs.
+    pub child_id: Option<u8>,
+}
+
+/// Access rights of a mapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// Why a `perms` value is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PermsError {
+    /// A character other than `r`, `w` and `x`.
+    UnknownLetter(char),
+    /// A letter given more than once.
+    RepeatedLetter(char),
+    /// No `r`: write-only and execute-only mappings are not supported.
+    NotReadable,
+    /// Both `w` and `x`: writable memory is never executable.
+    WritableAndExecutable,
+}
+
+impl fmt::Display for PermsError {
+    /// Says what a valid value looks like, given what was wrong.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PermsError::UnknownLetter(_) => f.write_str("a combination of 'r', 'w' and 'x'"),
+            PermsError::RepeatedLetter(_) => {
+                f.write_str("each of 'r', 'w' and 'x' at most once")
+            }
+            PermsError::NotReadable => f.write_str(
+                "perms that include 'r' (write-only and execute-only mappings are not supported)",
+            ),
+            PermsError::WritableAndExecutable => f.write_str(
+                "perms without both 'w' and 'x' (writable memory is never executable)",
+            ),
+        }
+    }
+}
+
+impl Perms {
+    pub const READ: Perms = Perms { read: true, write: false, execute: false };
+    /// The default of `perms`, as in the Microkit.
+    pub const READ_WRITE: Perms = Perms { read: true, write: true, execute: false };
+    pub const READ_EXECUTE: Perms = Perms { read: true, write: false, execute: true };
+
+    /// Parse a `perms` value: the letters `r`, `w`, `x`, each at most once,
+    /// in any order.
+    ///
+    /// Stricter than the Microkit, which refuses only `w`: a mapping must be
+    /// readable (no write-only, no execute-only) and never both writable and
+    /// executable.
+    pub fn parse(s: &str) -> Result<Perms, PermsError> {
+        let mut perms = Perms::default();
+        for c in s.chars() {
+            let flag = match c {
+                'r' => &mut perms.read,
+                'w' => &mut perms.write,
+                'x' => &mut perms.execute,
+                other => return Err(PermsError::UnknownLetter(other)),
+            };
+            if *flag {
+                return Err(PermsError::RepeatedLetter(c));
+            }
+            *flag = true;
+        }
+        if !perms.read {
+            return Err(PermsError::NotReadable);
+        }
+        if perms.write && perms.execute {
+            return Err(PermsError::WritableAndExecutable);
+        }
+        Ok(perms)
+    }
+}
+
+impl fmt::Display for Perms {
+    /// The letters in `rwx` order, e.g. `rw`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (set, letter) in [(self.read, "r"), (self.write, "w"), (self.execute, "x")] {
+            if set {
+                f.write_str(letter)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A memory region mapped into a protection domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Map {
+    /// Name of the memory region.
+    pub mr: String,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+    /// Symbol to patch with `vaddr`.
+    pub setvar_vaddr: Option<String>,
+    pub pos: Pos,
+}
+
+impl Map {
+    /// The virtual range `[vaddr, vaddr + size)` of this map of `region`,
+    /// or `None` if it wraps around the 64-bit address space.
+    pub fn range(&self, region: &MemoryRegion) -> Option<std::ops::Range<u64>> {
+        Some(self.vaddr..self.vaddr.checked_add(region.size)?)
+    }
+}
+
+/// A contiguous range of physical memory, placed by the tool or fixed by
+/// `phys_addr` (device MMIO, DMA).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryRegion {
+    pub name: String,
+    /// Bytes; a non-zero multiple of `page_size`.
+    pub size: u64,
+    /// One of [`PAGE_SIZES`].
+    pub page_size: u64,
+    pub phys_addr: Option<u64>,
+    pub pos: Pos,
+}
+
+impl MemoryRegion {
+    /// The physical range of a region with a fixed `phys_addr`, or `None`
+    /// if it has none or it wraps around the 64-bit address space.
+    pub fn phys_range(&self) -> Option<std::ops::Range<u64>> {
+        let start = self.phys_addr?;
+        Some(start..start.checked_add(self.size)?)
+    }
+}
+
+/// A channel between two protection domains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Channel {
+    pub ends: [ChannelEnd; 2],
+    pub pos: Pos,
+}
+
+impl Channel {
+    /// For a channel that carries PPCs: the caller's end (the one with
+    /// `pp="true"`) and the callee's end.
+    pub fn ppc_caller_callee(&self) -> Option<(&ChannelEnd, &ChannelEnd)> {
+        let [a, b] = &self.ends;
+        match (a.pp, b.pp) {
+            (true, false) => Some((a, b)),
+            (false, true) => Some((b, a)),
+            _ => None,
+        }
+    }
+}
+
+/// One end of a channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelEnd {
+    /// Index into [`SystemDescription::protection_domains`].
+    pub pd: usize,
+    /// The id this PD uses for the channel.
+    pub id: u8,
+    /// This end may make PPCs to the other end.
+    pub pp: bool,
+    /// This end may notify the other end.
+    pub notify: bool,
+    pub pos: Pos,
+}
+
+/// How an interrupt line signals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    #[default]
+    Level,
+    Edge,
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::Level => "level",
+            Trigger::Edge => "edge",
+        })
+    }
+}
+
+/// A hardware interrupt delivered to a protection domain as a notification
+/// on channel `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Irq {
+    /// GIC interrupt id (an SPI).
+    pub irq: u32,
+    pub id: u8,
+    pub trigger: Trigger,
+    pub pos: Pos,
+}
+
+/// `<setvar symbol=".." region_paddr="mr"/>`: patch the physical address of
+/// a memory region into a symbol of the program image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetVar {
+    pub symbol: String,
+    /// Name of the memory region.
+    pub region_paddr: String,
+    pub pos: Pos,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perms_letters_parse_in_any_order() {
+        assert_eq!(Perms::parse("wr"), Ok(Perms::READ_WRITE));
+        assert_eq!(Perms::parse("xr"), Ok(Perms::READ_EXECUTE));
+        assert_eq!(Perms::parse("r"), Ok(Perms::READ));
+    }
+
+    #[test]
+    fn write_only_perms_are_rejected() {
+        assert_eq!(Perms::parse("w"), Err(PermsError::NotReadable));
+    }
+
+    #[test]
+    fn execute_only_and_empty_perms_are_rejected() {
+        assert_eq!(Perms::parse("x"), Err(PermsError::NotReadable));
+        assert_eq!(Perms::parse(""), Err(PermsError::NotReadable));
+    }
+
+    #[test]
+    fn writable_executable_perms_are_rejected() {
+        assert_eq!(Perms::parse("rwx"), Err(PermsError::WritableAndExecutable));
+    }
+
+    #[test]
+    fn repeated_and_unknown_perm_letters_are_rejected() {
+        assert_eq!(Perms::parse("rr"), Err(PermsError::RepeatedLetter('r')));
+        assert_eq!(Perms::parse("rq"), Err(PermsError::UnknownLetter('q')));
+        assert_eq!(Perms::parse("R"), Err(PermsError::UnknownLetter('R')));
+    }
+
+    #[test]
+    fn perms_display_in_rwx_order() {
+        assert_eq!(Perms::parse("wr").unwrap().to_string(), "rw");
+        assert_eq!(Perms::READ_EXECUTE.to_string(), "rx");
+    }
+
+    #[test]
+    fn ppc_caller_is_the_end_with_pp() {
+        let end = |pd, pp| ChannelEnd { pd, id: 0, pp, notify: true, pos: Pos::default() };
+        let ch = Channel { ends: [end(0, false), end(1, true)], pos: Pos::default() };
+        let (caller, callee) = ch.ppc_caller_callee().unwrap();
+        assert_eq!((caller.pd, callee.pd), (1, 0));
+        let plain = Channel { ends: [end(0, false), end(1, false)], pos: Pos::default() };
+        assert!(plain.ppc_caller_callee().is_none());
+    }
+
+    #[test]
+    fn map_range_detects_wrap_around() {
+        let mr = MemoryRegion {
+            name: "m".into(),
+            size: 0x2000,
+            page_size: 0x1000,
+            phys_addr: None,
+            pos: Pos::default(),
+        };
+        let map = |vaddr| Map {
+            mr: "m".into(),
+            vaddr,
+            perms: Perms::READ,
+            cached: true,
+            setvar_vaddr: None,
+            pos: Pos::default(),
+        };
+        assert_eq!(map(0x1000).range(&mr), Some(0x1000..0x3000));
+        assert_eq!(map(u64::MAX - 0xfff).range(&mr), None);
+    }
+}

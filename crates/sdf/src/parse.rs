@@ -1,0 +1,894 @@
+//! Reading: XML text to the model.
+//!
+//! Reading has three steps. The XML parser (roxmltree) checks the syntax and
+//! stops at the first error. The `Reader` then walks the elements: it
+//! knows every element and attribute of the format, reads each value, and
+//! checks what can be checked within one element (value ranges, alignment
+//! to the region's page size, budget <= period, one program_image). Last,
+//! names are resolved: channel ends to protection domains, maps and setvars
+//! to memory regions.
+//!
+//! The walk and the resolution report every problem they find and go on
+//! with a default value, so one run finds them all; a model is handed out
+//! only if nothing was reported.
+//!
+//! To add an element kind, add its attribute list below, a `read_*` method,
+//! and a branch in the `match` of the parent element.
+
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
+use abi::layout;
+use bootspec::platform::{FIRST_SPI, MAX_IRQ, TIMER_IRQ};
+use roxmltree::{Document, Node};
+
+use crate::error::{Diagnostics, Error};
+use crate::model::*;
+use crate::values::{parse_bool, parse_int, IntError};
+
+// The attributes each element accepts.
+const SYSTEM: &[&str] = &[];
+const PROTECTION_DOMAIN: &[&str] = &[
+    "name",
+    "priority",
+    "passive",
+    "stack_size",
+    "budget",
+    "period",
+    "id",
+    "can_power_off",
+];
+const PROGRAM_IMAGE: &[&str] = &["path"];
+const MAP: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
+const IRQ: &[&str] = &["irq", "id", "trigger"];
+const SETVAR: &[&str] = &["symbol", "region_paddr"];
+const MEMORY_REGION: &[&str] = &["name", "size", "page_size", "phys_addr"];
+const CHANNEL: &[&str] = &[];
+const END: &[&str] = &["pd", "id", "pp", "notify"];
+
+/// Read `xml` into a model. `file` is the path used in messages.
+pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error>> {
+    let lines = LineIndex::new(xml);
+    let doc = Document::parse(xml).map_err(|e| vec![syntax_error(file, &lines, &e)])?;
+    let mut reader = Reader {
+        doc: &doc,
+        lines: &lines,
+        diag: Diagnostics::new(file),
+        pds: Vec::new(),
+        regions: Vec::new(),
+        channels: Vec::new(),
+        region_refs: Vec::new(),
+    };
+    reader.read_system(doc.root_element());
+    let channels = reader.resolve_channels();
+    reader.resolve_region_refs();
+    let Reader { diag, pds, regions, .. } = reader;
+    diag.finish(SystemDescription {
+        file: file.to_string(),
+        protection_domains: pds,
+        memory_regions: regions,
+        channels,
+    })
+}
+
+/// Turn a roxmltree error into ours: its message without the position
+/// (which moves to the `file:line:col`), prefixed with "malformed XML".
+fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error {
+    use roxmltree::Error as X;
+    let (pos, detail) = match err {
+        // These carry no position; they happen at the end of the text.
+        X::UnexpectedEndOfStream => (lines.end(), "unexpected end of file".to_string()),
+        X::UnclosedRootNode | X::NoRootNode => (lines.end(), err.to_string()),
+        X::DtdDetected => {
+            (Pos { line: 1, col: 1 }, "document type declarations (DTD) are not supported".into())
+        }
+        _ => {
+            let at = err.pos();
+            let detail = err.to_string().replace(&format!(" at {at}"), "");
+            (Pos { line: at.row, col: at.col }, detail)
+        }
+    };
+    Error {
+        file: file.to_string(),
+        line: pos.line,
+        col: pos.col,
+        message: format!("malformed XML: {detail}"),
+    }
+}
+
+/// Byte offsets to 1-based lines and columns (columns count characters),
+/// the way roxmltree's `Document::text_pos_at` does, without rescanning the
+/// text for every position.
+struct LineIndex<'t> {
+    text: &'t str,
+    /// Byte offset where each line starts.
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> Self {
+        let starts =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { text, starts }
+    }
+
+    fn pos(&self, offset: usize) -> Pos {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&start| start <= offset).max(1);
+        let start = self.starts[line - 1];
+        let col = match self.text.get(start..offset) {
+            Some(prefix) => prefix.chars().count(),
+            None => offset - start,
+        };
+        Pos { line: to_u32(line), col: to_u32(col + 1) }
+    }
+
+    fn end(&self) -> Pos {
+        self.pos(self.text.len())
+    }
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// An attribute that is present on an element.
+#[derive(Clone, Copy)]
+struct Attr<'a> {
+    name: &'a str,
+    element: &'a str,
+    value: &'a str,
+    pos: Pos,
+}
+
+/// A channel end before its protection domain is looked up.
+struct PendingEnd {
+    pd: String,
+    pd_pos: Pos,
+    id: u8,
+    pp: bool,
+    notify: bool,
+    pos: Pos,
+}
+
+struct PendingChannel {
+    ends: [PendingEnd; 2],
+    pos: Pos,
+}
+
+/// A use of a memory region's name, checked once all regions are read.
+struct RegionRef {
+    name: String,
+    pos: Pos,
+    /// Who uses it, e.g. "map in protection domain 'a'".
+    user: String,
+}
+
+struct Reader<'a, 'input> {
+    doc: &'a Document<'input>,
+    lines: &'a LineIndex<'a>,
+    diag: Diagnostics,
+    pds: Vec<ProtectionDomain>,
+    regions: Vec<MemoryRegion>,
+    channels: Vec<PendingChannel>,
+    region_refs: Vec<RegionRef>,
+}
+
+type XmlNode<'a, 'input> = Node<'a, 'input>;
+
+impl<'a, 'input> Reader<'a, 'input> {
+    // ---- elements ----
+
+    fn read_system(&mut self, node: XmlNode<'a, 'input>) {
+        let name = node.tag_name().name();
+        if name != "system" {
+            let message =
+                format!("unknown root element '{name}': a system description is a <system> element");
+            self.diag.error(self.pos_of(node), message);
+            return;
+        }
+        self.check_attributes(node, SYSTEM);
+        for child in self.element_children(node) {
+            match child.tag_name().name() {
+                "protection_domain" => self.read_protection_domain(child, None, 1),
+                "memory_region" => self.read_memory_region(child),
+                "channel" => self.read_channel(child),
+                _ => self.unknown_element(child, node),
+            }
+        }
+        if self.pds.is_empty() {
+            self.diag.error(
+                self.pos_of(node),
+                "the system has no protection domain: declare at least one <protection_domain>",
+            );
+        }
+    }
+
+    /// Read a protection domain and, after it, its nested children.
+    /// `depth` is 1 for a top-level PD.
+    fn read_protection_domain(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        parent: Option<usize>,
+        depth: usize,
+    ) {
+        self.check_attributes(node, PROTECTION_DOMAIN);
+        let pos = self.pos_of(node);
+        let name = self.required_with(node, "name", Self::pd_name).unwrap_or_default();
+        let priority = self.optional(node, "priority", DEFAULT_PRIORITY, |r, a| {
+            let expected = format!("a priority from 0 to {MAX_PRIORITY}");
+            r.int_in(a, 0..=u64::from(MAX_PRIORITY), expected)
+        });
+        let passive = self.optional(node, "passive", false, Self::bool);
+        let stack_size =
+            self.optional(node, "stack_size", layout::DEFAULT_STACK_SIZE, Self::stack_size);
+        let budget = self.optional(node, "budget", DEFAULT_BUDGET_US, Self::int);
+        let period = self.optional(node, "period", budget, Self::int);
+        if budget > period {
+            self.diag.error(
+                pos,
+                format!(
+                    "budget ({budget} us) of protection domain '{name}' is larger than its \
+                     period ({period} us): the budget must not exceed the period"
+                ),
+            );
+        }
+        let can_power_off = self.optional(node, "can_power_off", false, Self::bool);
+        let child_id = self.child_id(node, parent);
+
+        let index = self.pds.len();
+        self.pds.push(ProtectionDomain {
+            name,
+            pos,
+            priority,
+            passive,
+            stack_size,
+            budget,
+            period,
+            can_power_off,
+            program_image: String::new(),
+            program_image_pos: Pos::default(),
+            maps: Vec::new(),
+            irqs: Vec::new(),
+            setvars: Vec::new(),
+            parent,
+            child_id,
+        });
+
+        let mut image_seen = false;
+        for child in self.element_children(node) {
+            match child.tag_name().name() {
+                "program_image" => {
+                    if image_seen {
+                        let pd = &self.pds[index].name;
+                        let message = format!(
+                            "protection domain '{pd}' has more than one program_image: \
+                             a protection domain runs exactly one program"
+                        );
+                        self.diag.error(self.pos_of(child), message);
+                    }
+                    image_seen = true;
+                    if let Some(path) = self.read_program_image(child) {
+                        self.pds[index].program_image = path;
+                        self.pds[index].program_image_pos = self.pos_of(child);
+                    }
+                }
+                "map" => {
+                    if let Some(map) = self.read_map(child, index) {
+                        self.pds[index].maps.push(map);
+                    }
+                }
+                "irq" => {
+                    if let Some(irq) = self.read_irq(child) {
+                        self.pds[index].irqs.push(irq);
+                    }
+                }
+                "setvar" => {
+                    if let Some(setvar) = self.read_setvar(child, index) {
+                        self.pds[index].setvars.push(setvar);
+                    }
+                }
+                // Below this depth the chain of parents alone holds more
+                // than MAX_PDS protection domains, which validation refuses;
+                // stopping here bounds the recursion on hostile input.
+                "protection_domain" if depth > abi::MAX_PDS => {}
+                "protection_domain" => self.read_protection_domain(child, Some(index), depth + 1),
+                _ => self.unknown_element(child, node),
+            }
+        }
+        if !image_seen {
+            let pd = &self.pds[index].name;
+            let message = format!(
+                "protection domain '{pd}' has no program_image: add <program_image path=\"...\"/>"
+            );
+            self.diag.error(pos, message);
+        }
+    }
+
+    /// The `id` of a nested protection domain: required there, refused on
+    /// a top-level one.
+    fn child_id(&mut self, node: XmlNode<'a, 'input>, parent: Option<usize>) -> Option<u8> {
+        if parent.is_some() {
+            return self.required_with(node, "id", |r, a| {
+                r.int_in(a, 0..=u64::from(MAX_ID), format_args!("a child id from 0 to {MAX_ID}"))
+            });
+        }
+        if let Some(attr) = self.attr(node, "id") {
+            self.diag.error(
+                attr.pos,
+                "attribute 'id' is only allowed on a nested protection_domain, \
+                 where it is the id its parent uses for it",
+            );
+        }
+        None
+    }
+
+    fn read_program_image(&mut self, node: XmlNode<'a, 'input>) -> Option<String> {
+        self.check_attributes(node, PROGRAM_IMAGE);
+        self.leaf(node);
+        self.required_with(node, "path", |r, a| r.non_empty(a, "the path of an ELF file"))
+    }
+
+    fn read_map(&mut self, node: XmlNode<'a, 'input>, pd: usize) -> Option<Map> {
+        self.check_attributes(node, MAP);
+        self.leaf(node);
+        let mr = self.required(node, "mr");
+        let vaddr = self.required_with(node, "vaddr", Self::int);
+        let perms = self.optional(node, "perms", Perms::READ_WRITE, Self::perms);
+        let cached = self.optional(node, "cached", true, Self::bool);
+        let setvar_vaddr =
+            self.attr(node, "setvar_vaddr").and_then(|a| self.non_empty(a, "a symbol name"));
+        let mr = mr?;
+        let user = format!("map in protection domain '{}'", self.pds[pd].name);
+        self.region_refs.push(RegionRef { name: mr.value.to_string(), pos: mr.pos, user });
+        Some(Map {
+            mr: mr.value.to_string(),
+            vaddr: vaddr?,
+            perms,
+            cached,
+            setvar_vaddr,
+            pos: self.pos_of(node),
+        })
+    }
+
+    fn read_irq(&mut self, node: XmlNode<'a, 'input>) -> Option<Irq> {
+        self.check_attributes(node, IRQ);
+        self.leaf(node);
+        let irq = self.required_with(node, "irq", Self::irq_number);
+        let id = self.required_with(node, "id", Self::channel_id);
+        let trigger = self.optional(node, "trigger", Trigger::Level, Self::trigger);
+        Some(Irq { irq: irq?, id: id?, trigger, pos: self.pos_of(node) })
+    }
+
+    fn read_setvar(&mut self, node: XmlNode<'a, 'input>, pd: usize) -> Option<SetVar> {
+        self.check_attributes(node, SETVAR);
+        self.leaf(node);
+        let symbol = self.required_with(node, "symbol", |r, a| r.non_empty(a, "a symbol name"));
+        let region = self.required(node, "region_paddr");
+        let (symbol, region) = (symbol?, region?);
+        let user = format!("setvar '{symbol}' in protection domain '{}'", self.pds[pd].name);
+        self.region_refs.push(RegionRef { name: region.value.to_string(), pos: region.pos, user });
+        Some(SetVar { symbol, region_paddr: region.value.to_string(), pos: self.pos_of(node) })
+    }
+
+    fn read_memory_region(&mut self, node: XmlNode<'a, 'input>) {
+        self.check_attributes(node, MEMORY_REGION);
+        self.leaf(node);
+        let name = self.required_with(node, "name", |r, a| r.non_empty(a, "a region name"));
+        // `None` if the page size is invalid (and reported): then size and
+        // address cannot be checked against it.
+        let page_size = match self.attr(node, "page_size") {
+            Some(attr) => self.page_size(attr),
+            None => Some(DEFAULT_PAGE_SIZE),
+        };
+        let size = self.required_with(node, "size", |r, a| r.region_size(a, page_size));
+        let phys_addr = self.attr(node, "phys_addr").and_then(|a| self.phys_addr(a, page_size));
+        self.regions.push(MemoryRegion {
+            name: name.unwrap_or_default(),
+            size: size.unwrap_or_default(),
+            page_size: page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+            phys_addr,
+            pos: self.pos_of(node),
+        });
+    }
+
+    fn read_channel(&mut self, node: XmlNode<'a, 'input>) {
+        self.check_attributes(node, CHANNEL);
+        let mut ends = Vec::new();
+        for child in self.element_children(node) {
+            match child.tag_name().name() {
+                "end" => ends.push(self.read_end(child)),
+                _ => self.unknown_element(child, node),
+            }
+        }
+        let pos = self.pos_of(node);
+        match <[Option<PendingEnd>; 2]>::try_from(ends) {
+            Ok([Some(a), Some(b)]) => self.channels.push(PendingChannel { ends: [a, b], pos }),
+            // An end was invalid; that is reported already.
+            Ok(_) => {}
+            Err(ends) => self.diag.error(
+                pos,
+                format!("a channel needs exactly two <end> elements, this one has {}", ends.len()),
+            ),
+        }
+    }
+
+    fn read_end(&mut self, node: XmlNode<'a, 'input>) -> Option<PendingEnd> {
+        self.check_attributes(node, END);
+        self.leaf(node);
+        let pd = self.required(node, "pd");
+        let id = self.required_with(node, "id", Self::channel_id);
+        let pp = self.optional(node, "pp", false, Self::bool);
+        let notify = self.optional(node, "notify", true, Self::bool);
+        let pd = pd?;
+        Some(PendingEnd {
+            pd: pd.value.to_string(),
+            pd_pos: pd.pos,
+            id: id?,
+            pp,
+            notify,
+            pos: self.pos_of(node),
+        })
+    }
+
+    // ---- name resolution ----
+
+    fn resolve_channels(&mut self) -> Vec<Channel> {
+        let pending = std::mem::take(&mut self.channels);
+        pending
+            .into_iter()
+            .filter_map(|channel| {
+                let [a, b] = channel.ends;
+                let (a, b) = (self.resolve_end(a), self.resolve_end(b));
+                Some(Channel { ends: [a?, b?], pos: channel.pos })
+            })
+            .collect()
+    }
+
+    fn resolve_end(&mut self, end: PendingEnd) -> Option<ChannelEnd> {
+        match self.pds.iter().position(|pd| pd.name == end.pd) {
+            Some(pd) => {
+                Some(ChannelEnd { pd, id: end.id, pp: end.pp, notify: end.notify, pos: end.pos })
+            }
+            None => {
+                self.diag.error(
+                    end.pd_pos,
+                    format!("channel end names unknown protection domain '{}'", end.pd),
+                );
+                None
+            }
+        }
+    }
+
+    fn resolve_region_refs(&mut self) {
+        for r in std::mem::take(&mut self.region_refs) {
+            if !self.regions.iter().any(|mr| mr.name == r.name) {
+                let message = format!("{} names unknown memory region '{}'", r.user, r.name);
+                self.diag.error(r.pos, message);
+            }
+        }
+    }
+
+    // ---- structure ----
+
+    /// The element children of `node`; text other than whitespace is
+    /// reported, comments are skipped.
+    fn element_children(&mut self, node: XmlNode<'a, 'input>) -> Vec<XmlNode<'a, 'input>> {
+        let mut elements = Vec::new();
+        for child in node.children() {
+            if child.is_element() {
+                elements.push(child);
+            } else if child.is_text() {
+                self.check_blank(child, node);
+            }
+        }
+        elements
+    }
+
+    /// Report a text node that is not whitespace.
+    fn check_blank(&mut self, text: XmlNode<'a, 'input>, parent: XmlNode<'a, 'input>) {
+        let content = text.text().unwrap_or_default().trim();
+        if content.is_empty() {
+            return;
+        }
+        // Point at the first non-blank character of the source text.
+        let range = text.range();
+        let raw = self.doc.input_text().get(range.clone()).unwrap_or_default();
+        let blank = raw.len() - raw.trim_start().len();
+        let excerpt: String = content.chars().take(30).collect();
+        let ellipsis = if excerpt.len() < content.len() { "..." } else { "" };
+        self.diag.error(
+            self.lines.pos(range.start + blank),
+            format!(
+                "unexpected text '{}{ellipsis}' in element '{}'",
+                excerpt.escape_debug(),
+                parent.tag_name().name()
+            ),
+        );
+    }
+
+    /// Refuse any child element of an element that has none.
+    fn leaf(&mut self, node: XmlNode<'a, 'input>) {
+        for child in self.element_children(node) {
+            self.unknown_element(child, node);
+        }
+    }
+
+    fn unknown_element(&mut self, child: XmlNode<'a, 'input>, parent: XmlNode<'a, 'input>) {
+        self.diag.error(
+            self.pos_of(child),
+            format!(
+                "unknown element '{}' in '{}'",
+                child.tag_name().name(),
+                parent.tag_name().name()
+            ),
+        );
+    }
+
+    fn check_attributes(&mut self, node: XmlNode<'a, 'input>, allowed: &[&str]) {
+        for attr in node.attributes() {
+            if !allowed.contains(&attr.name()) {
+                self.diag.error(
+                    self.lines.pos(attr.range().start),
+                    format!(
+                        "unknown attribute '{}' on element '{}'",
+                        attr.name(),
+                        node.tag_name().name()
+                    ),
+                );
+            }
+        }
+    }
+
+    // ---- attributes ----
+
+    fn attr(&self, node: XmlNode<'a, 'input>, name: &str) -> Option<Attr<'a>> {
+        let attr = node.attributes().find(|a| a.name() == name)?;
+        Some(Attr {
+            name: attr.name(),
+            element: node.tag_name().name(),
+            value: attr.value(),
+            pos: self.lines.pos(attr.range().start),
+        })
+    }
+
+    fn required(&mut self, node: XmlNode<'a, 'input>, name: &str) -> Option<Attr<'a>> {
+        let attr = self.attr(node, name);
+        if attr.is_none() {
+            self.diag.error(
+                self.pos_of(node),
+                format!(
+                    "missing required attribute '{name}' on element '{}'",
+                    node.tag_name().name()
+                ),
+            );
+        }
+        attr
+    }
+
+    /// Read a required attribute with `read`; `None` if it is missing or
+    /// invalid (both reported).
+    fn required_with<T>(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        name: &str,
+        read: impl FnOnce(&mut Self, Attr<'a>) -> Option<T>,
+    ) -> Option<T> {
+        let attr = self.required(node, name)?;
+        read(self, attr)
+    }
+
+    /// Read an optional attribute with `read`; `default` if it is absent or
+    /// invalid (reported).
+    fn optional<T>(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        name: &str,
+        default: T,
+        read: impl FnOnce(&mut Self, Attr<'a>) -> Option<T>,
+    ) -> T {
+        match self.attr(node, name) {
+            Some(attr) => read(self, attr).unwrap_or(default),
+            None => default,
+        }
+    }
+
+    /// Report that `attr` has a bad value; `expected` says what a good one
+    /// looks like.
+    fn invalid<T>(&mut self, attr: Attr<'a>, expected: impl Display) -> Option<T> {
+        self.diag.error(
+            attr.pos,
+            format!(
+                "invalid value '{}' for attribute '{}' on element '{}': expected {expected}",
+                attr.value.escape_debug(),
+                attr.name,
+                attr.element
+            ),
+        );
+        None
+    }
+
+    // ---- values ----
+
+    /// An integer of any size that fits in 64 bits.
+    fn int(&mut self, attr: Attr<'a>) -> Option<u64> {
+        match parse_int(attr.value) {
+            Ok(value) => Some(value),
+            Err(IntError::Syntax) => {
+                self.invalid(attr, "an integer (decimal, or hexadecimal with a 0x prefix)")
+            }
+            Err(IntError::TooLarge) => self.invalid(attr, "an integer that fits in 64 bits"),
+        }
+    }
+
+    /// An integer that `accept` accepts; anything else, malformed or
+    /// refused, is reported with `expected`.
+    fn int_where(
+        &mut self,
+        attr: Attr<'a>,
+        accept: impl FnOnce(u64) -> bool,
+        expected: impl Display,
+    ) -> Option<u64> {
+        match parse_int(attr.value) {
+            Ok(value) if accept(value) => Some(value),
+            _ => self.invalid(attr, expected),
+        }
+    }
+
+    /// An integer in `range`, as a `T` (which `range` must fit).
+    fn int_in<T: TryFrom<u64>>(
+        &mut self,
+        attr: Attr<'a>,
+        range: RangeInclusive<u64>,
+        expected: impl Display,
+    ) -> Option<T> {
+        let value = self.int_where(attr, |v| range.contains(&v), expected)?;
+        T::try_from(value).ok()
+    }
+
+    fn bool(&mut self, attr: Attr<'a>) -> Option<bool> {
+        parse_bool(attr.value).or_else(|| self.invalid(attr, "'true' or 'false'"))
+    }
+
+    fn non_empty(&mut self, attr: Attr<'a>, expected: &str) -> Option<String> {
+        if attr.value.is_empty() {
+            self.invalid(attr, expected)
+        } else {
+            Some(attr.value.to_string())
+        }
+    }
+
+    fn pd_name(&mut self, attr: Attr<'a>) -> Option<String> {
+        if (1..=bootspec::MAX_NAME).contains(&attr.value.len()) {
+            Some(attr.value.to_string())
+        } else {
+            self.invalid(attr, format_args!("a name of 1 to {} bytes", bootspec::MAX_NAME))
+        }
+    }
+
+    fn stack_size(&mut self, attr: Attr<'a>) -> Option<u64> {
+        let range = layout::MIN_STACK_SIZE..=layout::MAX_STACK_SIZE;
+        let expected = format!(
+            "a multiple of the page size {:#x} from {:#x} to {:#x}",
+            layout::PAGE_SIZE,
+            range.start(),
+            range.end()
+        );
+        let accept = |size| size % layout::PAGE_SIZE == 0 && range.contains(&size);
+        self.int_where(attr, accept, expected)
+    }
+
+    fn perms(&mut self, attr: Attr<'a>) -> Option<Perms> {
+        match Perms::parse(attr.value) {
+            Ok(perms) => Some(perms),
+            Err(why) => self.invalid(attr, why),
+        }
+    }
+
+    fn channel_id(&mut self, attr: Attr<'a>) -> Option<u8> {
+        self.int_in(attr, 0..=u64::from(MAX_ID), format_args!("a channel id from 0 to {MAX_ID}"))
+    }
+
+    fn irq_number(&mut self, attr: Attr<'a>) -> Option<u32> {
+        let expected = format!("a shared peripheral interrupt from {FIRST_SPI} to {MAX_IRQ}");
+        if parse_int(attr.value) == Ok(u64::from(TIMER_IRQ)) {
+            let expected = format!("{expected} ({TIMER_IRQ} is the kernel's timer)");
+            return self.invalid(attr, expected);
+        }
+        self.int_in(attr, u64::from(FIRST_SPI)..=u64::from(MAX_IRQ), expected)
+    }
+
+    fn trigger(&mut self, attr: Attr<'a>) -> Option<Trigger> {
+        match attr.value {
+            "level" => Some(Trigger::Level),
+            "edge" => Some(Trigger::Edge),
+            _ => self.invalid(attr, "'level' or 'edge'"),
+        }
+    }
+
+    fn page_size(&mut self, attr: Attr<'a>) -> Option<u64> {
+        let expected = "0x1000 (4 KiB) or 0x200000 (2 MiB)";
+        self.int_where(attr, |size| PAGE_SIZES.contains(&size), expected)
+    }
+
+    /// A region size: a non-zero multiple of the page size (if that is
+    /// valid; else any integer, the page size being reported already).
+    fn region_size(&mut self, attr: Attr<'a>, page_size: Option<u64>) -> Option<u64> {
+        match page_size {
+            Some(page) => self.int_where(
+                attr,
+                |size| size != 0 && size % page == 0,
+                format_args!("a non-zero multiple of the page size {page:#x}"),
+            ),
+            None => self.int(attr),
+        }
+    }
+
+    /// A physical address aligned to the page size (if that is valid).
+    fn phys_addr(&mut self, attr: Attr<'a>, page_size: Option<u64>) -> Option<u64> {
+        let addr = self.int(attr)?;
+        match page_size {
+            Some(page) if addr % page != 0 => {
+                self.invalid(attr, format_args!("an address aligned to the page size {page:#x}"))
+            }
+            _ => Some(addr),
+        }
+    }
+
+    // ---- positions ----
+
+    fn pos_of(&self, node: XmlNode<'a, 'input>) -> Pos {
+        self.lines.pos(node.range().start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(line: u32, col: u32) -> Pos {
+        Pos { line, col }
+    }
+
+    #[test]
+    fn line_index_counts_lines_and_characters() {
+        let lines = LineIndex::new("ab\n\u{e9}cd\n");
+        assert_eq!(lines.pos(0), pos(1, 1));
+        assert_eq!(lines.pos(2), pos(1, 3));
+        assert_eq!(lines.pos(3), pos(2, 1));
+        // 'é' is two bytes but one column.
+        assert_eq!(lines.pos(5), pos(2, 2));
+        assert_eq!(lines.end(), pos(3, 1));
+    }
+
+    #[test]
+    fn line_index_agrees_with_roxmltree() {
+        let xml = "<a>\n  <b x='1'/>\n\t<\u{e9}/>\n</a>";
+        let doc = Document::parse(xml).unwrap();
+        let lines = LineIndex::new(xml);
+        for offset in (0..=xml.len()).filter(|&i| xml.is_char_boundary(i)) {
+            let theirs = doc.text_pos_at(offset);
+            assert_eq!(lines.pos(offset), pos(theirs.row, theirs.col), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn truncated_file_points_at_its_end() {
+        let errors = read("f.xml", "<system>\n  <protection_domain name=").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.starts_with("malformed XML: "), "{}", errors[0].message);
+        assert_eq!(errors[0].pos(), pos(2, 27));
+    }
+
+    #[test]
+    fn syntax_error_message_has_no_position_inside() {
+        let errors = read("f.xml", "<system>\n</sys>").unwrap_err();
+        assert_eq!(errors[0].message, "malformed XML: expected 'system' tag, not 'sys'");
+        assert_eq!(errors[0].pos(), pos(2, 1));
+    }
+
+    #[test]
+    fn dtd_is_refused() {
+        let errors = read("f.xml", "<!DOCTYPE system []><system/>").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("DTD"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn omitted_attributes_take_the_microkit_defaults() {
+        let xml = r#"<system>
+            <memory_region name="m" size="0x1000"/>
+            <protection_domain name="a"><program_image path="a.elf"/>
+                <map mr="m" vaddr="0x100000"/><irq irq="33" id="1"/></protection_domain>
+            <protection_domain name="b"><program_image path="b.elf"/></protection_domain>
+            <channel><end pd="a" id="0"/><end pd="b" id="0"/></channel>
+        </system>"#;
+        let sd = read("f.xml", xml).unwrap();
+        let a = &sd.protection_domains[0];
+        assert_eq!(a.priority, 0);
+        assert_eq!((a.budget, a.period), (1000, 1000));
+        assert_eq!(a.stack_size, layout::DEFAULT_STACK_SIZE);
+        assert!(!a.passive && !a.can_power_off);
+        assert_eq!((a.parent, a.child_id), (None, None));
+        let map = &a.maps[0];
+        assert_eq!((map.perms, map.cached, &map.setvar_vaddr), (Perms::READ_WRITE, true, &None));
+        assert_eq!(a.irqs[0].trigger, Trigger::Level);
+        assert_eq!(sd.memory_regions[0].page_size, 0x1000);
+        assert_eq!(sd.memory_regions[0].phys_addr, None);
+        let end = &sd.channels[0].ends[0];
+        assert!(!end.pp && end.notify);
+    }
+
+    #[test]
+    fn period_defaults_to_the_budget() {
+        let xml = r#"<system><protection_domain name="a" budget="250">
+            <program_image path="a.elf"/></protection_domain></system>"#;
+        let pd = &read("f.xml", xml).unwrap().protection_domains[0];
+        assert_eq!((pd.budget, pd.period), (250, 250));
+    }
+
+    #[test]
+    fn every_reading_error_is_reported_in_source_order() {
+        let xml = r#"<system>
+<protection_domain name="a" priority="high" colour="red">
+<program_image/>
+<irq irq="33" id="99"/>
+</protection_domain>
+<channel><end pd="nobody" id="0"/><end pd="a" id="1"/></channel>
+</system>"#;
+        let errors = read("f.xml", xml).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.line, e.col, e.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (2, 29, "invalid value 'high' for attribute 'priority' on element 'protection_domain': \
+                         expected a priority from 0 to 254"),
+                (2, 45, "unknown attribute 'colour' on element 'protection_domain'"),
+                (3, 1, "missing required attribute 'path' on element 'program_image'"),
+                (4, 15, "invalid value '99' for attribute 'id' on element 'irq': \
+                         expected a channel id from 0 to 61"),
+                (6, 15, "channel end names unknown protection domain 'nobody'"),
+            ]
+        );
+    }
+
+    #[test]
+    fn validation_waits_until_reading_succeeds() {
+        // A duplicate name (a validation rule) next to a bad value: only the
+        // reading error is reported.
+        let xml = r#"<system>
+<protection_domain name="a" passive="maybe"><program_image path="a.elf"/></protection_domain>
+<protection_domain name="a"><program_image path="a.elf"/></protection_domain>
+</system>"#;
+        let errors = crate::parse("f.xml", xml).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("'passive'"));
+    }
+
+    #[test]
+    fn values_with_underscores_and_hex_are_read() {
+        let xml = r#"<system><memory_region name="m" size="0x20_0000" page_size="0x20_0000" phys_addr="1_073_741_824"/>
+            <protection_domain name="a" stack_size="0x1_0000"><program_image path="a.elf"/></protection_domain></system>"#;
+        let sd = read("f.xml", xml).unwrap();
+        assert_eq!(sd.memory_regions[0].size, 0x20_0000);
+        assert_eq!(sd.memory_regions[0].phys_addr, Some(0x4000_0000));
+        assert_eq!(sd.protection_domains[0].stack_size, 0x1_0000);
+    }
+
+    #[test]
+    fn unknown_element_inside_a_leaf_element_is_reported() {
+        let xml = r#"<system><protection_domain name="a"><program_image path="a.elf"><x/></program_image>
+            </protection_domain></system>"#;
+        let errors = read("f.xml", xml).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "unknown element 'x' in 'program_image'");
+    }
+
+    #[test]
+    fn comments_and_whitespace_are_ignored() {
+        let xml = "<!-- c --><system> <!-- c -->\n<protection_domain name='a'><!-- c -->\
+                   <program_image path='a.elf'/></protection_domain></system>";
+        let sd = read("f.xml", xml).unwrap();
+        assert_eq!(sd.protection_domains.len(), 1);
+    }
+}

@@ -1,0 +1,592 @@
+//! Validation: the rules that relate elements to each other, checked on a
+//! model whose names all resolve.
+//!
+//! Each rule is one function in [`CHECKS`]; all of them run, so every
+//! violation is reported. An error points at the element that breaks the
+//! rule (for a duplicate: the later one in the file) and names the entities
+//! involved.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::Hash;
+use std::ops::Range;
+
+use abi::layout;
+
+use crate::error::{Diagnostics, Error};
+use crate::model::*;
+
+type Check = fn(&SystemDescription, &mut Diagnostics);
+
+/// Every rule, in the order they are checked.
+const CHECKS: &[Check] = &[
+    pd_count_within_limit,
+    pd_names_unique,
+    region_names_unique,
+    child_ids_unique,
+    maps_aligned_to_page_size,
+    maps_inside_user_space,
+    maps_clear_of_stack_and_ipc_buffer,
+    maps_do_not_overlap,
+    setvar_symbols_unique,
+    physical_ranges_fit,
+    physical_ranges_do_not_overlap,
+    channels_join_two_pds,
+    ppc_in_one_direction,
+    ppc_to_higher_priority,
+    ids_unique_per_pd,
+    irqs_unique,
+];
+
+/// Check every rule on `sd`; `Err` holds every violation in source order.
+pub(crate) fn validate(sd: &SystemDescription) -> Result<(), Vec<Error>> {
+    let mut diag = Diagnostics::new(&sd.file);
+    for check in CHECKS {
+        check(sd, &mut diag);
+    }
+    diag.finish(())
+}
+
+fn pd_count_within_limit(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let count = sd.protection_domains.len();
+    if let Some(first_too_many) = sd.protection_domains.get(abi::MAX_PDS) {
+        diag.error(
+            first_too_many.pos,
+            format!(
+                "too many protection domains: {count} declared, at most {} are supported",
+                abi::MAX_PDS
+            ),
+        );
+    }
+}
+
+fn pd_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.protection_domains.iter().map(|pd| (pd.name.as_str(), pd.pos, ()));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!(
+                "duplicate protection domain name '{}' (first declared at line {})",
+                dup.0, first.1.line
+            ),
+        );
+    });
+}
+
+fn region_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.memory_regions.iter().map(|mr| (mr.name.as_str(), mr.pos, ()));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!(
+                "duplicate memory region name '{}' (first declared at line {})",
+                dup.0, first.1.line
+            ),
+        );
+    });
+}
+
+fn child_ids_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.protection_domains.iter().filter_map(|pd| {
+        Some(((pd.parent?, pd.child_id?), pd.pos, pd.name.as_str()))
+    });
+    for_each_duplicate(uses.collect(), |first, dup| {
+        let ((parent, id), name) = (dup.0, dup.2);
+        let parent = &sd.protection_domains[parent].name;
+        diag.error(
+            dup.1,
+            format!(
+                "child id {id} of protection domain '{parent}' is used twice: by '{}' (line {}) \
+                 and by '{name}'",
+                first.2, first.1.line
+            ),
+        );
+    });
+}
+
+/// Every map whose region exists (reading made sure all do), with its PD
+/// and region.
+fn maps(sd: &SystemDescription) -> impl Iterator<Item = (&ProtectionDomain, &Map, &MemoryRegion)> {
+    sd.protection_domains.iter().flat_map(move |pd| {
+        pd.maps.iter().filter_map(move |map| Some((pd, map, sd.memory_region(&map.mr)?)))
+    })
+}
+
+fn maps_aligned_to_page_size(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for (pd, map, mr) in maps(sd) {
+        if map.vaddr % mr.page_size != 0 {
+            diag.error(
+                map.pos,
+                format!(
+                    "map of '{}' in protection domain '{}': vaddr {:#x} is not aligned to the \
+                     region's page size {:#x}",
+                    map.mr, pd.name, map.vaddr, mr.page_size
+                ),
+            );
+        }
+    }
+}
+
+fn maps_inside_user_space(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for (pd, map, mr) in maps(sd) {
+        if !map.range(mr).is_some_and(|range| range.end <= layout::USER_TOP) {
+            diag.error(
+                map.pos,
+                format!(
+                    "map of '{}' in protection domain '{}' does not fit in user space: vaddr {:#x} \
+                     + size {:#x} goes past the end of user space at {:#x}",
+                    map.mr, pd.name, map.vaddr, mr.size, layout::USER_TOP
+                ),
+            );
+        }
+    }
+}
+
+/// The parts of every address space that the kernel sets up: the stack,
+/// the unmapped guard page above it, and the IPC buffer page.
+fn fixed_areas(pd: &ProtectionDomain) -> [(&'static str, Range<u64>); 3] {
+    let stack_bottom = layout::STACK_TOP.saturating_sub(pd.stack_size);
+    [
+        ("stack", stack_bottom..layout::STACK_TOP),
+        ("stack guard page", layout::STACK_TOP..layout::IPC_BUFFER),
+        ("IPC buffer page", layout::IPC_BUFFER..layout::IPC_BUFFER + layout::PAGE_SIZE),
+    ]
+}
+
+fn maps_clear_of_stack_and_ipc_buffer(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for (pd, map, mr) in maps(sd) {
+        let Some(range) = map.range(mr) else { continue };
+        let hit = fixed_areas(pd).into_iter().find(|(_, area)| overlaps(&range, area));
+        if let Some((what, area)) = hit {
+            diag.error(
+                map.pos,
+                format!(
+                    "map of '{}' in protection domain '{}' at {} overlaps the {what} at {}: \
+                     choose another vaddr",
+                    map.mr,
+                    pd.name,
+                    hex_range(&range),
+                    hex_range(&area)
+                ),
+            );
+        }
+    }
+}
+
+fn maps_do_not_overlap(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for pd in &sd.protection_domains {
+        let spans = pd.maps.iter().filter_map(|map| {
+            let range = map.range(sd.memory_region(&map.mr)?)?;
+            Some((range, map.pos, map.mr.as_str()))
+        });
+        for_each_overlap(spans.collect(), |earlier, later| {
+            diag.error(
+                later.1,
+                format!(
+                    "map of '{}' at {} overlaps map of '{}' at {} in protection domain '{}'",
+                    later.2,
+                    hex_range(&later.0),
+                    earlier.2,
+                    hex_range(&earlier.0),
+                    pd.name
+                ),
+            );
+        });
+    }
+}
+
+fn setvar_symbols_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for pd in &sd.protection_domains {
+        let from_maps =
+            pd.maps.iter().filter_map(|map| Some((map.setvar_vaddr.as_deref()?, map.pos, ())));
+        let from_setvars = pd.setvars.iter().map(|setvar| (setvar.symbol.as_str(), setvar.pos, ()));
+        for_each_duplicate(from_maps.chain(from_setvars).collect(), |first, dup| {
+            diag.error(
+                dup.1,
+                format!(
+                    "symbol '{}' is set twice in protection domain '{}' (first at line {}): \
+                     each symbol can be patched once",
+                    dup.0, pd.name, first.1.line
+                ),
+            );
+        });
+    }
+}
+
+fn physical_ranges_fit(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for mr in &sd.memory_regions {
+        if let (Some(addr), None) = (mr.phys_addr, mr.phys_range()) {
+            diag.error(
+                mr.pos,
+                format!(
+                    "memory region '{}': phys_addr {addr:#x} + size {:#x} goes past the end of \
+                     the 64-bit address space",
+                    mr.name, mr.size
+                ),
+            );
+        }
+    }
+}
+
+fn physical_ranges_do_not_overlap(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let spans = sd
+        .memory_regions
+        .iter()
+        .filter_map(|mr| Some((mr.phys_range()?, mr.pos, mr.name.as_str())));
+    for_each_overlap(spans.collect(), |earlier, later| {
+        diag.error(
+            later.1,
+            format!(
+                "memory region '{}' at physical {} overlaps memory region '{}' at {}",
+                later.2,
+                hex_range(&later.0),
+                earlier.2,
+                hex_range(&earlier.0)
+            ),
+        );
+    });
+}
+
+fn channels_join_two_pds(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for ch in &sd.channels {
+        let [a, b] = &ch.ends;
+        if a.pd == b.pd {
+            diag.error(
+                ch.pos,
+                format!(
+                    "channel connects protection domain '{}' to itself: its ends must name two \
+                     different protection domains",
+                    sd.protection_domains[a.pd].name
+                ),
+            );
+        }
+    }
+}
+
+fn ppc_in_one_direction(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for ch in &sd.channels {
+        let [a, b] = &ch.ends;
+        if a.pp && b.pp {
+            diag.error(
+                ch.pos,
+                format!(
+                    "PPC in both directions between '{}' and '{}': set pp=\"true\" only on the \
+                     caller's end",
+                    sd.protection_domains[a.pd].name, sd.protection_domains[b.pd].name
+                ),
+            );
+        }
+    }
+}
+
+fn ppc_to_higher_priority(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for ch in &sd.channels {
+        let Some((caller, callee)) = ch.ppc_caller_callee() else { continue };
+        let (caller, callee) =
+            (&sd.protection_domains[caller.pd], &sd.protection_domains[callee.pd]);
+        if callee.priority <= caller.priority {
+            diag.error(
+                ch.pos,
+                format!(
+                    "PPC from '{}' (priority {}) to '{}' (priority {}): the callee's priority \
+                     must be strictly higher than the caller's",
+                    caller.name, caller.priority, callee.name, callee.priority
+                ),
+            );
+        }
+    }
+}
+
+/// Channel ids and irq ids share one space per protection domain.
+fn ids_unique_per_pd(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let mut uses = Vec::new();
+    for (index, pd) in sd.protection_domains.iter().enumerate() {
+        for irq in &pd.irqs {
+            uses.push(((index, irq.id), irq.pos, format!("irq {}", irq.irq)));
+        }
+    }
+    for ch in &sd.channels {
+        for (end, other) in [(&ch.ends[0], &ch.ends[1]), (&ch.ends[1], &ch.ends[0])] {
+            let peer = &sd.protection_domains[other.pd].name;
+            uses.push(((end.pd, end.id), end.pos, format!("the channel to '{peer}'")));
+        }
+    }
+    for_each_duplicate(uses, |first, dup| {
+        let (pd, id) = dup.0;
+        diag.error(
+            dup.1,
+            format!(
+                "protection domain '{}' uses id {id} twice: for {} (line {}) and for {}: channel \
+                 and irq ids must be unique within a protection domain",
+                sd.protection_domains[pd].name, first.2, first.1.line, dup.2
+            ),
+        );
+    });
+}
+
+fn irqs_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd
+        .protection_domains
+        .iter()
+        .flat_map(|pd| pd.irqs.iter().map(move |irq| (irq.irq, irq.pos, pd.name.as_str())));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!(
+                "irq {} is bound twice: to '{}' (line {}) and to '{}': an interrupt goes to one \
+                 protection domain only",
+                dup.0, first.2, first.1.line, dup.2
+            ),
+        );
+    });
+}
+
+// ---- helpers ----
+
+/// Call `report(first, duplicate)` for every use whose key an earlier use
+/// (in source order) already has. A use is `(key, position, detail)`.
+fn for_each_duplicate<K: Eq + Hash, T>(
+    mut uses: Vec<(K, Pos, T)>,
+    mut report: impl FnMut(&(K, Pos, T), &(K, Pos, T)),
+) {
+    uses.sort_by_key(|u| u.1);
+    let mut first_use: HashMap<&K, usize> = HashMap::new();
+    for (index, u) in uses.iter().enumerate() {
+        match first_use.entry(&u.0) {
+            Entry::Occupied(first) => report(&uses[*first.get()], u),
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+        }
+    }
+}
+
+/// Call `report(earlier, later)` (in source order) for overlapping spans.
+/// A span is `(range, position, name)`; every span that overlaps one
+/// starting before it is reported once.
+fn for_each_overlap<'s>(
+    mut spans: Vec<(Range<u64>, Pos, &'s str)>,
+    mut report: impl FnMut(&(Range<u64>, Pos, &'s str), &(Range<u64>, Pos, &'s str)),
+) {
+    spans.sort_by_key(|s| (s.0.start, s.1));
+    // The span that reaches furthest among those seen so far.
+    let mut furthest: Option<usize> = None;
+    for index in 0..spans.len() {
+        if let Some(f) = furthest {
+            if overlaps(&spans[f].0, &spans[index].0) {
+                let (earlier, later) =
+                    if spans[f].1 < spans[index].1 { (f, index) } else { (index, f) };
+                report(&spans[earlier], &spans[later]);
+            }
+        }
+        if furthest.is_none_or(|f| spans[index].0.end > spans[f].0.end) {
+            furthest = Some(index);
+        }
+    }
+}
+
+fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+fn hex_range(r: &Range<u64>) -> String {
+    format!("[{:#x}..{:#x})", r.start, r.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse, Error, SystemDescription};
+
+    /// A PD element with a program image and `body` inside.
+    fn pd(name: &str, attrs: &str, body: &str) -> String {
+        format!(
+            "<protection_domain name=\"{name}\" {attrs}><program_image path=\"{name}.elf\"/>{body}</protection_domain>\n"
+        )
+    }
+
+    fn channel(a: &str, b: &str) -> String {
+        format!("<channel>{a}{b}</channel>\n")
+    }
+
+    fn check(body: &str) -> Result<SystemDescription, Vec<Error>> {
+        parse("t.xml", &format!("<system>\n{body}</system>"))
+    }
+
+    fn messages(body: &str) -> Vec<String> {
+        match check(body) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    fn assert_valid(body: &str) {
+        let errors = messages(body);
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    #[test]
+    fn ppc_to_lower_priority_is_rejected() {
+        let body = pd("a", "priority=\"2\"", "")
+            + &pd("b", "priority=\"1\"", "")
+            + &channel(r#"<end pd="a" id="0" pp="true"/>"#, r#"<end pd="b" id="0"/>"#);
+        assert_eq!(
+            messages(&body),
+            ["PPC from 'a' (priority 2) to 'b' (priority 1): the callee's priority must be \
+              strictly higher than the caller's"]
+        );
+    }
+
+    #[test]
+    fn ppc_to_higher_priority_is_accepted() {
+        let body = pd("a", "priority=\"1\"", "")
+            + &pd("b", "priority=\"2\" passive=\"true\"", "")
+            + &channel(r#"<end pd="a" id="0" pp="true"/>"#, r#"<end pd="b" id="0"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn ppc_in_both_directions_is_rejected() {
+        let body = pd("a", "priority=\"1\"", "")
+            + &pd("b", "priority=\"2\"", "")
+            + &channel(r#"<end pd="a" id="0" pp="true"/>"#, r#"<end pd="b" id="0" pp="true"/>"#);
+        let errors = messages(&body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("PPC in both directions between 'a' and 'b'"));
+    }
+
+    #[test]
+    fn irq_and_channel_ids_share_one_space_per_pd() {
+        let body = pd("a", "", r#"<irq irq="40" id="7"/>"#)
+            + &pd("b", "", "")
+            + &channel(r#"<end pd="a" id="7"/>"#, r#"<end pd="b" id="7"/>"#);
+        assert_eq!(
+            messages(&body),
+            ["protection domain 'a' uses id 7 twice: for irq 40 (line 2) and for the channel to \
+              'b': channel and irq ids must be unique within a protection domain"]
+        );
+    }
+
+    #[test]
+    fn one_id_in_different_pds_is_fine() {
+        let body = pd("a", "", r#"<irq irq="40" id="0"/>"#)
+            + &pd("b", "", r#"<irq irq="41" id="0"/>"#)
+            + &channel(r#"<end pd="a" id="1"/>"#, r#"<end pd="b" id="1"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn two_channels_between_the_same_pds_need_different_ids() {
+        let ends = (r#"<end pd="a" id="1"/>"#, r#"<end pd="b" id="2"/>"#);
+        let body = pd("a", "", "")
+            + &pd("b", "", "")
+            + &channel(ends.0, ends.1)
+            + &channel(ends.0, ends.1);
+        assert_eq!(messages(&body).len(), 2, "one error for each PD's reused id");
+    }
+
+    #[test]
+    fn every_overlapping_map_is_reported() {
+        let body = r#"<memory_region name="big" size="0x10000"/>
+<memory_region name="x" size="0x1000"/>
+<memory_region name="y" size="0x1000"/>
+"#
+        .to_string()
+            + &pd(
+                "a",
+                "",
+                r#"<map mr="big" vaddr="0x100000"/><map mr="x" vaddr="0x101000"/><map mr="y" vaddr="0x108000"/>"#,
+            );
+        let errors = messages(&body);
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("map of 'x' at [0x101000..0x102000) overlaps map of 'big'"));
+        assert!(errors[1].starts_with("map of 'y' at [0x108000..0x109000) overlaps map of 'big'"));
+    }
+
+    #[test]
+    fn adjacent_maps_do_not_overlap() {
+        let body = r#"<memory_region name="x" size="0x2000"/>"#.to_string()
+            + &pd("a", "", r#"<map mr="x" vaddr="0x100000"/><map mr="x" vaddr="0x102000" perms="r"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn map_may_end_where_the_stack_begins() {
+        // Default stack: 0x4000 bytes below STACK_TOP = 0x10_0000_0000.
+        let body = r#"<memory_region name="x" size="0x1000"/>"#.to_string()
+            + &pd("a", "", r#"<map mr="x" vaddr="0xf_ffff_b000"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn a_larger_stack_reaches_further_down() {
+        let body = r#"<memory_region name="x" size="0x1000"/>"#.to_string()
+            + &pd("a", "stack_size=\"0x8000\"", r#"<map mr="x" vaddr="0xf_ffff_b000"/>"#);
+        let errors = messages(&body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let stack = "overlaps the stack at [0xfffff8000..0x1000000000)";
+        assert!(errors[0].contains(stack), "{}", errors[0]);
+    }
+
+    #[test]
+    fn child_ids_are_scoped_to_their_parent() {
+        let body = pd("p", "", &pd("c1", "id=\"0\"", ""))
+            + &pd("q", "", &pd("c2", "id=\"0\"", &pd("c3", "id=\"0\"", "")));
+        let sd = check(&body).unwrap();
+        let parents: Vec<_> = sd.protection_domains.iter().map(|pd| pd.parent).collect();
+        assert_eq!(parents, [None, Some(0), None, Some(2), Some(3)]);
+    }
+
+    #[test]
+    fn sixty_three_pds_are_accepted_and_sixty_four_are_not() {
+        let pds: String = (0..abi::MAX_PDS).map(|i| pd(&format!("p{i}"), "", "")).collect();
+        assert_valid(&pds);
+        let errors = messages(&(pds + &pd("last", "", "")));
+        assert_eq!(errors, ["too many protection domains: 64 declared, at most 63 are supported"]);
+    }
+
+    #[test]
+    fn setvar_and_setvar_vaddr_share_symbols() {
+        let body = r#"<memory_region name="x" size="0x1000"/>"#.to_string()
+            + &pd(
+                "a",
+                "",
+                r#"<map mr="x" vaddr="0x100000" setvar_vaddr="sym"/><setvar symbol="sym" region_paddr="x"/>"#,
+            );
+        let errors = messages(&body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("symbol 'sym' is set twice in protection domain 'a'"));
+    }
+
+    #[test]
+    fn the_same_symbol_in_two_pds_is_fine() {
+        let body = r#"<memory_region name="x" size="0x1000"/>"#.to_string()
+            + &pd("a", "", r#"<setvar symbol="sym" region_paddr="x"/>"#)
+            + &pd("b", "", r#"<setvar symbol="sym" region_paddr="x"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn all_violations_are_reported_in_source_order() {
+        let body = pd("a", "", r#"<irq irq="33" id="0"/>"#)
+            + &pd("a", "", r#"<irq irq="33" id="0"/>"#)
+            + &channel(r#"<end pd="a" id="1"/>"#, r#"<end pd="a" id="2"/>"#);
+        let errors = check(&body).unwrap_err();
+        let found: Vec<_> =
+            errors.iter().map(|e| (e.line, e.message.split(':').next().unwrap())).collect();
+        assert_eq!(
+            found,
+            [
+                (3, "duplicate protection domain name 'a' (first declared at line 2)"),
+                (3, "irq 33 is bound twice"),
+                (4, "channel connects protection domain 'a' to itself"),
+            ]
+        );
+    }
+
+    #[test]
+    fn mmio_regions_may_be_shared_by_two_maps() {
+        let body = r#"<memory_region name="dev" size="0x1000" phys_addr="0xa000000"/>"#.to_string()
+            + &pd("a", "", r#"<map mr="dev" vaddr="0x100000" cached="false"/>"#)
+            + &pd("b", "", r#"<map mr="dev" vaddr="0x200000" perms="r" cached="false"/>"#);
+        assert_valid(&body);
+    }
+}

@@ -1,0 +1,196 @@
+//! A full valid system parses to exactly the model it describes.
+
+use std::path::Path;
+
+use sdf::*;
+
+const FILE: &str = "tests/fixtures/valid.xml";
+
+fn pos(line: u32, col: u32) -> Pos {
+    Pos { line, col }
+}
+
+/// A protection domain with the defaults of everything optional.
+fn pd(name: &str, line: u32, col: u32, image: &str) -> ProtectionDomain {
+    ProtectionDomain {
+        name: name.to_string(),
+        pos: pos(line, col),
+        priority: 0,
+        passive: false,
+        stack_size: abi::layout::DEFAULT_STACK_SIZE,
+        budget: 1000,
+        period: 1000,
+        can_power_off: false,
+        program_image: image.to_string(),
+        program_image_pos: pos(line + 1, col + 4),
+        maps: vec![],
+        irqs: vec![],
+        setvars: vec![],
+        parent: None,
+        child_id: None,
+    }
+}
+
+fn map(mr: &str, vaddr: u64, perms: Perms, line: u32) -> Map {
+    Map { mr: mr.to_string(), vaddr, perms, cached: true, setvar_vaddr: None, pos: pos(line, 9) }
+}
+
+fn end(pd: usize, id: u8, line: u32) -> ChannelEnd {
+    ChannelEnd { pd, id, pp: false, notify: true, pos: pos(line, 9) }
+}
+
+fn expected() -> SystemDescription {
+    let driver = ProtectionDomain {
+        priority: 200,
+        passive: true,
+        stack_size: 0x2000,
+        budget: 500,
+        period: 2000,
+        maps: vec![
+            Map {
+                cached: false,
+                setvar_vaddr: Some("uart_base".into()),
+                ..map("uart", 0x200_0000, Perms::READ_WRITE, 11)
+            },
+            Map {
+                setvar_vaddr: Some("dma_vaddr".into()),
+                ..map("dma", 0x4000_0000, Perms::READ_WRITE, 12)
+            },
+        ],
+        setvars: vec![SetVar {
+            symbol: "dma_paddr".into(),
+            region_paddr: "dma".into(),
+            pos: pos(13, 9),
+        }],
+        irqs: vec![
+            Irq { irq: 33, id: 0, trigger: Trigger::Level, pos: pos(14, 9) },
+            Irq { irq: 79, id: 1, trigger: Trigger::Edge, pos: pos(15, 9) },
+        ],
+        ..pd("driver", 9, 5, "build/driver.elf")
+    };
+    let server = ProtectionDomain {
+        priority: 100,
+        can_power_off: true,
+        maps: vec![map("shared", 0x300_0000, Perms::READ, 20)],
+        ..pd("server", 18, 5, "build/server.elf")
+    };
+    let worker = ProtectionDomain {
+        priority: 50,
+        parent: Some(1),
+        child_id: Some(0),
+        ..pd("worker", 21, 9, "build/worker.elf")
+    };
+    let helper = ProtectionDomain {
+        priority: 40,
+        budget: 100,
+        period: 100,
+        parent: Some(2),
+        child_id: Some(3),
+        ..pd("helper", 23, 13, "build/helper.elf")
+    };
+    let sidecar = ProtectionDomain {
+        parent: Some(1),
+        child_id: Some(1),
+        maps: vec![Map { pos: pos(29, 13), ..map("shared", 0x10000, Perms::READ_EXECUTE, 29) }],
+        ..pd("sidecar", 27, 9, "build/sidecar.elf")
+    };
+    let client = ProtectionDomain {
+        maps: vec![map("shared", 0x300_0000, Perms::READ_WRITE, 35)],
+        ..pd("client", 33, 5, "build/client.elf")
+    };
+
+    SystemDescription {
+        file: FILE.to_string(),
+        protection_domains: vec![driver, server, worker, helper, sidecar, client],
+        memory_regions: vec![
+            MemoryRegion {
+                name: "uart".into(),
+                size: 0x1000,
+                page_size: 0x1000,
+                phys_addr: Some(0x900_0000),
+                pos: pos(5, 5),
+            },
+            MemoryRegion {
+                name: "dma".into(),
+                size: 0x20_0000,
+                page_size: 0x20_0000,
+                phys_addr: Some(0x5000_0000),
+                pos: pos(6, 5),
+            },
+            MemoryRegion {
+                name: "shared".into(),
+                size: 0x4000,
+                page_size: 0x1000,
+                phys_addr: None,
+                pos: pos(7, 5),
+            },
+        ],
+        channels: vec![
+            Channel {
+                ends: [
+                    ChannelEnd { pp: true, ..end(1, 0, 39) },
+                    ChannelEnd { notify: false, ..end(0, 2, 40) },
+                ],
+                pos: pos(38, 5),
+            },
+            Channel {
+                ends: [ChannelEnd { pp: true, ..end(5, 5, 43) }, end(1, 1, 44)],
+                pos: pos(42, 5),
+            },
+            Channel { ends: [end(2, 0, 47), end(5, 61, 48)], pos: pos(46, 5) },
+        ],
+    }
+}
+
+fn fixture() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(FILE)).unwrap()
+}
+
+#[test]
+fn full_system_parses_to_the_expected_model() {
+    let sd = sdf::parse(FILE, &fixture()).unwrap_or_else(|errors| {
+        panic!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    });
+    let expected = expected();
+    // Compare piece by piece first, for readable failures.
+    for (got, want) in sd.protection_domains.iter().zip(&expected.protection_domains) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(sd.memory_regions, expected.memory_regions);
+    assert_eq!(sd.channels, expected.channels);
+    assert_eq!(sd, expected);
+}
+
+#[test]
+fn parse_file_reads_the_fixture() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FILE);
+    let sd = sdf::parse_file(&path).unwrap();
+    assert_eq!(sd.file, path.display().to_string());
+    assert_eq!(sd.protection_domains.len(), 6);
+}
+
+#[test]
+fn unreadable_file_is_one_error_at_line_zero() {
+    let path = Path::new("/nonexistent/system.xml");
+    let errors = sdf::parse_file(path).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].line, errors[0].col), (0, 0));
+    assert!(errors[0].message.contains("/nonexistent/system.xml"), "{}", errors[0]);
+    assert!(errors[0].message.contains("No such file"), "{}", errors[0]);
+}
+
+#[test]
+fn lookup_helpers_find_entities_by_name() {
+    let sd = sdf::parse(FILE, &fixture()).unwrap();
+    let (index, worker) = sd.pd("worker").unwrap();
+    assert_eq!((index, worker.child_id), (2, Some(0)));
+    assert!(sd.pd("nobody").is_none());
+    assert_eq!(sd.memory_region("dma").unwrap().page_size, 0x20_0000);
+    let children: Vec<_> = sd.children(1).map(|(_, pd)| pd.name.as_str()).collect();
+    assert_eq!(children, ["worker", "sidecar"]);
+    let server_peers: Vec<_> =
+        sd.channels_of(1).map(|(own, other)| (own.id, other.pd)).collect();
+    assert_eq!(server_peers, [(0, 0), (1, 5)]);
+    let (caller, callee) = sd.channels[0].ppc_caller_callee().unwrap();
+    assert_eq!((caller.pd, callee.pd), (1, 0));
+}

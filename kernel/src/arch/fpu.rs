@@ -1,0 +1,112 @@
+//! Lazy FP/SIMD switching. A PD's FP registers stay in the CPU until another
+//! PD uses FP: EL0 FP instructions trap unless the running PD owns the unit,
+//! and the trap saves the owner's registers and loads the new PD's.
+//! The kernel itself is built without FP (soft-float), so it never touches
+//! these registers.
+
+use crate::pd::{FpState, PdId};
+use crate::system::Kernel;
+
+const FPEN_EL0_TRAPS: u64 = 0b01 << 20;
+const FPEN_NO_TRAPS: u64 = 0b11 << 20;
+
+static mut CPACR: u64 = 0;
+
+fn set_cpacr(v: u64) {
+    // SAFETY: single core, kernel entries run with interrupts masked; the
+    // cached value only avoids redundant writes. `eret` synchronises the
+    // change before EL0 runs.
+    unsafe {
+        if core::ptr::addr_of!(CPACR).read() != v {
+            core::ptr::addr_of_mut!(CPACR).write(v);
+            core::arch::asm!("msr cpacr_el1, {}", in(reg) v);
+        }
+    }
+}
+
+pub fn init() {
+    set_cpacr(FPEN_EL0_TRAPS);
+}
+
+/// Before running `pd`: let it use FP freely only if its registers are live.
+pub fn prepare(k: &Kernel, pd: PdId) {
+    set_cpacr(if k.fp_owner == Some(pd) { FPEN_NO_TRAPS } else { FPEN_EL0_TRAPS });
+}
+
+/// `pd` trapped on an FP instruction: give it the FP unit.
+pub fn take(k: &mut Kernel, pd: PdId) {
+    set_cpacr(FPEN_NO_TRAPS);
+    // The trap is synchronous to EL1 FP access too; make the enable visible.
+    // SAFETY: barrier only.
+    unsafe { core::arch::asm!("isb") };
+    if let Some(owner) = k.fp_owner {
+        save(&mut k.pds[owner].fp);
+    }
+    load(&k.pds[pd].fp);
+    k.fp_owner = Some(pd);
+}
+
+fn save(s: &mut FpState) {
+    // SAFETY: stores the 32 Q registers, FPCR and FPSR into `s`, which is
+    // 16-byte aligned and exactly that size.
+    unsafe {
+        core::arch::asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "stp q0, q1, [{p}, #0]",
+            "stp q2, q3, [{p}, #32]",
+            "stp q4, q5, [{p}, #64]",
+            "stp q6, q7, [{p}, #96]",
+            "stp q8, q9, [{p}, #128]",
+            "stp q10, q11, [{p}, #160]",
+            "stp q12, q13, [{p}, #192]",
+            "stp q14, q15, [{p}, #224]",
+            "stp q16, q17, [{p}, #256]",
+            "stp q18, q19, [{p}, #288]",
+            "stp q20, q21, [{p}, #320]",
+            "stp q22, q23, [{p}, #352]",
+            "stp q24, q25, [{p}, #384]",
+            "stp q26, q27, [{p}, #416]",
+            "stp q28, q29, [{p}, #448]",
+            "stp q30, q31, [{p}, #480]",
+            "mrs {t}, fpcr",
+            "str {t}, [{p}, #512]",
+            "mrs {t}, fpsr",
+            "str {t}, [{p}, #520]",
+            p = in(reg) s as *mut FpState,
+            t = out(reg) _,
+        );
+    }
+}
+
+fn load(s: &FpState) {
+    // SAFETY: the mirror of `save`.
+    unsafe {
+        core::arch::asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "ldp q0, q1, [{p}, #0]",
+            "ldp q2, q3, [{p}, #32]",
+            "ldp q4, q5, [{p}, #64]",
+            "ldp q6, q7, [{p}, #96]",
+            "ldp q8, q9, [{p}, #128]",
+            "ldp q10, q11, [{p}, #160]",
+            "ldp q12, q13, [{p}, #192]",
+            "ldp q14, q15, [{p}, #224]",
+            "ldp q16, q17, [{p}, #256]",
+            "ldp q18, q19, [{p}, #288]",
+            "ldp q20, q21, [{p}, #320]",
+            "ldp q22, q23, [{p}, #352]",
+            "ldp q24, q25, [{p}, #384]",
+            "ldp q26, q27, [{p}, #416]",
+            "ldp q28, q29, [{p}, #448]",
+            "ldp q30, q31, [{p}, #480]",
+            "ldr {t}, [{p}, #512]",
+            "msr fpcr, {t}",
+            "ldr {t}, [{p}, #520]",
+            "msr fpsr, {t}",
+            p = in(reg) s as *const FpState,
+            t = out(reg) _,
+        );
+    }
+}

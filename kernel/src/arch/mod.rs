@@ -1,0 +1,208 @@
+//! The aarch64 shell around the kernel's logic: boot, exception entry, and
+//! the `Machine` implementation on the real hardware.
+
+pub mod boot;
+pub mod console;
+pub mod fpu;
+pub mod gic;
+pub mod mmu;
+pub mod pmu;
+pub mod power;
+pub mod timer;
+pub mod vectors;
+
+use crate::fault::{self, ec};
+use crate::machine::Machine;
+use crate::pd::UserContext;
+use crate::system::Kernel;
+use bootspec::platform::{KERNEL_VIRT_OFFSET, TIMER_IRQ};
+use bootspec::{Header, Spec};
+use console::kprintln;
+
+/// The kernel's state. Filled once by `kmain`, then used by one kernel
+/// entry at a time.
+static mut KERNEL: Kernel = Kernel::empty();
+
+/// The kernel state, for the duration of one kernel entry.
+fn kernel() -> &'static mut Kernel {
+    // SAFETY: there is one core and the kernel runs with interrupts masked,
+    // so entries never overlap; each entry takes this reference once.
+    unsafe { &mut *core::ptr::addr_of_mut!(KERNEL) }
+}
+
+/// Kernel view of physical memory: the linear map.
+pub fn phys_to_virt(paddr: u64) -> *mut u8 {
+    (paddr + KERNEL_VIRT_OFFSET) as *mut u8
+}
+
+/// The hardware the kernel's logic drives.
+pub struct Arch;
+
+impl Machine for Arch {
+    fn console_write(&mut self, bytes: &[u8]) {
+        console::write_bytes(bytes);
+    }
+
+    fn console_write_phys(&mut self, paddr: u64, len: usize) {
+        // SAFETY: the caller passes a PD's IPC buffer, a page of RAM the
+        // spec describes; `len` is capped at a page by the syscall layer.
+        let bytes = unsafe { core::slice::from_raw_parts(phys_to_virt(paddr), len) };
+        console::write_bytes(bytes);
+    }
+
+    fn copy_phys(&mut self, dst: u64, src: u64, len: usize) {
+        // SAFETY: both ranges come from the boot spec (IPC buffers, restore
+        // ops) and lie in RAM covered by the linear map; they never overlap.
+        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src), phys_to_virt(dst), len) }
+    }
+
+    fn zero_phys(&mut self, dst: u64, len: usize) {
+        // SAFETY: as for `copy_phys`.
+        unsafe { core::ptr::write_bytes(phys_to_virt(dst), 0, len) }
+    }
+
+    fn irq_mask(&mut self, irq: u32) {
+        gic::disable(irq);
+    }
+
+    fn irq_unmask(&mut self, irq: u32) {
+        gic::enable(irq);
+    }
+
+    fn power_off(&mut self, status: u64) {
+        power::power_off(status)
+    }
+}
+
+/// Entry from `boot.rs` with the MMU on, on the kernel stack.
+#[no_mangle]
+extern "C" fn kmain(spec_paddr: u64) -> ! {
+    // SAFETY: the tool placed the spec in RAM at this address; the header
+    // says how long it is, and `Spec::parse` checks everything else.
+    let bytes: &'static [u8] = unsafe {
+        let header = &*(phys_to_virt(spec_paddr) as *const Header);
+        core::slice::from_raw_parts(phys_to_virt(spec_paddr), header.total_size as usize)
+    };
+    let spec = match Spec::parse(bytes) {
+        Ok(spec) => spec,
+        Err(e) => {
+            kprintln!("kernel: boot spec rejected: {:?}", e);
+            power::power_off(3);
+        }
+    };
+    pmu::init(spec.header.flags & bootspec::FLAG_PMU_USER != 0);
+    let k = kernel();
+    k.load(&spec);
+    kprintln!("kernel: {} protection domains", k.pds.len());
+    gic::init();
+    for (irq, trigger) in k.bound_irqs() {
+        gic::configure(irq, trigger);
+        gic::enable(irq);
+    }
+    gic::configure(TIMER_IRQ, bootspec::TRIGGER_LEVEL);
+    gic::enable(TIMER_IRQ);
+    timer::init();
+    fpu::init();
+    let ctx = next_context(k);
+    // SAFETY: `ctx` is the saved state of the PD chosen to run.
+    unsafe { vectors::return_to_user(ctx) }
+}
+
+/// Every entry from EL0 lands here with the PD's registers saved.
+#[no_mangle]
+extern "C" fn handle_trap(kind: u64) -> *mut UserContext {
+    let k = kernel();
+    let m = &mut Arch;
+    let Some(cur) = k.current else {
+        // Entries from EL0 always have a running PD.
+        kernel_bug("trap from EL0 with no current PD")
+    };
+    match kind {
+        vectors::TRAP_SYNC => {
+            let (esr, far): (u64, u64);
+            // SAFETY: reading the syndrome registers of this exception.
+            unsafe {
+                core::arch::asm!("mrs {}, esr_el1", out(reg) esr);
+                core::arch::asm!("mrs {}, far_el1", out(reg) far);
+            }
+            match esr >> 26 {
+                ec::SVC64 => k.syscall(m, cur),
+                ec::FP_ACCESS => fpu::take(k, cur),
+                ec::WFI_WFE => {
+                    // A PD waiting for an interrupt yields instead.
+                    k.pds[cur].ctx.pc += 4;
+                    k.tick();
+                }
+                _ => {
+                    let pc = k.pds[cur].ctx.pc;
+                    k.fault(m, cur, fault::decode(esr, far, pc));
+                }
+            }
+        }
+        vectors::TRAP_IRQ => dispatch_irqs(k, m),
+        _ => {
+            let pc = k.pds[cur].ctx.pc;
+            let info = abi::FaultInfo { kind: abi::FaultKind::Other, address: 0, pc, esr: kind };
+            k.fault(m, cur, info);
+        }
+    }
+    next_context(k)
+}
+
+/// Take every pending interrupt: the timer ticks, the rest become
+/// notifications.
+fn dispatch_irqs(k: &mut Kernel, m: &mut Arch) {
+    loop {
+        let irq = gic::ack();
+        if irq == gic::SPURIOUS {
+            return;
+        }
+        if irq == TIMER_IRQ {
+            timer::rearm();
+            k.tick();
+        } else {
+            k.irq(m, irq);
+        }
+        gic::end(irq);
+    }
+}
+
+/// Decide who runs next, idling until someone can; install its address
+/// space and FP access, and return its saved registers.
+fn next_context(k: &mut Kernel) -> *mut UserContext {
+    k.schedule();
+    while k.current.is_none() {
+        // Nothing to run: sleep until an interrupt is pending. Interrupts
+        // stay masked; WFI wakes on a pending one and we take it by hand.
+        // SAFETY: waiting for an interrupt has no other effect.
+        unsafe { core::arch::asm!("wfi") };
+        dispatch_irqs(k, &mut Arch);
+        k.schedule();
+    }
+    let next = k.current.unwrap_or_default();
+    mmu::switch_to(k.pds[next].ttbr0);
+    fpu::prepare(k, next);
+    &mut k.pds[next].ctx
+}
+
+/// An exception inside the kernel: a bug, unless it is the semihosting
+/// `hlt` of a machine started without `-semihosting`.
+#[no_mangle]
+extern "C" fn handle_kernel_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    if esr >> 26 == ec::UNKNOWN && power::is_semihosting_trap(elr) {
+        power::psci_off();
+    }
+    kprintln!("kernel: exception in the kernel: kind {} esr {:#x} elr {:#x} far {:#x}", kind, esr, elr, far);
+    power::power_off(4)
+}
+
+fn kernel_bug(what: &str) -> ! {
+    kprintln!("kernel: bug: {}", what);
+    power::power_off(4)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    kprintln!("kernel: panic: {}", info);
+    power::power_off(5)
+}

@@ -1,0 +1,231 @@
+//! Faults: decoding what the CPU reports, stopping the PD, telling the
+//! console and the PD's parent; and the parent's answers (restart, stop,
+//! resume).
+
+use crate::machine::{Console, Machine};
+use crate::pd::{initial_context, FpState, PdId, State};
+use crate::system::Kernel;
+use abi::{event, Error, FaultInfo, FaultKind, MessageInfo, FAULT_LABEL};
+use bootspec::RESTORE_ZERO;
+use core::fmt::Write;
+
+/// Exception classes (ESR_EL1.EC) the kernel tells apart.
+pub mod ec {
+    pub const UNKNOWN: u64 = 0x00;
+    pub const WFI_WFE: u64 = 0x01;
+    pub const FP_ACCESS: u64 = 0x07;
+    pub const ILLEGAL_STATE: u64 = 0x0e;
+    pub const SVC64: u64 = 0x15;
+    pub const SYSREG: u64 = 0x18;
+    pub const INSTR_ABORT_LOWER: u64 = 0x20;
+    pub const PC_ALIGN: u64 = 0x22;
+    pub const DATA_ABORT_LOWER: u64 = 0x24;
+    pub const SP_ALIGN: u64 = 0x26;
+    pub const BRK64: u64 = 0x3c;
+}
+
+/// Turn a synchronous exception from EL0 that is not a system call into a
+/// fault report. `far` is the faulting address, `elr` the PC.
+pub fn decode(esr: u64, far: u64, elr: u64) -> FaultInfo {
+    let class = esr >> 26;
+    // Data and instruction fault status codes: bits [5:2] give the kind,
+    // bits [1:0] the translation level.
+    let status = esr & 0x3f;
+    let kind_of_status = status >> 2;
+    const TRANSLATION: u64 = 0b0001;
+    const PERMISSION: u64 = 0b0011;
+    const ALIGNMENT: u64 = 0b100001;
+    let (kind, address) = match class {
+        ec::DATA_ABORT_LOWER => {
+            let write = esr & (1 << 6) != 0;
+            let kind = match (kind_of_status, write) {
+                _ if status == ALIGNMENT => FaultKind::Alignment,
+                (TRANSLATION, false) => FaultKind::UnmappedRead,
+                (TRANSLATION, true) => FaultKind::UnmappedWrite,
+                (PERMISSION, false) => FaultKind::ReadNotPermitted,
+                (PERMISSION, true) => FaultKind::WriteToReadOnly,
+                _ => FaultKind::Other,
+            };
+            (kind, far)
+        }
+        ec::INSTR_ABORT_LOWER => {
+            let kind = match kind_of_status {
+                TRANSLATION => FaultKind::UnmappedExecute,
+                PERMISSION => FaultKind::ExecuteNotPermitted,
+                _ => FaultKind::Other,
+            };
+            (kind, far)
+        }
+        ec::UNKNOWN | ec::SYSREG | ec::ILLEGAL_STATE => (FaultKind::UndefinedInstruction, elr),
+        ec::PC_ALIGN => (FaultKind::Alignment, far),
+        ec::SP_ALIGN => (FaultKind::Alignment, elr),
+        ec::BRK64 => (FaultKind::Breakpoint, elr),
+        _ => (FaultKind::Other, elr),
+    };
+    FaultInfo { kind, address, pc: elr, esr }
+}
+
+impl Kernel {
+    /// `pd` faulted: stop it, report it on the console and to its parent.
+    pub fn fault(&mut self, m: &mut impl Machine, pd: PdId, info: FaultInfo) {
+        let name = self.pds[pd].name();
+        let parent = self.pds[pd].parent();
+        let _ = writeln!(
+            Console(m),
+            "kernel: pd '{}' faulted: {} at address {:#x}, pc {:#x}{}",
+            name,
+            info.kind.as_str(),
+            info.address,
+            info.pc,
+            if parent.is_some() { "; its parent handles it" } else { "; stopped" }
+        );
+        self.stop(pd, State::Faulted);
+        self.pds[pd].fault = Some(info);
+        if let Some(parent) = parent {
+            let id = self.pds[pd].desc.id_in_parent;
+            self.pds[parent].pending_faults |= 1 << id;
+            if self.pds[parent].state == State::Waiting && self.deliver_fault(parent) {
+                self.make_runnable(parent, false);
+            }
+        }
+    }
+
+    /// Take `pd` off the CPU and out of every call, leaving it in `state`.
+    fn stop(&mut self, pd: PdId, state: State) {
+        self.cancel_calls(pd);
+        self.unschedule(pd);
+        self.pds[pd].state = state;
+    }
+
+    /// If a child of `me` has an undelivered fault, load it into `me`'s
+    /// registers as a fault event.
+    pub(crate) fn deliver_fault(&mut self, me: PdId) -> bool {
+        let p = &self.pds[me];
+        if p.pending_faults == 0 {
+            return false;
+        }
+        let id = p.pending_faults.trailing_zeros() as u64;
+        let info = p.child(id).and_then(|c| self.pds[c].fault);
+        let p = &mut self.pds[me];
+        p.pending_faults &= !(1 << id);
+        let Some(info) = info else { return false };
+        p.ctx.x[0] = event::FAULT;
+        p.ctx.x[1] = id;
+        p.ctx.x[2] = MessageInfo::new(FAULT_LABEL, 4).raw();
+        p.ctx.x[3] = info.kind as u64;
+        p.ctx.x[4] = info.address;
+        p.ctx.x[5] = info.pc;
+        p.ctx.x[6] = info.esr;
+        true
+    }
+
+    fn child_of(&self, me: PdId, child: u64) -> Result<PdId, Error> {
+        self.pds[me].child(child).ok_or(Error::InvalidChild)
+    }
+
+    /// `pd_restart(child)`: stop the child wherever it is, restore its
+    /// writable memory to the image's initial contents and start it from its
+    /// entry point.
+    pub fn restart(&mut self, m: &mut impl Machine, me: PdId, child: u64) -> Result<(), Error> {
+        let c = self.child_of(me, child)?;
+        self.stop(c, State::Inactive);
+        let desc = self.pds[c].desc;
+        let first = desc.restore_first as usize;
+        for op in &self.restore[first..first + desc.restore_count as usize] {
+            if op.kind == RESTORE_ZERO {
+                m.zero_phys(op.dst_paddr, op.len as usize);
+            } else {
+                m.copy_phys(op.dst_paddr, op.src_paddr, op.len as usize);
+            }
+        }
+        let p = &mut self.pds[c];
+        p.ctx = initial_context(desc);
+        p.fp = FpState::ZERO;
+        if self.fp_owner == Some(c) {
+            // The CPU still holds the old run's registers: load zeroes instead.
+            self.fp_owner = None;
+        }
+        let p = &mut self.pds[c];
+        p.pending = 0;
+        p.fault = None;
+        self.pds[me].pending_faults &= !(1 << child);
+        self.make_runnable(c, false);
+        Ok(())
+    }
+
+    /// `pd_stop(child)`.
+    pub fn stop_child(&mut self, me: PdId, child: u64) -> Result<(), Error> {
+        let c = self.child_of(me, child)?;
+        self.stop(c, State::Inactive);
+        self.pds[me].pending_faults &= !(1 << child);
+        Ok(())
+    }
+
+    /// `fault_resume(child)`: a faulted child continues at the faulting PC.
+    pub fn resume(&mut self, me: PdId, child: u64) -> Result<(), Error> {
+        let c = self.child_of(me, child)?;
+        if self.pds[c].state != State::Faulted {
+            return Err(Error::NotPermitted);
+        }
+        self.pds[c].fault = None;
+        self.pds[me].pending_faults &= !(1 << child);
+        self.make_runnable(c, false);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esr(class: u64, iss: u64) -> u64 {
+        class << 26 | 1 << 25 | iss
+    }
+
+    #[test]
+    fn write_to_read_only_page_is_a_permission_write() {
+        let f = decode(esr(ec::DATA_ABORT_LOWER, 1 << 6 | 0b001111), 0x40_0000, 0x20_1000);
+        assert_eq!(f.kind, FaultKind::WriteToReadOnly);
+        assert_eq!(f.address, 0x40_0000);
+        assert_eq!(f.pc, 0x20_1000);
+    }
+
+    #[test]
+    fn unmapped_read_and_write_are_translation_faults_at_any_level() {
+        for level in 0..4 {
+            assert_eq!(decode(esr(ec::DATA_ABORT_LOWER, 0b000100 | level), 8, 0).kind, FaultKind::UnmappedRead);
+            assert_eq!(
+                decode(esr(ec::DATA_ABORT_LOWER, 1 << 6 | 0b000100 | level), 8, 0).kind,
+                FaultKind::UnmappedWrite
+            );
+        }
+    }
+
+    #[test]
+    fn reading_kernel_memory_is_a_read_permission_fault() {
+        let f = decode(esr(ec::DATA_ABORT_LOWER, 0b001101), 0xffff_0000_4020_0000, 0x20_0000);
+        assert_eq!(f.kind, FaultKind::ReadNotPermitted);
+    }
+
+    #[test]
+    fn executing_data_is_an_instruction_permission_fault() {
+        let f = decode(esr(ec::INSTR_ABORT_LOWER, 0b001111), 0x50_0000, 0x50_0000);
+        assert_eq!(f.kind, FaultKind::ExecuteNotPermitted);
+        let f = decode(esr(ec::INSTR_ABORT_LOWER, 0b000111), 0x90_0000, 0x90_0000);
+        assert_eq!(f.kind, FaultKind::UnmappedExecute);
+    }
+
+    #[test]
+    fn undefined_instruction_reports_the_pc() {
+        let f = decode(esr(ec::UNKNOWN, 0), 0xdead, 0x20_0040);
+        assert_eq!(f.kind, FaultKind::UndefinedInstruction);
+        assert_eq!(f.address, 0x20_0040);
+    }
+
+    #[test]
+    fn alignment_and_breakpoints_are_named() {
+        assert_eq!(decode(esr(ec::DATA_ABORT_LOWER, 0b100001), 1, 0).kind, FaultKind::Alignment);
+        assert_eq!(decode(esr(ec::SP_ALIGN, 0), 0, 4).kind, FaultKind::Alignment);
+        assert_eq!(decode(esr(ec::BRK64, 0), 0, 4).kind, FaultKind::Breakpoint);
+    }
+}

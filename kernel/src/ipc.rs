@@ -1,0 +1,218 @@
+//! Notifications and protected procedure calls (PPC).
+//!
+//! A notification sets a bit in the receiver's pending word and wakes it if
+//! it waits. A PPC hands the caller's message to the callee and blocks the
+//! caller until the reply; when the callee is idle the kernel switches to it
+//! directly (it has a higher priority than the caller, a rule the tool
+//! enforces), otherwise the caller queues. Message registers 0-3 travel in
+//! CPU registers, the rest are copied between the two IPC buffers.
+
+use crate::machine::Machine;
+use crate::pd::{Caller, PdId, State};
+use crate::system::Kernel;
+use abi::{event, Error, MessageInfo, MRS_IN_REGS};
+use bootspec::{ChannelDesc, CHANNEL_NONE, CHANNEL_PD, RIGHT_NOTIFY, RIGHT_PPC};
+
+/// Registers of a PPC on the caller side: `x0` channel, `x1` message info,
+/// `x2..x5` message registers 0-3. The callee sees them shifted by one:
+/// `x0` event, `x1` channel, `x2` info, `x3..x6` registers 0-3.
+const CALL_MR0: usize = 2;
+const EVENT_MR0: usize = 3;
+
+impl Kernel {
+    /// The channel `ch` of `pd`, if it holds one.
+    pub(crate) fn channel(&self, pd: PdId, ch: u64) -> Result<&'static ChannelDesc, Error> {
+        let c = self.pds[pd].desc.channels.get(ch as usize).ok_or(Error::InvalidChannel)?;
+        if c.kind == CHANNEL_NONE {
+            return Err(Error::InvalidChannel);
+        }
+        Ok(c)
+    }
+
+    /// `notify(ch)` from `me`.
+    pub fn notify(&mut self, me: PdId, ch: u64) -> Result<(), Error> {
+        let c = self.channel(me, ch)?;
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_NOTIFY == 0 {
+            return Err(Error::NotPermitted);
+        }
+        self.signal(c.peer as PdId, c.peer_channel as usize);
+        Ok(())
+    }
+
+    /// Set notification bit `bit` of `pd` and wake it if it waits. A passive
+    /// PD is not woken: it sees the bit the next time it waits.
+    pub(crate) fn signal(&mut self, pd: PdId, bit: usize) {
+        let p = &mut self.pds[pd];
+        p.pending |= 1 << bit;
+        if p.state == State::Waiting && !p.passive() {
+            p.ctx.x[0] = event::NOTIFIED;
+            p.ctx.x[1] = p.pending;
+            p.pending = 0;
+            self.make_runnable(pd, false);
+        }
+    }
+
+    /// `pp_call(ch, info, mr0..3)` from `me`: on success `me` blocks until
+    /// the reply fills its registers.
+    pub fn pp_call(&mut self, m: &mut impl Machine, me: PdId) -> Result<(), Error> {
+        let c = self.channel(me, self.pds[me].ctx.x[0])?;
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 {
+            return Err(Error::NotPermitted);
+        }
+        if !MessageInfo::from_raw(self.pds[me].ctx.x[1]).is_valid() {
+            return Err(Error::InvalidMessage);
+        }
+        let callee = c.peer as PdId;
+        let cs = &self.pds[callee];
+        if cs.state == State::Faulted && cs.parent().is_none() {
+            // Nobody will ever restart it.
+            return Err(Error::CalleeFaulted);
+        }
+        if cs.state == State::Waiting && cs.caller == Caller::None {
+            self.deliver_call(m, me, callee);
+            // The callee outranks every runnable PD: the caller was the best
+            // of them and the callee has a strictly higher priority.
+            self.unschedule(me);
+            self.current = Some(callee);
+        } else {
+            let stamp = self.next_stamp();
+            let p = &mut self.pds[me];
+            p.state = State::Calling { callee, queued: true };
+            p.queued_at = stamp;
+            self.pds[callee].queued_callers |= 1 << me;
+            self.unschedule(me);
+        }
+        Ok(())
+    }
+
+    /// Move the call of `caller` (its registers and IPC buffer) into
+    /// `callee`, which starts serving it.
+    fn deliver_call(&mut self, m: &mut impl Machine, caller: PdId, callee: PdId) {
+        let cc = self.pds[caller].ctx;
+        let info = MessageInfo::from_raw(cc.x[1]);
+        // The channel id as the callee knows it.
+        let ch = self.pds[caller].desc.channels[cc.x[0] as usize].peer_channel;
+        let ce = &mut self.pds[callee];
+        ce.ctx.x[0] = event::PPC;
+        ce.ctx.x[1] = ch as u64;
+        ce.ctx.x[2] = info.raw();
+        ce.ctx.x[EVENT_MR0..EVENT_MR0 + MRS_IN_REGS].copy_from_slice(&cc.x[CALL_MR0..CALL_MR0 + MRS_IN_REGS]);
+        ce.caller = Caller::Pd(caller);
+        ce.state = State::Runnable;
+        let (dst, src) = (ce.desc.ipc_buffer_paddr, self.pds[caller].desc.ipc_buffer_paddr);
+        copy_buffer_mrs(m, dst, src, info);
+        self.pds[caller].state = State::Calling { callee, queued: false };
+    }
+
+    /// `me` replies (message info in `x0`, registers 0-3 in `x2..x5`) to the
+    /// PPC it serves. A malformed reply reaches the caller as an error.
+    pub fn reply(&mut self, m: &mut impl Machine, me: PdId) {
+        let caller = match self.pds[me].caller {
+            Caller::Pd(c) => c,
+            Caller::None | Caller::Cancelled => {
+                self.pds[me].caller = Caller::None;
+                return;
+            }
+        };
+        self.pds[me].caller = Caller::None;
+        let rc = self.pds[me].ctx;
+        let info = MessageInfo::from_raw(rc.x[0]);
+        let cp = &mut self.pds[caller];
+        if info.is_valid() {
+            cp.ctx.x[0] = 0;
+            cp.ctx.x[1] = info.raw();
+            cp.ctx.x[CALL_MR0..CALL_MR0 + MRS_IN_REGS].copy_from_slice(&rc.x[CALL_MR0..CALL_MR0 + MRS_IN_REGS]);
+            let (dst, src) = (cp.desc.ipc_buffer_paddr, self.pds[me].desc.ipc_buffer_paddr);
+            copy_buffer_mrs(m, dst, src, info);
+        } else {
+            cp.ctx.x[0] = Error::InvalidMessage as u64;
+        }
+        self.make_runnable(caller, true);
+    }
+
+    /// `me` waits for its next event: a child's fault, then notifications,
+    /// then queued callers. With none, it blocks.
+    pub fn recv(&mut self, m: &mut impl Machine, me: PdId) {
+        if self.next_event(m, me) {
+            self.pds[me].state = State::Runnable;
+        } else {
+            self.pds[me].state = State::Waiting;
+            self.unschedule(me);
+        }
+    }
+
+    /// Load the next pending event into `me`'s registers.
+    fn next_event(&mut self, m: &mut impl Machine, me: PdId) -> bool {
+        if self.deliver_fault(me) {
+            return true;
+        }
+        let p = &mut self.pds[me];
+        if p.pending != 0 {
+            p.ctx.x[0] = event::NOTIFIED;
+            p.ctx.x[1] = p.pending;
+            p.pending = 0;
+            return true;
+        }
+        if let Some(caller) = self.take_queued_caller(me) {
+            self.deliver_call(m, caller, me);
+            return true;
+        }
+        false
+    }
+
+    /// The queued caller to serve next: highest priority, then first come.
+    fn take_queued_caller(&mut self, me: PdId) -> Option<PdId> {
+        let mut queued = self.pds[me].queued_callers;
+        let mut best: Option<PdId> = None;
+        while queued != 0 {
+            let c = queued.trailing_zeros() as PdId;
+            queued &= queued - 1;
+            best = match best {
+                Some(b)
+                    if (self.pds[b].priority(), u64::MAX - self.pds[b].queued_at)
+                        >= (self.pds[c].priority(), u64::MAX - self.pds[c].queued_at) =>
+                {
+                    Some(b)
+                }
+                _ => Some(c),
+            };
+        }
+        let best = best?;
+        self.pds[me].queued_callers &= !(1 << best);
+        Some(best)
+    }
+
+    /// End every call that involves `pd` because it stops: its own call (as a
+    /// caller) is withdrawn, and its callers get `CalleeFaulted`.
+    pub(crate) fn cancel_calls(&mut self, pd: PdId) {
+        if let State::Calling { callee, queued } = self.pds[pd].state {
+            if queued {
+                self.pds[callee].queued_callers &= !(1 << pd);
+            } else if self.pds[callee].caller == Caller::Pd(pd) {
+                self.pds[callee].caller = Caller::Cancelled;
+            }
+        }
+        let mut failed = self.pds[pd].queued_callers;
+        self.pds[pd].queued_callers = 0;
+        if let Caller::Pd(c) = self.pds[pd].caller {
+            failed |= 1 << c;
+        }
+        self.pds[pd].caller = Caller::None;
+        while failed != 0 {
+            let c = failed.trailing_zeros() as PdId;
+            failed &= failed - 1;
+            self.pds[c].ctx.x[0] = Error::CalleeFaulted as u64;
+            self.make_runnable(c, false);
+        }
+    }
+}
+
+/// Copy message registers beyond the first four from one IPC buffer to
+/// another.
+fn copy_buffer_mrs(m: &mut impl Machine, dst: u64, src: u64, info: MessageInfo) {
+    let count = info.count();
+    if count > MRS_IN_REGS {
+        let off = (MRS_IN_REGS * 8) as u64;
+        m.copy_phys(dst + off, src + off, (count - MRS_IN_REGS) * 8);
+    }
+}

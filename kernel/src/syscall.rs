@@ -1,0 +1,78 @@
+//! System-call dispatch: decode the saved registers of the calling PD, run
+//! the operation, write the status back.
+//!
+//! Every argument comes from the PD and is checked before use: channel ids
+//! against the PD's own channel table, message counts against the limit,
+//! child ids against its own children. A bad argument returns an error to
+//! that PD and changes nothing else.
+
+use crate::machine::Machine;
+use crate::pd::PdId;
+use crate::system::Kernel;
+use abi::{sys, Error, DEBUG_AREA};
+use bootspec::{CHANNEL_IRQ, PD_CAN_POWER_OFF};
+
+impl Kernel {
+    /// Handle the system call the current PD (`me`) just made.
+    pub fn syscall(&mut self, m: &mut impl Machine, me: PdId) {
+        let args = self.pds[me].ctx.x;
+        let result = match args[7] {
+            sys::NOTIFY => self.notify(me, args[0]),
+            sys::PP_CALL => match self.pp_call(m, me) {
+                // The reply writes the status.
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            sys::RECV => {
+                self.recv(m, me);
+                return;
+            }
+            sys::REPLY_RECV => {
+                self.reply(m, me);
+                self.recv(m, me);
+                return;
+            }
+            sys::IRQ_ACK => self.irq_ack(m, me, args[0]),
+            sys::DEBUG_PUTS => {
+                let len = (args[0] as usize).min(DEBUG_AREA.len());
+                m.console_write_phys(self.pds[me].desc.ipc_buffer_paddr + DEBUG_AREA.start as u64, len);
+                Ok(())
+            }
+            sys::PD_RESTART => self.restart(m, me, args[0]),
+            sys::PD_STOP => self.stop_child(me, args[0]),
+            sys::FAULT_RESUME => self.resume(me, args[0]),
+            sys::POWER_OFF => {
+                if self.pds[me].desc.flags & PD_CAN_POWER_OFF == 0 {
+                    Err(Error::NotPermitted)
+                } else {
+                    m.power_off(args[0]);
+                    Ok(())
+                }
+            }
+            _ => Err(Error::InvalidSyscall),
+        };
+        self.pds[me].ctx.x[0] = match result {
+            Ok(()) => 0,
+            Err(e) => e as u64,
+        };
+    }
+
+    /// `irq_ack(ch)`: re-enable the interrupt bound to `ch`.
+    fn irq_ack(&mut self, m: &mut impl Machine, me: PdId, ch: u64) -> Result<(), Error> {
+        let c = self.channel(me, ch)?;
+        if c.kind != CHANNEL_IRQ {
+            return Err(Error::NotPermitted);
+        }
+        m.irq_unmask(c.irq as u32);
+        Ok(())
+    }
+
+    /// An interrupt arrived: mask it until its owner acks, and notify the
+    /// owner on the bound channel.
+    pub fn irq(&mut self, m: &mut impl Machine, irq: u32) {
+        if let Some((pd, ch)) = self.irq_binding(irq) {
+            m.irq_mask(irq);
+            self.signal(pd, ch);
+        }
+    }
+}

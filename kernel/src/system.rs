@@ -1,0 +1,137 @@
+//! The kernel's whole state: the PD table, the run queues and the IRQ
+//! bindings, built once from the boot spec; and the scheduling decision
+//! taken at every exit from the kernel.
+
+use crate::pd::{Pd, PdId, State};
+use crate::sched::RunQueues;
+use abi::MAX_PDS;
+use bootspec::{RestoreOp, Spec, CHANNEL_IRQ};
+use heapless::Vec;
+
+/// Interrupt ids below this can be bound (GICv2 supports up to 1020).
+pub const IRQ_LIMIT: usize = 1020;
+const UNBOUND: u16 = u16::MAX;
+
+pub struct Kernel {
+    pub pds: Vec<Pd, MAX_PDS>,
+    /// The PD that runs when the kernel returns to EL0.
+    pub current: Option<PdId>,
+    pub runq: RunQueues,
+    /// Interrupt id -> owning PD and channel (`pd << 8 | channel`).
+    irq_owner: [u16; IRQ_LIMIT],
+    pub restore: &'static [RestoreOp],
+    /// Arrival counter for callers queued on a busy callee.
+    stamp: u64,
+    /// The PD whose FP/SIMD registers are live in the CPU (switched lazily).
+    pub fp_owner: Option<PdId>,
+}
+
+impl Kernel {
+    /// A kernel with no PDs. `const` so the kernel's state can be a static
+    /// that [`Kernel::load`] fills in place (it is too big for the stack).
+    pub const fn empty() -> Kernel {
+        Kernel {
+            pds: Vec::new(),
+            current: None,
+            runq: RunQueues::new(),
+            irq_owner: [UNBOUND; IRQ_LIMIT],
+            restore: &[],
+            stamp: 0,
+            fp_owner: None,
+        }
+    }
+
+    /// Build the PD table from the spec and queue every PD to run its init.
+    pub fn load(&mut self, spec: &Spec<'static>) {
+        self.restore = spec.restore;
+        for (id, desc) in spec.pds.iter().enumerate() {
+            // The spec parser caps pd_count at MAX_PDS, so this cannot fail.
+            let _ = self.pds.push(Pd::new(desc));
+            for (ch, c) in desc.channels.iter().enumerate() {
+                if c.kind == CHANNEL_IRQ && (c.irq as usize) < IRQ_LIMIT {
+                    self.irq_owner[c.irq as usize] = (id << 8 | ch) as u16;
+                }
+            }
+            self.runq.push_back(id, desc.priority);
+        }
+    }
+
+    /// Every interrupt some PD owns, with its trigger mode.
+    pub fn bound_irqs(&self) -> impl Iterator<Item = (u32, u8)> + '_ {
+        self.pds.iter().flat_map(|pd| {
+            pd.desc.channels.iter().filter(|c| c.kind == CHANNEL_IRQ).map(|c| (c.irq as u32, c.trigger))
+        })
+    }
+
+    /// The PD and channel an interrupt is delivered to.
+    pub fn irq_binding(&self, irq: u32) -> Option<(PdId, usize)> {
+        match *self.irq_owner.get(irq as usize)? {
+            UNBOUND => None,
+            b => Some(((b >> 8) as PdId, (b & 0xff) as usize)),
+        }
+    }
+
+    pub(crate) fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    /// Make a blocked PD runnable. `front` keeps the turn of a PD that was
+    /// running when it blocked (a caller getting its reply).
+    pub(crate) fn make_runnable(&mut self, pd: PdId, front: bool) {
+        let p = &mut self.pds[pd];
+        p.state = State::Runnable;
+        if self.current == Some(pd) || self.runq.is_queued(pd) {
+            return;
+        }
+        let prio = p.priority();
+        if front {
+            self.runq.push_front(pd, prio);
+        } else {
+            self.runq.push_back(pd, prio);
+        }
+    }
+
+    /// Take a PD out of scheduling (it blocked, stopped or faulted).
+    pub(crate) fn unschedule(&mut self, pd: PdId) {
+        let prio = self.pds[pd].priority();
+        self.runq.remove(pd, prio);
+        if self.current == Some(pd) {
+            self.current = None;
+        }
+    }
+
+    /// Pick the PD to run: the current one keeps the CPU unless it blocked
+    /// or a strictly higher priority is waiting.
+    pub fn schedule(&mut self) {
+        if let Some(cur) = self.current {
+            let pd = &self.pds[cur];
+            if pd.state == State::Runnable {
+                match self.runq.highest() {
+                    Some(best) if best > pd.priority() => {
+                        let prio = pd.priority();
+                        self.runq.push_front(cur, prio);
+                    }
+                    _ => return,
+                }
+            }
+        }
+        self.current = self.runq.pop_highest();
+    }
+
+    /// Timer tick: the current PD goes behind its equals (round robin).
+    pub fn tick(&mut self) {
+        if let Some(cur) = self.current {
+            let prio = self.pds[cur].priority();
+            if self.pds[cur].state == State::Runnable && self.runq.has_peer_at(prio) {
+                self.runq.push_back(cur, prio);
+                self.current = self.runq.pop_highest();
+            }
+        }
+    }
+
+    /// Whether any PD can run now.
+    pub fn has_work(&self) -> bool {
+        self.current.is_some() || self.runq.highest().is_some()
+    }
+}

@@ -1,0 +1,163 @@
+//! Helpers for end-to-end tests: build an image from a system description
+//! with the tool, boot it in QEMU (through `scripts/qemu.sh`, as `make run`
+//! does), collect the console lines, and stop QEMU on a timeout.
+//!
+//! The aarch64 parts (kernel, components) must be built first; `make test`
+//! does that before it runs the tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Build the image of `system` (a path relative to the project root) and
+/// return its path. `pmu_user` lets PDs read the performance counters.
+/// Each image is built once per test process, so tests running in parallel
+/// never write the same file.
+pub fn build_image(system: &str, pmu_user: bool) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, bool, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, path)) = built.iter().find(|(s, p, _)| s == system && *p == pmu_user) {
+        return path.clone();
+    }
+    let path = build_image_uncached(system, pmu_user);
+    built.push((system.to_string(), pmu_user, path.clone()));
+    path
+}
+
+fn build_image_uncached(system: &str, pmu_user: bool) -> PathBuf {
+    let root = root();
+    let kernel = root.join("target/aarch64-unknown-none-softfloat/system/kernel");
+    let pd_dir = root.join("target/aarch64-unknown-none/system");
+    assert!(kernel.is_file(), "{} is missing: run `make test`, which builds the aarch64 parts first", kernel.display());
+    let sd = sdf::parse_file(&root.join(system)).unwrap_or_else(|errors| {
+        panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+    });
+    let opts = tool::image::Options { kernel, search_path: vec![pd_dir], pmu_user };
+    let built = tool::image::build(&sd, &opts).unwrap_or_else(|errors| {
+        panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+    });
+    let out = root.join("build/e2e");
+    std::fs::create_dir_all(&out).unwrap();
+    let name = Path::new(system).file_stem().unwrap().to_string_lossy().to_string();
+    let image = out.join(format!("{name}{}.elf", if pmu_user { "-pmu" } else { "" }));
+    std::fs::write(&image, &built.elf).unwrap();
+    image
+}
+
+/// What a boot printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub lines: Vec<String>,
+    /// QEMU's exit status, `None` if it was stopped.
+    pub status: Option<i32>,
+    pub timed_out: bool,
+}
+
+impl Run {
+    /// The console, for failure messages.
+    pub fn transcript(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    /// Index of the first line equal to `line`; panics with the transcript
+    /// if there is none.
+    pub fn expect_line(&self, line: &str) -> usize {
+        self.lines
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("missing line {line:?}\n--- console ---\n{}", self.transcript()))
+    }
+
+    /// Index of the first line starting with `prefix`.
+    pub fn expect_prefix(&self, prefix: &str) -> usize {
+        self.lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?}\n--- console ---\n{}", self.transcript()))
+    }
+
+    /// Assert the lines appear in this order (not necessarily adjacent).
+    pub fn expect_in_order(&self, lines: &[&str]) {
+        let mut from = 0;
+        for line in lines {
+            match self.lines[from..].iter().position(|l| l == line) {
+                Some(i) => from += i + 1,
+                None => panic!("missing {line:?} (in order)\n--- console ---\n{}", self.transcript()),
+            }
+        }
+    }
+}
+
+/// Boot `image` and wait until QEMU exits, `until` appears on the console,
+/// or `timeout` passes; QEMU is killed in the last two cases.
+pub fn boot(image: &Path, qemu_args: &[&str], until: Option<&str>, timeout: Duration) -> Run {
+    let mut child = Command::new(root().join("scripts/qemu.sh"))
+        .arg(image)
+        .args(qemu_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start QEMU (scripts/qemu.sh)");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(l.trim_end_matches('\r').to_string()).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    let mut timed_out = false;
+    let mut stopped = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => {
+                let done = until.is_some_and(|u| line == u);
+                lines.push(line);
+                if done {
+                    stopped = true;
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if Instant::now() >= deadline {
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+    }
+    if timed_out || stopped {
+        let _ = child.kill();
+    }
+    let status = child.wait().ok().and_then(|s| s.code());
+    // Lines still buffered after exit.
+    while let Ok(line) = rx.try_recv() {
+        lines.push(line);
+    }
+    Run { lines, status: if timed_out || stopped { None } else { status }, timed_out }
+}
+
+/// Boot and require a clean power-off with status 0 within `timeout`.
+pub fn boot_to_completion(image: &Path, qemu_args: &[&str], timeout: Duration) -> Run {
+    let run = boot(image, qemu_args, None, timeout);
+    assert!(!run.timed_out, "QEMU did not finish within {timeout:?}\n--- console ---\n{}", run.transcript());
+    assert_eq!(run.status, Some(0), "QEMU exit status\n--- console ---\n{}", run.transcript());
+    run
+}

@@ -1,0 +1,11 @@
+//! The host side of Strata: from a system description to a bootable image.
+//!
+//! `image` places memory and builds the image, `pagetable` the translation
+//! tables, `elf` reads program images and writes the image file, `layout`
+//! allocates physical memory, `report` describes the result.
+
+pub mod elf;
+pub mod image;
+pub mod layout;
+pub mod pagetable;
+pub mod report;
