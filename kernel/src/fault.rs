@@ -85,7 +85,7 @@ impl Kernel {
             let id = self.pds[pd].desc.id_in_parent;
             self.pds[parent].pending_faults |= 1 << id;
             if self.pds[parent].state == State::Waiting && self.deliver_fault(parent) {
-                self.make_runnable(parent, false);
+                self.make_runnable(parent);
             }
         }
     }
@@ -149,7 +149,7 @@ impl Kernel {
         p.pending = 0;
         p.fault = None;
         self.pds[me].pending_faults &= !(1 << child);
-        self.make_runnable(c, false);
+        self.make_runnable(c);
         Ok(())
     }
 
@@ -162,14 +162,14 @@ impl Kernel {
     }
 
     /// `fault_resume(child)`: a faulted child continues at the faulting PC.
-    pub fn resume(&mut self, me: PdId, child: u64) -> Result<(), Error> {
+    pub fn fault_resume(&mut self, me: PdId, child: u64) -> Result<(), Error> {
         let c = self.child_of(me, child)?;
         if self.pds[c].state != State::Faulted {
             return Err(Error::NotPermitted);
         }
         self.pds[c].fault = None;
         self.pds[me].pending_faults &= !(1 << child);
-        self.make_runnable(c, false);
+        self.make_runnable(c);
         Ok(())
     }
 }

@@ -48,7 +48,7 @@ impl Kernel {
             p.ctx.x[0] = event::NOTIFIED;
             p.ctx.x[1] = p.pending;
             p.pending = 0;
-            self.make_runnable(pd, false);
+            self.make_runnable(pd);
         }
     }
 
@@ -69,10 +69,10 @@ impl Kernel {
             return Err(Error::CalleeFaulted);
         }
         if cs.state == State::Waiting && cs.caller == Caller::None {
-            self.deliver_call(m, me, callee);
+            self.deliver_call(m, me, callee, c.peer_channel);
             // The callee outranks every runnable PD: the caller was the best
             // of them and the callee has a strictly higher priority.
-            self.unschedule(me);
+            self.block_current(me);
             self.current = Some(callee);
         } else {
             let stamp = self.next_stamp();
@@ -80,23 +80,26 @@ impl Kernel {
             p.state = State::Calling { callee, queued: true };
             p.queued_at = stamp;
             self.pds[callee].queued_callers |= 1 << me;
-            self.unschedule(me);
+            self.block_current(me);
         }
         Ok(())
     }
 
     /// Move the call of `caller` (its registers and IPC buffer) into
-    /// `callee`, which starts serving it.
-    fn deliver_call(&mut self, m: &mut impl Machine, caller: PdId, callee: PdId) {
-        let cc = self.pds[caller].ctx;
-        let info = MessageInfo::from_raw(cc.x[1]);
-        // The channel id as the callee knows it.
-        let ch = self.pds[caller].desc.channels[cc.x[0] as usize].peer_channel;
+    /// `callee`, which starts serving it; `ch` is the channel's id at the
+    /// callee's end.
+    fn deliver_call(&mut self, m: &mut impl Machine, caller: PdId, callee: PdId, ch: u8) {
+        let cc = &self.pds[caller].ctx.x;
+        let info = MessageInfo::from_raw(cc[1]);
+        let (m0, m1, m2, m3) = (cc[CALL_MR0], cc[CALL_MR0 + 1], cc[CALL_MR0 + 2], cc[CALL_MR0 + 3]);
         let ce = &mut self.pds[callee];
         ce.ctx.x[0] = event::PPC;
         ce.ctx.x[1] = ch as u64;
         ce.ctx.x[2] = info.raw();
-        ce.ctx.x[EVENT_MR0..EVENT_MR0 + MRS_IN_REGS].copy_from_slice(&cc.x[CALL_MR0..CALL_MR0 + MRS_IN_REGS]);
+        ce.ctx.x[EVENT_MR0] = m0;
+        ce.ctx.x[EVENT_MR0 + 1] = m1;
+        ce.ctx.x[EVENT_MR0 + 2] = m2;
+        ce.ctx.x[EVENT_MR0 + 3] = m3;
         ce.caller = Caller::Pd(caller);
         ce.state = State::Runnable;
         let (dst, src) = (ce.desc.ipc_buffer_paddr, self.pds[caller].desc.ipc_buffer_paddr);
@@ -105,29 +108,45 @@ impl Kernel {
     }
 
     /// `me` replies (message info in `x0`, registers 0-3 in `x2..x5`) to the
-    /// PPC it serves. A malformed reply reaches the caller as an error.
-    pub fn reply(&mut self, m: &mut impl Machine, me: PdId) {
+    /// PPC it serves, then waits for its next event. A malformed reply
+    /// reaches the caller as an error.
+    pub fn reply_recv(&mut self, m: &mut impl Machine, me: PdId) {
+        let caller = self.reply(m, me);
+        self.recv(m, me);
+        if let Some(caller) = caller {
+            self.run_replied(caller);
+        }
+    }
+
+    /// Hand the reply to the caller, which becomes runnable (but is not
+    /// queued yet: see `reply_recv`).
+    fn reply(&mut self, m: &mut impl Machine, me: PdId) -> Option<PdId> {
         let caller = match self.pds[me].caller {
             Caller::Pd(c) => c,
             Caller::None | Caller::Cancelled => {
                 self.pds[me].caller = Caller::None;
-                return;
+                return None;
             }
         };
         self.pds[me].caller = Caller::None;
-        let rc = self.pds[me].ctx;
-        let info = MessageInfo::from_raw(rc.x[0]);
+        let rc = &self.pds[me].ctx.x;
+        let info = MessageInfo::from_raw(rc[0]);
+        let (m0, m1, m2, m3) = (rc[CALL_MR0], rc[CALL_MR0 + 1], rc[CALL_MR0 + 2], rc[CALL_MR0 + 3]);
+        let src = self.pds[me].desc.ipc_buffer_paddr;
         let cp = &mut self.pds[caller];
         if info.is_valid() {
             cp.ctx.x[0] = 0;
             cp.ctx.x[1] = info.raw();
-            cp.ctx.x[CALL_MR0..CALL_MR0 + MRS_IN_REGS].copy_from_slice(&rc.x[CALL_MR0..CALL_MR0 + MRS_IN_REGS]);
-            let (dst, src) = (cp.desc.ipc_buffer_paddr, self.pds[me].desc.ipc_buffer_paddr);
-            copy_buffer_mrs(m, dst, src, info);
+            cp.ctx.x[CALL_MR0] = m0;
+            cp.ctx.x[CALL_MR0 + 1] = m1;
+            cp.ctx.x[CALL_MR0 + 2] = m2;
+            cp.ctx.x[CALL_MR0 + 3] = m3;
+            copy_buffer_mrs(m, cp.desc.ipc_buffer_paddr, src, info);
         } else {
             cp.ctx.x[0] = Error::InvalidMessage as u64;
         }
-        self.make_runnable(caller, true);
+        cp.state = State::Runnable;
+        Some(caller)
     }
 
     /// `me` waits for its next event: a child's fault, then notifications,
@@ -137,7 +156,7 @@ impl Kernel {
             self.pds[me].state = State::Runnable;
         } else {
             self.pds[me].state = State::Waiting;
-            self.unschedule(me);
+            self.block_current(me);
         }
     }
 
@@ -154,7 +173,9 @@ impl Kernel {
             return true;
         }
         if let Some(caller) = self.take_queued_caller(me) {
-            self.deliver_call(m, caller, me);
+            // The caller's channel was checked when it called.
+            let ch = self.pds[caller].desc.channels[self.pds[caller].ctx.x[0] as usize].peer_channel;
+            self.deliver_call(m, caller, me, ch);
             return true;
         }
         false
@@ -202,7 +223,7 @@ impl Kernel {
             let c = failed.trailing_zeros() as PdId;
             failed &= failed - 1;
             self.pds[c].ctx.x[0] = Error::CalleeFaulted as u64;
-            self.make_runnable(c, false);
+            self.make_runnable(c);
         }
     }
 }

@@ -11,26 +11,25 @@ const NONE: u8 = u8::MAX;
 const LEVELS: usize = 256;
 
 pub struct RunQueues {
+    /// Bit w set when `bitmap[w]` is non-zero: two leading-zero counts find
+    /// the best priority.
+    summary: u64,
     /// Bit p set when priority p's queue is non-empty.
     bitmap: [u64; LEVELS / 64],
     head: [u8; LEVELS],
     tail: [u8; LEVELS],
     next: [u8; MAX_PDS],
-    queued: u64,
 }
 
 impl RunQueues {
     pub const fn new() -> Self {
-        RunQueues { bitmap: [0; 4], head: [NONE; LEVELS], tail: [NONE; LEVELS], next: [NONE; MAX_PDS], queued: 0 }
+        RunQueues { summary: 0, bitmap: [0; 4], head: [NONE; LEVELS], tail: [NONE; LEVELS], next: [NONE; MAX_PDS] }
     }
 
-    pub fn is_queued(&self, pd: PdId) -> bool {
-        self.queued & (1 << pd) != 0
-    }
-
-    /// Append `pd` behind the others of its priority.
+    /// Append `pd` behind the others of its priority. The caller knows it
+    /// is not queued (the kernel keeps exactly the runnable PDs other than
+    /// the running one queued).
     pub fn push_back(&mut self, pd: PdId, prio: u8) {
-        debug_assert!(!self.is_queued(pd));
         let p = prio as usize;
         self.next[pd] = NONE;
         match self.tail[p] {
@@ -38,36 +37,34 @@ impl RunQueues {
             t => self.next[t as usize] = pd as u8,
         }
         self.tail[p] = pd as u8;
-        self.mark(pd, p);
+        self.mark(p);
     }
 
     /// Put `pd` first among its priority: a PD that was running and got
     /// preempted keeps its turn.
     pub fn push_front(&mut self, pd: PdId, prio: u8) {
-        debug_assert!(!self.is_queued(pd));
         let p = prio as usize;
         self.next[pd] = self.head[p];
         if self.head[p] == NONE {
             self.tail[p] = pd as u8;
         }
         self.head[p] = pd as u8;
-        self.mark(pd, p);
+        self.mark(p);
     }
 
-    fn mark(&mut self, pd: PdId, p: usize) {
+    fn mark(&mut self, p: usize) {
         self.bitmap[p / 64] |= 1 << (p % 64);
-        self.queued |= 1 << pd;
+        self.summary |= 1 << (p / 64);
     }
 
     /// The highest priority with a queued PD.
     pub fn highest(&self) -> Option<u8> {
-        for word in (0..self.bitmap.len()).rev() {
-            let bits = self.bitmap[word];
-            if bits != 0 {
-                return Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8);
-            }
+        if self.summary == 0 {
+            return None;
         }
-        None
+        let word = 63 - self.summary.leading_zeros() as usize;
+        let bits = self.bitmap[word % 4];
+        Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8)
     }
 
     /// Take the first PD of the highest priority.
@@ -84,17 +81,20 @@ impl RunQueues {
         if self.head[p] == NONE {
             self.tail[p] = NONE;
             self.bitmap[p / 64] &= !(1 << (p % 64));
+            if self.bitmap[p / 64] == 0 {
+                self.summary &= !(1 << (p / 64));
+            }
         }
         self.next[pd] = NONE;
-        self.queued &= !(1 << pd);
     }
 
-    /// Take `pd` out of its queue wherever it is (it stopped or faulted).
+    /// Take `pd` out of its queue wherever it is (it stopped or faulted);
+    /// nothing happens if it is not queued.
     pub fn remove(&mut self, pd: PdId, prio: u8) {
-        if !self.is_queued(pd) {
+        let p = prio as usize;
+        if self.head[p] == NONE {
             return;
         }
-        let p = prio as usize;
         if self.head[p] as usize == pd {
             self.unlink_head(p);
             return;
@@ -108,7 +108,6 @@ impl RunQueues {
                     self.tail[p] = prev;
                 }
                 self.next[pd] = NONE;
-                self.queued &= !(1 << pd);
                 return;
             }
             prev = n;
@@ -168,7 +167,6 @@ mod tests {
         q.remove(2, 64);
         q.remove(4, 64);
         q.push_back(6, 64);
-        assert!(!q.is_queued(2));
         assert_eq!(drain(&mut q), [0, 1, 3, 6]);
     }
 
@@ -209,7 +207,7 @@ mod tests {
             let pd = (r % MAX_PDS as u32) as usize;
             let prio = [0u8, 1, 7, 100, 254][(r >> 8) as usize % 5];
             match (r >> 16) % 4 {
-                0 | 1 if !q.is_queued(pd) => {
+                0 | 1 if !model.iter().any(|e| e.0 == pd) => {
                     q.push_back(pd, prio);
                     model.push((pd, prio));
                 }

@@ -15,9 +15,9 @@ use bootspec::{CHANNEL_IRQ, PD_CAN_POWER_OFF};
 impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
     pub fn syscall(&mut self, m: &mut impl Machine, me: PdId) {
-        let args = self.pds[me].ctx.x;
-        let result = match args[7] {
-            sys::NOTIFY => self.notify(me, args[0]),
+        let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
+        let result = match nr {
+            sys::NOTIFY => self.notify(me, a0),
             sys::PP_CALL => match self.pp_call(m, me) {
                 // The reply writes the status.
                 Ok(()) => return,
@@ -28,24 +28,23 @@ impl Kernel {
                 return;
             }
             sys::REPLY_RECV => {
-                self.reply(m, me);
-                self.recv(m, me);
+                self.reply_recv(m, me);
                 return;
             }
-            sys::IRQ_ACK => self.irq_ack(m, me, args[0]),
+            sys::IRQ_ACK => self.irq_ack(m, me, a0),
             sys::DEBUG_PUTS => {
-                let len = (args[0] as usize).min(DEBUG_AREA.len());
+                let len = (a0 as usize).min(DEBUG_AREA.len());
                 m.console_write_phys(self.pds[me].desc.ipc_buffer_paddr + DEBUG_AREA.start as u64, len);
                 Ok(())
             }
-            sys::PD_RESTART => self.restart(m, me, args[0]),
-            sys::PD_STOP => self.stop_child(me, args[0]),
-            sys::FAULT_RESUME => self.resume(me, args[0]),
+            sys::PD_RESTART => self.restart(m, me, a0),
+            sys::PD_STOP => self.stop_child(me, a0),
+            sys::FAULT_RESUME => self.fault_resume(me, a0),
             sys::POWER_OFF => {
                 if self.pds[me].desc.flags & PD_CAN_POWER_OFF == 0 {
                     Err(Error::NotPermitted)
                 } else {
-                    m.power_off(args[0]);
+                    m.power_off(a0);
                     Ok(())
                 }
             }

@@ -76,23 +76,50 @@ impl Kernel {
         self.stamp
     }
 
-    /// Make a blocked PD runnable. `front` keeps the turn of a PD that was
-    /// running when it blocked (a caller getting its reply).
-    pub(crate) fn make_runnable(&mut self, pd: PdId, front: bool) {
+    /// Make a blocked PD runnable. If it outranks the running PD it takes
+    /// the CPU at once (the preempted PD keeps its turn at the head of its
+    /// queue); otherwise it joins the tail of its queue.
+    ///
+    /// Invariant: the runnable PDs other than the running one are exactly
+    /// the queued ones, and none outranks the running one.
+    pub(crate) fn make_runnable(&mut self, pd: PdId) {
         let p = &mut self.pds[pd];
-        p.state = State::Runnable;
-        if self.current == Some(pd) || self.runq.is_queued(pd) {
+        if p.state == State::Runnable {
+            // Already running or queued.
             return;
         }
+        p.state = State::Runnable;
         let prio = p.priority();
-        if front {
-            self.runq.push_front(pd, prio);
-        } else {
-            self.runq.push_back(pd, prio);
+        match self.current {
+            Some(cur) if prio > self.pds[cur].priority() => {
+                let cur_prio = self.pds[cur].priority();
+                self.runq.push_front(cur, cur_prio);
+                self.current = Some(pd);
+            }
+            _ => self.runq.push_back(pd, prio),
         }
     }
 
-    /// Take a PD out of scheduling (it blocked, stopped or faulted).
+    /// The running PD blocks. It is never in the run queues, so this is
+    /// all it takes.
+    pub(crate) fn block_current(&mut self, pd: PdId) {
+        debug_assert_eq!(self.current, Some(pd));
+        self.current = None;
+    }
+
+    /// A PD just made runnable takes the CPU if nothing queued outranks it
+    /// and nobody runs; otherwise it goes first in its queue. Used for a
+    /// caller getting its reply: it was running when it called.
+    pub(crate) fn run_replied(&mut self, pd: PdId) {
+        let prio = self.pds[pd].priority();
+        if self.current.is_none() && self.runq.highest().is_none_or(|best| best <= prio) {
+            self.current = Some(pd);
+        } else {
+            self.runq.push_front(pd, prio);
+        }
+    }
+
+    /// Take a PD out of scheduling (it stopped or faulted).
     pub(crate) fn unschedule(&mut self, pd: PdId) {
         let prio = self.pds[pd].priority();
         self.runq.remove(pd, prio);

@@ -191,7 +191,7 @@ fn notify_wakes_waiting_receiver_with_its_channel_bit() {
     let mut h = Sys::new().pd("a", 10).pd("b", 5).channel(0, 1, 1, 4, false).build();
     h.settle();
     assert_eq!(h.k.current, None);
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::NOTIFY, &[1]);
     assert_eq!(h.x(0, 0), 0, "notify returns ok");
@@ -208,7 +208,7 @@ fn notify_wakes_waiting_receiver_with_its_channel_bit() {
 fn notification_to_higher_priority_preempts_the_sender() {
     let mut h = Sys::new().pd("low", 1).pd("high", 100).channel(0, 0, 1, 0, false).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::NOTIFY, &[0]);
     assert_eq!(h.current(), 1);
@@ -235,7 +235,7 @@ fn notifications_accumulate_while_the_receiver_runs() {
 fn using_a_channel_the_pd_does_not_hold_is_an_error() {
     let mut h = Sys::new().pd("a", 1).pd("b", 2).channel(0, 1, 1, 1, false).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     for (nr, ch, err) in [
         (sys::NOTIFY, 7, Error::InvalidChannel),
@@ -258,7 +258,7 @@ fn using_a_channel_the_pd_does_not_hold_is_an_error() {
 fn notify_without_the_notify_right_is_not_permitted() {
     let mut h = Sys::new().pd("a", 1).pd("b", 2).channel(0, 1, 1, 1, true).notify_only(0, 1).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::NOTIFY, &[1]);
     assert_eq!(h.x(0, 0), Error::NotPermitted as u64);
@@ -268,7 +268,7 @@ fn notify_without_the_notify_right_is_not_permitted() {
 fn ppc_switches_to_the_waiting_callee_and_back_with_the_reply() {
     let mut h = Sys::new().pd("client", 1).pd("server", 10).passive().channel(0, 3, 1, 8, true).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     let info = MessageInfo::new(0x42, 3);
     h.sys_as(0, sys::PP_CALL, &[3, info.raw(), 11, 22, 33, 44]);
@@ -292,7 +292,7 @@ fn ppc_switches_to_the_waiting_callee_and_back_with_the_reply() {
 fn message_registers_beyond_four_travel_through_ipc_buffers() {
     let mut h = Sys::new().pd("client", 1).pd("server", 10).channel(0, 0, 1, 0, true).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     for i in 4..64 {
         h.m.write_mr(0, i, 1000 + i as u64);
@@ -316,7 +316,7 @@ fn message_registers_beyond_four_travel_through_ipc_buffers() {
 fn message_count_over_the_limit_is_refused() {
     let mut h = Sys::new().pd("client", 1).pd("server", 10).channel(0, 0, 1, 0, true).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::PP_CALL, &[0, MessageInfo::new(1, 65).raw()]);
     assert_eq!(h.x(0, 0), Error::InvalidMessage as u64);
@@ -329,7 +329,7 @@ fn message_count_over_the_limit_is_refused() {
 fn malformed_reply_reaches_the_caller_as_an_error() {
     let mut h = Sys::new().pd("client", 1).pd("server", 10).channel(0, 0, 1, 0, true).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::PP_CALL, &[0, 0]);
     h.sys_as(1, sys::REPLY_RECV, &[MessageInfo::new(0, 100).raw()]);
@@ -350,7 +350,7 @@ fn nested_ppc_unwinds_in_order() {
         .channel(1, 1, 2, 0, true)
         .build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::PP_CALL, &[0, MessageInfo::new(1, 1).raw(), 10]);
     h.sys_as(1, sys::PP_CALL, &[1, MessageInfo::new(2, 1).raw(), h.x(1, 3) + 1]);
@@ -380,7 +380,7 @@ fn calls_to_a_busy_callee_queue_by_priority_then_arrival() {
         .build();
     h.settle();
     // c1 calls; server takes it and calls inner; inner sits on it.
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::PP_CALL, &[0, 0]);
     h.sys_as(3, sys::PP_CALL, &[9, 0]);
@@ -390,8 +390,8 @@ fn calls_to_a_busy_callee_queue_by_priority_then_arrival() {
     // after inner waits without replying.
     h.k.pds[4].caller = crate::pd::Caller::None; // inner forgets; server stays blocked
     h.sys_as(4, sys::RECV, &[]);
-    h.k.make_runnable(2, false);
-    h.k.make_runnable(1, false);
+    h.k.make_runnable(2);
+    h.k.make_runnable(1);
     h.k.schedule();
     h.sys_as(2, sys::PP_CALL, &[0, 0]);
     h.sys_as(1, sys::PP_CALL, &[0, 0]);
@@ -399,7 +399,7 @@ fn calls_to_a_busy_callee_queue_by_priority_then_arrival() {
     assert!(matches!(h.state(2), State::Calling { callee: 3, queued: true }));
     // Server finishes c1: unblock it as if inner had replied.
     h.k.pds[3].ctx.x[0] = 0;
-    h.k.make_runnable(3, true);
+    h.k.make_runnable(3);
     h.k.schedule();
     h.sys_as(3, sys::REPLY_RECV, &[0]);
     assert_eq!(h.current(), 3, "server takes the next queued caller at once");
@@ -414,7 +414,7 @@ fn calls_to_a_busy_callee_queue_by_priority_then_arrival() {
 fn callee_fault_fails_the_call_in_progress_and_the_queue() {
     let mut h = Sys::new().pd("client", 1).pd("server", 10).channel(0, 0, 1, 0, true).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::PP_CALL, &[0, 0]);
     let info = FaultInfo { kind: FaultKind::UnmappedRead, address: 0x1234, pc: 0x20_0010, esr: 0 };
@@ -449,7 +449,7 @@ fn fault_goes_to_the_parent_which_restarts_the_child_with_fresh_memory() {
     h.m.at(data, 16).copy_from_slice(b"scribbled over!!");
     h.m.at(bss, 8).fill(0xff);
     h.settle();
-    h.k.make_runnable(1, false);
+    h.k.make_runnable(1);
     h.k.schedule();
     h.k.pds[1].ctx.pc = 0x20_0abc;
     h.k.pds[1].ctx.x[19] = 77;
@@ -477,7 +477,7 @@ fn fault_goes_to_the_parent_which_restarts_the_child_with_fresh_memory() {
 fn only_a_pds_own_children_can_be_restarted() {
     let mut h = Sys::new().pd("parent", 100).pd("child", 10).pd("other", 50).child(0, 1, 0).build();
     h.settle();
-    h.k.make_runnable(2, false);
+    h.k.make_runnable(2);
     h.k.schedule();
     h.sys_as(2, sys::PD_RESTART, &[0]);
     assert_eq!(h.x(2, 0), Error::InvalidChild as u64);
@@ -492,7 +492,7 @@ fn only_a_pds_own_children_can_be_restarted() {
 fn fault_resume_continues_the_child_where_it_stopped() {
     let mut h = Sys::new().pd("parent", 100).pd("child", 10).child(0, 1, 0).build();
     h.settle();
-    h.k.make_runnable(1, false);
+    h.k.make_runnable(1);
     h.k.schedule();
     h.k.pds[1].ctx.pc = 0x20_0100;
     h.k.fault(&mut h.m, 1, FaultInfo { kind: FaultKind::Breakpoint, address: 0, pc: 0x20_0100, esr: 0 });
@@ -585,7 +585,7 @@ fn tick_rotates_equal_priorities_only() {
 fn passive_pd_is_not_woken_by_notifications() {
     let mut h = Sys::new().pd("client", 1).pd("server", 10).passive().channel(0, 0, 1, 0, true).build();
     h.settle();
-    h.k.make_runnable(0, false);
+    h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::NOTIFY, &[0]);
     assert_eq!(h.state(1), State::Waiting);

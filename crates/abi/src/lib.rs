@@ -44,8 +44,9 @@ pub mod sys {
 pub enum Error {
     /// The channel id is out of range or the PD holds no channel with it.
     InvalidChannel = 1,
-    /// The channel exists but does not carry this operation (notify, PPC,
-    /// IRQ ack).
+    /// The PD lacks the right: the channel does not carry this operation
+    /// (notify, PPC, IRQ ack), or the PD may not power off, or the child
+    /// is not in a state that allows it.
     NotPermitted = 2,
     /// The message info is malformed: more than [`MAX_MRS`] registers or
     /// reserved bits set.
@@ -78,7 +79,7 @@ impl Error {
     pub fn as_str(self) -> &'static str {
         match self {
             Error::InvalidChannel => "invalid channel",
-            Error::NotPermitted => "operation not permitted on this channel",
+            Error::NotPermitted => "not permitted",
             Error::InvalidMessage => "invalid message info",
             Error::NoCaller => "no caller to reply to",
             Error::CalleeFaulted => "callee faulted",

@@ -56,6 +56,26 @@ impl SharedMemory {
         Ok(())
     }
 
+    /// A 32-bit access, as device registers need.
+    pub fn read_u32(&self, offset: usize) -> Result<u32, OutOfBounds> {
+        let p = self.check(offset, 4)?;
+        if offset % 4 != 0 {
+            return Err(OutOfBounds { offset, len: 4, size: self.size });
+        }
+        // SAFETY: in bounds and aligned (device memory needs both).
+        Ok(unsafe { core::ptr::read_volatile(p as *const u32) })
+    }
+
+    pub fn write_u32(&self, offset: usize, value: u32) -> Result<(), OutOfBounds> {
+        let p = self.check(offset, 4)?;
+        if offset % 4 != 0 {
+            return Err(OutOfBounds { offset, len: 4, size: self.size });
+        }
+        // SAFETY: as in `read_u32`.
+        unsafe { core::ptr::write_volatile(p as *mut u32, value) };
+        Ok(())
+    }
+
     pub fn read_u64(&self, offset: usize) -> Result<u64, OutOfBounds> {
         let p = self.check(offset, 8)?;
         // SAFETY: in bounds; unaligned reads are allowed on normal memory.

@@ -57,6 +57,11 @@ core::arch::global_asm!(
     .section .text.boot, "ax"
     .global _start
 _start:
+    // Count cycles from the first instruction (boot-time benchmark).
+    mov     x0, #{pmcr}
+    msr     pmcr_el0, x0
+    mov     x0, #(1 << 31)
+    msr     pmcntenset_el0, x0
     mrs     x19, CurrentEL
     lsr     x19, x19, #2
     cmp     x19, #2
@@ -117,6 +122,7 @@ _start:
 5:  wfi
     b       5b
 "#,
+    pmcr = const super::pmu::PMCR,
     ttbr1_off = const offset_of!(Header, kernel_ttbr1),
     ttbr0_off = const offset_of!(Header, boot_ttbr0),
     mair = const MAIR,

@@ -119,12 +119,9 @@ extern "C" fn handle_trap(kind: u64) -> *mut UserContext {
     };
     match kind {
         vectors::TRAP_SYNC => {
-            let (esr, far): (u64, u64);
-            // SAFETY: reading the syndrome registers of this exception.
-            unsafe {
-                core::arch::asm!("mrs {}, esr_el1", out(reg) esr);
-                core::arch::asm!("mrs {}, far_el1", out(reg) far);
-            }
+            let esr: u64;
+            // SAFETY: reading the syndrome register of this exception.
+            unsafe { core::arch::asm!("mrs {}, esr_el1", out(reg) esr) };
             match esr >> 26 {
                 ec::SVC64 => k.syscall(m, cur),
                 ec::FP_ACCESS => fpu::take(k, cur),
@@ -134,6 +131,9 @@ extern "C" fn handle_trap(kind: u64) -> *mut UserContext {
                     k.tick();
                 }
                 _ => {
+                    let far: u64;
+                    // SAFETY: reading the fault address of this exception.
+                    unsafe { core::arch::asm!("mrs {}, far_el1", out(reg) far) };
                     let pc = k.pds[cur].ctx.pc;
                     k.fault(m, cur, fault::decode(esr, far, pc));
                 }
