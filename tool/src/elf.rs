@@ -25,7 +25,7 @@ pub struct Symbol {
     pub size: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ElfImage {
     pub entry: u64,
     pub segments: Vec<Segment>,

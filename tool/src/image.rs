@@ -75,8 +75,6 @@ fn whole_file_error(sd: &SystemDescription, message: String) -> Vec<Error> {
 pub fn build(sd: &SystemDescription, opts: &Options) -> Result<Built, Vec<Error>> {
     let kernel = ElfImage::read(&opts.kernel).map_err(|e| whole_file_error(sd, format!("kernel: {e}")))?;
     let mut errors = Errors { sd, list: Vec::new() };
-
-    // Program images.
     let base_dir = Path::new(&sd.file).parent().unwrap_or(Path::new("."));
     let mut programs = Vec::new();
     for pd in &sd.protection_domains {
@@ -98,6 +96,17 @@ pub fn build(sd: &SystemDescription, opts: &Options) -> Result<Built, Vec<Error>
         }
     }
     errors.finish()?;
+    build_from(sd, &kernel, &programs, opts.pmu_user)
+}
+
+/// Build from ELF files already read: `programs` has one entry per PD, in
+/// the description's order.
+pub fn build_from(
+    sd: &SystemDescription,
+    kernel: &ElfImage,
+    programs: &[(PathBuf, ElfImage)],
+    pmu_user: bool,
+) -> Result<Built, Vec<Error>> {
     let mut errors = Errors { sd, list: Vec::new() };
 
     // The kernel sits where it was linked; everything else is allocated
@@ -140,7 +149,7 @@ pub fn build(sd: &SystemDescription, opts: &Options) -> Result<Built, Vec<Error>
     let mut restore: Vec<RestoreOp> = Vec::new();
     let mut descs: Vec<PdDesc> = Vec::new();
 
-    for (i, (pd, (path, elf))) in sd.protection_domains.iter().zip(&programs).enumerate() {
+    for (i, (pd, (path, elf))) in sd.protection_domains.iter().zip(programs).enumerate() {
         let mut mappings = Vec::new();
         let mut frames: Vec<(u64, Vec<u8>, Segment)> = Vec::new();
         for seg in &elf.segments {
@@ -320,7 +329,7 @@ pub fn build(sd: &SystemDescription, opts: &Options) -> Result<Built, Vec<Error>
         spaces.push(space);
     }
     errors.finish()?;
-    let kernel_space = kernel_address_space(&kernel, kernel_end).map_err(|e| whole_file_error(sd, format!("kernel: {e}")))?;
+    let kernel_space = kernel_address_space(kernel, kernel_end).map_err(|e| whole_file_error(sd, format!("kernel: {e}")))?;
     let mut boot_space = AddressSpace::new(Half::Lower);
     boot_space
         .map(RAM_BASE, RAM_BASE, BLOCK_1G, kernel_attrs(false, true, Memory::Cached) | crate::pagetable::bits::NOT_GLOBAL, BLOCK_1G)
@@ -344,7 +353,7 @@ pub fn build(sd: &SystemDescription, opts: &Options) -> Result<Built, Vec<Error>
     }
 
     let mut header = Header::empty();
-    header.flags = if opts.pmu_user { FLAG_PMU_USER } else { 0 };
+    header.flags = if pmu_user { FLAG_PMU_USER } else { 0 };
     header.kernel_ttbr1 = kernel_ttbr1;
     header.boot_ttbr0 = boot_ttbr0;
     header.ram_base = RAM_BASE;
