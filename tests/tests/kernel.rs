@@ -100,6 +100,11 @@ fn a_passive_pd_runs_only_when_called() {
 }
 
 #[test]
+fn sixty_four_message_registers_cross_a_ppc_both_ways() {
+    run().expect_line("errors: 64 message registers came back reversed: true");
+}
+
+#[test]
 fn fp_simd_registers_are_saved_per_pd() {
     run().expect_in_order(&[
         "fpu_b: filled the FP/SIMD registers with my pattern",

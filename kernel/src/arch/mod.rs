@@ -93,7 +93,9 @@ extern "C" fn kmain(spec_paddr: u64) -> ! {
     pmu::init(spec.header.flags & bootspec::FLAG_PMU_USER != 0);
     let k = kernel();
     k.load(&spec);
-    kprintln!("kernel: {} protection domains", k.pds.len());
+    // SAFETY: BOOT_EL was written once by `_start`.
+    let entered_at = unsafe { core::ptr::addr_of!(boot::BOOT_EL).read() };
+    kprintln!("kernel: entered at EL{}, starting {} protection domains", entered_at, k.pds.len());
     gic::init();
     for (irq, trigger) in k.bound_irqs() {
         gic::configure(irq, trigger);

@@ -5,7 +5,7 @@
 
 use abi::MessageInfo;
 use microkit::syscall;
-use microkit::{debug_println, get_mr, protection_domain, Channel, NullHandler};
+use microkit::{debug_println, get_mr, protection_domain, with_msg_regs, with_msg_regs_mut, Channel, NullHandler, MAX_MRS};
 
 const PROBE: Channel = Channel::new(0);
 const CHECKER: Channel = Channel::new(1);
@@ -41,6 +41,12 @@ fn init() -> NullHandler {
     PROBE.notify();
     PROBE.pp_call(MessageInfo::new(1, 0));
     debug_println!("errors: the passive probe had seen {} notifications when first called", get_mr(0));
+
+    // All 64 message registers out and back: the probe reverses them.
+    with_msg_regs_mut(|r| (0..MAX_MRS).for_each(|i| r[i] = 0x1000 + i as u64));
+    let reply = PROBE.pp_call(MessageInfo::new(2, MAX_MRS));
+    let intact = with_msg_regs(|r| (0..MAX_MRS).all(|i| r[i] == 0x1000 + (MAX_MRS - 1 - i) as u64));
+    debug_println!("errors: {} message registers came back reversed: {}", reply.count(), intact);
     CHECKER.notify();
     NullHandler
 }

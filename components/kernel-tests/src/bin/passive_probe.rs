@@ -3,7 +3,10 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-use microkit::{debug_println, protection_domain, set_mr, Channel, ChannelSet, Handler, Infallible, MessageInfo};
+use microkit::{debug_println, protection_domain, set_mr, with_msg_regs_mut, Channel, ChannelSet, Handler, Infallible, MessageInfo};
+
+/// Label of a call that asks for the message registers back, reversed.
+const REVERSE: u64 = 2;
 
 #[protection_domain]
 fn init() -> Probe {
@@ -17,7 +20,12 @@ struct Probe {
 impl Handler for Probe {
     type Error = Infallible;
 
-    fn protected(&mut self, _ch: Channel, _msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+    fn protected(&mut self, _ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+        if msg.label() == REVERSE {
+            let n = msg.count();
+            with_msg_regs_mut(|r| r[..n].reverse());
+            return Ok(MessageInfo::new(REVERSE, n));
+        }
         debug_println!("passive_probe: called");
         set_mr(0, self.notifications);
         Ok(MessageInfo::new(0, 1))
