@@ -35,7 +35,10 @@ pub fn decode(esr: u64, far: u64, elr: u64) -> FaultInfo {
     const TRANSLATION: u64 = 0b0001;
     const PERMISSION: u64 = 0b0011;
     const ALIGNMENT: u64 = 0b100001;
+    // The upper half belongs to the kernel (TTBR1); EL0 never reaches it.
+    const KERNEL_HALF: u64 = 0xffff_0000_0000_0000;
     let (kind, address) = match class {
+        ec::DATA_ABORT_LOWER | ec::INSTR_ABORT_LOWER if far >= KERNEL_HALF => (FaultKind::KernelAddress, far),
         ec::DATA_ABORT_LOWER => {
             let write = esr & (1 << 6) != 0;
             let kind = match (kind_of_status, write) {
@@ -202,9 +205,12 @@ mod tests {
     }
 
     #[test]
-    fn reading_kernel_memory_is_a_read_permission_fault() {
-        let f = decode(esr(ec::DATA_ABORT_LOWER, 0b001101), 0xffff_0000_4020_0000, 0x20_0000);
-        assert_eq!(f.kind, FaultKind::ReadNotPermitted);
+    fn any_access_to_the_kernel_half_is_named_as_such() {
+        for (class, iss) in [(ec::DATA_ABORT_LOWER, 0b001101), (ec::DATA_ABORT_LOWER, 1 << 6 | 0b001111), (ec::INSTR_ABORT_LOWER, 0b001111)] {
+            let f = decode(esr(class, iss), 0xffff_0000_4020_0000, 0x20_0000);
+            assert_eq!(f.kind, FaultKind::KernelAddress);
+            assert_eq!(f.address, 0xffff_0000_4020_0000);
+        }
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn faults_are_stopped_and_reported_with_name_kind_address_and_pc() {
     let line = &run.lines[i];
     let addr = line.split("at address ").nth(1).and_then(|r| r.split(',').next()).unwrap();
     assert_eq!(expect_fault(run, "fault_undefined", &format!("undefined instruction at address {addr}"), parent), u64::from_str_radix(&addr[2..], 16).unwrap());
-    expect_fault(run, "fault_kernel_read", "read not permitted at address 0xffff000040200000", parent);
+    expect_fault(run, "fault_kernel_read", "access to kernel memory at address 0xffff000040200000", parent);
     expect_fault(run, "orphan", "write to unmapped address at address 0x12340000", "; stopped");
 }
 
@@ -65,7 +65,7 @@ fn the_parent_receives_each_childs_fault() {
         (1, "write to read-only memory"),
         (2, "execute from non-executable memory"),
         (3, "undefined instruction"),
-        (4, "read not permitted"),
+        (4, "access to kernel memory"),
     ] {
         run.expect_prefix(&format!("faults_parent: child {child} reported: {kind} at 0x"));
     }

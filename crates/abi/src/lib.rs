@@ -172,6 +172,8 @@ pub enum FaultKind {
     Breakpoint = 9,
     /// Anything else; the ESR tells more.
     Other = 10,
+    /// Any access to the kernel's half of the address space.
+    KernelAddress = 11,
 }
 
 impl FaultKind {
@@ -186,6 +188,7 @@ impl FaultKind {
             7 => FaultKind::UndefinedInstruction,
             8 => FaultKind::Alignment,
             9 => FaultKind::Breakpoint,
+            11 => FaultKind::KernelAddress,
             _ => FaultKind::Other,
         }
     }
@@ -202,6 +205,7 @@ impl FaultKind {
             FaultKind::Alignment => "alignment fault",
             FaultKind::Breakpoint => "breakpoint",
             FaultKind::Other => "unknown fault",
+            FaultKind::KernelAddress => "access to kernel memory",
         }
     }
 }
