@@ -1,0 +1,326 @@
+//! Block requests on a virtqueue. A read or write is a chain of three
+//! buffers: the request header (device reads), the data (device writes it
+//! for a read, reads it for a write) and a status byte (device writes).
+//! Many requests are in flight and complete in any order.
+//!
+//! Ordering: a barrier waits until every request before it has completed;
+//! a flush does the same and then sends the device a flush command, so once
+//! a flush is acknowledged every write acknowledged before it is durable.
+//! While a barrier or flush waits, no later request starts.
+
+use crate::virtq::{Buffer, Layout, SplitQueue};
+use crate::Dma;
+
+/// The protocol's block size (the blk crate's); the device counts 512-byte
+/// sectors.
+pub const BLOCK_SIZE: u64 = 4096;
+pub const SECTOR_SIZE: u64 = 512;
+const SECTORS_PER_BLOCK: u64 = BLOCK_SIZE / SECTOR_SIZE;
+
+/// Requests in flight at most (each takes three descriptors).
+pub const MAX_IN_FLIGHT: usize = 64;
+
+// virtio-blk request types and status values (virtio 1.x, 5.2.6).
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const S_OK: u8 = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+    Barrier,
+}
+
+/// A request as the driver receives it; `dma_addr` is the physical address
+/// of the data buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub id: u32,
+    pub op: Op,
+    pub block: u64,
+    pub count: u32,
+    pub dma_addr: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    InvalidRequest,
+    IoError,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub id: u32,
+    pub status: Status,
+    /// Blocks transferred.
+    pub count: u32,
+}
+
+/// What became of a submitted request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// On the queue; tell the device.
+    Started,
+    /// A barrier or flush waiting for earlier requests.
+    Held,
+    /// Answered without the device.
+    Done(Completion),
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    busy: bool,
+    id: u32,
+    count: u32,
+    head: u16,
+}
+
+/// Where the engine keeps per-request headers and status bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotArea {
+    pub headers: usize,
+    pub status: usize,
+}
+
+impl SlotArea {
+    pub const SIZE: usize = MAX_IN_FLIGHT * 16 + MAX_IN_FLIGHT;
+
+    pub fn at(base: usize) -> SlotArea {
+        SlotArea { headers: base, status: base + MAX_IN_FLIGHT * 16 }
+    }
+}
+
+pub struct Engine {
+    queue: SplitQueue,
+    area: SlotArea,
+    slots: [Slot; MAX_IN_FLIGHT],
+    /// Descriptor head -> slot.
+    head_slot: [u8; crate::virtq::MAX_SIZE],
+    in_flight: usize,
+    held: Option<Request>,
+    capacity_blocks: u64,
+    read_only: bool,
+    device_flush: bool,
+}
+
+impl Engine {
+    pub fn new(dma: &impl Dma, layout: Layout, area: SlotArea, capacity_sectors: u64, read_only: bool, device_flush: bool) -> Engine {
+        Engine {
+            queue: SplitQueue::new(dma, layout),
+            area,
+            slots: [Slot::default(); MAX_IN_FLIGHT],
+            head_slot: [0; crate::virtq::MAX_SIZE],
+            in_flight: 0,
+            held: None,
+            capacity_blocks: capacity_sectors / SECTORS_PER_BLOCK,
+            read_only,
+            device_flush,
+        }
+    }
+
+    pub fn capacity_blocks(&self) -> u64 {
+        self.capacity_blocks
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether another request may be submitted now.
+    pub fn can_accept(&self) -> bool {
+        self.held.is_none() && self.in_flight < self.slot_limit() && self.queue.num_free() >= 3
+    }
+
+    fn slot_limit(&self) -> usize {
+        MAX_IN_FLIGHT.min(self.queue.layout().size as usize / 3)
+    }
+
+    pub fn submit(&mut self, dma: &impl Dma, req: Request) -> Submitted {
+        let done = |status, count| Submitted::Done(Completion { id: req.id, status, count });
+        match req.op {
+            Op::Barrier | Op::Flush if self.in_flight > 0 => {
+                self.held = Some(req);
+                Submitted::Held
+            }
+            Op::Barrier => done(Status::Ok, 0),
+            Op::Flush if !self.device_flush => done(Status::Ok, 0),
+            Op::Flush => self.start(dma, req, T_FLUSH),
+            Op::Read | Op::Write => {
+                let end = req.block.checked_add(req.count as u64);
+                if req.count == 0 || end.is_none_or(|e| e > self.capacity_blocks) || (req.op == Op::Write && self.read_only) {
+                    return done(Status::InvalidRequest, 0);
+                }
+                self.start(dma, req, if req.op == Op::Read { T_IN } else { T_OUT })
+            }
+        }
+    }
+
+    fn start(&mut self, dma: &impl Dma, req: Request, kind: u32) -> Submitted {
+        let Some(s) = self.slots.iter().position(|s| !s.busy) else {
+            // Callers check `can_accept` first.
+            return Submitted::Done(Completion { id: req.id, status: Status::IoError, count: 0 });
+        };
+        let header = self.area.headers + 16 * s;
+        let status = self.area.status + s;
+        dma.write_u32(header, kind);
+        dma.write_u32(header + 4, 0);
+        dma.write_u64(header + 8, req.block * SECTORS_PER_BLOCK);
+        dma.write_u8(status, 0xff);
+        let hdr = Buffer { addr: dma.paddr() + header as u64, len: 16, device_writes: false };
+        let st = Buffer { addr: dma.paddr() + status as u64, len: 1, device_writes: true };
+        let bytes = req.count as u64 * BLOCK_SIZE;
+        let head = if kind == T_FLUSH {
+            self.queue.add(dma, &[hdr, st])
+        } else {
+            let data = Buffer { addr: req.dma_addr, len: bytes as u32, device_writes: kind == T_IN };
+            self.queue.add(dma, &[hdr, data, st])
+        };
+        let Some(head) = head else {
+            return Submitted::Done(Completion { id: req.id, status: Status::IoError, count: 0 });
+        };
+        self.slots[s] = Slot { busy: true, id: req.id, count: req.count, head };
+        self.head_slot[head as usize] = s as u8;
+        self.in_flight += 1;
+        Submitted::Started
+    }
+
+    /// The next request the device finished.
+    pub fn complete(&mut self, dma: &impl Dma) -> Option<Completion> {
+        let (head, _len) = self.queue.pop_used(dma)?;
+        let s = self.head_slot[head as usize] as usize;
+        let slot = self.slots[s];
+        self.slots[s].busy = false;
+        self.in_flight -= 1;
+        debug_assert_eq!(slot.head, head);
+        // Anything but OK (I/O error, unsupported, or a byte the device never
+        // wrote) is an I/O error with nothing done.
+        Some(match dma.read_u8(self.area.status + s) {
+            S_OK => Completion { id: slot.id, status: Status::Ok, count: slot.count },
+            _ => Completion { id: slot.id, status: Status::IoError, count: 0 },
+        })
+    }
+
+    /// Once nothing is in flight, let a held barrier or flush go: a barrier
+    /// completes at once, a flush goes to the device.
+    pub fn release_held(&mut self, dma: &impl Dma) -> Option<Submitted> {
+        if self.in_flight > 0 {
+            return None;
+        }
+        let req = self.held.take()?;
+        Some(self.submit(dma, req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeDevice, FakeDma};
+
+    const DATA: usize = 0x4000;
+
+    fn setup(sectors: u64, ro: bool, flush: bool) -> (FakeDma, Engine, FakeDevice) {
+        let dma = FakeDma::new(0x4000 + 64 * 4096 * 2, 0x4800_0000);
+        let layout = Layout::new(256, 0);
+        let area = SlotArea::at(layout.end.next_multiple_of(16));
+        assert!(area.status + MAX_IN_FLIGHT <= DATA);
+        let engine = Engine::new(&dma, layout, area, sectors, ro, flush);
+        let device = FakeDevice::new(layout, sectors);
+        (dma, engine, device)
+    }
+
+    fn rw(id: u32, op: Op, block: u64, count: u32, buf: usize) -> Request {
+        Request { id, op, block, count, dma_addr: 0x4800_0000 + buf as u64 }
+    }
+
+    #[test]
+    fn many_requests_in_flight_complete_out_of_order_with_the_right_data() {
+        let (dma, mut e, mut dev) = setup(8 * 1024, false, true);
+        // 64 single-block writes of distinct patterns, all in flight at once.
+        for i in 0..64u32 {
+            dma.fill(DATA + i as usize * 4096, 4096, i as u8 + 1);
+            assert!(e.can_accept());
+            assert_eq!(e.submit(&dma, rw(100 + i, Op::Write, i as u64 * 3, 1, DATA + i as usize * 4096)), Submitted::Started);
+        }
+        assert!(!e.can_accept(), "64 in flight is the limit");
+        assert_eq!(e.in_flight(), 64);
+        dev.process_reversed(&dma);
+        let mut ids: Vec<u32> = core::iter::from_fn(|| e.complete(&dma)).map(|c| {
+            assert_eq!((c.status, c.count), (Status::Ok, 1));
+            c.id
+        }).collect();
+        assert_eq!(ids.first(), Some(&163), "the device finished the last one first");
+        ids.sort();
+        assert_eq!(ids, (100..164).collect::<Vec<_>>());
+        for i in 0..64u64 {
+            assert!(dev.block(i * 3).iter().all(|&b| b == i as u8 + 1), "block {}", i * 3);
+        }
+        // Read two of them back into a fresh buffer.
+        dma.fill(DATA, 2 * 4096, 0);
+        assert_eq!(e.submit(&dma, rw(7, Op::Read, 3, 2, DATA)), Submitted::Started);
+        dev.process_reversed(&dma);
+        assert_eq!(e.complete(&dma), Some(Completion { id: 7, status: Status::Ok, count: 2 }));
+        assert!(dma.bytes(DATA, 4096).iter().all(|&b| b == 2));
+        assert!(dma.bytes(DATA + 4096, 4096).iter().all(|&b| b == 0), "block 4 was never written");
+    }
+
+    #[test]
+    fn out_of_range_zero_and_read_only_requests_are_refused_without_the_device() {
+        let (dma, mut e, _dev) = setup(8 * 16, true, true);
+        assert_eq!(e.capacity_blocks(), 16);
+        for req in [rw(1, Op::Read, 16, 1, DATA), rw(2, Op::Read, 15, 2, DATA), rw(3, Op::Read, u64::MAX, 2, DATA), rw(4, Op::Read, 0, 0, DATA), rw(5, Op::Write, 0, 1, DATA)] {
+            assert_eq!(e.submit(&dma, req), Submitted::Done(Completion { id: req.id, status: Status::InvalidRequest, count: 0 }));
+        }
+        assert_eq!(e.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_barrier_waits_for_earlier_requests_and_holds_later_ones() {
+        let (dma, mut e, mut dev) = setup(8 * 64, false, true);
+        e.submit(&dma, rw(1, Op::Write, 0, 1, DATA));
+        assert_eq!(e.submit(&dma, rw(2, Op::Barrier, 0, 0, 0)), Submitted::Held);
+        assert!(!e.can_accept(), "nothing starts behind a waiting barrier");
+        assert_eq!(e.release_held(&dma), None);
+        dev.process_reversed(&dma);
+        assert_eq!(e.complete(&dma).map(|c| c.id), Some(1));
+        assert_eq!(e.release_held(&dma), Some(Submitted::Done(Completion { id: 2, status: Status::Ok, count: 0 })));
+        assert!(e.can_accept());
+    }
+
+    #[test]
+    fn a_flush_drains_then_reaches_the_device() {
+        let (dma, mut e, mut dev) = setup(8 * 64, false, true);
+        e.submit(&dma, rw(1, Op::Write, 5, 1, DATA));
+        assert_eq!(e.submit(&dma, rw(2, Op::Flush, 0, 0, 0)), Submitted::Held);
+        dev.process_reversed(&dma);
+        assert_eq!(e.complete(&dma).map(|c| c.id), Some(1));
+        assert_eq!(dev.flushes, 0);
+        assert_eq!(e.release_held(&dma), Some(Submitted::Started));
+        dev.process_reversed(&dma);
+        assert_eq!(dev.flushes, 1, "the device saw a flush command");
+        assert_eq!(e.complete(&dma), Some(Completion { id: 2, status: Status::Ok, count: 0 }));
+    }
+
+    #[test]
+    fn without_a_device_cache_a_flush_only_drains() {
+        let (dma, mut e, dev) = setup(8 * 64, false, false);
+        assert_eq!(e.submit(&dma, rw(9, Op::Flush, 0, 0, 0)), Submitted::Done(Completion { id: 9, status: Status::Ok, count: 0 }));
+        assert_eq!(dev.flushes, 0);
+    }
+
+    #[test]
+    fn device_errors_are_reported_with_no_blocks_done() {
+        let (dma, mut e, mut dev) = setup(8 * 64, false, true);
+        dev.fail_next = true;
+        e.submit(&dma, rw(3, Op::Read, 1, 4, DATA));
+        dev.process_reversed(&dma);
+        assert_eq!(e.complete(&dma), Some(Completion { id: 3, status: Status::IoError, count: 0 }));
+    }
+}

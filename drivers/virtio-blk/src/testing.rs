@@ -1,0 +1,139 @@
+//! Host fakes: DMA memory backed by a vector, and a virtio-blk device that
+//! serves the queue from a RAM disk, completing requests in reverse order.
+
+use crate::virtq::Layout;
+use crate::Dma;
+use std::cell::RefCell;
+
+pub struct FakeDma {
+    mem: RefCell<Vec<u8>>,
+    paddr: u64,
+}
+
+impl FakeDma {
+    pub fn new(len: usize, paddr: u64) -> FakeDma {
+        FakeDma { mem: RefCell::new(vec![0; len]), paddr }
+    }
+    pub fn read_u64(&self, off: usize) -> u64 {
+        u64::from_le_bytes(self.mem.borrow()[off..off + 8].try_into().unwrap())
+    }
+    pub fn fill(&self, off: usize, len: usize, v: u8) {
+        self.mem.borrow_mut()[off..off + len].fill(v);
+    }
+    pub fn bytes(&self, off: usize, len: usize) -> Vec<u8> {
+        self.mem.borrow()[off..off + len].to_vec()
+    }
+    fn off(&self, paddr: u64) -> usize {
+        (paddr - self.paddr) as usize
+    }
+}
+
+impl Dma for FakeDma {
+    fn paddr(&self) -> u64 {
+        self.paddr
+    }
+    fn len(&self) -> usize {
+        self.mem.borrow().len()
+    }
+    fn read_u8(&self, off: usize) -> u8 {
+        self.mem.borrow()[off]
+    }
+    fn write_u8(&self, off: usize, v: u8) {
+        self.mem.borrow_mut()[off] = v;
+    }
+    fn read_u16(&self, off: usize) -> u16 {
+        u16::from_le_bytes(self.mem.borrow()[off..off + 2].try_into().unwrap())
+    }
+    fn write_u16(&self, off: usize, v: u16) {
+        self.mem.borrow_mut()[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn read_u32(&self, off: usize) -> u32 {
+        u32::from_le_bytes(self.mem.borrow()[off..off + 4].try_into().unwrap())
+    }
+    fn write_u32(&self, off: usize, v: u32) {
+        self.mem.borrow_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn write_u64(&self, off: usize, v: u64) {
+        self.mem.borrow_mut()[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    fn barrier(&self) {}
+}
+
+/// A virtio-blk device over a RAM disk of 512-byte sectors.
+pub struct FakeDevice {
+    layout: Layout,
+    disk: Vec<u8>,
+    seen_avail: u16,
+    used_idx: u16,
+    pub flushes: u32,
+    pub fail_next: bool,
+}
+
+impl FakeDevice {
+    pub fn new(layout: Layout, sectors: u64) -> FakeDevice {
+        FakeDevice { layout, disk: vec![0; sectors as usize * 512], seen_avail: 0, used_idx: 0, flushes: 0, fail_next: false }
+    }
+
+    pub fn block(&self, block: u64) -> &[u8] {
+        &self.disk[block as usize * 4096..(block as usize + 1) * 4096]
+    }
+
+    /// Take every newly available chain and complete them, last first.
+    pub fn process_reversed(&mut self, dma: &FakeDma) {
+        let l = self.layout;
+        let avail_idx = dma.read_u16(l.avail + 2);
+        let mut heads = Vec::new();
+        while self.seen_avail != avail_idx {
+            heads.push(dma.read_u16(l.avail + 4 + 2 * (self.seen_avail % l.size) as usize));
+            self.seen_avail = self.seen_avail.wrapping_add(1);
+        }
+        for head in heads.into_iter().rev() {
+            let written = self.serve(dma, head);
+            let e = l.used + 4 + 8 * (self.used_idx % l.size) as usize;
+            dma.write_u32(e, head as u32);
+            dma.write_u32(e + 4, written);
+            self.used_idx = self.used_idx.wrapping_add(1);
+            dma.write_u16(l.used + 2, self.used_idx);
+        }
+    }
+
+    fn serve(&mut self, dma: &FakeDma, head: u16) -> u32 {
+        let l = self.layout;
+        let mut chain = Vec::new();
+        let mut d = head as usize;
+        loop {
+            let off = l.desc + 16 * d;
+            let (addr, len, flags, next) = (dma.read_u64(off), dma.read_u32(off + 8), dma.read_u16(off + 12), dma.read_u16(off + 14));
+            chain.push((addr, len, flags & 2 != 0));
+            if flags & 1 == 0 {
+                break;
+            }
+            d = next as usize;
+        }
+        let hdr = dma.off(chain[0].0);
+        let (kind, sector) = (dma.read_u32(hdr), dma.read_u64(hdr + 8));
+        let status = dma.off(chain.last().unwrap().0);
+        let mut st = 0u8;
+        let mut written = 1;
+        if std::mem::take(&mut self.fail_next) {
+            st = 1;
+        } else if kind == 4 {
+            self.flushes += 1;
+        } else {
+            let (addr, len, device_writes) = chain[1];
+            let at = sector as usize * 512;
+            let buf = dma.off(addr);
+            if kind == 0 {
+                assert!(device_writes);
+                let data = self.disk[at..at + len as usize].to_vec();
+                dma.mem.borrow_mut()[buf..buf + len as usize].copy_from_slice(&data);
+                written += len;
+            } else {
+                assert!(!device_writes);
+                self.disk[at..at + len as usize].copy_from_slice(&dma.bytes(buf, len as usize));
+            }
+        }
+        dma.write_u8(status, st);
+        written
+    }
+}
