@@ -1,0 +1,307 @@
+//! The records that travel in the rings: [`Request`] (requester to
+//! responder) and [`Response`] (back). Both are plain little-endian C layouts
+//! of fixed size; every bit pattern is a valid record, so one read from a
+//! hostile peer is just data to be checked, and the typed views ([`Op`],
+//! [`Status`]) are decoded from the raw numbers with an error for values
+//! this side does not know.
+
+use core::fmt;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::info::StorageInfo;
+
+/// Bytes in one block: the unit of every block number, count and capacity
+/// in this protocol. A virtio device counts 512-byte sectors; the driver
+/// converts (one block is 8 sectors).
+pub const BLOCK_SIZE: u32 = 4096;
+
+/// What a request asks for. The numbers are the wire values of
+/// [`Request::opcode`] and never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Op {
+    /// Copy `count` blocks from `block` on the disk into the data region.
+    Read = 0,
+    /// Copy `count` blocks from the data region to `block` on the disk.
+    Write = 1,
+    /// Complete once every write completed before it is durable.
+    Flush = 2,
+    /// Complete once every request before it has completed; later requests
+    /// start only after it.
+    Barrier = 3,
+}
+
+/// An opcode this side does not know: the answer is
+/// [`Status::InvalidRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownOp(pub u32);
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Read, Op::Write, Op::Flush, Op::Barrier];
+
+    pub const fn from_raw(raw: u32) -> Result<Op, UnknownOp> {
+        match raw {
+            0 => Ok(Op::Read),
+            1 => Ok(Op::Write),
+            2 => Ok(Op::Flush),
+            3 => Ok(Op::Barrier),
+            _ => Err(UnknownOp(raw)),
+        }
+    }
+
+    pub const fn raw(self) -> u32 {
+        self as u32
+    }
+
+    /// Whether the request moves data (and so uses `count` and
+    /// `data_offset`).
+    pub const fn moves_data(self) -> bool {
+        matches!(self, Op::Read | Op::Write)
+    }
+}
+
+/// How a request ended. The numbers are the wire values of
+/// [`Response::status_code`] and never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Status {
+    /// Done; `count` blocks transferred.
+    Ok = 0,
+    /// The request was malformed: unknown opcode, zero count, a range past
+    /// the end of the disk, a data buffer outside the data region or not
+    /// block-aligned, a write to a read-only disk.
+    InvalidRequest = 1,
+    /// The device failed the request.
+    IoError = 2,
+    /// There is no usable device behind this queue (not ready, or gone).
+    NoDevice = 3,
+}
+
+/// A status this side does not know. Treat the request as failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownStatus(pub u32);
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Ok, Status::InvalidRequest, Status::IoError, Status::NoDevice];
+
+    pub const fn from_raw(raw: u32) -> Result<Status, UnknownStatus> {
+        match raw {
+            0 => Ok(Status::Ok),
+            1 => Ok(Status::InvalidRequest),
+            2 => Ok(Status::IoError),
+            3 => Ok(Status::NoDevice),
+            _ => Err(UnknownStatus(raw)),
+        }
+    }
+
+    pub const fn raw(self) -> u32 {
+        self as u32
+    }
+
+    pub const fn is_ok(self) -> bool {
+        matches!(self, Status::Ok)
+    }
+}
+
+/// A request, 32 bytes:
+///
+/// | offset | size | field | meaning |
+/// |---:|---:|---|---|
+/// | 0 | 4 | `id` | chosen by the requester, echoed in the response |
+/// | 4 | 4 | `opcode` | an [`Op`] (raw, may be unknown) |
+/// | 8 | 8 | `block` | first block on the disk |
+/// | 16 | 4 | `count` | blocks to transfer (read/write) |
+/// | 20 | 4 | reserved | zero |
+/// | 24 | 8 | `data_offset` | byte offset of the buffer in the requester's data region |
+///
+/// For flush and barrier only `id` and `opcode` mean anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Request {
+    pub id: u32,
+    pub opcode: u32,
+    pub block: u64,
+    pub count: u32,
+    reserved: u32,
+    pub data_offset: u64,
+}
+
+impl Request {
+    pub const fn new(id: u32, op: Op, block: u64, count: u32, data_offset: u64) -> Request {
+        Request { id, opcode: op.raw(), block, count, reserved: 0, data_offset }
+    }
+
+    /// A flush or barrier: no blocks, no data.
+    pub const fn ordering(id: u32, op: Op) -> Request {
+        Request::new(id, op, 0, 0, 0)
+    }
+
+    pub const fn op(&self) -> Result<Op, UnknownOp> {
+        Op::from_raw(self.opcode)
+    }
+
+    /// Bytes of data the request moves, `count * BLOCK_SIZE` (0 for flush
+    /// and barrier, or an unknown opcode).
+    pub const fn data_len(&self) -> u64 {
+        match self.op() {
+            Ok(op) if op.moves_data() => self.count as u64 * BLOCK_SIZE as u64,
+            _ => 0,
+        }
+    }
+
+    /// Check a request from an untrusted requester against the disk it
+    /// addresses and the requester's data region, as the filter server
+    /// does. Returns the operation, or the status to answer with.
+    ///
+    /// A read or write must have a known opcode, at least one block, a
+    /// block range inside the disk, and a block-aligned buffer inside the
+    /// data region; a write needs a writable disk. Flushes and barriers are
+    /// always well formed.
+    pub fn check(&self, disk: &StorageInfo, data_region_len: u64) -> Result<Op, Status> {
+        let op = self.op().map_err(|_| Status::InvalidRequest)?;
+        if !op.moves_data() {
+            return Ok(op);
+        }
+        let in_disk = self.block.checked_add(self.count as u64).is_some_and(|end| end <= disk.capacity);
+        let in_region = self.data_offset % BLOCK_SIZE as u64 == 0
+            && self.data_offset.checked_add(self.data_len()).is_some_and(|end| end <= data_region_len);
+        if self.count == 0 || !in_disk || !in_region || (op == Op::Write && disk.is_read_only()) {
+            return Err(Status::InvalidRequest);
+        }
+        Ok(op)
+    }
+}
+
+/// A response, 16 bytes:
+///
+/// | offset | size | field | meaning |
+/// |---:|---:|---|---|
+/// | 0 | 4 | `id` | the request's `id` |
+/// | 4 | 4 | `status_code` | a [`Status`] (raw, may be unknown) |
+/// | 8 | 4 | `count` | blocks transferred |
+/// | 12 | 4 | reserved | zero |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Response {
+    pub id: u32,
+    pub status_code: u32,
+    pub count: u32,
+    reserved: u32,
+}
+
+impl Response {
+    pub const fn new(id: u32, status: Status, count: u32) -> Response {
+        Response { id, status_code: status.raw(), count, reserved: 0 }
+    }
+
+    pub const fn status(&self) -> Result<Status, UnknownStatus> {
+        Status::from_raw(self.status_code)
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Request>() == 32);
+const _: () = assert!(core::mem::size_of::<Response>() == 16);
+
+impl fmt::Display for UnknownOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown block opcode {}", self.0)
+    }
+}
+
+impl core::error::Error for UnknownOp {}
+
+impl fmt::Display for UnknownStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown block status {}", self.0)
+    }
+}
+
+impl core::error::Error for UnknownStatus {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opcodes_and_statuses_have_stable_wire_values() {
+        assert_eq!(Op::ALL.map(Op::raw), [0, 1, 2, 3]);
+        assert_eq!(Status::ALL.map(Status::raw), [0, 1, 2, 3]);
+        for op in Op::ALL {
+            assert_eq!(Op::from_raw(op.raw()), Ok(op));
+        }
+        for status in Status::ALL {
+            assert_eq!(Status::from_raw(status.raw()), Ok(status));
+        }
+    }
+
+    #[test]
+    fn unknown_opcodes_and_statuses_decode_to_errors() {
+        assert_eq!(Op::from_raw(4), Err(UnknownOp(4)));
+        assert_eq!(Op::from_raw(u32::MAX), Err(UnknownOp(u32::MAX)));
+        assert_eq!(Status::from_raw(4), Err(UnknownStatus(4)));
+        let mut r = Request::new(1, Op::Read, 0, 1, 0);
+        r.opcode = 99;
+        assert_eq!(r.op(), Err(UnknownOp(99)));
+        assert_eq!(r.data_len(), 0);
+    }
+
+    #[test]
+    fn request_layout_is_little_endian_c() {
+        let r = Request::new(0x0403_0201, Op::Write, 0x0807_0605_0403_0201, 3, 0x2000);
+        let b = r.as_bytes();
+        assert_eq!(&b[0..4], &[1, 2, 3, 4]);
+        assert_eq!(&b[4..8], &[1, 0, 0, 0]);
+        assert_eq!(&b[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&b[16..24], &[3, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[24..32], &0x2000u64.to_le_bytes());
+        assert_eq!(Request::read_from_bytes(b), Ok(r));
+    }
+
+    #[test]
+    fn response_layout_is_little_endian_c() {
+        let r = Response::new(7, Status::IoError, 2);
+        assert_eq!(r.as_bytes(), &[7, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Response::read_from_bytes(r.as_bytes()), Ok(r));
+    }
+
+    fn disk(capacity: u64, read_only: bool) -> StorageInfo {
+        StorageInfo::new(capacity, read_only, 8)
+    }
+
+    #[test]
+    fn well_formed_requests_pass_the_check() {
+        let d = disk(100, false);
+        assert_eq!(Request::new(1, Op::Read, 0, 100, 0).check(&d, 100 * 4096), Ok(Op::Read));
+        assert_eq!(Request::new(1, Op::Write, 99, 1, 4096).check(&d, 8192), Ok(Op::Write));
+        assert_eq!(Request::ordering(1, Op::Flush).check(&d, 0), Ok(Op::Flush));
+        // Fields of flushes and barriers are ignored.
+        assert_eq!(Request::new(1, Op::Barrier, u64::MAX, 7, 3).check(&d, 0), Ok(Op::Barrier));
+    }
+
+    #[test]
+    fn malformed_requests_are_answered_invalid_request() {
+        let d = disk(100, false);
+        let bad = [
+            Request::new(1, Op::Read, 0, 0, 0),                     // no blocks
+            Request::new(1, Op::Read, 99, 2, 0),                    // past the end of the disk
+            Request::new(1, Op::Read, u64::MAX, 2, 0),              // block + count overflows
+            Request::new(1, Op::Read, 0, 1, 4095),                  // buffer not block-aligned
+            Request::new(1, Op::Read, 0, 2, 4096),                  // buffer past the region
+            Request::new(1, Op::Write, 0, 1, u64::MAX - 4095),      // offset + length overflows
+        ];
+        for r in bad {
+            assert_eq!(r.check(&d, 8192), Err(Status::InvalidRequest), "{r:?}");
+        }
+        let mut unknown = Request::ordering(1, Op::Flush);
+        unknown.opcode = 4;
+        assert_eq!(unknown.check(&d, 8192), Err(Status::InvalidRequest));
+    }
+
+    #[test]
+    fn writes_to_a_read_only_disk_are_refused_and_reads_are_not() {
+        let d = disk(10, true);
+        assert_eq!(Request::new(1, Op::Write, 0, 1, 0).check(&d, 4096), Err(Status::InvalidRequest));
+        assert_eq!(Request::new(1, Op::Read, 0, 1, 0).check(&d, 4096), Ok(Op::Read));
+    }
+}

@@ -1,0 +1,495 @@
+//! A single-producer single-consumer ring of records in shared memory, and
+//! the notification protocol that goes with it.
+//!
+//! # Layout
+//!
+//! A ring of capacity `n` (a power of two) holding records of `s` bytes:
+//!
+//! | offset | size | field | written by |
+//! |---:|---:|---|---|
+//! | [`TAIL`] = 0 | 4 | tail: entries ever pushed (mod 2^32) | producer |
+//! | [`HEAD`] = 4 | 4 | head: entries ever popped (mod 2^32) | consumer |
+//! | [`SIGNAL`] = 8 | 4 | nonzero: the consumer wants a notification | consumer sets, producer clears |
+//! | 12 | 52 | reserved | |
+//! | [`HEADER_SIZE`] = 64 | `n * s` | entry `i` lives in slot `i mod n` | producer |
+//!
+//! Indices run freely and wrap at 2^32; `tail - head` (wrapping) is the
+//! number of entries, at most `n`. Because `n` divides 2^32 the slot of an
+//! index does not jump when the index wraps.
+//!
+//! # Trust
+//!
+//! Each side keeps its own index in private memory and only publishes it;
+//! it reads only the peer's index from the ring. So a peer can lie only
+//! about its own progress. A lie that puts the indices more than `n` apart
+//! is reported as [`Corrupt`]; any other lie just gives the liar wrong
+//! entries. Entries are copied out once ([`Slots`]), and every slot index is
+//! in bounds whatever the indices say.
+//!
+//! # Ordering
+//!
+//! The producer writes the entry, then publishes the tail with release
+//! ordering (in fact sequentially consistent, see below); the consumer loads
+//! the tail with acquire ordering before it reads entries. The consumer
+//! reads an entry, then publishes the head with release ordering; the
+//! producer loads the head with acquire ordering before it reuses the slot.
+//!
+//! # Notifications
+//!
+//! A consumer that finds the ring empty may wait for a notification; the
+//! producer notifies only when the consumer asked for it, so a busy consumer
+//! costs the producer no system calls. Protocol:
+//!
+//! - consumer, before waiting: [`Consumer::prepare_to_wait`] sets `SIGNAL`,
+//!   then loads the tail again. If the ring is still empty it waits; if not,
+//!   it clears `SIGNAL` and goes on popping.
+//! - producer, after pushing a batch: [`Producer::needs_notify`] swaps
+//!   `SIGNAL` to 0 and, if it was set, the caller notifies.
+//!
+//! No lost wake-up: all four accesses (the producer's tail store and flag
+//! swap, the consumer's flag store and tail load) are sequentially
+//! consistent, so they happen in one total order. Take the producer's swap
+//! `W` and the consumer's flag store `S`. If `S` is before `W`, the swap
+//! reads the flag set and the producer notifies. If `W` is before `S`, then
+//! the tail store (before `W` in the producer's program order) is before `S`
+//! and so before the consumer's re-load of the tail (after `S` in its
+//! program order): the re-load sees the new entry and the consumer does not
+//! wait. Either way the entry is noticed. This is the store-buffering
+//! pattern, and needs sequential consistency (release/acquire alone would let
+//! both sides read the old values). On AArch64 the sequentially consistent
+//! store and load are the same `stlr`/`ldar` instructions release and
+//! acquire compile to, so this costs nothing. `tests/notify_model.rs`
+//! checks the protocol over every interleaving of the two sides' steps.
+//! A redundant notification (the consumer found the entry itself after
+//! setting the flag) is possible and harmless.
+
+use core::fmt;
+use core::mem::size_of;
+use core::num::NonZeroU32;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::shared::{AccessError, Shared, Slots};
+
+/// Offset of the tail word in a ring.
+pub const TAIL: usize = 0;
+/// Offset of the head word in a ring.
+pub const HEAD: usize = 4;
+/// Offset of the consumer's "signal me" word in a ring.
+pub const SIGNAL: usize = 8;
+/// Bytes before the first slot (a cache line).
+pub const HEADER_SIZE: usize = 64;
+/// The largest capacity, the largest power of two in a `u32`. (Any
+/// capacity up to 2^32 would keep `tail - head` unambiguous.)
+pub const MAX_CAPACITY: u32 = 1 << 31;
+
+/// Bytes a ring of `capacity` records of type `T` takes, `None` if that
+/// does not fit a `usize`.
+pub const fn ring_size<T>(capacity: u32) -> Option<usize> {
+    match (capacity as usize).checked_mul(size_of::<T>()) {
+        Some(slots) => slots.checked_add(HEADER_SIZE),
+        None => None,
+    }
+}
+
+/// Why a ring, or a region of rings, cannot be laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The capacity is zero or not a power of two.
+    CapacityNotPowerOfTwo { capacity: u32 },
+    /// The layout needs `needed` bytes; the region has `region_len`.
+    RegionTooSmall { needed: usize, region_len: usize },
+    /// A word of the layout is not where the region can hold it.
+    Access(AccessError),
+}
+
+impl From<AccessError> for LayoutError {
+    fn from(e: AccessError) -> Self {
+        LayoutError::Access(e)
+    }
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LayoutError::CapacityNotPowerOfTwo { capacity } => {
+                write!(f, "ring capacity {capacity} is not a power of two")
+            }
+            LayoutError::RegionTooSmall { needed, region_len } => write!(
+                f,
+                "the queues need {needed:#x} bytes but the region has {region_len:#x}"
+            ),
+            LayoutError::Access(e) => write!(f, "queue region: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for LayoutError {}
+
+/// Check a ring capacity: a power of two (so at most [`MAX_CAPACITY`]).
+pub const fn check_capacity(capacity: u32) -> Result<NonZeroU32, LayoutError> {
+    match NonZeroU32::new(capacity) {
+        Some(c) if capacity.is_power_of_two() => Ok(c),
+        _ => Err(LayoutError::CapacityNotPowerOfTwo { capacity }),
+    }
+}
+
+/// The peer moved its index so that the ring would hold more than its
+/// capacity (or less than nothing). Stop trusting the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Corrupt {
+    pub head: u32,
+    pub tail: u32,
+    pub capacity: u32,
+}
+
+impl fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "corrupt ring: head {} and tail {} are more than the capacity {} apart",
+            self.head, self.tail, self.capacity
+        )
+    }
+}
+
+impl core::error::Error for Corrupt {}
+
+/// Why a push did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// The ring holds `capacity` entries; retry after the consumer pops.
+    Full,
+    Corrupt(Corrupt),
+}
+
+impl From<Corrupt> for PushError {
+    fn from(c: Corrupt) -> Self {
+        PushError::Corrupt(c)
+    }
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full => f.write_str("ring full"),
+            PushError::Corrupt(c) => c.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for PushError {}
+
+/// Anything that can sit in a ring: a fixed-size record with no invalid bit
+/// patterns and no padding.
+pub trait Record: FromBytes + IntoBytes + Immutable + Copy {}
+impl<T: FromBytes + IntoBytes + Immutable + Copy> Record for T {}
+
+/// The words and slots of one ring, shared by both ends' views.
+struct Ring<'a, T> {
+    tail: &'a AtomicU32,
+    head: &'a AtomicU32,
+    signal: &'a AtomicU32,
+    slots: Slots<'a, T>,
+}
+
+impl<'a, T: Record> Ring<'a, T> {
+    fn attach(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
+        let capacity = check_capacity(capacity)?;
+        let needed = ring_size::<T>(capacity.get()).unwrap_or(usize::MAX);
+        if needed > mem.len() {
+            return Err(LayoutError::RegionTooSmall { needed, region_len: mem.len() });
+        }
+        Ok(Ring {
+            tail: mem.atomic_u32(TAIL)?,
+            head: mem.atomic_u32(HEAD)?,
+            signal: mem.atomic_u32(SIGNAL)?,
+            slots: Slots::new(mem, HEADER_SIZE, capacity)?,
+        })
+    }
+
+    fn capacity(&self) -> u32 {
+        self.slots.len().get()
+    }
+
+    /// Entries between `head` and `tail`, if that is a possible number.
+    fn occupancy(&self, head: u32, tail: u32) -> Result<u32, Corrupt> {
+        let len = tail.wrapping_sub(head);
+        if len > self.capacity() {
+            return Err(Corrupt { head, tail, capacity: self.capacity() });
+        }
+        Ok(len)
+    }
+}
+
+/// The producing end of a ring: pushes entries, decides when to notify.
+pub struct Producer<'a, T> {
+    ring: Ring<'a, T>,
+    /// Our tail; the one in the ring is only its published copy.
+    tail: u32,
+}
+
+impl<'a, T: Record> Producer<'a, T> {
+    /// The producing end of the ring at the start of `mem`, which must hold
+    /// [`ring_size`] bytes. Starts from the tail published in the ring (0 in
+    /// a fresh region).
+    pub fn new(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
+        let ring = Ring::attach(mem, capacity)?;
+        let tail = ring.tail.load(Ordering::Relaxed);
+        Ok(Producer { ring, tail })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
+    }
+
+    /// Entries pushed and not yet popped.
+    pub fn len(&self) -> Result<u32, Corrupt> {
+        self.ring.occupancy(self.ring.head.load(Ordering::Acquire), self.tail)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, Corrupt> {
+        Ok(self.len()? == 0)
+    }
+
+    pub fn is_full(&self) -> Result<bool, Corrupt> {
+        Ok(self.len()? == self.capacity())
+    }
+
+    /// Entries that can be pushed now.
+    pub fn free(&self) -> Result<u32, Corrupt> {
+        Ok(self.capacity() - self.len()?)
+    }
+
+    /// Copy `entry` into the ring and publish it.
+    pub fn try_push(&mut self, entry: T) -> Result<(), PushError> {
+        if self.len()? == self.capacity() {
+            return Err(PushError::Full);
+        }
+        self.ring.slots.set(self.tail, &entry);
+        self.tail = self.tail.wrapping_add(1);
+        // SeqCst, not just Release: see "Notifications" in the module docs.
+        self.ring.tail.store(self.tail, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the consumer asked to be notified; clears the request. Call
+    /// after pushing (once per batch is enough) and notify the consumer if it
+    /// returns true.
+    pub fn needs_notify(&mut self) -> bool {
+        self.ring.signal.swap(0, Ordering::SeqCst) != 0
+    }
+}
+
+/// The consuming end of a ring: pops entries, asks to be notified before it
+/// waits.
+pub struct Consumer<'a, T> {
+    ring: Ring<'a, T>,
+    /// Our head; the one in the ring is only its published copy.
+    head: u32,
+}
+
+impl<'a, T: Record> Consumer<'a, T> {
+    /// The consuming end of the ring at the start of `mem`, which must hold
+    /// [`ring_size`] bytes. Starts from the head published in the ring (0 in
+    /// a fresh region).
+    pub fn new(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
+        let ring = Ring::attach(mem, capacity)?;
+        let head = ring.head.load(Ordering::Relaxed);
+        Ok(Consumer { ring, head })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
+    }
+
+    /// Entries waiting to be popped.
+    pub fn len(&self) -> Result<u32, Corrupt> {
+        self.available(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, Corrupt> {
+        Ok(self.len()? == 0)
+    }
+
+    pub fn is_full(&self) -> Result<bool, Corrupt> {
+        Ok(self.len()? == self.capacity())
+    }
+
+    /// Entries the producer could push now.
+    pub fn free(&self) -> Result<u32, Corrupt> {
+        Ok(self.capacity() - self.len()?)
+    }
+
+    /// A copy of the oldest entry, which leaves the ring; `None` if empty.
+    /// The copy is untrusted data: check it before use.
+    pub fn try_pop(&mut self) -> Result<Option<T>, Corrupt> {
+        if self.len()? == 0 {
+            return Ok(None);
+        }
+        let entry = self.ring.slots.get(self.head);
+        self.head = self.head.wrapping_add(1);
+        self.ring.head.store(self.head, Ordering::Release);
+        Ok(Some(entry))
+    }
+
+    /// Call when the ring looks empty, before waiting for a notification:
+    /// asks the producer for one and looks again. `true`: still empty, wait
+    /// (the producer will notify after its next push). `false`: entries
+    /// arrived meanwhile, the request is withdrawn; pop them.
+    pub fn prepare_to_wait(&mut self) -> Result<bool, Corrupt> {
+        self.ring.signal.store(1, Ordering::SeqCst);
+        if self.available(Ordering::SeqCst)? == 0 {
+            return Ok(true);
+        }
+        // We are awake after all; spare the producer a notification. If it
+        // already took the request it sends a redundant one, which is
+        // harmless.
+        self.ring.signal.store(0, Ordering::Relaxed);
+        Ok(false)
+    }
+
+    fn available(&self, order: Ordering) -> Result<u32, Corrupt> {
+        self.ring.occupancy(self.head, self.ring.tail.load(order))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer(capacity: u32) -> Vec<u64> {
+        vec![0; ring_size::<u64>(capacity).unwrap() / 8]
+    }
+
+    #[test]
+    fn entries_come_out_in_the_order_they_went_in() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        for i in 0..3 {
+            p.try_push(i).unwrap();
+        }
+        assert_eq!(c.len(), Ok(3));
+        assert_eq!(p.free(), Ok(1));
+        assert_eq!((0..4).map(|_| c.try_pop().unwrap()).collect::<Vec<_>>(), [Some(0), Some(1), Some(2), None]);
+        assert_eq!(p.is_empty(), Ok(true));
+    }
+
+    #[test]
+    fn a_full_ring_refuses_a_push_until_one_is_popped() {
+        let mut buf = buffer(2);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 2).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 2).unwrap();
+        p.try_push(1).unwrap();
+        p.try_push(2).unwrap();
+        assert_eq!(p.try_push(3), Err(PushError::Full));
+        assert_eq!(c.is_full(), Ok(true));
+        assert_eq!(c.try_pop(), Ok(Some(1)));
+        p.try_push(3).unwrap();
+        assert_eq!(c.try_pop(), Ok(Some(2)));
+        assert_eq!(c.try_pop(), Ok(Some(3)));
+    }
+
+    #[test]
+    fn indices_wrap_past_u32_max() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        mem.atomic_u32(TAIL).unwrap().store(u32::MAX - 1, Ordering::Relaxed);
+        mem.atomic_u32(HEAD).unwrap().store(u32::MAX - 1, Ordering::Relaxed);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        for i in 0..4 {
+            p.try_push(i).unwrap();
+        }
+        assert_eq!(mem.atomic_u32(TAIL).unwrap().load(Ordering::Relaxed), 2);
+        assert_eq!(c.len(), Ok(4));
+        for i in 0..4 {
+            assert_eq!(c.try_pop(), Ok(Some(i)));
+        }
+    }
+
+    #[test]
+    fn a_tail_moved_past_the_capacity_is_reported_not_followed() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        mem.atomic_u32(TAIL).unwrap().store(5, Ordering::Relaxed);
+        let corrupt = Corrupt { head: 0, tail: 5, capacity: 4 };
+        assert_eq!(c.try_pop(), Err(corrupt));
+        assert_eq!(c.prepare_to_wait(), Err(corrupt));
+        // A tail behind the head is as bad.
+        mem.atomic_u32(TAIL).unwrap().store(u32::MAX, Ordering::Relaxed);
+        assert!(c.try_pop().is_err());
+    }
+
+    #[test]
+    fn a_head_moved_past_the_tail_is_reported_to_the_producer() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        mem.atomic_u32(HEAD).unwrap().store(1, Ordering::Relaxed);
+        assert_eq!(p.try_push(9), Err(PushError::Corrupt(Corrupt { head: 1, tail: 0, capacity: 4 })));
+    }
+
+    #[test]
+    fn a_peer_rewriting_our_published_index_does_not_move_us() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        p.try_push(1).unwrap();
+        // The consumer scribbles over the tail; the producer's own copy wins
+        // at its next push.
+        mem.atomic_u32(TAIL).unwrap().store(3, Ordering::Relaxed);
+        p.try_push(2).unwrap();
+        assert_eq!(c.try_pop(), Ok(Some(1)));
+        assert_eq!(c.try_pop(), Ok(Some(2)));
+        assert_eq!(c.try_pop(), Ok(None));
+    }
+
+    #[test]
+    fn the_producer_notifies_only_a_consumer_that_asked() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        p.try_push(1).unwrap();
+        assert!(!p.needs_notify(), "nobody asked");
+        assert_eq!(c.try_pop(), Ok(Some(1)));
+        assert_eq!(c.prepare_to_wait(), Ok(true));
+        p.try_push(2).unwrap();
+        assert!(p.needs_notify());
+        assert!(!p.needs_notify(), "one request, one notification");
+    }
+
+    #[test]
+    fn a_consumer_that_finds_work_while_preparing_withdraws_its_request() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        p.try_push(1).unwrap();
+        assert_eq!(c.prepare_to_wait(), Ok(false));
+        assert!(!p.needs_notify());
+    }
+
+    #[test]
+    fn bad_capacities_and_short_regions_are_refused() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        assert_eq!(Producer::<u64>::new(mem, 3).err(), Some(LayoutError::CapacityNotPowerOfTwo { capacity: 3 }));
+        assert_eq!(Consumer::<u64>::new(mem, 0).err(), Some(LayoutError::CapacityNotPowerOfTwo { capacity: 0 }));
+        assert_eq!(
+            Producer::<u64>::new(mem, 8).err(),
+            Some(LayoutError::RegionTooSmall { needed: 128, region_len: 96 })
+        );
+        assert_eq!(check_capacity(1 << 31).map(NonZeroU32::get), Ok(1 << 31));
+        assert_eq!(check_capacity(1), Ok(NonZeroU32::MIN));
+        let misaligned = mem.window(2, 64 + 8).unwrap();
+        assert!(matches!(Producer::<u64>::new(misaligned, 1), Err(LayoutError::Access(AccessError::Misaligned { .. }))));
+    }
+}

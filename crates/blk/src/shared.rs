@@ -1,0 +1,290 @@
+//! Memory shared with another protection domain: the one place in this crate
+//! that touches it, and the only module allowed `unsafe`.
+//!
+//! The peer on the other side may be hostile and may write any byte at any
+//! time. So nothing here ever hands out a reference to ordinary data in
+//! shared memory (`&T`, `&[u8]`): the compiler may assume such memory does
+//! not change under it, and it can. Instead there are three ways in:
+//!
+//! - **copies**: [`Shared::read_bytes`] / [`Shared::write_bytes`] (and typed
+//!   [`Shared::read`] / [`Shared::write`] for zerocopy records) copy each
+//!   byte once between shared memory and private memory; callers check the
+//!   private copy, never the shared original, so a peer that changes a record
+//!   while it is checked gains nothing (no "double fetch");
+//! - **atomics**: [`Shared::atomic_u32`] for the words that synchronise the
+//!   two sides (ring indices, flags). Only `u32` atomics: a `bool` or an enum
+//!   in shared memory would be undefined behaviour the moment the peer wrote
+//!   a value outside its range, a `u32` has no invalid values;
+//! - **slots**: [`Slots`], an array of records where every index is in
+//!   bounds (it is taken modulo the length), so an index read from shared
+//!   memory can never reach outside the array.
+//!
+//! Every access is bounds-checked against the region, and the region's
+//! validity is the single promise made in `unsafe` code: [`Shared::new`].
+
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::num::NonZeroU32;
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicU32;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// A byte range of memory shared with another protection domain (or, in host
+/// tests, borrowed from a buffer). Cheap to copy; every copy reaches the same
+/// bytes.
+///
+/// `'a` is how long the memory stays mapped: `'static` in a protection
+/// domain, the buffer's borrow in a test.
+#[derive(Clone, Copy)]
+pub struct Shared<'a> {
+    base: NonNull<u8>,
+    len: usize,
+    // Shared mutable bytes reached from one thread: neither Send nor Sync.
+    _memory: PhantomData<&'a [Cell<u8>]>,
+}
+
+/// An access that does not fit the region, or an atomic word at an address
+/// that is not aligned for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessError {
+    /// `[offset, offset + len)` is not inside a region of `region_len` bytes.
+    OutOfBounds { offset: usize, len: usize, region_len: usize },
+    /// The word at `offset` is not aligned to `align` bytes.
+    Misaligned { offset: usize, align: usize },
+}
+
+impl fmt::Display for AccessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            AccessError::OutOfBounds { offset, len, region_len } => write!(
+                f,
+                "{len} bytes at offset {offset:#x} do not fit a shared region of {region_len:#x} bytes"
+            ),
+            AccessError::Misaligned { offset, align } => {
+                write!(f, "offset {offset:#x} of a shared region is not {align}-byte aligned")
+            }
+        }
+    }
+}
+
+impl core::error::Error for AccessError {}
+
+impl<'a> Shared<'a> {
+    /// The memory `[base, base + len)`.
+    ///
+    /// # Safety
+    ///
+    /// For all of `'a`, the range must be mapped readable and writable in this
+    /// protection domain (read-only mappings work too as long as nothing
+    /// writes through this value: a write faults like any store), and must not
+    /// be reached by this protection domain's code except through `Shared`
+    /// values (no references or raw pointers into it elsewhere). Another
+    /// protection domain may write it at any time: that is what this type is
+    /// for.
+    pub const unsafe fn new(base: NonNull<u8>, len: usize) -> Shared<'a> {
+        Shared { base, len, _memory: PhantomData }
+    }
+
+    /// A buffer of this program's own as shared memory: for host tests, and
+    /// for rings between two halves of one protection domain. Words, so the
+    /// region is 8-byte aligned like a mapped page.
+    pub fn from_words(buffer: &'a mut [u64]) -> Shared<'a> {
+        let len = buffer.len() * size_of::<u64>();
+        // SAFETY: the exclusive borrow gives us the buffer, valid and
+        // writable, for all of 'a; nothing else can reach it meanwhile.
+        unsafe { Shared::new(NonNull::from(buffer).cast::<u8>(), len) }
+    }
+
+    /// Length in bytes.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `[offset, offset + len)` of this region, as a region of its own.
+    pub fn window(&self, offset: usize, len: usize) -> Result<Shared<'a>, AccessError> {
+        let start = self.range(offset, len)?;
+        Ok(Shared { base: start, len, _memory: PhantomData })
+    }
+
+    /// Copy `out.len()` bytes from `offset` into private memory.
+    pub fn read_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), AccessError> {
+        let src = self.range(offset, out.len())?;
+        // SAFETY: `range` checked that the bytes lie in the region, which is
+        // mapped for 'a (see `new`); `out` is private, so the two cannot
+        // overlap. The peer may write the bytes meanwhile: we copy whatever
+        // is there, byte values have no invalid patterns.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// Copy `data` from private memory to `offset`.
+    pub fn write_bytes(&self, offset: usize, data: &[u8]) -> Result<(), AccessError> {
+        let dst = self.range(offset, data.len())?;
+        // SAFETY: as in `read_bytes`; the region is writable (see `new`).
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst.as_ptr(), data.len()) };
+        Ok(())
+    }
+
+    /// A private copy of the record at `offset` (any alignment).
+    pub fn read<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, AccessError> {
+        let mut value = T::new_zeroed();
+        self.read_bytes(offset, value.as_mut_bytes())?;
+        Ok(value)
+    }
+
+    /// Write a copy of `value` at `offset` (any alignment).
+    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), AccessError> {
+        self.write_bytes(offset, value.as_bytes())
+    }
+
+    /// The 32-bit word at `offset`, for atomic access. It must be 4-byte
+    /// aligned in memory.
+    pub fn atomic_u32(&self, offset: usize) -> Result<&'a AtomicU32, AccessError> {
+        let word = self.range(offset, size_of::<AtomicU32>())?;
+        if word.as_ptr() as usize % align_of::<AtomicU32>() != 0 {
+            return Err(AccessError::Misaligned { offset, align: align_of::<AtomicU32>() });
+        }
+        // SAFETY: in bounds and aligned (checked above), valid for reads and
+        // writes for 'a (see `new`). This side only ever reaches the word
+        // atomically through the returned reference, except through an
+        // explicit `write_bytes` over it, which is ordered with our own atomic
+        // accesses by program order; the peer is another address space, which
+        // the hardware keeps coherent.
+        Ok(unsafe { AtomicU32::from_ptr(word.as_ptr().cast::<u32>()) })
+    }
+
+    /// A pointer to `[offset, offset + len)`, which must lie in the region.
+    fn range(&self, offset: usize, len: usize) -> Result<NonNull<u8>, AccessError> {
+        match offset.checked_add(len) {
+            // SAFETY: offset <= len of the region, so the result stays
+            // inside (or one past the end of) the region.
+            Some(end) if end <= self.len => Ok(unsafe { self.base.add(offset) }),
+            _ => Err(AccessError::OutOfBounds { offset, len, region_len: self.len }),
+        }
+    }
+}
+
+impl fmt::Debug for Shared<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Shared({:p}, {:#x} bytes)", self.base, self.len)
+    }
+}
+
+/// A fixed array of `T` records in shared memory, reached by copy. Reads and
+/// writes never fail and never leave the array: an index is taken modulo the
+/// length, so even an index a hostile peer made up lands on some slot.
+pub struct Slots<'a, T> {
+    mem: Shared<'a>,
+    len: NonZeroU32,
+    _record: PhantomData<T>,
+}
+
+impl<'a, T: FromBytes + IntoBytes + Immutable> Slots<'a, T> {
+    /// `len` records starting at `offset` of `mem`.
+    pub fn new(mem: Shared<'a>, offset: usize, len: NonZeroU32) -> Result<Self, AccessError> {
+        const { assert!(size_of::<T>() > 0, "a slot holds a record of at least one byte") };
+        let bytes = (len.get() as usize).checked_mul(size_of::<T>()).ok_or(AccessError::OutOfBounds {
+            offset,
+            len: usize::MAX,
+            region_len: mem.len(),
+        })?;
+        Ok(Slots { mem: mem.window(offset, bytes)?, len, _record: PhantomData })
+    }
+
+    pub fn len(&self) -> NonZeroU32 {
+        self.len
+    }
+
+    /// A private copy of the record in slot `index % len`.
+    pub fn get(&self, index: u32) -> T {
+        let mut value = T::new_zeroed();
+        let dst = value.as_mut_bytes();
+        // SAFETY: `slot` is inside the window `new` checked, which is mapped
+        // for 'a; `value` is private.
+        unsafe { core::ptr::copy_nonoverlapping(self.slot(index).as_ptr(), dst.as_mut_ptr(), dst.len()) };
+        value
+    }
+
+    /// Write a copy of `value` into slot `index % len`.
+    pub fn set(&self, index: u32, value: &T) {
+        let src = value.as_bytes();
+        // SAFETY: as in `get`; the region is writable (see `Shared::new`).
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.slot(index).as_ptr(), src.len()) };
+    }
+
+    fn slot(&self, index: u32) -> NonNull<u8> {
+        let slot = (index % self.len.get()) as usize;
+        // SAFETY: slot < len, and the window holds len * size_of::<T>()
+        // bytes (checked in `new`), so the slot's bytes are inside it.
+        unsafe { self.mem.base.add(slot * size_of::<T>()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_inside_the_region_round_trip() {
+        let mut buf = [0u64; 4];
+        let mem = Shared::from_words(&mut buf);
+        mem.write_bytes(3, b"abc").unwrap();
+        let mut out = [0u8; 3];
+        mem.read_bytes(3, &mut out).unwrap();
+        assert_eq!(&out, b"abc");
+        mem.write(8, &0x1122_3344_5566_7788u64).unwrap();
+        assert_eq!(mem.read::<u64>(8).unwrap(), 0x1122_3344_5566_7788);
+        // Records need no alignment: little-endian bytes 77 66 55 44.
+        assert_eq!(mem.read::<u32>(9).unwrap(), 0x4455_6677);
+    }
+
+    #[test]
+    fn accesses_past_the_end_are_refused() {
+        let mut buf = [0u64; 2];
+        let mem = Shared::from_words(&mut buf);
+        assert_eq!(
+            mem.write_bytes(15, b"ab"),
+            Err(AccessError::OutOfBounds { offset: 15, len: 2, region_len: 16 })
+        );
+        assert!(mem.read::<u64>(9).is_err());
+        assert!(mem.read_bytes(usize::MAX, &mut [0u8; 2]).is_err());
+        assert!(mem.window(8, 9).is_err());
+        assert!(mem.atomic_u32(13).is_err());
+    }
+
+    #[test]
+    fn misaligned_atomics_are_refused() {
+        let mut buf = [0u64; 2];
+        let mem = Shared::from_words(&mut buf);
+        assert_eq!(mem.atomic_u32(2).err(), Some(AccessError::Misaligned { offset: 2, align: 4 }));
+        assert!(mem.atomic_u32(12).is_ok());
+    }
+
+    #[test]
+    fn windows_are_relative_to_their_start() {
+        let mut buf = [0u64; 4];
+        let mem = Shared::from_words(&mut buf);
+        let w = mem.window(8, 8).unwrap();
+        w.write(0, &7u32).unwrap();
+        assert_eq!(mem.read::<u32>(8).unwrap(), 7);
+        assert!(w.read::<u64>(1).is_err());
+    }
+
+    #[test]
+    fn slot_indices_wrap_around_the_array() {
+        let mut buf = [0u64; 4];
+        let mem = Shared::from_words(&mut buf);
+        let slots = Slots::<u64>::new(mem, 8, NonZeroU32::new(3).unwrap()).unwrap();
+        slots.set(u32::MAX, &42); // u32::MAX % 3 == 0
+        assert_eq!(mem.read::<u64>(8).unwrap(), 42);
+        assert_eq!(slots.get(3), 42);
+        assert!(Slots::<u64>::new(mem, 16, NonZeroU32::new(3).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! The ring against a model (a bounded `VecDeque`), across index
+//! wrap-around, and against hostile peers that write whatever they like into
+//! the indices and slots.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use blk::ring::{ring_size, HEAD, HEADER_SIZE, SIGNAL, TAIL};
+use blk::{Consumer, Corrupt, Op, Producer, PushError, Request, Shared};
+use proptest::prelude::*;
+
+const CANARY: u64 = 0xdead_beef_cafe_f00d;
+const REQ: usize = core::mem::size_of::<Request>();
+
+/// A buffer with a ring of `capacity` requests at its start and canary
+/// words after it.
+fn buffer(capacity: u32) -> Vec<u64> {
+    let ring_words = ring_size::<Request>(capacity).unwrap() / 8;
+    let mut buf = vec![0; ring_words + 8];
+    buf[ring_words..].fill(CANARY);
+    buf
+}
+
+fn set_indices(mem: Shared<'_>, tail: u32, head: u32) {
+    mem.atomic_u32(TAIL).unwrap().store(tail, Ordering::Relaxed);
+    mem.atomic_u32(HEAD).unwrap().store(head, Ordering::Relaxed);
+}
+
+fn request(v: u64) -> Request {
+    Request::new(v as u32, Op::ALL[(v % 4) as usize], v.rotate_left(17), (v >> 40) as u32, v ^ 0x5555)
+}
+
+/// Starting indices: zero, just below the wrap, or anywhere.
+fn start_index() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), (u32::MAX - 40)..=u32::MAX, any::<u32>()]
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Push(u64),
+    Pop,
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    // Bursts of pushes and pops so the ring goes full and empty often.
+    prop::collection::vec(
+        prop_oneof![
+            prop::collection::vec(any::<u64>().prop_map(Step::Push), 1..20),
+            (1usize..20).prop_map(|n| vec![Step::Pop; n]),
+        ],
+        0..30,
+    )
+    .prop_map(|bursts| bursts.into_iter().flatten().collect())
+}
+
+proptest! {
+    #[test]
+    fn the_ring_behaves_like_a_bounded_fifo(cap_log in 0u32..5, start in start_index(), steps in steps()) {
+        let cap = 1u32 << cap_log;
+        let mut buf = buffer(cap);
+        let mem = Shared::from_words(&mut buf);
+        set_indices(mem, start, start);
+        let mut p = Producer::<Request>::new(mem, cap).unwrap();
+        let mut c = Consumer::<Request>::new(mem, cap).unwrap();
+        let mut model = VecDeque::new();
+
+        for step in steps {
+            match step {
+                Step::Push(v) => {
+                    let got = p.try_push(request(v));
+                    if model.len() == cap as usize {
+                        prop_assert_eq!(got, Err(PushError::Full));
+                    } else {
+                        prop_assert_eq!(got, Ok(()));
+                        model.push_back(request(v));
+                    }
+                }
+                Step::Pop => prop_assert_eq!(c.try_pop(), Ok(model.pop_front())),
+            }
+            let len = model.len() as u32;
+            prop_assert_eq!(p.len(), Ok(len));
+            prop_assert_eq!(c.len(), Ok(len));
+            prop_assert_eq!(p.free(), Ok(cap - len));
+            prop_assert_eq!(c.free(), Ok(cap - len));
+            prop_assert_eq!(p.is_full(), Ok(len == cap));
+            prop_assert_eq!(c.is_empty(), Ok(len == 0));
+        }
+        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+}
+
+/// What a hostile producer does between the consumer's pops.
+#[derive(Clone, Debug)]
+enum Hostile {
+    /// Tail = the consumer's head plus this (may be far past the capacity,
+    /// or behind the head).
+    TailFromHead(i64),
+    TailAnywhere(u32),
+    /// Garbage in a slot.
+    Slot(u32, [u8; REQ]),
+    Signal(u32),
+    Pop,
+    /// Pop until the ring says empty or corrupt.
+    Drain,
+}
+
+fn hostile_producer() -> impl Strategy<Value = Vec<Hostile>> {
+    prop::collection::vec(
+        prop_oneof![
+            (-3i64..40).prop_map(Hostile::TailFromHead),
+            any::<u32>().prop_map(Hostile::TailAnywhere),
+            (any::<u32>(), prop::array::uniform32(any::<u8>())).prop_map(|(i, b)| Hostile::Slot(i, b)),
+            any::<u32>().prop_map(Hostile::Signal),
+            Just(Hostile::Pop),
+            Just(Hostile::Drain),
+        ],
+        0..60,
+    )
+}
+
+proptest! {
+    /// The consumer never reads outside its slots, never pops more than the
+    /// capacity per tail the producer publishes, and reports exactly the
+    /// impossible index pairs as corrupt.
+    #[test]
+    fn a_hostile_producer_gets_corrupt_not_out_of_bounds(
+        cap_log in 0u32..5, start in start_index(), actions in hostile_producer()
+    ) {
+        let cap = 1u32 << cap_log;
+        let mut buf = buffer(cap);
+        let mem = Shared::from_words(&mut buf);
+        set_indices(mem, start, start);
+        let mut c = Consumer::<Request>::new(mem, cap).unwrap();
+        let mut head = start; // what the consumer must believe
+        let tail_word = mem.atomic_u32(TAIL).unwrap();
+
+        let pop = |c: &mut Consumer<'_, Request>, head: &mut u32| {
+            let tail = tail_word.load(Ordering::Relaxed);
+            let expected = match tail.wrapping_sub(*head) {
+                n if n > cap => Err(Corrupt { head: *head, tail, capacity: cap }),
+                0 => Ok(None),
+                _ => {
+                    let slot = HEADER_SIZE + (*head % cap) as usize * REQ;
+                    let entry = mem.read::<Request>(slot).unwrap();
+                    *head = head.wrapping_add(1);
+                    Ok(Some(entry))
+                }
+            };
+            let got = c.try_pop();
+            assert_eq!(got, expected);
+            got
+        };
+
+        for action in actions {
+            match action {
+                Hostile::TailFromHead(d) => tail_word.store(head.wrapping_add(d as u32), Ordering::Relaxed),
+                Hostile::TailAnywhere(t) => tail_word.store(t, Ordering::Relaxed),
+                Hostile::Slot(i, bytes) => {
+                    mem.write_bytes(HEADER_SIZE + (i % cap) as usize * REQ, &bytes).unwrap()
+                }
+                Hostile::Signal(s) => mem.atomic_u32(SIGNAL).unwrap().store(s, Ordering::Relaxed),
+                Hostile::Pop => {
+                    let _ = pop(&mut c, &mut head);
+                }
+                Hostile::Drain => {
+                    let mut popped = 0;
+                    while let Ok(Some(_)) = pop(&mut c, &mut head) {
+                        popped += 1;
+                        prop_assert!(popped <= cap, "drained more than the capacity");
+                    }
+                }
+            }
+            // The consumer publishes its own head, whatever the producer did.
+            if !matches!(action, Hostile::Signal(_)) {
+                prop_assert_eq!(mem.atomic_u32(HEAD).unwrap().load(Ordering::Relaxed), head);
+            }
+        }
+        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+
+    /// A producer facing a consumer that writes any head value writes only
+    /// its slots and its tail, and never more than the capacity ahead of
+    /// the head it was shown.
+    #[test]
+    fn a_hostile_consumer_cannot_make_the_producer_write_outside_its_slots(
+        cap_log in 0u32..5,
+        start in start_index(),
+        heads in prop::collection::vec(prop_oneof![(-3i64..40).prop_map(Ok), any::<u32>().prop_map(Err)], 0..40),
+        pushes_between in 0usize..8,
+    ) {
+        let cap = 1u32 << cap_log;
+        let mut buf = buffer(cap);
+        let mem = Shared::from_words(&mut buf);
+        set_indices(mem, start, start);
+        let mut p = Producer::<Request>::new(mem, cap).unwrap();
+        let head_word = mem.atomic_u32(HEAD).unwrap();
+        let mut tail = start;
+        for h in heads {
+            // A head relative to our tail (sometimes sensible), or anything.
+            let head = match h { Ok(d) => tail.wrapping_sub(d as u32), Err(a) => a };
+            head_word.store(head, Ordering::Relaxed);
+            for i in 0..pushes_between {
+                let used = tail.wrapping_sub(head);
+                let got = p.try_push(request(i as u64));
+                if used > cap {
+                    prop_assert_eq!(got, Err(PushError::Corrupt(Corrupt { head, tail, capacity: cap })));
+                } else if used == cap {
+                    prop_assert_eq!(got, Err(PushError::Full));
+                } else {
+                    prop_assert_eq!(got, Ok(()));
+                    tail = tail.wrapping_add(1);
+                }
+                prop_assert_eq!(mem.atomic_u32(TAIL).unwrap().load(Ordering::Relaxed), tail);
+            }
+        }
+        // Header words past the signal word stay zero; canaries stay.
+        let mut reserved = [0u8; HEADER_SIZE - 12];
+        mem.read_bytes(12, &mut reserved).unwrap();
+        prop_assert!(reserved.iter().all(|&b| b == 0));
+        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+}
+
+/// Two threads, one per end, passing 200,000 entries through a small ring
+/// with the notification protocol (notifications are a flag plus
+/// park/unpark). Entries must arrive in order and the consumer must never
+/// sleep through an entry: a lost wake-up hangs the test.
+#[test]
+fn two_threads_pass_every_entry_in_order() {
+    use std::sync::atomic::AtomicBool;
+    use std::thread;
+
+    struct SendEnd<T>(T);
+    // SAFETY: each end moves to exactly one thread; the two ends share
+    // memory only through the ring's atomics and slots, whose accesses the
+    // ring orders (release/acquire), so there is no data race.
+    #[allow(unsafe_code)]
+    unsafe impl<T> Send for SendEnd<T> {}
+
+    const N: u64 = 200_000;
+    let cap = 8;
+    let mut buf = vec![0u64; ring_size::<u64>(cap).unwrap() / 8];
+    let mem = Shared::from_words(&mut buf);
+    let producer = SendEnd(Producer::<u64>::new(mem, cap).unwrap());
+    let consumer = SendEnd(Consumer::<u64>::new(mem, cap).unwrap());
+    let notified = AtomicBool::new(false);
+    let (notified, notifications) = (&notified, &std::sync::atomic::AtomicU64::new(0));
+
+    thread::scope(|s| {
+        let consumer_thread = s.spawn(move || {
+            let mut c = consumer;
+            let mut next = 0;
+            while next < N {
+                while let Some(v) = c.0.try_pop().unwrap() {
+                    assert_eq!(v, next);
+                    next += 1;
+                }
+                if next < N && c.0.prepare_to_wait().unwrap() {
+                    while !notified.swap(false, Ordering::Acquire) {
+                        thread::park();
+                    }
+                }
+            }
+        });
+        s.spawn(move || {
+            let mut p = producer;
+            let mut v = 0;
+            while v < N {
+                match p.0.try_push(v) {
+                    Ok(()) => v += 1,
+                    Err(PushError::Full) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+                if v % 3 == 0 || v == N {
+                    if p.0.needs_notify() {
+                        notifications.fetch_add(1, Ordering::Relaxed);
+                        notified.store(true, Ordering::Release);
+                        consumer_thread.thread().unpark();
+                    }
+                }
+            }
+        });
+    });
+    assert!(notifications.load(Ordering::Relaxed) <= N);
+}
