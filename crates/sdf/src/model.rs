@@ -1,9 +1,11 @@
 //! The system as the description declares it: protection domains, memory
-//! regions and channels, with the source position of every element.
+//! regions, channels, devices and information-flow policies, with the source
+//! position of every element.
 //!
 //! The model is plain data. [`crate::parse`] builds it and validates it, so a
-//! `SystemDescription` handed out by this crate always obeys the rules in
-//! [`crate::validate`].
+//! `SystemDescription` handed out by it always obeys the validation rules;
+//! [`crate::read`] builds it without them (names still resolve: every index
+//! is in range and every region, PD and device name exists).
 
 use std::fmt;
 
@@ -45,6 +47,10 @@ pub struct SystemDescription {
     pub protection_domains: Vec<ProtectionDomain>,
     pub memory_regions: Vec<MemoryRegion>,
     pub channels: Vec<Channel>,
+    /// Extension: hardware and the protection domains that own it.
+    pub devices: Vec<Device>,
+    /// Extension: information-flow policies for the verifier.
+    pub policies: Vec<Policy>,
 }
 
 impl SystemDescription {
@@ -58,13 +64,15 @@ impl SystemDescription {
         self.memory_regions.iter().find(|mr| mr.name == name)
     }
 
+    /// The device called `name`, with its index.
+    pub fn device(&self, name: &str) -> Option<(usize, &Device)> {
+        self.devices.iter().enumerate().find(|(_, dev)| dev.name == name)
+    }
+
     /// The direct children of the protection domain at `parent`, with their
     /// indices.
     pub fn children(&self, parent: usize) -> impl Iterator<Item = (usize, &ProtectionDomain)> {
-        self.protection_domains
-            .iter()
-            .enumerate()
-            .filter(move |(_, pd)| pd.parent == Some(parent))
+        self.protection_domains.iter().enumerate().filter(move |(_, pd)| pd.parent == Some(parent))
     }
 
     /// The channels with an end in the protection domain at `pd`, each with
@@ -130,8 +138,6 @@ pub enum PermsError {
     RepeatedLetter(char),
     /// No `r`: write-only and execute-only mappings are not supported.
     NotReadable,
-    /// Both `w` and `x`: writable memory is never executable.
-    WritableAndExecutable,
 }
 
 impl fmt::Display for PermsError {
@@ -139,14 +145,9 @@ impl fmt::Display for PermsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PermsError::UnknownLetter(_) => f.write_str("a combination of 'r', 'w' and 'x'"),
-            PermsError::RepeatedLetter(_) => {
-                f.write_str("each of 'r', 'w' and 'x' at most once")
-            }
+            PermsError::RepeatedLetter(_) => f.write_str("each of 'r', 'w' and 'x' at most once"),
             PermsError::NotReadable => f.write_str(
                 "perms that include 'r' (write-only and execute-only mappings are not supported)",
-            ),
-            PermsError::WritableAndExecutable => f.write_str(
-                "perms without both 'w' and 'x' (writable memory is never executable)",
             ),
         }
     }
@@ -162,8 +163,9 @@ impl Perms {
     /// in any order.
     ///
     /// Stricter than the Microkit, which refuses only `w`: a mapping must be
-    /// readable (no write-only, no execute-only) and never both writable and
-    /// executable.
+    /// readable (no write-only, no execute-only). `rwx` parses: that a
+    /// mapping is never both writable and executable is a validation rule
+    /// (so the verifier can still read such a system and report it).
     pub fn parse(s: &str) -> Result<Perms, PermsError> {
         let mut perms = Perms::default();
         for c in s.chars() {
@@ -180,9 +182,6 @@ impl Perms {
         }
         if !perms.read {
             return Err(PermsError::NotReadable);
-        }
-        if perms.write && perms.execute {
-            return Err(PermsError::WritableAndExecutable);
         }
         Ok(perms)
     }
@@ -315,6 +314,98 @@ pub struct SetVar {
     pub pos: Pos,
 }
 
+/// `<device name=".." owner="..">`: a piece of hardware (its MMIO and DMA
+/// regions and its interrupts) and the protection domains allowed to use it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Device {
+    pub name: String,
+    /// Indices into [`SystemDescription::protection_domains`], in the order
+    /// `owner` lists them; at least one, no repeats.
+    pub owners: Vec<usize>,
+    /// `<region mr=".."/>` children.
+    pub regions: Vec<DeviceRegion>,
+    /// `<interrupt irq=".."/>` children.
+    pub irqs: Vec<DeviceIrq>,
+    pub pos: Pos,
+}
+
+/// A memory region that belongs to a device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceRegion {
+    /// Name of the memory region.
+    pub mr: String,
+    pub pos: Pos,
+}
+
+/// An interrupt that a device raises.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceIrq {
+    /// GIC interrupt id (an SPI), as in [`Irq::irq`].
+    pub irq: u32,
+    pub pos: Pos,
+}
+
+/// `<policy name=".." kind="..">`: an information-flow property the
+/// verifier checks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub rule: PolicyRule,
+    pub pos: Pos,
+}
+
+/// What a policy requires.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyRule {
+    /// `kind="no-flow"`: no information flows from any source to any target.
+    NoFlow { from: Vec<Endpoint>, to: Vec<Endpoint> },
+    /// `kind="mediated" via=".."`: every flow from a source to a target
+    /// passes through at least one of the `via` protection domains
+    /// (indices; none of them is a source or a target).
+    Mediated { from: Vec<Endpoint>, to: Vec<Endpoint>, via: Vec<usize> },
+    /// `kind="isolated" pd=".."`: the protection domain shares no channel,
+    /// no parent/child link and no memory region that either side maps
+    /// writable with any protection domain other than those in `allow`.
+    Isolated { pd: usize, allow: Vec<Allow> },
+}
+
+impl PolicyRule {
+    /// The `kind` attribute's value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PolicyRule::NoFlow { .. } => "no-flow",
+            PolicyRule::Mediated { .. } => "mediated",
+            PolicyRule::Isolated { .. } => "isolated",
+        }
+    }
+}
+
+/// A `<from>` or `<to>` of a policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub entity: Entity,
+    pub pos: Pos,
+}
+
+/// What a policy's `<from>` or `<to>` names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Entity {
+    /// `pd=".."`: index into [`SystemDescription::protection_domains`].
+    Pd(usize),
+    /// `region=".."`: name of a memory region.
+    Region(String),
+    /// `device=".."`: name of a device.
+    Device(String),
+}
+
+/// An `<allow pd=".."/>` of an isolated policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allow {
+    /// Index into [`SystemDescription::protection_domains`].
+    pub pd: usize,
+    pub pos: Pos,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,8 +429,10 @@ mod tests {
     }
 
     #[test]
-    fn writable_executable_perms_are_rejected() {
-        assert_eq!(Perms::parse("rwx"), Err(PermsError::WritableAndExecutable));
+    fn writable_executable_perms_parse_and_are_left_to_validation() {
+        let rwx = Perms { read: true, write: true, execute: true };
+        assert_eq!(Perms::parse("rwx"), Ok(rwx));
+        assert_eq!(Perms::parse("xwr"), Ok(rwx));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! stops at the first error. The `Reader` then walks the elements: it
 //! knows every element and attribute of the format, reads each value, and
 //! checks what can be checked within one element (value ranges, alignment
-//! to the region's page size, budget <= period, one program_image). Last,
-//! names are resolved: channel ends to protection domains, maps and setvars
-//! to memory regions.
+//! to the region's page size, budget <= period, one program_image, the
+//! shape of a policy of each kind). Last, names are resolved: channel ends,
+//! device owners and policy members to protection domains, maps, setvars,
+//! device regions and policy members to memory regions, policy members to
+//! devices.
 //!
 //! The walk and the resolution report every problem they find and go on
 //! with a default value, so one run finds them all; a model is handed out
@@ -28,16 +30,8 @@ use crate::values::{parse_bool, parse_int, IntError};
 
 // The attributes each element accepts.
 const SYSTEM: &[&str] = &[];
-const PROTECTION_DOMAIN: &[&str] = &[
-    "name",
-    "priority",
-    "passive",
-    "stack_size",
-    "budget",
-    "period",
-    "id",
-    "can_power_off",
-];
+const PROTECTION_DOMAIN: &[&str] =
+    &["name", "priority", "passive", "stack_size", "budget", "period", "id", "can_power_off"];
 const PROGRAM_IMAGE: &[&str] = &["path"];
 const MAP: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
 const IRQ: &[&str] = &["irq", "id", "trigger"];
@@ -45,6 +39,15 @@ const SETVAR: &[&str] = &["symbol", "region_paddr"];
 const MEMORY_REGION: &[&str] = &["name", "size", "page_size", "phys_addr"];
 const CHANNEL: &[&str] = &[];
 const END: &[&str] = &["pd", "id", "pp", "notify"];
+const DEVICE: &[&str] = &["name", "owner"];
+const DEVICE_REGION: &[&str] = &["mr"];
+const INTERRUPT: &[&str] = &["irq"];
+const POLICY: &[&str] = &["name", "kind", "via", "pd"];
+const POLICY_ENDPOINT: &[&str] = &["pd", "region", "device"];
+const ALLOW: &[&str] = &["pd"];
+
+/// The values of a policy's `kind`.
+const POLICY_KINDS: &str = "'no-flow', 'mediated' or 'isolated'";
 
 /// Read `xml` into a model. `file` is the path used in messages.
 pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error>> {
@@ -58,9 +61,13 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         regions: Vec::new(),
         channels: Vec::new(),
         region_refs: Vec::new(),
+        devices: Vec::new(),
+        policies: Vec::new(),
     };
     reader.read_system(doc.root_element());
     let channels = reader.resolve_channels();
+    let devices = reader.resolve_devices();
+    let policies = reader.resolve_policies(&devices);
     reader.resolve_region_refs();
     let Reader { diag, pds, regions, .. } = reader;
     diag.finish(SystemDescription {
@@ -68,6 +75,8 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         protection_domains: pds,
         memory_regions: regions,
         channels,
+        devices,
+        policies,
     })
 }
 
@@ -164,6 +173,77 @@ struct RegionRef {
     user: String,
 }
 
+/// A use of a protection domain's name, looked up once all are read.
+#[derive(Clone)]
+struct PdRef {
+    name: String,
+    /// The attribute that holds the name.
+    pos: Pos,
+}
+
+/// A device before its owners are looked up.
+struct PendingDevice {
+    name: String,
+    owners: Vec<PdRef>,
+    regions: Vec<DeviceRegion>,
+    irqs: Vec<DeviceIrq>,
+    pos: Pos,
+}
+
+/// A policy's `<from>` or `<to>` before its name is looked up.
+struct PendingEndpoint {
+    entity: PendingEntity,
+    pos: Pos,
+}
+
+enum PendingEntity {
+    Pd(PdRef),
+    Region(String),
+    Device(String, Pos),
+}
+
+enum PendingRule {
+    NoFlow { from: Vec<PendingEndpoint>, to: Vec<PendingEndpoint> },
+    Mediated { from: Vec<PendingEndpoint>, to: Vec<PendingEndpoint>, via: Vec<PdRef> },
+    Isolated { pd: PdRef, allow: Vec<(PdRef, Pos)> },
+}
+
+/// The `kind` of a policy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PolicyKind {
+    NoFlow,
+    Mediated,
+    Isolated,
+}
+
+impl PolicyKind {
+    fn name(self) -> &'static str {
+        match self {
+            PolicyKind::NoFlow => "no-flow",
+            PolicyKind::Mediated => "mediated",
+            PolicyKind::Isolated => "isolated",
+        }
+    }
+}
+
+/// The children of a policy as read so far.
+#[derive(Default)]
+struct PolicyMembers {
+    from: Vec<PendingEndpoint>,
+    to: Vec<PendingEndpoint>,
+    /// `<from>` and `<to>` elements seen, the invalid ones (reported) too.
+    from_elements: usize,
+    to_elements: usize,
+    /// Each with the position of its `<allow>`.
+    allow: Vec<(PdRef, Pos)>,
+}
+
+struct PendingPolicy {
+    name: String,
+    rule: PendingRule,
+    pos: Pos,
+}
+
 struct Reader<'a, 'input> {
     doc: &'a Document<'input>,
     lines: &'a LineIndex<'a>,
@@ -172,6 +252,8 @@ struct Reader<'a, 'input> {
     regions: Vec<MemoryRegion>,
     channels: Vec<PendingChannel>,
     region_refs: Vec<RegionRef>,
+    devices: Vec<PendingDevice>,
+    policies: Vec<PendingPolicy>,
 }
 
 type XmlNode<'a, 'input> = Node<'a, 'input>;
@@ -182,8 +264,9 @@ impl<'a, 'input> Reader<'a, 'input> {
     fn read_system(&mut self, node: XmlNode<'a, 'input>) {
         let name = node.tag_name().name();
         if name != "system" {
-            let message =
-                format!("unknown root element '{name}': a system description is a <system> element");
+            let message = format!(
+                "unknown root element '{name}': a system description is a <system> element"
+            );
             self.diag.error(self.pos_of(node), message);
             return;
         }
@@ -193,6 +276,8 @@ impl<'a, 'input> Reader<'a, 'input> {
                 "protection_domain" => self.read_protection_domain(child, None, 1),
                 "memory_region" => self.read_memory_region(child),
                 "channel" => self.read_channel(child),
+                "device" => self.read_device(child),
+                "policy" => self.read_policy(child),
                 _ => self.unknown_element(child, node),
             }
         }
@@ -431,6 +516,216 @@ impl<'a, 'input> Reader<'a, 'input> {
         })
     }
 
+    fn read_device(&mut self, node: XmlNode<'a, 'input>) {
+        self.check_attributes(node, DEVICE);
+        let pos = self.pos_of(node);
+        let name = self.required_with(node, "name", |r, a| r.non_empty(a, "a device name"));
+        let owners = self.required_with(node, "owner", Self::pd_list);
+        let mut regions = Vec::new();
+        let mut irqs = Vec::new();
+        let mut hardware_elements = 0;
+        let user = format!("device '{}'", name.as_deref().unwrap_or_default());
+        for child in self.element_children(node) {
+            match child.tag_name().name() {
+                "region" => {
+                    hardware_elements += 1;
+                    self.check_attributes(child, DEVICE_REGION);
+                    self.leaf(child);
+                    if let Some(mr) = self.required(child, "mr") {
+                        let (name, pos) = (mr.value.to_string(), mr.pos);
+                        self.region_refs.push(RegionRef { name, pos, user: user.clone() });
+                        regions.push(DeviceRegion {
+                            mr: mr.value.to_string(),
+                            pos: self.pos_of(child),
+                        });
+                    }
+                }
+                "interrupt" => {
+                    hardware_elements += 1;
+                    self.check_attributes(child, INTERRUPT);
+                    self.leaf(child);
+                    if let Some(irq) = self.required_with(child, "irq", Self::irq_number) {
+                        irqs.push(DeviceIrq { irq, pos: self.pos_of(child) });
+                    }
+                }
+                _ => self.unknown_element(child, node),
+            }
+        }
+        if hardware_elements == 0 {
+            self.diag.error(
+                pos,
+                format!(
+                    "{user} declares no hardware: add <region mr=\"...\"/> or \
+                     <interrupt irq=\"...\"/> elements"
+                ),
+            );
+        }
+        let (Some(name), Some(owners)) = (name, owners) else { return };
+        self.devices.push(PendingDevice { name, owners, regions, irqs, pos });
+    }
+
+    fn read_policy(&mut self, node: XmlNode<'a, 'input>) {
+        self.check_attributes(node, POLICY);
+        let pos = self.pos_of(node);
+        let name = self.required_with(node, "name", |r, a| r.non_empty(a, "a policy name"));
+        let kind = self.required_with(node, "kind", Self::policy_kind);
+        let label = format!("policy '{}'", name.as_deref().unwrap_or_default());
+        let via = self.kind_attribute(node, "via", kind, PolicyKind::Mediated, &label);
+        let pd = self.kind_attribute(node, "pd", kind, PolicyKind::Isolated, &label);
+        let mut members = PolicyMembers::default();
+        for child in self.element_children(node) {
+            self.read_policy_member(child, node, kind, &label, &mut members);
+        }
+        let (Some(name), Some(kind)) = (name, kind) else { return };
+        let PolicyMembers { from, to, allow, from_elements, to_elements } = members;
+        let rule = match kind {
+            PolicyKind::Isolated => {
+                let Some(pd) = pd.or_else(|| self.required(node, "pd")) else { return };
+                let pd = PdRef { name: pd.value.to_string(), pos: pd.pos };
+                PendingRule::Isolated { pd, allow }
+            }
+            PolicyKind::NoFlow | PolicyKind::Mediated => {
+                let mut complete = from.len() == from_elements && to.len() == to_elements;
+                for (count, tag, role) in
+                    [(from_elements, "from", "source"), (to_elements, "to", "target")]
+                {
+                    if count == 0 {
+                        let message = format!(
+                            "policy '{name}' of kind '{}' has no <{tag}>: it needs at least one \
+                             {role}",
+                            kind.name()
+                        );
+                        self.diag.error(pos, message);
+                        complete = false;
+                    }
+                }
+                let via = match kind {
+                    PolicyKind::Mediated => {
+                        let via = via.or_else(|| self.required(node, "via"));
+                        Some(via.and_then(|a| self.pd_list(a)))
+                    }
+                    _ => None,
+                };
+                match (via, complete) {
+                    (None, true) => PendingRule::NoFlow { from, to },
+                    (Some(Some(via)), true) => PendingRule::Mediated { from, to, via },
+                    _ => return,
+                }
+            }
+        };
+        self.policies.push(PendingPolicy { name, rule, pos });
+    }
+
+    /// An attribute of `<policy>` that belongs to policies of kind `owner`
+    /// only; refused (and `None`) on another kind.
+    fn kind_attribute(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        name: &str,
+        kind: Option<PolicyKind>,
+        owner: PolicyKind,
+        label: &str,
+    ) -> Option<Attr<'a>> {
+        let attr = self.attr(node, name)?;
+        match kind {
+            Some(kind) if kind != owner => {
+                let message = format!(
+                    "attribute '{name}' is only allowed on a policy of kind '{}' ({label} is \
+                     '{}')",
+                    owner.name(),
+                    kind.name()
+                );
+                self.diag.error(attr.pos, message);
+                None
+            }
+            _ => Some(attr),
+        }
+    }
+
+    /// A child of `<policy>`: `<from>` and `<to>` (no-flow, mediated) or
+    /// `<allow>` (isolated). With an invalid kind, any of them is read.
+    fn read_policy_member(
+        &mut self,
+        child: XmlNode<'a, 'input>,
+        policy: XmlNode<'a, 'input>,
+        kind: Option<PolicyKind>,
+        label: &str,
+        members: &mut PolicyMembers,
+    ) {
+        let tag = child.tag_name().name();
+        let isolated = kind.map(|k| k == PolicyKind::Isolated);
+        match (tag, isolated) {
+            ("from" | "to", Some(true)) => self.diag.error(
+                self.pos_of(child),
+                format!(
+                    "element '{tag}' is not allowed in a policy of kind 'isolated': it lists \
+                     <allow pd=\"...\"/> elements"
+                ),
+            ),
+            ("allow", Some(false)) => self.diag.error(
+                self.pos_of(child),
+                format!(
+                    "element 'allow' is not allowed in a policy of kind '{}': <allow> belongs \
+                     in an 'isolated' policy",
+                    kind.map(PolicyKind::name).unwrap_or_default()
+                ),
+            ),
+            ("from", _) => {
+                members.from_elements += 1;
+                members.from.extend(self.read_endpoint(child, label));
+            }
+            ("to", _) => {
+                members.to_elements += 1;
+                members.to.extend(self.read_endpoint(child, label));
+            }
+            ("allow", _) => {
+                self.check_attributes(child, ALLOW);
+                self.leaf(child);
+                if let Some(a) = self.required(child, "pd") {
+                    let pd = PdRef { name: a.value.to_string(), pos: a.pos };
+                    members.allow.push((pd, self.pos_of(child)));
+                }
+            }
+            _ => self.unknown_element(child, policy),
+        }
+    }
+
+    /// A `<from>` or `<to>`: exactly one of `pd`, `region` and `device`.
+    fn read_endpoint(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        policy: &str,
+    ) -> Option<PendingEndpoint> {
+        self.check_attributes(node, POLICY_ENDPOINT);
+        self.leaf(node);
+        let pos = self.pos_of(node);
+        let given: Vec<Attr<'a>> =
+            POLICY_ENDPOINT.iter().filter_map(|name| self.attr(node, name)).collect();
+        let [attr] = given.as_slice() else {
+            let tag = node.tag_name().name();
+            self.diag.error(
+                pos,
+                format!(
+                    "element '{tag}' needs exactly one of the attributes 'pd', 'region' and \
+                     'device', this one has {}",
+                    given.len()
+                ),
+            );
+            return None;
+        };
+        let value = attr.value.to_string();
+        let entity = match attr.name {
+            "pd" => PendingEntity::Pd(PdRef { name: value, pos: attr.pos }),
+            "region" => {
+                let user = policy.to_string();
+                self.region_refs.push(RegionRef { name: value.clone(), pos: attr.pos, user });
+                PendingEntity::Region(value)
+            }
+            _ => PendingEntity::Device(value, attr.pos),
+        };
+        Some(PendingEndpoint { entity, pos })
+    }
+
     // ---- name resolution ----
 
     fn resolve_channels(&mut self) -> Vec<Channel> {
@@ -457,6 +752,163 @@ impl<'a, 'input> Reader<'a, 'input> {
                 );
                 None
             }
+        }
+    }
+
+    /// The index of the protection domain `r` names; reports an unknown
+    /// name, saying who used it.
+    fn resolve_pd(&mut self, r: &PdRef, user: &str) -> Option<usize> {
+        let found = self.pds.iter().position(|pd| pd.name == r.name);
+        if found.is_none() {
+            self.diag.error(r.pos, format!("{user} names unknown protection domain '{}'", r.name));
+        }
+        found
+    }
+
+    /// Resolve every name of `refs`; `None` if any is unknown (reported).
+    fn resolve_pds(&mut self, refs: &[PdRef], user: &str) -> Option<Vec<usize>> {
+        let resolved: Vec<Option<usize>> = refs.iter().map(|r| self.resolve_pd(r, user)).collect();
+        resolved.into_iter().collect()
+    }
+
+    fn resolve_devices(&mut self) -> Vec<Device> {
+        let pending = std::mem::take(&mut self.devices);
+        pending
+            .into_iter()
+            .filter_map(|dev| {
+                let user = format!("owner of device '{}'", dev.name);
+                let owners = self.resolve_pds(&dev.owners, &user)?;
+                let PendingDevice { name, regions, irqs, pos, .. } = dev;
+                Some(Device { name, owners, regions, irqs, pos })
+            })
+            .collect()
+    }
+
+    fn resolve_policies(&mut self, devices: &[Device]) -> Vec<Policy> {
+        let pending = std::mem::take(&mut self.policies);
+        pending
+            .into_iter()
+            .filter_map(|policy| {
+                let user = format!("policy '{}'", policy.name);
+                let rule = self.resolve_rule(policy.rule, devices, &user)?;
+                Some(Policy { name: policy.name, rule, pos: policy.pos })
+            })
+            .collect()
+    }
+
+    fn resolve_rule(
+        &mut self,
+        rule: PendingRule,
+        devices: &[Device],
+        user: &str,
+    ) -> Option<PolicyRule> {
+        match rule {
+            PendingRule::NoFlow { from, to } => {
+                let from = self.resolve_endpoints(from, devices, user);
+                let to = self.resolve_endpoints(to, devices, user);
+                let (from, to) = (from?, to?);
+                self.sources_are_not_targets(&from, &to, user);
+                Some(PolicyRule::NoFlow { from, to })
+            }
+            PendingRule::Mediated { from, to, via } => {
+                let from = self.resolve_endpoints(from, devices, user);
+                let to = self.resolve_endpoints(to, devices, user);
+                let via = self.resolve_pds(&via, user);
+                let (from, to, via) = (from?, to?, via?);
+                self.sources_are_not_targets(&from, &to, user);
+                self.mediators_are_not_endpoints(&from, &to, &via, user);
+                Some(PolicyRule::Mediated { from, to, via })
+            }
+            PendingRule::Isolated { pd, allow } => {
+                let pd = self.resolve_pd(&pd, user);
+                let allow: Vec<Option<Allow>> = allow
+                    .iter()
+                    .map(|(r, pos)| Some(Allow { pd: self.resolve_pd(r, user)?, pos: *pos }))
+                    .collect();
+                let (pd, allow) = (pd?, allow.into_iter().collect::<Option<Vec<_>>>()?);
+                for a in allow.iter().filter(|a| a.pd == pd) {
+                    let message = format!(
+                        "{user} lists its own protection domain '{}' in <allow>: list only the \
+                         others it may share with",
+                        self.pds[pd].name
+                    );
+                    self.diag.error(a.pos, message);
+                }
+                Some(PolicyRule::Isolated { pd, allow })
+            }
+        }
+    }
+
+    fn resolve_endpoints(
+        &mut self,
+        endpoints: Vec<PendingEndpoint>,
+        devices: &[Device],
+        user: &str,
+    ) -> Option<Vec<Endpoint>> {
+        let resolved: Vec<Option<Endpoint>> = endpoints
+            .into_iter()
+            .map(|e| {
+                let entity = match e.entity {
+                    PendingEntity::Pd(r) => Entity::Pd(self.resolve_pd(&r, user)?),
+                    // Checked with the other region names.
+                    PendingEntity::Region(name) => Entity::Region(name),
+                    PendingEntity::Device(name, pos) => {
+                        if !devices.iter().any(|d| d.name == name) {
+                            self.diag.error(pos, format!("{user} names unknown device '{name}'"));
+                            return None;
+                        }
+                        Entity::Device(name)
+                    }
+                };
+                Some(Endpoint { entity, pos: e.pos })
+            })
+            .collect();
+        resolved.into_iter().collect()
+    }
+
+    /// A flow from something to itself cannot be prevented.
+    fn sources_are_not_targets(&mut self, from: &[Endpoint], to: &[Endpoint], user: &str) {
+        for target in to {
+            if from.iter().any(|source| source.entity == target.entity) {
+                let what = self.entity_name(&target.entity);
+                self.diag.error(
+                    target.pos,
+                    format!(
+                        "{user} names {what} both in <from> and in <to>: a flow from something \
+                         to itself cannot be ruled out"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A flow that starts or ends at a mediator passes through it trivially.
+    fn mediators_are_not_endpoints(
+        &mut self,
+        from: &[Endpoint],
+        to: &[Endpoint],
+        via: &[usize],
+        user: &str,
+    ) {
+        for e in from.iter().chain(to) {
+            if let Entity::Pd(pd) = e.entity {
+                if via.contains(&pd) {
+                    let message = format!(
+                        "{user} names its mediator '{}' as a source or target: a mediator sits \
+                         between them",
+                        self.pds[pd].name
+                    );
+                    self.diag.error(e.pos, message);
+                }
+            }
+        }
+    }
+
+    fn entity_name(&self, entity: &Entity) -> String {
+        match entity {
+            Entity::Pd(pd) => format!("protection domain '{}'", self.pds[*pd].name),
+            Entity::Region(name) => format!("memory region '{name}'"),
+            Entity::Device(name) => format!("device '{name}'"),
         }
     }
 
@@ -685,6 +1137,33 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
+    /// One or more protection domain names, separated by spaces or commas,
+    /// none twice.
+    fn pd_list(&mut self, attr: Attr<'a>) -> Option<Vec<PdRef>> {
+        let names: Vec<&str> = attr
+            .value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return self.invalid(
+                attr,
+                "the names of one or more protection domains, separated by spaces or commas",
+            );
+        }
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return self.invalid(
+                    attr,
+                    format_args!("each protection domain once ('{name}' is repeated)"),
+                );
+            }
+        }
+        Some(
+            names.into_iter().map(|name| PdRef { name: name.to_string(), pos: attr.pos }).collect(),
+        )
+    }
+
     fn channel_id(&mut self, attr: Attr<'a>) -> Option<u8> {
         self.int_in(attr, 0..=u64::from(MAX_ID), format_args!("a channel id from 0 to {MAX_ID}"))
     }
@@ -696,6 +1175,15 @@ impl<'a, 'input> Reader<'a, 'input> {
             return self.invalid(attr, expected);
         }
         self.int_in(attr, u64::from(FIRST_SPI)..=u64::from(MAX_IRQ), expected)
+    }
+
+    fn policy_kind(&mut self, attr: Attr<'a>) -> Option<PolicyKind> {
+        match attr.value {
+            "no-flow" => Some(PolicyKind::NoFlow),
+            "mediated" => Some(PolicyKind::Mediated),
+            "isolated" => Some(PolicyKind::Isolated),
+            _ => self.invalid(attr, POLICY_KINDS),
+        }
     }
 
     fn trigger(&mut self, attr: Attr<'a>) -> Option<Trigger> {
@@ -890,5 +1378,116 @@ mod tests {
                    <program_image path='a.elf'/></protection_domain></system>";
         let sd = read("f.xml", xml).unwrap();
         assert_eq!(sd.protection_domains.len(), 1);
+    }
+
+    const TWO_PDS: &str = r#"<memory_region name="m" size="0x1000" phys_addr="0x900_0000"/>
+        <protection_domain name="a"><program_image path="a.elf"/></protection_domain>
+        <protection_domain name="b"><program_image path="b.elf"/></protection_domain>"#;
+
+    fn system(body: &str) -> String {
+        format!("<system>{TWO_PDS}\n{body}</system>")
+    }
+
+    fn messages(xml: &str) -> Vec<String> {
+        read("f.xml", xml).err().unwrap_or_default().into_iter().map(|e| e.message).collect()
+    }
+
+    #[test]
+    fn device_owners_are_separated_by_spaces_or_commas() {
+        let xml = system(
+            r#"<device name="d" owner=" b,a
+            "><region mr="m"/><interrupt irq="40"/></device>"#,
+        );
+        let sd = read("f.xml", &xml).unwrap();
+        let dev = &sd.devices[0];
+        assert_eq!(dev.owners, [1, 0]);
+        assert_eq!(dev.regions[0].mr, "m");
+        assert_eq!(dev.irqs[0].irq, 40);
+    }
+
+    #[test]
+    fn devices_and_policies_may_name_pds_declared_after_them() {
+        let xml = r#"<system>
+            <device name="d" owner="late"><interrupt irq="40"/></device>
+            <policy name="p" kind="no-flow"><from pd="late"/><to device="d"/></policy>
+            <protection_domain name="late"><program_image path="l.elf"/></protection_domain>
+        </system>"#;
+        let sd = read("f.xml", xml).unwrap();
+        assert_eq!(sd.devices[0].owners, [0]);
+        let PolicyRule::NoFlow { from, to } = &sd.policies[0].rule else { panic!("kind") };
+        assert_eq!(from[0].entity, Entity::Pd(0));
+        assert_eq!(to[0].entity, Entity::Device("d".into()));
+    }
+
+    #[test]
+    fn mediated_policy_takes_a_list_of_mediators() {
+        let xml = system(
+            r#"<memory_region name="r" size="0x1000"/>
+            <protection_domain name="c"><program_image path="c.elf"/></protection_domain>
+            <policy name="p" kind="mediated" via="b, c"><from pd="a"/><to region="r"/></policy>"#,
+        );
+        let sd = read("f.xml", &xml).unwrap();
+        let PolicyRule::Mediated { via, to, .. } = &sd.policies[0].rule else { panic!("kind") };
+        assert_eq!(via, &[1, 2]);
+        assert_eq!(to[0].entity, Entity::Region("r".into()));
+    }
+
+    #[test]
+    fn isolated_policy_may_allow_nobody() {
+        let sd = read("f.xml", &system(r#"<policy name="p" kind="isolated" pd="b"/>"#)).unwrap();
+        assert_eq!(sd.policies[0].rule, PolicyRule::Isolated { pd: 1, allow: vec![] });
+    }
+
+    #[test]
+    fn policy_with_an_unknown_kind_reports_only_the_kind() {
+        let xml =
+            system(r#"<policy name="p" kind="maybe" via="a"><allow pd="b"/><to pd="a"/></policy>"#);
+        assert_eq!(
+            messages(&xml),
+            ["invalid value 'maybe' for attribute 'kind' on element 'policy': expected \
+              'no-flow', 'mediated' or 'isolated'"]
+        );
+    }
+
+    #[test]
+    fn invalid_endpoint_is_not_also_reported_as_missing() {
+        let xml = system(
+            r#"<policy name="p" kind="no-flow"><from pd="a" device="d"/><to pd="b"/></policy>"#,
+        );
+        let errors = messages(&xml);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("element 'from' needs exactly one"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn device_with_only_invalid_children_is_not_also_reported_as_empty() {
+        let xml = system(r#"<device name="d" owner="a"><region/></device>"#);
+        assert_eq!(messages(&xml), ["missing required attribute 'mr' on element 'region'"]);
+    }
+
+    #[test]
+    fn reading_accepts_what_only_validation_refuses() {
+        // Writable and executable, a PPC downhill and a region claimed twice:
+        // all validation rules, so reading accepts them.
+        let xml = system(
+            r#"<memory_region name="x" size="0x1000"/>
+            <protection_domain name="c" priority="9"><program_image path="c.elf"/>
+                <map mr="x" vaddr="0x100000" perms="rwx"/></protection_domain>
+            <channel><end pd="c" id="0" pp="true"/><end pd="a" id="0"/></channel>
+            <device name="d1" owner="a"><region mr="m"/></device>
+            <device name="d2" owner="b"><region mr="m"/></device>"#,
+        );
+        let sd = read("f.xml", &xml).unwrap();
+        assert!(sd.protection_domains[2].maps[0].perms.execute);
+        let errors = crate::parse("f.xml", &xml).unwrap_err();
+        let errors: Vec<_> = errors.iter().map(|e| e.message.split(':').next().unwrap()).collect();
+        assert_eq!(
+            errors,
+            [
+                "map of 'x' in protection domain 'c' has perms 'rwx'",
+                "PPC from 'c' (priority 9) to 'a' (priority 0)",
+                "memory region 'm' is claimed twice",
+            ]
+        );
     }
 }

@@ -24,6 +24,7 @@ const CHECKS: &[Check] = &[
     region_names_unique,
     child_ids_unique,
     maps_aligned_to_page_size,
+    maps_not_writable_and_executable,
     maps_inside_user_space,
     maps_clear_of_stack_and_ipc_buffer,
     maps_do_not_overlap,
@@ -35,6 +36,10 @@ const CHECKS: &[Check] = &[
     ppc_to_higher_priority,
     ids_unique_per_pd,
     irqs_unique,
+    device_names_unique,
+    device_regions_claimed_once,
+    device_irqs_claimed_once,
+    policy_names_unique,
 ];
 
 /// Check every rule on `sd`; `Err` holds every violation in source order.
@@ -86,9 +91,10 @@ fn region_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
 }
 
 fn child_ids_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
-    let uses = sd.protection_domains.iter().filter_map(|pd| {
-        Some(((pd.parent?, pd.child_id?), pd.pos, pd.name.as_str()))
-    });
+    let uses = sd
+        .protection_domains
+        .iter()
+        .filter_map(|pd| Some(((pd.parent?, pd.child_id?), pd.pos, pd.name.as_str())));
     for_each_duplicate(uses.collect(), |first, dup| {
         let ((parent, id), name) = (dup.0, dup.2);
         let parent = &sd.protection_domains[parent].name;
@@ -126,9 +132,24 @@ fn maps_aligned_to_page_size(sd: &SystemDescription, diag: &mut Diagnostics) {
     }
 }
 
+fn maps_not_writable_and_executable(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for pd in &sd.protection_domains {
+        for map in pd.maps.iter().filter(|map| map.perms.write && map.perms.execute) {
+            diag.error(
+                map.pos,
+                format!(
+                    "map of '{}' in protection domain '{}' has perms '{}': writable memory is \
+                     never executable, drop 'w' or 'x'",
+                    map.mr, pd.name, map.perms
+                ),
+            );
+        }
+    }
+}
+
 fn maps_inside_user_space(sd: &SystemDescription, diag: &mut Diagnostics) {
     for (pd, map, mr) in maps(sd) {
-        if !map.range(mr).is_some_and(|range| range.end <= layout::USER_TOP) {
+        if map.range(mr).is_none_or(|range| range.end > layout::USER_TOP) {
             diag.error(
                 map.pos,
                 format!(
@@ -340,6 +361,62 @@ fn irqs_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
     });
 }
 
+fn device_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.devices.iter().map(|dev| (dev.name.as_str(), dev.pos, ()));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!("duplicate device name '{}' (first declared at line {})", dup.0, first.1.line),
+        );
+    });
+}
+
+/// A memory region belongs to one device at most (and to it once).
+fn device_regions_claimed_once(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd
+        .devices
+        .iter()
+        .flat_map(|dev| dev.regions.iter().map(move |r| (r.mr.as_str(), r.pos, dev.name.as_str())));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!(
+                "memory region '{}' is claimed twice: by device '{}' (line {}) and by device \
+                 '{}': a region belongs to one device only",
+                dup.0, first.2, first.1.line, dup.2
+            ),
+        );
+    });
+}
+
+/// An interrupt belongs to one device at most (and to it once).
+fn device_irqs_claimed_once(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd
+        .devices
+        .iter()
+        .flat_map(|dev| dev.irqs.iter().map(move |irq| (irq.irq, irq.pos, dev.name.as_str())));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!(
+                "irq {} is claimed twice: by device '{}' (line {}) and by device '{}': an \
+                 interrupt belongs to one device only",
+                dup.0, first.2, first.1.line, dup.2
+            ),
+        );
+    });
+}
+
+fn policy_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.policies.iter().map(|policy| (policy.name.as_str(), policy.pos, ()));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!("duplicate policy name '{}' (first declared at line {})", dup.0, first.1.line),
+        );
+    });
+}
+
 // ---- helpers ----
 
 /// Call `report(first, duplicate)` for every use whose key an earlier use
@@ -504,7 +581,11 @@ mod tests {
     #[test]
     fn adjacent_maps_do_not_overlap() {
         let body = r#"<memory_region name="x" size="0x2000"/>"#.to_string()
-            + &pd("a", "", r#"<map mr="x" vaddr="0x100000"/><map mr="x" vaddr="0x102000" perms="r"/>"#);
+            + &pd(
+                "a",
+                "",
+                r#"<map mr="x" vaddr="0x100000"/><map mr="x" vaddr="0x102000" perms="r"/>"#,
+            );
         assert_valid(&body);
     }
 
@@ -587,6 +668,38 @@ mod tests {
         let body = r#"<memory_region name="dev" size="0x1000" phys_addr="0xa000000"/>"#.to_string()
             + &pd("a", "", r#"<map mr="dev" vaddr="0x100000" cached="false"/>"#)
             + &pd("b", "", r#"<map mr="dev" vaddr="0x200000" perms="r" cached="false"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn one_device_listing_a_region_twice_is_rejected() {
+        let body = r#"<memory_region name="m" size="0x1000" phys_addr="0xa000000"/>
+<device name="d" owner="a"><region mr="m"/><region mr="m"/></device>
+"#
+        .to_string()
+            + &pd("a", "", "");
+        assert_eq!(
+            messages(&body),
+            ["memory region 'm' is claimed twice: by device 'd' (line 3) and by device 'd': a \
+              region belongs to one device only"]
+        );
+    }
+
+    #[test]
+    fn a_device_may_share_a_name_with_a_pd_or_region() {
+        let body = r#"<memory_region name="a" size="0x1000" phys_addr="0xa000000"/>
+<device name="a" owner="a"><region mr="a"/><interrupt irq="40"/></device>
+<policy name="a" kind="isolated" pd="a"/>
+"#
+        .to_string()
+            + &pd("a", "", r#"<irq irq="40" id="0"/>"#);
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn read_only_and_executable_maps_are_fine() {
+        let body = r#"<memory_region name="code" size="0x1000"/>"#.to_string()
+            + &pd("a", "", r#"<map mr="code" vaddr="0x100000" perms="rx"/>"#);
         assert_valid(&body);
     }
 }

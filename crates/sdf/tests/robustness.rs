@@ -57,7 +57,10 @@ fn check_errors(xml: &str) -> Result<(), TestCaseError> {
             prop_assert!(!e.message.is_empty());
         }
         let positions: Vec<_> = errors.iter().map(|e| (e.line, e.col)).collect();
-        prop_assert!(positions.windows(2).all(|w| w[0] <= w[1]), "errors not sorted: {positions:?}");
+        prop_assert!(
+            positions.windows(2).all(|w| w[0] <= w[1]),
+            "errors not sorted: {positions:?}"
+        );
     }
     Ok(())
 }

@@ -139,6 +139,49 @@ fn expected() -> SystemDescription {
             },
             Channel { ends: [end(2, 0, 47), end(5, 61, 48)], pos: pos(46, 5) },
         ],
+        devices: vec![
+            Device {
+                name: "serial".into(),
+                owners: vec![0],
+                regions: vec![DeviceRegion { mr: "uart".into(), pos: pos(52, 9) }],
+                irqs: vec![DeviceIrq { irq: 33, pos: pos(53, 9) }],
+                pos: pos(51, 5),
+            },
+            Device {
+                name: "disk".into(),
+                owners: vec![0, 1],
+                regions: vec![DeviceRegion { mr: "dma".into(), pos: pos(56, 9) }],
+                irqs: vec![DeviceIrq { irq: 79, pos: pos(57, 9) }],
+                pos: pos(55, 5),
+            },
+        ],
+        policies: vec![
+            Policy {
+                name: "client-never-reaches-disk".into(),
+                rule: PolicyRule::NoFlow {
+                    from: vec![Endpoint { entity: Entity::Pd(5), pos: pos(61, 9) }],
+                    to: vec![
+                        Endpoint { entity: Entity::Device("disk".into()), pos: pos(62, 9) },
+                        Endpoint { entity: Entity::Region("dma".into()), pos: pos(63, 9) },
+                    ],
+                },
+                pos: pos(60, 5),
+            },
+            Policy {
+                name: "driver-through-server".into(),
+                rule: PolicyRule::Mediated {
+                    from: vec![Endpoint { entity: Entity::Pd(5), pos: pos(66, 9) }],
+                    to: vec![Endpoint { entity: Entity::Pd(0), pos: pos(67, 9) }],
+                    via: vec![1],
+                },
+                pos: pos(65, 5),
+            },
+            Policy {
+                name: "helper-alone".into(),
+                rule: PolicyRule::Isolated { pd: 3, allow: vec![Allow { pd: 2, pos: pos(70, 9) }] },
+                pos: pos(69, 5),
+            },
+        ],
     }
 }
 
@@ -158,7 +201,22 @@ fn full_system_parses_to_the_expected_model() {
     }
     assert_eq!(sd.memory_regions, expected.memory_regions);
     assert_eq!(sd.channels, expected.channels);
+    assert_eq!(sd.devices, expected.devices);
+    assert_eq!(sd.policies, expected.policies);
     assert_eq!(sd, expected);
+}
+
+#[test]
+fn reading_alone_gives_the_same_model_for_a_valid_system() {
+    assert_eq!(sdf::read(FILE, &fixture()).unwrap(), expected());
+}
+
+#[test]
+fn read_file_reads_the_fixture_without_validating() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FILE);
+    let sd = sdf::read_file(&path).unwrap();
+    assert_eq!(sd.devices.len(), 2);
+    assert!(sdf::read_file(Path::new("/nonexistent/system.xml")).is_err());
 }
 
 #[test]
@@ -188,9 +246,13 @@ fn lookup_helpers_find_entities_by_name() {
     assert_eq!(sd.memory_region("dma").unwrap().page_size, 0x20_0000);
     let children: Vec<_> = sd.children(1).map(|(_, pd)| pd.name.as_str()).collect();
     assert_eq!(children, ["worker", "sidecar"]);
-    let server_peers: Vec<_> =
-        sd.channels_of(1).map(|(own, other)| (own.id, other.pd)).collect();
+    let server_peers: Vec<_> = sd.channels_of(1).map(|(own, other)| (own.id, other.pd)).collect();
     assert_eq!(server_peers, [(0, 0), (1, 5)]);
     let (caller, callee) = sd.channels[0].ppc_caller_callee().unwrap();
     assert_eq!((caller.pd, callee.pd), (1, 0));
+    let (index, disk) = sd.device("disk").unwrap();
+    assert_eq!((index, disk.owners.as_slice()), (1, &[0, 1][..]));
+    assert!(sd.device("nothing").is_none());
+    let kinds: Vec<_> = sd.policies.iter().map(|p| p.rule.kind()).collect();
+    assert_eq!(kinds, ["no-flow", "mediated", "isolated"]);
 }

@@ -1,0 +1,470 @@
+//! Information flow: which node can influence which, and the declared
+//! policies checked against it.
+//!
+//! Information flows along one step from A to B when:
+//!
+//! - A (a PD or a device) can write a region: A -> region; a region flows
+//!   to every PD that maps it readable or executable and to the device
+//!   that claims it (region -> B). So PD to PD through memory is two steps,
+//!   through the region node.
+//! - A calls B (PPC): A -> B (the call) and B -> A (the reply).
+//! - A may notify B: A -> B.
+//! - A device raises an interrupt: device -> irq; an interrupt bound to a
+//!   PD: irq -> PD.
+//! - B is A's child: A -> B (restart, stop) and B -> A (fault reports).
+//!
+//! A flow is any chain of steps. A policy's witness is a shortest chain
+//! (breadth-first search over the steps in [`ReachGraph`] order, sources
+//! in the order the policy lists them), so the output is deterministic.
+
+use std::collections::{HashMap, VecDeque};
+
+use sdf::{Endpoint, Entity, Perms, Policy, PolicyRule, SystemDescription};
+
+use crate::graph::{region_index, Edge, EdgeKind, Node, ReachGraph};
+use crate::violation::{node_label, quoted_list, Check, Hop, Violation};
+
+/// One flow step, derived from one reach-graph edge.
+#[derive(Clone, Debug)]
+struct Step {
+    to: usize,
+    action: &'static str,
+    edge: Edge,
+}
+
+/// The flow steps between the nodes of a reach graph.
+pub(crate) struct FlowGraph {
+    nodes: Vec<Node>,
+    index: HashMap<Node, usize>,
+    steps: Vec<Vec<Step>>,
+}
+
+impl FlowGraph {
+    pub fn new(graph: &ReachGraph) -> FlowGraph {
+        let nodes = graph.nodes().to_vec();
+        let index: HashMap<Node, usize> = nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let mut steps = vec![Vec::new(); nodes.len()];
+        for edge in graph.edges() {
+            let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) else {
+                continue;
+            };
+            let mut step = |a: usize, b: usize, action: &'static str| {
+                steps[a].push(Step { to: b, action, edge: *edge });
+            };
+            match edge.kind {
+                EdgeKind::Map { perms, .. } => {
+                    if perms.write {
+                        step(from, to, "writes");
+                    }
+                    if perms.read || perms.execute {
+                        step(to, from, "is read by");
+                    }
+                }
+                EdgeKind::Ppc { .. } => {
+                    step(from, to, "calls");
+                    step(to, from, "replies to");
+                }
+                EdgeKind::Notify { .. } => step(from, to, "notifies"),
+                EdgeKind::Irq { .. } => step(from, to, "is delivered to"),
+                EdgeKind::DeviceRegion => {
+                    step(from, to, "writes");
+                    step(to, from, "is read by");
+                }
+                EdgeKind::DeviceIrq => step(from, to, "raises"),
+                EdgeKind::Control { .. } => step(from, to, "controls"),
+                EdgeKind::FaultReport => step(from, to, "reports faults to"),
+            }
+        }
+        FlowGraph { nodes, index, steps }
+    }
+
+    /// A shortest flow (at least one step) from any of `sources` to any of
+    /// `targets` that never enters a `blocked` node, as hops; `None` if
+    /// there is none.
+    pub fn shortest(
+        &self,
+        sources: &[Node],
+        targets: &[Node],
+        blocked: &[Node],
+    ) -> Option<Vec<Hop>> {
+        let n = self.nodes.len();
+        let mark = |nodes: &[Node]| {
+            let mut set = vec![false; n];
+            for node in nodes {
+                if let Some(&i) = self.index.get(node) {
+                    set[i] = true;
+                }
+            }
+            set
+        };
+        let (is_target, is_blocked) = (mark(targets), mark(blocked));
+        // How each node was first reached: (previous node, step index).
+        let mut came_from: Vec<Option<(usize, usize)>> = vec![None; n];
+        let mut seen = vec![false; n];
+        let mut queue = VecDeque::new();
+        for source in sources {
+            if let Some(&i) = self.index.get(source) {
+                if !seen[i] && !is_blocked[i] {
+                    seen[i] = true;
+                    queue.push_back(i);
+                }
+            }
+        }
+        while let Some(at) = queue.pop_front() {
+            for (k, step) in self.steps[at].iter().enumerate() {
+                let next = step.to;
+                if is_blocked[next] || (seen[next] && !is_target[next]) {
+                    continue;
+                }
+                if is_target[next] {
+                    return Some(self.path_to(at, k, &came_from));
+                }
+                seen[next] = true;
+                came_from[next] = Some((at, k));
+                queue.push_back(next);
+            }
+        }
+        None
+    }
+
+    /// The hops from a source to the node reached from `at` by its step
+    /// `k`.
+    fn path_to(&self, at: usize, k: usize, came_from: &[Option<(usize, usize)>]) -> Vec<Hop> {
+        let mut hops = vec![self.hop(at, k)];
+        let mut node = at;
+        // Sources have no predecessor and every other node one, set when
+        // it was first reached: the walk ends within n steps.
+        for _ in 0..self.nodes.len() {
+            let Some((prev, k)) = came_from[node] else { break };
+            hops.push(self.hop(prev, k));
+            node = prev;
+        }
+        hops.reverse();
+        hops
+    }
+
+    fn hop(&self, at: usize, k: usize) -> Hop {
+        let step = &self.steps[at][k];
+        Hop {
+            from: self.nodes[at],
+            to: self.nodes[step.to],
+            action: step.action.to_string(),
+            element: step.edge.element,
+            pos: step.edge.pos,
+        }
+    }
+}
+
+/// Check every declared policy; one violation per broken policy.
+pub(crate) fn check_policies(sd: &SystemDescription, graph: &ReachGraph) -> Vec<Violation> {
+    let flows = FlowGraph::new(graph);
+    let regions = region_index(sd);
+    let entity_node = |e: &Endpoint| match &e.entity {
+        Entity::Pd(i) => (*i < sd.protection_domains.len()).then_some(Node::Pd(*i)),
+        Entity::Region(name) => regions.get(name.as_str()).map(|&i| Node::Region(i)),
+        Entity::Device(name) => sd.device(name).map(|(i, _)| Node::Device(i)),
+    };
+    let mut violations = Vec::new();
+    for (index, policy) in sd.policies.iter().enumerate() {
+        match &policy.rule {
+            PolicyRule::NoFlow { from, to } => {
+                let sources: Vec<Node> = from.iter().filter_map(entity_node).collect();
+                let targets: Vec<Node> = to.iter().filter_map(entity_node).collect();
+                violations.extend(flow_violation(sd, &flows, index, &sources, &targets, &[]));
+            }
+            PolicyRule::Mediated { from, to, via } => {
+                let sources: Vec<Node> = from.iter().filter_map(entity_node).collect();
+                let targets: Vec<Node> = to.iter().filter_map(entity_node).collect();
+                let via: Vec<Node> = via.iter().map(|&pd| Node::Pd(pd)).collect();
+                violations.extend(flow_violation(sd, &flows, index, &sources, &targets, &via));
+            }
+            PolicyRule::Isolated { pd, allow } => {
+                let allowed: Vec<usize> = allow.iter().map(|a| a.pd).collect();
+                violations.extend(isolation_violations(sd, graph, index, *pd, &allowed));
+            }
+        }
+    }
+    violations
+}
+
+/// `policy 'p' (no-flow)`, `policy 'p' (mediated via 'm')`,
+/// `policy 'p' (isolated)`.
+pub(crate) fn policy_title(sd: &SystemDescription, policy: &Policy) -> String {
+    match &policy.rule {
+        PolicyRule::Mediated { via, .. } => {
+            let names = via.iter().filter_map(|&pd| sd.protection_domains.get(pd));
+            let via = quoted_list(names.map(|pd| pd.name.as_str()));
+            format!("policy '{}' (mediated via {via})", policy.name)
+        }
+        rule => format!("policy '{}' ({})", policy.name, rule.kind()),
+    }
+}
+
+/// A no-flow or mediated policy: violated if a source reaches a target
+/// without entering a mediator. Mediators drop out of the sources and
+/// targets (a flow that starts or ends at one passes through it); a node
+/// that is both a source and a target violates the policy by itself.
+fn flow_violation(
+    sd: &SystemDescription,
+    flows: &FlowGraph,
+    index: usize,
+    sources: &[Node],
+    targets: &[Node],
+    via: &[Node],
+) -> Option<Violation> {
+    let policy = sd.policies.get(index)?;
+    let title = policy_title(sd, policy);
+    let label = |node| node_label(sd, node);
+    let sources: Vec<Node> = sources.iter().copied().filter(|n| !via.contains(n)).collect();
+    if let Some(both) = sources.iter().find(|n| targets.contains(n)) {
+        let message = format!("{title} violated: {} is both a source and a target", label(*both));
+        return Some(Violation::new(sd, Check::Policy(index), message, Vec::new(), &label));
+    }
+    let witness = flows.shortest(&sources, targets, via)?;
+    let message = format!("{title} violated");
+    Some(Violation::new(sd, Check::Policy(index), message, witness, &label))
+}
+
+/// An isolated policy: every channel, parent or child link, and region
+/// shared with a writable side, between `pd` and a PD not in `allowed`.
+fn isolation_violations(
+    sd: &SystemDescription,
+    graph: &ReachGraph,
+    index: usize,
+    pd: usize,
+    allowed: &[usize],
+) -> Vec<Violation> {
+    let Some(policy) = sd.policies.get(index) else { return Vec::new() };
+    let title = policy_title(sd, policy);
+    let label = |node| node_label(sd, node);
+    let me = Node::Pd(pd);
+    let outsider = |node: Node| match node {
+        Node::Pd(other) => other != pd && !allowed.contains(&other),
+        _ => false,
+    };
+    let hop = |e: &Edge, from: Node, to: Node, action: &str| Hop {
+        from,
+        to,
+        action: action.to_string(),
+        element: e.element,
+        pos: e.pos,
+    };
+    let mut found: Vec<(String, Vec<Hop>)> = Vec::new();
+
+    // Shared memory: a map of mine and a map of an outsider's of one
+    // region, either of them writable.
+    for mine in graph.edges_from(me) {
+        let EdgeKind::Map { perms: my_perms, .. } = mine.kind else { continue };
+        for theirs in graph.edges_to(mine.to).filter(|e| outsider(e.from)) {
+            let EdgeKind::Map { perms: their_perms, .. } = theirs.kind else { continue };
+            let (region, other) = (mine.to, theirs.from);
+            let reads = |perms: Perms| perms.read || perms.execute;
+            let witness = if my_perms.write && reads(their_perms) {
+                vec![hop(mine, me, region, "writes"), hop(theirs, region, other, "is read by")]
+            } else if their_perms.write && reads(my_perms) {
+                vec![hop(theirs, other, region, "writes"), hop(mine, region, me, "is read by")]
+            } else if my_perms.write || their_perms.write {
+                // Only in a hand-built model: a map that cannot be read.
+                let maps = |perms: Perms| format!("maps {perms}");
+                vec![
+                    hop(mine, me, region, &maps(my_perms)),
+                    hop(theirs, other, region, &maps(their_perms)),
+                ]
+            } else {
+                continue;
+            };
+            let what = format!("shares writable memory with '{}'", label(theirs.from));
+            found.push((what, witness));
+        }
+    }
+    // Channels, in channel order.
+    for ch in &sd.channels {
+        let [a, b] = &ch.ends;
+        let (mine, theirs) = if a.pd == pd {
+            (a, b)
+        } else if b.pd == pd {
+            (b, a)
+        } else {
+            continue;
+        };
+        if !outsider(Node::Pd(theirs.pd)) {
+            continue;
+        }
+        let action = if mine.pp {
+            "calls"
+        } else if theirs.pp {
+            "is called by"
+        } else if mine.notify {
+            "notifies"
+        } else if theirs.notify {
+            "is notified by"
+        } else {
+            "has a channel to"
+        };
+        let other = Node::Pd(theirs.pd);
+        let witness = vec![Hop {
+            from: me,
+            to: other,
+            action: action.to_string(),
+            element: "channel",
+            pos: ch.pos,
+        }];
+        found.push((format!("shares a channel with '{}'", label(other)), witness));
+    }
+    // Parent and children.
+    for e in graph.edges_from(me).filter(|e| outsider(e.to)) {
+        let (relation, action) = match e.kind {
+            EdgeKind::Control { .. } => ("is the parent of", "controls"),
+            EdgeKind::FaultReport => ("is a child of", "reports faults to"),
+            _ => continue,
+        };
+        let what = format!("{relation} '{}'", label(e.to));
+        found.push((what, vec![hop(e, me, e.to, action)]));
+    }
+
+    found
+        .into_iter()
+        .map(|(what, witness)| {
+            let message = format!("{title} violated: '{}' {what}", label(me));
+            Violation::new(sd, Check::Policy(index), message, witness, &label)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flows(xml: &str) -> (SystemDescription, FlowGraph) {
+        let sd = sdf::read("t.xml", xml).unwrap();
+        let flows = FlowGraph::new(&ReachGraph::new(&sd));
+        (sd, flows)
+    }
+
+    fn pds(names: &str) -> String {
+        names
+            .split(' ')
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    r#"<protection_domain name="{n}" priority="{}"><program_image path="x"/>"#,
+                    10 * (i + 1)
+                ) + "</protection_domain>\n"
+            })
+            .collect()
+    }
+
+    fn actions(hops: &[Hop]) -> Vec<(Node, &str, Node)> {
+        hops.iter().map(|h| (h.from, h.action.as_str(), h.to)).collect()
+    }
+
+    #[test]
+    fn notification_flows_only_from_the_notifying_end() {
+        let xml = format!(
+            "<system>{}<channel><end pd=\"a\" id=\"0\"/><end pd=\"b\" id=\"0\" notify=\"false\"/></channel></system>",
+            pds("a b")
+        );
+        let (_, f) = flows(&xml);
+        let (a, b) = (Node::Pd(0), Node::Pd(1));
+        assert_eq!(actions(&f.shortest(&[a], &[b], &[]).unwrap()), [(a, "notifies", b)]);
+        assert!(f.shortest(&[b], &[a], &[]).is_none());
+    }
+
+    #[test]
+    fn ppc_flows_both_ways() {
+        let xml = format!(
+            "<system>{}<channel><end pd=\"a\" id=\"0\" pp=\"true\" notify=\"false\"/><end pd=\"b\" id=\"0\" notify=\"false\"/></channel></system>",
+            pds("a b")
+        );
+        let (_, f) = flows(&xml);
+        let (a, b) = (Node::Pd(0), Node::Pd(1));
+        assert_eq!(actions(&f.shortest(&[a], &[b], &[]).unwrap()), [(a, "calls", b)]);
+        assert_eq!(actions(&f.shortest(&[b], &[a], &[]).unwrap()), [(b, "replies to", a)]);
+    }
+
+    #[test]
+    fn memory_flows_from_a_writer_to_a_reader_through_the_region() {
+        let xml = r#"<system><memory_region name="m" size="0x1000"/>
+            <protection_domain name="w"><program_image path="x"/><map mr="m" vaddr="0x1000000"/></protection_domain>
+            <protection_domain name="r"><program_image path="x"/><map mr="m" vaddr="0x1000000" perms="r"/></protection_domain>
+            </system>"#;
+        let (_, f) = flows(xml);
+        let (w, m, r) = (Node::Pd(0), Node::Region(0), Node::Pd(1));
+        assert_eq!(
+            actions(&f.shortest(&[w], &[r], &[]).unwrap()),
+            [(w, "writes", m), (m, "is read by", r)]
+        );
+        assert!(f.shortest(&[r], &[w], &[]).is_none(), "a read-only map does not write");
+    }
+
+    #[test]
+    fn faults_flow_up_and_control_flows_down() {
+        let xml = r#"<system><protection_domain name="p"><program_image path="x"/>
+            <protection_domain name="c" id="0"><program_image path="x"/></protection_domain>
+            </protection_domain></system>"#;
+        let (_, f) = flows(xml);
+        let (p, c) = (Node::Pd(0), Node::Pd(1));
+        assert_eq!(actions(&f.shortest(&[c], &[p], &[]).unwrap()), [(c, "reports faults to", p)]);
+        assert_eq!(actions(&f.shortest(&[p], &[c], &[]).unwrap()), [(p, "controls", c)]);
+    }
+
+    #[test]
+    fn devices_flow_through_their_regions_and_interrupts() {
+        let xml = r#"<system><memory_region name="dma" size="0x1000"/>
+            <protection_domain name="app"><program_image path="x"/><map mr="dma" vaddr="0x1000000"/></protection_domain>
+            <protection_domain name="drv"><program_image path="x"/><irq irq="40" id="0"/></protection_domain>
+            <device name="nic" owner="drv"><region mr="dma"/><interrupt irq="40"/></device>
+            </system>"#;
+        let (_, f) = flows(xml);
+        let (app, drv, dma, nic, irq) =
+            (Node::Pd(0), Node::Pd(1), Node::Region(0), Node::Device(0), Node::Irq(40));
+        assert_eq!(
+            actions(&f.shortest(&[app], &[drv], &[]).unwrap()),
+            [
+                (app, "writes", dma),
+                (dma, "is read by", nic),
+                (nic, "raises", irq),
+                (irq, "is delivered to", drv)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shortest_flow_is_found_and_blocked_nodes_are_avoided() {
+        // a -> b -> d and a -> c -> e -> d: the short way through b, or the
+        // long way when b is blocked.
+        let ch = |x: &str, y: &str, id: u8| {
+            format!(
+                r#"<channel><end pd="{x}" id="{id}"/><end pd="{y}" id="{id}" notify="false"/></channel>"#
+            )
+        };
+        let xml = format!(
+            "<system>{}{}{}{}{}{}</system>",
+            pds("a b c d e"),
+            ch("a", "c", 0),
+            ch("c", "e", 1),
+            ch("e", "d", 2),
+            ch("a", "b", 3),
+            ch("b", "d", 4)
+        );
+        let (_, f) = flows(&xml);
+        let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(Node::Pd);
+        let short = f.shortest(&[a], &[d], &[]).unwrap();
+        assert_eq!(actions(&short), [(a, "notifies", b), (b, "notifies", d)]);
+        let long = f.shortest(&[a], &[d], &[b]).unwrap();
+        assert_eq!(actions(&long), [(a, "notifies", c), (c, "notifies", e), (e, "notifies", d)]);
+        assert!(f.shortest(&[a], &[d], &[b, e]).is_none());
+    }
+
+    #[test]
+    fn a_flow_back_to_a_source_that_is_also_a_target_has_at_least_one_step() {
+        let xml = format!(
+            "<system>{}<channel><end pd=\"a\" id=\"0\"/><end pd=\"b\" id=\"0\"/></channel></system>",
+            pds("a b")
+        );
+        let (_, f) = flows(&xml);
+        let a = Node::Pd(0);
+        let hops = f.shortest(&[a], &[a], &[]).unwrap();
+        assert_eq!(hops.len(), 2, "{hops:?}");
+    }
+}
