@@ -109,8 +109,10 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod config;
 pub mod filter;
 pub mod info;
+pub mod mbr;
 pub mod queues;
 pub mod records;
 pub mod ring;

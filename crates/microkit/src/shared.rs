@@ -56,21 +56,50 @@ impl SharedMemory {
         Ok(())
     }
 
+    pub fn read_u8(&self, offset: usize) -> Result<u8, OutOfBounds> {
+        let p = self.check(offset, 1)?;
+        // SAFETY: in bounds of a mapped region (see `new`).
+        Ok(unsafe { core::ptr::read_volatile(p) })
+    }
+
+    pub fn write_u8(&self, offset: usize, value: u8) -> Result<(), OutOfBounds> {
+        let p = self.check(offset, 1)?;
+        // SAFETY: in bounds of a mapped region (see `new`).
+        unsafe { core::ptr::write_volatile(p, value) };
+        Ok(())
+    }
+
+    pub fn read_u16(&self, offset: usize) -> Result<u16, OutOfBounds> {
+        let p = self.check_aligned(offset, 2)?;
+        // SAFETY: in bounds and aligned.
+        Ok(unsafe { core::ptr::read_volatile(p as *const u16) })
+    }
+
+    pub fn write_u16(&self, offset: usize, value: u16) -> Result<(), OutOfBounds> {
+        let p = self.check_aligned(offset, 2)?;
+        // SAFETY: in bounds and aligned.
+        unsafe { core::ptr::write_volatile(p as *mut u16, value) };
+        Ok(())
+    }
+
+    /// In bounds and aligned to `len` (device memory needs both).
+    fn check_aligned(&self, offset: usize, len: usize) -> Result<*mut u8, OutOfBounds> {
+        let p = self.check(offset, len)?;
+        if (self.base + offset) % len != 0 {
+            return Err(OutOfBounds { offset, len, size: self.size });
+        }
+        Ok(p)
+    }
+
     /// A 32-bit access, as device registers need.
     pub fn read_u32(&self, offset: usize) -> Result<u32, OutOfBounds> {
-        let p = self.check(offset, 4)?;
-        if offset % 4 != 0 {
-            return Err(OutOfBounds { offset, len: 4, size: self.size });
-        }
+        let p = self.check_aligned(offset, 4)?;
         // SAFETY: in bounds and aligned (device memory needs both).
         Ok(unsafe { core::ptr::read_volatile(p as *const u32) })
     }
 
     pub fn write_u32(&self, offset: usize, value: u32) -> Result<(), OutOfBounds> {
-        let p = self.check(offset, 4)?;
-        if offset % 4 != 0 {
-            return Err(OutOfBounds { offset, len: 4, size: self.size });
-        }
+        let p = self.check_aligned(offset, 4)?;
         // SAFETY: as in `read_u32`.
         unsafe { core::ptr::write_volatile(p as *mut u32, value) };
         Ok(())
@@ -78,7 +107,8 @@ impl SharedMemory {
 
     pub fn read_u64(&self, offset: usize) -> Result<u64, OutOfBounds> {
         let p = self.check(offset, 8)?;
-        // SAFETY: in bounds; unaligned reads are allowed on normal memory.
+        // SAFETY: in bounds; unaligned accesses are allowed on normal
+        // (cached) memory, which is what 64-bit fields live in.
         Ok(unsafe { core::ptr::read_volatile(p as *const u64) })
     }
 

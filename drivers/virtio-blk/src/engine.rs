@@ -10,10 +10,10 @@
 
 use crate::virtq::{Buffer, Layout, SplitQueue};
 use crate::Dma;
+pub use blk::{Op, Status};
 
-/// The protocol's block size (the blk crate's); the device counts 512-byte
-/// sectors.
-pub const BLOCK_SIZE: u64 = 4096;
+/// The protocol's block size; the device counts 512-byte sectors.
+pub const BLOCK_SIZE: u64 = blk::BLOCK_SIZE as u64;
 pub const SECTOR_SIZE: u64 = 512;
 const SECTORS_PER_BLOCK: u64 = BLOCK_SIZE / SECTOR_SIZE;
 
@@ -26,14 +26,6 @@ const T_OUT: u32 = 1;
 const T_FLUSH: u32 = 4;
 const S_OK: u8 = 0;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Read,
-    Write,
-    Flush,
-    Barrier,
-}
-
 /// A request as the driver receives it; `dma_addr` is the physical address
 /// of the data buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,13 +35,6 @@ pub struct Request {
     pub block: u64,
     pub count: u32,
     pub dma_addr: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    InvalidRequest,
-    IoError,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,208 @@
+//! What each storage PD is told at build time: the tool expands the storage
+//! declarations of `system.xml` into PDs, regions and channels, and patches
+//! one of these records into each storage PD's program image (symbols
+//! `blk_driver_config`, `blk_server_config`, `blk_client_config`).
+//!
+//! A record still holding [`UNSET`] was never patched: the PD was not
+//! declared through the storage elements, and says so instead of guessing.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Disks one system may have.
+pub const MAX_DISKS: usize = 4;
+/// Clients the filter server serves at most.
+pub const MAX_CLIENTS: usize = 16;
+/// Marks a patched record.
+pub const MAGIC: u32 = 0x5354_4b31; // "STK1"
+/// The value of an unpatched record's magic.
+pub const UNSET: u32 = 0;
+
+/// A queue region: where it is mapped and its rings' capacity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct QueueRegion {
+    pub vaddr: u64,
+    pub size: u64,
+    pub capacity: u32,
+    /// The channel on which the other end is notified.
+    pub channel: u32,
+}
+
+/// A memory region the device reads and writes: mapped at `vaddr`, seen by
+/// the device at `paddr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct DmaRegion {
+    pub vaddr: u64,
+    pub paddr: u64,
+    pub size: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct DriverDisk {
+    /// The device's registers (its virtio-mmio slot) in the driver.
+    pub mmio_vaddr: u64,
+    /// Virtqueue and request headers.
+    pub dma: DmaRegion,
+    /// Requests from the filter server (or a direct client).
+    pub queue: QueueRegion,
+    /// The channel the device's interrupt arrives on.
+    pub irq_channel: u32,
+    pub _reserved: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct DriverConfig {
+    pub magic: u32,
+    pub disk_count: u32,
+    pub disks: [DriverDisk; MAX_DISKS],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ServerDisk {
+    /// Requests to the driver.
+    pub queue: QueueRegion,
+    /// A block the server reads the partition table into.
+    pub probe: DmaRegion,
+    /// NUL-padded disk name, for messages.
+    pub name: [u8; 32],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ServerClient {
+    pub queue: QueueRegion,
+    /// The client's data region: mapped in the server at `vaddr`, where the
+    /// device reaches it at `paddr`.
+    pub data: DmaRegion,
+    /// Index into [`ServerConfig::disks`].
+    pub disk: u32,
+    /// MBR primary partition 1-4 the client is confined to; 0 = whole disk.
+    pub partition: u32,
+    /// NUL-padded client PD name, for messages.
+    pub name: [u8; 32],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ServerConfig {
+    pub magic: u32,
+    pub disk_count: u32,
+    pub client_count: u32,
+    pub _reserved: u32,
+    pub disks: [ServerDisk; MAX_DISKS],
+    pub clients: [ServerClient; MAX_CLIENTS],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ClientConfig {
+    pub magic: u32,
+    /// 1 when the client talks to the driver directly (benchmarks only):
+    /// its requests then carry device addresses, `data.paddr + offset`.
+    pub direct: u32,
+    pub queue: QueueRegion,
+    pub data: DmaRegion,
+    /// NUL-padded disk name.
+    pub disk: [u8; 32],
+}
+
+const ZERO_QUEUE: QueueRegion = QueueRegion { vaddr: 0, size: 0, capacity: 0, channel: 0 };
+const ZERO_DMA: DmaRegion = DmaRegion { vaddr: 0, paddr: 0, size: 0 };
+
+impl DriverConfig {
+    pub const UNSET: DriverConfig = DriverConfig {
+        magic: UNSET,
+        disk_count: 0,
+        disks: [DriverDisk { mmio_vaddr: 0, dma: ZERO_DMA, queue: ZERO_QUEUE, irq_channel: 0, _reserved: 0 }; MAX_DISKS],
+    };
+
+    /// The declared disks, or `None` if the record was never patched.
+    pub fn disks(&self) -> Option<&[DriverDisk]> {
+        (self.magic == MAGIC).then(|| &self.disks[..(self.disk_count as usize).min(MAX_DISKS)])
+    }
+}
+
+impl ServerConfig {
+    pub const UNSET: ServerConfig = ServerConfig {
+        magic: UNSET,
+        disk_count: 0,
+        client_count: 0,
+        _reserved: 0,
+        disks: [ServerDisk { queue: ZERO_QUEUE, probe: ZERO_DMA, name: [0; 32] }; MAX_DISKS],
+        clients: [ServerClient { queue: ZERO_QUEUE, data: ZERO_DMA, disk: 0, partition: 0, name: [0; 32] }; MAX_CLIENTS],
+    };
+
+    pub fn is_set(&self) -> bool {
+        self.magic == MAGIC
+    }
+
+    pub fn disks(&self) -> &[ServerDisk] {
+        &self.disks[..(self.disk_count as usize).min(MAX_DISKS)]
+    }
+
+    pub fn clients(&self) -> &[ServerClient] {
+        &self.clients[..(self.client_count as usize).min(MAX_CLIENTS)]
+    }
+}
+
+impl ClientConfig {
+    pub const UNSET: ClientConfig = ClientConfig { magic: UNSET, direct: 0, queue: ZERO_QUEUE, data: ZERO_DMA, disk: [0; 32] };
+
+    pub fn is_set(&self) -> bool {
+        self.magic == MAGIC
+    }
+}
+
+/// A NUL-padded name field.
+pub fn name_field(name: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let n = name.len().min(31);
+    out[..n].copy_from_slice(&name.as_bytes()[..n]);
+    out
+}
+
+/// The text of a NUL-padded name field.
+pub fn name_str(field: &[u8; 32]) -> &str {
+    let n = field.iter().position(|&b| b == 0).unwrap_or(32);
+    core::str::from_utf8(&field[..n]).unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_records_say_so() {
+        assert_eq!(DriverConfig::UNSET.disks(), None);
+        assert!(!ServerConfig::UNSET.is_set());
+        assert!(!ClientConfig::UNSET.is_set());
+    }
+
+    #[test]
+    fn counts_are_capped_by_the_arrays() {
+        let mut c = DriverConfig::UNSET;
+        c.magic = MAGIC;
+        c.disk_count = 99;
+        assert_eq!(c.disks().unwrap().len(), MAX_DISKS);
+        let mut s = ServerConfig::UNSET;
+        s.client_count = 1000;
+        assert_eq!(s.clients().len(), MAX_CLIENTS);
+    }
+
+    #[test]
+    fn names_round_trip_and_truncate() {
+        assert_eq!(name_str(&name_field("disk0")), "disk0");
+        assert_eq!(name_str(&name_field(&"x".repeat(40))).len(), 31);
+    }
+
+    #[test]
+    fn records_have_stable_sizes() {
+        assert_eq!(core::mem::size_of::<QueueRegion>(), 24);
+        assert_eq!(core::mem::size_of::<DmaRegion>(), 24);
+        assert_eq!(core::mem::size_of::<DriverDisk>(), 64);
+    }
+}
