@@ -4,7 +4,7 @@
 SYSTEM ?= system.xml
 BUILD := build
 IMAGE_NAME := $(basename $(notdir $(SYSTEM)))
-IMAGE := $(BUILD)/$(IMAGE_NAME).elf
+OUT_IMAGE := $(BUILD)/$(IMAGE_NAME).elf
 
 CARGO := RUSTC_BOOTSTRAP=1 cargo
 BUILD_STD := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
@@ -18,7 +18,7 @@ PD_CRATES := demo kernel-tests bench
 
 QEMU := scripts/qemu.sh
 
-.PHONY: all setup tool kernel components image run check test bench debug clean
+.PHONY: all setup tool kernel components image run check verify graph test bench debug clean
 
 all: image
 
@@ -37,20 +37,35 @@ components: setup
 # Build the image of $(SYSTEM) and print its path.
 image: tool kernel components
 	@mkdir -p $(BUILD)
-	@$(TOOL) build $(SYSTEM) --kernel $(KERNEL_ELF) --search-path $(PD_DIR) -o $(IMAGE) $(TOOL_FLAGS)
+	@$(TOOL) build $(SYSTEM) --kernel $(KERNEL_ELF) --search-path $(PD_DIR) -o $(OUT_IMAGE) $(TOOL_FLAGS)
 
 # Build and boot $(SYSTEM); returns QEMU's exit status.
 run: image
-	@$(QEMU) $(IMAGE)
+	@$(QEMU) $(OUT_IMAGE)
 
 # Validate $(SYSTEM) alone: prints `ok` or the errors.
 check: tool
 	@$(TOOL) check $(SYSTEM)
 
+# Prove the isolation properties of $(SYSTEM): the report of what each PD
+# can reach, the invariants and the declared policies; with IMAGE=file also
+# read the built image back and check it grants exactly that.
+verify: tool components
+	@$(TOOL) verify $(SYSTEM) --search-path $(PD_DIR) $(if $(IMAGE),--image $(IMAGE) --kernel $(KERNEL_ELF))
+
+# The system as Graphviz DOT, or rendered with FORMAT=svg (or png).
+FORMAT ?= dot
+graph: tool
+ifeq ($(FORMAT),dot)
+	@$(TOOL) graph $(SYSTEM)
+else
+	@$(TOOL) graph $(SYSTEM) | dot -T$(FORMAT)
+endif
+
 # Boot with QEMU's GDB stub on :1234, waiting for the debugger.
 debug: image
 	@echo "gdb-multiarch -ex 'target remote :1234' $(KERNEL_ELF)"
-	@$(QEMU) $(IMAGE) -s -S
+	@$(QEMU) $(OUT_IMAGE) -s -S
 
 test: tool kernel components
 	cargo test

@@ -426,7 +426,9 @@ fn kernel_address_space(kernel: &ElfImage, kernel_end: u64) -> Result<AddressSpa
     Ok(s)
 }
 
-fn find_program(name: &str, base_dir: &Path, search_path: &[PathBuf]) -> Option<PathBuf> {
+/// Where a program image is: as written (absolute), beside the system
+/// description, or in the search path.
+pub fn find_program(name: &str, base_dir: &Path, search_path: &[PathBuf]) -> Option<PathBuf> {
     let direct = Path::new(name);
     if direct.is_absolute() {
         return direct.is_file().then(|| direct.to_path_buf());

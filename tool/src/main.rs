@@ -3,6 +3,10 @@
 //! - `strata check SYSTEM` validates a system description alone.
 //! - `strata build SYSTEM --kernel K --search-path DIR -o IMAGE` builds the
 //!   bootable image and writes a report of what each PD can reach.
+//! - `strata verify SYSTEM [--search-path DIR]` proves the isolation
+//!   properties of a system: prints what each PD can reach, the invariants
+//!   and the declared policies; exits non-zero on any violation.
+//! - `strata graph SYSTEM` prints the system as Graphviz DOT.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,10 +43,56 @@ enum Command {
         #[arg(long)]
         pmu_user: bool,
     },
+    /// Verify the isolation properties of a system description.
+    Verify {
+        system: PathBuf,
+        /// Where to find program images, to check maps against them.
+        #[arg(long = "search-path")]
+        search_path: Vec<PathBuf>,
+    },
+    /// Print the system as Graphviz DOT.
+    Graph { system: PathBuf },
+}
+
+/// The loadable extents of every PD's program image, if all are found.
+fn program_extents(sd: &sdf::SystemDescription, search_path: &[PathBuf]) -> Option<Vec<Vec<verify::ProgramExtent>>> {
+    let base = std::path::Path::new(&sd.file).parent().unwrap_or(std::path::Path::new("."));
+    sd.protection_domains
+        .iter()
+        .map(|pd| {
+            let path = image::find_program(&pd.program_image, base, search_path)?;
+            let elf = tool::elf::ElfImage::read(&path).ok()?;
+            Some(elf.segments.iter().map(|s| verify::ProgramExtent { vaddr: s.vaddr, size: s.memsz }).collect())
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Verify { system, search_path } => {
+            let sd = match sdf::read_file(&system) {
+                Ok(sd) => sd,
+                Err(errors) => return fail(&errors),
+            };
+            let extents = program_extents(&sd, &search_path);
+            let analysis = verify::analyse(&sd, extents.as_deref());
+            print!("{}", analysis.report());
+            if analysis.ok() {
+                ExitCode::SUCCESS
+            } else {
+                for v in analysis.violations() {
+                    eprintln!("violation: {v}");
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Command::Graph { system } => match sdf::read_file(&system) {
+            Ok(sd) => {
+                print!("{}", verify::dot(&sd));
+                ExitCode::SUCCESS
+            }
+            Err(errors) => fail(&errors),
+        },
         Command::Check { system } => match sdf::parse_file(&system) {
             Ok(_) => {
                 println!("ok");
