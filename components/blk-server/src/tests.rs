@@ -1,0 +1,269 @@
+//! The server against in-memory client queues and a scripted driver.
+
+use super::*;
+use blk::config::{name_field, DmaRegion, QueueRegion, ServerClient, ServerConfig, ServerDisk, MAGIC};
+use blk::{QueueLayout, Shared};
+use std::boxed::Box;
+use std::vec::Vec as StdVec;
+
+const DISK_BLOCKS: u64 = 1024;
+const DATA_SIZE: u64 = 16 * 4096;
+
+struct Client {
+    partition: u32,
+    capacity: u32,
+}
+
+/// Host memory for every region, leaked so it lives as long as the test.
+fn words(bytes: usize) -> &'static mut [u64] {
+    Box::leak(vec![0u64; bytes / 8].into_boxed_slice())
+}
+
+struct Harness {
+    server: Server<'static>,
+    /// The driver's end of each disk queue.
+    drivers: StdVec<Responder<'static>>,
+    /// Each client's end.
+    clients: StdVec<Requester<'static>>,
+    probe: Shared<'static>,
+    client_regions: StdVec<Shared<'static>>,
+    events: StdVec<Event>,
+}
+
+fn harness(clients: &[Client], driver_capacity: u32) -> Harness {
+    let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
+    config.magic = MAGIC;
+    config.disk_count = 1;
+    config.client_count = clients.len() as u32;
+    let dlayout = QueueLayout::new(driver_capacity).unwrap();
+    config.disks[0] = ServerDisk {
+        queue: QueueRegion { vaddr: 0, size: dlayout.size() as u64, capacity: driver_capacity, channel: 40 },
+        probe: DmaRegion { vaddr: 0, paddr: 0x5000_0000, size: 4096 },
+        name: name_field("disk0"),
+    };
+    let dq = Shared::from_words(words(dlayout.size().next_multiple_of(8)));
+    let probe = Shared::from_words(words(4096));
+    let mut regions = Regions { disk_queues: [None; MAX_DISKS], probes: [None; MAX_DISKS], client_queues: [None; MAX_CLIENTS] };
+    regions.disk_queues[0] = Some(dq);
+    regions.probes[0] = Some(probe);
+    let mut ends = StdVec::new();
+    let mut client_regions = StdVec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let layout = QueueLayout::new(c.capacity).unwrap();
+        config.clients[i] = ServerClient {
+            queue: QueueRegion { vaddr: 0, size: layout.size() as u64, capacity: c.capacity, channel: i as u32 },
+            data: DmaRegion { vaddr: 0, paddr: 0x5100_0000 + i as u64 * 0x10_0000, size: DATA_SIZE },
+            disk: 0,
+            partition: c.partition,
+            name: name_field(&format!("client{i}")),
+        };
+        let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
+        regions.client_queues[i] = Some(q);
+        client_regions.push(q);
+        ends.push(Requester::new(q, layout).unwrap());
+    }
+    let server = Server::new(config, regions).unwrap();
+    let mut driver = Responder::new(dq, dlayout).unwrap();
+    driver.info.publish(&StorageInfo::new(DISK_BLOCKS, false, driver_capacity));
+    Harness { server, drivers: vec![driver], clients: ends, probe, client_regions, events: StdVec::new() }
+}
+
+impl Harness {
+    fn run(&mut self) -> Wake {
+        let events = &mut self.events;
+        self.server.run(&mut |e| events.push(e))
+    }
+    /// Requests the driver received, in order.
+    fn driver_requests(&mut self) -> StdVec<Request> {
+        core::iter::from_fn(|| self.drivers[0].requests.try_pop().unwrap()).collect()
+    }
+    fn complete(&mut self, reqs: &[Request], status: Status) {
+        for r in reqs {
+            self.drivers[0].responses.try_push(Response::new(r.id, status, r.count)).unwrap();
+        }
+    }
+    fn responses(&mut self, c: usize) -> StdVec<Response> {
+        core::iter::from_fn(|| self.clients[c].responses.try_pop().unwrap()).collect()
+    }
+    fn push(&mut self, c: usize, r: Request) {
+        self.clients[c].requests.try_push(r).unwrap();
+    }
+}
+
+#[test]
+fn clients_see_their_disk_once_the_driver_is_ready() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }], 8);
+    let wake = h.run();
+    assert_eq!(wake.clients, 1, "the client is told its disk is ready");
+    let info = h.clients[0].info.get().expect("published");
+    assert_eq!(info.capacity, DISK_BLOCKS);
+    assert_eq!(info.serial(), b"client0");
+    assert!(h.events.contains(&Event::ClientReady { client: 0, first_block: 0, blocks: DISK_BLOCKS }));
+}
+
+#[test]
+fn good_requests_are_translated_and_answered_with_the_clients_ids() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }], 8);
+    h.run();
+    // The driver has nothing to do and asks to be woken.
+    assert!(h.drivers[0].requests.prepare_to_wait().unwrap());
+    h.push(0, Request::new(77, Op::Write, 10, 2, 4096));
+    h.push(0, Request::ordering(78, Op::Flush));
+    let wake = h.run();
+    assert_eq!(wake.drivers, 1);
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 2);
+    assert_eq!((fwd[0].op(), fwd[0].block, fwd[0].count, fwd[0].data_offset), (Ok(Op::Write), 10, 2, 0x5100_0000 + 4096));
+    assert_eq!(fwd[1].op(), Ok(Op::Flush));
+    assert!(fwd.iter().all(|r| r.id != 77 && r.id != 78), "the driver sees the server's ids");
+    h.complete(&fwd, Status::Ok);
+    assert!(h.clients[0].responses.prepare_to_wait().unwrap(), "the client waits");
+    assert_eq!(h.run().clients, 1, "and is woken");
+    assert_eq!(h.responses(0), [Response::new(77, Status::Ok, 2), Response::new(78, Status::Ok, 0)]);
+}
+
+#[test]
+fn bad_requests_are_refused_and_never_reach_the_driver() {
+    let mut h = harness(&[Client { partition: 0, capacity: 16 }], 16);
+    h.run();
+    let bad = [
+        Request::new(1, Op::Read, DISK_BLOCKS, 1, 0),           // past the end
+        Request::new(2, Op::Read, DISK_BLOCKS - 1, 2, 0),       // runs past the end
+        Request::new(3, Op::Read, 0, 1, 100),                   // misaligned buffer
+        Request::new(4, Op::Read, 0, 0, 0),                     // zero count
+        Request::new(5, Op::Read, 0, 17, 0),                    // longer than the data region
+        Request::new(6, Op::Write, 0, 1, DATA_SIZE),            // buffer outside the region
+        Request::new(7, Op::Read, u64::MAX, 2, 0),              // overflowing range
+    ];
+    for r in bad {
+        h.push(0, r);
+    }
+    let mut unknown = Request::new(8, Op::Read, 0, 1, 0);
+    unknown.opcode = 99;
+    h.push(0, unknown);
+    h.push(0, Request::new(9, Op::Read, 3, 1, 0)); // one good one
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 1, "only the good request reaches the driver");
+    let mut got = h.responses(0);
+    assert_eq!(got.len(), 8);
+    got.sort_by_key(|r| r.id);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(*r, Response::new(i as u32 + 1, Status::InvalidRequest, 0));
+    }
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(9, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_client_cannot_complete_or_see_another_clients_request() {
+    let mut h = harness(&[Client { partition: 0, capacity: 4 }, Client { partition: 0, capacity: 4 }], 8);
+    h.run();
+    // Both use id 5.
+    h.push(0, Request::new(5, Op::Read, 1, 1, 0));
+    h.push(1, Request::new(5, Op::Read, 2, 1, 4096));
+    h.run();
+    let mut fwd = h.driver_requests();
+    assert_ne!(fwd[0].id, fwd[1].id);
+    fwd.reverse();
+    h.drivers[0].responses.try_push(Response::new(fwd[0].id, Status::IoError, 0)).unwrap();
+    h.drivers[0].responses.try_push(Response::new(fwd[1].id, Status::Ok, 1)).unwrap();
+    // A driver response for an id nobody owns is dropped.
+    h.drivers[0].responses.try_push(Response::new(200, Status::Ok, 1)).unwrap();
+    h.run();
+    let which = |block| if block == 1 { 0 } else { 1 };
+    let (failed, ok) = (which(fwd[0].block), which(fwd[1].block));
+    assert_eq!(h.responses(failed), [Response::new(5, Status::IoError, 0)]);
+    assert_eq!(h.responses(ok), [Response::new(5, Status::Ok, 1)]);
+}
+
+#[test]
+fn clients_are_served_round_robin() {
+    let mut h = harness(&[Client { partition: 0, capacity: 32 }, Client { partition: 0, capacity: 32 }], 4);
+    h.run();
+    for i in 0..20 {
+        h.push(0, Request::new(i, Op::Read, i as u64, 1, 0));
+    }
+    for i in 0..3 {
+        h.push(1, Request::new(100 + i, Op::Read, 500 + i as u64, 1, 0));
+    }
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 4, "the driver queue holds four");
+    let owners: StdVec<u64> = fwd.iter().map(|r| r.block / 500).collect();
+    assert_eq!(owners, [0, 1, 0, 1], "the flooding client does not starve the other");
+}
+
+#[test]
+fn a_flood_is_served_within_the_clients_capacity_and_loses_nothing() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }], 64);
+    h.run();
+    let mut answered = StdVec::new();
+    let mut next = 0u32;
+    for _round in 0..20 {
+        // Fill the ring completely, as a flooding client would.
+        while h.clients[0].requests.try_push(Request::new(next, Op::Read, next as u64 % 100, 1, 0)).is_ok() {
+            next += 1;
+        }
+        h.run();
+        let fwd = h.driver_requests();
+        assert!(fwd.len() <= 8, "never more outstanding than the client's capacity");
+        h.complete(&fwd, Status::Ok);
+        h.run();
+        answered.extend(h.responses(0).into_iter().map(|r| r.id));
+    }
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    answered.extend(h.responses(0).into_iter().map(|r| r.id));
+    answered.sort();
+    assert_eq!(answered, (0..next).collect::<StdVec<_>>(), "every request answered exactly once");
+}
+
+#[test]
+fn partition_clients_are_confined_to_their_partition() {
+    let mut h = harness(&[Client { partition: 2, capacity: 8 }, Client { partition: 3, capacity: 8 }], 8);
+    h.run();
+    let probe = h.driver_requests();
+    assert_eq!(probe.len(), 1);
+    assert_eq!((probe[0].block, probe[0].count, probe[0].data_offset), (0, 1, 0x5000_0000));
+    let mut mbr = [0u8; 512];
+    mbr::write(&mut mbr, &[(8, 64), (512, 800)]); // partition 2: blocks 64..164
+    h.probe.write_bytes(0, &mbr).unwrap();
+    h.complete(&probe, Status::Ok);
+    h.run();
+    assert_eq!(h.clients[0].info.get().unwrap().capacity, 100);
+    assert_eq!(h.clients[1].info.get().unwrap().capacity, 0, "an empty entry gives an empty disk");
+    assert!(h.events.contains(&Event::PartitionMissing { client: 1, err: mbr::MbrError::Empty(3) }));
+    h.push(0, Request::new(1, Op::Write, 99, 1, 0));
+    h.push(0, Request::new(2, Op::Write, 100, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 1);
+    assert_eq!(fwd[0].block, 64 + 99, "shifted by the partition's start");
+    assert_eq!(h.responses(0), [Response::new(2, Status::InvalidRequest, 0)], "block 100 is past the partition");
+}
+
+#[test]
+fn a_client_that_corrupts_its_ring_is_dropped_and_the_others_carry_on() {
+    let mut h = harness(&[Client { partition: 0, capacity: 4 }, Client { partition: 0, capacity: 4 }], 8);
+    h.run();
+    h.push(1, Request::new(1, Op::Read, 0, 1, 0));
+    for _ in 0..4 {
+        h.push(0, Request::new(0, Op::Read, 0, 1, 0));
+    }
+    corrupt_tail(&mut h, 0);
+    h.run();
+    assert!(h.events.contains(&Event::ClientCorrupt { client: 0 }));
+    let fwd = h.driver_requests();
+    assert!(fwd.iter().any(|r| r.block == 0 && r.data_offset == 0x5110_0000), "client 1 is still served");
+}
+
+/// Write a tail more than `capacity` ahead into client `c`'s request ring,
+/// as a hostile client could.
+fn corrupt_tail(h: &mut Harness, c: usize) {
+    let tail = QueueLayout::REQUEST_RING_OFFSET + blk::ring::TAIL;
+    h.client_regions[c].atomic_u32(tail).unwrap().store(1000, core::sync::atomic::Ordering::Release);
+}
