@@ -14,7 +14,7 @@ KERNEL_ELF := target/$(KERNEL_TARGET)/system/kernel
 PD_DIR := target/$(PD_TARGET)/system
 TOOL := target/release/strata
 # Every crate that builds protection domains.
-PD_CRATES := demo kernel-tests bench
+PD_CRATES := demo kernel-tests bench virtio-blk blk-server blk-clients
 
 QEMU := scripts/qemu.sh
 

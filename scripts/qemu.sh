@@ -2,8 +2,20 @@
 # Boot a Strata image on QEMU's virt machine; extra arguments go to QEMU.
 # QEMU's exit status is the system's (the kernel powers off through
 # semihosting with the status a PD asked for).
+#
+# Two virtio-blk disks are attached, modern transport: the images named in
+# $DISKS (default build/disk0.img build/disk1.img, made by mkdisk.sh when
+# missing). The first lands in virtio-mmio slot 31, the second in slot 30.
 set -euo pipefail
-image=$1
+cd "$(dirname "$0")/.."
+image=$(realpath "$1")
 shift
+read -r -a disks <<<"${DISKS:-build/disk0.img build/disk1.img}"
+drives=()
+for i in "${!disks[@]}"; do
+    [ -f "${disks[$i]}" ] || scripts/mkdisk.sh "${disks[$i]}"
+    drives+=(-drive "file=${disks[$i]},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
+done
 exec qemu-system-aarch64 -machine virt -cpu cortex-a53 -m 512M -nographic \
-    -semihosting -no-reboot -kernel "$image" "$@"
+    -semihosting -no-reboot -global virtio-mmio.force-legacy=false \
+    "${drives[@]}" -kernel "$image" "$@"

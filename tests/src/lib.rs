@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,9 +36,9 @@ fn build_image_uncached(system: &str, pmu_user: bool) -> PathBuf {
     let kernel = root.join("target/aarch64-unknown-none-softfloat/system/kernel");
     let pd_dir = root.join("target/aarch64-unknown-none/system");
     assert!(kernel.is_file(), "{} is missing: run `make test`, which builds the aarch64 parts first", kernel.display());
-    let sd = sdf::parse_file(&root.join(system)).unwrap_or_else(|errors| {
-        panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
-    });
+    let sd = sdf::parse_file(&root.join(system))
+        .and_then(|sd| tool::storage::expand_validated(&sd))
+        .unwrap_or_else(|errors| panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
     let opts = tool::image::Options { kernel, search_path: vec![pd_dir], pmu_user };
     let built = tool::image::build(&sd, &opts).unwrap_or_else(|errors| {
         panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
@@ -82,6 +83,12 @@ impl Run {
             .unwrap_or_else(|| panic!("no line starting {prefix:?}\n--- console ---\n{}", self.transcript()))
     }
 
+    /// The lines a PD printed: those starting `<pd>: `, without the prefix.
+    pub fn lines_of(&self, pd: &str) -> Vec<&str> {
+        let prefix = format!("{pd}: ");
+        self.lines.iter().filter_map(|l| l.strip_prefix(&prefix)).collect()
+    }
+
     /// Assert the lines appear in this order (not necessarily adjacent).
     pub fn expect_in_order(&self, lines: &[&str]) {
         let mut from = 0;
@@ -94,10 +101,52 @@ impl Run {
     }
 }
 
-/// Boot `image` and wait until QEMU exits, `until` appears on the console,
-/// or `timeout` passes; QEMU is killed in the last two cases.
+/// The two disk image files a boot attaches (disk0 in virtio-mmio slot 31,
+/// disk1 in slot 30), made fresh by `scripts/mkdisk.sh`: 64 MiB, an MBR with
+/// partition 1 at sector 2048 and partition 2 at sector 65536. Each test
+/// gets its own, since QEMU locks an image it has open.
+pub struct Disks {
+    pub dir: PathBuf,
+    pub paths: [PathBuf; 2],
+}
+
+impl Disks {
+    pub fn fresh() -> Disks {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = root().join(format!("build/e2e/disks/{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = [dir.join("disk0.img"), dir.join("disk1.img")];
+        for p in &paths {
+            let ok = Command::new(root().join("scripts/mkdisk.sh")).arg(p).status().is_ok_and(|s| s.success());
+            assert!(ok, "scripts/mkdisk.sh {} failed", p.display());
+        }
+        Disks { dir, paths }
+    }
+
+    /// The bytes of one disk image.
+    pub fn read(&self, disk: usize) -> Vec<u8> {
+        std::fs::read(&self.paths[disk]).unwrap()
+    }
+}
+
+impl Drop for Disks {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Boot `image` on fresh disks and wait until QEMU exits, `until` appears on
+/// the console, or `timeout` passes; QEMU is killed in the last two cases.
 pub fn boot(image: &Path, qemu_args: &[&str], until: Option<&str>, timeout: Duration) -> Run {
+    boot_on(image, &Disks::fresh(), qemu_args, until, timeout)
+}
+
+/// [`boot`] on the given disks, which keep what the system wrote.
+pub fn boot_on(image: &Path, disks: &Disks, qemu_args: &[&str], until: Option<&str>, timeout: Duration) -> Run {
+    let disk_list = disks.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
     let mut child = Command::new(root().join("scripts/qemu.sh"))
+        .env("DISKS", disk_list)
         .arg(image)
         .args(qemu_args)
         .stdin(Stdio::null())
@@ -154,9 +203,15 @@ pub fn boot(image: &Path, qemu_args: &[&str], until: Option<&str>, timeout: Dura
     Run { lines, status: if timed_out || stopped { None } else { status }, timed_out }
 }
 
-/// Boot and require a clean power-off with status 0 within `timeout`.
+/// Boot on fresh disks and require a clean power-off with status 0 within
+/// `timeout`.
 pub fn boot_to_completion(image: &Path, qemu_args: &[&str], timeout: Duration) -> Run {
-    let run = boot(image, qemu_args, None, timeout);
+    boot_to_completion_on(image, &Disks::fresh(), qemu_args, timeout)
+}
+
+/// [`boot_to_completion`] on the given disks.
+pub fn boot_to_completion_on(image: &Path, disks: &Disks, qemu_args: &[&str], timeout: Duration) -> Run {
+    let run = boot_on(image, disks, qemu_args, None, timeout);
     assert!(!run.timed_out, "QEMU did not finish within {timeout:?}\n--- console ---\n{}", run.transcript());
     assert_eq!(run.status, Some(0), "QEMU exit status\n--- console ---\n{}", run.transcript());
     run

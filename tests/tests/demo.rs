@@ -1,10 +1,15 @@
 //! The default system boots, every PD does its part, and QEMU powers off
-//! with status 0 by itself.
+//! with status 0 by itself. The storage stack runs beside the kernel demo,
+//! so its lines interleave with the demo's in a timing-dependent way: each
+//! is checked in its own order.
 
 use e2e::{boot_to_completion, build_image};
 use std::time::Duration;
 
-/// Everything the default system prints after the kernel's first line, in
+/// PDs of the storage stack.
+const STORAGE: &[&str] = &["virtio_blk", "blk_server", "verify0", "verify1"];
+
+/// Everything the kernel demo prints after the kernel's first line, in
 /// order, except the kernel's fault line, whose PC depends on the build.
 const TRANSCRIPT: &[&str] = &[
     "server: ready (passive)",
@@ -34,13 +39,46 @@ const TRANSCRIPT: &[&str] = &[
 fn check_demo(qemu_args: &[&str], entered_at: u32) {
     let image = build_image("system.xml", false);
     let run = boot_to_completion(&image, qemu_args, Duration::from_secs(60));
-    assert_eq!(run.lines[0], format!("kernel: entered at EL{entered_at}, starting 8 protection domains"));
+    let console = format!("\n--- console ---\n{}", run.transcript());
+    assert_eq!(run.lines[0], format!("kernel: entered at EL{entered_at}, starting 12 protection domains"));
     let fault = run.expect_prefix("kernel: pd 'worker' faulted: write to read-only memory at address 0x4000000, pc 0x");
     assert!(run.lines[fault].ends_with("; its parent handles it"), "{}", run.lines[fault]);
-    let without_fault: Vec<&str> =
-        run.lines.iter().enumerate().skip(1).filter(|(i, _)| *i != fault).map(|(_, l)| l.as_str()).collect();
-    assert_eq!(without_fault, TRANSCRIPT, "\n--- console ---\n{}", run.transcript());
+    let is_storage = |l: &str| STORAGE.iter().any(|pd| l.starts_with(&format!("{pd}: ")));
+    let demo: Vec<&str> = run
+        .lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(i, l)| i != fault && !is_storage(l))
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert_eq!(demo, TRANSCRIPT, "{console}");
     assert!(!run.lines.iter().any(|l| l.contains("must not happen")));
+
+    // Both disks come up with QEMU's 64 MiB images (4 KiB blocks).
+    let disk = |d| format!("disk {d}: 16384 blocks of 4096 bytes, write cache flushed on request, queue of 256");
+    assert_eq!(run.lines_of("virtio_blk"), [disk(0), disk(1)], "{console}");
+    // The server reads disk0's partition table: partition 1 is sectors
+    // 2048..65536, blocks 256..8192.
+    let mut server = run.lines_of("blk_server");
+    server.sort();
+    assert_eq!(
+        server,
+        ["client verify0: blocks 256..8192", "client verify1: blocks 0..16384", "disk0: 16384 blocks", "disk1: 16384 blocks"],
+        "{console}"
+    );
+    for (pd, disk, blocks) in [("verify0", "disk0", 7936), ("verify1", "disk1", 16384)] {
+        assert_eq!(
+            run.lines_of(pd),
+            [
+                format!("{disk} has {blocks} blocks; checking 256"),
+                "wrote and flushed 256 blocks (generation 1)".to_string(),
+                "verified 256 blocks, 0 mismatches".to_string(),
+            ],
+            "{console}"
+        );
+    }
+    assert_eq!(run.lines.last().map(String::as_str), Some("monitor: all parts of the demo finished, powering off"));
 }
 
 #[test]

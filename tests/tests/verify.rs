@@ -3,6 +3,7 @@
 
 fn analyse(system: &str) -> verify::Analysis {
     let sd = sdf::read_file(&e2e::root().join(system)).expect("readable");
+    let sd = tool::storage::expand(&sd).expect("expands");
     verify::analyse(&sd, None)
 }
 
@@ -26,4 +27,20 @@ fn the_test_systems_keep_every_invariant() {
         let a = analyse(system);
         assert!(a.ok(), "{system}\n{}", a.report());
     }
+}
+
+/// The image the tool builds for the default system (storage stack
+/// included) grants exactly what the expanded system declares, as the
+/// independent image checker reads it back.
+#[test]
+fn the_default_image_grants_exactly_what_the_system_declares() {
+    let root = e2e::root();
+    let image = e2e::build_image("system.xml", false);
+    let sd = sdf::parse_file(&root.join("system.xml")).and_then(|sd| tool::storage::expand_validated(&sd)).expect("valid");
+    let pd_dir = root.join("target/aarch64-unknown-none/system");
+    let programs = sd.protection_domains.iter().map(|pd| std::fs::read(pd_dir.join(&pd.program_image)).unwrap()).collect();
+    let kernel = std::fs::read(root.join("target/aarch64-unknown-none-softfloat/system/kernel")).unwrap();
+    let image = std::fs::read(image).unwrap();
+    let findings = imagecheck::check(&sd, &imagecheck::Inputs { image: &image, kernel_elf: &kernel, programs });
+    assert!(findings.is_empty(), "{}", findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"));
 }

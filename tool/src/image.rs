@@ -9,7 +9,7 @@ use crate::pagetable::{kernel_attrs, user_attrs, AddressSpace, Half, Memory, Rig
 use abi::layout::{IPC_BUFFER, PAGE_SIZE, STACK_TOP};
 use bootspec::platform::*;
 use bootspec::*;
-use sdf::{Error, Pos, SystemDescription};
+use sdf::{Error, Pos, SetVarValue, SystemDescription};
 use std::path::{Path, PathBuf};
 
 pub struct Options {
@@ -190,7 +190,7 @@ pub fn build_from(
                 return;
             }
             let target = frames.iter_mut().find(|(start, bytes, _)| {
-                sym.vaddr >= *start && sym.vaddr + value.len() as u64 <= start + bytes.len() as u64
+                sym.vaddr >= *start && sym.vaddr.checked_add(value.len() as u64).is_some_and(|end| end <= start + bytes.len() as u64)
             });
             match target {
                 Some((start, bytes, _)) => {
@@ -209,8 +209,16 @@ pub fn build_from(
             }
         }
         for sv in &pd.setvars {
-            let idx = sd.memory_regions.iter().position(|m| m.name == sv.region_paddr).unwrap_or(0);
-            patch(&sv.symbol, &region_paddrs[idx].to_le_bytes(), sv.pos, &mut errors, true);
+            match &sv.value {
+                SetVarValue::RegionPaddr(region) => {
+                    let paddr = sd.memory_regions.iter().position(|m| m.name == *region).and_then(|idx| region_paddrs.get(idx));
+                    match paddr {
+                        Some(paddr) => patch(&sv.symbol, &paddr.to_le_bytes(), sv.pos, &mut errors, true),
+                        None => errors.at(sv.pos, format!("setvar '{}' names unknown memory region '{region}'", sv.symbol)),
+                    }
+                }
+                SetVarValue::Bytes(bytes) => patch(&sv.symbol, bytes, sv.pos, &mut errors, true),
+            }
         }
 
         // Maps must not land on the program image.

@@ -1,17 +1,29 @@
 //! `strata`: the host tool for Strata systems.
 //!
-//! - `strata check SYSTEM` validates a system description alone.
+//! Every command first expands the storage declarations (`<disk>`,
+//! `<block_client>`) into plain SDF and works on the expanded system.
+//!
+//! - `strata check SYSTEM` validates a system description alone: the file,
+//!   then the expanded system.
+//! - `strata expand SYSTEM` prints the expanded system as SDF XML.
 //! - `strata build SYSTEM --kernel K --search-path DIR -o IMAGE` builds the
 //!   bootable image and writes a report of what each PD can reach.
 //! - `strata verify SYSTEM [--search-path DIR]` proves the isolation
 //!   properties of a system: prints what each PD can reach, the invariants
-//!   and the declared policies; exits non-zero on any violation.
+//!   and the declared policies; exits non-zero on any violation. With
+//!   `--image IMAGE --kernel K` it also reads the built image back (with
+//!   `imagecheck`, written apart from the builder) and checks that the
+//!   tables the kernel will install grant exactly what the system declares.
 //! - `strata graph SYSTEM` prints the system as Graphviz DOT.
+//!
+//! `check`, `expand` and `build` apply every validation rule; `verify` and
+//! `graph` only read the file (so a system that breaks a rule can still be
+//! analysed) before expanding it.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tool::{image, report};
+use tool::{image, report, storage};
 
 #[derive(Parser)]
 #[command(name = "strata", about = "Build and check Strata systems")]
@@ -24,6 +36,8 @@ struct Cli {
 enum Command {
     /// Validate a system description; prints `ok` or one line per error.
     Check { system: PathBuf },
+    /// Print the system with its storage declarations expanded, as SDF XML.
+    Expand { system: PathBuf },
     /// Build the bootable image.
     Build {
         system: PathBuf,
@@ -49,6 +63,15 @@ enum Command {
         /// Where to find program images, to check maps against them.
         #[arg(long = "search-path")]
         search_path: Vec<PathBuf>,
+        /// A built image of this system to check against it.
+        #[arg(long, requires = "kernel")]
+        image: Option<PathBuf>,
+        /// The kernel ELF the image was built with.
+        #[arg(long, requires = "image")]
+        kernel: Option<PathBuf>,
+        /// Accept an image built with --pmu-user (benchmarks).
+        #[arg(long, requires = "image")]
+        allow_pmu_user: bool,
     },
     /// Print the system as Graphviz DOT.
     Graph { system: PathBuf },
@@ -69,39 +92,50 @@ fn program_extents(sd: &sdf::SystemDescription, search_path: &[PathBuf]) -> Opti
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Verify { system, search_path } => {
-            let sd = match sdf::read_file(&system) {
+        Command::Verify { system, search_path, image, kernel, allow_pmu_user } => {
+            let sd = match read_expanded(&system) {
                 Ok(sd) => sd,
                 Err(errors) => return fail(&errors),
             };
             let extents = program_extents(&sd, &search_path);
             let analysis = verify::analyse(&sd, extents.as_deref());
             print!("{}", analysis.report());
-            if analysis.ok() {
+            let mut ok = analysis.ok();
+            for v in analysis.violations() {
+                eprintln!("violation: {v}");
+            }
+            if let (Some(image), Some(kernel)) = (image, kernel) {
+                ok &= check_image(&sd, &image, &kernel, &search_path, allow_pmu_user);
+            }
+            if ok {
                 ExitCode::SUCCESS
             } else {
-                for v in analysis.violations() {
-                    eprintln!("violation: {v}");
-                }
                 ExitCode::FAILURE
             }
         }
-        Command::Graph { system } => match sdf::read_file(&system) {
+        Command::Graph { system } => match read_expanded(&system) {
             Ok(sd) => {
                 print!("{}", verify::dot(&sd));
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
         },
-        Command::Check { system } => match sdf::parse_file(&system) {
+        Command::Check { system } => match parse_expanded(&system) {
             Ok(_) => {
                 println!("ok");
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
         },
+        Command::Expand { system } => match parse_expanded(&system) {
+            Ok(sd) => {
+                print!("{}", sdf::to_xml(&sd));
+                ExitCode::SUCCESS
+            }
+            Err(errors) => fail(&errors),
+        },
         Command::Build { system, kernel, search_path, output, report, pmu_user } => {
-            let sd = match sdf::parse_file(&system) {
+            let sd = match parse_expanded(&system) {
                 Ok(sd) => sd,
                 Err(errors) => return fail(&errors),
             };
@@ -123,6 +157,52 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Read `image` back and compare what it grants with `sd`; prints the
+/// outcome, returns whether the image matches.
+fn check_image(sd: &sdf::SystemDescription, image: &std::path::Path, kernel: &std::path::Path, search_path: &[PathBuf], allow_pmu_user: bool) -> bool {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("error: cannot read '{}': {e}", p.display()));
+    let base = std::path::Path::new(&sd.file).parent().unwrap_or(std::path::Path::new("."));
+    let inputs = (|| {
+        let mut programs = Vec::new();
+        for pd in &sd.protection_domains {
+            let path = image::find_program(&pd.program_image, base, search_path)
+                .ok_or_else(|| format!("error: program image '{}' of pd '{}' not found (give --search-path)", pd.program_image, pd.name))?;
+            programs.push(read(&path)?);
+        }
+        Ok::<_, String>((read(image)?, read(kernel)?, programs))
+    })();
+    let (image_bytes, kernel_elf, programs) = match inputs {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            return false;
+        }
+    };
+    let inputs = imagecheck::Inputs { image: &image_bytes, kernel_elf: &kernel_elf, programs };
+    let findings = imagecheck::check_with(sd, &inputs, &imagecheck::Options { allow_pmu_user });
+    println!();
+    if findings.is_empty() {
+        println!("image {}: grants exactly what the system declares ({} PDs)", image.display(), sd.protection_domains.len());
+        return true;
+    }
+    println!("image {}: {} differences from the system", image.display(), findings.len());
+    for f in &findings {
+        eprintln!("image: {f}");
+    }
+    false
+}
+
+/// Parse and validate the file, expand its storage declarations and
+/// validate the result.
+fn parse_expanded(path: &std::path::Path) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
+    storage::expand_validated(&sdf::parse_file(path)?)
+}
+
+/// Only read the file (no validation rules), then expand it.
+fn read_expanded(path: &std::path::Path) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
+    storage::expand(&sdf::read_file(path)?)
 }
 
 fn fail(errors: &[sdf::Error]) -> ExitCode {

@@ -22,7 +22,7 @@ pub mod bits {
     pub const ATTR_NORMAL: u64 = 1 << 2;
     pub const ATTR_NORMAL_NC: u64 = 2 << 2;
     pub const ATTR_MASK: u64 = 7 << 2;
-    /// Access permissions AP[2:1].
+    /// Access permissions AP\[2:1\].
     pub const AP_EL1_RW: u64 = 0b00 << 6;
     pub const AP_EL0_RW: u64 = 0b01 << 6;
     pub const AP_EL1_RO: u64 = 0b10 << 6;

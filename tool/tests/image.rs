@@ -245,3 +245,60 @@ fn a_map_over_the_program_image_is_refused() {
     let errors = build(&xml, program()).err().expect("refused");
     assert!(errors[0].message.starts_with("map of memory region 'shared' at 0x200000..0x202000 overlaps the program image of 'client'"), "{}", errors[0]);
 }
+
+/// SYSTEM with a `bytes` setvar in the client (line 10).
+fn with_bytes_setvar(value: &str) -> String {
+    let irq = r#"<irq irq="40" id="5" trigger="edge" />"#;
+    SYSTEM.replace(irq, &format!("{irq}\n        <setvar symbol=\"cfg\" bytes=\"{value}\" />"))
+}
+
+fn program_with_cfg(vaddr: u64, size: u64) -> ElfImage {
+    let mut prog = program();
+    prog.symbols.insert("cfg".to_string(), Symbol { vaddr, size });
+    prog
+}
+
+#[test]
+fn bytes_setvars_are_patched_as_written() {
+    let (_, built) = build(&with_bytes_setvar("0102030405"), program_with_cfg(0x20_1060, 8)).unwrap();
+    let mem = Memory::of(&built);
+    let spec_bytes = spec_of(&mem, &built);
+    let spec = Spec::parse(&spec_bytes).unwrap();
+    let (data, _) = mem.translate(spec.pds[0].ttbr0, 0x20_1000).unwrap();
+    assert_eq!(mem.bytes(data + 0x60, 8), [1, 2, 3, 4, 5, 0, 0, 0]);
+    let (data, _) = mem.translate(spec.pds[1].ttbr0, 0x20_1000).unwrap();
+    assert_eq!(mem.bytes(data + 0x60, 8), [0; 8], "only the client sets it");
+}
+
+#[test]
+fn bytes_setvars_reach_the_bss() {
+    // The data segment's file bytes end at 0x20_1080; memory runs to 0x20_4000.
+    let (_, built) = build(&with_bytes_setvar("aabb"), program_with_cfg(0x20_3ffe, 2)).unwrap();
+    let mem = Memory::of(&built);
+    let spec_bytes = spec_of(&mem, &built);
+    let spec = Spec::parse(&spec_bytes).unwrap();
+    let (pa, _) = mem.translate(spec.pds[0].ttbr0, 0x20_3ffe).unwrap();
+    assert_eq!(mem.bytes(pa, 2), [0xaa, 0xbb]);
+}
+
+#[test]
+fn a_bytes_setvar_larger_than_its_symbol_is_refused() {
+    let errors = build(&with_bytes_setvar("0102030405"), program_with_cfg(0x20_1060, 4)).err().expect("refused");
+    let errors: Vec<_> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors, ["error: symbol 'cfg' in 'prog' is 4 bytes, too small for 5 bytes at test.xml:10:9"]);
+}
+
+#[test]
+fn a_bytes_setvar_outside_the_loaded_segments_is_refused() {
+    // Starts inside the data segment and runs past its end.
+    let errors = build(&with_bytes_setvar("01020304"), program_with_cfg(0x20_3ffe, 0)).err().expect("refused");
+    let errors: Vec<_> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors, ["error: symbol 'cfg' in 'prog' is not inside a loaded segment at test.xml:10:9"]);
+}
+
+#[test]
+fn a_bytes_setvar_symbol_missing_from_the_program_is_refused() {
+    let errors = build(&with_bytes_setvar("01"), program()).err().expect("refused");
+    let errors: Vec<_> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors, ["error: symbol 'cfg' not found in program image 'prog' at test.xml:10:9"]);
+}

@@ -84,7 +84,10 @@
 //! [`Consumer::prepare_to_wait`] and waits only if it returns `true`; a
 //! producer, after pushing a batch, notifies only if
 //! [`Producer::needs_notify`] returns `true`. The argument that no wake-up
-//! is lost is in [`ring`].
+//! is lost is in [`ring`]. A ring in fresh memory asks for no
+//! notification, so every consumer arms its rings once at start; and
+//! `needs_notify` is `false` unless something was pushed since it was last
+//! asked, so two idle ends never wake each other in a loop.
 //!
 //! # Rules that keep a hostile peer harmless
 //!

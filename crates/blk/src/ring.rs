@@ -228,6 +228,9 @@ pub struct Producer<'a, T> {
     ring: Ring<'a, T>,
     /// Our tail; the one in the ring is only its published copy.
     tail: u32,
+    /// Pushed since the last `needs_notify`: only new entries are worth a
+    /// notification, however often the consumer arms its signal.
+    pushed: bool,
 }
 
 impl<'a, T: Record> Producer<'a, T> {
@@ -237,7 +240,7 @@ impl<'a, T: Record> Producer<'a, T> {
     pub fn new(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
         let ring = Ring::attach(mem, capacity)?;
         let tail = ring.tail.load(Ordering::Relaxed);
-        Ok(Producer { ring, tail })
+        Ok(Producer { ring, tail, pushed: false })
     }
 
     pub fn capacity(&self) -> u32 {
@@ -271,13 +274,19 @@ impl<'a, T: Record> Producer<'a, T> {
         self.tail = self.tail.wrapping_add(1);
         // SeqCst, not just Release: see "Notifications" in the module docs.
         self.ring.tail.store(self.tail, Ordering::SeqCst);
+        self.pushed = true;
         Ok(())
     }
 
-    /// Whether the consumer asked to be notified; clears the request. Call
-    /// after pushing (once per batch is enough) and notify the consumer if it
-    /// returns true.
+    /// Whether entries were pushed since the last call and the consumer
+    /// asked to be notified; then clears its request. Call after pushing
+    /// (once per batch is enough) and notify the consumer if it returns true.
+    /// Without new entries the consumer's request stays armed for the next
+    /// batch, so two idle ends never wake each other.
     pub fn needs_notify(&mut self) -> bool {
+        if !core::mem::take(&mut self.pushed) {
+            return false;
+        }
         self.ring.signal.swap(0, Ordering::SeqCst) != 0
     }
 }
@@ -361,6 +370,29 @@ mod tests {
 
     fn buffer(capacity: u32) -> Vec<u64> {
         vec![0; ring_size::<u64>(capacity).unwrap() / 8]
+    }
+
+    #[test]
+    fn an_armed_consumer_is_notified_only_for_new_entries() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        assert!(!p.needs_notify(), "a fresh ring asks for nothing");
+        assert_eq!(c.prepare_to_wait(), Ok(true));
+        // Two idle ends that check after every round must not wake each
+        // other forever: without a push there is nothing to tell.
+        assert!(!p.needs_notify());
+        assert!(!p.needs_notify());
+        p.try_push(7).unwrap();
+        assert!(p.needs_notify(), "the consumer is waiting for this one");
+        assert!(!p.needs_notify(), "one notification per batch");
+        // The consumer's request survives idle checks until the next push.
+        assert_eq!(c.try_pop(), Ok(Some(7)));
+        assert_eq!(c.prepare_to_wait(), Ok(true));
+        assert!(!p.needs_notify());
+        p.try_push(8).unwrap();
+        assert!(p.needs_notify());
     }
 
     #[test]

@@ -12,7 +12,12 @@
 //! 2. If reading found nothing wrong, validation (module `validate`) checks
 //!    the rules that relate elements: unique names and ids, non-overlapping
 //!    maps, no writable and executable map, PPC priorities, the PD limit, a
-//!    region or interrupt claimed by one device at most, and so on.
+//!    region or interrupt claimed by one device at most, unique disks, a
+//!    direct block client alone on its disk, no name the storage expansion
+//!    needs taken, and so on. [`validate`] runs it on a model built in
+//!    memory (the expanded system).
+//!
+//! [`to_xml`] writes any model back out as SDF text.
 //!
 //! Each phase reports every problem it finds, as [`Error`]s with a
 //! `file:line:col`, sorted by position; the next phase runs only if the
@@ -76,14 +81,81 @@
 //!   </policy>
 //!   ```
 //!
+//! - `<setvar symbol=".." bytes="0a0b.."/>`: patch these bytes, written as
+//!   hexadecimal digits two per byte (an even, non-zero number of digits,
+//!   no prefix), into the symbol as they are. A setvar has exactly one of
+//!   `region_paddr` and `bytes` ([`SetVarValue`]). The builder checks that
+//!   the symbol exists, is at least that large (when the program image
+//!   gives its size) and lies in a loaded segment.
+//!
+//! # Storage declarations
+//!
+//! Disks and their clients are declared, and the tool expands them into
+//! plain SDF (`strata expand SYSTEM` prints the result; every other command
+//! works on it). The declarations:
+//!
+//! ```xml
+//! <disk name="disk0" virtio_slot="31"/>
+//! <disk name="disk1" virtio_slot="30"/>
+//! <protection_domain name="app" priority="100">
+//!     <program_image path="app.elf"/>
+//!     <block_client disk="disk0" partition="1" data_size="0x100000" queue_capacity="64"/>
+//! </protection_domain>
+//! <protection_domain name="bench" priority="100">
+//!     <program_image path="bench.elf"/>
+//!     <block_client disk="disk1" direct="true"/>
+//! </protection_domain>
+//! ```
+//!
+//! - `<disk>`, a child of `<system>` ([`Disk`]): `name` (1 to
+//!   [`MAX_DISK_NAME`] bytes, unique) and `virtio_slot` (0 to 31, unique),
+//!   both required. Slot `n` of QEMU `virt`'s virtio-mmio transports has
+//!   its registers at `0x0a00_0000 + n * 0x200` and interrupt `48 + n`
+//!   (edge-triggered); the first `-device` on QEMU's command line lands in
+//!   slot 31, the second in 30, and so on ([`storage`]).
+//! - `<block_client>`, in a protection domain, at most one
+//!   ([`BlockClient`]): the PD reads and writes the disk `disk`
+//!   (required). `partition`: an MBR primary partition 1-4 the client is
+//!   confined to (absent: the whole disk). `data_size`: bytes of its data
+//!   region, a non-zero multiple of 4 KiB (default 0x100000).
+//!   `queue_capacity`: entries of its request and response rings, a power
+//!   of two from 1 to 64 (default 32). `direct="true"`: the client talks to
+//!   the driver itself, bypassing the filter server and its checks, for
+//!   benchmarks only; it must then be its disk's only client and name no
+//!   partition (default false).
+//! - With disks declared, the names the expansion generates are taken: a
+//!   protection domain, memory region or device of the description whose
+//!   name equals one of them is an error that names both. They are
+//!   `blk_driver` and `blk_server` (PDs), `virtio_mmio_<page>` (regions and
+//!   devices) and `blk_<disk>_dma`, `blk_<disk>_driver_queue`,
+//!   `blk_<disk>_probe`, `blk_<client>_queue`, `blk_<client>_data`
+//!   (regions); see [`storage::generated_names`]. Names that would collide
+//!   among themselves (a disk `d` and a client PD `d_driver`) are an error
+//!   too. Without disks these names are free.
+//!
+//! The expansion (the tool's `storage` module documents every name, id and
+//! address) adds the virtio-blk driver PD `blk_driver` and, if some client
+//! is not direct, the filter server `blk_server`; per disk the register
+//! page, its interrupt, a DMA region and (for the server) a queue to the
+//! driver and a block to read the partition table into; per client a queue
+//! region shared with the server (or, direct, with the driver) and a data
+//! region; and patches a `blk::config` record into each of them with
+//! `<setvar bytes>`. A client's data region is mapped in the client only:
+//! the server and the driver never map it, the device reaches it by its
+//! physical address (requests carry `data paddr + offset`). So the data,
+//! DMA and probe regions get fixed physical addresses, which the expansion
+//! allocates itself from RAM at `0x5000_0000..0x6000_0000`.
+//!
 //! This crate is pure host code and never panics on any input.
 #![forbid(unsafe_code)]
 
 mod error;
 mod model;
 mod parse;
+pub mod storage;
 mod validate;
 mod values;
+mod write;
 
 use std::path::Path;
 
@@ -99,6 +171,22 @@ pub fn parse(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error>> {
     let sd = parse::read(file, xml)?;
     validate::validate(&sd)?;
     Ok(sd)
+}
+
+/// Check the validation rules on a model that is already read: for a
+/// model built by a program (the storage expansion's output) rather than
+/// read from text. `Err` holds every violation, sorted by position.
+pub fn validate(sd: &SystemDescription) -> Result<(), Vec<Error>> {
+    validate::validate(sd)
+}
+
+/// Render `sd` as SDF XML that [`read`] turns back into the same model
+/// (positions aside: compare with
+/// [`SystemDescription::without_positions`]). Nested protection domains
+/// are written inside their parents; attributes at their default values
+/// are left out. Deterministic.
+pub fn to_xml(sd: &SystemDescription) -> String {
+    write::to_xml(sd)
 }
 
 /// Only read the system description `xml`: syntax, elements, attributes,

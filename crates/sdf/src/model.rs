@@ -23,6 +23,21 @@ pub const MAX_ID: u8 = abi::MAX_CHANNELS as u8 - 1;
 pub const PAGE_SIZES: [u64; 2] = [0x1000, 0x20_0000];
 /// Page size of a memory region without a `page_size` attribute.
 pub const DEFAULT_PAGE_SIZE: u64 = PAGE_SIZES[0];
+/// Extension: the highest virtio-mmio slot of QEMU's `virt` machine (it has
+/// slots 0 to 31).
+pub const MAX_VIRTIO_SLOT: u32 = 31;
+/// Extension: the longest disk name (it travels in 32-byte, NUL-padded
+/// fields of the storage configuration records).
+pub const MAX_DISK_NAME: usize = 31;
+/// Extension: MBR primary partitions are numbered 1 to this.
+pub const MAX_PARTITION: u8 = 4;
+/// Extension: bytes of a block client's data region without `data_size`.
+pub const DEFAULT_DATA_SIZE: u64 = 0x10_0000;
+/// Extension: ring entries of a block client's queue without
+/// `queue_capacity`.
+pub const DEFAULT_QUEUE_CAPACITY: u32 = 32;
+/// Extension: the largest `queue_capacity` (the driver's rings hold 64).
+pub const MAX_QUEUE_CAPACITY: u32 = 64;
 
 /// A 1-based line and column in the system description.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,6 +66,10 @@ pub struct SystemDescription {
     pub devices: Vec<Device>,
     /// Extension: information-flow policies for the verifier.
     pub policies: Vec<Policy>,
+    /// Extension: virtio-blk disks, in document order. The storage
+    /// expansion (the tool's `storage` module) turns them and the
+    /// [`BlockClient`]s into plain SDF; an expanded system has none.
+    pub disks: Vec<Disk>,
 }
 
 impl SystemDescription {
@@ -67,6 +86,59 @@ impl SystemDescription {
     /// The device called `name`, with its index.
     pub fn device(&self, name: &str) -> Option<(usize, &Device)> {
         self.devices.iter().enumerate().find(|(_, dev)| dev.name == name)
+    }
+
+    /// The disk called `name`, with its index.
+    pub fn disk(&self, name: &str) -> Option<(usize, &Disk)> {
+        self.disks.iter().enumerate().find(|(_, disk)| disk.name == name)
+    }
+
+    /// The protection domains that are block clients, in document order,
+    /// with their indices.
+    pub fn block_clients(&self) -> impl Iterator<Item = (usize, &ProtectionDomain, &BlockClient)> {
+        self.protection_domains
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pd)| Some((i, pd, pd.block_client.as_ref()?)))
+    }
+
+    /// A copy with every source position set to `Pos::default()`, for
+    /// comparing two descriptions of one system that come from different
+    /// texts (a written-out system read back, an expanded one).
+    pub fn without_positions(&self) -> SystemDescription {
+        let zero = Pos::default();
+        let mut sd = self.clone();
+        for pd in &mut sd.protection_domains {
+            pd.pos = zero;
+            pd.program_image_pos = zero;
+            pd.maps.iter_mut().for_each(|m| m.pos = zero);
+            pd.irqs.iter_mut().for_each(|i| i.pos = zero);
+            pd.setvars.iter_mut().for_each(|s| s.pos = zero);
+            if let Some(client) = &mut pd.block_client {
+                client.pos = zero;
+            }
+        }
+        sd.memory_regions.iter_mut().for_each(|mr| mr.pos = zero);
+        for ch in &mut sd.channels {
+            ch.pos = zero;
+            ch.ends.iter_mut().for_each(|end| end.pos = zero);
+        }
+        for dev in &mut sd.devices {
+            dev.pos = zero;
+            dev.regions.iter_mut().for_each(|r| r.pos = zero);
+            dev.irqs.iter_mut().for_each(|i| i.pos = zero);
+        }
+        for policy in &mut sd.policies {
+            policy.pos = zero;
+            match &mut policy.rule {
+                PolicyRule::NoFlow { from, to } | PolicyRule::Mediated { from, to, .. } => {
+                    from.iter_mut().chain(to.iter_mut()).for_each(|e| e.pos = zero);
+                }
+                PolicyRule::Isolated { allow, .. } => allow.iter_mut().for_each(|a| a.pos = zero),
+            }
+        }
+        sd.disks.iter_mut().for_each(|d| d.pos = zero);
+        sd
     }
 
     /// The direct children of the protection domain at `parent`, with their
@@ -119,6 +191,8 @@ pub struct ProtectionDomain {
     pub parent: Option<usize>,
     /// The id the parent uses for this child; set exactly on nested PDs.
     pub child_id: Option<u8>,
+    /// Extension: `<block_client>`, this PD is a client of a disk.
+    pub block_client: Option<BlockClient>,
 }
 
 /// Access rights of a mapping.
@@ -304,13 +378,54 @@ pub struct Irq {
     pub pos: Pos,
 }
 
-/// `<setvar symbol=".." region_paddr="mr"/>`: patch the physical address of
-/// a memory region into a symbol of the program image.
+/// `<setvar symbol=".." region_paddr="mr"/>` or `<setvar symbol=".."
+/// bytes="0a0b.."/>`: patch a value into a symbol of the program image.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SetVar {
     pub symbol: String,
-    /// Name of the memory region.
-    pub region_paddr: String,
+    pub value: SetVarValue,
+    pub pos: Pos,
+}
+
+/// What a [`SetVar`] patches into its symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetVarValue {
+    /// `region_paddr="mr"`: the physical address of the memory region of
+    /// that name, as a 64-bit little-endian word.
+    RegionPaddr(String),
+    /// Extension, `bytes="0a0b.."`: these bytes, as they are (at least one).
+    Bytes(Vec<u8>),
+}
+
+/// Extension, `<disk name=".." virtio_slot=".."/>`: a disk backed by the
+/// virtio-blk device in a virtio-mmio slot of QEMU's `virt` machine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Disk {
+    /// 1 to [`MAX_DISK_NAME`] bytes.
+    pub name: String,
+    /// 0..=[`MAX_VIRTIO_SLOT`].
+    pub virtio_slot: u32,
+    pub pos: Pos,
+}
+
+/// Extension, `<block_client disk=".." .../>` in a protection domain: the
+/// PD reads and writes a disk (or one of its partitions) through a queue
+/// region and a data region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockClient {
+    /// Index into [`SystemDescription::disks`].
+    pub disk: usize,
+    /// MBR primary partition 1..=[`MAX_PARTITION`]; `None` = the whole disk.
+    pub partition: Option<u8>,
+    /// Bytes of the data region; a non-zero multiple of the page size.
+    pub data_size: u64,
+    /// Ring entries of the queue region; a power of two from 1 to
+    /// [`MAX_QUEUE_CAPACITY`].
+    pub queue_capacity: u32,
+    /// Talk to the driver directly, bypassing the filter server
+    /// (benchmarks only): then the client is its disk's only client and
+    /// has no partition.
+    pub direct: bool,
     pub pos: Pos,
 }
 

@@ -8,7 +8,7 @@
 //! shape of a policy of each kind). Last, names are resolved: channel ends,
 //! device owners and policy members to protection domains, maps, setvars,
 //! device regions and policy members to memory regions, policy members to
-//! devices.
+//! devices, block clients to disks.
 //!
 //! The walk and the resolution report every problem they find and go on
 //! with a default value, so one run finds them all; a model is handed out
@@ -26,7 +26,7 @@ use roxmltree::{Document, Node};
 
 use crate::error::{Diagnostics, Error};
 use crate::model::*;
-use crate::values::{parse_bool, parse_int, IntError};
+use crate::values::{parse_bool, parse_hex_bytes, parse_int, IntError};
 
 // The attributes each element accepts.
 const SYSTEM: &[&str] = &[];
@@ -35,7 +35,9 @@ const PROTECTION_DOMAIN: &[&str] =
 const PROGRAM_IMAGE: &[&str] = &["path"];
 const MAP: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
 const IRQ: &[&str] = &["irq", "id", "trigger"];
-const SETVAR: &[&str] = &["symbol", "region_paddr"];
+const SETVAR: &[&str] = &["symbol", "region_paddr", "bytes"];
+/// The attributes of a setvar that give its value; exactly one is present.
+const SETVAR_VALUES: &[&str] = &["region_paddr", "bytes"];
 const MEMORY_REGION: &[&str] = &["name", "size", "page_size", "phys_addr"];
 const CHANNEL: &[&str] = &[];
 const END: &[&str] = &["pd", "id", "pp", "notify"];
@@ -45,6 +47,8 @@ const INTERRUPT: &[&str] = &["irq"];
 const POLICY: &[&str] = &["name", "kind", "via", "pd"];
 const POLICY_ENDPOINT: &[&str] = &["pd", "region", "device"];
 const ALLOW: &[&str] = &["pd"];
+const DISK: &[&str] = &["name", "virtio_slot"];
+const BLOCK_CLIENT: &[&str] = &["disk", "partition", "data_size", "queue_capacity", "direct"];
 
 /// The values of a policy's `kind`.
 const POLICY_KINDS: &str = "'no-flow', 'mediated' or 'isolated'";
@@ -63,13 +67,16 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         region_refs: Vec::new(),
         devices: Vec::new(),
         policies: Vec::new(),
+        disks: Vec::new(),
+        block_clients: Vec::new(),
     };
     reader.read_system(doc.root_element());
     let channels = reader.resolve_channels();
     let devices = reader.resolve_devices();
     let policies = reader.resolve_policies(&devices);
     reader.resolve_region_refs();
-    let Reader { diag, pds, regions, .. } = reader;
+    reader.resolve_block_clients();
+    let Reader { diag, pds, regions, disks, .. } = reader;
     diag.finish(SystemDescription {
         file: file.to_string(),
         protection_domains: pds,
@@ -77,6 +84,7 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         channels,
         devices,
         policies,
+        disks,
     })
 }
 
@@ -244,6 +252,20 @@ struct PendingPolicy {
     pos: Pos,
 }
 
+/// A block client before its disk is looked up.
+struct PendingBlockClient {
+    /// Index of its protection domain.
+    pd: usize,
+    disk: String,
+    /// The `disk` attribute.
+    disk_pos: Pos,
+    partition: Option<u8>,
+    data_size: u64,
+    queue_capacity: u32,
+    direct: bool,
+    pos: Pos,
+}
+
 struct Reader<'a, 'input> {
     doc: &'a Document<'input>,
     lines: &'a LineIndex<'a>,
@@ -254,6 +276,8 @@ struct Reader<'a, 'input> {
     region_refs: Vec<RegionRef>,
     devices: Vec<PendingDevice>,
     policies: Vec<PendingPolicy>,
+    disks: Vec<Disk>,
+    block_clients: Vec<PendingBlockClient>,
 }
 
 type XmlNode<'a, 'input> = Node<'a, 'input>;
@@ -278,6 +302,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                 "channel" => self.read_channel(child),
                 "device" => self.read_device(child),
                 "policy" => self.read_policy(child),
+                "disk" => self.read_disk(child),
                 _ => self.unknown_element(child, node),
             }
         }
@@ -338,9 +363,11 @@ impl<'a, 'input> Reader<'a, 'input> {
             setvars: Vec::new(),
             parent,
             child_id,
+            block_client: None,
         });
 
         let mut image_seen = false;
+        let mut block_client_seen = false;
         for child in self.element_children(node) {
             match child.tag_name().name() {
                 "program_image" => {
@@ -371,6 +398,20 @@ impl<'a, 'input> Reader<'a, 'input> {
                 "setvar" => {
                     if let Some(setvar) = self.read_setvar(child, index) {
                         self.pds[index].setvars.push(setvar);
+                    }
+                }
+                "block_client" => {
+                    if block_client_seen {
+                        let pd = &self.pds[index].name;
+                        let message = format!(
+                            "protection domain '{pd}' has more than one block_client: a \
+                             protection domain is a client of one disk at most"
+                        );
+                        self.diag.error(self.pos_of(child), message);
+                    }
+                    block_client_seen = true;
+                    if let Some(client) = self.read_block_client(child, index) {
+                        self.block_clients.push(client);
                     }
                 }
                 // Below this depth the chain of parents alone holds more
@@ -445,15 +486,109 @@ impl<'a, 'input> Reader<'a, 'input> {
         Some(Irq { irq: irq?, id: id?, trigger, pos: self.pos_of(node) })
     }
 
+    /// A `<setvar>`: a symbol and exactly one of `region_paddr` and
+    /// `bytes`.
     fn read_setvar(&mut self, node: XmlNode<'a, 'input>, pd: usize) -> Option<SetVar> {
         self.check_attributes(node, SETVAR);
         self.leaf(node);
+        let pos = self.pos_of(node);
         let symbol = self.required_with(node, "symbol", |r, a| r.non_empty(a, "a symbol name"));
-        let region = self.required(node, "region_paddr");
-        let (symbol, region) = (symbol?, region?);
-        let user = format!("setvar '{symbol}' in protection domain '{}'", self.pds[pd].name);
-        self.region_refs.push(RegionRef { name: region.value.to_string(), pos: region.pos, user });
-        Some(SetVar { symbol, region_paddr: region.value.to_string(), pos: self.pos_of(node) })
+        let given: Vec<Attr<'a>> =
+            SETVAR_VALUES.iter().filter_map(|name| self.attr(node, name)).collect();
+        let [attr] = given.as_slice() else {
+            self.diag.error(
+                pos,
+                format!(
+                    "element 'setvar' needs exactly one of the attributes 'region_paddr' and \
+                     'bytes', this one has {}",
+                    given.len()
+                ),
+            );
+            return None;
+        };
+        let value = match attr.name {
+            "region_paddr" => {
+                let name = attr.value.to_string();
+                let symbol = symbol.as_deref().unwrap_or_default();
+                let user =
+                    format!("setvar '{symbol}' in protection domain '{}'", self.pds[pd].name);
+                self.region_refs.push(RegionRef { name: name.clone(), pos: attr.pos, user });
+                SetVarValue::RegionPaddr(name)
+            }
+            _ => SetVarValue::Bytes(self.hex_bytes(*attr)?),
+        };
+        Some(SetVar { symbol: symbol?, value, pos })
+    }
+
+    /// `<disk name=".." virtio_slot=".."/>`.
+    fn read_disk(&mut self, node: XmlNode<'a, 'input>) {
+        self.check_attributes(node, DISK);
+        self.leaf(node);
+        let name = self.required_with(node, "name", |r, a| {
+            if (1..=MAX_DISK_NAME).contains(&a.value.len()) {
+                Some(a.value.to_string())
+            } else {
+                r.invalid(a, format_args!("a disk name of 1 to {MAX_DISK_NAME} bytes"))
+            }
+        });
+        let slot = self.required_with(node, "virtio_slot", |r, a| {
+            let expected = format!("a virtio-mmio slot from 0 to {MAX_VIRTIO_SLOT}");
+            r.int_in(a, 0..=u64::from(MAX_VIRTIO_SLOT), expected)
+        });
+        // With an invalid slot (reported) the disk is kept, so that its
+        // clients do not also report it as unknown.
+        if let Some(name) = name {
+            let virtio_slot = slot.unwrap_or_default();
+            self.disks.push(Disk { name, virtio_slot, pos: self.pos_of(node) });
+        }
+    }
+
+    /// `<block_client disk=".." .../>` in the protection domain at `pd`.
+    fn read_block_client(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        pd: usize,
+    ) -> Option<PendingBlockClient> {
+        self.check_attributes(node, BLOCK_CLIENT);
+        self.leaf(node);
+        let pos = self.pos_of(node);
+        let disk = self.required(node, "disk");
+        let partition = self.optional(node, "partition", None, |r, a| {
+            let expected = format!("an MBR primary partition from 1 to {MAX_PARTITION}");
+            r.int_in::<u8>(a, 1..=u64::from(MAX_PARTITION), expected).map(Some)
+        });
+        let data_size = self.optional(node, "data_size", DEFAULT_DATA_SIZE, |r, a| {
+            let expected = format!("a non-zero multiple of the page size {:#x}", layout::PAGE_SIZE);
+            r.int_where(a, |size| size != 0 && size % layout::PAGE_SIZE == 0, expected)
+        });
+        let queue_capacity =
+            self.optional(node, "queue_capacity", DEFAULT_QUEUE_CAPACITY, |r, a| {
+                let expected = format!("a power of two from 1 to {MAX_QUEUE_CAPACITY}");
+                let accept = |c: u64| c.is_power_of_two() && c <= u64::from(MAX_QUEUE_CAPACITY);
+                r.int_where(a, accept, expected).and_then(|c| u32::try_from(c).ok())
+            });
+        let direct = self.optional(node, "direct", false, Self::bool);
+        if let (true, Some(partition)) = (direct, partition) {
+            let name = &self.pds[pd].name;
+            let message = format!(
+                "block_client of protection domain '{name}' is direct and names partition \
+                 {partition}: a direct client talks to the driver and gets the whole disk, drop \
+                 'partition' or 'direct'"
+            );
+            self.diag.error(pos, message);
+            return None;
+        }
+        let disk = disk?;
+        Some(PendingBlockClient {
+            pd,
+            disk: disk.value.to_string(),
+            disk_pos: disk.pos,
+            partition,
+            data_size,
+            queue_capacity,
+            direct,
+            pos,
+        })
     }
 
     fn read_memory_region(&mut self, node: XmlNode<'a, 'input>) {
@@ -912,6 +1047,28 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
+    fn resolve_block_clients(&mut self) {
+        for client in std::mem::take(&mut self.block_clients) {
+            let Some(disk) = self.disks.iter().position(|d| d.name == client.disk) else {
+                let pd = &self.pds[client.pd].name;
+                let message = format!(
+                    "block_client of protection domain '{pd}' names unknown disk '{}'",
+                    client.disk
+                );
+                self.diag.error(client.disk_pos, message);
+                continue;
+            };
+            self.pds[client.pd].block_client = Some(BlockClient {
+                disk,
+                partition: client.partition,
+                data_size: client.data_size,
+                queue_capacity: client.queue_capacity,
+                direct: client.direct,
+                pos: client.pos,
+            });
+        }
+    }
+
     fn resolve_region_refs(&mut self) {
         for r in std::mem::take(&mut self.region_refs) {
             if !self.regions.iter().any(|mr| mr.name == r.name) {
@@ -1107,6 +1264,17 @@ impl<'a, 'input> Reader<'a, 'input> {
             self.invalid(attr, expected)
         } else {
             Some(attr.value.to_string())
+        }
+    }
+
+    /// `bytes` of a setvar: an even, non-zero number of hex digits.
+    fn hex_bytes(&mut self, attr: Attr<'a>) -> Option<Vec<u8>> {
+        match parse_hex_bytes(attr.value) {
+            Some(bytes) => Some(bytes),
+            None => self.invalid(
+                attr,
+                "bytes as hexadecimal digits, two per byte, at least one byte (e.g. '0a0b')",
+            ),
         }
     }
 
@@ -1463,6 +1631,29 @@ mod tests {
     fn device_with_only_invalid_children_is_not_also_reported_as_empty() {
         let xml = system(r#"<device name="d" owner="a"><region/></device>"#);
         assert_eq!(messages(&xml), ["missing required attribute 'mr' on element 'region'"]);
+    }
+
+    #[test]
+    fn a_disk_with_a_bad_slot_is_not_also_unknown_to_its_clients() {
+        let xml = r#"<system><disk name="d" virtio_slot="99"/>
+            <protection_domain name="a"><program_image path="a.elf"/><block_client disk="d"/></protection_domain></system>"#;
+        assert_eq!(
+            messages(xml),
+            ["invalid value '99' for attribute 'virtio_slot' on element 'disk': expected a \
+              virtio-mmio slot from 0 to 31"]
+        );
+    }
+
+    #[test]
+    fn a_bad_block_client_value_is_reported_once() {
+        let xml = r#"<system><disk name="d" virtio_slot="1"/>
+            <protection_domain name="a"><program_image path="a.elf"/>
+            <block_client disk="d" partition="0" direct="true"/></protection_domain></system>"#;
+        assert_eq!(
+            messages(xml),
+            ["invalid value '0' for attribute 'partition' on element 'block_client': expected an \
+              MBR primary partition from 1 to 4"]
+        );
     }
 
     #[test]

@@ -40,6 +40,10 @@ const CHECKS: &[Check] = &[
     device_regions_claimed_once,
     device_irqs_claimed_once,
     policy_names_unique,
+    disk_names_unique,
+    disk_slots_unique,
+    direct_clients_alone,
+    storage_names_free,
 ];
 
 /// Check every rule on `sd`; `Err` holds every violation in source order.
@@ -417,6 +421,109 @@ fn policy_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
     });
 }
 
+fn disk_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.disks.iter().map(|disk| (disk.name.as_str(), disk.pos, ()));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!("duplicate disk name '{}' (first declared at line {})", dup.0, first.1.line),
+        );
+    });
+}
+
+fn disk_slots_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let uses = sd.disks.iter().map(|disk| (disk.virtio_slot, disk.pos, disk.name.as_str()));
+    for_each_duplicate(uses.collect(), |first, dup| {
+        diag.error(
+            dup.1,
+            format!(
+                "disks '{}' (line {}) and '{}' both use virtio-mmio slot {}: each disk is its own \
+                 virtio-blk device",
+                first.2, first.1.line, dup.2, dup.0
+            ),
+        );
+    });
+}
+
+/// A disk with a direct client has no other client.
+fn direct_clients_alone(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for (d, disk) in sd.disks.iter().enumerate() {
+        let mut clients: Vec<(&str, &BlockClient)> = sd
+            .block_clients()
+            .filter(|(_, _, client)| client.disk == d)
+            .map(|(_, pd, client)| (pd.name.as_str(), client))
+            .collect();
+        if !clients.iter().any(|(_, client)| client.direct) {
+            continue;
+        }
+        clients.sort_by_key(|(_, client)| client.pos);
+        let Some(&(first, first_client)) = clients.first() else { continue };
+        for (name, client) in &clients[1..] {
+            let direct = clients.iter().find(|(_, c)| c.direct).map_or(first, |(n, _)| *n);
+            diag.error(
+                client.pos,
+                format!(
+                    "disk '{}' has block clients '{first}' (line {}) and '{name}', and '{direct}' \
+                     is direct: a disk with a direct client may have no other client",
+                    disk.name, first_client.pos.line
+                ),
+            );
+        }
+    }
+}
+
+/// With disks declared, no name of the description collides with one the
+/// storage expansion generates, and the generated names are distinct.
+fn storage_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
+    use crate::storage::{generated_names, NameSpace};
+    let generated = generated_names(sd);
+    if generated.is_empty() {
+        return;
+    }
+    let declared = sd
+        .protection_domains
+        .iter()
+        .map(|pd| (NameSpace::ProtectionDomain, pd.name.as_str(), pd.pos))
+        .chain(
+            sd.memory_regions.iter().map(|mr| (NameSpace::MemoryRegion, mr.name.as_str(), mr.pos)),
+        )
+        .chain(sd.devices.iter().map(|dev| (NameSpace::Device, dev.name.as_str(), dev.pos)));
+    for (space, name, pos) in declared {
+        if let Some(g) = generated.iter().find(|g| g.space == space && g.name == name) {
+            let noun = space.noun();
+            diag.error(
+                pos,
+                format!(
+                    "{noun} '{name}' collides with {} generated from the storage declaration at \
+                     line {}: with disks declared, the names 'blk_driver', 'blk_server' and those \
+                     starting with 'blk_' or 'virtio_' are reserved; rename it",
+                    g.what, g.pos.line
+                ),
+            );
+        }
+    }
+    for (i, g) in generated.iter().enumerate() {
+        let earlier = generated[..i].iter().find(|e| e.space == g.space && e.name == g.name);
+        // Register pages are deduplicated, so only names built from disk
+        // and client names can repeat. Two of the same origin come from a
+        // duplicate disk or PD name, which is reported as such.
+        if let Some(e) = earlier.filter(|e| e.what != g.what) {
+            diag.error(
+                g.pos,
+                format!(
+                    "the storage declarations generate two {}s named '{}': {} (line {}) and {}: \
+                     rename the disk or the client",
+                    g.space.noun(),
+                    g.name,
+                    e.what,
+                    e.pos.line,
+                    g.what
+                ),
+            );
+        }
+    }
+}
+
 // ---- helpers ----
 
 /// Call `report(first, duplicate)` for every use whose key an earlier use
@@ -694,6 +801,84 @@ mod tests {
         .to_string()
             + &pd("a", "", r#"<irq irq="40" id="0"/>"#);
         assert_valid(&body);
+    }
+
+    const DISK: &str = "<disk name=\"d\" virtio_slot=\"31\"/>\n";
+
+    fn client(name: &str, attrs: &str) -> String {
+        pd(name, "", &format!("<block_client disk=\"d\" {attrs}/>"))
+    }
+
+    #[test]
+    fn storage_names_are_free_without_disks() {
+        let body = r#"<memory_region name="blk_d_dma" size="0x1000" phys_addr="0xa003000"/>
+<device name="virtio_mmio_a003000" owner="blk_driver"><region mr="blk_d_dma"/></device>
+"#
+        .to_string()
+            + &pd("blk_driver", "", r#"<map mr="blk_d_dma" vaddr="0x100000" cached="false"/>"#)
+            + &pd("blk_server", "", "");
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn storage_prefixes_are_fine_when_nothing_collides() {
+        let body = DISK.to_string()
+            + r#"<memory_region name="blk_mine" size="0x1000"/><memory_region name="virtio_x" size="0x1000"/>"#
+            + &client("blk_app", "")
+            + &pd("virtio_tool", "", "");
+        assert_valid(&body);
+    }
+
+    #[test]
+    fn blk_server_is_free_when_every_client_is_direct() {
+        assert_valid(
+            &(DISK.to_string() + &client("bench", "direct=\"true\"") + &pd("blk_server", "", "")),
+        );
+        let errors = messages(&(DISK.to_string() + &client("app", "") + &pd("blk_server", "", "")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("protection domain 'blk_server' collides with the filter server")
+        );
+    }
+
+    #[test]
+    fn several_clients_of_one_disk_are_fine_without_a_direct_one() {
+        let body = DISK.to_string()
+            + &client("a", "")
+            + &client("b", "partition=\"1\"")
+            + &client("c", "partition=\"1\" data_size=\"0x2000\" queue_capacity=\"1\"");
+        let sd = check(&body).unwrap();
+        let clients: Vec<_> = sd
+            .block_clients()
+            .map(|(i, _, c)| (i, c.disk, c.partition, c.data_size, c.queue_capacity))
+            .collect();
+        assert_eq!(
+            clients,
+            [
+                (0, 0, None, 0x10_0000, 32),
+                (1, 0, Some(1), 0x10_0000, 32),
+                (2, 0, Some(1), 0x2000, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_direct_client_after_another_client_is_reported_at_the_later_one() {
+        let body = DISK.to_string() + &client("app", "") + &client("bench", "direct=\"true\"");
+        let errors = check(&body).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [(4, "disk 'd' has block clients 'app' (line 3) and 'bench', and 'bench' is direct: a disk \
+                  with a direct client may have no other client")]
+        );
+    }
+
+    #[test]
+    fn clients_may_be_declared_before_their_disk() {
+        let body = client("app", "") + DISK;
+        let sd = check(&body).unwrap();
+        assert_eq!(sd.protection_domains[0].block_client.as_ref().map(|c| c.disk), Some(0));
     }
 
     #[test]

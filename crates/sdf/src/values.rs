@@ -1,4 +1,4 @@
-//! The textual forms of attribute values: integers and booleans.
+//! The textual forms of attribute values: integers, booleans and bytes.
 
 /// Why an integer did not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +38,27 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// Parse bytes written as hexadecimal digits, two per byte, most
+/// significant digit first (`0a0b` is `[0x0a, 0x0b]`); either case. No
+/// prefix, no separators, at least one byte.
+pub(crate) fn parse_hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let digits = s.as_bytes();
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16);
+    digits
+        .chunks_exact(2)
+        .map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
+        .collect()
+}
+
+/// The text [`parse_hex_bytes`] reads back as `bytes`: two lowercase
+/// hexadecimal digits per byte.
+pub(crate) fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +90,22 @@ mod tests {
         assert_eq!(parse_int("0x1_0000_0000_0000_0000"), Err(IntError::TooLarge));
         assert_eq!(parse_int("18446744073709551616"), Err(IntError::TooLarge));
         assert_eq!(parse_int("99999999999999999999z"), Err(IntError::Syntax));
+    }
+
+    #[test]
+    fn hex_bytes_parse_two_digits_per_byte() {
+        assert_eq!(parse_hex_bytes("0a0B"), Some(vec![0x0a, 0x0b]));
+        assert_eq!(parse_hex_bytes("ff00"), Some(vec![0xff, 0x00]));
+        for s in ["", "a", "abc", "0x0a", "0g", "0a 0b", "+a", "é0"] {
+            assert_eq!(parse_hex_bytes(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn hex_strings_read_back() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(parse_hex_bytes(&hex_string(&bytes)), Some(bytes));
+        assert_eq!(hex_string(&[0x0a, 0xff]), "0aff");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 
 const VALID: &str = include_str!("fixtures/valid.xml");
+const STORAGE: &str = include_str!("fixtures/storage.xml");
 
 /// Bytes likely to make interesting damage in XML, plus any byte at all.
 fn damage_byte() -> impl Strategy<Value = u8> {
@@ -76,6 +77,14 @@ proptest! {
         check_errors(&apply(VALID, &edits, cut))?;
     }
 
+    #[test]
+    fn damaged_storage_declarations_never_panic(
+        edits in proptest::collection::vec(edit(), 0..8),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        check_errors(&apply(STORAGE, &edits, cut))?;
+    }
+
     /// Replace attribute values with other plausible values, so the damage
     /// reaches value checks and validation rather than the XML parser.
     #[test]
@@ -85,19 +94,37 @@ proptest! {
             1..6,
         ),
     ) {
-        let mut xml = VALID.to_string();
-        for (which, value) in &replacements {
-            let quotes: Vec<usize> = xml.match_indices('"').map(|(i, _)| i).collect();
-            let pairs = quotes.len() / 2;
-            if pairs == 0 {
-                break;
-            }
-            let pair = which % pairs;
-            let (open, close) = (quotes[2 * pair], quotes[2 * pair + 1]);
-            xml.replace_range(open + 1..close, value);
-        }
-        check_errors(&xml)?;
+        check_errors(&replace_values(VALID, &replacements))?;
     }
+
+    /// The same for storage declarations, with values that reach their
+    /// checks: slots, capacities, sizes, names the expansion reserves.
+    #[test]
+    fn replaced_storage_values_never_panic(
+        replacements in proptest::collection::vec(
+            (any::<usize>(), "[0-9]{1,3}|0x[0-9a-f_]{1,9}|true|false|disk[01]|app|blk_driver|blk_server|blk_app_(queue|data)|virtio_mmio_a003000|[0-9a-f]{0,9}|"),
+            1..6,
+        ),
+    ) {
+        check_errors(&replace_values(STORAGE, &replacements))?;
+    }
+}
+
+/// `text` with the values of some attributes replaced: each replacement
+/// picks an attribute by number (modulo their count).
+fn replace_values(text: &str, replacements: &[(usize, String)]) -> String {
+    let mut xml = text.to_string();
+    for (which, value) in replacements {
+        let quotes: Vec<usize> = xml.match_indices('"').map(|(i, _)| i).collect();
+        let pairs = quotes.len() / 2;
+        if pairs == 0 {
+            break;
+        }
+        let pair = which % pairs;
+        let (open, close) = (quotes[2 * pair], quotes[2 * pair + 1]);
+        xml.replace_range(open + 1..close, value);
+    }
+    xml
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn pd(name: &str, line: u32, col: u32, image: &str) -> ProtectionDomain {
         setvars: vec![],
         parent: None,
         child_id: None,
+        block_client: None,
     }
 }
 
@@ -59,7 +60,7 @@ fn expected() -> SystemDescription {
         ],
         setvars: vec![SetVar {
             symbol: "dma_paddr".into(),
-            region_paddr: "dma".into(),
+            value: SetVarValue::RegionPaddr("dma".into()),
             pos: pos(13, 9),
         }],
         irqs: vec![
@@ -182,6 +183,7 @@ fn expected() -> SystemDescription {
                 pos: pos(69, 5),
             },
         ],
+        disks: vec![],
     }
 }
 
@@ -255,4 +257,60 @@ fn lookup_helpers_find_entities_by_name() {
     assert!(sd.device("nothing").is_none());
     let kinds: Vec<_> = sd.policies.iter().map(|p| p.rule.kind()).collect();
     assert_eq!(kinds, ["no-flow", "mediated", "isolated"]);
+}
+
+#[test]
+fn storage_declarations_parse_to_disks_and_block_clients() {
+    let file = "tests/fixtures/storage.xml";
+    let xml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let sd = sdf::parse(file, &xml).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(
+        sd.disks,
+        [
+            Disk { name: "disk0".into(), virtio_slot: 31, pos: pos(4, 5) },
+            Disk { name: "disk1".into(), virtio_slot: 0, pos: pos(18, 5) },
+        ]
+    );
+    let clients: Vec<_> = sd.protection_domains.iter().map(|pd| pd.block_client.clone()).collect();
+    assert_eq!(
+        clients,
+        [
+            Some(BlockClient {
+                disk: 0,
+                partition: None,
+                data_size: 0x10_0000,
+                queue_capacity: 32,
+                direct: false,
+                pos: pos(8, 9),
+            }),
+            Some(BlockClient {
+                disk: 0,
+                partition: Some(4),
+                data_size: 0x20_0000,
+                queue_capacity: 64,
+                direct: false,
+                pos: pos(12, 9),
+            }),
+            Some(BlockClient {
+                disk: 1,
+                partition: None,
+                data_size: 0x10_0000,
+                queue_capacity: 1,
+                direct: true,
+                pos: pos(16, 9),
+            }),
+        ]
+    );
+    assert_eq!(
+        sd.protection_domains[0].setvars,
+        [SetVar {
+            symbol: "greeting".into(),
+            value: SetVarValue::Bytes(b"Hi!\0".to_vec()),
+            pos: pos(7, 9)
+        }]
+    );
+    assert_eq!(sd.disk("disk1").map(|(i, _)| i), Some(1));
+    let written = sdf::to_xml(&sd);
+    let again = sdf::parse(file, &written).unwrap_or_else(|e| panic!("{e:#?}\n{written}"));
+    assert_eq!(again.without_positions(), sd.without_positions());
 }

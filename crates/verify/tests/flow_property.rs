@@ -88,6 +88,7 @@ fn build(spec: &Spec) -> SystemDescription {
             setvars: Vec::new(),
             parent: parent.map(|p| p % np),
             child_id: parent.map(|_| 0),
+            block_client: None,
         })
         .collect();
     let regions = spec
@@ -191,6 +192,7 @@ fn build(spec: &Spec) -> SystemDescription {
         channels,
         devices,
         policies,
+        disks: Vec::new(),
     }
 }
 

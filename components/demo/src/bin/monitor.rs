@@ -5,8 +5,9 @@
 
 use microkit::{debug_println, protection_domain, ChannelSet, Handler, Infallible};
 
-/// One channel per part of the demo: ping-pong, client/server, supervisor.
-const PARTS: u64 = 0b111;
+/// One channel per part of the demo: ping-pong, client/server, supervisor,
+/// and the two storage verify clients.
+const PARTS: u64 = 0b1_1111;
 
 #[protection_domain]
 fn init() -> Monitor {

@@ -1,0 +1,14 @@
+//! What the block clients share with each other and with the host tests.
+//!
+//! - [`stamp`]: the deterministic content of a block, so a reader (a PD or
+//!   a test reading the disk image file) can tell exactly what it expects.
+//! - `client` (PDs only): a client's end of the storage stack.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod stamp;
+
+#[cfg(target_os = "none")]
+pub mod client;
+#[cfg(target_os = "none")]
+pub mod verifier;

@@ -1,0 +1,267 @@
+//! The virtio-blk driver PD: one instance drives every virtio-blk disk the
+//! system declares (QEMU's virtio-mmio slots share register pages, so one
+//! owner per page is the isolation boundary). Interrupt driven: it runs
+//! when a device interrupts or its requester notifies, and never polls.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+#[cfg(target_os = "none")]
+mod pd {
+    use blk::config::{DriverConfig, DriverDisk, MAX_DISKS};
+    use blk::{QueueLayout, Request, Responder, Response, Status, StorageInfo};
+    use core::ptr::NonNull;
+    use heapless::Vec;
+    use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
+    use virtio_blk::engine::{self, Engine, SlotArea, Submitted};
+    use virtio_blk::{mmio, virtq, Dma};
+
+    microkit::var!(blk_driver_config: DriverConfig = DriverConfig::UNSET);
+
+    /// Queue entries we ask the device for (it may offer fewer).
+    const QUEUE_SIZE: u32 = 256;
+
+    struct Regs(SharedMemory);
+
+    impl mmio::Registers for Regs {
+        fn read(&self, off: usize) -> u32 {
+            self.0.read_u32(off).unwrap_or(0)
+        }
+        fn write(&self, off: usize, v: u32) {
+            let _ = self.0.write_u32(off, v);
+        }
+    }
+
+    struct DmaMem {
+        mem: SharedMemory,
+        paddr: u64,
+    }
+
+    impl Dma for DmaMem {
+        fn paddr(&self) -> u64 {
+            self.paddr
+        }
+        fn len(&self) -> usize {
+            self.mem.size()
+        }
+        fn read_u8(&self, off: usize) -> u8 {
+            self.mem.read_u8(off).unwrap_or(0)
+        }
+        fn write_u8(&self, off: usize, v: u8) {
+            let _ = self.mem.write_u8(off, v);
+        }
+        fn read_u16(&self, off: usize) -> u16 {
+            self.mem.read_u16(off).unwrap_or(0)
+        }
+        fn write_u16(&self, off: usize, v: u16) {
+            let _ = self.mem.write_u16(off, v);
+        }
+        fn read_u32(&self, off: usize) -> u32 {
+            self.mem.read_u32(off).unwrap_or(0)
+        }
+        fn write_u32(&self, off: usize, v: u32) {
+            let _ = self.mem.write_u32(off, v);
+        }
+        fn write_u64(&self, off: usize, v: u64) {
+            let _ = self.mem.write_u64(off, v);
+        }
+        fn barrier(&self) {
+            core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    struct Disk {
+        index: usize,
+        regs: Regs,
+        dma: DmaMem,
+        engine: Engine,
+        queue: Responder<'static>,
+        irq: Channel,
+        requester: Channel,
+        /// Requests taken and not yet answered (never more than the
+        /// response ring holds).
+        owed: u32,
+        capacity: u32,
+        corrupt: bool,
+    }
+
+    struct Driver {
+        disks: Vec<Disk, MAX_DISKS>,
+    }
+
+    /// A region the tool mapped as the configuration says.
+    fn mapped(vaddr: u64, size: u64) -> (SharedMemory, blk::Shared<'static>) {
+        // SAFETY: the tool maps [vaddr, vaddr + size) read-write in this PD
+        // for its whole life and patched these values into its
+        // configuration; the region is only reached through these two
+        // checked access types.
+        unsafe {
+            let base = NonNull::new(vaddr as *mut u8).unwrap_or(NonNull::dangling());
+            (SharedMemory::new(vaddr as usize, size as usize), blk::Shared::new(base, size as usize))
+        }
+    }
+
+    fn start(index: usize, cfg: &DriverDisk) -> Result<Disk, &'static str> {
+        // SAFETY: as in `mapped`; the device window is mapped uncached.
+        let regs = Regs(unsafe { SharedMemory::new(cfg.mmio_vaddr as usize, 0x200) });
+        let features = mmio::negotiate(&regs).map_err(|e| e.as_str())?;
+        let max = mmio::queue_max(&regs);
+        if max < 8 {
+            return Err("request queue too small");
+        }
+        // The largest power of two the device and we both allow.
+        let cap = QUEUE_SIZE.min(max);
+        let size = (1u32 << (31 - cap.leading_zeros())) as u16;
+        let (dma_mem, _) = mapped(cfg.dma.vaddr, cfg.dma.size);
+        let dma = DmaMem { mem: dma_mem, paddr: cfg.dma.paddr };
+        let layout = virtq::Layout::new(size, 0);
+        let area = SlotArea::at(layout.end.next_multiple_of(16));
+        if area.status + SlotArea::SIZE > cfg.dma.size as usize {
+            return Err("DMA region too small");
+        }
+        let read_only = features & mmio::feature::BLK_RO != 0;
+        let flush = features & mmio::feature::BLK_FLUSH != 0;
+        let engine = Engine::new(&dma, layout, area, mmio::capacity_sectors(&regs), read_only, flush);
+        mmio::setup_queue(&regs, size, dma.paddr + layout.desc as u64, dma.paddr + layout.avail as u64, dma.paddr + layout.used as u64);
+        mmio::driver_ok(&regs);
+
+        let (_, shared) = mapped(cfg.queue.vaddr, cfg.queue.size);
+        let ql = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).map_err(|_| "queue region does not fit")?;
+        let mut queue = Responder::new(shared, ql).map_err(|_| "queue region does not fit")?;
+        let info = StorageInfo::new(engine.capacity_blocks(), read_only, ql.capacity());
+        queue.info.publish(&info);
+        debug_println!(
+            "virtio_blk: disk {}: {} blocks of {} bytes{}{}, queue of {}",
+            index,
+            engine.capacity_blocks(),
+            blk::BLOCK_SIZE,
+            if read_only { ", read-only" } else { "" },
+            if flush { ", write cache flushed on request" } else { "" },
+            size
+        );
+        Ok(Disk {
+            index,
+            regs,
+            dma,
+            engine,
+            queue,
+            irq: Channel::new(cfg.irq_channel as usize),
+            requester: Channel::new(cfg.queue.channel as usize),
+            owed: 0,
+            capacity: ql.capacity(),
+            corrupt: false,
+        })
+    }
+
+    #[protection_domain]
+    fn init() -> Driver {
+        let mut disks = Vec::new();
+        match blk_driver_config().disks() {
+            None => debug_println!("virtio_blk: no configuration (declare disks in system.xml)"),
+            Some(list) => {
+                for (i, cfg) in list.iter().enumerate() {
+                    match start(i, cfg) {
+                        Ok(d) => {
+                            let _ = disks.push(d);
+                        }
+                        Err(e) => debug_println!("virtio_blk: disk {}: {}", i, e),
+                    }
+                }
+            }
+        }
+        // Arm each request ring's notification: a ring in fresh memory
+        // asks for none, so a requester would never wake us otherwise.
+        for disk in disks.iter_mut() {
+            disk.service();
+        }
+        Driver { disks }
+    }
+
+    impl Disk {
+        /// Finish what the device finished, start what the requester asked,
+        /// until neither side has more.
+        fn service(&mut self) {
+            mmio::take_interrupt(&self.regs);
+            let mut started = false;
+            loop {
+                let mut progress = false;
+                while let Some(c) = self.engine.complete(&self.dma) {
+                    self.respond(c);
+                    progress = true;
+                }
+                match self.engine.release_held(&self.dma) {
+                    Some(Submitted::Started) => started = true,
+                    Some(Submitted::Done(c)) => self.respond(c),
+                    _ => {}
+                }
+                while !self.corrupt && self.engine.can_accept() && self.owed < self.capacity {
+                    let req = match self.queue.requests.try_pop() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(_) => {
+                            debug_println!("virtio_blk: disk {}: request ring corrupt; no longer served", self.index);
+                            self.corrupt = true;
+                            break;
+                        }
+                    };
+                    progress = true;
+                    self.owed += 1;
+                    match self.submit(req) {
+                        Submitted::Started => started = true,
+                        Submitted::Held => {}
+                        Submitted::Done(c) => self.respond(c),
+                    }
+                }
+                if started {
+                    mmio::notify(&self.regs, 0);
+                    started = false;
+                }
+                if progress {
+                    continue;
+                }
+                // Nothing to do: wait for the requester, unless it slipped
+                // something in meanwhile.
+                let can_take = !self.corrupt && self.engine.can_accept() && self.owed < self.capacity;
+                if !can_take || self.queue.requests.prepare_to_wait().unwrap_or(true) {
+                    break;
+                }
+            }
+            if self.queue.responses.needs_notify() {
+                self.requester.notify();
+            }
+        }
+
+        fn submit(&mut self, req: Request) -> Submitted {
+            let Ok(op) = req.op() else {
+                return Submitted::Done(engine::Completion { id: req.id, status: Status::InvalidRequest, count: 0 });
+            };
+            // The requester's data offset is a device address on this link.
+            let r = engine::Request { id: req.id, op, block: req.block, count: req.count, dma_addr: req.data_offset };
+            self.engine.submit(&self.dma, r)
+        }
+
+        fn respond(&mut self, c: engine::Completion) {
+            self.owed = self.owed.saturating_sub(1);
+            let _ = self.queue.responses.try_push(Response::new(c.id, c.status, c.count));
+        }
+    }
+
+    impl Handler for Driver {
+        type Error = Infallible;
+
+        fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+            for disk in self.disks.iter_mut() {
+                let irq = channels.contains(disk.irq);
+                if irq || channels.contains(disk.requester) {
+                    disk.service();
+                }
+                if irq {
+                    let _ = disk.irq.irq_ack();
+                }
+            }
+            Ok(())
+        }
+    }
+}

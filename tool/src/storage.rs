@@ -1,0 +1,588 @@
+//! The storage expansion: `<disk>` and `<block_client>` declarations turned
+//! into plain SDF, the virtio-blk driver and filter server PDs, every
+//! region, map, channel, interrupt and device they need, and the
+//! configuration record (`blk::config`) patched into each storage PD.
+//!
+//! # What a declaration becomes
+//!
+//! With `D` disks (index `d`, declaration order) and block clients (PDs
+//! with a `<block_client>`, document order), of which the clients that go
+//! through the filter server are numbered `c` = 0, 1, ... (direct clients
+//! are not numbered):
+//!
+//! | generated | what | where it is mapped (all `rw`) |
+//! |---|---|---|
+//! | PD `blk_driver` | `program_image` `virtio_blk`, priority 250 | |
+//! | PD `blk_server` | `program_image` `blk_server`, priority 240; only if some client is not direct | |
+//! | `virtio_mmio_<page>` | each distinct 4 KiB page of virtio registers (`phys_addr` = page), and a `<device>` of the same name owned by `blk_driver` claiming it and its disks' interrupts | driver, uncached, `0x30_0000_0000 + k * 0x1000` (k-th page) |
+//! | `blk_<disk>_dma` | 0x4000 bytes, fixed `phys_addr` | driver, `0x31_0000_0000 + d * 0x10_0000` |
+//! | `blk_<disk>_driver_queue` | queue of capacity 64, placed by the builder; disks the server drives | driver `0x32_0000_0000 + d * 0x10_0000`, server `0x40_0000_0000 + d * 0x10_0000` |
+//! | `blk_<disk>_probe` | 0x1000 bytes, fixed `phys_addr`; disks the server drives | server `0x41_0000_0000 + d * 0x1000` |
+//! | `blk_<client>_queue` | queue of the client's `queue_capacity`, placed by the builder | client `0x50_0000_0000`; server `0x42_0000_0000 + c * 0x10_0000`, or for a direct client driver `0x32_0000_0000 + d * 0x10_0000` |
+//! | `blk_<client>_data` | `data_size` bytes, fixed `phys_addr` | client `0x51_0000_0000` only |
+//!
+//! The filter server drives every disk that has no direct client (when
+//! there is a server at all). A client's data region is mapped in the
+//! client alone: the server and the driver never map it, the device
+//! reaches it by physical address (requests carry `data.paddr + offset`).
+//! This is why the data, DMA and probe regions have fixed physical
+//! addresses, which the expansion allocates itself from
+//! [`DMA_WINDOW`] (inside RAM; the builder steps around fixed ranges), page
+//! aligned, in order: per disk its DMA region then its probe block, then
+//! per client its data region; user regions with a fixed address in the
+//! window are stepped around too.
+//!
+//! Interrupts and channels (ids per PD):
+//!
+//! - `blk_driver`: `<irq irq="48 + slot" id="d" trigger="edge"/>` per disk;
+//!   id `10 + d` to the server (its id `40 + d`) or to the direct client.
+//! - `blk_server`: id `c` to client `c`, id `40 + d` to the driver.
+//! - a client: the lowest id it does not already use (channels and irqs).
+//!
+//! Records (`<setvar symbol=".." bytes=".."/>`): `blk_driver_config`
+//! ([`blk::config::DriverConfig`]), `blk_server_config`
+//! ([`blk::config::ServerConfig`]) and `blk_client_config`
+//! ([`blk::config::ClientConfig`]) in each client; see [`expand`] for how
+//! each field is filled. Queue records give the region's size (whole
+//! pages), not the layout's.
+//!
+//! Everything generated from a `<disk>` or `<block_client>` carries that
+//! element's position, so errors found later (validation of the expanded
+//! system, the build) point at the declaration.
+
+use std::ops::Range;
+
+use blk::config::{
+    self, ClientConfig, DmaRegion, DriverConfig, QueueRegion, ServerClient, ServerConfig, MAX_CLIENTS,
+    MAX_DISKS,
+};
+use blk::QueueLayout;
+use sdf::storage::{self as names, DRIVER_PD, SERVER_PD};
+use sdf::{
+    Channel, ChannelEnd, Device, DeviceIrq, DeviceRegion, Error, Irq, Map, MemoryRegion, Perms, Pos, ProtectionDomain,
+    SetVar, SetVarValue, SystemDescription, Trigger, MAX_ID,
+};
+use zerocopy::IntoBytes;
+
+use crate::layout::PhysAlloc;
+
+/// Where the expansion places storage DMA memory (physical).
+pub const DMA_WINDOW: Range<u64> = 0x5000_0000..0x6000_0000;
+/// Priority of the virtio-blk driver PD.
+pub const DRIVER_PRIORITY: u8 = 250;
+/// Priority of the filter server PD.
+pub const SERVER_PRIORITY: u8 = 240;
+/// Program images of the generated PDs.
+pub const DRIVER_IMAGE: &str = "virtio_blk";
+pub const SERVER_IMAGE: &str = "blk_server";
+/// Symbols the records are patched into.
+pub const DRIVER_CONFIG_SYMBOL: &str = "blk_driver_config";
+pub const SERVER_CONFIG_SYMBOL: &str = "blk_server_config";
+pub const CLIENT_CONFIG_SYMBOL: &str = "blk_client_config";
+
+/// Ring entries of the queues between the server and the driver.
+pub const DRIVER_QUEUE_CAPACITY: u32 = 64;
+/// Bytes of a disk's DMA region (virtqueue and request headers).
+pub const DMA_SIZE: u64 = 0x4000;
+/// Bytes of a disk's partition-table block.
+pub const PROBE_SIZE: u64 = 0x1000;
+
+const PAGE: u64 = 0x1000;
+
+/// Virtual addresses of the generated maps.
+pub mod vaddr {
+    /// Driver: the k-th register page at `MMIO + k * 0x1000`.
+    pub const MMIO: u64 = 0x30_0000_0000;
+    /// Driver: disk d's DMA region at `DMA + d * DISK_STRIDE`.
+    pub const DMA: u64 = 0x31_0000_0000;
+    /// Driver: disk d's queue (from the server or a direct client).
+    pub const DRIVER_QUEUE: u64 = 0x32_0000_0000;
+    /// Server: disk d's queue to the driver.
+    pub const SERVER_DISK_QUEUE: u64 = 0x40_0000_0000;
+    /// Server: disk d's probe block at `PROBE + d * 0x1000`.
+    pub const PROBE: u64 = 0x41_0000_0000;
+    /// Server: client c's queue at `SERVER_CLIENT_QUEUE + c * DISK_STRIDE`.
+    pub const SERVER_CLIENT_QUEUE: u64 = 0x42_0000_0000;
+    /// Client: its queue.
+    pub const CLIENT_QUEUE: u64 = 0x50_0000_0000;
+    /// Client: its data region.
+    pub const CLIENT_DATA: u64 = 0x51_0000_0000;
+    /// Between per-disk and per-client maps.
+    pub const STRIDE: u64 = 0x10_0000;
+}
+
+/// Channel ids of the generated PDs.
+pub mod channel {
+    /// Driver: the id of disk d's interrupt is `d`; its queue's peer is
+    /// `DRIVER_QUEUE + d`.
+    pub const DRIVER_QUEUE: u8 = 10;
+    /// Server: disk d's driver is `SERVER_DISK + d`; client c is `c`.
+    pub const SERVER_DISK: u8 = 40;
+}
+
+/// Expand the storage declarations of `sd` into plain SDF.
+///
+/// Without disks, returns `sd` unchanged. Otherwise returns `sd` with no
+/// disks and no block clients, and the PDs, regions, maps, irqs, channels,
+/// devices and setvars of the module's table added. The records:
+///
+/// - `DriverConfig`: `magic` = [`config::MAGIC`], `disk_count`, and per
+///   disk d: `mmio_vaddr` = its register page's vaddr + (register address
+///   & 0xfff); `dma` = the DMA region (vaddr in the driver, paddr, size);
+///   `queue` = its queue (vaddr in the driver, region size, capacity 64 or
+///   the direct client's, `channel` = the driver's id to the server or the
+///   direct client, `10 + d`); `irq_channel` = d. A disk nobody uses (no
+///   server, no direct client) has a zero `queue`.
+/// - `ServerConfig`: `magic`, `disk_count`, `client_count`; `disks[d]`:
+///   `queue` (vaddr in the server, size, 64, channel `40 + d`), `probe`
+///   (vaddr, paddr, size), `name`; a disk with a direct client has only
+///   its name (zero queue and probe). `clients[c]`: `queue` (vaddr in the
+///   server, size, capacity, channel c), `data` (vaddr 0: not mapped in
+///   the server; paddr; size), `disk` = d, `partition` (0 = whole disk),
+///   `name` = the client PD's name.
+/// - `ClientConfig`: `magic`, `direct` (0 or 1), `queue` (vaddr
+///   `0x50_0000_0000`, size, capacity, channel = the client's id), `data`
+///   (vaddr `0x51_0000_0000`, paddr, size), `disk` = the disk's name.
+///
+/// Errors (at the `<disk>` or `<block_client>`): more than
+/// [`MAX_DISKS`] disks or [`MAX_CLIENTS`] clients of the server, the DMA
+/// window exhausted, no free channel id in a client, and, for a model
+/// that skipped validation ([`sdf::read`]), a direct client that is not
+/// its disk's only client. The result is not validated: use
+/// [`expand_validated`] for that.
+pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
+    if sd.disks.is_empty() {
+        return Ok(sd.clone());
+    }
+    let mut errors = Errors { file: &sd.file, list: Vec::new() };
+    let plan = Plan::new(sd, &mut errors);
+    errors.finish()?;
+    let placed = place(sd, &plan, &mut errors);
+    errors.finish()?;
+    let channel_ids = client_channel_ids(sd, &plan, &mut errors);
+    errors.finish()?;
+    Ok(Expansion { sd, plan: &plan, placed: &placed, channel_ids: &channel_ids }.build())
+}
+
+/// [`expand`], then check the validation rules on the result (maps that
+/// collide with the generated ones, too many PDs, ...).
+pub fn expand_validated(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
+    let expanded = expand(sd)?;
+    sdf::validate(&expanded)?;
+    Ok(expanded)
+}
+
+struct Errors<'a> {
+    file: &'a str,
+    list: Vec<Error>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, pos: Pos, message: impl Into<String>) {
+        self.list.push(Error { file: self.file.to_string(), line: pos.line, col: pos.col, message: message.into() });
+    }
+
+    /// `Err` with the errors so far, sorted by position, if there are any.
+    fn finish(&mut self) -> Result<(), Vec<Error>> {
+        if self.list.is_empty() {
+            return Ok(());
+        }
+        let mut list = std::mem::take(&mut self.list);
+        list.sort_by_key(Error::pos);
+        Err(list)
+    }
+}
+
+/// One block client.
+struct Client {
+    /// Index of its PD.
+    pd: usize,
+    name: String,
+    disk: usize,
+    partition: Option<u8>,
+    data_size: u64,
+    capacity: u32,
+    /// Its number among the server's clients; `None` for a direct client.
+    server_index: Option<usize>,
+    pos: Pos,
+}
+
+/// Who uses what, before anything is placed.
+struct Plan {
+    clients: Vec<Client>,
+    /// Per disk: whether the server drives it.
+    served: Vec<bool>,
+    /// Per disk: its direct client (index into `clients`).
+    direct: Vec<Option<usize>>,
+    /// Distinct register pages in order of first use, with the first
+    /// disk in each.
+    pages: Vec<(u64, Pos)>,
+    server: Option<Pos>,
+}
+
+impl Plan {
+    fn new(sd: &SystemDescription, errors: &mut Errors) -> Plan {
+        if let Some(extra) = sd.disks.get(MAX_DISKS) {
+            errors.at(
+                extra.pos,
+                format!("too many disks: {} declared, at most {MAX_DISKS} are supported", sd.disks.len()),
+            );
+        }
+        let mut clients = Vec::new();
+        let mut server_clients = 0;
+        for (pd, decl, client) in sd.block_clients() {
+            if client.disk >= sd.disks.len() {
+                errors.at(client.pos, format!("block_client of protection domain '{}' names no declared disk", decl.name));
+                continue;
+            }
+            let server_index = (!client.direct).then(|| {
+                server_clients += 1;
+                server_clients - 1
+            });
+            if server_index == Some(MAX_CLIENTS) {
+                errors.at(
+                    client.pos,
+                    format!(
+                        "too many block clients of the filter server: '{}' is number {}, at most \
+                         {MAX_CLIENTS} are supported",
+                        decl.name,
+                        MAX_CLIENTS + 1
+                    ),
+                );
+            }
+            clients.push(Client {
+                pd,
+                name: decl.name.clone(),
+                disk: client.disk,
+                partition: client.partition,
+                data_size: client.data_size,
+                capacity: client.queue_capacity,
+                server_index,
+                pos: client.pos,
+            });
+        }
+        let server = clients.iter().find(|c| c.server_index.is_some()).map(|c| c.pos);
+        let mut direct = vec![None; sd.disks.len()];
+        for (i, client) in clients.iter().enumerate().filter(|(_, c)| c.server_index.is_none()) {
+            direct[client.disk] = Some(i);
+        }
+        // Validation refuses this; a model from `sdf::read` may still hold it.
+        for (d, disk) in sd.disks.iter().enumerate() {
+            let Some(alone) = direct[d] else { continue };
+            if let Some(other) = clients.iter().enumerate().find(|&(i, c)| c.disk == d && i != alone) {
+                errors.at(
+                    other.1.pos,
+                    format!(
+                        "disk '{}' has a direct client '{}' and another client '{}': a disk with a direct \
+                         client may have no other client",
+                        disk.name, clients[alone].name, other.1.name
+                    ),
+                );
+            }
+        }
+        let served = direct.iter().map(|d| server.is_some() && d.is_none()).collect();
+        let mut pages: Vec<(u64, Pos)> = Vec::new();
+        for disk in &sd.disks {
+            let page = names::virtio_page(disk.virtio_slot);
+            if !pages.iter().any(|(p, _)| *p == page) {
+                pages.push((page, disk.pos));
+            }
+        }
+        Plan { clients, served, direct, pages, server }
+    }
+
+    fn page_index(&self, slot: u32) -> usize {
+        let page = names::virtio_page(slot);
+        self.pages.iter().position(|(p, _)| *p == page).unwrap_or(0)
+    }
+}
+
+/// Fixed physical addresses: per disk (DMA, probe if served), per client
+/// (data).
+struct Placed {
+    dma: Vec<u64>,
+    probe: Vec<Option<u64>>,
+    data: Vec<u64>,
+}
+
+fn place(sd: &SystemDescription, plan: &Plan, errors: &mut Errors) -> Placed {
+    let mut window = PhysAlloc::new(DMA_WINDOW.start, DMA_WINDOW.end);
+    for r in sd.memory_regions.iter().filter_map(|mr| mr.phys_range()) {
+        window.reserve(r);
+    }
+    let mut alloc = |size: u64, what: String, pos: Pos, errors: &mut Errors| match window.alloc(size, PAGE) {
+        Some(paddr) => paddr,
+        None => {
+            errors.at(
+                pos,
+                format!(
+                    "no room for {what} ({size:#x} bytes) in the storage DMA window {:#x}..{:#x}: the \
+                     storage regions and fixed regions in the window need less memory",
+                    DMA_WINDOW.start, DMA_WINDOW.end
+                ),
+            );
+            0
+        }
+    };
+    let mut placed = Placed { dma: Vec::new(), probe: Vec::new(), data: Vec::new() };
+    for (d, disk) in sd.disks.iter().enumerate() {
+        placed.dma.push(alloc(DMA_SIZE, format!("the DMA region of disk '{}'", disk.name), disk.pos, errors));
+        let probe = plan.served[d]
+            .then(|| alloc(PROBE_SIZE, format!("the partition-table block of disk '{}'", disk.name), disk.pos, errors));
+        placed.probe.push(probe);
+    }
+    for client in &plan.clients {
+        let what = format!("the data region of block client '{}'", client.name);
+        placed.data.push(alloc(client.data_size, what, client.pos, errors));
+    }
+    placed
+}
+
+/// Per client: the lowest channel id its PD does not use yet.
+fn client_channel_ids(sd: &SystemDescription, plan: &Plan, errors: &mut Errors) -> Vec<u8> {
+    plan.clients
+        .iter()
+        .map(|client| {
+            let pd = &sd.protection_domains[client.pd];
+            let used = |id: u8| {
+                pd.irqs.iter().any(|irq| irq.id == id)
+                    || sd.channels.iter().flat_map(|ch| &ch.ends).any(|end| end.pd == client.pd && end.id == id)
+            };
+            (0..=MAX_ID).find(|&id| !used(id)).unwrap_or_else(|| {
+                errors.at(
+                    client.pos,
+                    format!(
+                        "protection domain '{}' uses every channel id from 0 to {MAX_ID}: its block client \
+                         needs one",
+                        client.name
+                    ),
+                );
+                0
+            })
+        })
+        .collect()
+}
+
+/// The region size (whole pages) of a queue of `capacity` entries.
+fn queue_size(capacity: u32) -> u64 {
+    // Capacities are powers of two up to 64 (reading checks them); the
+    // layout of anything else is reported by the client's own code.
+    let bytes = QueueLayout::new(capacity).map_or(PAGE as usize, |l| l.size()) as u64;
+    bytes.div_ceil(PAGE).max(1) * PAGE
+}
+
+struct Expansion<'a> {
+    sd: &'a SystemDescription,
+    plan: &'a Plan,
+    placed: &'a Placed,
+    channel_ids: &'a [u8],
+}
+
+impl Expansion<'_> {
+    fn build(&self) -> SystemDescription {
+        let (sd, plan, placed) = (self.sd, self.plan, self.placed);
+        let mut out = sd.clone();
+        out.disks.clear();
+        for pd in &mut out.protection_domains {
+            pd.block_client = None;
+        }
+        let driver_index = out.protection_domains.len();
+        let server_index = driver_index + 1;
+        let first_disk = sd.disks[0].pos;
+        let mut driver = generated_pd(DRIVER_PD, DRIVER_IMAGE, DRIVER_PRIORITY, first_disk);
+        let mut server = plan.server.map(|pos| generated_pd(SERVER_PD, SERVER_IMAGE, SERVER_PRIORITY, pos));
+
+        // Register pages: region, map, device.
+        for (k, &(page, pos)) in plan.pages.iter().enumerate() {
+            let name = names::mmio_region(page);
+            out.memory_regions.push(region(&name, PAGE, Some(page), pos));
+            driver.maps.push(Map { cached: false, ..map(&name, vaddr::MMIO + k as u64 * PAGE, pos) });
+            let disks = sd.disks.iter().filter(|disk| names::virtio_page(disk.virtio_slot) == page);
+            out.devices.push(Device {
+                name: name.clone(),
+                owners: vec![driver_index],
+                regions: vec![DeviceRegion { mr: name.clone(), pos }],
+                irqs: disks.map(|disk| DeviceIrq { irq: names::virtio_irq(disk.virtio_slot), pos: disk.pos }).collect(),
+                pos,
+            });
+        }
+
+        let mut driver_config = DriverConfig::UNSET;
+        driver_config.magic = config::MAGIC;
+        driver_config.disk_count = sd.disks.len() as u32;
+        let mut server_config = ServerConfig::UNSET;
+        server_config.magic = config::MAGIC;
+        server_config.disk_count = sd.disks.len() as u32;
+
+        for (d, disk) in sd.disks.iter().enumerate() {
+            let pos = disk.pos;
+            let stride = d as u64 * vaddr::STRIDE;
+            let dma_name = names::dma_region(&disk.name);
+            out.memory_regions.push(region(&dma_name, DMA_SIZE, Some(placed.dma[d]), pos));
+            driver.maps.push(map(&dma_name, vaddr::DMA + stride, pos));
+            driver.irqs.push(Irq { irq: names::virtio_irq(disk.virtio_slot), id: d as u8, trigger: Trigger::Edge, pos });
+            let regs = names::virtio_regs(disk.virtio_slot);
+            let entry = &mut driver_config.disks[d];
+            entry.mmio_vaddr = vaddr::MMIO + plan.page_index(disk.virtio_slot) as u64 * PAGE + (regs & (PAGE - 1));
+            entry.dma = DmaRegion { vaddr: vaddr::DMA + stride, paddr: placed.dma[d], size: DMA_SIZE };
+            entry.irq_channel = d as u32;
+            let driver_channel = channel::DRIVER_QUEUE + d as u8;
+            server_config.disks[d].name = config::name_field(&disk.name);
+
+            if let (true, Some(server)) = (plan.served[d], &mut server) {
+                let queue_name = names::driver_queue_region(&disk.name);
+                let size = queue_size(DRIVER_QUEUE_CAPACITY);
+                out.memory_regions.push(region(&queue_name, size, None, pos));
+                driver.maps.push(map(&queue_name, vaddr::DRIVER_QUEUE + stride, pos));
+                server.maps.push(map(&queue_name, vaddr::SERVER_DISK_QUEUE + stride, pos));
+                let probe_name = names::probe_region(&disk.name);
+                let probe_paddr = placed.probe[d].unwrap_or_default();
+                out.memory_regions.push(region(&probe_name, PROBE_SIZE, Some(probe_paddr), pos));
+                let probe_vaddr = vaddr::PROBE + d as u64 * PAGE;
+                server.maps.push(map(&probe_name, probe_vaddr, pos));
+                let server_channel = channel::SERVER_DISK + d as u8;
+                out.channels.push(channel(server_index, server_channel, driver_index, driver_channel, pos));
+                entry.queue = QueueRegion {
+                    vaddr: vaddr::DRIVER_QUEUE + stride,
+                    size,
+                    capacity: DRIVER_QUEUE_CAPACITY,
+                    channel: u32::from(driver_channel),
+                };
+                let server_disk = &mut server_config.disks[d];
+                server_disk.queue = QueueRegion {
+                    vaddr: vaddr::SERVER_DISK_QUEUE + stride,
+                    size,
+                    capacity: DRIVER_QUEUE_CAPACITY,
+                    channel: u32::from(server_channel),
+                };
+                server_disk.probe = DmaRegion { vaddr: probe_vaddr, paddr: probe_paddr, size: PROBE_SIZE };
+            }
+            if let Some(c) = plan.direct[d] {
+                let client = &plan.clients[c];
+                entry.queue = QueueRegion {
+                    vaddr: vaddr::DRIVER_QUEUE + stride,
+                    size: queue_size(client.capacity),
+                    capacity: client.capacity,
+                    channel: u32::from(driver_channel),
+                };
+            }
+        }
+
+        for (i, client) in plan.clients.iter().enumerate() {
+            let pos = client.pos;
+            let disk = &sd.disks[client.disk];
+            let queue_name = names::client_queue_region(&client.name);
+            let data_name = names::client_data_region(&client.name);
+            let size = queue_size(client.capacity);
+            out.memory_regions.push(region(&queue_name, size, None, pos));
+            out.memory_regions.push(region(&data_name, client.data_size, Some(placed.data[i]), pos));
+            let my_channel = self.channel_ids[i];
+            let pd = &mut out.protection_domains[client.pd];
+            pd.maps.push(map(&queue_name, vaddr::CLIENT_QUEUE, pos));
+            pd.maps.push(map(&data_name, vaddr::CLIENT_DATA, pos));
+            let mut record = ClientConfig::UNSET;
+            record.magic = config::MAGIC;
+            record.direct = u32::from(client.server_index.is_none());
+            record.queue =
+                QueueRegion { vaddr: vaddr::CLIENT_QUEUE, size, capacity: client.capacity, channel: u32::from(my_channel) };
+            record.data = DmaRegion { vaddr: vaddr::CLIENT_DATA, paddr: placed.data[i], size: client.data_size };
+            record.disk = config::name_field(&disk.name);
+            pd.setvars.push(setvar(CLIENT_CONFIG_SYMBOL, record.as_bytes(), pos));
+
+            match (client.server_index, &mut server) {
+                (Some(c), Some(server)) => {
+                    let queue_vaddr = vaddr::SERVER_CLIENT_QUEUE + c as u64 * vaddr::STRIDE;
+                    server.maps.push(map(&queue_name, queue_vaddr, pos));
+                    out.channels.push(channel(client.pd, my_channel, server_index, c as u8, pos));
+                    server_config.clients[c] = ServerClient {
+                        queue: QueueRegion { vaddr: queue_vaddr, size, capacity: client.capacity, channel: c as u32 },
+                        data: DmaRegion { vaddr: 0, paddr: placed.data[i], size: client.data_size },
+                        disk: client.disk as u32,
+                        partition: u32::from(client.partition.unwrap_or(0)),
+                        name: config::name_field(&client.name),
+                    };
+                    server_config.client_count = c as u32 + 1;
+                }
+                _ => {
+                    let driver_vaddr = vaddr::DRIVER_QUEUE + client.disk as u64 * vaddr::STRIDE;
+                    driver.maps.push(map(&queue_name, driver_vaddr, pos));
+                    let driver_channel = channel::DRIVER_QUEUE + client.disk as u8;
+                    out.channels.push(channel(client.pd, my_channel, driver_index, driver_channel, pos));
+                }
+            }
+        }
+
+        driver.setvars.push(setvar(DRIVER_CONFIG_SYMBOL, driver_config.as_bytes(), first_disk));
+        out.protection_domains.push(driver);
+        if let Some(mut server) = server {
+            server.setvars.push(setvar(SERVER_CONFIG_SYMBOL, server_config.as_bytes(), server.pos));
+            out.protection_domains.push(server);
+        }
+        out
+    }
+}
+
+/// Stack of the generated storage PDs.
+pub const GENERATED_STACK_SIZE: u64 = 0x1_0000;
+
+fn generated_pd(name: &str, image: &str, priority: u8, pos: Pos) -> ProtectionDomain {
+    ProtectionDomain {
+        name: name.to_string(),
+        pos,
+        priority,
+        passive: false,
+        // The driver and server keep per-disk and per-client state (virtio
+        // slot tables, ring handles) that outgrows the default 16 KiB stack.
+        stack_size: GENERATED_STACK_SIZE,
+        budget: sdf::DEFAULT_BUDGET_US,
+        period: sdf::DEFAULT_BUDGET_US,
+        can_power_off: false,
+        program_image: image.to_string(),
+        program_image_pos: pos,
+        maps: Vec::new(),
+        irqs: Vec::new(),
+        setvars: Vec::new(),
+        parent: None,
+        child_id: None,
+        block_client: None,
+    }
+}
+
+fn region(name: &str, size: u64, phys_addr: Option<u64>, pos: Pos) -> MemoryRegion {
+    MemoryRegion { name: name.to_string(), size, page_size: PAGE, phys_addr, pos }
+}
+
+/// A read-write, cached map.
+fn map(mr: &str, vaddr: u64, pos: Pos) -> Map {
+    Map { mr: mr.to_string(), vaddr, perms: Perms::READ_WRITE, cached: true, setvar_vaddr: None, pos }
+}
+
+/// A notification channel both ways between `a` (id `a_id`) and `b`.
+fn channel(a: usize, a_id: u8, b: usize, b_id: u8, pos: Pos) -> Channel {
+    let end = |pd, id| ChannelEnd { pd, id, pp: false, notify: true, pos };
+    Channel { ends: [end(a, a_id), end(b, b_id)], pos }
+}
+
+fn setvar(symbol: &str, bytes: &[u8], pos: Pos) -> SetVar {
+    SetVar { symbol: symbol.to_string(), value: SetVarValue::Bytes(bytes.to_vec()), pos }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_of_every_allowed_capacity_fit_one_page() {
+        for capacity in [1, 2, 4, 8, 16, 32, 64] {
+            assert_eq!(queue_size(capacity), PAGE, "capacity {capacity}");
+        }
+        assert!(QueueLayout::new(64).unwrap().size() as u64 <= PAGE);
+    }
+
+    #[test]
+    fn a_system_without_disks_is_returned_unchanged() {
+        let xml = "<system><protection_domain name='blk_driver'><program_image path='a'/></protection_domain></system>";
+        let sd = sdf::parse("t.xml", xml).unwrap();
+        assert_eq!(expand(&sd).unwrap(), sd);
+    }
+}
