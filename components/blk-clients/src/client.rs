@@ -45,6 +45,11 @@ impl BlockClient {
         })
     }
 
+    /// Whether this client talks to the driver itself (benchmarks only).
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
     pub fn disk(&self) -> &'static str {
         self.disk
     }

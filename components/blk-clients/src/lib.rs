@@ -3,6 +3,8 @@
 //! - [`stamp`]: the deterministic content of a block, so a reader (a PD or
 //!   a test reading the disk image file) can tell exactly what it expects.
 //! - `client` (PDs only): a client's end of the storage stack.
+//! - `verifier`, `bench` (PDs only): the verify client and the benchmark
+//!   client as event handlers.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -12,3 +14,5 @@ pub mod stamp;
 pub mod client;
 #[cfg(target_os = "none")]
 pub mod verifier;
+#[cfg(target_os = "none")]
+pub mod bench;

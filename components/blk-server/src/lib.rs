@@ -98,7 +98,9 @@ pub struct Server<'a> {
     pub disks: Vec<Disk<'a>, MAX_DISKS>,
     pub clients: Vec<Client<'a>, MAX_CLIENTS>,
     slots: [Option<Slot>; SLOTS],
-    free_hint: usize,
+    /// Indices of the `None` entries of `slots`, so taking and checking for
+    /// a free slot costs the same however many are in flight.
+    free: Vec<u16, SLOTS>,
     next_client: usize,
 }
 
@@ -160,20 +162,24 @@ impl<'a> Server<'a> {
                 broken: false,
             });
         }
-        Ok(Server { disks, clients, slots: [None; SLOTS], free_hint: 0, next_client: 0 })
+        let free = (0..SLOTS as u16).rev().collect();
+        Ok(Server { disks, clients, slots: [None; SLOTS], free, next_client: 0 })
     }
 
     /// Do all the work there is; `log` hears about notable events.
     pub fn run(&mut self, log: &mut impl FnMut(Event)) -> Wake {
         let mut wake = Wake::default();
         loop {
-            let mut progress = false;
             for d in 0..self.disks.len() {
-                progress |= self.start_disk(d, &mut wake, log);
-                progress |= self.take_responses(d, &mut wake, log);
+                if self.disks[d].state != DiskState::Ready {
+                    self.start_disk(d, &mut wake, log);
+                }
+                self.take_responses(d, &mut wake, log);
             }
-            progress |= self.serve_clients(log);
-            if !progress && self.ready_to_wait() {
+            self.serve_clients(log);
+            // Each step above drained what it could; arming the rings looks
+            // once more for anything that arrived meanwhile.
+            if self.ready_to_wait() {
                 break;
             }
         }
@@ -214,7 +220,7 @@ impl<'a> Server<'a> {
             && client.range.is_some()
             && client.outstanding < client.capacity
             && !self.disks[client.disk].driver.requests.is_full().unwrap_or(true)
-            && self.slots.iter().any(|s| s.is_none())
+            && !self.free.is_empty()
     }
 
     fn start_disk(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
@@ -292,6 +298,8 @@ impl<'a> Server<'a> {
             let Some(slot) = self.slots.get_mut(resp.id as usize).and_then(|s| s.take_if(|s| s.disk as usize == d)) else {
                 continue;
             };
+            // Cannot overflow: the slot was taken from the list.
+            let _ = self.free.push(resp.id as u16);
             let client = &mut self.clients[slot.client as usize];
             client.outstanding -= 1;
             let status = resp.status().unwrap_or(Status::IoError);
@@ -361,10 +369,10 @@ impl<'a> Server<'a> {
         true
     }
 
+    /// A free slot for `s`; callers check `may_take` (a slot is free) first.
     fn take_slot(&mut self, s: Slot) -> usize {
-        let i = (0..SLOTS).map(|k| (self.free_hint + k) % SLOTS).find(|&i| self.slots[i].is_none()).unwrap_or(0);
+        let i = self.free.pop().unwrap_or(0) as usize;
         self.slots[i] = Some(s);
-        self.free_hint = (i + 1) % SLOTS;
         i
     }
 }

@@ -186,7 +186,7 @@ pub struct Slots<'a, T> {
     _record: PhantomData<T>,
 }
 
-impl<'a, T: FromBytes + IntoBytes + Immutable> Slots<'a, T> {
+impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
     /// `len` records starting at `offset` of `mem`.
     pub fn new(mem: Shared<'a>, offset: usize, len: NonZeroU32) -> Result<Self, AccessError> {
         const { assert!(size_of::<T>() > 0, "a slot holds a record of at least one byte") };
@@ -195,7 +195,14 @@ impl<'a, T: FromBytes + IntoBytes + Immutable> Slots<'a, T> {
             len: usize::MAX,
             region_len: mem.len(),
         })?;
-        Ok(Slots { mem: mem.window(offset, bytes)?, len, _record: PhantomData })
+        let window = mem.window(offset, bytes)?;
+        // Aligned slots are copied as whole typed values (a few wide loads
+        // and stores) rather than byte by byte, which is all a
+        // strict-alignment target could do with a `u8` pointer.
+        if window.base.as_ptr() as usize % align_of::<T>() != 0 {
+            return Err(AccessError::Misaligned { offset, align: align_of::<T>() });
+        }
+        Ok(Slots { mem: window, len, _record: PhantomData })
     }
 
     pub fn len(&self) -> NonZeroU32 {
@@ -204,19 +211,18 @@ impl<'a, T: FromBytes + IntoBytes + Immutable> Slots<'a, T> {
 
     /// A private copy of the record in slot `index % len`.
     pub fn get(&self, index: u32) -> T {
-        let mut value = T::new_zeroed();
-        let dst = value.as_mut_bytes();
         // SAFETY: `slot` is inside the window `new` checked, which is mapped
-        // for 'a; `value` is private.
-        unsafe { core::ptr::copy_nonoverlapping(self.slot(index).as_ptr(), dst.as_mut_ptr(), dst.len()) };
-        value
+        // for 'a, and aligned for `T` (checked in `new`; slots are whole
+        // records apart). Any bytes are a valid `T` (`FromBytes`). Volatile:
+        // the peer may be writing the slot; we get some bit pattern, copied
+        // once, and check it before use.
+        unsafe { self.slot(index).cast::<T>().as_ptr().read_volatile() }
     }
 
     /// Write a copy of `value` into slot `index % len`.
     pub fn set(&self, index: u32, value: &T) {
-        let src = value.as_bytes();
         // SAFETY: as in `get`; the region is writable (see `Shared::new`).
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.slot(index).as_ptr(), src.len()) };
+        unsafe { self.slot(index).cast::<T>().as_ptr().write_volatile(*value) }
     }
 
     fn slot(&self, index: u32) -> NonNull<u8> {

@@ -173,13 +173,18 @@ fn dispatch_irqs(k: &mut Kernel, m: &mut Arch) {
 /// space and FP access, and return its saved registers.
 fn next_context(k: &mut Kernel) -> *mut UserContext {
     k.schedule();
-    while k.current.is_none() {
-        // Nothing to run: sleep until an interrupt is pending. Interrupts
-        // stay masked; WFI wakes on a pending one and we take it by hand.
-        // SAFETY: waiting for an interrupt has no other effect.
-        unsafe { core::arch::asm!("wfi") };
-        dispatch_irqs(k, &mut Arch);
-        k.schedule();
+    if k.current.is_none() {
+        // Nothing to run: the tick stops (tickless idle) and we sleep until
+        // a device interrupt is pending. Interrupts stay masked; WFI wakes
+        // on a pending one and we take it by hand.
+        timer::stop();
+        while k.current.is_none() {
+            // SAFETY: waiting for an interrupt has no other effect.
+            unsafe { core::arch::asm!("wfi") };
+            dispatch_irqs(k, &mut Arch);
+            k.schedule();
+        }
+        timer::rearm();
     }
     let next = k.current.unwrap_or_default();
     mmu::switch_to(k.pds[next].ttbr0);

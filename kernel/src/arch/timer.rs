@@ -22,3 +22,13 @@ pub fn rearm() {
         core::arch::asm!("msr cntp_ctl_el0, {}", in(reg) 1u64);
     }
 }
+
+/// Stop the tick: with nothing to run there is nothing to rotate, and an
+/// idle CPU should wake only for a device. (Under `qemu -icount
+/// sleep=off` a pending tick also makes every idle wait end early, which
+/// would charge a varying number of tick interrupts to whatever the CPU
+/// was waiting for.)
+pub fn stop() {
+    // SAFETY: a plain system-register write at EL1.
+    unsafe { core::arch::asm!("msr cntp_ctl_el0, {}", in(reg) 0u64) };
+}

@@ -132,6 +132,9 @@ mod pd {
         let mut queue = Responder::new(shared, ql).map_err(|_| "queue region does not fit")?;
         let info = StorageInfo::new(engine.capacity_blocks(), read_only, ql.capacity());
         queue.info.publish(&info);
+        let requester = Channel::new(cfg.queue.channel as usize);
+        // The requester may have started first and be waiting for the info.
+        requester.notify();
         debug_println!(
             "virtio_blk: disk {}: {} blocks of {} bytes{}{}, queue of {}",
             index,
@@ -148,7 +151,7 @@ mod pd {
             engine,
             queue,
             irq: Channel::new(cfg.irq_channel as usize),
-            requester: Channel::new(cfg.queue.channel as usize),
+            requester,
             owed: 0,
             capacity: ql.capacity(),
             corrupt: false,

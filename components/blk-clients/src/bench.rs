@@ -1,0 +1,108 @@
+//! The benchmark client: instructions per 4 KiB request, counted by the
+//! PMU's retired-instruction counter over every PD and the kernel.
+//!
+//! Phases, each `REQUESTS` single-block requests after `WARMUP` unmeasured
+//! ones, with a fixed number kept in flight (the queue depth): reads at
+//! depth 1, writes at depth 1, reads at depth 32. Each prints
+//! `blk_<op>_qd<depth>_<direct|server>: N` and the client powers the machine
+//! off at the end (the image must be built with `--pmu-user`).
+
+use crate::client::BlockClient;
+use blk::{Op, Request, Status};
+use microkit::{debug_println, pd_name, ChannelSet, Handler, Infallible};
+
+/// Measured requests per phase.
+pub const REQUESTS: u64 = 2048;
+/// Unmeasured requests before each phase, so caches and rings are warm.
+pub const WARMUP: u64 = 64;
+/// Blocks the requests cycle through.
+const SPAN: u64 = 1024;
+
+const PHASES: [(Op, u32); 3] = [(Op::Read, 1), (Op::Write, 1), (Op::Read, 32)];
+
+pub struct Bench {
+    client: BlockClient,
+    phase: usize,
+    /// Requests issued and completed in this phase, warm-up included.
+    issued: u64,
+    completed: u64,
+    start: u64,
+    failed: bool,
+}
+
+impl Bench {
+    pub fn new() -> Option<Bench> {
+        let client = match BlockClient::from_config() {
+            Ok(c) => c,
+            Err(e) => {
+                debug_println!("{}: {}", pd_name(), e);
+                return None;
+            }
+        };
+        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false };
+        b.step();
+        Some(b)
+    }
+
+    fn step(&mut self) {
+        let Some(info) = self.client.info() else { return };
+        let slots = (self.client.data.size() / blk::BLOCK_SIZE as usize) as u64;
+        if info.capacity < SPAN || slots < 32 || self.client.capacity() < 32 {
+            debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), SPAN);
+            return self.finish();
+        }
+        loop {
+            let Some(&(op, depth)) = PHASES.get(self.phase) else { return self.finish() };
+            while let Some(r) = self.client.pop() {
+                if r.status() != Ok(Status::Ok) {
+                    debug_println!("{}: request {} failed: {:?}", pd_name(), r.id, r.status());
+                    self.failed = true;
+                    return self.finish();
+                }
+                self.completed += 1;
+                if self.completed == WARMUP {
+                    self.start = bench::instructions();
+                }
+            }
+            let total = WARMUP + REQUESTS;
+            if self.completed == total {
+                let per = (bench::instructions() - self.start) / REQUESTS;
+                let op = if op == Op::Read { "read" } else { "write" };
+                let path = if self.client.is_direct() { "direct" } else { "server" };
+                debug_println!("blk_{}_qd{}_{}: {}", op, depth, path, per);
+                (self.phase, self.issued, self.completed) = (self.phase + 1, 0, 0);
+                continue;
+            }
+            // The measured requests start only once the warm-up is done.
+            let limit = if self.completed < WARMUP { WARMUP } else { total };
+            while self.issued < limit && self.issued - self.completed < depth as u64 {
+                let n = self.issued;
+                let req = Request::new(n as u32, op, n % SPAN, 1, (n % 32) * blk::BLOCK_SIZE as u64);
+                if !self.client.push(req) {
+                    break;
+                }
+                self.issued += 1;
+            }
+            self.client.kick();
+            if self.client.wait() {
+                return;
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.failed {
+            debug_println!("{}: benchmark failed", pd_name());
+        }
+        let _ = microkit::power_off(self.failed as u64);
+    }
+}
+
+impl Handler for Bench {
+    type Error = Infallible;
+
+    fn notified(&mut self, _channels: ChannelSet) -> Result<(), Infallible> {
+        self.step();
+        Ok(())
+    }
+}
