@@ -219,6 +219,49 @@ fn notification_to_higher_priority_preempts_the_sender() {
 }
 
 #[test]
+fn signal_recv_notifies_then_waits_in_one_call() {
+    let mut h = Sys::new().pd("low", 1).pd("high", 100).channel(0, 0, 1, 2, false).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.sys_as(0, sys::SIGNAL_RECV, &[0]);
+    // low waits; high runs with the notification.
+    assert_eq!(h.state(0), State::Waiting);
+    assert_eq!(h.current(), 1);
+    assert_eq!((h.x(1, 0), h.x(1, 1)), (event::NOTIFIED, 1 << 2));
+    // A notification back wakes low as a plain recv would.
+    h.sys_as(1, sys::SIGNAL_RECV, &[2]);
+    assert_eq!(h.current(), 0);
+    assert_eq!((h.x(0, 0), h.x(0, 1)), (event::NOTIFIED, 1 << 0));
+}
+
+#[test]
+fn signal_recv_on_an_irq_channel_acks_then_waits() {
+    let mut h = Sys::new().pd("driver", 10).irq(0, 5, 79).build();
+    h.settle();
+    h.k.irq(&mut h.m, 79);
+    h.k.schedule();
+    assert!(h.m.masked.contains(&79));
+    h.sys_as(0, sys::SIGNAL_RECV, &[5]);
+    assert!(!h.m.masked.contains(&79));
+    assert_eq!(h.state(0), State::Waiting);
+}
+
+#[test]
+fn a_refused_signal_recv_returns_the_error_without_waiting() {
+    let mut h = Sys::new().pd("a", 1).pd("b", 2).channel(0, 1, 1, 1, false).notify_only(0, 1).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    for (ch, err) in [(7, Error::InvalidChannel), (u64::MAX, Error::InvalidChannel), (1, Error::NotPermitted)] {
+        h.sys_as(0, sys::SIGNAL_RECV, &[ch]);
+        assert_eq!((h.x(0, 0), h.x(0, 1)), (event::REFUSED, err as u64), "channel {ch}");
+        assert_eq!(h.current(), 0, "the caller keeps running");
+    }
+    assert_eq!(h.k.pds[1].pending, 0, "the other PD saw nothing");
+}
+
+#[test]
 fn notifications_accumulate_while_the_receiver_runs() {
     let mut h = Sys::new().pd("a", 1).pd("b", 1).channel(0, 2, 1, 3, false).channel(0, 5, 1, 6, false).build();
     // a runs first (equal priority, queued first); b has not waited yet.

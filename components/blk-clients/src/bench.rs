@@ -28,6 +28,8 @@ pub struct Bench {
     completed: u64,
     start: u64,
     failed: bool,
+    /// The disk is up and big enough.
+    ready: bool,
 }
 
 impl Bench {
@@ -39,17 +41,20 @@ impl Bench {
                 return None;
             }
         };
-        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false };
+        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false, ready: false };
         b.step();
         Some(b)
     }
 
     fn step(&mut self) {
-        let Some(info) = self.client.info() else { return };
-        let slots = (self.client.data.size() / blk::BLOCK_SIZE as usize) as u64;
-        if info.capacity < SPAN || slots < 32 || self.client.capacity() < 32 {
-            debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), SPAN);
-            return self.finish();
+        if !self.ready {
+            let Some(info) = self.client.info() else { return };
+            let slots = (self.client.data.size() / blk::BLOCK_SIZE as usize) as u64;
+            if info.capacity < SPAN || slots < 32 || self.client.capacity() < 32 {
+                debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), SPAN);
+                return self.finish();
+            }
+            self.ready = true;
         }
         loop {
             let Some(&(op, depth)) = PHASES.get(self.phase) else { return self.finish() };

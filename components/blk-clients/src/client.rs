@@ -73,10 +73,11 @@ impl BlockClient {
         self.queue.requests.try_push(req).is_ok()
     }
 
-    /// Tell the other side, if it asked to be told.
+    /// Tell the other side, if it asked to be told: when the handler
+    /// returns, together with the wait for the next event.
     pub fn kick(&mut self) {
         if self.queue.requests.needs_notify() {
-            self.channel.notify();
+            self.channel.deferred_notify();
         }
     }
 

@@ -36,6 +36,13 @@ pub mod sys {
     pub const POWER_OFF: u64 = 8;
     /// Reply to a child's fault and let the child continue where it stopped.
     pub const FAULT_RESUME: u64 = 9;
+    /// A deferred signal, then wait: on channel `x0`, notify the peer (a PD
+    /// channel) or re-enable the interrupt (an IRQ channel), then wait for
+    /// the next event as [`RECV`] does. One kernel entry instead of two for
+    /// the common "tell the other side, then sleep" of an event loop. If
+    /// the signal is refused the PD does not wait: it gets a
+    /// [`crate::event::REFUSED`] event carrying the error.
+    pub const SIGNAL_RECV: u64 = 10;
 }
 
 /// Status returned in `x0` by every system call.
@@ -146,6 +153,9 @@ pub mod event {
     /// `x1` = child id, `x2` = message info, `x3..x6` = registers 0-3
     /// describing the fault (see [`crate::FaultInfo`]).
     pub const FAULT: u64 = 2;
+    /// `x1` = the [`crate::Error`] that refused a
+    /// [`crate::sys::SIGNAL_RECV`]'s signal; the PD did not wait.
+    pub const REFUSED: u64 = 3;
 }
 
 /// What went wrong when a PD faulted.

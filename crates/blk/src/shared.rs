@@ -213,9 +213,11 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
     pub fn get(&self, index: u32) -> T {
         // SAFETY: `slot` is inside the window `new` checked, which is mapped
         // for 'a, and aligned for `T` (checked in `new`; slots are whole
-        // records apart). Any bytes are a valid `T` (`FromBytes`). Volatile:
-        // the peer may be writing the slot; we get some bit pattern, copied
-        // once, and check it before use.
+        // records apart). Any bytes are a valid `T` (`FromBytes`): if the
+        // peer writes the slot meanwhile we get some bit pattern, copied
+        // once, and checked before use. Volatile also keeps the copy in
+        // integer registers: a plain one may use SIMD registers, and a PD
+        // touching those costs a lazy FP switch in the kernel.
         unsafe { self.slot(index).cast::<T>().as_ptr().read_volatile() }
     }
 

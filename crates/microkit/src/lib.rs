@@ -27,6 +27,7 @@
 
 mod channel;
 mod debug;
+mod deferred;
 mod handler;
 mod ipc_buffer;
 mod runtime;

@@ -3,6 +3,7 @@
 use crate::channel::{Channel, ChannelSet, Child};
 use crate::handler::Handler;
 use crate::ipc_buffer::{load_reg_mrs, store_reg_mrs};
+use crate::deferred;
 use crate::syscall::{self, Event};
 use abi::{event, FaultInfo, FaultKind, MessageInfo};
 
@@ -42,12 +43,33 @@ extern "C" fn _start() -> ! {
 /// Run `init`, then serve events forever.
 pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
     let mut handler = init();
-    let mut ev = syscall::recv();
+    let mut ev = wait();
     loop {
         ev = match handle(&mut handler, ev) {
-            Some(reply) => syscall::reply_recv(reply, load_reg_mrs()),
-            None => syscall::recv(),
+            Some(reply) => {
+                // A reply and a signal cannot share the kernel entry.
+                deferred::send_now(deferred::take());
+                syscall::reply_recv(reply, load_reg_mrs())
+            }
+            None => wait(),
         };
+    }
+}
+
+/// Wait for the next event, sending the deferred signal on the way.
+/// (Inlined: returning the event through a call costs a memcpy.)
+#[inline(always)]
+fn wait() -> Event {
+    match deferred::take() {
+        Some(s) => {
+            let ev = syscall::signal_recv(s.channel().index());
+            if ev.kind != event::REFUSED {
+                return ev;
+            }
+            crate::debug_println!("{}: deferred signal on channel {} refused (error {})", pd_name(), s.channel().index(), ev.badge);
+            syscall::recv()
+        }
+        None => syscall::recv(),
     }
 }
 

@@ -84,6 +84,13 @@ pub fn recv() -> Event {
     event_call(sys::RECV, 0, [0; 4])
 }
 
+/// Signal on `channel` (notify, or ack an interrupt), then wait for the
+/// next event: one kernel entry. A refused signal comes back at once as an
+/// `event::REFUSED` event.
+pub fn signal_recv(channel: usize) -> Event {
+    event_call(sys::SIGNAL_RECV, channel as u64, [0; 4])
+}
+
 /// Reply to the PPC being served, then wait for the next event.
 pub fn reply_recv(reply: MessageInfo, mrs: [u64; 4]) -> Event {
     event_call(sys::REPLY_RECV, reply.raw(), mrs)

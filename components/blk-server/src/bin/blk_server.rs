@@ -33,14 +33,16 @@ mod pd {
             let Some(server) = self.server.as_mut() else { return };
             let cfg = self.cfg;
             let wake: Wake = server.run(&mut |e| log(cfg, e));
+            // Deferred: the last one goes out with our wait for the next
+            // event, in one kernel entry (earlier ones go at once).
             for (c, client) in cfg.clients().iter().enumerate() {
                 if wake.clients & (1 << c) != 0 {
-                    Channel::new(client.queue.channel as usize).notify();
+                    Channel::new(client.queue.channel as usize).deferred_notify();
                 }
             }
             for (d, disk) in cfg.disks().iter().enumerate() {
                 if wake.drivers & (1 << d) != 0 {
-                    Channel::new(disk.queue.channel as usize).notify();
+                    Channel::new(disk.queue.channel as usize).deferred_notify();
                 }
             }
         }

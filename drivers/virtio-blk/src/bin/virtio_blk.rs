@@ -232,7 +232,8 @@ mod pd {
                 }
             }
             if self.queue.responses.needs_notify() {
-                self.requester.notify();
+                // Sent with our next wait, in the same kernel entry.
+                self.requester.deferred_notify();
             }
         }
 

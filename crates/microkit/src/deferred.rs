@@ -1,0 +1,69 @@
+//! The one deferred signal a handler may leave for the event loop: sent in
+//! the same kernel entry as the wait for the next event
+//! (`abi::sys::SIGNAL_RECV`), which saves a kernel entry on the common
+//! "tell the other side, then sleep" path.
+
+use crate::channel::Channel;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Notify(Channel),
+    IrqAck(Channel),
+}
+
+/// Encoded: 0 = none, otherwise channel + 1, bit 63 set for an IRQ ack.
+/// (A PD is single-threaded; the atomic only avoids `static mut`.)
+static PENDING: AtomicU64 = AtomicU64::new(0);
+const IRQ: u64 = 1 << 63;
+
+fn encode(s: Signal) -> u64 {
+    match s {
+        Signal::Notify(c) => c.index() as u64 + 1,
+        Signal::IrqAck(c) => (c.index() as u64 + 1) | IRQ,
+    }
+}
+
+fn decode(v: u64) -> Option<Signal> {
+    let channel = Channel::new(((v & !IRQ).checked_sub(1)?) as usize);
+    Some(if v & IRQ != 0 { Signal::IrqAck(channel) } else { Signal::Notify(channel) })
+}
+
+/// Leave `s` for the event loop; an earlier different one goes out now.
+pub(crate) fn defer(s: Signal) {
+    let old = PENDING.swap(encode(s), Ordering::Relaxed);
+    if old != 0 && old != encode(s) {
+        send_now(decode(old));
+    }
+}
+
+/// Take the pending signal, if any.
+#[inline(always)]
+pub(crate) fn take() -> Option<Signal> {
+    // Load first: the common case (nothing deferred) stays two instructions.
+    let v = PENDING.load(Ordering::Relaxed);
+    if v == 0 {
+        return None;
+    }
+    PENDING.store(0, Ordering::Relaxed);
+    decode(v)
+}
+
+/// Send `s` (if any) with its own system call.
+pub(crate) fn send_now(s: Option<Signal>) {
+    match s {
+        Some(Signal::Notify(c)) => c.notify(),
+        Some(Signal::IrqAck(c)) => {
+            let _ = c.irq_ack();
+        }
+        None => {}
+    }
+}
+
+impl Signal {
+    pub(crate) fn channel(&self) -> Channel {
+        match *self {
+            Signal::Notify(c) | Signal::IrqAck(c) => c,
+        }
+    }
+}
