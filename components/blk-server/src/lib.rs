@@ -219,8 +219,8 @@ impl<'a> Server<'a> {
         !client.broken
             && client.range.is_some()
             && client.outstanding < client.capacity
-            && !self.disks[client.disk].driver.requests.is_full().unwrap_or(true)
             && !self.free.is_empty()
+            && !self.disks[client.disk].driver.requests.is_full().unwrap_or(true)
     }
 
     fn start_disk(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {

@@ -35,17 +35,22 @@ mod pd {
             let wake: Wake = server.run(&mut |e| log(cfg, e));
             // Deferred: the last one goes out with our wait for the next
             // event, in one kernel entry (earlier ones go at once).
-            for (c, client) in cfg.clients().iter().enumerate() {
-                if wake.clients & (1 << c) != 0 {
-                    Channel::new(client.queue.channel as usize).deferred_notify();
-                }
+            for c in bits(wake.clients) {
+                Channel::new(cfg.clients[c].queue.channel as usize).deferred_notify();
             }
-            for (d, disk) in cfg.disks().iter().enumerate() {
-                if wake.drivers & (1 << d) != 0 {
-                    Channel::new(disk.queue.channel as usize).deferred_notify();
-                }
+            for d in bits(wake.drivers) {
+                Channel::new(cfg.disks[d].queue.channel as usize).deferred_notify();
             }
         }
+    }
+
+    /// The indices of the set bits of `mask`, lowest first.
+    fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
+        core::iter::from_fn(move || {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask.wrapping_sub(1);
+            (i < 32).then_some(i)
+        })
     }
 
     fn log(cfg: &ServerConfig, e: Event) {
