@@ -144,6 +144,12 @@ pub mod channel {
 ///   `0x50_0000_0000`, size, capacity, channel = the client's id), `data`
 ///   (vaddr `0x51_0000_0000`, paddr, size), `disk` = the disk's name.
 ///
+/// Policies that name generated PDs, regions or devices (the pending
+/// policies of `sd`, see [`SystemDescription::pending_policies`]) are
+/// resolved against the result and take their places among the other
+/// policies; a name the expansion did not generate is an error at the
+/// policy member that uses it.
+///
 /// Errors (at the `<disk>` or `<block_client>`): more than
 /// [`MAX_DISKS`] disks or [`MAX_CLIENTS`] clients of the server, the DMA
 /// window exhausted, no free channel id in a client, and, for a model
@@ -152,7 +158,9 @@ pub mod channel {
 /// [`expand_validated`] for that.
 pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
     if sd.disks.is_empty() {
-        return Ok(sd.clone());
+        let mut out = sd.clone();
+        sdf::resolve_pending_policies(&mut out)?;
+        return Ok(out);
     }
     let mut errors = Errors { file: &sd.file, list: Vec::new() };
     let plan = Plan::new(sd, &mut errors);
@@ -161,7 +169,9 @@ pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
     errors.finish()?;
     let channel_ids = client_channel_ids(sd, &plan, &mut errors);
     errors.finish()?;
-    Ok(Expansion { sd, plan: &plan, placed: &placed, channel_ids: &channel_ids }.build())
+    let mut out = Expansion { sd, plan: &plan, placed: &placed, channel_ids: &channel_ids }.build();
+    sdf::resolve_pending_policies(&mut out)?;
+    Ok(out)
 }
 
 /// [`expand`], then check the validation rules on the result (maps that

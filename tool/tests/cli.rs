@@ -155,3 +155,52 @@ fn verify_with_an_image_catches_a_corrupted_image() {
     assert!(text(&out.stdout).contains("differences from the system"), "{}", text(&out.stdout));
     assert!(text(&out.stderr).lines().any(|l| l.starts_with("image: ")), "{}", text(&out.stderr));
 }
+
+/// A policy that names the generated server and DMA region.
+const MEDIATED: &str = r#"<policy name="app-through-server" kind="mediated" via="blk_server">
+        <from pd="app" />
+        <to region="blk_disk0_dma" />
+    </policy>
+</system>"#;
+
+#[test]
+fn every_command_resolves_policies_that_name_generated_elements() {
+    let path = system_file("policy.xml", &SYSTEM.replace("</system>", MEDIATED));
+    let file = path.to_str().unwrap();
+    let out = strata(&["check", file]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = strata(&["verify", file]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("  policy 'app-through-server' (mediated via 'blk_server'): holds\n"), "{report}");
+    let out = strata(&["expand", file]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains(r#"<policy name="app-through-server" kind="mediated" via="blk_server">"#), "{printed}");
+    // The printed system is plain SDF whose policy names declared elements.
+    let again = sdf::parse("printed.xml", &printed).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(again.pending_policies.is_empty() && again.policies.len() == 1);
+}
+
+#[test]
+fn a_policy_naming_a_generated_pd_in_a_system_without_disks_is_one_error() {
+    let xml = "<system>\n    <protection_domain name=\"app\">\n        <program_image path=\"app.elf\" />\n    \
+               </protection_domain>\n    <memory_region name=\"m\" size=\"0x1000\" />\n    "
+        .to_string()
+        + &MEDIATED.replace("blk_disk0_dma", "m");
+    let path = system_file("nodisk.xml", &xml);
+    let file = path.to_str().unwrap();
+    for command in ["check", "verify", "expand"] {
+        let out = strata(&[command, file]);
+        assert!(!out.status.success(), "{command}");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "error: policy 'app-through-server' names unknown protection domain 'blk_server': the storage \
+                 expansion generates the filter server 'blk_server' only when some block client is not direct, \
+                 and no <disk> is declared at {file}:6:55\n"
+            ),
+            "{command}"
+        );
+    }
+}

@@ -25,6 +25,9 @@
 //! therefore obeys all rules, and later stages (layout, boot spec) can rely
 //! on them. [`read`] stops after reading: its model resolves every name (all
 //! indices are in range, all names exist) but may break validation rules.
+//! (In both, a policy that names what the storage expansion generates is
+//! kept by name, in [`SystemDescription::pending_policies`], until the
+//! expansion resolves it.)
 //! The isolation verifier uses it, so that a system that breaks a rule can
 //! still be analysed and the violation reported with a witness.
 //!
@@ -68,6 +71,16 @@
 //!   and `device=".."`; a policy may not name one entity both as a source
 //!   and as a target. `via` belongs only on `mediated`, `pd` and `<allow>`
 //!   only on `isolated`.
+//!
+//!   Every name a policy uses (`pd`, `region`, `device`, `via`, `<allow>`)
+//!   may also be one the storage expansion generates from the system's
+//!   disks and block clients (see below), e.g. `via="blk_server"` or
+//!   `<to region="blk_disk0_dma"/>`. Reading checks that the expansion
+//!   will generate it (a generated-looking name it will not generate, such
+//!   as `blk_server` when every client is direct, is an unknown name) and
+//!   keeps the policy by name
+//!   ([`SystemDescription::pending_policies`]); the expansion resolves it
+//!   ([`resolve_pending_policies`]).
 //!
 //!   ```xml
 //!   <policy name="client1-never-sees-disk0" kind="no-flow">
@@ -178,6 +191,17 @@ pub fn parse(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error>> {
 /// read from text. `Err` holds every violation, sorted by position.
 pub fn validate(sd: &SystemDescription) -> Result<(), Vec<Error>> {
     validate::validate(sd)
+}
+
+/// Resolve the policies that name what the storage expansion generates
+/// ([`SystemDescription::pending_policies`]): look each name up in `sd`
+/// (the expanded system) and move each policy into
+/// [`SystemDescription::policies`] at its place in document order. The
+/// expansion calls this on its result; without pending policies it does
+/// nothing. `Err` holds every name that does not exist in `sd` (then `sd`
+/// is unchanged).
+pub fn resolve_pending_policies(sd: &mut SystemDescription) -> Result<(), Vec<Error>> {
+    parse::resolve_pending(sd)
 }
 
 /// Render `sd` as SDF XML that [`read`] turns back into the same model

@@ -6,6 +6,12 @@
 //! `SystemDescription` handed out by it always obeys the validation rules;
 //! [`crate::read`] builds it without them (names still resolve: every index
 //! is in range and every region, PD and device name exists).
+//!
+//! The one exception to "names resolve": a policy may name what the storage
+//! expansion will generate (`blk_server`, `blk_disk0_dma`, ...). Such a
+//! policy is kept by name in [`SystemDescription::pending_policies`] until
+//! the expansion has generated it and [`crate::resolve_pending_policies`]
+//! moves it, resolved, into [`SystemDescription::policies`].
 
 use std::fmt;
 
@@ -64,8 +70,16 @@ pub struct SystemDescription {
     pub channels: Vec<Channel>,
     /// Extension: hardware and the protection domains that own it.
     pub devices: Vec<Device>,
-    /// Extension: information-flow policies for the verifier.
+    /// Extension: information-flow policies for the verifier, in document
+    /// order; every name they use exists in this model.
     pub policies: Vec<Policy>,
+    /// Extension: the policies that name something only the storage
+    /// expansion generates (a PD, memory region or device of
+    /// [`crate::storage::generated_names`]), kept by name. Reading checks
+    /// that each such name will be generated; the expansion resolves them
+    /// ([`crate::resolve_pending_policies`]) and moves them into
+    /// `policies`. Empty without disks and in an expanded system.
+    pub pending_policies: Vec<PendingPolicy>,
     /// Extension: virtio-blk disks, in document order. The storage
     /// expansion (the tool's `storage` module) turns them and the
     /// [`BlockClient`]s into plain SDF; an expanded system has none.
@@ -91,6 +105,17 @@ impl SystemDescription {
     /// The disk called `name`, with its index.
     pub fn disk(&self, name: &str) -> Option<(usize, &Disk)> {
         self.disks.iter().enumerate().find(|(_, disk)| disk.name == name)
+    }
+
+    /// Every policy, the pending ones included, in document order.
+    pub fn all_policies(&self) -> Vec<AnyPolicy<'_>> {
+        let mut all: Vec<AnyPolicy<'_>> = self.policies.iter().map(AnyPolicy::Resolved).collect();
+        let mut pending: Vec<&PendingPolicy> = self.pending_policies.iter().collect();
+        pending.sort_by_key(|p| p.index);
+        for p in pending {
+            all.insert(p.index.min(all.len()), AnyPolicy::Pending(p));
+        }
+        all
     }
 
     /// The protection domains that are block clients, in document order,
@@ -129,13 +154,10 @@ impl SystemDescription {
             dev.irqs.iter_mut().for_each(|i| i.pos = zero);
         }
         for policy in &mut sd.policies {
-            policy.pos = zero;
-            match &mut policy.rule {
-                PolicyRule::NoFlow { from, to } | PolicyRule::Mediated { from, to, .. } => {
-                    from.iter_mut().chain(to.iter_mut()).for_each(|e| e.pos = zero);
-                }
-                PolicyRule::Isolated { allow, .. } => allow.iter_mut().for_each(|a| a.pos = zero),
-            }
+            policy.clear_positions(|_| {});
+        }
+        for pending in &mut sd.pending_policies {
+            pending.policy.clear_positions(|pd| pd.pos = zero);
         }
         sd.disks.iter_mut().for_each(|d| d.pos = zero);
         sd
@@ -462,29 +484,139 @@ pub struct DeviceIrq {
 
 /// `<policy name=".." kind="..">`: an information-flow property the
 /// verifier checks.
+///
+/// `P` is how the policy refers to a protection domain: an index into
+/// [`SystemDescription::protection_domains`] (the default), or a
+/// [`PdName`] in a [`PendingPolicy`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct Policy {
+pub struct Policy<P = usize> {
     pub name: String,
-    pub rule: PolicyRule,
+    pub rule: PolicyRule<P>,
     pub pos: Pos,
+}
+
+impl<P> Policy<P> {
+    /// The same policy with each protection domain reference `p` replaced
+    /// by `f(p)`, or `None` if `f` gives `None` for any of them. `f` sees
+    /// every reference, in document order (so it can report each unknown
+    /// one).
+    pub fn map_pds<Q>(&self, mut f: impl FnMut(&P) -> Option<Q>) -> Option<Policy<Q>> {
+        let rule = match &self.rule {
+            PolicyRule::NoFlow { from, to } => {
+                let from = map_endpoints(from, &mut f);
+                let to = map_endpoints(to, &mut f);
+                PolicyRule::NoFlow { from: from?, to: to? }
+            }
+            PolicyRule::Mediated { from, to, via } => {
+                let from = map_endpoints(from, &mut f);
+                let to = map_endpoints(to, &mut f);
+                let via: Vec<Option<Q>> = via.iter().map(&mut f).collect();
+                let via = via.into_iter().collect::<Option<Vec<Q>>>();
+                PolicyRule::Mediated { from: from?, to: to?, via: via? }
+            }
+            PolicyRule::Isolated { pd, allow } => {
+                let pd = f(pd);
+                let allow: Vec<Option<Allow<Q>>> =
+                    allow.iter().map(|a| Some(Allow { pd: f(&a.pd)?, pos: a.pos })).collect();
+                let allow = allow.into_iter().collect::<Option<Vec<_>>>();
+                PolicyRule::Isolated { pd: pd?, allow: allow? }
+            }
+        };
+        Some(Policy { name: self.name.clone(), rule, pos: self.pos })
+    }
+
+    /// The `<from>` and `<to>` of a no-flow or mediated policy (empty for
+    /// an isolated one).
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint<P>> {
+        let (from, to) = match &self.rule {
+            PolicyRule::NoFlow { from, to } | PolicyRule::Mediated { from, to, .. } => {
+                (from.as_slice(), to.as_slice())
+            }
+            PolicyRule::Isolated { .. } => (&[][..], &[][..]),
+        };
+        from.iter().chain(to)
+    }
+
+    /// Set every position to `Pos::default()`; `clear_pd` does it for a
+    /// protection domain reference.
+    fn clear_positions(&mut self, mut clear_pd: impl FnMut(&mut P)) {
+        let zero = Pos::default();
+        self.pos = zero;
+        match &mut self.rule {
+            PolicyRule::NoFlow { from, to } | PolicyRule::Mediated { from, to, .. } => {
+                for e in from.iter_mut().chain(to.iter_mut()) {
+                    e.pos = zero;
+                    if let Entity::Pd(pd) = &mut e.entity {
+                        clear_pd(pd);
+                    }
+                }
+            }
+            PolicyRule::Isolated { .. } => {}
+        }
+        match &mut self.rule {
+            PolicyRule::Mediated { via, .. } => via.iter_mut().for_each(&mut clear_pd),
+            PolicyRule::Isolated { pd, allow } => {
+                clear_pd(pd);
+                for a in allow {
+                    a.pos = zero;
+                    clear_pd(&mut a.pd);
+                }
+            }
+            PolicyRule::NoFlow { .. } => {}
+        }
+    }
+}
+
+fn map_endpoints<P, Q>(
+    endpoints: &[Endpoint<P>],
+    f: &mut impl FnMut(&P) -> Option<Q>,
+) -> Option<Vec<Endpoint<Q>>> {
+    let mapped: Vec<Option<Endpoint<Q>>> = endpoints
+        .iter()
+        .map(|e| {
+            let entity = match &e.entity {
+                Entity::Pd(pd) => Entity::Pd(f(pd)?),
+                Entity::Region(name) => Entity::Region(name.clone()),
+                Entity::Device(name) => Entity::Device(name.clone()),
+            };
+            Some(Endpoint { entity, pos: e.pos })
+        })
+        .collect();
+    mapped.into_iter().collect()
+}
+
+/// A policy of [`SystemDescription::all_policies`]: resolved or pending.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AnyPolicy<'a> {
+    Resolved(&'a Policy),
+    Pending(&'a PendingPolicy),
+}
+
+impl AnyPolicy<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            AnyPolicy::Resolved(policy) => &policy.name,
+            AnyPolicy::Pending(pending) => &pending.policy.name,
+        }
+    }
 }
 
 /// What a policy requires.
 #[derive(Clone, Debug, PartialEq)]
-pub enum PolicyRule {
+pub enum PolicyRule<P = usize> {
     /// `kind="no-flow"`: no information flows from any source to any target.
-    NoFlow { from: Vec<Endpoint>, to: Vec<Endpoint> },
+    NoFlow { from: Vec<Endpoint<P>>, to: Vec<Endpoint<P>> },
     /// `kind="mediated" via=".."`: every flow from a source to a target
     /// passes through at least one of the `via` protection domains
-    /// (indices; none of them is a source or a target).
-    Mediated { from: Vec<Endpoint>, to: Vec<Endpoint>, via: Vec<usize> },
+    /// (none of them is a source or a target).
+    Mediated { from: Vec<Endpoint<P>>, to: Vec<Endpoint<P>>, via: Vec<P> },
     /// `kind="isolated" pd=".."`: the protection domain shares no channel,
     /// no parent/child link and no memory region that either side maps
     /// writable with any protection domain other than those in `allow`.
-    Isolated { pd: usize, allow: Vec<Allow> },
+    Isolated { pd: P, allow: Vec<Allow<P>> },
 }
 
-impl PolicyRule {
+impl<P> PolicyRule<P> {
     /// The `kind` attribute's value.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -497,16 +629,17 @@ impl PolicyRule {
 
 /// A `<from>` or `<to>` of a policy.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Endpoint {
-    pub entity: Entity,
+pub struct Endpoint<P = usize> {
+    pub entity: Entity<P>,
     pub pos: Pos,
 }
 
 /// What a policy's `<from>` or `<to>` names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Entity {
-    /// `pd=".."`: index into [`SystemDescription::protection_domains`].
-    Pd(usize),
+pub enum Entity<P = usize> {
+    /// `pd=".."`: a protection domain (an index into
+    /// [`SystemDescription::protection_domains`] in a resolved policy).
+    Pd(P),
     /// `region=".."`: name of a memory region.
     Region(String),
     /// `device=".."`: name of a device.
@@ -515,10 +648,30 @@ pub enum Entity {
 
 /// An `<allow pd=".."/>` of an isolated policy.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Allow {
-    /// Index into [`SystemDescription::protection_domains`].
-    pub pd: usize,
+pub struct Allow<P = usize> {
+    /// The protection domain (an index into
+    /// [`SystemDescription::protection_domains`] in a resolved policy).
+    pub pd: P,
     pub pos: Pos,
+}
+
+/// A protection domain as a pending policy names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PdName {
+    pub name: String,
+    /// The attribute that holds the name (`pd`, `via`).
+    pub pos: Pos,
+}
+
+/// A policy that names something the storage expansion generates, by name,
+/// until the expansion resolves it (see
+/// [`SystemDescription::pending_policies`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingPolicy {
+    /// Its place among all the policies of the description, in document
+    /// order: resolved, it becomes `policies[index]`.
+    pub index: usize,
+    pub policy: Policy<PdName>,
 }
 
 #[cfg(test)]

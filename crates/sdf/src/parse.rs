@@ -10,6 +10,12 @@
 //! device regions and policy members to memory regions, policy members to
 //! devices, block clients to disks.
 //!
+//! A policy may also name what the storage expansion will generate from the
+//! `<disk>`s and `<block_client>`s ([`crate::storage::generated_names`]):
+//! such a policy is kept by name, as a [`PendingPolicy`], and resolved after
+//! the expansion ([`resolve_pending`]). A generated-looking name that the
+//! expansion will not generate is an unknown name, with a hint saying why.
+//!
 //! The walk and the resolution report every problem they find and go on
 //! with a default value, so one run finds them all; a model is handed out
 //! only if nothing was reported.
@@ -26,6 +32,7 @@ use roxmltree::{Document, Node};
 
 use crate::error::{Diagnostics, Error};
 use crate::model::*;
+use crate::storage::{self, GeneratedName, NameSpace};
 use crate::values::{parse_bool, parse_hex_bytes, parse_int, IntError};
 
 // The attributes each element accepts.
@@ -73,9 +80,11 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
     reader.read_system(doc.root_element());
     let channels = reader.resolve_channels();
     let devices = reader.resolve_devices();
-    let policies = reader.resolve_policies(&devices);
     reader.resolve_region_refs();
+    // Before the policies: what the storage expansion generates depends
+    // on the block clients.
     reader.resolve_block_clients();
+    let (policies, pending_policies) = reader.resolve_policies(&devices);
     let Reader { diag, pds, regions, disks, .. } = reader;
     diag.finish(SystemDescription {
         file: file.to_string(),
@@ -84,8 +93,71 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         channels,
         devices,
         policies,
+        pending_policies,
         disks,
     })
+}
+
+/// Resolve the pending policies of `sd` (see
+/// [`SystemDescription::pending_policies`]) against its protection domains,
+/// memory regions and devices, and move each into `sd.policies` at its
+/// place. On error `sd` is unchanged; every name that does not exist is
+/// reported, at the attribute (a PD) or the `<from>`/`<to>` (a region or
+/// device) that names it.
+pub(crate) fn resolve_pending(sd: &mut SystemDescription) -> Result<(), Vec<Error>> {
+    if sd.pending_policies.is_empty() {
+        return Ok(());
+    }
+    let mut diag = Diagnostics::new(&sd.file);
+    let mut pending: Vec<&PendingPolicy> = sd.pending_policies.iter().collect();
+    pending.sort_by_key(|p| p.index);
+    let mut resolved = Vec::new();
+    for p in pending {
+        let user = format!("policy '{}'", p.policy.name);
+        for e in p.policy.endpoints() {
+            let (found, what, name) = match &e.entity {
+                Entity::Region(name) => (sd.memory_region(name).is_some(), "memory region", name),
+                Entity::Device(name) => (sd.device(name).is_some(), "device", name),
+                Entity::Pd(_) => continue,
+            };
+            if !found {
+                diag.error(e.pos, format!("{user} names unknown {what} '{name}'"));
+            }
+        }
+        let policy = p.policy.map_pds(|r| {
+            let found = sd.pd(&r.name).map(|(index, _)| index);
+            if found.is_none() {
+                let message = format!("{user} names unknown protection domain '{}'", r.name);
+                diag.error(r.pos, message);
+            }
+            found
+        });
+        resolved.extend(policy.map(|policy| (p.index, policy)));
+    }
+    diag.finish(())?;
+    sd.pending_policies.clear();
+    for (index, policy) in resolved {
+        let at = index.min(sd.policies.len());
+        sd.policies.insert(at, policy);
+    }
+    Ok(())
+}
+
+/// Whether two policy entities are the same (PDs by name).
+fn same_entity(a: &Entity<PdName>, b: &Entity<PdName>) -> bool {
+    match (a, b) {
+        (Entity::Pd(a), Entity::Pd(b)) => a.name == b.name,
+        (Entity::Region(a), Entity::Region(b)) | (Entity::Device(a), Entity::Device(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn entity_name(entity: &Entity<PdName>) -> String {
+    match entity {
+        Entity::Pd(pd) => format!("protection domain '{}'", pd.name),
+        Entity::Region(name) => format!("memory region '{name}'"),
+        Entity::Device(name) => format!("device '{name}'"),
+    }
 }
 
 /// Turn a roxmltree error into ours: its message without the position
@@ -181,13 +253,9 @@ struct RegionRef {
     user: String,
 }
 
-/// A use of a protection domain's name, looked up once all are read.
-#[derive(Clone)]
-struct PdRef {
-    name: String,
-    /// The attribute that holds the name.
-    pos: Pos,
-}
+/// A use of a protection domain's name, looked up once all are read (`pos`
+/// is the attribute that holds the name).
+type PdRef = PdName;
 
 /// A device before its owners are looked up.
 struct PendingDevice {
@@ -204,9 +272,10 @@ struct PendingEndpoint {
     pos: Pos,
 }
 
+/// What a `<from>` or `<to>` names, with the attribute that names it.
 enum PendingEntity {
     Pd(PdRef),
-    Region(String),
+    Region(String, Pos),
     Device(String, Pos),
 }
 
@@ -246,7 +315,7 @@ struct PolicyMembers {
     allow: Vec<(PdRef, Pos)>,
 }
 
-struct PendingPolicy {
+struct ReadPolicy {
     name: String,
     rule: PendingRule,
     pos: Pos,
@@ -275,7 +344,7 @@ struct Reader<'a, 'input> {
     channels: Vec<PendingChannel>,
     region_refs: Vec<RegionRef>,
     devices: Vec<PendingDevice>,
-    policies: Vec<PendingPolicy>,
+    policies: Vec<ReadPolicy>,
     disks: Vec<Disk>,
     block_clients: Vec<PendingBlockClient>,
 }
@@ -709,7 +778,7 @@ impl<'a, 'input> Reader<'a, 'input> {
         let pd = self.kind_attribute(node, "pd", kind, PolicyKind::Isolated, &label);
         let mut members = PolicyMembers::default();
         for child in self.element_children(node) {
-            self.read_policy_member(child, node, kind, &label, &mut members);
+            self.read_policy_member(child, node, kind, &mut members);
         }
         let (Some(name), Some(kind)) = (name, kind) else { return };
         let PolicyMembers { from, to, allow, from_elements, to_elements } = members;
@@ -748,7 +817,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                 }
             }
         };
-        self.policies.push(PendingPolicy { name, rule, pos });
+        self.policies.push(ReadPolicy { name, rule, pos });
     }
 
     /// An attribute of `<policy>` that belongs to policies of kind `owner`
@@ -784,7 +853,6 @@ impl<'a, 'input> Reader<'a, 'input> {
         child: XmlNode<'a, 'input>,
         policy: XmlNode<'a, 'input>,
         kind: Option<PolicyKind>,
-        label: &str,
         members: &mut PolicyMembers,
     ) {
         let tag = child.tag_name().name();
@@ -807,11 +875,11 @@ impl<'a, 'input> Reader<'a, 'input> {
             ),
             ("from", _) => {
                 members.from_elements += 1;
-                members.from.extend(self.read_endpoint(child, label));
+                members.from.extend(self.read_endpoint(child));
             }
             ("to", _) => {
                 members.to_elements += 1;
-                members.to.extend(self.read_endpoint(child, label));
+                members.to.extend(self.read_endpoint(child));
             }
             ("allow", _) => {
                 self.check_attributes(child, ALLOW);
@@ -826,11 +894,7 @@ impl<'a, 'input> Reader<'a, 'input> {
     }
 
     /// A `<from>` or `<to>`: exactly one of `pd`, `region` and `device`.
-    fn read_endpoint(
-        &mut self,
-        node: XmlNode<'a, 'input>,
-        policy: &str,
-    ) -> Option<PendingEndpoint> {
+    fn read_endpoint(&mut self, node: XmlNode<'a, 'input>) -> Option<PendingEndpoint> {
         self.check_attributes(node, POLICY_ENDPOINT);
         self.leaf(node);
         let pos = self.pos_of(node);
@@ -851,11 +915,7 @@ impl<'a, 'input> Reader<'a, 'input> {
         let value = attr.value.to_string();
         let entity = match attr.name {
             "pd" => PendingEntity::Pd(PdRef { name: value, pos: attr.pos }),
-            "region" => {
-                let user = policy.to_string();
-                self.region_refs.push(RegionRef { name: value.clone(), pos: attr.pos, user });
-                PendingEntity::Region(value)
-            }
+            "region" => PendingEntity::Region(value, attr.pos),
             _ => PendingEntity::Device(value, attr.pos),
         };
         Some(PendingEndpoint { entity, pos })
@@ -919,93 +979,200 @@ impl<'a, 'input> Reader<'a, 'input> {
             .collect()
     }
 
-    fn resolve_policies(&mut self, devices: &[Device]) -> Vec<Policy> {
-        let pending = std::mem::take(&mut self.policies);
-        pending
-            .into_iter()
-            .filter_map(|policy| {
-                let user = format!("policy '{}'", policy.name);
-                let rule = self.resolve_rule(policy.rule, devices, &user)?;
-                Some(Policy { name: policy.name, rule, pos: policy.pos })
-            })
-            .collect()
+    /// The policies whose names all exist, and those that name something
+    /// the storage expansion generates (kept by name).
+    fn resolve_policies(&mut self, devices: &[Device]) -> (Vec<Policy>, Vec<PendingPolicy>) {
+        let generated = self.generated_names();
+        let mut policies = Vec::new();
+        let mut pending = Vec::new();
+        for policy in std::mem::take(&mut self.policies) {
+            let user = format!("policy '{}'", policy.name);
+            let Some((named, uses_generated)) =
+                self.name_policy(policy, devices, &generated, &user)
+            else {
+                continue;
+            };
+            self.check_policy(&named, &user);
+            let index = policies.len() + pending.len();
+            if uses_generated {
+                pending.push(PendingPolicy { index, policy: named });
+            } else if let Some(policy) =
+                named.map_pds(|r| self.pds.iter().position(|pd| pd.name == r.name))
+            {
+                policies.push(policy);
+            }
+        }
+        (policies, pending)
     }
 
-    fn resolve_rule(
+    /// What the storage expansion will generate from the disks and block
+    /// clients read (block clients resolved).
+    fn generated_names(&self) -> Vec<GeneratedName> {
+        if self.disks.is_empty() {
+            return Vec::new();
+        }
+        let view = SystemDescription {
+            file: String::new(),
+            protection_domains: self.pds.clone(),
+            memory_regions: Vec::new(),
+            channels: Vec::new(),
+            devices: Vec::new(),
+            policies: Vec::new(),
+            pending_policies: Vec::new(),
+            disks: self.disks.clone(),
+        };
+        storage::generated_names(&view)
+    }
+
+    /// The policy with its names checked: each must be declared or be one
+    /// the storage expansion generates; every other is reported. Also
+    /// says whether it names a generated one.
+    fn name_policy(
         &mut self,
-        rule: PendingRule,
+        policy: ReadPolicy,
         devices: &[Device],
+        generated: &[GeneratedName],
         user: &str,
-    ) -> Option<PolicyRule> {
-        match rule {
+    ) -> Option<(Policy<PdName>, bool)> {
+        let mut uses_generated = false;
+        let mut ok = true;
+        let mut check = |reader: &mut Self, space: NameSpace, name: &str, pos: Pos| {
+            let declared = match space {
+                NameSpace::ProtectionDomain => reader.pds.iter().any(|pd| pd.name == name),
+                NameSpace::MemoryRegion => reader.regions.iter().any(|mr| mr.name == name),
+                NameSpace::Device => devices.iter().any(|d| d.name == name),
+            };
+            if declared {
+                return;
+            }
+            if generated.iter().any(|g| g.space == space && g.name == name) {
+                uses_generated = true;
+                return;
+            }
+            ok = false;
+            let hint = reader.generated_hint(space, name, generated);
+            let message = format!("{user} names unknown {} '{name}'{hint}", space.noun());
+            reader.diag.error(pos, message);
+        };
+        let mut endpoints = |reader: &mut Self, list: Vec<PendingEndpoint>| {
+            list.into_iter()
+                .map(|e| {
+                    let entity = match e.entity {
+                        PendingEntity::Pd(r) => {
+                            check(reader, NameSpace::ProtectionDomain, &r.name, r.pos);
+                            Entity::Pd(r)
+                        }
+                        PendingEntity::Region(name, pos) => {
+                            check(reader, NameSpace::MemoryRegion, &name, pos);
+                            Entity::Region(name)
+                        }
+                        PendingEntity::Device(name, pos) => {
+                            check(reader, NameSpace::Device, &name, pos);
+                            Entity::Device(name)
+                        }
+                    };
+                    Endpoint { entity, pos: e.pos }
+                })
+                .collect::<Vec<Endpoint<PdName>>>()
+        };
+        let rule = match policy.rule {
             PendingRule::NoFlow { from, to } => {
-                let from = self.resolve_endpoints(from, devices, user);
-                let to = self.resolve_endpoints(to, devices, user);
-                let (from, to) = (from?, to?);
-                self.sources_are_not_targets(&from, &to, user);
-                Some(PolicyRule::NoFlow { from, to })
+                let from = endpoints(self, from);
+                let to = endpoints(self, to);
+                PolicyRule::NoFlow { from, to }
             }
             PendingRule::Mediated { from, to, via } => {
-                let from = self.resolve_endpoints(from, devices, user);
-                let to = self.resolve_endpoints(to, devices, user);
-                let via = self.resolve_pds(&via, user);
-                let (from, to, via) = (from?, to?, via?);
-                self.sources_are_not_targets(&from, &to, user);
-                self.mediators_are_not_endpoints(&from, &to, &via, user);
-                Some(PolicyRule::Mediated { from, to, via })
+                let from = endpoints(self, from);
+                let to = endpoints(self, to);
+                for r in &via {
+                    check(self, NameSpace::ProtectionDomain, &r.name, r.pos);
+                }
+                PolicyRule::Mediated { from, to, via }
             }
             PendingRule::Isolated { pd, allow } => {
-                let pd = self.resolve_pd(&pd, user);
-                let allow: Vec<Option<Allow>> = allow
-                    .iter()
-                    .map(|(r, pos)| Some(Allow { pd: self.resolve_pd(r, user)?, pos: *pos }))
-                    .collect();
-                let (pd, allow) = (pd?, allow.into_iter().collect::<Option<Vec<_>>>()?);
-                for a in allow.iter().filter(|a| a.pd == pd) {
+                check(self, NameSpace::ProtectionDomain, &pd.name, pd.pos);
+                for (r, _) in &allow {
+                    check(self, NameSpace::ProtectionDomain, &r.name, r.pos);
+                }
+                let allow = allow.into_iter().map(|(pd, pos)| Allow { pd, pos }).collect();
+                PolicyRule::Isolated { pd, allow }
+            }
+        };
+        ok.then(|| (Policy { name: policy.name, rule, pos: policy.pos }, uses_generated))
+    }
+
+    /// For an unknown name that looks like one the storage expansion
+    /// generates: why it does not generate it here. Empty for other names.
+    fn generated_hint(&self, space: NameSpace, name: &str, generated: &[GeneratedName]) -> String {
+        if !storage::looks_generated(name) {
+            return String::new();
+        }
+        let mut clients = self.pds.iter().filter_map(|pd| pd.block_client.as_ref());
+        let noun = space.noun();
+        if space == NameSpace::ProtectionDomain && name == storage::SERVER_PD {
+            let why = if self.disks.is_empty() {
+                "no <disk> is declared"
+            } else if clients.next().is_none() {
+                "no protection domain has a <block_client>"
+            } else {
+                "every block client is direct"
+            };
+            return format!(
+                ": the storage expansion generates the filter server '{name}' only when some \
+                 block client is not direct, and {why}"
+            );
+        }
+        if self.disks.is_empty() {
+            return format!(": no <disk> is declared, so the storage expansion generates no {noun}");
+        }
+        let names: Vec<String> = generated
+            .iter()
+            .filter(|g| g.space == space)
+            .map(|g| format!("'{}'", g.name))
+            .collect();
+        if names.is_empty() {
+            return format!(": the storage expansion generates no {noun} here");
+        }
+        format!(
+            ": the storage expansion does not generate it (its {noun}s here are {})",
+            names.join(", ")
+        )
+    }
+
+    /// What must hold within one policy, once its names are known: no
+    /// entity both a source and a target, no mediator a source or target,
+    /// no isolated PD allowed to itself. Names compare as the indices they
+    /// resolve to would (a name resolves to its first declaration).
+    fn check_policy(&mut self, policy: &Policy<PdName>, user: &str) {
+        match &policy.rule {
+            PolicyRule::NoFlow { from, to } => self.sources_are_not_targets(from, to, user),
+            PolicyRule::Mediated { from, to, via } => {
+                self.sources_are_not_targets(from, to, user);
+                self.mediators_are_not_endpoints(from, to, via, user);
+            }
+            PolicyRule::Isolated { pd, allow } => {
+                for a in allow.iter().filter(|a| a.pd.name == pd.name) {
                     let message = format!(
                         "{user} lists its own protection domain '{}' in <allow>: list only the \
                          others it may share with",
-                        self.pds[pd].name
+                        pd.name
                     );
                     self.diag.error(a.pos, message);
                 }
-                Some(PolicyRule::Isolated { pd, allow })
             }
         }
     }
 
-    fn resolve_endpoints(
-        &mut self,
-        endpoints: Vec<PendingEndpoint>,
-        devices: &[Device],
-        user: &str,
-    ) -> Option<Vec<Endpoint>> {
-        let resolved: Vec<Option<Endpoint>> = endpoints
-            .into_iter()
-            .map(|e| {
-                let entity = match e.entity {
-                    PendingEntity::Pd(r) => Entity::Pd(self.resolve_pd(&r, user)?),
-                    // Checked with the other region names.
-                    PendingEntity::Region(name) => Entity::Region(name),
-                    PendingEntity::Device(name, pos) => {
-                        if !devices.iter().any(|d| d.name == name) {
-                            self.diag.error(pos, format!("{user} names unknown device '{name}'"));
-                            return None;
-                        }
-                        Entity::Device(name)
-                    }
-                };
-                Some(Endpoint { entity, pos: e.pos })
-            })
-            .collect();
-        resolved.into_iter().collect()
-    }
-
     /// A flow from something to itself cannot be prevented.
-    fn sources_are_not_targets(&mut self, from: &[Endpoint], to: &[Endpoint], user: &str) {
+    fn sources_are_not_targets(
+        &mut self,
+        from: &[Endpoint<PdName>],
+        to: &[Endpoint<PdName>],
+        user: &str,
+    ) {
         for target in to {
-            if from.iter().any(|source| source.entity == target.entity) {
-                let what = self.entity_name(&target.entity);
+            if from.iter().any(|source| same_entity(&source.entity, &target.entity)) {
+                let what = entity_name(&target.entity);
                 self.diag.error(
                     target.pos,
                     format!(
@@ -1020,30 +1187,22 @@ impl<'a, 'input> Reader<'a, 'input> {
     /// A flow that starts or ends at a mediator passes through it trivially.
     fn mediators_are_not_endpoints(
         &mut self,
-        from: &[Endpoint],
-        to: &[Endpoint],
-        via: &[usize],
+        from: &[Endpoint<PdName>],
+        to: &[Endpoint<PdName>],
+        via: &[PdName],
         user: &str,
     ) {
         for e in from.iter().chain(to) {
-            if let Entity::Pd(pd) = e.entity {
-                if via.contains(&pd) {
+            if let Entity::Pd(pd) = &e.entity {
+                if via.iter().any(|v| v.name == pd.name) {
                     let message = format!(
                         "{user} names its mediator '{}' as a source or target: a mediator sits \
                          between them",
-                        self.pds[pd].name
+                        pd.name
                     );
                     self.diag.error(e.pos, message);
                 }
             }
-        }
-    }
-
-    fn entity_name(&self, entity: &Entity) -> String {
-        match entity {
-            Entity::Pd(pd) => format!("protection domain '{}'", self.pds[*pd].name),
-            Entity::Region(name) => format!("memory region '{name}'"),
-            Entity::Device(name) => format!("device '{name}'"),
         }
     }
 

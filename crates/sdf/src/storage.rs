@@ -4,7 +4,8 @@
 //!
 //! The expansion itself lives in the tool (`tool::storage`); the names are
 //! here so that validation can refuse a description whose own names
-//! collide with them, and both sides use one definition.
+//! collide with them, reading can accept policies that name them, and both
+//! sides use one definition.
 
 use crate::model::{Pos, SystemDescription};
 
@@ -67,6 +68,13 @@ pub fn client_queue_region(client: &str) -> String {
 /// The data region of the block client PD `client`.
 pub fn client_data_region(client: &str) -> String {
     format!("blk_{client}_data")
+}
+
+/// Whether `name` has the shape of a name the expansion generates
+/// (`blk_driver`, `blk_server`, `blk_...`, `virtio_mmio_...`), whether or
+/// not a given system generates it.
+pub fn looks_generated(name: &str) -> bool {
+    name.starts_with("blk_") || name.starts_with("virtio_mmio_")
 }
 
 /// Whether the expansion generates the filter server: some client does not

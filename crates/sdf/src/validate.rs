@@ -412,7 +412,12 @@ fn device_irqs_claimed_once(sd: &SystemDescription, diag: &mut Diagnostics) {
 }
 
 fn policy_names_unique(sd: &SystemDescription, diag: &mut Diagnostics) {
-    let uses = sd.policies.iter().map(|policy| (policy.name.as_str(), policy.pos, ()));
+    let pending = sd.pending_policies.iter().map(|p| &p.policy);
+    let uses = sd
+        .policies
+        .iter()
+        .map(|policy| (policy.name.as_str(), policy.pos, ()))
+        .chain(pending.map(|policy| (policy.name.as_str(), policy.pos, ())));
     for_each_duplicate(uses.collect(), |first, dup| {
         diag.error(
             dup.1,

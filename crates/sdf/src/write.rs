@@ -35,8 +35,13 @@ pub(crate) fn to_xml(sd: &SystemDescription) -> String {
     for dev in &sd.devices {
         w.device(dev);
     }
-    for policy in &sd.policies {
-        w.policy(policy);
+    // Pending policies (an unexpanded system's policies that name generated
+    // elements) go in their places, by name.
+    for policy in sd.all_policies() {
+        match policy {
+            AnyPolicy::Resolved(policy) => w.policy(policy, |w, &pd| w.pd_name(pd)),
+            AnyPolicy::Pending(pending) => w.policy(&pending.policy, |_, pd| &pd.name),
+        }
     }
     w.out.push_str("</system>\n");
     w.out
@@ -223,18 +228,20 @@ impl<'a> Writer<'a> {
         self.close(1, "device");
     }
 
-    fn policy(&mut self, policy: &Policy) {
+    /// A policy; `pd_name` gives the name of a protection domain it
+    /// refers to.
+    fn policy<P>(&mut self, policy: &'a Policy<P>, pd_name: impl Fn(&Self, &'a P) -> &'a str) {
         let kind = policy.rule.kind();
         let via = match &policy.rule {
             PolicyRule::Mediated { via, .. } => {
-                via.iter().map(|&v| self.pd_name(v)).collect::<Vec<_>>().join(" ")
+                via.iter().map(|v| pd_name(self, v)).collect::<Vec<_>>().join(" ")
             }
             _ => String::new(),
         };
         let mut attrs = vec![("name", policy.name.as_str()), ("kind", kind)];
         match &policy.rule {
             PolicyRule::Mediated { .. } => attrs.push(("via", &via)),
-            PolicyRule::Isolated { pd, .. } => attrs.push(("pd", self.pd_name(*pd))),
+            PolicyRule::Isolated { pd, .. } => attrs.push(("pd", pd_name(self, pd))),
             PolicyRule::NoFlow { .. } => {}
         }
         let (from, to, allow) = match &policy.rule {
@@ -251,7 +258,7 @@ impl<'a> Writer<'a> {
         for (tag, endpoints) in [("from", from), ("to", to)] {
             for endpoint in endpoints {
                 let (name, value) = match &endpoint.entity {
-                    Entity::Pd(pd) => ("pd", self.pd_name(*pd)),
+                    Entity::Pd(pd) => ("pd", pd_name(self, pd)),
                     Entity::Region(region) => ("region", region.as_str()),
                     Entity::Device(device) => ("device", device.as_str()),
                 };
@@ -259,7 +266,7 @@ impl<'a> Writer<'a> {
             }
         }
         for a in allow {
-            self.element(2, "allow", &[("pd", self.pd_name(a.pd))], false);
+            self.element(2, "allow", &[("pd", pd_name(self, &a.pd))], false);
         }
         self.close(1, "policy");
     }

@@ -183,6 +183,7 @@ fn expected() -> SystemDescription {
                 pos: pos(69, 5),
             },
         ],
+        pending_policies: vec![],
         disks: vec![],
     }
 }

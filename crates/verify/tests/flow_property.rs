@@ -192,6 +192,7 @@ fn build(spec: &Spec) -> SystemDescription {
         channels,
         devices,
         policies,
+        pending_policies: Vec::new(),
         disks: Vec::new(),
     }
 }
