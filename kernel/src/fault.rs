@@ -144,6 +144,7 @@ impl Kernel {
         let p = &mut self.pds[c];
         p.ctx = initial_context(desc);
         p.fp = FpState::ZERO;
+        p.fp_eager = 0;
         if self.fp_owner == Some(c) {
             // The CPU still holds the old run's registers: load zeroes instead.
             self.fp_owner = None;

@@ -59,6 +59,9 @@ pub enum Caller {
 pub struct Pd {
     pub ctx: UserContext,
     pub fp: FpState,
+    /// Switches into this PD that still load its FP registers eagerly (see
+    /// `arch::fpu`).
+    pub fp_eager: u8,
     pub desc: &'static PdDesc,
     pub state: State,
     /// Notification bits not yet delivered (bit n = channel n).
@@ -82,6 +85,7 @@ impl Pd {
         Pd {
             ctx: initial_context(desc),
             fp: FpState::ZERO,
+            fp_eager: 0,
             desc,
             state: State::Runnable,
             pending: 0,

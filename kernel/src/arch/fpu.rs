@@ -3,6 +3,13 @@
 //! and the trap saves the owner's registers and loads the new PD's.
 //! The kernel itself is built without FP (soft-float), so it never touches
 //! these registers.
+//!
+//! A PD that traps is likely to use FP again next time (the compiler uses
+//! SIMD registers for plain copies and zeroing), so for its next
+//! [`EAGER_SWITCHES`] switches in its registers are loaded at the switch,
+//! which costs the copy but not the trap. If it still uses FP after that,
+//! it traps once more and the count starts again; if it stopped, it is
+//! back to lazy.
 
 use crate::pd::{FpState, PdId};
 use crate::system::Kernel;
@@ -28,13 +35,29 @@ pub fn init() {
     set_cpacr(FPEN_EL0_TRAPS);
 }
 
-/// Before running `pd`: let it use FP freely only if its registers are live.
-pub fn prepare(k: &Kernel, pd: PdId) {
+/// Switches into a PD that load its registers eagerly after it trapped.
+const EAGER_SWITCHES: u8 = 8;
+
+/// Before running `pd`: let it use FP freely only if its registers are
+/// live, loading them first if it used FP recently.
+pub fn prepare(k: &mut Kernel, pd: PdId) {
+    if k.fp_owner != Some(pd) && k.pds[pd].fp_eager > 0 {
+        k.pds[pd].fp_eager -= 1;
+        switch_to(k, pd);
+        return;
+    }
     set_cpacr(if k.fp_owner == Some(pd) { FPEN_NO_TRAPS } else { FPEN_EL0_TRAPS });
 }
 
-/// `pd` trapped on an FP instruction: give it the FP unit.
+/// `pd` trapped on an FP instruction: give it the FP unit, and its
+/// registers eagerly on its next switches in.
 pub fn take(k: &mut Kernel, pd: PdId) {
+    k.pds[pd].fp_eager = EAGER_SWITCHES;
+    switch_to(k, pd);
+}
+
+/// Make `pd` the FP owner: save the old owner's registers, load `pd`'s.
+fn switch_to(k: &mut Kernel, pd: PdId) {
     set_cpacr(FPEN_NO_TRAPS);
     // The trap is synchronous to EL1 FP access too; make the enable visible.
     // SAFETY: barrier only.
