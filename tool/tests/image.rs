@@ -2,7 +2,10 @@
 //! boot spec it writes, the tables it builds and the variables it patches,
 //! read back out of the image file.
 
+mod common;
+
 use bootspec::platform::{KERNEL_PADDR, KERNEL_VIRT_OFFSET};
+use common::{kernel, program_with};
 use bootspec::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,38 +36,13 @@ const SYSTEM: &str = r#"<?xml version="1.0"?>
 </system>
 "#;
 
-fn seg(vaddr: u64, paddr: u64, data: Vec<u8>, memsz: u64, w: bool, x: bool) -> Segment {
-    Segment { vaddr, paddr, data, memsz, read: true, write: w, execute: x }
-}
-
-fn kernel() -> ElfImage {
-    let v = KERNEL_VIRT_OFFSET + KERNEL_PADDR;
-    let mut symbols = BTreeMap::new();
-    symbols.insert("KERNEL_BOOT_SPEC_PADDR".to_string(), Symbol { vaddr: v + 0x1000, size: 8 });
-    ElfImage {
-        entry: v,
-        segments: vec![
-            seg(v, KERNEL_PADDR, vec![0xd5; 0x800], 0x800, false, true),
-            seg(v + 0x1000, KERNEL_PADDR + 0x1000, vec![0; 8], 0x3000, true, false),
-        ],
-        symbols,
-    }
-}
-
 fn program() -> ElfImage {
     let mut symbols = BTreeMap::new();
     symbols.insert("microkit_name".to_string(), Symbol { vaddr: 0x20_1000, size: 64 });
     symbols.insert("buf".to_string(), Symbol { vaddr: 0x20_1040, size: 8 });
     let mut data = vec![0u8; 0x80];
     data[0x50..0x58].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
-    ElfImage {
-        entry: 0x20_0000,
-        segments: vec![
-            seg(0x20_0000, 0x20_0000, vec![0x1f, 0x20, 0x03, 0xd5], 0x100, false, true),
-            seg(0x20_1000, 0x20_1000, data, 0x3000, true, false),
-        ],
-        symbols,
-    }
+    program_with(data, symbols)
 }
 
 fn build(xml: &str, prog: ElfImage) -> Result<(sdf::SystemDescription, Built), Vec<sdf::Error>> {

@@ -2,8 +2,10 @@
 //! images: the records land in each PD's memory, and the regions sit at
 //! the physical addresses the records give.
 
+mod common;
+
+use common::{kernel, program_with};
 use blk::config::{ClientConfig, DriverConfig, ServerConfig};
-use bootspec::platform::{KERNEL_PADDR, KERNEL_VIRT_OFFSET};
 use bootspec::Spec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,24 +27,6 @@ const SYSTEM: &str = r#"<system>
 </system>
 "#;
 
-fn seg(vaddr: u64, paddr: u64, data: Vec<u8>, memsz: u64, w: bool, x: bool) -> Segment {
-    Segment { vaddr, paddr, data, memsz, read: true, write: w, execute: x }
-}
-
-fn kernel() -> ElfImage {
-    let v = KERNEL_VIRT_OFFSET + KERNEL_PADDR;
-    let mut symbols = BTreeMap::new();
-    symbols.insert("KERNEL_BOOT_SPEC_PADDR".to_string(), Symbol { vaddr: v + 0x1000, size: 8 });
-    ElfImage {
-        entry: v,
-        segments: vec![
-            seg(v, KERNEL_PADDR, vec![0xd5; 0x800], 0x800, false, true),
-            seg(v + 0x1000, KERNEL_PADDR + 0x1000, vec![0; 8], 0x3000, true, false),
-        ],
-        symbols,
-    }
-}
-
 const DRIVER_CONFIG: u64 = 0x20_1100;
 const SERVER_CONFIG: u64 = 0x20_1400;
 const CLIENT_CONFIG: u64 = 0x20_2000;
@@ -54,14 +38,7 @@ fn program() -> ElfImage {
     symbols.insert("blk_driver_config".to_string(), Symbol { vaddr: DRIVER_CONFIG, size: size(size_of::<DriverConfig>()) });
     symbols.insert("blk_server_config".to_string(), Symbol { vaddr: SERVER_CONFIG, size: size(size_of::<ServerConfig>()) });
     symbols.insert("blk_client_config".to_string(), Symbol { vaddr: CLIENT_CONFIG, size: size(size_of::<ClientConfig>()) });
-    ElfImage {
-        entry: 0x20_0000,
-        segments: vec![
-            seg(0x20_0000, 0x20_0000, vec![0x1f, 0x20, 0x03, 0xd5], 0x100, false, true),
-            seg(0x20_1000, 0x20_1000, vec![0; 0x10], 0x3000, true, false),
-        ],
-        symbols,
-    }
+    program_with(vec![0; 0x10], symbols)
 }
 
 struct Image {
