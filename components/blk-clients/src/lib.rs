@@ -5,6 +5,8 @@
 //! - `client` (PDs only): a client's end of the storage stack.
 //! - `verifier`, `bench` (PDs only): the verify client and the benchmark
 //!   client as event handlers.
+//! - `hostile` (PDs only): the hostile client, which sends malformed
+//!   requests and checks that each is refused and no good one is lost.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -16,3 +18,5 @@ pub mod client;
 pub mod verifier;
 #[cfg(target_os = "none")]
 pub mod bench;
+#[cfg(target_os = "none")]
+pub mod hostile;
