@@ -223,12 +223,12 @@ impl<'a> Server<'a> {
             && !self.disks[client.disk].driver.requests.is_full().unwrap_or(true)
     }
 
-    fn start_disk(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
+    fn start_disk(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         let disk = &mut self.disks[d];
         if disk.state != DiskState::Starting {
-            return false;
+            return;
         }
-        let Some(info) = disk.driver.info.get() else { return false };
+        let Some(info) = disk.driver.info.get() else { return };
         disk.capacity = info.capacity;
         disk.read_only = info.is_read_only();
         log(Event::DiskReady { disk: d, blocks: info.capacity });
@@ -236,13 +236,11 @@ impl<'a> Server<'a> {
             let probe = Request::new(PROBE_ID, Op::Read, 0, 1, disk.probe_paddr);
             if disk.driver.requests.try_push(probe).is_ok() {
                 disk.state = DiskState::Probing;
-                return true;
             }
-            return false;
+            return;
         }
         disk.state = DiskState::Ready;
         self.publish_clients(d, None, wake, log);
-        true
     }
 
     /// The disk is known (and its partition table, if read): give each of
@@ -279,15 +277,13 @@ impl<'a> Server<'a> {
         }
     }
 
-    fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
-        let mut progress = false;
+    fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         loop {
             let resp = match self.disks[d].driver.responses.try_pop() {
                 Ok(Some(r)) => r,
                 // A driver is trusted; a corrupt ring is left alone.
-                Ok(None) | Err(_) => return progress,
+                Ok(None) | Err(_) => return,
             };
-            progress = true;
             if resp.id == PROBE_ID && self.disks[d].state == DiskState::Probing {
                 let mut sector0 = [0u8; 512];
                 let ok = resp.status() == Ok(Status::Ok) && self.disks[d].probe.read_bytes(0, &mut sector0).is_ok();
@@ -304,8 +300,8 @@ impl<'a> Server<'a> {
             client.outstanding -= 1;
             let status = resp.status().unwrap_or(Status::IoError);
             let count = if status == Status::Ok { resp.count } else { 0 };
-            // Room is guaranteed: a client never has more outstanding than
-            // its ring holds.
+            // A client that keeps within its queue's capacity always has
+            // room; one that does not can lose only its own responses.
             let _ = client.queue.responses.try_push(Response::new(slot.id, status, count));
         }
     }
@@ -313,21 +309,18 @@ impl<'a> Server<'a> {
     /// Round robin: one request from each client in turn, carrying on
     /// after the last client served (also across calls), while anyone has
     /// work and the drivers have room.
-    fn serve_clients(&mut self, log: &mut impl FnMut(Event)) -> bool {
+    fn serve_clients(&mut self, log: &mut impl FnMut(Event)) {
         let n = self.clients.len();
-        let mut progress = false;
         let mut idle = 0;
         while idle < n {
             let c = self.next_client % n;
             self.next_client = (c + 1) % n;
             if self.serve_one(c, log) {
-                progress = true;
                 idle = 0;
             } else {
                 idle += 1;
             }
         }
-        progress
     }
 
     /// Take one request from client `c`, if it may have one now.
