@@ -30,7 +30,6 @@ impl Kernel {
     }
 
     /// `notify(ch)` from `me`.
-    #[inline(always)] // the hot path of NOTIFY; also used by SIGNAL_RECV
     pub fn notify(&mut self, me: PdId, ch: u64) -> Result<(), Error> {
         let c = self.channel(me, ch)?;
         if c.kind != CHANNEL_PD || c.rights & RIGHT_NOTIFY == 0 {

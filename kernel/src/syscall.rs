@@ -10,7 +10,7 @@ use crate::machine::Machine;
 use crate::pd::PdId;
 use crate::system::Kernel;
 use abi::{sys, Error, DEBUG_AREA};
-use bootspec::{CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY};
+use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY};
 
 impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
@@ -32,18 +32,21 @@ impl Kernel {
                 return;
             }
             sys::SIGNAL_RECV => {
-                if let Err(e) = self.may_signal(me, a0) {
-                    let ctx = &mut self.pds[me].ctx;
-                    ctx.x[0] = abi::event::REFUSED;
-                    ctx.x[1] = e as u64;
-                    return;
+                match self.signal_target(me, a0) {
+                    Ok(c) => {
+                        // Wait first, then signal: the signal cannot produce
+                        // an event for `me` within this call, so the order
+                        // is not visible, and the PD it wakes never preempts
+                        // a PD that is about to block anyway.
+                        self.recv(m, me);
+                        self.send_signal(m, c);
+                    }
+                    Err(e) => {
+                        let ctx = &mut self.pds[me].ctx;
+                        ctx.x[0] = abi::event::REFUSED;
+                        ctx.x[1] = e as u64;
+                    }
                 }
-                // Wait first, then signal: the signal cannot produce an
-                // event for `me` within this call, so the order is not
-                // visible, and the PD it wakes never preempts a PD that is
-                // about to block anyway.
-                self.recv(m, me);
-                let _ = self.deferred_signal(m, me, a0);
                 return;
             }
             sys::IRQ_ACK => self.irq_ack(m, me, a0),
@@ -71,23 +74,23 @@ impl Kernel {
         };
     }
 
-    /// The signal of `signal_recv(ch)`: a notification on a PD channel, an
-    /// interrupt ack on an IRQ channel.
-    fn deferred_signal(&mut self, m: &mut impl Machine, me: PdId, ch: u64) -> Result<(), Error> {
-        if self.channel(me, ch)?.kind == CHANNEL_IRQ {
-            self.irq_ack(m, me, ch)
-        } else {
-            self.notify(me, ch)
+    /// The channel `signal_recv(ch)` would signal: a PD channel with the
+    /// notify right, or an IRQ channel.
+    fn signal_target(&self, me: PdId, ch: u64) -> Result<&'static ChannelDesc, Error> {
+        let c = self.channel(me, ch)?;
+        match c.kind {
+            CHANNEL_IRQ => Ok(c),
+            CHANNEL_PD if c.rights & RIGHT_NOTIFY != 0 => Ok(c),
+            _ => Err(Error::NotPermitted),
         }
     }
 
-    /// Whether `deferred_signal(ch)` would succeed, without doing it.
-    fn may_signal(&self, me: PdId, ch: u64) -> Result<(), Error> {
-        let c = self.channel(me, ch)?;
-        match c.kind {
-            CHANNEL_IRQ => Ok(()),
-            CHANNEL_PD if c.rights & RIGHT_NOTIFY != 0 => Ok(()),
-            _ => Err(Error::NotPermitted),
+    /// The signal of `signal_recv`: notify the peer, or re-enable the IRQ.
+    fn send_signal(&mut self, m: &mut impl Machine, c: &ChannelDesc) {
+        if c.kind == CHANNEL_IRQ {
+            m.irq_unmask(c.irq as u32);
+        } else {
+            self.signal(c.peer as PdId, c.peer_channel as usize);
         }
     }
 
