@@ -8,9 +8,11 @@
 //!   offset becomes the device address of the client's data region;
 //! - gives the driver its own request ids (slots in a table), so a client
 //!   can neither complete nor see another client's request;
-//! - serves clients round robin, one request per client per turn, and
-//!   keeps each client within its queue capacity so its response ring can
-//!   never overflow;
+//! - serves clients round robin, each client with work taking an equal
+//!   share of the driver ring's room per turn, in one batch (ring indices
+//!   are loaded and published once per batch, not per request), and keeps
+//!   each client within its queue capacity so its response ring can never
+//!   overflow;
 //! - reads each disk's partition table before serving partition clients.
 //!
 //! Filter chains come next; every chain is empty for now.
@@ -49,6 +51,12 @@ pub struct Disk<'a> {
     capacity: u64,
     read_only: bool,
     needs_partitions: bool,
+    /// Requests the driver ring takes in this call of `serve_clients`.
+    room: u32,
+    /// Clients of this disk with requests to take, and the share of `room`
+    /// each gets per turn, in this round of turns.
+    waiting: u32,
+    share: u32,
 }
 
 pub struct Client<'a> {
@@ -64,16 +72,24 @@ pub struct Client<'a> {
     /// Requests taken and not yet answered.
     outstanding: u32,
     capacity: u32,
+    /// Requests it may still have taken in this call of `serve_clients`.
+    budget: u32,
     /// A client that corrupted its rings is no longer served.
     broken: bool,
 }
 
+/// A request in flight at a driver: whose it is and the client's id for it.
 #[derive(Clone, Copy)]
 struct Slot {
+    /// [`FREE`] when no request uses the slot.
     client: u8,
     disk: u8,
     id: u32,
 }
+
+/// `Slot::client` of a free slot (there are at most `MAX_CLIENTS` < 255).
+const FREE: u8 = u8::MAX;
+const _: () = assert!(MAX_CLIENTS < FREE as usize && SLOTS <= u16::MAX as usize + 1);
 
 /// Whom to notify after a round of work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,8 +113,9 @@ pub enum Event {
 pub struct Server<'a> {
     pub disks: Vec<Disk<'a>, MAX_DISKS>,
     pub clients: Vec<Client<'a>, MAX_CLIENTS>,
-    slots: [Option<Slot>; SLOTS],
-    /// Indices of the `None` entries of `slots`, so taking and checking for
+    /// Indexed by the id the driver sees.
+    slots: [Slot; SLOTS],
+    /// Indices of the free entries of `slots`, so taking and checking for
     /// a free slot costs the same however many are in flight.
     free: Vec<u16, SLOTS>,
     next_client: usize,
@@ -138,6 +155,9 @@ impl<'a> Server<'a> {
                 capacity: 0,
                 read_only: false,
                 needs_partitions,
+                room: 0,
+                waiting: 0,
+                share: 0,
             });
         }
         let mut clients = Vec::new();
@@ -159,11 +179,12 @@ impl<'a> Server<'a> {
                 info: StorageInfo::new(0, false, layout.capacity()),
                 outstanding: 0,
                 capacity: layout.capacity(),
+                budget: 0,
                 broken: false,
             });
         }
         let free = (0..SLOTS as u16).rev().collect();
-        Ok(Server { disks, clients, slots: [None; SLOTS], free, next_client: 0 })
+        Ok(Server { disks, clients, slots: [Slot { client: FREE, disk: 0, id: 0 }; SLOTS], free, next_client: 0 })
     }
 
     /// Do all the work there is; `log` hears about notable events.
@@ -277,97 +298,149 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// Answer the clients whose requests the driver of disk `d` completed,
+    /// in one batch: each ring index is loaded and published once.
     fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
-        loop {
-            let resp = match self.disks[d].driver.responses.try_pop() {
-                Ok(Some(r)) => r,
-                // A driver is trusted; a corrupt ring is left alone.
-                Ok(None) | Err(_) => return,
-            };
-            if resp.id == PROBE_ID && self.disks[d].state == DiskState::Probing {
-                let mut sector0 = [0u8; 512];
-                let ok = resp.status() == Ok(Status::Ok) && self.disks[d].probe.read_bytes(0, &mut sector0).is_ok();
-                self.disks[d].state = DiskState::Ready;
-                self.publish_clients(d, ok.then_some(&sector0), wake, log);
+        let mut probe = None;
+        let mut answered = 0u32;
+        let Server { disks, clients, slots, free, .. } = self;
+        // A driver is trusted; a corrupt ring is left alone.
+        let Ok(batch) = disks[d].driver.responses.batch() else { return };
+        for resp in batch {
+            let i = resp.id as usize;
+            if i >= SLOTS || slots[i].client == FREE || slots[i].disk as usize != d {
+                probe = probe.or((resp.id == PROBE_ID).then_some(resp));
                 continue;
             }
-            let Some(slot) = self.slots.get_mut(resp.id as usize).and_then(|s| s.take_if(|s| s.disk as usize == d)) else {
-                continue;
-            };
+            let Slot { client: c, id, .. } = slots[i];
+            slots[i].client = FREE;
             // Cannot overflow: the slot was taken from the list.
-            let _ = self.free.push(resp.id as u16);
-            let client = &mut self.clients[slot.client as usize];
+            let _ = free.push(i as u16);
+            let client = &mut clients[c as usize];
             client.outstanding -= 1;
-            let status = resp.status().unwrap_or(Status::IoError);
-            let count = if status == Status::Ok { resp.count } else { 0 };
+            let (status, count) = match resp.status() {
+                Ok(Status::Ok) => (Status::Ok, resp.count),
+                Ok(status) => (status, 0),
+                Err(_) => (Status::IoError, 0),
+            };
             // A client that keeps within its queue's capacity always has
             // room; one that does not can lose only its own responses.
-            let _ = client.queue.responses.try_push(Response::new(slot.id, status, count));
+            let _ = client.queue.responses.push(Response::new(id, status, count));
+            answered |= 1 << c;
+        }
+        for c in bits(answered) {
+            self.clients[c].queue.responses.publish();
+        }
+        if let Some(resp) = probe.filter(|_| self.disks[d].state == DiskState::Probing) {
+            let mut sector0 = [0u8; 512];
+            let ok = resp.status() == Ok(Status::Ok) && self.disks[d].probe.read_bytes(0, &mut sector0).is_ok();
+            self.disks[d].state = DiskState::Ready;
+            self.publish_clients(d, ok.then_some(&sector0), wake, log);
         }
     }
 
-    /// Round robin: one request from each client in turn, carrying on
-    /// after the last client served (also across calls), while anyone has
-    /// work and the drivers have room.
+    /// Round robin over the clients with requests, carrying on after the
+    /// last client served (also across calls), while anyone has work and
+    /// the drivers have room. In each round of turns a client takes its
+    /// share of its disk's room (the room split evenly between the clients
+    /// waiting for it, at least one request), in one batch.
     fn serve_clients(&mut self, log: &mut impl FnMut(Event)) {
+        for disk in self.disks.iter_mut() {
+            disk.room = match disk.state {
+                DiskState::Ready => disk.driver.requests.free().unwrap_or(0),
+                _ => 0,
+            };
+            disk.waiting = 0;
+        }
+        for (c, client) in self.clients.iter_mut().enumerate() {
+            client.budget = 0;
+            if client.broken || client.range.is_none() {
+                continue;
+            }
+            match client.queue.requests.len() {
+                Ok(n) => client.budget = n.min(client.capacity - client.outstanding),
+                Err(_) => {
+                    client.broken = true;
+                    log(Event::ClientCorrupt { client: c });
+                }
+            }
+            if client.budget > 0 {
+                self.disks[client.disk].waiting += 1;
+            }
+        }
         let n = self.clients.len();
-        let mut idle = 0;
-        while idle < n {
-            let c = self.next_client % n;
-            self.next_client = (c + 1) % n;
-            if self.serve_one(c, log) {
-                idle = 0;
-            } else {
-                idle += 1;
+        loop {
+            for disk in self.disks.iter_mut() {
+                disk.share = match disk.waiting {
+                    0 => 0,
+                    w => (disk.room / w).max(1),
+                };
+            }
+            let mut taken = 0;
+            for _ in 0..n {
+                let c = self.next_client;
+                self.next_client = if c + 1 == n { 0 } else { c + 1 };
+                taken += self.serve_turn(c);
+            }
+            if taken == 0 {
+                break;
             }
         }
     }
 
-    /// Take one request from client `c`, if it may have one now.
-    fn serve_one(&mut self, c: usize, log: &mut impl FnMut(Event)) -> bool {
-        if !self.may_take(c) {
-            return false;
-        }
-        let client = &mut self.clients[c];
+    /// Client `c`'s turn: take up to its share, forward the good requests
+    /// and answer the bad ones. Returns how many it took.
+    fn serve_turn(&mut self, c: usize) -> u32 {
+        let Server { disks, clients, slots, free, .. } = self;
+        let client = &mut clients[c];
         let d = client.disk;
-        let req = match client.queue.requests.try_pop() {
-            Ok(Some(r)) => r,
-            Ok(None) => return false,
-            Err(_) => {
-                client.broken = true;
-                log(Event::ClientCorrupt { client: c });
-                return false;
-            }
+        let disk = &mut disks[d];
+        let max = client.budget.min(disk.share).min(disk.room).min(free.len() as u32);
+        if max == 0 {
+            return 0;
+        }
+        // `len` in `serve_clients` found the ring sound; the driver is trusted.
+        let (Ok(requests), Ok(mut driver)) = (client.queue.requests.batch(), disk.driver.requests.batch()) else {
+            return 0;
         };
-        client.outstanding += 1;
-        let op = match req.check(&client.info, client.data_size) {
-            Ok(op) => op,
-            Err(status) => {
-                client.outstanding -= 1;
-                let _ = client.queue.responses.try_push(Response::new(req.id, status, 0));
-                return true;
-            }
-        };
-        let (first, _) = client.range.unwrap_or((0, 0));
-        let forwarded = if op.moves_data() {
-            Request::new(0, op, req.block + first, req.count, client.data_paddr + req.data_offset)
-        } else {
-            Request::ordering(0, op)
-        };
-        let slot = self.take_slot(Slot { client: c as u8, disk: d as u8, id: req.id });
-        let mut forwarded = forwarded;
-        forwarded.id = slot as u32;
-        // Checked above that the driver ring has room.
-        let _ = self.disks[d].driver.requests.try_push(forwarded);
-        true
+        let first = client.range.map_or(0, |(first, _)| first);
+        let (mut taken, mut forwarded) = (0, 0);
+        for req in requests.take(max as usize) {
+            taken += 1;
+            let op = match req.check(&client.info, client.data_size) {
+                Ok(op) => op,
+                Err(status) => {
+                    let _ = client.queue.responses.try_push(Response::new(req.id, status, 0));
+                    continue;
+                }
+            };
+            // `max` is within the free slots and the driver ring's room.
+            let Some(slot) = free.pop() else { break };
+            slots[slot as usize] = Slot { client: c as u8, disk: d as u8, id: req.id };
+            let _ = driver.push(if op.moves_data() {
+                Request::new(slot as u32, op, req.block + first, req.count, client.data_paddr + req.data_offset)
+            } else {
+                Request::ordering(slot as u32, op)
+            });
+            forwarded += 1;
+        }
+        client.budget -= taken;
+        client.outstanding += forwarded;
+        disk.room -= forwarded;
+        if client.budget == 0 {
+            disk.waiting -= 1;
+        }
+        taken
     }
+}
 
-    /// A free slot for `s`; callers check `may_take` (a slot is free) first.
-    fn take_slot(&mut self, s: Slot) -> usize {
-        let i = self.free.pop().unwrap_or(0) as usize;
-        self.slots[i] = Some(s);
-        i
-    }
+/// The indices of the set bits of `mask`, lowest first.
+pub fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask.wrapping_sub(1);
+        (i < 32).then_some(i)
+    })
 }
 
 #[cfg(test)]

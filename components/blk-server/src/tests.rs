@@ -192,7 +192,28 @@ fn clients_are_served_round_robin() {
     let fwd = h.driver_requests();
     assert_eq!(fwd.len(), 4, "the driver queue holds four");
     let owners: StdVec<u64> = fwd.iter().map(|r| r.block / 500).collect();
-    assert_eq!(owners, [0, 1, 0, 1], "the flooding client does not starve the other");
+    assert_eq!(owners, [0, 0, 1, 1], "each client gets its share; the flooding one does not starve the other");
+    // With more room than the quiet client asks for, the rest goes to the
+    // flooding one.
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let fwd = h.driver_requests();
+    let owners: StdVec<u64> = fwd.iter().map(|r| r.block / 500).collect();
+    assert_eq!(owners, [0, 0, 1, 0], "two each, client 1 has only one left; its spare share goes to client 0");
+}
+
+#[test]
+fn spare_room_goes_to_the_clients_that_still_have_work() {
+    let mut h = harness(&[Client { partition: 0, capacity: 32 }, Client { partition: 0, capacity: 32 }], 16);
+    h.run();
+    for i in 0..20 {
+        h.push(0, Request::new(i, Op::Read, i as u64, 1, 0));
+    }
+    h.push(1, Request::new(100, Op::Read, 500, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    let from = |owner: u64| fwd.iter().filter(|r| r.block / 500 == owner).count();
+    assert_eq!((from(0), from(1)), (15, 1), "the driver ring is filled");
 }
 
 #[test]

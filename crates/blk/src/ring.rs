@@ -228,7 +228,12 @@ pub struct Producer<'a, T> {
     ring: Ring<'a, T>,
     /// Our tail; the one in the ring is only its published copy.
     tail: u32,
-    /// Pushed since the last `needs_notify`: only new entries are worth a
+    /// The tail as last published.
+    published: u32,
+    /// The tail at which the ring was full when we last loaded the head
+    /// (head + capacity): up to there we may push without loading it again.
+    limit: u32,
+    /// Published since the last `needs_notify`: only new entries are worth a
     /// notification, however often the consumer arms its signal.
     pushed: bool,
 }
@@ -240,14 +245,15 @@ impl<'a, T: Record> Producer<'a, T> {
     pub fn new(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
         let ring = Ring::attach(mem, capacity)?;
         let tail = ring.tail.load(Ordering::Relaxed);
-        Ok(Producer { ring, tail, pushed: false })
+        // limit == tail: the first push loads the head.
+        Ok(Producer { ring, tail, published: tail, limit: tail, pushed: false })
     }
 
     pub fn capacity(&self) -> u32 {
         self.ring.capacity()
     }
 
-    /// Entries pushed and not yet popped.
+    /// Entries pushed (published or not) and not yet popped.
     pub fn len(&self) -> Result<u32, Corrupt> {
         self.ring.occupancy(self.ring.head.load(Ordering::Acquire), self.tail)
     }
@@ -265,25 +271,70 @@ impl<'a, T: Record> Producer<'a, T> {
         Ok(self.capacity() - self.len()?)
     }
 
-    /// Copy `entry` into the ring and publish it.
+    /// Copy `entry` into the ring and publish it. Loads the head each
+    /// time, so a consumer that corrupts it is noticed at once.
     pub fn try_push(&mut self, entry: T) -> Result<(), PushError> {
-        if self.len()? == self.capacity() {
+        let head = self.ring.head.load(Ordering::Acquire);
+        if self.ring.occupancy(head, self.tail)? == self.capacity() {
             return Err(PushError::Full);
         }
+        self.limit = head.wrapping_add(self.capacity());
         self.ring.slots.set(self.tail, &entry);
         self.tail = self.tail.wrapping_add(1);
-        // SeqCst, not just Release: see "Notifications" in the module docs.
-        self.ring.tail.store(self.tail, Ordering::SeqCst);
-        self.pushed = true;
+        self.publish();
         Ok(())
     }
 
-    /// Whether entries were pushed since the last call and the consumer
-    /// asked to be notified; then clears its request. Call after pushing
-    /// (once per batch is enough) and notify the consumer if it returns true.
-    /// Without new entries the consumer's request stays armed for the next
-    /// batch, so two idle ends never wake each other.
+    /// Copy `entry` into the ring without publishing it: the consumer sees
+    /// it after the next [`publish`](Self::publish) (or `try_push`, or
+    /// `needs_notify`). Pushes to several rings in turn then cost one store
+    /// of each tail, and one load of a head only when the room seen last is
+    /// used up. For many pushes to one ring, [`batch`](Self::batch) is
+    /// cheaper still.
+    pub fn push(&mut self, entry: T) -> Result<(), PushError> {
+        if self.tail == self.limit {
+            self.load_limit()?;
+            if self.tail == self.limit {
+                return Err(PushError::Full);
+            }
+        }
+        self.ring.slots.set(self.tail, &entry);
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Start a run of pushes with the indices in local variables: one load
+    /// of the head now, one store of the tail when the batch is dropped.
+    pub fn batch(&mut self) -> Result<PushBatch<'_, 'a, T>, Corrupt> {
+        self.load_limit()?;
+        Ok(PushBatch { slots: self.ring.slots, tail: self.tail, limit: self.limit, producer: self })
+    }
+
+    fn load_limit(&mut self) -> Result<(), Corrupt> {
+        let head = self.ring.head.load(Ordering::Acquire);
+        self.ring.occupancy(head, self.tail)?;
+        self.limit = head.wrapping_add(self.capacity());
+        Ok(())
+    }
+
+    /// Publish the entries pushed since the last publication (by `push`).
+    pub fn publish(&mut self) {
+        if self.published != self.tail {
+            // SeqCst, not just Release: see "Notifications" in the module docs.
+            self.ring.tail.store(self.tail, Ordering::SeqCst);
+            self.published = self.tail;
+            self.pushed = true;
+        }
+    }
+
+    /// Publish what was pushed, then: whether entries were published since
+    /// the last call and the consumer asked to be notified; then clears its
+    /// request. Call after pushing (once per batch is enough) and notify the
+    /// consumer if it returns true. Without new entries the consumer's
+    /// request stays armed for the next batch, so two idle ends never wake
+    /// each other.
     pub fn needs_notify(&mut self) -> bool {
+        self.publish();
         if !core::mem::take(&mut self.pushed) {
             return false;
         }
@@ -297,6 +348,8 @@ pub struct Consumer<'a, T> {
     ring: Ring<'a, T>,
     /// Our head; the one in the ring is only its published copy.
     head: u32,
+    /// The head as last published.
+    published: u32,
 }
 
 impl<'a, T: Record> Consumer<'a, T> {
@@ -306,7 +359,7 @@ impl<'a, T: Record> Consumer<'a, T> {
     pub fn new(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
         let ring = Ring::attach(mem, capacity)?;
         let head = ring.head.load(Ordering::Relaxed);
-        Ok(Consumer { ring, head })
+        Ok(Consumer { ring, head, published: head })
     }
 
     pub fn capacity(&self) -> u32 {
@@ -326,28 +379,54 @@ impl<'a, T: Record> Consumer<'a, T> {
         Ok(self.len()? == self.capacity())
     }
 
-    /// Entries the producer could push now.
+    /// Entries the producer could push now (popped entries count as
+    /// taken until published).
     pub fn free(&self) -> Result<u32, Corrupt> {
-        Ok(self.capacity() - self.len()?)
+        let tail = self.ring.tail.load(Ordering::Acquire);
+        self.waiting(tail)?;
+        Ok(self.capacity() - tail.wrapping_sub(self.published))
     }
 
     /// A copy of the oldest entry, which leaves the ring; `None` if empty.
-    /// The copy is untrusted data: check it before use.
+    /// The copy is untrusted data: check it before use. Loads the tail
+    /// each time, so a producer that corrupts it is noticed at once.
     pub fn try_pop(&mut self) -> Result<Option<T>, Corrupt> {
-        if self.len()? == 0 {
+        let tail = self.ring.tail.load(Ordering::Acquire);
+        if self.waiting(tail)? == 0 {
             return Ok(None);
         }
         let entry = self.ring.slots.get(self.head);
         self.head = self.head.wrapping_add(1);
-        self.ring.head.store(self.head, Ordering::Release);
+        self.publish();
         Ok(Some(entry))
+    }
+
+    /// Start a run of pops over the entries published now, with the
+    /// indices in local variables: one load of the tail now, one store of
+    /// the head when the batch is dropped. The entries are untrusted data:
+    /// check each before use.
+    pub fn batch(&mut self) -> Result<PopBatch<'_, 'a, T>, Corrupt> {
+        let tail = self.ring.tail.load(Ordering::Acquire);
+        self.waiting(tail)?;
+        Ok(PopBatch { slots: self.ring.slots, head: self.head, end: tail, consumer: self })
+    }
+
+    /// Hand the slots popped since the last publication back to the
+    /// producer.
+    fn publish(&mut self) {
+        if self.published != self.head {
+            self.ring.head.store(self.head, Ordering::Release);
+            self.published = self.head;
+        }
     }
 
     /// Call when the ring looks empty, before waiting for a notification:
     /// asks the producer for one and looks again. `true`: still empty, wait
     /// (the producer will notify after its next push). `false`: entries
     /// arrived meanwhile, the request is withdrawn; pop them.
+    /// Publishes the head first: a producer waiting for room must see it.
     pub fn prepare_to_wait(&mut self) -> Result<bool, Corrupt> {
+        self.publish();
         self.ring.signal.store(1, Ordering::SeqCst);
         if self.available(Ordering::SeqCst)? == 0 {
             return Ok(true);
@@ -360,7 +439,93 @@ impl<'a, T: Record> Consumer<'a, T> {
     }
 
     fn available(&self, order: Ordering) -> Result<u32, Corrupt> {
-        self.ring.occupancy(self.head, self.ring.tail.load(order))
+        self.waiting(self.ring.tail.load(order))
+    }
+
+    /// Entries left to pop for a tail loaded from the ring. The producer
+    /// may be at most the capacity past the head we published, and not
+    /// behind the entries we popped since.
+    fn waiting(&self, tail: u32) -> Result<u32, Corrupt> {
+        let pushed = self.ring.occupancy(self.published, tail)?;
+        let popped = self.head.wrapping_sub(self.published);
+        pushed.checked_sub(popped).ok_or(Corrupt { head: self.published, tail, capacity: self.capacity() })
+    }
+}
+
+/// Pushes into one ring with the indices in local variables (see
+/// [`Producer::batch`]). Dropping it publishes what was pushed.
+pub struct PushBatch<'r, 'a, T: Record> {
+    producer: &'r mut Producer<'a, T>,
+    slots: Slots<'a, T>,
+    tail: u32,
+    /// Head + capacity as loaded when the batch started.
+    limit: u32,
+}
+
+impl<T: Record> PushBatch<'_, '_, T> {
+    /// Entries that can still be pushed in this batch.
+    pub fn room(&self) -> u32 {
+        self.limit.wrapping_sub(self.tail)
+    }
+
+    /// Copy `entry` into the ring; `Full` if the batch has no room left
+    /// (the consumer may have made more since it started).
+    pub fn push(&mut self, entry: T) -> Result<(), PushError> {
+        if self.tail == self.limit {
+            return Err(PushError::Full);
+        }
+        self.slots.set(self.tail, &entry);
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+}
+
+impl<T: Record> Drop for PushBatch<'_, '_, T> {
+    fn drop(&mut self) {
+        self.producer.tail = self.tail;
+        self.producer.publish();
+    }
+}
+
+/// Pops from one ring with the indices in local variables (see
+/// [`Consumer::batch`]): an iterator over the entries that were published
+/// when it started. Dropping it hands the popped slots back.
+pub struct PopBatch<'r, 'a, T: Record> {
+    consumer: &'r mut Consumer<'a, T>,
+    slots: Slots<'a, T>,
+    head: u32,
+    /// The tail loaded when the batch started.
+    end: u32,
+}
+
+impl<T: Record> PopBatch<'_, '_, T> {
+    /// Entries left in this batch.
+    pub fn len(&self) -> u32 {
+        self.end.wrapping_sub(self.head)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head == self.end
+    }
+}
+
+impl<T: Record> Iterator for PopBatch<'_, '_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.head == self.end {
+            return None;
+        }
+        let entry = self.slots.get(self.head);
+        self.head = self.head.wrapping_add(1);
+        Some(entry)
+    }
+}
+
+impl<T: Record> Drop for PopBatch<'_, '_, T> {
+    fn drop(&mut self) {
+        self.consumer.head = self.head;
+        self.consumer.publish();
     }
 }
 

@@ -54,6 +54,8 @@ pub enum AccessError {
     OutOfBounds { offset: usize, len: usize, region_len: usize },
     /// The word at `offset` is not aligned to `align` bytes.
     Misaligned { offset: usize, align: usize },
+    /// An array of slots must have a power-of-two length, not `len`.
+    SlotCount { len: u32 },
 }
 
 impl fmt::Display for AccessError {
@@ -66,6 +68,7 @@ impl fmt::Display for AccessError {
             AccessError::Misaligned { offset, align } => {
                 write!(f, "offset {offset:#x} of a shared region is not {align}-byte aligned")
             }
+            AccessError::SlotCount { len } => write!(f, "{len} slots: the number must be a power of two"),
         }
     }
 }
@@ -186,9 +189,22 @@ pub struct Slots<'a, T> {
     _record: PhantomData<T>,
 }
 
+// Manual impls: a derive would ask `T: Clone`, which the view does not need.
+impl<T> Clone for Slots<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Slots<'_, T> {}
+
 impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
     /// `len` records starting at `offset` of `mem`.
+    /// `len` must be a power of two, so the slot of an index is a mask away.
     pub fn new(mem: Shared<'a>, offset: usize, len: NonZeroU32) -> Result<Self, AccessError> {
+        if !len.is_power_of_two() {
+            return Err(AccessError::SlotCount { len: len.get() });
+        }
         const { assert!(size_of::<T>() > 0, "a slot holds a record of at least one byte") };
         let bytes = (len.get() as usize).checked_mul(size_of::<T>()).ok_or(AccessError::OutOfBounds {
             offset,
@@ -199,8 +215,9 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         // Aligned slots are copied as whole typed values (a few wide loads
         // and stores) rather than byte by byte, which is all a
         // strict-alignment target could do with a `u8` pointer.
-        if window.base.as_ptr() as usize % align_of::<T>() != 0 {
-            return Err(AccessError::Misaligned { offset, align: align_of::<T>() });
+        let align = if Self::BY_WORDS { align_of::<u64>().max(align_of::<T>()) } else { align_of::<T>() };
+        if window.base.as_ptr() as usize % align != 0 {
+            return Err(AccessError::Misaligned { offset, align });
         }
         Ok(Slots { mem: window, len, _record: PhantomData })
     }
@@ -218,17 +235,43 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         // once, and checked before use. Volatile also keeps the copy in
         // integer registers: a plain one may use SIMD registers, and a PD
         // touching those costs a lazy FP switch in the kernel.
-        unsafe { self.slot(index).cast::<T>().as_ptr().read_volatile() }
+        let src = self.slot(index);
+        if Self::BY_WORDS {
+            let mut copy = T::new_zeroed();
+            let dst = copy.as_mut_bytes().as_mut_ptr().cast::<u64>();
+            for i in 0..size_of::<T>() / 8 {
+                // SAFETY: as above, read as whole words: the slot is 8-byte
+                // aligned (checked in `new`) and holds size_of::<T>() bytes.
+                // `dst` covers the same number of bytes of our copy, which
+                // may be less aligned.
+                unsafe { dst.add(i).write_unaligned(src.cast::<u64>().add(i).as_ptr().read_volatile()) }
+            }
+            return copy;
+        }
+        unsafe { src.cast::<T>().as_ptr().read_volatile() }
     }
 
     /// Write a copy of `value` into slot `index % len`.
     pub fn set(&self, index: u32, value: &T) {
         // SAFETY: as in `get`; the region is writable (see `Shared::new`).
-        unsafe { self.slot(index).cast::<T>().as_ptr().write_volatile(*value) }
+        let dst = self.slot(index);
+        if Self::BY_WORDS {
+            let src = value.as_bytes().as_ptr().cast::<u64>();
+            for i in 0..size_of::<T>() / 8 {
+                // SAFETY: as in `get`, word by word.
+                unsafe { dst.cast::<u64>().add(i).as_ptr().write_volatile(src.add(i).read_unaligned()) }
+            }
+            return;
+        }
+        unsafe { dst.cast::<T>().as_ptr().write_volatile(*value) }
     }
 
+    /// Records of whole 64-bit words are copied a word at a time: fewer
+    /// loads and stores than field by field.
+    const BY_WORDS: bool = size_of::<T>() % 8 == 0;
+
     fn slot(&self, index: u32) -> NonNull<u8> {
-        let slot = (index % self.len.get()) as usize;
+        let slot = (index & (self.len.get() - 1)) as usize;
         // SAFETY: slot < len, and the window holds len * size_of::<T>()
         // bytes (checked in `new`), so the slot's bytes are inside it.
         unsafe { self.mem.base.add(slot * size_of::<T>()) }
@@ -287,12 +330,18 @@ mod tests {
 
     #[test]
     fn slot_indices_wrap_around_the_array() {
-        let mut buf = [0u64; 4];
+        let mut buf = [0u64; 6];
         let mem = Shared::from_words(&mut buf);
-        let slots = Slots::<u64>::new(mem, 8, NonZeroU32::new(3).unwrap()).unwrap();
-        slots.set(u32::MAX, &42); // u32::MAX % 3 == 0
-        assert_eq!(mem.read::<u64>(8).unwrap(), 42);
+        let slots = Slots::<u64>::new(mem, 8, NonZeroU32::new(4).unwrap()).unwrap();
+        slots.set(u32::MAX, &42); // u32::MAX % 4 == 3
+        assert_eq!(mem.read::<u64>(8 + 3 * 8).unwrap(), 42);
         assert_eq!(slots.get(3), 42);
-        assert!(Slots::<u64>::new(mem, 16, NonZeroU32::new(3).unwrap()).is_err());
+        assert_eq!(slots.get(7), 42);
+        assert!(Slots::<u64>::new(mem, 24, NonZeroU32::new(4).unwrap()).is_err(), "past the end");
+        assert_eq!(
+            Slots::<u64>::new(mem, 8, NonZeroU32::new(3).unwrap()).err(),
+            Some(AccessError::SlotCount { len: 3 }),
+            "not a power of two"
+        );
     }
 }

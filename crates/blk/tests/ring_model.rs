@@ -89,6 +89,151 @@ proptest! {
     }
 }
 
+/// A step of batched use: entries become visible to the other end only
+/// when published.
+#[derive(Clone, Debug)]
+enum Batched {
+    /// `Producer::push`, published later.
+    Push(u64),
+    PublishPushes,
+    /// One `Producer::batch` with these pushes.
+    PushBatch(Vec<u64>),
+    /// One `Consumer::batch`, popping at most this many.
+    PopBatch(usize),
+}
+
+fn batched_steps() -> impl Strategy<Value = Vec<Batched>> {
+    prop::collection::vec(
+        prop_oneof![
+            any::<u64>().prop_map(Batched::Push),
+            Just(Batched::PublishPushes),
+            prop::collection::vec(any::<u64>(), 0..20).prop_map(Batched::PushBatch),
+            (0usize..20).prop_map(Batched::PopBatch),
+        ],
+        0..60,
+    )
+}
+
+proptest! {
+    /// Unpublished pushes and batches: the consumer gets exactly the
+    /// published entries, in order; the producer gets room back only when a
+    /// pop batch ends; indices in the ring move only at publication.
+    #[test]
+    fn batches_see_only_what_was_published(
+        cap_log in 0u32..5, start in start_index(), steps in batched_steps()
+    ) {
+        let cap = 1u32 << cap_log;
+        let mut buf = buffer(cap);
+        let mem = Shared::from_words(&mut buf);
+        set_indices(mem, start, start);
+        let mut p = Producer::<Request>::new(mem, cap).unwrap();
+        let mut c = Consumer::<Request>::new(mem, cap).unwrap();
+        let (tail_word, head_word) = (mem.atomic_u32(TAIL).unwrap(), mem.atomic_u32(HEAD).unwrap());
+        // Pushed and not published; published and not popped.
+        let (mut pending, mut visible) = (VecDeque::new(), VecDeque::new());
+
+        for step in steps {
+            match step {
+                Batched::Push(v) => {
+                    let got = p.push(request(v));
+                    if pending.len() + visible.len() == cap as usize {
+                        prop_assert_eq!(got, Err(PushError::Full));
+                    } else {
+                        prop_assert_eq!(got, Ok(()));
+                        pending.push_back(request(v));
+                    }
+                }
+                Batched::PublishPushes => {
+                    p.publish();
+                    visible.extend(pending.drain(..));
+                }
+                Batched::PushBatch(vals) => {
+                    let tail_before = tail_word.load(Ordering::Relaxed);
+                    let mut batch = p.batch().unwrap();
+                    prop_assert_eq!(batch.room() as usize, cap as usize - pending.len() - visible.len());
+                    for v in vals {
+                        let got = batch.push(request(v));
+                        if pending.len() + visible.len() == cap as usize {
+                            prop_assert_eq!(got, Err(PushError::Full));
+                        } else {
+                            prop_assert_eq!(got, Ok(()));
+                            pending.push_back(request(v));
+                        }
+                        prop_assert_eq!(tail_word.load(Ordering::Relaxed), tail_before, "published before the end");
+                    }
+                    drop(batch);
+                    visible.extend(pending.drain(..));
+                }
+                Batched::PopBatch(n) => {
+                    let head_before = head_word.load(Ordering::Relaxed);
+                    let mut batch = c.batch().unwrap();
+                    prop_assert_eq!(batch.len() as usize, visible.len());
+                    for _ in 0..n {
+                        prop_assert_eq!(batch.next(), visible.pop_front());
+                        prop_assert_eq!(head_word.load(Ordering::Relaxed), head_before, "handed back before the end");
+                    }
+                    drop(batch);
+                }
+            }
+            let published = tail_word.load(Ordering::Relaxed).wrapping_sub(head_word.load(Ordering::Relaxed));
+            prop_assert_eq!(published as usize, visible.len());
+            prop_assert_eq!(c.len(), Ok(visible.len() as u32));
+        }
+        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+
+    /// Pop batches from a hostile producer: a batch covers at most the
+    /// capacity past the published head, reads only the slots, and an
+    /// impossible tail is reported (with its value) instead of followed.
+    #[test]
+    fn a_hostile_producer_cannot_push_a_pop_batch_out_of_bounds(
+        cap_log in 0u32..5, start in start_index(), actions in hostile_producer()
+    ) {
+        let cap = 1u32 << cap_log;
+        let mut buf = buffer(cap);
+        let mem = Shared::from_words(&mut buf);
+        set_indices(mem, start, start);
+        let mut c = Consumer::<Request>::new(mem, cap).unwrap();
+        let tail_word = mem.atomic_u32(TAIL).unwrap();
+        let mut head = start;
+        for action in actions {
+            match action {
+                Hostile::TailFromHead(d) => tail_word.store(head.wrapping_add(d as u32), Ordering::Relaxed),
+                Hostile::TailAnywhere(t) => tail_word.store(t, Ordering::Relaxed),
+                Hostile::Slot(i, bytes) => {
+                    mem.write_bytes(HEADER_SIZE + (i % cap) as usize * REQ, &bytes).unwrap()
+                }
+                Hostile::Signal(s) => mem.atomic_u32(SIGNAL).unwrap().store(s, Ordering::Relaxed),
+                Hostile::Pop | Hostile::Drain => {
+                    let tail = tail_word.load(Ordering::Relaxed);
+                    match c.batch() {
+                        Ok(mut batch) => {
+                            prop_assert!(tail.wrapping_sub(head) <= cap);
+                            prop_assert_eq!(batch.len(), tail.wrapping_sub(head));
+                            let n = if matches!(action, Hostile::Pop) { 1 } else { cap as usize };
+                            for _ in 0..n {
+                                let slot = HEADER_SIZE + (head % cap) as usize * REQ;
+                                let expected = (head != tail).then(|| mem.read::<Request>(slot).unwrap());
+                                prop_assert_eq!(batch.next(), expected);
+                                head = head.wrapping_add(expected.is_some() as u32);
+                            }
+                            if n > 1 {
+                                prop_assert!(batch.next().is_none(), "a batch past its tail");
+                            }
+                        }
+                        Err(e) => {
+                            prop_assert!(tail.wrapping_sub(head) > cap);
+                            prop_assert_eq!(e, Corrupt { head, tail, capacity: cap });
+                        }
+                    }
+                    prop_assert_eq!(mem.atomic_u32(HEAD).unwrap().load(Ordering::Relaxed), head);
+                }
+            }
+        }
+        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+}
+
 /// What a hostile producer does between the consumer's pops.
 #[derive(Clone, Debug)]
 enum Hostile {

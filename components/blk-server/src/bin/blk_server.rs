@@ -8,7 +8,7 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod pd {
     use blk::config::ServerConfig;
-    use blk_server::{Event, Regions, Server, Wake, MAX_CLIENTS, MAX_DISKS};
+    use blk_server::{bits, Event, Regions, Server, Wake, MAX_CLIENTS, MAX_DISKS};
     use core::ptr::NonNull;
     use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible};
 
@@ -42,15 +42,6 @@ mod pd {
                 Channel::new(cfg.disks[d].queue.channel as usize).deferred_notify();
             }
         }
-    }
-
-    /// The indices of the set bits of `mask`, lowest first.
-    fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
-        core::iter::from_fn(move || {
-            let i = mask.trailing_zeros() as usize;
-            mask &= mask.wrapping_sub(1);
-            (i < 32).then_some(i)
-        })
     }
 
     fn log(cfg: &ServerConfig, e: Event) {
