@@ -51,12 +51,16 @@ pub struct Disk<'a> {
     capacity: u64,
     read_only: bool,
     needs_partitions: bool,
-    /// Requests the driver ring takes in this call of `serve_clients`.
+    /// Its clients.
+    clients: u32,
+    /// Requests the driver ring takes, as looked up in call `room_call`
+    /// of `serve_clients`.
     room: u32,
-    /// Clients of this disk with requests to take, and the share of `room`
-    /// each gets per turn, in this round of turns.
-    waiting: u32,
+    room_call: u32,
+    /// What each client may take in a turn of round `share_round`: an even
+    /// split of `room` between the clients, at least one.
     share: u32,
+    share_round: u32,
 }
 
 pub struct Client<'a> {
@@ -72,8 +76,6 @@ pub struct Client<'a> {
     /// Requests taken and not yet answered.
     outstanding: u32,
     capacity: u32,
-    /// Requests it may still have taken in this call of `serve_clients`.
-    budget: u32,
     /// A client that corrupted its rings is no longer served.
     broken: bool,
 }
@@ -119,6 +121,10 @@ pub struct Server<'a> {
     /// a free slot costs the same however many are in flight.
     free: Vec<u16, SLOTS>,
     next_client: usize,
+    /// Calls of `serve_clients` and rounds of turns so far: what makes a
+    /// disk's `room` and `share` current (cheaper than resetting them).
+    call: u32,
+    round: u32,
 }
 
 /// The server's shared memory, mapped where the configuration says.
@@ -155,9 +161,11 @@ impl<'a> Server<'a> {
                 capacity: 0,
                 read_only: false,
                 needs_partitions,
+                clients: config.clients().iter().filter(|c| c.disk as usize == d).count() as u32,
                 room: 0,
-                waiting: 0,
+                room_call: 0,
                 share: 0,
+                share_round: 0,
             });
         }
         let mut clients = Vec::new();
@@ -179,12 +187,11 @@ impl<'a> Server<'a> {
                 info: StorageInfo::new(0, false, layout.capacity()),
                 outstanding: 0,
                 capacity: layout.capacity(),
-                budget: 0,
                 broken: false,
             });
         }
         let free = (0..SLOTS as u16).rev().collect();
-        Ok(Server { disks, clients, slots: [Slot { client: FREE, disk: 0, id: 0 }; SLOTS], free, next_client: 0 })
+        Ok(Server { disks, clients, slots: [Slot { client: FREE, disk: 0, id: 0 }; SLOTS], free, next_client: 0, call: 0, round: 0 })
     }
 
     /// Do all the work there is; `log` hears about notable events.
@@ -341,72 +348,70 @@ impl<'a> Server<'a> {
 
     /// Round robin over the clients with requests, carrying on after the
     /// last client served (also across calls), while anyone has work and
-    /// the drivers have room. In each round of turns a client takes its
-    /// share of its disk's room (the room split evenly between the clients
-    /// waiting for it, at least one request), in one batch.
+    /// the drivers have room. In each round of turns a client takes up to
+    /// its share of its disk's room (split evenly between the disk's
+    /// clients, at least one request), in one batch; a share one client
+    /// leaves goes to the others in the next round.
     fn serve_clients(&mut self, log: &mut impl FnMut(Event)) {
-        for disk in self.disks.iter_mut() {
-            disk.room = match disk.state {
-                DiskState::Ready => disk.driver.requests.free().unwrap_or(0),
-                _ => 0,
-            };
-            disk.waiting = 0;
-        }
-        for (c, client) in self.clients.iter_mut().enumerate() {
-            client.budget = 0;
-            if client.broken || client.range.is_none() {
-                continue;
-            }
-            match client.queue.requests.len() {
-                Ok(n) => client.budget = n.min(client.capacity - client.outstanding),
-                Err(_) => {
-                    client.broken = true;
-                    log(Event::ClientCorrupt { client: c });
-                }
-            }
-            if client.budget > 0 {
-                self.disks[client.disk].waiting += 1;
-            }
-        }
+        self.call = self.call.wrapping_add(1);
         let n = self.clients.len();
         loop {
-            for disk in self.disks.iter_mut() {
-                disk.share = match disk.waiting {
-                    0 => 0,
-                    w => (disk.room / w).max(1),
-                };
-            }
-            let mut taken = 0;
+            self.round = self.round.wrapping_add(1);
+            // Another round only if some client stopped at its share.
+            let mut more = false;
             for _ in 0..n {
                 let c = self.next_client;
                 self.next_client = if c + 1 == n { 0 } else { c + 1 };
-                taken += self.serve_turn(c);
+                more |= self.serve_turn(c, log);
             }
-            if taken == 0 {
+            if !more {
                 break;
             }
         }
     }
 
     /// Client `c`'s turn: take up to its share, forward the good requests
-    /// and answer the bad ones. Returns how many it took.
-    fn serve_turn(&mut self, c: usize) -> u32 {
-        let Server { disks, clients, slots, free, .. } = self;
+    /// and answer the bad ones. True if it stopped at its share with more
+    /// requests waiting.
+    fn serve_turn(&mut self, c: usize, log: &mut impl FnMut(Event)) -> bool {
+        let Server { disks, clients, slots, free, call, round, .. } = self;
         let client = &mut clients[c];
         let d = client.disk;
         let disk = &mut disks[d];
-        let max = client.budget.min(disk.share).min(disk.room).min(free.len() as u32);
-        if max == 0 {
-            return 0;
+        if client.broken || client.range.is_none() || client.outstanding == client.capacity || disk.state != DiskState::Ready {
+            return false;
         }
-        // `len` in `serve_clients` found the ring sound; the driver is trusted.
-        let (Ok(requests), Ok(mut driver)) = (client.queue.requests.batch(), disk.driver.requests.batch()) else {
-            return 0;
+        let requests = match client.queue.requests.batch() {
+            Ok(batch) if batch.is_empty() => return false,
+            Ok(batch) => batch,
+            Err(_) => {
+                client.broken = true;
+                log(Event::ClientCorrupt { client: c });
+                return false;
+            }
         };
+        if disk.room_call != *call {
+            disk.room = disk.driver.requests.free().unwrap_or(0);
+            disk.room_call = *call;
+        }
+        if disk.share_round != *round {
+            disk.share = (disk.room / disk.clients.max(1)).max(1);
+            disk.share_round = *round;
+        }
+        let (room, share) = (disk.room, disk.share);
+        let max = share.min(room).min(free.len() as u32).min(client.capacity - client.outstanding);
+        let more = max == share && requests.len() > max;
+        if max == 0 {
+            return false;
+        }
+        // The driver is trusted.
+        let Ok(mut driver) = disk.driver.requests.batch() else { return false };
+        // `room` is at most what the batch has (the driver only makes more);
+        // the clamp keeps a wrong `room` from ever costing a request.
+        let max = max.min(driver.room());
         let first = client.range.map_or(0, |(first, _)| first);
-        let (mut taken, mut forwarded) = (0, 0);
+        let mut forwarded = 0;
         for req in requests.take(max as usize) {
-            taken += 1;
             let op = match req.check(&client.info, client.data_size) {
                 Ok(op) => op,
                 Err(status) => {
@@ -414,7 +419,7 @@ impl<'a> Server<'a> {
                     continue;
                 }
             };
-            // `max` is within the free slots and the driver ring's room.
+            // `max` is within the free slots and the driver batch's room.
             let Some(slot) = free.pop() else { break };
             slots[slot as usize] = Slot { client: c as u8, disk: d as u8, id: req.id };
             let _ = driver.push(if op.moves_data() {
@@ -424,22 +429,21 @@ impl<'a> Server<'a> {
             });
             forwarded += 1;
         }
-        client.budget -= taken;
         client.outstanding += forwarded;
-        disk.room -= forwarded;
-        if client.budget == 0 {
-            disk.waiting -= 1;
-        }
-        taken
+        disk.room = room - forwarded;
+        more
     }
 }
 
 /// The indices of the set bits of `mask`, lowest first.
 pub fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
     core::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
         let i = mask.trailing_zeros() as usize;
-        mask &= mask.wrapping_sub(1);
-        (i < 32).then_some(i)
+        mask &= mask - 1;
+        Some(i)
     })
 }
 

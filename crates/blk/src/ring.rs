@@ -281,7 +281,10 @@ impl<'a, T: Record> Producer<'a, T> {
         self.limit = head.wrapping_add(self.capacity());
         self.ring.slots.set(self.tail, &entry);
         self.tail = self.tail.wrapping_add(1);
-        self.publish();
+        // SeqCst, not just Release: see "Notifications" in the module docs.
+        self.ring.tail.store(self.tail, Ordering::SeqCst);
+        self.published = self.tail;
+        self.pushed = true;
         Ok(())
     }
 
@@ -346,10 +349,9 @@ impl<'a, T: Record> Producer<'a, T> {
 /// waits.
 pub struct Consumer<'a, T> {
     ring: Ring<'a, T>,
-    /// Our head; the one in the ring is only its published copy.
+    /// Our head; the one in the ring is only its published copy (always
+    /// up to date outside a [`PopBatch`]).
     head: u32,
-    /// The head as last published.
-    published: u32,
 }
 
 impl<'a, T: Record> Consumer<'a, T> {
@@ -359,7 +361,7 @@ impl<'a, T: Record> Consumer<'a, T> {
     pub fn new(mem: Shared<'a>, capacity: u32) -> Result<Self, LayoutError> {
         let ring = Ring::attach(mem, capacity)?;
         let head = ring.head.load(Ordering::Relaxed);
-        Ok(Consumer { ring, head, published: head })
+        Ok(Consumer { ring, head })
     }
 
     pub fn capacity(&self) -> u32 {
@@ -379,25 +381,21 @@ impl<'a, T: Record> Consumer<'a, T> {
         Ok(self.len()? == self.capacity())
     }
 
-    /// Entries the producer could push now (popped entries count as
-    /// taken until published).
+    /// Entries the producer could push now.
     pub fn free(&self) -> Result<u32, Corrupt> {
-        let tail = self.ring.tail.load(Ordering::Acquire);
-        self.waiting(tail)?;
-        Ok(self.capacity() - tail.wrapping_sub(self.published))
+        Ok(self.capacity() - self.len()?)
     }
 
     /// A copy of the oldest entry, which leaves the ring; `None` if empty.
     /// The copy is untrusted data: check it before use. Loads the tail
     /// each time, so a producer that corrupts it is noticed at once.
     pub fn try_pop(&mut self) -> Result<Option<T>, Corrupt> {
-        let tail = self.ring.tail.load(Ordering::Acquire);
-        if self.waiting(tail)? == 0 {
+        if self.available(Ordering::Acquire)? == 0 {
             return Ok(None);
         }
         let entry = self.ring.slots.get(self.head);
         self.head = self.head.wrapping_add(1);
-        self.publish();
+        self.ring.head.store(self.head, Ordering::Release);
         Ok(Some(entry))
     }
 
@@ -407,26 +405,16 @@ impl<'a, T: Record> Consumer<'a, T> {
     /// check each before use.
     pub fn batch(&mut self) -> Result<PopBatch<'_, 'a, T>, Corrupt> {
         let tail = self.ring.tail.load(Ordering::Acquire);
-        self.waiting(tail)?;
+        self.ring.occupancy(self.head, tail)?;
         Ok(PopBatch { slots: self.ring.slots, head: self.head, end: tail, consumer: self })
     }
 
-    /// Hand the slots popped since the last publication back to the
-    /// producer.
-    fn publish(&mut self) {
-        if self.published != self.head {
-            self.ring.head.store(self.head, Ordering::Release);
-            self.published = self.head;
-        }
-    }
 
     /// Call when the ring looks empty, before waiting for a notification:
     /// asks the producer for one and looks again. `true`: still empty, wait
     /// (the producer will notify after its next push). `false`: entries
     /// arrived meanwhile, the request is withdrawn; pop them.
-    /// Publishes the head first: a producer waiting for room must see it.
     pub fn prepare_to_wait(&mut self) -> Result<bool, Corrupt> {
-        self.publish();
         self.ring.signal.store(1, Ordering::SeqCst);
         if self.available(Ordering::SeqCst)? == 0 {
             return Ok(true);
@@ -439,16 +427,7 @@ impl<'a, T: Record> Consumer<'a, T> {
     }
 
     fn available(&self, order: Ordering) -> Result<u32, Corrupt> {
-        self.waiting(self.ring.tail.load(order))
-    }
-
-    /// Entries left to pop for a tail loaded from the ring. The producer
-    /// may be at most the capacity past the head we published, and not
-    /// behind the entries we popped since.
-    fn waiting(&self, tail: u32) -> Result<u32, Corrupt> {
-        let pushed = self.ring.occupancy(self.published, tail)?;
-        let popped = self.head.wrapping_sub(self.published);
-        pushed.checked_sub(popped).ok_or(Corrupt { head: self.published, tail, capacity: self.capacity() })
+        self.ring.occupancy(self.head, self.ring.tail.load(order))
     }
 }
 
@@ -524,8 +503,10 @@ impl<T: Record> Iterator for PopBatch<'_, '_, T> {
 
 impl<T: Record> Drop for PopBatch<'_, '_, T> {
     fn drop(&mut self) {
-        self.consumer.head = self.head;
-        self.consumer.publish();
+        if self.consumer.head != self.head {
+            self.consumer.head = self.head;
+            self.consumer.ring.head.store(self.head, Ordering::Release);
+        }
     }
 }
 
