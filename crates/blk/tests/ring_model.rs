@@ -12,12 +12,13 @@ use proptest::prelude::*;
 const CANARY: u64 = 0xdead_beef_cafe_f00d;
 const REQ: usize = core::mem::size_of::<Request>();
 
-/// A buffer with a ring of `capacity` requests at its start and canary
-/// words after it.
-fn buffer(capacity: u32) -> Vec<u64> {
+/// A buffer with a ring of `capacity` requests at its start, both indices
+/// at `start`, and canary words after it.
+fn buffer(capacity: u32, start: u32) -> Vec<u64> {
     let ring_words = ring_size::<Request>(capacity).unwrap() / 8;
     let mut buf = vec![0; ring_words + 8];
     buf[ring_words..].fill(CANARY);
+    set_indices(Shared::from_words(&mut buf), start, start);
     buf
 }
 
@@ -57,9 +58,8 @@ proptest! {
     #[test]
     fn the_ring_behaves_like_a_bounded_fifo(cap_log in 0u32..5, start in start_index(), steps in steps()) {
         let cap = 1u32 << cap_log;
-        let mut buf = buffer(cap);
+        let mut buf = buffer(cap, start);
         let mem = Shared::from_words(&mut buf);
-        set_indices(mem, start, start);
         let mut p = Producer::<Request>::new(mem, cap).unwrap();
         let mut c = Consumer::<Request>::new(mem, cap).unwrap();
         let mut model = VecDeque::new();
@@ -123,9 +123,8 @@ proptest! {
         cap_log in 0u32..5, start in start_index(), steps in batched_steps()
     ) {
         let cap = 1u32 << cap_log;
-        let mut buf = buffer(cap);
+        let mut buf = buffer(cap, start);
         let mem = Shared::from_words(&mut buf);
-        set_indices(mem, start, start);
         let mut p = Producer::<Request>::new(mem, cap).unwrap();
         let mut c = Consumer::<Request>::new(mem, cap).unwrap();
         let (tail_word, head_word) = (mem.atomic_u32(TAIL).unwrap(), mem.atomic_u32(HEAD).unwrap());
@@ -190,20 +189,19 @@ proptest! {
         cap_log in 0u32..5, start in start_index(), actions in hostile_producer()
     ) {
         let cap = 1u32 << cap_log;
-        let mut buf = buffer(cap);
+        let mut buf = buffer(cap, start);
         let mem = Shared::from_words(&mut buf);
-        set_indices(mem, start, start);
         let mut c = Consumer::<Request>::new(mem, cap).unwrap();
         let tail_word = mem.atomic_u32(TAIL).unwrap();
         let mut head = start;
         for action in actions {
+            if hostile_write(mem, cap, head, &action) {
+                continue;
+            }
             match action {
-                Hostile::TailFromHead(d) => tail_word.store(head.wrapping_add(d as u32), Ordering::Relaxed),
-                Hostile::TailAnywhere(t) => tail_word.store(t, Ordering::Relaxed),
-                Hostile::Slot(i, bytes) => {
-                    mem.write_bytes(HEADER_SIZE + (i % cap) as usize * REQ, &bytes).unwrap()
+                Hostile::TailFromHead(_) | Hostile::TailAnywhere(_) | Hostile::Slot(..) | Hostile::Signal(_) => {
+                    unreachable!("done by hostile_write")
                 }
-                Hostile::Signal(s) => mem.atomic_u32(SIGNAL).unwrap().store(s, Ordering::Relaxed),
                 Hostile::Pop | Hostile::Drain => {
                     let tail = tail_word.load(Ordering::Relaxed);
                     match c.batch() {
@@ -249,6 +247,19 @@ enum Hostile {
     Drain,
 }
 
+/// Do a hostile producer's write; false for the actions that are pops.
+fn hostile_write(mem: Shared<'_>, cap: u32, head: u32, action: &Hostile) -> bool {
+    let tail_word = mem.atomic_u32(TAIL).unwrap();
+    match *action {
+        Hostile::TailFromHead(d) => tail_word.store(head.wrapping_add(d as u32), Ordering::Relaxed),
+        Hostile::TailAnywhere(t) => tail_word.store(t, Ordering::Relaxed),
+        Hostile::Slot(i, bytes) => mem.write_bytes(HEADER_SIZE + (i % cap) as usize * REQ, &bytes).unwrap(),
+        Hostile::Signal(s) => mem.atomic_u32(SIGNAL).unwrap().store(s, Ordering::Relaxed),
+        Hostile::Pop | Hostile::Drain => return false,
+    }
+    true
+}
+
 fn hostile_producer() -> impl Strategy<Value = Vec<Hostile>> {
     prop::collection::vec(
         prop_oneof![
@@ -272,9 +283,8 @@ proptest! {
         cap_log in 0u32..5, start in start_index(), actions in hostile_producer()
     ) {
         let cap = 1u32 << cap_log;
-        let mut buf = buffer(cap);
+        let mut buf = buffer(cap, start);
         let mem = Shared::from_words(&mut buf);
-        set_indices(mem, start, start);
         let mut c = Consumer::<Request>::new(mem, cap).unwrap();
         let mut head = start; // what the consumer must believe
         let tail_word = mem.atomic_u32(TAIL).unwrap();
@@ -297,13 +307,13 @@ proptest! {
         };
 
         for action in actions {
+            if hostile_write(mem, cap, head, &action) {
+                continue;
+            }
             match action {
-                Hostile::TailFromHead(d) => tail_word.store(head.wrapping_add(d as u32), Ordering::Relaxed),
-                Hostile::TailAnywhere(t) => tail_word.store(t, Ordering::Relaxed),
-                Hostile::Slot(i, bytes) => {
-                    mem.write_bytes(HEADER_SIZE + (i % cap) as usize * REQ, &bytes).unwrap()
+                Hostile::TailFromHead(_) | Hostile::TailAnywhere(_) | Hostile::Slot(..) | Hostile::Signal(_) => {
+                    unreachable!("done by hostile_write")
                 }
-                Hostile::Signal(s) => mem.atomic_u32(SIGNAL).unwrap().store(s, Ordering::Relaxed),
                 Hostile::Pop => {
                     let _ = pop(&mut c, &mut head);
                 }
@@ -316,9 +326,7 @@ proptest! {
                 }
             }
             // The consumer publishes its own head, whatever the producer did.
-            if !matches!(action, Hostile::Signal(_)) {
-                prop_assert_eq!(mem.atomic_u32(HEAD).unwrap().load(Ordering::Relaxed), head);
-            }
+            prop_assert_eq!(mem.atomic_u32(HEAD).unwrap().load(Ordering::Relaxed), head);
         }
         prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
     }
@@ -334,9 +342,8 @@ proptest! {
         pushes_between in 0usize..8,
     ) {
         let cap = 1u32 << cap_log;
-        let mut buf = buffer(cap);
+        let mut buf = buffer(cap, start);
         let mem = Shared::from_words(&mut buf);
-        set_indices(mem, start, start);
         let mut p = Producer::<Request>::new(mem, cap).unwrap();
         let head_word = mem.atomic_u32(HEAD).unwrap();
         let mut tail = start;
