@@ -34,6 +34,17 @@
 //! reads an entry, then publishes the head with release ordering; the
 //! producer loads the head with acquire ordering before it reuses the slot.
 //!
+//! # Batches
+//!
+//! [`Consumer::batch`] and [`Producer::batch`] load the peer's index once,
+//! keep their own in a local variable while entries are copied, and publish
+//! it once when the batch is dropped: a batch of `n` entries costs one
+//! acquire load and one release store, not `n` of each. [`Producer::push`]
+//! does the same across calls (for pushes that alternate between rings) and
+//! [`Producer::publish`] ends it. The peer sees nothing of a batch until it
+//! is published, so what it may read or overwrite is decided by published
+//! indices only, as above.
+//!
 //! # Notifications
 //!
 //! A consumer that finds the ring empty may wait for a notification; the
@@ -408,7 +419,6 @@ impl<'a, T: Record> Consumer<'a, T> {
         self.ring.occupancy(self.head, tail)?;
         Ok(PopBatch { slots: self.ring.slots, head: self.head, end: tail, consumer: self })
     }
-
 
     /// Call when the ring looks empty, before waiting for a notification:
     /// asks the producer for one and looks again. `true`: still empty, wait
