@@ -58,7 +58,6 @@ pub enum Submitted {
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    busy: bool,
     id: u32,
     count: u32,
     head: u16,
@@ -83,6 +82,8 @@ pub struct Engine {
     queue: SplitQueue,
     area: SlotArea,
     slots: [Slot; MAX_IN_FLIGHT],
+    /// The slots not in use, so taking one does not search.
+    free: heapless::Vec<u8, MAX_IN_FLIGHT>,
     /// Descriptor head -> slot.
     head_slot: [u8; crate::virtq::MAX_SIZE],
     in_flight: usize,
@@ -98,6 +99,7 @@ impl Engine {
             queue: SplitQueue::new(dma, layout),
             area,
             slots: [Slot::default(); MAX_IN_FLIGHT],
+            free: (0..MAX_IN_FLIGHT as u8).rev().collect(),
             head_slot: [0; crate::virtq::MAX_SIZE],
             in_flight: 0,
             held: None,
@@ -149,14 +151,14 @@ impl Engine {
     }
 
     fn start(&mut self, dma: &impl Dma, req: Request, kind: u32) -> Submitted {
-        let Some(s) = self.slots.iter().position(|s| !s.busy) else {
+        let Some(s) = self.free.last().map(|&s| s as usize) else {
             // Callers check `can_accept` first.
             return Submitted::Done(Completion { id: req.id, status: Status::IoError, count: 0 });
         };
         let header = self.area.headers + 16 * s;
         let status = self.area.status + s;
-        dma.write_u32(header, kind);
-        dma.write_u32(header + 4, 0);
+        // The header: type, a reserved zero word, the first sector.
+        dma.write_u64(header, kind as u64);
         dma.write_u64(header + 8, req.block * SECTORS_PER_BLOCK);
         dma.write_u8(status, 0xff);
         let hdr = Buffer { addr: dma.paddr() + header as u64, len: 16, device_writes: false };
@@ -171,7 +173,8 @@ impl Engine {
         let Some(head) = head else {
             return Submitted::Done(Completion { id: req.id, status: Status::IoError, count: 0 });
         };
-        self.slots[s] = Slot { busy: true, id: req.id, count: req.count, head };
+        self.free.pop();
+        self.slots[s] = Slot { id: req.id, count: req.count, head };
         self.head_slot[head as usize] = s as u8;
         self.in_flight += 1;
         Submitted::Started
@@ -182,7 +185,8 @@ impl Engine {
         let (head, _len) = self.queue.pop_used(dma)?;
         let s = self.head_slot[head as usize] as usize;
         let slot = self.slots[s];
-        self.slots[s].busy = false;
+        // Cannot overflow: `s` was taken from the list.
+        let _ = self.free.push(s as u8);
         self.in_flight -= 1;
         debug_assert_eq!(slot.head, head);
         // Anything but OK (I/O error, unsupported, or a byte the device never

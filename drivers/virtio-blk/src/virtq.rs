@@ -104,10 +104,12 @@ impl SplitQueue {
             let last = i + 1 == bufs.len();
             let next = self.free_next[d as usize];
             let off = self.layout.desc + DESC_SIZE * d as usize;
+            let flags = if last { 0 } else { F_NEXT } | if b.device_writes { F_WRITE } else { 0 };
+            let link = if last { 0 } else { next };
+            // A descriptor is addr (8 bytes), then len (4), flags (2) and
+            // next (2), little-endian: two 64-bit stores.
             dma.write_u64(off, b.addr);
-            dma.write_u32(off + 8, b.len);
-            dma.write_u16(off + 12, if last { 0 } else { F_NEXT } | if b.device_writes { F_WRITE } else { 0 });
-            dma.write_u16(off + 14, if last { 0 } else { next });
+            dma.write_u64(off + 8, b.len as u64 | (flags as u64) << 32 | (link as u64) << 48);
             self.chain_next[d as usize] = next;
             if !last {
                 d = next;

@@ -200,21 +200,25 @@ mod pd {
                     _ => {}
                 }
                 while !self.corrupt && self.engine.can_accept() && self.owed < self.capacity {
-                    let req = match self.queue.requests.try_pop() {
-                        Ok(Some(r)) => r,
-                        Ok(None) => break,
+                    // A batch: one load of the tail, one store of the head.
+                    let mut requests = match self.queue.requests.batch() {
+                        Ok(batch) if batch.is_empty() => break,
+                        Ok(batch) => batch,
                         Err(_) => {
                             debug_println!("virtio_blk: disk {}: request ring corrupt; no longer served", self.index);
                             self.corrupt = true;
                             break;
                         }
                     };
-                    progress = true;
-                    self.owed += 1;
-                    match self.submit(req) {
-                        Submitted::Started => started = true,
-                        Submitted::Held => {}
-                        Submitted::Done(c) => self.respond(c),
+                    while self.engine.can_accept() && self.owed < self.capacity {
+                        let Some(req) = requests.next() else { break };
+                        progress = true;
+                        self.owed += 1;
+                        match submit(&mut self.engine, &self.dma, req) {
+                            Submitted::Started => started = true,
+                            Submitted::Held => {}
+                            Submitted::Done(c) => respond(&mut self.owed, &mut self.queue.responses, c),
+                        }
                     }
                 }
                 if started {
@@ -237,19 +241,25 @@ mod pd {
             }
         }
 
-        fn submit(&mut self, req: Request) -> Submitted {
-            let Ok(op) = req.op() else {
-                return Submitted::Done(engine::Completion { id: req.id, status: Status::InvalidRequest, count: 0 });
-            };
-            // The requester's data offset is a device address on this link.
-            let r = engine::Request { id: req.id, op, block: req.block, count: req.count, dma_addr: req.data_offset };
-            self.engine.submit(&self.dma, r)
-        }
-
         fn respond(&mut self, c: engine::Completion) {
-            self.owed = self.owed.saturating_sub(1);
-            let _ = self.queue.responses.try_push(Response::new(c.id, c.status, c.count));
+            respond(&mut self.owed, &mut self.queue.responses, c);
         }
+    }
+
+    fn submit(engine: &mut Engine, dma: &DmaMem, req: Request) -> Submitted {
+        let Ok(op) = req.op() else {
+            return Submitted::Done(engine::Completion { id: req.id, status: Status::InvalidRequest, count: 0 });
+        };
+        // The requester's data offset is a device address on this link.
+        let r = engine::Request { id: req.id, op, block: req.block, count: req.count, dma_addr: req.data_offset };
+        engine.submit(dma, r)
+    }
+
+    /// Queue the answer; `service` publishes the answers of a round at once
+    /// (the requester keeps within its capacity, so there is room).
+    fn respond(owed: &mut u32, responses: &mut blk::Producer<'static, Response>, c: engine::Completion) {
+        *owed = owed.saturating_sub(1);
+        let _ = responses.push(Response::new(c.id, c.status, c.count));
     }
 
     impl Handler for Driver {
