@@ -73,10 +73,12 @@ impl BlockClient {
         self.queue.requests.try_push(req).is_ok()
     }
 
-    /// Tell the other side, if it asked to be told: when the handler
-    /// returns, together with the wait for the next event.
+    /// Tell the other side, if it asked to be told, about new requests or
+    /// about answers taken (when it waits for room to answer): when the
+    /// handler returns, together with the wait for the next event.
     pub fn kick(&mut self) {
-        if self.queue.requests.needs_notify() {
+        // `|`: both requests are taken back, one notification covers them.
+        if self.queue.requests.needs_notify() | self.queue.responses.producer_waits() {
             self.channel.deferred_notify();
         }
     }
@@ -85,9 +87,15 @@ impl BlockClient {
         self.queue.responses.try_pop().ok().flatten()
     }
 
-    /// Ask to be notified of the next response; false if one is already
-    /// there.
+    /// Ask to be notified of the next response, after telling the server
+    /// about answers taken if it waits for room (see `kick`); false if a
+    /// response is already there.
     pub fn wait(&mut self) -> bool {
+        // Answers taken since the last `kick` may be what the server waits
+        // for.
+        if self.queue.responses.producer_waits() {
+            self.channel.deferred_notify();
+        }
         self.queue.responses.prepare_to_wait().unwrap_or(true)
     }
 }

@@ -10,9 +10,11 @@
 //!   can neither complete nor see another client's request;
 //! - serves clients round robin, each client with work taking an equal
 //!   share of the driver ring's room per turn, in one batch (ring indices
-//!   are loaded and published once per batch, not per request), and keeps
-//!   each client within its queue capacity so its response ring can never
-//!   overflow;
+//!   are loaded and published once per batch, not per request), and takes
+//!   a request only when the client's response ring has room for its answer
+//!   and for every answer still owed, so no answer is ever dropped (a client
+//!   that stops taking its answers is asked to notify us when it takes
+//!   some);
 //! - reads each disk's partition table before serving partition clients.
 //!
 //! Filter chains come next; every chain is empty for now.
@@ -76,6 +78,9 @@ pub struct Client<'a> {
     /// Requests taken and not yet answered.
     outstanding: u32,
     capacity: u32,
+    /// It has requests waiting but no room left for their answers (it has
+    /// not taken the earlier ones): we asked to hear when it takes some.
+    waiting_for_room: bool,
     /// A client that corrupted its rings is no longer served.
     broken: bool,
 }
@@ -187,6 +192,7 @@ impl<'a> Server<'a> {
                 info: StorageInfo::new(0, false, layout.capacity()),
                 outstanding: 0,
                 capacity: layout.capacity(),
+                waiting_for_room: false,
                 broken: false,
             });
         }
@@ -227,28 +233,28 @@ impl<'a> Server<'a> {
     /// Ask every ring we could consume now to signal us; false if something
     /// arrived meanwhile (then there is more work). A client we cannot serve
     /// yet (its disk is busy or it has all it may have outstanding) is not
-    /// asked: a driver response wakes us first.
+    /// asked: a driver response wakes us first. A client waiting for room
+    /// for its answers is asked to signal us when it takes some.
     fn ready_to_wait(&mut self) -> bool {
         let mut quiet = true;
         for disk in self.disks.iter_mut() {
             quiet &= disk.driver.responses.prepare_to_wait().unwrap_or(true);
         }
-        for c in 0..self.clients.len() {
-            if self.may_take(c) {
-                quiet &= self.clients[c].queue.requests.prepare_to_wait().unwrap_or(true);
+        let slot_free = !self.free.is_empty();
+        let Server { disks, clients, .. } = self;
+        for client in clients.iter_mut().filter(|c| !c.broken && c.range.is_some()) {
+            if client.waiting_for_room {
+                // Room for one more answer besides those owed.
+                let needed = client.outstanding + 1;
+                quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
+            } else if client.outstanding < client.capacity
+                && slot_free
+                && disks[client.disk].driver.requests.room(1).is_ok_and(|r| r > 0)
+            {
+                quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
             }
         }
         quiet
-    }
-
-    /// Whether client `c` may have a request taken now.
-    fn may_take(&self, c: usize) -> bool {
-        let client = &self.clients[c];
-        !client.broken
-            && client.range.is_some()
-            && client.outstanding < client.capacity
-            && !self.free.is_empty()
-            && !self.disks[client.disk].driver.requests.is_full().unwrap_or(true)
     }
 
     fn start_disk(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
@@ -330,8 +336,9 @@ impl<'a> Server<'a> {
                 Ok(status) => (status, 0),
                 Err(_) => (Status::IoError, 0),
             };
-            // A client that keeps within its queue's capacity always has
-            // room; one that does not can lose only its own responses.
+            // Room was set aside when the request was taken (`serve_turn`);
+            // only a client that corrupts its ring can make this fail, and
+            // then loses only its own answers.
             let _ = client.queue.responses.push(Response::new(id, status, count));
             answered |= 1 << c;
         }
@@ -378,6 +385,7 @@ impl<'a> Server<'a> {
         let client = &mut clients[c];
         let d = client.disk;
         let disk = &mut disks[d];
+        client.waiting_for_room = false;
         if client.broken || client.range.is_none() || client.outstanding == client.capacity || disk.state != DiskState::Ready {
             return false;
         }
@@ -399,7 +407,23 @@ impl<'a> Server<'a> {
             disk.share_round = *round;
         }
         let (room, share) = (disk.room, disk.share);
-        let max = share.min(room).min(free.len() as u32).min(client.capacity - client.outstanding);
+        // A request is taken only with room in the response ring for its
+        // answer and for every answer still owed, so no answer is ever
+        // dropped, even for a client that does not take its answers.
+        let max = share.min(room).min(free.len() as u32).min(requests.len());
+        if max == 0 {
+            return false;
+        }
+        // (`room` loads the client's head again unless the last one it saw
+        // already leaves room for all `max`; so a 0 here is current.)
+        let Ok(answer_room) = client.queue.responses.room(client.outstanding + max) else {
+            client.broken = true;
+            log(Event::ClientCorrupt { client: c });
+            return false;
+        };
+        let answer_room = answer_room.saturating_sub(client.outstanding);
+        client.waiting_for_room = answer_room == 0;
+        let max = max.min(answer_room);
         let more = max == share && requests.len() > max;
         if max == 0 {
             return false;

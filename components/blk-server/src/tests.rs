@@ -244,6 +244,43 @@ fn a_flood_is_served_within_the_clients_capacity_and_loses_nothing() {
 }
 
 #[test]
+fn a_client_that_leaves_its_answers_waits_for_room_and_loses_none() {
+    let mut h = harness(&[Client { partition: 0, capacity: 4 }], 64);
+    h.run();
+    for i in 0..4 {
+        h.push(0, Request::new(i, Op::Read, i as u64, 1, 0));
+    }
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    // Four answers sit in the client's ring; it pushes four more requests
+    // without taking them.
+    for i in 4..8 {
+        h.push(0, Request::new(i, Op::Read, i as u64, 1, 0));
+    }
+    h.run();
+    assert!(h.driver_requests().is_empty(), "no room for their answers: none taken");
+    let first = h.clients[0].responses.try_pop().unwrap().unwrap();
+    assert_eq!(first.id, 0);
+    assert!(h.clients[0].responses.producer_waits(), "the server asked to hear of this pop");
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 1, "room for one answer: one request taken");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let mut answered: StdVec<u32> = vec![first.id];
+    answered.extend(h.responses(0).into_iter().map(|r| r.id));
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    answered.extend(h.responses(0).into_iter().map(|r| r.id));
+    answered.sort();
+    assert_eq!(answered, (0..8).collect::<StdVec<_>>(), "every request answered exactly once");
+}
+
+#[test]
 fn partition_clients_are_confined_to_their_partition() {
     let mut h = harness(&[Client { partition: 2, capacity: 8 }, Client { partition: 3, capacity: 8 }], 8);
     h.run();

@@ -10,7 +10,8 @@
 //! | [`TAIL`] = 0 | 4 | tail: entries ever pushed (mod 2^32) | producer |
 //! | [`HEAD`] = 4 | 4 | head: entries ever popped (mod 2^32) | consumer |
 //! | [`SIGNAL`] = 8 | 4 | nonzero: the consumer wants a notification | consumer sets, producer clears |
-//! | 12 | 52 | reserved | |
+//! | [`ROOM`] = 12 | 4 | nonzero: the producer wants a notification when entries are popped | producer sets, consumer clears |
+//! | 16 | 48 | reserved | |
 //! | [`HEADER_SIZE`] = 64 | `n * s` | entry `i` lives in slot `i mod n` | producer |
 //!
 //! Indices run freely and wrap at 2^32; `tail - head` (wrapping) is the
@@ -31,8 +32,9 @@
 //! The producer writes the entry, then publishes the tail with release
 //! ordering (in fact sequentially consistent, see below); the consumer loads
 //! the tail with acquire ordering before it reads entries. The consumer
-//! reads an entry, then publishes the head with release ordering; the
-//! producer loads the head with acquire ordering before it reuses the slot.
+//! reads an entry, then publishes the head with release ordering (also
+//! sequentially consistent, for the room notification); the producer loads
+//! the head with acquire ordering before it reuses the slot.
 //!
 //! # Batches
 //!
@@ -73,6 +75,13 @@
 //! checks the protocol over every interleaving of the two sides' steps.
 //! A redundant notification (the consumer found the entry itself after
 //! setting the flag) is possible and harmless.
+//!
+//! The other way round, for a producer that needs room (the filter server
+//! takes a request only when the client's response ring has room for its
+//! answer): [`Producer::prepare_to_wait_for_room`] sets `ROOM`, then loads
+//! the head again; [`Consumer::producer_waits`], called after pops, swaps
+//! `ROOM` to 0 and the caller notifies the producer if it was set. The same
+//! argument shows no wake-up is lost, with the head for the tail.
 
 use core::fmt;
 use core::mem::size_of;
@@ -89,6 +98,8 @@ pub const TAIL: usize = 0;
 pub const HEAD: usize = 4;
 /// Offset of the consumer's "signal me" word in a ring.
 pub const SIGNAL: usize = 8;
+/// Offset of the producer's "signal me when you pop" word in a ring.
+pub const ROOM: usize = 12;
 /// Bytes before the first slot (a cache line).
 pub const HEADER_SIZE: usize = 64;
 /// The largest capacity, the largest power of two in a `u32`. (Any
@@ -202,6 +213,7 @@ struct Ring<'a, T> {
     tail: &'a AtomicU32,
     head: &'a AtomicU32,
     signal: &'a AtomicU32,
+    room: &'a AtomicU32,
     slots: Slots<'a, T>,
 }
 
@@ -216,6 +228,7 @@ impl<'a, T: Record> Ring<'a, T> {
             tail: mem.atomic_u32(TAIL)?,
             head: mem.atomic_u32(HEAD)?,
             signal: mem.atomic_u32(SIGNAL)?,
+            room: mem.atomic_u32(ROOM)?,
             slots: Slots::new(mem, HEADER_SIZE, capacity)?,
         })
     }
@@ -324,6 +337,16 @@ impl<'a, T: Record> Producer<'a, T> {
         Ok(PushBatch { slots: self.ring.slots, tail: self.tail, limit: self.limit, producer: self })
     }
 
+    /// Entries that can be pushed now, as far as the head loaded last
+    /// tells; the head is loaded again only if that is less than `wanted`.
+    /// (The consumer only ever makes more room, so this never overstates.)
+    pub fn room(&mut self, wanted: u32) -> Result<u32, Corrupt> {
+        if self.limit.wrapping_sub(self.tail) < wanted {
+            self.load_limit()?;
+        }
+        Ok(self.limit.wrapping_sub(self.tail))
+    }
+
     fn load_limit(&mut self) -> Result<(), Corrupt> {
         let head = self.ring.head.load(Ordering::Acquire);
         self.ring.occupancy(head, self.tail)?;
@@ -353,6 +376,22 @@ impl<'a, T: Record> Producer<'a, T> {
             return false;
         }
         self.ring.signal.swap(0, Ordering::SeqCst) != 0
+    }
+
+    /// Call when the ring has less room than `needed`, before waiting for a
+    /// notification: asks the consumer for one when it pops and looks again.
+    /// `true`: still too little room, wait. `false`: the consumer popped
+    /// meanwhile, the request is withdrawn.
+    pub fn prepare_to_wait_for_room(&mut self, needed: u32) -> Result<bool, Corrupt> {
+        self.ring.room.store(1, Ordering::SeqCst);
+        let head = self.ring.head.load(Ordering::SeqCst);
+        let room = self.capacity() - self.ring.occupancy(head, self.tail)?;
+        self.limit = head.wrapping_add(self.capacity());
+        if room < needed {
+            return Ok(true);
+        }
+        self.ring.room.store(0, Ordering::Relaxed);
+        Ok(false)
     }
 }
 
@@ -406,7 +445,8 @@ impl<'a, T: Record> Consumer<'a, T> {
         }
         let entry = self.ring.slots.get(self.head);
         self.head = self.head.wrapping_add(1);
-        self.ring.head.store(self.head, Ordering::Release);
+        // SeqCst: see "Notifications" (room) in the module docs.
+        self.ring.head.store(self.head, Ordering::SeqCst);
         Ok(Some(entry))
     }
 
@@ -434,6 +474,14 @@ impl<'a, T: Record> Consumer<'a, T> {
         // harmless.
         self.ring.signal.store(0, Ordering::Relaxed);
         Ok(false)
+    }
+
+    /// Whether the producer asked to hear when entries are popped; then
+    /// clears its request. Call after popping (once per batch is enough) and
+    /// notify the producer if it returns true.
+    pub fn producer_waits(&mut self) -> bool {
+        // SeqCst load first: the common case (nobody waits) costs no write.
+        self.ring.room.load(Ordering::SeqCst) != 0 && self.ring.room.swap(0, Ordering::SeqCst) != 0
     }
 
     fn available(&self, order: Ordering) -> Result<u32, Corrupt> {
@@ -515,7 +563,7 @@ impl<T: Record> Drop for PopBatch<'_, '_, T> {
     fn drop(&mut self) {
         if self.consumer.head != self.head {
             self.consumer.head = self.head;
-            self.consumer.ring.head.store(self.head, Ordering::Release);
+            self.consumer.ring.head.store(self.head, Ordering::SeqCst);
         }
     }
 }
@@ -549,6 +597,46 @@ mod tests {
         assert!(!p.needs_notify());
         p.try_push(8).unwrap();
         assert!(p.needs_notify());
+    }
+
+    #[test]
+    fn a_producer_waiting_for_room_hears_of_the_next_pop() {
+        let mut buf = buffer(2);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 2).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 2).unwrap();
+        p.try_push(1).unwrap();
+        p.try_push(2).unwrap();
+        assert!(!c.producer_waits(), "nobody asked");
+        assert_eq!(p.prepare_to_wait_for_room(1), Ok(true), "full: wait");
+        assert_eq!(c.try_pop(), Ok(Some(1)));
+        assert!(c.producer_waits(), "the producer is waiting for this");
+        assert!(!c.producer_waits(), "one request, one notification");
+        assert_eq!(p.prepare_to_wait_for_room(1), Ok(false), "room already: no wait");
+        assert_eq!(p.prepare_to_wait_for_room(2), Ok(true), "not enough room");
+        {
+            let mut batch = c.batch().unwrap();
+            assert_eq!(batch.next(), Some(2));
+        }
+        assert!(c.producer_waits(), "a batch counts once it is handed back");
+    }
+
+    #[test]
+    fn room_loads_the_head_only_when_it_must() {
+        let mut buf = buffer(4);
+        let mem = Shared::from_words(&mut buf);
+        let mut p = Producer::<u64>::new(mem, 4).unwrap();
+        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        assert_eq!(p.room(1), Ok(4));
+        for i in 0..3 {
+            p.try_push(i).unwrap();
+        }
+        assert_eq!(c.try_pop(), Ok(Some(0)));
+        assert_eq!(p.room(1), Ok(1), "enough as last seen: the pop is not looked at");
+        assert_eq!(p.room(2), Ok(2), "not enough: the head is loaded again");
+        // A head moved past the tail is noticed when it is loaded.
+        mem.atomic_u32(HEAD).unwrap().store(9, Ordering::Relaxed);
+        assert!(p.room(3).is_err());
     }
 
     #[test]

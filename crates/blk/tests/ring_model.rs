@@ -365,9 +365,9 @@ proptest! {
                 prop_assert_eq!(mem.atomic_u32(TAIL).unwrap().load(Ordering::Relaxed), tail);
             }
         }
-        // Header words past the signal word stay zero; canaries stay.
-        let mut reserved = [0u8; HEADER_SIZE - 12];
-        mem.read_bytes(12, &mut reserved).unwrap();
+        // Header words past the room word stay zero; canaries stay.
+        let mut reserved = [0u8; HEADER_SIZE - 16];
+        mem.read_bytes(16, &mut reserved).unwrap();
         prop_assert!(reserved.iter().all(|&b| b == 0));
         prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
     }
