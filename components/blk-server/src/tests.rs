@@ -85,6 +85,15 @@ impl Harness {
     fn responses(&mut self, c: usize) -> StdVec<Response> {
         core::iter::from_fn(|| self.clients[c].responses.try_pop().unwrap()).collect()
     }
+    /// Let the server forward what it will, complete all of it, and return
+    /// the ids client `c` then finds answered.
+    fn complete_all(&mut self, c: usize) -> StdVec<u32> {
+        self.run();
+        let fwd = self.driver_requests();
+        self.complete(&fwd, Status::Ok);
+        self.run();
+        self.responses(c).into_iter().map(|r| r.id).collect()
+    }
     fn push(&mut self, c: usize, r: Request) {
         self.clients[c].requests.try_push(r).unwrap();
     }
@@ -234,11 +243,7 @@ fn a_flood_is_served_within_the_clients_capacity_and_loses_nothing() {
         h.run();
         answered.extend(h.responses(0).into_iter().map(|r| r.id));
     }
-    h.run();
-    let fwd = h.driver_requests();
-    h.complete(&fwd, Status::Ok);
-    h.run();
-    answered.extend(h.responses(0).into_iter().map(|r| r.id));
+    answered.extend(h.complete_all(0));
     answered.sort();
     assert_eq!(answered, (0..next).collect::<StdVec<_>>(), "every request answered exactly once");
 }
@@ -271,11 +276,7 @@ fn a_client_that_leaves_its_answers_waits_for_room_and_loses_none() {
     h.run();
     let mut answered: StdVec<u32> = vec![first.id];
     answered.extend(h.responses(0).into_iter().map(|r| r.id));
-    h.run();
-    let fwd = h.driver_requests();
-    h.complete(&fwd, Status::Ok);
-    h.run();
-    answered.extend(h.responses(0).into_iter().map(|r| r.id));
+    answered.extend(h.complete_all(0));
     answered.sort();
     assert_eq!(answered, (0..8).collect::<StdVec<_>>(), "every request answered exactly once");
 }

@@ -572,6 +572,11 @@ impl<T: Record> Drop for PopBatch<'_, '_, T> {
 mod tests {
     use super::*;
 
+    /// Both ends of the ring at the start of `mem`.
+    fn ends(mem: Shared<'_>, capacity: u32) -> (Producer<'_, u64>, Consumer<'_, u64>) {
+        (Producer::new(mem, capacity).unwrap(), Consumer::new(mem, capacity).unwrap())
+    }
+
     fn buffer(capacity: u32) -> Vec<u64> {
         vec![0; ring_size::<u64>(capacity).unwrap() / 8]
     }
@@ -580,8 +585,7 @@ mod tests {
     fn an_armed_consumer_is_notified_only_for_new_entries() {
         let mut buf = buffer(4);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         assert!(!p.needs_notify(), "a fresh ring asks for nothing");
         assert_eq!(c.prepare_to_wait(), Ok(true));
         // Two idle ends that check after every round must not wake each
@@ -603,8 +607,7 @@ mod tests {
     fn a_producer_waiting_for_room_hears_of_the_next_pop() {
         let mut buf = buffer(2);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 2).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 2).unwrap();
+        let (mut p, mut c) = ends(mem, 2);
         p.try_push(1).unwrap();
         p.try_push(2).unwrap();
         assert!(!c.producer_waits(), "nobody asked");
@@ -625,8 +628,7 @@ mod tests {
     fn room_loads_the_head_only_when_it_must() {
         let mut buf = buffer(4);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         assert_eq!(p.room(1), Ok(4));
         for i in 0..3 {
             p.try_push(i).unwrap();
@@ -643,8 +645,7 @@ mod tests {
     fn entries_come_out_in_the_order_they_went_in() {
         let mut buf = buffer(4);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         for i in 0..3 {
             p.try_push(i).unwrap();
         }
@@ -658,8 +659,7 @@ mod tests {
     fn a_full_ring_refuses_a_push_until_one_is_popped() {
         let mut buf = buffer(2);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 2).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 2).unwrap();
+        let (mut p, mut c) = ends(mem, 2);
         p.try_push(1).unwrap();
         p.try_push(2).unwrap();
         assert_eq!(p.try_push(3), Err(PushError::Full));
@@ -676,8 +676,7 @@ mod tests {
         let mem = Shared::from_words(&mut buf);
         mem.atomic_u32(TAIL).unwrap().store(u32::MAX - 1, Ordering::Relaxed);
         mem.atomic_u32(HEAD).unwrap().store(u32::MAX - 1, Ordering::Relaxed);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         for i in 0..4 {
             p.try_push(i).unwrap();
         }
@@ -715,8 +714,7 @@ mod tests {
     fn a_peer_rewriting_our_published_index_does_not_move_us() {
         let mut buf = buffer(4);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         p.try_push(1).unwrap();
         // The consumer scribbles over the tail; the producer's own copy wins
         // at its next push.
@@ -731,8 +729,7 @@ mod tests {
     fn the_producer_notifies_only_a_consumer_that_asked() {
         let mut buf = buffer(4);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         p.try_push(1).unwrap();
         assert!(!p.needs_notify(), "nobody asked");
         assert_eq!(c.try_pop(), Ok(Some(1)));
@@ -746,8 +743,7 @@ mod tests {
     fn a_consumer_that_finds_work_while_preparing_withdraws_its_request() {
         let mut buf = buffer(4);
         let mem = Shared::from_words(&mut buf);
-        let mut p = Producer::<u64>::new(mem, 4).unwrap();
-        let mut c = Consumer::<u64>::new(mem, 4).unwrap();
+        let (mut p, mut c) = ends(mem, 4);
         p.try_push(1).unwrap();
         assert_eq!(c.prepare_to_wait(), Ok(false));
         assert!(!p.needs_notify());
