@@ -6,8 +6,11 @@
 //!   `InvalidRequest` without touching anything else;
 //! - translates a good one: blocks shift by the partition's start, the data
 //!   offset becomes the device address of the client's data region;
-//! - gives the driver its own request ids (slots in a table), so a client
-//!   can neither complete nor see another client's request;
+//! - tags every request it forwards with the client's index, which the
+//!   driver echoes in the answer: the driver sees (tag, id) pairs the server
+//!   made, and an answer goes only to the client its tag names, so a client
+//!   can neither complete nor see another client's request (and needs no
+//!   table in the server);
 //! - serves clients round robin, each client with work taking an equal
 //!   share of the driver ring's room per turn, in one batch (ring indices
 //!   are loaded and published once per batch, not per request), and takes
@@ -28,11 +31,10 @@ use heapless::Vec;
 
 pub const MAX_CLIENTS: usize = blk::config::MAX_CLIENTS;
 pub const MAX_DISKS: usize = blk::config::MAX_DISKS;
-/// Requests in flight to the drivers at once.
-pub const SLOTS: usize = 256;
 const SECTORS_PER_BLOCK: u64 = BLOCK_SIZE as u64 / 512;
-/// Driver-side id of a disk's partition-table read.
-const PROBE_ID: u32 = u32::MAX;
+/// Tag of a disk's partition-table read (no client has this index).
+const PROBE_TAG: u32 = u32::MAX;
+const _: () = assert!(MAX_CLIENTS < PROBE_TAG as usize && MAX_CLIENTS <= 32);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DiskState {
@@ -75,8 +77,9 @@ pub struct Client<'a> {
     /// The client's view, once the disk is known: first block and blocks.
     range: Option<(u64, u64)>,
     info: StorageInfo,
-    /// Requests taken and not yet answered.
-    outstanding: u32,
+    /// Requests taken from its ring so far (forwarded or refused), as a
+    /// wrapping count; less the answers pushed, what it is owed.
+    taken: u32,
     capacity: u32,
     /// It has requests waiting but no room left for their answers (it has
     /// not taken the earlier ones): we asked to hear when it takes some.
@@ -84,19 +87,6 @@ pub struct Client<'a> {
     /// A client that corrupted its rings is no longer served.
     broken: bool,
 }
-
-/// A request in flight at a driver: whose it is and the client's id for it.
-#[derive(Clone, Copy)]
-struct Slot {
-    /// [`FREE`] when no request uses the slot.
-    client: u8,
-    disk: u8,
-    id: u32,
-}
-
-/// `Slot::client` of a free slot (there are at most `MAX_CLIENTS` < 255).
-const FREE: u8 = u8::MAX;
-const _: () = assert!(MAX_CLIENTS < FREE as usize && SLOTS <= u16::MAX as usize + 1);
 
 /// Whom to notify after a round of work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,11 +110,6 @@ pub enum Event {
 pub struct Server<'a> {
     pub disks: Vec<Disk<'a>, MAX_DISKS>,
     pub clients: Vec<Client<'a>, MAX_CLIENTS>,
-    /// Indexed by the id the driver sees.
-    slots: [Slot; SLOTS],
-    /// Indices of the free entries of `slots`, so taking and checking for
-    /// a free slot costs the same however many are in flight.
-    free: Vec<u16, SLOTS>,
     next_client: usize,
     /// Calls of `serve_clients` and rounds of turns so far: what makes a
     /// disk's `room` and `share` current (cheaper than resetting them).
@@ -181,6 +166,7 @@ impl<'a> Server<'a> {
             let layout = blk::QueueLayout::for_region(client.queue.size as usize, client.queue.capacity).map_err(|_| SetupError::BadRegion)?;
             let region = regions.client_queues[c].ok_or(SetupError::BadRegion)?;
             let queue = Responder::new(region, layout).map_err(|_| SetupError::BadRegion)?;
+            let taken = queue.responses.pushed();
             let _ = clients.push(Client {
                 name: name_str(&client.name),
                 queue,
@@ -190,14 +176,13 @@ impl<'a> Server<'a> {
                 data_size: client.data.size,
                 range: None,
                 info: StorageInfo::new(0, false, layout.capacity()),
-                outstanding: 0,
+                taken,
                 capacity: layout.capacity(),
                 waiting_for_room: false,
                 broken: false,
             });
         }
-        let free = (0..SLOTS as u16).rev().collect();
-        Ok(Server { disks, clients, slots: [Slot { client: FREE, disk: 0, id: 0 }; SLOTS], free, next_client: 0, call: 0, round: 0 })
+        Ok(Server { disks, clients, next_client: 0, call: 0, round: 0 })
     }
 
     /// Do all the work there is; `log` hears about notable events.
@@ -240,15 +225,13 @@ impl<'a> Server<'a> {
         for disk in self.disks.iter_mut() {
             quiet &= disk.driver.responses.prepare_to_wait().unwrap_or(true);
         }
-        let slot_free = !self.free.is_empty();
         let Server { disks, clients, .. } = self;
         for client in clients.iter_mut().filter(|c| !c.broken && c.range.is_some()) {
             if client.waiting_for_room {
                 // Room for one more answer besides those owed.
-                let needed = client.outstanding + 1;
+                let needed = client.owed() + 1;
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
-            } else if client.outstanding < client.capacity
-                && slot_free
+            } else if client.owed() < client.capacity
                 && disks[client.disk].driver.requests.room(1).is_ok_and(|r| r > 0)
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
@@ -267,7 +250,7 @@ impl<'a> Server<'a> {
         disk.read_only = info.is_read_only();
         log(Event::DiskReady { disk: d, blocks: info.capacity });
         if disk.needs_partitions {
-            let probe = Request::new(PROBE_ID, Op::Read, 0, 1, disk.probe_paddr);
+            let probe = Request::new(0, Op::Read, 0, 1, disk.probe_paddr).with_tag(PROBE_TAG);
             if disk.driver.requests.try_push(probe).is_ok() {
                 disk.state = DiskState::Probing;
             }
@@ -316,31 +299,25 @@ impl<'a> Server<'a> {
     fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         let mut probe = None;
         let mut answered = 0u32;
-        let Server { disks, clients, slots, free, .. } = self;
+        let Server { disks, clients, .. } = self;
         // A driver is trusted; a corrupt ring is left alone.
         let Ok(batch) = disks[d].driver.responses.batch() else { return };
         for resp in batch {
-            let i = resp.id as usize;
-            if i >= SLOTS || slots[i].client == FREE || slots[i].disk as usize != d {
-                probe = probe.or((resp.id == PROBE_ID).then_some(resp));
-                continue;
+            let c = resp.tag as usize;
+            match clients.get_mut(c) {
+                // (An answer nobody on this disk is owed would be a driver
+                // bug; it is dropped rather than allowed to eat the room
+                // set aside for real ones.)
+                Some(client) if client.disk == d && client.owed() != 0 => {
+                    // Room was set aside when the request was taken
+                    // (`serve_turn`); only a client that corrupts its ring
+                    // can make this fail, and then loses only its own
+                    // answers. The client gets its own id back, untagged.
+                    let _ = client.queue.responses.push(resp.with_tag(0));
+                    answered |= 1 << c;
+                }
+                _ => probe = probe.or((resp.tag == PROBE_TAG).then_some(resp)),
             }
-            let Slot { client: c, id, .. } = slots[i];
-            slots[i].client = FREE;
-            // Cannot overflow: the slot was taken from the list.
-            let _ = free.push(i as u16);
-            let client = &mut clients[c as usize];
-            client.outstanding -= 1;
-            let (status, count) = match resp.status() {
-                Ok(Status::Ok) => (Status::Ok, resp.count),
-                Ok(status) => (status, 0),
-                Err(_) => (Status::IoError, 0),
-            };
-            // Room was set aside when the request was taken (`serve_turn`);
-            // only a client that corrupts its ring can make this fail, and
-            // then loses only its own answers.
-            let _ = client.queue.responses.push(Response::new(id, status, count));
-            answered |= 1 << c;
         }
         for c in bits(answered) {
             self.clients[c].queue.responses.publish();
@@ -381,12 +358,13 @@ impl<'a> Server<'a> {
     /// and answer the bad ones. True if it stopped at its share with more
     /// requests waiting.
     fn serve_turn(&mut self, c: usize, log: &mut impl FnMut(Event)) -> bool {
-        let Server { disks, clients, slots, free, call, round, .. } = self;
+        let Server { disks, clients, call, round, .. } = self;
         let client = &mut clients[c];
         let d = client.disk;
         let disk = &mut disks[d];
         client.waiting_for_room = false;
-        if client.broken || client.range.is_none() || client.outstanding == client.capacity || disk.state != DiskState::Ready {
+        let owed = client.owed();
+        if client.broken || client.range.is_none() || owed >= client.capacity || disk.state != DiskState::Ready {
             return false;
         }
         let requests = match client.queue.requests.batch() {
@@ -410,18 +388,18 @@ impl<'a> Server<'a> {
         // A request is taken only with room in the response ring for its
         // answer and for every answer still owed, so no answer is ever
         // dropped, even for a client that does not take its answers.
-        let max = share.min(room).min(free.len() as u32).min(requests.len());
+        let max = share.min(room).min(requests.len());
         if max == 0 {
             return false;
         }
         // (`room` loads the client's head again unless the last one it saw
         // already leaves room for all `max`; so a 0 here is current.)
-        let Ok(answer_room) = client.queue.responses.room(client.outstanding + max) else {
+        let Ok(answer_room) = client.queue.responses.room(owed + max) else {
             client.broken = true;
             log(Event::ClientCorrupt { client: c });
             return false;
         };
-        let answer_room = answer_room.saturating_sub(client.outstanding);
+        let answer_room = answer_room.saturating_sub(owed);
         client.waiting_for_room = answer_room == 0;
         let max = max.min(answer_room);
         let more = max == share && requests.len() > max;
@@ -433,29 +411,27 @@ impl<'a> Server<'a> {
         // `room` is at most what the batch has (the driver only makes more);
         // the clamp keeps a wrong `room` from ever costing a request.
         let max = max.min(driver.room());
-        let first = client.range.map_or(0, |(first, _)| first);
-        let mut forwarded = 0;
+        // The client's view in locals: the loop stores only to the rings.
+        let (first, blocks) = client.range.unwrap_or((0, 0));
+        let (read_only, region, base) = (client.info.is_read_only(), client.data_size, client.data_paddr);
         for req in requests.take(max as usize) {
-            let op = match req.check(&client.info, client.data_size) {
-                Ok(op) => op,
-                Err(status) => {
-                    let _ = client.queue.responses.try_push(Response::new(req.id, status, 0));
-                    continue;
-                }
-            };
-            // `max` is within the free slots and the driver batch's room.
-            let Some(slot) = free.pop() else { break };
-            slots[slot as usize] = Slot { client: c as u8, disk: d as u8, id: req.id };
-            let _ = driver.push(if op.moves_data() {
-                Request::new(slot as u32, op, req.block + first, req.count, client.data_paddr + req.data_offset)
+            if req.is_valid_for(blocks, read_only, region) {
+                // `max` is within the driver batch's room.
+                let _ = driver.push(req.forwarded(first, base, c as u32));
             } else {
-                Request::ordering(slot as u32, op)
-            });
-            forwarded += 1;
+                let _ = client.queue.responses.try_push(Response::new(req.id, Status::InvalidRequest, 0));
+            }
         }
-        client.outstanding += forwarded;
-        disk.room = room - forwarded;
+        client.taken = client.taken.wrapping_add(max);
+        disk.room = driver.room();
         more
+    }
+}
+
+impl Client<'_> {
+    /// Answers taken and not yet pushed.
+    fn owed(&self) -> u32 {
+        self.taken.wrapping_sub(self.queue.responses.pushed())
     }
 }
 

@@ -79,7 +79,8 @@ impl Harness {
     }
     fn complete(&mut self, reqs: &[Request], status: Status) {
         for r in reqs {
-            self.drivers[0].responses.try_push(Response::new(r.id, status, r.count)).unwrap();
+            // A driver echoes id and tag.
+            self.drivers[0].responses.try_push(Response::new(r.id, status, r.count).with_tag(r.tag)).unwrap();
         }
     }
     fn responses(&mut self, c: usize) -> StdVec<Response> {
@@ -124,7 +125,7 @@ fn good_requests_are_translated_and_answered_with_the_clients_ids() {
     assert_eq!(fwd.len(), 2);
     assert_eq!((fwd[0].op(), fwd[0].block, fwd[0].count, fwd[0].data_offset), (Ok(Op::Write), 10, 2, 0x5100_0000 + 4096));
     assert_eq!(fwd[1].op(), Ok(Op::Flush));
-    assert!(fwd.iter().all(|r| r.id != 77 && r.id != 78), "the driver sees the server's ids");
+    assert!(fwd.iter().all(|r| r.tag == 0), "tagged with the client's index");
     h.complete(&fwd, Status::Ok);
     assert!(h.clients[0].responses.prepare_to_wait().unwrap(), "the client waits");
     assert_eq!(h.run().clients, 1, "and is woken");
@@ -169,22 +170,23 @@ fn bad_requests_are_refused_and_never_reach_the_driver() {
 fn a_client_cannot_complete_or_see_another_clients_request() {
     let mut h = harness(&[Client { partition: 0, capacity: 4 }, Client { partition: 0, capacity: 4 }], 8);
     h.run();
-    // Both use id 5.
+    // Both use id 5, and client 1 forges client 0's tag.
     h.push(0, Request::new(5, Op::Read, 1, 1, 0));
-    h.push(1, Request::new(5, Op::Read, 2, 1, 4096));
+    h.push(1, Request::new(5, Op::Read, 2, 1, 4096).with_tag(0));
     h.run();
     let mut fwd = h.driver_requests();
-    assert_ne!(fwd[0].id, fwd[1].id);
+    let tags: StdVec<(u64, u32)> = fwd.iter().map(|r| (r.block, r.tag)).collect();
+    assert_eq!(tags, [(1, 0), (2, 1)], "the server's tag, not the client's");
     fwd.reverse();
-    h.drivers[0].responses.try_push(Response::new(fwd[0].id, Status::IoError, 0)).unwrap();
-    h.drivers[0].responses.try_push(Response::new(fwd[1].id, Status::Ok, 1)).unwrap();
-    // A driver response for an id nobody owns is dropped.
-    h.drivers[0].responses.try_push(Response::new(200, Status::Ok, 1)).unwrap();
+    h.drivers[0].responses.try_push(Response::new(5, Status::IoError, 0).with_tag(fwd[0].tag)).unwrap();
+    h.drivers[0].responses.try_push(Response::new(5, Status::Ok, 1).with_tag(fwd[1].tag)).unwrap();
+    // Answers for a tag nobody has, and one more than client 0 is owed,
+    // are dropped.
+    h.drivers[0].responses.try_push(Response::new(5, Status::Ok, 1).with_tag(7)).unwrap();
+    h.drivers[0].responses.try_push(Response::new(6, Status::Ok, 1).with_tag(0)).unwrap();
     h.run();
-    let which = |block| if block == 1 { 0 } else { 1 };
-    let (failed, ok) = (which(fwd[0].block), which(fwd[1].block));
-    assert_eq!(h.responses(failed), [Response::new(5, Status::IoError, 0)]);
-    assert_eq!(h.responses(ok), [Response::new(5, Status::Ok, 1)]);
+    assert_eq!(h.responses(1), [Response::new(5, Status::IoError, 0)]);
+    assert_eq!(h.responses(0), [Response::new(5, Status::Ok, 1)], "untagged, and nothing it is not owed");
 }
 
 #[test]

@@ -112,10 +112,13 @@ impl Status {
 /// | 4 | 4 | `opcode` | an [`Op`] (raw, may be unknown) |
 /// | 8 | 8 | `block` | first block on the disk |
 /// | 16 | 4 | `count` | blocks to transfer (read/write) |
-/// | 20 | 4 | reserved | zero |
+/// | 20 | 4 | `tag` | echoed in the response, like `id` |
 /// | 24 | 8 | `data_offset` | byte offset of the buffer in the requester's data region |
 ///
-/// For flush and barrier only `id` and `opcode` mean anything.
+/// For flush and barrier only `id`, `opcode` and `tag` mean anything. The
+/// `tag` is for a server that forwards requests: the filter server sets it
+/// to route the answer back (whatever a client put there is overwritten);
+/// a client may leave it zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Request {
@@ -123,13 +126,17 @@ pub struct Request {
     pub opcode: u32,
     pub block: u64,
     pub count: u32,
-    reserved: u32,
+    pub tag: u32,
     pub data_offset: u64,
 }
 
 impl Request {
     pub const fn new(id: u32, op: Op, block: u64, count: u32, data_offset: u64) -> Request {
-        Request { id, opcode: op.raw(), block, count, reserved: 0, data_offset }
+        Request { id, opcode: op.raw(), block, count, tag: 0, data_offset }
+    }
+
+    pub const fn with_tag(self, tag: u32) -> Request {
+        Request { tag, ..self }
     }
 
     /// A flush or barrier: no blocks, no data.
@@ -159,29 +166,37 @@ impl Request {
     /// data region; a write needs a writable disk. Flushes and barriers are
     /// always well formed.
     pub fn check(&self, disk: &StorageInfo, data_region_len: u64) -> Result<Op, Status> {
-        let op = match self.opcode {
-            0 => Op::Read,
-            1 => Op::Write,
-            2 => return Ok(Op::Flush),
-            3 => return Ok(Op::Barrier),
-            _ => return Err(Status::InvalidRequest),
-        };
-        let (count, bytes) = (self.count as u64, self.count as u64 * BLOCK_SIZE as u64);
-        // Written without overflow (`x <= end - start` once `start <= end`)
-        // and with `&` rather than `&&`: this is the filter server's hot
-        // path, and the conditions are cheaper to compute than to branch on.
-        let ok = (count != 0)
-            & (self.block <= disk.capacity)
-            & (count <= disk.capacity.wrapping_sub(self.block))
-            & (self.data_offset % BLOCK_SIZE as u64 == 0)
-            & (self.data_offset <= data_region_len)
-            & (bytes <= data_region_len.wrapping_sub(self.data_offset))
-            & !(op as u32 == Op::Write as u32 && disk.is_read_only());
-        if ok {
-            Ok(op)
-        } else {
-            Err(Status::InvalidRequest)
+        if !self.is_valid_for(disk.capacity, disk.is_read_only(), data_region_len) {
+            return Err(Status::InvalidRequest);
         }
+        Op::from_raw(self.opcode).map_err(|_| Status::InvalidRequest)
+    }
+
+    /// [`check`](Self::check) as a yes or no, for a disk of `blocks` blocks:
+    /// the filter server's hot path, which forwards the raw opcode.
+    ///
+    /// Written without overflow (`x <= end - start` once `start <= end`,
+    /// and `count - 1 < room` for `0 < count <= room`) and with `&` rather
+    /// than `&&`: the conditions are cheaper to compute than to branch on.
+    pub fn is_valid_for(&self, blocks: u64, read_only: bool, data_region_len: u64) -> bool {
+        let (op, count, offset) = (self.opcode, self.count as u64, self.data_offset);
+        let ordering = (op == Op::Flush as u32) | (op == Op::Barrier as u32);
+        let moves_data = op <= Op::Write as u32;
+        let in_disk = (self.block < blocks) & (count.wrapping_sub(1) < blocks.wrapping_sub(self.block));
+        let in_region = (offset % BLOCK_SIZE as u64 == 0)
+            & (offset < data_region_len)
+            & (count * BLOCK_SIZE as u64 <= data_region_len.wrapping_sub(offset));
+        let allowed = !(read_only & (op == Op::Write as u32));
+        ordering | (moves_data & in_disk & in_region & allowed)
+    }
+
+    /// This request as a server forwards it: blocks shifted by `first`, the
+    /// data offset by `base` (making it an address in the next one's view),
+    /// tagged `tag`. Only for a request [`is_valid_for`](Self::is_valid_for)
+    /// the client's view (for a flush or barrier the shifted fields stay
+    /// meaningless).
+    pub const fn forwarded(&self, first: u64, base: u64, tag: u32) -> Request {
+        Request { block: self.block.wrapping_add(first), data_offset: self.data_offset.wrapping_add(base), tag, ..*self }
     }
 }
 
@@ -192,19 +207,23 @@ impl Request {
 /// | 0 | 4 | `id` | the request's `id` |
 /// | 4 | 4 | `status_code` | a [`Status`] (raw, may be unknown) |
 /// | 8 | 4 | `count` | blocks transferred |
-/// | 12 | 4 | reserved | zero |
+/// | 12 | 4 | `tag` | the request's `tag` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Response {
     pub id: u32,
     pub status_code: u32,
     pub count: u32,
-    reserved: u32,
+    pub tag: u32,
 }
 
 impl Response {
     pub const fn new(id: u32, status: Status, count: u32) -> Response {
-        Response { id, status_code: status.raw(), count, reserved: 0 }
+        Response { id, status_code: status.raw(), count, tag: 0 }
+    }
+
+    pub const fn with_tag(self, tag: u32) -> Response {
+        Response { tag, ..self }
     }
 
     pub const fn status(&self) -> Result<Status, UnknownStatus> {
@@ -260,20 +279,20 @@ mod tests {
 
     #[test]
     fn request_layout_is_little_endian_c() {
-        let r = Request::new(0x0403_0201, Op::Write, 0x0807_0605_0403_0201, 3, 0x2000);
+        let r = Request::new(0x0403_0201, Op::Write, 0x0807_0605_0403_0201, 3, 0x2000).with_tag(9);
         let b = r.as_bytes();
         assert_eq!(&b[0..4], &[1, 2, 3, 4]);
         assert_eq!(&b[4..8], &[1, 0, 0, 0]);
         assert_eq!(&b[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(&b[16..24], &[3, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[16..24], &[3, 0, 0, 0, 9, 0, 0, 0]);
         assert_eq!(&b[24..32], &0x2000u64.to_le_bytes());
         assert_eq!(Request::read_from_bytes(b), Ok(r));
     }
 
     #[test]
     fn response_layout_is_little_endian_c() {
-        let r = Response::new(7, Status::IoError, 2);
-        assert_eq!(r.as_bytes(), &[7, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let r = Response::new(7, Status::IoError, 2).with_tag(5);
+        assert_eq!(r.as_bytes(), &[7, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]);
         assert_eq!(Response::read_from_bytes(r.as_bytes()), Ok(r));
     }
 

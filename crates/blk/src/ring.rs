@@ -295,6 +295,12 @@ impl<'a, T: Record> Producer<'a, T> {
         Ok(self.capacity() - self.len()?)
     }
 
+    /// Entries pushed so far (published or not), as a wrapping count from
+    /// the tail found at [`new`](Self::new): our tail.
+    pub fn pushed(&self) -> u32 {
+        self.tail
+    }
+
     /// Copy `entry` into the ring and publish it. Loads the head each
     /// time, so a consumer that corrupts it is noticed at once.
     pub fn try_push(&mut self, entry: T) -> Result<(), PushError> {

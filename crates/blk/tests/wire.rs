@@ -57,20 +57,29 @@ fn any_words() -> impl Strategy<Value = Vec<u64>> {
 
 proptest! {
     #[test]
-    fn requests_round_trip_through_their_bytes(id: u32, op in op(), block: u64, count: u32, offset: u64) {
-        let r = Request::new(id, op, block, count, offset);
+    fn requests_round_trip_through_their_bytes(id: u32, op in op(), block: u64, count: u32, offset: u64, tag: u32) {
+        let r = Request::new(id, op, block, count, offset).with_tag(tag);
         let back = Request::read_from_bytes(r.as_bytes()).unwrap();
         prop_assert_eq!(back, r);
         prop_assert_eq!(back.op(), Ok(op));
-        prop_assert_eq!((back.id, back.block, back.count, back.data_offset), (id, block, count, offset));
+        prop_assert_eq!((back.id, back.block, back.count, back.data_offset, back.tag), (id, block, count, offset, tag));
     }
 
     #[test]
-    fn responses_round_trip_through_their_bytes(id: u32, status in status(), count: u32) {
-        let r = Response::new(id, status, count);
+    fn responses_round_trip_through_their_bytes(id: u32, status in status(), count: u32, tag: u32) {
+        let r = Response::new(id, status, count).with_tag(tag);
         let back = Response::read_from_bytes(r.as_bytes()).unwrap();
         prop_assert_eq!(back.status(), Ok(status));
-        prop_assert_eq!((back.id, back.count), (id, count));
+        prop_assert_eq!((back.id, back.count, back.tag), (id, count, tag));
+    }
+
+    /// What a server forwards differs from the request only where it must.
+    #[test]
+    fn a_forwarded_request_is_shifted_and_tagged(bytes in prop::array::uniform32(any::<u8>()), first: u64, base: u64, tag: u32) {
+        let r = Request::read_from_bytes(&bytes[..]).unwrap();
+        let f = r.forwarded(first, base, tag);
+        prop_assert_eq!((f.id, f.opcode, f.count), (r.id, r.opcode, r.count));
+        prop_assert_eq!((f.block, f.data_offset, f.tag), (r.block.wrapping_add(first), r.data_offset.wrapping_add(base), tag));
     }
 
     #[test]
@@ -120,6 +129,7 @@ proptest! {
             }
         };
         prop_assert_eq!(r.check(&disk, region), expected);
+        prop_assert_eq!(r.is_valid_for(capacity, read_only, region), expected.is_ok());
     }
 
     #[test]

@@ -30,7 +30,8 @@ const S_OK: u8 = 0;
 /// of the data buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
-    pub id: u32,
+    /// Echoed in the completion: the requester's id and tag.
+    pub id: u64,
     pub op: Op,
     pub block: u64,
     pub count: u32,
@@ -39,7 +40,7 @@ pub struct Request {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {
-    pub id: u32,
+    pub id: u64,
     pub status: Status,
     /// Blocks transferred.
     pub count: u32,
@@ -58,7 +59,7 @@ pub enum Submitted {
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    id: u32,
+    id: u64,
     count: u32,
     head: u16,
 }
@@ -225,7 +226,7 @@ mod tests {
         (dma, engine, device)
     }
 
-    fn rw(id: u32, op: Op, block: u64, count: u32, buf: usize) -> Request {
+    fn rw(id: u64, op: Op, block: u64, count: u32, buf: usize) -> Request {
         Request { id, op, block, count, dma_addr: 0x4800_0000 + buf as u64 }
     }
 
@@ -236,12 +237,12 @@ mod tests {
         for i in 0..64u32 {
             dma.fill(DATA + i as usize * 4096, 4096, i as u8 + 1);
             assert!(e.can_accept());
-            assert_eq!(e.submit(&dma, rw(100 + i, Op::Write, i as u64 * 3, 1, DATA + i as usize * 4096)), Submitted::Started);
+            assert_eq!(e.submit(&dma, rw(100 + i as u64, Op::Write, i as u64 * 3, 1, DATA + i as usize * 4096)), Submitted::Started);
         }
         assert!(!e.can_accept(), "64 in flight is the limit");
         assert_eq!(e.in_flight(), 64);
         dev.process_reversed(&dma);
-        let mut ids: Vec<u32> = core::iter::from_fn(|| e.complete(&dma)).map(|c| {
+        let mut ids: Vec<u64> = core::iter::from_fn(|| e.complete(&dma)).map(|c| {
             assert_eq!((c.status, c.count), (Status::Ok, 1));
             c.id
         }).collect();

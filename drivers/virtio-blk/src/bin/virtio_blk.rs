@@ -247,11 +247,13 @@ mod pd {
     }
 
     fn submit(engine: &mut Engine, dma: &DmaMem, req: Request) -> Submitted {
+        // The answer echoes both the id and the tag.
+        let id = req.id as u64 | (req.tag as u64) << 32;
         let Ok(op) = req.op() else {
-            return Submitted::Done(engine::Completion { id: req.id, status: Status::InvalidRequest, count: 0 });
+            return Submitted::Done(engine::Completion { id, status: Status::InvalidRequest, count: 0 });
         };
         // The requester's data offset is a device address on this link.
-        let r = engine::Request { id: req.id, op, block: req.block, count: req.count, dma_addr: req.data_offset };
+        let r = engine::Request { id, op, block: req.block, count: req.count, dma_addr: req.data_offset };
         engine.submit(dma, r)
     }
 
@@ -259,7 +261,7 @@ mod pd {
     /// (the requester keeps within its capacity, so there is room).
     fn respond(owed: &mut u32, responses: &mut blk::Producer<'static, Response>, c: engine::Completion) {
         *owed = owed.saturating_sub(1);
-        let _ = responses.push(Response::new(c.id, c.status, c.count));
+        let _ = responses.push(Response::new(c.id as u32, c.status, c.count).with_tag((c.id >> 32) as u32));
     }
 
     impl Handler for Driver {
