@@ -32,6 +32,8 @@ use heapless::Vec;
 pub const MAX_CLIENTS: usize = blk::config::MAX_CLIENTS;
 pub const MAX_DISKS: usize = blk::config::MAX_DISKS;
 const SECTORS_PER_BLOCK: u64 = BLOCK_SIZE as u64 / 512;
+/// Requests one client's turn takes at most.
+const TURN: u32 = 64;
 /// Tag of a disk's partition-table read (no client has this index).
 const PROBE_TAG: u32 = u32::MAX;
 const _: () = assert!(MAX_CLIENTS < PROBE_TAG as usize && MAX_CLIENTS <= 32);
@@ -298,30 +300,38 @@ impl<'a> Server<'a> {
     /// in one batch: each ring index is loaded and published once.
     fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         let mut probe = None;
-        let mut answered = 0u32;
         let Server { disks, clients, .. } = self;
         // A driver is trusted; a corrupt ring is left alone.
-        let Ok(batch) = disks[d].driver.responses.batch() else { return };
-        for resp in batch {
-            let c = resp.tag as usize;
-            match clients.get_mut(c) {
-                // (An answer nobody on this disk is owed would be a driver
-                // bug; it is dropped rather than allowed to eat the room
-                // set aside for real ones.)
-                Some(client) if client.disk == d && client.owed() != 0 => {
-                    // Room was set aside when the request was taken
-                    // (`serve_turn`); only a client that corrupts its ring
-                    // can make this fail, and then loses only its own
-                    // answers. The client gets its own id back, untagged.
-                    let _ = client.queue.responses.push(resp.with_tag(0));
-                    answered |= 1 << c;
+        let Ok(mut batch) = disks[d].driver.responses.batch() else { return };
+        let mut next = batch.next();
+        while let Some(first) = next {
+            let Some(client) = clients.get_mut(first.tag as usize).filter(|cl| cl.disk == d) else {
+                probe = probe.or((first.tag == PROBE_TAG).then_some(first));
+                next = batch.next();
+                continue;
+            };
+            // A run of answers for one client goes into its ring in one
+            // batch. Room was set aside when the requests were taken
+            // (`serve_turn`), so only a client that corrupts its ring loses
+            // answers, and then only its own. An answer it is not owed would
+            // be a driver bug: dropped, not allowed to eat the room set
+            // aside for real ones. The client gets its own id, untagged.
+            let mut owed = client.owed();
+            let mut answers = client.queue.responses.batch().ok();
+            let mut resp = first;
+            loop {
+                if let Some(answers) = answers.as_mut().filter(|_| owed != 0) {
+                    let _ = answers.push(resp.with_tag(0));
+                    owed -= 1;
                 }
-                _ => probe = probe.or((resp.tag == PROBE_TAG).then_some(resp)),
+                next = batch.next();
+                match next {
+                    Some(r) if r.tag == first.tag => resp = r,
+                    _ => break,
+                }
             }
         }
-        for c in bits(answered) {
-            self.clients[c].queue.responses.publish();
-        }
+        drop(batch);
         if let Some(resp) = probe.filter(|_| self.disks[d].state == DiskState::Probing) {
             let mut sector0 = [0u8; 512];
             let ok = resp.status() == Ok(Status::Ok) && self.disks[d].probe.read_bytes(0, &mut sector0).is_ok();
@@ -367,7 +377,7 @@ impl<'a> Server<'a> {
         if client.broken || client.range.is_none() || owed >= client.capacity || disk.state != DiskState::Ready {
             return false;
         }
-        let requests = match client.queue.requests.batch() {
+        let mut requests = match client.queue.requests.batch() {
             Ok(batch) if batch.is_empty() => return false,
             Ok(batch) => batch,
             Err(_) => {
@@ -388,7 +398,7 @@ impl<'a> Server<'a> {
         // A request is taken only with room in the response ring for its
         // answer and for every answer still owed, so no answer is ever
         // dropped, even for a client that does not take its answers.
-        let max = share.min(room).min(requests.len());
+        let max = share.min(room).min(requests.len()).min(TURN);
         if max == 0 {
             return false;
         }
@@ -402,7 +412,7 @@ impl<'a> Server<'a> {
         let answer_room = answer_room.saturating_sub(owed);
         client.waiting_for_room = answer_room == 0;
         let max = max.min(answer_room);
-        let more = max == share && requests.len() > max;
+        let more = (max == share || max == TURN) && requests.len() > max;
         if max == 0 {
             return false;
         }
@@ -411,19 +421,29 @@ impl<'a> Server<'a> {
         // `room` is at most what the batch has (the driver only makes more);
         // the clamp keeps a wrong `room` from ever costing a request.
         let max = max.min(driver.room());
-        // The client's view in locals: the loop stores only to the rings.
+        requests.truncate(max);
+        // The client's view in locals, and the ids of refused requests kept
+        // here to be answered after the loop: the loop makes no calls and
+        // stores only to the driver's ring and this array.
         let (first, blocks) = client.range.unwrap_or((0, 0));
         let (read_only, region, base) = (client.info.is_read_only(), client.data_size, client.data_paddr);
-        for req in requests.take(max as usize) {
+        let mut refused = Vec::<u32, { TURN as usize }>::new();
+        for req in requests {
             if req.is_valid_for(blocks, read_only, region) {
                 // `max` is within the driver batch's room.
                 let _ = driver.push(req.forwarded(first, base, c as u32));
             } else {
-                let _ = client.queue.responses.try_push(Response::new(req.id, Status::InvalidRequest, 0));
+                // Cannot fail: fewer than `TURN`.
+                let _ = refused.push(req.id);
             }
         }
-        client.taken = client.taken.wrapping_add(max);
         disk.room = driver.room();
+        drop(driver);
+        for &id in &refused {
+            // Room was set aside above; published with the other answers.
+            let _ = client.queue.responses.push(Response::new(id, Status::InvalidRequest, 0));
+        }
+        client.taken = client.taken.wrapping_add(max);
         more
     }
 }

@@ -180,14 +180,14 @@ impl Request {
     /// than `&&`: the conditions are cheaper to compute than to branch on.
     pub fn is_valid_for(&self, blocks: u64, read_only: bool, data_region_len: u64) -> bool {
         let (op, count, offset) = (self.opcode, self.count as u64, self.data_offset);
-        let ordering = (op == Op::Flush as u32) | (op == Op::Barrier as u32);
-        let moves_data = op <= Op::Write as u32;
+        let ordering = op.wrapping_sub(Op::Flush as u32) <= Op::Barrier as u32 - Op::Flush as u32;
+        // Reads, and writes unless the disk is read-only.
+        let data_op_allowed = op <= Op::Write as u32 - read_only as u32;
         let in_disk = (self.block < blocks) & (count.wrapping_sub(1) < blocks.wrapping_sub(self.block));
         let in_region = (offset % BLOCK_SIZE as u64 == 0)
             & (offset < data_region_len)
             & (count * BLOCK_SIZE as u64 <= data_region_len.wrapping_sub(offset));
-        let allowed = !(read_only & (op == Op::Write as u32));
-        ordering | (moves_data & in_disk & in_region & allowed)
+        ordering | (data_op_allowed & in_disk & in_region)
     }
 
     /// This request as a server forwards it: blocks shifted by `first`, the

@@ -547,6 +547,12 @@ impl<T: Record> PopBatch<'_, '_, T> {
         self.end.wrapping_sub(self.head)
     }
 
+    /// Leave all but the first `n` entries for a later batch (cheaper to
+    /// iterate than `take(n)`: one end to compare with).
+    pub fn truncate(&mut self, n: u32) {
+        self.end = self.head.wrapping_add(n.min(self.len()));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.head == self.end
     }

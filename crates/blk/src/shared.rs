@@ -186,6 +186,8 @@ impl fmt::Debug for Shared<'_> {
 pub struct Slots<'a, T> {
     mem: Shared<'a>,
     len: NonZeroU32,
+    /// `len - 1`: what an index is masked with.
+    mask: u32,
     _record: PhantomData<T>,
 }
 
@@ -219,7 +221,7 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         if window.base.as_ptr() as usize % align != 0 {
             return Err(AccessError::Misaligned { offset, align });
         }
-        Ok(Slots { mem: window, len, _record: PhantomData })
+        Ok(Slots { mem: window, len, mask: len.get() - 1, _record: PhantomData })
     }
 
     pub fn len(&self) -> NonZeroU32 {
@@ -271,7 +273,7 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
     const BY_WORDS: bool = size_of::<T>() % 8 == 0;
 
     fn slot(&self, index: u32) -> NonNull<u8> {
-        let slot = (index & (self.len.get() - 1)) as usize;
+        let slot = (index & self.mask) as usize;
         // SAFETY: slot < len, and the window holds len * size_of::<T>()
         // bytes (checked in `new`), so the slot's bytes are inside it.
         unsafe { self.mem.base.add(slot * size_of::<T>()) }

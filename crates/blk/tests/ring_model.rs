@@ -100,6 +100,8 @@ enum Batched {
     PushBatch(Vec<u64>),
     /// One `Consumer::batch`, popping at most this many.
     PopBatch(usize),
+    /// One `Consumer::batch` truncated to this many, popped to its end.
+    TruncatedPopBatch(u32),
 }
 
 fn batched_steps() -> impl Strategy<Value = Vec<Batched>> {
@@ -109,6 +111,7 @@ fn batched_steps() -> impl Strategy<Value = Vec<Batched>> {
             Just(Batched::PublishPushes),
             prop::collection::vec(any::<u64>(), 0..20).prop_map(Batched::PushBatch),
             (0usize..20).prop_map(Batched::PopBatch),
+            (0u32..20).prop_map(Batched::TruncatedPopBatch),
         ],
         0..60,
     )
@@ -171,6 +174,14 @@ proptest! {
                         prop_assert_eq!(batch.next(), visible.pop_front());
                         prop_assert_eq!(head_word.load(Ordering::Relaxed), head_before, "handed back before the end");
                     }
+                    drop(batch);
+                }
+                Batched::TruncatedPopBatch(n) => {
+                    let mut batch = c.batch().unwrap();
+                    batch.truncate(n);
+                    let expected: Vec<_> = visible.drain(..visible.len().min(n as usize)).collect();
+                    prop_assert_eq!(batch.len() as usize, expected.len());
+                    prop_assert_eq!(batch.by_ref().collect::<Vec<_>>(), expected);
                     drop(batch);
                 }
             }
