@@ -78,7 +78,8 @@ impl Kernel {
 
     /// Make a blocked PD runnable. If it outranks the running PD it takes
     /// the CPU at once (the preempted PD keeps its turn at the head of its
-    /// queue); otherwise it joins the tail of its queue.
+    /// queue); if nobody runs and nothing queued is as good, it is the one
+    /// to run; otherwise it joins the tail of its queue.
     ///
     /// Invariant: the runnable PDs other than the running one are exactly
     /// the queued ones, and none outranks the running one.
@@ -96,6 +97,10 @@ impl Kernel {
                 self.runq.push_front(cur, cur_prio);
                 self.current = Some(pd);
             }
+            // Nobody runs (the PD that woke it just blocked, as in
+            // `signal_recv`) and nothing queued is as good: it runs next,
+            // without a trip through the queue.
+            None if self.runq.highest().is_none_or(|best| best < prio) => self.current = Some(pd),
             _ => self.runq.push_back(pd, prio),
         }
     }

@@ -236,6 +236,32 @@ fn signal_recv_notifies_then_waits_in_one_call() {
 }
 
 #[test]
+fn a_pd_woken_by_signal_recv_runs_next_only_ahead_of_lower_priorities() {
+    // a signals c as it waits; b, of c's priority, was queued first.
+    let mut h = Sys::new().pd("a", 10).pd("b", 10).pd("c", 10).pd("low", 1).channel(0, 0, 2, 0, false).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.k.make_runnable(3);
+    h.k.make_runnable(1);
+    h.sys_as(0, sys::SIGNAL_RECV, &[0]);
+    assert_eq!(h.current(), 1, "b was first in line");
+    h.sys_as(1, sys::RECV, &[]);
+    assert_eq!(h.current(), 2, "then c, with its notification");
+    assert_eq!(h.x(2, 0), event::NOTIFIED);
+    h.sys_as(2, sys::RECV, &[]);
+    assert_eq!(h.current(), 3);
+    // With only a lower priority queued, the woken PD goes straight in.
+    h.k.make_runnable(0);
+    h.k.schedule();
+    assert_eq!(h.current(), 0, "a outranks low");
+    h.sys_as(0, sys::SIGNAL_RECV, &[0]);
+    assert_eq!(h.current(), 2);
+    h.sys_as(2, sys::RECV, &[]);
+    assert_eq!(h.current(), 3, "low kept its place in the queue");
+}
+
+#[test]
 fn signal_recv_on_an_irq_channel_acks_then_waits() {
     let mut h = Sys::new().pd("driver", 10).irq(0, 5, 79).build();
     h.settle();
