@@ -1,8 +1,9 @@
 //! The protection-domain record: saved registers, state, and the parts of
 //! the boot spec that say what the PD may do.
 
-use abi::FaultInfo;
+use abi::{FaultInfo, MAX_PDS};
 use bootspec::PdDesc;
+use core::ops::{Index, IndexMut};
 
 /// Index of a PD in the kernel's table (and in the boot spec).
 pub type PdId = usize;
@@ -30,6 +31,10 @@ pub struct FpState {
 
 impl FpState {
     pub const ZERO: FpState = FpState { q: [0; 32], fpcr: 0, fpsr: 0 };
+}
+
+impl UserContext {
+    pub const ZERO: UserContext = UserContext { x: [0; 31], sp: 0, pc: 0, spsr: 0 };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +86,22 @@ pub struct Pd {
 }
 
 impl Pd {
+    /// What fills the table's slots beyond the last PD.
+    const UNUSED: Pd = Pd {
+        ctx: UserContext::ZERO,
+        fp: FpState::ZERO,
+        fp_eager: 0,
+        desc: &PdDesc::EMPTY,
+        state: State::Inactive,
+        pending: 0,
+        caller: Caller::None,
+        queued_callers: 0,
+        queued_at: 0,
+        pending_faults: 0,
+        fault: None,
+        ttbr0: 0,
+    };
+
     pub fn new(desc: &'static PdDesc) -> Pd {
         Pd {
             ctx: initial_context(desc),
@@ -118,6 +139,59 @@ impl Pd {
     pub fn child(&self, child: u64) -> Option<PdId> {
         let id = *self.desc.children.get(child as usize)?;
         (id != bootspec::NO_PD).then_some(id as PdId)
+    }
+}
+
+/// Slots in the PD table: a power of two, so that a PD id is masked into
+/// range instead of bounds-checked (the kernel indexes the table a dozen
+/// times per entry).
+const SLOTS: usize = MAX_PDS.next_power_of_two();
+
+/// The PDs, indexed by [`PdId`]. Ids come from the boot spec, which the
+/// parser checked, and from the kernel's own state, so an id past the last
+/// PD is a kernel bug; it reaches an unused slot, never other memory.
+pub struct PdTable {
+    slots: [Pd; SLOTS],
+    len: usize,
+}
+
+impl PdTable {
+    pub const fn new() -> PdTable {
+        PdTable { slots: [const { Pd::UNUSED }; SLOTS], len: 0 }
+    }
+
+    /// Add a PD with the next id; gives it back if the table is full.
+    pub fn push(&mut self, pd: Pd) -> Result<(), Pd> {
+        if self.len == MAX_PDS {
+            return Err(pd);
+        }
+        self.slots[self.len] = pd;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn iter(&self) -> core::slice::Iter<'_, Pd> {
+        self.slots[..self.len].iter()
+    }
+}
+
+impl Index<PdId> for PdTable {
+    type Output = Pd;
+
+    fn index(&self, pd: PdId) -> &Pd {
+        debug_assert!(pd < self.len, "PD id {pd} past the table");
+        &self.slots[pd % SLOTS]
+    }
+}
+
+impl IndexMut<PdId> for PdTable {
+    fn index_mut(&mut self, pd: PdId) -> &mut Pd {
+        debug_assert!(pd < self.len, "PD id {pd} past the table");
+        &mut self.slots[pd % SLOTS]
     }
 }
 

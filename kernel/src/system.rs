@@ -2,18 +2,16 @@
 //! bindings, built once from the boot spec; and the scheduling decision
 //! taken at every exit from the kernel.
 
-use crate::pd::{Pd, PdId, State};
+use crate::pd::{Pd, PdId, PdTable, State};
 use crate::sched::RunQueues;
-use abi::MAX_PDS;
 use bootspec::{RestoreOp, Spec, CHANNEL_IRQ};
-use heapless::Vec;
 
 /// Interrupt ids below this can be bound (GICv2 supports up to 1020).
 pub const IRQ_LIMIT: usize = 1020;
 const UNBOUND: u16 = u16::MAX;
 
 pub struct Kernel {
-    pub pds: Vec<Pd, MAX_PDS>,
+    pub pds: PdTable,
     /// The PD that runs when the kernel returns to EL0.
     pub current: Option<PdId>,
     pub runq: RunQueues,
@@ -31,7 +29,7 @@ impl Kernel {
     /// that [`Kernel::load`] fills in place (it is too big for the stack).
     pub const fn empty() -> Kernel {
         Kernel {
-            pds: Vec::new(),
+            pds: PdTable::new(),
             current: None,
             runq: RunQueues::new(),
             irq_owner: [UNBOUND; IRQ_LIMIT],

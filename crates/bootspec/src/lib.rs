@@ -118,6 +118,7 @@ pub const TRIGGER_EDGE: u8 = 1;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct ChannelDesc {
+    /// [`CHANNEL_NONE`], [`CHANNEL_PD`] or [`CHANNEL_IRQ`].
     pub kind: u8,
     /// For PD channels: [`RIGHT_NOTIFY`] | [`RIGHT_PPC`].
     pub rights: u8,
@@ -128,6 +129,11 @@ pub struct ChannelDesc {
     pub irq: u16,
     pub trigger: u8,
     pub _reserved: u8,
+}
+
+impl ChannelDesc {
+    /// No channel.
+    pub const NONE: ChannelDesc = ChannelDesc { kind: CHANNEL_NONE, rights: 0, peer: 0, peer_channel: 0, irq: 0, trigger: 0, _reserved: 0 };
 }
 
 /// Restore ops copy the pristine bytes of a writable segment back, or zero a
@@ -291,11 +297,27 @@ impl Header {
 
 impl PdDesc {
     /// A PD record with no channels, children, parent or restore ops.
+    pub const EMPTY: PdDesc = PdDesc {
+        name: [0; MAX_NAME + 1],
+        ttbr0: 0,
+        entry: 0,
+        stack_top: 0,
+        ipc_buffer_paddr: 0,
+        restore_first: 0,
+        restore_count: 0,
+        asid: 0,
+        priority: 0,
+        flags: 0,
+        parent: NO_PD,
+        id_in_parent: 0,
+        _reserved: [0; 2],
+        children: [NO_PD; 64],
+        channels: [ChannelDesc::NONE; MAX_CHANNELS],
+    };
+
+    /// [`PdDesc::EMPTY`], to fill in.
     pub fn empty() -> PdDesc {
-        let mut pd = PdDesc::new_zeroed();
-        pd.parent = NO_PD;
-        pd.children = [NO_PD; 64];
-        pd
+        PdDesc::EMPTY
     }
 
     /// Set the name, truncated to [`MAX_NAME`] bytes.
