@@ -39,9 +39,10 @@
 //!    notifies the responder if [`Producer::needs_notify`] says so.
 //! 3. The responder pops the request ([`Consumer::try_pop`]), checks it
 //!    ([`Request::check`]: a requester may be hostile), does it, and pushes
-//!    a [`Response`] with the same `id`, a [`Status`] and the blocks done,
-//!    notifying the requester if asked.
-//! 4. Responses may come back in any order; the `id` matches them up.
+//!    a [`Response`] with the same `id` and `tag`, a [`Status`] and the
+//!    blocks done, notifying the requester if asked.
+//! 4. Responses may come back in any order; the `id` matches them up. (The
+//!    `tag` is for a server in between: it routes the answer by it.)
 //!
 //! Both ends in one program (a PD gets its region from
 //! `microkit::memory_region!` and [`Shared::new`] instead):
