@@ -87,35 +87,27 @@ pub struct Pd {
 
 impl Pd {
     /// What fills the table's slots beyond the last PD.
-    const UNUSED: Pd = Pd {
-        ctx: UserContext::ZERO,
-        fp: FpState::ZERO,
-        fp_eager: 0,
-        desc: &PdDesc::EMPTY,
-        state: State::Inactive,
-        pending: 0,
-        caller: Caller::None,
-        queued_callers: 0,
-        queued_at: 0,
-        pending_faults: 0,
-        fault: None,
-        ttbr0: 0,
-    };
+    const UNUSED: Pd = Pd::fresh(&PdDesc::EMPTY, UserContext::ZERO, State::Inactive, 0);
 
     pub fn new(desc: &'static PdDesc) -> Pd {
+        Pd::fresh(desc, initial_context(desc), State::Runnable, desc.ttbr0 | (desc.asid as u64) << 48)
+    }
+
+    /// A PD with nothing pending, no caller, no fault and zero FP registers.
+    const fn fresh(desc: &'static PdDesc, ctx: UserContext, state: State, ttbr0: u64) -> Pd {
         Pd {
-            ctx: initial_context(desc),
+            ctx,
             fp: FpState::ZERO,
             fp_eager: 0,
             desc,
-            state: State::Runnable,
+            state,
             pending: 0,
             caller: Caller::None,
             queued_callers: 0,
             queued_at: 0,
             pending_faults: 0,
             fault: None,
-            ttbr0: desc.ttbr0 | (desc.asid as u64) << 48,
+            ttbr0,
         }
     }
 
