@@ -303,33 +303,27 @@ impl<'a> Server<'a> {
         let Server { disks, clients, .. } = self;
         // A driver is trusted; a corrupt ring is left alone.
         let Ok(mut batch) = disks[d].driver.responses.batch() else { return };
-        let mut next = batch.next();
-        while let Some(first) = next {
-            let Some(client) = clients.get_mut(first.tag as usize).filter(|cl| cl.disk == d) else {
-                probe = probe.or((first.tag == PROBE_TAG).then_some(first));
-                next = batch.next();
-                continue;
-            };
-            // A run of answers for one client goes into its ring in one
-            // batch. Room was set aside when the requests were taken
-            // (`serve_turn`), so only a client that corrupts its ring loses
-            // answers, and then only its own. An answer it is not owed would
-            // be a driver bug: dropped, not allowed to eat the room set
-            // aside for real ones. The client gets its own id, untagged.
-            let mut owed = client.owed();
-            let mut answers = client.queue.responses.batch().ok();
-            let mut resp = first;
-            loop {
-                if let Some(answers) = answers.as_mut().filter(|_| owed != 0) {
-                    let _ = answers.push(resp.with_tag(0));
-                    owed -= 1;
+        while let Some(first) = batch.peek() {
+            let tag = first.tag;
+            let same_client = |r: &Response| r.tag == tag;
+            match clients.get_mut(tag as usize).filter(|cl| cl.disk == d) {
+                // A run of answers for one client goes into its ring in one
+                // batch, as its own ids, untagged. Room was set aside when
+                // the requests were taken (`serve_turn`), so only a client
+                // that corrupts its ring loses answers, and then only its
+                // own.
+                Some(client) => {
+                    let owed = client.owed();
+                    if let Ok(mut answers) = client.queue.responses.batch() {
+                        batch.move_while(&mut answers, owed, same_client, |r| r.with_tag(0));
+                    }
                 }
-                next = batch.next();
-                match next {
-                    Some(r) if r.tag == first.tag => resp = r,
-                    _ => break,
-                }
+                None => probe = probe.or((tag == PROBE_TAG).then_some(first)),
             }
+            // What is left of the run was not owed (a driver bug: not
+            // allowed to eat the room set aside for real answers), or
+            // has no ring to go to: dropped.
+            batch.pass_while(same_client);
         }
         drop(batch);
         if let Some(resp) = probe.filter(|_| self.disks[d].state == DiskState::Probing) {
@@ -422,21 +416,23 @@ impl<'a> Server<'a> {
         // the clamp keeps a wrong `room` from ever costing a request.
         let max = max.min(driver.room());
         requests.truncate(max);
-        // The client's view in locals, and the ids of refused requests kept
-        // here to be answered after the loop: the loop makes no calls and
-        // stores only to the driver's ring and this array.
+        // The client's view copied into the closure (so the loop keeps it in
+        // registers), and the ids of refused requests kept here to be
+        // answered after the loop, which stores only to the driver's ring
+        // and this array. `max` is within the driver batch's room: all of
+        // `requests` moves.
         let (first, blocks) = client.range.unwrap_or((0, 0));
         let (read_only, region, base) = (client.info.is_read_only(), client.data_size, client.data_paddr);
         let mut refused = Vec::<u32, { TURN as usize }>::new();
-        for req in requests {
+        let refused_ids = &mut refused;
+        requests.move_into(&mut driver, move |req| {
             if req.is_valid_for(blocks, read_only, region) {
-                // `max` is within the driver batch's room.
-                let _ = driver.push(req.forwarded(first, base, c as u32));
-            } else {
-                // Cannot fail: fewer than `TURN`.
-                let _ = refused.push(req.id);
+                return Some(req.forwarded(first, base, c as u32));
             }
-        }
+            // Cannot fail: fewer than `TURN`.
+            let _ = refused_ids.push(req.id);
+            None
+        });
         disk.room = driver.room();
         drop(driver);
         for &id in &refused {

@@ -556,6 +556,63 @@ impl<T: Record> PopBatch<'_, '_, T> {
     pub fn is_empty(&self) -> bool {
         self.head == self.end
     }
+
+    /// A copy of the next entry, left in the batch.
+    pub fn peek(&self) -> Option<T> {
+        (self.head != self.end).then(|| self.slots.get(self.head))
+    }
+
+    /// Pass over the next entries while `keep` holds for them.
+    pub fn pass_while(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        while self.peek().is_some_and(|e| keep(&e)) {
+            self.head = self.head.wrapping_add(1);
+        }
+    }
+
+    /// Move entries into `dst` while both batches have some: each entry
+    /// `f` maps to `Some` is pushed, each it maps to `None` is passed over
+    /// (and takes no room in `dst`, though it counts against it). Returns
+    /// the entries popped. One copy in, one out, and one bound for the loop:
+    /// a forwarding server's hot path.
+    pub fn move_into<U: Record>(&mut self, dst: &mut PushBatch<'_, '_, U>, mut f: impl FnMut(T) -> Option<U>) -> u32 {
+        let n = self.len().min(dst.room());
+        let (mut head, mut tail) = (self.head, dst.tail);
+        for _ in 0..n {
+            if let Some(out) = f(self.slots.get(head)) {
+                dst.slots.set(tail, &out);
+                tail = tail.wrapping_add(1);
+            }
+            head = head.wrapping_add(1);
+        }
+        (self.head, dst.tail) = (head, tail);
+        n
+    }
+
+    /// Move at most `max` entries into `dst`, mapped by `f`, while
+    /// `belongs` holds for them and `dst` has room. Returns the entries
+    /// moved.
+    pub fn move_while(
+        &mut self,
+        dst: &mut PushBatch<'_, '_, T>,
+        max: u32,
+        mut belongs: impl FnMut(&T) -> bool,
+        mut f: impl FnMut(T) -> T,
+    ) -> u32 {
+        let n = self.len().min(dst.room()).min(max);
+        let (head, mut tail) = (self.head, dst.tail);
+        let mut moved = 0;
+        while moved < n {
+            let entry = self.slots.get(head.wrapping_add(moved));
+            if !belongs(&entry) {
+                break;
+            }
+            dst.slots.set(tail, &f(entry));
+            tail = tail.wrapping_add(1);
+            moved += 1;
+        }
+        (self.head, dst.tail) = (head.wrapping_add(moved), tail);
+        moved
+    }
 }
 
 impl<T: Record> Iterator for PopBatch<'_, '_, T> {

@@ -214,10 +214,10 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
             region_len: mem.len(),
         })?;
         let window = mem.window(offset, bytes)?;
-        // Aligned slots are copied as whole typed values (a few wide loads
-        // and stores) rather than byte by byte, which is all a
-        // strict-alignment target could do with a `u8` pointer.
-        let align = if Self::BY_WORDS { align_of::<u64>().max(align_of::<T>()) } else { align_of::<T>() };
+        // Aligned slots are copied as whole units (a few wide loads and
+        // stores) rather than byte by byte, which is all a strict-alignment
+        // target could do with a `u8` pointer.
+        let align = align_of::<T>().max(Self::UNIT);
         if window.base.as_ptr() as usize % align != 0 {
             return Err(AccessError::Misaligned { offset, align });
         }
@@ -230,53 +230,87 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
 
     /// A private copy of the record in slot `index % len`.
     pub fn get(&self, index: u32) -> T {
+        let src = self.slot(index).as_ptr();
+        let mut copy = T::new_zeroed();
+        let dst = copy.as_mut_bytes().as_mut_ptr();
         // SAFETY: `slot` is inside the window `new` checked, which is mapped
-        // for 'a, and aligned for `T` (checked in `new`; slots are whole
-        // records apart). Any bytes are a valid `T` (`FromBytes`): if the
-        // peer writes the slot meanwhile we get some bit pattern, copied
-        // once, and checked before use. Volatile also keeps the copy in
-        // integer registers: a plain one may use SIMD registers, and a PD
-        // touching those costs a lazy FP switch in the kernel.
-        let src = self.slot(index);
-        if Self::BY_WORDS {
-            let mut copy = T::new_zeroed();
-            let dst = copy.as_mut_bytes().as_mut_ptr().cast::<u64>();
-            for i in 0..size_of::<T>() / 8 {
-                // SAFETY: as above, read as whole words: the slot is 8-byte
-                // aligned (checked in `new`) and holds size_of::<T>() bytes.
-                // `dst` covers the same number of bytes of our copy, which
-                // may be less aligned.
-                unsafe { dst.add(i).write_unaligned(src.cast::<u64>().add(i).as_ptr().read_volatile()) }
+        // for 'a, and aligned for `T` and for the unit (checked in `new`;
+        // slots are whole records apart). `copy` holds the same number of
+        // bytes. Any bytes are a valid `T` (`FromBytes`): if the peer writes
+        // the slot meanwhile we get some bit pattern, copied once, and
+        // checked before use.
+        unsafe {
+            match Self::UNIT {
+                16 => copy_units::<u128>(src, dst, size_of::<T>(), Side::Source),
+                8 => copy_units::<u64>(src, dst, size_of::<T>(), Side::Source),
+                _ => return src.cast::<T>().read_volatile(),
             }
-            return copy;
         }
-        unsafe { src.cast::<T>().as_ptr().read_volatile() }
+        copy
     }
 
     /// Write a copy of `value` into slot `index % len`.
     pub fn set(&self, index: u32, value: &T) {
+        let dst = self.slot(index).as_ptr();
+        let src = value.as_bytes().as_ptr();
         // SAFETY: as in `get`; the region is writable (see `Shared::new`).
-        let dst = self.slot(index);
-        if Self::BY_WORDS {
-            let src = value.as_bytes().as_ptr().cast::<u64>();
-            for i in 0..size_of::<T>() / 8 {
-                // SAFETY: as in `get`, word by word.
-                unsafe { dst.cast::<u64>().add(i).as_ptr().write_volatile(src.add(i).read_unaligned()) }
+        unsafe {
+            match Self::UNIT {
+                16 => copy_units::<u128>(src, dst, size_of::<T>(), Side::Destination),
+                8 => copy_units::<u64>(src, dst, size_of::<T>(), Side::Destination),
+                _ => dst.cast::<T>().write_volatile(*value),
             }
-            return;
         }
-        unsafe { dst.cast::<T>().as_ptr().write_volatile(*value) }
     }
 
-    /// Records of whole 64-bit words are copied a word at a time: fewer
-    /// loads and stores than field by field.
-    const BY_WORDS: bool = size_of::<T>() % 8 == 0;
+    /// Records of whole 16- or 8-byte units are copied a unit at a time:
+    /// fewer loads and stores than field by field (a 16-byte unit is one
+    /// load or store pair on aarch64). 1: copied as one `T`.
+    const UNIT: usize = if size_of::<T>() % 16 == 0 {
+        16
+    } else if size_of::<T>() % 8 == 0 {
+        8
+    } else {
+        1
+    };
 
     fn slot(&self, index: u32) -> NonNull<u8> {
         let slot = (index & self.mask) as usize;
         // SAFETY: slot < len, and the window holds len * size_of::<T>()
         // bytes (checked in `new`), so the slot's bytes are inside it.
         unsafe { self.mem.base.add(slot * size_of::<T>()) }
+    }
+}
+
+/// Which side of a copy is the slot in shared memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Destination,
+}
+
+/// Copy `size_of::<T>()` bytes between a slot and a private copy, `U` by
+/// `U`: volatile on the slot's side, unaligned on the private one. Volatile
+/// keeps the compiler from re-reading or tearing shared accesses other than
+/// as written, and keeps the copy in integer registers: a plain one may use
+/// SIMD registers, and a PD touching those costs a lazy FP switch in the
+/// kernel.
+///
+/// # Safety
+/// Both pointers are valid for `bytes` bytes, a multiple of the unit; the
+/// slot's pointer is aligned for `U`.
+#[inline(always)]
+unsafe fn copy_units<U: Copy>(src: *const u8, dst: *mut u8, bytes: usize, slot: Side) {
+    let (src, dst) = (src.cast::<U>(), dst.cast::<U>());
+    for i in 0..bytes / size_of::<U>() {
+        // SAFETY: unit `i` is inside both buffers (the caller's promise);
+        // only the slot's side is known to be aligned.
+        unsafe {
+            match slot {
+                Side::Source => dst.add(i).write_unaligned(src.add(i).read_volatile()),
+                Side::Destination => dst.add(i).write_volatile(src.add(i).read_unaligned()),
+            }
+        }
     }
 }
 

@@ -446,3 +446,88 @@ fn two_threads_pass_every_entry_in_order() {
     });
     assert!(notifications.load(Ordering::Relaxed) <= N);
 }
+
+proptest! {
+    /// Moving from one ring into another (a forwarding server's hot paths):
+    /// `move_into` takes as many entries as both batches allow, pushes the
+    /// mapped ones in order and passes over the rest; `move_while` stops at
+    /// the first entry that does not belong, at `max`, or when the
+    /// destination is full; `pass_while` passes over a run. Whatever is not
+    /// taken stays for the next batch, and both ends publish at the end.
+    #[test]
+    fn moving_between_rings_matches_a_model(
+        cap_log in 0u32..5,
+        (src_start, dst_start) in (start_index(), start_index()),
+        src_vals in prop::collection::vec(0u64..8, 0..20),
+        dst_used in 0usize..20,
+        max in 0u32..20,
+        how in 0u8..3,
+    ) {
+        let cap = 1u32 << cap_log;
+        let (mut src_buf, mut dst_buf) = (buffer(cap, src_start), buffer(cap, dst_start));
+        let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
+        let (mut src_p, mut src_c) = (Producer::<Request>::new(src_mem, cap).unwrap(), Consumer::<Request>::new(src_mem, cap).unwrap());
+        let (mut dst_p, mut dst_c) = (Producer::<Request>::new(dst_mem, cap).unwrap(), Consumer::<Request>::new(dst_mem, cap).unwrap());
+        let mut src_model: VecDeque<Request> = VecDeque::new();
+        for (i, &v) in src_vals.iter().enumerate().take(cap as usize) {
+            // Small values, so runs of equal tags are common.
+            let r = request(i as u64).with_tag(v as u32);
+            src_p.try_push(r).unwrap();
+            src_model.push_back(r);
+        }
+        let mut dst_model: VecDeque<Request> = VecDeque::new();
+        for i in 0..dst_used.min(cap as usize) {
+            let r = request(1000 + i as u64);
+            dst_p.try_push(r).unwrap();
+            dst_model.push_back(r);
+        }
+        let room = cap as usize - dst_model.len();
+        let mapped = |r: Request| r.with_tag(r.tag + 100);
+
+        let mut batch = src_c.batch().unwrap();
+        let mut out = dst_p.batch().unwrap();
+        match how {
+            0 => {
+                // Keep the even tags.
+                let n = batch.move_into(&mut out, |r| (r.tag % 2 == 0).then(|| mapped(r)));
+                let expect = src_model.len().min(room);
+                prop_assert_eq!(n as usize, expect);
+                for r in src_model.drain(..expect) {
+                    if r.tag % 2 == 0 {
+                        dst_model.push_back(mapped(r));
+                    }
+                }
+            }
+            1 => {
+                let tag = batch.peek().map(|r| r.tag);
+                prop_assert_eq!(tag, src_model.front().map(|r| r.tag));
+                let belongs = |r: &Request| Some(r.tag) == tag;
+                let n = batch.move_while(&mut out, max, belongs, mapped);
+                let run = src_model.iter().take_while(|r| Some(r.tag) == tag).count();
+                let expect = run.min(room).min(max as usize);
+                prop_assert_eq!(n as usize, expect);
+                dst_model.extend(src_model.drain(..expect).map(mapped));
+            }
+            _ => {
+                let tag = batch.peek().map(|r| r.tag);
+                batch.pass_while(|r| Some(r.tag) == tag);
+                let run = src_model.iter().take_while(|r| Some(r.tag) == tag).count();
+                src_model.drain(..run);
+            }
+        }
+        // Nothing is published until the batches end.
+        prop_assert_eq!(dst_c.len(), Ok((cap as usize - room) as u32));
+        prop_assert_eq!(batch.peek(), src_model.front().copied());
+        drop((batch, out));
+        prop_assert_eq!(src_c.len(), Ok(src_model.len() as u32));
+        prop_assert_eq!(dst_c.len(), Ok(dst_model.len() as u32));
+        for expected in dst_model {
+            prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
+        }
+        for expected in src_model {
+            prop_assert_eq!(src_c.try_pop(), Ok(Some(expected)));
+        }
+        prop_assert!(src_buf[src_buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(dst_buf[dst_buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+}
