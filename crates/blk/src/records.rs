@@ -176,9 +176,9 @@ impl Request {
     /// the filter server's hot path, which forwards the raw opcode.
     ///
     /// Each range is checked through its end: `start < end` says the count
-    /// is not zero and the end did not wrap (a count is at most 2^32 blocks,
-    /// far less than the room a wrap needs), `end <= limit` that it fits.
-    /// One chain of comparisons with no branch between them (aarch64 chains
+    /// is not zero and the end did not wrap around 2^64 (adding less than
+    /// 2^64 wraps to below the start), `end <= limit` that it fits. One
+    /// chain of comparisons with no branch between them (aarch64 chains
     /// them with conditional compares).
     pub fn is_valid_for(&self, blocks: u64, read_only: bool, data_region_len: u64) -> bool {
         let (op, count) = (self.opcode, self.count as u64);

@@ -93,7 +93,10 @@ impl<'a> Shared<'a> {
 
     /// A buffer of this program's own as shared memory: for host tests, and
     /// for rings between two halves of one protection domain. Words, so the
-    /// region is 8-byte aligned like a mapped page.
+    /// region is 8-byte aligned; [`Slots`] of records made of 16-byte units
+    /// (requests and responses) also need it 16-byte aligned, as a mapped
+    /// page and a heap allocation of this size are, and say so
+    /// ([`AccessError::Misaligned`]) if it is not.
     pub fn from_words(buffer: &'a mut [u64]) -> Shared<'a> {
         let len = buffer.len() * size_of::<u64>();
         // SAFETY: the exclusive borrow gives us the buffer, valid and
@@ -289,12 +292,12 @@ enum Side {
     Destination,
 }
 
-/// Copy `size_of::<T>()` bytes between a slot and a private copy, `U` by
-/// `U`: volatile on the slot's side, unaligned on the private one. Volatile
-/// keeps the compiler from re-reading or tearing shared accesses other than
-/// as written, and keeps the copy in integer registers: a plain one may use
-/// SIMD registers, and a PD touching those costs a lazy FP switch in the
-/// kernel.
+/// Copy `bytes` bytes between a slot and a private copy, `U` by `U`:
+/// volatile on the slot's side, unaligned on the private one. Volatile keeps
+/// the compiler from re-reading or tearing shared accesses other than as
+/// written, and keeps the copy in integer registers (a 16-byte unit is a
+/// pair of them): a plain one may use SIMD registers, and a PD touching
+/// those costs a lazy FP switch in the kernel.
 ///
 /// # Safety
 /// Both pointers are valid for `bytes` bytes, a multiple of the unit; the
@@ -317,6 +320,26 @@ unsafe fn copy_units<U: Copy>(src: *const u8, dst: *mut u8, bytes: usize, slot: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_of_16_byte_records_copy_in_pairs_and_need_16_byte_alignment() {
+        let mut buf = [0u64; 12];
+        let mem = Shared::from_words(&mut buf);
+        // The offsets at which the region's address is 16- and only 8-byte
+        // aligned.
+        let aligned = if mem.base.as_ptr() as usize % 16 == 0 { 0 } else { 8 };
+        let misaligned = aligned + 8;
+        assert_eq!(
+            Slots::<[u64; 2]>::new(mem, misaligned, NonZeroU32::new(2).unwrap()).err(),
+            Some(AccessError::Misaligned { offset: misaligned, align: 16 })
+        );
+        let slots = Slots::<[u64; 2]>::new(mem, aligned, NonZeroU32::new(2).unwrap()).unwrap();
+        slots.set(3, &[1, 2]);
+        assert_eq!(slots.get(1), [1, 2]);
+        assert_eq!(mem.read::<[u64; 2]>(aligned + 16).unwrap(), [1, 2]);
+        // 8-byte records need only 8.
+        assert!(Slots::<u64>::new(mem, misaligned, NonZeroU32::new(2).unwrap()).is_ok());
+    }
 
     #[test]
     fn reads_and_writes_inside_the_region_round_trip() {
