@@ -10,6 +10,7 @@ use abi::MAX_PDS;
 const NONE: u8 = u8::MAX;
 const LEVELS: usize = 256;
 
+#[derive(Clone)]
 pub struct RunQueues {
     /// Bit w set when `bitmap[w]` is non-zero: two leading-zero counts find
     /// the best priority.

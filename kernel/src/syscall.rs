@@ -7,14 +7,24 @@
 //! that PD and changes nothing else.
 
 use crate::machine::Machine;
-use crate::pd::PdId;
+use crate::pd::{PdId, State};
 use crate::system::Kernel;
-use abi::{sys, Error, DEBUG_AREA};
+use abi::{event, sys, Error, DEBUG_AREA};
 use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY};
 
 impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
     pub fn syscall(&mut self, m: &mut impl Machine, me: PdId) {
+        let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
+        if nr == sys::SIGNAL_RECV && self.signal_recv_fast(me, a0) {
+            return;
+        }
+        self.syscall_general(m, me);
+    }
+
+    /// Any system call by the general path, which the fast path must match
+    /// (`tests::the_signal_recv_fast_path_does_what_the_general_path_does`).
+    pub(crate) fn syscall_general(&mut self, m: &mut impl Machine, me: PdId) {
         let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
         let result = match nr {
             sys::NOTIFY => self.notify(me, a0),
@@ -72,6 +82,34 @@ impl Kernel {
             Ok(()) => 0,
             Err(e) => e as u64,
         };
+    }
+
+    /// `signal_recv(ch)` in its common case, straight through: `me` has no
+    /// event waiting, so it blocks; the peer waits for one, is not passive,
+    /// and outranks every queued PD, so it runs next with the notification.
+    /// Exactly what the general path (`recv`, then `send_signal`) does in
+    /// that case, about 40 instructions sooner; `false`, with nothing
+    /// changed, in every other. Every hand-off of a block request between
+    /// client, server and driver is this case.
+    pub(crate) fn signal_recv_fast(&mut self, me: PdId, ch: u64) -> bool {
+        let p = &self.pds[me];
+        let Some(c) = p.desc.channels.get(ch as usize) else { return false };
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_NOTIFY == 0 || p.pending_faults | p.pending | p.queued_callers != 0 {
+            return false;
+        }
+        let peer = c.peer as PdId;
+        let t = &self.pds[peer];
+        if t.state != State::Waiting || t.passive() || self.runq.highest().is_some_and(|best| best >= t.priority()) {
+            return false;
+        }
+        self.pds[me].state = State::Waiting;
+        let t = &mut self.pds[peer];
+        t.ctx.x[0] = event::NOTIFIED;
+        t.ctx.x[1] = t.pending | 1 << c.peer_channel;
+        t.pending = 0;
+        t.state = State::Runnable;
+        self.current = Some(peer);
+        true
     }
 
     /// The channel `signal_recv(ch)` would signal: a PD channel with the

@@ -113,6 +113,11 @@ impl Sys {
         self.pds[a].channels[ida].rights = RIGHT_PPC;
         self
     }
+    /// Set the rights of a channel end, whatever its kind.
+    fn rights(mut self, pd: usize, ch: usize, rights: u8) -> Sys {
+        self.pds[pd].channels[ch].rights = rights;
+        self
+    }
     fn irq(mut self, pd: usize, ch: usize, irq: u16) -> Sys {
         self.pds[pd].channels[ch] = ChannelDesc { kind: CHANNEL_IRQ, irq, ..Default::default() };
         self
@@ -665,4 +670,167 @@ fn passive_pd_is_not_woken_by_notifications() {
     h.sys_as(1, sys::REPLY_RECV, &[0]);
     assert_eq!(h.current(), 1);
     assert_eq!(h.x(1, 0), event::NOTIFIED);
+}
+
+/// What a differential test compares: who runs, the run queues in order,
+/// and each PD's scheduling state, pending events and event registers.
+fn snapshot(k: &Kernel) -> (Option<PdId>, Vec<PdId>, Vec<String>) {
+    let mut q = k.runq.clone();
+    let queued = core::iter::from_fn(|| q.pop_highest()).collect();
+    let pds = k
+        .pds
+        .iter()
+        .map(|p| {
+            std::format!(
+                "{:?} pending {:#x} faults {:#x} caller {:?} queued {:#x} x {:?}",
+                p.state,
+                p.pending,
+                p.pending_faults,
+                p.caller,
+                p.queued_callers,
+                &p.ctx.x[..7]
+            )
+        })
+        .collect();
+    (k.current, queued, pds)
+}
+
+/// The fast path of `signal_recv` against the general one: one random run
+/// of system calls, interrupts and ticks on two kernels, the one taking the
+/// fast path whenever it applies, the other never; after every step both
+/// are in the same state. The run must take the fast path often, and pass
+/// over it (passive peer, peer busy, better PD queued, events or a child's
+/// fault waiting, IRQ channel, bad channel) often too.
+#[test]
+fn the_signal_recv_fast_path_does_what_the_general_path_does() {
+    // a and b at 10, c and e at 50 (e passive), d at 100; a and b may call
+    // c; a is d's parent.
+    let sys = || {
+        Sys::new()
+            .pd("a", 10)
+            .pd("b", 10)
+            .pd("c", 50)
+            .pd("d", 100)
+            .pd("e", 50)
+            .passive()
+            .channel(0, 0, 1, 0, false)
+            .channel(0, 1, 2, 0, true)
+            .channel(1, 1, 2, 1, true)
+            .channel(2, 2, 3, 0, false)
+            .channel(3, 1, 4, 0, false)
+            .channel(0, 2, 3, 2, false)
+            .irq(1, 3, 40)
+            // Rights mean nothing on an IRQ channel; they must not make it
+            // look like a PD channel.
+            .rights(1, 3, RIGHT_NOTIFY | RIGHT_PPC)
+            .child(0, 3, 0)
+            .build()
+    };
+    let (mut fast, mut general) = (sys(), sys());
+    let mut seed = 0x9e37_79b9u32;
+    let mut rand = move |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % n
+    };
+    let (mut taken, mut passed) = (0, 0);
+    for _ in 0..20_000 {
+        let Some(me) = general.k.current else {
+            // Nobody runs: an interrupt, or a notification from outside.
+            let (pd, bit) = (rand(5) as PdId, rand(4) as usize);
+            for h in [&mut fast, &mut general] {
+                if bit == 3 {
+                    h.k.irq(&mut h.m, 40);
+                } else {
+                    h.k.signal(pd, bit);
+                }
+                h.k.schedule();
+            }
+            assert_eq!(snapshot(&fast.k), snapshot(&general.k));
+            continue;
+        };
+        let ch = rand(5) as u64;
+        let (nr, args) = match rand(10) {
+            0..=3 => (sys::SIGNAL_RECV, [ch, 0]),
+            4 => (sys::NOTIFY, [ch, 0]),
+            5 => (sys::RECV, [0, 0]),
+            6 => (sys::REPLY_RECV, [MessageInfo::new(0, 1).raw(), 0]),
+            7 => (sys::PP_CALL, [ch, MessageInfo::new(0, 1).raw()]),
+            8 => (sys::IRQ_ACK, [ch, 0]),
+            9 if me == 3 => {
+                // d faults; a, its parent, hears of it when it next waits.
+                let info = FaultInfo { kind: FaultKind::Breakpoint, address: 0, pc: 0x20_0000, esr: 0 };
+                for h in [&mut fast, &mut general] {
+                    h.k.fault(&mut h.m, me, info);
+                    h.k.schedule();
+                }
+                assert_eq!(snapshot(&fast.k), snapshot(&general.k));
+                continue;
+            }
+            9 if me == 0 && rand(2) == 0 => (sys::FAULT_RESUME, [0, 0]),
+            _ => {
+                for h in [&mut fast, &mut general] {
+                    h.k.tick();
+                    h.k.schedule();
+                }
+                assert_eq!(snapshot(&fast.k), snapshot(&general.k));
+                continue;
+            }
+        };
+        for h in [&mut fast, &mut general] {
+            let ctx = &mut h.k.pds[me].ctx;
+            ctx.x[..2].copy_from_slice(&args);
+            ctx.x[7] = nr;
+        }
+        if nr == sys::SIGNAL_RECV && fast.k.signal_recv_fast(me, ch) {
+            taken += 1;
+        } else {
+            passed += (nr == sys::SIGNAL_RECV) as u32;
+            fast.k.syscall_general(&mut fast.m, me);
+        }
+        fast.k.schedule();
+        general.k.syscall_general(&mut general.m, me);
+        general.k.schedule();
+        assert_eq!(snapshot(&fast.k), snapshot(&general.k), "after {} by {}", nr, me);
+        assert_eq!(fast.m.masked, general.m.masked);
+    }
+    assert!(taken > 500 && passed > 500, "fast path taken {taken} times, passed over {passed}");
+}
+
+/// A PD with a caller queued on it does not block in `signal_recv`: it
+/// takes the call (the fast path must leave this to the general one).
+#[test]
+fn signal_recv_with_a_queued_caller_serves_it_and_still_signals() {
+    let mut h = Sys::new()
+        .pd("a", 10)
+        .pd("b", 10)
+        .pd("c", 50)
+        .pd("d", 100)
+        .channel(0, 0, 2, 0, true)
+        .channel(1, 0, 2, 1, true)
+        .channel(2, 2, 3, 0, false)
+        .build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.sys_as(0, sys::PP_CALL, &[0, MessageInfo::new(0, 0).raw()]);
+    // c takes a's call and waits without replying; b's call queues.
+    h.sys_as(2, sys::RECV, &[]);
+    h.k.make_runnable(1);
+    h.k.schedule();
+    h.sys_as(1, sys::PP_CALL, &[0, MessageInfo::new(0, 0).raw()]);
+    assert_eq!(h.k.current, None);
+    h.k.signal(2, 5);
+    h.k.schedule();
+    assert_eq!((h.x(2, 0), h.x(2, 1)), (event::NOTIFIED, 1 << 5));
+    h.sys_as(2, sys::SIGNAL_RECV, &[2]);
+    // d outranks c and runs with the notification; c did not block but
+    // took b's call, and runs when d is done.
+    assert_eq!(h.current(), 3);
+    assert_eq!((h.x(3, 0), h.x(3, 1)), (event::NOTIFIED, 1));
+    assert_eq!(h.state(2), State::Runnable);
+    assert_eq!((h.x(2, 0), h.x(2, 1)), (event::PPC, 1), "c serves b's call");
+    h.sys_as(3, sys::RECV, &[]);
+    assert_eq!(h.current(), 2);
 }
