@@ -45,9 +45,7 @@ impl Kernel {
         let p = &mut self.pds[pd];
         p.pending |= 1 << bit;
         if p.state == State::Waiting && !p.passive() {
-            p.ctx.x[0] = event::NOTIFIED;
-            p.ctx.x[1] = p.pending;
-            p.pending = 0;
+            p.deliver_notifications();
             self.make_runnable(pd);
         }
     }
@@ -167,9 +165,7 @@ impl Kernel {
         }
         let p = &mut self.pds[me];
         if p.pending != 0 {
-            p.ctx.x[0] = event::NOTIFIED;
-            p.ctx.x[1] = p.pending;
-            p.pending = 0;
+            p.deliver_notifications();
             return true;
         }
         if let Some(caller) = self.take_queued_caller(me) {

@@ -115,6 +115,13 @@ impl Pd {
         self.desc.priority
     }
 
+    /// Hand the pending notification bits over as the event `recv` returns.
+    pub fn deliver_notifications(&mut self) {
+        self.ctx.x[0] = abi::event::NOTIFIED;
+        self.ctx.x[1] = self.pending;
+        self.pending = 0;
+    }
+
     pub fn passive(&self) -> bool {
         self.desc.flags & bootspec::PD_PASSIVE != 0
     }

@@ -9,7 +9,7 @@
 use crate::machine::Machine;
 use crate::pd::{PdId, State};
 use crate::system::Kernel;
-use abi::{event, sys, Error, DEBUG_AREA};
+use abi::{sys, Error, DEBUG_AREA};
 use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY};
 
 impl Kernel {
@@ -104,9 +104,8 @@ impl Kernel {
         }
         self.pds[me].state = State::Waiting;
         let t = &mut self.pds[peer];
-        t.ctx.x[0] = event::NOTIFIED;
-        t.ctx.x[1] = t.pending | 1 << c.peer_channel;
-        t.pending = 0;
+        t.pending |= 1 << c.peer_channel;
+        t.deliver_notifications();
         t.state = State::Runnable;
         self.current = Some(peer);
         true
