@@ -26,7 +26,7 @@
 
 use blk::config::{name_str, ServerConfig};
 use blk::mbr;
-use blk::{Op, Request, Requester, Responder, Response, Status, StorageInfo, BLOCK_SIZE};
+use blk::{Op, Producer, Request, Requester, Responder, Response, Status, StorageInfo, BLOCK_SIZE};
 use heapless::Vec;
 
 pub const MAX_CLIENTS: usize = blk::config::MAX_CLIENTS;
@@ -97,6 +97,20 @@ pub struct Wake {
     pub clients: u32,
     /// Bit d: disk d's driver.
     pub drivers: u32,
+}
+
+impl Wake {
+    /// After pushing requests to disk `d`'s driver: publish them, and note
+    /// the driver if it asked to hear of them.
+    fn notify_driver(&mut self, d: usize, requests: &mut Producer<'_, Request>) {
+        self.drivers |= (requests.needs_notify() as u32) << d;
+    }
+
+    /// After pushing answers to client `c`: publish them, and note the
+    /// client if it asked to hear of them.
+    fn notify_client(&mut self, c: usize, responses: &mut Producer<'_, Response>) {
+        self.clients |= (responses.needs_notify() as u32) << c;
+    }
 }
 
 /// Something worth printing.
@@ -197,21 +211,11 @@ impl<'a> Server<'a> {
                 }
                 self.take_responses(d, &mut wake, log);
             }
-            self.serve_clients(log);
+            self.serve_clients(&mut wake, log);
             // Each step above drained what it could; arming the rings looks
             // once more for anything that arrived meanwhile.
             if self.ready_to_wait() {
                 break;
-            }
-        }
-        for d in 0..self.disks.len() {
-            if self.disks[d].driver.requests.needs_notify() {
-                wake.drivers |= 1 << d;
-            }
-        }
-        for (c, client) in self.clients.iter_mut().enumerate() {
-            if client.queue.responses.needs_notify() {
-                wake.clients |= 1 << c;
             }
         }
         wake
@@ -255,6 +259,7 @@ impl<'a> Server<'a> {
             let probe = Request::new(0, Op::Read, 0, 1, disk.probe_paddr).with_tag(PROBE_TAG);
             if disk.driver.requests.try_push(probe).is_ok() {
                 disk.state = DiskState::Probing;
+                wake.notify_driver(d, &mut disk.driver.requests);
             }
             return;
         }
@@ -317,6 +322,7 @@ impl<'a> Server<'a> {
                     if let Ok(mut answers) = client.queue.responses.batch() {
                         batch.move_while(&mut answers, owed, same_client, |r| r.with_tag(0));
                     }
+                    wake.notify_client(tag as usize, &mut client.queue.responses);
                 }
                 None => probe = probe.or((tag == PROBE_TAG).then_some(first)),
             }
@@ -340,7 +346,7 @@ impl<'a> Server<'a> {
     /// its share of its disk's room (split evenly between the disk's
     /// clients, at least one request), in one batch; a share one client
     /// leaves goes to the others in the next round.
-    fn serve_clients(&mut self, log: &mut impl FnMut(Event)) {
+    fn serve_clients(&mut self, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         self.call = self.call.wrapping_add(1);
         let n = self.clients.len();
         loop {
@@ -350,7 +356,7 @@ impl<'a> Server<'a> {
             for _ in 0..n {
                 let c = self.next_client;
                 self.next_client = if c + 1 == n { 0 } else { c + 1 };
-                more |= self.serve_turn(c, log);
+                more |= self.serve_turn(c, wake, log);
             }
             if !more {
                 break;
@@ -361,7 +367,7 @@ impl<'a> Server<'a> {
     /// Client `c`'s turn: take up to its share, forward the good requests
     /// and answer the bad ones. True if it stopped at its share with more
     /// requests waiting.
-    fn serve_turn(&mut self, c: usize, log: &mut impl FnMut(Event)) -> bool {
+    fn serve_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
         let Server { disks, clients, call, round, .. } = self;
         let client = &mut clients[c];
         let d = client.disk;
@@ -435,9 +441,13 @@ impl<'a> Server<'a> {
         });
         disk.room = driver.room();
         drop(driver);
-        for &id in &refused {
-            // Room was set aside above; published with the other answers.
-            let _ = client.queue.responses.push(Response::new(id, Status::InvalidRequest, 0));
+        wake.notify_driver(d, &mut disk.driver.requests);
+        if !refused.is_empty() {
+            for &id in &refused {
+                // Room was set aside above.
+                let _ = client.queue.responses.push(Response::new(id, Status::InvalidRequest, 0));
+            }
+            wake.notify_client(c, &mut client.queue.responses);
         }
         client.taken = client.taken.wrapping_add(max);
         more

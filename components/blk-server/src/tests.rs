@@ -133,6 +133,30 @@ fn good_requests_are_translated_and_answered_with_the_clients_ids() {
 }
 
 #[test]
+fn a_peer_is_woken_only_for_new_entries_it_waits_for() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }, Client { partition: 0, capacity: 8 }], 8);
+    h.run();
+    assert!(h.drivers[0].requests.prepare_to_wait().unwrap());
+    for c in 0..2 {
+        assert!(h.clients[c].responses.prepare_to_wait().unwrap());
+    }
+    // Only a refusal: its client hears of it, the driver does not.
+    h.push(0, Request::new(1, Op::Read, DISK_BLOCKS, 1, 0));
+    assert_eq!(h.run(), Wake { clients: 0b01, drivers: 0 });
+    assert_eq!(h.responses(0), [Response::new(1, Status::InvalidRequest, 0)]);
+    // A good request wakes the driver, and nobody else.
+    h.push(1, Request::new(2, Op::Read, 5, 1, 0));
+    assert_eq!(h.run(), Wake { clients: 0, drivers: 1 });
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    assert_eq!(h.run(), Wake { clients: 0b10, drivers: 0 });
+    assert_eq!(h.responses(1), [Response::new(2, Status::Ok, 1)]);
+    // Nothing new: nobody is woken, though everyone still waits.
+    assert!(h.drivers[0].requests.prepare_to_wait().unwrap());
+    assert_eq!(h.run(), Wake::default());
+}
+
+#[test]
 fn bad_requests_are_refused_and_never_reach_the_driver() {
     let mut h = harness(&[Client { partition: 0, capacity: 16 }], 16);
     h.run();
