@@ -250,7 +250,7 @@ mod pd {
         // The answer echoes both the id and the tag.
         let id = req.id as u64 | (req.tag as u64) << 32;
         let Ok(op) = req.op() else {
-            return Submitted::Done(engine::Completion { id, status: Status::InvalidRequest, count: 0 });
+            return Submitted::answered(id, Status::InvalidRequest);
         };
         // The requester's data offset is a device address on this link.
         let r = engine::Request { id, op, block: req.block, count: req.count, dma_addr: req.data_offset };
