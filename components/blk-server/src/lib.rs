@@ -59,7 +59,13 @@ pub struct Disk<'a> {
     needs_partitions: bool,
     /// Its clients.
     clients: u32,
-    /// Requests the driver ring takes, as looked up in call `room_call`
+    /// Requests forwarded to the driver and not yet answered. The driver
+    /// takes a request only while it owes fewer answers than its ring holds
+    /// and drops an answer that finds the ring full, so we keep this within
+    /// the ring's capacity: requests the driver took off the ring still
+    /// count until their answers are popped.
+    outstanding: u32,
+    /// Requests the driver may be sent, as looked up in call `room_call`
     /// of `serve_clients`.
     room: u32,
     room_call: u32,
@@ -168,6 +174,7 @@ impl<'a> Server<'a> {
                 read_only: false,
                 needs_partitions,
                 clients: config.clients().iter().filter(|c| c.disk as usize == d).count() as u32,
+                outstanding: 0,
                 room: 0,
                 room_call: 0,
                 share: 0,
@@ -238,7 +245,7 @@ impl<'a> Server<'a> {
                 let needed = client.owed() + 1;
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
             } else if client.owed() < client.capacity
-                && disks[client.disk].driver.requests.room(1).is_ok_and(|r| r > 0)
+                && disks[client.disk].room_now() > 0
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
             }
@@ -259,6 +266,7 @@ impl<'a> Server<'a> {
             let probe = Request::new(0, Op::Read, 0, 1, disk.probe_paddr).with_tag(PROBE_TAG);
             if disk.driver.requests.try_push(probe).is_ok() {
                 disk.state = DiskState::Probing;
+                disk.outstanding += 1;
                 wake.notify_driver(d, &mut disk.driver.requests);
             }
             return;
@@ -307,7 +315,10 @@ impl<'a> Server<'a> {
         let mut probe = None;
         let Server { disks, clients, .. } = self;
         // A driver is trusted; a corrupt ring is left alone.
-        let Ok(mut batch) = disks[d].driver.responses.batch() else { return };
+        let Disk { driver, outstanding, .. } = &mut disks[d];
+        let Ok(mut batch) = driver.responses.batch() else { return };
+        // Every answer in the batch is popped below, owed or not.
+        *outstanding = outstanding.saturating_sub(batch.len());
         while let Some(first) = batch.peek() {
             let tag = first.tag;
             let same_client = |r: &Response| r.tag == tag;
@@ -353,10 +364,16 @@ impl<'a> Server<'a> {
             self.round = self.round.wrapping_add(1);
             // Another round only if some client stopped at its share.
             let mut more = false;
+            let mut c = self.next_client;
             for _ in 0..n {
-                let c = self.next_client;
-                self.next_client = if c + 1 == n { 0 } else { c + 1 };
-                more |= self.serve_turn(c, wake, log);
+                if let Some(stopped) = self.serve_turn(c, wake, log) {
+                    more |= stopped;
+                    // The next round, or call, starts after the last
+                    // client served: with too little room for everyone,
+                    // the next client comes first.
+                    self.next_client = if c + 1 == n { 0 } else { c + 1 };
+                }
+                c = if c + 1 == n { 0 } else { c + 1 };
             }
             if !more {
                 break;
@@ -365,9 +382,9 @@ impl<'a> Server<'a> {
     }
 
     /// Client `c`'s turn: take up to its share, forward the good requests
-    /// and answer the bad ones. True if it stopped at its share with more
-    /// requests waiting.
-    fn serve_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
+    /// and answer the bad ones. `None` if it took nothing; `Some(true)` if
+    /// it stopped at its share with more requests waiting.
+    fn serve_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> Option<bool> {
         let Server { disks, clients, call, round, .. } = self;
         let client = &mut clients[c];
         let d = client.disk;
@@ -375,19 +392,19 @@ impl<'a> Server<'a> {
         client.waiting_for_room = false;
         let owed = client.owed();
         if client.broken || client.range.is_none() || owed >= client.capacity || disk.state != DiskState::Ready {
-            return false;
+            return None;
         }
         let mut requests = match client.queue.requests.batch() {
-            Ok(batch) if batch.is_empty() => return false,
+            Ok(batch) if batch.is_empty() => return None,
             Ok(batch) => batch,
             Err(_) => {
                 client.broken = true;
                 log(Event::ClientCorrupt { client: c });
-                return false;
+                return None;
             }
         };
         if disk.room_call != *call {
-            disk.room = disk.driver.requests.free().unwrap_or(0);
+            disk.room = disk.room_now();
             disk.room_call = *call;
         }
         if disk.share_round != *round {
@@ -400,24 +417,24 @@ impl<'a> Server<'a> {
         // dropped, even for a client that does not take its answers.
         let max = share.min(room).min(requests.len()).min(TURN);
         if max == 0 {
-            return false;
+            return None;
         }
         // (`room` loads the client's head again unless the last one it saw
         // already leaves room for all `max`; so a 0 here is current.)
         let Ok(answer_room) = client.queue.responses.room(owed + max) else {
             client.broken = true;
             log(Event::ClientCorrupt { client: c });
-            return false;
+            return None;
         };
         let answer_room = answer_room.saturating_sub(owed);
         client.waiting_for_room = answer_room == 0;
         let max = max.min(answer_room);
         let more = (max == share || max == TURN) && requests.len() > max;
         if max == 0 {
-            return false;
+            return None;
         }
         // The driver is trusted.
-        let Ok(mut driver) = disk.driver.requests.batch() else { return false };
+        let Ok(mut driver) = disk.driver.requests.batch() else { return None };
         // `room` is at most what the batch has (the driver only makes more);
         // the clamp keeps a wrong `room` from ever costing a request.
         let max = max.min(driver.room());
@@ -439,8 +456,9 @@ impl<'a> Server<'a> {
             let _ = refused_ids.push(req.id);
             None
         });
-        disk.room = driver.room();
         drop(driver);
+        disk.outstanding += max - refused.len() as u32;
+        disk.room = disk.room_now();
         wake.notify_driver(d, &mut disk.driver.requests);
         if !refused.is_empty() {
             for &id in &refused {
@@ -450,7 +468,16 @@ impl<'a> Server<'a> {
             wake.notify_client(c, &mut client.queue.responses);
         }
         client.taken = client.taken.wrapping_add(max);
-        more
+        Some(more)
+    }
+}
+
+impl Disk<'_> {
+    /// Requests the driver may be sent now: what its request ring has free,
+    /// within what its response ring can answer.
+    fn room_now(&mut self) -> u32 {
+        let free = self.driver.requests.free().unwrap_or(0);
+        free.min(self.driver.responses.capacity().saturating_sub(self.outstanding))
     }
 }
 

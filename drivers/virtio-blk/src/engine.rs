@@ -5,8 +5,10 @@
 //!
 //! Ordering: a barrier waits until every request before it has completed;
 //! a flush does the same and then sends the device a flush command, so once
-//! a flush is acknowledged every write acknowledged before it is durable.
-//! While a barrier or flush waits, no later request starts.
+//! a flush is acknowledged every write sent before it is durable. While a
+//! barrier or flush waits for earlier requests, no later request starts;
+//! once the flush command is on the device, later requests run beside it
+//! and it does not cover them.
 
 use crate::virtq::{Buffer, Layout, SplitQueue};
 use crate::Dma;
@@ -19,6 +21,9 @@ const SECTORS_PER_BLOCK: u64 = BLOCK_SIZE / SECTOR_SIZE;
 
 /// Requests in flight at most (each takes three descriptors).
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Blocks one read or write moves at most: its data descriptor's length is
+/// 32 bits.
+pub const MAX_BLOCKS_PER_REQUEST: u32 = (u32::MAX as u64 / BLOCK_SIZE) as u32;
 
 // virtio-blk request types and status values (virtio 1.x, 5.2.6).
 const T_IN: u32 = 0;
@@ -155,7 +160,11 @@ impl Engine {
             Op::Flush => self.start(dma, req, T_FLUSH),
             Op::Read | Op::Write => {
                 let end = req.block.checked_add(req.count as u64);
-                if req.count == 0 || end.is_none_or(|e| e > self.capacity_blocks) || (req.op == Op::Write && self.read_only) {
+                if req.count == 0
+                    || req.count > MAX_BLOCKS_PER_REQUEST
+                    || end.is_none_or(|e| e > self.capacity_blocks)
+                    || (req.op == Op::Write && self.read_only)
+                {
                     return Submitted::answered(req.id, Status::InvalidRequest);
                 }
                 self.start(dma, req, if req.op == Op::Read { T_IN } else { T_OUT })
@@ -170,9 +179,12 @@ impl Engine {
         };
         let header = self.area.headers + 16 * s;
         let status = self.area.status + s;
-        // The header: type, a reserved zero word, the first sector.
+        // The header: type, a reserved zero word, the first sector (0 for a
+        // flush, virtio 1.x 5.2.6.1; a read's or write's block is below the
+        // capacity, so this does not overflow).
+        let sector = if kind == T_FLUSH { 0 } else { req.block * SECTORS_PER_BLOCK };
         dma.write_u64(header, kind as u64);
-        dma.write_u64(header + 8, req.block * SECTORS_PER_BLOCK);
+        dma.write_u64(header + 8, sector);
         dma.write_u8(status, 0xff);
         let hdr = Buffer { addr: dma.paddr() + header as u64, len: 16, device_writes: false };
         let st = Buffer { addr: dma.paddr() + status as u64, len: 1, device_writes: true };
@@ -187,7 +199,9 @@ impl Engine {
             return Submitted::answered(req.id, Status::IoError);
         };
         self.free.pop();
-        self.slots[s] = Slot { id: req.id, count: req.count, head };
+        // A flush moves no blocks, whatever its count field said.
+        let count = if kind == T_FLUSH { 0 } else { req.count };
+        self.slots[s] = Slot { id: req.id, count, head };
         self.head_slot[head as usize] = s as u8;
         self.in_flight += 1;
         Submitted::Started
@@ -308,6 +322,28 @@ mod tests {
         dev.process_reversed(&dma);
         assert_eq!(dev.flushes, 1, "the device saw a flush command");
         assert_eq!(e.complete(&dma), Some(Completion { id: 2, status: Status::Ok, count: 0 }));
+    }
+
+    #[test]
+    fn a_flush_names_sector_0_and_answers_0_blocks_whatever_its_fields_say() {
+        let (dma, mut e, mut dev) = setup(8 * 64, false, true);
+        for (id, block) in [(1, 5), (2, u64::MAX)] {
+            let flush = Request { id, op: Op::Flush, block, count: 77, dma_addr: 0 };
+            assert_eq!(e.submit(&dma, flush), Submitted::Started);
+            // The first slot's header is reused: it was freed above.
+            assert_eq!(dma.read_u64(e.area.headers + 8), 0, "the header's sector");
+            dev.process_reversed(&dma);
+            assert_eq!(e.complete(&dma), Some(Completion { id, status: Status::Ok, count: 0 }));
+        }
+    }
+
+    #[test]
+    fn a_transfer_too_long_for_one_descriptor_is_refused() {
+        // 8 GiB: room for a 4 GiB transfer, which a 32-bit length cannot say.
+        let (dma, mut e, _dev) = setup(8 << 21, false, true);
+        let req = rw(1, Op::Read, 0, MAX_BLOCKS_PER_REQUEST + 1, DATA);
+        assert_eq!(e.submit(&dma, req), Submitted::Done(Completion { id: 1, status: Status::InvalidRequest, count: 0 }));
+        assert_eq!(e.submit(&dma, rw(2, Op::Read, 0, MAX_BLOCKS_PER_REQUEST, DATA)), Submitted::Started);
     }
 
     #[test]
