@@ -245,7 +245,7 @@ impl<'a> Server<'a> {
                 let needed = client.owed() + 1;
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
             } else if client.owed() < client.capacity
-                && disks[client.disk].room_now() > 0
+                && disks[client.disk].can_forward()
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
             }
@@ -473,6 +473,12 @@ impl<'a> Server<'a> {
 }
 
 impl Disk<'_> {
+    /// Whether the driver may be sent a request now (the head is loaded
+    /// again only if the last one seen left no room).
+    fn can_forward(&mut self) -> bool {
+        self.outstanding < self.driver.responses.capacity() && self.driver.requests.room(1).is_ok_and(|r| r > 0)
+    }
+
     /// Requests the driver may be sent now: what its request ring has free,
     /// within what its response ring can answer.
     fn room_now(&mut self) -> u32 {

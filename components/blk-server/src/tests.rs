@@ -416,3 +416,21 @@ fn with_room_for_one_request_at_a_time_the_clients_take_turns() {
     let firsts = later.iter().filter(|&&o| o == 0).count();
     assert!(firsts.abs_diff(later.len() - firsts) <= 1, "each client gets every other slot: {owners:?}");
 }
+
+#[test]
+fn a_client_on_a_partition_over_the_table_sees_an_empty_disk() {
+    let mut h = harness(&[Client { partition: 1, capacity: 8 }], 8);
+    h.run();
+    let probe = h.driver_requests();
+    let mut mbr = [0u8; 512];
+    mbr::write(&mut mbr, &[(0, 64)]); // blocks 0..8, sector 0 included
+    h.probe.write_bytes(0, &mbr).unwrap();
+    h.complete(&probe, Status::Ok);
+    h.run();
+    assert!(h.events.contains(&Event::PartitionMissing { client: 0, err: mbr::MbrError::OverlapsTable(1) }));
+    assert_eq!(h.clients[0].info.get().unwrap().capacity, 0);
+    h.push(0, Request::new(1, Op::Write, 0, 1, 0));
+    h.run();
+    assert!(h.driver_requests().is_empty(), "the table is never written");
+    assert_eq!(h.responses(0), [Response::new(1, Status::InvalidRequest, 0)]);
+}

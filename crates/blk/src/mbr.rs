@@ -16,6 +16,9 @@ pub enum MbrError {
     Empty(usize),
     /// Partitions are numbered 1 to 4.
     NoSuchEntry(usize),
+    /// The entry starts at sector 0, over the table itself: a client
+    /// confined to it could rewrite the table and widen its partition.
+    OverlapsTable(usize),
 }
 
 /// Primary partition `number` (1-4) of the MBR in `sector0`.
@@ -32,6 +35,9 @@ pub fn partition(sector0: &[u8; 512], number: usize) -> Result<Partition, MbrErr
     let sectors = u32::from_le_bytes([e[12], e[13], e[14], e[15]]) as u64;
     if kind == 0 || sectors == 0 {
         return Err(MbrError::Empty(number));
+    }
+    if first == 0 {
+        return Err(MbrError::OverlapsTable(number));
     }
     Ok(Partition { first_sector: first, sectors })
 }
@@ -62,6 +68,14 @@ mod tests {
         assert_eq!(partition(&s, 2), Ok(Partition { first_sector: 8192, sectors: 1 << 20 }));
         assert_eq!(partition(&s, 3), Err(MbrError::Empty(3)));
         assert_eq!(partition(&s, 5), Err(MbrError::NoSuchEntry(5)));
+    }
+
+    #[test]
+    fn a_partition_over_the_table_itself_is_refused() {
+        let mut s = [0u8; 512];
+        write(&mut s, &[(0, 4096), (8, 64)]);
+        assert_eq!(partition(&s, 1), Err(MbrError::OverlapsTable(1)));
+        assert_eq!(partition(&s, 2), Ok(Partition { first_sector: 8, sectors: 64 }));
     }
 
     #[test]
