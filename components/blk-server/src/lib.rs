@@ -456,9 +456,10 @@ impl<'a> Server<'a> {
             let _ = refused_ids.push(req.id);
             None
         });
+        let free = driver.room();
         drop(driver);
         disk.outstanding += max - refused.len() as u32;
-        disk.room = disk.room_now();
+        disk.room = disk.answerable(free);
         wake.notify_driver(d, &mut disk.driver.requests);
         if !refused.is_empty() {
             for &id in &refused {
@@ -483,6 +484,12 @@ impl Disk<'_> {
     /// within what its response ring can answer.
     fn room_now(&mut self) -> u32 {
         let free = self.driver.requests.free().unwrap_or(0);
+        self.answerable(free)
+    }
+
+    /// Of `free` slots in the request ring, those whose answers the
+    /// response ring can still take.
+    fn answerable(&self, free: u32) -> u32 {
         free.min(self.driver.responses.capacity().saturating_sub(self.outstanding))
     }
 }
