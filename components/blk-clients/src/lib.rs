@@ -7,6 +7,8 @@
 //!   client as event handlers.
 //! - `hostile` (PDs only): the hostile client, which sends malformed
 //!   requests and checks that each is refused and no good one is lost.
+//! - `device_fault` (PDs only): a client attached to the driver directly
+//!   that makes the device fail and checks the driver recovers.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -20,3 +22,5 @@ pub mod verifier;
 pub mod bench;
 #[cfg(target_os = "none")]
 pub mod hostile;
+#[cfg(target_os = "none")]
+pub mod device_fault;

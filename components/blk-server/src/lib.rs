@@ -49,6 +49,9 @@ enum DiskState {
 
 pub struct Disk<'a> {
     pub name: &'a str,
+    /// Its number in the configuration (the server keeps only the disks it
+    /// drives; a disk with a direct client is not one of them).
+    index: usize,
     driver: Requester<'a>,
     probe_paddr: u64,
     /// The probe buffer as the server sees it.
@@ -78,6 +81,7 @@ pub struct Disk<'a> {
 pub struct Client<'a> {
     pub name: &'a str,
     queue: Responder<'a>,
+    /// Its disk, as an index into `Server::disks`.
     disk: usize,
     partition: u32,
     data_paddr: u64,
@@ -101,7 +105,7 @@ pub struct Client<'a> {
 pub struct Wake {
     /// Bit c: client c.
     pub clients: u32,
-    /// Bit d: disk d's driver.
+    /// Bit d: the driver of disk d (its number in the configuration).
     pub drivers: u32,
 }
 
@@ -122,6 +126,7 @@ impl Wake {
 /// Something worth printing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// `disk`: its number in the configuration.
     DiskReady { disk: usize, blocks: u64 },
     ClientReady { client: usize, first_block: u64, blocks: u64 },
     PartitionMissing { client: usize, err: mbr::MbrError },
@@ -159,13 +164,21 @@ impl<'a> Server<'a> {
             return Err(SetupError::NotConfigured);
         }
         let mut disks = Vec::new();
+        // Configuration disk number -> ours.
+        let mut ours = [None; MAX_DISKS];
         for (d, disk) in config.disks().iter().enumerate() {
+            if disk.queue.size == 0 {
+                // Its direct client talks to the driver; not ours.
+                continue;
+            }
             let layout = blk::QueueLayout::for_region(disk.queue.size as usize, disk.queue.capacity).map_err(|_| SetupError::BadRegion)?;
             let region = regions.disk_queues[d].ok_or(SetupError::BadRegion)?;
             let driver = Requester::new(region, layout).map_err(|_| SetupError::BadRegion)?;
             let needs_partitions = config.clients().iter().any(|c| c.disk as usize == d && c.partition != 0);
+            ours[d] = Some(disks.len());
             let _ = disks.push(Disk {
                 name: name_str(&disk.name),
+                index: d,
                 driver,
                 probe_paddr: disk.probe.paddr,
                 probe: regions.probes[d].ok_or(SetupError::BadRegion)?,
@@ -183,9 +196,9 @@ impl<'a> Server<'a> {
         }
         let mut clients = Vec::new();
         for (c, client) in config.clients().iter().enumerate() {
-            if client.disk as usize >= disks.len() {
+            let Some(disk) = ours.get(client.disk as usize).copied().flatten() else {
                 return Err(SetupError::BadRegion);
-            }
+            };
             let layout = blk::QueueLayout::for_region(client.queue.size as usize, client.queue.capacity).map_err(|_| SetupError::BadRegion)?;
             let region = regions.client_queues[c].ok_or(SetupError::BadRegion)?;
             let queue = Responder::new(region, layout).map_err(|_| SetupError::BadRegion)?;
@@ -193,7 +206,7 @@ impl<'a> Server<'a> {
             let _ = clients.push(Client {
                 name: name_str(&client.name),
                 queue,
-                disk: client.disk as usize,
+                disk,
                 partition: client.partition,
                 data_paddr: client.data.paddr,
                 data_size: client.data.size,
@@ -261,13 +274,13 @@ impl<'a> Server<'a> {
         let Some(info) = disk.driver.info.get() else { return };
         disk.capacity = info.capacity;
         disk.read_only = info.is_read_only();
-        log(Event::DiskReady { disk: d, blocks: info.capacity });
+        log(Event::DiskReady { disk: disk.index, blocks: info.capacity });
         if disk.needs_partitions {
             let probe = Request::new(0, Op::Read, 0, 1, disk.probe_paddr).with_tag(PROBE_TAG);
             if disk.driver.requests.try_push(probe).is_ok() {
                 disk.state = DiskState::Probing;
                 disk.outstanding += 1;
-                wake.notify_driver(d, &mut disk.driver.requests);
+                wake.notify_driver(disk.index, &mut disk.driver.requests);
             }
             return;
         }
@@ -460,7 +473,7 @@ impl<'a> Server<'a> {
         drop(driver);
         disk.outstanding += max - refused.len() as u32;
         disk.room = disk.answerable(free);
-        wake.notify_driver(d, &mut disk.driver.requests);
+        wake.notify_driver(disk.index, &mut disk.driver.requests);
         if !refused.is_empty() {
             for &id in &refused {
                 // Room was set aside above.

@@ -31,12 +31,21 @@ struct Harness {
 }
 
 fn harness(clients: &[Client], driver_capacity: u32) -> Harness {
+    harness_after(0, clients, driver_capacity)
+}
+
+/// The clients' disk comes after `others` disks the server does not drive
+/// (each has a direct client: the configuration names it, nothing more).
+fn harness_after(others: usize, clients: &[Client], driver_capacity: u32) -> Harness {
     let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
     config.magic = MAGIC;
-    config.disk_count = 1;
+    config.disk_count = others as u32 + 1;
+    for d in 0..others {
+        config.disks[d] = ServerDisk { name: name_field(&format!("direct{d}")), ..ServerDisk::default() };
+    }
     config.client_count = clients.len() as u32;
     let dlayout = QueueLayout::new(driver_capacity).unwrap();
-    config.disks[0] = ServerDisk {
+    config.disks[others] = ServerDisk {
         queue: QueueRegion { vaddr: 0, size: dlayout.size() as u64, capacity: driver_capacity, channel: 40 },
         probe: DmaRegion { vaddr: 0, paddr: 0x5000_0000, size: 4096 },
         name: name_field("disk0"),
@@ -44,8 +53,8 @@ fn harness(clients: &[Client], driver_capacity: u32) -> Harness {
     let dq = Shared::from_words(words(dlayout.size().next_multiple_of(8)));
     let probe = Shared::from_words(words(4096));
     let mut regions = Regions { disk_queues: [None; MAX_DISKS], probes: [None; MAX_DISKS], client_queues: [None; MAX_CLIENTS] };
-    regions.disk_queues[0] = Some(dq);
-    regions.probes[0] = Some(probe);
+    regions.disk_queues[others] = Some(dq);
+    regions.probes[others] = Some(probe);
     let mut ends = StdVec::new();
     let mut client_regions = StdVec::new();
     for (i, c) in clients.iter().enumerate() {
@@ -53,7 +62,7 @@ fn harness(clients: &[Client], driver_capacity: u32) -> Harness {
         config.clients[i] = ServerClient {
             queue: QueueRegion { vaddr: 0, size: layout.size() as u64, capacity: c.capacity, channel: i as u32 },
             data: DmaRegion { vaddr: 0, paddr: 0x5100_0000 + i as u64 * 0x10_0000, size: DATA_SIZE },
-            disk: 0,
+            disk: others as u32,
             partition: c.partition,
             name: name_field(&format!("client{i}")),
         };
@@ -130,6 +139,33 @@ fn good_requests_are_translated_and_answered_with_the_clients_ids() {
     assert!(h.clients[0].responses.prepare_to_wait().unwrap(), "the client waits");
     assert_eq!(h.run().clients, 1, "and is woken");
     assert_eq!(h.responses(0), [Response::new(77, Status::Ok, 2), Response::new(78, Status::Ok, 0)]);
+}
+
+#[test]
+fn disks_with_a_direct_client_are_left_to_it_and_the_others_served() {
+    // Disks 0 and 1 have direct clients (the configuration names them and
+    // gives no queue); the server drives disk 2, with partitions.
+    let mut h = harness_after(2, &[Client { partition: 1, capacity: 8 }], 8);
+    assert!(h.drivers[0].requests.prepare_to_wait().unwrap());
+    let wake = h.run();
+    assert_eq!(wake.drivers, 0b100, "disk 2's driver is sent the partition-table read");
+    let probe = h.driver_requests();
+    assert_eq!(probe.len(), 1);
+    let mut mbr = [0u8; 512];
+    mbr::write(&mut mbr, &[(64, 128)]); // partition 1: blocks 8..24
+    h.probe.write_bytes(0, &mbr).unwrap();
+    h.complete(&probe, Status::Ok);
+    h.run();
+    assert_eq!(h.events[0], Event::DiskReady { disk: 2, blocks: DISK_BLOCKS }, "named by its number in the configuration");
+    assert!(h.events.contains(&Event::ClientReady { client: 0, first_block: 8, blocks: 16 }));
+    assert!(h.drivers[0].requests.prepare_to_wait().unwrap());
+    h.push(0, Request::new(5, Op::Read, 1, 1, 0));
+    assert_eq!(h.run().drivers, 0b100);
+    let fwd = h.driver_requests();
+    assert_eq!(fwd[0].block, 9, "shifted by the partition's start");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(5, Status::Ok, 1)]);
 }
 
 #[test]

@@ -136,6 +136,11 @@ impl Engine {
         self.read_only
     }
 
+    /// Where the queue lives in DMA memory.
+    pub fn layout(&self) -> Layout {
+        self.queue.layout()
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -222,6 +227,23 @@ impl Engine {
             S_OK => Completion { id: slot.id, status: Status::Ok, count: slot.count },
             _ => Completion { id: slot.id, status: Status::IoError, count: 0 },
         })
+    }
+
+    /// The device was reset and forgot every request in flight: answer
+    /// each with an I/O error (through `failed`), and start over with empty
+    /// rings, to be handed to the device again. A held barrier or flush
+    /// stays held; with nothing in flight, `release_held` lets it go.
+    pub fn reset(&mut self, dma: &impl Dma, mut failed: impl FnMut(Completion)) {
+        let mut free = [false; MAX_IN_FLIGHT];
+        for &s in self.free.iter() {
+            free[s as usize] = true;
+        }
+        for (slot, _) in self.slots.iter().zip(free).filter(|(_, free)| !free) {
+            failed(Completion { id: slot.id, status: Status::IoError, count: 0 });
+        }
+        self.queue = SplitQueue::new(dma, self.queue.layout());
+        self.free = (0..MAX_IN_FLIGHT as u8).rev().collect();
+        self.in_flight = 0;
     }
 
     /// Once nothing is in flight, let a held barrier or flush go: a barrier
@@ -351,6 +373,46 @@ mod tests {
         let (dma, mut e, dev) = setup(8 * 64, false, false);
         assert_eq!(e.submit(&dma, rw(9, Op::Flush, 0, 0, 0)), Submitted::Done(Completion { id: 9, status: Status::Ok, count: 0 }));
         assert_eq!(dev.flushes, 0);
+    }
+
+    #[test]
+    fn a_reset_fails_the_requests_in_flight_once_and_the_queue_works_again() {
+        let (dma, mut e, mut dev) = setup(8 * 64, false, true);
+        // Two requests done before the trouble, three in flight when the
+        // device stops, and a flush held behind them.
+        for i in 0..5u64 {
+            dma.fill(DATA + i as usize * 4096, 4096, 0x10 + i as u8);
+            e.submit(&dma, rw(i, Op::Write, i, 1, DATA + i as usize * 4096));
+            if i == 1 {
+                dev.process_reversed(&dma);
+                assert_eq!(e.complete(&dma).map(|c| c.id), Some(1));
+                assert_eq!(e.complete(&dma).map(|c| c.id), Some(0));
+            }
+        }
+        assert_eq!(e.submit(&dma, rw(9, Op::Flush, 0, 0, 0)), Submitted::Held);
+        let mut failed = Vec::new();
+        e.reset(&dma, |c| failed.push(c));
+        failed.sort_by_key(|c| c.id);
+        let io_error = |id| Completion { id, status: Status::IoError, count: 0 };
+        assert_eq!(failed, [io_error(2), io_error(3), io_error(4)]);
+        assert_eq!(e.in_flight(), 0);
+        assert_eq!(e.complete(&dma), None, "nothing is owed any more");
+        dev.reset();
+        // The held flush goes first, then the queue works as new.
+        assert_eq!(e.release_held(&dma), Some(Submitted::Started));
+        dma.fill(DATA, 4096, 0x77);
+        assert_eq!(e.submit(&dma, rw(10, Op::Write, 3, 1, DATA)), Submitted::Started);
+        dev.process_reversed(&dma);
+        assert_eq!(e.complete(&dma), Some(Completion { id: 10, status: Status::Ok, count: 1 }));
+        assert_eq!(e.complete(&dma), Some(Completion { id: 9, status: Status::Ok, count: 0 }));
+        assert_eq!(dev.flushes, 1);
+        assert!(dev.block(3).iter().all(|&b| b == 0x77));
+        assert!(dev.block(1).iter().all(|&b| b == 0x11), "a write done before the reset stays done");
+        // All the slots are free again.
+        for i in 0..64u64 {
+            assert_eq!(e.submit(&dma, rw(20 + i, Op::Read, i, 1, DATA + i as usize * 4096)), Submitted::Started);
+        }
+        assert!(!e.can_accept());
     }
 
     #[test]

@@ -40,8 +40,22 @@ pub mod status {
     pub const DRIVER: u32 = 2;
     pub const DRIVER_OK: u32 = 4;
     pub const FEATURES_OK: u32 = 8;
+    /// Set by the device when it hit an error it cannot recover from (a
+    /// bogus descriptor, say): it stops using the queues until reset.
+    pub const NEEDS_RESET: u32 = 64;
     pub const FAILED: u32 = 128;
 }
+
+/// Bits of the interrupt status register: why the device interrupted.
+pub mod interrupt {
+    /// A used ring has new entries.
+    pub const USED_BUFFER: u32 = 1;
+    /// The configuration changed, or the device set NEEDS_RESET.
+    pub const CONFIG_CHANGE: u32 = 2;
+}
+
+/// Reads of the status register a reset may take to show 0.
+const RESET_POLLS: u32 = 1000;
 
 /// Feature bits this driver knows.
 pub mod feature {
@@ -67,6 +81,10 @@ pub enum InitError {
     FeaturesRefused,
     /// Queue 0 is missing or smaller than we need.
     QueueTooSmall { max: u32 },
+    /// Queue 0 is enabled already, before we set it up.
+    QueueInUse,
+    /// The status register did not read 0 after a reset.
+    ResetTimeout,
 }
 
 impl InitError {
@@ -78,6 +96,8 @@ impl InitError {
             InitError::NoVersion1 => "device does not offer VIRTIO_F_VERSION_1",
             InitError::FeaturesRefused => "device refused the negotiated features",
             InitError::QueueTooSmall { .. } => "request queue too small",
+            InitError::QueueInUse => "request queue already in use before setup",
+            InitError::ResetTimeout => "device did not finish its reset",
         }
     }
 }
@@ -97,12 +117,12 @@ pub fn negotiate(r: &impl Registers) -> Result<u64, InitError> {
     if device_id != DEVICE_ID_BLOCK {
         return Err(InitError::NotBlock { device_id });
     }
-    r.write(STATUS, 0);
+    reset(r)?;
     r.write(STATUS, status::ACKNOWLEDGE);
     r.write(STATUS, status::ACKNOWLEDGE | status::DRIVER);
     let offered = read_features(r);
     if offered & feature::VERSION_1 == 0 {
-        r.write(STATUS, status::FAILED);
+        fail(r);
         return Err(InitError::NoVersion1);
     }
     let accepted = offered & (feature::VERSION_1 | feature::BLK_FLUSH | feature::BLK_RO);
@@ -112,10 +132,27 @@ pub fn negotiate(r: &impl Registers) -> Result<u64, InitError> {
     }
     r.write(STATUS, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
     if r.read(STATUS) & status::FEATURES_OK == 0 {
-        r.write(STATUS, status::FAILED);
+        fail(r);
         return Err(InitError::FeaturesRefused);
     }
     Ok(accepted)
+}
+
+/// Reset the device: it forgets the queues and stops using memory. It may
+/// take a while (virtio 1.x 4.2.2.1: wait for the status to read 0 before
+/// initialising it again).
+pub fn reset(r: &impl Registers) -> Result<(), InitError> {
+    r.write(STATUS, 0);
+    if (0..RESET_POLLS).any(|_| r.read(STATUS) == 0) {
+        Ok(())
+    } else {
+        Err(InitError::ResetTimeout)
+    }
+}
+
+/// Tell the device the driver gave up on it.
+pub fn fail(r: &impl Registers) {
+    r.write(STATUS, status::FAILED);
 }
 
 fn read_features(r: &impl Registers) -> u64 {
@@ -127,10 +164,22 @@ fn read_features(r: &impl Registers) -> u64 {
     f
 }
 
-/// Largest size queue 0 supports.
-pub fn queue_max(r: &impl Registers) -> u32 {
+/// Select queue 0 and check it can be set up: not in use yet, and
+/// offering at least `min` entries. Returns the most it offers; on an error
+/// the device is told the driver gave up (FAILED).
+pub fn queue_max(r: &impl Registers, min: u32) -> Result<u32, InitError> {
     r.write(QUEUE_SEL, 0);
-    r.read(QUEUE_NUM_MAX)
+    let err = if r.read(QUEUE_READY) != 0 {
+        InitError::QueueInUse
+    } else {
+        let max = r.read(QUEUE_NUM_MAX);
+        if max >= min {
+            return Ok(max);
+        }
+        InitError::QueueTooSmall { max }
+    };
+    fail(r);
+    Err(err)
 }
 
 /// Tell the device where queue 0's three parts are and enable it.
@@ -171,4 +220,66 @@ pub fn take_interrupt(r: &impl Registers) -> u32 {
 
 pub fn notify(r: &impl Registers, queue: u32) {
     r.write(QUEUE_NOTIFY, queue);
+}
+
+/// Whether the device stopped and waits for a reset.
+pub fn needs_reset(r: &impl Registers) -> bool {
+    r.read(STATUS) & status::NEEDS_RESET != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeRegs;
+
+    const OFFERED: u64 = feature::VERSION_1 | feature::BLK_FLUSH | 1 << 1;
+
+    #[test]
+    fn negotiation_waits_for_the_reset_and_accepts_only_known_features() {
+        let r = FakeRegs::new(OFFERED, 256);
+        r.reset_reads.set(3);
+        assert_eq!(negotiate(&r), Ok(feature::VERSION_1 | feature::BLK_FLUSH));
+        assert_eq!(r.accepted.get(), feature::VERSION_1 | feature::BLK_FLUSH, "not the size-max feature (bit 1)");
+        assert_eq!(r.reset_reads.get(), 0, "the status was read until the reset showed");
+        let s = status::ACKNOWLEDGE | status::DRIVER;
+        assert_eq!(*r.status_writes.borrow(), [0, status::ACKNOWLEDGE, s, s | status::FEATURES_OK]);
+    }
+
+    #[test]
+    fn a_device_that_never_finishes_its_reset_is_not_initialised() {
+        let r = FakeRegs::new(OFFERED, 256);
+        r.reset_reads.set(u32::MAX);
+        assert_eq!(negotiate(&r), Err(InitError::ResetTimeout));
+        assert_eq!(*r.status_writes.borrow(), [0], "nothing written after the reset");
+    }
+
+    #[test]
+    fn a_queue_in_use_or_too_small_is_refused_and_the_device_told() {
+        let r = FakeRegs::new(OFFERED, 4);
+        assert_eq!(queue_max(&r, 8), Err(InitError::QueueTooSmall { max: 4 }));
+        assert_eq!(r.status.get(), status::FAILED);
+        let r = FakeRegs::new(OFFERED, 256);
+        r.queue_ready.set(1);
+        assert_eq!(queue_max(&r, 8), Err(InitError::QueueInUse));
+        assert_eq!(r.status.get(), status::FAILED);
+        let r = FakeRegs::new(OFFERED, 256);
+        assert_eq!(queue_max(&r, 8), Ok(256));
+        assert_eq!(*r.status_writes.borrow(), [] as [u32; 0]);
+    }
+
+    #[test]
+    fn a_reset_takes_the_queue_down_and_needs_reset_is_seen() {
+        let r = FakeRegs::new(OFFERED, 256);
+        negotiate(&r).unwrap();
+        setup_queue(&r, 256, 0x1000, 0x2000, 0x3000);
+        driver_ok(&r);
+        assert!(!needs_reset(&r));
+        r.status.set(r.status.get() | status::NEEDS_RESET);
+        assert!(needs_reset(&r));
+        // Initialising again resets it: the queue can be set up again.
+        assert_eq!(queue_max(&r, 8), Err(InitError::QueueInUse));
+        negotiate(&r).unwrap();
+        assert!(!needs_reset(&r));
+        assert_eq!(queue_max(&r, 8), Ok(256));
+    }
 }

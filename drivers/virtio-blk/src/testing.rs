@@ -1,9 +1,10 @@
 //! Host fakes: DMA memory backed by a vector, and a virtio-blk device that
 //! serves the queue from a RAM disk, completing requests in reverse order.
 
+use crate::mmio::{self, Registers};
 use crate::virtq::Layout;
 use crate::Dma;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 pub struct FakeDma {
     mem: RefCell<Vec<u8>>,
@@ -74,6 +75,12 @@ impl FakeDevice {
         FakeDevice { layout, disk: vec![0; sectors as usize * 512], seen_avail: 0, used_idx: 0, flushes: 0, fail_next: false }
     }
 
+    /// What a device reset does: it forgets the queue's indices.
+    pub fn reset(&mut self) {
+        self.seen_avail = 0;
+        self.used_idx = 0;
+    }
+
     pub fn block(&self, block: u64) -> &[u8] {
         &self.disk[block as usize * 4096..(block as usize + 1) * 4096]
     }
@@ -135,5 +142,78 @@ impl FakeDevice {
         }
         dma.write_u8(status, st);
         written
+    }
+}
+
+/// The registers of a virtio-mmio (version 2) block device: feature
+/// negotiation, status, queue 0's size and ready flag. A reset may take a
+/// few reads of the status to show.
+pub struct FakeRegs {
+    pub offered: u64,
+    pub queue_max: u32,
+    pub queue_ready: Cell<u32>,
+    /// Reads of the status that still show the old value after a reset.
+    pub reset_reads: Cell<u32>,
+    pub status: Cell<u32>,
+    /// The status values the driver wrote, in order.
+    pub status_writes: RefCell<Vec<u32>>,
+    pub accepted: Cell<u64>,
+    features_sel: Cell<u32>,
+    driver_features_sel: Cell<u32>,
+}
+
+impl FakeRegs {
+    pub fn new(offered: u64, queue_max: u32) -> FakeRegs {
+        FakeRegs {
+            offered,
+            queue_max,
+            queue_ready: Cell::new(0),
+            reset_reads: Cell::new(0),
+            status: Cell::new(0),
+            status_writes: RefCell::new(Vec::new()),
+            accepted: Cell::new(0),
+            features_sel: Cell::new(0),
+            driver_features_sel: Cell::new(0),
+        }
+    }
+}
+
+impl Registers for FakeRegs {
+    fn read(&self, off: usize) -> u32 {
+        match off {
+            mmio::MAGIC_VALUE => mmio::MAGIC,
+            mmio::VERSION => 2,
+            mmio::DEVICE_ID => mmio::DEVICE_ID_BLOCK,
+            mmio::DEVICE_FEATURES => (self.offered >> (32 * self.features_sel.get())) as u32,
+            mmio::QUEUE_NUM_MAX => self.queue_max,
+            mmio::QUEUE_READY => self.queue_ready.get(),
+            mmio::STATUS if self.reset_reads.get() > 0 => {
+                self.reset_reads.set(self.reset_reads.get() - 1);
+                mmio::status::DRIVER_OK
+            }
+            mmio::STATUS => self.status.get(),
+            _ => 0,
+        }
+    }
+
+    fn write(&self, off: usize, v: u32) {
+        match off {
+            mmio::DEVICE_FEATURES_SEL => self.features_sel.set(v),
+            mmio::DRIVER_FEATURES_SEL => self.driver_features_sel.set(v),
+            mmio::DRIVER_FEATURES => {
+                let shift = 32 * self.driver_features_sel.get();
+                let kept = self.accepted.get() & !(0xffff_ffffu64 << shift);
+                self.accepted.set(kept | (v as u64) << shift);
+            }
+            mmio::QUEUE_READY => self.queue_ready.set(v),
+            mmio::STATUS => {
+                self.status_writes.borrow_mut().push(v);
+                self.status.set(v);
+                if v == 0 {
+                    self.queue_ready.set(0);
+                }
+            }
+            _ => {}
+        }
     }
 }

@@ -85,6 +85,12 @@ mod pd {
         owed: u32,
         capacity: u32,
         corrupt: bool,
+        /// The features negotiated at start; a restarted device must offer
+        /// them again.
+        features: u64,
+        /// The device stopped and could not be restarted: every request is
+        /// answered `NoDevice`.
+        gone: bool,
     }
 
     struct Driver {
@@ -107,10 +113,7 @@ mod pd {
         // SAFETY: as in `mapped`; the device window is mapped uncached.
         let regs = Regs(unsafe { SharedMemory::new(cfg.mmio_vaddr as usize, 0x200) });
         let features = mmio::negotiate(&regs).map_err(|e| e.as_str())?;
-        let max = mmio::queue_max(&regs);
-        if max < 8 {
-            return Err("request queue too small");
-        }
+        let max = mmio::queue_max(&regs, 8).map_err(|e| e.as_str())?;
         // The largest power of two the device and we both allow.
         let cap = QUEUE_SIZE.min(max);
         let size = (1u32 << (31 - cap.leading_zeros())) as u16;
@@ -124,8 +127,7 @@ mod pd {
         let read_only = features & mmio::feature::BLK_RO != 0;
         let flush = features & mmio::feature::BLK_FLUSH != 0;
         let engine = Engine::new(&dma, layout, area, mmio::capacity_sectors(&regs), read_only, flush);
-        mmio::setup_queue(&regs, size, dma.paddr + layout.desc as u64, dma.paddr + layout.avail as u64, dma.paddr + layout.used as u64);
-        mmio::driver_ok(&regs);
+        hand_over(&regs, &dma, layout);
 
         let (_, shared) = mapped(cfg.queue.vaddr, cfg.queue.size);
         let ql = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).map_err(|_| "queue region does not fit")?;
@@ -155,7 +157,16 @@ mod pd {
             owed: 0,
             capacity: ql.capacity(),
             corrupt: false,
+            features,
+            gone: false,
         })
+    }
+
+    /// Give the device the queue and let it run.
+    fn hand_over(regs: &Regs, dma: &DmaMem, layout: virtq::Layout) {
+        let at = |off: usize| dma.paddr + off as u64;
+        mmio::setup_queue(regs, layout.size, at(layout.desc), at(layout.avail), at(layout.used));
+        mmio::driver_ok(regs);
     }
 
     #[protection_domain]
@@ -165,6 +176,10 @@ mod pd {
             None => debug_println!("virtio_blk: no configuration (declare disks in system.xml)"),
             Some(list) => {
                 for (i, cfg) in list.iter().enumerate() {
+                    if cfg.queue.size == 0 {
+                        debug_println!("virtio_blk: disk {}: no client; left alone", i);
+                        continue;
+                    }
                     match start(i, cfg) {
                         Ok(d) => {
                             let _ = disks.push(d);
@@ -186,7 +201,13 @@ mod pd {
         /// Finish what the device finished, start what the requester asked,
         /// until neither side has more.
         fn service(&mut self) {
-            mmio::take_interrupt(&self.regs);
+            if mmio::take_interrupt(&self.regs) & mmio::interrupt::CONFIG_CHANGE != 0 {
+                self.check_device();
+            }
+            if self.gone {
+                self.refuse_all();
+                return;
+            }
             let mut started = false;
             loop {
                 let mut progress = false;
@@ -244,6 +265,85 @@ mod pd {
         fn respond(&mut self, c: engine::Completion) {
             respond(&mut self.owed, &mut self.queue.responses, c);
         }
+
+        /// The device says why it interrupted: a configuration change, or
+        /// it hit an error it cannot go on from (a bogus descriptor, say)
+        /// and set NEEDS_RESET. Then it completes nothing more, so we reset
+        /// it, answer the requests it held with an I/O error and hand it
+        /// fresh rings; requests keep being served. A device that will not
+        /// restart is given up: its requests are answered `NoDevice`.
+        #[cold]
+        #[inline(never)]
+        fn check_device(&mut self) {
+            if self.gone || !mmio::needs_reset(&self.regs) {
+                return;
+            }
+            // Reset first, so the device stops touching the rings before
+            // they are cleared.
+            let reset = mmio::reset(&self.regs);
+            let mut lost = 0;
+            let (owed, responses) = (&mut self.owed, &mut self.queue.responses);
+            self.engine.reset(&self.dma, |c| {
+                lost += 1;
+                respond(owed, responses, c);
+            });
+            match reset.map_err(|e| e.as_str()).and_then(|()| self.restart()) {
+                Ok(()) => debug_println!(
+                    "virtio_blk: disk {}: the device stopped (NEEDS_RESET); reset it, {} requests it held failed with an I/O error",
+                    self.index,
+                    lost
+                ),
+                Err(e) => {
+                    self.gone = true;
+                    debug_println!(
+                        "virtio_blk: disk {}: the device stopped (NEEDS_RESET) and does not restart ({}); {} requests failed with an I/O error, later ones get 'no device'",
+                        self.index,
+                        e,
+                        lost
+                    );
+                }
+            }
+        }
+
+        /// With the device gone: answer every request `NoDevice`, as
+        /// long as the requester sends them.
+        #[cold]
+        #[inline(never)]
+        fn refuse_all(&mut self) {
+            while !self.corrupt {
+                let mut refused = false;
+                if let Ok(mut requests) = self.queue.requests.batch() {
+                    while self.owed < self.capacity {
+                        let Some(req) = requests.next() else { break };
+                        refused = true;
+                        self.owed += 1;
+                        let id = req.id as u64 | (req.tag as u64) << 32;
+                        respond(&mut self.owed, &mut self.queue.responses, engine::Completion { id, status: Status::NoDevice, count: 0 });
+                    }
+                }
+                if !refused && self.queue.requests.prepare_to_wait().unwrap_or(true) {
+                    break;
+                }
+            }
+            if self.queue.responses.needs_notify() {
+                self.requester.deferred_notify();
+            }
+        }
+
+        /// Initialise the device again, as at start, with the rings the
+        /// engine just cleared.
+        fn restart(&mut self) -> Result<(), &'static str> {
+            let features = mmio::negotiate(&self.regs).map_err(|e| e.as_str())?;
+            if features != self.features {
+                mmio::fail(&self.regs);
+                return Err("it offers other features than at start");
+            }
+            let layout = self.engine.layout();
+            mmio::queue_max(&self.regs, layout.size as u32).map_err(|e| e.as_str())?;
+            hand_over(&self.regs, &self.dma, layout);
+            Ok(())
+        }
+
     }
 
     fn submit(engine: &mut Engine, dma: &DmaMem, req: Request) -> Submitted {
