@@ -246,6 +246,12 @@ impl Engine {
         self.in_flight = 0;
     }
 
+    /// Take back the barrier or flush waiting for earlier requests, if any
+    /// (the device is gone: it will never be sent).
+    pub fn take_held(&mut self) -> Option<Request> {
+        self.held.take()
+    }
+
     /// Once nothing is in flight, let a held barrier or flush go: a barrier
     /// completes at once, a flush goes to the device.
     pub fn release_held(&mut self, dma: &impl Dma) -> Option<Submitted> {
@@ -413,6 +419,17 @@ mod tests {
             assert_eq!(e.submit(&dma, rw(20 + i, Op::Read, i, 1, DATA + i as usize * 4096)), Submitted::Started);
         }
         assert!(!e.can_accept());
+    }
+
+    #[test]
+    fn a_held_barrier_can_be_taken_back_when_the_device_is_gone() {
+        let (dma, mut e, _dev) = setup(8 * 64, false, true);
+        e.submit(&dma, rw(1, Op::Read, 0, 1, DATA));
+        let barrier = rw(2, Op::Barrier, 0, 0, 0);
+        assert_eq!(e.submit(&dma, barrier), Submitted::Held);
+        e.reset(&dma, |_| {});
+        assert_eq!(e.take_held(), Some(barrier));
+        assert_eq!(e.release_held(&dma), None, "nothing left to release");
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub enum InitError {
     QueueInUse,
     /// The status register did not read 0 after a reset.
     ResetTimeout,
+    /// After a reset the device offers other features than it did.
+    FeaturesChanged,
 }
 
 impl InitError {
@@ -98,6 +100,7 @@ impl InitError {
             InitError::QueueTooSmall { .. } => "request queue too small",
             InitError::QueueInUse => "request queue already in use before setup",
             InitError::ResetTimeout => "device did not finish its reset",
+            InitError::FeaturesChanged => "device offers other features than at start",
         }
     }
 }
@@ -193,6 +196,20 @@ pub fn setup_queue(r: &impl Registers, size: u16, desc: u64, driver: u64, device
     r.write(QUEUE_READY, 1);
 }
 
+/// Bring a device that stopped (NEEDS_RESET) back as it was at start: the
+/// same `features` and queue 0 where it was (whose rings the driver has
+/// cleared). Resets it first, so it stops touching memory.
+pub fn restart(r: &impl Registers, features: u64, size: u16, desc: u64, driver: u64, device: u64) -> Result<(), InitError> {
+    if negotiate(r)? != features {
+        fail(r);
+        return Err(InitError::FeaturesChanged);
+    }
+    queue_max(r, size as u32)?;
+    setup_queue(r, size, desc, driver, device);
+    driver_ok(r);
+    Ok(())
+}
+
 /// Initialisation done: the device may now process requests.
 pub fn driver_ok(r: &impl Registers) {
     r.write(STATUS, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK);
@@ -265,6 +282,39 @@ mod tests {
         let r = FakeRegs::new(OFFERED, 256);
         assert_eq!(queue_max(&r, 8), Ok(256));
         assert_eq!(*r.status_writes.borrow(), [] as [u32; 0]);
+    }
+
+    #[test]
+    fn a_stopped_device_is_restarted_as_it_was() {
+        let r = FakeRegs::new(OFFERED, 256);
+        let features = negotiate(&r).unwrap();
+        setup_queue(&r, 128, 0x1000, 0x2000, 0x3000);
+        driver_ok(&r);
+        r.status.set(r.status.get() | status::NEEDS_RESET);
+        r.status_writes.borrow_mut().clear();
+        r.reset_reads.set(2);
+        assert_eq!(restart(&r, features, 128, 0x1000, 0x2000, 0x3000), Ok(()));
+        let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+        assert_eq!(*r.status_writes.borrow(), [0, status::ACKNOWLEDGE, status::ACKNOWLEDGE | status::DRIVER, s, s | status::DRIVER_OK]);
+        assert_eq!((r.queue_ready.get(), r.queue.get()), (1, (128, 0x1000, 0x2000, 0x3000)));
+        assert!(!needs_reset(&r));
+    }
+
+    #[test]
+    fn a_device_that_comes_back_different_or_not_at_all_is_given_up() {
+        // It lost the flush feature: the driver's promises about flushes
+        // would no longer hold.
+        let r = FakeRegs::new(feature::VERSION_1, 256);
+        assert_eq!(restart(&r, feature::VERSION_1 | feature::BLK_FLUSH, 128, 0, 0, 0), Err(InitError::FeaturesChanged));
+        assert_eq!((r.status.get(), r.queue_ready.get()), (status::FAILED, 0));
+        // Its queue shrank below the one the driver laid out.
+        let r = FakeRegs::new(OFFERED, 64);
+        assert_eq!(restart(&r, feature::VERSION_1 | feature::BLK_FLUSH, 128, 0, 0, 0), Err(InitError::QueueTooSmall { max: 64 }));
+        assert_eq!((r.status.get(), r.queue_ready.get()), (status::FAILED, 0));
+        // It never finishes resetting.
+        let r = FakeRegs::new(OFFERED, 256);
+        r.reset_reads.set(u32::MAX);
+        assert_eq!(restart(&r, feature::VERSION_1 | feature::BLK_FLUSH, 128, 0, 0, 0), Err(InitError::ResetTimeout));
     }
 
     #[test]

@@ -152,6 +152,8 @@ pub struct FakeRegs {
     pub offered: u64,
     pub queue_max: u32,
     pub queue_ready: Cell<u32>,
+    /// Queue 0's size and its three addresses, as last written.
+    pub queue: Cell<(u32, u64, u64, u64)>,
     /// Reads of the status that still show the old value after a reset.
     pub reset_reads: Cell<u32>,
     pub status: Cell<u32>,
@@ -168,6 +170,7 @@ impl FakeRegs {
             offered,
             queue_max,
             queue_ready: Cell::new(0),
+            queue: Cell::new((0, 0, 0, 0)),
             reset_reads: Cell::new(0),
             status: Cell::new(0),
             status_writes: RefCell::new(Vec::new()),
@@ -206,6 +209,21 @@ impl Registers for FakeRegs {
                 self.accepted.set(kept | (v as u64) << shift);
             }
             mmio::QUEUE_READY => self.queue_ready.set(v),
+            mmio::QUEUE_NUM => {
+                let (_, desc, driver, device) = self.queue.get();
+                self.queue.set((v, desc, driver, device));
+            }
+            mmio::QUEUE_DESC_LOW | mmio::QUEUE_DESC_HIGH | mmio::QUEUE_DRIVER_LOW | mmio::QUEUE_DRIVER_HIGH | mmio::QUEUE_DEVICE_LOW | mmio::QUEUE_DEVICE_HIGH => {
+                let (n, mut desc, mut driver, mut device) = self.queue.get();
+                let field = match off {
+                    mmio::QUEUE_DESC_LOW | mmio::QUEUE_DESC_HIGH => &mut desc,
+                    mmio::QUEUE_DRIVER_LOW | mmio::QUEUE_DRIVER_HIGH => &mut driver,
+                    _ => &mut device,
+                };
+                let shift = if off % 8 == 4 { 32 } else { 0 };
+                *field = *field & !(0xffff_ffffu64 << shift) | (v as u64) << shift;
+                self.queue.set((n, desc, driver, device));
+            }
             mmio::STATUS => {
                 self.status_writes.borrow_mut().push(v);
                 self.status.set(v);

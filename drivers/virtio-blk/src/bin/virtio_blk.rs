@@ -127,7 +127,8 @@ mod pd {
         let read_only = features & mmio::feature::BLK_RO != 0;
         let flush = features & mmio::feature::BLK_FLUSH != 0;
         let engine = Engine::new(&dma, layout, area, mmio::capacity_sectors(&regs), read_only, flush);
-        hand_over(&regs, &dma, layout);
+        mmio::setup_queue(&regs, size, dma.paddr + layout.desc as u64, dma.paddr + layout.avail as u64, dma.paddr + layout.used as u64);
+        mmio::driver_ok(&regs);
 
         let (_, shared) = mapped(cfg.queue.vaddr, cfg.queue.size);
         let ql = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).map_err(|_| "queue region does not fit")?;
@@ -160,13 +161,6 @@ mod pd {
             features,
             gone: false,
         })
-    }
-
-    /// Give the device the queue and let it run.
-    fn hand_over(regs: &Regs, dma: &DmaMem, layout: virtq::Layout) {
-        let at = |off: usize| dma.paddr + off as u64;
-        mmio::setup_queue(regs, layout.size, at(layout.desc), at(layout.avail), at(layout.used));
-        mmio::driver_ok(regs);
     }
 
     #[protection_domain]
@@ -295,6 +289,11 @@ mod pd {
                 ),
                 Err(e) => {
                     self.gone = true;
+                    // A barrier or flush waiting for the lost requests
+                    // would wait forever.
+                    if let Some(req) = self.engine.take_held() {
+                        self.respond(engine::Completion { id: req.id, status: Status::NoDevice, count: 0 });
+                    }
                     debug_println!(
                         "virtio_blk: disk {}: the device stopped (NEEDS_RESET) and does not restart ({}); {} requests failed with an I/O error, later ones get 'no device'",
                         self.index,
@@ -333,17 +332,9 @@ mod pd {
         /// Initialise the device again, as at start, with the rings the
         /// engine just cleared.
         fn restart(&mut self) -> Result<(), &'static str> {
-            let features = mmio::negotiate(&self.regs).map_err(|e| e.as_str())?;
-            if features != self.features {
-                mmio::fail(&self.regs);
-                return Err("it offers other features than at start");
-            }
-            let layout = self.engine.layout();
-            mmio::queue_max(&self.regs, layout.size as u32).map_err(|e| e.as_str())?;
-            hand_over(&self.regs, &self.dma, layout);
-            Ok(())
+            let (layout, at) = (self.engine.layout(), |off: usize| self.dma.paddr + off as u64);
+            mmio::restart(&self.regs, self.features, layout.size, at(layout.desc), at(layout.avail), at(layout.used)).map_err(|e| e.as_str())
         }
-
     }
 
     fn submit(engine: &mut Engine, dma: &DmaMem, req: Request) -> Submitted {
