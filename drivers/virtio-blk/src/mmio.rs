@@ -153,9 +153,10 @@ pub fn reset(r: &impl Registers) -> Result<(), InitError> {
     }
 }
 
-/// Tell the device the driver gave up on it.
+/// Tell the device the driver gave up on it (keeping the bits already
+/// set: virtio 1.x 2.1.2, the driver must not clear any).
 pub fn fail(r: &impl Registers) {
-    r.write(STATUS, status::FAILED);
+    r.write(STATUS, r.read(STATUS) | status::FAILED);
 }
 
 fn read_features(r: &impl Registers) -> u64 {
@@ -306,11 +307,12 @@ mod tests {
         // would no longer hold.
         let r = FakeRegs::new(feature::VERSION_1, 256);
         assert_eq!(restart(&r, feature::VERSION_1 | feature::BLK_FLUSH, 128, 0, 0, 0), Err(InitError::FeaturesChanged));
-        assert_eq!((r.status.get(), r.queue_ready.get()), (status::FAILED, 0));
+        let negotiated = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+        assert_eq!((r.status.get(), r.queue_ready.get()), (negotiated | status::FAILED, 0), "FAILED added, no bit cleared");
         // Its queue shrank below the one the driver laid out.
         let r = FakeRegs::new(OFFERED, 64);
         assert_eq!(restart(&r, feature::VERSION_1 | feature::BLK_FLUSH, 128, 0, 0, 0), Err(InitError::QueueTooSmall { max: 64 }));
-        assert_eq!((r.status.get(), r.queue_ready.get()), (status::FAILED, 0));
+        assert_eq!((r.status.get(), r.queue_ready.get()), (negotiated | status::FAILED, 0));
         // It never finishes resetting.
         let r = FakeRegs::new(OFFERED, 256);
         r.reset_reads.set(u32::MAX);

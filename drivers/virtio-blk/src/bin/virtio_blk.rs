@@ -272,16 +272,31 @@ mod pd {
             if self.gone || !mmio::needs_reset(&self.regs) {
                 return;
             }
-            // Reset first, so the device stops touching the rings before
-            // they are cleared.
-            let reset = mmio::reset(&self.regs);
+            // Reset first: once the status shows it, the device no longer
+            // touches memory, and what it finished before it stopped is in
+            // the used ring, answered as it ended. A device that does not
+            // even reset is given up; it may still write into the buffers
+            // of the requests failed below, which are their requesters'
+            // own, but it gets no new ones.
+            let reset = match mmio::reset(&self.regs) {
+                Ok(()) => {
+                    while let Some(c) = self.engine.complete(&self.dma) {
+                        self.respond(c);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    mmio::fail(&self.regs);
+                    Err(e.as_str())
+                }
+            };
             let mut lost = 0;
             let (owed, responses) = (&mut self.owed, &mut self.queue.responses);
             self.engine.reset(&self.dma, |c| {
                 lost += 1;
                 respond(owed, responses, c);
             });
-            match reset.map_err(|e| e.as_str()).and_then(|()| self.restart()) {
+            match reset.and_then(|()| self.restart()) {
                 Ok(()) => debug_println!(
                     "virtio_blk: disk {}: the device stopped (NEEDS_RESET); reset it, {} requests it held failed with an I/O error",
                     self.index,
@@ -311,7 +326,12 @@ mod pd {
         fn refuse_all(&mut self) {
             while !self.corrupt {
                 let mut refused = false;
-                if let Ok(mut requests) = self.queue.requests.batch() {
+                {
+                    let Ok(mut requests) = self.queue.requests.batch() else {
+                        debug_println!("virtio_blk: disk {}: request ring corrupt; no longer served", self.index);
+                        self.corrupt = true;
+                        break;
+                    };
                     while self.owed < self.capacity {
                         let Some(req) = requests.next() else { break };
                         refused = true;
