@@ -8,6 +8,8 @@
 //! - `engine`: block requests on top: each request is a three-descriptor
 //!   chain (header, data, status byte); many in flight, completed in any
 //!   order; barriers drain, flushes drain and then reach the device.
+//! - `recovery`: a device that stopped (NEEDS_RESET) is reset, what it
+//!   held is answered, and it is started again or given up.
 //!
 //! Memory the device reads or writes is reached through the [`Dma`] trait,
 //! registers through [`mmio::Registers`], so the PD supplies the real ones
@@ -17,6 +19,7 @@
 
 pub mod engine;
 pub mod mmio;
+pub mod recovery;
 pub mod virtq;
 
 /// Memory shared with the device, addressed by offset from its start.

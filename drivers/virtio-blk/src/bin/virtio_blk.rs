@@ -16,6 +16,7 @@ mod pd {
     use heapless::Vec;
     use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
     use virtio_blk::engine::{self, Engine, SlotArea, Submitted};
+    use virtio_blk::recovery::{self, Recovery};
     use virtio_blk::{mmio, virtq, Dma};
 
     microkit::var!(blk_driver_config: DriverConfig = DriverConfig::UNSET);
@@ -261,58 +262,28 @@ mod pd {
         }
 
         /// The device says why it interrupted: a configuration change, or
-        /// it hit an error it cannot go on from (a bogus descriptor, say)
-        /// and set NEEDS_RESET. Then it completes nothing more, so we reset
-        /// it, answer the requests it held with an I/O error and hand it
-        /// fresh rings; requests keep being served. A device that will not
-        /// restart is given up: its requests are answered `NoDevice`.
+        /// it hit an error it cannot go on from and set NEEDS_RESET. Then
+        /// it completes nothing more: reset it, answer what it held and
+        /// start it again, or give it up (`recovery`).
         #[cold]
         #[inline(never)]
         fn check_device(&mut self) {
             if self.gone || !mmio::needs_reset(&self.regs) {
                 return;
             }
-            // Reset first: once the status shows it, the device no longer
-            // touches memory, and what it finished before it stopped is in
-            // the used ring, answered as it ended. A device that does not
-            // even reset is given up; it may still write into the buffers
-            // of the requests failed below, which are their requesters'
-            // own, but it gets no new ones.
-            let reset = match mmio::reset(&self.regs) {
-                Ok(()) => {
-                    while let Some(c) = self.engine.complete(&self.dma) {
-                        self.respond(c);
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    mmio::fail(&self.regs);
-                    Err(e.as_str())
-                }
-            };
-            let mut lost = 0;
             let (owed, responses) = (&mut self.owed, &mut self.queue.responses);
-            self.engine.reset(&self.dma, |c| {
-                lost += 1;
-                respond(owed, responses, c);
-            });
-            match reset.and_then(|()| self.restart()) {
-                Ok(()) => debug_println!(
+            match recovery::recover(&self.regs, &self.dma, &mut self.engine, self.features, |c| respond(owed, responses, c)) {
+                Recovery::Restarted { lost } => debug_println!(
                     "virtio_blk: disk {}: the device stopped (NEEDS_RESET); reset it, {} requests it held failed with an I/O error",
                     self.index,
                     lost
                 ),
-                Err(e) => {
+                Recovery::GivenUp { lost, why } => {
                     self.gone = true;
-                    // A barrier or flush waiting for the lost requests
-                    // would wait forever.
-                    if let Some(req) = self.engine.take_held() {
-                        self.respond(engine::Completion { id: req.id, status: Status::NoDevice, count: 0 });
-                    }
                     debug_println!(
                         "virtio_blk: disk {}: the device stopped (NEEDS_RESET) and does not restart ({}); {} requests failed with an I/O error, later ones get 'no device'",
                         self.index,
-                        e,
+                        why,
                         lost
                     );
                 }
@@ -347,13 +318,6 @@ mod pd {
             if self.queue.responses.needs_notify() {
                 self.requester.deferred_notify();
             }
-        }
-
-        /// Initialise the device again, as at start, with the rings the
-        /// engine just cleared.
-        fn restart(&mut self) -> Result<(), &'static str> {
-            let (layout, at) = (self.engine.layout(), |off: usize| self.dma.paddr + off as u64);
-            mmio::restart(&self.regs, self.features, layout.size, at(layout.desc), at(layout.avail), at(layout.used)).map_err(|e| e.as_str())
         }
     }
 
