@@ -6,7 +6,8 @@
 //! a two-block read into a physical address with no memory (QEMU's
 //! virtio-blk then sets NEEDS_RESET and stops) with 2 good reads behind it,
 //! then reads its 4 blocks back. verify1 (`blk_verify`) writes and verifies
-//! disk1 through the filter server meanwhile, served by the same driver PD.
+//! disk1 through the filter server in the same run, served by the same
+//! driver PD.
 
 use blk_clients::stamp::{self, BLOCK};
 use e2e::{boot_to_completion_on, build_image, Disks, Run};
@@ -74,14 +75,10 @@ fn the_other_disk_on_the_same_driver_is_unaffected() {
         "{}",
         console(run)
     );
-    // verify1 (at a higher priority, so it starts first and fault0 runs
-    // while it waits for its disk) was in the middle of its work when the
-    // driver reset disk0's device.
-    let at = |pred: &dyn Fn(&str) -> bool| run.lines.iter().position(|l| pred(l)).unwrap_or_else(|| panic!("{}", console(run)));
-    let started = at(&|l| l.starts_with("verify1: disk1 has"));
-    let reset = at(&|l| l.contains("(NEEDS_RESET)"));
-    let finished = at(&|l| l.starts_with("verify1: verified"));
-    assert!(started < reset && reset < finished, "the reset did not happen while verify1 worked{}", console(run));
+    // (verify1 runs at a higher priority, so it starts first and fault0
+    // runs while it waits for its disk: the reset usually falls in the
+    // middle of verify1's work. Not always: when the host is slow with
+    // disk0's writes, verify1 is done first; so that is not asserted.)
     // The server drives disk1 only: disk0 belongs to its direct client.
     assert_eq!(run.lines_of("blk_server"), ["disk1: 16384 blocks", "client verify1: blocks 0..16384"], "{}", console(run));
     assert_eq!(run.lines.last().map(String::as_str), Some("done: all 2 clients finished, powering off"), "{}", console(run));

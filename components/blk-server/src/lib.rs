@@ -18,6 +18,11 @@
 //!   and for every answer still owed, so no answer is ever dropped (a client
 //!   that stops taking its answers is asked to notify us when it takes
 //!   some);
+//! - orders each client's requests on their own: its barrier waits for its
+//!   earlier requests and is answered here; its flush waits for them too
+//!   and then goes to the driver as a flush of completed writes, which the
+//!   driver sends at once. Neither holds back another client's requests
+//!   (a barrier or flush at the driver would hold back everyone's);
 //! - reads each disk's partition table before serving partition clients.
 //!
 //! Filter chains come next; every chain is empty for now.
@@ -26,7 +31,7 @@
 
 use blk::config::{name_str, ServerConfig};
 use blk::mbr;
-use blk::{Op, Producer, Request, Requester, Responder, Response, Status, StorageInfo, BLOCK_SIZE};
+use blk::{Op, Producer, Request, Requester, Responder, Response, Status, Step, StorageInfo, BLOCK_SIZE};
 use heapless::Vec;
 
 pub const MAX_CLIENTS: usize = blk::config::MAX_CLIENTS;
@@ -96,6 +101,13 @@ pub struct Client<'a> {
     /// It has requests waiting but no room left for their answers (it has
     /// not taken the earlier ones): we asked to hear when it takes some.
     waiting_for_room: bool,
+    /// Its next request is a flush or barrier, waiting for its earlier
+    /// requests to be answered; until then none of its later ones start.
+    /// (Cleared by `serve_turn` once nothing is owed, which every call of
+    /// `serve_clients` reaches for every client.)
+    /// (Ordering is per client: another client's flush or barrier never
+    /// holds this one back.)
+    ordering: bool,
     /// A client that corrupted its rings is no longer served.
     broken: bool,
 }
@@ -215,6 +227,7 @@ impl<'a> Server<'a> {
                 taken,
                 capacity: layout.capacity(),
                 waiting_for_room: false,
+                ordering: false,
                 broken: false,
             });
         }
@@ -243,8 +256,9 @@ impl<'a> Server<'a> {
 
     /// Ask every ring we could consume now to signal us; false if something
     /// arrived meanwhile (then there is more work). A client we cannot serve
-    /// yet (its disk is busy or it has all it may have outstanding) is not
-    /// asked: a driver response wakes us first. A client waiting for room
+    /// yet (its disk is busy, it has all it may have outstanding, or a
+    /// flush or barrier of its own waits for its answers) is not asked: a
+    /// driver response wakes us first. A client waiting for room
     /// for its answers is asked to signal us when it takes some.
     fn ready_to_wait(&mut self) -> bool {
         let mut quiet = true;
@@ -258,6 +272,7 @@ impl<'a> Server<'a> {
                 let needed = client.owed() + 1;
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
             } else if client.owed() < client.capacity
+                && !client.ordering
                 && disks[client.disk].can_forward()
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
@@ -404,7 +419,9 @@ impl<'a> Server<'a> {
         let disk = &mut disks[d];
         client.waiting_for_room = false;
         let owed = client.owed();
-        if client.broken || client.range.is_none() || owed >= client.capacity || disk.state != DiskState::Ready {
+        // A flush or barrier waits for the client's answers (which wake us).
+        client.ordering &= owed > 0;
+        if client.broken || client.range.is_none() || owed >= client.capacity || disk.state != DiskState::Ready || client.ordering {
             return None;
         }
         let mut requests = match client.queue.requests.batch() {
@@ -456,22 +473,22 @@ impl<'a> Server<'a> {
         // registers), and the ids of refused requests kept here to be
         // answered after the loop, which stores only to the driver's ring
         // and this array. `max` is within the driver batch's room: all of
-        // `requests` moves.
-        let (first, blocks) = client.range.unwrap_or((0, 0));
-        let (read_only, region, base) = (client.info.is_read_only(), client.data_size, client.data_paddr);
+        // `requests` can move. A flush or barrier stops the loop; what
+        // follows is out of line (`ordered_turn`), so the loop and the
+        // batches stay in registers.
+        let view = View::new(client.range, client.info.is_read_only(), client.data_size, client.data_paddr, c);
         let mut refused = Vec::<u32, { TURN as usize }>::new();
         let refused_ids = &mut refused;
-        requests.move_into(&mut driver, move |req| {
-            if req.is_valid_for(blocks, read_only, region) {
-                return Some(req.forwarded(first, base, c as u32));
-            }
-            // Cannot fail: fewer than `TURN`.
-            let _ = refused_ids.push(req.id);
-            None
+        let popped = requests.move_into(&mut driver, move |req| {
+            view.step(req, |id| {
+                // Cannot fail: fewer than `TURN`.
+                let _ = refused_ids.push(id);
+            })
         });
         let free = driver.room();
         drop(driver);
-        disk.outstanding += max - refused.len() as u32;
+        drop(requests);
+        disk.outstanding += popped - refused.len() as u32;
         disk.room = disk.answerable(free);
         wake.notify_driver(disk.index, &mut disk.driver.requests);
         if !refused.is_empty() {
@@ -481,8 +498,104 @@ impl<'a> Server<'a> {
             }
             wake.notify_client(c, &mut client.queue.responses);
         }
-        client.taken = client.taken.wrapping_add(max);
+        client.taken = client.taken.wrapping_add(popped);
+        if popped < max {
+            ordered_turn(client, disk, c, max - popped, wake);
+            return Some(false);
+        }
         Some(more)
+    }
+}
+
+/// Client `c`'s turn stopped at a flush or barrier, with `left` of its
+/// share to go. If none of its earlier requests is outstanding, take it (a
+/// barrier is answered at once; a flush goes to the driver as a flush of
+/// completed writes, which covers all the client's earlier writes without
+/// the driver holding anyone else's requests back) and carry on as
+/// `serve_turn` does; otherwise it waits for those answers (which wake us),
+/// and so do its later requests. A client's own flush of completed writes
+/// goes at once. Out of line, with batches of its own: `serve_turn`'s loop
+/// stays as tight as without ordering.
+#[cold]
+#[inline(never)]
+fn ordered_turn(client: &mut Client<'_>, disk: &mut Disk<'_>, c: usize, mut left: u32, wake: &mut Wake) {
+    let view = View::new(client.range, client.info.is_read_only(), client.data_size, client.data_paddr, c);
+    let mut outstanding = client.owed();
+    let mut answers = Vec::<Response, { TURN as usize }>::new();
+    let (mut popped, mut forwarded) = (0, 0);
+    let free = {
+        let (Ok(mut requests), Ok(mut driver)) = (client.queue.requests.batch(), disk.driver.requests.batch()) else { return };
+        requests.truncate(left);
+        while let Some(next) = requests.peek() {
+            let op = next.op();
+            if outstanding > 0 && op != Ok(Op::FlushCompleted) {
+                client.ordering = true;
+                break;
+            }
+            requests.next();
+            (popped, left) = (popped + 1, left - 1);
+            if op == Ok(Op::Barrier) {
+                // Every request before it has been answered.
+                let _ = answers.push(Response::new(next.id, Status::Ok, 0));
+            } else {
+                let flush = Request { opcode: Op::FlushCompleted.raw(), ..next.forwarded(view.first, view.base, view.tag) };
+                if driver.push(flush).is_ok() {
+                    (forwarded, outstanding) = (forwarded + 1, outstanding + 1);
+                }
+            }
+            let answered_before = answers.len() as u32;
+            let n = requests.move_into(&mut driver, |req| {
+                view.step(req, |id| {
+                    let _ = answers.push(Response::new(id, Status::InvalidRequest, 0));
+                })
+            });
+            let sent = n - (answers.len() as u32 - answered_before);
+            (popped, forwarded, outstanding, left) = (popped + n, forwarded + sent, outstanding + sent, left - n);
+        }
+        driver.room()
+    };
+    disk.outstanding += forwarded;
+    disk.room = disk.answerable(free);
+    wake.notify_driver(disk.index, &mut disk.driver.requests);
+    if !answers.is_empty() {
+        for &answer in &answers {
+            // Room was set aside in `serve_turn`.
+            let _ = client.queue.responses.push(answer);
+        }
+        wake.notify_client(c, &mut client.queue.responses);
+    }
+    client.taken = client.taken.wrapping_add(popped);
+}
+
+/// A client's view, as a turn checks and translates its requests.
+#[derive(Clone, Copy)]
+struct View {
+    first: u64,
+    blocks: u64,
+    read_only: bool,
+    region: u64,
+    base: u64,
+    tag: u32,
+}
+
+impl View {
+    fn new(range: Option<(u64, u64)>, read_only: bool, region: u64, base: u64, c: usize) -> View {
+        let (first, blocks) = range.unwrap_or((0, 0));
+        View { first, blocks, read_only, region, base, tag: c as u32 }
+    }
+
+    /// What a turn does with `req`: forward a good read or write, refuse
+    /// a bad request (`refuse` gets its id), stop at a flush or barrier.
+    #[inline(always)]
+    fn step(&self, req: Request, refuse: impl FnOnce(u32)) -> Step<Request> {
+        if req.is_transfer_for(self.blocks, self.read_only, self.region) {
+            return Step::Push(req.forwarded(self.first, self.base, self.tag));
+        }
+        if req.op().is_ok_and(|op| !op.moves_data()) {
+            return Step::Stop;
+        }
+        refuse(req.id);
+        Step::Pass
     }
 }
 

@@ -131,14 +131,20 @@ fn good_requests_are_translated_and_answered_with_the_clients_ids() {
     let wake = h.run();
     assert_eq!(wake.drivers, 1);
     let fwd = h.driver_requests();
-    assert_eq!(fwd.len(), 2);
+    assert_eq!(fwd.len(), 1, "the flush waits for the write");
     assert_eq!((fwd[0].op(), fwd[0].block, fwd[0].count, fwd[0].data_offset), (Ok(Op::Write), 10, 2, 0x5100_0000 + 4096));
-    assert_eq!(fwd[1].op(), Ok(Op::Flush));
-    assert!(fwd.iter().all(|r| r.tag == 0), "tagged with the client's index");
+    assert_eq!(fwd[0].tag, 0, "tagged with the client's index");
     h.complete(&fwd, Status::Ok);
     assert!(h.clients[0].responses.prepare_to_wait().unwrap(), "the client waits");
-    assert_eq!(h.run().clients, 1, "and is woken");
-    assert_eq!(h.responses(0), [Response::new(77, Status::Ok, 2), Response::new(78, Status::Ok, 0)]);
+    assert!(h.drivers[0].requests.prepare_to_wait().unwrap(), "and so does the driver");
+    assert_eq!(h.run(), Wake { clients: 1, drivers: 1 }, "its answer goes out, and the flush in");
+    assert_eq!(h.responses(0), [Response::new(77, Status::Ok, 2)]);
+    let fwd = h.driver_requests();
+    assert_eq!((fwd.len(), fwd[0].op(), fwd[0].id, fwd[0].tag), (1, Ok(Op::FlushCompleted), 78, 0));
+    h.complete(&fwd, Status::Ok);
+    assert!(h.clients[0].responses.prepare_to_wait().unwrap());
+    assert_eq!(h.run().clients, 1);
+    assert_eq!(h.responses(0), [Response::new(78, Status::Ok, 0)]);
 }
 
 #[test]
@@ -166,6 +172,56 @@ fn disks_with_a_direct_client_are_left_to_it_and_the_others_served() {
     h.complete(&fwd, Status::Ok);
     h.run();
     assert_eq!(h.responses(0), [Response::new(5, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_clients_barrier_holds_back_only_its_own_later_requests() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }, Client { partition: 0, capacity: 8 }], 16);
+    h.run();
+    h.push(0, Request::new(1, Op::Read, 1, 1, 0));
+    h.push(0, Request::ordering(2, Op::Barrier));
+    h.push(0, Request::new(3, Op::Read, 3, 1, 0));
+    h.push(1, Request::new(10, Op::Read, 10, 1, 0));
+    h.run();
+    let first = h.driver_requests();
+    let ids = |reqs: &[Request]| reqs.iter().map(|r| (r.tag, r.id)).collect::<StdVec<_>>();
+    assert_eq!(ids(&first), [(0, 1), (1, 10)], "client 0's read after its barrier waits");
+    // Client 1 is not held back by client 0's barrier.
+    h.push(1, Request::new(11, Op::Read, 11, 1, 0));
+    h.run();
+    let more = h.driver_requests();
+    assert_eq!(ids(&more), [(1, 11)]);
+    h.complete(&more, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(1), [Response::new(11, Status::Ok, 1)]);
+    assert_eq!(h.driver_requests(), [], "client 0's read 1 is still outstanding");
+    // Once client 0's read is answered, its barrier is, and its next read
+    // goes out; the driver never sees the barrier.
+    h.complete(&first, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 1), Response::new(2, Status::Ok, 0)]);
+    assert_eq!(h.responses(1), [Response::new(10, Status::Ok, 1)]);
+    let last = h.driver_requests();
+    assert_eq!(ids(&last), [(0, 3)]);
+    h.complete(&last, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(3, Status::Ok, 1)]);
+}
+
+#[test]
+fn with_nothing_outstanding_a_barrier_is_answered_at_once_and_a_flush_forwarded() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }], 8);
+    h.run();
+    h.push(0, Request::ordering(1, Op::Barrier));
+    h.push(0, Request::ordering(2, Op::Flush));
+    h.push(0, Request::new(3, Op::Write, 3, 1, 0));
+    h.push(0, Request::ordering(4, Op::FlushCompleted));
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 0)]);
+    let fwd = h.driver_requests();
+    let ops = fwd.iter().map(|r| (r.id, r.op())).collect::<StdVec<_>>();
+    // A client's flush of completed writes goes as it is, without waiting.
+    assert_eq!(ops, [(2, Ok(Op::FlushCompleted)), (3, Ok(Op::Write)), (4, Ok(Op::FlushCompleted))]);
 }
 
 #[test]

@@ -516,8 +516,8 @@ mod tests {
             Err(MessageError::WrongLength { label: label::POST, expected: 5, got: 4 })
         );
         let mut bad_op = words.clone();
-        bad_op[1] = pack(4, 2);
-        assert_eq!(Upcall::decode(label::PRE, &bad_op), Err(MessageError::UnknownOp(4)));
+        bad_op[1] = pack(5, 2);
+        assert_eq!(Upcall::decode(label::PRE, &bad_op), Err(MessageError::UnknownOp(5)));
         let mut post = words.clone();
         post.push(pack(77, 0));
         assert_eq!(Upcall::decode(label::POST, &post), Err(MessageError::UnknownStatus(77)));

@@ -127,5 +127,5 @@ pub use filter::{DataAccess, DataWindow, DiskId, Filter, Io, Upcall, Verdict};
 pub use info::{InfoReader, InfoWriter, StorageInfo};
 pub use queues::{QueueLayout, Requester, Responder};
 pub use records::{Op, Request, Response, Status, UnknownOp, UnknownStatus, BLOCK_SIZE};
-pub use ring::{Consumer, Corrupt, LayoutError, PopBatch, Producer, PushBatch, PushError};
+pub use ring::{Consumer, Corrupt, LayoutError, PopBatch, Producer, PushBatch, PushError, Step};
 pub use shared::{AccessError, Shared};

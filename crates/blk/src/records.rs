@@ -25,11 +25,18 @@ pub enum Op {
     Read = 0,
     /// Copy `count` blocks from the data region to `block` on the disk.
     Write = 1,
-    /// Complete once every write completed before it is durable.
+    /// Complete once every write sent before it is durable: earlier
+    /// requests finish first, and later ones start only after them.
     Flush = 2,
     /// Complete once every request before it has completed; later requests
     /// start only after it.
     Barrier = 3,
+    /// Complete once every write answered before it was sent is durable.
+    /// Requests in flight are neither waited for nor held back. The filter
+    /// server turns a client's `Flush` into this once that client's earlier
+    /// requests are answered, so one client's flush does not stall the
+    /// others at the driver.
+    FlushCompleted = 4,
 }
 
 /// An opcode this side does not know: the answer is
@@ -38,7 +45,7 @@ pub enum Op {
 pub struct UnknownOp(pub u32);
 
 impl Op {
-    pub const ALL: [Op; 4] = [Op::Read, Op::Write, Op::Flush, Op::Barrier];
+    pub const ALL: [Op; 5] = [Op::Read, Op::Write, Op::Flush, Op::Barrier, Op::FlushCompleted];
 
     pub const fn from_raw(raw: u32) -> Result<Op, UnknownOp> {
         match raw {
@@ -46,6 +53,7 @@ impl Op {
             1 => Ok(Op::Write),
             2 => Ok(Op::Flush),
             3 => Ok(Op::Barrier),
+            4 => Ok(Op::FlushCompleted),
             _ => Err(UnknownOp(raw)),
         }
     }
@@ -58,6 +66,12 @@ impl Op {
     /// `data_offset`).
     pub const fn moves_data(self) -> bool {
         matches!(self, Op::Read | Op::Write)
+    }
+
+    /// Whether the request orders others: a flush or barrier, which waits
+    /// for the requester's earlier requests.
+    pub const fn waits_for_earlier(self) -> bool {
+        matches!(self, Op::Flush | Op::Barrier)
     }
 }
 
@@ -181,18 +195,24 @@ impl Request {
     /// chain of comparisons with no branch between them (aarch64 chains
     /// them with conditional compares).
     pub fn is_valid_for(&self, blocks: u64, read_only: bool, data_region_len: u64) -> bool {
+        self.is_transfer_for(blocks, read_only, data_region_len)
+            || self.opcode.wrapping_sub(Op::Flush as u32) <= Op::FlushCompleted as u32 - Op::Flush as u32
+    }
+
+    /// Whether this is a read or write that [`is_valid_for`]
+    /// (Self::is_valid_for) the view (a flush or barrier is not).
+    pub fn is_transfer_for(&self, blocks: u64, read_only: bool, data_region_len: u64) -> bool {
         let (op, count) = (self.opcode, self.count as u64);
         let end = self.block.wrapping_add(count);
         let data_end = self.data_offset.wrapping_add(count * BLOCK_SIZE as u64);
         // Reads, and writes unless the disk is read-only.
         let moves_data = op <= Op::Write as u32 - read_only as u32;
-        let data_ok = moves_data
+        moves_data
             && self.data_offset % BLOCK_SIZE as u64 == 0
             && self.block < end
             && end <= blocks
             && self.data_offset < data_end
-            && data_end <= data_region_len;
-        data_ok || op.wrapping_sub(Op::Flush as u32) <= Op::Barrier as u32 - Op::Flush as u32
+            && data_end <= data_region_len
     }
 
     /// This request as a server forwards it: blocks shifted by `first`, the
@@ -261,7 +281,7 @@ mod tests {
 
     #[test]
     fn opcodes_and_statuses_have_stable_wire_values() {
-        assert_eq!(Op::ALL.map(Op::raw), [0, 1, 2, 3]);
+        assert_eq!(Op::ALL.map(Op::raw), [0, 1, 2, 3, 4]);
         assert_eq!(Status::ALL.map(Status::raw), [0, 1, 2, 3]);
         for op in Op::ALL {
             assert_eq!(Op::from_raw(op.raw()), Ok(op));
@@ -273,7 +293,7 @@ mod tests {
 
     #[test]
     fn unknown_opcodes_and_statuses_decode_to_errors() {
-        assert_eq!(Op::from_raw(4), Err(UnknownOp(4)));
+        assert_eq!(Op::from_raw(5), Err(UnknownOp(5)));
         assert_eq!(Op::from_raw(u32::MAX), Err(UnknownOp(u32::MAX)));
         assert_eq!(Status::from_raw(4), Err(UnknownStatus(4)));
         let mut r = Request::new(1, Op::Read, 0, 1, 0);
@@ -313,6 +333,7 @@ mod tests {
         assert_eq!(Request::ordering(1, Op::Flush).check(&d, 0), Ok(Op::Flush));
         // Fields of flushes and barriers are ignored.
         assert_eq!(Request::new(1, Op::Barrier, u64::MAX, 7, 3).check(&d, 0), Ok(Op::Barrier));
+        assert_eq!(Request::new(1, Op::FlushCompleted, 5, 0, 1).check(&d, 0), Ok(Op::FlushCompleted));
     }
 
     #[test]
@@ -330,7 +351,7 @@ mod tests {
             assert_eq!(r.check(&d, 8192), Err(Status::InvalidRequest), "{r:?}");
         }
         let mut unknown = Request::ordering(1, Op::Flush);
-        unknown.opcode = 4;
+        unknown.opcode = 5;
         assert_eq!(unknown.check(&d, 8192), Err(Status::InvalidRequest));
     }
 

@@ -530,6 +530,17 @@ impl<T: Record> Drop for PushBatch<'_, '_, T> {
     }
 }
 
+/// What [`PopBatch::move_into`] does with one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step<U> {
+    /// Pop it and push this in its place.
+    Push(U),
+    /// Pop it and push nothing.
+    Pass,
+    /// Leave it, and everything after it, in the batch.
+    Stop,
+}
+
 /// Pops from one ring with the indices in local variables (see
 /// [`Consumer::batch`]): an iterator over the entries that were published
 /// when it started. Dropping it hands the popped slots back.
@@ -569,23 +580,30 @@ impl<T: Record> PopBatch<'_, '_, T> {
         }
     }
 
-    /// Move entries into `dst` while both batches have some: each entry
-    /// `f` maps to `Some` is pushed, each it maps to `None` is passed over
-    /// (and takes no room in `dst`, though it counts against it). Returns
-    /// the entries popped. One copy in, one out, and one bound for the loop:
-    /// a forwarding server's hot path.
-    pub fn move_into<U: Record>(&mut self, dst: &mut PushBatch<'_, '_, U>, mut f: impl FnMut(T) -> Option<U>) -> u32 {
+    /// Move entries into `dst` while both batches have some, as `f` says
+    /// for each: [`Step::Push`] its mapping, [`Step::Pass`] over it (it
+    /// takes no room in `dst`, though it counts against it), or
+    /// [`Step::Stop`] before it (it stays in the batch). Returns the
+    /// entries popped. One copy in, one out, and one bound for the loop: a
+    /// forwarding server's hot path.
+    pub fn move_into<U: Record>(&mut self, dst: &mut PushBatch<'_, '_, U>, mut f: impl FnMut(T) -> Step<U>) -> u32 {
         let n = self.len().min(dst.room());
         let (mut head, mut tail) = (self.head, dst.tail);
-        for _ in 0..n {
-            if let Some(out) = f(self.slots.get(head)) {
-                dst.slots.set(tail, &out);
-                tail = tail.wrapping_add(1);
+        let mut popped = 0;
+        while popped < n {
+            match f(self.slots.get(head)) {
+                Step::Push(out) => {
+                    dst.slots.set(tail, &out);
+                    tail = tail.wrapping_add(1);
+                }
+                Step::Pass => {}
+                Step::Stop => break,
             }
             head = head.wrapping_add(1);
+            popped += 1;
         }
         (self.head, dst.tail) = (head, tail);
-        n
+        popped
     }
 
     /// Move at most `max` entries into `dst`, mapped by `f`, while

@@ -449,8 +449,9 @@ fn two_threads_pass_every_entry_in_order() {
 
 proptest! {
     /// Moving from one ring into another (a forwarding server's hot paths):
-    /// `move_into` takes as many entries as both batches allow, pushes the
-    /// mapped ones in order and passes over the rest; `move_while` stops at
+    /// `move_into` takes as many entries as both batches allow up to the
+    /// first it is told to stop at, pushes the mapped ones in order and
+    /// passes over the rest; `move_while` stops at
     /// the first entry that does not belong, at `max`, or when the
     /// destination is full; `pass_while` passes over a run. Whatever is not
     /// taken stays for the next batch, and both ends publish at the end.
@@ -488,9 +489,14 @@ proptest! {
         let mut out = dst_p.batch().unwrap();
         match how {
             0 => {
-                // Keep the even tags.
-                let n = batch.move_into(&mut out, |r| (r.tag % 2 == 0).then(|| mapped(r)));
-                let expect = src_model.len().min(room);
+                // Keep the even tags, pass over the odd ones, stop at 7.
+                let n = batch.move_into(&mut out, |r| match r.tag {
+                    7 => blk::Step::Stop,
+                    t if t % 2 == 0 => blk::Step::Push(mapped(r)),
+                    _ => blk::Step::Pass,
+                });
+                let before_stop = src_model.iter().take_while(|r| r.tag != 7).count();
+                let expect = src_model.len().min(room).min(before_stop);
                 prop_assert_eq!(n as usize, expect);
                 for r in src_model.drain(..expect) {
                     if r.tag % 2 == 0 {

@@ -8,7 +8,9 @@
 //! a flush is acknowledged every write sent before it is durable. While a
 //! barrier or flush waits for earlier requests, no later request starts;
 //! once the flush command is on the device, later requests run beside it
-//! and it does not cover them.
+//! and it does not cover them. A flush of completed writes
+//! (`Op::FlushCompleted`) goes to the device at once: a virtio flush covers
+//! the writes the device completed before it, and nothing waits.
 
 use crate::virtq::{Buffer, Layout, SplitQueue};
 use crate::Dma;
@@ -161,8 +163,8 @@ impl Engine {
                 Submitted::Held
             }
             Op::Barrier => Submitted::answered(req.id, Status::Ok),
-            Op::Flush if !self.device_flush => Submitted::answered(req.id, Status::Ok),
-            Op::Flush => self.start(dma, req, T_FLUSH),
+            Op::Flush | Op::FlushCompleted if !self.device_flush => Submitted::answered(req.id, Status::Ok),
+            Op::Flush | Op::FlushCompleted => self.start(dma, req, T_FLUSH),
             Op::Read | Op::Write => {
                 let end = req.block.checked_add(req.count as u64);
                 if req.count == 0
@@ -361,6 +363,20 @@ mod tests {
         dev.process_reversed(&dma);
         assert_eq!(dev.flushes, 1, "the device saw a flush command");
         assert_eq!(e.complete(&dma), Some(Completion { id: 2, status: Status::Ok, count: 0 }));
+    }
+
+    #[test]
+    fn a_flush_of_completed_writes_goes_to_the_device_at_once() {
+        let (dma, mut e, mut dev) = setup(8 * 64, false, true);
+        e.submit(&dma, rw(1, Op::Write, 5, 1, DATA));
+        assert_eq!(e.submit(&dma, rw(2, Op::FlushCompleted, 0, 0, 0)), Submitted::Started);
+        assert!(e.can_accept(), "nothing is held behind it");
+        assert_eq!(e.submit(&dma, rw(3, Op::Read, 6, 1, DATA + 4096)), Submitted::Started);
+        dev.process_reversed(&dma);
+        let mut ids: Vec<_> = core::iter::from_fn(|| e.complete(&dma)).map(|c| (c.id, c.status, c.count)).collect();
+        ids.sort_by_key(|&(id, ..)| id);
+        assert_eq!(ids, [(1, Status::Ok, 1), (2, Status::Ok, 0), (3, Status::Ok, 1)]);
+        assert_eq!(dev.flushes, 1);
     }
 
     #[test]

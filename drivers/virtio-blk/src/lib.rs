@@ -7,7 +7,8 @@
 //!   and used rings, descriptor allocation.
 //! - `engine`: block requests on top: each request is a three-descriptor
 //!   chain (header, data, status byte); many in flight, completed in any
-//!   order; barriers drain, flushes drain and then reach the device.
+//!   order; barriers drain, flushes drain and then reach the device, a
+//!   flush of completed writes reaches it at once.
 //! - `recovery`: a device that stopped (NEEDS_RESET) is reset, what it
 //!   held is answered, and it is started again or given up.
 //!
