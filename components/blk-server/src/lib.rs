@@ -532,17 +532,21 @@ fn ordered_turn(client: &mut Client<'_>, disk: &mut Disk<'_>, c: usize, mut left
                 client.ordering = true;
                 break;
             }
-            requests.next();
-            (popped, left) = (popped + 1, left - 1);
             if op == Ok(Op::Barrier) {
                 // Every request before it has been answered.
                 let _ = answers.push(Response::new(next.id, Status::Ok, 0));
             } else {
+                // Taken only once it is on its way: `serve_turn` kept
+                // `left` within the driver batch's room, but a flush lost
+                // here would leave the client waiting for good.
                 let flush = Request { opcode: Op::FlushCompleted.raw(), ..next.forwarded(view.first, view.base, view.tag) };
-                if driver.push(flush).is_ok() {
-                    (forwarded, outstanding) = (forwarded + 1, outstanding + 1);
+                if driver.push(flush).is_err() {
+                    break;
                 }
+                (forwarded, outstanding) = (forwarded + 1, outstanding + 1);
             }
+            requests.next();
+            (popped, left) = (popped + 1, left - 1);
             let answered_before = answers.len() as u32;
             let n = requests.move_into(&mut driver, |req| {
                 view.step(req, |id| {

@@ -225,6 +225,46 @@ fn with_nothing_outstanding_a_barrier_is_answered_at_once_and_a_flush_forwarded(
 }
 
 #[test]
+fn a_flush_after_a_barrier_still_waits_for_the_writes_between_them() {
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }], 8);
+    h.run();
+    // The barrier is taken out of line with nothing outstanding; the write
+    // after it goes out there too, and the flush must then wait for it.
+    h.push(0, Request::ordering(1, Op::Barrier));
+    h.push(0, Request::new(2, Op::Write, 2, 1, 0));
+    h.push(0, Request::ordering(3, Op::Flush));
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 0)]);
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.iter().map(|r| (r.id, r.op())).collect::<StdVec<_>>(), [(2, Ok(Op::Write))], "the flush waits");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.iter().map(|r| (r.id, r.op())).collect::<StdVec<_>>(), [(3, Ok(Op::FlushCompleted))]);
+}
+
+#[test]
+fn requests_taken_after_a_barrier_count_against_the_drivers_rings() {
+    // A driver whose rings hold 4: what the server keeps outstanding there
+    // must stay within 4 whichever way the requests went out.
+    let mut h = harness(&[Client { partition: 0, capacity: 8 }], 4);
+    h.run();
+    h.push(0, Request::ordering(1, Op::Barrier));
+    for id in 2..5 {
+        h.push(0, Request::new(id, Op::Read, id as u64, 1, 0));
+    }
+    h.run();
+    assert_eq!(h.driver_requests().len(), 3);
+    for id in 5..9 {
+        h.push(0, Request::new(id, Op::Read, id as u64, 1, 0));
+    }
+    h.run();
+    // The driver took the first 3 off its ring but has not answered them:
+    // only one more fits its response ring.
+    assert_eq!(h.driver_requests().len(), 1);
+}
+
+#[test]
 fn a_peer_is_woken_only_for_new_entries_it_waits_for() {
     let mut h = harness(&[Client { partition: 0, capacity: 8 }, Client { partition: 0, capacity: 8 }], 8);
     h.run();

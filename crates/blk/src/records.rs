@@ -26,7 +26,9 @@ pub enum Op {
     /// Copy `count` blocks from the data region to `block` on the disk.
     Write = 1,
     /// Complete once every write sent before it is durable: earlier
-    /// requests finish first, and later ones start only after them.
+    /// requests finish first, and later ones start only after them. (A
+    /// write answered with an error is not covered; its own answer says
+    /// so.)
     Flush = 2,
     /// Complete once every request before it has completed; later requests
     /// start only after it.
@@ -68,11 +70,6 @@ impl Op {
         matches!(self, Op::Read | Op::Write)
     }
 
-    /// Whether the request orders others: a flush or barrier, which waits
-    /// for the requester's earlier requests.
-    pub const fn waits_for_earlier(self) -> bool {
-        matches!(self, Op::Flush | Op::Barrier)
-    }
 }
 
 /// How a request ended. The numbers are the wire values of
@@ -186,8 +183,10 @@ impl Request {
         Op::from_raw(self.opcode).map_err(|_| Status::InvalidRequest)
     }
 
-    /// [`check`](Self::check) as a yes or no, for a disk of `blocks` blocks:
-    /// the filter server's hot path, which forwards the raw opcode.
+    /// [`check`](Self::check) as a yes or no, for a disk of `blocks` blocks
+    /// (the filter server's hot path uses its first half,
+    /// [`is_transfer_for`](Self::is_transfer_for), and forwards the raw
+    /// opcode).
     ///
     /// Each range is checked through its end: `start < end` says the count
     /// is not zero and the end did not wrap around 2^64 (adding less than

@@ -28,7 +28,7 @@ fn set_indices(mem: Shared<'_>, tail: u32, head: u32) {
 }
 
 fn request(v: u64) -> Request {
-    Request::new(v as u32, Op::ALL[(v % 4) as usize], v.rotate_left(17), (v >> 40) as u32, v ^ 0x5555)
+    Request::new(v as u32, Op::ALL[(v % Op::ALL.len() as u64) as usize], v.rotate_left(17), (v >> 40) as u32, v ^ 0x5555)
 }
 
 /// Starting indices: zero, just below the wrap, or anywhere.

@@ -405,6 +405,8 @@ mod tests {
     fn without_a_device_cache_a_flush_only_drains() {
         let (dma, mut e, dev) = setup(8 * 64, false, false);
         assert_eq!(e.submit(&dma, rw(9, Op::Flush, 0, 0, 0)), Submitted::Done(Completion { id: 9, status: Status::Ok, count: 0 }));
+        let completed = rw(10, Op::FlushCompleted, 0, 0, 0);
+        assert_eq!(e.submit(&dma, completed), Submitted::Done(Completion { id: 10, status: Status::Ok, count: 0 }));
         assert_eq!(dev.flushes, 0);
     }
 
