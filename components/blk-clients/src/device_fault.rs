@@ -77,18 +77,10 @@ impl DeviceFault {
 
     fn run(&mut self) {
         loop {
-            let Some(c) = self.client.as_mut() else { return };
-            if self.step == Step::WaitReady {
-                let Some(info) = c.info() else { return };
-                if info.capacity < BLOCKS || c.capacity() < BEHIND + 1 || c.data.size() < ((READ_BACK + BLOCKS) as usize * BLOCK) {
-                    debug_println!("{}: UNEXPECTED: needs {} blocks of disk, a queue of {} and {} blocks of data", pd_name(), BLOCKS, BEHIND + 1, READ_BACK + BLOCKS);
-                    self.client = None;
-                    return;
-                }
-                self.start(Step::Write);
-                continue;
+            if self.step == Step::WaitReady && !self.begin() {
+                return;
             }
-            let c = self.client.as_mut().unwrap_or_else(|| unreachable!());
+            let Some(c) = self.client.as_mut() else { return };
             while let Some(r) = c.pop() {
                 let id = r.id as usize;
                 if id >= self.answered.len() {
@@ -127,6 +119,20 @@ impl DeviceFault {
                 return;
             }
         }
+    }
+
+    /// Once the disk is ready, check it suits and start writing; false
+    /// while it is not ready or if it does not suit.
+    fn begin(&mut self) -> bool {
+        let Some(c) = self.client.as_ref() else { return false };
+        let Some(info) = c.info() else { return false };
+        if info.capacity < BLOCKS || c.capacity() < BEHIND + 1 || c.data.size() < ((READ_BACK + BLOCKS) as usize * BLOCK) {
+            debug_println!("{}: UNEXPECTED: needs {} blocks of disk, a queue of {} and {} blocks of data", pd_name(), BLOCKS, BEHIND + 1, READ_BACK + BLOCKS);
+            self.client = None;
+            return false;
+        }
+        self.start(Step::Write);
+        true
     }
 
     /// Send step `step`'s requests.

@@ -102,11 +102,10 @@ pub struct Client<'a> {
     /// not taken the earlier ones): we asked to hear when it takes some.
     waiting_for_room: bool,
     /// Its next request is a flush or barrier, waiting for its earlier
-    /// requests to be answered; until then none of its later ones start.
-    /// (Cleared by `serve_turn` once nothing is owed, which every call of
-    /// `serve_clients` reaches for every client.)
-    /// (Ordering is per client: another client's flush or barrier never
-    /// holds this one back.)
+    /// requests to be answered; until then none of its later ones start
+    /// (another client's flush or barrier never holds this one back).
+    /// Cleared by `serve_turn` once nothing is owed, which every call of
+    /// `serve_clients` reaches for every client.
     ordering: bool,
     /// A client that corrupted its rings is no longer served.
     broken: bool,
@@ -488,17 +487,8 @@ impl<'a> Server<'a> {
         let free = driver.room();
         drop(driver);
         drop(requests);
-        disk.outstanding += popped - refused.len() as u32;
-        disk.room = disk.answerable(free);
-        wake.notify_driver(disk.index, &mut disk.driver.requests);
-        if !refused.is_empty() {
-            for &id in &refused {
-                // Room was set aside above.
-                let _ = client.queue.responses.push(Response::new(id, Status::InvalidRequest, 0));
-            }
-            wake.notify_client(c, &mut client.queue.responses);
-        }
-        client.taken = client.taken.wrapping_add(popped);
+        let refusals = refused.iter().map(|&id| Response::new(id, Status::InvalidRequest, 0));
+        end_turn(client, disk, c, popped, popped - refused.len() as u32, free, refusals, wake);
         if popped < max {
             ordered_turn(client, disk, c, max - popped, wake);
             return Some(false);
@@ -558,14 +548,35 @@ fn ordered_turn(client: &mut Client<'_>, disk: &mut Disk<'_>, c: usize, mut left
         }
         driver.room()
     };
+    end_turn(client, disk, c, popped, forwarded, free, answers.iter().copied(), wake);
+}
+
+/// The end of client `c`'s turn, once its batches are handed back: count
+/// the `forwarded` requests as outstanding at the driver (whose request
+/// ring has `free` slots left), wake it if it asked, give the client the
+/// answers given here (room was set aside in `serve_turn`), and count the
+/// `popped` requests as taken.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn end_turn(
+    client: &mut Client<'_>,
+    disk: &mut Disk<'_>,
+    c: usize,
+    popped: u32,
+    forwarded: u32,
+    free: u32,
+    answers: impl Iterator<Item = Response>,
+    wake: &mut Wake,
+) {
     disk.outstanding += forwarded;
     disk.room = disk.answerable(free);
     wake.notify_driver(disk.index, &mut disk.driver.requests);
-    if !answers.is_empty() {
-        for &answer in &answers {
-            // Room was set aside in `serve_turn`.
-            let _ = client.queue.responses.push(answer);
-        }
+    let mut answered = false;
+    for answer in answers {
+        let _ = client.queue.responses.push(answer);
+        answered = true;
+    }
+    if answered {
         wake.notify_client(c, &mut client.queue.responses);
     }
     client.taken = client.taken.wrapping_add(popped);

@@ -307,7 +307,7 @@ mod pd {
                         let Some(req) = requests.next() else { break };
                         refused = true;
                         self.owed += 1;
-                        let id = req.id as u64 | (req.tag as u64) << 32;
+                        let id = answer_id(&req);
                         respond(&mut self.owed, &mut self.queue.responses, engine::Completion { id, status: Status::NoDevice, count: 0 });
                     }
                 }
@@ -321,9 +321,14 @@ mod pd {
         }
     }
 
+    /// What the engine carries for a request to build its answer: the
+    /// answer echoes both the id and the tag.
+    fn answer_id(req: &Request) -> u64 {
+        req.id as u64 | (req.tag as u64) << 32
+    }
+
     fn submit(engine: &mut Engine, dma: &DmaMem, req: Request) -> Submitted {
-        // The answer echoes both the id and the tag.
-        let id = req.id as u64 | (req.tag as u64) << 32;
+        let id = answer_id(&req);
         let Ok(op) = req.op() else {
             return Submitted::answered(id, Status::InvalidRequest);
         };
