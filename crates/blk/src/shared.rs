@@ -32,6 +32,8 @@ use core::sync::atomic::AtomicU32;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+use crate::ring::Step;
+
 /// A byte range of memory shared with another protection domain (or, in host
 /// tests, borrowed from a buffer). Cheap to copy; every copy reaches the same
 /// bytes.
@@ -233,10 +235,26 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
 
     /// A private copy of the record in slot `index % len`.
     pub fn get(&self, index: u32) -> T {
-        let src = self.slot(index).as_ptr();
+        // SAFETY: `slot` is a slot of this array.
+        unsafe { Self::read_slot(self.slot(index)) }
+    }
+
+    /// Write a copy of `value` into slot `index % len`.
+    pub fn set(&self, index: u32, value: &T) {
+        // SAFETY: `slot` is a slot of this array.
+        unsafe { Self::write_slot(self.slot(index), value) }
+    }
+
+    /// A private copy of the record at `slot`.
+    ///
+    /// # Safety
+    /// `slot` is the start of a slot of some `Slots<T>`'s array.
+    #[inline(always)]
+    unsafe fn read_slot(slot: NonNull<u8>) -> T {
+        let src = slot.as_ptr();
         let mut copy = T::new_zeroed();
         let dst = copy.as_mut_bytes().as_mut_ptr();
-        // SAFETY: `slot` is inside the window `new` checked, which is mapped
+        // SAFETY: a slot is inside the window `new` checked, which is mapped
         // for 'a, and aligned for `T` and for the unit (checked in `new`;
         // slots are whole records apart). `copy` holds the same number of
         // bytes. Any bytes are a valid `T` (`FromBytes`): if the peer writes
@@ -252,11 +270,16 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         copy
     }
 
-    /// Write a copy of `value` into slot `index % len`.
-    pub fn set(&self, index: u32, value: &T) {
-        let dst = self.slot(index).as_ptr();
+    /// Write a copy of `value` into the slot at `slot`.
+    ///
+    /// # Safety
+    /// As for [`read_slot`](Self::read_slot).
+    #[inline(always)]
+    unsafe fn write_slot(slot: NonNull<u8>, value: &T) {
+        let dst = slot.as_ptr();
         let src = value.as_bytes().as_ptr();
-        // SAFETY: as in `get`; the region is writable (see `Shared::new`).
+        // SAFETY: as in `read_slot`; the region is writable (see
+        // `Shared::new`).
         unsafe {
             match Self::UNIT {
                 16 => copy_units::<u128>(src, dst, size_of::<T>(), Side::Destination),
@@ -264,6 +287,12 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
                 _ => dst.cast::<T>().write_volatile(*value),
             }
         }
+    }
+
+    /// Slots from `index % len` to the end of the array, at most `n`: how
+    /// many can be reached from `slot(index)` by stepping forward.
+    fn run(&self, index: u32, n: u32) -> u32 {
+        n.min(self.len.get() - (index & self.mask))
     }
 
     /// Records of whole 16- or 8-byte units are copied a unit at a time:
@@ -283,6 +312,59 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         // bytes (checked in `new`), so the slot's bytes are inside it.
         unsafe { self.mem.base.add(slot * size_of::<T>()) }
     }
+}
+
+/// Move records from `src`, starting at index `from`, into `dst`, starting
+/// at `to`, as `f` says for each (see [`Step`]): at most `n`, and only as
+/// far as neither array wraps around, so the slots are reached by stepping
+/// a pointer rather than by masking an index (a forwarding server's hot
+/// loop). Returns the records popped from `src`, those pushed into `dst`,
+/// and whether `f` stopped. Call again from the new indices for the rest.
+#[inline(always)]
+pub(crate) fn move_run<T, U>(
+    src: &Slots<'_, T>,
+    from: u32,
+    dst: &Slots<'_, U>,
+    to: u32,
+    n: u32,
+    mut f: impl FnMut(T) -> Step<U>,
+) -> (u32, u32, bool)
+where
+    T: FromBytes + IntoBytes + Immutable + Copy,
+    U: FromBytes + IntoBytes + Immutable + Copy,
+{
+    // At most `k` records are popped and at most one pushed per pop, so
+    // both pointers stay within the runs `run` measured.
+    let k = dst.run(to, src.run(from, n));
+    let (first, out) = (src.slot(from), dst.slot(to));
+    let (mut next, mut pushed) = (first, out);
+    // SAFETY: `k` slots from `first` are inside `src`'s array.
+    let end = unsafe { first.add(k as usize * size_of::<T>()) };
+    let mut stopped = false;
+    while next != end {
+        // SAFETY: `next` is before `end`: a slot of `src`.
+        match f(unsafe { Slots::<T>::read_slot(next) }) {
+            Step::Push(record) => {
+                // SAFETY: fewer records pushed than popped from the `k`,
+                // and `dst` has `k` slots from `out`: a slot of `dst`.
+                unsafe {
+                    Slots::<U>::write_slot(pushed, &record);
+                    pushed = pushed.add(size_of::<U>());
+                }
+            }
+            Step::Pass => {}
+            Step::Stop => {
+                stopped = true;
+                break;
+            }
+        }
+        // SAFETY: at most `end`, one past the run.
+        next = unsafe { next.add(size_of::<T>()) };
+    }
+    // Byte distances within one array, divided by record sizes (shifts).
+    let popped = (next.as_ptr() as usize - first.as_ptr() as usize) / size_of::<T>();
+    let moved = (pushed.as_ptr() as usize - out.as_ptr() as usize) / size_of::<U>();
+    (popped as u32, moved as u32, stopped)
 }
 
 /// Which side of a copy is the slot in shared memory.
