@@ -5,19 +5,25 @@
 //! disk0's driver directly) writes 4 stamped blocks, then gives the device
 //! a two-block read into a physical address with no memory (QEMU's
 //! virtio-blk then sets NEEDS_RESET and stops) with 2 good reads behind it,
-//! then reads its 4 blocks back. verify1 (`blk_verify`) writes and verifies
+//! then reads its 4 blocks back; then it sends bad reads one at a time
+//! until the driver gives the device up, and a good read after that.
+//! verify1 (`blk_verify`) writes and verifies
 //! disk1 through the filter server in the same run, served by the same
 //! driver PD.
 
 use blk_clients::stamp::{self, BLOCK};
 use e2e::{boot_to_completion_on, build_image, Disks, Run};
 use std::sync::OnceLock;
+use virtio_blk::recovery::{KEEPS_STOPPING, RESTARTS_IN_A_ROW};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// As in `components/blk-clients/src/device_fault.rs` (PD-only).
 const FAULT0_BLOCKS: u64 = 4;
 const FAULT0_GENERATION: u64 = 3;
+/// Bad reads in a row that fail with an I/O error before the driver gives
+/// the device up: the stops it restarts from, and the one it does not.
+const GIVEN_UP_AFTER: u32 = RESTARTS_IN_A_ROW + 1;
 
 struct Boot {
     run: Run,
@@ -48,16 +54,31 @@ fn the_driver_resets_a_failed_device_and_it_serves_again() {
             "wrote blocks 0..4: 4 ok",
             "read into physical 0x2000000000 (no memory), 2 reads behind it: the bad one answered once, each behind it answered once",
             "after the fault, read blocks 0..4 back: 4 intact",
+            &format!("read into no memory again, one at a time, until the device was given up: {GIVEN_UP_AFTER} I/O errors, then no device"),
+            "a good read after that: no device",
         ],
         "{}",
         console(run)
     );
-    // The driver saw the device stop and reset it, once; the device held
-    // the bad read and at most the two behind it.
+    // The driver saw the device stop and reset it; the device held the bad
+    // read and at most the two behind it.
     let resets: Vec<_> = run.lines_of("virtio_blk").into_iter().filter(|l| l.contains("NEEDS_RESET")).collect();
-    assert_eq!(resets.len(), 1, "{}", console(run));
-    let held = ["1", "2", "3"].iter().any(|n| resets[0] == format!("disk 0: the device stopped (NEEDS_RESET); reset it, {n} requests it held failed with an I/O error"));
+    assert_eq!(resets.len(), 1 + GIVEN_UP_AFTER as usize, "{}", console(run));
+    let held = ["1 request", "2 requests", "3 requests"]
+        .iter()
+        .any(|n| resets[0] == format!("disk 0: the device stopped (NEEDS_RESET); reset it, {n} it held failed with an I/O error"));
     assert!(held, "{}", console(run));
+    // The blocks read back were completed: each bad read after them stops
+    // the device again before it completes anything; it is reset
+    // RESTARTS_IN_A_ROW times, and the next stop gives it up.
+    let again = "disk 0: the device stopped (NEEDS_RESET); reset it, 1 request it held failed with an I/O error";
+    assert!(resets[1..GIVEN_UP_AFTER as usize].iter().all(|l| *l == again), "{}", console(run));
+    assert_eq!(
+        resets[GIVEN_UP_AFTER as usize],
+        format!("disk 0: the device stopped (NEEDS_RESET) and is given up ({KEEPS_STOPPING}); 1 request failed with an I/O error, later ones get 'no device'"),
+        "{}",
+        console(run)
+    );
     assert!(!run.lines.iter().any(|l| l.contains("UNEXPECTED") || l.contains("faulted")), "{}", console(run));
     // From the host: the blocks written before the fault are on the disk.
     for b in 0..FAULT0_BLOCKS {

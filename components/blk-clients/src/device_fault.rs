@@ -9,7 +9,12 @@
 //!    the bad one must fail with an I/O error, and each of the others must
 //!    be answered exactly once (the device may have lost them);
 //! 3. reads blocks `0..BLOCKS` back and checks their stamps: the device
-//!    serves requests again after the driver reset it.
+//!    serves requests again after the driver reset it;
+//! 4. sends bad reads one at a time, each after the last was answered,
+//!    until one is answered `no device` (at most [`GIVE_UP_WITHIN`]): a
+//!    device that keeps stopping before it completes anything must be given
+//!    up, not reset for ever; each before must fail with an I/O error;
+//! 5. sends a good read, which must be answered `no device` too.
 //!
 //! Each step prints one line; one that went wrong contains `UNEXPECTED`.
 //! Then it tells channel [`DONE`].
@@ -34,6 +39,9 @@ pub const BEHIND: u32 = 2;
 /// Where the reads land in the data region, in blocks.
 const READ_BACK: u64 = 8;
 const BAD_ID: u32 = 100;
+/// Bad reads sent one after another at most, waiting for the driver to
+/// give the device up.
+pub const GIVE_UP_WITHIN: u32 = 10;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Step {
@@ -41,6 +49,8 @@ enum Step {
     Write,
     Fault,
     ReadBack,
+    Repeat,
+    Gone,
     Done,
 }
 
@@ -53,8 +63,11 @@ pub struct DeviceFault {
     answered: [u8; 128],
     ok: u32,
     io_errors: u32,
+    no_device: u32,
     other: u32,
     intact: u32,
+    /// Bad reads of step 4 answered with an I/O error so far.
+    repeated: u32,
 }
 
 impl DeviceFault {
@@ -70,7 +83,18 @@ impl DeviceFault {
                 None
             }
         };
-        let mut f = DeviceFault { client, step: Step::WaitReady, pending: 0, answered: [0; 128], ok: 0, io_errors: 0, other: 0, intact: 0 };
+        let mut f = DeviceFault {
+            client,
+            step: Step::WaitReady,
+            pending: 0,
+            answered: [0; 128],
+            ok: 0,
+            io_errors: 0,
+            no_device: 0,
+            other: 0,
+            intact: 0,
+            repeated: 0,
+        };
         f.run();
         f
     }
@@ -92,6 +116,7 @@ impl DeviceFault {
                 match r.status() {
                     Ok(Status::Ok) => self.ok += 1,
                     Ok(Status::IoError) => self.io_errors += 1,
+                    Ok(Status::NoDevice) => self.no_device += 1,
                     _ => self.other += 1,
                 }
                 if self.step == Step::Fault && r.id == BAD_ID && r.status() != Ok(Status::IoError) {
@@ -140,7 +165,7 @@ impl DeviceFault {
         let Some(c) = self.client.as_mut() else { return };
         self.step = step;
         self.answered = [0; 128];
-        (self.ok, self.io_errors, self.other, self.intact) = (0, 0, 0, 0);
+        (self.ok, self.io_errors, self.no_device, self.other, self.intact) = (0, 0, 0, 0, 0);
         let mut sent = 0;
         // `raw`: the data offset is a physical address already.
         let mut push_raw = |c: &mut BlockClient, req: Request, raw: bool| {
@@ -175,6 +200,8 @@ impl DeviceFault {
                     push(c, Request::new(b as u32, Op::Read, b, 1, (READ_BACK + b) * BLOCK as u64));
                 }
             }
+            Step::Repeat => push_raw(c, Request::new(BAD_ID, Op::Read, 0, 2, NO_MEMORY), true),
+            Step::Gone => push(c, Request::new(0, Op::Read, 0, 1, READ_BACK * BLOCK as u64)),
             Step::WaitReady | Step::Done => {}
         }
         self.pending = sent;
@@ -200,7 +227,7 @@ impl DeviceFault {
                     BEHIND,
                     if bad == 1 { "answered once" } else { "UNEXPECTED: not answered once" },
                     if behind { "once" } else { "UNEXPECTED: not once" },
-                    if self.other == 0 { "" } else { " UNEXPECTED: a status other than ok or I/O error" }
+                    if self.other + self.no_device == 0 { "" } else { " UNEXPECTED: a status other than ok or I/O error" }
                 );
                 self.start(Step::ReadBack);
             }
@@ -212,6 +239,28 @@ impl DeviceFault {
                     BLOCKS,
                     self.intact,
                     if good { "" } else { " UNEXPECTED" }
+                );
+                self.start(Step::Repeat);
+            }
+            Step::Repeat if self.io_errors == 1 && self.repeated + 1 < GIVE_UP_WITHIN => {
+                self.repeated += 1;
+                self.start(Step::Repeat);
+            }
+            Step::Repeat => {
+                self.repeated += self.io_errors;
+                debug_println!(
+                    "{}: read into no memory again, one at a time, until the device was given up: {} I/O errors, then {}",
+                    name,
+                    self.repeated,
+                    if self.no_device == 1 { "no device" } else { "UNEXPECTED: no 'no device' answer" }
+                );
+                self.start(Step::Gone);
+            }
+            Step::Gone => {
+                debug_println!(
+                    "{}: a good read after that: {}",
+                    name,
+                    if self.no_device == 1 { "no device" } else { "UNEXPECTED: not answered 'no device'" }
                 );
                 self.step = Step::Done;
             }

@@ -3,7 +3,9 @@
 //! NEEDS_RESET in its status, signals a configuration change, and
 //! completes nothing more until it is reset (virtio 1.x 2.1.1). The driver
 //! resets it, answers every request it held, and starts it again as it was
-//! at start; a device that will not come back is given up.
+//! at start; a device that will not come back, or keeps stopping before it
+//! completes anything, is given up (each reset re-initialises the device in
+//! the driver PD, which serves the other disks too).
 
 use crate::engine::{Completion, Engine, Status};
 use crate::mmio::{self, Registers};
@@ -21,19 +23,52 @@ pub enum Recovery {
     GivenUp { lost: u32, why: &'static str },
 }
 
+/// Times in a row a device is restarted when it stops again before it
+/// completed a request: the next such stop gives it up.
+pub const RESTARTS_IN_A_ROW: u32 = 3;
+
+/// Why a device that keeps stopping is given up.
+pub const KEEPS_STOPPING: &str = "it keeps stopping before it completes a request";
+
+/// How often the device stopped since it last completed a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stops(u32);
+
+impl Stops {
+    /// The device completed a request: it works again.
+    pub fn completed(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// Reset the device and answer, through `answer`, every request it held:
 /// those it finished before it stopped as they ended, the rest with an I/O
 /// error. Then start it again with the same `features` and the engine's
-/// queue, emptied. If it does not even finish its reset it is told FAILED
-/// and given up; it may then still write into the buffers of the requests
-/// answered here (their requesters' own), but it gets no new ones.
-pub fn recover(r: &impl Registers, dma: &impl Dma, engine: &mut Engine, features: u64, mut answer: impl FnMut(Completion)) -> Recovery {
+/// queue, emptied, unless this is its stop number
+/// [`RESTARTS_IN_A_ROW`]` + 1` since it last completed a request (counted
+/// in `stops`): then, and if it does not even finish its reset, it is told
+/// FAILED and given up. A device that did not reset may still write into
+/// the buffers of the requests answered here (their requesters' own), but
+/// it gets no new ones.
+pub fn recover(
+    r: &impl Registers,
+    dma: &impl Dma,
+    engine: &mut Engine,
+    features: u64,
+    stops: &mut Stops,
+    mut answer: impl FnMut(Completion),
+) -> Recovery {
     // Once the reset shows, the device no longer touches memory, and what
     // it finished is in the used ring.
     let reset = match mmio::reset(r) {
         Ok(()) => {
             while let Some(c) = engine.complete(dma) {
+                stops.completed();
                 answer(c);
+            }
+            stops.0 += 1;
+            if stops.0 > RESTARTS_IN_A_ROW {
+                mmio::fail(r);
             }
             Ok(())
         }
@@ -49,15 +84,20 @@ pub fn recover(r: &impl Registers, dma: &impl Dma, engine: &mut Engine, features
     });
     let layout = engine.layout();
     let at = |off: usize| dma.paddr() + off as u64;
-    match reset.and_then(|()| mmio::restart(r, features, layout.size, at(layout.desc), at(layout.avail), at(layout.used))) {
+    let restarted = match reset {
+        Ok(()) if stops.0 > RESTARTS_IN_A_ROW => Err(KEEPS_STOPPING),
+        Ok(()) => mmio::restart(r, features, layout.size, at(layout.desc), at(layout.avail), at(layout.used)).map_err(|e| e.as_str()),
+        Err(e) => Err(e.as_str()),
+    };
+    match restarted {
         Ok(()) => Recovery::Restarted { lost },
-        Err(e) => {
+        Err(why) => {
             // A barrier or flush waiting for the lost requests would wait
             // forever.
             if let Some(held) = engine.take_held() {
                 answer(Completion { id: held.id, status: Status::NoDevice, count: 0 });
             }
-            Recovery::GivenUp { lost, why: e.as_str() }
+            Recovery::GivenUp { lost, why }
         }
     }
 }
@@ -109,7 +149,7 @@ mod tests {
         let (regs, dma, mut engine, mut device) = stopped();
         regs.reset_reads.set(5);
         let mut answered = Vec::new();
-        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, |c| answered.push(c)), Recovery::Restarted { lost: 2 });
+        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, &mut Stops::default(), |c| answered.push(c)), Recovery::Restarted { lost: 2 });
         assert_eq!(answers(&answered), [(1, Status::Ok), (2, Status::Ok), (3, Status::IoError), (4, Status::IoError)]);
         assert!(!mmio::needs_reset(&regs));
         assert_eq!(regs.status.get() & status::DRIVER_OK, status::DRIVER_OK);
@@ -129,7 +169,7 @@ mod tests {
         regs.reset_reads.set(u32::MAX);
         let mut answered = Vec::new();
         let why = mmio::InitError::ResetTimeout.as_str();
-        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, |c| answered.push(c)), Recovery::GivenUp { lost: 4, why });
+        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, &mut Stops::default(), |c| answered.push(c)), Recovery::GivenUp { lost: 4, why });
         // Not quiet: even what it finished is not trusted.
         let io = Status::IoError;
         assert_eq!(answers(&answered), [(1, io), (2, io), (3, io), (4, io), (5, Status::NoDevice)]);
@@ -145,8 +185,43 @@ mod tests {
         regs.offered = feature::VERSION_1;
         let mut answered = Vec::new();
         let why = mmio::InitError::FeaturesChanged.as_str();
-        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, |c| answered.push(c)), Recovery::GivenUp { lost: 2, why });
+        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, &mut Stops::default(), |c| answered.push(c)), Recovery::GivenUp { lost: 2, why });
         assert_eq!(answers(&answered), [(1, Status::Ok), (2, Status::Ok), (3, Status::IoError), (4, Status::IoError), (5, Status::NoDevice)]);
         assert_eq!((regs.status.get() & status::FAILED, regs.queue_ready.get()), (status::FAILED, 0));
+    }
+
+    #[test]
+    fn a_device_that_keeps_stopping_before_it_completes_anything_is_given_up() {
+        let (regs, dma, mut engine, mut device) = stopped();
+        let mut stops = Stops::default();
+        let mut answered = Vec::new();
+        // The first stop: the two writes it finished count as completed.
+        assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, &mut stops, |c| answered.push(c)), Recovery::Restarted { lost: 2 });
+        device.reset();
+        let read = |id| Request { id, op: Op::Read, block: 1, count: 1, dma_addr: PADDR + DATA as u64 };
+        // Each stop after it takes the one read sent since, unfinished.
+        let stop_again = |engine: &mut Engine, stops: &mut Stops, id| {
+            let _ = engine.release_held(&dma);
+            assert_eq!(engine.submit(&dma, read(id)), Submitted::Started);
+            regs.status.set(regs.status.get() | status::NEEDS_RESET);
+            let mut answered = Vec::new();
+            let r = recover(&regs, &dma, engine, FEATURES, stops, |c| answered.push(c));
+            assert_eq!(answers(&answered)[0], (id, Status::IoError));
+            r
+        };
+        for id in 2..=RESTARTS_IN_A_ROW as u64 {
+            assert_eq!(stop_again(&mut engine, &mut stops, 10 + id), Recovery::Restarted { lost: 1 }, "stop {id}");
+        }
+        // It completes a request: the count starts again.
+        stops.completed();
+        for id in 1..=RESTARTS_IN_A_ROW as u64 {
+            assert_eq!(stop_again(&mut engine, &mut stops, 20 + id), Recovery::Restarted { lost: 1 }, "stop {id} after a completion");
+        }
+        assert_eq!(regs.status.get() & status::FAILED, 0);
+        let queue = regs.queue_ready.get();
+        assert_eq!(stop_again(&mut engine, &mut stops, 30), Recovery::GivenUp { lost: 1, why: KEEPS_STOPPING });
+        // Told FAILED after its reset, and not set up again.
+        assert_eq!((regs.status.get() & status::FAILED, regs.queue_ready.get(), queue), (status::FAILED, 0, 1));
+        assert_eq!(engine.in_flight(), 0);
     }
 }

@@ -16,7 +16,7 @@ mod pd {
     use heapless::Vec;
     use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
     use virtio_blk::engine::{self, Engine, SlotArea, Submitted};
-    use virtio_blk::recovery::{self, Recovery};
+    use virtio_blk::recovery::{self, Recovery, Stops};
     use virtio_blk::{mmio, virtq, Dma};
 
     microkit::var!(blk_driver_config: DriverConfig = DriverConfig::UNSET);
@@ -92,6 +92,8 @@ mod pd {
         /// The device stopped and could not be restarted: every request is
         /// answered `NoDevice`.
         gone: bool,
+        /// How often it stopped since it last completed a request.
+        stops: Stops,
     }
 
     struct Driver {
@@ -161,6 +163,7 @@ mod pd {
             corrupt: false,
             features,
             gone: false,
+            stops: Stops::default(),
         })
     }
 
@@ -207,6 +210,8 @@ mod pd {
             loop {
                 let mut progress = false;
                 while let Some(c) = self.engine.complete(&self.dma) {
+                    // It works: a stop from now on is its first in a row.
+                    self.stops.completed();
                     self.respond(c);
                     progress = true;
                 }
@@ -272,19 +277,21 @@ mod pd {
                 return;
             }
             let (owed, responses) = (&mut self.owed, &mut self.queue.responses);
-            match recovery::recover(&self.regs, &self.dma, &mut self.engine, self.features, |c| respond(owed, responses, c)) {
+            match recovery::recover(&self.regs, &self.dma, &mut self.engine, self.features, &mut self.stops, |c| respond(owed, responses, c)) {
                 Recovery::Restarted { lost } => debug_println!(
-                    "virtio_blk: disk {}: the device stopped (NEEDS_RESET); reset it, {} requests it held failed with an I/O error",
+                    "virtio_blk: disk {}: the device stopped (NEEDS_RESET); reset it, {} request{} it held failed with an I/O error",
                     self.index,
-                    lost
+                    lost,
+                    plural(lost)
                 ),
                 Recovery::GivenUp { lost, why } => {
                     self.gone = true;
                     debug_println!(
-                        "virtio_blk: disk {}: the device stopped (NEEDS_RESET) and does not restart ({}); {} requests failed with an I/O error, later ones get 'no device'",
+                        "virtio_blk: disk {}: the device stopped (NEEDS_RESET) and is given up ({}); {} request{} failed with an I/O error, later ones get 'no device'",
                         self.index,
                         why,
-                        lost
+                        lost,
+                        plural(lost)
                     );
                 }
             }
@@ -319,6 +326,10 @@ mod pd {
                 self.requester.deferred_notify();
             }
         }
+    }
+
+    fn plural(n: u32) -> &'static str {
+        if n == 1 { "" } else { "s" }
     }
 
     /// What the engine carries for a request to build its answer: the
