@@ -607,8 +607,11 @@ impl<T: Record> PopBatch<'_, '_, T> {
     #[inline(always)]
     fn move_up_to<U: Record>(&mut self, max: u32, dst: &mut PushBatch<'_, '_, U>, mut f: impl FnMut(T) -> Step<U>) -> u32 {
         let n = self.len().min(dst.room()).min(max);
-        // A run per stretch where neither ring wraps: mostly one, at most
-        // three. The first is outside the loop, so a batch of one or two
+        // A run per stretch where neither ring wraps: mostly one. (A run
+        // ends where the destination would wrap if every entry were
+        // pushed; entries passed over leave it short of that, so a client
+        // sending only bad requests can cost a run each, within its turn.)
+        // The first is outside the loop, so a batch of one or two
         // (at queue depth 1) does not pay for the loop's bookkeeping in
         // registers (30 more instructions per request with it inside).
         let (popped, pushed, mut stopped) = move_run(&self.slots, self.head, &dst.slots, dst.tail, n, &mut f);

@@ -361,7 +361,8 @@ where
         // SAFETY: at most `end`, one past the run.
         next = unsafe { next.add(size_of::<T>()) };
     }
-    // Byte distances within one array, divided by record sizes (shifts).
+    // Byte distances within one array, divided by record sizes (shifts,
+    // for the power-of-two sizes of requests and responses).
     let popped = (next.as_ptr() as usize - first.as_ptr() as usize) / size_of::<T>();
     let moved = (pushed.as_ptr() as usize - out.as_ptr() as usize) / size_of::<U>();
     (popped as u32, moved as u32, stopped)

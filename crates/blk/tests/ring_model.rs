@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use blk::ring::{ring_size, HEAD, HEADER_SIZE, SIGNAL, TAIL};
-use blk::{Consumer, Corrupt, Op, Producer, PushError, Request, Shared};
+use blk::{Consumer, Corrupt, Op, Producer, PushError, Request, Response, Shared, Status};
 use proptest::prelude::*;
 
 const CANARY: u64 = 0xdead_beef_cafe_f00d;
@@ -15,7 +15,12 @@ const REQ: usize = core::mem::size_of::<Request>();
 /// A buffer with a ring of `capacity` requests at its start, both indices
 /// at `start`, and canary words after it.
 fn buffer(capacity: u32, start: u32) -> Vec<u64> {
-    let ring_words = ring_size::<Request>(capacity).unwrap() / 8;
+    buffer_of::<Request>(capacity, start)
+}
+
+/// As [`buffer`], for records of type `T`.
+fn buffer_of<T>(capacity: u32, start: u32) -> Vec<u64> {
+    let ring_words = ring_size::<T>(capacity).unwrap() / 8;
     let mut buf = vec![0; ring_words + 8];
     buf[ring_words..].fill(CANARY);
     set_indices(Shared::from_words(&mut buf), start, start);
@@ -457,45 +462,46 @@ proptest! {
     /// taken stays for the next batch, and both ends publish at the end.
     #[test]
     fn moving_between_rings_matches_a_model(
-        cap_log in 0u32..5,
+        (src_cap_log, dst_cap_log) in (0u32..6, 0u32..6),
         (src_start, dst_start) in (start_index(), start_index()),
-        src_vals in prop::collection::vec(0u64..8, 0..20),
-        dst_used in 0usize..20,
-        max in 0u32..20,
+        src_runs in prop::collection::vec((0u64..16, 1usize..6), 0..16),
+        dst_percent_used in 0usize..=100,
+        max in 0u32..40,
         how in 0u8..3,
     ) {
-        let cap = 1u32 << cap_log;
-        let (mut src_buf, mut dst_buf) = (buffer(cap, src_start), buffer(cap, dst_start));
+        let (src_cap, dst_cap) = (1u32 << src_cap_log, 1u32 << dst_cap_log);
+        let (mut src_buf, mut dst_buf) = (buffer(src_cap, src_start), buffer(dst_cap, dst_start));
         let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
-        let (mut src_p, mut src_c) = (Producer::<Request>::new(src_mem, cap).unwrap(), Consumer::<Request>::new(src_mem, cap).unwrap());
-        let (mut dst_p, mut dst_c) = (Producer::<Request>::new(dst_mem, cap).unwrap(), Consumer::<Request>::new(dst_mem, cap).unwrap());
+        let (mut src_p, mut src_c) = (Producer::<Request>::new(src_mem, src_cap).unwrap(), Consumer::<Request>::new(src_mem, src_cap).unwrap());
+        let (mut dst_p, mut dst_c) = (Producer::<Request>::new(dst_mem, dst_cap).unwrap(), Consumer::<Request>::new(dst_mem, dst_cap).unwrap());
         let mut src_model: VecDeque<Request> = VecDeque::new();
-        for (i, &v) in src_vals.iter().enumerate().take(cap as usize) {
-            // Small values, so runs of equal tags are common.
+        // Runs of equal tags (the server moves a client's run of answers).
+        let tags = src_runs.iter().flat_map(|&(tag, n)| std::iter::repeat_n(tag, n));
+        for (i, v) in tags.enumerate().take(src_cap as usize) {
             let r = request(i as u64).with_tag(v as u32);
             src_p.try_push(r).unwrap();
             src_model.push_back(r);
         }
         let mut dst_model: VecDeque<Request> = VecDeque::new();
-        for i in 0..dst_used.min(cap as usize) {
+        for i in 0..dst_cap as usize * dst_percent_used / 100 {
             let r = request(1000 + i as u64);
             dst_p.try_push(r).unwrap();
             dst_model.push_back(r);
         }
-        let room = cap as usize - dst_model.len();
+        let room = dst_cap as usize - dst_model.len();
         let mapped = |r: Request| r.with_tag(r.tag + 100);
 
         let mut batch = src_c.batch().unwrap();
         let mut out = dst_p.batch().unwrap();
         match how {
             0 => {
-                // Keep the even tags, pass over the odd ones, stop at 7.
+                // Keep the even tags, pass over the odd ones, stop at 15.
                 let n = batch.move_into(&mut out, |r| match r.tag {
-                    7 => blk::Step::Stop,
+                    15 => blk::Step::Stop,
                     t if t % 2 == 0 => blk::Step::Push(mapped(r)),
                     _ => blk::Step::Pass,
                 });
-                let before_stop = src_model.iter().take_while(|r| r.tag != 7).count();
+                let before_stop = src_model.iter().take_while(|r| r.tag != 15).count();
                 let expect = src_model.len().min(room).min(before_stop);
                 prop_assert_eq!(n as usize, expect);
                 for r in src_model.drain(..expect) {
@@ -522,11 +528,116 @@ proptest! {
             }
         }
         // Nothing is published until the batches end.
-        prop_assert_eq!(dst_c.len(), Ok((cap as usize - room) as u32));
+        prop_assert_eq!(dst_c.len(), Ok((dst_cap as usize - room) as u32));
         prop_assert_eq!(batch.peek(), src_model.front().copied());
         drop((batch, out));
         prop_assert_eq!(src_c.len(), Ok(src_model.len() as u32));
         prop_assert_eq!(dst_c.len(), Ok(dst_model.len() as u32));
+        for expected in dst_model {
+            prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
+        }
+        for expected in src_model {
+            prop_assert_eq!(src_c.try_pop(), Ok(Some(expected)));
+        }
+        prop_assert!(src_buf[src_buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(dst_buf[dst_buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+}
+
+proptest! {
+    /// `move_while` with 16-byte records (the server's answers, copied in
+    /// one load and store pair each) between rings of different sizes:
+    /// the run of one tag moves, up to `max` and the room, in order.
+    #[test]
+    fn moving_answers_between_rings_matches_a_model(
+        (src_cap_log, dst_cap_log) in (0u32..6, 0u32..6),
+        (src_start, dst_start) in (start_index(), start_index()),
+        run in 0usize..40,
+        rest in prop::collection::vec(0u32..3, 0..8),
+        dst_percent_used in 0usize..=100,
+        max in 0u32..40,
+    ) {
+        let (src_cap, dst_cap) = (1u32 << src_cap_log, 1u32 << dst_cap_log);
+        let (mut src_buf, mut dst_buf) = (buffer_of::<Response>(src_cap, src_start), buffer_of::<Response>(dst_cap, dst_start));
+        let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
+        let (mut src_p, mut src_c) = (Producer::<Response>::new(src_mem, src_cap).unwrap(), Consumer::<Response>::new(src_mem, src_cap).unwrap());
+        let (mut dst_p, mut dst_c) = (Producer::<Response>::new(dst_mem, dst_cap).unwrap(), Consumer::<Response>::new(dst_mem, dst_cap).unwrap());
+        // A run of tag 7, then other tags.
+        let tags = std::iter::repeat_n(7, run).chain(rest.iter().copied());
+        let mut src_model = VecDeque::new();
+        for (i, tag) in tags.enumerate().take(src_cap as usize) {
+            let r = Response::new(i as u32, Status::Ok, i as u32 * 3).with_tag(tag);
+            src_p.try_push(r).unwrap();
+            src_model.push_back(r);
+        }
+        let mut dst_model = VecDeque::new();
+        for i in 0..dst_cap as usize * dst_percent_used / 100 {
+            let r = Response::new(1000 + i as u32, Status::IoError, 0);
+            dst_p.try_push(r).unwrap();
+            dst_model.push_back(r);
+        }
+        let room = dst_cap as usize - dst_model.len();
+        let mut batch = src_c.batch().unwrap();
+        let mut out = dst_p.batch().unwrap();
+        let n = batch.move_while(&mut out, max, |r| r.tag == 7, |r| r.with_tag(0));
+        let expect = src_model.iter().take_while(|r| r.tag == 7).count().min(room).min(max as usize);
+        prop_assert_eq!(n as usize, expect);
+        dst_model.extend(src_model.drain(..expect).map(|r| r.with_tag(0)));
+        prop_assert_eq!(batch.peek(), src_model.front().copied());
+        drop((batch, out));
+        for expected in dst_model {
+            prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
+        }
+        for expected in src_model {
+            prop_assert_eq!(src_c.try_pop(), Ok(Some(expected)));
+        }
+        prop_assert!(src_buf[src_buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(dst_buf[dst_buf.len() - 8..].iter().all(|&w| w == CANARY));
+    }
+}
+
+proptest! {
+    /// `move_into` between rings of different record types (requests in,
+    /// 16-byte answers out, as a server answering requests itself would):
+    /// each record steps by its own size.
+    #[test]
+    fn moving_requests_into_answers_matches_a_model(
+        (src_cap_log, dst_cap_log) in (0u32..6, 0u32..6),
+        (src_start, dst_start) in (start_index(), start_index()),
+        tags in prop::collection::vec(0u32..16, 0..40),
+        dst_percent_used in 0usize..=100,
+    ) {
+        let (src_cap, dst_cap) = (1u32 << src_cap_log, 1u32 << dst_cap_log);
+        let (mut src_buf, mut dst_buf) = (buffer(src_cap, src_start), buffer_of::<Response>(dst_cap, dst_start));
+        let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
+        let (mut src_p, mut src_c) = (Producer::<Request>::new(src_mem, src_cap).unwrap(), Consumer::<Request>::new(src_mem, src_cap).unwrap());
+        let (mut dst_p, mut dst_c) = (Producer::<Response>::new(dst_mem, dst_cap).unwrap(), Consumer::<Response>::new(dst_mem, dst_cap).unwrap());
+        let mut src_model = VecDeque::new();
+        for (i, &tag) in tags.iter().enumerate().take(src_cap as usize) {
+            let r = request(i as u64).with_tag(tag);
+            src_p.try_push(r).unwrap();
+            src_model.push_back(r);
+        }
+        let mut dst_model = VecDeque::new();
+        for i in 0..dst_cap as usize * dst_percent_used / 100 {
+            let r = Response::new(1000 + i as u32, Status::IoError, 0);
+            dst_p.try_push(r).unwrap();
+            dst_model.push_back(r);
+        }
+        let room = dst_cap as usize - dst_model.len();
+        let answer = |r: &Request| Response::new(r.id, Status::InvalidRequest, r.count).with_tag(r.tag);
+        let mut batch = src_c.batch().unwrap();
+        let mut out = dst_p.batch().unwrap();
+        // Answer tags below 8, pass over the others, stop at 15.
+        let n = batch.move_into(&mut out, |r| match r.tag {
+            15 => blk::Step::Stop,
+            t if t < 8 => blk::Step::Push(answer(&r)),
+            _ => blk::Step::Pass,
+        });
+        let expect = src_model.iter().take_while(|r| r.tag != 15).count().min(room);
+        prop_assert_eq!(n as usize, expect);
+        dst_model.extend(src_model.drain(..expect).filter(|r| r.tag < 8).map(|r| answer(&r)));
+        drop((batch, out));
         for expected in dst_model {
             prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
         }

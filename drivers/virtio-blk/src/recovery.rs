@@ -17,9 +17,9 @@ pub enum Recovery {
     /// It runs again; `lost` requests it held were answered with an I/O
     /// error.
     Restarted { lost: u32 },
-    /// It would not restart (`why`): `lost` requests failed with an I/O
-    /// error and a held barrier or flush got `NoDevice`. Send it nothing
-    /// more.
+    /// It would not restart, or kept stopping (`why`): `lost` requests
+    /// failed with an I/O error and a held barrier or flush got
+    /// `NoDevice`. It was told FAILED; send it nothing more.
     GivenUp { lost: u32, why: &'static str },
 }
 
@@ -59,7 +59,7 @@ pub fn recover(
     mut answer: impl FnMut(Completion),
 ) -> Recovery {
     // Once the reset shows, the device no longer touches memory, and what
-    // it finished is in the used ring.
+    // it finished is in the used ring. Ok(whether to give it up anyway).
     let reset = match mmio::reset(r) {
         Ok(()) => {
             while let Some(c) = engine.complete(dma) {
@@ -67,10 +67,7 @@ pub fn recover(
                 answer(c);
             }
             stops.0 += 1;
-            if stops.0 > RESTARTS_IN_A_ROW {
-                mmio::fail(r);
-            }
-            Ok(())
+            Ok(stops.0 > RESTARTS_IN_A_ROW)
         }
         Err(e) => {
             mmio::fail(r);
@@ -85,8 +82,11 @@ pub fn recover(
     let layout = engine.layout();
     let at = |off: usize| dma.paddr() + off as u64;
     let restarted = match reset {
-        Ok(()) if stops.0 > RESTARTS_IN_A_ROW => Err(KEEPS_STOPPING),
-        Ok(()) => mmio::restart(r, features, layout.size, at(layout.desc), at(layout.avail), at(layout.used)).map_err(|e| e.as_str()),
+        Ok(true) => {
+            mmio::fail(r);
+            Err(KEEPS_STOPPING)
+        }
+        Ok(false) => mmio::restart(r, features, layout.size, at(layout.desc), at(layout.avail), at(layout.used)).map_err(|e| e.as_str()),
         Err(e) => Err(e.as_str()),
     };
     match restarted {
@@ -195,31 +195,42 @@ mod tests {
         let (regs, dma, mut engine, mut device) = stopped();
         let mut stops = Stops::default();
         let mut answered = Vec::new();
-        // The first stop: the two writes it finished count as completed.
+        // The first stop: it had finished two writes before it.
         assert_eq!(recover(&regs, &dma, &mut engine, FEATURES, &mut stops, |c| answered.push(c)), Recovery::Restarted { lost: 2 });
-        device.reset();
-        let read = |id| Request { id, op: Op::Read, block: 1, count: 1, dma_addr: PADDR + DATA as u64 };
-        // Each stop after it takes the one read sent since, unfinished.
-        let stop_again = |engine: &mut Engine, stops: &mut Stops, id| {
-            let _ = engine.release_held(&dma);
-            assert_eq!(engine.submit(&dma, read(id)), Submitted::Started);
+        let _ = engine.release_held(&dma);
+        // Each stop after it takes the one read sent since: unfinished, or
+        // finished (`done`) and left in the used ring when it stopped.
+        let mut stop_again = |engine: &mut Engine, stops: &mut Stops, id, done: bool| {
+            device.reset();
+            let read = Request { id, op: Op::Read, block: 1, count: 1, dma_addr: PADDR + DATA as u64 };
+            assert_eq!(engine.submit(&dma, read), Submitted::Started);
+            if done {
+                device.process_reversed(&dma);
+            }
             regs.status.set(regs.status.get() | status::NEEDS_RESET);
             let mut answered = Vec::new();
             let r = recover(&regs, &dma, engine, FEATURES, stops, |c| answered.push(c));
-            assert_eq!(answers(&answered)[0], (id, Status::IoError));
+            assert_eq!(answers(&answered), [(id, if done { Status::Ok } else { Status::IoError })]);
             r
         };
+        let restarted = |lost| Recovery::Restarted { lost };
         for id in 2..=RESTARTS_IN_A_ROW as u64 {
-            assert_eq!(stop_again(&mut engine, &mut stops, 10 + id), Recovery::Restarted { lost: 1 }, "stop {id}");
+            assert_eq!(stop_again(&mut engine, &mut stops, 10 + id, false), restarted(1), "stop {id}");
         }
-        // It completes a request: the count starts again.
+        // The driver saw it complete a request: the count starts again.
         stops.completed();
         for id in 1..=RESTARTS_IN_A_ROW as u64 {
-            assert_eq!(stop_again(&mut engine, &mut stops, 20 + id), Recovery::Restarted { lost: 1 }, "stop {id} after a completion");
+            assert_eq!(stop_again(&mut engine, &mut stops, 20 + id, false), restarted(1), "stop {id} after a completion");
+        }
+        // It stops once more, but had completed a request first: that
+        // counts too.
+        assert_eq!(stop_again(&mut engine, &mut stops, 30, true), restarted(0));
+        for id in 2..=RESTARTS_IN_A_ROW as u64 {
+            assert_eq!(stop_again(&mut engine, &mut stops, 30 + id, false), restarted(1), "stop {id} after a completion it held");
         }
         assert_eq!(regs.status.get() & status::FAILED, 0);
         let queue = regs.queue_ready.get();
-        assert_eq!(stop_again(&mut engine, &mut stops, 30), Recovery::GivenUp { lost: 1, why: KEEPS_STOPPING });
+        assert_eq!(stop_again(&mut engine, &mut stops, 40, false), Recovery::GivenUp { lost: 1, why: KEEPS_STOPPING });
         // Told FAILED after its reset, and not set up again.
         assert_eq!((regs.status.get() & status::FAILED, regs.queue_ready.get(), queue), (status::FAILED, 0, 1));
         assert_eq!(engine.in_flight(), 0);

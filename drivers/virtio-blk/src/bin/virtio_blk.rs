@@ -89,8 +89,8 @@ mod pd {
         /// The features negotiated at start; a restarted device must offer
         /// them again.
         features: u64,
-        /// The device stopped and could not be restarted: every request is
-        /// answered `NoDevice`.
+        /// The device stopped and was given up (it would not restart, or
+        /// kept stopping): every request is answered `NoDevice`.
         gone: bool,
         /// How often it stopped since it last completed a request.
         stops: Stops,
