@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
-use blk::ring::{ring_size, HEAD, HEADER_SIZE, SIGNAL, TAIL};
+use blk::ring::{ring_size, Record, HEAD, HEADER_SIZE, SIGNAL, TAIL};
 use blk::{Consumer, Corrupt, Op, Producer, PushError, Request, Response, Shared, Status};
 use proptest::prelude::*;
 
@@ -34,6 +34,37 @@ fn set_indices(mem: Shared<'_>, tail: u32, head: u32) {
 
 fn request(v: u64) -> Request {
     Request::new(v as u32, Op::ALL[(v % Op::ALL.len() as u64) as usize], v.rotate_left(17), (v >> 40) as u32, v ^ 0x5555)
+}
+
+/// Both ends of a ring of `capacity` records at the start of `mem`.
+fn ends<T: Record>(mem: Shared<'_>, capacity: u32) -> (Producer<'_, T>, Consumer<'_, T>) {
+    (Producer::new(mem, capacity).unwrap(), Consumer::new(mem, capacity).unwrap())
+}
+
+/// Push `records` (as many as fit) and return them as the model.
+fn push_all<T: Record>(p: &mut Producer<'_, T>, records: impl Iterator<Item = T>) -> VecDeque<T> {
+    let capacity = p.capacity() as usize;
+    records.take(capacity).inspect(|&r| p.try_push(r).unwrap()).collect()
+}
+
+/// `percent` of the ring filled with answers that are not moved.
+fn prefill(p: &mut Producer<'_, Response>, percent: usize) -> VecDeque<Response> {
+    let n = p.capacity() as usize * percent / 100;
+    push_all(p, (0..n).map(|i| Response::new(1000 + i as u32, Status::IoError, 0)))
+}
+
+/// The ring holds exactly `model`, in order, and its buffer's canary is
+/// intact.
+fn holds<T: Record + PartialEq + std::fmt::Debug>(c: &mut Consumer<'_, T>, model: VecDeque<T>) -> Result<(), TestCaseError> {
+    for expected in model {
+        prop_assert_eq!(c.try_pop(), Ok(Some(expected)));
+    }
+    prop_assert_eq!(c.try_pop(), Ok(None));
+    Ok(())
+}
+
+fn canary_intact(buf: &[u64]) -> bool {
+    buf[buf.len() - 8..].iter().all(|&w| w == CANARY)
 }
 
 /// Starting indices: zero, just below the wrap, or anywhere.
@@ -559,23 +590,12 @@ proptest! {
     ) {
         let (src_cap, dst_cap) = (1u32 << src_cap_log, 1u32 << dst_cap_log);
         let (mut src_buf, mut dst_buf) = (buffer_of::<Response>(src_cap, src_start), buffer_of::<Response>(dst_cap, dst_start));
-        let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
-        let (mut src_p, mut src_c) = (Producer::<Response>::new(src_mem, src_cap).unwrap(), Consumer::<Response>::new(src_mem, src_cap).unwrap());
-        let (mut dst_p, mut dst_c) = (Producer::<Response>::new(dst_mem, dst_cap).unwrap(), Consumer::<Response>::new(dst_mem, dst_cap).unwrap());
+        let (mut src_p, mut src_c) = ends::<Response>(Shared::from_words(&mut src_buf), src_cap);
+        let (mut dst_p, mut dst_c) = ends::<Response>(Shared::from_words(&mut dst_buf), dst_cap);
         // A run of tag 7, then other tags.
         let tags = std::iter::repeat_n(7, run).chain(rest.iter().copied());
-        let mut src_model = VecDeque::new();
-        for (i, tag) in tags.enumerate().take(src_cap as usize) {
-            let r = Response::new(i as u32, Status::Ok, i as u32 * 3).with_tag(tag);
-            src_p.try_push(r).unwrap();
-            src_model.push_back(r);
-        }
-        let mut dst_model = VecDeque::new();
-        for i in 0..dst_cap as usize * dst_percent_used / 100 {
-            let r = Response::new(1000 + i as u32, Status::IoError, 0);
-            dst_p.try_push(r).unwrap();
-            dst_model.push_back(r);
-        }
+        let mut src_model = push_all(&mut src_p, tags.enumerate().map(|(i, tag)| Response::new(i as u32, Status::Ok, i as u32 * 3).with_tag(tag)));
+        let mut dst_model = prefill(&mut dst_p, dst_percent_used);
         let room = dst_cap as usize - dst_model.len();
         let mut batch = src_c.batch().unwrap();
         let mut out = dst_p.batch().unwrap();
@@ -585,14 +605,9 @@ proptest! {
         dst_model.extend(src_model.drain(..expect).map(|r| r.with_tag(0)));
         prop_assert_eq!(batch.peek(), src_model.front().copied());
         drop((batch, out));
-        for expected in dst_model {
-            prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
-        }
-        for expected in src_model {
-            prop_assert_eq!(src_c.try_pop(), Ok(Some(expected)));
-        }
-        prop_assert!(src_buf[src_buf.len() - 8..].iter().all(|&w| w == CANARY));
-        prop_assert!(dst_buf[dst_buf.len() - 8..].iter().all(|&w| w == CANARY));
+        holds(&mut dst_c, dst_model)?;
+        holds(&mut src_c, src_model)?;
+        prop_assert!(canary_intact(&src_buf) && canary_intact(&dst_buf));
     }
 }
 
@@ -609,21 +624,10 @@ proptest! {
     ) {
         let (src_cap, dst_cap) = (1u32 << src_cap_log, 1u32 << dst_cap_log);
         let (mut src_buf, mut dst_buf) = (buffer(src_cap, src_start), buffer_of::<Response>(dst_cap, dst_start));
-        let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
-        let (mut src_p, mut src_c) = (Producer::<Request>::new(src_mem, src_cap).unwrap(), Consumer::<Request>::new(src_mem, src_cap).unwrap());
-        let (mut dst_p, mut dst_c) = (Producer::<Response>::new(dst_mem, dst_cap).unwrap(), Consumer::<Response>::new(dst_mem, dst_cap).unwrap());
-        let mut src_model = VecDeque::new();
-        for (i, &tag) in tags.iter().enumerate().take(src_cap as usize) {
-            let r = request(i as u64).with_tag(tag);
-            src_p.try_push(r).unwrap();
-            src_model.push_back(r);
-        }
-        let mut dst_model = VecDeque::new();
-        for i in 0..dst_cap as usize * dst_percent_used / 100 {
-            let r = Response::new(1000 + i as u32, Status::IoError, 0);
-            dst_p.try_push(r).unwrap();
-            dst_model.push_back(r);
-        }
+        let (mut src_p, mut src_c) = ends::<Request>(Shared::from_words(&mut src_buf), src_cap);
+        let (mut dst_p, mut dst_c) = ends::<Response>(Shared::from_words(&mut dst_buf), dst_cap);
+        let mut src_model = push_all(&mut src_p, tags.iter().enumerate().map(|(i, &tag)| request(i as u64).with_tag(tag)));
+        let mut dst_model = prefill(&mut dst_p, dst_percent_used);
         let room = dst_cap as usize - dst_model.len();
         let answer = |r: &Request| Response::new(r.id, Status::InvalidRequest, r.count).with_tag(r.tag);
         let mut batch = src_c.batch().unwrap();
@@ -638,13 +642,8 @@ proptest! {
         prop_assert_eq!(n as usize, expect);
         dst_model.extend(src_model.drain(..expect).filter(|r| r.tag < 8).map(|r| answer(&r)));
         drop((batch, out));
-        for expected in dst_model {
-            prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
-        }
-        for expected in src_model {
-            prop_assert_eq!(src_c.try_pop(), Ok(Some(expected)));
-        }
-        prop_assert!(src_buf[src_buf.len() - 8..].iter().all(|&w| w == CANARY));
-        prop_assert!(dst_buf[dst_buf.len() - 8..].iter().all(|&w| w == CANARY));
+        holds(&mut dst_c, dst_model)?;
+        holds(&mut src_c, src_model)?;
+        prop_assert!(canary_intact(&src_buf) && canary_intact(&dst_buf));
     }
 }
