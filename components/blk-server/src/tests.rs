@@ -6,6 +6,8 @@ use blk::{QueueLayout, Shared};
 use std::boxed::Box;
 use std::vec::Vec as StdVec;
 
+mod model;
+
 const DISK_BLOCKS: u64 = 1024;
 const DATA_SIZE: u64 = 16 * 4096;
 
