@@ -41,4 +41,6 @@ pub trait Dma {
 }
 
 #[cfg(test)]
+mod engine_model;
+#[cfg(test)]
 mod testing;

@@ -66,19 +66,58 @@ pub struct FakeDevice {
     disk: Vec<u8>,
     seen_avail: u16,
     used_idx: u16,
+    /// Chains taken from the available ring and not yet served.
+    pub pending: Vec<u16>,
     pub flushes: u32,
     pub fail_next: bool,
 }
 
+/// What the device did with one chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// The virtio request type: 0 read, 1 write, 4 flush.
+    pub kind: u32,
+    pub sector: u64,
+    /// The data buffer's address (none for a flush).
+    pub data: Option<u64>,
+    pub failed: bool,
+}
+
 impl FakeDevice {
     pub fn new(layout: Layout, sectors: u64) -> FakeDevice {
-        FakeDevice { layout, disk: vec![0; sectors as usize * 512], seen_avail: 0, used_idx: 0, flushes: 0, fail_next: false }
+        FakeDevice { layout, disk: vec![0; sectors as usize * 512], seen_avail: 0, used_idx: 0, pending: Vec::new(), flushes: 0, fail_next: false }
     }
 
-    /// What a device reset does: it forgets the queue's indices.
+    /// What a device reset does: it forgets the queue's indices and the
+    /// chains it had taken.
     pub fn reset(&mut self) {
         self.seen_avail = 0;
         self.used_idx = 0;
+        self.pending.clear();
+    }
+
+    /// Take every newly available chain, to be served later.
+    pub fn take_available(&mut self, dma: &FakeDma) {
+        let l = self.layout;
+        let avail_idx = dma.read_u16(l.avail + 2);
+        while self.seen_avail != avail_idx {
+            self.pending.push(dma.read_u16(l.avail + 4 + 2 * (self.seen_avail % l.size) as usize));
+            self.seen_avail = self.seen_avail.wrapping_add(1);
+        }
+    }
+
+    /// Serve the `i`-th chain taken and not yet served, and put it in the
+    /// used ring.
+    pub fn serve_pending(&mut self, dma: &FakeDma, i: usize) -> Served {
+        let head = self.pending.remove(i);
+        let l = self.layout;
+        let (written, served) = self.serve(dma, head);
+        let e = l.used + 4 + 8 * (self.used_idx % l.size) as usize;
+        dma.write_u32(e, head as u32);
+        dma.write_u32(e + 4, written);
+        self.used_idx = self.used_idx.wrapping_add(1);
+        dma.write_u16(l.used + 2, self.used_idx);
+        served
     }
 
     pub fn block(&self, block: u64) -> &[u8] {
@@ -87,24 +126,13 @@ impl FakeDevice {
 
     /// Take every newly available chain and complete them, last first.
     pub fn process_reversed(&mut self, dma: &FakeDma) {
-        let l = self.layout;
-        let avail_idx = dma.read_u16(l.avail + 2);
-        let mut heads = Vec::new();
-        while self.seen_avail != avail_idx {
-            heads.push(dma.read_u16(l.avail + 4 + 2 * (self.seen_avail % l.size) as usize));
-            self.seen_avail = self.seen_avail.wrapping_add(1);
-        }
-        for head in heads.into_iter().rev() {
-            let written = self.serve(dma, head);
-            let e = l.used + 4 + 8 * (self.used_idx % l.size) as usize;
-            dma.write_u32(e, head as u32);
-            dma.write_u32(e + 4, written);
-            self.used_idx = self.used_idx.wrapping_add(1);
-            dma.write_u16(l.used + 2, self.used_idx);
+        self.take_available(dma);
+        while let Some(last) = self.pending.len().checked_sub(1) {
+            self.serve_pending(dma, last);
         }
     }
 
-    fn serve(&mut self, dma: &FakeDma, head: u16) -> u32 {
+    fn serve(&mut self, dma: &FakeDma, head: u16) -> (u32, Served) {
         let l = self.layout;
         let mut chain = Vec::new();
         let mut d = head as usize;
@@ -122,7 +150,8 @@ impl FakeDevice {
         let status = dma.off(chain.last().unwrap().0);
         let mut st = 0u8;
         let mut written = 1;
-        if std::mem::take(&mut self.fail_next) {
+        let failed = std::mem::take(&mut self.fail_next);
+        if failed {
             st = 1;
         } else if kind == 4 {
             self.flushes += 1;
@@ -141,7 +170,8 @@ impl FakeDevice {
             }
         }
         dma.write_u8(status, st);
-        written
+        let data = (chain.len() == 3).then(|| chain[1].0);
+        (written, Served { kind, sector, data, failed })
     }
 }
 
