@@ -191,6 +191,7 @@ impl Model {
         if !served.failed && r.op == Op::Write {
             for (k, b) in blocks.clone().enumerate() {
                 self.disk[b] = stamp(r.id, k as u64);
+                prop_assert!(self.device.block(b as u64).iter().all(|&x| x == self.disk[b]), "write {} block {}: not its data", r.id, k);
             }
         }
         s.served = Some((self.disk[blocks].to_vec(), served.failed));
