@@ -242,12 +242,12 @@ impl DeviceFault {
                 );
                 self.start(Step::Repeat);
             }
-            Step::Repeat if self.io_errors == 1 && self.repeated + 1 < GIVE_UP_WITHIN => {
-                self.repeated += 1;
-                self.start(Step::Repeat);
-            }
             Step::Repeat => {
                 self.repeated += self.io_errors;
+                if self.io_errors == 1 && self.repeated < GIVE_UP_WITHIN {
+                    self.start(Step::Repeat);
+                    return;
+                }
                 debug_println!(
                     "{}: read into no memory again, one at a time, until the device was given up: {} I/O errors, then {}",
                     name,
