@@ -26,7 +26,7 @@ fn the_block_benchmark_runs_without_fp_simd_switches() {
     let _ = std::fs::remove_file(&log);
     let log_arg = log.display().to_string();
     let run = boot_to_completion(&image, &["-icount", "shift=0,sleep=off", "-d", "int", "-D", &log_arg], Duration::from_secs(300));
-    let figures = ["blk_read_qd1_server: ", "blk_write_qd1_server: ", "blk_read_qd32_server: "];
+    let figures = ["blk_read_qd1_server: ", "blk_write_qd1_server: ", "blk_read_qd32_server: ", "blk_write_qd32_server: "];
     for f in figures {
         run.expect_prefix(f);
     }

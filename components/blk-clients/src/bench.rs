@@ -2,8 +2,8 @@
 //! PMU's retired-instruction counter over every PD and the kernel.
 //!
 //! Phases, each `REQUESTS` single-block requests after `WARMUP` unmeasured
-//! ones, with a fixed number kept in flight (the queue depth): reads at
-//! depth 1, writes at depth 1, reads at depth 32. Each prints
+//! ones, with a fixed number kept in flight (the queue depth): reads and
+//! writes at depth 1, then reads and writes at depth 32. Each prints
 //! `blk_<op>_qd<depth>_<direct|server>: N` and the client powers the machine
 //! off at the end (the image must be built with `--pmu-user`).
 
@@ -18,7 +18,7 @@ pub const WARMUP: u64 = 64;
 /// Blocks the requests cycle through.
 const SPAN: u64 = 1024;
 
-const PHASES: [(Op, u32); 3] = [(Op::Read, 1), (Op::Write, 1), (Op::Read, 32)];
+const PHASES: [(Op, u32); 4] = [(Op::Read, 1), (Op::Write, 1), (Op::Read, 32), (Op::Write, 32)];
 
 pub struct Bench {
     client: BlockClient,
