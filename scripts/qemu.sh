@@ -6,6 +6,8 @@
 # Two virtio-blk disks are attached, modern transport: the images named in
 # $DISKS (default build/disk0.img build/disk1.img, made by mkdisk.sh when
 # missing). The first lands in virtio-mmio slot 31, the second in slot 30.
+# An entry `blkdebug:RULES:IMAGE` puts QEMU's error injection (a blkdebug
+# rules file) between the device and the image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image=$(realpath "$1")
@@ -13,7 +15,8 @@ shift
 read -r -a disks <<<"${DISKS:-build/disk0.img build/disk1.img}"
 drives=()
 for i in "${!disks[@]}"; do
-    [ -f "${disks[$i]}" ] || scripts/mkdisk.sh "${disks[$i]}"
+    file=${disks[$i]##*:}
+    [ -f "$file" ] || scripts/mkdisk.sh "$file"
     drives+=(-drive "file=${disks[$i]},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
 done
 exec qemu-system-aarch64 -machine virt -cpu cortex-a53 -m 512M -nographic \

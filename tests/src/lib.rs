@@ -108,6 +108,9 @@ impl Run {
 pub struct Disks {
     pub dir: PathBuf,
     pub paths: [PathBuf; 2],
+    /// QEMU error injection (a blkdebug rules file) between a disk's
+    /// device and its image, if any.
+    rules: [Option<PathBuf>; 2],
 }
 
 impl Disks {
@@ -121,7 +124,24 @@ impl Disks {
             let ok = Command::new(root().join("scripts/mkdisk.sh")).arg(p).status().is_ok_and(|s| s.success());
             assert!(ok, "scripts/mkdisk.sh {} failed", p.display());
         }
-        Disks { dir, paths }
+        Disks { dir, paths, rules: [None, None] }
+    }
+
+    /// Have QEMU fail what `rules` says on `disk` (blkdebug's rules file
+    /// format: an `[inject-error]` section with `event`, `errno`, `once`).
+    pub fn inject(&mut self, disk: usize, rules: &str) {
+        let path = self.dir.join(format!("disk{disk}.blkdebug"));
+        std::fs::write(&path, rules).unwrap();
+        self.rules[disk] = Some(path);
+    }
+
+    /// `$DISKS` for `scripts/qemu.sh`.
+    fn qemu_list(&self) -> String {
+        let entry = |(path, rules): (&PathBuf, &Option<PathBuf>)| match rules {
+            Some(rules) => format!("blkdebug:{}:{}", rules.display(), path.display()),
+            None => path.display().to_string(),
+        };
+        self.paths.iter().zip(&self.rules).map(entry).collect::<Vec<_>>().join(" ")
     }
 
     /// The bytes of one disk image.
@@ -144,9 +164,8 @@ pub fn boot(image: &Path, qemu_args: &[&str], until: Option<&str>, timeout: Dura
 
 /// [`boot`] on the given disks, which keep what the system wrote.
 pub fn boot_on(image: &Path, disks: &Disks, qemu_args: &[&str], until: Option<&str>, timeout: Duration) -> Run {
-    let disk_list = disks.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
     let mut child = Command::new(root().join("scripts/qemu.sh"))
-        .env("DISKS", disk_list)
+        .env("DISKS", disks.qemu_list())
         .arg(image)
         .args(qemu_args)
         .stdin(Stdio::null())

@@ -1,6 +1,7 @@
 //! Data written through the storage stack is on the disk image files, where
 //! the host can read it, survives a reboot, and survives QEMU being killed
-//! right after a flush was acknowledged.
+//! right after a flush was acknowledged. A flush reaches the device: one
+//! the device fails is answered with an I/O error.
 //!
 //! The default system's verify clients write 256 stamped blocks each
 //! (verify0 to partition 1 of disk0, verify1 to the start of disk1), flush,
@@ -107,4 +108,25 @@ fn blocks_acknowledged_by_a_flush_survive_qemu_being_killed() {
     // And the system reads them back after the crash.
     let run = check_run(&disks);
     assert_checked(&run, "check0", "disk0 has 7936 blocks; checking 256", 0);
+}
+
+#[test]
+fn a_flush_the_device_fails_is_answered_with_an_io_error() {
+    // QEMU fails disk0's next flush to the host disk, once. A driver or
+    // server that answered a flush without the device having done it would
+    // say it succeeded. (Killing QEMU, above, cannot tell: its writes are in
+    // the host's page cache before they are answered.)
+    let mut disks = Disks::fresh();
+    disks.inject(0, "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\nonce = \"on\"\n");
+    let run = boot_to_completion_on(&build_image("system.xml", false), &disks, &[], TIMEOUT);
+    assert_eq!(run.status, Some(0), "{}", run.transcript());
+    assert_eq!(
+        run.lines_of("verify0"),
+        ["disk0 has 7936 blocks; checking 256", "wrote 256 blocks; the flush failed: I/O error", "verified 256 blocks, 1 mismatches"],
+        "{}",
+        run.transcript()
+    );
+    // Only disk0's device failed it.
+    run.expect_line(VERIFY1_FLUSHED);
+    run.expect_line("verify1: verified 256 blocks, 0 mismatches");
 }

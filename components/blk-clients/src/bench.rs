@@ -60,7 +60,7 @@ impl Bench {
             let Some(&(op, depth)) = PHASES.get(self.phase) else { return self.finish() };
             while let Some(r) = self.client.pop() {
                 if r.status() != Ok(Status::Ok) {
-                    debug_println!("{}: request {} failed: {:?}", pd_name(), r.id, r.status());
+                    debug_println!("{}: request {} failed: {}", pd_name(), r.id, r.status_text());
                     self.failed = true;
                     return self.finish();
                 }

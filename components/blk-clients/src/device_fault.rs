@@ -127,7 +127,7 @@ impl DeviceFault {
                     let _ = c.data.read((READ_BACK + r.id as u64) as usize * BLOCK, &mut buf);
                     match stamp::check(c.disk(), r.id as u64, GENERATION, &buf) {
                         Ok(()) => self.intact += 1,
-                        Err(m) => debug_println!("{}: UNEXPECTED: block {}: {}", pd_name(), r.id, m.describe()),
+                        Err(m) => debug_println!("{}: UNEXPECTED: block {}: {}", pd_name(), r.id, m),
                     }
                 }
             }

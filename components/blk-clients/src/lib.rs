@@ -2,6 +2,8 @@
 //!
 //! - [`stamp`]: the deterministic content of a block, so a reader (a PD or
 //!   a test reading the disk image file) can tell exactly what it expects.
+//! - [`answers`]: the verify client's account of its answers (each request
+//!   answered once, a success moving its block).
 //! - `client` (PDs only): a client's end of the storage stack.
 //! - `verifier`, `bench` (PDs only): the verify client and the benchmark
 //!   client as event handlers.
@@ -12,6 +14,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod answers;
 pub mod stamp;
 
 #[cfg(target_os = "none")]

@@ -11,6 +11,8 @@
 //! | 56 | 4032 | filler from a generator seeded by block and generation |
 //! | 4088 | 8 | FNV-1a 64 of bytes 0..4088 |
 
+use core::fmt;
+
 pub const BLOCK: usize = 4096;
 pub const MAGIC: [u8; 8] = *b"STRATA01";
 
@@ -46,22 +48,29 @@ pub enum Mismatch {
     NotAStamp,
     /// A stamp whose checksum does not match: the block is damaged.
     Damaged,
-    /// A valid stamp of another block.
+    /// A valid stamp of another block (the one found).
     WrongBlock(u64),
     /// A valid stamp of another generation.
-    WrongGeneration(u64),
-    /// A valid stamp of another disk.
-    WrongDisk,
+    WrongGeneration { found: u64, expected: u64 },
+    /// A valid stamp of another disk (its name as stamped, NUL-padded).
+    WrongDisk([u8; 32]),
 }
 
-impl Mismatch {
-    pub fn describe(&self) -> &'static str {
+/// What differed, with the values found: `stamp of block 7`.
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::NotAStamp => "no stamp",
-            Mismatch::Damaged => "checksum mismatch",
-            Mismatch::WrongBlock(_) => "stamp of another block",
-            Mismatch::WrongGeneration(_) => "stamp of another generation",
-            Mismatch::WrongDisk => "stamp of another disk",
+            Mismatch::NotAStamp => f.write_str("no stamp"),
+            Mismatch::Damaged => f.write_str("checksum mismatch"),
+            Mismatch::WrongBlock(found) => write!(f, "stamp of block {found}"),
+            Mismatch::WrongGeneration { found, expected } => write!(f, "stamp of generation {found}, not {expected}"),
+            Mismatch::WrongDisk(name) => {
+                let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                match core::str::from_utf8(&name[..len]) {
+                    Ok(name) => write!(f, "stamp of disk {name:?}"),
+                    Err(_) => f.write_str("stamp of another disk"),
+                }
+            }
         }
     }
 }
@@ -81,13 +90,15 @@ pub fn check(disk: &str, block: u64, generation: u64, data: &[u8; BLOCK]) -> Res
     let n = disk.len().min(32);
     name[..n].copy_from_slice(&disk.as_bytes()[..n]);
     if data[24..56] != name {
-        return Err(Mismatch::WrongDisk);
+        let mut found = [0u8; 32];
+        found.copy_from_slice(&data[24..56]);
+        return Err(Mismatch::WrongDisk(found));
     }
     if got_block != block {
         return Err(Mismatch::WrongBlock(got_block));
     }
     if got_gen != generation {
-        return Err(Mismatch::WrongGeneration(got_gen));
+        return Err(Mismatch::WrongGeneration { found: got_gen, expected: generation });
     }
     Ok(())
 }
@@ -102,11 +113,26 @@ mod tests {
         stamp("disk0", 42, 3, &mut b);
         assert_eq!(check("disk0", 42, 3, &b), Ok(()));
         assert_eq!(check("disk0", 43, 3, &b), Err(Mismatch::WrongBlock(42)));
-        assert_eq!(check("disk0", 42, 4, &b), Err(Mismatch::WrongGeneration(3)));
-        assert_eq!(check("disk1", 42, 3, &b), Err(Mismatch::WrongDisk));
+        assert_eq!(check("disk0", 42, 4, &b), Err(Mismatch::WrongGeneration { found: 3, expected: 4 }));
+        let mut disk0 = [0u8; 32];
+        disk0[..5].copy_from_slice(b"disk0");
+        assert_eq!(check("disk1", 42, 3, &b), Err(Mismatch::WrongDisk(disk0)));
         b[1000] ^= 1;
         assert_eq!(check("disk0", 42, 3, &b), Err(Mismatch::Damaged));
         assert_eq!(check("disk0", 42, 3, &[0; BLOCK]), Err(Mismatch::NotAStamp));
+    }
+
+    #[test]
+    fn a_mismatch_says_what_was_found() {
+        let mut b = [0u8; BLOCK];
+        stamp("disk0", 42, 3, &mut b);
+        let said = |disk, block, generation, b: &[u8; BLOCK]| check(disk, block, generation, b).unwrap_err().to_string();
+        assert_eq!(said("disk0", 7, 3, &b), "stamp of block 42");
+        assert_eq!(said("disk0", 42, 1, &b), "stamp of generation 3, not 1");
+        assert_eq!(said("disk1", 42, 3, &b), "stamp of disk \"disk0\"");
+        assert_eq!(said("disk0", 0, 1, &[0; BLOCK]), "no stamp");
+        b[100] ^= 1;
+        assert_eq!(said("disk0", 42, 3, &b), "checksum mismatch");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The verify client's work as a handler: write stamped blocks (unless it
-//! only checks), flush, read them all back and compare, keeping up to a
-//! queue's worth of requests in flight. Then tell channel [`DONE`].
+//! only checks), flush, read them all back into emptied buffers and
+//! compare, keeping up to a queue's worth of requests in flight. Every
+//! answer is accounted for (`answers`): one per request, a success moving
+//! its block. Then tell channel [`DONE`].
 
+use crate::answers::{Answers, Stray};
 use crate::client::BlockClient;
 use crate::stamp::{self, BLOCK};
 use blk::{Op, Request, Status};
@@ -12,7 +15,9 @@ pub const DONE: Channel = Channel::new(0);
 /// The generation written and expected.
 pub const GENERATION: u64 = 1;
 /// Blocks verified at most.
-const MAX_BLOCKS: u64 = 256;
+const MAX_BLOCKS: u64 = crate::answers::MAX_REQUESTS as u64;
+/// The flush's request id (the blocks' are their numbers).
+const FLUSH_ID: u32 = u32::MAX;
 /// Mismatches printed in detail at most.
 const SHOWN: u32 = 4;
 
@@ -21,6 +26,8 @@ enum Phase {
     WaitReady,
     Write,
     Flush,
+    /// The flush was answered; the read-back starts.
+    Flushed,
     Read,
     Done,
 }
@@ -32,7 +39,9 @@ pub struct Verifier {
     blocks: u64,
     next: u64,
     in_flight: u32,
+    /// Answers taken in this phase.
     done: u64,
+    answers: Answers,
     errors: u32,
     mismatches: u32,
 }
@@ -48,55 +57,76 @@ impl Verifier {
                 None
             }
         };
-        let mut v = Verifier { client, write_first, phase: Phase::WaitReady, blocks: 0, next: 0, in_flight: 0, done: 0, errors: 0, mismatches: 0 };
+        let mut v = Verifier { client, write_first, phase: Phase::WaitReady, blocks: 0, next: 0, in_flight: 0, done: 0, answers: Answers::new(), errors: 0, mismatches: 0 };
         v.step();
         v
     }
 
     fn step(&mut self) {
-        let Some(c) = self.client.as_mut() else { return };
+        // Out of `self` while it works, so the steps below can borrow both.
+        let Some(mut c) = self.client.take() else { return };
+        self.work(&mut c);
+        self.client = Some(c);
+    }
+
+    fn work(&mut self, c: &mut BlockClient) {
         loop {
             if self.phase == Phase::WaitReady {
                 let Some(info) = c.info() else { return };
                 let data_blocks = (c.data.size() / BLOCK) as u64;
                 self.blocks = info.capacity.min(data_blocks).min(MAX_BLOCKS);
                 debug_println!("{}: {} has {} blocks; checking {}", pd_name(), c.disk(), info.capacity, self.blocks);
-                self.phase = if self.write_first { Phase::Write } else { Phase::Read };
-                self.next = 0;
-                if !self.write_first {
-                    for off in (0..c.data.size()).step_by(BLOCK) {
-                        let _ = c.data.write(off, &[0u8; 64]);
-                    }
+                if self.write_first {
+                    self.phase = Phase::Write;
+                    self.next = 0;
+                    self.answers.restart();
+                } else {
+                    self.start_reading(c);
+                    continue;
                 }
             }
             // Take what came back.
             while let Some(r) = c.pop() {
+                if self.phase == Phase::Flush {
+                    if r.id != FLUSH_ID {
+                        self.stray(r.id, Stray::Unknown);
+                        continue;
+                    }
+                    self.in_flight -= 1;
+                    if r.status() == Ok(Status::Ok) {
+                        debug_println!("{}: wrote and flushed {} blocks (generation {})", pd_name(), self.blocks, GENERATION);
+                    } else {
+                        self.errors += 1;
+                        debug_println!("{}: wrote {} blocks; the flush failed: {}", pd_name(), self.blocks, r.status_text());
+                    }
+                    // Read back into emptied buffers (below).
+                    self.phase = Phase::Flushed;
+                    continue;
+                }
+                if let Err(stray) = self.answers.take(&r, self.next) {
+                    self.stray(r.id, stray);
+                    continue;
+                }
                 self.in_flight -= 1;
                 let ok = r.status() == Ok(Status::Ok);
                 if !ok {
                     self.errors += 1;
-                    debug_println!("{}: request {} failed: {:?}", pd_name(), r.id, r.status());
+                    debug_println!("{}: request {} failed: {}", pd_name(), r.id, r.status_text());
                 }
-                match self.phase {
-                    Phase::Flush => {
-                        debug_println!("{}: wrote and flushed {} blocks (generation {})", pd_name(), self.blocks, GENERATION);
-                        self.phase = Phase::Read;
-                        self.next = 0;
-                        self.done = 0;
-                    }
-                    Phase::Read if ok => {
-                        let mut buf = [0u8; BLOCK];
-                        let _ = c.data.read(r.id as usize * BLOCK, &mut buf);
-                        if let Err(m) = stamp::check(c.disk(), r.id as u64, GENERATION, &buf) {
-                            self.mismatches += 1;
-                            if self.mismatches <= SHOWN {
-                                debug_println!("{}: block {}: {}", pd_name(), r.id, m.describe());
-                            }
+                if self.phase == Phase::Read && ok {
+                    let mut buf = [0u8; BLOCK];
+                    let _ = c.data.read(r.id as usize * BLOCK, &mut buf);
+                    if let Err(m) = stamp::check(c.disk(), r.id as u64, GENERATION, &buf) {
+                        self.mismatches += 1;
+                        if self.mismatches <= SHOWN {
+                            debug_println!("{}: block {}: {}", pd_name(), r.id, m);
                         }
-                        self.done += 1;
                     }
-                    _ => self.done += 1,
                 }
+                self.done += 1;
+            }
+            if self.phase == Phase::Flushed {
+                self.start_reading(c);
             }
             // Start what we may.
             match self.phase {
@@ -117,7 +147,7 @@ impl Verifier {
                     }
                     if self.next == self.blocks && self.in_flight == 0 {
                         if self.phase == Phase::Write {
-                            if c.push(Request::ordering(u32::MAX, Op::Flush)) {
+                            if c.push(Request::ordering(FLUSH_ID, Op::Flush)) {
                                 self.in_flight += 1;
                                 self.phase = Phase::Flush;
                             }
@@ -130,12 +160,34 @@ impl Verifier {
                     }
                 }
                 Phase::Done | Phase::WaitReady => return,
-                Phase::Flush => {}
+                Phase::Flush | Phase::Flushed => {}
             }
             c.kick();
             if c.wait() {
                 return;
             }
+        }
+    }
+
+    /// Start the read-back. Each block's buffer is emptied first: a read
+    /// that succeeded without bringing the block (or brought it elsewhere)
+    /// must not find the stamp this client wrote there itself.
+    fn start_reading(&mut self, c: &mut BlockClient) {
+        let empty = [0u8; BLOCK];
+        for b in 0..self.blocks as usize {
+            let _ = c.data.write(b * BLOCK, &empty);
+        }
+        self.phase = Phase::Read;
+        (self.next, self.done) = (0, 0);
+        self.answers.restart();
+    }
+
+    /// An answer that does not fit what was sent: counted as a mismatch,
+    /// and nothing else changes.
+    fn stray(&mut self, id: u32, stray: Stray) {
+        self.mismatches += 1;
+        if self.mismatches <= SHOWN {
+            debug_println!("{}: answer to request {}: {}", pd_name(), id, stray);
         }
     }
 }

@@ -253,6 +253,23 @@ impl Response {
     pub const fn status(&self) -> Result<Status, UnknownStatus> {
         Status::from_raw(self.status_code)
     }
+
+    /// Its status for a person to read: `I/O error`, or `unknown block
+    /// status 9`.
+    pub fn status_text(&self) -> impl fmt::Display {
+        StatusText(self.status())
+    }
+}
+
+struct StatusText(Result<Status, UnknownStatus>);
+
+impl fmt::Display for StatusText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Ok(status) => status.fmt(f),
+            Err(unknown) => unknown.fmt(f),
+        }
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<Request>() == 32);
@@ -265,6 +282,17 @@ impl fmt::Display for UnknownOp {
 }
 
 impl core::error::Error for UnknownOp {}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::InvalidRequest => "invalid request",
+            Status::IoError => "I/O error",
+            Status::NoDevice => "no device",
+        })
+    }
+}
 
 impl fmt::Display for UnknownStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -288,6 +316,12 @@ mod tests {
         for status in Status::ALL {
             assert_eq!(Status::from_raw(status.raw()), Ok(status));
         }
+    }
+
+    #[test]
+    fn a_status_reads_as_words() {
+        let said = |code| Response { status_code: code, ..Response::new(0, Status::Ok, 0) }.status_text().to_string();
+        assert_eq!([0, 1, 2, 3, 7].map(said), ["ok", "invalid request", "I/O error", "no device", "unknown block status 7"]);
     }
 
     #[test]
