@@ -17,6 +17,8 @@ TOOL := target/release/strata
 PD_CRATES := demo kernel-tests bench virtio-blk blk-server blk-clients
 
 QEMU := scripts/qemu.sh
+# The disks `make run` attaches (scripts/qemu.sh attaches these by default).
+DISK_IMAGES := $(BUILD)/disk0.img $(BUILD)/disk1.img
 
 .PHONY: all setup tool kernel components image run check verify graph test bench debug clean
 
@@ -39,8 +41,13 @@ image: tool kernel components
 	@mkdir -p $(BUILD)
 	@$(TOOL) build $(SYSTEM) --kernel $(KERNEL_ELF) --search-path $(PD_DIR) -o $(OUT_IMAGE) $(TOOL_FLAGS)
 
+# The disk images, made once (64 MiB, an MBR with two partitions) and kept:
+# they hold what the system wrote.
+$(BUILD)/disk%.img:
+	@scripts/mkdisk.sh $@
+
 # Build and boot $(SYSTEM); returns QEMU's exit status.
-run: image
+run: image $(DISK_IMAGES)
 	@$(QEMU) $(OUT_IMAGE)
 
 # Validate $(SYSTEM) alone: prints `ok` or the errors.
@@ -63,7 +70,7 @@ else
 endif
 
 # Boot with QEMU's GDB stub on :1234, waiting for the debugger.
-debug: image
+debug: image $(DISK_IMAGES)
 	@echo "gdb-multiarch -ex 'target remote :1234' $(KERNEL_ELF)"
 	@$(QEMU) $(OUT_IMAGE) -s -S
 
