@@ -7,7 +7,7 @@
 # $DISKS (default build/disk0.img build/disk1.img, made by mkdisk.sh when
 # missing). The first lands in virtio-mmio slot 31, the second in slot 30.
 # An entry `blkdebug:RULES:IMAGE` puts QEMU's error injection (a blkdebug
-# rules file) between the device and the image.
+# rules file, its path without a colon) between the device and the image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image=$(realpath "$1")
@@ -15,7 +15,10 @@ shift
 read -r -a disks <<<"${DISKS:-build/disk0.img build/disk1.img}"
 drives=()
 for i in "${!disks[@]}"; do
-    file=${disks[$i]##*:}
+    case ${disks[$i]} in
+    blkdebug:*) rest=${disks[$i]#blkdebug:} file=${rest#*:} ;;
+    *) file=${disks[$i]} ;;
+    esac
     [ -f "$file" ] || scripts/mkdisk.sh "$file"
     drives+=(-drive "file=${disks[$i]},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
 done

@@ -122,7 +122,7 @@ fn a_flush_the_device_fails_is_answered_with_an_io_error() {
     assert_eq!(run.status, Some(0), "{}", run.transcript());
     assert_eq!(
         run.lines_of("verify0"),
-        ["disk0 has 7936 blocks; checking 256", "wrote 256 blocks; the flush failed: I/O error", "verified 256 blocks, 1 mismatches"],
+        ["disk0 has 7936 blocks; checking 256", "wrote 256 blocks; the flush failed: I/O error", "verified 256 blocks, 0 mismatches, failed requests: 1"],
         "{}",
         run.transcript()
     );

@@ -54,8 +54,10 @@ impl Answers {
     }
 
     /// Account for `r`, an answer to one of the single-block requests with
-    /// ids `0..sent`. `Ok` if it is the first answer to one of them (whatever
-    /// its status); a stray answer changes nothing.
+    /// ids `0..sent`. `Ok` if it is the first answer to one of them and
+    /// says what it did (whatever its status). `Count` is a first answer
+    /// too, a wrong one: its request is answered all the same. `Unknown`
+    /// and `Twice` are no answer to anything and change nothing.
     pub fn take(&mut self, r: &Response, sent: u64) -> Result<(), Stray> {
         let id = r.id as usize;
         if r.id as u64 >= sent || id >= MAX_REQUESTS {
@@ -65,11 +67,19 @@ impl Answers {
         if self.answered[word] & bit != 0 {
             return Err(Stray::Twice);
         }
+        self.answered[word] |= bit;
         if r.status() == Ok(Status::Ok) && r.count != 1 {
             return Err(Stray::Count(r.count));
         }
-        self.answered[word] |= bit;
         Ok(())
+    }
+}
+
+impl Stray {
+    /// Whether the answer was its request's one answer (a wrong one), so
+    /// the request is no longer in flight.
+    pub fn answered(&self) -> bool {
+        matches!(self, Stray::Count(_))
     }
 }
 
@@ -94,10 +104,13 @@ mod tests {
     #[test]
     fn a_success_must_move_the_block() {
         let mut a = Answers::new();
-        assert_eq!(a.take(&Response::new(5, Status::Ok, 0), 10), Err(Stray::Count(0)));
-        assert_eq!(a.take(&Response::new(5, Status::Ok, 2), 10), Err(Stray::Count(2)));
-        // A stray answer leaves the real one to come.
-        assert_eq!(a.take(&Response::new(5, Status::Ok, 1), 10), Ok(()));
+        let wrong = a.take(&Response::new(5, Status::Ok, 0), 10);
+        assert_eq!(wrong, Err(Stray::Count(0)));
+        // It was request 5's answer, a wrong one: no other is to come.
+        assert!(wrong.unwrap_err().answered());
+        assert_eq!(a.take(&Response::new(5, Status::Ok, 1), 10), Err(Stray::Twice));
+        assert_eq!(a.take(&Response::new(6, Status::Ok, 2), 10), Err(Stray::Count(2)));
+        assert!(!Stray::Twice.answered() && !Stray::Unknown.answered());
     }
 
     #[test]

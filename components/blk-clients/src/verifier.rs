@@ -89,7 +89,9 @@ impl Verifier {
             while let Some(r) = c.pop() {
                 if self.phase == Phase::Flush {
                     if r.id != FLUSH_ID {
-                        self.stray(r.id, Stray::Unknown);
+                        // Every write was answered before the flush went.
+                        let stray = self.answers.take(&r, self.next).err().unwrap_or(Stray::Twice);
+                        self.stray(r.id, stray);
                         continue;
                     }
                     self.in_flight -= 1;
@@ -105,6 +107,10 @@ impl Verifier {
                 }
                 if let Err(stray) = self.answers.take(&r, self.next) {
                     self.stray(r.id, stray);
+                    if stray.answered() {
+                        // Its one answer, a wrong one.
+                        (self.in_flight, self.done) = (self.in_flight - 1, self.done + 1);
+                    }
                     continue;
                 }
                 self.in_flight -= 1;
@@ -153,7 +159,11 @@ impl Verifier {
                             }
                         } else {
                             self.phase = Phase::Done;
-                            debug_println!("{}: verified {} blocks, {} mismatches", pd_name(), self.done, self.mismatches + self.errors);
+                            if self.errors == 0 {
+                                debug_println!("{}: verified {} blocks, {} mismatches", pd_name(), self.done, self.mismatches);
+                            } else {
+                                debug_println!("{}: verified {} blocks, {} mismatches, failed requests: {}", pd_name(), self.done, self.mismatches, self.errors);
+                            }
                             DONE.notify();
                             return;
                         }
