@@ -7,10 +7,11 @@
 //! | 0 | 8 | magic `STRATA01` |
 //! | 8 | 8 | block number |
 //! | 16 | 8 | generation |
-//! | 24 | 32 | disk name, NUL-padded |
+//! | 24 | 32 | disk name (at most 31 bytes, as in the configuration), NUL-padded |
 //! | 56 | 4032 | filler from a generator seeded by block and generation |
 //! | 4088 | 8 | FNV-1a 64 of bytes 0..4088 |
 
+use blk::config::{name_field, name_str};
 use core::fmt;
 
 pub const BLOCK: usize = 4096;
@@ -21,10 +22,7 @@ pub fn stamp(disk: &str, block: u64, generation: u64, out: &mut [u8; BLOCK]) {
     out[0..8].copy_from_slice(&MAGIC);
     out[8..16].copy_from_slice(&block.to_le_bytes());
     out[16..24].copy_from_slice(&generation.to_le_bytes());
-    let mut name = [0u8; 32];
-    let n = disk.len().min(32);
-    name[..n].copy_from_slice(&disk.as_bytes()[..n]);
-    out[24..56].copy_from_slice(&name);
+    out[24..56].copy_from_slice(&name_field(disk));
     let mut x = block.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ generation.wrapping_add(0x1234_5678) | 1;
     for chunk in out[56..BLOCK - 8].chunks_mut(8) {
         x ^= x << 13;
@@ -64,13 +62,7 @@ impl fmt::Display for Mismatch {
             Mismatch::Damaged => f.write_str("checksum mismatch"),
             Mismatch::WrongBlock(found) => write!(f, "stamp of block {found}"),
             Mismatch::WrongGeneration { found, expected } => write!(f, "stamp of generation {found}, not {expected}"),
-            Mismatch::WrongDisk(name) => {
-                let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                match core::str::from_utf8(&name[..len]) {
-                    Ok(name) => write!(f, "stamp of disk {name:?}"),
-                    Err(_) => f.write_str("stamp of another disk"),
-                }
-            }
+            Mismatch::WrongDisk(name) => write!(f, "stamp of disk {:?}", name_str(name)),
         }
     }
 }
@@ -86,10 +78,7 @@ pub fn check(disk: &str, block: u64, generation: u64, data: &[u8; BLOCK]) -> Res
     }
     let got_block = u64::from_le_bytes(data[8..16].try_into().unwrap_or([0; 8]));
     let got_gen = u64::from_le_bytes(data[16..24].try_into().unwrap_or([0; 8]));
-    let mut name = [0u8; 32];
-    let n = disk.len().min(32);
-    name[..n].copy_from_slice(&disk.as_bytes()[..n]);
-    if data[24..56] != name {
+    if data[24..56] != name_field(disk) {
         let mut found = [0u8; 32];
         found.copy_from_slice(&data[24..56]);
         return Err(Mismatch::WrongDisk(found));
