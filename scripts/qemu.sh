@@ -8,6 +8,9 @@
 # missing). The first lands in virtio-mmio slot 31, the second in slot 30.
 # An entry `blkdebug:RULES:IMAGE` puts QEMU's error injection (a blkdebug
 # rules file, its path without a colon) between the device and the image.
+# An entry `blockdev:NODE` attaches the block node NODE that the extra
+# arguments build with -blockdev (for a stack of filters the entries above
+# cannot say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image=$(realpath "$1")
@@ -16,6 +19,10 @@ read -r -a disks <<<"${DISKS:-build/disk0.img build/disk1.img}"
 drives=()
 for i in "${!disks[@]}"; do
     case ${disks[$i]} in
+    blockdev:*)
+        drives+=(-device "virtio-blk-device,drive=${disks[$i]#blockdev:},serial=disk$i")
+        continue
+        ;;
     blkdebug:*) rest=${disks[$i]#blkdebug:} file=${rest#*:} ;;
     *) file=${disks[$i]} ;;
     esac

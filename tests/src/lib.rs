@@ -108,9 +108,18 @@ impl Run {
 pub struct Disks {
     pub dir: PathBuf,
     pub paths: [PathBuf; 2],
-    /// QEMU error injection (a blkdebug rules file) between a disk's
-    /// device and its image, if any.
-    rules: [Option<PathBuf>; 2],
+    /// What QEMU puts between each disk's device and its image.
+    between: [Between; 2],
+}
+
+/// QEMU block filters between a disk's device and its image.
+enum Between {
+    Nothing,
+    /// Error injection: a blkdebug rules file.
+    Faults(PathBuf),
+    /// Error injection above reads throttled to a rate: what the rules fail
+    /// is answered at once, while reads taken before it wait.
+    FaultsOverSlowReads { rules: PathBuf, reads_per_second: u32 },
 }
 
 impl Disks {
@@ -124,24 +133,57 @@ impl Disks {
             let ok = Command::new(root().join("scripts/mkdisk.sh")).arg(p).status().is_ok_and(|s| s.success());
             assert!(ok, "scripts/mkdisk.sh {} failed", p.display());
         }
-        Disks { dir, paths, rules: [None, None] }
+        Disks { dir, paths, between: [Between::Nothing, Between::Nothing] }
     }
 
     /// Have QEMU fail what `rules` says on `disk` (blkdebug's rules file
     /// format: an `[inject-error]` section with `event`, `errno`, `once`).
     pub fn inject(&mut self, disk: usize, rules: &str) {
+        self.between[disk] = Between::Faults(self.rules_file(disk, rules));
+    }
+
+    /// [`inject`](Self::inject) above a throttle that lets `disk`'s reads
+    /// through at `reads_per_second` (a burst of a tenth of that at once):
+    /// a request the rules fail is answered at once, while reads the device
+    /// took before it still wait.
+    pub fn inject_over_slow_reads(&mut self, disk: usize, rules: &str, reads_per_second: u32) {
+        self.between[disk] = Between::FaultsOverSlowReads { rules: self.rules_file(disk, rules), reads_per_second };
+    }
+
+    fn rules_file(&self, disk: usize, rules: &str) -> PathBuf {
         let path = self.dir.join(format!("disk{disk}.blkdebug"));
         std::fs::write(&path, rules).unwrap();
-        self.rules[disk] = Some(path);
+        path
     }
 
     /// `$DISKS` for `scripts/qemu.sh`.
     fn qemu_list(&self) -> String {
-        let entry = |(path, rules): (&PathBuf, &Option<PathBuf>)| match rules {
-            Some(rules) => format!("blkdebug:{}:{}", rules.display(), path.display()),
-            None => path.display().to_string(),
+        let entry = |(d, (path, between)): (usize, (&PathBuf, &Between))| match between {
+            Between::Nothing => path.display().to_string(),
+            Between::Faults(rules) => format!("blkdebug:{}:{}", rules.display(), path.display()),
+            Between::FaultsOverSlowReads { .. } => format!("blockdev:disk{d}"),
         };
-        self.paths.iter().zip(&self.rules).map(entry).collect::<Vec<_>>().join(" ")
+        self.paths.iter().zip(&self.between).enumerate().map(entry).collect::<Vec<_>>().join(" ")
+    }
+
+    /// QEMU arguments that build the block nodes `blockdev:` entries of
+    /// [`qemu_list`](Self::qemu_list) name: image file, throttle, blkdebug,
+    /// raw format, from the bottom up, over a throttle group of their own.
+    fn qemu_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (d, (path, between)) in self.paths.iter().zip(&self.between).enumerate() {
+            let Between::FaultsOverSlowReads { rules, reads_per_second } = between else { continue };
+            args.extend(["-object".to_string(), format!("throttle-group,id=disk{d}-reads,x-iops-read={reads_per_second}")]);
+            for arg in [
+                format!("driver=file,filename={},node-name=disk{d}-file", path.display()),
+                format!("driver=throttle,throttle-group=disk{d}-reads,file=disk{d}-file,node-name=disk{d}-slow"),
+                format!("driver=blkdebug,config={},image=disk{d}-slow,node-name=disk{d}-faulty", rules.display()),
+                format!("driver=raw,file=disk{d}-faulty,node-name=disk{d}"),
+            ] {
+                args.extend(["-blockdev".to_string(), arg]);
+            }
+        }
+        args
     }
 
     /// The bytes of one disk image.
@@ -167,6 +209,7 @@ pub fn boot_on(image: &Path, disks: &Disks, qemu_args: &[&str], until: Option<&s
     let mut child = Command::new(root().join("scripts/qemu.sh"))
         .env("DISKS", disks.qemu_list())
         .arg(image)
+        .args(disks.qemu_args())
         .args(qemu_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,7 +1,8 @@
 //! Data written through the storage stack is on the disk image files, where
 //! the host can read it, survives a reboot, and survives QEMU being killed
 //! right after a flush was acknowledged. A flush reaches the device: one
-//! the device fails is answered with an I/O error.
+//! the device fails is answered with an I/O error. Answers the device gives
+//! out of order reach the requests they belong to.
 //!
 //! The default system's verify clients write 256 stamped blocks each
 //! (verify0 to partition 1 of disk0, verify1 to the start of disk1), flush,
@@ -9,6 +10,7 @@
 
 use blk_clients::stamp::{self, BLOCK};
 use e2e::{boot_on, boot_to_completion_on, build_image, Disks, Run};
+use std::collections::HashMap;
 use std::time::Duration;
 
 const BLOCKS: u64 = 256;
@@ -129,4 +131,98 @@ fn a_flush_the_device_fails_is_answered_with_an_io_error() {
     // Only disk0's device failed it.
     run.expect_line(VERIFY1_FLUSHED);
     run.expect_line("verify1: verified 256 blocks, 0 mismatches");
+}
+
+#[test]
+fn answers_the_device_gives_out_of_order_reach_their_requests() {
+    // QEMU merges a run of adjacent requests into one host I/O, which
+    // completes them together and in order. With merging off, each is an
+    // I/O of its own in the host's thread pool, and the device answers them
+    // in the order the pool finishes them: mostly not the order it took
+    // them. On disk1 reads are also throttled, and its read of block 100
+    // (verify1's request 100, in the middle of a batch) fails at once, while
+    // the reads the device took before it wait for the throttle: the driver
+    // gets that answer first, on its own. A driver that took answers to be
+    // in order would give the error to an earlier request (and say reads
+    // were done before their data arrived).
+    const RULES: &str = "[inject-error]\nevent = \"read_aio\"\niotype = \"read\"\nsector = \"800\"\nerrno = \"5\"\nonce = \"on\"\nimmediately = \"on\"\n";
+    let mut disks = Disks::fresh();
+    disks.inject_over_slow_reads(1, RULES, 200);
+    let log = disks.dir.join("virtio-trace.log");
+    let log_arg = log.display().to_string();
+    let mut args = vec!["-global", "virtio-blk-device.request-merging=off", "-D", &log_arg];
+    for event in ["virtio_blk_handle_read", "virtio_blk_handle_write", "virtio_blk_req_complete"] {
+        args.extend(["-trace", event]);
+    }
+    let run = boot_to_completion_on(&build_image("system.xml", false), &disks, &args, TIMEOUT);
+    run.expect_line("verify0: verified 256 blocks, 0 mismatches");
+    assert_eq!(
+        run.lines_of("verify1"),
+        [
+            "disk1 has 16384 blocks; checking 256",
+            "wrote and flushed 256 blocks (generation 1)",
+            "request 100 failed: I/O error",
+            "verified 256 blocks, 0 mismatches, failed requests: 1"
+        ],
+        "{}",
+        run.transcript()
+    );
+    // From QEMU's trace: each device answered many requests before one it
+    // took earlier (about 480 of disk0's 514 answers on this machine, 265
+    // of disk1's 513: its reads leave the throttle in order), and disk1
+    // answered the failed read while reads it took before were waiting
+    // (31 of them here).
+    let trace = std::fs::read_to_string(&log).expect("QEMU's trace log (QEMU built with the `log` trace backend, as Debian's is)");
+    let devices = device_order(&trace);
+    assert_eq!(devices.len(), 2, "two devices in the trace");
+    for device in &devices {
+        assert!(device.answers > 512 && device.early >= 64, "{device:?}: answers before an earlier request's");
+    }
+    let waiting = devices.iter().filter_map(|d| d.waiting_at_sector_800_read).collect::<Vec<_>>();
+    assert!(matches!(waiting[..], [n] if n >= 1), "reads taken before disk1's failed read and not yet answered when it was: {waiting:?}");
+}
+
+/// One virtio-blk device's answers, from a QEMU trace.
+#[derive(Debug, Default)]
+struct DeviceOrder {
+    /// Requests taken and not yet answered, oldest first: (request, read
+    /// of sector 800).
+    taken: Vec<(String, bool)>,
+    answers: u64,
+    /// Answers given while a request taken earlier was not.
+    early: u64,
+    /// Requests taken earlier and not answered when a read of sector 800
+    /// was.
+    waiting_at_sector_800_read: Option<usize>,
+}
+
+/// Per virtio-blk device, in a QEMU trace of `virtio_blk_handle_read`,
+/// `_write` and `virtio_blk_req_complete`: the order of its answers.
+fn device_order(trace: &str) -> Vec<DeviceOrder> {
+    let mut devices: HashMap<String, DeviceOrder> = HashMap::new();
+    for line in trace.lines() {
+        // `EVENT vdev DEVICE req REQUEST [sector N ...]`, maybe after a
+        // prefix.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| w.contains("virtio_blk_")) else { continue };
+        let (Some(device), Some(request)) = (words.get(at + 2), words.get(at + 4)) else { continue };
+        let event = words[at].rsplit(':').next().unwrap_or_default();
+        let d = devices.entry(device.to_string()).or_default();
+        match event {
+            "virtio_blk_handle_read" => d.taken.push((request.to_string(), words.get(at + 6) == Some(&"800"))),
+            "virtio_blk_handle_write" => d.taken.push((request.to_string(), false)),
+            "virtio_blk_req_complete" => {
+                d.answers += 1;
+                // (A flush is not in `taken`: there is no event for it.)
+                let Some(i) = d.taken.iter().position(|(r, _)| r == request) else { continue };
+                d.early += (i > 0) as u64;
+                if d.taken[i].1 {
+                    d.waiting_at_sector_800_read = Some(i);
+                }
+                d.taken.remove(i);
+            }
+            _ => {}
+        }
+    }
+    devices.into_values().collect()
 }
