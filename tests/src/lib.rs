@@ -117,9 +117,9 @@ enum Between {
     Nothing,
     /// Error injection: a blkdebug rules file.
     Faults(PathBuf),
-    /// Error injection above reads throttled to a rate: what the rules fail
-    /// is answered at once, while reads taken before it wait.
-    FaultsOverSlowReads { rules: PathBuf, reads_per_second: u32 },
+    /// A throttle (`limit`: a throttle group's property, such as
+    /// `x-iops-read=200`) and, above it, error injection if `rules` says.
+    Throttle { limit: String, rules: Option<PathBuf> },
 }
 
 impl Disks {
@@ -147,7 +147,16 @@ impl Disks {
     /// a request the rules fail is answered at once, while reads the device
     /// took before it still wait.
     pub fn inject_over_slow_reads(&mut self, disk: usize, rules: &str, reads_per_second: u32) {
-        self.between[disk] = Between::FaultsOverSlowReads { rules: self.rules_file(disk, rules), reads_per_second };
+        let rules = Some(self.rules_file(disk, rules));
+        self.between[disk] = Between::Throttle { limit: format!("x-iops-read={reads_per_second}"), rules };
+    }
+
+    /// Have QEMU let `disk`'s writes through at `writes_per_second` (a
+    /// burst of a tenth of that at once), so writing takes a known time at
+    /// least. (Unless QEMU merges adjacent requests into one, which the
+    /// QEMU argument `-global virtio-blk-device.request-merging=off` stops.)
+    pub fn slow_writes(&mut self, disk: usize, writes_per_second: u32) {
+        self.between[disk] = Between::Throttle { limit: format!("x-iops-write={writes_per_second}"), rules: None };
     }
 
     fn rules_file(&self, disk: usize, rules: &str) -> PathBuf {
@@ -161,26 +170,32 @@ impl Disks {
         let entry = |(d, (path, between)): (usize, (&PathBuf, &Between))| match between {
             Between::Nothing => path.display().to_string(),
             Between::Faults(rules) => format!("blkdebug:{}:{}", rules.display(), path.display()),
-            Between::FaultsOverSlowReads { .. } => format!("blockdev:disk{d}"),
+            Between::Throttle { .. } => format!("blockdev:disk{d}"),
         };
         self.paths.iter().zip(&self.between).enumerate().map(entry).collect::<Vec<_>>().join(" ")
     }
 
     /// QEMU arguments that build the block nodes `blockdev:` entries of
-    /// [`qemu_list`](Self::qemu_list) name: image file, throttle, blkdebug,
-    /// raw format, from the bottom up, over a throttle group of their own.
+    /// [`qemu_list`](Self::qemu_list) name: image file, throttle (in a
+    /// throttle group of its own), blkdebug if asked, raw format, from the
+    /// bottom up.
     fn qemu_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         for (d, (path, between)) in self.paths.iter().zip(&self.between).enumerate() {
-            let Between::FaultsOverSlowReads { rules, reads_per_second } = between else { continue };
-            args.extend(["-object".to_string(), format!("throttle-group,id=disk{d}-reads,x-iops-read={reads_per_second}")]);
-            for arg in [
+            let Between::Throttle { limit, rules } = between else { continue };
+            args.extend(["-object".to_string(), format!("throttle-group,id=disk{d}-limit,{limit}")]);
+            let mut nodes = vec![
                 format!("driver=file,filename={},node-name=disk{d}-file", path.display()),
-                format!("driver=throttle,throttle-group=disk{d}-reads,file=disk{d}-file,node-name=disk{d}-slow"),
-                format!("driver=blkdebug,config={},image=disk{d}-slow,node-name=disk{d}-faulty", rules.display()),
-                format!("driver=raw,file=disk{d}-faulty,node-name=disk{d}"),
-            ] {
-                args.extend(["-blockdev".to_string(), arg]);
+                format!("driver=throttle,throttle-group=disk{d}-limit,file=disk{d}-file,node-name=disk{d}-slow"),
+            ];
+            let mut top = format!("disk{d}-slow");
+            if let Some(rules) = rules {
+                nodes.push(format!("driver=blkdebug,config={},image={top},node-name=disk{d}-faulty", rules.display()));
+                top = format!("disk{d}-faulty");
+            }
+            nodes.push(format!("driver=raw,file={top},node-name=disk{d}"));
+            for node in nodes {
+                args.extend(["-blockdev".to_string(), node]);
             }
         }
         args

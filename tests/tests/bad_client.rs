@@ -6,7 +6,9 @@
 //! out of range, misaligned, zero-count, overlong, outside its data region
 //! and with unknown opcodes, good requests between them, and floods its
 //! queue; verify0 (`blk_verify`, partition 1 of disk0) writes, flushes and
-//! verifies 256 blocks at the same time and priority.
+//! verifies 256 blocks at the same time and priority. QEMU lets disk0's
+//! writes through at 100 a second, so verify0 writes for 2.5 seconds at
+//! least, and bad0 does all it does meanwhile.
 
 use blk_clients::stamp::{self, BLOCK};
 use e2e::{boot_to_completion_on, build_image, Disks, Run};
@@ -25,6 +27,10 @@ const PARTITION_2: usize = 8192;
 const BAD0_STAMPED: [usize; 3] = [1, 2, 3];
 const BAD0_JUNK: u8 = 0xa5;
 const GENERATION: u64 = 1;
+/// disk0's writes QEMU lets through a second: verify0's 256 take 2.5
+/// seconds, bad0's 3 wait behind 32 of verify0's at most (0.4 seconds
+/// here).
+const WRITES_PER_SECOND: u32 = 100;
 
 /// One boot serves every test: the console and the disk images after it.
 struct Boot {
@@ -36,9 +42,10 @@ struct Boot {
 fn boot() -> &'static Boot {
     static BOOT: OnceLock<Boot> = OnceLock::new();
     BOOT.get_or_init(|| {
-        let disks = Disks::fresh();
+        let mut disks = Disks::fresh();
+        disks.slow_writes(0, WRITES_PER_SECOND);
         let image = build_image("tests/systems/storage-bad.xml", false);
-        let run = boot_to_completion_on(&image, &disks, &[], TIMEOUT);
+        let run = boot_to_completion_on(&image, &disks, &["-global", "virtio-blk-device.request-merging=off"], TIMEOUT);
         Boot { run, disk0: disks.read(0), disk1: disks.read(1) }
     })
 }
@@ -108,6 +115,10 @@ fn a_verify_client_beside_the_hostile_one_is_unaffected() {
     );
     assert_clean(run);
     assert_eq!(run.lines.last().map(String::as_str), Some("done: all 2 clients finished, powering off"), "{}", console(run));
+    // bad0 did everything while verify0 was writing (it was done about
+    // 2 seconds before verify0's writes were).
+    let bad0_done = format!("bad0: {}", BAD0[BAD0.len() - 1]);
+    run.expect_in_order(&["verify0: disk0 has 7936 blocks; checking 256", &bad0_done, "verify0: wrote and flushed 256 blocks (generation 1)"]);
 
     // From the host: verify0's blocks hold its stamps.
     let block = |image: &[u8], b: usize| -> [u8; BLOCK] { image[b * BLOCK..][..BLOCK].try_into().unwrap() };
