@@ -117,6 +117,8 @@ enum Between {
     Nothing,
     /// Error injection: a blkdebug rules file.
     Faults(PathBuf),
+    /// Attached read-only: the device tells the driver so.
+    ReadOnly,
     /// A throttle (`limit`: a throttle group's property, such as
     /// `x-iops-read=200`) and, above it, error injection if `rules` says.
     Throttle { limit: String, rules: Option<PathBuf> },
@@ -159,6 +161,12 @@ impl Disks {
         self.between[disk] = Between::Throttle { limit: format!("x-iops-write={writes_per_second}"), rules: None };
     }
 
+    /// Have QEMU attach `disk` read-only: its device offers the read-only
+    /// feature and fails writes.
+    pub fn read_only(&mut self, disk: usize) {
+        self.between[disk] = Between::ReadOnly;
+    }
+
     fn rules_file(&self, disk: usize, rules: &str) -> PathBuf {
         let path = self.dir.join(format!("disk{disk}.blkdebug"));
         std::fs::write(&path, rules).unwrap();
@@ -170,7 +178,7 @@ impl Disks {
         let entry = |(d, (path, between)): (usize, (&PathBuf, &Between))| match between {
             Between::Nothing => path.display().to_string(),
             Between::Faults(rules) => format!("blkdebug:{}:{}", rules.display(), path.display()),
-            Between::Throttle { .. } => format!("blockdev:disk{d}"),
+            Between::ReadOnly | Between::Throttle { .. } => format!("blockdev:disk{d}"),
         };
         self.paths.iter().zip(&self.between).enumerate().map(entry).collect::<Vec<_>>().join(" ")
     }
@@ -178,10 +186,18 @@ impl Disks {
     /// QEMU arguments that build the block nodes `blockdev:` entries of
     /// [`qemu_list`](Self::qemu_list) name: image file, throttle (in a
     /// throttle group of its own), blkdebug if asked, raw format, from the
-    /// bottom up.
+    /// bottom up; or image file and raw format, both read-only.
     fn qemu_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         for (d, (path, between)) in self.paths.iter().zip(&self.between).enumerate() {
+            if let Between::ReadOnly = between {
+                for node in [
+                    format!("driver=file,filename={},node-name=disk{d}-file,read-only=on", path.display()),
+                    format!("driver=raw,file=disk{d}-file,node-name=disk{d},read-only=on"),
+                ] {
+                    args.extend(["-blockdev".to_string(), node]);
+                }
+            }
             let Between::Throttle { limit, rules } = between else { continue };
             args.extend(["-object".to_string(), format!("throttle-group,id=disk{d}-limit,{limit}")]);
             let mut nodes = vec![

@@ -1,7 +1,8 @@
 //! Data written through the storage stack is on the disk image files, where
 //! the host can read it, survives a reboot, and survives QEMU being killed
 //! right after a flush was acknowledged. A flush reaches the device: one
-//! the device fails is answered with an I/O error. Answers the device gives
+//! the device fails is answered with an I/O error. A read-only disk is read
+//! and never written. Answers the device gives
 //! out of order reach the requests they belong to.
 //!
 //! The default system's verify clients write 256 stamped blocks each
@@ -76,6 +77,34 @@ fn written_blocks_are_on_the_image_and_read_back_after_a_reboot() {
     let run = check_run(&disks);
     assert_checked(&run, "check0", "disk0 has 7936 blocks; checking 256", 0);
     assert_checked(&run, "check1", "disk1 has 16384 blocks; checking 256", 0);
+}
+
+#[test]
+fn a_read_only_disk_is_read_and_never_written() {
+    let mut disks = Disks::fresh();
+    let image = build_image("system.xml", false);
+    boot_to_completion_on(&image, &disks, &[], TIMEOUT).expect_line(VERIFY1_FLUSHED);
+    let before = disks.read(1);
+
+    // QEMU attaches disk1 read-only: the device says so, the driver tells
+    // the server, and the server tells verify1 and refuses its write with
+    // `invalid request` (so would the driver; the device would fail it with
+    // an I/O error). verify1 then checks what the first boot wrote.
+    disks.read_only(1);
+    let run = boot_to_completion_on(&image, &disks, &[], TIMEOUT);
+    run.expect_line("virtio_blk: disk 1: 16384 blocks of 4096 bytes, read-only, write cache flushed on request, queue of 256");
+    assert_eq!(
+        run.lines_of("verify1"),
+        [
+            "disk1 has 16384 blocks, read-only; checking 256",
+            "a write was refused (invalid request); checking what is there",
+            "verified 256 blocks, 0 mismatches"
+        ],
+        "{}",
+        run.transcript()
+    );
+    run.expect_line("verify0: verified 256 blocks, 0 mismatches");
+    assert!(disks.read(1) == before, "disk1's image changed");
 }
 
 #[test]

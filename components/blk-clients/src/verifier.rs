@@ -3,6 +3,9 @@
 //! compare, keeping up to a queue's worth of requests in flight. Every
 //! answer is accounted for (`answers`): one per request, a success moving
 //! its block. Then tell channel [`DONE`].
+//!
+//! On a read-only disk it writes nothing but one block it checks is
+//! refused, and then checks what is there.
 
 use crate::answers::{Answers, Stray};
 use crate::client::BlockClient;
@@ -18,12 +21,16 @@ pub const GENERATION: u64 = 1;
 const MAX_BLOCKS: u64 = crate::answers::MAX_REQUESTS as u64;
 /// The flush's request id (the blocks' are their numbers).
 const FLUSH_ID: u32 = u32::MAX;
+/// The id of the write a read-only disk must refuse.
+const REFUSED_ID: u32 = u32::MAX - 1;
 /// Mismatches printed in detail at most.
 const SHOWN: u32 = 4;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     WaitReady,
+    /// The disk is read-only: one write, which must be refused.
+    WriteRefused,
     Write,
     Flush,
     /// The flush was answered; the read-back starts.
@@ -75,8 +82,22 @@ impl Verifier {
                 let Some(info) = c.info() else { return };
                 let data_blocks = (c.data.size() / BLOCK) as u64;
                 self.blocks = info.capacity.min(data_blocks).min(MAX_BLOCKS);
-                debug_println!("{}: {} has {} blocks; checking {}", pd_name(), c.disk(), info.capacity, self.blocks);
-                if self.write_first {
+                let read_only = info.is_read_only();
+                debug_println!("{}: {} has {} blocks{}; checking {}", pd_name(), c.disk(), info.capacity, if read_only { ", read-only" } else { "" }, self.blocks);
+                if self.write_first && read_only && self.blocks > 0 {
+                    // Block 0's own stamp, so that a disk wrongly written
+                    // loses nothing.
+                    let mut buf = [0u8; BLOCK];
+                    stamp::stamp(c.disk(), 0, GENERATION, &mut buf);
+                    let _ = c.data.write(0, &buf);
+                    if c.push(Request::new(REFUSED_ID, Op::Write, 0, 1, 0)) {
+                        self.in_flight = 1;
+                        self.phase = Phase::WriteRefused;
+                    } else {
+                        self.start_reading(c);
+                        continue;
+                    }
+                } else if self.write_first {
                     self.phase = Phase::Write;
                     self.next = 0;
                     self.answers.restart();
@@ -87,6 +108,21 @@ impl Verifier {
             }
             // Take what came back.
             while let Some(r) = c.pop() {
+                if self.phase == Phase::WriteRefused {
+                    if r.id != REFUSED_ID {
+                        self.stray(r.id, Stray::Unknown);
+                        continue;
+                    }
+                    self.in_flight -= 1;
+                    if r.status() == Ok(Status::InvalidRequest) {
+                        debug_println!("{}: a write was refused ({}); checking what is there", pd_name(), r.status_text());
+                    } else {
+                        self.errors += 1;
+                        debug_println!("{}: a write to the read-only disk was answered: {}", pd_name(), r.status_text());
+                    }
+                    self.phase = Phase::Flushed;
+                    continue;
+                }
                 if self.phase == Phase::Flush {
                     if r.id != FLUSH_ID {
                         // Every write was answered before the flush went.
@@ -170,7 +206,7 @@ impl Verifier {
                     }
                 }
                 Phase::Done | Phase::WaitReady => return,
-                Phase::Flush | Phase::Flushed => {}
+                Phase::WriteRefused | Phase::Flush | Phase::Flushed => {}
             }
             c.kick();
             if c.wait() {
