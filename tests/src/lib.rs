@@ -190,26 +190,25 @@ impl Disks {
     fn qemu_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         for (d, (path, between)) in self.paths.iter().zip(&self.between).enumerate() {
-            if let Between::ReadOnly = between {
-                for node in [
-                    format!("driver=file,filename={},node-name=disk{d}-file,read-only=on", path.display()),
-                    format!("driver=raw,file=disk{d}-file,node-name=disk{d},read-only=on"),
-                ] {
-                    args.extend(["-blockdev".to_string(), node]);
+            let file = format!("driver=file,filename={},node-name=disk{d}-file", path.display());
+            let nodes = match between {
+                Between::Nothing | Between::Faults(_) => continue,
+                Between::ReadOnly => {
+                    vec![format!("{file},read-only=on"), format!("driver=raw,file=disk{d}-file,node-name=disk{d},read-only=on")]
                 }
-            }
-            let Between::Throttle { limit, rules } = between else { continue };
-            args.extend(["-object".to_string(), format!("throttle-group,id=disk{d}-limit,{limit}")]);
-            let mut nodes = vec![
-                format!("driver=file,filename={},node-name=disk{d}-file", path.display()),
-                format!("driver=throttle,throttle-group=disk{d}-limit,file=disk{d}-file,node-name=disk{d}-slow"),
-            ];
-            let mut top = format!("disk{d}-slow");
-            if let Some(rules) = rules {
-                nodes.push(format!("driver=blkdebug,config={},image={top},node-name=disk{d}-faulty", rules.display()));
-                top = format!("disk{d}-faulty");
-            }
-            nodes.push(format!("driver=raw,file={top},node-name=disk{d}"));
+                Between::Throttle { limit, rules } => {
+                    args.extend(["-object".to_string(), format!("throttle-group,id=disk{d}-limit,{limit}")]);
+                    let mut nodes =
+                        vec![file, format!("driver=throttle,throttle-group=disk{d}-limit,file=disk{d}-file,node-name=disk{d}-slow")];
+                    let mut top = format!("disk{d}-slow");
+                    if let Some(rules) = rules {
+                        nodes.push(format!("driver=blkdebug,config={},image={top},node-name=disk{d}-faulty", rules.display()));
+                        top = format!("disk{d}-faulty");
+                    }
+                    nodes.push(format!("driver=raw,file={top},node-name=disk{d}"));
+                    nodes
+                }
+            };
             for node in nodes {
                 args.extend(["-blockdev".to_string(), node]);
             }
