@@ -53,8 +53,8 @@
 use std::ops::Range;
 
 use blk::config::{
-    self, ClientConfig, DmaRegion, DriverConfig, QueueRegion, ServerClient, ServerConfig, MAX_CLIENTS,
-    MAX_DISKS,
+    self, ClientConfig, DmaRegion, DmaWindow, DriverConfig, QueueRegion, ServerClient, ServerConfig, MAX_CLIENTS,
+    MAX_DISKS, MAX_WINDOWS,
 };
 use blk::QueueLayout;
 use sdf::storage::{self as names, DRIVER_PD, SERVER_PD};
@@ -132,7 +132,11 @@ pub mod channel {
 ///   `queue` = its queue (vaddr in the driver, region size, capacity 64 or
 ///   the direct client's, `channel` = the driver's id to the server or the
 ///   direct client, `10 + d`); `irq_channel` = d. A disk nobody uses (no
-///   server, no direct client) has a zero `queue`.
+///   server, no direct client) has a zero `queue`. A disk with a direct
+///   client has `confined` = 1 and `windows`: the client's data region
+///   (the device may write it), then each region the client maps that has
+///   a fixed `phys_addr`, in map order (the device may write it if the
+///   map is writable); a served disk has `confined` = 0.
 /// - `ServerConfig`: `magic`, `disk_count`, `client_count`; `disks[d]`:
 ///   `queue` (vaddr in the server, size, 64, channel `40 + d`), `probe`
 ///   (vaddr, paddr, size), `name`; a disk with a direct client has only
@@ -152,7 +156,8 @@ pub mod channel {
 ///
 /// Errors (at the `<disk>` or `<block_client>`): more than
 /// [`MAX_DISKS`] disks or [`MAX_CLIENTS`] clients of the server, the DMA
-/// window exhausted, no free channel id in a client, and, for a model
+/// window exhausted, no free channel id in a client, a direct client that
+/// maps [`MAX_WINDOWS`] or more regions with a fixed `phys_addr`, and, for a model
 /// that skipped validation ([`sdf::read`]), a direct client that is not
 /// its disk's only client. The result is not validated: use
 /// [`expand_validated`] for that.
@@ -290,6 +295,21 @@ impl Plan {
                 );
             }
         }
+        for client in clients.iter().filter(|c| c.server_index.is_none()) {
+            let fixed = fixed_maps(sd, client.pd).count();
+            if fixed >= MAX_WINDOWS {
+                errors.at(
+                    client.pos,
+                    format!(
+                        "direct block_client of protection domain '{}': it maps {fixed} regions with a fixed \
+                         phys_addr, and the driver confines its requests to its data region and at most {} \
+                         of those; map fewer",
+                        client.name,
+                        MAX_WINDOWS - 1
+                    ),
+                );
+            }
+        }
         let served = direct.iter().map(|d| server.is_some() && d.is_none()).collect();
         let mut pages: Vec<(u64, Pos)> = Vec::new();
         for disk in &sd.disks {
@@ -305,6 +325,17 @@ impl Plan {
         let page = names::virtio_page(slot);
         self.pages.iter().position(|(p, _)| *p == page).unwrap_or(0)
     }
+}
+
+/// The regions PD `pd` maps that have a fixed physical address, as the
+/// windows its device requests may name if it is a direct client: the
+/// device may fill one only if the PD may write it.
+fn fixed_maps(sd: &SystemDescription, pd: usize) -> impl Iterator<Item = DmaWindow> + '_ {
+    sd.protection_domains[pd].maps.iter().filter_map(|m| {
+        let mr = sd.memory_region(&m.mr)?;
+        let paddr = mr.phys_addr?;
+        Some(DmaWindow { paddr, size: mr.size, device_writes: u32::from(m.perms.write), _reserved: 0 })
+    })
 }
 
 /// Fixed physical addresses: per disk (DMA, probe if served), per client
@@ -514,6 +545,17 @@ impl Expansion<'_> {
                     server_config.client_count = c as u32 + 1;
                 }
                 _ => {
+                    // The device reaches only memory the client itself may
+                    // read or write: its data region, and the regions it
+                    // maps at a fixed physical address, with its rights.
+                    let entry = &mut driver_config.disks[client.disk];
+                    let data = DmaWindow { paddr: placed.data[i], size: client.data_size, device_writes: 1, _reserved: 0 };
+                    let windows = std::iter::once(data).chain(fixed_maps(sd, client.pd)).take(MAX_WINDOWS);
+                    entry.confined = 1;
+                    for (k, window) in windows.enumerate() {
+                        entry.windows[k] = window;
+                        entry.window_count = k as u32 + 1;
+                    }
                     let driver_vaddr = vaddr::DRIVER_QUEUE + client.disk as u64 * vaddr::STRIDE;
                     driver.maps.push(map(&queue_name, driver_vaddr, pos));
                     let driver_channel = channel::DRIVER_QUEUE + client.disk as u8;

@@ -4,8 +4,8 @@
 //! physical addresses, and the configuration records decoded back.
 
 use blk::config::{
-    name_field, ClientConfig, DmaRegion, DriverConfig, DriverDisk, QueueRegion, ServerClient, ServerConfig, ServerDisk,
-    MAGIC,
+    name_field, ClientConfig, DmaRegion, DmaWindow, DriverConfig, DriverDisk, QueueRegion, ServerClient, ServerConfig,
+    ServerDisk, MAGIC,
 };
 use sdf::{Perms, Pos, SetVarValue, SystemDescription, Trigger};
 use tool::storage::{expand, expand_validated, DMA_WINDOW};
@@ -289,7 +289,11 @@ fn the_driver_config_describes_each_disk() {
         dma: DmaRegion { vaddr: 0x31_0000_0000, paddr: DISK0_DMA, size: 0x4000 },
         queue: QueueRegion { vaddr: 0x32_0000_0000, size: 0x1000, capacity: 64, channel: 10 },
         irq_channel: 0,
+        // The server checks its clients' buffers itself.
+        confined: 0,
+        window_count: 0,
         _reserved: 0,
+        windows: Default::default(),
     };
     want.disks[1] = DriverDisk {
         mmio_vaddr: 0x30_0000_0c00,
@@ -297,7 +301,16 @@ fn the_driver_config_describes_each_disk() {
         // The direct client's queue, with its capacity.
         queue: QueueRegion { vaddr: 0x32_0010_0000, size: 0x1000, capacity: 16, channel: 11 },
         irq_channel: 1,
+        // The direct client's buffers must lie in its data region.
+        confined: 1,
+        window_count: 1,
         _reserved: 0,
+        windows: [
+            DmaWindow { paddr: BENCH_DATA, size: 0x10_0000, device_writes: 1, _reserved: 0 },
+            DmaWindow::default(),
+            DmaWindow::default(),
+            DmaWindow::default(),
+        ],
     };
     assert_eq!(config, want);
     assert_eq!(config.disks().unwrap().len(), 2);
@@ -444,6 +457,41 @@ fn without_a_served_client_there_is_no_server() {
     assert!(sd.memory_region("blk_d_probe").is_none() && sd.memory_region("blk_d_driver_queue").is_none());
     let config = DriverConfig::read_from_bytes(setvar_bytes(&sd, "blk_driver", "blk_driver_config")).unwrap();
     assert_eq!(config.disks[0].queue, QueueRegion { vaddr: 0x32_0000_0000, size: 0x1000, capacity: 32, channel: 10 });
+}
+
+#[test]
+fn a_direct_client_is_confined_to_its_data_and_the_fixed_regions_it_maps_with_its_rights() {
+    let xml = r#"<system>
+    <memory_region name="ram" size="0x2000" />
+    <memory_region name="log" size="0x1000" phys_addr="0x20_0000_0000" />
+    <memory_region name="rom" size="0x3000" phys_addr="0x21_0000_0000" />
+    <disk name="d" virtio_slot="31" />
+    <protection_domain name="x"><program_image path="x"/>
+        <map mr="ram" vaddr="0x1000000" />
+        <map mr="rom" vaddr="0x2000000" perms="r" />
+        <map mr="log" vaddr="0x3000000" />
+        <block_client disk="d" direct="true" data_size="0x4000"/>
+    </protection_domain></system>"#;
+    let sd = expand_validated(&parse(xml)).unwrap();
+    let config = DriverConfig::read_from_bytes(setvar_bytes(&sd, "blk_driver", "blk_driver_config")).unwrap();
+    let data = sd.memory_region("blk_x_data").unwrap().phys_addr.unwrap();
+    let window = |paddr, size, device_writes| DmaWindow { paddr, size, device_writes, _reserved: 0 };
+    // Not `ram`: the builder places it, so it has no address yet (and
+    // the client cannot name one).
+    assert_eq!(
+        config.disks[0].windows(),
+        Some(&[window(data, 0x4000, 1), window(0x21_0000_0000, 0x3000, 0), window(0x20_0000_0000, 0x1000, 1)][..])
+    );
+
+    // A fourth fixed region is one too many.
+    let xml = xml.replace(r#"<map mr="log" vaddr="0x3000000" />"#, r#"<map mr="log" vaddr="0x3000000" />
+        <map mr="log" vaddr="0x4000000" /><map mr="rom" vaddr="0x5000000" perms="r" />"#);
+    let errors = expand(&parse(&xml)).unwrap_err();
+    assert_eq!(
+        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        ["error: direct block_client of protection domain 'x': it maps 4 regions with a fixed phys_addr, and the \
+          driver confines its requests to its data region and at most 3 of those; map fewer at storage.xml:11:9"]
+    );
 }
 
 #[test]

@@ -5,16 +5,20 @@
 //! driver recovers:
 //!
 //! 1. writes stamped blocks `0..BLOCKS` (all must succeed);
-//! 2. sends a read into [`NO_MEMORY`] with [`BEHIND`] good reads after it:
+//! 2. sends a read into the page just past its data region, which the
+//!    driver must refuse (`invalid request`) without the device: a direct
+//!    client names only memory it may reach itself;
+//! 3. sends a read into [`NO_MEMORY`] (a region it maps, with nothing
+//!    behind it) with [`BEHIND`] good reads after it:
 //!    the bad one must fail with an I/O error, and each of the others must
 //!    be answered exactly once (the device may have lost them);
-//! 3. reads blocks `0..BLOCKS` back and checks their stamps: the device
+//! 4. reads blocks `0..BLOCKS` back and checks their stamps: the device
 //!    serves requests again after the driver reset it;
-//! 4. sends bad reads one at a time, each after the last was answered,
+//! 5. sends bad reads one at a time, each after the last was answered,
 //!    until one is answered `no device` (at most [`GIVE_UP_WITHIN`]): a
 //!    device that keeps stopping before it completes anything must be given
 //!    up, not reset for ever; each before must fail with an I/O error;
-//! 5. sends a good read, which must be answered `no device` too.
+//! 6. sends a good read, which must be answered `no device` too.
 //!
 //! Each step prints one line; one that went wrong contains `UNEXPECTED`.
 //! Then it tells channel [`DONE`].
@@ -30,9 +34,10 @@ pub const GENERATION: u64 = 3;
 /// Blocks written before the fault and read back after it.
 pub const BLOCKS: u64 = 4;
 /// A physical address with nothing behind it on QEMU's virt machine (RAM
-/// ends far below, the high device regions start at 256 GiB). QEMU maps a
-/// buffer there through a single one-page bounce buffer, so a two-block
-/// transfer cannot be mapped and the device gives up.
+/// ends far below, the high device regions start at 256 GiB), where the
+/// system maps this client a region (`tests/systems/storage-fault.xml`).
+/// QEMU maps a buffer there through a single one-page bounce buffer, so a
+/// two-block transfer cannot be mapped and the device gives up.
 pub const NO_MEMORY: u64 = 0x20_0000_0000;
 /// Good reads sent right behind the bad one.
 pub const BEHIND: u32 = 2;
@@ -47,6 +52,7 @@ pub const GIVE_UP_WITHIN: u32 = 10;
 enum Step {
     WaitReady,
     Write,
+    Outside,
     Fault,
     ReadBack,
     Repeat,
@@ -64,6 +70,7 @@ pub struct DeviceFault {
     ok: u32,
     io_errors: u32,
     no_device: u32,
+    invalid: u32,
     other: u32,
     intact: u32,
     /// Bad reads of step 4 answered with an I/O error so far.
@@ -91,6 +98,7 @@ impl DeviceFault {
             ok: 0,
             io_errors: 0,
             no_device: 0,
+            invalid: 0,
             other: 0,
             intact: 0,
             repeated: 0,
@@ -117,6 +125,7 @@ impl DeviceFault {
                     Ok(Status::Ok) => self.ok += 1,
                     Ok(Status::IoError) => self.io_errors += 1,
                     Ok(Status::NoDevice) => self.no_device += 1,
+                    Ok(Status::InvalidRequest) => self.invalid += 1,
                     _ => self.other += 1,
                 }
                 if self.step == Step::Fault && r.id == BAD_ID && r.status() != Ok(Status::IoError) {
@@ -165,7 +174,7 @@ impl DeviceFault {
         let Some(c) = self.client.as_mut() else { return };
         self.step = step;
         self.answered = [0; 128];
-        (self.ok, self.io_errors, self.no_device, self.other, self.intact) = (0, 0, 0, 0, 0);
+        (self.ok, self.io_errors, self.no_device, self.invalid, self.other, self.intact) = (0, 0, 0, 0, 0, 0);
         let mut sent = 0;
         // `raw`: the data offset is a physical address already.
         let mut push_raw = |c: &mut BlockClient, req: Request, raw: bool| {
@@ -185,6 +194,11 @@ impl DeviceFault {
                     let _ = c.data.write(b as usize * BLOCK, &buf);
                     push(c, Request::new(b as u32, Op::Write, b, 1, b * BLOCK as u64));
                 }
+            }
+            Step::Outside => {
+                // `push` adds the data region's physical address.
+                let past = c.data.size() as u64;
+                push(c, Request::new(BAD_ID, Op::Read, 0, 1, past));
             }
             Step::Fault => {
                 // Not through `push`, which would add the data region's
@@ -215,6 +229,15 @@ impl DeviceFault {
             Step::Write => {
                 let good = self.ok == BLOCKS as u32 && once(0..BLOCKS as usize, &self.answered);
                 debug_println!("{}: wrote blocks 0..{}: {} ok{}", name, BLOCKS, self.ok, if good { "" } else { " UNEXPECTED" });
+                self.start(Step::Outside);
+            }
+            Step::Outside => {
+                let refused = self.answered[BAD_ID as usize] == 1 && self.invalid == 1;
+                debug_println!(
+                    "{}: a read into the page past its data region: {}",
+                    name,
+                    if refused { "invalid request" } else { "UNEXPECTED: not refused once" }
+                );
                 self.start(Step::Fault);
             }
             Step::Fault => {
@@ -227,7 +250,7 @@ impl DeviceFault {
                     BEHIND,
                     if bad == 1 { "answered once" } else { "UNEXPECTED: not answered once" },
                     if behind { "once" } else { "UNEXPECTED: not once" },
-                    if self.other + self.no_device == 0 { "" } else { " UNEXPECTED: a status other than ok or I/O error" }
+                    if self.other + self.no_device + self.invalid == 0 { "" } else { " UNEXPECTED: a status other than ok or I/O error" }
                 );
                 self.start(Step::ReadBack);
             }

@@ -12,6 +12,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAX_DISKS: usize = 4;
 /// Clients the filter server serves at most.
 pub const MAX_CLIENTS: usize = 16;
+/// Windows of physical memory a direct client's buffers may lie in, at
+/// most: its data region and regions it maps at a fixed physical address.
+pub const MAX_WINDOWS: usize = 4;
 /// Marks a patched record.
 pub const MAGIC: u32 = 0x5354_4b31; // "STK1"
 /// The value of an unpatched record's magic.
@@ -38,6 +41,19 @@ pub struct DmaRegion {
     pub size: u64,
 }
 
+/// Physical memory a requester's buffers may lie in, and whether the
+/// device may write it (what a read fills) or only read it (what a write
+/// takes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct DmaWindow {
+    pub paddr: u64,
+    pub size: u64,
+    /// Nonzero: reads may land here.
+    pub device_writes: u32,
+    pub _reserved: u32,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct DriverDisk {
@@ -49,7 +65,21 @@ pub struct DriverDisk {
     pub queue: QueueRegion,
     /// The channel the device's interrupt arrives on.
     pub irq_channel: u32,
+    /// Nonzero: the requester is a direct client, whose buffers must lie in
+    /// the first `window_count` of `windows`. Zero: the filter server,
+    /// which checks every client's buffer itself.
+    pub confined: u32,
+    pub window_count: u32,
     pub _reserved: u32,
+    pub windows: [DmaWindow; MAX_WINDOWS],
+}
+
+impl DriverDisk {
+    /// The windows a direct client's buffers must lie in; `None` for the
+    /// filter server.
+    pub fn windows(&self) -> Option<&[DmaWindow]> {
+        (self.confined != 0).then(|| &self.windows[..(self.window_count as usize).min(MAX_WINDOWS)])
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -112,12 +142,22 @@ pub struct ClientConfig {
 
 const ZERO_QUEUE: QueueRegion = QueueRegion { vaddr: 0, size: 0, capacity: 0, channel: 0 };
 const ZERO_DMA: DmaRegion = DmaRegion { vaddr: 0, paddr: 0, size: 0 };
+const ZERO_WINDOW: DmaWindow = DmaWindow { paddr: 0, size: 0, device_writes: 0, _reserved: 0 };
 
 impl DriverConfig {
     pub const UNSET: DriverConfig = DriverConfig {
         magic: UNSET,
         disk_count: 0,
-        disks: [DriverDisk { mmio_vaddr: 0, dma: ZERO_DMA, queue: ZERO_QUEUE, irq_channel: 0, _reserved: 0 }; MAX_DISKS],
+        disks: [DriverDisk {
+            mmio_vaddr: 0,
+            dma: ZERO_DMA,
+            queue: ZERO_QUEUE,
+            irq_channel: 0,
+            confined: 0,
+            window_count: 0,
+            _reserved: 0,
+            windows: [ZERO_WINDOW; MAX_WINDOWS],
+        }; MAX_DISKS],
     };
 
     /// The declared disks, or `None` if the record was never patched.
@@ -194,6 +234,16 @@ mod tests {
     }
 
     #[test]
+    fn only_a_direct_client_is_confined_to_windows() {
+        let mut disk = DriverConfig::UNSET.disks[0];
+        assert_eq!(disk.windows(), None);
+        disk.confined = 1;
+        assert_eq!(disk.windows(), Some(&[][..]));
+        disk.window_count = 99;
+        assert_eq!(disk.windows().map(<[_]>::len), Some(MAX_WINDOWS));
+    }
+
+    #[test]
     fn names_round_trip_and_truncate() {
         assert_eq!(name_str(&name_field("disk0")), "disk0");
         assert_eq!(name_str(&name_field(&"x".repeat(40))).len(), 31);
@@ -203,6 +253,7 @@ mod tests {
     fn records_have_stable_sizes() {
         assert_eq!(core::mem::size_of::<QueueRegion>(), 24);
         assert_eq!(core::mem::size_of::<DmaRegion>(), 24);
-        assert_eq!(core::mem::size_of::<DriverDisk>(), 64);
+        assert_eq!(core::mem::size_of::<DmaWindow>(), 24);
+        assert_eq!(core::mem::size_of::<DriverDisk>(), 72 + 24 * MAX_WINDOWS);
     }
 }

@@ -135,7 +135,10 @@
 //!   of two from 1 to 64 (default 32). `direct="true"`: the client talks to
 //!   the driver itself, bypassing the filter server and its checks, for
 //!   benchmarks only; it must then be its disk's only client and name no
-//!   partition (default false).
+//!   partition (default false). The driver still confines a direct
+//!   client's buffers to memory it may reach itself: its data region, and
+//!   the regions it maps that have a fixed `phys_addr` (at most 3), the
+//!   device filling one only if the client maps it writable.
 //! - With disks declared, the names the expansion generates are taken: a
 //!   protection domain, memory region or device of the description whose
 //!   name equals one of them is an error that names both. They are
