@@ -9,10 +9,8 @@
 //!   worth on together rather than one at a time. QEMU's trace of the
 //!   virtio-blk device counts what it was given and what it answered.
 //!
-//! (The other target, at most 10% more at depth 32, is not met
-//! with a margin: the figures sit at the line, 9.7% to 10.1% from run to
-//! run, so a test of it would fail now and then. See the README's
-//! Figures.)
+//! (The other target, at most 10% more at depth 32, is not met:
+//! reads are at the line, writes just over it. See the README's Figures.)
 
 use e2e::{boot_to_completion, build_image, root};
 use std::collections::HashMap;

@@ -4,14 +4,13 @@
 //! `tests/systems/storage-fault.xml`: fault0 (`blk_fault`, attached to
 //! disk0's driver directly) writes 4 stamped blocks, sends a read into the
 //! page past its data region (the driver must refuse it: a direct client
-//! names only memory it may reach itself), then gives the device a
-//! two-block read into a region it maps with no memory behind it (QEMU's
-//! virtio-blk then sets NEEDS_RESET and stops) with 2 good reads behind it,
-//! then reads its 4 blocks back; then it sends bad reads one at a time
-//! until the driver gives the device up, and a good read after that.
-//! verify1 (`blk_verify`) writes and verifies
-//! disk1 through the filter server in the same run, served by the same
-//! driver PD.
+//! names only memory it may reach itself; again after the reset below),
+//! then gives the device a two-block read into a region it maps with no
+//! memory behind it (QEMU's virtio-blk then sets NEEDS_RESET and stops)
+//! with 2 good reads behind it, then reads its 4 blocks back; then it sends
+//! bad reads one at a time until the driver gives the device up, and a good
+//! read after that. verify1 (`blk_verify`) writes and verifies disk1
+//! through the filter server in the same run, served by the same driver PD.
 
 use blk_clients::stamp::{self, BLOCK};
 use e2e::{boot_to_completion_on, build_image, Disks, Run};
@@ -57,6 +56,7 @@ fn the_driver_resets_a_failed_device_and_it_serves_again() {
             "a read into the page past its data region: invalid request",
             "read into physical 0x2000000000 (no memory), 2 reads behind it: the bad one answered once, each behind it answered once",
             "after the fault, read blocks 0..4 back: 4 intact",
+            "a read into the page past its data region after the reset: invalid request",
             &format!("read into no memory again, one at a time, until the device was given up: {GIVEN_UP_AFTER} I/O errors, then no device"),
             "a good read after that: no device",
         ],

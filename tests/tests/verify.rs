@@ -23,7 +23,17 @@ fn the_default_system_proves_its_policies() {
 
 #[test]
 fn the_test_systems_keep_every_invariant() {
-    for system in ["tests/systems/kernel.xml", "tests/systems/attack.xml"] {
+    let systems = [
+        "tests/systems/kernel.xml",
+        "tests/systems/attack.xml",
+        "tests/systems/storage-bad.xml",
+        "tests/systems/storage-check.xml",
+        "tests/systems/storage-fault.xml",
+        "bench/kernel.xml",
+        "bench/blk-direct.xml",
+        "bench/blk-server.xml",
+    ];
+    for system in systems {
         let a = analyse(system);
         assert!(a.ok(), "{system}\n{}", a.report());
     }

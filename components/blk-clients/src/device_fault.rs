@@ -13,7 +13,8 @@
 //!    the bad one must fail with an I/O error, and each of the others must
 //!    be answered exactly once (the device may have lost them);
 //! 4. reads blocks `0..BLOCKS` back and checks their stamps: the device
-//!    serves requests again after the driver reset it;
+//!    serves requests again after the driver reset it; and step 2 again:
+//!    the reset did not lift the confinement;
 //! 5. sends bad reads one at a time, each after the last was answered,
 //!    until one is answered `no device` (at most [`GIVE_UP_WITHIN`]): a
 //!    device that keeps stopping before it completes anything must be given
@@ -55,6 +56,7 @@ enum Step {
     Outside,
     Fault,
     ReadBack,
+    OutsideAfterReset,
     Repeat,
     Gone,
     Done,
@@ -195,7 +197,7 @@ impl DeviceFault {
                     push(c, Request::new(b as u32, Op::Write, b, 1, b * BLOCK as u64));
                 }
             }
-            Step::Outside => {
+            Step::Outside | Step::OutsideAfterReset => {
                 // `push` adds the data region's physical address.
                 let past = c.data.size() as u64;
                 push(c, Request::new(BAD_ID, Op::Read, 0, 1, past));
@@ -231,14 +233,16 @@ impl DeviceFault {
                 debug_println!("{}: wrote blocks 0..{}: {} ok{}", name, BLOCKS, self.ok, if good { "" } else { " UNEXPECTED" });
                 self.start(Step::Outside);
             }
-            Step::Outside => {
+            Step::Outside | Step::OutsideAfterReset => {
                 let refused = self.answered[BAD_ID as usize] == 1 && self.invalid == 1;
+                let after = if self.step == Step::Outside { "" } else { " after the reset" };
                 debug_println!(
-                    "{}: a read into the page past its data region: {}",
+                    "{}: a read into the page past its data region{}: {}",
                     name,
+                    after,
                     if refused { "invalid request" } else { "UNEXPECTED: not refused once" }
                 );
-                self.start(Step::Fault);
+                self.start(if self.step == Step::Outside { Step::Fault } else { Step::Repeat });
             }
             Step::Fault => {
                 let bad = self.answered[BAD_ID as usize];
@@ -263,7 +267,7 @@ impl DeviceFault {
                     self.intact,
                     if good { "" } else { " UNEXPECTED" }
                 );
-                self.start(Step::Repeat);
+                self.start(Step::OutsideAfterReset);
             }
             Step::Repeat => {
                 self.repeated += self.io_errors;

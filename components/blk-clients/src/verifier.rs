@@ -4,8 +4,8 @@
 //! answer is accounted for (`answers`): one per request, a success moving
 //! its block. Then tell channel [`DONE`].
 //!
-//! On a read-only disk it writes nothing but one block it checks is
-//! refused, and then checks what is there.
+//! On a read-only disk it tries one write, which must be refused, and
+//! then checks what is there.
 
 use crate::answers::{Answers, Stray};
 use crate::client::BlockClient;
@@ -85,8 +85,8 @@ impl Verifier {
                 let read_only = info.is_read_only();
                 debug_println!("{}: {} has {} blocks{}; checking {}", pd_name(), c.disk(), info.capacity, if read_only { ", read-only" } else { "" }, self.blocks);
                 if self.write_first && read_only && self.blocks > 0 {
-                    // Block 0's own stamp, so that a disk wrongly written
-                    // loses nothing.
+                    // Block 0 as this client would write it: what it holds
+                    // after a run of this client on a writable disk.
                     let mut buf = [0u8; BLOCK];
                     stamp::stamp(c.disk(), 0, GENERATION, &mut buf);
                     let _ = c.data.write(0, &buf);
@@ -94,6 +94,8 @@ impl Verifier {
                         self.in_flight = 1;
                         self.phase = Phase::WriteRefused;
                     } else {
+                        self.errors += 1;
+                        debug_println!("{}: the ring refused the write a read-only disk must refuse; checking what is there", pd_name());
                         self.start_reading(c);
                         continue;
                     }

@@ -132,11 +132,7 @@ mod pd {
         let mut engine = Engine::new(&dma, layout, area, mmio::capacity_sectors(&regs), read_only, flush);
         if let Some(windows) = cfg.windows() {
             // A direct client: the device reaches only memory it may.
-            let mut confined = Vec::<engine::Window, { engine::MAX_WINDOWS }>::new();
-            for w in windows {
-                let _ = confined.push(engine::Window { paddr: w.paddr, size: w.size, device_writes: w.device_writes != 0 });
-            }
-            engine.confine(&confined);
+            engine.confine(windows);
         }
         mmio::setup_queue(&regs, size, dma.paddr + layout.desc as u64, dma.paddr + layout.avail as u64, dma.paddr + layout.used as u64);
         mmio::driver_ok(&regs);
