@@ -108,7 +108,8 @@ impl Run {
 pub struct Disks {
     pub dir: PathBuf,
     pub paths: [PathBuf; 2],
-    /// What QEMU puts between each disk's device and its image.
+    /// What QEMU puts between each disk's device and its image (each
+    /// setter below replaces what an earlier one set for that disk).
     between: [Between; 2],
 }
 
