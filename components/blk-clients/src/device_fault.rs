@@ -75,7 +75,7 @@ pub struct DeviceFault {
     invalid: u32,
     other: u32,
     intact: u32,
-    /// Bad reads of step 4 answered with an I/O error so far.
+    /// Bad reads of step 5 answered with an I/O error so far.
     repeated: u32,
 }
 
