@@ -27,7 +27,8 @@ for i in "${!disks[@]}"; do
     *) file=${disks[$i]} ;;
     esac
     [ -f "$file" ] || scripts/mkdisk.sh "$file"
-    drives+=(-drive "file=${disks[$i]},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
+    # A comma in a QEMU option value is written twice.
+    drives+=(-drive "file=${disks[$i]//,/,,},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
 done
 exec qemu-system-aarch64 -machine virt -cpu cortex-a53 -m 512M -nographic \
     -semihosting -no-reboot -global virtio-mmio.force-legacy=false \

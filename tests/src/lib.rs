@@ -191,7 +191,9 @@ impl Disks {
     fn qemu_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         for (d, (path, between)) in self.paths.iter().zip(&self.between).enumerate() {
-            let file = format!("driver=file,filename={},node-name=disk{d}-file", path.display());
+            // A comma in a QEMU option value is written twice.
+            let value = |p: &Path| p.display().to_string().replace(',', ",,");
+            let file = format!("driver=file,filename={},node-name=disk{d}-file", value(path));
             let nodes = match between {
                 Between::Nothing | Between::Faults(_) => continue,
                 Between::ReadOnly => {
@@ -203,7 +205,7 @@ impl Disks {
                         vec![file, format!("driver=throttle,throttle-group=disk{d}-limit,file=disk{d}-file,node-name=disk{d}-slow")];
                     let mut top = format!("disk{d}-slow");
                     if let Some(rules) = rules {
-                        nodes.push(format!("driver=blkdebug,config={},image={top},node-name=disk{d}-faulty", rules.display()));
+                        nodes.push(format!("driver=blkdebug,config={},image={top},node-name=disk{d}-faulty", value(rules)));
                         top = format!("disk{d}-faulty");
                     }
                     nodes.push(format!("driver=raw,file={top},node-name=disk{d}"));
