@@ -15,11 +15,20 @@ use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOT
 impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
     pub fn syscall(&mut self, m: &mut impl Machine, me: PdId) {
-        let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
-        if nr == sys::SIGNAL_RECV && self.signal_recv_fast(me, a0) {
-            return;
+        if !self.syscall_fast(me) {
+            self.syscall_general(m, me);
         }
-        self.syscall_general(m, me);
+    }
+
+    /// The system call `me` just made, if it is a `signal_recv` in its
+    /// common case (`signal_recv_fast`); `false`, with nothing changed,
+    /// otherwise. When it is taken, who runs next is decided (`current`
+    /// outranks everything queued), so the caller may enter it without
+    /// calling `schedule`.
+    #[inline(always)]
+    pub fn syscall_fast(&mut self, me: PdId) -> bool {
+        let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
+        nr == sys::SIGNAL_RECV && self.signal_recv_fast(me, a0)
     }
 
     /// Any system call by the general path, which the fast path must match

@@ -6,9 +6,10 @@
 //! out of range, misaligned, zero-count, overlong, outside its data region
 //! and with unknown opcodes, good requests between them, and floods its
 //! queue; verify0 (`blk_verify`, partition 1 of disk0) writes, flushes and
-//! verifies 256 blocks at the same time and priority. QEMU lets disk0's
-//! writes through at 100 a second, so verify0 writes for 2.5 seconds at
-//! least, and bad0 does all it does meanwhile.
+//! verifies 256 blocks at the same time, one priority above bad0 (so it
+//! starts first; see the system's comment). QEMU lets disk0's writes
+//! through at 100 a second, so verify0 writes for 2.5 seconds at least,
+//! and bad0 does all it does meanwhile.
 
 use blk_clients::stamp::{self, BLOCK};
 use e2e::{boot_to_completion_on, build_image, Disks, Run};

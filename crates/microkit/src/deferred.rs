@@ -31,7 +31,10 @@ fn decode(v: u64) -> Option<Signal> {
 
 /// Leave `s` for the event loop; an earlier different one goes out now.
 pub(crate) fn defer(s: Signal) {
-    let old = PENDING.swap(encode(s), Ordering::Relaxed);
+    // (Load and store, not a swap: nothing else touches it, and a swap is
+    // an exclusive-access loop.)
+    let old = PENDING.load(Ordering::Relaxed);
+    PENDING.store(encode(s), Ordering::Relaxed);
     if old != 0 && old != encode(s) {
         send_now(decode(old));
     }

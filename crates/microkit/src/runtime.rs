@@ -66,7 +66,10 @@ fn wait() -> Event {
             if ev.kind != event::REFUSED {
                 return ev;
             }
-            crate::debug_println!("{}: deferred signal on channel {} refused (error {})", pd_name(), s.channel().index(), ev.badge);
+            // (A copy: formatting takes its address, which would keep every
+            // event in memory instead of registers.)
+            let error = ev.badge;
+            crate::debug_println!("{}: deferred signal on channel {} refused (error {})", pd_name(), s.channel().index(), error);
             syscall::recv()
         }
         None => syscall::recv(),

@@ -81,19 +81,42 @@ pub struct Event {
 
 /// Wait for the next event.
 pub fn recv() -> Event {
-    event_call(sys::RECV, 0, [0; 4])
+    wait_call(sys::RECV, 0)
 }
 
 /// Signal on `channel` (notify, or ack an interrupt), then wait for the
 /// next event: one kernel entry. A refused signal comes back at once as an
 /// `event::REFUSED` event.
 pub fn signal_recv(channel: usize) -> Event {
-    event_call(sys::SIGNAL_RECV, channel as u64, [0; 4])
+    wait_call(sys::SIGNAL_RECV, channel as u64)
 }
 
 /// Reply to the PPC being served, then wait for the next event.
 pub fn reply_recv(reply: MessageInfo, mrs: [u64; 4]) -> Event {
     event_call(sys::REPLY_RECV, reply.raw(), mrs)
+}
+
+/// A wait that passes no message registers (the kernel reads only x0 and
+/// x7 for it), so none are set up.
+fn wait_call(nr: u64, x0: u64) -> Event {
+    let (kind, badge, info, m0, m1, m2, m3): (u64, u64, u64, u64, u64, u64, u64);
+    // SAFETY: the kernel reads x0 and x7 and writes x0-x6 and this PD's IPC
+    // buffer.
+    unsafe {
+        asm!(
+            "svc #0",
+            inlateout("x0") x0 => kind,
+            lateout("x1") badge,
+            lateout("x2") info,
+            lateout("x3") m0,
+            lateout("x4") m1,
+            lateout("x5") m2,
+            lateout("x6") m3,
+            in("x7") nr,
+            options(nostack),
+        );
+    }
+    Event { kind, badge, info: MessageInfo::from_raw(info), mrs: [m0, m1, m2, m3] }
 }
 
 fn event_call(nr: u64, x0: u64, mrs: [u64; 4]) -> Event {

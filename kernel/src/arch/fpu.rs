@@ -41,12 +41,14 @@ const EAGER_SWITCHES: u8 = 8;
 /// Before running `pd`: let it use FP freely only if its registers are
 /// live, loading them first if it used FP recently.
 pub fn prepare(k: &mut Kernel, pd: PdId) {
-    if k.fp_owner != Some(pd) && k.pds[pd].fp_eager > 0 {
+    if k.fp_owner == Some(pd) {
+        set_cpacr(FPEN_NO_TRAPS);
+    } else if k.pds[pd].fp_eager > 0 {
         k.pds[pd].fp_eager -= 1;
         switch_to(k, pd);
-        return;
+    } else {
+        set_cpacr(FPEN_EL0_TRAPS);
     }
-    set_cpacr(if k.fp_owner == Some(pd) { FPEN_NO_TRAPS } else { FPEN_EL0_TRAPS });
 }
 
 /// `pd` trapped on an FP instruction: give it the FP unit, and its

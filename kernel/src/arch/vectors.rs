@@ -86,7 +86,13 @@ save_user:
     ldr     x2, =KERNEL_STACK + {stack_size}
     mov     sp, x2
     mov     x0, x1
-    bl      handle_trap
+    // x7 still holds the PD's: a likely `signal_recv` takes its own entry,
+    // which costs every other entry two instructions.
+    cmp     x7, #{signal_recv}
+    b.ne    1f
+    bl      handle_signal_recv
+    b       return_to_user
+1:  bl      handle_trap
     // fall through with x0 = the context to resume
 
     .global return_to_user
@@ -126,6 +132,7 @@ kernel_fault:
     fiq = const TRAP_FIQ,
     serror = const TRAP_SERROR,
     aarch32 = const TRAP_AARCH32,
+    signal_recv = const abi::sys::SIGNAL_RECV,
     sp_off = const offset_of!(UserContext, sp),
     pc_off = const offset_of!(UserContext, pc),
     stack_size = const super::boot::KERNEL_STACK_SIZE,

@@ -29,6 +29,7 @@ mod pd {
     }
 
     impl Pd {
+        #[inline(always)]
         fn run(&mut self) {
             let Some(server) = self.server.as_mut() else { return };
             let cfg = self.cfg;
