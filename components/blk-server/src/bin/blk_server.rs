@@ -29,6 +29,8 @@ mod pd {
     }
 
     impl Pd {
+        /// (Inlined into the event loop: a call and its register saves
+        /// fewer per wake-up.)
         #[inline(always)]
         fn run(&mut self) {
             let Some(server) = self.server.as_mut() else { return };
