@@ -97,9 +97,11 @@ impl Kernel {
     /// event waiting, so it blocks; the peer waits for one, is not passive,
     /// and outranks every queued PD, so it runs next with the notification.
     /// Exactly what the general path (`recv`, then `send_signal`) does in
-    /// that case, about 40 instructions sooner; `false`, with nothing
-    /// changed, in every other. Every hand-off of a block request between
-    /// client, server and driver is this case.
+    /// that case; `false`, with nothing changed, in every other. Every
+    /// hand-off of a block request between client, server and driver is
+    /// this case; with its own kernel entry (`arch::handle_signal_recv`,
+    /// which makes no scheduling pass after it) it takes about 131
+    /// instructions from vector to `eret`, where the general path took 196.
     pub(crate) fn signal_recv_fast(&mut self, me: PdId, ch: u64) -> bool {
         let p = &self.pds[me];
         let Some(c) = p.desc.channels.get(ch as usize) else { return false };

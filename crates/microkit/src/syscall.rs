@@ -70,7 +70,9 @@ pub fn pp_call(channel: usize, info: MessageInfo, mrs: &mut [u64; 4]) -> Result<
     status(code).map(|()| MessageInfo::from_raw(out))
 }
 
-/// What `recv` brought: the raw event registers x0-x6.
+/// What `recv` brought: the raw event registers x0-x6. `info` and `mrs`
+/// mean something only for a PPC or a fault; after a notification or a
+/// refused signal they hold whatever the registers held.
 #[derive(Clone, Copy, Debug)]
 pub struct Event {
     pub kind: u64,

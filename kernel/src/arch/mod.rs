@@ -26,7 +26,9 @@ static mut KERNEL: Kernel = Kernel::empty();
 /// The kernel state, for the duration of one kernel entry.
 fn kernel() -> &'static mut Kernel {
     // SAFETY: there is one core and the kernel runs with interrupts masked,
-    // so entries never overlap; each entry takes this reference once.
+    // so entries never overlap; each entry takes this reference once (or,
+    // when `handle_signal_recv` hands over to `handle_trap`, twice, the
+    // first no longer used).
     unsafe { &mut *core::ptr::addr_of_mut!(KERNEL) }
 }
 
@@ -138,7 +140,7 @@ extern "C" fn handle_signal_recv(kind: u64) -> *mut UserContext {
 fn esr() -> u64 {
     let esr: u64;
     // SAFETY: reading the syndrome register of this exception.
-    unsafe { core::arch::asm!("mrs {}, esr_el1", out(reg) esr) };
+    unsafe { core::arch::asm!("mrs {}, esr_el1", out(reg) esr, options(nomem, nostack, preserves_flags)) };
     esr
 }
 
@@ -155,7 +157,9 @@ extern "C" fn handle_trap(kind: u64) -> *mut UserContext {
         vectors::TRAP_SYNC => {
             let esr = esr();
             match esr >> 26 {
-                ec::SVC64 => k.syscall(m, cur),
+                // (A `signal_recv` comes here only after its fast path
+                // failed in `handle_signal_recv`.)
+                ec::SVC64 => k.syscall_general(m, cur),
                 ec::FP_ACCESS => fpu::take(k, cur),
                 ec::WFI_WFE => {
                     // A PD waiting for an interrupt yields instead.

@@ -2,15 +2,16 @@
 //!
 //! While a PD runs, SP_EL1 points at its saved `UserContext`, so an entry
 //! from EL0 stores the registers straight into the PD record, then moves to
-//! the kernel stack and calls `handle_trap`. That returns the context of the
-//! PD to run next, which `return_to_user` loads before `eret`.
+//! the kernel stack and calls `handle_trap` (or `handle_signal_recv`, when
+//! the PD's x7 asks for `signal_recv`). That returns the context of the PD
+//! to run next, which `return_to_user` loads before `eret`.
 //! Exceptions taken in the kernel itself are bugs: they are reported and the
 //! machine stops.
 
 use crate::pd::UserContext;
 use core::mem::{offset_of, size_of};
 
-/// What `handle_trap` is told about the entry.
+/// What `handle_trap` and `handle_signal_recv` are told about the entry.
 pub const TRAP_SYNC: u64 = 0;
 pub const TRAP_IRQ: u64 = 1;
 pub const TRAP_FIQ: u64 = 2;
