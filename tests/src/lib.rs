@@ -311,3 +311,51 @@ pub fn boot_to_completion_on(image: &Path, disks: &Disks, qemu_args: &[&str], ti
     assert_eq!(run.status, Some(0), "QEMU exit status\n--- console ---\n{}", run.transcript());
     run
 }
+
+/// What a QEMU trace says a virtio-blk device did with one request
+/// (`request`: the address QEMU gave it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlkEvent {
+    /// It took a read of 512-byte sector `sector`.
+    TookRead { request: String, sector: u64 },
+    TookWrite { request: String },
+    /// It answered one (a flush too, which has no event when taken).
+    Answered { request: String },
+}
+
+/// QEMU arguments that log to `log` what each virtio-blk device takes and
+/// answers (QEMU must have the `log` trace backend, as Debian's has); read
+/// it with [`blk_trace`].
+pub fn blk_trace_args(log: &Path) -> Vec<String> {
+    let mut args = vec!["-D".to_string(), log.display().to_string()];
+    for event in ["virtio_blk_handle_read", "virtio_blk_handle_write", "virtio_blk_req_complete"] {
+        args.extend(["-trace".to_string(), event.to_string()]);
+    }
+    args
+}
+
+/// What the log [`blk_trace_args`] asked for says, per device (its address
+/// in the trace), in order.
+pub fn blk_trace(log: &Path) -> std::collections::HashMap<String, Vec<BlkEvent>> {
+    let trace = std::fs::read_to_string(log).expect("QEMU's trace log (QEMU built with the `log` trace backend, as Debian's is)");
+    let mut devices: std::collections::HashMap<String, Vec<BlkEvent>> = std::collections::HashMap::new();
+    for line in trace.lines() {
+        // `EVENT vdev DEVICE req REQUEST [sector N ...]`, maybe after a
+        // prefix.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| w.contains("virtio_blk_")) else { continue };
+        let (Some(device), Some(request)) = (words.get(at + 2), words.get(at + 4)) else { continue };
+        let request = request.to_string();
+        let event = match words[at].rsplit(':').next().unwrap_or_default() {
+            "virtio_blk_handle_read" => {
+                let Some(sector) = words.get(at + 6).and_then(|s| s.parse().ok()) else { continue };
+                BlkEvent::TookRead { request, sector }
+            }
+            "virtio_blk_handle_write" => BlkEvent::TookWrite { request },
+            "virtio_blk_req_complete" => BlkEvent::Answered { request },
+            _ => continue,
+        };
+        devices.entry(device.to_string()).or_default().push(event);
+    }
+    devices
+}

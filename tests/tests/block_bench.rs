@@ -17,7 +17,7 @@
 //! cost of the software when the device answers a queue at once. The
 //! tests here boot one benchmark at a time, so as not to be that load.
 
-use e2e::{boot_to_completion, build_image, root};
+use e2e::{blk_trace, blk_trace_args, boot_to_completion, build_image, root, BlkEvent};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -95,28 +95,25 @@ fn through_the_server_a_request_costs_at_most_1500_instructions_more_at_depth_1_
 fn at_depth_32_the_device_has_32_requests_in_flight() {
     let log = root().join("build/e2e/blk-server-virtio-trace.log");
     let _ = std::fs::remove_file(&log);
-    let log_arg = log.display().to_string();
-    let events = ["virtio_blk_handle_read", "virtio_blk_handle_write", "virtio_blk_req_complete"];
-    let mut extra = vec!["-D", &log_arg];
-    for e in &events {
-        extra.extend(["-trace", e]);
-    }
-    figures("bench/blk-server.xml", &extra);
-    let trace = std::fs::read_to_string(&log).expect("QEMU's trace log (QEMU built with the `log` trace backend, as Debian's is)");
+    let trace_args = blk_trace_args(&log);
+    figures("bench/blk-server.xml", &trace_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let devices = blk_trace(&log);
     let _ = std::fs::remove_file(&log);
     // Requests the device took and has not answered yet, at most, seen
     // when it takes a read and when it takes a write (each phase has one
     // kind and ends with all answered, so the two do not mix).
     let (mut taken, mut answered, mut most_reads, mut most_writes) = (0u64, 0u64, 0u64, 0u64);
-    for line in trace.lines() {
-        if line.contains("virtio_blk_handle_read") {
-            taken += 1;
-            most_reads = most_reads.max(taken - answered);
-        } else if line.contains("virtio_blk_handle_write") {
-            taken += 1;
-            most_writes = most_writes.max(taken - answered);
-        } else if line.contains("virtio_blk_req_complete") {
-            answered += 1;
+    for event in devices.values().flatten() {
+        match event {
+            BlkEvent::TookRead { .. } => {
+                taken += 1;
+                most_reads = most_reads.max(taken - answered);
+            }
+            BlkEvent::TookWrite { .. } => {
+                taken += 1;
+                most_writes = most_writes.max(taken - answered);
+            }
+            BlkEvent::Answered { .. } => answered += 1,
         }
     }
     // Warm-up and measured requests of the four phases.

@@ -10,8 +10,7 @@
 //! and read them back. `tests/systems/storage-check.xml` only reads them.
 
 use blk_clients::stamp::{self, BLOCK};
-use e2e::{boot_on, boot_to_completion_on, build_image, Disks, Run};
-use std::collections::HashMap;
+use e2e::{blk_trace, blk_trace_args, boot_on, boot_to_completion_on, build_image, BlkEvent, Disks, Run};
 use std::time::Duration;
 
 const BLOCKS: u64 = 256;
@@ -176,11 +175,9 @@ fn answers_the_device_gives_out_of_order_reach_their_requests() {
     let mut disks = Disks::fresh();
     disks.inject_over_slow_reads(1, RULES, 200);
     let log = disks.dir.join("virtio-trace.log");
-    let log_arg = log.display().to_string();
-    let mut args = vec!["-global", "virtio-blk-device.request-merging=off", "-D", &log_arg];
-    for event in ["virtio_blk_handle_read", "virtio_blk_handle_write", "virtio_blk_req_complete"] {
-        args.extend(["-trace", event]);
-    }
+    let trace_args = blk_trace_args(&log);
+    let mut args = vec!["-global", "virtio-blk-device.request-merging=off"];
+    args.extend(trace_args.iter().map(String::as_str));
     let run = boot_to_completion_on(&build_image("system.xml", false), &disks, &args, TIMEOUT);
     run.expect_line("verify0: verified 256 blocks, 0 mismatches");
     assert_eq!(
@@ -199,8 +196,7 @@ fn answers_the_device_gives_out_of_order_reach_their_requests() {
     // of disk1's 513: its reads leave the throttle in order), and disk1
     // answered the failed read while reads it took before were waiting
     // (31 of them here).
-    let trace = std::fs::read_to_string(&log).expect("QEMU's trace log (QEMU built with the `log` trace backend, as Debian's is)");
-    let devices = device_order(&trace);
+    let devices: Vec<DeviceOrder> = blk_trace(&log).values().map(|events| device_order(events)).collect();
     assert_eq!(devices.len(), 2, "two devices in the trace");
     for device in &devices {
         assert!(device.answers > 512 && device.early >= 64, "{device:?}: answers before an earlier request's");
@@ -223,22 +219,14 @@ struct DeviceOrder {
     waiting_at_sector_800_read: Option<usize>,
 }
 
-/// Per virtio-blk device, in a QEMU trace of `virtio_blk_handle_read`,
-/// `_write` and `virtio_blk_req_complete`: the order of its answers.
-fn device_order(trace: &str) -> Vec<DeviceOrder> {
-    let mut devices: HashMap<String, DeviceOrder> = HashMap::new();
-    for line in trace.lines() {
-        // `EVENT vdev DEVICE req REQUEST [sector N ...]`, maybe after a
-        // prefix.
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(at) = words.iter().position(|w| w.contains("virtio_blk_")) else { continue };
-        let (Some(device), Some(request)) = (words.get(at + 2), words.get(at + 4)) else { continue };
-        let event = words[at].rsplit(':').next().unwrap_or_default();
-        let d = devices.entry(device.to_string()).or_default();
+/// A virtio-blk device's answers from what it took and answered, in order.
+fn device_order(events: &[BlkEvent]) -> DeviceOrder {
+    let mut d = DeviceOrder::default();
+    for event in events {
         match event {
-            "virtio_blk_handle_read" => d.taken.push((request.to_string(), words.get(at + 6) == Some(&"800"))),
-            "virtio_blk_handle_write" => d.taken.push((request.to_string(), false)),
-            "virtio_blk_req_complete" => {
+            BlkEvent::TookRead { request, sector } => d.taken.push((request.clone(), *sector == 800)),
+            BlkEvent::TookWrite { request } => d.taken.push((request.clone(), false)),
+            BlkEvent::Answered { request } => {
                 d.answers += 1;
                 // (A flush is not in `taken`: there is no event for it.)
                 let Some(i) = d.taken.iter().position(|(r, _)| r == request) else { continue };
@@ -248,8 +236,7 @@ fn device_order(trace: &str) -> Vec<DeviceOrder> {
                 }
                 d.taken.remove(i);
             }
-            _ => {}
         }
     }
-    devices.into_values().collect()
+    d
 }

@@ -79,9 +79,7 @@ pub fn check(disk: &str, block: u64, generation: u64, data: &[u8; BLOCK]) -> Res
     let got_block = u64::from_le_bytes(data[8..16].try_into().unwrap_or([0; 8]));
     let got_gen = u64::from_le_bytes(data[16..24].try_into().unwrap_or([0; 8]));
     if data[24..56] != name_field(disk) {
-        let mut found = [0u8; 32];
-        found.copy_from_slice(&data[24..56]);
-        return Err(Mismatch::WrongDisk(found));
+        return Err(Mismatch::WrongDisk(data[24..56].try_into().unwrap_or([0; 32])));
     }
     if got_block != block {
         return Err(Mismatch::WrongBlock(got_block));
@@ -103,9 +101,7 @@ mod tests {
         assert_eq!(check("disk0", 42, 3, &b), Ok(()));
         assert_eq!(check("disk0", 43, 3, &b), Err(Mismatch::WrongBlock(42)));
         assert_eq!(check("disk0", 42, 4, &b), Err(Mismatch::WrongGeneration { found: 3, expected: 4 }));
-        let mut disk0 = [0u8; 32];
-        disk0[..5].copy_from_slice(b"disk0");
-        assert_eq!(check("disk1", 42, 3, &b), Err(Mismatch::WrongDisk(disk0)));
+        assert_eq!(check("disk1", 42, 3, &b), Err(Mismatch::WrongDisk(name_field("disk0"))));
         b[1000] ^= 1;
         assert_eq!(check("disk0", 42, 3, &b), Err(Mismatch::Damaged));
         assert_eq!(check("disk0", 42, 3, &[0; BLOCK]), Err(Mismatch::NotAStamp));

@@ -121,7 +121,7 @@ proptest! {
             prop_assert_eq!(p.is_full(), Ok(len == cap));
             prop_assert_eq!(c.is_empty(), Ok(len == 0));
         }
-        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(canary_intact(&buf));
     }
 }
 
@@ -225,7 +225,7 @@ proptest! {
             prop_assert_eq!(published as usize, visible.len());
             prop_assert_eq!(c.len(), Ok(visible.len() as u32));
         }
-        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(canary_intact(&buf));
     }
 
     /// Pop batches from a hostile producer: a batch covers at most the
@@ -275,7 +275,7 @@ proptest! {
                 }
             }
         }
-        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(canary_intact(&buf));
     }
 }
 
@@ -375,7 +375,7 @@ proptest! {
             // The consumer publishes its own head, whatever the producer did.
             prop_assert_eq!(mem.atomic_u32(HEAD).unwrap().load(Ordering::Relaxed), head);
         }
-        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(canary_intact(&buf));
     }
 
     /// A producer facing a consumer that writes any head value writes only
@@ -416,7 +416,7 @@ proptest! {
         let mut reserved = [0u8; HEADER_SIZE - 16];
         mem.read_bytes(16, &mut reserved).unwrap();
         prop_assert!(reserved.iter().all(|&b| b == 0));
-        prop_assert!(buf[buf.len() - 8..].iter().all(|&w| w == CANARY));
+        prop_assert!(canary_intact(&buf));
     }
 }
 
@@ -503,8 +503,8 @@ proptest! {
         let (src_cap, dst_cap) = (1u32 << src_cap_log, 1u32 << dst_cap_log);
         let (mut src_buf, mut dst_buf) = (buffer(src_cap, src_start), buffer(dst_cap, dst_start));
         let (src_mem, dst_mem) = (Shared::from_words(&mut src_buf), Shared::from_words(&mut dst_buf));
-        let (mut src_p, mut src_c) = (Producer::<Request>::new(src_mem, src_cap).unwrap(), Consumer::<Request>::new(src_mem, src_cap).unwrap());
-        let (mut dst_p, mut dst_c) = (Producer::<Request>::new(dst_mem, dst_cap).unwrap(), Consumer::<Request>::new(dst_mem, dst_cap).unwrap());
+        let (mut src_p, mut src_c) = ends::<Request>(src_mem, src_cap);
+        let (mut dst_p, mut dst_c) = ends::<Request>(dst_mem, dst_cap);
         let mut src_model: VecDeque<Request> = VecDeque::new();
         // Runs of equal tags (the server moves a client's run of answers).
         let tags = src_runs.iter().flat_map(|&(tag, n)| std::iter::repeat_n(tag, n));
@@ -564,14 +564,9 @@ proptest! {
         drop((batch, out));
         prop_assert_eq!(src_c.len(), Ok(src_model.len() as u32));
         prop_assert_eq!(dst_c.len(), Ok(dst_model.len() as u32));
-        for expected in dst_model {
-            prop_assert_eq!(dst_c.try_pop(), Ok(Some(expected)));
-        }
-        for expected in src_model {
-            prop_assert_eq!(src_c.try_pop(), Ok(Some(expected)));
-        }
-        prop_assert!(src_buf[src_buf.len() - 8..].iter().all(|&w| w == CANARY));
-        prop_assert!(dst_buf[dst_buf.len() - 8..].iter().all(|&w| w == CANARY));
+        holds(&mut dst_c, dst_model)?;
+        holds(&mut src_c, src_model)?;
+        prop_assert!(canary_intact(&src_buf) && canary_intact(&dst_buf));
     }
 }
 
