@@ -14,13 +14,13 @@ KERNEL_ELF := target/$(KERNEL_TARGET)/system/kernel
 PD_DIR := target/$(PD_TARGET)/system
 TOOL := target/release/strata
 # Every crate that builds protection domains.
-PD_CRATES := demo kernel-tests bench virtio-blk blk-server blk-clients
+PD_CRATES := demo kernel-tests bench virtio-blk blk-server blk-clients filter-passthrough filter-readonly filter-faulty
 
 QEMU := scripts/qemu.sh
 # The disks `make run` attaches (scripts/qemu.sh attaches these by default).
 DISK_IMAGES := $(BUILD)/disk0.img $(BUILD)/disk1.img
 
-.PHONY: all setup tool kernel components image run check verify graph test bench debug clean
+.PHONY: all setup tool kernel components image run check expand verify graph test bench debug clean
 
 all: image
 
@@ -50,9 +50,16 @@ $(BUILD)/disk%.img:
 run: image $(DISK_IMAGES)
 	@$(QEMU) $(OUT_IMAGE)
 
-# Validate $(SYSTEM) alone: prints `ok` or the errors.
-check: tool
-	@$(TOOL) check $(SYSTEM)
+# Validate $(SYSTEM) alone: prints `ok` or the errors. (Filter programs
+# are read for what they declare, so the components are built first.)
+check: tool components
+	@$(TOOL) check $(SYSTEM) --search-path $(PD_DIR)
+
+# Print $(SYSTEM) with its storage declarations expanded into plain SDF:
+# the driver, the filter server, each filter PD, their regions, channels
+# and lends.
+expand: tool components
+	@$(TOOL) expand $(SYSTEM) --search-path $(PD_DIR)
 
 # Prove the isolation properties of $(SYSTEM): the report of what each PD
 # can reach, the invariants and the declared policies; with IMAGE=file also
@@ -62,11 +69,11 @@ verify: tool components
 
 # The system as Graphviz DOT, or rendered with FORMAT=svg (or png).
 FORMAT ?= dot
-graph: tool
+graph: tool components
 ifeq ($(FORMAT),dot)
-	@$(TOOL) graph $(SYSTEM)
+	@$(TOOL) graph $(SYSTEM) --search-path $(PD_DIR)
 else
-	@$(TOOL) graph $(SYSTEM) | dot -T$(FORMAT)
+	@$(TOOL) graph $(SYSTEM) --search-path $(PD_DIR) | dot -T$(FORMAT)
 endif
 
 # Boot with QEMU's GDB stub on :1234, waiting for the debugger.

@@ -15,9 +15,12 @@ use bootspec::{ChannelDesc, CHANNEL_NONE, CHANNEL_PD, RIGHT_NOTIFY, RIGHT_PPC};
 
 /// Registers of a PPC on the caller side: `x0` channel, `x1` message info,
 /// `x2..x5` message registers 0-3. The callee sees them shifted by one:
-/// `x0` event, `x1` channel, `x2` info, `x3..x6` registers 0-3.
+/// `x0` event, `x1` channel, `x2` info, `x3..x6` registers 0-3, `x7` the
+/// lease of a call that lends memory.
 const CALL_MR0: usize = 2;
 const EVENT_MR0: usize = 3;
+/// The callee's `x7`: the lease of a lending call (see `grant`).
+const EVENT_LEASE: usize = 7;
 
 impl Kernel {
     /// The channel `ch` of `pd`, if it holds one.
@@ -98,11 +101,15 @@ impl Kernel {
         ce.ctx.x[EVENT_MR0 + 1] = m1;
         ce.ctx.x[EVENT_MR0 + 2] = m2;
         ce.ctx.x[EVENT_MR0 + 3] = m3;
+        let lease = self.lease_of(caller);
+        let ce = &mut self.pds[callee];
+        ce.ctx.x[EVENT_LEASE] = lease;
         ce.caller = Caller::Pd(caller);
         ce.state = State::Runnable;
         let (dst, src) = (ce.desc.ipc_buffer_paddr, self.pds[caller].desc.ipc_buffer_paddr);
         copy_buffer_mrs(m, dst, src, info);
         self.pds[caller].state = State::Calling { callee, queued: false };
+        self.start_budget(m, callee);
     }
 
     /// `me` replies (message info in `x0`, registers 0-3 in `x2..x5`) to the
@@ -127,6 +134,8 @@ impl Kernel {
             }
         };
         self.pds[me].caller = Caller::None;
+        self.end_budget(m, me);
+        self.end_lease(caller);
         let rc = &self.pds[me].ctx.x;
         let info = MessageInfo::from_raw(rc[0]);
         let (m0, m1, m2, m3) = (rc[CALL_MR0], rc[CALL_MR0 + 1], rc[CALL_MR0 + 2], rc[CALL_MR0 + 3]);
@@ -201,7 +210,9 @@ impl Kernel {
 
     /// End every call that involves `pd` because it stops: its own call (as a
     /// caller) is withdrawn, and its callers get `CalleeFaulted`.
-    pub(crate) fn cancel_calls(&mut self, pd: PdId) {
+    pub(crate) fn cancel_calls(&mut self, m: &mut impl Machine, pd: PdId) {
+        self.end_lease(pd);
+        self.end_budget(m, pd);
         if let State::Calling { callee, queued } = self.pds[pd].state {
             if queued {
                 self.pds[callee].queued_callers &= !(1 << pd);
@@ -218,6 +229,7 @@ impl Kernel {
         while failed != 0 {
             let c = failed.trailing_zeros() as PdId;
             failed &= failed - 1;
+            self.end_lease(c);
             self.pds[c].ctx.x[0] = Error::CalleeFaulted as u64;
             self.make_runnable(c);
         }

@@ -18,6 +18,19 @@ pub trait Machine {
     /// Power the machine off with an exit status. The real machine never
     /// returns; a test machine records the request.
     fn power_off(&mut self, status: u64);
+    /// Copy `out.len()` bytes at physical address `paddr` (RAM the spec
+    /// describes) into `out`.
+    fn read_phys(&mut self, paddr: u64, out: &mut [u8]);
+    /// The physical address behind `vaddr` in the running PD's address
+    /// space, if the PD itself may read it (and write it, with `write`).
+    fn user_phys(&mut self, vaddr: u64, write: bool) -> Option<u64>;
+    /// The system counter (it never goes backwards) and its ticks per
+    /// second.
+    fn now(&mut self) -> u64;
+    fn counter_hz(&self) -> u64;
+    /// Interrupt the CPU with a timer interrupt at counter value `at` (or
+    /// earlier, for the round-robin tick), or cancel that with `None`.
+    fn set_deadline(&mut self, at: Option<u64>);
 }
 
 /// `core::fmt` on top of a [`Machine`]'s console.

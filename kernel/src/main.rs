@@ -13,14 +13,17 @@
 //!
 //! Files, as a table of contents: `pd` (the PD record), `sched` (run
 //! queues), `system` (kernel state and the scheduling decision), `ipc`
-//! (notifications and PPC), `fault` (faults, restart), `syscall`
+//! (notifications and PPC), `grant` (memory lent for one call), `budget`
+//! (how long one call may run), `fault` (faults, restart), `syscall`
 //! (dispatch), `machine` (the hardware interface); `arch/` holds boot,
 //! exception vectors, MMU, GIC, timer, FP/SIMD, console and power.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+pub mod budget;
 pub mod fault;
+pub mod grant;
 pub mod ipc;
 pub mod machine;
 pub mod pd;

@@ -83,6 +83,27 @@ pub struct Pd {
     pub fault: Option<FaultInfo>,
     /// TTBR0 value: level-0 table and ASID.
     pub ttbr0: u64,
+    /// How many of its entries in the kernel's grant table (see `grant`)
+    /// this PD lends the callee of its current call, for lease `lease`.
+    pub lent_count: u8,
+    /// The number of this PD's last lending call.
+    pub lease: u32,
+    /// While this PD serves a PPC and has a call budget: the counter value
+    /// at which it is stopped (see `budget`); 0 = none.
+    pub deadline: u64,
+}
+
+/// A range of physical memory lent for one call, with the rights
+/// (`abi::GRANT_READ`, `abi::GRANT_WRITE`) the callee has on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Grant {
+    pub paddr: u64,
+    pub len: u32,
+    pub rights: u8,
+}
+
+impl Grant {
+    pub const NONE: Grant = Grant { paddr: 0, len: 0, rights: 0 };
 }
 
 impl Pd {
@@ -108,6 +129,9 @@ impl Pd {
             pending_faults: 0,
             fault: None,
             ttbr0,
+            lent_count: 0,
+            lease: 0,
+            deadline: 0,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::machine::Machine;
 use crate::pd::{PdId, State};
 use crate::system::Kernel;
 use abi::{sys, Error, DEBUG_AREA};
-use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY};
+use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY, RIGHT_PPC};
 
 impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
@@ -42,6 +42,14 @@ impl Kernel {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
+            sys::PP_CALL_LEND => match self.pp_call_lend(m, me) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            sys::GRANT_READ | sys::GRANT_WRITE => {
+                let [h, off, buf, len] = [0, 1, 2, 3].map(|i| self.pds[me].ctx.x[i]);
+                self.grant_copy(m, me, h, off, buf, len, nr == sys::GRANT_WRITE)
+            }
             sys::RECV => {
                 self.recv(m, me);
                 return;
@@ -75,7 +83,7 @@ impl Kernel {
                 Ok(())
             }
             sys::PD_RESTART => self.restart(m, me, a0),
-            sys::PD_STOP => self.stop_child(me, a0),
+            sys::PD_STOP => self.stop_child(m, me, a0),
             sys::FAULT_RESUME => self.fault_resume(me, a0),
             sys::POWER_OFF => {
                 if self.pds[me].desc.flags & PD_CAN_POWER_OFF == 0 {
@@ -140,6 +148,17 @@ impl Kernel {
         } else {
             self.signal(c.peer as PdId, c.peer_channel as usize);
         }
+    }
+
+    /// `pp_call_lend(ch, info, mrs, count)`: lend, then call.
+    fn pp_call_lend(&mut self, m: &mut impl Machine, me: PdId) -> Result<(), Error> {
+        let [ch, x6] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[6]];
+        let c = self.channel(me, ch)?;
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 {
+            return Err(Error::NotPermitted);
+        }
+        self.lend(m, me, c, usize::try_from(x6).unwrap_or(usize::MAX))?;
+        self.pp_call(m, me).inspect_err(|_| self.end_lease(me))
     }
 
     /// `irq_ack(ch)`: re-enable the interrupt bound to `ch`.

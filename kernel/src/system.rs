@@ -2,9 +2,10 @@
 //! bindings, built once from the boot spec; and the scheduling decision
 //! taken at every exit from the kernel.
 
-use crate::pd::{Pd, PdId, PdTable, State};
+use crate::pd::{Grant, Pd, PdId, PdTable, State};
 use crate::sched::RunQueues;
-use bootspec::{RestoreOp, Spec, CHANNEL_IRQ};
+use bootspec::{LendDesc, RestoreOp, Spec, CHANNEL_IRQ};
+use core::ops::Range;
 
 /// Interrupt ids below this can be bound (GICv2 supports up to 1020).
 pub const IRQ_LIMIT: usize = 1020;
@@ -18,10 +19,22 @@ pub struct Kernel {
     /// Interrupt id -> owning PD and channel (`pd << 8 | channel`).
     irq_owner: [u16; IRQ_LIMIT],
     pub restore: &'static [RestoreOp],
+    /// The regions PPCs may lend (see `grant`).
+    pub lends: &'static [LendDesc],
+    /// Physical RAM: a grant copy reaches a PD's memory only inside it.
+    pub ram: Range<u64>,
+    /// The earliest call deadline the timer is set for (see `budget`).
+    pub next_deadline: Option<u64>,
+    /// PDs serving a call under a budget (deadline set).
+    pub budgets_running: u32,
     /// Arrival counter for callers queued on a busy callee.
     stamp: u64,
     /// The PD whose FP/SIMD registers are live in the CPU (switched lazily).
     pub fp_owner: Option<PdId>,
+    /// Per PD, what it lends for its current call (see `grant`). Last, and
+    /// apart from the PD records: it is large, and the hot paths never
+    /// touch it.
+    pub lent: [[Grant; abi::MAX_LENDS]; abi::MAX_PDS],
 }
 
 impl Kernel {
@@ -34,14 +47,21 @@ impl Kernel {
             runq: RunQueues::new(),
             irq_owner: [UNBOUND; IRQ_LIMIT],
             restore: &[],
+            lends: &[],
+            ram: 0..0,
+            next_deadline: None,
+            budgets_running: 0,
             stamp: 0,
             fp_owner: None,
+            lent: [[Grant::NONE; abi::MAX_LENDS]; abi::MAX_PDS],
         }
     }
 
     /// Build the PD table from the spec and queue every PD to run its init.
     pub fn load(&mut self, spec: &Spec<'static>) {
         self.restore = spec.restore;
+        self.lends = spec.lends;
+        self.ram = spec.header.ram_base..spec.header.ram_base.saturating_add(spec.header.ram_size);
         for (id, desc) in spec.pds.iter().enumerate() {
             // The spec parser caps pd_count at MAX_PDS, so this cannot fail.
             let _ = self.pds.push(Pd::new(desc));

@@ -5,10 +5,10 @@ extern crate std;
 use crate::machine::Machine;
 use crate::pd::{PdId, State};
 use crate::system::Kernel;
-use abi::{event, sys, Error, FaultInfo, FaultKind, MessageInfo, FAULT_LABEL};
+use abi::{event, grant_handle, sys, Error, FaultInfo, FaultKind, Lend, MessageInfo, FAULT_LABEL, GRANT_READ, GRANT_WRITE};
 use bootspec::*;
 use std::boxed::Box;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::string::String;
 use std::vec;
 use std::vec::Vec;
@@ -26,11 +26,24 @@ struct FakeMachine {
     console: String,
     masked: BTreeSet<u32>,
     powered_off: Option<u64>,
+    /// The running PD's pages: virtual page -> (physical page, writable).
+    pages: BTreeMap<u64, (u64, bool)>,
+    /// The system counter (1 MHz: one tick per microsecond).
+    clock: u64,
+    deadline: Option<u64>,
 }
 
 impl FakeMachine {
     fn new() -> Self {
-        FakeMachine { mem: vec![0; MEM_SIZE], console: String::new(), masked: BTreeSet::new(), powered_off: None }
+        FakeMachine {
+            mem: vec![0; MEM_SIZE],
+            console: String::new(),
+            masked: BTreeSet::new(),
+            powered_off: None,
+            pages: BTreeMap::new(),
+            clock: 1000,
+            deadline: None,
+        }
     }
     fn at(&mut self, paddr: u64, len: usize) -> &mut [u8] {
         let off = (paddr - MEM_BASE) as usize;
@@ -69,17 +82,34 @@ impl Machine for FakeMachine {
     fn power_off(&mut self, status: u64) {
         self.powered_off = Some(status);
     }
+    fn read_phys(&mut self, paddr: u64, out: &mut [u8]) {
+        out.copy_from_slice(self.at(paddr, out.len()));
+    }
+    fn user_phys(&mut self, vaddr: u64, write: bool) -> Option<u64> {
+        let &(page, writable) = self.pages.get(&(vaddr & !0xfff))?;
+        (writable || !write).then_some(page | (vaddr & 0xfff))
+    }
+    fn now(&mut self) -> u64 {
+        self.clock
+    }
+    fn counter_hz(&self) -> u64 {
+        1_000_000
+    }
+    fn set_deadline(&mut self, at: Option<u64>) {
+        self.deadline = at;
+    }
 }
 
 /// Describes a test system; `build` turns it into a spec and a kernel.
 struct Sys {
     pds: Vec<PdDesc>,
     restore: Vec<RestoreOp>,
+    lends: Vec<LendDesc>,
 }
 
 impl Sys {
     fn new() -> Sys {
-        Sys { pds: Vec::new(), restore: Vec::new() }
+        Sys { pds: Vec::new(), restore: Vec::new(), lends: Vec::new() }
     }
     fn pd(mut self, name: &str, priority: u8) -> Sys {
         let mut d = PdDesc::empty();
@@ -135,7 +165,10 @@ impl Sys {
         self
     }
     fn build(self) -> Harness {
-        let builder = SpecBuilder { header: Header::empty(), pds: &self.pds, restore: &self.restore };
+        let mut header = Header::empty();
+        header.ram_base = MEM_BASE;
+        header.ram_size = MEM_SIZE as u64;
+        let builder = SpecBuilder { header, pds: &self.pds, restore: &self.restore, lends: &self.lends };
         let mut bytes = vec![0u8; builder.size()];
         builder.write(&mut bytes).unwrap();
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -835,4 +868,302 @@ fn signal_recv_with_a_queued_caller_serves_it_and_still_signals() {
     assert_eq!((h.x(2, 0), h.x(2, 1)), (event::PPC, 1), "c serves b's call");
     h.sys_as(3, sys::RECV, &[]);
     assert_eq!(h.current(), 2);
+}
+
+// ---- grants -------------------------------------------------------------
+
+/// Where the lent region sits in the fake RAM, and the filter's own pages.
+const LENT: u64 = MEM_BASE + 0x8_0000;
+const FILTER_PAGE: u64 = MEM_BASE + 0x9_0000;
+const FILTER_RO_PAGE: u64 = MEM_BASE + 0x9_1000;
+const BUF: u64 = 0x7000_0000;
+const RO_BUF: u64 = 0x7000_1000;
+
+impl Sys {
+    /// Channel `ch` of `pd` may lend these regions (paddr, size, rights).
+    fn lends(mut self, pd: usize, ch: usize, regions: &[(u64, u64, u8)]) -> Sys {
+        let c = &mut self.pds[pd].channels[ch];
+        c.lend_first = self.lends.len() as u16;
+        c.lend_count = regions.len() as u16;
+        for &(paddr, size, rights) in regions {
+            self.lends.push(LendDesc { paddr, size, rights, _reserved: [0; 7] });
+        }
+        self
+    }
+    fn call_budget(mut self, us: u32) -> Sys {
+        self.pds.last_mut().unwrap().call_budget_us = us;
+        self
+    }
+}
+
+impl Harness {
+    /// Write lend descriptors into `pd`'s IPC buffer.
+    fn put_lends(&mut self, pd: usize, lends: &[Lend]) {
+        for (i, l) in lends.iter().enumerate() {
+            let w = l.to_words();
+            let at = ipc_buffer(pd) + abi::LEND_AREA.start as u64 + 16 * i as u64;
+            self.m.at(at, 8).copy_from_slice(&w[0].to_le_bytes());
+            self.m.at(at + 8, 8).copy_from_slice(&w[1].to_le_bytes());
+        }
+    }
+    /// The running PD lends `lends` and calls channel 0.
+    fn call_lending(&mut self, lends: &[Lend]) {
+        let me = self.current();
+        self.put_lends(me, lends);
+        self.sys(sys::PP_CALL_LEND, &[0, MessageInfo::new(1, 0).raw(), 0, 0, 0, 0, lends.len() as u64]);
+    }
+    /// The running PD copies between grant `handle` and its buffer.
+    fn grant_op(&mut self, nr: u64, handle: u64, offset: u64, buf: u64, len: u64) -> u64 {
+        let me = self.current();
+        self.sys(nr, &[handle, offset, buf, len]);
+        self.x(me, 0)
+    }
+}
+
+fn lend(index: u16, rights: u8, offset: u64, len: u32) -> Lend {
+    Lend { lend: index, rights, _reserved: 0, len, offset }
+}
+
+/// A server (0) that may lend a filter (1, passive, above it) one region
+/// read-write and another read-only; the filter has a writable and a
+/// read-only page of its own, and the filter runs when the server calls.
+fn lending_system() -> Harness {
+    let mut h = Sys::new()
+        .pd("server", 10)
+        .pd("filter", 20)
+        .passive()
+        .channel(0, 0, 1, 0, true)
+        .lends(0, 0, &[(LENT, 0x4000, GRANT_READ | GRANT_WRITE), (LENT + 0x4000, 0x1000, GRANT_READ)])
+        .build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.m.pages.insert(BUF, (FILTER_PAGE, true));
+    h.m.pages.insert(RO_BUF, (FILTER_RO_PAGE, false));
+    for i in 0..0x5000u64 {
+        h.m.at(LENT + i, 1)[0] = (i % 251) as u8;
+    }
+    h
+}
+
+#[test]
+fn a_lending_call_gives_the_callee_exactly_the_lent_range_with_its_rights() {
+    let mut h = lending_system();
+    h.call_lending(&[lend(0, GRANT_READ, 0x1000, 0x1000), lend(0, GRANT_READ | GRANT_WRITE, 0x2000, 0x800)]);
+    assert_eq!(h.current(), 1, "the filter serves the call");
+    assert_eq!(h.x(1, 7), 1, "the call's lease is in x7");
+    // Read grant 0 whole into the filter's page.
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), 0, BUF, 0x1000), 0);
+    let expect: Vec<u8> = (0x1000..0x2000u64).map(|i| (i % 251) as u8).collect();
+    assert_eq!(h.m.at(FILTER_PAGE, 0x1000), &expect[..]);
+    // Grant 0 is read-only; grant 1 may be written, within its 0x800 bytes.
+    h.m.at(FILTER_PAGE, 4).copy_from_slice(b"DATA");
+    assert_eq!(h.grant_op(sys::GRANT_WRITE, grant_handle(1, 0), 0, BUF, 4), Error::NotPermitted as u64);
+    assert_eq!(h.grant_op(sys::GRANT_WRITE, grant_handle(1, 1), 0x7fc, BUF, 4), 0);
+    assert_eq!(h.m.at(LENT + 0x27fc, 4), b"DATA");
+    assert_eq!(h.m.at(LENT + 0x2800, 1)[0], (0x2800 % 251) as u8, "nothing past the grant");
+    assert_eq!(h.grant_op(sys::GRANT_WRITE, grant_handle(1, 1), 0x7fd, BUF, 4), Error::OutOfRange as u64);
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), 0x800, BUF, 0x801), Error::OutOfRange as u64);
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), u64::MAX, BUF, 2), Error::OutOfRange as u64);
+    // Handles that name nothing: another index, another lease, junk bits.
+    for bad in [grant_handle(1, 2), grant_handle(0, 0), grant_handle(2, 0), 1 << 40 | grant_handle(1, 0), u64::MAX] {
+        assert_eq!(h.grant_op(sys::GRANT_READ, bad, 0, BUF, 1), Error::InvalidGrant as u64, "handle {bad:#x}");
+    }
+    // The reply ends the lease: the same handle is dead.
+    h.sys_as(1, sys::REPLY_RECV, &[MessageInfo::new(0, 0).raw()]);
+    assert_eq!(h.current(), 0);
+    h.k.pds[1].caller = crate::pd::Caller::None;
+    h.k.current = Some(1);
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), 0, BUF, 1), Error::InvalidGrant as u64);
+}
+
+#[test]
+fn a_handle_kept_from_an_earlier_call_is_refused() {
+    let mut h = lending_system();
+    h.call_lending(&[lend(0, GRANT_READ, 0, 0x1000)]);
+    h.sys_as(1, sys::REPLY_RECV, &[MessageInfo::new(0, 0).raw()]);
+    h.call_lending(&[lend(0, GRANT_READ, 0x3000, 0x1000)]);
+    assert_eq!(h.current(), 1);
+    assert_eq!(h.x(1, 7), 2, "the next lease");
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), 0, BUF, 1), Error::InvalidGrant as u64);
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(2, 0), 0, BUF, 1), 0);
+    assert_eq!(h.m.at(FILTER_PAGE, 1)[0], (0x3000 % 251) as u8);
+}
+
+#[test]
+fn a_bad_lend_fails_the_call_and_lends_nothing() {
+    let mut h = lending_system();
+    let rw = GRANT_READ | GRANT_WRITE;
+    for (lends, what) in [
+        (vec![lend(1, rw, 0, 0x1000)], "write to a read-only region"),
+        (vec![lend(0, GRANT_WRITE, 0, 0x1000)], "write without read"),
+        (vec![lend(0, 4 | GRANT_READ, 0, 0x1000)], "unknown right"),
+        (vec![lend(0, GRANT_READ, 0x3001, 0x1000)], "past the region's end"),
+        (vec![lend(0, GRANT_READ, u64::MAX - 10, 0x100)], "wrapping range"),
+        (vec![lend(0, GRANT_READ, 0, 0)], "empty range"),
+        (vec![lend(2, GRANT_READ, 0, 1)], "no such region"),
+        (vec![lend(0, GRANT_READ, 0, 1), lend(9, GRANT_READ, 0, 1)], "one bad among good"),
+    ] {
+        h.call_lending(&lends);
+        assert_eq!(h.current(), 0, "{what}: the call did not happen");
+        assert_eq!(h.x(0, 0), Error::InvalidLend as u64, "{what}");
+        assert_eq!(h.k.pds[0].lent_count, 0, "{what}: nothing lent");
+        assert_eq!(h.state(1), State::Waiting);
+    }
+    // A lendable region outside RAM (a spec no tool would write) is refused.
+    let mut h2 = Sys::new().pd("server", 10).pd("filter", 20).passive().channel(0, 0, 1, 0, true).lends(0, 0, &[(0x0900_0000, 0x1000, GRANT_READ)]).build();
+    h2.settle();
+    h2.k.make_runnable(0);
+    h2.k.schedule();
+    h2.call_lending(&[lend(0, GRANT_READ, 0, 0x1000)]);
+    assert_eq!(h2.x(0, 0), Error::InvalidLend as u64, "device memory is never lent");
+    let too_many = vec![lend(0, GRANT_READ, 0, 1); abi::MAX_LENDS + 1];
+    h.put_lends(0, &too_many[..abi::MAX_LENDS]);
+    h.sys(sys::PP_CALL_LEND, &[0, 0, 0, 0, 0, 0, abi::MAX_LENDS as u64 + 1]);
+    assert_eq!(h.x(0, 0), Error::InvalidLend as u64, "more descriptors than the area holds");
+    // A channel that lends nothing, or carries no PPC, refuses any lend.
+    let mut h = Sys::new().pd("a", 10).pd("b", 20).passive().channel(0, 0, 1, 0, true).channel(0, 1, 1, 1, false).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.call_lending(&[lend(0, GRANT_READ, 0, 1)]);
+    assert_eq!(h.x(0, 0), Error::InvalidLend as u64);
+    h.sys(sys::PP_CALL_LEND, &[1, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(h.x(0, 0), Error::NotPermitted as u64);
+    // With no descriptors it is a plain call, whose callee gets lease 0.
+    h.call_lending(&[]);
+    assert_eq!(h.current(), 1);
+    assert_eq!(h.x(1, 7), 0);
+    for bad in [grant_handle(0, 0), grant_handle(1, 0)] {
+        assert_eq!(h.grant_op(sys::GRANT_READ, bad, 0, BUF, 1), Error::InvalidGrant as u64);
+    }
+}
+
+#[test]
+fn a_grant_copy_touches_only_memory_the_callee_may_use_itself() {
+    let mut h = lending_system();
+    h.call_lending(&[lend(0, GRANT_READ | GRANT_WRITE, 0, 0x4000)]);
+    let handle = grant_handle(1, 0);
+    h.m.at(FILTER_PAGE + 0xff0, 0x10).fill(0xee);
+    for (nr, buf, len, what) in [
+        (sys::GRANT_READ, RO_BUF, 4, "into its read-only page"),
+        (sys::GRANT_READ, BUF + 0xff8, 0x10, "running off its page into nothing"),
+        (sys::GRANT_READ, 0x1234_0000, 4, "into no memory"),
+        (sys::GRANT_WRITE, 0x1234_0000, 4, "from no memory"),
+        (sys::GRANT_READ, u64::MAX - 2, 4, "a wrapping buffer"),
+    ] {
+        assert_eq!(h.grant_op(nr, handle, 0, buf, len), Error::InvalidBuffer as u64, "{what}");
+    }
+    assert!(h.m.at(FILTER_PAGE + 0xff0, 0x10).iter().all(|&b| b == 0xee), "a refused copy copies nothing");
+    // From a read-only page into the grant is fine.
+    h.m.at(FILTER_RO_PAGE, 2).copy_from_slice(b"ok");
+    assert_eq!(h.grant_op(sys::GRANT_WRITE, handle, 0x10, RO_BUF, 2), 0);
+    assert_eq!(h.m.at(LENT + 0x10, 2), b"ok");
+    // A page outside RAM is refused even if mapped (device memory).
+    h.m.pages.insert(0x7100_0000, (0x0900_0000, true));
+    assert_eq!(h.grant_op(sys::GRANT_READ, handle, 0, 0x7100_0000, 4), Error::InvalidBuffer as u64);
+    // Only the PD the lender calls holds its grants: the lender does not.
+    h.sys_as(1, sys::REPLY_RECV, &[0]);
+    assert_eq!(h.grant_op(sys::GRANT_READ, handle, 0, BUF, 4), Error::InvalidGrant as u64);
+}
+
+#[test]
+fn a_callee_that_faults_ends_the_lease_and_a_restart_holds_nothing_of_it() {
+    let mut h = Sys::new()
+        .pd("parent", 30)
+        .pd("server", 10)
+        .pd("filter", 20)
+        .passive()
+        .channel(1, 0, 2, 0, true)
+        .lends(1, 0, &[(LENT, 0x1000, GRANT_READ)])
+        .child(0, 2, 0)
+        .build();
+    h.settle();
+    h.k.make_runnable(1);
+    h.k.schedule();
+    h.call_lending(&[lend(0, GRANT_READ, 0, 0x1000)]);
+    assert_eq!(h.current(), 2);
+    let info = FaultInfo { kind: FaultKind::UnmappedRead, address: 0, pc: 0, esr: 0 };
+    h.k.fault(&mut h.m, 2, info);
+    assert_eq!(h.k.pds[1].lent_count, 0);
+    assert_eq!(h.x(1, 0), Error::CalleeFaulted as u64);
+    // Restarted, the filter holds nothing of the earlier call.
+    h.k.schedule();
+    h.sys_as(0, sys::PD_RESTART, &[0]);
+    h.sys_as(0, sys::RECV, &[]);
+    h.sys_as(2, sys::RECV, &[]);
+    h.k.current = Some(2);
+    assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), 0, BUF, 1), Error::InvalidGrant as u64);
+}
+
+// ---- call budgets ------------------------------------------------------
+
+#[test]
+fn a_callee_past_its_budget_is_stopped_and_its_caller_told() {
+    let mut h = Sys::new()
+        .pd("parent", 5)
+        .pd("server", 10)
+        .pd("filter", 20)
+        .passive()
+        .call_budget(500)
+        .channel(1, 0, 2, 0, true)
+        .child(0, 2, 3)
+        .build();
+    h.settle();
+    h.k.make_runnable(1);
+    h.k.schedule();
+    h.sys_as(1, sys::PP_CALL, &[0, 0]);
+    assert_eq!(h.current(), 2);
+    assert_eq!(h.m.deadline, Some(1500), "the timer is set for now + 500 us");
+    // A timer interrupt before the deadline changes nothing.
+    h.m.clock = 1499;
+    h.k.check_budgets(&mut h.m);
+    assert_eq!(h.state(2), State::Runnable);
+    // At the deadline the filter is stopped as a fault.
+    h.m.clock = 1500;
+    h.k.check_budgets(&mut h.m);
+    h.k.schedule();
+    assert_eq!(h.state(2), State::Faulted);
+    assert!(h.m.console.contains("pd 'filter' faulted: ran past its call budget"), "{}", h.m.console);
+    assert_eq!(h.current(), 1, "the caller runs again");
+    assert_eq!(h.x(1, 0), Error::CalleeFaulted as u64);
+    assert_eq!(h.m.deadline, None, "no deadline left");
+    // The parent gets the fault and may restart the filter.
+    h.sys_as(1, sys::RECV, &[]);
+    assert_eq!(h.current(), 0);
+    assert_eq!((h.x(0, 0), h.x(0, 1), h.x(0, 3)), (event::FAULT, 3, FaultKind::BudgetExceeded as u64));
+}
+
+#[test]
+fn a_reply_within_the_budget_ends_it() {
+    let mut h = Sys::new().pd("server", 10).pd("filter", 20).passive().call_budget(100).channel(0, 0, 1, 0, true).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    for round in 0..3 {
+        h.sys_as(0, sys::PP_CALL, &[0, 0]);
+        assert_eq!(h.k.pds[1].deadline, h.m.clock + 100);
+        h.m.clock += 99;
+        h.sys_as(1, sys::REPLY_RECV, &[0]);
+        assert_eq!(h.k.pds[1].deadline, 0, "round {round}");
+        assert_eq!(h.m.deadline, None, "round {round}: no timer left set to wake an idle CPU");
+        h.m.clock += 1000;
+        h.k.check_budgets(&mut h.m);
+        assert_eq!(h.state(1), State::Waiting, "round {round}: not stopped after replying");
+        assert_eq!(h.x(0, 0), 0);
+    }
+    assert_eq!(h.m.deadline, None);
+}
+
+#[test]
+fn a_pd_without_a_budget_is_never_stopped_for_time() {
+    let mut h = Sys::new().pd("server", 10).pd("filter", 20).passive().channel(0, 0, 1, 0, true).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.sys_as(0, sys::PP_CALL, &[0, 0]);
+    assert_eq!(h.m.deadline, None);
+    h.m.clock += 1 << 40;
+    h.k.check_budgets(&mut h.m);
+    assert_eq!(h.state(1), State::Runnable);
 }

@@ -36,8 +36,9 @@ fn build_image_uncached(system: &str, pmu_user: bool) -> PathBuf {
     let kernel = root.join("target/aarch64-unknown-none-softfloat/system/kernel");
     let pd_dir = root.join("target/aarch64-unknown-none/system");
     assert!(kernel.is_file(), "{} is missing: run `make test`, which builds the aarch64 parts first", kernel.display());
+    let programs = |sd: &sdf::SystemDescription| tool::filters::Programs::for_system(sd, std::slice::from_ref(&pd_dir));
     let sd = sdf::parse_file(&root.join(system))
-        .and_then(|sd| tool::storage::expand_validated(&sd))
+        .and_then(|sd| tool::storage::expand_validated_with(&sd, &programs(&sd)))
         .unwrap_or_else(|errors| panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
     let opts = tool::image::Options { kernel, search_path: vec![pd_dir], pmu_user };
     let built = tool::image::build(&sd, &opts).unwrap_or_else(|errors| {

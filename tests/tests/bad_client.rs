@@ -79,7 +79,7 @@ const BAD0: &[&str] = &[
     "buffer past the end of the data region (offset 61440, 2 blocks): invalid request",
     "buffer past the end of the data region (offset 2^64-4096: the end overflows): invalid request",
     "reads of blocks 1, 2, 3 with a bad read between each two: 3 ok with their stamps, 2 invalid request",
-    "unknown opcode 5: invalid request",
+    "unknown opcode 6: invalid request",
     "unknown opcode 4294967295: invalid request",
     "flood of good reads: the ring took 8 and refused the next; 8 ok, none lost, none duplicated",
     "flood of alternately good and bad reads: the ring took 8 and refused the next; \

@@ -7,7 +7,7 @@ use e2e::{boot_to_completion, build_image};
 use std::time::Duration;
 
 /// PDs of the storage stack.
-const STORAGE: &[&str] = &["virtio_blk", "blk_server", "verify0", "verify1"];
+const STORAGE: &[&str] = &["virtio_blk", "blk_server", "verify0", "verify1", "probe0"];
 
 /// Everything the kernel demo prints after the kernel's first line, in
 /// order, except the kernel's fault line, whose PC depends on the build.
@@ -40,7 +40,7 @@ fn check_demo(qemu_args: &[&str], entered_at: u32) {
     let image = build_image("system.xml", false);
     let run = boot_to_completion(&image, qemu_args, Duration::from_secs(60));
     let console = format!("\n--- console ---\n{}", run.transcript());
-    assert_eq!(run.lines[0], format!("kernel: entered at EL{entered_at}, starting 12 protection domains"));
+    assert_eq!(run.lines[0], format!("kernel: entered at EL{entered_at}, starting 15 protection domains"));
     let fault = run.expect_prefix("kernel: pd 'worker' faulted: write to read-only memory at address 0x4000000, pc 0x");
     assert!(run.lines[fault].ends_with("; its parent handles it"), "{}", run.lines[fault]);
     let is_storage = |l: &str| STORAGE.iter().any(|pd| l.starts_with(&format!("{pd}: ")));
@@ -60,13 +60,36 @@ fn check_demo(qemu_args: &[&str], entered_at: u32) {
     assert_eq!(run.lines_of("virtio_blk"), [disk(0), disk(1)], "{console}");
     // The server reads disk0's partition table: partition 1 is sectors
     // 2048..65536, blocks 256..8192.
-    let mut server = run.lines_of("blk_server");
+    // The server prints each filter's statistics when probe0 asks, after
+    // verify0 is done; their upcall counts depend on how requests
+    // batched, the rest does not.
+    let (stats, mut server): (Vec<&str>, Vec<&str>) = run.lines_of("blk_server").into_iter().partition(|l| l.starts_with("disk0 filter"));
     server.sort();
     assert_eq!(
         server,
-        ["client verify0: blocks 256..8192", "client verify1: blocks 0..16384", "disk0: 16384 blocks", "disk1: 16384 blocks"],
+        [
+            "client probe0: blocks 8192..16384",
+            "client verify0: blocks 256..8192",
+            "client verify1: blocks 0..16384",
+            "disk0: 16384 blocks",
+            "disk1: 16384 blocks"
+        ],
         "{console}"
     );
+    let without_upcalls = |l: &str| l.split_once(" upcalls, ").map(|(name, rest)| format!("{} .. {rest}", name.rsplit_once(' ').map_or(name, |n| n.0)));
+    let stats: Vec<_> = stats.iter().filter_map(|l| without_upcalls(l)).collect();
+    assert_eq!(
+        stats,
+        [
+            // 256 writes, a flush and 256 reads of verify0; probe0's write
+            // and read; audit0 reads the data of each write (257 blocks).
+            "disk0 filter audit0: .. 515 pre-ops, 515 post-ops; verdicts: 1030 continue, 0 substitute, 0 complete, 0 fail; 0 errors; 2105344 bytes",
+            // Only writes, before they go down: probe0's is refused.
+            "disk0 filter guard0: .. 257 pre-ops, 0 post-ops; verdicts: 256 continue, 0 substitute, 0 complete, 1 fail; 0 errors; 1052672 bytes",
+        ],
+        "{console}"
+    );
+    assert_eq!(run.lines_of("probe0"), ["write of block 0 of disk0: invalid request", "read of block 0 of disk0: ok"], "{console}");
     for (pd, disk, blocks) in [("verify0", "disk0", 7936), ("verify1", "disk1", 16384)] {
         assert_eq!(
             run.lines_of(pd),

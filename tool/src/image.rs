@@ -293,6 +293,7 @@ pub fn build_from(
         desc.asid = FIRST_ASID + i as u16;
         desc.restore_first = restore_first;
         desc.restore_count = restore.len() as u32 - restore_first;
+        desc.call_budget_us = pd.call_budget.map_or(0, |us| us as u32);
         if let (Some(parent), Some(id)) = (pd.parent, pd.child_id) {
             desc.parent = parent as u8;
             desc.id_in_parent = id;
@@ -315,11 +316,23 @@ pub fn build_from(
             descs[parent].children[id as usize] = child as u8;
         }
     }
+    // Channels; the calling end of a channel with `<lend>`s gets them as
+    // the regions its calls may lend (whole regions, contiguous frames).
+    let mut lends: Vec<LendDesc> = Vec::new();
     for ch in &sd.channels {
         for (me, other) in [(&ch.ends[0], &ch.ends[1]), (&ch.ends[1], &ch.ends[0])] {
             let rights = if me.notify { RIGHT_NOTIFY } else { 0 } | if me.pp { RIGHT_PPC } else { 0 };
-            descs[me.pd].channels[me.id as usize] =
-                ChannelDesc { kind: CHANNEL_PD, rights, peer: other.pd as u8, peer_channel: other.id, ..Default::default() };
+            let mut desc = ChannelDesc { kind: CHANNEL_PD, rights, peer: other.pd as u8, peer_channel: other.id, ..Default::default() };
+            if me.pp && !ch.lends.is_empty() {
+                desc.lend_first = lends.len() as u16;
+                desc.lend_count = ch.lends.len() as u16;
+                for lend in &ch.lends {
+                    let idx = sd.memory_regions.iter().position(|m| m.name == lend.mr).expect("validated");
+                    let rights = abi::GRANT_READ | if lend.perms.write { abi::GRANT_WRITE } else { 0 };
+                    lends.push(LendDesc { paddr: region_paddrs[idx], size: sd.memory_regions[idx].size, rights, _reserved: [0; 7] });
+                }
+            }
+            descs[me.pd].channels[me.id as usize] = desc;
         }
     }
 
@@ -344,7 +357,7 @@ pub fn build_from(
         .expect("empty address space");
 
     // The spec, then all tables in one pool.
-    let spec_size = SpecBuilder { header: Header::empty(), pds: &descs, restore: &restore }.size() as u64;
+    let spec_size = SpecBuilder { header: Header::empty(), pds: &descs, restore: &restore, lends: &lends }.size() as u64;
     let spec_paddr = phys.alloc(spec_size.div_ceil(PAGE) * PAGE, PAGE).ok_or_else(|| oom("the boot spec"))?;
     let table_count: usize = spaces.iter().map(|s| s.table_count()).sum::<usize>() + kernel_space.table_count() + boot_space.table_count();
     let pool = phys.alloc(table_count as u64 * PAGE, PAGE).ok_or_else(|| oom("translation tables"))?;
@@ -368,7 +381,7 @@ pub fn build_from(
     header.ram_size = RAM_SIZE;
     header.page_tables_paddr = pool;
     header.page_tables_size = tables.len() as u64;
-    let builder = SpecBuilder { header, pds: &descs, restore: &restore };
+    let builder = SpecBuilder { header, pds: &descs, restore: &restore, lends: &lends };
     let mut spec = vec![0u8; builder.size()];
     builder.write(&mut spec).expect("sized above");
 

@@ -7,6 +7,7 @@
 //! describes the result.
 
 pub mod elf;
+pub mod filters;
 pub mod image;
 pub mod layout;
 pub mod pagetable;

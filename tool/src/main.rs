@@ -23,6 +23,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tool::filters::Programs;
 use tool::{image, report, storage};
 
 #[derive(Parser)]
@@ -35,9 +36,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate a system description; prints `ok` or one line per error.
-    Check { system: PathBuf },
+    Check {
+        system: PathBuf,
+        /// Where to find filter programs, to read what they declare
+        /// (default: target/aarch64-unknown-none/system).
+        #[arg(long = "search-path")]
+        search_path: Vec<PathBuf>,
+    },
     /// Print the system with its storage declarations expanded, as SDF XML.
-    Expand { system: PathBuf },
+    Expand {
+        system: PathBuf,
+        /// Where to find filter programs (as for `check`).
+        #[arg(long = "search-path")]
+        search_path: Vec<PathBuf>,
+    },
     /// Build the bootable image.
     Build {
         system: PathBuf,
@@ -74,7 +86,12 @@ enum Command {
         allow_pmu_user: bool,
     },
     /// Print the system as Graphviz DOT.
-    Graph { system: PathBuf },
+    Graph {
+        system: PathBuf,
+        /// Where to find filter programs (as for `check`).
+        #[arg(long = "search-path")]
+        search_path: Vec<PathBuf>,
+    },
 }
 
 /// The loadable extents of every PD's program image, if all are found.
@@ -93,7 +110,7 @@ fn program_extents(sd: &sdf::SystemDescription, search_path: &[PathBuf]) -> Opti
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Verify { system, search_path, image, kernel, allow_pmu_user } => {
-            let sd = match read_expanded(&system) {
+            let sd = match read_expanded(&system, &search_path) {
                 Ok(sd) => sd,
                 Err(errors) => return fail(&errors),
             };
@@ -113,21 +130,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Graph { system } => match read_expanded(&system) {
+        Command::Graph { system, search_path } => match read_expanded(&system, &search_path) {
             Ok(sd) => {
                 print!("{}", verify::dot(&sd));
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
         },
-        Command::Check { system } => match parse_expanded(&system) {
+        Command::Check { system, search_path } => match parse_expanded(&system, &search_path) {
             Ok(_) => {
                 println!("ok");
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
         },
-        Command::Expand { system } => match parse_expanded(&system) {
+        Command::Expand { system, search_path } => match parse_expanded(&system, &search_path) {
             Ok(sd) => {
                 print!("{}", sdf::to_xml(&sd));
                 ExitCode::SUCCESS
@@ -135,7 +152,7 @@ fn main() -> ExitCode {
             Err(errors) => fail(&errors),
         },
         Command::Build { system, kernel, search_path, output, report, pmu_user } => {
-            let sd = match parse_expanded(&system) {
+            let sd = match parse_expanded(&system, &search_path) {
                 Ok(sd) => sd,
                 Err(errors) => return fail(&errors),
             };
@@ -194,15 +211,17 @@ fn check_image(sd: &sdf::SystemDescription, image: &std::path::Path, kernel: &st
     false
 }
 
-/// Parse and validate the file, expand its storage declarations and
-/// validate the result.
-fn parse_expanded(path: &std::path::Path) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
-    storage::expand_validated(&sdf::parse_file(path)?)
+/// Parse and validate the file, expand its storage declarations (reading
+/// filter programs from `search_path`) and validate the result.
+fn parse_expanded(path: &std::path::Path, search_path: &[PathBuf]) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
+    let sd = sdf::parse_file(path)?;
+    storage::expand_validated_with(&sd, &Programs::for_system(&sd, search_path))
 }
 
 /// Only read the file (no validation rules), then expand it.
-fn read_expanded(path: &std::path::Path) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
-    storage::expand(&sdf::read_file(path)?)
+fn read_expanded(path: &std::path::Path, search_path: &[PathBuf]) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
+    let sd = sdf::read_file(path)?;
+    storage::expand_with(&sd, &Programs::for_system(&sd, search_path))
 }
 
 fn fail(errors: &[sdf::Error]) -> ExitCode {

@@ -53,25 +53,25 @@
 use std::ops::Range;
 
 use blk::config::{
-    self, ClientConfig, DmaRegion, DmaWindow, DriverConfig, QueueRegion, ServerClient, ServerConfig, MAX_CLIENTS,
-    MAX_DISKS, MAX_WINDOWS,
+    self, ClientConfig, DmaRegion, DmaWindow, DriverConfig, FilterConfig, Param, QueueRegion, ServerClient, ServerConfig,
+    ServerFilter, MAX_CLIENTS, MAX_DISKS, MAX_WINDOWS,
 };
 use blk::QueueLayout;
 use sdf::storage::{self as names, DRIVER_PD, SERVER_PD};
 use sdf::{
-    Channel, ChannelEnd, Device, DeviceIrq, DeviceRegion, Error, Irq, Map, MemoryRegion, Perms, Pos, ProtectionDomain,
-    SetVar, SetVarValue, SystemDescription, Trigger, MAX_ID,
+    Chain, Channel, ChannelEnd, Device, DeviceIrq, DeviceRegion, Error, Irq, Lend, Map, MemoryRegion, OnFault, Perms, Pos,
+    ProtectionDomain, SetVar, SetVarValue, Stage, StageChannel, StageRegion, SystemDescription, Trigger, Via, MAX_ID,
 };
 use zerocopy::IntoBytes;
 
+use crate::filters::{self, PlannedFilter, Programs};
 use crate::layout::PhysAlloc;
 
 /// Where the expansion places storage DMA memory (physical).
 pub const DMA_WINDOW: Range<u64> = 0x5000_0000..0x6000_0000;
-/// Priority of the virtio-blk driver PD.
-pub const DRIVER_PRIORITY: u8 = 250;
-/// Priority of the filter server PD.
-pub const SERVER_PRIORITY: u8 = 240;
+/// Priorities of the virtio-blk driver PD and of the filter server PD (one
+/// definition, in `sdf::storage`, which also places filters between them).
+pub use sdf::storage::{DRIVER_PRIORITY, SERVER_PRIORITY};
 /// Program images of the generated PDs.
 pub const DRIVER_IMAGE: &str = "virtio_blk";
 pub const SERVER_IMAGE: &str = "blk_server";
@@ -107,6 +107,12 @@ pub mod vaddr {
     pub const CLIENT_QUEUE: u64 = 0x50_0000_0000;
     /// Client: its data region.
     pub const CLIENT_DATA: u64 = 0x51_0000_0000;
+    /// Server: filter i's call page at `SERVER_FILTER_CALLS + i * 0x1000`.
+    pub const SERVER_FILTER_CALLS: u64 = 0x43_0000_0000;
+    /// Filter: its call page.
+    pub const FILTER_CALLS: u64 = 0x60_0000_0000;
+    /// Filter: its bounce buffer.
+    pub const FILTER_BOUNCE: u64 = 0x61_0000_0000;
     /// Between per-disk and per-client maps.
     pub const STRIDE: u64 = 0x10_0000;
 }
@@ -118,7 +124,20 @@ pub mod channel {
     pub const DRIVER_QUEUE: u8 = 10;
     /// Server: disk d's driver is `SERVER_DISK + d`; client c is `c`.
     pub const SERVER_DISK: u8 = 40;
+    /// Server: filter i (declaration order) is `SERVER_FILTER + i`.
+    pub const SERVER_FILTER: u8 = 20;
+    /// Filter: its channel from the server.
+    pub const FILTER: u8 = 0;
 }
+
+/// Microseconds one upcall of a filter may take when its `<filter>` sets no
+/// `budget`: every filter has a limit, so a looping filter can never hold
+/// the server.
+pub const DEFAULT_FILTER_BUDGET_US: u64 = 100_000;
+/// Stack of a filter PD.
+pub const FILTER_STACK_SIZE: u64 = 0x1_0000;
+/// The symbol a filter's record is patched into.
+pub const FILTER_CONFIG_SYMBOL: &str = "blk_filter_config";
 
 /// Expand the storage declarations of `sd` into plain SDF.
 ///
@@ -162,13 +181,18 @@ pub mod channel {
 /// its disk's only client. The result is not validated: use
 /// [`expand_validated`] for that.
 pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
+    expand_with(sd, &Programs::for_system(sd, &[]))
+}
+
+/// [`expand`], reading filter manifests from `programs`.
+pub fn expand_with(sd: &SystemDescription, programs: &Programs) -> Result<SystemDescription, Vec<Error>> {
     if sd.disks.is_empty() {
         let mut out = sd.clone();
         sdf::resolve_pending_policies(&mut out)?;
         return Ok(out);
     }
     let mut errors = Errors { file: &sd.file, list: Vec::new() };
-    let plan = Plan::new(sd, &mut errors);
+    let plan = Plan::new(sd, programs, &mut errors);
     errors.finish()?;
     let placed = place(sd, &plan, &mut errors);
     errors.finish()?;
@@ -182,7 +206,12 @@ pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
 /// [`expand`], then check the validation rules on the result (maps that
 /// collide with the generated ones, too many PDs, ...).
 pub fn expand_validated(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
-    let expanded = expand(sd)?;
+    expand_validated_with(sd, &Programs::for_system(sd, &[]))
+}
+
+/// [`expand_validated`], reading filter manifests from `programs`.
+pub fn expand_validated_with(sd: &SystemDescription, programs: &Programs) -> Result<SystemDescription, Vec<Error>> {
+    let expanded = expand_with(sd, programs)?;
     sdf::validate(&expanded)?;
     Ok(expanded)
 }
@@ -233,10 +262,12 @@ struct Plan {
     /// disk in each.
     pages: Vec<(u64, Pos)>,
     server: Option<Pos>,
+    /// Every filter, in declaration order.
+    filters: Vec<PlannedFilter>,
 }
 
 impl Plan {
-    fn new(sd: &SystemDescription, errors: &mut Errors) -> Plan {
+    fn new(sd: &SystemDescription, programs: &Programs, errors: &mut Errors) -> Plan {
         if let Some(extra) = sd.disks.get(MAX_DISKS) {
             errors.at(
                 extra.pos,
@@ -310,7 +341,21 @@ impl Plan {
                 );
             }
         }
-        let served = direct.iter().map(|d| server.is_some() && d.is_none()).collect();
+        let served: Vec<bool> = direct.iter().map(|d| server.is_some() && d.is_none()).collect();
+        let filters = filters::plan(&sd.disks, programs, |pos, message| errors.at(pos, message));
+        if let Some(extra) = filters.get(config::MAX_FILTERS) {
+            errors.at(extra.decl.pos, format!("too many filters: {} declared, at most {} are supported", filters.len(), config::MAX_FILTERS));
+        }
+        for f in &filters {
+            let disk = &sd.disks[f.disk];
+            if f.position >= config::MAX_CHAIN {
+                errors.at(f.decl.pos, format!("disk '{}' has more than {} filters in its chain: at most {} are supported", disk.name, config::MAX_CHAIN, config::MAX_CHAIN));
+            }
+            if !served[f.disk] {
+                let why = if direct[f.disk].is_some() { "its block client is direct, and a direct client bypasses the filter server" } else { "no block client goes through the filter server" };
+                errors.at(f.decl.pos, format!("filter '{}' of disk '{}' would never see a request: {why}", f.decl.name, disk.name));
+            }
+        }
         let mut pages: Vec<(u64, Pos)> = Vec::new();
         for disk in &sd.disks {
             let page = names::virtio_page(disk.virtio_slot);
@@ -318,7 +363,7 @@ impl Plan {
                 pages.push((page, disk.pos));
             }
         }
-        Plan { clients, served, direct, pages, server }
+        Plan { clients, served, direct, pages, server, filters }
     }
 
     fn page_index(&self, slot: u32) -> usize {
@@ -344,6 +389,8 @@ struct Placed {
     dma: Vec<u64>,
     probe: Vec<Option<u64>>,
     data: Vec<u64>,
+    /// Per filter: its bounce buffer, if it has one.
+    bounce: Vec<Option<u64>>,
 }
 
 fn place(sd: &SystemDescription, plan: &Plan, errors: &mut Errors) -> Placed {
@@ -365,7 +412,7 @@ fn place(sd: &SystemDescription, plan: &Plan, errors: &mut Errors) -> Placed {
             0
         }
     };
-    let mut placed = Placed { dma: Vec::new(), probe: Vec::new(), data: Vec::new() };
+    let mut placed = Placed { dma: Vec::new(), probe: Vec::new(), data: Vec::new(), bounce: Vec::new() };
     for (d, disk) in sd.disks.iter().enumerate() {
         placed.dma.push(alloc(DMA_SIZE, format!("the DMA region of disk '{}'", disk.name), disk.pos, errors));
         let probe = plan.served[d]
@@ -375,6 +422,11 @@ fn place(sd: &SystemDescription, plan: &Plan, errors: &mut Errors) -> Placed {
     for client in &plan.clients {
         let what = format!("the data region of block client '{}'", client.name);
         placed.data.push(alloc(client.data_size, what, client.pos, errors));
+    }
+    for f in &plan.filters {
+        let size = f.declared.bounce;
+        let what = format!("the bounce buffer of filter '{}'", f.decl.name);
+        placed.bounce.push((size > 0).then(|| alloc(size, what, f.decl.pos, errors)));
     }
     placed
 }
@@ -431,7 +483,10 @@ impl Expansion<'_> {
         let server_index = driver_index + 1;
         let first_disk = sd.disks[0].pos;
         let mut driver = generated_pd(DRIVER_PD, DRIVER_IMAGE, DRIVER_PRIORITY, first_disk);
-        let mut server = plan.server.map(|pos| generated_pd(SERVER_PD, SERVER_IMAGE, SERVER_PRIORITY, pos));
+        let mut server = plan.server.map(|pos| ProtectionDomain {
+            stack_size: SERVER_STACK_SIZE,
+            ..generated_pd(SERVER_PD, SERVER_IMAGE, SERVER_PRIORITY, pos)
+        });
 
         // Register pages: region, map, device.
         for (k, &(page, pos)) in plan.pages.iter().enumerate() {
@@ -564,18 +619,154 @@ impl Expansion<'_> {
             }
         }
 
+        let mut filter_pds = Vec::new();
+        if let Some(server) = &mut server {
+            filter_pds = self.filters(&mut out, server, server_index, &mut server_config);
+        }
         driver.setvars.push(setvar(DRIVER_CONFIG_SYMBOL, driver_config.as_bytes(), first_disk));
         out.protection_domains.push(driver);
         if let Some(mut server) = server {
             server.setvars.push(setvar(SERVER_CONFIG_SYMBOL, server_config.as_bytes(), server.pos));
             out.protection_domains.push(server);
         }
+        out.protection_domains.extend(filter_pds);
         out
+    }
+
+    /// The filters: each a passive child of the server (at
+    /// `server_index + 1 + i`) with its call page, bounce buffer, the
+    /// server's PPC channel to it lending it the request data it may
+    /// reach, its record and the server's; and per disk with filters the
+    /// server's `<chain>`. Returns the filter PDs, in order.
+    fn filters(&self, out: &mut SystemDescription, server: &mut ProtectionDomain, server_index: usize, server_config: &mut ServerConfig) -> Vec<ProtectionDomain> {
+        let (sd, plan, placed) = (self.sd, self.plan, self.placed);
+        let mut pds = Vec::new();
+        for f in &plan.filters {
+            let (i, pos, decl) = (f.index, f.decl.pos, &f.decl);
+            let pd_index = server_index + 1 + i;
+            let disk = &sd.disks[f.disk];
+            let mut pd = generated_pd(&decl.name, &decl.program, decl.effective_priority(), pos);
+            pd.passive = true;
+            pd.stack_size = FILTER_STACK_SIZE;
+            pd.call_budget = Some(decl.budget.unwrap_or(DEFAULT_FILTER_BUDGET_US));
+            pd.parent = Some(server_index);
+            pd.child_id = Some(i as u8);
+            pd.program_image_pos = pos;
+
+            let calls = names::filter_calls_region(&decl.name);
+            out.memory_regions.push(region(&calls, PAGE, None, pos));
+            let server_calls = vaddr::SERVER_FILTER_CALLS + i as u64 * PAGE;
+            server.maps.push(map(&calls, server_calls, pos));
+            pd.maps.push(map(&calls, vaddr::FILTER_CALLS, pos));
+            let bounce_name = names::filter_bounce_region(&decl.name);
+            if let Some(paddr) = placed.bounce[i] {
+                out.memory_regions.push(region(&bounce_name, f.declared.bounce, Some(paddr), pos));
+                pd.maps.push(map(&bounce_name, vaddr::FILTER_BOUNCE, pos));
+            }
+
+            // The server lends the filter the data of its disk's clients
+            // and the bounce buffers of the filters above it, with its
+            // rights (none: nothing).
+            let perms = if f.rights() & abi::GRANT_WRITE != 0 { Perms::READ_WRITE } else { Perms::READ };
+            let mut lends = Vec::new();
+            let mut lend_client = [config::NO_LEND; MAX_CLIENTS];
+            let mut lend_bounce = [config::NO_LEND; config::MAX_CHAIN];
+            if f.rights() != 0 {
+                for client in plan.clients.iter().filter(|c| c.disk == f.disk) {
+                    let Some(c) = client.server_index else { continue };
+                    lend_client[c] = lends.len() as u8;
+                    lends.push(Lend { mr: names::client_data_region(&client.name), perms, pos });
+                }
+                for above in plan.filters.iter().filter(|a| a.disk == f.disk && a.position < f.position) {
+                    if placed.bounce[above.index].is_some() {
+                        lend_bounce[above.position] = lends.len() as u8;
+                        lends.push(Lend { mr: names::filter_bounce_region(&above.decl.name), perms, pos });
+                    }
+                }
+            }
+            let server_channel = channel::SERVER_FILTER + i as u8;
+            let end = |pd, id, pp| ChannelEnd { pd, id, pp, notify: false, pos };
+            out.channels.push(Channel { ends: [end(server_index, server_channel, true), end(pd_index, channel::FILTER, false)], lends, pos });
+
+            let bounce = DmaRegion { vaddr: 0, paddr: placed.bounce[i].unwrap_or(0), size: if placed.bounce[i].is_some() { f.declared.bounce } else { 0 } };
+            server_config.filters[i] = ServerFilter {
+                name: config::name_field(&decl.name),
+                calls: QueueRegion { vaddr: server_calls, size: PAGE, capacity: 0, channel: u32::from(server_channel) },
+                bounce,
+                disk: f.disk as u32,
+                position: f.position as u32,
+                channel: u32::from(server_channel),
+                child: i as u32,
+                hooks: f.declared.hooks,
+                ops: f.declared.ops,
+                rights: f.rights(),
+                restart: u8::from(decl.on_fault == OnFault::Restart),
+                lend_client,
+                lend_bounce,
+                _reserved: [0; 4],
+            };
+            server_config.filter_count = i as u32 + 1;
+            let mut record = FilterConfig::UNSET;
+            record.magic = config::MAGIC;
+            record.position = f.position as u32;
+            record.disk = config::name_field(&disk.name);
+            record.name = config::name_field(&decl.name);
+            record.calls = QueueRegion { vaddr: vaddr::FILTER_CALLS, size: PAGE, capacity: 0, channel: u32::from(channel::FILTER) };
+            record.bounce = DmaRegion { vaddr: if bounce.size > 0 { vaddr::FILTER_BOUNCE } else { 0 }, ..bounce };
+            record.rights = u32::from(f.rights());
+            for (k, p) in decl.params.iter().take(config::MAX_PARAMS).enumerate() {
+                record.params[k] = Param { key: config::field(&p.key), value: config::field(&p.value) };
+                record.param_count = k as u32 + 1;
+            }
+            pd.setvars.push(setvar(FILTER_CONFIG_SYMBOL, record.as_bytes(), pos));
+            pds.push(pd);
+        }
+
+        // Each chain, for the verifier: what enters from the clients, the
+        // filters in order (each's bounce buffer below it), what leaves to
+        // the driver.
+        for (d, disk) in sd.disks.iter().enumerate() {
+            let members: Vec<&PlannedFilter> = plan.filters.iter().filter(|f| f.disk == d).collect();
+            let Some(first) = members.first() else { continue };
+            let pos = first.decl.pos;
+            let stage_region = |mr: String| StageRegion { mr, pos };
+            let mut top = Stage { regions: Vec::new(), channels: Vec::new(), pos };
+            for client in plan.clients.iter().filter(|c| c.disk == d) {
+                let Some(c) = client.server_index else { continue };
+                top.regions.push(stage_region(names::client_queue_region(&client.name)));
+                top.regions.push(stage_region(names::client_data_region(&client.name)));
+                top.channels.push(StageChannel { id: c as u8, pos });
+            }
+            let mut stages = vec![top];
+            let mut vias = Vec::new();
+            for f in &members {
+                vias.push(Via {
+                    pd: server_index + 1 + f.index,
+                    channel: channel::SERVER_FILTER + f.index as u8,
+                    mr: Some(names::filter_calls_region(&f.decl.name)),
+                    pos,
+                });
+                let mut below = Stage { regions: Vec::new(), channels: Vec::new(), pos };
+                if placed.bounce[f.index].is_some() {
+                    below.regions.push(stage_region(names::filter_bounce_region(&f.decl.name)));
+                }
+                stages.push(below);
+            }
+            let bottom = stages.last_mut().expect("a stage per filter");
+            bottom.regions.push(stage_region(names::driver_queue_region(&disk.name)));
+            bottom.regions.push(stage_region(names::probe_region(&disk.name)));
+            bottom.channels.push(StageChannel { id: channel::SERVER_DISK + d as u8, pos });
+            server.chains.push(Chain { name: disk.name.clone(), stages, vias, pos });
+        }
+        pds
     }
 }
 
 /// Stack of the generated storage PDs.
 pub const GENERATED_STACK_SIZE: u64 = 0x1_0000;
+/// Stack of the filter server: its state (the in-flight table of the
+/// filter chains, about 36 KiB) lives on it and is moved at start.
+pub const SERVER_STACK_SIZE: u64 = 0x4_0000;
 
 fn generated_pd(name: &str, image: &str, priority: u8, pos: Pos) -> ProtectionDomain {
     ProtectionDomain {
@@ -588,6 +779,7 @@ fn generated_pd(name: &str, image: &str, priority: u8, pos: Pos) -> ProtectionDo
         stack_size: GENERATED_STACK_SIZE,
         budget: sdf::DEFAULT_BUDGET_US,
         period: sdf::DEFAULT_BUDGET_US,
+        call_budget: None,
         can_power_off: false,
         program_image: image.to_string(),
         program_image_pos: pos,
@@ -597,6 +789,7 @@ fn generated_pd(name: &str, image: &str, priority: u8, pos: Pos) -> ProtectionDo
         parent: None,
         child_id: None,
         block_client: None,
+        chains: Vec::new(),
     }
 }
 
@@ -612,7 +805,7 @@ fn map(mr: &str, vaddr: u64, pos: Pos) -> Map {
 /// A notification channel both ways between `a` (id `a_id`) and `b`.
 fn channel(a: usize, a_id: u8, b: usize, b_id: u8, pos: Pos) -> Channel {
     let end = |pd, id| ChannelEnd { pd, id, pp: false, notify: true, pos };
-    Channel { ends: [end(a, a_id), end(b, b_id)], pos }
+    Channel { ends: [end(a, a_id), end(b, b_id)], lends: Vec::new(), pos }
 }
 
 fn setvar(symbol: &str, bytes: &[u8], pos: Pos) -> SetVar {

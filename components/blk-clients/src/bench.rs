@@ -4,7 +4,9 @@
 //! Phases, each `REQUESTS` single-block requests after `WARMUP` unmeasured
 //! ones, with a fixed number kept in flight (the queue depth): reads and
 //! writes at depth 1, then reads and writes at depth 32. Each prints
-//! `blk_<op>_qd<depth>_<direct|server>: N` and the client powers the machine
+//! `blk_<op>_qd<depth>_<path>: N`, where the path is `direct` or `server`,
+//! or the label patched into `blk_bench_label` (NUL-padded, e.g.
+//! `filter1` for a chain of one filter), and the client powers the machine
 //! off at the end (the image must be built with `--pmu-user`).
 
 use crate::client::BlockClient;
@@ -18,6 +20,8 @@ pub const WARMUP: u64 = 64;
 /// Blocks the requests cycle through.
 const SPAN: u64 = 1024;
 
+microkit::var!(blk_bench_label: [u8; 32] = [0; 32]);
+
 const PHASES: [(Op, u32); 4] = [(Op::Read, 1), (Op::Write, 1), (Op::Read, 32), (Op::Write, 32)];
 
 pub struct Bench {
@@ -30,6 +34,8 @@ pub struct Bench {
     failed: bool,
     /// The disk is up and big enough.
     ready: bool,
+    /// The statistics were asked for.
+    reported: bool,
 }
 
 impl Bench {
@@ -41,7 +47,7 @@ impl Bench {
                 return None;
             }
         };
-        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false, ready: false };
+        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false, ready: false, reported: false };
         b.step();
         Some(b)
     }
@@ -57,7 +63,7 @@ impl Bench {
             self.ready = true;
         }
         loop {
-            let Some(&(op, depth)) = PHASES.get(self.phase) else { return self.finish() };
+            let Some(&(op, depth)) = PHASES.get(self.phase) else { return self.report() };
             while let Some(r) = self.client.pop() {
                 if r.status() != Ok(Status::Ok) {
                     debug_println!("{}: request {} failed: {}", pd_name(), r.id, r.status_text());
@@ -73,7 +79,12 @@ impl Bench {
             if self.completed == total {
                 let per = (bench::instructions() - self.start) / REQUESTS;
                 let op = if op == Op::Read { "read" } else { "write" };
-                let path = if self.client.is_direct() { "direct" } else { "server" };
+                let label = blk::config::name_str(blk_bench_label());
+                let path = match (label, self.client.is_direct()) {
+                    ("", true) => "direct",
+                    ("", false) => "server",
+                    (label, _) => label,
+                };
                 debug_println!("blk_{}_qd{}_{}: {}", op, depth, path, per);
                 (self.phase, self.issued, self.completed) = (self.phase + 1, 0, 0);
                 continue;
@@ -92,6 +103,25 @@ impl Bench {
             if self.client.wait() {
                 return;
             }
+        }
+    }
+
+    /// After the last phase: ask the filter server to print its statistics
+    /// of this disk's chain (how the requests batched), then finish. (A
+    /// driver answers the request `InvalidRequest`; that is fine.)
+    fn report(&mut self) {
+        if !self.reported {
+            self.reported = self.client.push(Request::ordering(u32::MAX, Op::Report));
+            if !self.reported {
+                return self.finish();
+            }
+        }
+        if self.client.pop().is_some() {
+            return self.finish();
+        }
+        self.client.kick();
+        if !self.client.wait() {
+            self.report();
         }
     }
 

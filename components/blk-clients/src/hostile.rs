@@ -201,7 +201,7 @@ const SCRIPT: [Case; 17] = [
     Case::Bad(Bad::CrossesRegionEnd),
     Case::Bad(Bad::OffsetOverflows),
     Case::Reads,
-    Case::Bad(Bad::UnknownOp(5)),
+    Case::Bad(Bad::UnknownOp(6)),
     Case::Bad(Bad::UnknownOp(u32::MAX)),
     Case::Flood,
     Case::MixedFlood,

@@ -11,6 +11,8 @@
 //!   requests and checks that each is refused and no good one is lost.
 //! - `device_fault` (PDs only): a client attached to the driver directly
 //!   that makes the device fail and checks the driver recovers.
+//! - `probe` (PDs only): writes and reads one block when told to, and asks
+//!   for its disk's filter statistics.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -27,3 +29,5 @@ pub mod bench;
 pub mod hostile;
 #[cfg(target_os = "none")]
 pub mod device_fault;
+#[cfg(target_os = "none")]
+pub mod probe;

@@ -23,19 +23,30 @@
 //!   and then goes to the driver as a flush of completed writes, which the
 //!   driver sends at once. Neither holds back another client's requests
 //!   (a barrier or flush at the driver would hold back everyone's);
-//! - reads each disk's partition table before serving partition clients.
-//!
-//! Filter chains come next; every chain is empty for now.
+//! - reads each disk's partition table before serving partition clients;
+//! - runs each request of a disk with filters through the disk's chain
+//!   (see [`chain`]): pre-operation upcalls in chain order, the driver,
+//!   post-operation upcalls in reverse order, with an in-flight table whose
+//!   slot the driver's tag names. Disks without filters keep the stateless
+//!   ring-to-ring path above;
+//! - answers a client's `Report` at once and prints the statistics of its
+//!   disk's chain.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
-use blk::config::{name_str, ServerConfig};
+pub mod chain;
+
+pub use chain::{CallError, FilterStats, NoFilters, Upcalls};
+
+use blk::config::{name_str, ServerConfig, MAX_CHAIN};
+use chain::{Chain, Table, MAX_SLOTS, SLOT_TAG};
 use blk::mbr;
 use blk::{Op, Producer, Request, Requester, Responder, Response, Status, Step, StorageInfo, BLOCK_SIZE};
 use heapless::Vec;
 
 pub const MAX_CLIENTS: usize = blk::config::MAX_CLIENTS;
 pub const MAX_DISKS: usize = blk::config::MAX_DISKS;
+pub const MAX_FILTERS: usize = blk::config::MAX_FILTERS;
 const SECTORS_PER_BLOCK: u64 = BLOCK_SIZE as u64 / 512;
 /// Requests one client's turn takes at most.
 const TURN: u32 = 64;
@@ -81,6 +92,8 @@ pub struct Disk<'a> {
     /// split of `room` between the clients, at least one.
     share: u32,
     share_round: u32,
+    /// Its filter chain; `None`: the ring-to-ring path.
+    pub chain: Option<Chain>,
 }
 
 pub struct Client<'a> {
@@ -143,11 +156,25 @@ pub enum Event {
     PartitionMissing { client: usize, err: mbr::MbrError },
     PartitionMisaligned { client: usize },
     ClientCorrupt { client: usize },
+    /// An upcall to filter `filter` failed; its `requests` failed with it.
+    FilterFailed { filter: usize, error: CallError, requests: u32 },
+    /// Filter `filter` faulted (or ran past its budget): `failed` requests
+    /// failed in the upcall it was serving; it is restarted or stays
+    /// stopped.
+    FilterStopped { filter: usize, failed: u32, restart: bool },
+    /// Client `client` asked for the statistics of its disk (`disk`: our
+    /// index; the shell prints each of its filters' [`FilterStats`]).
+    Report { client: usize, disk: usize },
 }
 
 pub struct Server<'a> {
     pub disks: Vec<Disk<'a>, MAX_DISKS>,
     pub clients: Vec<Client<'a>, MAX_CLIENTS>,
+    pub filters: Vec<chain::Filter<'a>, MAX_FILTERS>,
+    table: Table,
+    /// Whether any disk has a chain: without, the ring-to-ring path pays
+    /// one test per pass for chains.
+    chains: bool,
     next_client: usize,
     /// Calls of `serve_clients` and rounds of turns so far: what makes a
     /// disk's `room` and `share` current (cheaper than resetting them).
@@ -160,6 +187,14 @@ pub struct Regions<'a> {
     pub disk_queues: [Option<blk::Shared<'a>>; MAX_DISKS],
     pub probes: [Option<blk::Shared<'a>>; MAX_DISKS],
     pub client_queues: [Option<blk::Shared<'a>>; MAX_CLIENTS],
+    /// Each filter's call page.
+    pub filter_calls: [Option<blk::Shared<'a>>; MAX_FILTERS],
+}
+
+impl<'a> Regions<'a> {
+    pub const fn none() -> Regions<'a> {
+        Regions { disk_queues: [None; MAX_DISKS], probes: [None; MAX_DISKS], client_queues: [None; MAX_CLIENTS], filter_calls: [None; MAX_FILTERS] }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +238,25 @@ impl<'a> Server<'a> {
                 room_call: 0,
                 share: 0,
                 share_round: 0,
+                chain: None,
             });
+        }
+        let mut filters = Vec::new();
+        for (f, filter) in config.filters().iter().enumerate() {
+            let disk = ours.get(filter.disk as usize).copied().flatten().ok_or(SetupError::BadRegion)?;
+            let calls = regions.filter_calls[f].ok_or(SetupError::BadRegion)?;
+            let _ = filters.push(chain::Filter::new(filter, disk, calls).ok_or(SetupError::BadRegion)?);
+        }
+        for (d, disk) in disks.iter_mut().enumerate() {
+            let mut members: Vec<(u32, u8), MAX_CHAIN> = Vec::new();
+            for (f, filter) in filters.iter().enumerate().filter(|(_, f)| f.disk() == d) {
+                members.push((filter.config.position, f as u8)).map_err(|_| SetupError::BadRegion)?;
+            }
+            if members.is_empty() {
+                continue;
+            }
+            members.sort_unstable();
+            disk.chain = Some(Chain::new(members.iter().map(|&(_, f)| f).collect(), &filters));
         }
         let mut clients = Vec::new();
         for (c, client) in config.clients().iter().enumerate() {
@@ -230,11 +283,18 @@ impl<'a> Server<'a> {
                 broken: false,
             });
         }
-        Ok(Server { disks, clients, next_client: 0, call: 0, round: 0 })
+        let chains = disks.iter().any(|d| d.chain.is_some());
+        Ok(Server { disks, clients, filters, table: Table::new(), chains, next_client: 0, call: 0, round: 0 })
     }
 
-    /// Do all the work there is; `log` hears about notable events.
+    /// Do all the work there is, for a server without filters; `log`
+    /// hears about notable events.
     pub fn run(&mut self, log: &mut impl FnMut(Event)) -> Wake {
+        self.run_with(log, &mut NoFilters)
+    }
+
+    /// Do all the work there is, calling filters through `up`.
+    pub fn run_with(&mut self, log: &mut impl FnMut(Event), up: &mut impl Upcalls) -> Wake {
         let mut wake = Wake::default();
         loop {
             for d in 0..self.disks.len() {
@@ -244,6 +304,11 @@ impl<'a> Server<'a> {
                 self.take_responses(d, &mut wake, log);
             }
             self.serve_clients(&mut wake, log);
+            // Answers a chain gave may let a client's flush or barrier go:
+            // then there is another turn to take.
+            if self.chains && self.run_chains(&mut wake, up, log) {
+                continue;
+            }
             // Each step above drained what it could; arming the rings looks
             // once more for anything that arrived meanwhile.
             if self.ready_to_wait() {
@@ -264,7 +329,8 @@ impl<'a> Server<'a> {
         for disk in self.disks.iter_mut() {
             quiet &= disk.driver.responses.prepare_to_wait().unwrap_or(true);
         }
-        let Server { disks, clients, .. } = self;
+        let Server { disks, clients, table, chains, .. } = self;
+        let slots_free = table.free() > 0;
         for client in clients.iter_mut().filter(|c| !c.broken && c.range.is_some()) {
             if client.waiting_for_room {
                 // Room for one more answer besides those owed.
@@ -272,7 +338,7 @@ impl<'a> Server<'a> {
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
             } else if client.owed() < client.capacity
                 && !client.ordering
-                && disks[client.disk].can_forward()
+                && (if *chains && disks[client.disk].chain.is_some() { slots_free } else { disks[client.disk].can_forward() })
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
             }
@@ -339,6 +405,9 @@ impl<'a> Server<'a> {
     /// Answer the clients whose requests the driver of disk `d` completed,
     /// in one batch: each ring index is loaded and published once.
     fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        if self.chains && self.disks[d].chain.is_some() {
+            return self.take_chain_responses(d, wake, log);
+        }
         let mut probe = None;
         let Server { disks, clients, .. } = self;
         // A driver is trusted; a corrupt ring is left alone.
@@ -378,6 +447,34 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// The driver's answers for a disk with a chain: each goes to its slot
+    /// (and on up the chain); the partition-table read is the only other.
+    fn take_chain_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        let mut answers: Vec<Response, 64> = Vec::new();
+        {
+            let Disk { driver, outstanding, .. } = &mut self.disks[d];
+            let Ok(mut batch) = driver.responses.batch() else { return };
+            *outstanding = outstanding.saturating_sub(batch.len());
+            for r in batch.by_ref().take(64) {
+                let _ = answers.push(r);
+            }
+        }
+        let mut probe = None;
+        for r in &answers {
+            if r.tag == PROBE_TAG {
+                probe = Some(*r);
+            } else if r.tag >= SLOT_TAG && (r.tag - SLOT_TAG) < MAX_SLOTS as u32 {
+                self.chain_answer(d, r.tag, r.status(), r.count);
+            }
+        }
+        if let Some(resp) = probe.filter(|_| self.disks[d].state == DiskState::Probing) {
+            let mut sector0 = [0u8; 512];
+            let ok = resp.status() == Ok(Status::Ok) && self.disks[d].probe.read_bytes(0, &mut sector0).is_ok();
+            self.disks[d].state = DiskState::Ready;
+            self.publish_clients(d, ok.then_some(&sector0), wake, log);
+        }
+    }
+
     /// Round robin over the clients with requests, carrying on after the
     /// last client served (also across calls), while anyone has work and
     /// the drivers have room. In each round of turns a client takes up to
@@ -393,7 +490,12 @@ impl<'a> Server<'a> {
             let mut more = false;
             let mut c = self.next_client;
             for _ in 0..n {
-                if let Some(stopped) = self.serve_turn(c, wake, log) {
+                let turn = if self.chains && self.disks[self.clients[c].disk].chain.is_some() {
+                    self.chain_turn(c, wake, log)
+                } else {
+                    self.serve_turn(c, wake, log)
+                };
+                if let Some(stopped) = turn {
                     more |= stopped;
                     // The next round, or call, starts after the last
                     // client served: with too little room for everyone,
@@ -490,10 +592,107 @@ impl<'a> Server<'a> {
         let refusals = refused.iter().map(|&id| Response::new(id, Status::InvalidRequest, 0));
         end_turn(client, disk, c, popped, popped - refused.len() as u32, free, refusals, wake);
         if popped < max {
-            ordered_turn(client, disk, c, max - popped, wake);
+            if ordered_turn(client, disk, c, max - popped, wake) {
+                log(Event::Report { client: c, disk: d });
+            }
             return Some(false);
         }
         Some(more)
+    }
+}
+
+impl Server<'_> {
+    /// Client `c`'s turn on a disk with a chain: take up to a turn's worth
+    /// of requests into free slots of the in-flight table (room for their
+    /// answers set aside, as in `serve_turn`), answer bad ones, barriers
+    /// (once its earlier requests are answered) and reports here, and
+    /// start the rest down the chain. A flush or barrier waits for every
+    /// request before it, those taken in this turn too.
+    fn chain_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> Option<bool> {
+        let free = self.table.free() as u32;
+        let Server { disks, clients, .. } = self;
+        let client = &mut clients[c];
+        let d = client.disk;
+        client.waiting_for_room = false;
+        let owed = client.owed();
+        client.ordering &= owed > 0;
+        if client.broken || client.range.is_none() || owed >= client.capacity || disks[d].state != DiskState::Ready || client.ordering || free == 0 {
+            return None;
+        }
+        let mut requests = match client.queue.requests.batch() {
+            Ok(batch) if batch.is_empty() => return None,
+            Ok(batch) => batch,
+            Err(_) => {
+                client.broken = true;
+                log(Event::ClientCorrupt { client: c });
+                return None;
+            }
+        };
+        let waiting = requests.len();
+        let max = waiting.min(free).min(TURN).min(client.capacity - owed);
+        let Ok(answer_room) = client.queue.responses.room(owed + max) else {
+            client.broken = true;
+            log(Event::ClientCorrupt { client: c });
+            return None;
+        };
+        let answer_room = answer_room.saturating_sub(owed);
+        client.waiting_for_room = answer_room == 0;
+        let max = max.min(answer_room);
+        if max == 0 {
+            return None;
+        }
+        requests.truncate(max);
+        let view = View::new(client.range, client.info.is_read_only(), client.data_size, client.data_paddr, c);
+        let mut taken = Vec::<(Request, Op), { TURN as usize }>::new();
+        let mut answers = Vec::<Response, { TURN as usize }>::new();
+        let mut reported = false;
+        let mut popped = 0;
+        while let Some(req) = requests.peek() {
+            let op = req.op();
+            if req.is_transfer_for(view.blocks, view.read_only, view.region) {
+                let _ = taken.push((req, if op == Ok(Op::Read) { Op::Read } else { Op::Write }));
+            } else {
+                match op {
+                    Ok(Op::Report) => {
+                        let _ = answers.push(Response::new(req.id, Status::Ok, 0));
+                        reported = true;
+                    }
+                    Ok(Op::Barrier | Op::Flush | Op::FlushCompleted) if owed + taken.len() as u32 > 0 && op != Ok(Op::FlushCompleted) => {
+                        client.ordering = true;
+                        break;
+                    }
+                    Ok(Op::Barrier) => {
+                        let _ = answers.push(Response::new(req.id, Status::Ok, 0));
+                    }
+                    Ok(Op::Flush | Op::FlushCompleted) => {
+                        let _ = taken.push((req, Op::Flush));
+                    }
+                    _ => {
+                        let _ = answers.push(Response::new(req.id, Status::InvalidRequest, 0));
+                    }
+                }
+            }
+            requests.next();
+            popped += 1;
+        }
+        drop(requests);
+        client.taken = client.taken.wrapping_add(popped);
+        if !answers.is_empty() {
+            for a in &answers {
+                let _ = client.queue.responses.push(*a);
+            }
+            wake.notify_client(c, &mut client.queue.responses);
+        }
+        let more = popped == max && waiting > max && !client.ordering;
+        // (By index: moving the array into an iterator copies all of it.)
+        for i in 0..taken.len() {
+            let (req, op) = taken[i];
+            self.chain_take(c, &req, op, view.first);
+        }
+        if reported {
+            log(Event::Report { client: c, disk: d });
+        }
+        (popped > 0).then_some(more)
     }
 }
 
@@ -508,23 +707,28 @@ impl<'a> Server<'a> {
 /// stays as tight as without ordering.
 #[cold]
 #[inline(never)]
-fn ordered_turn(client: &mut Client<'_>, disk: &mut Disk<'_>, c: usize, mut left: u32, wake: &mut Wake) {
+fn ordered_turn(client: &mut Client<'_>, disk: &mut Disk<'_>, c: usize, mut left: u32, wake: &mut Wake) -> bool {
     let view = View::new(client.range, client.info.is_read_only(), client.data_size, client.data_paddr, c);
     let mut outstanding = client.owed();
     let mut answers = Vec::<Response, { TURN as usize }>::new();
     let (mut popped, mut forwarded) = (0, 0);
+    let mut reported = false;
     let free = {
-        let (Ok(mut requests), Ok(mut driver)) = (client.queue.requests.batch(), disk.driver.requests.batch()) else { return };
+        let (Ok(mut requests), Ok(mut driver)) = (client.queue.requests.batch(), disk.driver.requests.batch()) else { return false };
         requests.truncate(left);
         while let Some(next) = requests.peek() {
             let op = next.op();
-            if outstanding > 0 && op != Ok(Op::FlushCompleted) {
+            if outstanding > 0 && op != Ok(Op::FlushCompleted) && op != Ok(Op::Report) {
                 client.ordering = true;
                 break;
             }
             if op == Ok(Op::Barrier) {
                 // Every request before it has been answered.
                 let _ = answers.push(Response::new(next.id, Status::Ok, 0));
+            } else if op == Ok(Op::Report) {
+                // Answered here; the caller prints the statistics.
+                let _ = answers.push(Response::new(next.id, Status::Ok, 0));
+                reported = true;
             } else {
                 // Taken only once it is on its way: `serve_turn` kept
                 // `left` within the driver batch's room, but a flush lost
@@ -549,6 +753,7 @@ fn ordered_turn(client: &mut Client<'_>, disk: &mut Disk<'_>, c: usize, mut left
         driver.room()
     };
     end_turn(client, disk, c, popped, forwarded, free, answers.iter().copied(), wake);
+    reported
 }
 
 /// The end of client `c`'s turn, once its batches are handed back: count

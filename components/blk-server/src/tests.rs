@@ -6,6 +6,7 @@ use blk::{QueueLayout, Shared};
 use std::boxed::Box;
 use std::vec::Vec as StdVec;
 
+mod chain;
 mod model;
 
 const DISK_BLOCKS: u64 = 1024;
@@ -54,7 +55,7 @@ fn harness_after(others: usize, clients: &[Client], driver_capacity: u32) -> Har
     };
     let dq = Shared::from_words(words(dlayout.size().next_multiple_of(8)));
     let probe = Shared::from_words(words(4096));
-    let mut regions = Regions { disk_queues: [None; MAX_DISKS], probes: [None; MAX_DISKS], client_queues: [None; MAX_CLIENTS] };
+    let mut regions = Regions::none();
     regions.disk_queues[others] = Some(dq);
     regions.probes[others] = Some(probe);
     let mut ends = StdVec::new();
@@ -568,3 +569,4 @@ fn a_client_on_a_partition_over_the_table_sees_an_empty_disk() {
     assert!(h.driver_requests().is_empty(), "the table is never written");
     assert_eq!(h.responses(0), [Response::new(1, Status::InvalidRequest, 0)]);
 }
+

@@ -43,6 +43,24 @@ pub mod sys {
     /// the signal is refused the PD does not wait: it gets a
     /// [`crate::event::REFUSED`] event carrying the error.
     pub const SIGNAL_RECV: u64 = 10;
+    /// A PPC that lends memory: as [`PP_CALL`], and `x6` = the number of
+    /// [`crate::Lend`] descriptors in the IPC buffer's [`crate::LEND_AREA`].
+    /// Every descriptor is checked before anything happens: a bad one fails
+    /// the call with [`crate::Error::InvalidLend`]. The kernel numbers the
+    /// caller's lending calls (its *lease*, never 0) and gives the callee
+    /// the number in `x7` of its PPC event (0 for a call that lends
+    /// nothing); while the callee serves the call it reaches the `i`-th
+    /// lent range through the grant handle [`crate::grant_handle`]`(lease,
+    /// i)` with [`GRANT_READ`] and [`GRANT_WRITE`]. The handles die when
+    /// the call ends.
+    pub const PP_CALL_LEND: u64 = 11;
+    /// Copy from a grant into this PD's own memory: `x0` handle, `x1`
+    /// offset in the grant, `x2` destination address, `x3` length.
+    pub const GRANT_READ: u64 = 12;
+    /// Copy from this PD's own memory into a grant lent with the write
+    /// right: `x0` handle, `x1` offset in the grant, `x2` source address,
+    /// `x3` length.
+    pub const GRANT_WRITE: u64 = 13;
 }
 
 /// Status returned in `x0` by every system call.
@@ -66,6 +84,17 @@ pub enum Error {
     InvalidChild = 6,
     /// Unknown system-call number.
     InvalidSyscall = 7,
+    /// A grant handle names no grant this PD holds now: stale (its call
+    /// ended), forged, or never given.
+    InvalidGrant = 8,
+    /// An offset and length outside the grant.
+    OutOfRange = 9,
+    /// The PD's own buffer for a grant copy is not mapped with the rights
+    /// the copy needs (writable to copy into, readable to copy from).
+    InvalidBuffer = 10,
+    /// A lend descriptor names no region the channel lends, asks for more
+    /// rights than the channel allows, or lies outside its region.
+    InvalidLend = 11,
 }
 
 impl Error {
@@ -79,6 +108,10 @@ impl Error {
             5 => Error::CalleeFaulted,
             6 => Error::InvalidChild,
             7 => Error::InvalidSyscall,
+            8 => Error::InvalidGrant,
+            9 => Error::OutOfRange,
+            10 => Error::InvalidBuffer,
+            11 => Error::InvalidLend,
             _ => return None,
         })
     }
@@ -92,6 +125,10 @@ impl Error {
             Error::CalleeFaulted => "callee faulted",
             Error::InvalidChild => "invalid child",
             Error::InvalidSyscall => "invalid system call",
+            Error::InvalidGrant => "no such grant",
+            Error::OutOfRange => "outside the grant",
+            Error::InvalidBuffer => "buffer not mapped with the needed rights",
+            Error::InvalidLend => "invalid lend",
         }
     }
 }
@@ -106,9 +143,53 @@ pub const MAX_MRS: usize = 64;
 /// through the IPC buffer.
 pub const MRS_IN_REGS: usize = 4;
 
+/// Lend descriptors one [`sys::PP_CALL_LEND`] carries at most.
+pub const MAX_LENDS: usize = 64;
+
+/// Byte range of the IPC buffer that holds the [`Lend`] descriptors of a
+/// [`sys::PP_CALL_LEND`]: after the message registers.
+pub const LEND_AREA: core::ops::Range<usize> = MAX_MRS * 8..MAX_MRS * 8 + MAX_LENDS * 16;
+
 /// Byte range of the IPC buffer that holds text for `DEBUG_PUTS`: the part
-/// after the message registers.
-pub const DEBUG_AREA: core::ops::Range<usize> = MAX_MRS * 8..4096;
+/// after the message registers and the lend descriptors.
+pub const DEBUG_AREA: core::ops::Range<usize> = LEND_AREA.end..4096;
+
+/// Grant rights: the callee may copy out of the lent range.
+pub const GRANT_READ: u8 = 1 << 0;
+/// Grant rights: the callee may copy into the lent range.
+pub const GRANT_WRITE: u8 = 1 << 1;
+
+/// One range a [`sys::PP_CALL_LEND`] lends: part of the `lend`-th region
+/// the channel may lend (the `<lend>`s of the `<channel>`, in order), with
+/// `rights` ([`GRANT_READ`], optionally with [`GRANT_WRITE`]) no wider than
+/// the channel's. 16 bytes, little-endian, in the IPC buffer's
+/// [`LEND_AREA`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Lend {
+    pub lend: u16,
+    pub rights: u8,
+    pub _reserved: u8,
+    pub len: u32,
+    pub offset: u64,
+}
+
+impl Lend {
+    /// The descriptor as the two words the IPC buffer holds.
+    pub const fn to_words(self) -> [u64; 2] {
+        [self.lend as u64 | (self.rights as u64) << 16 | (self._reserved as u64) << 24 | (self.len as u64) << 32, self.offset]
+    }
+
+    pub const fn from_words(w: [u64; 2]) -> Lend {
+        Lend { lend: w[0] as u16, rights: (w[0] >> 16) as u8, _reserved: (w[0] >> 24) as u8, len: (w[0] >> 32) as u32, offset: w[1] }
+    }
+}
+
+/// The handle a callee uses for the `index`-th range lent with lease
+/// `lease` (see [`sys::PP_CALL_LEND`]).
+pub const fn grant_handle(lease: u32, index: usize) -> u64 {
+    (lease as u64) << 8 | (index as u64 & 0xff)
+}
 
 /// The message-info word: a 52-bit label and a register count.
 ///
@@ -148,7 +229,9 @@ impl MessageInfo {
 pub mod event {
     /// `x1` = bit set of channels that were notified (bit n = channel n).
     pub const NOTIFIED: u64 = 0;
-    /// `x1` = channel id, `x2` = message info, `x3..x6` = registers 0-3.
+    /// `x1` = channel id, `x2` = message info, `x3..x6` = registers 0-3,
+    /// `x7` = the lease of a call that lends memory, else 0 (see
+    /// [`crate::sys::PP_CALL_LEND`]).
     pub const PPC: u64 = 1;
     /// `x1` = child id, `x2` = message info, `x3..x6` = registers 0-3
     /// describing the fault (see [`crate::FaultInfo`]).
@@ -184,6 +267,9 @@ pub enum FaultKind {
     Other = 10,
     /// Any access to the kernel's half of the address space.
     KernelAddress = 11,
+    /// Serving a protected procedure call took longer than the PD's
+    /// `call_budget`.
+    BudgetExceeded = 12,
 }
 
 impl FaultKind {
@@ -199,6 +285,7 @@ impl FaultKind {
             8 => FaultKind::Alignment,
             9 => FaultKind::Breakpoint,
             11 => FaultKind::KernelAddress,
+            12 => FaultKind::BudgetExceeded,
             _ => FaultKind::Other,
         }
     }
@@ -216,6 +303,7 @@ impl FaultKind {
             FaultKind::Breakpoint => "breakpoint",
             FaultKind::Other => "unknown fault",
             FaultKind::KernelAddress => "access to kernel memory",
+            FaultKind::BudgetExceeded => "ran past its call budget",
         }
     }
 }
@@ -276,6 +364,14 @@ mod tests {
     }
 
     #[test]
+    fn lend_descriptors_round_trip_through_their_words() {
+        let l = Lend { lend: 3, rights: GRANT_READ | GRANT_WRITE, _reserved: 0, len: 8192, offset: 0x1_0000_1000 };
+        assert_eq!(Lend::from_words(l.to_words()), l);
+        assert_eq!(l.to_words()[0], 3 | 3 << 16 | 8192 << 32);
+        assert_eq!(grant_handle(7, 2), 0x702);
+    }
+
+    #[test]
     fn label_is_truncated_to_52_bits() {
         assert_eq!(MessageInfo::new(u64::MAX, 0).label(), MessageInfo::MAX_LABEL);
     }
@@ -290,6 +386,10 @@ mod tests {
             Error::CalleeFaulted,
             Error::InvalidChild,
             Error::InvalidSyscall,
+            Error::InvalidGrant,
+            Error::OutOfRange,
+            Error::InvalidBuffer,
+            Error::InvalidLend,
         ] {
             assert_eq!(Error::from_code(e as u64), Some(e));
         }

@@ -1,7 +1,8 @@
 //! What each storage PD is told at build time: the tool expands the storage
 //! declarations of `system.xml` into PDs, regions and channels, and patches
 //! one of these records into each storage PD's program image (symbols
-//! `blk_driver_config`, `blk_server_config`, `blk_client_config`).
+//! `blk_driver_config`, `blk_server_config`, `blk_client_config`,
+//! `blk_filter_config`).
 //!
 //! A record still holding [`UNSET`] was never patched: the PD was not
 //! declared through the storage elements, and says so instead of guessing.
@@ -15,6 +16,16 @@ pub const MAX_CLIENTS: usize = 16;
 /// Windows of physical memory a direct client's buffers may lie in, at
 /// most: its data region and regions it maps at a fixed physical address.
 pub const MAX_WINDOWS: usize = 4;
+/// Filters in one system at most (the server's table).
+pub const MAX_FILTERS: usize = 16;
+/// Filters in one disk's chain at most.
+pub const MAX_CHAIN: usize = 8;
+/// `<param>`s of one filter at most, and their sizes (NUL-padded fields).
+pub const MAX_PARAMS: usize = 8;
+pub const PARAM_KEY: usize = 32;
+pub const PARAM_VALUE: usize = 128;
+/// "No lend" in a filter's lend tables.
+pub const NO_LEND: u8 = 0xff;
 /// Marks a patched record.
 pub const MAGIC: u32 = 0x5354_4b31; // "STK1"
 /// The value of an unpatched record's magic.
@@ -116,15 +127,122 @@ pub struct ServerClient {
     pub name: [u8; 32],
 }
 
+/// A filter as the server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ServerFilter {
+    /// NUL-padded filter PD name, for messages.
+    pub name: [u8; 32],
+    /// Its call page, mapped in the server.
+    pub calls: QueueRegion,
+    /// Its bounce buffer (substitute data): where the device reaches it
+    /// (`vaddr` 0: the server does not map it) and its size, 0 for none.
+    pub bounce: DmaRegion,
+    /// Index into [`ServerConfig::disks`], and its place in that disk's
+    /// chain (0 = nearest the clients).
+    pub disk: u32,
+    pub position: u32,
+    /// The server's channel to it (PPC) and the filter's child id in the
+    /// server (its fault handler).
+    pub channel: u32,
+    pub child: u32,
+    /// What it declared: hook bits ([`crate::filter::Hook::bit`]) and
+    /// operation bits ([`crate::filter::op_bit`]).
+    pub hooks: u8,
+    pub ops: u8,
+    /// `abi`'s grant rights on request data (0: none).
+    pub rights: u8,
+    /// 1: restart it after a fault; 0: leave it stopped.
+    pub restart: u8,
+    /// The index among its channel's lends of client c's data region
+    /// ([`NO_LEND`] for none), and of the bounce buffer of the filter at
+    /// position p above it.
+    pub lend_client: [u8; MAX_CLIENTS],
+    pub lend_bounce: [u8; MAX_CHAIN],
+    pub _reserved: [u8; 4],
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct ServerConfig {
     pub magic: u32,
     pub disk_count: u32,
     pub client_count: u32,
-    pub _reserved: u32,
+    pub filter_count: u32,
     pub disks: [ServerDisk; MAX_DISKS],
     pub clients: [ServerClient; MAX_CLIENTS],
+    pub filters: [ServerFilter; MAX_FILTERS],
+}
+
+/// One `<param key value>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Param {
+    pub key: [u8; PARAM_KEY],
+    pub value: [u8; PARAM_VALUE],
+}
+
+/// What a filter PD is told (`blk_filter_config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct FilterConfig {
+    pub magic: u32,
+    /// Its place in the chain (0 = nearest the clients).
+    pub position: u32,
+    /// NUL-padded names: its disk and itself.
+    pub disk: [u8; 32],
+    pub name: [u8; 32],
+    /// Its call page (`capacity` and `channel` unused: the server calls).
+    pub calls: QueueRegion,
+    /// Its bounce buffer, mapped at `vaddr`, seen by the device at `paddr`;
+    /// size 0 for none.
+    pub bounce: DmaRegion,
+    /// Its rights on request data (`abi` grant rights, 0 = none).
+    pub rights: u32,
+    pub param_count: u32,
+    pub params: [Param; MAX_PARAMS],
+}
+
+impl FilterConfig {
+    pub const UNSET: FilterConfig = FilterConfig {
+        magic: UNSET,
+        position: 0,
+        disk: [0; 32],
+        name: [0; 32],
+        calls: ZERO_QUEUE,
+        bounce: ZERO_DMA,
+        rights: 0,
+        param_count: 0,
+        params: [Param { key: [0; PARAM_KEY], value: [0; PARAM_VALUE] }; MAX_PARAMS],
+    };
+
+    pub fn is_set(&self) -> bool {
+        self.magic == MAGIC
+    }
+
+    /// The declared params, as (key, value).
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params[..(self.param_count as usize).min(MAX_PARAMS)].iter().map(|p| (field_str(&p.key), field_str(&p.value)))
+    }
+
+    /// The value of param `key`, if declared.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// The text of a NUL-padded field of any length ("?" if not UTF-8).
+pub fn field_str(field: &[u8]) -> &str {
+    let n = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    core::str::from_utf8(&field[..n]).unwrap_or("?")
+}
+
+/// A NUL-padded field of `N` bytes holding `text` (cut to `N - 1` bytes).
+pub fn field<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = text.len().min(N.saturating_sub(1));
+    out[..n].copy_from_slice(&text.as_bytes()[..n]);
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -171,9 +289,10 @@ impl ServerConfig {
         magic: UNSET,
         disk_count: 0,
         client_count: 0,
-        _reserved: 0,
+        filter_count: 0,
         disks: [ServerDisk { queue: ZERO_QUEUE, probe: ZERO_DMA, name: [0; 32] }; MAX_DISKS],
         clients: [ServerClient { queue: ZERO_QUEUE, data: ZERO_DMA, disk: 0, partition: 0, name: [0; 32] }; MAX_CLIENTS],
+        filters: [ServerFilter::UNSET; MAX_FILTERS],
     };
 
     pub fn is_set(&self) -> bool {
@@ -187,6 +306,29 @@ impl ServerConfig {
     pub fn clients(&self) -> &[ServerClient] {
         &self.clients[..(self.client_count as usize).min(MAX_CLIENTS)]
     }
+
+    pub fn filters(&self) -> &[ServerFilter] {
+        &self.filters[..(self.filter_count as usize).min(MAX_FILTERS)]
+    }
+}
+
+impl ServerFilter {
+    pub const UNSET: ServerFilter = ServerFilter {
+        name: [0; 32],
+        calls: ZERO_QUEUE,
+        bounce: ZERO_DMA,
+        disk: 0,
+        position: 0,
+        channel: 0,
+        child: 0,
+        hooks: 0,
+        ops: 0,
+        rights: 0,
+        restart: 0,
+        lend_client: [NO_LEND; MAX_CLIENTS],
+        lend_bounce: [NO_LEND; MAX_CHAIN],
+        _reserved: [0; 4],
+    };
 }
 
 impl ClientConfig {
@@ -199,16 +341,12 @@ impl ClientConfig {
 
 /// A NUL-padded name field.
 pub fn name_field(name: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let n = name.len().min(31);
-    out[..n].copy_from_slice(&name.as_bytes()[..n]);
-    out
+    self::field(name)
 }
 
 /// The text of a NUL-padded name field.
 pub fn name_str(field: &[u8; 32]) -> &str {
-    let n = field.iter().position(|&b| b == 0).unwrap_or(32);
-    core::str::from_utf8(&field[..n]).unwrap_or("?")
+    field_str(field)
 }
 
 #[cfg(test)]
@@ -241,6 +379,20 @@ mod tests {
         assert_eq!(disk.windows(), Some(&[][..]));
         disk.window_count = 99;
         assert_eq!(disk.windows().map(<[_]>::len), Some(MAX_WINDOWS));
+    }
+
+    #[test]
+    fn params_read_back_by_key() {
+        let mut c = FilterConfig::UNSET;
+        assert!(!c.is_set());
+        c.params[0] = Param { key: field("rule"), value: field("fail write 0..10") };
+        c.params[1] = Param { key: field("seed"), value: field("7") };
+        c.param_count = 2;
+        assert_eq!(c.params().collect::<Vec<_>>(), [("rule", "fail write 0..10"), ("seed", "7")]);
+        assert_eq!(c.param("seed"), Some("7"));
+        assert_eq!(c.param("nope"), None);
+        c.param_count = 99;
+        assert_eq!(c.params().count(), MAX_PARAMS);
     }
 
     #[test]

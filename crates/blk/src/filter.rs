@@ -1,616 +1,764 @@
 //! The filter ABI: how the filter server and a filter PD talk.
 //!
-//! A filter is a passive PD. For each request the server makes a protected
-//! procedure call (an *upcall*) to every filter of the disk's chain: a
-//! pre-operation upcall in chain order before the request goes down, a
-//! post-operation upcall in reverse order after it completed. The filter
-//! answers each with a [`Verdict`]. The request's data, if the filter
-//! declared rights to it, is in the filter's *data window*, a shared region
-//! the server fills (or maps) for the request; the upcall says where.
+//! A filter is a passive PD in a disk's chain. The server calls it with
+//! protected procedure calls (*upcalls*): a pre-operation upcall in chain
+//! order before a request goes down, a post-operation upcall in reverse
+//! order after it completed below the filter. One upcall carries a batch of
+//! up to [`MAX_BATCH`] requests, so a round of 32 requests costs one call
+//! per filter per direction, not 32. For each request the filter answers a
+//! [`Verdict`].
 //!
-//! # Messages
+//! # The upcall
 //!
-//! Message registers are `u64`s, at most [`MAX_MESSAGE_REGISTERS`]. Two
-//! 32-bit fields share a register as `low | high << 32`. Labels:
+//! Each filter shares one page with the server, its *call page*: an array
+//! of [`MAX_BATCH`] [`Entry`]s of 64 bytes. For an upcall the server writes
+//! entries `0..n`, then calls the filter's channel with label
+//! [`label::UPCALL`] and message register 0 = `n`. The filter writes a
+//! verdict (and, in a pre-op, its per-request state) into each entry and
+//! replies with label [`label::DONE`] and register 0 = `n`. Everything else
+//! the filter writes into the page is ignored: the server keeps its own
+//! record of every request and reads back only the verdict and state
+//! words, which it checks. A reply with another label or count, a fault,
+//! or a call that runs past the filter's budget fails every request of the
+//! upcall with [`Status::IoError`].
 //!
-//! | label | direction | registers |
-//! |---|---|---|
-//! | [`label::PRE`] `0x100` | server to filter | 4: the [`Io`] |
-//! | [`label::POST`] `0x101` | server to filter | 5: the [`Io`], then the [`Completion`] |
-//! | [`label::CONTINUE`] `0x200` | filter to server | 0 |
-//! | [`label::COMPLETE`] `0x201` | filter to server | 1: status, count |
-//! | [`label::FAIL`] `0x202` | filter to server | 1: status, high half zero |
-//! | [`label::REDIRECT`] `0x203` | filter to server | 1: disk id, high half zero |
+//! An entry (little-endian words):
 //!
-//! An [`Io`] is four registers:
+//! | word | bits | field | written by |
+//! |---:|---|---|---|
+//! | 0 | 0..8 | hook: 1 = pre, 2 = post ([`Hook`]) | server |
+//! | 0 | 8..16 | [`Op`] | server |
+//! | 0 | 16..24 | client: the server's number of the client the request came from | server |
+//! | 0 | 24..32 | position: this filter's place in the chain, 0 = nearest the clients | server |
+//! | 0 | 32..64 | count (blocks) | server |
+//! | 1 | | block (of the disk, as the filter sees it) | server |
+//! | 2 | | grant handle of the request's data, or 0 (see below) | server |
+//! | 3 | 0..32 | request id: the server's slot, the same in pre and post | server |
+//! | 3 | 32..64 | post: the [`Status`] from below | server |
+//! | 4 | 0..32 | post: blocks done below | server |
+//! | 5 | | state: any 8 bytes a pre-op keeps for its post-op | filter (pre), server (post) |
+//! | 6 | 0..8 | verdict kind ([`Verdict`]), 0 = none given | filter |
+//! | 6 | 8..16 | verdict status | filter |
+//! | 6 | 32..64 | verdict count | filter |
+//! | 7 | | verdict argument: a substitute's offset, a redirect's disk | filter |
 //!
-//! | register | low 32 bits | high 32 bits |
-//! |---:|---|---|
-//! | 0 | request id | disk id |
-//! | 1 | [`Op`] | count (blocks) |
-//! | 2 | block number (all 64 bits) | |
-//! | 3 | data offset in the window (bytes) | data length (bytes) |
+//! # Data: grants
 //!
-//! and a [`Completion`] one: status low, count done high.
+//! A filter that declared `data="read"` or `data="read-write"` gets, for
+//! each read or write, a grant of exactly the request's data (`count *
+//! 4096` bytes) as it stands at the filter's place in the chain: the
+//! client's buffer, or the substitute buffer of a filter above. The server
+//! lends it with the filter's rights for the one upcall (the kernel's
+//! `PP_CALL_LEND`); the server itself never maps client data. The filter
+//! copies through the handle with `grant_read` and `grant_write`
+//! ([`RequestData`] on the filter side); the handle dies with the reply.
+//! Without data rights, or for a flush, the handle is 0.
 //!
-//! Labels live in different ranges for the two directions, so a reply read
-//! as an upcall (or the reverse) is an unknown label, not a wrong answer.
-//! Decoding checks the label, the exact number of registers, the opcode,
-//! the status and that unused halves are zero, and returns a
-//! [`MessageError`] rather than panicking: a filter is untrusted by the
-//! server, and a filter trusts nothing it cannot check.
+//! # What a filter declares
+//!
+//! A [`Manifest`] in its program image (section `.strata_filter`) names
+//! the hooks and operations it wants, the parameters it takes and the
+//! size of its substitute (bounce) buffer. A filter is called only for the
+//! hooks and operations it named: without a post hook it is not called
+//! after, and an operation it did not name passes it untouched. The tool
+//! reads the manifest to check `<param>`s and to size the bounce buffer.
+//!
+//! # Verdicts
+//!
+//! | kind | verdict | pre | post |
+//! |---:|---|---|---|
+//! | 1 | continue | the request goes on down | the completion goes on up unchanged |
+//! | 2 | substitute (offset) | a read or write goes on down with the data at `offset` of the filter's bounce buffer instead (an encrypted copy of a write: the client's buffer is never changed) | not allowed |
+//! | 3 | complete (status, count) | done here (a cache hit fills the data through a read-write grant); the filters above see it in their post-ops | replace the completion |
+//! | 4 | fail (status, not OK) | failed here; the filters above see it | replace the completion with the failure |
+//! | 5 | redirect (disk) | reserved for linked storage; the server answers it as a failure | not allowed |
+//!
+//! A verdict that is not allowed, malformed, or points outside the bounce
+//! buffer fails that request with [`Status::IoError`] and counts as the
+//! filter's error.
 
 use core::fmt;
 
-use crate::records::{Op, Status};
-use crate::shared::{AccessError, Shared};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Message registers a PPC carries at most.
-pub const MAX_MESSAGE_REGISTERS: usize = 64;
+use crate::records::{Op, Status, BLOCK_SIZE};
+use crate::shared::{Shared, Slots};
 
-/// Registers the longest message of this ABI uses.
-pub const MAX_WORDS: usize = 5;
+/// Requests one upcall carries at most: the entries of one call page.
+pub const MAX_BATCH: usize = 64;
+/// Bytes of a call page.
+pub const CALL_PAGE_SIZE: usize = MAX_BATCH * core::mem::size_of::<Entry>();
 
-/// Message labels (see the module docs).
+/// Message labels.
 pub mod label {
-    /// Pre-operation upcall.
-    pub const PRE: u64 = 0x100;
-    /// Post-operation upcall.
-    pub const POST: u64 = 0x101;
-    /// Verdict: go on.
-    pub const CONTINUE: u64 = 0x200;
-    /// Verdict: the request is done, with this result.
-    pub const COMPLETE: u64 = 0x201;
-    /// Verdict: the request failed.
-    pub const FAIL: u64 = 0x202;
-    /// Verdict: send the request down another disk's chain.
-    pub const REDIRECT: u64 = 0x203;
+    /// Server to filter: register 0 = entries in the call page.
+    pub const UPCALL: u64 = 0x100;
+    /// Filter to server: register 0 = entries served.
+    pub const DONE: u64 = 0x200;
 }
 
-/// A disk (or partition) as the filter server numbers them.
+/// Which upcall an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DiskId(pub u32);
-
-/// Bytes of a filter's data window that hold a request's data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DataSpan {
-    pub offset: u32,
-    pub len: u32,
+#[repr(u8)]
+pub enum Hook {
+    Pre = 1,
+    Post = 2,
 }
 
-/// A request as a filter sees it: already checked by the server.
+impl Hook {
+    pub const fn bit(self) -> u8 {
+        self as u8
+    }
+}
+
+/// One request in a call page: 64 bytes (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C, align(64))]
+pub struct Entry {
+    pub words: [u64; 8],
+}
+
+const _: () = assert!(core::mem::size_of::<Entry>() == 64 && CALL_PAGE_SIZE == 4096);
+
+/// A request as a filter sees it in one upcall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Io {
-    /// The server's id for the request (not the client's).
-    pub id: u32,
-    /// The disk whose chain the request is on.
-    pub disk: DiskId,
+    pub hook: Hook,
     pub op: Op,
+    /// The server's number of the client the request came from.
+    pub client: u8,
+    /// This filter's place in the chain (0 = nearest the clients).
+    pub position: u8,
     pub block: u64,
     pub count: u32,
-    /// Where the data is in the filter's window (empty for flush and
-    /// barrier).
-    pub data: DataSpan,
+    /// Grant handle of the request's data; 0 = none.
+    pub grant: u64,
+    /// The server's id of the request, the same in its pre and post.
+    pub id: u32,
+    /// The state the pre-op kept (0 in a pre-op).
+    pub state: u64,
 }
 
-/// The result of a request: how it ended and how many blocks it moved.
+impl Io {
+    /// Bytes of data the request moves.
+    pub const fn data_len(&self) -> u64 {
+        if self.op.moves_data() {
+            self.count as u64 * BLOCK_SIZE as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// How a request completed below a filter (in a post-op).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {
     pub status: Status,
     pub count: u32,
 }
 
-/// A call from the server to a filter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Upcall {
-    /// Before the request goes further down the chain.
-    Pre(Io),
-    /// After it completed below this filter.
-    Post(Io, Completion),
-}
+/// A disk as the server numbers them (for redirects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DiskId(pub u32);
 
-/// A filter's answer to an upcall.
+/// A filter's answer for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Pre: pass the request on down the chain. Post: pass the completion
-    /// on up unchanged.
+    /// Pre: go on down. Post: pass the completion up unchanged.
     Continue,
-    /// Pre: the request is done without going further (a cache hit: the
-    /// filter filled the data window); the filters above see this completion
-    /// in their post upcalls. Post: replace the completion.
+    /// Pre, read or write: go on down with the data at this byte offset of
+    /// the filter's bounce buffer (4 KiB aligned) instead.
+    Substitute { offset: u64 },
+    /// Pre: done here with this result. Post: replace the completion.
     Complete { status: Status, count: u32 },
-    /// The request failed with this status (never [`Status::Ok`]). The
-    /// filters above see it in their post upcalls.
+    /// Failed with this status (never OK).
     Fail(Status),
-    /// Pre: send the request to the top of this disk's chain instead
-    /// (linked storage). Post: issue it again on this disk (a mirror
-    /// retrying a failed read). A server that does not support that treats
-    /// it as `Fail(IoError)`.
+    /// Pre: send it down another disk's chain (not supported yet).
     Redirect(DiskId),
 }
 
-/// A message ready for the registers: a label and up to [`MAX_WORDS`]
-/// words. The PD shell copies `words()` into message registers 0.. and
-/// sends `MessageInfo::new(label(), words().len())`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Message {
-    label: u64,
-    len: usize,
-    words: [u64; MAX_WORDS],
+/// Word 6 of an entry whose verdict is a plain continue (what
+/// [`Entry::set_verdict`] writes for [`Verdict::Continue`]): the server's
+/// fast path compares with it.
+pub const CONTINUE_WORD: u64 = kind::CONTINUE as u64;
+
+mod kind {
+    pub const CONTINUE: u8 = 1;
+    pub const SUBSTITUTE: u8 = 2;
+    pub const COMPLETE: u8 = 3;
+    pub const FAIL: u8 = 4;
+    pub const REDIRECT: u8 = 5;
 }
 
-impl Message {
-    fn new(label: u64, words: &[u64]) -> Message {
-        let mut m = Message { label, len: words.len(), words: [0; MAX_WORDS] };
-        m.words[..words.len()].copy_from_slice(words);
-        m
-    }
-
-    pub fn label(&self) -> u64 {
-        self.label
-    }
-
-    pub fn words(&self) -> &[u64] {
-        &self.words[..self.len]
-    }
-}
-
-impl fmt::Debug for Message {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Message({:#x}, {:x?})", self.label, self.words())
-    }
-}
-
-/// Why registers do not decode to a message of this ABI.
+/// Why the server refuses a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageError {
-    /// Not a label of this ABI (for this direction).
-    UnknownLabel(u64),
-    /// The message for `label` has `expected` registers, not `got`.
-    WrongLength { label: u64, expected: usize, got: usize },
-    UnknownOp(u32),
-    UnknownStatus(u32),
-    /// The high half of `register` must be zero.
-    ReservedBits { register: usize },
-    /// A `FAIL` verdict with an OK status.
+pub enum VerdictError {
+    /// No verdict kind, or one this ABI does not know.
+    UnknownKind(u8),
+    UnknownStatus(u8),
+    /// A failure with status OK.
     FailWithOk,
+    /// More blocks done than asked for.
+    CountTooLarge,
+    /// Substitute or redirect in a post-op, or substitute for a flush.
+    NotAllowedHere,
+    /// A substitute buffer not block aligned or outside the bounce buffer.
+    BadSubstitute,
+    /// Redirect: linked storage is not supported yet.
+    Unsupported,
 }
 
-impl fmt::Display for MessageError {
+impl fmt::Display for VerdictError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            MessageError::UnknownLabel(l) => write!(f, "unknown filter message label {l:#x}"),
-            MessageError::WrongLength { label, expected, got } => {
-                write!(f, "filter message {label:#x} has {got} registers, expected {expected}")
-            }
-            MessageError::UnknownOp(op) => write!(f, "filter message: unknown opcode {op}"),
-            MessageError::UnknownStatus(s) => write!(f, "filter message: unknown status {s}"),
-            MessageError::ReservedBits { register } => {
-                write!(f, "filter message: reserved bits set in register {register}")
-            }
-            MessageError::FailWithOk => f.write_str("filter message: a failure with status OK"),
-        }
-    }
-}
-
-impl core::error::Error for MessageError {}
-
-const fn pack(low: u32, high: u32) -> u64 {
-    low as u64 | (high as u64) << 32
-}
-
-const fn unpack(word: u64) -> (u32, u32) {
-    (word as u32, (word >> 32) as u32)
-}
-
-/// The low half of `words[register]`, whose high half must be zero.
-fn low_only(words: &[u64], register: usize) -> Result<u32, MessageError> {
-    match unpack(words[register]) {
-        (low, 0) => Ok(low),
-        _ => Err(MessageError::ReservedBits { register }),
-    }
-}
-
-fn exact<const N: usize>(label: u64, words: &[u64]) -> Result<&[u64; N], MessageError> {
-    words.try_into().map_err(|_| MessageError::WrongLength { label, expected: N, got: words.len() })
-}
-
-fn status(raw: u32) -> Result<Status, MessageError> {
-    Status::from_raw(raw).map_err(|e| MessageError::UnknownStatus(e.0))
-}
-
-impl Io {
-    const WORDS: usize = 4;
-
-    fn encode(&self) -> [u64; Io::WORDS] {
-        [
-            pack(self.id, self.disk.0),
-            pack(self.op.raw(), self.count),
-            self.block,
-            pack(self.data.offset, self.data.len),
-        ]
-    }
-
-    fn decode(words: &[u64; Io::WORDS]) -> Result<Io, MessageError> {
-        let (id, disk) = unpack(words[0]);
-        let (op, count) = unpack(words[1]);
-        let (offset, len) = unpack(words[3]);
-        Ok(Io {
-            id,
-            disk: DiskId(disk),
-            op: Op::from_raw(op).map_err(|e| MessageError::UnknownOp(e.0))?,
-            block: words[2],
-            count,
-            data: DataSpan { offset, len },
-        })
-    }
-}
-
-impl Completion {
-    fn encode(&self) -> u64 {
-        pack(self.status.raw(), self.count)
-    }
-
-    fn decode(word: u64) -> Result<Completion, MessageError> {
-        let (raw, count) = unpack(word);
-        Ok(Completion { status: status(raw)?, count })
-    }
-}
-
-impl Upcall {
-    pub fn encode(&self) -> Message {
         match self {
-            Upcall::Pre(io) => Message::new(label::PRE, &io.encode()),
-            Upcall::Post(io, done) => {
-                let [a, b, c, d] = io.encode();
-                Message::new(label::POST, &[a, b, c, d, done.encode()])
-            }
-        }
-    }
-
-    /// Decode an upcall from its label and message registers (as many as
-    /// the message info's count says).
-    pub fn decode(label: u64, words: &[u64]) -> Result<Upcall, MessageError> {
-        match label {
-            label::PRE => Ok(Upcall::Pre(Io::decode(exact::<4>(label, words)?)?)),
-            label::POST => {
-                let [a, b, c, d, e] = *exact::<5>(label, words)?;
-                Ok(Upcall::Post(Io::decode(&[a, b, c, d])?, Completion::decode(e)?))
-            }
-            _ => Err(MessageError::UnknownLabel(label)),
-        }
-    }
-
-    pub fn io(&self) -> &Io {
-        match self {
-            Upcall::Pre(io) | Upcall::Post(io, _) => io,
+            VerdictError::UnknownKind(0) => f.write_str("no verdict"),
+            VerdictError::UnknownKind(k) => write!(f, "unknown verdict kind {k}"),
+            VerdictError::UnknownStatus(s) => write!(f, "unknown status {s}"),
+            VerdictError::FailWithOk => f.write_str("a failure with status OK"),
+            VerdictError::CountTooLarge => f.write_str("more blocks done than asked for"),
+            VerdictError::NotAllowedHere => f.write_str("a verdict not allowed for this upcall"),
+            VerdictError::BadSubstitute => f.write_str("a substitute buffer outside the bounce buffer"),
+            VerdictError::Unsupported => f.write_str("a redirect (linked storage is not supported yet)"),
         }
     }
 }
 
 impl Verdict {
-    pub fn encode(&self) -> Message {
-        match *self {
-            Verdict::Continue => Message::new(label::CONTINUE, &[]),
-            Verdict::Complete { status, count } => Message::new(label::COMPLETE, &[pack(status.raw(), count)]),
-            Verdict::Fail(status) => Message::new(label::FAIL, &[status.raw() as u64]),
-            Verdict::Redirect(disk) => Message::new(label::REDIRECT, &[disk.0 as u64]),
-        }
+    /// Words 6 and 7 of an entry that carry this verdict.
+    pub const fn words(self) -> [u64; 2] {
+        let (k, status, count, arg) = match self {
+            Verdict::Continue => (kind::CONTINUE, 0, 0, 0),
+            Verdict::Substitute { offset } => (kind::SUBSTITUTE, 0, 0, offset),
+            Verdict::Complete { status, count } => (kind::COMPLETE, status.raw() as u8, count, 0),
+            Verdict::Fail(status) => (kind::FAIL, status.raw() as u8, 0, 0),
+            Verdict::Redirect(DiskId(d)) => (kind::REDIRECT, 0, 0, d as u64),
+        };
+        [k as u64 | (status as u64) << 8 | (count as u64) << 32, arg]
+    }
+}
+
+fn status_of(raw: u8) -> Result<Status, VerdictError> {
+    Status::from_raw(u32::from(raw)).map_err(|_| VerdictError::UnknownStatus(raw))
+}
+
+impl Entry {
+    /// The entry the server writes for `io` (the verdict words cleared).
+    pub fn new(io: &Io, done: Option<Completion>) -> Entry {
+        let mut w = [0u64; 8];
+        w[0] = io.hook as u64 | (io.op.raw() as u64) << 8 | (io.client as u64) << 16 | (io.position as u64) << 24 | (io.count as u64) << 32;
+        w[1] = io.block;
+        w[2] = io.grant;
+        let (status, count) = done.map_or((0, 0), |d| (d.status.raw(), d.count));
+        w[3] = io.id as u64 | (status as u64) << 32;
+        w[4] = count as u64;
+        w[5] = io.state;
+        Entry { words: w }
     }
 
-    /// Decode a filter's reply from its label and message registers.
-    pub fn decode(label: u64, words: &[u64]) -> Result<Verdict, MessageError> {
-        match label {
-            label::CONTINUE => exact::<0>(label, words).map(|_| Verdict::Continue),
-            label::COMPLETE => {
-                let done = Completion::decode(exact::<1>(label, words)?[0])?;
-                Ok(Verdict::Complete { status: done.status, count: done.count })
-            }
-            label::FAIL => match status(low_only(exact::<1>(label, words)?, 0)?)? {
-                Status::Ok => Err(MessageError::FailWithOk),
-                s => Ok(Verdict::Fail(s)),
+    /// The request and (in a post-op) its completion, as the filter reads
+    /// them; `None` for an entry that is not one the server writes.
+    #[inline]
+    pub fn io(&self) -> Option<(Io, Option<Completion>)> {
+        let w = &self.words;
+        let hook = match w[0] as u8 {
+            1 => Hook::Pre,
+            2 => Hook::Post,
+            _ => return None,
+        };
+        let op = Op::from_raw((w[0] >> 8) as u8 as u32).ok()?;
+        let io = Io {
+            hook,
+            op,
+            client: (w[0] >> 16) as u8,
+            position: (w[0] >> 24) as u8,
+            count: (w[0] >> 32) as u32,
+            block: w[1],
+            grant: w[2],
+            id: w[3] as u32,
+            state: w[5],
+        };
+        let done = match hook {
+            Hook::Post => Some(Completion { status: Status::from_raw((w[3] >> 32) as u32).ok()?, count: w[4] as u32 }),
+            Hook::Pre => None,
+        };
+        Some((io, done))
+    }
+
+    /// Write a verdict (filter side). Words 6 and 7.
+    pub fn set_verdict(&mut self, v: Verdict) {
+        [self.words[6], self.words[7]] = v.words();
+    }
+
+    /// The verdict words 6 and 7 as a filter wrote them, checked for the
+    /// request they answer: `io` as the server sent it and the bytes of the
+    /// filter's bounce buffer. The server's side.
+    pub fn verdict(words: [u64; 2], io: &Io, bounce: u64) -> Result<Verdict, VerdictError> {
+        let [w, arg] = words;
+        let (k, raw_status, count) = (w as u8, (w >> 8) as u8, (w >> 32) as u32);
+        let v = match k {
+            kind::CONTINUE => Verdict::Continue,
+            kind::SUBSTITUTE => Verdict::Substitute { offset: arg },
+            kind::COMPLETE => Verdict::Complete { status: status_of(raw_status)?, count },
+            kind::FAIL => match status_of(raw_status)? {
+                Status::Ok => return Err(VerdictError::FailWithOk),
+                s => Verdict::Fail(s),
             },
-            label::REDIRECT => Ok(Verdict::Redirect(DiskId(low_only(exact::<1>(label, words)?, 0)?))),
-            _ => Err(MessageError::UnknownLabel(label)),
+            kind::REDIRECT => Verdict::Redirect(DiskId(arg as u32)),
+            k => return Err(VerdictError::UnknownKind(k)),
+        };
+        match v {
+            Verdict::Complete { count, .. } if count > io.count => Err(VerdictError::CountTooLarge),
+            Verdict::Substitute { .. } | Verdict::Redirect(_) if io.hook == Hook::Post => Err(VerdictError::NotAllowedHere),
+            Verdict::Substitute { .. } if !io.op.moves_data() => Err(VerdictError::NotAllowedHere),
+            Verdict::Substitute { offset } => {
+                let end = offset.checked_add(io.data_len());
+                if offset % BLOCK_SIZE as u64 != 0 || end.is_none_or(|e| e > bounce) {
+                    Err(VerdictError::BadSubstitute)
+                } else {
+                    Ok(v)
+                }
+            }
+            Verdict::Redirect(_) => Err(VerdictError::Unsupported),
+            _ => Ok(v),
         }
     }
 }
 
-/// What a filter may do with request data; declared per filter in the
-/// system description, enforced by the mapping of its window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataAccess {
-    None,
-    Read,
-    ReadWrite,
+/// A filter's view of one call page, whole entries at a time.
+pub fn call_page(mem: Shared<'_>) -> Option<Slots<'_, Entry>> {
+    Slots::new(mem, 0, core::num::NonZeroU32::new(MAX_BATCH as u32)?).ok()
 }
 
-/// Why a data window access was refused.
+/// One call page, a word at a time: each side writes only the words it
+/// owns (the server's hot loop writes six words an entry and reads one
+/// back for a plain continue; a filter reads six and writes three).
+#[derive(Clone, Copy, Debug)]
+pub struct CallPage<'a>(Shared<'a>);
+
+impl<'a> CallPage<'a> {
+    /// The page at the start of `mem`; `None` if `mem` is smaller.
+    pub fn new(mem: Shared<'a>) -> Option<CallPage<'a>> {
+        mem.window(0, CALL_PAGE_SIZE).ok().map(CallPage)
+    }
+
+    /// Word `w` (0..8) of entry `i` (0..[`MAX_BATCH`]); 0 outside.
+    #[inline(always)]
+    pub fn word(&self, i: usize, w: usize) -> u64 {
+        self.0.read::<u64>(i * ENTRY_SIZE + 8 * w).unwrap_or(0)
+    }
+
+    /// Set word `w` of entry `i` (nothing outside).
+    #[inline(always)]
+    pub fn set_word(&self, i: usize, w: usize, value: u64) {
+        let _ = self.0.write::<u64>(i * ENTRY_SIZE + 8 * w, &value);
+    }
+
+    /// Entry `i`, every word.
+    pub fn entry(&self, i: usize) -> Entry {
+        Entry { words: core::array::from_fn(|w| self.word(i, w)) }
+    }
+
+    /// Write every word of entry `i`.
+    pub fn set_entry(&self, i: usize, e: &Entry) {
+        for (w, &v) in e.words.iter().enumerate() {
+            self.set_word(i, w, v);
+        }
+    }
+}
+
+const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+
+/// Why a copy of request data was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataError {
-    /// The filter has no rights to the data.
+    /// The filter has no grant for this request (no data rights, or a
+    /// request without data).
     NoAccess,
-    /// The filter may read the data, not write it.
+    /// The grant is read-only.
     ReadOnly,
     /// Outside the request's data.
-    Outside(AccessError),
+    OutOfRange,
+    /// The kernel refused the copy for another reason (a stale handle, a
+    /// buffer the filter may not use): its error number.
+    Refused(u64),
 }
 
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DataError::NoAccess => f.write_str("this filter has no access to request data"),
+            DataError::NoAccess => f.write_str("no access to this request's data"),
             DataError::ReadOnly => f.write_str("this filter may only read request data"),
-            DataError::Outside(e) => write!(f, "request data: {e}"),
+            DataError::OutOfRange => f.write_str("outside the request's data"),
+            DataError::Refused(e) => write!(f, "copy refused (error {e})"),
         }
     }
 }
 
 impl core::error::Error for DataError {}
 
-/// A request's data as a filter reaches it: bytes `0..len()` are the
-/// request's data, reached by checked copies with the filter's rights.
-///
-/// Why not `&mut [u8]`: the window is shared memory that the server (and,
-/// when it is mapped through, the client) may change while the filter runs,
-/// and a Rust slice promises it does not change; a private copy would cost
-/// every filter two copies of every block. A filter that works on a block at
-/// a time copies it in with [`read`](Self::read) and out with
-/// [`write`](Self::write).
-#[derive(Clone, Copy, Debug)]
-pub struct DataWindow<'a> {
-    mem: Option<Shared<'a>>,
-    access: DataAccess,
+/// A request's data as a filter reaches it: bytes `0..len` of the grant,
+/// by copies the kernel checks. (Not a slice: the data is another PD's
+/// memory, reached only through the grant handle while the upcall lasts.)
+pub trait RequestData {
+    /// Copy bytes from `offset` of request `io`'s data into `out`.
+    fn read(&self, io: &Io, offset: u64, out: &mut [u8]) -> Result<(), DataError>;
+    /// Copy `data` to `offset` of request `io`'s data (needs a read-write
+    /// grant).
+    fn write(&self, io: &Io, offset: u64, data: &[u8]) -> Result<(), DataError>;
 }
 
-impl<'a> DataWindow<'a> {
-    /// A filter's whole data window with its declared rights.
-    pub fn new(mem: Shared<'a>, access: DataAccess) -> DataWindow<'a> {
-        match access {
-            DataAccess::None => DataWindow::none(),
-            _ => DataWindow { mem: Some(mem), access },
-        }
-    }
+/// No data access at all (a filter with `data="none"`, and host tests).
+pub struct NoData;
 
-    /// No data access at all.
-    pub const fn none() -> DataWindow<'a> {
-        DataWindow { mem: None, access: DataAccess::None }
+impl RequestData for NoData {
+    fn read(&self, _: &Io, _: u64, _: &mut [u8]) -> Result<(), DataError> {
+        Err(DataError::NoAccess)
     }
-
-    pub fn access(&self) -> DataAccess {
-        self.access
-    }
-
-    /// Bytes of data reachable (0 without access).
-    pub fn len(&self) -> usize {
-        self.mem.map_or(0, |m| m.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The part of this window a request's data occupies. Without access
-    /// the span does not matter and the result has no access either.
-    pub fn narrow(&self, span: DataSpan) -> Result<DataWindow<'a>, DataError> {
-        match self.mem {
-            None => Ok(DataWindow::none()),
-            Some(mem) => Ok(DataWindow {
-                mem: Some(mem.window(span.offset as usize, span.len as usize).map_err(DataError::Outside)?),
-                access: self.access,
-            }),
-        }
-    }
-
-    /// Copy data from `offset` into `out`.
-    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), DataError> {
-        let mem = self.mem.ok_or(DataError::NoAccess)?;
-        mem.read_bytes(offset, out).map_err(DataError::Outside)
-    }
-
-    /// Copy `data` to `offset`.
-    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), DataError> {
-        match (self.mem, self.access) {
-            (Some(mem), DataAccess::ReadWrite) => mem.write_bytes(offset, data).map_err(DataError::Outside),
-            (Some(_), _) => Err(DataError::ReadOnly),
-            (None, _) => Err(DataError::NoAccess),
-        }
+    fn write(&self, _: &Io, _: u64, _: &[u8]) -> Result<(), DataError> {
+        Err(DataError::NoAccess)
     }
 }
 
-/// A filter's logic, free of the PD around it (which [`dispatch`] connects
-/// to the registers). Both methods default to letting everything through.
+/// A filter's logic, free of the PD around it (which [`serve`] connects to
+/// the call page). Both hooks default to letting everything through.
 pub trait Filter {
-    /// Before `io` goes further down the chain. `data` is the request's
-    /// data with this filter's rights: for a write, what will be written;
-    /// for a read, where the data is to go (a cache hit fills it and answers
-    /// [`Verdict::Complete`]).
-    fn pre(&mut self, io: &Io, data: &DataWindow<'_>) -> Verdict {
-        let _ = (io, data);
+    /// Before `io` goes further down. `state` starts at 0; what the filter
+    /// leaves there comes back in its post-op as `io.state`.
+    fn pre(&mut self, io: &Io, data: &dyn RequestData, state: &mut u64) -> Verdict {
+        let _ = (io, data, state);
         Verdict::Continue
     }
 
-    /// After `io` completed below this filter with `done`. For a read that
-    /// succeeded, `data` holds what was read (a decrypting filter rewrites
-    /// it here).
-    fn post(&mut self, io: &Io, done: &Completion, data: &DataWindow<'_>) -> Verdict {
+    /// After `io` completed below with `done`. For a read that succeeded,
+    /// the data holds what was read (a decrypting filter rewrites it).
+    fn post(&mut self, io: &Io, done: Completion, data: &dyn RequestData) -> Verdict {
         let _ = (io, done, data);
         Verdict::Continue
     }
 }
 
-/// Serve one upcall: decode it from `label` and `words`, run the filter on
-/// the part of `window` that holds the request's data, and encode its
-/// verdict. A malformed upcall, or one whose data is outside the window, is
-/// answered `Fail(InvalidRequest)` without reaching the filter.
-pub fn dispatch<F: Filter + ?Sized>(filter: &mut F, label: u64, words: &[u64], window: &DataWindow<'_>) -> Message {
-    let verdict = match Upcall::decode(label, words) {
-        Ok(upcall) => match window.narrow(upcall.io().data) {
-            Ok(data) => match upcall {
-                Upcall::Pre(io) => filter.pre(&io, &data),
-                Upcall::Post(io, done) => filter.post(&io, &done, &data),
-            },
-            Err(_) => Verdict::Fail(Status::InvalidRequest),
-        },
-        Err(_) => Verdict::Fail(Status::InvalidRequest),
+/// Serve one upcall of `n` entries in `page`: run the filter on each and
+/// write its verdict and state back. Returns the entries served (`n`, at
+/// most [`MAX_BATCH`]). An entry that does not decode is answered
+/// `Fail(InvalidRequest)` without reaching the filter.
+pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, data: &dyn RequestData) -> usize {
+    let n = n.min(MAX_BATCH);
+    for i in 0..n {
+        let e = Entry { words: core::array::from_fn(|w| if w < 6 { page.word(i, w) } else { 0 }) };
+        let v = match e.io() {
+            Some((io, None)) => {
+                let mut state = 0;
+                let v = filter.pre(&io, data, &mut state);
+                page.set_word(i, 5, state);
+                v
+            }
+            Some((io, Some(done))) => filter.post(&io, done, data),
+            None => Verdict::Fail(Status::InvalidRequest),
+        };
+        let [w6, w7] = v.words();
+        page.set_word(i, 6, w6);
+        page.set_word(i, 7, w7);
+    }
+    n
+}
+
+/// What a filter declares about itself (see the module docs), kept in its
+/// program image so the tool can read it: a byte string of `key=value`
+/// fields, each ended by a NUL, after the line [`Manifest::MAGIC`]:
+///
+/// ```text
+/// strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0params=rule,seed\0bounce=0\0
+/// ```
+///
+/// `hooks`: `pre`, `post`; `ops`: `read`, `write`, `flush` (a flush is
+/// sent to the driver as a flush of completed writes); `params`: the
+/// `<param>` keys the filter takes; `bounce`: bytes of its substitute
+/// buffer (a multiple of 4096, 0 for none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest<'a> {
+    /// [`Hook::bit`]s.
+    pub hooks: u8,
+    /// Bit `op.raw()` per operation.
+    pub ops: u8,
+    pub params: heapless::Vec<&'a str, 8>,
+    pub bounce: u64,
+}
+
+/// Why a manifest does not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestError {
+    NoMagic,
+    /// A field that is not `key=value` with a known key and value.
+    BadField,
+    TooManyParams,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ManifestError::NoMagic => "not a filter manifest",
+            ManifestError::BadField => "a malformed manifest field",
+            ManifestError::TooManyParams => "more than 8 params",
+        })
+    }
+}
+
+/// The operation bit of `op` in [`Manifest::ops`].
+pub const fn op_bit(op: Op) -> u8 {
+    1 << op.raw()
+}
+
+impl<'a> Manifest<'a> {
+    pub const MAGIC: &'static str = "strata-filter 1";
+
+    /// Read a manifest (the section's bytes; trailing NULs are fine).
+    pub fn parse(bytes: &'a [u8]) -> Result<Manifest<'a>, ManifestError> {
+        let text = core::str::from_utf8(bytes).map_err(|_| ManifestError::BadField)?;
+        let mut fields = text.split('\0').filter(|f| !f.is_empty());
+        if fields.next() != Some(Self::MAGIC) {
+            return Err(ManifestError::NoMagic);
+        }
+        let mut m = Manifest { hooks: 0, ops: 0, params: heapless::Vec::new(), bounce: 0 };
+        for field in fields {
+            let (key, value) = field.split_once('=').ok_or(ManifestError::BadField)?;
+            let items = value.split(',').filter(|v| !v.is_empty());
+            match key {
+                "hooks" => {
+                    for h in items {
+                        m.hooks |= match h {
+                            "pre" => Hook::Pre.bit(),
+                            "post" => Hook::Post.bit(),
+                            _ => return Err(ManifestError::BadField),
+                        };
+                    }
+                }
+                "ops" => {
+                    for o in items {
+                        m.ops |= match o {
+                            "read" => op_bit(Op::Read),
+                            "write" => op_bit(Op::Write),
+                            "flush" => op_bit(Op::Flush) | op_bit(Op::FlushCompleted),
+                            _ => return Err(ManifestError::BadField),
+                        };
+                    }
+                }
+                "params" => {
+                    for p in items {
+                        m.params.push(p).map_err(|_| ManifestError::TooManyParams)?;
+                    }
+                }
+                "bounce" => {
+                    m.bounce = value.parse().map_err(|_| ManifestError::BadField)?;
+                    if m.bounce % u64::from(BLOCK_SIZE) != 0 {
+                        return Err(ManifestError::BadField);
+                    }
+                }
+                _ => return Err(ManifestError::BadField),
+            }
+        }
+        Ok(m)
+    }
+
+    /// Whether the filter wants `hook` for `op`.
+    pub const fn wants(&self, hook: Hook, op: Op) -> bool {
+        self.hooks & hook.bit() != 0 && self.ops & op_bit(op) != 0
+    }
+}
+
+/// Declare a filter's manifest in its program image (see [`Manifest`]):
+///
+/// ```ignore
+/// blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=", "bounce=0");
+/// ```
+#[macro_export]
+macro_rules! filter_manifest {
+    ($($field:literal),* $(,)?) => {
+        // (A named section is all the "unsafe" here: nothing reads it at
+        // run time.)
+        #[allow(unsafe_code)]
+        #[used]
+        #[link_section = ".strata_filter"]
+        static STRATA_FILTER_MANIFEST: [u8; { $crate::filter::manifest_len(&[$($field),*]) }] =
+            $crate::filter::manifest_bytes(&[$($field),*]);
     };
-    verdict.encode()
+}
+
+#[doc(hidden)]
+pub const fn manifest_len(fields: &[&str]) -> usize {
+    let mut n = Manifest::MAGIC.len() + 1;
+    let mut i = 0;
+    while i < fields.len() {
+        n += fields[i].len() + 1;
+        i += 1;
+    }
+    n
+}
+
+#[doc(hidden)]
+pub const fn manifest_bytes<const N: usize>(fields: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let magic = Manifest::MAGIC.as_bytes();
+    let mut j = 0;
+    while j < magic.len() {
+        out[at] = magic[j];
+        at += 1;
+        j += 1;
+    }
+    at += 1;
+    let mut i = 0;
+    while i < fields.len() {
+        let f = fields[i].as_bytes();
+        let mut j = 0;
+        while j < f.len() {
+            out[at] = f[j];
+            at += 1;
+            j += 1;
+        }
+        at += 1;
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn io() -> Io {
-        Io {
-            id: 0x1111_2222,
-            disk: DiskId(3),
-            op: Op::Write,
-            block: 0x1_0000_0001,
-            count: 2,
-            data: DataSpan { offset: 4096, len: 8192 },
-        }
+    fn io(hook: Hook) -> Io {
+        Io { hook, op: Op::Write, client: 3, position: 1, block: 0x1_0000_0001, count: 2, grant: 0x105, id: 17, state: 0 }
     }
 
     #[test]
-    fn a_pre_upcall_uses_the_documented_registers() {
-        let m = Upcall::Pre(io()).encode();
-        assert_eq!(m.label(), 0x100);
-        assert_eq!(m.words(), &[0x3_1111_2222, 0x2_0000_0001, 0x1_0000_0001, 0x2000_0000_1000]);
-        assert_eq!(Upcall::decode(m.label(), m.words()), Ok(Upcall::Pre(io())));
-    }
-
-    #[test]
-    fn a_post_upcall_adds_the_completion() {
+    fn an_entry_carries_the_documented_words() {
+        let e = Entry::new(&io(Hook::Pre), None);
+        assert_eq!(e.words[0], 1 | 1 << 8 | 3 << 16 | 1 << 24 | 2 << 32);
+        assert_eq!(&e.words[1..4], &[0x1_0000_0001, 0x105, 17]);
+        assert_eq!(e.words[6..], [0, 0], "no verdict yet");
+        assert_eq!(e.io(), Some((io(Hook::Pre), None)));
         let done = Completion { status: Status::IoError, count: 1 };
-        let m = Upcall::Post(io(), done).encode();
-        assert_eq!((m.label(), m.words().len(), m.words()[4]), (0x101, 5, 0x1_0000_0002));
-        assert_eq!(Upcall::decode(m.label(), m.words()), Ok(Upcall::Post(io(), done)));
+        let post = Io { state: 0xabc, ..io(Hook::Post) };
+        let e = Entry::new(&post, Some(done));
+        assert_eq!((e.words[3] >> 32, e.words[4], e.words[5]), (2, 1, 0xabc));
+        assert_eq!(e.io(), Some((post, Some(done))));
     }
 
     #[test]
-    fn verdicts_use_the_documented_registers() {
-        let cases = [
-            (Verdict::Continue, 0x200, &[][..]),
-            (Verdict::Complete { status: Status::Ok, count: 4 }, 0x201, &[0x4_0000_0000][..]),
-            (Verdict::Fail(Status::NoDevice), 0x202, &[3][..]),
-            (Verdict::Redirect(DiskId(9)), 0x203, &[9][..]),
-        ];
-        for (v, label, words) in cases {
-            let m = v.encode();
-            assert_eq!((m.label(), m.words()), (label, words));
-            assert_eq!(Verdict::decode(label, words), Ok(v));
+    fn entries_that_are_not_the_servers_do_not_decode() {
+        for w0 in [0, 3, 1 | 9 << 8] {
+            assert_eq!(Entry { words: [w0, 0, 0, 0, 0, 0, 0, 0] }.io(), None, "{w0:#x}");
+        }
+        assert_eq!(Entry { words: [2, 0, 0, 7 << 32, 0, 0, 0, 0] }.io(), None, "a post with an unknown status");
+    }
+
+    #[test]
+    fn every_verdict_round_trips_where_it_is_allowed() {
+        let pre = io(Hook::Pre);
+        let post = io(Hook::Post);
+        for (v, at) in [
+            (Verdict::Continue, pre),
+            (Verdict::Continue, post),
+            (Verdict::Substitute { offset: 0x2000 }, pre),
+            (Verdict::Complete { status: Status::Ok, count: 2 }, pre),
+            (Verdict::Complete { status: Status::IoError, count: 0 }, post),
+            (Verdict::Fail(Status::NoDevice), pre),
+            (Verdict::Fail(Status::InvalidRequest), post),
+        ] {
+            let mut e = Entry::new(&at, None);
+            e.set_verdict(v);
+            assert_eq!(Entry::verdict([e.words[6], e.words[7]], &at, 0x4000), Ok(v), "{v:?}");
         }
     }
 
     #[test]
-    fn malformed_upcalls_are_errors() {
-        let words = Upcall::Pre(io()).encode().words().to_vec();
-        assert_eq!(Upcall::decode(0x200, &words), Err(MessageError::UnknownLabel(0x200)));
-        assert_eq!(
-            Upcall::decode(label::PRE, &words[..3]),
-            Err(MessageError::WrongLength { label: label::PRE, expected: 4, got: 3 })
-        );
-        assert_eq!(
-            Upcall::decode(label::POST, &words),
-            Err(MessageError::WrongLength { label: label::POST, expected: 5, got: 4 })
-        );
-        let mut bad_op = words.clone();
-        bad_op[1] = pack(5, 2);
-        assert_eq!(Upcall::decode(label::PRE, &bad_op), Err(MessageError::UnknownOp(5)));
-        let mut post = words.clone();
-        post.push(pack(77, 0));
-        assert_eq!(Upcall::decode(label::POST, &post), Err(MessageError::UnknownStatus(77)));
-        assert!(Upcall::decode(label::PRE, &[0; MAX_MESSAGE_REGISTERS]).is_err());
+    fn the_server_refuses_verdicts_that_do_not_fit_the_request() {
+        let pre = io(Hook::Pre);
+        let post = io(Hook::Post);
+        let flush = Io { op: Op::Flush, count: 0, ..pre };
+        let check = |v: Verdict, at: &Io| {
+            let mut e = Entry::new(at, None);
+            e.set_verdict(v);
+            Entry::verdict([e.words[6], e.words[7]], at, 0x4000)
+        };
+        assert_eq!(Entry::verdict([0, 0], &pre, 0), Err(VerdictError::UnknownKind(0)), "no verdict written");
+        assert_eq!(Entry::verdict([9, 0], &pre, 0), Err(VerdictError::UnknownKind(9)));
+        assert_eq!(Entry::verdict([3 | 7 << 8, 0], &pre, 0), Err(VerdictError::UnknownStatus(7)));
+        assert_eq!(check(Verdict::Fail(Status::Ok), &pre), Err(VerdictError::FailWithOk));
+        assert_eq!(check(Verdict::Complete { status: Status::Ok, count: 3 }, &pre), Err(VerdictError::CountTooLarge));
+        assert_eq!(check(Verdict::Substitute { offset: 0 }, &post), Err(VerdictError::NotAllowedHere));
+        assert_eq!(check(Verdict::Substitute { offset: 0 }, &flush), Err(VerdictError::NotAllowedHere));
+        assert_eq!(check(Verdict::Substitute { offset: 0x2001 }, &pre), Err(VerdictError::BadSubstitute));
+        assert_eq!(check(Verdict::Substitute { offset: 0x3000 }, &pre), Err(VerdictError::BadSubstitute), "2 blocks from 0x3000 pass 0x4000");
+        assert_eq!(check(Verdict::Substitute { offset: u64::MAX - 0xfff }, &pre), Err(VerdictError::BadSubstitute));
+        assert_eq!(check(Verdict::Redirect(DiskId(1)), &pre), Err(VerdictError::Unsupported));
+        assert_eq!(check(Verdict::Redirect(DiskId(1)), &post), Err(VerdictError::NotAllowedHere));
     }
 
-    #[test]
-    fn malformed_verdicts_are_errors() {
-        assert_eq!(Verdict::decode(label::PRE, &[]), Err(MessageError::UnknownLabel(label::PRE)));
-        assert_eq!(
-            Verdict::decode(label::CONTINUE, &[0]),
-            Err(MessageError::WrongLength { label: label::CONTINUE, expected: 0, got: 1 })
-        );
-        assert_eq!(Verdict::decode(label::FAIL, &[0]), Err(MessageError::FailWithOk));
-        assert_eq!(Verdict::decode(label::FAIL, &[1 << 32 | 2]), Err(MessageError::ReservedBits { register: 0 }));
-        assert_eq!(Verdict::decode(label::FAIL, &[9]), Err(MessageError::UnknownStatus(9)));
-        assert_eq!(Verdict::decode(label::REDIRECT, &[1 << 40]), Err(MessageError::ReservedBits { register: 0 }));
-        assert_eq!(Verdict::decode(label::COMPLETE, &[5]), Err(MessageError::UnknownStatus(5)));
-    }
-
-    /// Answers reads of block 0 from a one-block cache; counts what it sees.
-    #[derive(Default)]
-    struct Cache {
-        pres: u32,
+    /// Fails writes, keeps a state, rewrites failed reads in its post-op.
+    struct Model {
         posts: u32,
     }
 
-    impl Filter for Cache {
-        fn pre(&mut self, io: &Io, data: &DataWindow<'_>) -> Verdict {
-            self.pres += 1;
-            if io.op == Op::Read && io.block == 0 {
-                data.write(0, b"cached").unwrap();
-                return Verdict::Complete { status: Status::Ok, count: io.count };
+    impl Filter for Model {
+        fn pre(&mut self, io: &Io, _: &dyn RequestData, state: &mut u64) -> Verdict {
+            *state = io.block + 1;
+            if io.op == Op::Write {
+                return Verdict::Fail(Status::InvalidRequest);
             }
             Verdict::Continue
         }
-
-        fn post(&mut self, _: &Io, done: &Completion, _: &DataWindow<'_>) -> Verdict {
+        fn post(&mut self, io: &Io, done: Completion, _: &dyn RequestData) -> Verdict {
             self.posts += 1;
-            Verdict::Complete { status: done.status, count: done.count }
+            assert_eq!(io.state, io.block + 1);
+            if done.status == Status::IoError {
+                return Verdict::Complete { status: Status::NoDevice, count: 0 };
+            }
+            Verdict::Continue
         }
     }
 
     #[test]
-    fn dispatch_runs_the_filter_on_the_request_data() {
-        let mut buf = [0u64; 1024]; // an 8 KiB window
-        let window = DataWindow::new(Shared::from_words(&mut buf), DataAccess::ReadWrite);
-        let read = Io { op: Op::Read, block: 0, count: 1, data: DataSpan { offset: 4096, len: 4096 }, ..io() };
-        let up = Upcall::Pre(read).encode();
-        let mut cache = Cache::default();
-        let reply = dispatch(&mut cache, up.label(), up.words(), &window);
-        assert_eq!(Verdict::decode(reply.label(), reply.words()), Ok(Verdict::Complete { status: Status::Ok, count: 1 }));
-        let mut out = [0u8; 6];
-        window.read(4096, &mut out).unwrap();
-        assert_eq!(&out, b"cached");
-
-        let done = Completion { status: Status::Ok, count: 1 };
-        let up = Upcall::Post(read, done).encode();
-        let reply = dispatch(&mut cache, up.label(), up.words(), &window);
-        assert_eq!(reply, Verdict::Complete { status: Status::Ok, count: 1 }.encode());
-        assert_eq!((cache.pres, cache.posts), (1, 1));
+    fn serve_runs_the_filter_on_every_entry_and_writes_back_verdicts_and_state() {
+        #[repr(C, align(4096))]
+        struct Page([u64; CALL_PAGE_SIZE / 8]);
+        let mut buf = Page([0; CALL_PAGE_SIZE / 8]);
+        let mem = Shared::from_words(&mut buf.0);
+        let page = call_page(mem).unwrap();
+        let words = CallPage::new(mem).unwrap();
+        let read = Io { op: Op::Read, ..io(Hook::Pre) };
+        page.set(0, &Entry::new(&read, None));
+        page.set(1, &Entry::new(&io(Hook::Pre), None));
+        let post = Io { op: Op::Read, state: read.block + 1, ..io(Hook::Post) };
+        page.set(2, &Entry::new(&post, Some(Completion { status: Status::IoError, count: 0 })));
+        page.set(3, &Entry { words: [7, 0, 0, 0, 0, 0, 0, 0] });
+        let mut f = Model { posts: 0 };
+        assert_eq!(serve(&mut f, &words, 4, &NoData), 4);
+        let verdict = |i: u32, at: &Io| {
+            let e = page.get(i);
+            Entry::verdict([e.words[6], e.words[7]], at, 0)
+        };
+        assert_eq!(verdict(0, &read), Ok(Verdict::Continue));
+        assert_eq!(page.get(0).words[5], read.block + 1, "the state kept for the post-op");
+        assert_eq!(verdict(1, &io(Hook::Pre)), Ok(Verdict::Fail(Status::InvalidRequest)));
+        assert_eq!(verdict(2, &post), Ok(Verdict::Complete { status: Status::NoDevice, count: 0 }));
+        assert_eq!(verdict(3, &read), Ok(Verdict::Fail(Status::InvalidRequest)), "a junk entry never reaches the filter");
+        assert_eq!(f.posts, 1);
     }
 
-    #[test]
-    fn dispatch_refuses_malformed_upcalls_and_data_outside_the_window() {
-        let mut buf = [0u64; 512];
-        let window = DataWindow::new(Shared::from_words(&mut buf), DataAccess::Read);
-        let mut cache = Cache::default();
-        let invalid = Verdict::Fail(Status::InvalidRequest).encode();
-        assert_eq!(dispatch(&mut cache, 0x999, &[], &window), invalid);
-        let outside = Io { data: DataSpan { offset: 4096, len: 1 }, ..io() };
-        let up = Upcall::Pre(outside).encode();
-        assert_eq!(dispatch(&mut cache, up.label(), up.words(), &window), invalid);
-        assert_eq!(cache.pres, 0, "the filter never saw them");
-    }
+    filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=rule,seed", "bounce=8192");
 
     #[test]
-    fn data_access_follows_the_declared_rights() {
-        let mut buf = [0u64; 4];
-        let mem = Shared::from_words(&mut buf);
-        let span = DataSpan { offset: 8, len: 16 };
-        let none = DataWindow::new(mem, DataAccess::None).narrow(span).unwrap();
-        assert_eq!(none.read(0, &mut [0; 1]), Err(DataError::NoAccess));
-        assert_eq!(none.write(0, &[1]), Err(DataError::NoAccess));
-        assert_eq!(none.len(), 0);
-        let read = DataWindow::new(mem, DataAccess::Read).narrow(span).unwrap();
-        assert_eq!(read.write(0, &[1]), Err(DataError::ReadOnly));
-        let rw = DataWindow::new(mem, DataAccess::ReadWrite).narrow(span).unwrap();
-        rw.write(15, &[7]).unwrap();
-        assert!(matches!(rw.write(16, &[7]), Err(DataError::Outside(_))));
-        let mut b = [0u8; 1];
-        read.read(15, &mut b).unwrap();
-        assert_eq!(b, [7]);
-        assert_eq!(mem.read::<u8>(23), Ok(7));
+    fn a_declared_manifest_reads_back() {
+        let m = Manifest::parse(&STRATA_FILTER_MANIFEST).unwrap();
+        assert_eq!(m.hooks, 3);
+        assert!(m.wants(Hook::Pre, Op::FlushCompleted) && m.wants(Hook::Post, Op::Write) && !m.wants(Hook::Pre, Op::Barrier));
+        assert_eq!(&m.params[..], &["rule", "seed"]);
+        assert_eq!(m.bounce, 8192);
+        let none = Manifest::parse(b"strata-filter 1\0hooks=pre\0ops=write\0params=\0bounce=0\0\0\0").unwrap();
+        assert!(none.params.is_empty() && none.wants(Hook::Pre, Op::Write) && !none.wants(Hook::Post, Op::Write));
+        assert_eq!(Manifest::parse(b"strata-filter 2\0"), Err(ManifestError::NoMagic));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0hooks=sideways\0"), Err(ManifestError::BadField));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0bounce=100\0"), Err(ManifestError::BadField));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0colour=blue\0"), Err(ManifestError::BadField));
     }
 }

@@ -108,8 +108,9 @@
 //! # Filters
 //!
 //! [`filter`] defines the upcalls the filter server makes to filter PDs
-//! (message registers and labels), their [`Verdict`]s and the [`Filter`]
-//! trait a filter implements.
+//! (batches of requests in a call page shared with each filter, data
+//! reached through grants), their [`Verdict`]s, the [`Filter`] trait a
+//! filter implements and the [`filter::Manifest`] it declares.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -123,7 +124,7 @@ pub mod ring;
 #[allow(unsafe_code)]
 pub mod shared;
 
-pub use filter::{DataAccess, DataWindow, DiskId, Filter, Io, Upcall, Verdict};
+pub use filter::{Completion, DiskId, Filter, Hook, Io, Verdict};
 pub use info::{InfoReader, InfoWriter, StorageInfo};
 pub use queues::{QueueLayout, Requester, Responder};
 pub use records::{Op, Request, Response, Status, UnknownOp, UnknownStatus, BLOCK_SIZE};

@@ -39,6 +39,11 @@ pub enum Op {
     /// requests are answered, so one client's flush does not stall the
     /// others at the driver.
     FlushCompleted = 4,
+    /// Ask the filter server to print the statistics of the requester's
+    /// disk (what each filter of its chain saw and answered); answered OK
+    /// by the server at once. Moves nothing and orders nothing; a driver
+    /// answers it `InvalidRequest`.
+    Report = 5,
 }
 
 /// An opcode this side does not know: the answer is
@@ -47,7 +52,7 @@ pub enum Op {
 pub struct UnknownOp(pub u32);
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Read, Op::Write, Op::Flush, Op::Barrier, Op::FlushCompleted];
+    pub const ALL: [Op; 6] = [Op::Read, Op::Write, Op::Flush, Op::Barrier, Op::FlushCompleted, Op::Report];
 
     pub const fn from_raw(raw: u32) -> Result<Op, UnknownOp> {
         match raw {
@@ -56,6 +61,7 @@ impl Op {
             2 => Ok(Op::Flush),
             3 => Ok(Op::Barrier),
             4 => Ok(Op::FlushCompleted),
+            5 => Ok(Op::Report),
             _ => Err(UnknownOp(raw)),
         }
     }
@@ -195,7 +201,7 @@ impl Request {
     /// them with conditional compares).
     pub fn is_valid_for(&self, blocks: u64, read_only: bool, data_region_len: u64) -> bool {
         self.is_transfer_for(blocks, read_only, data_region_len)
-            || self.opcode.wrapping_sub(Op::Flush as u32) <= Op::FlushCompleted as u32 - Op::Flush as u32
+            || self.opcode.wrapping_sub(Op::Flush as u32) <= Op::Report as u32 - Op::Flush as u32
     }
 
     /// Whether this is a read or write that [`is_valid_for`]
@@ -308,7 +314,7 @@ mod tests {
 
     #[test]
     fn opcodes_and_statuses_have_stable_wire_values() {
-        assert_eq!(Op::ALL.map(Op::raw), [0, 1, 2, 3, 4]);
+        assert_eq!(Op::ALL.map(Op::raw), [0, 1, 2, 3, 4, 5]);
         assert_eq!(Status::ALL.map(Status::raw), [0, 1, 2, 3]);
         for op in Op::ALL {
             assert_eq!(Op::from_raw(op.raw()), Ok(op));
@@ -326,7 +332,7 @@ mod tests {
 
     #[test]
     fn unknown_opcodes_and_statuses_decode_to_errors() {
-        assert_eq!(Op::from_raw(5), Err(UnknownOp(5)));
+        assert_eq!(Op::from_raw(6), Err(UnknownOp(6)));
         assert_eq!(Op::from_raw(u32::MAX), Err(UnknownOp(u32::MAX)));
         assert_eq!(Status::from_raw(4), Err(UnknownStatus(4)));
         let mut r = Request::new(1, Op::Read, 0, 1, 0);
@@ -384,7 +390,7 @@ mod tests {
             assert_eq!(r.check(&d, 8192), Err(Status::InvalidRequest), "{r:?}");
         }
         let mut unknown = Request::ordering(1, Op::Flush);
-        unknown.opcode = 5;
+        unknown.opcode = 6;
         assert_eq!(unknown.check(&d, 8192), Err(Status::InvalidRequest));
     }
 

@@ -122,6 +122,7 @@ impl<'a> Shared<'a> {
     }
 
     /// Copy `out.len()` bytes from `offset` into private memory.
+    #[inline]
     pub fn read_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), AccessError> {
         let src = self.range(offset, out.len())?;
         // SAFETY: `range` checked that the bytes lie in the region, which is
@@ -133,6 +134,7 @@ impl<'a> Shared<'a> {
     }
 
     /// Copy `data` from private memory to `offset`.
+    #[inline]
     pub fn write_bytes(&self, offset: usize, data: &[u8]) -> Result<(), AccessError> {
         let dst = self.range(offset, data.len())?;
         // SAFETY: as in `read_bytes`; the region is writable (see `new`).
@@ -141,6 +143,7 @@ impl<'a> Shared<'a> {
     }
 
     /// A private copy of the record at `offset` (any alignment).
+    #[inline]
     pub fn read<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, AccessError> {
         let mut value = T::new_zeroed();
         self.read_bytes(offset, value.as_mut_bytes())?;
@@ -148,6 +151,7 @@ impl<'a> Shared<'a> {
     }
 
     /// Write a copy of `value` at `offset` (any alignment).
+    #[inline]
     pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), AccessError> {
         self.write_bytes(offset, value.as_bytes())
     }
@@ -169,6 +173,7 @@ impl<'a> Shared<'a> {
     }
 
     /// A pointer to `[offset, offset + len)`, which must lie in the region.
+    #[inline]
     fn range(&self, offset: usize, len: usize) -> Result<NonNull<u8>, AccessError> {
         match offset.checked_add(len) {
             // SAFETY: offset <= len of the region, so the result stays

@@ -8,8 +8,8 @@
 //! describe.
 //!
 //! Layout: a [`Header`], then `pd_count` [`PdDesc`] records, then
-//! `restore_count` [`RestoreOp`] records, each array starting at the offset
-//! the header names. All integers are little-endian (the only byte order
+//! `restore_count` [`RestoreOp`] records, then `lend_count` [`LendDesc`]
+//! records, each array starting at the offset the header names. All integers are little-endian (the only byte order
 //! the kernel runs in). The header carries a magic number, a version and a
 //! checksum over the whole spec so a stale or damaged image is refused.
 #![no_std]
@@ -21,7 +21,7 @@ pub mod platform;
 
 pub const MAGIC: [u8; 8] = *b"STRATASP";
 /// Bumped whenever a record changes shape.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// "No PD" in a PD-index field.
 pub const NO_PD: u8 = 0xff;
@@ -47,6 +47,8 @@ pub struct Header {
     pub restore_count: u32,
     pub pd_offset: u32,
     pub restore_offset: u32,
+    pub lend_count: u32,
+    pub lend_offset: u32,
     /// Physical address of the kernel's level-0 table (TTBR1).
     pub kernel_ttbr1: u64,
     /// Physical address of the level-0 table that identity-maps the kernel
@@ -87,6 +89,11 @@ pub struct PdDesc {
     /// The id the parent uses for this PD.
     pub id_in_parent: u8,
     pub _reserved: [u8; 2],
+    /// The longest one PPC this PD serves may run, in microseconds; 0 = no
+    /// limit. The kernel stops a PD that runs past it
+    /// ([`abi::FaultKind::BudgetExceeded`]).
+    pub call_budget_us: u32,
+    pub _reserved2: u32,
     /// Child id -> PD index, [`NO_PD`] where there is none.
     pub children: [u8; 64],
     pub channels: [ChannelDesc; MAX_CHANNELS],
@@ -129,11 +136,40 @@ pub struct ChannelDesc {
     pub irq: u16,
     pub trigger: u8,
     pub _reserved: u8,
+    /// For PD channels with [`RIGHT_PPC`]: the regions a call on this
+    /// channel may lend (`lend_count` [`LendDesc`]s from `lend_first`), in
+    /// the order of the `<lend>`s of the `<channel>`.
+    pub lend_first: u16,
+    pub lend_count: u16,
+    pub _reserved2: u32,
 }
 
 impl ChannelDesc {
     /// No channel.
-    pub const NONE: ChannelDesc = ChannelDesc { kind: CHANNEL_NONE, rights: 0, peer: 0, peer_channel: 0, irq: 0, trigger: 0, _reserved: 0 };
+    pub const NONE: ChannelDesc = ChannelDesc {
+        kind: CHANNEL_NONE,
+        rights: 0,
+        peer: 0,
+        peer_channel: 0,
+        irq: 0,
+        trigger: 0,
+        _reserved: 0,
+        lend_first: 0,
+        lend_count: 0,
+        _reserved2: 0,
+    };
+}
+
+/// A region a PPC may lend (see `abi::sys::PP_CALL_LEND`): its physical
+/// range and the widest rights ([`abi::GRANT_READ`], [`abi::GRANT_WRITE`])
+/// a lend of it may give. The lender need not map it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LendDesc {
+    pub paddr: u64,
+    pub size: u64,
+    pub rights: u8,
+    pub _reserved: [u8; 7],
 }
 
 /// Restore ops copy the pristine bytes of a writable segment back, or zero a
@@ -168,6 +204,7 @@ pub struct Spec<'a> {
     pub header: &'a Header,
     pub pds: &'a [PdDesc],
     pub restore: &'a [RestoreOp],
+    pub lends: &'a [LendDesc],
 }
 
 impl<'a> Spec<'a> {
@@ -195,13 +232,25 @@ impl<'a> Spec<'a> {
         }
         let pds = slice_at::<PdDesc>(bytes, header.pd_offset, header.pd_count)?;
         let restore = slice_at::<RestoreOp>(bytes, header.restore_offset, header.restore_count)?;
+        let lends = slice_at::<LendDesc>(bytes, header.lend_offset, header.lend_count)?;
         for pd in pds {
             let end = pd.restore_first as usize + pd.restore_count as usize;
             if end > restore.len() {
                 return Err(SpecError::BadLayout);
             }
+            for c in &pd.channels {
+                if c.lend_first as usize + c.lend_count as usize > lends.len() {
+                    return Err(SpecError::BadLayout);
+                }
+            }
         }
-        Ok(Spec { header, pds, restore })
+        Ok(Spec { header, pds, restore, lends })
+    }
+
+    /// The regions a PPC on channel `c` may lend.
+    pub fn channel_lends(&self, c: &ChannelDesc) -> &'a [LendDesc] {
+        let first = c.lend_first as usize;
+        &self.lends[first..first + c.lend_count as usize]
     }
 
     /// The restore ops of one PD.
@@ -252,6 +301,7 @@ pub struct SpecBuilder<'a> {
     pub header: Header,
     pub pds: &'a [PdDesc],
     pub restore: &'a [RestoreOp],
+    pub lends: &'a [LendDesc],
 }
 
 impl SpecBuilder<'_> {
@@ -267,6 +317,7 @@ impl SpecBuilder<'_> {
         let header_size = core::mem::size_of::<Header>();
         let pd_bytes = self.pds.as_bytes();
         let restore_bytes = self.restore.as_bytes();
+        let lend_bytes = self.lends.as_bytes();
         let mut header = self.header;
         header.magic = MAGIC;
         header.version = VERSION;
@@ -276,16 +327,20 @@ impl SpecBuilder<'_> {
         header.restore_count = self.restore.len() as u32;
         header.pd_offset = header_size as u32;
         header.restore_offset = (header_size + pd_bytes.len()) as u32;
+        header.lend_count = self.lends.len() as u32;
+        header.lend_offset = header.restore_offset + restore_bytes.len() as u32;
         out[..header_size].copy_from_slice(header.as_bytes());
         out[header_size..header_size + pd_bytes.len()].copy_from_slice(pd_bytes);
-        out[header_size + pd_bytes.len()..].copy_from_slice(restore_bytes);
+        let restore_at = header.restore_offset as usize;
+        out[restore_at..restore_at + restore_bytes.len()].copy_from_slice(restore_bytes);
+        out[header.lend_offset as usize..].copy_from_slice(lend_bytes);
         let sum = checksum_with_field_zeroed(out);
         out[CHECKSUM_FIELD].copy_from_slice(&sum.to_le_bytes());
         Ok(size)
     }
 
     pub fn size(&self) -> usize {
-        core::mem::size_of::<Header>() + self.pds.as_bytes().len() + self.restore.as_bytes().len()
+        core::mem::size_of::<Header>() + self.pds.as_bytes().len() + self.restore.as_bytes().len() + self.lends.as_bytes().len()
     }
 }
 
@@ -311,6 +366,8 @@ impl PdDesc {
         parent: NO_PD,
         id_in_parent: 0,
         _reserved: [0; 2],
+        call_budget_us: 0,
+        _reserved2: 0,
         children: [NO_PD; 64],
         channels: [ChannelDesc::NONE; MAX_CHANNELS],
     };
@@ -330,7 +387,8 @@ impl PdDesc {
 
 // The header's checksum field must be where CHECKSUM_FIELD says.
 const _: () = assert!(core::mem::offset_of!(Header, checksum) == 16);
-const _: () = assert!(core::mem::size_of::<ChannelDesc>() == 8);
+const _: () = assert!(core::mem::size_of::<ChannelDesc>() == 16);
+const _: () = assert!(core::mem::size_of::<LendDesc>() == 24);
 
 #[cfg(test)]
 mod tests {
@@ -347,10 +405,12 @@ mod tests {
         a.restore_count = 1;
         let mut b = PdDesc::empty();
         b.set_name("beta");
-        b.channels[3] = ChannelDesc { kind: CHANNEL_PD, rights: RIGHT_PPC, peer: 0, peer_channel: 5, ..Default::default() };
+        b.channels[3] = ChannelDesc { kind: CHANNEL_PD, rights: RIGHT_PPC, peer: 0, peer_channel: 5, lend_first: 0, lend_count: 1, ..Default::default() };
+        b.call_budget_us = 500;
         let restore = [RestoreOp { kind: RESTORE_ZERO, _reserved: 0, dst_paddr: 0x4100_0000, src_paddr: 0, len: 4096 }];
+        let lends = [LendDesc { paddr: 0x5000_0000, size: 0x2000, rights: abi::GRANT_READ, _reserved: [0; 7] }];
         let pds = [a, b];
-        let builder = SpecBuilder { header: Header::empty(), pds: &pds, restore: &restore };
+        let builder = SpecBuilder { header: Header::empty(), pds: &pds, restore: &restore, lends: &lends };
         let mut out = vec![0u8; builder.size()];
         builder.write(&mut out).unwrap();
         out
@@ -365,6 +425,21 @@ mod tests {
         assert_eq!(spec.pds[1].channels[3].peer_channel, 5);
         assert_eq!(spec.restore_ops(&spec.pds[0]).len(), 1);
         assert_eq!(spec.restore_ops(&spec.pds[1]).len(), 0);
+        assert_eq!(spec.pds[1].call_budget_us, 500);
+        assert_eq!(spec.channel_lends(&spec.pds[1].channels[3])[0].size, 0x2000);
+        assert_eq!(spec.channel_lends(&spec.pds[1].channels[0]).len(), 0);
+    }
+
+    #[test]
+    fn a_channel_lending_past_the_lend_array_is_refused() {
+        let mut a = PdDesc::empty();
+        a.channels[0] = ChannelDesc { kind: CHANNEL_PD, rights: RIGHT_PPC, lend_first: 1, lend_count: 1, ..Default::default() };
+        let lends = [LendDesc::default()];
+        let pds = [a];
+        let builder = SpecBuilder { header: Header::empty(), pds: &pds, restore: &[], lends: &lends };
+        let mut out = vec![0u8; builder.size()];
+        builder.write(&mut out).unwrap();
+        assert_eq!(Spec::parse(&out).err(), Some(SpecError::BadLayout));
     }
 
     #[test]
@@ -400,7 +475,7 @@ mod tests {
         a.restore_first = 1;
         a.restore_count = 1;
         let pds = [a];
-        let builder = SpecBuilder { header: Header::empty(), pds: &pds, restore: &[] };
+        let builder = SpecBuilder { header: Header::empty(), pds: &pds, restore: &[], lends: &[] };
         let mut out = vec![0u8; builder.size()];
         builder.write(&mut out).unwrap();
         assert_eq!(Spec::parse(&out).err(), Some(SpecError::BadLayout));

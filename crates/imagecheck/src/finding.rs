@@ -114,6 +114,54 @@ pub enum Finding {
     KernelExecutesData { vaddr: Range<u64>, paddr: u64 },
     /// Two users of the same physical frames that must not share them.
     SharedFrames { frames: Range<u64>, a: FrameUser, b: FrameUser },
+    /// How many regions a call on a PD's channel may lend (the channel
+    /// slot's `lend_count`) differs from the `<lend>`s the description
+    /// gives the channel; `declared` names them (`'mr' perms`).
+    LendCount { pd: String, channel: usize, found: usize, declared: Vec<String> },
+    /// One lend of a channel (`index` counts the channel's lends, in the
+    /// order of its `<lend>`s) differs from the declared one in `field`:
+    /// `paddr`, `size` or `rights`.
+    Lend { pd: String, channel: usize, index: usize, region: String, field: &'static str, found: String, declared: String },
+    /// A call on the channel may lend memory outside RAM (`region` is the
+    /// declared region, `None` for a lend nothing declares).
+    LendOutsideRam { pd: String, channel: usize, index: usize, region: Option<String>, memory: Range<u64> },
+    /// An entry of the spec's lend array that no channel uses.
+    OrphanLend { index: usize, memory: Range<u64>, rights: u8 },
+    /// A reserved field that is not zero: of a PD's record (`pd` is set),
+    /// one of its channel slots, a lend or a restore op. `record` says
+    /// which ("its record", "channel 3", "lend 1", "restore op 2").
+    Reserved { pd: Option<String>, record: String, field: &'static str, value: u64 },
+}
+
+/// Lend rights (`abi::GRANT_READ`, `abi::GRANT_WRITE`) as letters: `r`,
+/// `rw`, `w`, `none`, with unknown bits in hex.
+pub(crate) fn lend_rights(rights: u8) -> String {
+    let mut s = String::new();
+    if rights & abi::GRANT_READ != 0 {
+        s.push('r');
+    }
+    if rights & abi::GRANT_WRITE != 0 {
+        s.push('w');
+    }
+    let unknown = rights & !(abi::GRANT_READ | abi::GRANT_WRITE);
+    if unknown != 0 {
+        if !s.is_empty() {
+            s.push('+');
+        }
+        s.push_str(&format!("{unknown:#x}"));
+    }
+    if s.is_empty() {
+        s.push_str("none");
+    }
+    s
+}
+
+fn regions(n: usize) -> &'static str {
+    if n == 1 {
+        "region"
+    } else {
+        "regions"
+    }
 }
 
 /// `start..end` in hex.
@@ -226,6 +274,35 @@ impl fmt::Display for Finding {
                 }
                 _ => write!(f, "frames {} are mapped by {a} and by {b}", Hex(frames)),
             },
+            Finding::LendCount { pd, channel, found, declared } => {
+                write!(f, "pd '{pd}': channel {channel} lends {found} {}, declared ", regions(*found))?;
+                if declared.is_empty() {
+                    f.write_str("none")
+                } else {
+                    write!(f, "{} ({})", declared.len(), declared.join(", "))
+                }
+            }
+            Finding::Lend { pd, channel, index, region, field, found, declared } => {
+                write!(f, "pd '{pd}': channel {channel} lend {index} (region '{region}') {field} {found}, declared {declared}")
+            }
+            Finding::LendOutsideRam { pd, channel, index, region, memory } => {
+                write!(f, "pd '{pd}': channel {channel} lend {index} ")?;
+                match region {
+                    Some(r) => write!(f, "(region '{r}') ")?,
+                    None => f.write_str("(undeclared) ")?,
+                }
+                write!(f, "lends {}, outside RAM", Hex(memory))
+            }
+            Finding::OrphanLend { index, memory, rights } => {
+                write!(f, "boot spec: lend {index} ({}, {}) is used by no channel", Hex(memory), lend_rights(*rights))
+            }
+            Finding::Reserved { pd, record, field, value } => {
+                match pd {
+                    Some(pd) => write!(f, "pd '{pd}': ")?,
+                    None => f.write_str("boot spec: ")?,
+                }
+                write!(f, "reserved field {field} of {record} is {value:#x}, must be 0")
+            }
         }
     }
 }

@@ -101,8 +101,8 @@ impl FrameUses {
     }
 
     /// Frames a region occupies that no mapping shows (its physical
-    /// address handed to a PD by `setvar`).
-    fn add_region(&mut self, region: usize, frames: Range<u64>, what: String) {
+    /// address handed to a PD by `setvar`, or lent on a channel).
+    pub(crate) fn add_region(&mut self, region: usize, frames: Range<u64>, what: String) {
         if frames.start < frames.end {
             self.uses.push(Use { frames, identity: Identity::Region(region), user: FrameUser::Reserved(what) });
         }

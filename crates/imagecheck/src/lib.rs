@@ -35,7 +35,17 @@
 //! - restore operations write only the restarted PD's own writable memory,
 //!   copy the initial contents from memory no PD maps, and reset all of a
 //!   restartable PD's writable memory; patched variables (`setvar_vaddr`,
-//!   `setvar`) hold the declared values.
+//!   `setvar`) hold the declared values;
+//! - lends (spec version 2): each channel slot lends exactly the regions
+//!   its `<channel>`'s `<lend>`s declare, in order, each with the region's
+//!   physical address and size and the declared rights; no other slot
+//!   lends; every entry of the lend array is used; lent memory lies in RAM
+//!   and belongs to its region alone (not the kernel, the tables, the
+//!   spec, a PD's private frames or another region). A region that has no
+//!   `phys_addr` and that no PD maps is placed by its lends, which must
+//!   agree (see `lends.rs`);
+//! - call budgets equal the declared `call_budget` (0 if none), and every
+//!   reserved field of the spec's records is zero.
 //!
 //! `sd` must be the description the image was built from, after any
 //! expansion the tool does; the checker compares against it as given.
@@ -48,6 +58,7 @@ mod expect;
 mod finding;
 mod frames;
 mod image;
+mod lends;
 mod records;
 mod space;
 mod walk;
@@ -140,6 +151,7 @@ pub fn check_with(sd: &sdf::SystemDescription, inputs: &Inputs, options: &Option
 
     let programs = read_programs(sd, inputs, &mut findings);
     records::check(sd, &spec, &programs, &mut findings);
+    records::check_reserved(sd, &spec, &mut findings);
 
     let mut walker = Walker::new(&mem, pool);
     let leaves = walker.walk(&Space::Kernel, header.kernel_ttbr1, true, &mut findings);
@@ -158,7 +170,8 @@ pub fn check_with(sd: &sdf::SystemDescription, inputs: &Inputs, options: &Option
         pds.push(PdSpace { index, name: decl.name.clone(), expected, pieces, leaves, program });
     }
 
-    let bases = frames::check_regions(sd, &pds, &mut findings);
+    let mut bases = frames::check_regions(sd, &pds, &mut findings);
+    lends::check(sd, &spec, &mut bases, &mut uses, &mut findings);
     for pd in &pds {
         uses.add_pd(pd);
         uses.add_ipc_buffer(pd, spec.pds[pd.index].ipc_buffer_paddr);

@@ -43,6 +43,55 @@ fn flags_text(flags: u8) -> String {
     }
 }
 
+/// A `call_budget_us` (or a declared `call_budget`): 0 is no limit.
+fn budget_text(us: u64) -> String {
+    match us {
+        0 => "none".into(),
+        us => format!("{us} us"),
+    }
+}
+
+/// Reserved fields of the spec's records must be zero: the kernel ignores
+/// them today, and a later version may give them a meaning. Checked for
+/// every PD record (undeclared ones too), every channel slot (empty ones
+/// too) and every restore op; the lend array is checked with the lends.
+pub(crate) fn check_reserved(sd: &SystemDescription, spec: &Spec, findings: &mut Vec<Finding>) {
+    let name = |index: usize| match sd.protection_domains.get(index) {
+        Some(pd) => pd.name.clone(),
+        None => spec.pds.get(index).map(|p| p.name().to_string()).unwrap_or_default(),
+    };
+    let mut report = |pd: Option<String>, record: String, field: &'static str, value: u64| {
+        if value != 0 {
+            findings.push(Finding::Reserved { pd, record, field, value });
+        }
+    };
+    for (index, rec) in spec.pds.iter().enumerate() {
+        report(Some(name(index)), "its record".into(), "_reserved", le_bytes(&rec._reserved));
+        report(Some(name(index)), "its record".into(), "_reserved2", u64::from(rec._reserved2));
+        for (id, c) in rec.channels.iter().enumerate() {
+            report(Some(name(index)), format!("channel {id}"), "_reserved", u64::from(c._reserved));
+            report(Some(name(index)), format!("channel {id}"), "_reserved2", u64::from(c._reserved2));
+        }
+    }
+    for (at, op) in spec.restore.iter().enumerate() {
+        // Named as the restore findings name it: by its PD and its place
+        // in that PD's ops, where a PD claims it.
+        let owner = spec.pds.iter().enumerate().find_map(|(index, rec)| {
+            let k = at.checked_sub(rec.restore_first as usize)?;
+            (k < rec.restore_count as usize).then_some((index, k))
+        });
+        match owner {
+            Some((index, k)) => report(Some(name(index)), format!("restore op {k}"), "_reserved", u64::from(op._reserved)),
+            None => report(None, format!("restore op {at}"), "_reserved", u64::from(op._reserved)),
+        }
+    }
+}
+
+/// Up to eight bytes as a little-endian number.
+pub(crate) fn le_bytes(bytes: &[u8]) -> u64 {
+    bytes.iter().take(8).rev().fold(0, |v, &b| (v << 8) | u64::from(b))
+}
+
 /// The channel table the description gives each PD, built from the
 /// description alone.
 fn declared_channels(sd: &SystemDescription) -> Vec<[ChannelDesc; MAX_CHANNELS]> {
@@ -136,6 +185,10 @@ pub(crate) fn check(sd: &SystemDescription, spec: &Spec, programs: &[Option<Elf>
         let flags = if decl.passive { PD_PASSIVE } else { 0 } | if decl.can_power_off { PD_CAN_POWER_OFF } else { 0 };
         if rec.flags != flags {
             findings.push(field("flags", flags_text(rec.flags), flags_text(flags)));
+        }
+        let declared_budget = decl.call_budget.unwrap_or(0);
+        if u64::from(rec.call_budget_us) != declared_budget {
+            findings.push(field("call budget", budget_text(u64::from(rec.call_budget_us)), budget_text(declared_budget)));
         }
 
         let parent_text = |parent: Option<(usize, u8)>| match parent {

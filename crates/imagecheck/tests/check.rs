@@ -4,7 +4,7 @@
 
 mod support;
 
-use bootspec::{ChannelDesc, PdDesc, CHANNEL_IRQ, CHANNEL_PD, NO_PD, PD_PASSIVE, RIGHT_NOTIFY, RIGHT_PPC};
+use bootspec::{ChannelDesc, LendDesc, PdDesc, CHANNEL_IRQ, CHANNEL_PD, NO_PD, PD_PASSIVE, RIGHT_NOTIFY, RIGHT_PPC};
 use std::mem::offset_of;
 use support::*;
 
@@ -52,12 +52,15 @@ fn image_checked_against_another_description_shows_every_difference() {
         [
             "pd 'ping': extra channel 6: irq 40 (level)",
             "pd 'pong': extra channel 5: irq 33 (edge)",
+            "pd 'server': call budget 500 us, declared none",
             "pd 'ping': extra mapping 0x5000000..0x5001000 -> 0x9000000 (rw device)",
             "pd 'pong': extra mapping 0x6000000..0x6200000 -> 0x48000000 (rw cached)",
             "pd 'client': extra mapping 0x8000000..0x8400000 -> 0x40400000 (r cached)",
             "pd 'server': extra mapping 0x8000000..0x8400000 -> 0x40400000 (rw cached)",
             "pd 'auditor': extra mapping 0x7000000..0x7002000 -> 0x40800000 (rx cached)",
+            "pd 'client': channel 0 lends 2 regions, declared none",
             "frames 0x40400000..0x40800000 are mapped by pd 'client' (extra mapping at 0x8000000) and by pd 'server' (extra mapping at 0x8000000)",
+            "frames 0x40800000..0x40802000 of lend 0 of pd 'client' channel 0 (undeclared) are mapped by pd 'auditor' (extra mapping at 0x7000000)",
         ]
     );
     assert_eq!(
@@ -65,11 +68,13 @@ fn image_checked_against_another_description_shows_every_difference() {
         [
             "pd 'ping': missing channel 6: irq 40 (level)",
             "pd 'pong': missing channel 5: irq 33 (edge)",
+            "pd 'server': call budget none, declared 500 us",
             "pd 'ping': missing mapping 0x5000000..0x5001000 (region 'uart', rw device)",
             "pd 'pong': missing mapping 0x6000000..0x6200000 (region 'dma', rw cached)",
             "pd 'client': missing mapping 0x8000000..0x8400000 (region 'big', r cached)",
             "pd 'server': missing mapping 0x8000000..0x8400000 (region 'big', rw cached)",
             "pd 'auditor': missing mapping 0x7000000..0x7002000 (region 'table', rx cached)",
+            "pd 'client': channel 0 lends 0 regions, declared 2 ('table' r, 'blob' rw)",
             "pd 'ping': variable 'microkit_name' holds 0x676e6970, but region 'dma' is at 0x48000000",
         ]
     );
@@ -332,7 +337,7 @@ fn kernel_code_in_the_image_differing_from_the_kernel_elf_is_reported() {
     assert_findings(
         &f,
         &image,
-        &["image: the kernel segment 0x40200000..0x40205880 differs from the kernel ELF (first at 0x40200100)"],
+        &["image: the kernel segment 0x40200000..0x40206680 differs from the kernel ELF (first at 0x40200100)"],
     );
 }
 
@@ -615,7 +620,7 @@ fn spec_with_a_bad_checksum_is_refused() {
     image.bytes[off] ^= 1;
     let found = f.check_image(&image.bytes);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].starts_with("boot spec: at 0x40265000 is refused: checksum 0x"), "{found:?}");
+    assert!(found[0].starts_with("boot spec: at 0x40277000 is refused: checksum 0x"), "{found:?}");
 }
 
 #[test]
@@ -636,7 +641,7 @@ fn missing_program_image_is_reported() {
     let found: Vec<String> = imagecheck::check(&f.sd, &inputs).iter().map(|x| x.to_string()).collect();
     assert_eq!(found[0], "inputs: 7 program images for 8 protection domains");
     // Without its program, the worker's code and data are unexplained.
-    assert!(found.contains(&"pd 'worker': extra mapping 0x200000..0x202000 -> 0x4025b000 (rx cached)".to_string()), "{found:?}");
+    assert!(found.contains(&"pd 'worker': extra mapping 0x200000..0x202000 -> 0x4026d000 (rx cached)".to_string()), "{found:?}");
 }
 
 #[test]
@@ -672,4 +677,290 @@ fn setvar_bytes_are_compared() {
     // The tool wrote the PD's name there.
     assert_eq!(with("706f6e6700"), Vec::<String>::new());
     assert_eq!(with("70616e67"), ["pd 'pong': variable 'microkit_name' holds 706f6e67, declared 70616e67 (setvar bytes)"]);
+}
+
+// Lends and call budgets (the devices fixture: client's PPC channel 0 to
+// server lends 'table', read-only, which only auditor maps, and 'blob',
+// read-write, which no PD maps; server has a call budget of 500 us).
+
+/// Facts about the devices fixture, read off its report.
+const TABLE: u64 = 0x4080_0000; // region 'table', 0x2000 bytes
+const BLOB: u64 = 0x4080_2000; // region 'blob', 0x3000 bytes
+
+fn devices() -> (Fixture, Image) {
+    let f = Fixture::load("devices");
+    let image = Image::new(&f.image);
+    (f, image)
+}
+
+#[test]
+fn devices_image_lends_and_call_budget_are_as_declared() {
+    let (f, image) = devices();
+    // What the builder wrote, read back with the spec's own reader (which
+    // wants 8-byte-aligned bytes).
+    let spec_at = image.spec_offset();
+    let total = u32::from_le_bytes(image.bytes[spec_at + 12..spec_at + 16].try_into().unwrap()) as usize;
+    let mut buf = vec![0u8; total + 8];
+    let start = buf.as_ptr().align_offset(8);
+    buf[start..start + total].copy_from_slice(&image.bytes[spec_at..spec_at + total]);
+    let spec = bootspec::Spec::parse(&buf[start..start + total]).expect("the spec parses");
+    let (client, server) = (f.pd_index("client"), f.pd_index("server"));
+    let lends = spec.channel_lends(&spec.pds[client].channels[0]);
+    let (r, rw) = (abi::GRANT_READ, abi::GRANT_READ | abi::GRANT_WRITE);
+    assert_eq!(
+        lends.iter().map(|l| (l.paddr, l.size, l.rights)).collect::<Vec<_>>(),
+        [(TABLE, 0x2000, r), (BLOB, 0x3000, rw)]
+    );
+    assert_eq!(spec.lends.len(), 2, "no other lends");
+    assert_eq!(spec.pds[server].call_budget_us, 500);
+    assert!(spec.pds.iter().enumerate().all(|(i, p)| i == server || p.call_budget_us == 0));
+    // And the checker finds them exactly as declared.
+    assert_eq!(f.check(), Vec::<String>::new());
+}
+
+const LEND_PADDR: usize = offset_of!(LendDesc, paddr);
+const LEND_SIZE: usize = offset_of!(LendDesc, size);
+const LEND_RIGHTS: usize = offset_of!(LendDesc, rights);
+
+#[test]
+fn lend_of_a_mapped_region_at_another_address_is_reported() {
+    let (f, mut image) = devices();
+    image.edit_lend(0, LEND_PADDR, &0x4100_0000u64.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &["pd 'client': channel 0 lend 0 (region 'table') paddr 0x41000000, declared 0x40800000 (where the PDs that map it have it)"],
+    );
+}
+
+#[test]
+fn lend_of_an_unmapped_region_is_placed_by_the_lend_but_must_be_nobody_elses() {
+    let (f, mut image) = devices();
+    // 'blob' has no phys_addr and no PD maps it: free RAM is as good a
+    // place as the builder's, so moving it there is no finding ...
+    image.edit_lend(1, LEND_PADDR, &0x4100_0000u64.to_le_bytes());
+    assert_findings(&f, &image, &[]);
+    // ... but onto the worker's stack it is.
+    let stack = image.frame_of(image.ttbr0(f.pd_index("worker")), STACK_TOP - 0x4000);
+    image.edit_lend(1, LEND_PADDR, &stack.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &[&format!(
+            "frames {stack:#x}..{:#x} of region 'blob' (lent by pd 'client' on channel 0) are mapped by pd 'worker' (stack at 0xfffffc000)",
+            stack + 0x3000
+        )],
+    );
+}
+
+#[test]
+fn lend_of_an_unmapped_region_off_its_page_size_is_reported() {
+    let (f, mut image) = devices();
+    image.edit_lend(1, LEND_PADDR, &0x4100_0800u64.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &["pd 'client': channel 0 lend 1 (region 'blob') paddr 0x41000800, declared a multiple of its page size 0x1000"],
+    );
+}
+
+#[test]
+fn lend_outside_ram_is_reported() {
+    let (f, mut image) = devices();
+    image.edit_lend(1, LEND_PADDR, &0x900_1000u64.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &["pd 'client': channel 0 lend 1 (region 'blob') lends 0x9001000..0x9004000, outside RAM"],
+    );
+}
+
+#[test]
+fn lend_onto_the_page_table_pool_is_reported() {
+    let (f, mut image) = devices();
+    let (pool, _) = image.pool();
+    image.edit_lend(1, LEND_PADDR, &pool.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &[&format!(
+            "image: frames {pool:#x}..{:#x} belong to both the page-table pool and region 'blob' (lent by pd 'client' on channel 0)",
+            pool + 0x3000
+        )],
+    );
+}
+
+#[test]
+fn lend_of_another_size_is_reported() {
+    let (f, mut image) = devices();
+    image.edit_lend(1, LEND_SIZE, &0x2000u64.to_le_bytes());
+    assert_findings(&f, &image, &["pd 'client': channel 0 lend 1 (region 'blob') size 0x2000, declared 0x3000"]);
+    // A lend larger than its region reaches the next one.
+    let (f, mut image) = devices();
+    image.edit_lend(0, LEND_SIZE, &0x3000u64.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'client': channel 0 lend 0 (region 'table') size 0x3000, declared 0x2000",
+            "image: frames 0x40802000..0x40803000 belong to both region 'table' (lent by pd 'client' on channel 0) and region 'blob' (lent by pd 'client' on channel 0)",
+        ],
+    );
+}
+
+#[test]
+fn lend_with_other_rights_is_reported() {
+    let (f, mut image) = devices();
+    image.edit_lend(0, LEND_RIGHTS, &[abi::GRANT_READ | abi::GRANT_WRITE]);
+    image.edit_lend(1, LEND_RIGHTS, &[abi::GRANT_READ | 0x4]);
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'client': channel 0 lend 0 (region 'table') rights rw, declared r",
+            "pd 'client': channel 0 lend 1 (region 'blob') rights r+0x4, declared rw",
+        ],
+    );
+}
+
+#[test]
+fn lend_dropped_from_a_channel_is_reported_with_the_orphan_it_leaves() {
+    let (f, mut image) = devices();
+    image.set_channel_lends(f.pd_index("client"), 0, 0, 1);
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'client': channel 0 lends 1 region, declared 2 ('table' r, 'blob' rw)",
+            "boot spec: lend 1 (0x40802000..0x40805000, rw) is used by no channel",
+        ],
+    );
+}
+
+#[test]
+fn lend_slice_moved_is_reported() {
+    let (f, mut image) = devices();
+    // The channel's lends start at the 'blob' entry: its first lend is
+    // 'blob' where 'table' is declared, and 'table' is lent by no one.
+    image.set_channel_lends(f.pd_index("client"), 0, 1, 1);
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'client': channel 0 lends 1 region, declared 2 ('table' r, 'blob' rw)",
+            "pd 'client': channel 0 lend 0 (region 'table') paddr 0x40802000, declared 0x40800000 (where the PDs that map it have it)",
+            "pd 'client': channel 0 lend 0 (region 'table') size 0x3000, declared 0x2000",
+            "pd 'client': channel 0 lend 0 (region 'table') rights rw, declared r",
+            "boot spec: lend 0 (0x40800000..0x40802000, r) is used by no channel",
+        ],
+    );
+}
+
+#[test]
+fn lend_slice_past_the_lend_array_is_refused() {
+    let (f, mut image) = devices();
+    image.set_channel_lends(f.pd_index("client"), 0, 1, 2);
+    assert_findings(&f, &image, &["boot spec: at 0x40850000 is refused: an array lies outside the spec"]);
+}
+
+#[test]
+fn orphan_lend_is_reported() {
+    let (f, mut image) = devices();
+    image.append_lend([0x4100_0000, 0x1000, u64::from(abi::GRANT_READ)]);
+    assert_findings(&f, &image, &["boot spec: lend 2 (0x41000000..0x41001000, r) is used by no channel"]);
+}
+
+#[test]
+fn lend_on_a_channel_that_declares_none_is_reported() {
+    let (f, mut image) = devices();
+    // server's PPC channel to auditor lends 'table' too.
+    image.set_channel_lends(f.pd_index("server"), 1, 0, 1);
+    // ping's notification channel to pong: the kernel never lends on it,
+    // but nothing declares it either.
+    image.set_channel_lends(f.pd_index("ping"), 0, 1, 1);
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'ping': channel 0 lends 1 region, declared none",
+            "pd 'server': channel 1 lends 1 region, declared none",
+            "image: frames 0x40800000..0x40802000 belong to both region 'table' (lent by pd 'client' on channel 0) and lend 0 of pd 'server' channel 1 (undeclared)",
+        ],
+    );
+}
+
+#[test]
+fn lends_missing_from_a_declared_channel_are_reported() {
+    let (f, mut image) = devices();
+    image.set_channel_lends(f.pd_index("client"), 0, 0, 0);
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'client': channel 0 lends 0 regions, declared 2 ('table' r, 'blob' rw)",
+            "boot spec: lend 0 (0x40800000..0x40802000, r) is used by no channel",
+            "boot spec: lend 1 (0x40802000..0x40805000, rw) is used by no channel",
+        ],
+    );
+}
+
+#[test]
+fn call_budget_differing_from_the_declared_one_is_reported() {
+    let (f, mut image) = devices();
+    image.edit_pd(f.pd_index("server"), offset_of!(PdDesc, call_budget_us), &600u32.to_le_bytes());
+    image.edit_pd(f.pd_index("auditor"), offset_of!(PdDesc, call_budget_us), &100u32.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &["pd 'server': call budget 600 us, declared 500 us", "pd 'auditor': call budget 100 us, declared none"],
+    );
+    let (f, mut image) = devices();
+    image.edit_pd(f.pd_index("server"), offset_of!(PdDesc, call_budget_us), &0u32.to_le_bytes());
+    assert_findings(&f, &image, &["pd 'server': call budget none, declared 500 us"]);
+}
+
+#[test]
+fn reserved_fields_set_are_reported() {
+    let (f, mut image) = devices();
+    let (client, server, worker) = (f.pd_index("client"), f.pd_index("server"), f.pd_index("worker"));
+    image.edit_pd(server, offset_of!(PdDesc, _reserved2), &7u32.to_le_bytes());
+    image.edit_pd(server, offset_of!(PdDesc, _reserved), &[0, 1]);
+    image.edit_pd(client, Image::channel_field(0, offset_of!(ChannelDesc, _reserved2)), &0x100u32.to_le_bytes());
+    image.edit_pd(client, Image::channel_field(9, offset_of!(ChannelDesc, _reserved)), &[2]);
+    image.edit_lend(1, offset_of!(LendDesc, _reserved) + 6, &[0x80]);
+    let first = image.pd_u64(worker, offset_of!(PdDesc, restore_first)) as u32 as usize;
+    let op = image.restore_offset(first + 1) + offset_of!(bootspec::RestoreOp, _reserved);
+    image.bytes[op] = 1;
+    image.fix_checksum();
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "pd 'client': reserved field _reserved2 of channel 0 is 0x100, must be 0",
+            "pd 'client': reserved field _reserved of channel 9 is 0x2, must be 0",
+            "pd 'server': reserved field _reserved of its record is 0x100, must be 0",
+            "pd 'server': reserved field _reserved2 of its record is 0x7, must be 0",
+            "pd 'worker': reserved field _reserved of restore op 1 is 0x1, must be 0",
+            "boot spec: reserved field _reserved of lend 1 is 0x80000000000000, must be 0",
+        ],
+    );
+}
+
+#[test]
+fn setvar_of_a_region_only_a_lend_places_is_compared_with_the_lend() {
+    // ping is told where 'blob' is; the image (built telling it where
+    // 'dma' is) holds 0x48000000, but the lend puts 'blob' at 0x40802000.
+    let f = Fixture::load("devices");
+    let xml = std::fs::read_to_string(fixture_dir().join("devices.xml")).unwrap();
+    let xml = xml.replace(r#"region_paddr="dma""#, r#"region_paddr="blob""#);
+    let sd = sdf::parse("devices.xml", &xml).expect("valid");
+    let inputs = imagecheck::Inputs { image: &f.image, kernel_elf: &f.kernel, programs: f.programs.clone() };
+    let found: Vec<String> = imagecheck::check(&sd, &inputs).iter().map(|x| x.to_string()).collect();
+    assert_eq!(
+        found,
+        [
+            "pd 'ping': variable 'microkit_name' holds 0x48000000, but region 'blob' is at 0x40802000",
+            "frames 0x48000000..0x48003000 of region 'blob' (given to pd 'ping' by 'microkit_name') are mapped by pd 'pong' (region 'dma' at 0x6000000)",
+        ]
+    );
 }

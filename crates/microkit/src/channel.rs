@@ -62,6 +62,21 @@ impl Channel {
         Ok(reply)
     }
 
+    /// A PPC that lends the callee memory for the call: `lends` are checked
+    /// by the kernel against the `<lend>`s of this channel (see
+    /// `abi::sys::PP_CALL_LEND`), and the callee reaches the `i`-th as
+    /// [`crate::Grant::lent`]`(i)`.
+    pub fn try_pp_call_lend(&self, msg_info: MessageInfo, lends: &[abi::Lend]) -> Result<MessageInfo, Error> {
+        if lends.len() > abi::MAX_LENDS {
+            return Err(Error::InvalidLend);
+        }
+        crate::ipc_buffer::write_lends(lends);
+        let mut regs = load_reg_mrs();
+        let reply = syscall::pp_call_lend(self.0, msg_info, &mut regs, lends.len())?;
+        store_reg_mrs(regs);
+        Ok(reply)
+    }
+
     /// Re-enable the interrupt bound to this channel.
     pub fn irq_ack(&self) -> Result<(), IrqAckError> {
         syscall::irq_ack(self.0).map_err(IrqAckError)

@@ -42,6 +42,16 @@ pub(crate) fn load_reg_mrs() -> [u64; 4] {
     with_msg_regs(|r| [r[0], r[1], r[2], r[3]])
 }
 
+/// Put lend descriptors in the lend area for the next `pp_call_lend`.
+pub(crate) fn write_lends(lends: &[abi::Lend]) {
+    let area = (IPC_BUFFER as usize + abi::LEND_AREA.start) as *mut [u64; 2];
+    for (i, l) in lends.iter().take(abi::MAX_LENDS).enumerate() {
+        // SAFETY: the lend area is inside this PD's IPC buffer page, which
+        // is mapped read-write; `i` < MAX_LENDS keeps it inside the area.
+        unsafe { area.add(i).write_volatile(l.to_words()) };
+    }
+}
+
 /// The debug text area.
 pub(crate) fn debug_area() -> &'static mut [u8] {
     let range = abi::DEBUG_AREA;

@@ -28,6 +28,7 @@
 mod channel;
 mod debug;
 mod deferred;
+mod grant;
 mod handler;
 mod ipc_buffer;
 mod runtime;
@@ -38,6 +39,7 @@ pub use abi::{Error, FaultInfo, FaultKind, MessageInfo, FAULT_LABEL, MAX_MRS};
 pub use channel::{Channel, ChannelSet, Child, IrqAckError};
 pub use core::convert::Infallible;
 pub use debug::DebugWriter;
+pub use grant::Grant;
 pub use handler::{Handler, NullHandler};
 pub use ipc_buffer::{get_mr, set_mr, with_msg_regs, with_msg_regs_mut};
 pub use microkit_macros::protection_domain;

@@ -85,6 +85,7 @@ fn handle<H: Handler>(handler: &mut H, ev: Event) -> Option<MessageInfo> {
         }
         event::PPC => {
             store_reg_mrs(ev.mrs);
+            crate::grant::set_lease(ev.lease);
             Some(check(handler.protected(Channel::new(ev.badge as usize), ev.info)))
         }
         event::FAULT => {

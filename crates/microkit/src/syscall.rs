@@ -79,11 +79,72 @@ pub struct Event {
     pub badge: u64,
     pub info: MessageInfo,
     pub mrs: [u64; 4],
+    /// For a PPC that lends memory: its lease (see `abi::sys::PP_CALL_LEND`).
+    pub lease: u64,
 }
 
 /// Wait for the next event.
 pub fn recv() -> Event {
     wait_call(sys::RECV, 0)
+}
+
+/// A PPC that lends the callee the ranges described in this PD's IPC
+/// buffer's lend area (`abi::LEND_AREA`; `lends` descriptors): as
+/// [`pp_call`] otherwise.
+pub fn pp_call_lend(channel: usize, info: MessageInfo, mrs: &mut [u64; 4], lends: usize) -> Result<MessageInfo, Error> {
+    let (code, out): (u64, u64);
+    // SAFETY: as for `pp_call`, with x6 read too.
+    unsafe {
+        asm!(
+            "svc #0",
+            inlateout("x0") channel as u64 => code,
+            inlateout("x1") info.raw() => out,
+            inlateout("x2") mrs[0] => mrs[0],
+            inlateout("x3") mrs[1] => mrs[1],
+            inlateout("x4") mrs[2] => mrs[2],
+            inlateout("x5") mrs[3] => mrs[3],
+            in("x6") lends as u64,
+            in("x7") sys::PP_CALL_LEND,
+            options(nostack),
+        );
+    }
+    status(code).map(|()| MessageInfo::from_raw(out))
+}
+
+/// Copy `out.len()` bytes from `offset` of the grant `handle` into `out`.
+pub fn grant_read(handle: u64, offset: u64, out: &mut [u8]) -> Result<(), Error> {
+    grant_copy(sys::GRANT_READ, handle, offset, out.as_mut_ptr() as u64, out.len())
+}
+
+/// Copy `data` to `offset` of the grant `handle`.
+pub fn grant_write(handle: u64, offset: u64, data: &[u8]) -> Result<(), Error> {
+    grant_copy(sys::GRANT_WRITE, handle, offset, data.as_ptr() as u64, data.len())
+}
+
+/// A grant copy with a raw buffer address, for tests that hand the kernel
+/// addresses a PD may not use (the kernel checks them; nothing here does).
+pub fn grant_copy_raw(nr: u64, handle: u64, offset: u64, buf: u64, len: usize) -> Result<(), Error> {
+    grant_copy(nr, handle, offset, buf, len)
+}
+
+fn grant_copy(nr: u64, handle: u64, offset: u64, buf: u64, len: usize) -> Result<(), Error> {
+    let code: u64;
+    // SAFETY: the kernel reads x0-x3 and x7, writes x0, and copies into
+    // (GRANT_READ) or out of (GRANT_WRITE) the buffer this PD's own
+    // mapping allows, which is `out` or `data` of the callers above: hence
+    // no `nomem`/`readonly`.
+    unsafe {
+        asm!(
+            "svc #0",
+            inlateout("x0") handle => code,
+            in("x1") offset,
+            in("x2") buf,
+            in("x3") len as u64,
+            in("x7") nr,
+            options(nostack),
+        );
+    }
+    status(code)
 }
 
 /// Signal on `channel` (notify, or ack an interrupt), then wait for the
@@ -101,8 +162,8 @@ pub fn reply_recv(reply: MessageInfo, mrs: [u64; 4]) -> Event {
 /// A wait that passes no message registers (the kernel reads only x0 and
 /// x7 for it), so none are set up.
 fn wait_call(nr: u64, x0: u64) -> Event {
-    let (kind, badge, info, m0, m1, m2, m3): (u64, u64, u64, u64, u64, u64, u64);
-    // SAFETY: the kernel reads x0 and x7 and writes x0-x6 and this PD's IPC
+    let (kind, badge, info, m0, m1, m2, m3, lease): (u64, u64, u64, u64, u64, u64, u64, u64);
+    // SAFETY: the kernel reads x0 and x7 and writes x0-x7 and this PD's IPC
     // buffer.
     unsafe {
         asm!(
@@ -114,16 +175,16 @@ fn wait_call(nr: u64, x0: u64) -> Event {
             lateout("x4") m1,
             lateout("x5") m2,
             lateout("x6") m3,
-            in("x7") nr,
+            inlateout("x7") nr => lease,
             options(nostack),
         );
     }
-    Event { kind, badge, info: MessageInfo::from_raw(info), mrs: [m0, m1, m2, m3] }
+    Event { kind, badge, info: MessageInfo::from_raw(info), mrs: [m0, m1, m2, m3], lease }
 }
 
 fn event_call(nr: u64, x0: u64, mrs: [u64; 4]) -> Event {
-    let (kind, badge, info, m0, m1, m2, m3): (u64, u64, u64, u64, u64, u64, u64);
-    // SAFETY: the kernel reads x0, x2-x5, x7 and writes x0-x6 and this PD's
+    let (kind, badge, info, m0, m1, m2, m3, lease): (u64, u64, u64, u64, u64, u64, u64, u64);
+    // SAFETY: the kernel reads x0, x2-x5, x7 and writes x0-x7 and this PD's
     // IPC buffer.
     unsafe {
         asm!(
@@ -135,9 +196,9 @@ fn event_call(nr: u64, x0: u64, mrs: [u64; 4]) -> Event {
             inlateout("x4") mrs[2] => m1,
             inlateout("x5") mrs[3] => m2,
             lateout("x6") m3,
-            in("x7") nr,
+            inlateout("x7") nr => lease,
             options(nostack),
         );
     }
-    Event { kind, badge, info: MessageInfo::from_raw(info), mrs: [m0, m1, m2, m3] }
+    Event { kind, badge, info: MessageInfo::from_raw(info), mrs: [m0, m1, m2, m3], lease }
 }

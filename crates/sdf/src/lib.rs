@@ -7,15 +7,17 @@
 //! 1. Reading (module `parse`, public as [`read`]): syntax, then every
 //!    element and attribute (unknown ones are errors), each value on its own
 //!    (integers, booleans, ranges, alignment, perms letters), what must hold
-//!    within one element (budget <= period, the shape of a policy), then the
-//!    names that elements use to refer to each other.
+//!    within one element (budget <= period, the shape of a policy, a
+//!    filter's priority window and params, a channel's lends, the shape of
+//!    a chain), then the names that elements use to refer to each other.
 //! 2. If reading found nothing wrong, validation (module `validate`) checks
 //!    the rules that relate elements: unique names and ids, non-overlapping
 //!    maps, no writable and executable map, PPC priorities, the PD limit, a
 //!    region or interrupt claimed by one device at most, unique disks, a
 //!    direct block client alone on its disk, no name the storage expansion
-//!    needs taken, and so on. [`validate`] runs it on a model built in
-//!    memory (the expanded system).
+//!    needs taken, the filter limit, filter names free, no filters on a
+//!    disk whose client is direct, and so on. [`validate`] runs it on a
+//!    model built in memory (the expanded system).
 //!
 //! [`to_xml`] writes any model back out as SDF text.
 //!
@@ -94,6 +96,56 @@
 //!   </policy>
 //!   ```
 //!
+//! - `call_budget="us"` on a `protection_domain`
+//!   ([`ProtectionDomain::call_budget`]): the longest one protected
+//!   procedure call that this PD serves may run, in microseconds (1 to
+//!   [`MAX_CALL_BUDGET_US`], 10 s), before the kernel stops it. Absent: no
+//!   limit.
+//! - `<lend mr=".." perms=".."/>`, a child of `<channel>` ([`Lend`]): during
+//!   a PPC on this channel the caller (the end with `pp="true"`) may lend
+//!   the callee all or part of region `mr`, with at most `perms` (`r` or
+//!   `rw`: a lent region is never executable), without mapping the region
+//!   itself. Both attributes are required; `<lend>`s may stand anywhere
+//!   among the two `<end>`s and are kept in document order. Only a channel
+//!   with a `pp="true"` end lends; each region at most once per channel, at
+//!   most [`MAX_LENDS`] lends.
+//!
+//!   ```xml
+//!   <channel>
+//!       <end pd="blk_server" id="20" pp="true"/>
+//!       <end pd="audit0" id="0"/>
+//!       <lend mr="blk_verify0_data" perms="r"/>
+//!       <lend mr="blk_crypt0_bounce" perms="rw"/>
+//!   </channel>
+//!   ```
+//!
+//! - `<chain name="..">`, a child of `<protection_domain>` ([`Chain`]): a
+//!   trust declaration for the verifier. The PD passes what enters at the
+//!   first `<stage>` on to the last only through the `<via>` PDs, in
+//!   order. The children alternate `<stage>`, `<via>`, `<stage>`, ...,
+//!   `<stage>` (at least one via). `name` is required and unique among the
+//!   PD's chains. A stage lists `<region mr=".."/>` (existing memory
+//!   regions) and `<channel id=".."/>` (ids of the PD's own channel ends);
+//!   a region or channel id is in at most one stage of all the PD's chains.
+//!   `<via pd=".." channel=".." mr=".."/>`: `pd` another protection
+//!   domain, `channel` the chain PD's id of a channel to `pd` on which the
+//!   chain PD makes PPCs (its end has `pp="true"`), `mr` (optional) an
+//!   existing memory region. For example, the filter server's chain for a
+//!   disk with two filters:
+//!
+//!   ```xml
+//!   <protection_domain name="blk_server" priority="240">
+//!       ...
+//!       <chain name="disk0">
+//!           <stage> <region mr="blk_verify0_queue"/> <channel id="0"/> </stage>
+//!           <via pd="audit0" channel="20" mr="blk_audit0_calls"/>
+//!           <stage/>
+//!           <via pd="ro0" channel="21" mr="blk_ro0_calls"/>
+//!           <stage> <region mr="blk_disk0_driver_queue"/> <channel id="40"/> </stage>
+//!       </chain>
+//!   </protection_domain>
+//!   ```
+//!
 //! - `<setvar symbol=".." bytes="0a0b.."/>`: patch these bytes, written as
 //!   hexadecimal digits two per byte (an even, non-zero number of digits,
 //!   no prefix), into the symbol as they are. A setvar has exactly one of
@@ -108,7 +160,13 @@
 //! works on it). The declarations:
 //!
 //! ```xml
-//! <disk name="disk0" virtio_slot="31"/>
+//! <disk name="disk0" virtio_slot="31">
+//!     <!-- chain order: the first filter is nearest the clients -->
+//!     <filter name="audit0" program="filter_passthrough" data="none"/>
+//!     <filter name="ro0" program="filter_readonly" data="none" priority="245" budget="20000" on_fault="restart">
+//!         <param key="rule" value="fail write 0..100"/>
+//!     </filter>
+//! </disk>
 //! <disk name="disk1" virtio_slot="30"/>
 //! <protection_domain name="app" priority="100">
 //!     <program_image path="app.elf"/>
@@ -126,6 +184,24 @@
 //!   its registers at `0x0a00_0000 + n * 0x200` and interrupt `48 + n`
 //!   (edge-triggered); the first `-device` on QEMU's command line lands in
 //!   slot 31, the second in 30, and so on ([`storage`]).
+//! - `<filter>`, in a `<disk>` and nowhere else ([`Filter`]): a protection
+//!   domain the filter server passes the disk's requests through; the
+//!   disk's filters form a chain, the first nearest the clients. `name`
+//!   (required) becomes the PD's name: it follows the rules of PD names,
+//!   and is neither a declared PD's, another filter's, nor one the
+//!   expansion generates. `program` (required): its program image, as in
+//!   `<program_image path>`. `data` (required): what it may do with the
+//!   requests' data, `none`, `read` or `read-write`. `priority`: 241 to
+//!   249, above the filter server (240, which calls it) and below the
+//!   driver (250); default 245. `budget`: microseconds one upcall may take
+//!   (1 to 10 s; default no limit). `on_fault`: `fail` (default, the
+//!   requests fail) or `restart`. At most [`storage::MAX_FILTERS`] in the
+//!   system. A disk with filters may not have a direct client, which would
+//!   bypass them.
+//! - `<param key=".." value=".."/>`, in a `<filter>` and nowhere else
+//!   ([`Param`]): a setting for the filter. `key` 1 to 31 bytes, unique
+//!   within the filter; `value` at most 127 bytes (may be empty); at most 8
+//!   per filter.
 //! - `<block_client>`, in a protection domain, at most one
 //!   ([`BlockClient`]): the PD reads and writes the disk `disk`
 //!   (required). `partition`: an MBR primary partition 1-4 the client is
@@ -145,9 +221,13 @@
 //!   `blk_driver` and `blk_server` (PDs), `virtio_mmio_<page>` (regions and
 //!   devices) and `blk_<disk>_dma`, `blk_<disk>_driver_queue`,
 //!   `blk_<disk>_probe`, `blk_<client>_queue`, `blk_<client>_data`
-//!   (regions); see [`storage::generated_names`]. Names that would collide
-//!   among themselves (a disk `d` and a client PD `d_driver`) are an error
-//!   too. Without disks these names are free.
+//!   (regions); with a filter server, per filter its own name (a PD),
+//!   `blk_<filter>_calls` and `blk_<filter>_bounce` (regions); see
+//!   [`storage::generated_names`]. Names that would collide among
+//!   themselves (a disk `d` and a client PD `d_driver`) are an error too.
+//!   Without disks these names are free. A policy may name a filter (as a
+//!   `via`, `pd`, `<allow>`, `<from>` or `<to>`) before the expansion
+//!   makes it a PD, as it may name the other generated PDs.
 //!
 //! The expansion (the tool's `storage` module documents every name, id and
 //! address) adds the virtio-blk driver PD `blk_driver` and, if some client

@@ -1,6 +1,8 @@
 //! The system as the description declares it: protection domains, memory
 //! regions, channels, devices and information-flow policies, with the source
-//! position of every element.
+//! position of every element; and the extensions: disks with their filter
+//! chains, block clients, lends on PPC channels, call budgets and the chains
+//! a protection domain declares for the verifier.
 //!
 //! The model is plain data. [`crate::parse`] builds it and validates it, so a
 //! `SystemDescription` handed out by it always obeys the validation rules;
@@ -44,6 +46,11 @@ pub const DEFAULT_DATA_SIZE: u64 = 0x10_0000;
 pub const DEFAULT_QUEUE_CAPACITY: u32 = 32;
 /// Extension: the largest `queue_capacity` (the driver's rings hold 64).
 pub const MAX_QUEUE_CAPACITY: u32 = 64;
+/// Extension: the longest `call_budget` (and filter `budget`), in
+/// microseconds: 10 s.
+pub const MAX_CALL_BUDGET_US: u64 = 10_000_000;
+/// Extension: the most `<lend>`s one channel may carry.
+pub const MAX_LENDS: usize = 64;
 
 /// A 1-based line and column in the system description.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -127,6 +134,11 @@ impl SystemDescription {
             .filter_map(|(i, pd)| Some((i, pd, pd.block_client.as_ref()?)))
     }
 
+    /// Every filter of every disk, in document order, with its disk.
+    pub fn filters(&self) -> impl Iterator<Item = (&Disk, &Filter)> {
+        self.disks.iter().flat_map(|disk| disk.filters.iter().map(move |f| (disk, f)))
+    }
+
     /// A copy with every source position set to `Pos::default()`, for
     /// comparing two descriptions of one system that come from different
     /// texts (a written-out system read back, an expanded one).
@@ -142,11 +154,21 @@ impl SystemDescription {
             if let Some(client) = &mut pd.block_client {
                 client.pos = zero;
             }
+            for chain in &mut pd.chains {
+                chain.pos = zero;
+                for stage in &mut chain.stages {
+                    stage.pos = zero;
+                    stage.regions.iter_mut().for_each(|r| r.pos = zero);
+                    stage.channels.iter_mut().for_each(|c| c.pos = zero);
+                }
+                chain.vias.iter_mut().for_each(|v| v.pos = zero);
+            }
         }
         sd.memory_regions.iter_mut().for_each(|mr| mr.pos = zero);
         for ch in &mut sd.channels {
             ch.pos = zero;
             ch.ends.iter_mut().for_each(|end| end.pos = zero);
+            ch.lends.iter_mut().for_each(|lend| lend.pos = zero);
         }
         for dev in &mut sd.devices {
             dev.pos = zero;
@@ -159,7 +181,13 @@ impl SystemDescription {
         for pending in &mut sd.pending_policies {
             pending.policy.clear_positions(|pd| pd.pos = zero);
         }
-        sd.disks.iter_mut().for_each(|d| d.pos = zero);
+        for disk in &mut sd.disks {
+            disk.pos = zero;
+            for filter in &mut disk.filters {
+                filter.pos = zero;
+                filter.params.iter_mut().for_each(|p| p.pos = zero);
+            }
+        }
         sd
     }
 
@@ -201,6 +229,10 @@ pub struct ProtectionDomain {
     /// (budget <= period) but not enforced by the kernel.
     pub budget: u64,
     pub period: u64,
+    /// Extension, `call_budget`: the longest one protected procedure call
+    /// that this PD serves may run, in microseconds, before the kernel stops
+    /// it; 1..=[`MAX_CALL_BUDGET_US`]. `None`: no limit.
+    pub call_budget: Option<u64>,
     /// Extension: this PD may power the machine off.
     pub can_power_off: bool,
     /// The `path` of `<program_image>`, as written.
@@ -215,6 +247,9 @@ pub struct ProtectionDomain {
     pub child_id: Option<u8>,
     /// Extension: `<block_client>`, this PD is a client of a disk.
     pub block_client: Option<BlockClient>,
+    /// Extension: the `<chain>`s this PD declares, in document order; names
+    /// are unique among them.
+    pub chains: Vec<Chain>,
 }
 
 /// Access rights of a mapping.
@@ -342,6 +377,10 @@ impl MemoryRegion {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Channel {
     pub ends: [ChannelEnd; 2],
+    /// Extension: the regions the caller may lend the callee during a PPC
+    /// on this channel, in document order; only on a channel with a
+    /// `pp="true"` end, each region once, at most [`MAX_LENDS`].
+    pub lends: Vec<Lend>,
     pub pos: Pos,
 }
 
@@ -369,6 +408,20 @@ pub struct ChannelEnd {
     pub pp: bool,
     /// This end may notify the other end.
     pub notify: bool,
+    pub pos: Pos,
+}
+
+/// Extension, `<lend mr=".." perms=".."/>` in a `<channel>`: during a PPC
+/// on the channel, the caller (the end with `pp="true"`) may lend the callee
+/// all or part of region `mr`, with at most `perms`, without mapping the
+/// region itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lend {
+    /// Name of the memory region.
+    pub mr: String,
+    /// [`Perms::READ`] or [`Perms::READ_WRITE`]: a lent region is never
+    /// executable.
+    pub perms: Perms,
     pub pos: Pos,
 }
 
@@ -427,6 +480,95 @@ pub struct Disk {
     pub name: String,
     /// 0..=[`MAX_VIRTIO_SLOT`].
     pub virtio_slot: u32,
+    /// The `<filter>` children: the chain the filter server passes the
+    /// disk's requests through, in chain order, the first nearest the
+    /// clients. Empty for a disk whose block client is direct.
+    pub filters: Vec<Filter>,
+    pub pos: Pos,
+}
+
+/// What a filter may do with the data of the requests it sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataAccess {
+    /// `data="none"`: it sees requests, not their data.
+    None,
+    /// `data="read"`: it may read the data.
+    Read,
+    /// `data="read-write"`: it may read and change the data.
+    ReadWrite,
+}
+
+impl fmt::Display for DataAccess {
+    /// The attribute value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataAccess::None => "none",
+            DataAccess::Read => "read",
+            DataAccess::ReadWrite => "read-write",
+        })
+    }
+}
+
+/// What becomes of a disk's requests when one of its filters faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OnFault {
+    /// `on_fault="fail"` (the default): the requests fail.
+    #[default]
+    Fail,
+    /// `on_fault="restart"`: the filter is restarted.
+    Restart,
+}
+
+impl fmt::Display for OnFault {
+    /// The attribute value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnFault::Fail => "fail",
+            OnFault::Restart => "restart",
+        })
+    }
+}
+
+/// Extension, `<filter name=".." program=".." data=".." .../>` in a
+/// `<disk>`: a protection domain the filter server passes the disk's
+/// requests through.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filter {
+    /// The name of the protection domain the filter becomes: a valid PD
+    /// name, unique among PDs and filters, and none the storage expansion
+    /// generates.
+    pub name: String,
+    /// Program image path, as in `<program_image path>`; not empty.
+    pub program: String,
+    pub data: DataAccess,
+    /// 241..=249: above the filter server, below the driver. `None`:
+    /// [`crate::storage::DEFAULT_FILTER_PRIORITY`].
+    pub priority: Option<u8>,
+    /// Microseconds one upcall may take, 1..=[`MAX_CALL_BUDGET_US`];
+    /// `None`: no limit.
+    pub budget: Option<u64>,
+    pub on_fault: OnFault,
+    /// In document order; at most [`crate::storage::MAX_PARAMS`], keys
+    /// unique.
+    pub params: Vec<Param>,
+    pub pos: Pos,
+}
+
+impl Filter {
+    /// The priority the filter runs at: `priority` or the default.
+    pub fn effective_priority(&self) -> u8 {
+        self.priority.unwrap_or(crate::storage::DEFAULT_FILTER_PRIORITY)
+    }
+}
+
+/// `<param key=".." value=".."/>` in a `<filter>`: a setting the filter
+/// reads at start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// 1 to [`crate::storage::MAX_PARAM_KEY`] bytes.
+    pub key: String,
+    /// At most [`crate::storage::MAX_PARAM_VALUE`] bytes (may be empty).
+    pub value: String,
     pub pos: Pos,
 }
 
@@ -448,6 +590,64 @@ pub struct BlockClient {
     /// (benchmarks only): then the client is its disk's only client and
     /// has no partition.
     pub direct: bool,
+    pub pos: Pos,
+}
+
+/// Extension, `<chain name="..">` in a protection domain: a trust
+/// declaration for the verifier. The PD passes what enters at the first
+/// stage on to the last stage only through the `vias`, in order: from
+/// `stages[i]` through `vias[i]` to `stages[i + 1]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain {
+    /// Unique among the PD's chains.
+    pub name: String,
+    /// `vias.len() + 1` of them (at least two).
+    pub stages: Vec<Stage>,
+    /// At least one.
+    pub vias: Vec<Via>,
+    pub pos: Pos,
+}
+
+/// A `<stage>` of a chain: the regions and channels through which data
+/// enters or leaves the PD at that point of the chain. A region or channel
+/// id is in at most one stage of all the PD's chains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// `<region mr=".."/>` children, in document order.
+    pub regions: Vec<StageRegion>,
+    /// `<channel id=".."/>` children, in document order.
+    pub channels: Vec<StageChannel>,
+    pub pos: Pos,
+}
+
+/// A memory region of a stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRegion {
+    /// Name of an existing memory region.
+    pub mr: String,
+    pub pos: Pos,
+}
+
+/// A channel of a stage: the id of one of the PD's channel ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageChannel {
+    pub id: u8,
+    pub pos: Pos,
+}
+
+/// `<via pd=".." channel=".." mr=".."/>` of a chain: the protection domain
+/// between two stages, and how the chain's PD calls it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Via {
+    /// Index into [`SystemDescription::protection_domains`]; not the
+    /// chain's own PD.
+    pub pd: usize,
+    /// The chain PD's id of a channel to `pd` on which the chain PD makes
+    /// PPCs (its end has `pp="true"`).
+    pub channel: u8,
+    /// The region the call passes through (the filter's upcall region),
+    /// if any; it exists.
+    pub mr: Option<String>,
     pub pos: Pos,
 }
 
@@ -719,10 +919,12 @@ mod tests {
     #[test]
     fn ppc_caller_is_the_end_with_pp() {
         let end = |pd, pp| ChannelEnd { pd, id: 0, pp, notify: true, pos: Pos::default() };
-        let ch = Channel { ends: [end(0, false), end(1, true)], pos: Pos::default() };
+        let ch =
+            Channel { ends: [end(0, false), end(1, true)], lends: vec![], pos: Pos::default() };
         let (caller, callee) = ch.ppc_caller_callee().unwrap();
         assert_eq!((caller.pd, callee.pd), (1, 0));
-        let plain = Channel { ends: [end(0, false), end(1, false)], pos: Pos::default() };
+        let plain =
+            Channel { ends: [end(0, false), end(1, false)], lends: vec![], pos: Pos::default() };
         assert!(plain.ppc_caller_callee().is_none());
     }
 

@@ -5,20 +5,29 @@
 //! knows every element and attribute of the format, reads each value, and
 //! checks what can be checked within one element (value ranges, alignment
 //! to the region's page size, budget <= period, one program_image, the
-//! shape of a policy of each kind). Last, names are resolved: channel ends,
-//! device owners and policy members to protection domains, maps, setvars,
-//! device regions and policy members to memory regions, policy members to
-//! devices, block clients to disks.
+//! shape of a policy of each kind, a filter's priority window and params,
+//! a channel's lends, the stage/via alternation of a chain and, within one
+//! protection domain, unique chain names and stage members). Last, names
+//! are resolved: channel ends, device owners, policy members and chain vias
+//! to protection domains, maps, setvars, lends, device regions, policy
+//! members and chain regions to memory regions, policy members to devices,
+//! block clients to disks, and the channel ids of chains to the chain PD's
+//! channel ends.
 //!
 //! A policy may also name what the storage expansion will generate from the
-//! `<disk>`s and `<block_client>`s ([`crate::storage::generated_names`]):
-//! such a policy is kept by name, as a [`PendingPolicy`], and resolved after
-//! the expansion ([`resolve_pending`]). A generated-looking name that the
-//! expansion will not generate is an unknown name, with a hint saying why.
+//! `<disk>`s (with their `<filter>`s) and `<block_client>`s
+//! ([`crate::storage::generated_names`]): such a policy is kept by name, as
+//! a [`PendingPolicy`], and resolved after the expansion
+//! ([`resolve_pending`]). A filter's name is such a name: a policy may use
+//! it as a `via`, a `pd` or a `<from>`/`<to>` before the filter is a
+//! protection domain. A generated-looking name that the expansion will not
+//! generate is an unknown name, with a hint saying why.
 //!
 //! The walk and the resolution report every problem they find and go on
 //! with a default value, so one run finds them all; a model is handed out
-//! only if nothing was reported.
+//! only if nothing was reported. An element that is misplaced rather than
+//! unknown (`<filter>` outside a `<disk>`, `<param>` outside a `<filter>`)
+//! is reported as such.
 //!
 //! To add an element kind, add its attribute list below, a `read_*` method,
 //! and a branch in the `match` of the parent element.
@@ -32,13 +41,25 @@ use roxmltree::{Document, Node};
 
 use crate::error::{Diagnostics, Error};
 use crate::model::*;
-use crate::storage::{self, GeneratedName, NameSpace};
+use crate::storage::{
+    self, GeneratedName, NameSpace, DRIVER_PRIORITY, MAX_PARAMS, MAX_PARAM_KEY, MAX_PARAM_VALUE,
+    SERVER_PRIORITY,
+};
 use crate::values::{parse_bool, parse_hex_bytes, parse_int, IntError};
 
 // The attributes each element accepts.
 const SYSTEM: &[&str] = &[];
-const PROTECTION_DOMAIN: &[&str] =
-    &["name", "priority", "passive", "stack_size", "budget", "period", "id", "can_power_off"];
+const PROTECTION_DOMAIN: &[&str] = &[
+    "name",
+    "priority",
+    "passive",
+    "stack_size",
+    "budget",
+    "period",
+    "call_budget",
+    "id",
+    "can_power_off",
+];
 const PROGRAM_IMAGE: &[&str] = &["path"];
 const MAP: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
 const IRQ: &[&str] = &["irq", "id", "trigger"];
@@ -48,6 +69,7 @@ const SETVAR_VALUES: &[&str] = &["region_paddr", "bytes"];
 const MEMORY_REGION: &[&str] = &["name", "size", "page_size", "phys_addr"];
 const CHANNEL: &[&str] = &[];
 const END: &[&str] = &["pd", "id", "pp", "notify"];
+const LEND: &[&str] = &["mr", "perms"];
 const DEVICE: &[&str] = &["name", "owner"];
 const DEVICE_REGION: &[&str] = &["mr"];
 const INTERRUPT: &[&str] = &["irq"];
@@ -55,7 +77,14 @@ const POLICY: &[&str] = &["name", "kind", "via", "pd"];
 const POLICY_ENDPOINT: &[&str] = &["pd", "region", "device"];
 const ALLOW: &[&str] = &["pd"];
 const DISK: &[&str] = &["name", "virtio_slot"];
+const FILTER: &[&str] = &["name", "program", "data", "priority", "budget", "on_fault"];
+const PARAM: &[&str] = &["key", "value"];
 const BLOCK_CLIENT: &[&str] = &["disk", "partition", "data_size", "queue_capacity", "direct"];
+const CHAIN: &[&str] = &["name"];
+const STAGE: &[&str] = &[];
+const STAGE_REGION: &[&str] = &["mr"];
+const STAGE_CHANNEL: &[&str] = &["id"];
+const VIA: &[&str] = &["pd", "channel", "mr"];
 
 /// The values of a policy's `kind`.
 const POLICY_KINDS: &str = "'no-flow', 'mediated' or 'isolated'";
@@ -76,8 +105,11 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         policies: Vec::new(),
         disks: Vec::new(),
         block_clients: Vec::new(),
+        chains: Vec::new(),
     };
     reader.read_system(doc.root_element());
+    // Before the channels are resolved: chains check channel ends by name.
+    reader.resolve_chains();
     let channels = reader.resolve_channels();
     let devices = reader.resolve_devices();
     reader.resolve_region_refs();
@@ -242,6 +274,7 @@ struct PendingEnd {
 
 struct PendingChannel {
     ends: [PendingEnd; 2],
+    lends: Vec<Lend>,
     pos: Pos,
 }
 
@@ -335,6 +368,28 @@ struct PendingBlockClient {
     pos: Pos,
 }
 
+/// A chain before its vias are looked up and its channel ids checked.
+struct PendingChain {
+    /// Index of its protection domain.
+    pd: usize,
+    name: String,
+    stages: Vec<Stage>,
+    vias: Vec<PendingVia>,
+    /// The `id` attribute of each stage's `<channel>`, with its id.
+    channel_refs: Vec<(u8, Pos)>,
+    pos: Pos,
+}
+
+/// A `<via>` before its protection domain is looked up.
+struct PendingVia {
+    pd: PdRef,
+    channel: u8,
+    /// The `channel` attribute.
+    channel_pos: Pos,
+    mr: Option<String>,
+    pos: Pos,
+}
+
 struct Reader<'a, 'input> {
     doc: &'a Document<'input>,
     lines: &'a LineIndex<'a>,
@@ -347,6 +402,7 @@ struct Reader<'a, 'input> {
     policies: Vec<ReadPolicy>,
     disks: Vec<Disk>,
     block_clients: Vec<PendingBlockClient>,
+    chains: Vec<PendingChain>,
 }
 
 type XmlNode<'a, 'input> = Node<'a, 'input>;
@@ -412,6 +468,8 @@ impl<'a, 'input> Reader<'a, 'input> {
                 ),
             );
         }
+        let call_budget =
+            self.optional(node, "call_budget", None, |r, a| r.call_budget(a).map(Some));
         let can_power_off = self.optional(node, "can_power_off", false, Self::bool);
         let child_id = self.child_id(node, parent);
 
@@ -424,6 +482,7 @@ impl<'a, 'input> Reader<'a, 'input> {
             stack_size,
             budget,
             period,
+            call_budget,
             can_power_off,
             program_image: String::new(),
             program_image_pos: Pos::default(),
@@ -433,6 +492,7 @@ impl<'a, 'input> Reader<'a, 'input> {
             parent,
             child_id,
             block_client: None,
+            chains: Vec::new(),
         });
 
         let mut image_seen = false;
@@ -483,6 +543,11 @@ impl<'a, 'input> Reader<'a, 'input> {
                         self.block_clients.push(client);
                     }
                 }
+                "chain" => {
+                    if let Some(chain) = self.read_chain(child, index) {
+                        self.chains.push(chain);
+                    }
+                }
                 // Below this depth the chain of parents alone holds more
                 // than MAX_PDS protection domains, which validation refuses;
                 // stopping here bounds the recursion on hostile input.
@@ -498,6 +563,7 @@ impl<'a, 'input> Reader<'a, 'input> {
             );
             self.diag.error(pos, message);
         }
+        self.check_chains(index);
     }
 
     /// The `id` of a nested protection domain: required there, refused on
@@ -589,10 +655,9 @@ impl<'a, 'input> Reader<'a, 'input> {
         Some(SetVar { symbol: symbol?, value, pos })
     }
 
-    /// `<disk name=".." virtio_slot=".."/>`.
+    /// `<disk name=".." virtio_slot="..">`, with its `<filter>`s.
     fn read_disk(&mut self, node: XmlNode<'a, 'input>) {
         self.check_attributes(node, DISK);
-        self.leaf(node);
         let name = self.required_with(node, "name", |r, a| {
             if (1..=MAX_DISK_NAME).contains(&a.value.len()) {
                 Some(a.value.to_string())
@@ -604,12 +669,94 @@ impl<'a, 'input> Reader<'a, 'input> {
             let expected = format!("a virtio-mmio slot from 0 to {MAX_VIRTIO_SLOT}");
             r.int_in(a, 0..=u64::from(MAX_VIRTIO_SLOT), expected)
         });
+        let mut filters = Vec::new();
+        for child in self.element_children(node) {
+            match child.tag_name().name() {
+                "filter" => filters.extend(self.read_filter(child)),
+                _ => self.unknown_element(child, node),
+            }
+        }
         // With an invalid slot (reported) the disk is kept, so that its
         // clients do not also report it as unknown.
         if let Some(name) = name {
             let virtio_slot = slot.unwrap_or_default();
-            self.disks.push(Disk { name, virtio_slot, pos: self.pos_of(node) });
+            self.disks.push(Disk { name, virtio_slot, filters, pos: self.pos_of(node) });
         }
+    }
+
+    /// `<filter name=".." program=".." data=".." ...>` in a disk, with its
+    /// `<param>`s. Kept if its name is valid (its other values may not be,
+    /// reported), so that policies naming it do not also report it.
+    fn read_filter(&mut self, node: XmlNode<'a, 'input>) -> Option<Filter> {
+        self.check_attributes(node, FILTER);
+        let pos = self.pos_of(node);
+        let name = self.required_with(node, "name", Self::pd_name);
+        let label = format!("filter '{}'", name.as_deref().unwrap_or_default());
+        let program =
+            self.required_with(node, "program", |r, a| r.non_empty(a, "the path of an ELF file"));
+        let data = self.required_with(node, "data", Self::data_access);
+        let priority =
+            self.optional(node, "priority", None, |r, a| r.filter_priority(a, &label).map(Some));
+        let budget = self.optional(node, "budget", None, |r, a| r.call_budget(a).map(Some));
+        let on_fault = self.optional(node, "on_fault", OnFault::Fail, Self::on_fault);
+        let mut params: Vec<Param> = Vec::new();
+        let mut param_elements = 0;
+        for child in self.element_children(node) {
+            if child.tag_name().name() != "param" {
+                self.unknown_element(child, node);
+                continue;
+            }
+            param_elements += 1;
+            if param_elements == MAX_PARAMS + 1 {
+                let message = format!(
+                    "{label} has more than {MAX_PARAMS} params: at most {MAX_PARAMS} are \
+                     supported, combine or drop some"
+                );
+                self.diag.error(self.pos_of(child), message);
+            }
+            let Some(param) = self.read_param(child) else { continue };
+            match params.iter().find(|p| p.key == param.key) {
+                Some(first) => {
+                    let message = format!(
+                        "{label} sets param '{}' twice (first at line {}): give each key once",
+                        param.key, first.pos.line
+                    );
+                    self.diag.error(param.pos, message);
+                }
+                None => params.push(param),
+            }
+        }
+        Some(Filter {
+            name: name?,
+            program: program.unwrap_or_default(),
+            data: data.unwrap_or(DataAccess::None),
+            priority,
+            budget,
+            on_fault,
+            params,
+            pos,
+        })
+    }
+
+    /// `<param key=".." value=".."/>` in a filter.
+    fn read_param(&mut self, node: XmlNode<'a, 'input>) -> Option<Param> {
+        self.check_attributes(node, PARAM);
+        self.leaf(node);
+        let key = self.required_with(node, "key", |r, a| {
+            if (1..=MAX_PARAM_KEY).contains(&a.value.len()) {
+                Some(a.value.to_string())
+            } else {
+                r.invalid(a, format_args!("a key of 1 to {MAX_PARAM_KEY} bytes"))
+            }
+        });
+        let value = self.required_with(node, "value", |r, a| {
+            if a.value.len() <= MAX_PARAM_VALUE {
+                Some(a.value.to_string())
+            } else {
+                r.invalid(a, format_args!("a value of at most {MAX_PARAM_VALUE} bytes"))
+            }
+        });
+        Some(Param { key: key?, value: value?, pos: self.pos_of(node) })
     }
 
     /// `<block_client disk=".." .../>` in the protection domain at `pd`.
@@ -660,6 +807,176 @@ impl<'a, 'input> Reader<'a, 'input> {
         })
     }
 
+    /// `<chain name="..">` in the protection domain at `pd`: `<stage>`,
+    /// `<via>`, `<stage>`, ..., `<stage>`. `None` if its name is missing or
+    /// invalid, a via is invalid, or the children do not alternate (all
+    /// reported).
+    fn read_chain(&mut self, node: XmlNode<'a, 'input>, pd: usize) -> Option<PendingChain> {
+        self.check_attributes(node, CHAIN);
+        let pos = self.pos_of(node);
+        let name = self.required_with(node, "name", |r, a| r.non_empty(a, "a chain name"));
+        let label = format!(
+            "chain '{}' of protection domain '{}'",
+            name.as_deref().unwrap_or_default(),
+            self.pds[pd].name
+        );
+        let mut stages = Vec::new();
+        let mut vias = Vec::new();
+        let mut channel_refs = Vec::new();
+        let (mut via_elements, mut expect_stage, mut in_order) = (0, true, true);
+        for child in self.element_children(node) {
+            let tag = child.tag_name().name();
+            if !matches!(tag, "stage" | "via") {
+                self.unknown_element(child, node);
+                continue;
+            }
+            let is_stage = tag == "stage";
+            // Only the first misplaced child is reported: after it, what
+            // is expected is guesswork.
+            if is_stage != expect_stage && in_order {
+                let (found, wanted) = if is_stage { ("stage", "via") } else { ("via", "stage") };
+                let message = format!(
+                    "{label} has a <{found}> where a <{wanted}> belongs: a chain alternates \
+                     <stage> and <via>, starting and ending with a <stage>"
+                );
+                self.diag.error(self.pos_of(child), message);
+                in_order = false;
+            }
+            expect_stage = !is_stage;
+            if is_stage {
+                stages.push(self.read_stage(child, &label, &mut channel_refs));
+            } else {
+                via_elements += 1;
+                vias.push(self.read_via(child, &label));
+            }
+        }
+        if in_order && via_elements == 0 {
+            let message = format!(
+                "{label} has no <via>: a chain passes through at least one protection domain, \
+                 write <stage>, <via pd=\"..\" channel=\"..\"/>, <stage> in turn"
+            );
+            self.diag.error(pos, message);
+        } else if in_order && expect_stage {
+            let message = format!("{label} ends with a <via>: add the <stage> that follows it");
+            self.diag.error(pos, message);
+        }
+        let vias = vias.into_iter().collect::<Option<Vec<PendingVia>>>()?;
+        if !in_order || vias.is_empty() || stages.len() != vias.len() + 1 {
+            return None;
+        }
+        Some(PendingChain { pd, name: name?, stages, vias, channel_refs, pos })
+    }
+
+    /// A `<stage>` of a chain: `<region mr=".."/>` and `<channel id=".."/>`
+    /// children. Each channel's id and attribute go to `channel_refs`.
+    fn read_stage(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        label: &str,
+        channel_refs: &mut Vec<(u8, Pos)>,
+    ) -> Stage {
+        self.check_attributes(node, STAGE);
+        let mut stage = Stage { regions: Vec::new(), channels: Vec::new(), pos: self.pos_of(node) };
+        for child in self.element_children(node) {
+            match child.tag_name().name() {
+                "region" => {
+                    self.check_attributes(child, STAGE_REGION);
+                    self.leaf(child);
+                    if let Some(mr) = self.required(child, "mr") {
+                        let (name, pos, user) = (mr.value.to_string(), mr.pos, label.to_string());
+                        self.region_refs.push(RegionRef { name: name.clone(), pos, user });
+                        stage.regions.push(StageRegion { mr: name, pos: self.pos_of(child) });
+                    }
+                }
+                "channel" => {
+                    self.check_attributes(child, STAGE_CHANNEL);
+                    self.leaf(child);
+                    let Some(attr) = self.required(child, "id") else { continue };
+                    if let Some(id) = self.channel_id(attr) {
+                        channel_refs.push((id, attr.pos));
+                        stage.channels.push(StageChannel { id, pos: self.pos_of(child) });
+                    }
+                }
+                _ => self.unknown_element(child, node),
+            }
+        }
+        stage
+    }
+
+    /// `<via pd=".." channel=".." mr=".."/>` of a chain.
+    fn read_via(&mut self, node: XmlNode<'a, 'input>, label: &str) -> Option<PendingVia> {
+        self.check_attributes(node, VIA);
+        self.leaf(node);
+        let pd = self.required(node, "pd");
+        let channel = self.required(node, "channel");
+        let id = channel.and_then(|a| self.channel_id(a));
+        let mr = self.attr(node, "mr").map(|a| {
+            let user = format!("via of {label}");
+            self.region_refs.push(RegionRef { name: a.value.to_string(), pos: a.pos, user });
+            a.value.to_string()
+        });
+        let (pd, channel) = (pd?, channel?);
+        Some(PendingVia {
+            pd: PdRef { name: pd.value.to_string(), pos: pd.pos },
+            channel: id?,
+            channel_pos: channel.pos,
+            mr,
+            pos: self.pos_of(node),
+        })
+    }
+
+    /// What holds among the chains of the protection domain at `pd`: unique
+    /// names, and each region and channel id in at most one stage.
+    fn check_chains(&mut self, pd: usize) {
+        let mut errors = Vec::new();
+        let chains: Vec<&PendingChain> = self.chains.iter().filter(|c| c.pd == pd).collect();
+        let name = &self.pds[pd].name;
+        for (i, chain) in chains.iter().enumerate() {
+            if let Some(first) = chains[..i].iter().find(|c| c.name == chain.name) {
+                let message = format!(
+                    "protection domain '{name}' has two chains named '{}' (first at line {}): give \
+                     each chain its own name",
+                    chain.name, first.pos.line
+                );
+                errors.push((chain.pos, message));
+            }
+        }
+        let stages = chains.iter().flat_map(|c| &c.stages);
+        let mut regions: Vec<&StageRegion> = Vec::new();
+        let mut channels: Vec<&StageChannel> = Vec::new();
+        for stage in stages {
+            for r in &stage.regions {
+                match regions.iter().find(|seen| seen.mr == r.mr) {
+                    Some(first) => errors.push((
+                        r.pos,
+                        format!(
+                            "memory region '{}' is in the stages of protection domain '{name}' \
+                             twice (first at line {}): a region belongs to one stage at most",
+                            r.mr, first.pos.line
+                        ),
+                    )),
+                    None => regions.push(r),
+                }
+            }
+            for c in &stage.channels {
+                match channels.iter().find(|seen| seen.id == c.id) {
+                    Some(first) => errors.push((
+                        c.pos,
+                        format!(
+                            "channel id {} is in the stages of protection domain '{name}' twice \
+                             (first at line {}): a channel belongs to one stage at most",
+                            c.id, first.pos.line
+                        ),
+                    )),
+                    None => channels.push(c),
+                }
+            }
+        }
+        for (pos, message) in errors {
+            self.diag.error(pos, message);
+        }
+    }
+
     fn read_memory_region(&mut self, node: XmlNode<'a, 'input>) {
         self.check_attributes(node, MEMORY_REGION);
         self.leaf(node);
@@ -681,18 +998,38 @@ impl<'a, 'input> Reader<'a, 'input> {
         });
     }
 
+    /// A `<channel>`: two `<end>`s and any number of `<lend>`s, in any
+    /// order (lends are kept in document order).
     fn read_channel(&mut self, node: XmlNode<'a, 'input>) {
         self.check_attributes(node, CHANNEL);
+        let pos = self.pos_of(node);
         let mut ends = Vec::new();
+        // An end that says pp at all, even with an invalid (reported) value.
+        let mut pp_claimed = false;
+        let mut lends = Vec::new();
+        let mut lend_nodes = Vec::new();
         for child in self.element_children(node) {
             match child.tag_name().name() {
-                "end" => ends.push(self.read_end(child)),
+                "end" => {
+                    pp_claimed |= child.attribute("pp").is_some_and(|pp| pp != "false");
+                    ends.push(self.read_end(child));
+                }
+                "lend" => {
+                    lend_nodes.push(child);
+                    lends.extend(self.read_lend(child));
+                }
                 _ => self.unknown_element(child, node),
             }
         }
-        let pos = self.pos_of(node);
+        let channel = match ends.as_slice() {
+            [Some(a), Some(b)] => format!("the channel between '{}' and '{}'", a.pd, b.pd),
+            _ => format!("the channel at line {}", pos.line),
+        };
+        let lends = self.check_lends(&channel, lends, &lend_nodes, pp_claimed);
         match <[Option<PendingEnd>; 2]>::try_from(ends) {
-            Ok([Some(a), Some(b)]) => self.channels.push(PendingChannel { ends: [a, b], pos }),
+            Ok([Some(a), Some(b)]) => {
+                self.channels.push(PendingChannel { ends: [a, b], lends, pos })
+            }
             // An end was invalid; that is reported already.
             Ok(_) => {}
             Err(ends) => self.diag.error(
@@ -718,6 +1055,59 @@ impl<'a, 'input> Reader<'a, 'input> {
             notify,
             pos: self.pos_of(node),
         })
+    }
+
+    /// `<lend mr=".." perms=".."/>` in a channel, with the position of its
+    /// `mr` attribute.
+    fn read_lend(&mut self, node: XmlNode<'a, 'input>) -> Option<(Lend, Pos)> {
+        self.check_attributes(node, LEND);
+        self.leaf(node);
+        let mr = self.required(node, "mr");
+        let perms = self.required_with(node, "perms", Self::lend_perms);
+        let mr = mr?;
+        Some((Lend { mr: mr.value.to_string(), perms: perms?, pos: self.pos_of(node) }, mr.pos))
+    }
+
+    /// The lends of `channel` that may stay: only a PPC channel lends, each
+    /// region once, at most [`MAX_LENDS`]. `nodes` are all its `<lend>`
+    /// elements, the invalid ones (reported) too.
+    fn check_lends(
+        &mut self,
+        channel: &str,
+        lends: Vec<(Lend, Pos)>,
+        nodes: &[XmlNode<'a, 'input>],
+        pp_claimed: bool,
+    ) -> Vec<Lend> {
+        if let (Some(&first), false) = (nodes.first(), pp_claimed) {
+            let message = format!(
+                "only a PPC channel can lend: {channel} has no end with pp=\"true\", so there is \
+                 no call to lend in; set pp=\"true\" on the caller's end or remove the <lend>s"
+            );
+            self.diag.error(self.pos_of(first), message);
+        }
+        if let Some(&extra) = nodes.get(MAX_LENDS) {
+            let message = format!(
+                "{channel} has more than {MAX_LENDS} lends: at most {MAX_LENDS} are supported, \
+                 lend fewer regions"
+            );
+            self.diag.error(self.pos_of(extra), message);
+        }
+        let mut kept: Vec<Lend> = Vec::new();
+        for (lend, mr_pos) in lends {
+            if let Some(first) = kept.iter().find(|l| l.mr == lend.mr) {
+                let message = format!(
+                    "{channel} lends memory region '{}' twice (first at line {}): lend each \
+                     region once",
+                    lend.mr, first.pos.line
+                );
+                self.diag.error(lend.pos, message);
+                continue;
+            }
+            let user = format!("lend in {channel}");
+            self.region_refs.push(RegionRef { name: lend.mr.clone(), pos: mr_pos, user });
+            kept.push(lend);
+        }
+        kept
     }
 
     fn read_device(&mut self, node: XmlNode<'a, 'input>) {
@@ -930,9 +1320,87 @@ impl<'a, 'input> Reader<'a, 'input> {
             .filter_map(|channel| {
                 let [a, b] = channel.ends;
                 let (a, b) = (self.resolve_end(a), self.resolve_end(b));
-                Some(Channel { ends: [a?, b?], pos: channel.pos })
+                Some(Channel { ends: [a?, b?], lends: channel.lends, pos: channel.pos })
             })
             .collect()
+    }
+
+    /// Look up each chain's vias, check its channel ids against the
+    /// channels read (by PD name, before they are resolved, so that a
+    /// channel with an unknown far end does not also fail the chain), and
+    /// give the chains to their protection domains.
+    fn resolve_chains(&mut self) {
+        for chain in std::mem::take(&mut self.chains) {
+            let owner = self.pds[chain.pd].name.clone();
+            let label = format!("chain '{}' of protection domain '{owner}'", chain.name);
+            for &(id, pos) in &chain.channel_refs {
+                if self.channel_end(&owner, id).is_none() {
+                    let message = format!(
+                        "{label} names channel id {id} in a stage, but '{owner}' has no channel \
+                         with that id: name the id of one of its channel ends"
+                    );
+                    self.diag.error(pos, message);
+                }
+            }
+            let mut vias = Vec::new();
+            for via in &chain.vias {
+                let user = format!("via of {label}");
+                let Some(pd) = self.resolve_pd(&via.pd, &user) else { continue };
+                if pd == chain.pd {
+                    let message = format!(
+                        "{user} names '{owner}' itself: a chain passes through other protection \
+                         domains, name the one between these two stages"
+                    );
+                    self.diag.error(via.pd.pos, message);
+                    continue;
+                }
+                if self.check_via_channel(via, &owner, &label) {
+                    let (channel, mr, pos) = (via.channel, via.mr.clone(), via.pos);
+                    vias.push(Via { pd, channel, mr, pos });
+                }
+            }
+            if vias.len() == chain.vias.len() {
+                let PendingChain { name, stages, pos, .. } = chain;
+                self.pds[chain.pd].chains.push(Chain { name, stages, vias, pos });
+            }
+        }
+    }
+
+    /// The end of `pd` with id `id` among the channels read, and the other
+    /// end.
+    fn channel_end(&self, pd: &str, id: u8) -> Option<(&PendingEnd, &PendingEnd)> {
+        self.channels.iter().find_map(|ch| {
+            let [a, b] = &ch.ends;
+            if a.pd == pd && a.id == id {
+                Some((a, b))
+            } else if b.pd == pd && b.id == id {
+                Some((b, a))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Whether the channel of a via leads from the chain's protection
+    /// domain `owner` to the via's, with `owner` the caller; reports why
+    /// not.
+    fn check_via_channel(&mut self, via: &PendingVia, owner: &str, label: &str) -> bool {
+        let (id, to) = (via.channel, &via.pd.name);
+        let fix = format!("give the id that '{owner}' uses for its PPC channel to '{to}'");
+        let why = match self.channel_end(owner, id) {
+            None => format!("'{owner}' has no channel with that id: {fix}"),
+            Some((_, other)) if other.pd != *to => {
+                format!("that channel of '{owner}' leads to '{}': {fix}", other.pd)
+            }
+            Some((own, _)) if !own.pp => format!(
+                "'{owner}' cannot make PPCs on it: set pp=\"true\" on its end, the chain calls \
+                 '{to}'"
+            ),
+            Some(_) => return true,
+        };
+        let message = format!("via '{to}' of {label} uses channel id {id}, but {why}");
+        self.diag.error(via.channel_pos, message);
+        false
     }
 
     fn resolve_end(&mut self, end: PendingEnd) -> Option<ChannelEnd> {
@@ -1104,22 +1572,33 @@ impl<'a, 'input> Reader<'a, 'input> {
     /// For an unknown name that looks like one the storage expansion
     /// generates: why it does not generate it here. Empty for other names.
     fn generated_hint(&self, space: NameSpace, name: &str, generated: &[GeneratedName]) -> String {
+        let mut clients = self.pds.iter().filter_map(|pd| pd.block_client.as_ref());
+        let why_no_server = if self.disks.is_empty() {
+            "no <disk> is declared"
+        } else if clients.next().is_none() {
+            "no protection domain has a <block_client>"
+        } else {
+            "every block client is direct"
+        };
+        let filter = self
+            .disks
+            .iter()
+            .find_map(|disk| disk.filters.iter().find(|f| f.name == name).map(|f| (disk, f)));
+        if let (NameSpace::ProtectionDomain, Some((disk, filter))) = (space, filter) {
+            return format!(
+                ": the filter '{}' of disk '{}' becomes a protection domain only when the storage \
+                 expansion generates the filter server, and {why_no_server}",
+                filter.name, disk.name
+            );
+        }
         if !storage::looks_generated(name) {
             return String::new();
         }
-        let mut clients = self.pds.iter().filter_map(|pd| pd.block_client.as_ref());
         let noun = space.noun();
         if space == NameSpace::ProtectionDomain && name == storage::SERVER_PD {
-            let why = if self.disks.is_empty() {
-                "no <disk> is declared"
-            } else if clients.next().is_none() {
-                "no protection domain has a <block_client>"
-            } else {
-                "every block client is direct"
-            };
             return format!(
                 ": the storage expansion generates the filter server '{name}' only when some \
-                 block client is not direct, and {why}"
+                 block client is not direct, and {why_no_server}"
             );
         }
         if self.disks.is_empty() {
@@ -1282,15 +1761,22 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
+    /// Report an element that does not belong where it is: a misplaced
+    /// `<filter>` or `<param>` as such, anything else as unknown.
     fn unknown_element(&mut self, child: XmlNode<'a, 'input>, parent: XmlNode<'a, 'input>) {
-        self.diag.error(
-            self.pos_of(child),
-            format!(
-                "unknown element '{}' in '{}'",
-                child.tag_name().name(),
-                parent.tag_name().name()
+        let (tag, parent) = (child.tag_name().name(), parent.tag_name().name());
+        let message = match tag {
+            "filter" => format!(
+                "<filter> belongs inside a <disk>: move it from '{parent}' into the <disk> whose \
+                 requests it filters"
             ),
-        );
+            "param" => format!(
+                "<param> belongs inside a <filter>: move it from '{parent}' into the <filter> it \
+                 configures"
+            ),
+            _ => format!("unknown element '{tag}' in '{parent}'"),
+        };
+        self.diag.error(self.pos_of(child), message);
     }
 
     fn check_attributes(&mut self, node: XmlNode<'a, 'input>, allowed: &[&str]) {
@@ -1489,6 +1975,65 @@ impl<'a, 'input> Reader<'a, 'input> {
         Some(
             names.into_iter().map(|name| PdRef { name: name.to_string(), pos: attr.pos }).collect(),
         )
+    }
+
+    /// A `call_budget` (or filter `budget`): microseconds, 1 to
+    /// [`MAX_CALL_BUDGET_US`].
+    fn call_budget(&mut self, attr: Attr<'a>) -> Option<u64> {
+        let expected = format!("a number of microseconds from 1 to {MAX_CALL_BUDGET_US} (10 s)");
+        self.int_in(attr, 1..=MAX_CALL_BUDGET_US, expected)
+    }
+
+    /// A filter's `priority`: a priority, and between the filter server's
+    /// and the driver's (the server calls the filter, and a PPC goes to a
+    /// strictly higher priority). `label` names the filter.
+    fn filter_priority(&mut self, attr: Attr<'a>, label: &str) -> Option<u8> {
+        let expected = format!("a priority from 0 to {MAX_PRIORITY}");
+        let priority: u8 = self.int_in(attr, 0..=u64::from(MAX_PRIORITY), expected)?;
+        if priority > SERVER_PRIORITY && priority < DRIVER_PRIORITY {
+            return Some(priority);
+        }
+        let (low, high) = (SERVER_PRIORITY + 1, DRIVER_PRIORITY - 1);
+        let message = format!(
+            "{label} has priority {priority}: a filter runs above the filter server \
+             ({SERVER_PRIORITY}) and below the driver ({DRIVER_PRIORITY}), give it a priority \
+             from {low} to {high} or leave priority out"
+        );
+        self.diag.error(attr.pos, message);
+        None
+    }
+
+    fn data_access(&mut self, attr: Attr<'a>) -> Option<DataAccess> {
+        match attr.value {
+            "none" => Some(DataAccess::None),
+            "read" => Some(DataAccess::Read),
+            "read-write" => Some(DataAccess::ReadWrite),
+            _ => self.invalid(attr, "'none', 'read' or 'read-write'"),
+        }
+    }
+
+    fn on_fault(&mut self, attr: Attr<'a>) -> Option<OnFault> {
+        match attr.value {
+            "fail" => Some(OnFault::Fail),
+            "restart" => Some(OnFault::Restart),
+            _ => self.invalid(attr, "'fail' or 'restart'"),
+        }
+    }
+
+    /// A lend's `perms`: `r` or `rw`.
+    fn lend_perms(&mut self, attr: Attr<'a>) -> Option<Perms> {
+        match Perms::parse(attr.value) {
+            Ok(perms) if !perms.execute => Some(perms),
+            _ => {
+                let message = format!(
+                    "lend has perms '{}', but a lend's perms are r or rw: a lent region is never \
+                     executable",
+                    attr.value.escape_debug()
+                );
+                self.diag.error(attr.pos, message);
+                None
+            }
+        }
     }
 
     fn channel_id(&mut self, attr: Attr<'a>) -> Option<u8> {
@@ -1813,6 +2358,139 @@ mod tests {
             ["invalid value '0' for attribute 'partition' on element 'block_client': expected an \
               MBR primary partition from 1 to 4"]
         );
+    }
+
+    /// A disk with one filter and a client, so that there is a filter
+    /// server; `filter` is the filter's attributes and children.
+    fn filtered(filter: &str, rest: &str) -> String {
+        format!(
+            r#"<system><disk name="d" virtio_slot="1"><filter {filter}</disk>
+            <protection_domain name="a"><program_image path="a.elf"/><block_client disk="d"/></protection_domain>
+            {rest}</system>"#
+        )
+    }
+
+    #[test]
+    fn a_filter_with_a_bad_value_is_still_known_to_policies() {
+        let xml = filtered(
+            r#"name="f" program="f.elf" data="all"/>"#,
+            r#"<policy name="p" kind="mediated" via="f"><from pd="a"/><to region="blk_d_dma"/></policy>"#,
+        );
+        assert_eq!(
+            messages(&xml),
+            ["invalid value 'all' for attribute 'data' on element 'filter': expected 'none', 'read' \
+              or 'read-write'"]
+        );
+    }
+
+    #[test]
+    fn eight_params_are_accepted_and_a_ninth_and_a_repeated_key_are_reported_each() {
+        let params = |n: usize| {
+            (0..n).map(|i| format!(r#"<param key="k{i}" value="{i}"/>"#)).collect::<String>()
+        };
+        let xml = filtered(
+            &format!(r#"name="f" program="f.elf" data="none">{}</filter>"#, params(8)),
+            "",
+        );
+        let sd = read("f.xml", &xml).unwrap();
+        assert_eq!(sd.disks[0].filters[0].params.len(), MAX_PARAMS);
+        let xml = filtered(
+            &format!(
+                r#"name="f" program="f.elf" data="none">{}<param key="k0" value="x"/></filter>"#,
+                params(9)
+            ),
+            "",
+        );
+        let errors = messages(&xml);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("filter 'f' has more than 8 params"), "{}", errors[0]);
+        assert!(errors[1].starts_with("filter 'f' sets param 'k0' twice"), "{}", errors[1]);
+    }
+
+    #[test]
+    fn filter_priorities_from_241_to_249_are_accepted() {
+        for priority in [241, 245, 249] {
+            let xml = filtered(
+                &format!(r#"name="f" program="f.elf" data="none" priority="{priority}"/>"#),
+                "",
+            );
+            assert_eq!(read("f.xml", &xml).unwrap().disks[0].filters[0].priority, Some(priority));
+        }
+        let xml = filtered(r#"name="f" program="f.elf" data="none"/>"#, "");
+        let filter = &read("f.xml", &xml).unwrap().disks[0].filters[0];
+        assert_eq!((filter.priority, filter.effective_priority()), (None, 245));
+        assert_eq!((filter.budget, filter.on_fault), (None, OnFault::Fail));
+    }
+
+    #[test]
+    fn a_misplaced_filter_or_param_is_reported_wherever_it_is() {
+        let xml = system(
+            r#"<channel><end pd="a" id="0"/><end pd="b" id="0"/><filter/></channel>
+            <device name="d" owner="a"><interrupt irq="40"><param/></interrupt></device>"#,
+        );
+        let errors = messages(&xml);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("<filter> belongs inside a <disk>: move it from 'channel'"));
+        assert!(
+            errors[1].starts_with("<param> belongs inside a <filter>: move it from 'interrupt'")
+        );
+    }
+
+    #[test]
+    fn an_invalid_pp_value_does_not_also_make_a_lend_unplaceable() {
+        let xml = system(
+            r#"<channel><end pd="a" id="0" pp="yes"/><end pd="b" id="0"/><lend mr="m" perms="r"/></channel>"#,
+        );
+        assert_eq!(
+            messages(&xml),
+            ["invalid value 'yes' for attribute 'pp' on element 'end': expected 'true' or 'false'"]
+        );
+    }
+
+    #[test]
+    fn sixty_four_lends_are_accepted() {
+        let regions: String = (0..MAX_LENDS)
+            .map(|i| format!(r#"<memory_region name="r{i}" size="0x1000"/>"#))
+            .collect();
+        let lends: String =
+            (0..MAX_LENDS).map(|i| format!(r#"<lend mr="r{i}" perms="rw"/>"#)).collect();
+        let xml = system(&format!(
+            r#"{regions}<channel><lend mr="m" perms="r"/><end pd="a" id="0" pp="true"/>{lends}<end pd="b" id="0"/></channel>"#
+        ));
+        let errors = messages(&xml);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("more than 64 lends"), "{}", errors[0]);
+        let xml = xml.replace(r#"<lend mr="m" perms="r"/>"#, "");
+        let sd = read("f.xml", &xml).unwrap();
+        assert_eq!(sd.channels[0].lends.len(), MAX_LENDS);
+        assert_eq!(sd.channels[0].lends[0].perms, Perms::READ_WRITE);
+    }
+
+    #[test]
+    fn a_chain_with_a_bad_via_reports_the_via_alone() {
+        let xml = system(
+            r#"<protection_domain name="s"><program_image path="s.elf"/>
+                <chain name="c"><stage/><via pd="a" channel="99"/><stage/></chain>
+            </protection_domain>"#,
+        );
+        assert_eq!(
+            messages(&xml),
+            ["invalid value '99' for attribute 'channel' on element 'via': expected a channel id \
+              from 0 to 61"]
+        );
+    }
+
+    #[test]
+    fn a_channel_with_an_unknown_far_end_still_counts_for_a_chain() {
+        // Reported once, as the channel's problem, not again as a stage's.
+        let xml = system(
+            r#"<protection_domain name="s"><program_image path="s.elf"/>
+                <chain name="c"><stage><channel id="3"/></stage><via pd="a" channel="4"/><stage/></chain>
+            </protection_domain>
+            <channel><end pd="s" id="3"/><end pd="x" id="0"/></channel>
+            <channel><end pd="s" id="4" pp="true"/><end pd="a" id="0"/></channel>"#,
+        );
+        assert_eq!(messages(&xml), ["channel end names unknown protection domain 'x'"]);
     }
 
     #[test]

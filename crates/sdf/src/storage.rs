@@ -1,6 +1,7 @@
 //! The storage extension's fixed facts: where QEMU puts a virtio-mmio slot,
-//! and the names of everything the storage expansion generates from
-//! `<disk>` and `<block_client>`.
+//! the priorities and limits of the storage PDs and filters, and the names
+//! of everything the storage expansion generates from `<disk>` (with its
+//! `<filter>`s) and `<block_client>`.
 //!
 //! The expansion itself lives in the tool (`tool::storage`); the names are
 //! here so that validation can refuse a description whose own names
@@ -23,6 +24,23 @@ pub const MMIO_PAGE: u64 = 0x1000;
 pub const DRIVER_PD: &str = "blk_driver";
 /// The generated filter server PD.
 pub const SERVER_PD: &str = "blk_server";
+
+/// Priority of the filter server PD.
+pub const SERVER_PRIORITY: u8 = 240;
+/// Priority of the virtio-blk driver PD.
+pub const DRIVER_PRIORITY: u8 = 250;
+/// Priority of a filter without `priority`. A filter's priority lies
+/// strictly between the server's and the driver's: the server makes PPCs
+/// to it, and a PPC goes to a strictly higher priority.
+pub const DEFAULT_FILTER_PRIORITY: u8 = 245;
+/// The most filters in the whole system (the filter server's limit).
+pub const MAX_FILTERS: usize = 16;
+/// The most `<param>`s of one filter.
+pub const MAX_PARAMS: usize = 8;
+/// The longest param key, in bytes.
+pub const MAX_PARAM_KEY: usize = 31;
+/// The longest param value, in bytes.
+pub const MAX_PARAM_VALUE: usize = 127;
 
 /// Physical address of the registers of virtio-mmio slot `slot`.
 pub fn virtio_regs(slot: u32) -> u64 {
@@ -68,6 +86,17 @@ pub fn client_queue_region(client: &str) -> String {
 /// The data region of the block client PD `client`.
 pub fn client_data_region(client: &str) -> String {
     format!("blk_{client}_data")
+}
+
+/// The region through which the filter server makes upcalls to the filter
+/// PD `filter`.
+pub fn filter_calls_region(filter: &str) -> String {
+    format!("blk_{filter}_calls")
+}
+
+/// The bounce buffer of the filter PD `filter`.
+pub fn filter_bounce_region(filter: &str) -> String {
+    format!("blk_{filter}_bounce")
 }
 
 /// Whether `name` has the shape of a name the expansion generates
@@ -124,11 +153,41 @@ pub struct GeneratedName {
     pub pos: Pos,
 }
 
-/// Every name the expansion of `sd` generates, in the order it generates
-/// them; empty without disks. Names may repeat if the declarations make
-/// them collide (a disk `d` and a client PD `d_driver` both give
-/// `blk_d_driver_queue`).
+/// Every name the expansion of `sd` generates: those of the driver, the
+/// server, the disks and the clients, then those of the filters (only with
+/// a filter server: each filter's PD, upcall region and bounce buffer);
+/// empty without disks. Names may repeat if the declarations make them
+/// collide (a disk `d` and a client PD `d_driver` both give
+/// `blk_d_driver_queue`; two filters of one name).
 pub fn generated_names(sd: &SystemDescription) -> Vec<GeneratedName> {
+    let mut out = generated_without_filters(sd);
+    out.extend(generated_for_filters(sd));
+    out
+}
+
+/// The names of [`generated_names`] that come from the filters.
+pub(crate) fn generated_for_filters(sd: &SystemDescription) -> Vec<GeneratedName> {
+    let mut out = Vec::new();
+    if !needs_server(sd) {
+        return out;
+    }
+    for (disk, filter) in sd.filters() {
+        let name = &filter.name;
+        let mut add = |space, generated, what| {
+            out.push(GeneratedName { space, name: generated, what, pos: filter.pos });
+        };
+        let what = format!("the filter '{name}' of disk '{}'", disk.name);
+        add(NameSpace::ProtectionDomain, name.clone(), what);
+        let what = format!("the upcall region of filter '{name}'");
+        add(NameSpace::MemoryRegion, filter_calls_region(name), what);
+        let what = format!("the bounce buffer of filter '{name}'");
+        add(NameSpace::MemoryRegion, filter_bounce_region(name), what);
+    }
+    out
+}
+
+/// The names of [`generated_names`] that do not come from the filters.
+pub(crate) fn generated_without_filters(sd: &SystemDescription) -> Vec<GeneratedName> {
     let mut out = Vec::new();
     let Some(first_disk) = sd.disks.first() else { return out };
     let mut add = |space, name: String, what: String, pos| {
@@ -190,6 +249,48 @@ mod tests {
         assert_eq!(virtio_page(0), 0x0a00_0000);
         assert_eq!(virtio_irq(31), 79);
         assert_eq!(mmio_region(virtio_page(31)), "virtio_mmio_a003000");
+    }
+
+    #[test]
+    fn filters_generate_a_pd_and_two_regions_each_with_a_filter_server_only() {
+        let xml = |client: &str| {
+            format!(
+                "<system><disk name='d' virtio_slot='31'><filter name='f' program='f' data='none'/></disk>\n\
+                 <protection_domain name='a'><program_image path='a'/>{client}</protection_domain></system>"
+            )
+        };
+        let sd = crate::read("t.xml", &xml("<block_client disk='d'/>")).unwrap();
+        let filter_pos = sd.disks[0].filters[0].pos;
+        let from_filters: Vec<_> =
+            generated_names(&sd).into_iter().filter(|g| g.pos == filter_pos).collect();
+        let at = |space, name: &str, what: &str| GeneratedName {
+            space,
+            name: name.into(),
+            what: what.into(),
+            pos: filter_pos,
+        };
+        assert_eq!(
+            from_filters,
+            [
+                at(NameSpace::ProtectionDomain, "f", "the filter 'f' of disk 'd'"),
+                at(NameSpace::MemoryRegion, "blk_f_calls", "the upcall region of filter 'f'"),
+                at(NameSpace::MemoryRegion, "blk_f_bounce", "the bounce buffer of filter 'f'"),
+            ]
+        );
+        let without_server = crate::read("t.xml", &xml("")).unwrap();
+        assert!(generated_names(&without_server).iter().all(|g| g.pos != filter_pos));
+    }
+
+    #[test]
+    fn a_filter_sits_strictly_between_the_server_and_the_driver() {
+        const {
+            assert!(
+                SERVER_PRIORITY < DEFAULT_FILTER_PRIORITY
+                    && DEFAULT_FILTER_PRIORITY < DRIVER_PRIORITY
+            )
+        };
+        assert_eq!(filter_calls_region("ro0"), "blk_ro0_calls");
+        assert_eq!(filter_bounce_region("ro0"), "blk_ro0_bounce");
     }
 
     #[test]

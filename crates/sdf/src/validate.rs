@@ -44,6 +44,10 @@ const CHECKS: &[Check] = &[
     disk_slots_unique,
     direct_clients_alone,
     storage_names_free,
+    filter_count_within_limit,
+    filter_names_free,
+    filters_not_bypassed,
+    lends_of_ram_only,
 ];
 
 /// Check every rule on `sd`; `Err` holds every violation in source order.
@@ -246,6 +250,31 @@ fn physical_ranges_fit(sd: &SystemDescription, diag: &mut Diagnostics) {
                     "memory region '{}': phys_addr {addr:#x} + size {:#x} goes past the end of \
                      the 64-bit address space",
                     mr.name, mr.size
+                ),
+            );
+        }
+    }
+}
+
+/// A lend gives the callee kernel copies to and from the region, which the
+/// kernel makes through its map of RAM: a region at a fixed address outside
+/// RAM (device memory) cannot be lent.
+fn lends_of_ram_only(sd: &SystemDescription, diag: &mut Diagnostics) {
+    use bootspec::platform::{RAM_BASE, RAM_SIZE};
+    for lend in sd.channels.iter().flat_map(|ch| &ch.lends) {
+        let Some(range) = sd.memory_region(&lend.mr).and_then(|mr| mr.phys_range()) else { continue };
+        if range.start < RAM_BASE || range.end > RAM_BASE + RAM_SIZE {
+            diag.error(
+                lend.pos,
+                format!(
+                    "lend of memory region '{}' at {:#x}..{:#x}, outside RAM ({:#x}..{:#x}): only RAM can be lent \
+                     (a lend gives the callee copies the kernel makes through its map of RAM); map device \
+                     memory to the PD that drives it instead",
+                    lend.mr,
+                    range.start,
+                    range.end,
+                    RAM_BASE,
+                    RAM_BASE + RAM_SIZE
                 ),
             );
         }
@@ -479,12 +508,21 @@ fn direct_clients_alone(sd: &SystemDescription, diag: &mut Diagnostics) {
 
 /// With disks declared, no name of the description collides with one the
 /// storage expansion generates, and the generated names are distinct.
+/// (A filter's own name is checked by [`filter_names_free`].)
 fn storage_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
-    use crate::storage::{generated_names, NameSpace};
-    let generated = generated_names(sd);
+    use crate::storage::{generated_for_filters, generated_without_filters, NameSpace};
+    let generated = generated_without_filters(sd);
     if generated.is_empty() {
         return;
     }
+    // A filter's regions end in `_calls` and `_bounce`, which no other
+    // generated region does: they collide only with a declared region, or
+    // with those of a filter of the same name (reported as such).
+    let filter_regions: Vec<_> = generated_for_filters(sd)
+        .into_iter()
+        .filter(|g| g.space == NameSpace::MemoryRegion)
+        .collect();
+    let reserved: Vec<_> = generated.iter().chain(&filter_regions).collect();
     let declared = sd
         .protection_domains
         .iter()
@@ -494,7 +532,7 @@ fn storage_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
         )
         .chain(sd.devices.iter().map(|dev| (NameSpace::Device, dev.name.as_str(), dev.pos)));
     for (space, name, pos) in declared {
-        if let Some(g) = generated.iter().find(|g| g.space == space && g.name == name) {
+        if let Some(g) = reserved.iter().find(|g| g.space == space && g.name == name) {
             let noun = space.noun();
             diag.error(
                 pos,
@@ -523,6 +561,78 @@ fn storage_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
                     e.what,
                     e.pos.line,
                     g.what
+                ),
+            );
+        }
+    }
+}
+
+fn filter_count_within_limit(sd: &SystemDescription, diag: &mut Diagnostics) {
+    use crate::storage::MAX_FILTERS;
+    let filters: Vec<&Filter> = sd.filters().map(|(_, filter)| filter).collect();
+    if let Some(first_too_many) = filters.get(MAX_FILTERS) {
+        diag.error(
+            first_too_many.pos,
+            format!(
+                "too many filters: {} declared, at most {MAX_FILTERS} are supported",
+                filters.len()
+            ),
+        );
+    }
+}
+
+/// A filter becomes a protection domain of its name: the name is neither a
+/// generated PD's, nor a declared PD's, nor another filter's. Reported at
+/// the filter (the later one of two filters), once.
+fn filter_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
+    use crate::storage::{generated_without_filters, NameSpace};
+    let generated = generated_without_filters(sd);
+    let filters: Vec<(&Disk, &Filter)> = sd.filters().collect();
+    for (i, (disk, filter)) in filters.iter().enumerate() {
+        let name = &filter.name;
+        let of = format!("filter '{name}' of disk '{}'", disk.name);
+        let reserved =
+            generated.iter().find(|g| g.space == NameSpace::ProtectionDomain && g.name == *name);
+        let message = if let Some(g) = reserved {
+            format!(
+                "{of} collides with {} generated from the storage declaration at line {}: with \
+                 disks declared, the names 'blk_driver', 'blk_server' and those starting with \
+                 'blk_' or 'virtio_' are reserved; rename it",
+                g.what, g.pos.line
+            )
+        } else if let Some((_, pd)) = sd.pd(name) {
+            format!(
+                "{of} has the name of protection domain '{name}' (line {}): a filter becomes a \
+                 protection domain of its name, rename one of them",
+                pd.pos.line
+            )
+        } else if let Some((_, first)) = filters[..i].iter().find(|(_, f)| f.name == *name) {
+            format!(
+                "duplicate filter name '{name}' (first declared at line {}): a filter becomes a \
+                 protection domain of its name, rename one of them",
+                first.pos.line
+            )
+        } else {
+            continue;
+        };
+        diag.error(filter.pos, message);
+    }
+}
+
+/// A disk whose block client is direct has no filters: the client talks to
+/// the driver itself, so no request would pass through them.
+fn filters_not_bypassed(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for (d, disk) in sd.disks.iter().enumerate() {
+        let Some(filter) = disk.filters.first() else { continue };
+        let direct = sd.block_clients().find(|(_, _, client)| client.disk == d && client.direct);
+        if let Some((_, pd, client)) = direct {
+            diag.error(
+                filter.pos,
+                format!(
+                    "filter '{}' of disk '{}' would never see a request: the disk's block client \
+                     '{}' (line {}) is direct, and a direct client bypasses the filter server and \
+                     so the chain; drop direct=\"true\" or the filters",
+                    filter.name, disk.name, pd.name, client.pos.line
                 ),
             );
         }
@@ -884,6 +994,63 @@ mod tests {
         let body = client("app", "") + DISK;
         let sd = check(&body).unwrap();
         assert_eq!(sd.protection_domains[0].block_client.as_ref().map(|c| c.disk), Some(0));
+    }
+
+    fn filters(names: &[&str]) -> String {
+        let filters: String = names
+            .iter()
+            .map(|f| format!("<filter name=\"{f}\" program=\"{f}.elf\" data=\"none\"/>"))
+            .collect();
+        format!("<disk name=\"d\" virtio_slot=\"31\">{filters}</disk>\n")
+    }
+
+    #[test]
+    fn sixteen_filters_are_accepted() {
+        let names: Vec<String> =
+            (0..crate::storage::MAX_FILTERS).map(|i| format!("f{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let sd = check(&(filters(&names) + &client("app", ""))).unwrap();
+        assert_eq!(sd.filters().count(), 16);
+    }
+
+    #[test]
+    fn filter_names_with_storage_prefixes_are_fine_when_nothing_collides() {
+        assert_valid(&(filters(&["blk_mine", "virtio_mmio_mine"]) + &client("app", "")));
+    }
+
+    #[test]
+    fn a_filter_named_blk_server_is_reported_once() {
+        let errors = messages(&(filters(&["blk_server"]) + &client("app", "")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .starts_with("filter 'blk_server' of disk 'd' collides with the filter server"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn a_pd_declared_after_a_filter_of_its_name_is_reported_at_the_filter_once() {
+        let errors = check(&(filters(&["f"]) + &client("f", ""))).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [(
+                2,
+                "filter 'f' of disk 'd' has the name of protection domain 'f' (line 3): a filter \
+                 becomes a protection domain of its name, rename one of them"
+            )]
+        );
+    }
+
+    #[test]
+    fn filters_of_a_disk_nobody_uses_need_no_server() {
+        // No client at all: no filter server, so nothing of the filters is
+        // generated, but their names are still checked.
+        assert_valid(&(filters(&["audit0"]) + &pd("blk_audit0_calls", "", "")));
+        let errors = messages(&(filters(&["app"]) + &pd("app", "", "")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]

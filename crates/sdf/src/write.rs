@@ -1,11 +1,14 @@
 //! Writing: a model back to SDF XML, for `strata expand` and for tests.
 //!
-//! The output lists memory regions, disks, protection domains (nested ones
-//! inside their parents), channels, devices and policies, each kind in
-//! model order; within a protection domain its program image, maps, irqs,
-//! setvars, block client and children. Attributes at their default values
-//! are left out, so reading the text back gives the same model (positions
-//! aside) for any model that [`crate::read`] can produce.
+//! The output lists memory regions, disks (each with its filters and their
+//! params), protection domains (nested ones inside their parents),
+//! channels (their two ends, then their lends), devices and policies, each
+//! kind in model order; within a protection domain its program image,
+//! maps, irqs, setvars, block client, chains and children; within a chain
+//! its stages and vias in turn, within a stage its regions then its
+//! channels. Attributes at their default values are left out (a lend's
+//! `perms` is always written), so reading the text back gives the same
+//! model (positions aside) for any model that [`crate::read`] can produce.
 
 use std::fmt::Write;
 
@@ -21,8 +24,7 @@ pub(crate) fn to_xml(sd: &SystemDescription) -> String {
         w.memory_region(mr);
     }
     for disk in &sd.disks {
-        let slot = disk.virtio_slot.to_string();
-        w.element(1, "disk", &[("name", &disk.name), ("virtio_slot", &slot)], false);
+        w.disk(disk);
     }
     for (index, pd) in sd.protection_domains.iter().enumerate() {
         if pd.parent.is_none() {
@@ -129,6 +131,10 @@ impl<'a> Writer<'a> {
         if pd.period != pd.budget {
             attrs.push(("period", &period));
         }
+        let call_budget = pd.call_budget.map(|b| b.to_string());
+        if let Some(call_budget) = &call_budget {
+            attrs.push(("call_budget", call_budget));
+        }
         if pd.can_power_off {
             attrs.push(("can_power_off", "true"));
         }
@@ -169,6 +175,9 @@ impl<'a> Writer<'a> {
         if let Some(client) = &pd.block_client {
             self.block_client(inner, client);
         }
+        for chain in &pd.chains {
+            self.chain(inner, chain);
+        }
         if nesting < abi::MAX_PDS {
             let children: Vec<usize> = self.sd.children(index).map(|(child, _)| child).collect();
             for child in children {
@@ -176,6 +185,84 @@ impl<'a> Writer<'a> {
             }
         }
         self.close(depth, "protection_domain");
+    }
+
+    fn disk(&mut self, disk: &Disk) {
+        let slot = disk.virtio_slot.to_string();
+        let attrs = [("name", disk.name.as_str()), ("virtio_slot", slot.as_str())];
+        let open = !disk.filters.is_empty();
+        self.element(1, "disk", &attrs, open);
+        if !open {
+            return;
+        }
+        for filter in &disk.filters {
+            self.filter(filter);
+        }
+        self.close(1, "disk");
+    }
+
+    fn filter(&mut self, filter: &Filter) {
+        let data = filter.data.to_string();
+        let priority = filter.priority.map(|p| p.to_string());
+        let budget = filter.budget.map(|b| b.to_string());
+        let on_fault = filter.on_fault.to_string();
+        let mut attrs = vec![
+            ("name", filter.name.as_str()),
+            ("program", filter.program.as_str()),
+            ("data", data.as_str()),
+        ];
+        if let Some(priority) = &priority {
+            attrs.push(("priority", priority));
+        }
+        if let Some(budget) = &budget {
+            attrs.push(("budget", budget));
+        }
+        if filter.on_fault != OnFault::default() {
+            attrs.push(("on_fault", &on_fault));
+        }
+        let open = !filter.params.is_empty();
+        self.element(2, "filter", &attrs, open);
+        if !open {
+            return;
+        }
+        for param in &filter.params {
+            self.element(3, "param", &[("key", &param.key), ("value", &param.value)], false);
+        }
+        self.close(2, "filter");
+    }
+
+    fn chain(&mut self, depth: usize, chain: &Chain) {
+        self.element(depth, "chain", &[("name", &chain.name)], true);
+        let inner = depth + 1;
+        for (i, stage) in chain.stages.iter().enumerate() {
+            if i > 0 {
+                if let Some(via) = chain.vias.get(i - 1) {
+                    self.via(inner, via);
+                }
+            }
+            let open = !stage.regions.is_empty() || !stage.channels.is_empty();
+            self.element(inner, "stage", &[], open);
+            if !open {
+                continue;
+            }
+            for region in &stage.regions {
+                self.element(inner + 1, "region", &[("mr", &region.mr)], false);
+            }
+            for channel in &stage.channels {
+                self.element(inner + 1, "channel", &[("id", &channel.id.to_string())], false);
+            }
+            self.close(inner, "stage");
+        }
+        self.close(depth, "chain");
+    }
+
+    fn via(&mut self, depth: usize, via: &Via) {
+        let channel = via.channel.to_string();
+        let mut attrs = vec![("pd", self.pd_name(via.pd)), ("channel", channel.as_str())];
+        if let Some(mr) = &via.mr {
+            attrs.push(("mr", mr));
+        }
+        self.element(depth, "via", &attrs, false);
     }
 
     fn block_client(&mut self, depth: usize, client: &BlockClient) {
@@ -211,6 +298,10 @@ impl<'a> Writer<'a> {
                 attrs.push(("notify", "false"));
             }
             self.element(2, "end", &attrs, false);
+        }
+        for lend in &ch.lends {
+            let perms = lend.perms.to_string();
+            self.element(2, "lend", &[("mr", &lend.mr), ("perms", &perms)], false);
         }
         self.close(1, "channel");
     }
@@ -307,7 +398,13 @@ mod tests {
         let xml = r#"<system>
             <memory_region name="m &amp; n" size="0x20_0000" page_size="0x200000" phys_addr="0x5000_0000"/>
             <memory_region name="q" size="0x1000"/>
-            <disk name="disk0" virtio_slot="31"/>
+            <disk name="disk0" virtio_slot="31">
+                <filter name="f0" program="f0.elf" data="read-write" priority="241" budget="7" on_fault="restart">
+                    <param key="k &amp; l" value=""/><param key="rule" value="fail write 0..100"/>
+                </filter>
+                <filter name="f1" program="f1.elf" data="none"/>
+            </disk>
+            <disk name="disk1" virtio_slot="30"/>
             <protection_domain name="a" priority="3" budget="10" period="20" stack_size="0x2000">
                 <program_image path="a.elf"/>
                 <map mr="m &amp; n" vaddr="0x4000_0000" perms="r" cached="false" setvar_vaddr="v"/>
@@ -315,12 +412,21 @@ mod tests {
                 <setvar symbol="p" region_paddr="q"/>
                 <setvar symbol="b" bytes="00ff"/>
                 <block_client disk="disk0" partition="2" data_size="0x2000" queue_capacity="8"/>
+                <chain name="x">
+                    <stage><channel id="0"/><region mr="q"/></stage>
+                    <via pd="b" channel="0" mr="m &amp; n"/>
+                    <stage/>
+                    <via pd="b" channel="0"/>
+                    <stage><region mr="m &amp; n"/></stage>
+                </chain>
+                <chain name="y"><stage/><via pd="b" channel="0"/><stage/></chain>
                 <protection_domain name="c" id="4" passive="true" can_power_off="true">
                     <program_image path="c.elf"/>
                 </protection_domain>
             </protection_domain>
-            <protection_domain name="b" priority="9"><program_image path="b.elf"/></protection_domain>
-            <channel><end pd="a" id="0" pp="true"/><end pd="b" id="0" notify="false"/></channel>
+            <protection_domain name="b" priority="9" call_budget="250"><program_image path="b.elf"/></protection_domain>
+            <channel><end pd="a" id="0" pp="true"/><lend mr="q" perms="wr"/>
+                <end pd="b" id="0" notify="false"/><lend mr="m &amp; n" perms="r"/></channel>
             <device name="d" owner="a, b"><region mr="q"/><interrupt irq="41"/></device>
             <policy name="p1" kind="no-flow"><from pd="a"/><to region="q"/><to device="d"/></policy>
             <policy name="p2" kind="mediated" via="b"><from pd="a"/><to pd="c"/></policy>

@@ -274,3 +274,122 @@ fn generated_looking_names_that_are_not_generated_say_why() {
         <to pd="ap" />"#);
     assert_eq!(messages(&typo), ["error: policy 'first' names unknown protection domain 'ap' at t.xml:15:13"]);
 }
+
+/// A disk with two filters: a policy may name them (and their regions)
+/// before the expansion makes them protection domains.
+const FILTERED: &str = r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="audit0" program="filter_passthrough" data="none" />
+        <filter name="ro0" program="filter_readonly" data="read" />
+    </disk>
+    <protection_domain name="app">
+        <program_image path="app.elf" />
+        <block_client disk="disk0" />
+    </protection_domain>
+    <policy name="audited" kind="mediated" via="audit0">
+        <from pd="app" />
+        <to region="blk_disk0_dma" />
+    </policy>
+    <policy name="filters-apart" kind="no-flow">
+        <from pd="ro0" />
+        <to pd="audit0" />
+        <to region="blk_ro0_bounce" />
+    </policy>
+    <policy name="ro0-alone" kind="isolated" pd="ro0">
+        <allow pd="blk_server" />
+    </policy>
+</system>
+"#;
+
+#[test]
+fn policies_may_name_filters_as_mediators_and_members() {
+    let sd = parse(FILTERED);
+    assert!(sd.policies.is_empty());
+    let rules: Vec<_> = sd.pending_policies.iter().map(|p| (p.index, p.policy.rule.clone())).collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                0,
+                PolicyRule::Mediated {
+                    from: vec![Endpoint { entity: Entity::Pd(name("app", 11, 15)), pos: pos(11, 9) }],
+                    to: vec![Endpoint { entity: Entity::Region("blk_disk0_dma".into()), pos: pos(12, 9) }],
+                    via: vec![name("audit0", 10, 44)],
+                }
+            ),
+            (
+                1,
+                PolicyRule::NoFlow {
+                    from: vec![Endpoint { entity: Entity::Pd(name("ro0", 15, 15)), pos: pos(15, 9) }],
+                    to: vec![
+                        Endpoint { entity: Entity::Pd(name("audit0", 16, 13)), pos: pos(16, 9) },
+                        Endpoint { entity: Entity::Region("blk_ro0_bounce".into()), pos: pos(17, 9) },
+                    ],
+                }
+            ),
+            (
+                2,
+                PolicyRule::Isolated {
+                    pd: name("ro0", 19, 46),
+                    allow: vec![Allow { pd: name("blk_server", 20, 16), pos: pos(20, 9) }],
+                }
+            ),
+        ]
+    );
+    let text = sdf::to_xml(&sd);
+    let again = sdf::parse("t.xml", &text).unwrap_or_else(|e| panic!("{e:#?}\n{text}"));
+    assert_eq!(again.without_positions(), sd.without_positions(), "{text}");
+
+    // Once the expansion has made the filters PDs, the policies resolve to them.
+    let mut sd = sd;
+    let template = sd.protection_domains[0].clone();
+    for pd in ["blk_driver", "blk_server", "audit0", "ro0"] {
+        sd.protection_domains.push(ProtectionDomain { name: pd.into(), ..template.clone() });
+    }
+    for mr in ["blk_disk0_dma", "blk_ro0_bounce"] {
+        let region =
+            MemoryRegion { name: mr.into(), size: 0x1000, page_size: 0x1000, phys_addr: None, pos: Pos::default() };
+        sd.memory_regions.push(region);
+    }
+    sdf::resolve_pending_policies(&mut sd).unwrap();
+    let (app, blk_server, audit0, ro0) = (0, 2, 3, 4);
+    let rules: Vec<_> = sd.policies.iter().map(|p| p.rule.clone()).collect();
+    assert_eq!(
+        rules,
+        [
+            PolicyRule::Mediated {
+                from: vec![Endpoint { entity: Entity::Pd(app), pos: pos(11, 9) }],
+                to: vec![Endpoint { entity: Entity::Region("blk_disk0_dma".into()), pos: pos(12, 9) }],
+                via: vec![audit0],
+            },
+            PolicyRule::NoFlow {
+                from: vec![Endpoint { entity: Entity::Pd(ro0), pos: pos(15, 9) }],
+                to: vec![
+                    Endpoint { entity: Entity::Pd(audit0), pos: pos(16, 9) },
+                    Endpoint { entity: Entity::Region("blk_ro0_bounce".into()), pos: pos(17, 9) },
+                ],
+            },
+            PolicyRule::Isolated { pd: ro0, allow: vec![Allow { pd: blk_server, pos: pos(20, 9) }] },
+        ]
+    );
+}
+
+#[test]
+fn a_filter_without_a_filter_server_is_no_protection_domain_and_the_message_says_why() {
+    let xml = FILTERED.replace(r#"<block_client disk="disk0" />"#, "");
+    let errors = messages(&xml);
+    assert!(
+        errors.contains(
+            &"error: policy 'audited' names unknown protection domain 'audit0': the filter 'audit0' of disk \
+              'disk0' becomes a protection domain only when the storage expansion generates the filter server, \
+              and no protection domain has a <block_client> at t.xml:10:44"
+                .to_string()
+        ),
+        "{errors:#?}"
+    );
+    // Its regions are not generated either.
+    assert!(
+        errors.iter().any(|e| e.starts_with("error: policy 'filters-apart' names unknown memory region 'blk_ro0_bounce'")),
+        "{errors:#?}"
+    );
+}

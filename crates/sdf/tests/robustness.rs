@@ -1,9 +1,11 @@
-//! Damaged input never panics, and every error points into the file.
+//! Damaged input never panics, every error points into the file, and what
+//! parses writes back to the same model.
 
 use proptest::prelude::*;
 
 const VALID: &str = include_str!("fixtures/valid.xml");
 const STORAGE: &str = include_str!("fixtures/storage.xml");
+const CHAIN: &str = include_str!("fixtures/chain.xml");
 
 /// Bytes likely to make interesting damage in XML, plus any byte at all.
 fn damage_byte() -> impl Strategy<Value = u8> {
@@ -47,22 +49,35 @@ fn apply(text: &str, edits: &[Edit], cut: Option<usize>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Parse `xml` (must not panic) and check every error's position.
+/// Parse `xml` (must not panic) and check every error's position; a mutant
+/// that parses is written out and must read back to the same model.
 fn check_errors(xml: &str) -> Result<(), TestCaseError> {
-    if let Err(errors) = sdf::parse("mutant.xml", xml) {
-        prop_assert!(!errors.is_empty(), "Err with no errors");
-        let line_count = xml.lines().count().max(1) as u32 + 1;
-        for e in &errors {
-            prop_assert!(e.line >= 1 && e.col >= 1, "bad position: {e}");
-            prop_assert!(e.line <= line_count, "line beyond the text: {e}");
-            prop_assert!(!e.message.is_empty());
+    match sdf::parse("mutant.xml", xml) {
+        Ok(sd) => {
+            let written = sdf::to_xml(&sd);
+            match sdf::parse("mutant.xml", &written) {
+                Ok(again) => {
+                    prop_assert_eq!(again.without_positions(), sd.without_positions(), "{}", written)
+                }
+                Err(errors) => prop_assert!(false, "written mutant does not parse: {errors:?}\n{written}"),
+            }
         }
-        let positions: Vec<_> = errors.iter().map(|e| (e.line, e.col)).collect();
-        prop_assert!(
-            positions.windows(2).all(|w| w[0] <= w[1]),
-            "errors not sorted: {positions:?}"
-        );
+        Err(errors) => check_positions(xml, &errors)?,
     }
+    Ok(())
+}
+
+/// Every error points into `xml`, and they come sorted.
+fn check_positions(xml: &str, errors: &[sdf::Error]) -> Result<(), TestCaseError> {
+    prop_assert!(!errors.is_empty(), "Err with no errors");
+    let line_count = xml.lines().count().max(1) as u32 + 1;
+    for e in errors {
+        prop_assert!(e.line >= 1 && e.col >= 1, "bad position: {e}");
+        prop_assert!(e.line <= line_count, "line beyond the text: {e}");
+        prop_assert!(!e.message.is_empty());
+    }
+    let positions: Vec<_> = errors.iter().map(|e| (e.line, e.col)).collect();
+    prop_assert!(positions.windows(2).all(|w| w[0] <= w[1]), "errors not sorted: {positions:?}");
     Ok(())
 }
 
@@ -85,6 +100,14 @@ proptest! {
         check_errors(&apply(STORAGE, &edits, cut))?;
     }
 
+    #[test]
+    fn damaged_lends_and_chains_never_panic(
+        edits in proptest::collection::vec(edit(), 0..8),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        check_errors(&apply(CHAIN, &edits, cut))?;
+    }
+
     /// Replace attribute values with other plausible values, so the damage
     /// reaches value checks and validation rather than the XML parser.
     #[test]
@@ -98,15 +121,28 @@ proptest! {
     }
 
     /// The same for storage declarations, with values that reach their
-    /// checks: slots, capacities, sizes, names the expansion reserves.
+    /// checks: slots, capacities, sizes, names the expansion reserves,
+    /// filter priorities, data access, faults and params.
     #[test]
     fn replaced_storage_values_never_panic(
         replacements in proptest::collection::vec(
-            (any::<usize>(), "[0-9]{1,3}|0x[0-9a-f_]{1,9}|true|false|disk[01]|app|blk_driver|blk_server|blk_app_(queue|data)|virtio_mmio_a003000|[0-9a-f]{0,9}|"),
+            (any::<usize>(), "[0-9]{1,3}|0x[0-9a-f_]{1,9}|true|false|disk[01]|app|blk_driver|blk_server|blk_app_(queue|data)|virtio_mmio_a003000|[0-9a-f]{0,9}|24[0-9]|25[0-5]|none|read|read-write|fail|restart|audit0|ro0|rule|blk_ro0_(calls|bounce)|"),
             1..6,
         ),
     ) {
         check_errors(&replace_values(STORAGE, &replacements))?;
+    }
+
+    /// The same for lends, call budgets and chains: perms, channel ids,
+    /// the PDs and regions a via and a stage name.
+    #[test]
+    fn replaced_chain_values_never_panic(
+        replacements in proptest::collection::vec(
+            (any::<usize>(), "[0-9]{1,3}|0x[0-9a-f_]{1,9}|r|rw|rx|w|true|false|disk0|direct|blk_server|verify0|audit0|ro0|blk_(verify0|ro0|audit0)_(data|queue|calls)|"),
+            1..6,
+        ),
+    ) {
+        check_errors(&replace_values(CHAIN, &replacements))?;
     }
 }
 

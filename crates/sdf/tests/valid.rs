@@ -20,6 +20,7 @@ fn pd(name: &str, line: u32, col: u32, image: &str) -> ProtectionDomain {
         stack_size: abi::layout::DEFAULT_STACK_SIZE,
         budget: 1000,
         period: 1000,
+        call_budget: None,
         can_power_off: false,
         program_image: image.to_string(),
         program_image_pos: pos(line + 1, col + 4),
@@ -29,6 +30,7 @@ fn pd(name: &str, line: u32, col: u32, image: &str) -> ProtectionDomain {
         parent: None,
         child_id: None,
         block_client: None,
+        chains: vec![],
     }
 }
 
@@ -132,13 +134,15 @@ fn expected() -> SystemDescription {
                     ChannelEnd { pp: true, ..end(1, 0, 39) },
                     ChannelEnd { notify: false, ..end(0, 2, 40) },
                 ],
+                lends: vec![],
                 pos: pos(38, 5),
             },
             Channel {
                 ends: [ChannelEnd { pp: true, ..end(5, 5, 43) }, end(1, 1, 44)],
+                lends: vec![],
                 pos: pos(42, 5),
             },
-            Channel { ends: [end(2, 0, 47), end(5, 61, 48)], pos: pos(46, 5) },
+            Channel { ends: [end(2, 0, 47), end(5, 61, 48)], lends: vec![], pos: pos(46, 5) },
         ],
         devices: vec![
             Device {
@@ -265,13 +269,48 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
     let file = "tests/fixtures/storage.xml";
     let xml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     let sd = sdf::parse(file, &xml).unwrap_or_else(|e| panic!("{e:#?}"));
+    let param = |key: &str, value: &str, line| Param { key: key.into(), value: value.into(), pos: pos(line, 13) };
+    let filters = vec![
+        Filter {
+            name: "audit0".into(),
+            program: "filter_passthrough".into(),
+            data: DataAccess::None,
+            priority: None,
+            budget: None,
+            on_fault: OnFault::Fail,
+            params: vec![],
+            pos: pos(6, 9),
+        },
+        Filter {
+            name: "ro0".into(),
+            program: "filter_readonly".into(),
+            data: DataAccess::Read,
+            priority: Some(249),
+            budget: Some(20_000),
+            on_fault: OnFault::Restart,
+            params: vec![param("rule", "fail write 0..100", 8), param("note", "", 9)],
+            pos: pos(7, 9),
+        },
+        Filter {
+            name: "crypt0".into(),
+            program: "build/crypt.elf".into(),
+            data: DataAccess::ReadWrite,
+            priority: Some(241),
+            budget: None,
+            on_fault: OnFault::Fail,
+            params: vec![],
+            pos: pos(11, 9),
+        },
+    ];
     assert_eq!(
         sd.disks,
         [
-            Disk { name: "disk0".into(), virtio_slot: 31, pos: pos(4, 5) },
-            Disk { name: "disk1".into(), virtio_slot: 0, pos: pos(18, 5) },
+            Disk { name: "disk0".into(), virtio_slot: 31, filters, pos: pos(4, 5) },
+            Disk { name: "disk1".into(), virtio_slot: 0, filters: vec![], pos: pos(26, 5) },
         ]
     );
+    let priorities: Vec<_> = sd.filters().map(|(d, f)| (d.name.as_str(), f.effective_priority())).collect();
+    assert_eq!(priorities, [("disk0", 245), ("disk0", 249), ("disk0", 241)]);
     let clients: Vec<_> = sd.protection_domains.iter().map(|pd| pd.block_client.clone()).collect();
     assert_eq!(
         clients,
@@ -282,7 +321,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
                 data_size: 0x10_0000,
                 queue_capacity: 32,
                 direct: false,
-                pos: pos(8, 9),
+                pos: pos(16, 9),
             }),
             Some(BlockClient {
                 disk: 0,
@@ -290,7 +329,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
                 data_size: 0x20_0000,
                 queue_capacity: 64,
                 direct: false,
-                pos: pos(12, 9),
+                pos: pos(20, 9),
             }),
             Some(BlockClient {
                 disk: 1,
@@ -298,7 +337,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
                 data_size: 0x10_0000,
                 queue_capacity: 1,
                 direct: true,
-                pos: pos(16, 9),
+                pos: pos(24, 9),
             }),
         ]
     );
@@ -307,11 +346,123 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
         [SetVar {
             symbol: "greeting".into(),
             value: SetVarValue::Bytes(b"Hi!\0".to_vec()),
-            pos: pos(7, 9)
+            pos: pos(15, 9)
         }]
     );
     assert_eq!(sd.disk("disk1").map(|(i, _)| i), Some(1));
     let written = sdf::to_xml(&sd);
+    assert!(written.contains(r#"<param key="note" value="" />"#), "{written}");
     let again = sdf::parse(file, &written).unwrap_or_else(|e| panic!("{e:#?}\n{written}"));
     assert_eq!(again.without_positions(), sd.without_positions());
+    assert_eq!(sdf::to_xml(&again), written, "deterministic");
+}
+
+const CHAIN_FILE: &str = "tests/fixtures/chain.xml";
+
+fn chain_fixture() -> SystemDescription {
+    let xml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(CHAIN_FILE)).unwrap();
+    sdf::parse(CHAIN_FILE, &xml).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+#[test]
+fn lends_call_budgets_and_chains_parse_to_what_the_file_says() {
+    let sd = chain_fixture();
+    let (verify0, server, audit0, ro0) = (0, 1, 2, 3);
+    let budgets: Vec<_> = sd.protection_domains.iter().map(|pd| pd.call_budget).collect();
+    assert_eq!(budgets, [None, None, Some(20_000), Some(10_000_000), None]);
+
+    let region = |mr: &str, line, col| StageRegion { mr: mr.into(), pos: pos(line, col) };
+    let channel = |id, line, col| StageChannel { id, pos: pos(line, col) };
+    let empty = |line| Stage { regions: vec![], channels: vec![], pos: pos(line, 13) };
+    let disk0 = Chain {
+        name: "disk0".into(),
+        stages: vec![
+            Stage {
+                regions: vec![region("blk_verify0_queue", 19, 21), region("blk_verify0_data", 19, 74)],
+                channels: vec![channel(0, 19, 55)],
+                pos: pos(19, 13),
+            },
+            empty(21),
+            Stage {
+                regions: vec![region("blk_disk0_driver_queue", 23, 21), region("blk_disk0_probe", 23, 60)],
+                channels: vec![channel(40, 23, 92)],
+                pos: pos(23, 13),
+            },
+        ],
+        vias: vec![
+            Via { pd: audit0, channel: 20, mr: Some("blk_audit0_calls".into()), pos: pos(20, 13) },
+            Via { pd: ro0, channel: 21, mr: Some("blk_ro0_calls".into()), pos: pos(22, 13) },
+        ],
+        pos: pos(18, 9),
+    };
+    let direct = Chain {
+        name: "direct".into(),
+        stages: vec![empty(26), empty(28)],
+        vias: vec![Via { pd: ro0, channel: 21, mr: None, pos: pos(27, 13) }],
+        pos: pos(25, 9),
+    };
+    assert_eq!(sd.protection_domains[server].chains, [disk0, direct]);
+    assert!(sd.protection_domains.iter().enumerate().all(|(i, pd)| i == server || pd.chains.is_empty()));
+
+    let lend = |mr: &str, perms, line| Lend { mr: mr.into(), perms, pos: pos(line, 9) };
+    let lends: Vec<_> = sd.channels.iter().map(|ch| ch.lends.clone()).collect();
+    assert_eq!(
+        lends,
+        [
+            vec![],
+            vec![lend("blk_verify0_data", Perms::READ, 48), lend("blk_crypt0_bounce", Perms::READ_WRITE, 49)],
+            vec![lend("blk_verify0_data", Perms::READ_WRITE, 53)],
+            vec![],
+        ]
+    );
+    let ends: Vec<_> = sd.channels.iter().map(|ch| ch.ends.clone().map(|e| (e.pd, e.id, e.pp))).collect();
+    assert_eq!(
+        ends,
+        [
+            [(verify0, 0, false), (server, 0, false)],
+            [(server, 20, true), (audit0, 0, false)],
+            [(ro0, 0, false), (server, 21, true)],
+            [(server, 40, false), (4, 10, false)],
+        ]
+    );
+}
+
+#[test]
+fn lends_call_budgets_and_chains_are_written_and_read_back() {
+    let sd = chain_fixture();
+    let written = sdf::to_xml(&sd);
+    for line in [
+        r#"<protection_domain name="audit0" priority="245" passive="true" call_budget="20000">"#,
+        r#"<lend mr="blk_crypt0_bounce" perms="rw" />"#,
+        r#"<via pd="audit0" channel="20" mr="blk_audit0_calls" />"#,
+        r#"<via pd="ro0" channel="21" />"#,
+    ] {
+        assert!(written.contains(line), "{line}\n{written}");
+    }
+    let again = sdf::parse(CHAIN_FILE, &written).unwrap_or_else(|e| panic!("{e:#?}\n{written}"));
+    assert_eq!(again.without_positions(), sd.without_positions(), "{written}");
+    assert_eq!(sdf::to_xml(&again), written, "deterministic");
+}
+
+#[test]
+fn without_positions_clears_the_positions_of_filters_lends_and_chains() {
+    let file = "tests/fixtures/storage.xml";
+    let xml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let zero = Pos::default();
+    let storage = sdf::parse(file, &xml).unwrap().without_positions();
+    for (_, filter) in storage.filters() {
+        assert_eq!(filter.pos, zero);
+        assert!(filter.params.iter().all(|p| p.pos == zero));
+    }
+    let sd = chain_fixture().without_positions();
+    assert!(sd.channels.iter().flat_map(|ch| &ch.lends).all(|l| l.pos == zero));
+    for chain in sd.protection_domains.iter().flat_map(|pd| &pd.chains) {
+        assert_eq!(chain.pos, zero);
+        assert!(chain.vias.iter().all(|v| v.pos == zero));
+        for stage in &chain.stages {
+            assert_eq!(stage.pos, zero);
+            assert!(stage.regions.iter().all(|r| r.pos == zero));
+            assert!(stage.channels.iter().all(|c| c.pos == zero));
+        }
+    }
 }

@@ -9,11 +9,17 @@
 //!   with two arrowheads);
 //! - PPC: solid and bold, towards the callee;
 //! - parent -> child: dotted, labelled with the child id;
+//! - lends: dotted and green, from the region to the PD it may be lent
+//!   to, labelled `lend r` or `lend rw`;
 //! - interrupt -> PD: labelled with the channel id; device -> its regions
-//!   and interrupts: grey, without arrowheads.
+//!   and interrupts: grey, without arrowheads;
+//! - chains: each a blue path from the PD that declares it through its via
+//!   PDs in order, the hops labelled `chain <name> 1`, `chain <name> 2`,
+//!   ... (the path shows the order; the stages are in the report).
 //!
 //! Node ids are `pd<i>`, `mr<i>`, `dev<i>` and `irq<n>`; nodes and edges
-//! come out in the order of the description, so the text is deterministic.
+//! come out in the order of the description, chains last, so the text is
+//! deterministic.
 
 use std::fmt::Write;
 
@@ -61,6 +67,8 @@ pub fn dot(sd: &SystemDescription) -> String {
                 format!("shape=component, label=\"{}\"", escape(&dev.name))
             }
             Node::Irq(irq) => format!("shape=diamond, label=\"irq {irq}\""),
+            // Not a node of the reach graph.
+            Node::Stage { .. } => continue,
         };
         let _ = writeln!(out, "  {} [{attrs}];", id(node));
     }
@@ -95,8 +103,36 @@ pub fn dot(sd: &SystemDescription) -> String {
             }
             // Drawn as the parent -> child edge.
             EdgeKind::FaultReport => continue,
+            EdgeKind::Lend { perms, .. } => {
+                // From the region to the PD it may be lent to.
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} [style=dotted, color=darkgreen, fontcolor=darkgreen, label=\"lend {perms}\"];",
+                    id(e.to),
+                    id(e.from)
+                );
+                continue;
+            }
         };
         let _ = writeln!(out, "  {} -> {} [{attrs}];", id(e.from), id(e.to));
+    }
+    for (i, pd) in sd.protection_domains.iter().enumerate() {
+        for chain in &pd.chains {
+            let mut at = Node::Pd(i);
+            for (k, via) in chain.vias.iter().enumerate() {
+                if via.pd >= sd.protection_domains.len() {
+                    break;
+                }
+                let label = format!("chain {} {}", escape(&chain.name), k + 1);
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} [color=blue, fontcolor=blue, penwidth=2, label=\"{label}\"];",
+                    id(at),
+                    id(Node::Pd(via.pd))
+                );
+                at = Node::Pd(via.pd);
+            }
+        }
     }
     out.push_str("}\n");
     out
@@ -108,6 +144,7 @@ fn id(node: Node) -> String {
         Node::Region(i) => format!("mr{i}"),
         Node::Device(i) => format!("dev{i}"),
         Node::Irq(n) => format!("irq{n}"),
+        Node::Stage { pd, chain, stage } => format!("pd{pd}_chain{chain}_stage{stage}"),
     }
 }
 

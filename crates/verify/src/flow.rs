@@ -9,18 +9,45 @@
 //!   through the region node.
 //! - A calls B (PPC): A -> B (the call) and B -> A (the reply).
 //! - A may notify B: A -> B.
+//! - B may be lent a region during calls (`<lend>`): region -> B ("is lent
+//!   to"), and with `rw` also B -> region (it "writes" it). The caller
+//!   need not map the region and takes no part in these steps.
 //! - A device raises an interrupt: device -> irq; an interrupt bound to a
 //!   PD: irq -> PD.
 //! - B is A's child: A -> B (restart, stop) and B -> A (fault reports).
 //!
+//! A PD that declares chains (`<chain>`, a trust declaration: it passes
+//! what enters at the first stage on to the last only through the via PDs,
+//! in order) is split into its own node and one [`Node::Stage`] per stage
+//! of each chain; module `chains` says where each of its rights attaches.
+//! In short: maps of regions and channel ends a stage names attach to that
+//! stage, everything else to the own node; a via's channel joins the via
+//! PD to the stages just above and just below it (both ways), and so does
+//! the parent/child link between the PD and a via PD; the PD's own map of
+//! a via's call page is dropped (the page is the call itself). A read lend
+//! on a via's channel does not go to the via PD directly: the region flows
+//! into the stage of that chain that names it, or else the stage just
+//! above the via ("is lent by"), and reaches the via only down the chain;
+//! a write lend is still via -> region. So no step joins two stages of a
+//! chain, or a stage and the own node, except through a via, a region the
+//! description itself shares between them, or a channel of the PD to
+//! itself.
+//!
+//! For the policies a PD is all its nodes: a PD named as a source, target
+//! or mediator stands for its own node and its stages alike, so a flow
+//! through any stage of a mediator passes through the mediator. Witnesses
+//! show a stage as `server (chain disk0, stage 1)`.
+//!
 //! A flow is any chain of steps. A policy's witness is a shortest chain
 //! (breadth-first search over the steps in [`ReachGraph`] order, sources
-//! in the order the policy lists them), so the output is deterministic.
+//! in the order the policy lists them, a PD's own node before its
+//! stages), so the output is deterministic.
 
 use std::collections::{HashMap, VecDeque};
 
-use sdf::{Endpoint, Entity, Perms, Policy, PolicyRule, SystemDescription};
+use sdf::{ChannelEnd, Endpoint, Entity, Perms, Policy, PolicyRule, SystemDescription};
 
+use crate::chains::Chains;
 use crate::graph::{region_index, Edge, EdgeKind, Node, ReachGraph};
 use crate::violation::{node_label, quoted_list, Check, Hop, Violation};
 
@@ -40,39 +67,94 @@ pub(crate) struct FlowGraph {
 }
 
 impl FlowGraph {
-    pub fn new(graph: &ReachGraph) -> FlowGraph {
-        let nodes = graph.nodes().to_vec();
+    pub fn new(sd: &SystemDescription, graph: &ReachGraph, chains: &Chains) -> FlowGraph {
+        let mut nodes = graph.nodes().to_vec();
+        for pd in 0..sd.protection_domains.len() {
+            nodes.extend(chains.stages(pd));
+        }
         let index: HashMap<Node, usize> = nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
         let mut steps = vec![Vec::new(); nodes.len()];
         for edge in graph.edges() {
-            let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) else {
+            if !index.contains_key(&edge.from) || !index.contains_key(&edge.to) {
                 continue;
+            }
+            let mut step = |a: Node, b: Node, action: &'static str| {
+                if let (Some(&a), Some(&b)) = (index.get(&a), index.get(&b)) {
+                    steps[a].push(Step { to: b, action, edge: *edge });
+                }
             };
-            let mut step = |a: usize, b: usize, action: &'static str| {
-                steps[a].push(Step { to: b, action, edge: *edge });
-            };
-            match edge.kind {
-                EdgeKind::Map { perms, .. } => {
-                    if perms.write {
-                        step(from, to, "writes");
-                    }
-                    if perms.read || perms.execute {
-                        step(to, from, "is read by");
+            let (from, to) = (edge.from, edge.to);
+            match (edge.kind, from, to) {
+                (EdgeKind::Map { perms, .. }, Node::Pd(pd), Node::Region(region)) => {
+                    for at in chains.map_nodes(pd, region) {
+                        if perms.write {
+                            step(at, to, "writes");
+                        }
+                        if perms.read || perms.execute {
+                            step(to, at, "is read by");
+                        }
                     }
                 }
-                EdgeKind::Ppc { .. } => {
-                    step(from, to, "calls");
-                    step(to, from, "replies to");
+                (EdgeKind::Ppc { channel }, Node::Pd(a), Node::Pd(b)) => {
+                    for (x, y) in channel_pairs(sd, chains, channel, a, b, |e| e.pp) {
+                        step(x, y, "calls");
+                        step(y, x, "replies to");
+                    }
                 }
-                EdgeKind::Notify { .. } => step(from, to, "notifies"),
-                EdgeKind::Irq { .. } => step(from, to, "is delivered to"),
-                EdgeKind::DeviceRegion => {
+                (EdgeKind::Notify { channel }, Node::Pd(a), Node::Pd(b)) => {
+                    for (x, y) in channel_pairs(sd, chains, channel, a, b, |e| e.notify) {
+                        step(x, y, "notifies");
+                    }
+                }
+                (EdgeKind::Lend { channel, perms }, Node::Pd(callee), Node::Region(region)) => {
+                    let Some(ch) = sd.channels.get(channel) else { continue };
+                    let [a, b] = &ch.ends;
+                    // Each calling end that lends to this callee (two only
+                    // if the PD calls itself both ways).
+                    for (caller, end) in [(a, b), (b, a)] {
+                        if !caller.pp || end.pd != callee {
+                            continue;
+                        }
+                        let entry = chains.lend_entry(caller.pd, caller.id, callee, region);
+                        let at = chains.lend_nodes(end, caller, region);
+                        if perms.write {
+                            for &x in &at {
+                                step(x, to, "writes");
+                            }
+                        }
+                        if perms.read || perms.execute {
+                            if entry.is_empty() {
+                                for &x in &at {
+                                    step(to, x, "is lent to");
+                                }
+                            } else {
+                                // Into the chain where the region enters it:
+                                // the via PD sees it only down the chain.
+                                for x in entry {
+                                    step(to, x, "is lent by");
+                                }
+                            }
+                        }
+                    }
+                }
+                (EdgeKind::Irq { .. }, _, _) => step(from, to, "is delivered to"),
+                (EdgeKind::DeviceRegion, _, _) => {
                     step(from, to, "writes");
                     step(to, from, "is read by");
                 }
-                EdgeKind::DeviceIrq => step(from, to, "raises"),
-                EdgeKind::Control { .. } => step(from, to, "controls"),
-                EdgeKind::FaultReport => step(from, to, "reports faults to"),
+                (EdgeKind::DeviceIrq, _, _) => step(from, to, "raises"),
+                (EdgeKind::Control { .. }, Node::Pd(a), Node::Pd(b)) => {
+                    for (x, y) in pairs(&chains.link_nodes(a, b), &chains.link_nodes(b, a)) {
+                        step(x, y, "controls");
+                    }
+                }
+                (EdgeKind::FaultReport, Node::Pd(a), Node::Pd(b)) => {
+                    for (x, y) in pairs(&chains.link_nodes(a, b), &chains.link_nodes(b, a)) {
+                        step(x, y, "reports faults to");
+                    }
+                }
+                // The graph makes no other edges.
+                _ => {}
             }
         }
         FlowGraph { nodes, index, steps }
@@ -155,27 +237,65 @@ impl FlowGraph {
     }
 }
 
+/// Every pair of one node of `a` and one of `b`, in order.
+fn pairs(a: &[Node], b: &[Node]) -> Vec<(Node, Node)> {
+    a.iter().flat_map(|&x| b.iter().map(move |&y| (x, y))).collect()
+}
+
+/// For an edge of the channel at `channel` from PD `from` to PD `to`: the
+/// node pairs its end in `from` (one that `flag` picks) and the other end
+/// attach to.
+fn channel_pairs(
+    sd: &SystemDescription,
+    chains: &Chains,
+    channel: usize,
+    from: usize,
+    to: usize,
+    flag: impl Fn(&ChannelEnd) -> bool,
+) -> Vec<(Node, Node)> {
+    let Some(ch) = sd.channels.get(channel) else { return Vec::new() };
+    let [a, b] = &ch.ends;
+    let mut out = Vec::new();
+    for (end, other) in [(a, b), (b, a)] {
+        if flag(end) && end.pd == from && other.pd == to {
+            out.extend(pairs(&chains.end_nodes(end, other), &chains.end_nodes(other, end)));
+        }
+    }
+    out
+}
+
 /// Check every declared policy; one violation per broken policy.
 pub(crate) fn check_policies(sd: &SystemDescription, graph: &ReachGraph) -> Vec<Violation> {
-    let flows = FlowGraph::new(graph);
+    let chains = Chains::new(sd);
+    let flows = FlowGraph::new(sd, graph, &chains);
     let regions = region_index(sd);
+    // A PD is all its nodes: its own and its stages.
+    let pd_nodes = |pd: usize| {
+        if pd < sd.protection_domains.len() {
+            chains.nodes(pd)
+        } else {
+            Vec::new()
+        }
+    };
     let entity_node = |e: &Endpoint| match &e.entity {
-        Entity::Pd(i) => (*i < sd.protection_domains.len()).then_some(Node::Pd(*i)),
-        Entity::Region(name) => regions.get(name.as_str()).map(|&i| Node::Region(i)),
-        Entity::Device(name) => sd.device(name).map(|(i, _)| Node::Device(i)),
+        Entity::Pd(i) => pd_nodes(*i),
+        Entity::Region(name) => {
+            regions.get(name.as_str()).map(|&i| Node::Region(i)).into_iter().collect()
+        }
+        Entity::Device(name) => sd.device(name).map(|(i, _)| Node::Device(i)).into_iter().collect(),
     };
     let mut violations = Vec::new();
     for (index, policy) in sd.policies.iter().enumerate() {
         match &policy.rule {
             PolicyRule::NoFlow { from, to } => {
-                let sources: Vec<Node> = from.iter().filter_map(entity_node).collect();
-                let targets: Vec<Node> = to.iter().filter_map(entity_node).collect();
+                let sources: Vec<Node> = from.iter().flat_map(entity_node).collect();
+                let targets: Vec<Node> = to.iter().flat_map(entity_node).collect();
                 violations.extend(flow_violation(sd, &flows, index, &sources, &targets, &[]));
             }
             PolicyRule::Mediated { from, to, via } => {
-                let sources: Vec<Node> = from.iter().filter_map(entity_node).collect();
-                let targets: Vec<Node> = to.iter().filter_map(entity_node).collect();
-                let via: Vec<Node> = via.iter().map(|&pd| Node::Pd(pd)).collect();
+                let sources: Vec<Node> = from.iter().flat_map(entity_node).collect();
+                let targets: Vec<Node> = to.iter().flat_map(entity_node).collect();
+                let via: Vec<Node> = via.iter().flat_map(|&pd| pd_nodes(pd)).collect();
                 violations.extend(flow_violation(sd, &flows, index, &sources, &targets, &via));
             }
             PolicyRule::Isolated { pd, allow } => {
@@ -226,7 +346,8 @@ fn flow_violation(
 }
 
 /// An isolated policy: every channel, parent or child link, and region
-/// shared with a writable side, between `pd` and a PD not in `allowed`.
+/// shared with a writable side (mapped, or lent during calls), between
+/// `pd` and a PD not in `allowed`.
 fn isolation_violations(
     sd: &SystemDescription,
     graph: &ReachGraph,
@@ -251,18 +372,23 @@ fn isolation_violations(
     };
     let mut found: Vec<(String, Vec<Hop>)> = Vec::new();
 
-    // Shared memory: a map of mine and a map of an outsider's of one
-    // region, either of them writable.
+    // Shared memory: a map or lend of mine and a map or lend of an
+    // outsider's of one region, either of them writable.
+    let access = |e: &Edge| match e.kind {
+        EdgeKind::Map { perms, .. } => Some((perms, "is read by")),
+        EdgeKind::Lend { perms, .. } => Some((perms, "is lent to")),
+        _ => None,
+    };
     for mine in graph.edges_from(me) {
-        let EdgeKind::Map { perms: my_perms, .. } = mine.kind else { continue };
+        let Some((my_perms, my_read)) = access(mine) else { continue };
         for theirs in graph.edges_to(mine.to).filter(|e| outsider(e.from)) {
-            let EdgeKind::Map { perms: their_perms, .. } = theirs.kind else { continue };
+            let Some((their_perms, their_read)) = access(theirs) else { continue };
             let (region, other) = (mine.to, theirs.from);
             let reads = |perms: Perms| perms.read || perms.execute;
             let witness = if my_perms.write && reads(their_perms) {
-                vec![hop(mine, me, region, "writes"), hop(theirs, region, other, "is read by")]
+                vec![hop(mine, me, region, "writes"), hop(theirs, region, other, their_read)]
             } else if their_perms.write && reads(my_perms) {
-                vec![hop(theirs, other, region, "writes"), hop(mine, region, me, "is read by")]
+                vec![hop(theirs, other, region, "writes"), hop(mine, region, me, my_read)]
             } else if my_perms.write || their_perms.write {
                 // Only in a hand-built model: a map that cannot be read.
                 let maps = |perms: Perms| format!("maps {perms}");
@@ -337,7 +463,7 @@ mod tests {
 
     fn flows(xml: &str) -> (SystemDescription, FlowGraph) {
         let sd = sdf::read("t.xml", xml).unwrap();
-        let flows = FlowGraph::new(&ReachGraph::new(&sd));
+        let flows = FlowGraph::new(&sd, &ReachGraph::new(&sd), &Chains::new(&sd));
         (sd, flows)
     }
 
@@ -466,5 +592,71 @@ mod tests {
         let a = Node::Pd(0);
         let hops = f.shortest(&[a], &[a], &[]).unwrap();
         assert_eq!(hops.len(), 2, "{hops:?}");
+    }
+
+    /// A server `s` with a chain [f] (f its child), a client `c` in the
+    /// first stage and a driver `d` in the last.
+    const CHAIN: &str = r#"<system>
+        <memory_region name="q" size="0x1000"/>
+        <memory_region name="data" size="0x1000"/>
+        <memory_region name="calls" size="0x1000"/>
+        <protection_domain name="c" priority="1"><program_image path="x"/>
+            <map mr="q" vaddr="0x1000000"/><map mr="data" vaddr="0x2000000"/></protection_domain>
+        <protection_domain name="s" priority="2"><program_image path="x"/>
+            <map mr="q" vaddr="0x1000000"/><map mr="calls" vaddr="0x2000000"/>
+            <chain name="k">
+                <stage><region mr="q"/><region mr="data"/><channel id="0"/></stage>
+                <via pd="f" channel="1" mr="calls"/>
+                <stage><channel id="2"/></stage>
+            </chain>
+            <protection_domain name="f" id="0" priority="3" passive="true"><program_image path="x"/>
+                <map mr="calls" vaddr="0x1000000"/></protection_domain>
+        </protection_domain>
+        <protection_domain name="d" priority="4"><program_image path="x"/></protection_domain>
+        <channel><end pd="c" id="0"/><end pd="s" id="0"/></channel>
+        <channel><end pd="s" id="1" pp="true"/><end pd="f" id="0"/><lend mr="data" perms="r"/></channel>
+        <channel><end pd="s" id="2"/><end pd="d" id="0"/></channel>
+    </system>"#;
+
+    /// The steps that leave `from`: (action, to).
+    fn steps_from(f: &FlowGraph, from: Node) -> Vec<(&'static str, Node)> {
+        f.steps[f.index[&from]].iter().map(|s| (s.action, f.nodes[s.to])).collect()
+    }
+
+    #[test]
+    fn a_via_joins_the_stages_around_it_both_ways_and_its_fault_reports_go_there_too() {
+        let (_, f) = flows(CHAIN);
+        let (s, filter) = (Node::Pd(1), Node::Pd(2));
+        let stage = |stage| Node::Stage { pd: 1, chain: 0, stage };
+        assert_eq!(
+            steps_from(&f, filter),
+            [
+                ("writes", Node::Region(2)),
+                ("replies to", stage(0)),
+                ("replies to", stage(1)),
+                ("notifies", stage(0)),
+                ("notifies", stage(1)),
+                ("reports faults to", stage(0)),
+                ("reports faults to", stage(1)),
+            ]
+        );
+        // The server's own node: nothing of the chain reaches it.
+        assert!(f.steps.iter().flatten().all(|step| f.nodes[step.to] != s), "no step into it");
+        assert_eq!(steps_from(&f, s), []);
+        // Its map of the call page is gone; f's stays.
+        assert_eq!(steps_from(&f, Node::Region(2)), [("is read by", filter)]);
+    }
+
+    #[test]
+    fn a_read_lend_on_a_via_enters_the_chain_at_the_stage_that_names_the_region() {
+        let (_, f) = flows(CHAIN);
+        let stage = |stage| Node::Stage { pd: 1, chain: 0, stage };
+        let data = Node::Region(1);
+        assert_eq!(steps_from(&f, data), [("is read by", Node::Pd(0)), ("is lent by", stage(0))]);
+        let hops = f.shortest(&[data], &[Node::Pd(2)], &[]).unwrap();
+        assert_eq!(
+            actions(&hops),
+            [(data, "is lent by", stage(0)), (stage(0), "calls", Node::Pd(2))]
+        );
     }
 }

@@ -9,16 +9,28 @@
 //! | [`EdgeKind::Map`] | PD -> region, with perms and caching | `<map>` |
 //! | [`EdgeKind::Ppc`] | caller -> callee (an end with `pp="true"`) | `<channel>` |
 //! | [`EdgeKind::Notify`] | notifier -> notified (an end with `notify="true"`) | `<channel>` |
+//! | [`EdgeKind::Lend`] | callee -> region it may be lent, with perms | `<lend>` in `<channel>` |
 //! | [`EdgeKind::Irq`] | interrupt -> PD | `<irq>` |
 //! | [`EdgeKind::DeviceRegion`] | device -> region | `<region>` in `<device>` |
 //! | [`EdgeKind::DeviceIrq`] | device -> interrupt | `<interrupt>` in `<device>` |
 //! | [`EdgeKind::Control`] | parent -> child (restart, stop) | the child's `<protection_domain>` |
 //! | [`EdgeKind::FaultReport`] | child -> parent | the child's `<protection_domain>` |
 //!
+//! A lend is the callee's right: during a PPC on the channel the caller
+//! may lend it the region (the kernel checks each lend, the callee reaches
+//! the memory only by kernel-checked copies until it replies), so the edge
+//! goes from the callee to the region, like a map, but grants no mapping.
+//! A channel without a `pp="true"` end makes no calls and so lends nothing;
+//! one with two (a model that breaks validation) lends to both ends.
+//!
 //! The graph accepts any model, also one that breaks validation rules (see
 //! [`sdf::read`]): a name that two regions share means the first of them,
 //! as everywhere in the model; an index out of range (possible only in a
 //! model built by hand) drops the edge.
+//!
+//! Chains (`<chain>`) grant nothing and are not edges: they are trust
+//! declarations that the flow graph (module `flow`) reads, splitting the
+//! PD that declares them into one [`Node::Stage`] per stage.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,6 +45,27 @@ pub enum Node {
     Device(usize),
     /// A GIC interrupt number.
     Irq(u32),
+    /// Stage `stage` (from 0) of chain `chain` (an index into the PD's
+    /// [`sdf::ProtectionDomain::chains`]) of the PD at `pd`: a part of that
+    /// PD in the information-flow graph. Never a node of the
+    /// [`ReachGraph`]; it appears in policy witnesses, where it stands for
+    /// the PD itself.
+    Stage {
+        pd: usize,
+        chain: usize,
+        stage: usize,
+    },
+}
+
+impl Node {
+    /// The protection domain this node is or is part of: `Some` for
+    /// [`Node::Pd`] and [`Node::Stage`].
+    pub fn pd(self) -> Option<usize> {
+        match self {
+            Node::Pd(pd) | Node::Stage { pd, .. } => Some(pd),
+            _ => None,
+        }
+    }
 }
 
 /// What an edge grants.
@@ -45,6 +78,11 @@ pub enum EdgeKind {
     Ppc { channel: usize },
     /// The PD may notify the other end of channel `channel`.
     Notify { channel: usize },
+    /// The PD may be lent the region, with at most `perms`, during the
+    /// PPCs the other end of channel `channel` (an index into
+    /// [`SystemDescription::channels`]) makes to it. The PD does not map
+    /// it: it reaches it only by kernel-checked copies.
+    Lend { channel: usize, perms: Perms },
     /// The interrupt is delivered to the PD as a notification on `id`.
     Irq { id: u8 },
     /// The device owns the region (its MMIO or DMA memory).
@@ -64,15 +102,16 @@ pub struct Edge {
     pub from: Node,
     pub to: Node,
     pub kind: EdgeKind,
-    /// The element that grants it (`map`, `channel`, `irq`, `region`,
-    /// `interrupt`, `protection_domain`).
+    /// The element that grants it (`map`, `channel`, `lend`, `irq`,
+    /// `region`, `interrupt`, `protection_domain`).
     pub element: &'static str,
     pub pos: Pos,
 }
 
 /// Every node and edge of a system, in a fixed order: nodes PDs, regions,
-/// devices, then interrupts by number; edges maps (by PD), channels,
-/// interrupt bindings (by PD), devices, parent and child links (by child).
+/// devices, then interrupts by number; edges maps (by PD), channels (each
+/// with its PPCs, notifications, then lends), interrupt bindings (by PD),
+/// devices, parent and child links (by child).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReachGraph {
     nodes: Vec<Node>,
@@ -109,6 +148,17 @@ impl ReachGraph {
                 if end.notify {
                     let kind = EdgeKind::Notify { channel };
                     edges.push(Edge { from, to, kind, element: "channel", pos: ch.pos });
+                }
+            }
+            // The callee of each calling end may be lent every region.
+            for (_, callee, end) in ends {
+                if !end.pp {
+                    continue;
+                }
+                for lend in &ch.lends {
+                    let Some(to) = region(&lend.mr) else { continue };
+                    let kind = EdgeKind::Lend { channel, perms: lend.perms };
+                    edges.push(Edge { from: callee, to, kind, element: "lend", pos: lend.pos });
                 }
             }
         }
@@ -280,6 +330,44 @@ mod tests {
         use Node::*;
         assert_eq!(g.nodes(), [Pd(0), Pd(1), Pd(2), Region(0), Region(1), Device(0), Irq(40)]);
         assert_eq!(g.edges_to(Irq(40)).count(), 1);
+    }
+
+    #[test]
+    fn a_lend_is_an_edge_from_the_callee_to_the_region_after_its_channels_calls() {
+        let xml = SYSTEM.replace(
+            r#"<end pd="b" id="0"/></channel>"#,
+            r#"<end pd="b" id="0"/><lend mr="buf" perms="r"/></channel>"#,
+        );
+        let g = graph(&xml);
+        let kinds: Vec<_> = g.edges().iter().map(|e| (e.from, e.to, e.kind, e.element)).collect();
+        use Node::*;
+        let lend = (Pd(2), Region(0), EdgeKind::Lend { channel: 0, perms: Perms::READ }, "lend");
+        let at = kinds.iter().position(|k| *k == lend).expect("a lend edge");
+        assert_eq!(kinds[at - 2].3, "channel", "after the PPC and the notification");
+        assert_eq!(kinds[at + 1].3, "irq");
+        assert_eq!(g.edges()[at].pos.line, 12);
+    }
+
+    #[test]
+    fn a_channel_without_a_calling_end_lends_nothing() {
+        let xml = SYSTEM.replace(
+            r#"<end pd="b" id="0"/></channel>"#,
+            r#"<end pd="b" id="0"/><lend mr="buf" perms="rw"/></channel>"#,
+        );
+        let mut sd = sdf::read("t.xml", &xml).unwrap();
+        sd.channels[0].ends[0].pp = false;
+        assert!(ReachGraph::new(&sd).edges().iter().all(|e| e.element != "lend"));
+        // Both ends calling (a model that breaks validation): both may be
+        // lent the region.
+        sd.channels[0].ends[0].pp = true;
+        sd.channels[0].ends[1].pp = true;
+        let lent: Vec<Node> = ReachGraph::new(&sd)
+            .edges()
+            .iter()
+            .filter(|e| e.element == "lend")
+            .map(|e| e.from)
+            .collect();
+        assert_eq!(lent, [Node::Pd(2), Node::Pd(0)]);
     }
 
     #[test]

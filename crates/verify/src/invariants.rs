@@ -76,6 +76,35 @@ fn maps(graph: &ReachGraph) -> impl Iterator<Item = (&Edge, usize, usize, Perms,
     })
 }
 
+/// The lend edges of the graph: (edge, callee PD, region, perms).
+fn lends(graph: &ReachGraph) -> impl Iterator<Item = (&Edge, usize, usize, Perms)> {
+    graph.edges().iter().filter_map(|e| match (e.from, e.to, e.kind) {
+        (Node::Pd(pd), Node::Region(region), EdgeKind::Lend { perms, .. }) => {
+            Some((e, pd, region, perms))
+        }
+        _ => None,
+    })
+}
+
+/// `may be lent r`: the right of a lend as a witness action, from the
+/// callee to the region.
+fn lend_hop(e: &Edge, perms: Perms) -> Hop {
+    edge_hop(e, &format!("may be lent {perms}"))
+}
+
+/// The PD that lends on the lend edge `e`: the calling end of its channel.
+fn lender(cx: &Context, e: &Edge) -> String {
+    let EdgeKind::Lend { channel, .. } = e.kind else { return "?".into() };
+    let Some(ch) = cx.sd.channels.get(channel) else { return "?".into() };
+    let [a, b] = &ch.ends;
+    let callee = e.from.pd();
+    let caller = [(a, b), (b, a)]
+        .into_iter()
+        .find(|(me, other)| me.pp && Some(other.pd) == callee)
+        .map_or(a.pd, |(me, _)| me.pd);
+    cx.pd_name(caller).to_string()
+}
+
 fn map_hop(e: &Edge, perms: Perms, cached: bool) -> Hop {
     Hop {
         from: e.from,
@@ -113,8 +142,8 @@ fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
     a.start < b.end && b.start < a.end
 }
 
-/// Memory of a device (claimed by a `<device>`) mapped by a PD that does
-/// not own the device.
+/// Memory of a device (claimed by a `<device>`) mapped by, or lent to, a
+/// PD that does not own the device.
 fn device_memory_owner(cx: &Context) -> Vec<Violation> {
     let mut out = Vec::new();
     for (e, pd, region, perms, cached, _) in maps(cx.graph) {
@@ -134,6 +163,23 @@ fn device_memory_owner(cx: &Context) -> Vec<Violation> {
                 message,
                 vec![map_hop(e, perms, cached)],
             ));
+        }
+    }
+    // A lend reaches the memory as surely as a map does.
+    for (e, pd, region, perms) in lends(cx.graph) {
+        let Some(&dev) = cx.claims.regions.get(&region) else { continue };
+        let owns = cx.sd.devices.get(dev).is_some_and(|d| d.owners.contains(&pd));
+        if !owns {
+            let message = format!(
+                "device-memory-owner: '{}' may be lent memory region '{}' of device '{}' by '{}', \
+                 but only {} may use it",
+                cx.pd_name(pd),
+                cx.region(region).map_or("?", |mr| mr.name.as_str()),
+                cx.device_name(dev),
+                lender(cx, e),
+                cx.owners(dev)
+            );
+            out.push(cx.violation(Check::DeviceMemoryOwner, message, vec![lend_hop(e, perms)]));
         }
     }
     out
@@ -179,10 +225,11 @@ fn unowned_hardware(cx: &Context) -> Vec<Violation> {
             cx.sd.file,
             mr.pos
         );
-        let witness = maps(cx.graph)
+        let mut witness: Vec<Hop> = maps(cx.graph)
             .filter(|m| m.2 == region)
             .map(|(e, _, _, perms, cached, _)| map_hop(e, perms, cached))
             .collect();
+        witness.extend(lends(cx.graph).filter(|l| l.2 == region).map(|(e, .., p)| lend_hop(e, p)));
         out.push(cx.violation(Check::UnownedHardware, message, witness));
     }
     for e in cx.graph.edges() {

@@ -10,16 +10,18 @@
 //! 1. [`ReachGraph`]: nodes are PDs, memory regions, devices and
 //!    interrupts; edges are the rights the description grants (maps with
 //!    their perms and caching, PPC to the callee, notifications from an end
-//!    with `notify="true"`, interrupt -> PD, device -> its regions and
-//!    interrupts, parent -> child control, child -> parent fault reports),
-//!    each with the position of the element that grants it.
+//!    with `notify="true"`, lends: callee -> region with the lend's perms,
+//!    interrupt -> PD, device -> its regions and interrupts, parent ->
+//!    child control, child -> parent fault reports), each with the
+//!    position of the element that grants it.
 //! 2. Invariants ([`Check::INVARIANTS`]), each a named check:
 //!    - `device-memory-owner`: a region claimed by a `<device>` is mapped
-//!      only by the device's owners;
+//!      only by the device's owners, and lent only to them;
 //!    - `irq-owner`: a device's interrupt is bound only to its owners;
 //!    - `unowned-hardware`: every region outside RAM (a `phys_addr` range
 //!      not wholly inside `RAM_BASE..RAM_BASE + RAM_SIZE`) and every bound
-//!      interrupt is claimed by a device;
+//!      interrupt is claimed by a device (the witness lists the maps and
+//!      lends of such a region);
 //!    - `writable-executable`: no map is both writable and executable;
 //!    - `map-over-fixed-area`: no map covers the PD's stack, its guard
 //!      page, the IPC buffer page or (when the caller gives the extents)
@@ -27,16 +29,49 @@
 //!    - `ppc-priority`: priorities rise strictly along every chain of PPCs
 //!      (the witness is the chain from a PD nobody calls);
 //!    - `ppc-cycle`: PPCs never go round in a circle.
+//!
+//!    `writable-executable` and `map-over-fixed-area` are about maps only:
+//!    a lent region is never mapped by its callee (it reaches the memory
+//!    by kernel-checked copies), lends are never executable (reading
+//!    refuses `x`), and a stack, IPC buffer or program image is no memory
+//!    region, so a `<lend>` cannot name one.
 //! 3. Information flow (module `flow` has the rules): A flows to B if A can
 //!    write a region B can read, over a PPC either way, over a notification
-//!    from A to B, from a device through its regions and interrupts, over
-//!    parent/child control and fault reports, and along any chain of those.
+//!    from A to B, from a region to the PD it may be lent to (and back, for
+//!    a writable lend), from a device through its regions and interrupts,
+//!    over parent/child control and fault reports, and along any chain of
+//!    those.
+//!
+//!    A `<chain>` of a PD is taken as the trust declaration it is: the PD
+//!    (the filter server) passes what enters at the first stage on to the
+//!    last only through the via PDs, in order. The flow graph splits that
+//!    PD into its own node and one node per stage of each chain. Its maps
+//!    of the regions, and its channel ends, that a stage names attach to
+//!    that stage; the rest to its own node. A via's channel (and the
+//!    parent/child link with a via PD) joins the via PD both ways to the
+//!    stages just above and just below it, never to the own node; the PD's
+//!    own map of the via's call page is dropped (the call itself stands
+//!    for it) unless someone else touches the page. A read lend on a via's
+//!    channel flows into the chain's stage that names the region (or else
+//!    the stage just above the via), so the via PD sees lent data only
+//!    after the vias above it; a write lend flows from the via PD to the
+//!    region. For the policies a PD is all its nodes: named as a source,
+//!    target or mediator it stands for its own node and its stages alike,
+//!    so `mediated via="server"` still holds through the server's stages
+//!    and `mediated via="filter"` holds when the filter sits in the chain
+//!    between the clients' stage and the driver's. Witnesses show a stage
+//!    as `blk_server (chain disk0, stage 1)`. The verifier checks the
+//!    declaration's shape (a chain whose via does not lead to its PD by a
+//!    channel of the declaring PD splits nothing), not the code that must
+//!    keep it: that the server does is tested on the host.
+//!
 //!    Each `<policy>` (see the `sdf` crate) is checked against it; a broken
 //!    one is reported with a shortest witness path, hop by hop.
-//! 4. [`Analysis::report`]: per PD what it reads, writes, executes,
-//!    signals and calls, its interrupts, devices, parent and children; then
-//!    the invariants, then the policies.
-//! 5. [`dot`]: the system as a Graphviz graph.
+//! 4. [`Analysis::report`]: per PD what it reads, writes, executes, may be
+//!    lent and lends, signals and calls, its interrupts, devices, parent,
+//!    children and chains; then the invariants, then the policies.
+//! 5. [`dot`]: the system as a Graphviz graph (lends dotted from the region
+//!    to the callee, each chain a labelled path through its vias).
 //!
 //! ```
 //! let xml = r#"<system>
@@ -58,6 +93,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod chains;
 mod dot;
 mod flow;
 mod graph;

@@ -1,10 +1,16 @@
 //! The readable report: per PD what it can reach, then the invariants,
 //! then the policies.
+//!
+//! A PD's rows `lent` (regions it may be lent during the calls it serves),
+//! `lends` (regions it may lend the PDs it calls) and `chains` (the chains
+//! it declares) appear only when it has some; the other rows always, with
+//! `-` when empty.
 
 use std::fmt::Write;
 
 use sdf::{Pos, SystemDescription};
 
+use crate::chains::Chains;
 use crate::flow::policy_title;
 use crate::graph::{Claims, EdgeKind, Node, ReachGraph};
 use crate::violation::{Check, Violation};
@@ -29,9 +35,10 @@ pub(crate) fn report(
     ];
     let _ = writeln!(out, "{}", counts.join(", "));
     let claims = Claims::new(sd);
+    let chains = Chains::new(sd);
     for pd in 0..sd.protection_domains.len() {
         out.push('\n');
-        protection_domain(&mut out, sd, graph, &claims, pd);
+        protection_domain(&mut out, sd, graph, &claims, &chains, pd);
     }
 
     out.push_str("\ninvariants\n");
@@ -84,6 +91,7 @@ fn protection_domain(
     sd: &SystemDescription,
     graph: &ReachGraph,
     claims: &Claims,
+    chains: &Chains,
     pd: usize,
 ) {
     let Some(p) = sd.protection_domains.get(pd) else { return };
@@ -98,6 +106,7 @@ fn protection_domain(
     let (mut reads, mut writes, mut executes) = (Vec::new(), Vec::new(), Vec::new());
     let (mut signals, mut calls, mut irqs, mut children) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut lent, mut lends) = (Vec::new(), Vec::new());
     let mut parent = Vec::new();
     for e in graph.edges_from(Node::Pd(pd)) {
         match e.kind {
@@ -137,8 +146,55 @@ fn protection_domain(
             EdgeKind::FaultReport => {
                 parent.push(format!("{} {}", name(e.to), at(e.element, e.pos)));
             }
+            EdgeKind::Lend { channel, perms } => {
+                let Some(ch) = sd.channels.get(channel) else { continue };
+                let [a, b] = &ch.ends;
+                // The callee's end (this PD's) and the caller's.
+                let Some((me, caller)) =
+                    [(a, b), (b, a)].into_iter().find(|(me, other)| me.pd == pd && other.pp)
+                else {
+                    continue;
+                };
+                lent.push(format!(
+                    "{} ({perms}) by {} during calls on channel {} {}",
+                    name(e.to),
+                    name(Node::Pd(caller.pd)),
+                    me.id,
+                    at(e.element, e.pos)
+                ));
+            }
             _ => {}
         }
+    }
+    // What this PD lends: the lend edges of the channels it calls on.
+    for e in graph.edges() {
+        let EdgeKind::Lend { channel, perms } = e.kind else { continue };
+        let Some(ch) = sd.channels.get(channel) else { continue };
+        let [a, b] = &ch.ends;
+        let callee = e.from.pd();
+        let Some((me, _)) = [(a, b), (b, a)]
+            .into_iter()
+            .find(|(me, other)| me.pd == pd && me.pp && Some(other.pd) == callee)
+        else {
+            continue;
+        };
+        lends.push(format!(
+            "{} ({perms}) to {} on channel {} {}",
+            name(e.to),
+            name(e.from),
+            me.id,
+            at(e.element, e.pos)
+        ));
+    }
+    let mut chain_lines = Vec::new();
+    for (c, chain) in p.chains.iter().enumerate() {
+        let unused = if chains.is_used(pd, c) {
+            ""
+        } else {
+            ", not used: its shape is broken or a via does not lead to its PD by a channel of this PD"
+        };
+        chain_lines.push(format!("{} {}{unused}", chain.name, at("chain", chain.pos)));
+        chain_lines.extend(chain_rows(sd, chain));
     }
     for e in graph.edges_to(Node::Pd(pd)) {
         if let (Node::Irq(irq), EdgeKind::Irq { id }) = (e.from, e.kind) {
@@ -156,18 +212,21 @@ fn protection_domain(
         .map(|dev| format!("device '{}' {}", dev.name, at("device", dev.pos)))
         .collect();
 
-    for (label, items) in [
-        ("reads", reads),
-        ("writes", writes),
-        ("executes", executes),
-        ("signals", signals),
-        ("calls", calls),
-        ("irqs", irqs),
-        ("devices", devices),
-        ("parent", parent),
-        ("children", children),
+    for (label, items, always) in [
+        ("reads", reads, true),
+        ("writes", writes, true),
+        ("executes", executes, true),
+        ("lent", lent, false),
+        ("lends", lends, false),
+        ("signals", signals, true),
+        ("calls", calls, true),
+        ("irqs", irqs, true),
+        ("devices", devices, true),
+        ("parent", parent, true),
+        ("children", children, true),
+        ("chains", chain_lines, false),
     ] {
-        if items.is_empty() {
+        if items.is_empty() && always {
             let _ = writeln!(out, "  {label:<LABEL$}-");
         }
         for (i, item) in items.iter().enumerate() {
@@ -175,4 +234,27 @@ fn protection_domain(
             let _ = writeln!(out, "  {label:<LABEL$}{item}");
         }
     }
+}
+
+/// A chain's stages and vias, one row each, indented under its name:
+/// `  stage 1: region 'q', channel 0`, `  via audit0 on channel 20, call
+/// page 'calls'`, ...
+fn chain_rows(sd: &SystemDescription, chain: &sdf::Chain) -> Vec<String> {
+    let mut rows = Vec::new();
+    for (k, stage) in chain.stages.iter().enumerate() {
+        let members: Vec<String> = stage
+            .regions
+            .iter()
+            .map(|r| format!("region '{}'", r.mr))
+            .chain(stage.channels.iter().map(|c| format!("channel {}", c.id)))
+            .collect();
+        let members = if members.is_empty() { "-".to_string() } else { members.join(", ") };
+        rows.push(format!("  stage {}: {members}", k + 1));
+        if let Some(via) = chain.vias.get(k) {
+            let pd = sd.protection_domains.get(via.pd).map_or("?", |p| p.name.as_str());
+            let page = via.mr.as_ref().map_or(String::new(), |mr| format!(", call page '{mr}'"));
+            rows.push(format!("  via {pd} on channel {}{page}", via.channel));
+        }
+    }
+    rows
 }

@@ -11,8 +11,8 @@ use crate::graph::Node;
 /// A check the verifier runs: an invariant, or one declared policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Check {
-    /// Device memory mapped by a protection domain that does not own the
-    /// device.
+    /// Device memory mapped by, or lent to, a protection domain that does
+    /// not own the device.
     DeviceMemoryOwner,
     /// An interrupt bound to a protection domain that does not own the
     /// device raising it.
@@ -75,9 +75,9 @@ pub struct Hop {
     pub from: Node,
     pub to: Node,
     /// What `from` does to `to`: `writes`, `is read by`, `calls`,
-    /// `maps rw`, ...
+    /// `is lent to`, `maps rw`, ...
     pub action: String,
-    /// The element that creates the hop: `map`, `channel`, `irq`,
+    /// The element that creates the hop: `map`, `channel`, `lend`, `irq`,
     /// `protection_domain`, `region`, `interrupt`.
     pub element: &'static str,
     /// Where that element starts in the system description.
@@ -151,10 +151,17 @@ pub(crate) fn render_witness(file: &str, hops: &[Hop], label: &dyn Fn(Node) -> S
 }
 
 /// The usual name of a node in messages: a protection domain by its bare
-/// name, the rest with their kind (`region 'r'`, `device 'd'`, `irq 34`).
+/// name, a stage of one as `server (chain disk0, stage 1)` (counting from
+/// 1), the rest with their kind (`region 'r'`, `device 'd'`, `irq 34`).
 pub(crate) fn node_label(sd: &SystemDescription, node: Node) -> String {
     match node {
         Node::Pd(i) => sd.protection_domains.get(i).map_or("?".into(), |pd| pd.name.clone()),
+        Node::Stage { pd, chain, stage } => {
+            let p = sd.protection_domains.get(pd);
+            let name = p.map_or("?", |p| p.name.as_str());
+            let chain = p.and_then(|p| p.chains.get(chain)).map_or("?", |c| c.name.as_str());
+            format!("{name} (chain {chain}, stage {})", stage + 1)
+        }
         Node::Region(i) => {
             format!("region '{}'", sd.memory_regions.get(i).map_or("?", |mr| mr.name.as_str()))
         }

@@ -1,14 +1,15 @@
 //! The verifier's flow analysis against a brute-force one.
 //!
 //! Random systems (PDs with random parents, regions, maps with random
-//! perms, channels with random pp and notify ends, interrupts, devices)
-//! with random no-flow and mediated policies are checked by the verifier
-//! and by a plain all-pairs shortest-path computation (Floyd-Warshall over
-//! an adjacency matrix built here, straight from the model, with its own
-//! reading of the flow rules). Both must agree on which policies are
-//! violated; a witness must be a real path of the brute-force graph, from
-//! a source to a target, avoiding the mediators, and no longer than the
-//! shortest one.
+//! perms, channels with random pp and notify ends and random lends,
+//! interrupts, devices, chains through random channels, some of them
+//! broken) with random no-flow and mediated policies are checked by the
+//! verifier and by a plain all-pairs shortest-path computation
+//! (Floyd-Warshall over an adjacency matrix built here, straight from the
+//! model, with its own reading of the flow rules). Both must agree on which
+//! policies are violated; a witness must be a real path of the brute-force
+//! graph, from a source to a target, avoiding the mediators, and no longer
+//! than the shortest one.
 
 use proptest::prelude::*;
 use sdf::*;
@@ -22,6 +23,12 @@ const IRQS: usize = 3;
 /// mediators as raw indices.
 type PolicySpec = (bool, Vec<(u8, usize)>, Vec<(u8, usize)>, Vec<usize>);
 
+/// A chain: its PD; per via, which of the PD's channels it uses (raw) and
+/// its call page (raw region); per stage (up to four, one more than the
+/// vias are used), raw regions and raw picks of the PD's channel ends; and
+/// whether to drop the last stage (a broken chain).
+type ChainSpec = (usize, Vec<(usize, Option<usize>)>, Vec<(Vec<usize>, Vec<usize>)>, bool);
+
 /// Raw random numbers; [`build`] turns them into a system.
 #[derive(Clone, Debug)]
 struct Spec {
@@ -29,8 +36,11 @@ struct Spec {
     regions: Vec<u8>,
     maps: Vec<(usize, usize, u8, u8)>,
     channels: Vec<(usize, usize, [bool; 4])>,
+    /// (channel, region, writable), raw.
+    lends: Vec<(usize, usize, bool)>,
     irqs: Vec<(usize, usize)>,
     devices: Vec<(Vec<usize>, Vec<usize>, Vec<usize>)>,
+    chains: Vec<ChainSpec>,
     policies: Vec<PolicySpec>,
 }
 
@@ -38,24 +48,35 @@ fn spec() -> impl Strategy<Value = Spec> {
     let n = || any::<usize>();
     let list = |max| proptest::collection::vec(any::<usize>(), 0..max);
     let entities = || proptest::collection::vec((0u8..3, any::<usize>()), 1..4);
+    let vias = proptest::collection::vec((n(), proptest::option::weighted(0.6, n())), 1..4);
+    let stages = proptest::collection::vec((list(3), list(2)), 4);
+    let chain = (n(), vias, stages, proptest::bool::weighted(0.1));
     (
-        proptest::collection::vec((0u8..6, proptest::option::weighted(0.3, n())), 1..8),
-        proptest::collection::vec(0u8..4, 0..5),
-        proptest::collection::vec((n(), n(), 0u8..8, 0u8..4), 0..14),
-        proptest::collection::vec((n(), n(), any::<[bool; 4]>()), 0..10),
+        (
+            proptest::collection::vec((0u8..6, proptest::option::weighted(0.3, n())), 1..8),
+            proptest::collection::vec(0u8..4, 0..5),
+            proptest::collection::vec((n(), n(), 0u8..8, 0u8..4), 0..14),
+            proptest::collection::vec((n(), n(), any::<[bool; 4]>()), 0..10),
+            proptest::collection::vec((n(), n(), any::<bool>()), 0..8),
+        ),
         proptest::collection::vec((n(), n()), 0..4),
         proptest::collection::vec((list(3), list(3), list(2)), 0..3),
+        proptest::collection::vec(chain, 0..4),
         proptest::collection::vec((any::<bool>(), entities(), entities(), list(3)), 1..4),
     )
-        .prop_map(|(pds, regions, maps, channels, irqs, devices, policies)| Spec {
-            pds,
-            regions,
-            maps,
-            channels,
-            irqs,
-            devices,
-            policies,
-        })
+        .prop_map(
+            |((pds, regions, maps, channels, lends), irqs, devices, chains, policies)| Spec {
+                pds,
+                regions,
+                maps,
+                channels,
+                lends,
+                irqs,
+                devices,
+                chains,
+                policies,
+            },
+        )
 }
 
 fn pos(line: u32) -> Pos {
@@ -80,6 +101,7 @@ fn build(spec: &Spec) -> SystemDescription {
             stack_size: 0x4000,
             budget: 1000,
             period: 1000,
+            call_budget: None,
             can_power_off: false,
             program_image: "p.elf".into(),
             program_image_pos: pos(1),
@@ -89,6 +111,7 @@ fn build(spec: &Spec) -> SystemDescription {
             parent: parent.map(|p| p % np),
             child_id: parent.map(|_| 0),
             block_client: None,
+            chains: Vec::new(),
         })
         .collect();
     let regions = spec
@@ -131,16 +154,87 @@ fn build(spec: &Spec) -> SystemDescription {
             pos: pos(300 + k as u32),
         });
     }
-    let channels = spec
+    // End ids: 2k and 2k + 1 on channel k, so no PD uses one twice.
+    let mut channels: Vec<Channel> = spec
         .channels
         .iter()
         .enumerate()
         .map(|(k, &(a, b, [pp_a, pp_b, n_a, n_b]))| {
-            let end =
-                |pd: usize, pp, notify| ChannelEnd { pd: pd % np, id: 0, pp, notify, pos: pos(1) };
-            Channel { ends: [end(a, pp_a, n_a), end(b, pp_b, n_b)], pos: pos(400 + k as u32) }
+            let end = |pd: usize, id: usize, pp, notify| ChannelEnd {
+                pd: pd % np,
+                id: id as u8,
+                pp,
+                notify,
+                pos: pos(1),
+            };
+            Channel {
+                ends: [end(a, 2 * k, pp_a, n_a), end(b, 2 * k + 1, pp_b, n_b)],
+                lends: Vec::new(),
+                pos: pos(400 + k as u32),
+            }
         })
         .collect();
+    if nr > 0 && !channels.is_empty() {
+        let count = channels.len();
+        for (k, &(ch, region, write)) in spec.lends.iter().enumerate() {
+            let perms = if write { Perms::READ_WRITE } else { Perms::READ };
+            let mr = format!("r{}", region % nr);
+            channels[ch % count].lends.push(Lend { mr, perms, pos: pos(450 + k as u32) });
+        }
+    }
+    for (k, (pd, vias, stages, broken)) in spec.chains.iter().enumerate() {
+        let pd = pd % np;
+        // The PD's channel ends, as (its id, the other end's PD).
+        let ends: Vec<(u8, usize)> = channels
+            .iter()
+            .flat_map(|ch| {
+                let [a, b] = &ch.ends;
+                [(a, b), (b, a)]
+                    .into_iter()
+                    .filter(|(me, _)| me.pd == pd)
+                    .map(|(me, o)| (me.id, o.pd))
+            })
+            .collect();
+        let to_others: Vec<(u8, usize)> = ends.iter().copied().filter(|&(_, o)| o != pd).collect();
+        let vias: Vec<Via> = vias
+            .iter()
+            .map(|&(pick, mr)| {
+                // Mostly a channel to another PD; else any id and PD.
+                let (channel, via_pd) = match to_others.get(pick % to_others.len().max(1)) {
+                    Some(&end) if pick % 8 != 0 => end,
+                    _ => ((pick % 24) as u8, (pick / 24) % np),
+                };
+                let mr = if nr > 0 { mr.map(|r| format!("r{}", r % nr)) } else { None };
+                Via { pd: via_pd, channel, mr, pos: pos(800) }
+            })
+            .collect();
+        let mut stages: Vec<Stage> = stages
+            .iter()
+            .take(vias.len() + 1)
+            .map(|(regions, picks)| Stage {
+                regions: if nr == 0 {
+                    Vec::new()
+                } else {
+                    regions
+                        .iter()
+                        .map(|r| StageRegion { mr: format!("r{}", r % nr), pos: pos(801) })
+                        .collect()
+                },
+                channels: picks
+                    .iter()
+                    .map(|&p| StageChannel {
+                        id: ends.get(p % ends.len().max(1)).map_or((p % 24) as u8, |e| e.0),
+                        pos: pos(802),
+                    })
+                    .collect(),
+                pos: pos(803),
+            })
+            .collect();
+        if *broken {
+            stages.pop();
+        }
+        pds[pd].chains.push(Chain { name: format!("c{k}"), stages, vias, pos: pos(804) });
+    }
     let devices = spec
         .devices
         .iter()
@@ -177,8 +271,18 @@ fn build(spec: &Spec) -> SystemDescription {
                 list.iter().map(|e| Endpoint { entity: entity(e), pos: pos(600) }).collect()
             };
             let (from, to) = (ends(from), ends(to));
+            // Mediators: often the via PDs of chains, where the chain
+            // semantics matter most.
+            let vias: Vec<usize> = pds
+                .iter()
+                .flat_map(|pd| pd.chains.iter().flat_map(|c| c.vias.iter().map(|v| v.pd)))
+                .collect();
+            let mediator = |&v: &usize| match vias.get(v / 2 % vias.len().max(1)) {
+                Some(&pd) if v % 2 == 0 && pd < np => pd,
+                _ => v % np,
+            };
             let rule = if *mediated {
-                PolicyRule::Mediated { from, to, via: via.iter().map(|v| v % np).collect() }
+                PolicyRule::Mediated { from, to, via: via.iter().map(mediator).collect() }
             } else {
                 PolicyRule::NoFlow { from, to }
             };
@@ -199,53 +303,227 @@ fn build(spec: &Spec) -> SystemDescription {
 
 /// The brute-force flow graph: node numbering and all-pairs shortest
 /// distances (in steps, at least one) with some nodes removed.
+///
+/// Nodes: PDs, regions, devices, interrupts, then the stages of the chains
+/// that count. A chain counts if it has one stage more than vias (at least
+/// one) and each via names another PD and an id of a channel end of the
+/// chain's PD whose other end is that PD; then the PD is its own node plus
+/// one node per stage of each chain that counts.
 struct Brute {
     np: usize,
     nr: usize,
     nd: usize,
+    /// (pd, chain, stage) to node number.
+    stage_nodes: std::collections::HashMap<(usize, usize, usize), usize>,
+    /// Per PD, its own node and its stage nodes.
+    pd_nodes: Vec<Vec<usize>>,
     adjacent: Vec<Vec<bool>>,
 }
 
 const FAR: u32 = u32::MAX / 4;
 
+/// Whether chain `c` of `pd` counts (see [`Brute`]).
+fn counts(sd: &SystemDescription, pd: usize, c: &Chain) -> bool {
+    if c.vias.is_empty() || c.stages.len() != c.vias.len() + 1 {
+        return false;
+    }
+    c.vias.iter().all(|via| {
+        via.pd != pd
+            && via.pd < sd.protection_domains.len()
+            && sd.channels.iter().any(|ch| {
+                let [a, b] = &ch.ends;
+                (a.pd == pd && a.id == via.channel && b.pd == via.pd)
+                    || (b.pd == pd && b.id == via.channel && a.pd == via.pd)
+            })
+    })
+}
+
 impl Brute {
     fn new(sd: &SystemDescription) -> Brute {
         let (np, nr, nd) = (sd.protection_domains.len(), sd.memory_regions.len(), sd.devices.len());
-        let n = np + nr + nd + IRQS;
-        let mut b = Brute { np, nr, nd, adjacent: vec![vec![false; n]; n] };
+        let mut stage_nodes = std::collections::HashMap::new();
+        let mut pd_nodes: Vec<Vec<usize>> = (0..np).map(|p| vec![p]).collect();
+        let mut n = np + nr + nd + IRQS;
+        for (p, pd) in sd.protection_domains.iter().enumerate() {
+            for (c, chain) in pd.chains.iter().enumerate() {
+                if counts(sd, p, chain) {
+                    for s in 0..chain.stages.len() {
+                        stage_nodes.insert((p, c, s), n);
+                        pd_nodes[p].push(n);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        let mut b = Brute { np, nr, nd, stage_nodes, pd_nodes, adjacent: vec![vec![false; n]; n] };
         let region = |name: &str| sd.memory_regions.iter().position(|r| r.name == name);
+        let split = |p: usize| b.pd_nodes[p].len() > 1;
+
+        // The stage nodes of `p` where `f(chain, stage)` holds.
+        let stages_where = |p: usize, f: &dyn Fn(&Chain, usize) -> bool| -> Vec<usize> {
+            let mut out = Vec::new();
+            for (c, chain) in sd.protection_domains[p].chains.iter().enumerate() {
+                for s in 0..chain.stages.len() {
+                    if let Some(&node) = b.stage_nodes.get(&(p, c, s)) {
+                        if f(chain, s) {
+                            out.push(node);
+                        }
+                    }
+                }
+            }
+            out
+        };
+        // A stage names region `r`.
+        let names_region = |chain: &Chain, s: usize, r: usize| {
+            chain.stages[s].regions.iter().any(|x| region(&x.mr) == Some(r))
+        };
+        // Stages k and k + 1 around each via of `p` that `f` picks.
+        let around = |p: usize, f: &dyn Fn(&Via) -> bool| -> Vec<usize> {
+            stages_where(p, &|chain: &Chain, s: usize| {
+                (s < chain.vias.len() && f(&chain.vias[s])) || (s > 0 && f(&chain.vias[s - 1]))
+            })
+        };
+        let either = |mut a: Vec<usize>, b: Vec<usize>| {
+            for x in b {
+                if !a.contains(&x) {
+                    a.push(x);
+                }
+            }
+            a
+        };
+        let or_own = |p: usize, nodes: Vec<usize>| if nodes.is_empty() { vec![p] } else { nodes };
+        // Where `p`'s map of region `r` attaches.
+        let map_place = |p: usize, r: usize| -> Vec<usize> {
+            if !split(p) {
+                return vec![p];
+            }
+            let named = stages_where(p, &|chain: &Chain, s: usize| names_region(chain, s, r));
+            let is_page = |via: &Via| via.mr.as_deref().and_then(region) == Some(r);
+            let pages: Vec<usize> = sd.protection_domains[p]
+                .chains
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| b.stage_nodes.contains_key(&(p, *c, 0)))
+                .flat_map(|(_, chain)| chain.vias.iter().filter(|v| is_page(v)).map(|v| v.pd))
+                .collect();
+            if pages.is_empty() {
+                return or_own(p, named);
+            }
+            // A call page nobody but the PD and its one via touches is
+            // the call itself: the map is dropped.
+            let name = &sd.memory_regions[r].name;
+            let others_map = sd.protection_domains.iter().enumerate().any(|(q, pd)| {
+                q != p && q != pages[0] && pd.maps.iter().any(|m| region(&m.mr) == Some(r))
+            });
+            let device = sd.devices.iter().any(|d| d.regions.iter().any(|x| &x.mr == name));
+            let lent = sd.channels.iter().any(|ch| ch.lends.iter().any(|l| &l.mr == name));
+            if pages.len() == 1 && !others_map && !device && !lent {
+                named
+            } else {
+                either(named, around(p, &is_page))
+            }
+        };
+        // Where the channel end `e` attaches; `o` is the other end.
+        let end_place = |e: &ChannelEnd, o: &ChannelEnd| -> Vec<usize> {
+            if !split(e.pd) {
+                return vec![e.pd];
+            }
+            let named = stages_where(e.pd, &|chain: &Chain, s: usize| {
+                chain.stages[s].channels.iter().any(|c| c.id == e.id)
+            });
+            let vias = around(e.pd, &|v: &Via| v.channel == e.id && v.pd == o.pd);
+            or_own(e.pd, either(named, vias))
+        };
+        // Where `p`'s side of its parent/child link with `q` attaches.
+        let link_place = |p: usize, q: usize| or_own(p, around(p, &|v: &Via| v.pd == q));
+
         let mut edge = |from: usize, to: usize| b.adjacent[from][to] = true;
         // Memory: a writer reaches the region, the region every reader.
         for (p, pd) in sd.protection_domains.iter().enumerate() {
             for map in &pd.maps {
                 let Some(r) = region(&map.mr) else { continue };
-                if map.perms.write {
-                    edge(p, np + r);
-                }
-                if map.perms.read || map.perms.execute {
-                    edge(np + r, p);
+                for at in map_place(p, r) {
+                    if map.perms.write {
+                        edge(at, np + r);
+                    }
+                    if map.perms.read || map.perms.execute {
+                        edge(np + r, at);
+                    }
                 }
             }
-            // Interrupts reach the PD they are bound to.
+            // Interrupts reach the PD they are bound to (its own node).
             for irq in &pd.irqs {
                 edge(np + nr + nd + (irq.irq - IRQ_BASE) as usize, p);
             }
             // Parent and child reach each other (control, faults).
             if let Some(parent) = pd.parent {
-                edge(parent, p);
-                edge(p, parent);
+                for x in link_place(parent, p) {
+                    for y in link_place(p, parent) {
+                        edge(x, y);
+                        edge(y, x);
+                    }
+                }
             }
         }
         for ch in &sd.channels {
             let [x, y] = &ch.ends;
             for (end, other) in [(x, y), (y, x)] {
-                // A call carries data both ways.
-                if end.pp {
-                    edge(end.pd, other.pd);
-                    edge(other.pd, end.pd);
+                let (here, there) = (end_place(end, other), end_place(other, end));
+                for &a in &here {
+                    for &c in &there {
+                        // A call carries data both ways.
+                        if end.pp {
+                            edge(a, c);
+                            edge(c, a);
+                        }
+                        if end.notify {
+                            edge(a, c);
+                        }
+                    }
                 }
-                if end.notify {
-                    edge(end.pd, other.pd);
+                if !end.pp {
+                    continue;
+                }
+                // What `end` lends `other` during its calls.
+                for lend in &ch.lends {
+                    let Some(r) = region(&lend.mr) else { continue };
+                    let callee = if split(other.pd) {
+                        let named = stages_where(other.pd, &|chain: &Chain, s: usize| {
+                            names_region(chain, s, r)
+                        });
+                        either(named, end_place(other, end))
+                    } else {
+                        vec![other.pd]
+                    };
+                    // On a via's channel the data enters the chain at the
+                    // stage that names it, or just above the via.
+                    let mut entry = Vec::new();
+                    for (c, chain) in sd.protection_domains[end.pd].chains.iter().enumerate() {
+                        if !b.stage_nodes.contains_key(&(end.pd, c, 0)) {
+                            continue;
+                        }
+                        for (k, via) in chain.vias.iter().enumerate() {
+                            if via.channel != end.id || via.pd != other.pd {
+                                continue;
+                            }
+                            let named: Vec<usize> = (0..chain.stages.len())
+                                .filter(|&s| names_region(chain, s, r))
+                                .collect();
+                            for s in if named.is_empty() { vec![k] } else { named } {
+                                entry.push(b.stage_nodes[&(end.pd, c, s)]);
+                            }
+                        }
+                    }
+                    if lend.perms.read {
+                        for &to in if entry.is_empty() { &callee } else { &entry } {
+                            edge(np + r, to);
+                        }
+                    }
+                    if lend.perms.write {
+                        for &from in &callee {
+                            edge(from, np + r);
+                        }
+                    }
                 }
             }
         }
@@ -268,17 +546,19 @@ impl Brute {
             Node::Region(i) => self.np + i,
             Node::Device(i) => self.np + self.nr + i,
             Node::Irq(n) => self.np + self.nr + self.nd + (n - IRQ_BASE) as usize,
+            Node::Stage { pd, chain, stage } => self.stage_nodes[&(pd, chain, stage)],
         }
     }
 
-    fn entity(&self, sd: &SystemDescription, e: &Endpoint) -> usize {
+    /// The nodes an endpoint stands for: a PD is all its nodes.
+    fn entity(&self, sd: &SystemDescription, e: &Endpoint) -> Vec<usize> {
         match &e.entity {
-            Entity::Pd(i) => *i,
+            Entity::Pd(i) => self.pd_nodes[*i].clone(),
             Entity::Region(name) => {
-                self.np + sd.memory_regions.iter().position(|r| &r.name == name).unwrap()
+                vec![self.np + sd.memory_regions.iter().position(|r| &r.name == name).unwrap()]
             }
             Entity::Device(name) => {
-                self.np + self.nr + sd.devices.iter().position(|d| &d.name == name).unwrap()
+                vec![self.np + self.nr + sd.devices.iter().position(|d| &d.name == name).unwrap()]
             }
         }
     }
@@ -320,13 +600,16 @@ proptest! {
         for (index, policy) in sd.policies.iter().enumerate() {
             let (from, to, via) = match &policy.rule {
                 PolicyRule::NoFlow { from, to } => (from, to, Vec::new()),
-                PolicyRule::Mediated { from, to, via } => (from, to, via.clone()),
+                PolicyRule::Mediated { from, to, via } => {
+                    let nodes = via.iter().flat_map(|&pd| brute.pd_nodes[pd].clone());
+                    (from, to, nodes.collect())
+                }
                 PolicyRule::Isolated { .. } => continue,
             };
             let sources: Vec<usize> =
-                from.iter().map(|e| brute.entity(&sd, e)).filter(|s| !via.contains(s)).collect();
+                from.iter().flat_map(|e| brute.entity(&sd, e)).filter(|s| !via.contains(s)).collect();
             let targets: Vec<usize> =
-                to.iter().map(|e| brute.entity(&sd, e)).filter(|t| !via.contains(t)).collect();
+                to.iter().flat_map(|e| brute.entity(&sd, e)).filter(|t| !via.contains(t)).collect();
             let dist = brute.distances(&via);
             let trivial = sources.iter().any(|s| targets.contains(s));
             let shortest = sources
@@ -373,5 +656,64 @@ proptest! {
         prop_assert_eq!(first.violations(), second.violations());
         prop_assert_eq!(first.ok(), first.violations().is_empty());
         prop_assert_eq!(dot(&sd), dot(&sd));
+    }
+}
+
+/// The generator makes what the comparison is about often enough: PDs
+/// split by chains, broken chains, lends, lends on a via's channel, and
+/// call pages the split drops.
+#[test]
+fn random_systems_often_have_chains_and_lends() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut split, mut broken, mut lends, mut via_lends, mut pages) = (0, 0, 0, 0, 0);
+    let runs = 1000;
+    for _ in 0..runs {
+        let sd = build(&spec().new_tree(&mut runner).unwrap().current());
+        let brute = Brute::new(&sd);
+        let chains = || {
+            sd.protection_domains
+                .iter()
+                .enumerate()
+                .flat_map(|(p, pd)| pd.chains.iter().map(move |c| (p, c)))
+        };
+        split += usize::from(brute.pd_nodes.iter().any(|nodes| nodes.len() > 1));
+        broken += usize::from(chains().any(|(p, c)| !counts(&sd, p, c)));
+        lends += usize::from(sd.channels.iter().any(|ch| !ch.lends.is_empty()));
+        let via_channel = |ch: &Channel| {
+            chains().any(|(p, c)| {
+                counts(&sd, p, c)
+                    && c.vias
+                        .iter()
+                        .any(|v| ch.ends.iter().any(|e| e.pd == p && e.id == v.channel && e.pp))
+            })
+        };
+        via_lends +=
+            usize::from(sd.channels.iter().any(|ch| !ch.lends.is_empty() && via_channel(ch)));
+        pages += usize::from(chains().any(|(p, c)| {
+            counts(&sd, p, c)
+                && c.vias.iter().any(|v| {
+                    v.mr.as_ref().is_some_and(|mr| {
+                        sd.protection_domains[p].maps.iter().any(|m| &m.mr == mr)
+                            && sd
+                                .protection_domains
+                                .iter()
+                                .filter(|pd| pd.maps.iter().any(|m| &m.mr == mr))
+                                .count()
+                                <= 2
+                    })
+                })
+        }));
+    }
+    eprintln!("of {runs}: split {split}, broken {broken}, lends {lends}, via lends {via_lends}, call pages {pages}");
+    for (what, count) in [
+        ("split", split),
+        ("broken", broken),
+        ("lends", lends),
+        ("via lends", via_lends),
+        ("call pages", pages),
+    ] {
+        assert!(count * 20 >= runs, "only {count} of {runs} random systems have {what}");
     }
 }

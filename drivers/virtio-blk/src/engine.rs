@@ -211,6 +211,8 @@ impl Engine {
                 Submitted::Held
             }
             Op::Barrier => Submitted::answered(req.id, Status::Ok),
+            // The filter server's to answer.
+            Op::Report => Submitted::answered(req.id, Status::InvalidRequest),
             Op::Flush | Op::FlushCompleted if !self.device_flush => Submitted::answered(req.id, Status::Ok),
             Op::Flush | Op::FlushCompleted => self.start(dma, req, T_FLUSH),
             Op::Read | Op::Write => {

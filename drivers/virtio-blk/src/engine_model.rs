@@ -228,6 +228,7 @@ impl Model {
                 prop_assert_eq!(c.count, 0);
                 prop_assert!(c.status != Status::Ok || s.started, "{:?} answered OK without reaching the device", r);
             }
+            (Op::Report, _) => prop_assert_eq!(c.status, Status::InvalidRequest, "a driver does not report"),
         }
         if let Some(slot) = self.sent[c.id as usize].buffer {
             self.free_buffers.push(slot);

@@ -53,9 +53,12 @@ impl Machine for Arch {
     }
 
     fn copy_phys(&mut self, dst: u64, src: u64, len: usize) {
-        // SAFETY: both ranges come from the boot spec (IPC buffers, restore
-        // ops) and lie in RAM covered by the linear map; they never overlap.
-        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src), phys_to_virt(dst), len) }
+        // SAFETY: both ranges lie in RAM covered by the linear map: they
+        // come from the boot spec (IPC buffers, restore ops, lent regions)
+        // or from a translation checked to be RAM (a grant copy's buffer,
+        // which may overlap the grant if a PD maps a region lent to it:
+        // hence `copy`, not `copy_nonoverlapping`).
+        unsafe { core::ptr::copy(phys_to_virt(src), phys_to_virt(dst), len) }
     }
 
     fn zero_phys(&mut self, dst: u64, len: usize) {
@@ -73,6 +76,45 @@ impl Machine for Arch {
 
     fn power_off(&mut self, status: u64) {
         power::power_off(status)
+    }
+
+    fn read_phys(&mut self, paddr: u64, out: &mut [u8]) {
+        // SAFETY: the caller passes RAM the spec describes (a PD's IPC
+        // buffer), covered by the linear map; `out` is kernel memory.
+        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(paddr), out.as_mut_ptr(), out.len()) }
+    }
+
+    fn user_phys(&mut self, vaddr: u64, write: bool) -> Option<u64> {
+        let par: u64;
+        // SAFETY: address translation as EL0 in the running PD's address
+        // space (TTBR0 is the PD's during its system call); it reads the
+        // tables and writes only PAR_EL1.
+        unsafe {
+            if write {
+                core::arch::asm!("at s1e0w, {}", "isb", "mrs {}, par_el1", in(reg) vaddr, lateout(reg) par, options(nostack));
+            } else {
+                core::arch::asm!("at s1e0r, {}", "isb", "mrs {}, par_el1", in(reg) vaddr, lateout(reg) par, options(nostack));
+            }
+        }
+        // PAR_EL1.F (bit 0) set: no translation with those rights. The
+        // memory attributes (bits 63:56) must be Normal memory (any
+        // non-zero high nibble), never a device.
+        if par & 1 != 0 || par >> 60 == 0 {
+            return None;
+        }
+        Some((par & 0x0000_ffff_ffff_f000) | (vaddr & 0xfff))
+    }
+
+    fn now(&mut self) -> u64 {
+        timer::now()
+    }
+
+    fn counter_hz(&self) -> u64 {
+        timer::frequency()
+    }
+
+    fn set_deadline(&mut self, at: Option<u64>) {
+        timer::set_deadline(at)
     }
 }
 
@@ -194,8 +236,11 @@ fn dispatch_irqs(k: &mut Kernel, m: &mut Arch) {
             return;
         }
         if irq == TIMER_IRQ {
-            timer::rearm();
-            k.tick();
+            if timer::tick_due() {
+                timer::rearm();
+                k.tick();
+            }
+            k.check_budgets(m);
         } else {
             k.irq(m, irq);
         }

@@ -1,4 +1,7 @@
-//! The filter server PD: the shell around `blk_server::Server`.
+//! The filter server PD: the shell around `blk_server::Server`: its
+//! regions, the upcalls to filters as PPCs that lend them request data,
+//! the faults of its filters (their parent is the server), and the
+//! console.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
@@ -7,10 +10,11 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 mod pd {
-    use blk::config::ServerConfig;
-    use blk_server::{bits, Event, Regions, Server, Wake, MAX_CLIENTS, MAX_DISKS};
+    use blk::config::{name_str, ServerConfig};
+    use blk::filter::label;
+    use blk_server::{bits, CallError, Event, Regions, Server, Upcalls, Wake, MAX_FILTERS};
     use core::ptr::NonNull;
-    use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible};
+    use microkit::{debug_println, fault_info, get_mr, protection_domain, set_mr, Channel, ChannelSet, Child, Handler, Infallible, MessageInfo};
 
     microkit::var!(blk_server_config: ServerConfig = ServerConfig::UNSET);
 
@@ -21,6 +25,24 @@ mod pd {
         // for its whole life and patched the values into the configuration;
         // the region is reached only through `Shared`.
         Some(unsafe { blk::Shared::new(base, size as usize) })
+    }
+
+    /// Upcalls are PPCs on each filter's channel, lending it the data.
+    struct Ppc {
+        cfg: &'static ServerConfig,
+    }
+
+    impl Upcalls for Ppc {
+        fn call(&mut self, f: usize, n: usize, lends: &[abi::Lend]) -> Result<(), CallError> {
+            let channel = Channel::new(self.cfg.filters[f].channel as usize);
+            set_mr(0, n as u64);
+            match channel.try_pp_call_lend(MessageInfo::new(label::UPCALL, 1), lends) {
+                Ok(reply) if reply.label() == label::DONE && reply.count() == 1 && get_mr(0) == n as u64 => Ok(()),
+                Ok(_) => Err(CallError::BadReply),
+                Err(microkit::Error::CalleeFaulted) => Err(CallError::Stopped),
+                Err(e) => Err(CallError::Refused(e as u64)),
+            }
+        }
     }
 
     struct Pd {
@@ -35,7 +57,16 @@ mod pd {
         fn run(&mut self) {
             let Some(server) = self.server.as_mut() else { return };
             let cfg = self.cfg;
-            let wake: Wake = server.run(&mut |e| log(cfg, e));
+            // Disks whose statistics a client asked for (bit per our disk).
+            let mut reports = 0u32;
+            let wake: Wake = if cfg.filter_count == 0 {
+                server.run(&mut |e| log(cfg, e, &mut reports))
+            } else {
+                server.run_with(&mut |e| log(cfg, e, &mut reports), &mut Ppc { cfg })
+            };
+            for d in bits(reports) {
+                report(server, d);
+            }
             // Deferred: the last one goes out with our wait for the next
             // event, in one kernel entry (earlier ones go at once).
             for c in bits(wake.clients) {
@@ -47,12 +78,39 @@ mod pd {
         }
     }
 
-    fn log(cfg: &ServerConfig, e: Event) {
-        let client = |c: usize| blk::config::name_str(&cfg.clients[c].name);
+    /// Print what each filter of our disk `d`'s chain saw and answered.
+    fn report(server: &Server<'_>, d: usize) {
+        let disk = server.disks[d].name;
+        let Some(chain) = &server.disks[d].chain else {
+            debug_println!("blk_server: {}: no filters", disk);
+            return;
+        };
+        for &f in &chain.filters {
+            let filter = &server.filters[f as usize];
+            let s = filter.stats;
+            debug_println!(
+                "blk_server: {} filter {}: {} upcalls, {} pre-ops, {} post-ops; verdicts: {} continue, {} substitute, {} complete, {} fail; {} errors; {} bytes{}",
+                disk,
+                filter.name,
+                s.upcalls,
+                s.pre,
+                s.post,
+                s.verdicts[0],
+                s.verdicts[1],
+                s.verdicts[2],
+                s.verdicts[3],
+                s.errors,
+                s.bytes,
+                if filter.alive { "" } else { " (stopped)" }
+            );
+        }
+    }
+
+    fn log(cfg: &ServerConfig, e: Event, reports: &mut u32) {
+        let client = |c: usize| name_str(&cfg.clients[c].name);
+        let filter = |f: usize| name_str(&cfg.filters[f].name);
         match e {
-            Event::DiskReady { disk, blocks } => {
-                debug_println!("blk_server: {}: {} blocks", blk::config::name_str(&cfg.disks[disk].name), blocks)
-            }
+            Event::DiskReady { disk, blocks } => debug_println!("blk_server: {}: {} blocks", name_str(&cfg.disks[disk].name), blocks),
             Event::ClientReady { client: c, first_block, blocks } => {
                 debug_println!("blk_server: client {}: blocks {}..{}", client(c), first_block, first_block + blocks)
             }
@@ -62,22 +120,35 @@ mod pd {
             Event::PartitionMisaligned { client: c } => {
                 debug_println!("blk_server: client {}: partition not aligned to 4 KiB; it sees an empty disk", client(c))
             }
-            Event::ClientCorrupt { client: c } => {
-                debug_println!("blk_server: client {}: corrupted its queue; no longer served", client(c))
+            Event::ClientCorrupt { client: c } => debug_println!("blk_server: client {}: corrupted its queue; no longer served", client(c)),
+            // A stopped filter is reported with its fault, below.
+            Event::FilterFailed { error: CallError::Stopped, .. } => {}
+            Event::FilterFailed { filter: f, error, requests } => {
+                debug_println!("blk_server: filter {}: upcall failed ({:?}); its {} requests failed with I/O error", filter(f), error, requests)
             }
+            Event::FilterStopped { filter: f, failed, restart } => debug_println!(
+                "blk_server: filter {} stopped: {} requests failed with I/O error; {}",
+                filter(f),
+                failed,
+                if restart { "restarting it" } else { "the requests that reach it fail from now on" }
+            ),
+            Event::Report { disk, .. } => *reports |= 1 << disk,
         }
     }
 
     #[protection_domain]
     fn init() -> Pd {
         let cfg = blk_server_config();
-        let mut regions = Regions { disk_queues: [None; MAX_DISKS], probes: [None; MAX_DISKS], client_queues: [None; MAX_CLIENTS] };
+        let mut regions = Regions::none();
         for (d, disk) in cfg.disks().iter().enumerate() {
             regions.disk_queues[d] = mapped(disk.queue.vaddr, disk.queue.size);
             regions.probes[d] = mapped(disk.probe.vaddr, disk.probe.size);
         }
         for (c, client) in cfg.clients().iter().enumerate() {
             regions.client_queues[c] = mapped(client.queue.vaddr, client.queue.size);
+        }
+        for (f, filter) in cfg.filters().iter().enumerate().take(MAX_FILTERS) {
+            regions.filter_calls[f] = mapped(filter.calls.vaddr, filter.calls.size);
         }
         let server = match Server::new(cfg, regions) {
             Ok(s) => Some(s),
@@ -97,6 +168,26 @@ mod pd {
         fn notified(&mut self, _channels: ChannelSet) -> Result<(), Infallible> {
             self.run();
             Ok(())
+        }
+
+        /// A filter (our child) faulted or ran past its budget: the kernel
+        /// has said what happened; say what it cost, and restart it if it
+        /// was declared so.
+        fn fault(&mut self, child: Child, _msg: MessageInfo) -> Result<Option<MessageInfo>, Infallible> {
+            let cfg = self.cfg;
+            let Some(server) = self.server.as_mut() else { return Ok(None) };
+            let _ = fault_info();
+            let mut none = 0;
+            if let Some(f) = server.filter_faulted(child.index(), &mut |e| log(cfg, e, &mut none)) {
+                if child.restart().is_ok() {
+                    server.filter_restarted(f);
+                }
+            } else {
+                let _ = child.stop();
+            }
+            // Requests may wait at the filter's level.
+            self.run();
+            Ok(None)
         }
     }
 }

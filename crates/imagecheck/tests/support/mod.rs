@@ -4,7 +4,7 @@
 //! reader, its own table lookup, its own spec editing.
 #![allow(dead_code)]
 
-use bootspec::{ChannelDesc, Header, PdDesc, RestoreOp};
+use bootspec::{ChannelDesc, Header, LendDesc, PdDesc, RestoreOp};
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 
@@ -143,6 +143,75 @@ impl Image {
     pub fn restore_offset(&self, index: usize) -> usize {
         let spec = self.spec_offset();
         spec + u32_at(&self.bytes, spec + offset_of!(Header, restore_offset)) as usize + index * size_of::<RestoreOp>()
+    }
+
+    /// File offset of entry `index` of the lend array.
+    pub fn lend_offset(&self, index: usize) -> usize {
+        let spec = self.spec_offset();
+        spec + u32_at(&self.bytes, spec + offset_of!(Header, lend_offset)) as usize + index * size_of::<LendDesc>()
+    }
+
+    /// Offset of channel slot `id` in a PD record.
+    pub fn channel_field(id: usize, field: usize) -> usize {
+        offset_of!(PdDesc, channels) + id * size_of::<ChannelDesc>() + field
+    }
+
+    /// Set the lend slice of channel `id` of PD `pd` (checksum fixed).
+    pub fn set_channel_lends(&mut self, pd: usize, id: usize, first: u16, count: u16) {
+        self.edit_pd(pd, Self::channel_field(id, offset_of!(ChannelDesc, lend_first)), &first.to_le_bytes());
+        self.edit_pd(pd, Self::channel_field(id, offset_of!(ChannelDesc, lend_count)), &count.to_le_bytes());
+    }
+
+    /// Change bytes of lend `index` at `field` (checksum fixed).
+    pub fn edit_lend(&mut self, index: usize, field: usize, bytes: &[u8]) {
+        let off = self.lend_offset(index) + field;
+        self.bytes[off..off + bytes.len()].copy_from_slice(bytes);
+        self.fix_checksum();
+    }
+
+    pub fn lend_u64(&self, index: usize, field: usize) -> u64 {
+        u64_at(&self.bytes, self.lend_offset(index) + field)
+    }
+
+    /// Append an entry to the lend array, which ends the spec: the spec's
+    /// segment grows by one entry in the file (later segments move down
+    /// the file), the header counts it and the checksum is fixed.
+    pub fn append_lend(&mut self, lend: [u64; 3]) {
+        let spec = self.spec_offset();
+        let total = u32_at(&self.bytes, spec + offset_of!(Header, total_size)) as usize;
+        let lend_offset = u32_at(&self.bytes, spec + offset_of!(Header, lend_offset)) as usize;
+        let count = u32_at(&self.bytes, spec + offset_of!(Header, lend_count)) as usize;
+        assert_eq!(lend_offset + count * size_of::<LendDesc>(), total, "the lend array ends the spec");
+        let grow = size_of::<LendDesc>();
+        let at = spec + total;
+        let mut entry = Vec::new();
+        for w in lend {
+            entry.extend_from_slice(&w.to_le_bytes());
+        }
+        self.bytes.splice(at..at, entry);
+        // Program headers: the spec's segment grows, later ones move.
+        let phoff = u64_at(&self.bytes, 32) as usize;
+        let phentsize = u16_at(&self.bytes, 54) as usize;
+        let phnum = u16_at(&self.bytes, 56) as usize;
+        assert_eq!(u64_at(&self.bytes, 40), 0, "no section headers to move");
+        for i in 0..phnum {
+            let ph = phoff + i * phentsize;
+            let (off, filesz) = (u64_at(&self.bytes, ph + 8) as usize, u64_at(&self.bytes, ph + 32) as usize);
+            let put = |bytes: &mut Vec<u8>, at: usize, v: u64| bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            if off <= spec && spec < off + filesz {
+                put(&mut self.bytes, ph + 32, (filesz + grow) as u64);
+                let memsz = u64_at(&self.bytes, ph + 40);
+                put(&mut self.bytes, ph + 40, memsz.max((filesz + grow) as u64));
+            } else if off >= at {
+                put(&mut self.bytes, ph + 8, (off + grow) as u64);
+            }
+        }
+        let bytes = std::mem::take(&mut self.bytes);
+        *self = Image::new(&bytes);
+        let put32 = |bytes: &mut Vec<u8>, at: usize, v: u32| bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        put32(&mut self.bytes, spec + offset_of!(Header, total_size), (total + grow) as u32);
+        put32(&mut self.bytes, spec + offset_of!(Header, lend_count), (count + 1) as u32);
+        self.fix_checksum();
     }
 
     pub fn pd_u64(&self, index: usize, field: usize) -> u64 {

@@ -1,0 +1,664 @@
+//! Filter chains: the in-flight table and the chain state machine.
+//!
+//! A disk with filters does not use the ring-to-ring path: each request a
+//! client sends takes a slot of the in-flight table, whose index is the tag
+//! the driver echoes (`SLOT_TAG + slot`), and keeps there what the
+//! post-operations need: its client and id, op, blocks, data, the
+//! substitute buffers filters gave it and each filter's state word.
+//!
+//! A request moves through its disk's chain in levels, one per filter, in
+//! batches:
+//!
+//! ```text
+//! client ring -> pre(0) -> pre(1) -> ... -> pre(n-1) -> down -> driver ring
+//! client ring <- up <- post(0) <- ... <- post(n-1) <- driver ring
+//! ```
+//!
+//! Each level's queue is served by one upcall carrying all of it (up to
+//! `MAX_BATCH` requests per call). A filter is skipped for an operation or
+//! a hook it did not declare. A pre-op's continue (or substitute) sends the
+//! request to the next level down; its complete or fail sends it up from
+//! that filter, so only the filters above it see it again; a post-op's
+//! verdict sets the result, and the request goes on up. What reaches the
+//! bottom goes to the driver (with the data address of the lowest
+//! substitute, or the client's buffer); what reaches the top is answered.
+//!
+//! A filter that faults or runs past its budget fails every request of the
+//! upcall with `IoError` (they go on up); the server then hears of the
+//! fault as the filter's parent, and restarts the filter if it was
+//! declared `on_fault="restart"`. Until then, and for good otherwise, every
+//! request that reaches it fails with `IoError` without a call. Requests
+//! of other disks never wait for a chain: each disk's levels are served in
+//! the same pass, and a filter is called only with its own disk's
+//! requests.
+
+use blk::config::{field_str, ServerFilter, MAX_CHAIN, NO_LEND};
+use blk::filter::{CallPage, Entry, Hook, Io, Verdict, CONTINUE_WORD as CONTINUE, MAX_BATCH};
+use blk::{Op, Request, Response, Status, BLOCK_SIZE};
+use heapless::Vec;
+
+use crate::{Event, Server, Wake};
+
+/// Requests in flight through chains at once, in all disks.
+pub const MAX_SLOTS: usize = 128;
+/// The tag of a request that has slot `s` is `SLOT_TAG + s`.
+pub const SLOT_TAG: u32 = 0x1_0000;
+
+/// How the server reaches its filters: one upcall with `n` entries written
+/// in filter `f`'s call page, lending `lends`. The PD shell makes the PPC;
+/// host tests run model filters.
+pub trait Upcalls {
+    /// `Ok` if the filter answered the upcall properly.
+    fn call(&mut self, filter: usize, n: usize, lends: &[abi::Lend]) -> Result<(), CallError>;
+}
+
+/// Why an upcall failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The filter faulted or ran past its budget (the kernel stopped it).
+    Stopped,
+    /// It answered with the wrong label or count.
+    BadReply,
+    /// The kernel refused the call (a lend or channel the system does not
+    /// allow: a configuration error).
+    Refused(u64),
+}
+
+/// A server with no filters to call.
+pub struct NoFilters;
+
+impl Upcalls for NoFilters {
+    fn call(&mut self, _: usize, _: usize, _: &[abi::Lend]) -> Result<(), CallError> {
+        Err(CallError::Refused(0))
+    }
+}
+
+/// Per-filter statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterStats {
+    pub upcalls: u64,
+    /// Requests seen in pre-ops and post-ops.
+    pub pre: u64,
+    pub post: u64,
+    /// Verdicts: continue, substitute, complete, fail.
+    pub verdicts: [u64; 4],
+    /// Bad verdicts, failed upcalls, and requests failed because the
+    /// filter was stopped.
+    pub errors: u64,
+    /// Bytes of data in the reads and writes it saw (pre-ops).
+    pub bytes: u64,
+}
+
+/// A filter, as the server keeps it.
+pub struct Filter<'a> {
+    pub name: &'a str,
+    pub config: &'a ServerFilter,
+    /// Our disk index.
+    disk: usize,
+    /// Whether it can be called (not stopped by a fault).
+    pub alive: bool,
+    /// Requests the last failed upcall had (for the fault message).
+    pub failed_last: u32,
+    /// Restarts since its last successful upcall.
+    pub restarts: u32,
+    pub stats: FilterStats,
+    /// Its call page, written and read a word at a time.
+    page: CallPage<'a>,
+}
+
+impl<'a> Filter<'a> {
+    pub fn new(config: &'a ServerFilter, disk: usize, calls: blk::Shared<'a>) -> Option<Filter<'a>> {
+        Some(Filter {
+            name: field_str(&config.name),
+            config,
+            disk,
+            alive: true,
+            failed_last: 0,
+            restarts: 0,
+            stats: FilterStats::default(),
+            page: CallPage::new(calls)?,
+        })
+    }
+
+    /// Our index of its disk.
+    pub fn disk(&self) -> usize {
+        self.disk
+    }
+
+    fn wants(&self, hook: Hook, op: Op) -> bool {
+        self.config.hooks & hook.bit() != 0 && self.config.ops & blk::filter::op_bit(op) != 0
+    }
+
+    #[inline(always)]
+    fn word(&self, i: usize, w: usize) -> u64 {
+        self.page.word(i, w)
+    }
+
+    #[inline(always)]
+    fn set_word(&self, i: usize, w: usize, value: u64) {
+        self.page.set_word(i, w, value)
+    }
+}
+
+/// One request in flight through a chain.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot {
+    client: u8,
+    op: Op,
+    /// Bit p: the filter at position p substituted (`sub[p]` holds where);
+    /// its pre-op left a state (`state[p]`). Only those entries are valid.
+    subbed: u8,
+    stated: u8,
+    id: u32,
+    count: u32,
+    done: u32,
+    status: Status,
+    /// The first block, on the disk.
+    block: u64,
+    /// Offset of its buffer in the client's data region.
+    data_offset: u64,
+    /// Word 0 of its call-page entries, without hook and position.
+    head: u64,
+    /// Per position: the offset in that filter's bounce buffer it
+    /// substituted.
+    sub: [u32; MAX_CHAIN],
+    /// Per position: the state word its pre-op left.
+    state: [u64; MAX_CHAIN],
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        client: 0,
+        op: Op::Read,
+        subbed: 0,
+        stated: 0,
+        id: 0,
+        count: 0,
+        done: 0,
+        status: Status::Ok,
+        block: 0,
+        data_offset: 0,
+        head: 0,
+        sub: [0; MAX_CHAIN],
+        state: [0; MAX_CHAIN],
+    };
+
+    /// The state its pre-op at position `p` left (0 if none).
+    fn state_at(&self, p: usize) -> u64 {
+        if self.stated & 1 << p != 0 {
+            self.state[p]
+        } else {
+            0
+        }
+    }
+}
+
+/// The in-flight table: slots and the free list.
+pub(crate) struct Table {
+    slots: [Slot; MAX_SLOTS],
+    free: Vec<u8, MAX_SLOTS>,
+}
+
+impl Table {
+    pub(crate) fn new() -> Table {
+        let mut free = Vec::new();
+        for s in (0..MAX_SLOTS as u8).rev() {
+            let _ = free.push(s);
+        }
+        Table { slots: [Slot::EMPTY; MAX_SLOTS], free }
+    }
+
+    pub(crate) fn free(&self) -> usize {
+        self.free.len()
+    }
+}
+
+type Queue = Vec<u8, MAX_SLOTS>;
+
+/// One disk's chain: its filters (indices into `Server::filters`) and the
+/// queue of each level.
+pub struct Chain {
+    pub filters: Vec<u8, MAX_CHAIN>,
+    /// Per operation (its raw value): bit p set if the filter at position
+    /// p wants its pre-op (`pre_at`) or its post-op (`post_at`).
+    pre_at: [u8; 8],
+    post_at: [u8; 8],
+    pre: [Queue; MAX_CHAIN],
+    post: [Queue; MAX_CHAIN],
+    /// Ready for the driver.
+    down: Queue,
+    /// Ready to be answered.
+    up: Queue,
+}
+
+impl Chain {
+    /// The chain of `filters` (indices into `all`), in chain order.
+    pub fn new(filters: Vec<u8, MAX_CHAIN>, all: &[Filter<'_>]) -> Chain {
+        let (mut pre_at, mut post_at) = ([0u8; 8], [0u8; 8]);
+        for (p, &f) in filters.iter().enumerate() {
+            for op in Op::ALL {
+                pre_at[op.raw() as usize] |= u8::from(all[f as usize].wants(Hook::Pre, op)) << p;
+                post_at[op.raw() as usize] |= u8::from(all[f as usize].wants(Hook::Post, op)) << p;
+            }
+        }
+        Chain { filters, pre_at, post_at, pre: Default::default(), post: Default::default(), down: Vec::new(), up: Vec::new() }
+    }
+
+    /// Whether requests wait anywhere in the chain (a turn that could
+    /// take more would only queue them).
+    pub fn busy(&self) -> bool {
+        !self.down.is_empty() || !self.up.is_empty() || self.pre.iter().chain(&self.post).any(|q| !q.is_empty())
+    }
+}
+
+/// Drop the first `n` entries of `queue`, moving the rest to the front once.
+fn drop_front(queue: &mut Queue, n: usize) {
+    let len = queue.len();
+    let n = n.min(len);
+    queue.copy_within(n.., 0);
+    queue.truncate(len - n);
+}
+
+/// The data of a request at one level: where a grant of it comes from.
+enum Buffer {
+    Client,
+    Bounce { position: usize, offset: u32 },
+}
+
+impl<'a> Server<'a> {
+    /// Take a request of client `c` (checked, with room for its answer
+    /// set aside) into a free slot and start it down its chain. The caller
+    /// checked there is a free slot.
+    pub(crate) fn chain_take(&mut self, c: usize, req: &Request, op: Op, first: u64) {
+        let Some(s) = self.table.free.pop() else { return };
+        let count = if op.moves_data() { req.count } else { 0 };
+        let slot = &mut self.table.slots[s as usize];
+        // Field by field: the per-position arrays are read only where the
+        // masks say.
+        slot.client = c as u8;
+        slot.op = op;
+        slot.subbed = 0;
+        slot.stated = 0;
+        slot.id = req.id;
+        slot.count = count;
+        slot.block = req.block.wrapping_add(first);
+        slot.data_offset = req.data_offset;
+        slot.head = (op.raw() as u64) << 8 | (c as u64) << 16 | (count as u64) << 32;
+        let d = self.clients[c].disk;
+        self.down_from(d, s, 0);
+    }
+
+    /// Slot `s` goes down from position `from`: to the first filter at or
+    /// below it that wants its pre-op, else to the driver.
+    fn down_from(&mut self, d: usize, s: u8, from: usize) {
+        let op = self.table.slots[s as usize].op;
+        let Some(chain) = self.disks[d].chain.as_mut() else { return };
+        let below = u32::from(chain.pre_at[op.raw() as usize]) >> from.min(8) << from.min(8);
+        let _ = match below.trailing_zeros() as usize {
+            p if p < chain.filters.len() => chain.pre[p].push(s),
+            _ => chain.down.push(s),
+        };
+    }
+
+    /// Slot `s` goes up from just above position `below` (the filters at
+    /// positions under `below` are done with it): to the nearest filter
+    /// above that wants its post-op, else to be answered.
+    fn up_from(&mut self, d: usize, s: u8, below: usize) {
+        let op = self.table.slots[s as usize].op;
+        let Some(chain) = self.disks[d].chain.as_mut() else { return };
+        let above = u32::from(chain.post_at[op.raw() as usize]) & ((1u32 << below.min(8)) - 1);
+        let _ = match above {
+            0 => chain.up.push(s),
+            m => chain.post[31 - m.leading_zeros() as usize].push(s),
+        };
+    }
+
+    /// A driver answer for slot tag `tag` of disk `d`.
+    pub(crate) fn chain_answer(&mut self, d: usize, tag: u32, status: Result<Status, blk::UnknownStatus>, count: u32) {
+        let s = tag.wrapping_sub(SLOT_TAG);
+        if s as usize >= MAX_SLOTS {
+            return;
+        }
+        let slot = &mut self.table.slots[s as usize];
+        slot.status = status.unwrap_or(Status::IoError);
+        slot.done = count.min(slot.count);
+        let below = self.disks[d].chain.as_ref().map_or(0, |c| c.filters.len());
+        self.up_from(d, s as u8, below);
+    }
+
+    /// Run disk `d`'s chain until nothing moves: the post-ops of what came
+    /// back (from the bottom up), answers, then the pre-ops of what came in
+    /// (from the top down), and the driver's share of what reached the
+    /// bottom. Returns the clients it answered (bit c).
+    pub(crate) fn run_chain(&mut self, d: usize, wake: &mut Wake, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) -> u32 {
+        let Some(n) = self.disks[d].chain.as_ref().map(|c| c.filters.len()) else { return 0 };
+        let waits = |server: &Self, p: usize, hook: Hook| {
+            server.disks[d].chain.as_ref().is_some_and(|c| !(if hook == Hook::Pre { &c.pre[p] } else { &c.post[p] }).is_empty())
+        };
+        for p in (0..n).rev() {
+            if waits(self, p, Hook::Post) {
+                self.serve_level(d, p, Hook::Post, up, log);
+            }
+        }
+        let mut answered = self.answer(d, wake);
+        for p in 0..n {
+            if waits(self, p, Hook::Pre) {
+                self.serve_level(d, p, Hook::Pre, up, log);
+            }
+        }
+        // Pre-ops that completed or failed requests left posts and answers.
+        for p in (0..n).rev() {
+            if waits(self, p, Hook::Post) {
+                self.serve_level(d, p, Hook::Post, up, log);
+            }
+        }
+        answered |= self.answer(d, wake);
+        self.send_down(d, wake);
+        answered
+    }
+
+    /// Serve level `p`'s queue for `hook`, a batch per upcall.
+    fn serve_level(&mut self, d: usize, p: usize, hook: Hook, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
+        loop {
+            let Some(chain) = self.disks[d].chain.as_mut() else { return };
+            let queue = match hook {
+                Hook::Pre => &mut chain.pre[p],
+                Hook::Post => &mut chain.post[p],
+            };
+            if queue.is_empty() {
+                return;
+            }
+            let n = queue.len().min(MAX_BATCH);
+            let mut batch: Vec<u8, MAX_BATCH> = Vec::new();
+            let _ = batch.extend_from_slice(&queue[..n]);
+            drop_front(queue, n);
+            let f = chain.filters[p] as usize;
+            self.upcall(d, p, f, hook, &batch, up, log);
+        }
+    }
+
+    /// One upcall to filter `f` (position `p` of disk `d`) with `batch`,
+    /// and what its verdicts do to each request. The entries are written a
+    /// word at a time, and a plain continue is read back with one load:
+    /// with a batch of 32 this loop is most of what a filter costs.
+    #[allow(clippy::too_many_arguments)]
+    fn upcall(&mut self, d: usize, p: usize, f: usize, hook: Hook, batch: &[u8], up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
+        if !self.filters[f].alive {
+            self.filters[f].stats.errors += batch.len() as u64;
+            for &s in batch {
+                self.fail_at(d, s, p, hook);
+            }
+            return;
+        }
+        let mut lends: Vec<abi::Lend, MAX_BATCH> = Vec::new();
+        let filter = &self.filters[f];
+        let cfg = filter.config;
+        let position = (hook as u64) | (p as u64) << 24;
+        let mut bytes = 0;
+        for (i, &s) in batch.iter().enumerate() {
+            let slot = &self.table.slots[s as usize];
+            let mut grant = 0;
+            if cfg.rights != 0 && slot.op.moves_data() {
+                if let Some(l) = self.lend_for(slot, p, cfg) {
+                    grant = lends.len() as u64 + 1;
+                    let _ = lends.push(l);
+                }
+            }
+            filter.set_word(i, 0, slot.head | position);
+            filter.set_word(i, 1, slot.block);
+            filter.set_word(i, 2, grant);
+            match hook {
+                Hook::Pre => {
+                    filter.set_word(i, 3, u64::from(s));
+                    filter.set_word(i, 5, 0);
+                    bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
+                }
+                Hook::Post => {
+                    filter.set_word(i, 3, u64::from(s) | (slot.status.raw() as u64) << 32);
+                    filter.set_word(i, 4, u64::from(slot.done));
+                    filter.set_word(i, 5, slot.state_at(p));
+                }
+            }
+            filter.set_word(i, 6, 0);
+        }
+        let stats = &mut self.filters[f].stats;
+        stats.upcalls += 1;
+        stats.bytes += bytes;
+        match hook {
+            Hook::Pre => stats.pre += batch.len() as u64,
+            Hook::Post => stats.post += batch.len() as u64,
+        }
+        if let Err(e) = up.call(f, batch.len(), &lends) {
+            let filter = &mut self.filters[f];
+            filter.stats.errors += batch.len() as u64;
+            filter.failed_last = batch.len() as u32;
+            if e == CallError::Stopped {
+                filter.alive = false;
+            }
+            log(Event::FilterFailed { filter: f, error: e, requests: batch.len() as u32 });
+            for &s in batch {
+                self.fail_at(d, s, p, hook);
+            }
+            return;
+        }
+        self.filters[f].restarts = 0;
+        let mut continued = 0;
+        for (i, &s) in batch.iter().enumerate() {
+            let filter = &self.filters[f];
+            let w6 = filter.word(i, 6);
+            if w6 == CONTINUE {
+                continued += 1;
+                if hook == Hook::Pre {
+                    let state = filter.word(i, 5);
+                    let slot = &mut self.table.slots[s as usize];
+                    slot.state[p] = state;
+                    slot.stated |= 1 << p;
+                    self.down_from(d, s, p + 1);
+                } else {
+                    self.up_from(d, s, p);
+                }
+                continue;
+            }
+            self.verdict(d, p, f, hook, i, s, w6);
+        }
+        self.filters[f].stats.verdicts[0] += continued;
+    }
+
+    /// A verdict other than a plain continue: checked against the request,
+    /// and applied.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn verdict(&mut self, d: usize, p: usize, f: usize, hook: Hook, i: usize, s: u8, w6: u64) {
+        let filter = &self.filters[f];
+        let (w5, w7) = (filter.word(i, 5), filter.word(i, 7));
+        let bounce = filter.config.bounce.size;
+        let slot = &self.table.slots[s as usize];
+        let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: slot.block, count: slot.count, grant: 0, id: u32::from(s), state: 0 };
+        let verdict = Entry::verdict([w6, w7], &io, bounce);
+        let stats = &mut self.filters[f].stats;
+        let slot = &mut self.table.slots[s as usize];
+        let Ok(v) = verdict else {
+            stats.errors += 1;
+            (slot.status, slot.done) = (Status::IoError, 0);
+            return self.up_from(d, s, p);
+        };
+        stats.verdicts[match v {
+            Verdict::Continue => 0,
+            Verdict::Substitute { .. } => 1,
+            Verdict::Complete { .. } => 2,
+            _ => 3,
+        }] += 1;
+        if hook == Hook::Pre {
+            slot.state[p] = w5;
+            slot.stated |= 1 << p;
+        }
+        match (hook, v) {
+            (Hook::Pre, Verdict::Continue) => self.down_from(d, s, p + 1),
+            (Hook::Pre, Verdict::Substitute { offset }) => {
+                slot.sub[p] = offset as u32;
+                slot.subbed |= 1 << p;
+                self.down_from(d, s, p + 1);
+            }
+            (_, Verdict::Complete { status, count }) => {
+                (slot.status, slot.done) = (status, count);
+                self.up_from(d, s, p);
+            }
+            (_, Verdict::Fail(status)) => {
+                (slot.status, slot.done) = (status, 0);
+                self.up_from(d, s, p);
+            }
+            // Post: continue. (Substitute and redirect in a post-op never
+            // pass `Entry::verdict`.)
+            _ => self.up_from(d, s, p),
+        }
+    }
+
+    /// Request `s` failed at filter position `p` (its upcall failed, or
+    /// the filter is stopped): the filters above see `IoError`.
+    fn fail_at(&mut self, d: usize, s: u8, p: usize, _hook: Hook) {
+        let slot = &mut self.table.slots[s as usize];
+        (slot.status, slot.done) = (Status::IoError, 0);
+        self.up_from(d, s, p);
+    }
+
+    /// Where request `slot`'s data is at position `p`: the lowest
+    /// substitute above `p`, else the client's buffer.
+    fn buffer_at(slot: &Slot, p: usize) -> Buffer {
+        match u32::from(slot.subbed) & ((1u32 << p.min(8)) - 1) {
+            0 => Buffer::Client,
+            m => {
+                let q = 31 - m.leading_zeros() as usize;
+                Buffer::Bounce { position: q, offset: slot.sub[q] }
+            }
+        }
+    }
+
+    /// The lend that gives the filter at position `p` (configured as
+    /// `cfg`) request `slot`'s data, with its rights.
+    fn lend_for(&self, slot: &Slot, p: usize, cfg: &ServerFilter) -> Option<abi::Lend> {
+        let (index, offset) = match Self::buffer_at(slot, p) {
+            Buffer::Client => (cfg.lend_client[slot.client as usize], slot.data_offset),
+            Buffer::Bounce { position, offset } => (*cfg.lend_bounce.get(position)?, u64::from(offset)),
+        };
+        (index != NO_LEND).then(|| abi::Lend {
+            lend: u16::from(index),
+            rights: cfg.rights,
+            _reserved: 0,
+            len: slot.count * BLOCK_SIZE,
+            offset,
+        })
+    }
+
+    /// Send what reached the bottom of disk `d`'s chain to its driver, as
+    /// far as the driver has room.
+    fn send_down(&mut self, d: usize, wake: &mut Wake) {
+        let Server { disks, clients, filters, table, .. } = self;
+        let disk = &mut disks[d];
+        if disk.chain.as_ref().is_none_or(|c| c.down.is_empty()) {
+            return;
+        }
+        let room = disk.room_now() as usize;
+        let Some(chain) = disk.chain.as_mut() else { return };
+        let n = room.min(chain.down.len());
+        if n == 0 {
+            return;
+        }
+        let Ok(mut ring) = disk.driver.requests.batch() else { return };
+        let mut sent = 0;
+        for &s in &chain.down[..n] {
+            let slot = &table.slots[s as usize];
+            let addr = match Self::buffer_at(slot, chain.filters.len()) {
+                Buffer::Client => clients[slot.client as usize].data_paddr + slot.data_offset,
+                Buffer::Bounce { position, offset } => {
+                    filters[chain.filters[position] as usize].config.bounce.paddr + u64::from(offset)
+                }
+            };
+            let op = if slot.op.moves_data() { slot.op } else { Op::FlushCompleted };
+            let req = Request::new(slot.id, op, slot.block, slot.count, addr).with_tag(SLOT_TAG + u32::from(s));
+            if ring.push(req).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        drop(ring);
+        drop_front(&mut chain.down, sent);
+        disk.outstanding += sent as u32;
+        wake.notify_driver(disk.index, &mut disk.driver.requests);
+    }
+
+    /// Answer the requests that reached the top of disk `d`'s chain and
+    /// free their slots, a batch per run of answers to one client (room
+    /// for each was set aside when the request was taken). Returns the
+    /// clients answered (bit c).
+    fn answer(&mut self, d: usize, wake: &mut Wake) -> u32 {
+        let Server { disks, clients, table, .. } = self;
+        let Some(chain) = disks[d].chain.as_mut() else { return 0 };
+        let mut answered = 0u32;
+        let mut at = 0;
+        while at < chain.up.len() {
+            let c = table.slots[chain.up[at] as usize].client as usize;
+            let client = &mut clients[c];
+            let Ok(mut batch) = client.queue.responses.batch() else {
+                // A client that corrupted its ring loses its own answers.
+                while at < chain.up.len() && table.slots[chain.up[at] as usize].client as usize == c {
+                    let _ = table.free.push(chain.up[at]);
+                    at += 1;
+                }
+                continue;
+            };
+            while let Some(&s) = chain.up.get(at) {
+                let slot = &table.slots[s as usize];
+                if slot.client as usize != c {
+                    break;
+                }
+                let _ = batch.push(Response::new(slot.id, slot.status, slot.done));
+                let _ = table.free.push(s);
+                at += 1;
+            }
+            drop(batch);
+            answered |= 1 << c;
+        }
+        chain.up.clear();
+        for c in crate::bits(answered) {
+            wake.notify_client(c, &mut clients[c].queue.responses);
+        }
+        answered
+    }
+
+    /// The server heard that filter child `child` faulted: report it, and
+    /// restart it if it was declared so (at most 3 times in a row without
+    /// an upcall it answered). Returns whether to restart it.
+    pub fn filter_faulted(&mut self, child: usize, log: &mut impl FnMut(Event)) -> Option<usize> {
+        let f = self.filters.iter().position(|f| f.config.child as usize == child)?;
+        let filter = &mut self.filters[f];
+        filter.alive = false;
+        let restart = filter.config.restart != 0 && filter.restarts < 3;
+        log(Event::FilterStopped { filter: f, failed: filter.failed_last, restart });
+        filter.failed_last = 0;
+        if restart {
+            filter.restarts += 1;
+        }
+        restart.then_some(f)
+    }
+
+    /// Filter `f` was restarted: call it again.
+    pub fn filter_restarted(&mut self, f: usize) {
+        if let Some(filter) = self.filters.get_mut(f) {
+            filter.alive = true;
+        }
+    }
+
+    /// Run every disk's chain. Returns whether a client with a flush or
+    /// barrier waiting for its earlier answers got answers: then its turn
+    /// must come again before the server waits.
+    #[inline(never)]
+    pub(crate) fn run_chains(&mut self, wake: &mut Wake, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) -> bool {
+        let mut answered = 0;
+        for d in 0..self.disks.len() {
+            if self.disks[d].chain.is_some() {
+                answered |= self.run_chain(d, wake, up, log);
+            }
+        }
+        crate::bits(answered).any(|c| self.clients[c].ordering)
+    }
+}

@@ -1,0 +1,579 @@
+//! Filter chains on the host: a server with filters whose upcalls run
+//! model filters over the real call pages, with grants resolved to the
+//! client and bounce memory the lends name.
+
+use super::*;
+use blk::config::{ServerFilter, NO_LEND};
+use blk::filter::{self, Completion as Done, DataError, Hook, Io, RequestData, Verdict};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+mod model;
+
+pub const CLIENT_DATA: u64 = DATA_SIZE;
+pub const BOUNCE_SIZE: u64 = 16 * 4096;
+
+pub fn bounce_paddr(f: usize) -> u64 {
+    0x6000_0000 + f as u64 * 0x10_0000
+}
+
+/// A page-aligned page of host memory, as a call page is in a PD.
+fn page() -> Shared<'static> {
+    #[repr(C, align(4096))]
+    struct Page([u64; 512]);
+    let p: &'static mut Page = Box::leak(Box::new(Page([0; 512])));
+    Shared::from_words(&mut p.0)
+}
+
+pub fn client_paddr(c: usize) -> u64 {
+    0x5100_0000 + c as u64 * 0x10_0000
+}
+
+/// A filter in a test chain.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub hooks: u8,
+    pub ops: u8,
+    pub rights: u8,
+    pub bounce: bool,
+}
+
+impl Spec {
+    pub const PASS: Spec = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: false };
+}
+
+/// One upcall as the filter saw it.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub filter: usize,
+    pub entries: StdVec<(Io, Option<Done>)>,
+    pub lends: StdVec<abi::Lend>,
+}
+
+/// Memory the model grants reach: clients' data regions and filters'
+/// bounce buffers, by physical address.
+pub struct Memory {
+    pub clients: StdVec<Shared<'static>>,
+    pub bounces: StdVec<Shared<'static>>,
+}
+
+impl Memory {
+    /// The memory at device address `addr`, `len` bytes.
+    pub fn at(&self, addr: u64, len: u64) -> Option<Shared<'static>> {
+        for (c, mem) in self.clients.iter().enumerate() {
+            if let Some(off) = addr.checked_sub(client_paddr(c)).filter(|&o| o + len <= CLIENT_DATA) {
+                return mem.window(off as usize, len as usize).ok();
+            }
+        }
+        for (f, mem) in self.bounces.iter().enumerate() {
+            if let Some(off) = addr.checked_sub(bounce_paddr(f)).filter(|&o| o + len <= BOUNCE_SIZE) {
+                return mem.window(off as usize, len as usize).ok();
+            }
+        }
+        None
+    }
+}
+
+/// What a model filter decides; it gets the call page entry and a way to
+/// reach the data, and may use its own bounce buffer.
+pub type Decide = Box<dyn FnMut(usize, &Io, Option<Done>, &dyn RequestData, Shared<'static>) -> Verdict>;
+
+/// The grants of one upcall, resolved as the kernel would: lend `i` of
+/// the call is reached as grant `i + 1` of an entry.
+struct Grants<'m> {
+    mem: &'m Memory,
+    lends: &'m [abi::Lend],
+    /// Which lend index names which region: clients first, then bounces by
+    /// position (see `ChainHarness`).
+    clients: usize,
+    chain: &'m [usize],
+}
+
+impl Grants<'_> {
+    fn region(&self, io: &Io) -> Result<(Shared<'static>, &abi::Lend), DataError> {
+        let l = self.lends.get((io.grant as usize).checked_sub(1).ok_or(DataError::NoAccess)?).ok_or(DataError::NoAccess)?;
+        let idx = l.lend as usize;
+        let base = if idx < self.clients {
+            client_paddr(idx)
+        } else {
+            bounce_paddr(*self.chain.get(idx - self.clients).ok_or(DataError::NoAccess)?)
+        };
+        let mem = self.mem.at(base + l.offset, u64::from(l.len)).ok_or(DataError::OutOfRange)?;
+        Ok((mem, l))
+    }
+}
+
+impl RequestData for Grants<'_> {
+    fn read(&self, io: &Io, offset: u64, out: &mut [u8]) -> Result<(), DataError> {
+        let (mem, _) = self.region(io)?;
+        mem.read_bytes(offset as usize, out).map_err(|_| DataError::OutOfRange)
+    }
+    fn write(&self, io: &Io, offset: u64, data: &[u8]) -> Result<(), DataError> {
+        let (mem, l) = self.region(io)?;
+        if l.rights & abi::GRANT_WRITE == 0 {
+            return Err(DataError::ReadOnly);
+        }
+        mem.write_bytes(offset as usize, data).map_err(|_| DataError::OutOfRange)
+    }
+}
+
+/// The upcalls of a test: model filters deciding through `decide`, every
+/// call recorded; a filter listed in `stop` fails its next call as if the
+/// kernel stopped it.
+pub struct ModelUpcalls {
+    pub pages: StdVec<Shared<'static>>,
+    pub memory: Rc<Memory>,
+    pub decide: Decide,
+    pub calls: Rc<RefCell<StdVec<Call>>>,
+    pub stop: StdVec<usize>,
+    pub clients: usize,
+    /// Filter index of each chain position.
+    pub chain: StdVec<usize>,
+}
+
+impl Upcalls for ModelUpcalls {
+    fn call(&mut self, f: usize, n: usize, lends: &[abi::Lend]) -> Result<(), CallError> {
+        let page = filter::call_page(self.pages[f]).unwrap();
+        let entries: StdVec<_> = (0..n as u32).map(|i| page.get(i).io().expect("the server writes entries a filter can read")).collect();
+        self.calls.borrow_mut().push(Call { filter: f, entries: entries.clone(), lends: lends.to_vec() });
+        if let Some(i) = self.stop.iter().position(|&s| s == f) {
+            self.stop.remove(i);
+            return Err(CallError::Stopped);
+        }
+        let memory = self.memory.clone();
+        let grants = Grants { mem: &memory, lends, clients: self.clients, chain: &self.chain };
+        for (i, (io, done)) in entries.into_iter().enumerate() {
+            let v = (self.decide)(f, &io, done, &grants, memory.bounces[f]);
+            let mut e = page.get(i as u32);
+            e.set_verdict(v);
+            page.set(i as u32, &e);
+        }
+        Ok(())
+    }
+}
+
+pub struct ChainHarness {
+    pub server: Server<'static>,
+    pub driver: Responder<'static>,
+    pub clients: StdVec<Requester<'static>>,
+    pub up: ModelUpcalls,
+    pub events: StdVec<Event>,
+    pub calls: Rc<RefCell<StdVec<Call>>>,
+    pub memory: Rc<Memory>,
+}
+
+/// A server driving one disk (`DISK_BLOCKS` blocks) with `clients` whole-
+/// disk clients of the given queue capacities and the chain `chain`
+/// (position order). Filter f's lends on its channel: client c's data
+/// region is lend c; the bounce buffer of the filter at position q above
+/// it (if it has one) is lend `clients + q`.
+pub fn chain_harness(capacities: &[u32], chain: &[Spec], driver_capacity: u32, decide: Decide) -> ChainHarness {
+    let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
+    config.magic = MAGIC;
+    config.disk_count = 1;
+    config.client_count = capacities.len() as u32;
+    config.filter_count = chain.len() as u32;
+    let dlayout = QueueLayout::new(driver_capacity).unwrap();
+    config.disks[0] = ServerDisk {
+        queue: QueueRegion { vaddr: 0, size: dlayout.size() as u64, capacity: driver_capacity, channel: 40 },
+        probe: DmaRegion { vaddr: 0, paddr: 0x5000_0000, size: 4096 },
+        name: name_field("disk0"),
+    };
+    let dq = Shared::from_words(words(dlayout.size().next_multiple_of(8)));
+    let mut regions = Regions::none();
+    regions.disk_queues[0] = Some(dq);
+    regions.probes[0] = Some(Shared::from_words(words(4096)));
+    let mut ends = StdVec::new();
+    let mut client_data = StdVec::new();
+    for (i, &capacity) in capacities.iter().enumerate() {
+        let layout = QueueLayout::new(capacity).unwrap();
+        config.clients[i] = ServerClient {
+            queue: QueueRegion { vaddr: 0, size: layout.size() as u64, capacity, channel: i as u32 },
+            data: DmaRegion { vaddr: 0, paddr: client_paddr(i), size: DATA_SIZE },
+            disk: 0,
+            partition: 0,
+            name: name_field(&format!("client{i}")),
+        };
+        let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
+        regions.client_queues[i] = Some(q);
+        ends.push(Requester::new(q, layout).unwrap());
+        client_data.push(Shared::from_words(words(DATA_SIZE as usize)));
+    }
+    let mut pages = StdVec::new();
+    let mut bounces = StdVec::new();
+    for (p, spec) in chain.iter().enumerate() {
+        let mut lend_client = [NO_LEND; blk::config::MAX_CLIENTS];
+        let mut lend_bounce = [NO_LEND; blk::config::MAX_CHAIN];
+        if spec.rights != 0 {
+            for (c, l) in lend_client.iter_mut().enumerate().take(capacities.len()) {
+                *l = c as u8;
+            }
+            for (q, l) in lend_bounce.iter_mut().enumerate().take(p) {
+                if chain[q].bounce {
+                    *l = (capacities.len() + q) as u8;
+                }
+            }
+        }
+        config.filters[p] = ServerFilter {
+            name: name_field(&format!("f{p}")),
+            calls: QueueRegion { vaddr: 0, size: 4096, capacity: 0, channel: 20 + p as u32 },
+            bounce: DmaRegion { vaddr: 0, paddr: bounce_paddr(p), size: if spec.bounce { BOUNCE_SIZE } else { 0 } },
+            disk: 0,
+            position: p as u32,
+            channel: 20 + p as u32,
+            child: p as u32,
+            hooks: spec.hooks,
+            ops: spec.ops,
+            rights: spec.rights,
+            restart: 1,
+            lend_client,
+            lend_bounce,
+            _reserved: [0; 4],
+        };
+        let page = page();
+        regions.filter_calls[p] = Some(page);
+        pages.push(page);
+        bounces.push(Shared::from_words(words(BOUNCE_SIZE as usize)));
+    }
+    let server = Server::new(config, regions).unwrap();
+    let mut driver = Responder::new(dq, dlayout).unwrap();
+    driver.info.publish(&StorageInfo::new(DISK_BLOCKS, false, driver_capacity));
+    let memory = Rc::new(Memory { clients: client_data, bounces });
+    let calls = Rc::new(RefCell::new(StdVec::new()));
+    let up = ModelUpcalls {
+        pages,
+        memory: memory.clone(),
+        decide,
+        calls: calls.clone(),
+        stop: StdVec::new(),
+        clients: capacities.len(),
+        chain: (0..chain.len()).collect(),
+    };
+    let mut h = ChainHarness { server, driver, clients: ends, up, events: StdVec::new(), calls, memory };
+    h.run();
+    h
+}
+
+impl ChainHarness {
+    pub fn run(&mut self) -> Wake {
+        let events = &mut self.events;
+        let wake = self.server.run_with(&mut |e| events.push(e), &mut self.up);
+        // The server's fault handler, as its PD shell runs it.
+        let stopped: StdVec<usize> = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::FilterFailed { filter, error: CallError::Stopped, .. } => Some(*filter),
+                _ => None,
+            })
+            .collect();
+        self.events.retain(|e| !matches!(e, Event::FilterFailed { .. }));
+        for f in stopped {
+            let child = self.server.filters[f].config.child as usize;
+            let events = &mut self.events;
+            if let Some(f) = self.server.filter_faulted(child, &mut |e| events.push(e)) {
+                self.server.filter_restarted(f);
+            }
+        }
+        wake
+    }
+    pub fn push(&mut self, c: usize, r: Request) {
+        self.clients[c].requests.try_push(r).unwrap();
+    }
+    pub fn driver_requests(&mut self) -> StdVec<Request> {
+        core::iter::from_fn(|| self.driver.requests.try_pop().unwrap()).collect()
+    }
+    pub fn complete(&mut self, reqs: &[Request], status: Status) {
+        for r in reqs {
+            let count = if status == Status::Ok && r.op().is_ok_and(|o| o.moves_data()) { r.count } else { 0 };
+            self.driver.responses.try_push(Response::new(r.id, status, count).with_tag(r.tag)).unwrap();
+        }
+    }
+    pub fn responses(&mut self, c: usize) -> StdVec<Response> {
+        core::iter::from_fn(|| self.clients[c].responses.try_pop().unwrap()).collect()
+    }
+    /// The calls made since the last look, as (position, hook, op, client
+    /// request block) per entry.
+    pub fn take_calls(&mut self) -> StdVec<Call> {
+        std::mem::take(&mut *self.calls.borrow_mut())
+    }
+}
+
+fn always(v: Verdict) -> Decide {
+    Box::new(move |_, _, _, _, _| v)
+}
+
+/// (filter, hook, block) of every entry of every call so far.
+fn trace(h: &mut ChainHarness) -> StdVec<(usize, Hook, u64)> {
+    h.take_calls().iter().flat_map(|c| c.entries.iter().map(move |(io, _)| (c.filter, io.hook, io.block))).collect()
+}
+
+#[test]
+fn pre_ops_run_in_chain_order_and_post_ops_in_reverse() {
+    let mut h = chain_harness(&[8], &[Spec::PASS, Spec::PASS, Spec::PASS], 8, always(Verdict::Continue));
+    h.push(0, Request::new(7, Op::Read, 5, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 1);
+    assert_eq!((fwd[0].id, fwd[0].block, fwd[0].data_offset), (7, 5, client_paddr(0)));
+    assert_eq!(fwd[0].tag, chain::SLOT_TAG + fwd[0].tag - chain::SLOT_TAG, "tagged with its slot");
+    assert_eq!(trace(&mut h), [(0, Hook::Pre, 5), (1, Hook::Pre, 5), (2, Hook::Pre, 5)]);
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(trace(&mut h), [(2, Hook::Post, 5), (1, Hook::Post, 5), (0, Hook::Post, 5)]);
+    assert_eq!(h.responses(0), [Response::new(7, Status::Ok, 1)]);
+}
+
+#[test]
+fn one_upcall_carries_a_batch_of_requests() {
+    let mut h = chain_harness(&[32], &[Spec::PASS], 64, always(Verdict::Continue));
+    for i in 0..32 {
+        h.push(0, Request::new(i, Op::Write, i as u64, 1, 0));
+    }
+    h.run();
+    let calls = h.take_calls();
+    assert_eq!(calls.len(), 1, "32 requests, one pre-op upcall");
+    assert_eq!(calls[0].entries.len(), 32);
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 32);
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.take_calls().len(), 1, "and one post-op upcall");
+    assert_eq!(h.responses(0).len(), 32);
+    let stats = h.server.filters[0].stats;
+    assert_eq!((stats.upcalls, stats.pre, stats.post, stats.verdicts[0], stats.bytes), (2, 32, 32, 64, 32 * 4096));
+}
+
+#[test]
+fn a_filter_is_not_called_for_hooks_and_ops_it_did_not_declare() {
+    let writes_pre_only = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: 0, bounce: false };
+    let mut h = chain_harness(&[8], &[writes_pre_only, Spec::PASS], 8, always(Verdict::Continue));
+    h.push(0, Request::new(1, Op::Read, 3, 1, 0));
+    h.push(0, Request::new(2, Op::Write, 4, 1, 4096));
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let t = trace(&mut h);
+    assert!(!t.iter().any(|&(f, hook, b)| f == 0 && (hook == Hook::Post || b == 3)), "filter 0 saw only the write's pre-op: {t:?}");
+    assert_eq!(t.iter().filter(|&&(f, _, _)| f == 1).count(), 4, "filter 1 saw both, both ways");
+    assert_eq!(h.responses(0).len(), 2);
+}
+
+#[test]
+fn a_request_a_filter_fails_or_completes_never_reaches_the_driver_and_goes_back_up() {
+    let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook) {
+        (1, Op::Write, Hook::Pre) => Verdict::Fail(Status::InvalidRequest),
+        (1, Op::Read, Hook::Pre) => Verdict::Complete { status: Status::Ok, count: io.count },
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[8], &[Spec::PASS, Spec::PASS, Spec::PASS], 8, decide);
+    h.push(0, Request::new(1, Op::Write, 3, 2, 0));
+    h.push(0, Request::new(2, Op::Read, 9, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests(), []);
+    let t = trace(&mut h);
+    assert!(!t.iter().any(|&(f, _, _)| f == 2), "the filter below never saw them: {t:?}");
+    assert_eq!(t.iter().filter(|&&(f, hook, _)| f == 0 && hook == Hook::Post).count(), 2, "the filter above saw both answers");
+    let mut got = h.responses(0);
+    got.sort_by_key(|r| r.id);
+    assert_eq!(got, [Response::new(1, Status::InvalidRequest, 0), Response::new(2, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_post_op_may_rewrite_the_status() {
+    let decide: Decide = Box::new(|f, io, done, _, _| match (f, io.hook, done) {
+        (0, Hook::Post, Some(d)) if d.status == Status::IoError => Verdict::Complete { status: Status::Ok, count: io.count },
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[8], &[Spec::PASS], 8, decide);
+    h.push(0, Request::new(4, Op::Read, 1, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::IoError);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(4, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_filter_gets_exactly_the_requests_data_with_its_rights_and_may_keep_state() {
+    let reader = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ, bounce: false };
+    let seen = Rc::new(RefCell::new(StdVec::new()));
+    let s = seen.clone();
+    let decide: Decide = Box::new(move |_, io, _, data, _| {
+        if io.op == Op::Flush {
+            assert_eq!(data.read(io, 0, &mut [0; 1]), Err(DataError::NoAccess), "a flush has no data");
+        } else if io.hook == Hook::Pre {
+            let mut b = [0u8; 4];
+            data.read(io, 4096 + 4092, &mut b).unwrap();
+            s.borrow_mut().push(b);
+            assert_eq!(data.read(io, 8192, &mut b), Err(DataError::OutOfRange), "nothing past the request's data");
+            assert_eq!(data.write(io, 0, &b), Err(DataError::ReadOnly));
+            return Verdict::Continue;
+        }
+        assert_eq!(io.state, 0, "nothing kept");
+        Verdict::Continue
+    });
+    let mut h = chain_harness(&[8], &[reader], 8, decide);
+    h.memory.clients[0].write_bytes(3 * 4096 + 4096 + 4092, b"WXYZ").unwrap();
+    h.push(0, Request::new(1, Op::Write, 0, 2, 3 * 4096));
+    h.push(0, Request::ordering(2, Op::Flush));
+    h.run();
+    assert_eq!(*seen.borrow(), [*b"WXYZ"]);
+    let calls = h.take_calls();
+    assert_eq!(calls[0].lends, [abi::Lend { lend: 0, rights: abi::GRANT_READ, _reserved: 0, len: 8192, offset: 3 * 4096 }]);
+    assert_eq!(calls[0].entries[0].0.grant, 1, "the entry names its lend");
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd[0].op(), Ok(Op::FlushCompleted), "the flush follows once the write is answered");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let calls = h.take_calls();
+    let flush_call = calls.iter().find(|c| c.entries[0].0.op == Op::Flush).expect("the filter saw the flush");
+    assert!(flush_call.lends.is_empty() && flush_call.entries[0].0.grant == 0, "a flush lends nothing");
+}
+
+#[test]
+fn a_substituted_write_goes_down_from_the_filters_buffer_and_the_clients_is_never_changed() {
+    let crypt = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true };
+    let reader = Spec { hooks: Hook::Pre.bit(), ops: 0xff, rights: abi::GRANT_READ, bounce: false };
+    let below = Rc::new(RefCell::new(StdVec::new()));
+    let b2 = below.clone();
+    let decide: Decide = Box::new(move |f, io, _, data, bounce| {
+        let mut block = [0u8; 4096];
+        data.read(io, 0, &mut block).unwrap();
+        if f == 0 {
+            block.iter_mut().for_each(|x| *x ^= 0x5a);
+            bounce.write_bytes(2 * 4096, &block).unwrap();
+            return Verdict::Substitute { offset: 2 * 4096 };
+        }
+        b2.borrow_mut().push(block[0]);
+        Verdict::Continue
+    });
+    let mut h = chain_harness(&[8], &[crypt, reader], 8, decide);
+    h.memory.clients[0].write_bytes(4096, &[0x11; 4096]).unwrap();
+    h.push(0, Request::new(1, Op::Write, 6, 1, 4096));
+    h.run();
+    assert_eq!(*below.borrow(), [0x11 ^ 0x5a], "the filter below sees the substitute");
+    let calls = h.take_calls();
+    assert_eq!(calls[1].lends[0].lend, 1, "lent from filter 0's bounce buffer");
+    let fwd = h.driver_requests();
+    assert_eq!(fwd[0].data_offset, bounce_paddr(0) + 2 * 4096, "the device reads the substitute");
+    let mut client = [0u8; 4096];
+    h.memory.clients[0].read_bytes(4096, &mut client).unwrap();
+    assert!(client.iter().all(|&b| b == 0x11), "the client's buffer is unchanged");
+}
+
+#[test]
+fn a_filter_that_stops_fails_its_batch_and_is_restarted() {
+    let mut h = chain_harness(&[8], &[Spec::PASS], 8, always(Verdict::Continue));
+    h.up.stop.push(0);
+    h.push(0, Request::new(1, Op::Read, 1, 1, 0));
+    h.push(0, Request::new(2, Op::Read, 2, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests(), []);
+    let mut got = h.responses(0);
+    got.sort_by_key(|r| r.id);
+    assert_eq!(got, [Response::new(1, Status::IoError, 0), Response::new(2, Status::IoError, 0)]);
+    assert!(h.events.contains(&Event::FilterStopped { filter: 0, failed: 2, restart: true }));
+    assert_eq!(h.server.filters[0].stats.errors, 2);
+    // Restarted, it serves the next request.
+    h.push(0, Request::new(3, Op::Read, 3, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(3, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_bad_verdict_fails_only_its_request() {
+    let decide: Decide = Box::new(|_, io, _, _, _| match io.block {
+        1 => Verdict::Substitute { offset: 0 }, // no bounce buffer
+        2 => Verdict::Complete { status: Status::Ok, count: 99 },
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[8], &[Spec { hooks: 1, ..Spec::PASS }], 8, decide);
+    for b in 1..=3 {
+        h.push(0, Request::new(b as u32, Op::Read, b, 1, 0));
+    }
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.iter().map(|r| r.id).collect::<StdVec<_>>(), [3]);
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let mut got = h.responses(0);
+    got.sort_by_key(|r| r.id);
+    assert_eq!(got, [Response::new(1, Status::IoError, 0), Response::new(2, Status::IoError, 0), Response::new(3, Status::Ok, 1)]);
+    assert_eq!(h.server.filters[0].stats.errors, 2);
+}
+
+#[test]
+fn a_report_is_answered_at_once_and_names_the_disk() {
+    let mut h = chain_harness(&[8], &[Spec::PASS], 8, always(Verdict::Continue));
+    h.push(0, Request::new(1, Op::Read, 1, 1, 0));
+    h.push(0, Request::ordering(2, Op::Report));
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(2, Status::Ok, 0)], "not held back by the read");
+    assert!(h.events.contains(&Event::Report { client: 0, disk: 0 }));
+}
+
+/// Upcalls straight into a passthrough over the page, for profiling the
+/// server's side of a chain on the host:
+/// `valgrind --tool=callgrind target/release/deps/blk_server-* --ignored --exact tests::chain::profile_depth_32`
+/// (build with `cargo test --release --no-run -p blk-server`).
+struct Lean {
+    pages: StdVec<Shared<'static>>,
+}
+
+impl Upcalls for Lean {
+    fn call(&mut self, f: usize, n: usize, _: &[abi::Lend]) -> Result<(), CallError> {
+        struct P;
+        impl filter::Filter for P {}
+        let page = filter::CallPage::new(self.pages[f]).unwrap();
+        filter::serve(&mut P, &page, n, &filter::NoData);
+        Ok(())
+    }
+}
+
+#[test]
+#[ignore]
+fn profile_depth_1() {
+    let mut h = chain_harness(&[32], &[Spec::PASS], 64, always(Verdict::Continue));
+    let mut lean = Lean { pages: h.up.pages.clone() };
+    for i in 0..20000u32 {
+        h.push(0, Request::new(i, Op::Read, (i % 512) as u64, 1, 0));
+        h.server.run_with(&mut |_| {}, &mut lean);
+        let fwd = h.driver_requests();
+        h.complete(&fwd, Status::Ok);
+        h.server.run_with(&mut |_| {}, &mut lean);
+        assert_eq!(h.responses(0).len(), 1);
+    }
+}
+
+#[test]
+#[ignore]
+fn profile_depth_32() {
+    let mut h = chain_harness(&[32], &[Spec::PASS], 64, always(Verdict::Continue));
+    let mut lean = Lean { pages: h.up.pages.clone() };
+    let mut fwd = StdVec::with_capacity(64);
+    let mut answers = 0;
+    for round in 0..1000u32 {
+        for i in 0..32 {
+            h.clients[0].requests.try_push(Request::new(round * 32 + i, Op::Read, i as u64, 1, 0)).unwrap();
+        }
+        h.server.run_with(&mut |_| {}, &mut lean);
+        fwd.clear();
+        while let Some(r) = h.driver.requests.try_pop().unwrap() {
+            fwd.push(r);
+        }
+        h.complete(&fwd, Status::Ok);
+        h.server.run_with(&mut |_| {}, &mut lean);
+        while let Some(_) = h.clients[0].responses.try_pop().unwrap() {
+            answers += 1;
+        }
+    }
+    assert_eq!(answers, 32_000);
+}

@@ -1,0 +1,80 @@
+//! A filter that misuses its grants: during the first write it is lent, it
+//! tries every way to reach more than the request's data with more than its
+//! rights, and one handle it keeps is tried again in the next upcall. Each
+//! attempt must be refused with an error (and printed as such); the
+//! filter then lets every request through, so its disk's client finds its
+//! data as it wrote it.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use blk::filter::{Filter, Io, RequestData, Verdict};
+use blk::{Op, BLOCK_SIZE};
+use microkit::{debug_println, Grant};
+
+blk::filter_manifest!("hooks=pre", "ops=write", "params=", "bounce=0");
+
+/// Read-only memory of this PD's own.
+static READ_ONLY: [u8; 64] = [7; 64];
+
+struct Attacker {
+    /// The handle of the first attacked write, kept past its call.
+    kept: Option<u64>,
+    done: bool,
+}
+
+fn refused(what: &str, result: Result<(), microkit::Error>) {
+    match result {
+        Ok(()) => debug_println!("grant_attacker: {}: allowed (must not be)", what),
+        Err(e) => debug_println!("grant_attacker: {}: refused ({})", what, e.as_str()),
+    }
+}
+
+impl Filter for Attacker {
+    fn pre(&mut self, io: &Io, _: &dyn RequestData, _: &mut u64) -> Verdict {
+        if io.op != Op::Write || io.grant == 0 {
+            return Verdict::Continue;
+        }
+        // The kept handle, once this is another call (a batch carries many
+        // writes in one call, under one lease).
+        let lease_now = Grant::lent(0).handle() >> 8;
+        if let Some(old) = self.kept.filter(|old| old >> 8 != lease_now) {
+            self.kept = None;
+            let mut b = [0u8; 1];
+            refused("a handle from an earlier call", Grant::from_handle(old).read(0, &mut b));
+            self.done = true;
+            return Verdict::Continue;
+        }
+        if self.done || self.kept.is_some() {
+            return Verdict::Continue;
+        }
+        let grant = Grant::lent(io.grant as usize - 1);
+        let len = u64::from(io.count) * u64::from(BLOCK_SIZE);
+        let mut block = [0u8; BLOCK_SIZE as usize];
+        match grant.read(0, &mut block) {
+            Ok(()) => debug_println!("grant_attacker: read the {} bytes of the first block through the grant: ok", block.len()),
+            Err(e) => debug_println!("grant_attacker: the lent data could not be read: {}", e.as_str()),
+        }
+        refused("write through a read grant", grant.write(0, &[0xee]));
+        refused("read past the request's data", grant.read(len, &mut block[..1]));
+        refused("read running past the request's data", grant.read(len - 1, &mut block[..2]));
+        let lease = grant.handle() >> 8;
+        refused("a forged handle (the next lease)", Grant::from_handle((lease + 1) << 8).read(0, &mut block[..1]));
+        refused("a forged handle (index 63)", Grant::from_handle(lease << 8 | 63).read(0, &mut block[..1]));
+        refused("copy into its own read-only memory", copy_to(grant, READ_ONLY.as_ptr() as u64));
+        refused("copy into unmapped memory at 0x12340000", copy_to(grant, 0x1234_0000));
+        refused("copy into kernel memory at 0xffff000040200000", copy_to(grant, 0xffff_0000_4020_0000));
+        self.kept = Some(grant.handle());
+        Verdict::Continue
+    }
+}
+
+/// A grant read of 8 bytes to address `to`.
+fn copy_to(grant: Grant, to: u64) -> Result<(), microkit::Error> {
+    microkit::syscall::grant_copy_raw(abi::sys::GRANT_READ, grant.handle(), 0, to, 8)
+}
+
+#[microkit::protection_domain]
+fn init() -> blk_filter::FilterPd<Attacker> {
+    blk_filter::FilterPd::start(|_| Ok(Attacker { kept: None, done: false }))
+}

@@ -1,0 +1,117 @@
+//! The filter PD shell on the target.
+
+use blk::config::{name_str, FilterConfig};
+use blk::filter::{self, CallPage, DataError, Filter, Io, RequestData, Verdict};
+use blk::Status;
+use core::ptr::NonNull;
+use microkit::{debug_println, get_mr, set_mr, Channel, Grant, Handler, Infallible, MessageInfo};
+
+microkit::var!(blk_filter_config: FilterConfig = FilterConfig::UNSET);
+
+/// This filter's record, as the tool patched it.
+pub fn config() -> &'static FilterConfig {
+    blk_filter_config()
+}
+
+/// Memory the tool mapped in this PD, `size` bytes at `vaddr`.
+fn mapped(vaddr: u64, size: u64) -> Option<blk::Shared<'static>> {
+    let base = NonNull::new(vaddr as *mut u8)?;
+    // SAFETY: the tool maps [vaddr, vaddr + size) read-write in this PD for
+    // its whole life (the record says where); it is reached only through
+    // `Shared`'s checked copies.
+    #[allow(unsafe_code)]
+    Some(unsafe { blk::Shared::new(base, size as usize) })
+}
+
+/// This filter's bounce buffer (its substitute data), if it has one.
+pub fn bounce() -> Option<blk::Shared<'static>> {
+    let b = &config().bounce;
+    (b.size > 0).then(|| mapped(b.vaddr, b.size)).flatten()
+}
+
+/// Request data reached through the grants of the upcall being served.
+pub struct Grants;
+
+impl Grants {
+    fn grant(io: &Io) -> Result<Grant, DataError> {
+        match io.grant {
+            0 => Err(DataError::NoAccess),
+            g => Ok(Grant::lent(g as usize - 1)),
+        }
+    }
+}
+
+fn data_error(e: microkit::Error) -> DataError {
+    match e {
+        microkit::Error::NotPermitted => DataError::ReadOnly,
+        microkit::Error::OutOfRange => DataError::OutOfRange,
+        e => DataError::Refused(e as u64),
+    }
+}
+
+impl RequestData for Grants {
+    fn read(&self, io: &Io, offset: u64, out: &mut [u8]) -> Result<(), DataError> {
+        Self::grant(io)?.read(offset, out).map_err(data_error)
+    }
+
+    fn write(&self, io: &Io, offset: u64, data: &[u8]) -> Result<(), DataError> {
+        Self::grant(io)?.write(offset, data).map_err(data_error)
+    }
+}
+
+/// A filter that could not start: fails every request.
+struct Broken;
+
+impl Filter for Broken {
+    fn pre(&mut self, _: &Io, _: &dyn RequestData, _: &mut u64) -> Verdict {
+        Verdict::Fail(Status::IoError)
+    }
+    fn post(&mut self, _: &Io, _: blk::filter::Completion, _: &dyn RequestData) -> Verdict {
+        Verdict::Fail(Status::IoError)
+    }
+}
+
+/// A filter PD: the filter and its call page.
+pub struct FilterPd<F> {
+    filter: Option<F>,
+    page: Option<CallPage<'static>>,
+}
+
+impl<F: Filter> FilterPd<F> {
+    /// Read the record and make the filter with `make`; an error (what is
+    /// wrong, for the console) leaves a PD that fails every request.
+    pub fn start(make: impl FnOnce(&'static FilterConfig) -> Result<F, &'static str>) -> FilterPd<F> {
+        let cfg = config();
+        if !cfg.is_set() {
+            debug_println!("{}: not configured (declare it with <filter> in a <disk>)", microkit::pd_name());
+            return FilterPd { filter: None, page: None };
+        }
+        let page = mapped(cfg.calls.vaddr, cfg.calls.size).and_then(CallPage::new);
+        let filter = match make(cfg) {
+            Ok(f) => Some(f),
+            Err(why) => {
+                debug_println!("{}: cannot start: {}; every request of disk {} fails", name_str(&cfg.name), why, name_str(&cfg.disk));
+                None
+            }
+        };
+        FilterPd { filter, page }
+    }
+}
+
+impl<F: Filter> Handler for FilterPd<F> {
+    type Error = Infallible;
+
+    fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+        let Some(page) = &self.page else { return Ok(MessageInfo::new(0, 0)) };
+        if msg.label() != filter::label::UPCALL {
+            return Ok(MessageInfo::new(0, 0));
+        }
+        let n = get_mr(0) as usize;
+        let served = match &mut self.filter {
+            Some(f) => filter::serve(f, page, n, &Grants),
+            None => filter::serve(&mut Broken, page, n, &Grants),
+        };
+        set_mr(0, served as u64);
+        Ok(MessageInfo::new(filter::label::DONE, 1))
+    }
+}

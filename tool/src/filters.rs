@@ -1,0 +1,142 @@
+//! Filters as the storage expansion sees them: each `<filter>` of a disk's
+//! chain with what its program declares about itself (its manifest, see
+//! `blk::filter::Manifest`), read from the program image.
+//!
+//! The manifest says which hooks and operations the filter wants (the
+//! server calls it for nothing else), the `<param>`s it takes (any other is
+//! an error at the param) and the size of its bounce buffer. It is read
+//! from the `.strata_filter` section of the program, found as `build`
+//! finds programs: as written, next to the system file, or in the search
+//! path. Without the program (a system checked before its components are
+//! built) the expansion assumes every hook and operation, no bounce buffer,
+//! and does not check params; `build` then needs the program anyway.
+
+use std::path::{Path, PathBuf};
+
+use blk::filter::{Hook, Manifest};
+use object::{Object, ObjectSection};
+use sdf::{DataAccess, Disk, Filter, SystemDescription};
+
+use crate::image::find_program;
+
+/// Where program images are looked for.
+#[derive(Clone, Debug, Default)]
+pub struct Programs {
+    /// The system file's directory.
+    pub base: PathBuf,
+    pub search_path: Vec<PathBuf>,
+}
+
+/// The build directory of the components, relative to the project root:
+/// the default search path when none is given.
+pub const DEFAULT_SEARCH_PATH: &str = "target/aarch64-unknown-none/system";
+
+impl Programs {
+    /// The programs of `sd`: next to its file, then in `search_path`, or,
+    /// if that is empty, in the nearest [`DEFAULT_SEARCH_PATH`] above the
+    /// system file or the working directory (the project's build output,
+    /// wherever in the project the file is).
+    pub fn for_system(sd: &SystemDescription, search_path: &[PathBuf]) -> Programs {
+        let base = Path::new(&sd.file).parent().unwrap_or(Path::new(".")).to_path_buf();
+        let search_path = if search_path.is_empty() { default_search_path(&base) } else { search_path.to_vec() };
+        Programs { base, search_path }
+    }
+
+    /// The manifest of program `name`: `Ok(None)` if the program is not
+    /// found, an error if it is found and has no readable manifest.
+    pub fn manifest(&self, name: &str) -> Result<Option<Declared>, String> {
+        let Some(path) = find_program(name, &self.base, &self.search_path) else { return Ok(None) };
+        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+        let file = object::File::parse(&*bytes).map_err(|e| format!("'{}' is not an ELF file: {e}", path.display()))?;
+        let section = file.section_by_name(".strata_filter").ok_or_else(|| {
+            format!("'{}' declares no filter manifest (section .strata_filter): is it a filter program?", path.display())
+        })?;
+        let data = section.data().map_err(|e| format!("'{}': {e}", path.display()))?;
+        let m = Manifest::parse(data).map_err(|e| format!("'{}': the filter manifest is malformed: {e}", path.display()))?;
+        Ok(Some(Declared {
+            hooks: m.hooks,
+            ops: m.ops,
+            params: Some(m.params.iter().map(|p| p.to_string()).collect()),
+            bounce: m.bounce,
+        }))
+    }
+}
+
+/// [`DEFAULT_SEARCH_PATH`] in the nearest directory above `base` (then
+/// above the working directory) that has it.
+fn default_search_path(base: &Path) -> Vec<PathBuf> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let starts = [std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf()), cwd];
+    starts
+        .iter()
+        .flat_map(|start| start.ancestors().map(|dir| dir.join(DEFAULT_SEARCH_PATH)))
+        .find(|dir| dir.is_dir())
+        .into_iter()
+        .collect()
+}
+
+/// What a filter's program declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared {
+    pub hooks: u8,
+    pub ops: u8,
+    /// The params it takes; `None`: unknown (program not found).
+    pub params: Option<Vec<String>>,
+    pub bounce: u64,
+}
+
+impl Declared {
+    /// What is assumed of a program not found.
+    pub fn unknown() -> Declared {
+        Declared { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: 0xff, params: None, bounce: 0 }
+    }
+}
+
+/// One filter of one disk's chain, ready to expand.
+#[derive(Clone, Debug)]
+pub struct PlannedFilter {
+    /// Its number among all filters (declaration order): the server's
+    /// index, its channel and child id.
+    pub index: usize,
+    pub disk: usize,
+    pub position: usize,
+    pub decl: Filter,
+    pub declared: Declared,
+}
+
+impl PlannedFilter {
+    /// The grant rights its `data` gives.
+    pub fn rights(&self) -> u8 {
+        match self.decl.data {
+            DataAccess::None => 0,
+            DataAccess::Read => abi::GRANT_READ,
+            DataAccess::ReadWrite => abi::GRANT_READ | abi::GRANT_WRITE,
+        }
+    }
+}
+
+/// Every filter of every disk, in declaration order, with its program's
+/// manifest; errors with the position of the element at fault (`at`).
+pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, String)) -> Vec<PlannedFilter> {
+    let mut out = Vec::new();
+    for (d, disk) in disks.iter().enumerate() {
+        for (position, f) in disk.filters.iter().enumerate() {
+            let declared = match programs.manifest(&f.program) {
+                Ok(Some(m)) => m,
+                Ok(None) => Declared::unknown(),
+                Err(e) => {
+                    at(f.pos, format!("filter '{}': program '{}': {e}", f.name, f.program));
+                    Declared::unknown()
+                }
+            };
+            if let Some(takes) = &declared.params {
+                for p in f.params.iter().filter(|p| !takes.contains(&p.key)) {
+                    let what = if takes.is_empty() { "it takes no params".to_string() } else { format!("it takes {}", takes.join(", ")) };
+                    at(p.pos, format!("filter '{}' (program '{}') takes no param '{}': {what}", f.name, f.program, p.key));
+                }
+            }
+            out.push(PlannedFilter { index: out.len(), disk: d, position, decl: f.clone(), declared });
+        }
+    }
+    out
+}
