@@ -13,12 +13,19 @@ PD_TARGET := aarch64-unknown-none
 KERNEL_ELF := target/$(KERNEL_TARGET)/system/kernel
 PD_DIR := target/$(PD_TARGET)/system
 TOOL := target/release/strata
-# Every crate that builds protection domains.
-PD_CRATES := demo kernel-tests bench virtio-blk blk-server blk-clients filter-passthrough filter-readonly filter-faulty
+# Every crate that builds protection domains: those under components/,
+# drivers/ and filters/ with a src/bin (found by name, so a new one needs
+# no edit here).
+PD_CRATES := $(shell for d in components/*/ drivers/*/ filters/*/; do \
+	[ -d $$d/src/bin ] && sed -n 's/^name = "\(.*\)"/\1/p' $$d/Cargo.toml | head -1; done)
 
 QEMU := scripts/qemu.sh
-# The disks `make run` attaches (scripts/qemu.sh attaches these by default).
-DISK_IMAGES := $(BUILD)/disk0.img $(BUILD)/disk1.img
+# The disk images `make run` attaches, in virtio-mmio slots 31, 30, ...:
+# `make run DISKS="a.img b.img"`. scripts/qemu.sh makes a missing one (64
+# MiB, an MBR with two partitions) and keeps it: it holds what the system
+# wrote.
+DISKS ?= $(BUILD)/disk0.img $(BUILD)/disk1.img
+export DISKS
 
 .PHONY: all setup tool kernel components image run check expand verify graph test bench debug clean
 
@@ -41,13 +48,8 @@ image: tool kernel components
 	@mkdir -p $(BUILD)
 	@$(TOOL) build $(SYSTEM) --kernel $(KERNEL_ELF) --search-path $(PD_DIR) -o $(OUT_IMAGE) $(TOOL_FLAGS)
 
-# The disk images, made once (64 MiB, an MBR with two partitions) and kept:
-# they hold what the system wrote.
-$(BUILD)/disk%.img:
-	@scripts/mkdisk.sh $@
-
-# Build and boot $(SYSTEM); returns QEMU's exit status.
-run: image $(DISK_IMAGES)
+# Build and boot $(SYSTEM) on $(DISKS); returns QEMU's exit status.
+run: image
 	@$(QEMU) $(OUT_IMAGE)
 
 # Validate $(SYSTEM) alone: prints `ok` or the errors. (Filter programs
@@ -77,7 +79,7 @@ else
 endif
 
 # Boot with QEMU's GDB stub on :1234, waiting for the debugger.
-debug: image $(DISK_IMAGES)
+debug: image
 	@echo "gdb-multiarch -ex 'target remote :1234' $(KERNEL_ELF)"
 	@$(QEMU) $(OUT_IMAGE) -s -S
 

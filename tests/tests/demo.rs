@@ -113,3 +113,23 @@ fn default_system_runs_its_demo_and_powers_off() {
 fn kernel_drops_from_el2_when_entered_there() {
     check_demo(&["-machine", "virtualization=on"], 2);
 }
+
+/// The README's "Writing a protection domain" example, as written there
+/// (`components/hello`, `tests/systems/hello.xml`): the client's call
+/// reaches the passive server, the answer comes back, the client powers
+/// the machine off.
+#[test]
+fn the_readme_example_runs_as_written() {
+    let readme = std::fs::read_to_string(e2e::root().join("README.md")).unwrap();
+    for file in ["components/hello/src/bin/hello_client.rs", "components/hello/src/bin/hello_server.rs"] {
+        let code = std::fs::read_to_string(e2e::root().join(file)).unwrap();
+        let body: String = code.lines().skip_while(|l| l.starts_with("//!")).collect::<Vec<_>>().join("\n");
+        assert!(readme.contains(&body), "README.md shows {file} as it is");
+    }
+    let xml = std::fs::read_to_string(e2e::root().join("tests/systems/hello.xml")).unwrap();
+    let system = &xml[xml.find("<system>").unwrap()..];
+    assert!(readme.contains(system.trim_end()), "README.md shows tests/systems/hello.xml as it is");
+    let run = boot_to_completion(&build_image("tests/systems/hello.xml", false), &[], Duration::from_secs(30));
+    assert_eq!(run.lines, ["kernel: entered at EL1, starting 2 protection domains", "client: server answered 209 (label 0)"], "{}", run.transcript());
+    assert_eq!(run.status, Some(0));
+}

@@ -16,11 +16,23 @@
 //!   tables the kernel will install grant exactly what the system declares.
 //! - `strata graph SYSTEM` prints the system as Graphviz DOT.
 //!
-//! `check`, `expand` and `build` apply every validation rule; `verify` and
-//! `graph` only read the file (so a system that breaks a rule can still be
-//! analysed) before expanding it.
+//! Every command validates the system first, as `check` does: a system
+//! that `check` rejects, every command rejects with the same errors (one
+//! line each, with a `file:line:col`) and a non-zero status, before it
+//! prints anything else. (The `verify` library still analyses a system
+//! that breaks a rule, for callers that want the witnesses.)
+//!
+//! Printing never panics. When the reader of standard output or standard
+//! error goes away (`strata expand system.xml | head -1`), the tool stops
+//! at once and silently, with status 141: what a shell reports for a Unix
+//! tool that `SIGPIPE` ended. Any other failure to write (a full disk) is
+//! reported on standard error, if it still works, with status 1. A closed
+//! descriptor (`>&-`) swallows what is written to it, as Rust's standard
+//! streams do.
 
 use clap::{Parser, Subcommand};
+use std::fmt;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tool::filters::Programs;
@@ -107,19 +119,94 @@ fn program_extents(sd: &sdf::SystemDescription, search_path: &[PathBuf]) -> Opti
         .collect()
 }
 
+/// The status for a reader that went away: 128 + `SIGPIPE` (13), as a
+/// shell reports a tool that the signal ended.
+const BROKEN_PIPE: i32 = 141;
+
+/// Where [`write_or_exit`] writes.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Write `text` to `stream` and flush it; never panics. If the reader is
+/// gone, exit at once with [`BROKEN_PIPE`] and no message; on any other
+/// error, say so on standard error (if that works) and exit with 1.
+fn write_or_exit(stream: Stream, text: fmt::Arguments) {
+    let written = match stream {
+        Stream::Stdout => {
+            let mut out = io::stdout().lock();
+            out.write_fmt(text).and_then(|()| out.flush())
+        }
+        Stream::Stderr => {
+            let mut err = io::stderr().lock();
+            err.write_fmt(text).and_then(|()| err.flush())
+        }
+    };
+    if let Err(e) = written {
+        exit_on_write_error(stream, &e);
+    }
+}
+
+fn exit_on_write_error(stream: Stream, e: &io::Error) -> ! {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        std::process::exit(BROKEN_PIPE);
+    }
+    let name = match stream {
+        Stream::Stdout => "standard output",
+        Stream::Stderr => "standard error",
+    };
+    let _ = writeln!(io::stderr(), "error: cannot write to {name}: {e}");
+    std::process::exit(1);
+}
+
+/// `print!` that never panics (see [`write_or_exit`]).
+macro_rules! out {
+    ($($arg:tt)*) => { write_or_exit(Stream::Stdout, format_args!($($arg)*)) };
+}
+
+/// `println!` that never panics (see [`write_or_exit`]).
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => { out!("{}\n", format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics (see [`write_or_exit`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        write_or_exit(Stream::Stderr, format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// The command line; clap's help, version and usage errors are printed as
+/// everything else is, so a closed pipe ends them quietly too.
+fn command_line() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Err(io) = e.print() {
+                let stream = if e.use_stderr() { Stream::Stderr } else { Stream::Stdout };
+                exit_on_write_error(stream, &io);
+            }
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    match command_line().command {
         Command::Verify { system, search_path, image, kernel, allow_pmu_user } => {
-            let sd = match read_expanded(&system, &search_path) {
+            let sd = match parse_expanded(&system, &search_path) {
                 Ok(sd) => sd,
                 Err(errors) => return fail(&errors),
             };
             let extents = program_extents(&sd, &search_path);
             let analysis = verify::analyse(&sd, extents.as_deref());
-            print!("{}", analysis.report());
+            out!("{}", analysis.report());
             let mut ok = analysis.ok();
             for v in analysis.violations() {
-                eprintln!("violation: {v}");
+                errln!("violation: {v}");
             }
             if let (Some(image), Some(kernel)) = (image, kernel) {
                 ok &= check_image(&sd, &image, &kernel, &search_path, allow_pmu_user);
@@ -130,23 +217,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Graph { system, search_path } => match read_expanded(&system, &search_path) {
+        Command::Graph { system, search_path } => match parse_expanded(&system, &search_path) {
             Ok(sd) => {
-                print!("{}", verify::dot(&sd));
+                out!("{}", verify::dot(&sd));
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
         },
         Command::Check { system, search_path } => match parse_expanded(&system, &search_path) {
             Ok(_) => {
-                println!("ok");
+                outln!("ok");
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
         },
         Command::Expand { system, search_path } => match parse_expanded(&system, &search_path) {
             Ok(sd) => {
-                print!("{}", sdf::to_xml(&sd));
+                out!("{}", sdf::to_xml(&sd));
                 ExitCode::SUCCESS
             }
             Err(errors) => fail(&errors),
@@ -163,14 +250,14 @@ fn main() -> ExitCode {
             };
             let report_path = report.unwrap_or_else(|| output.with_extension("report.txt"));
             if let Err(e) = std::fs::write(&output, &built.elf) {
-                eprintln!("error: cannot write image '{}': {e}", output.display());
+                errln!("error: cannot write image '{}': {e}", output.display());
                 return ExitCode::FAILURE;
             }
             if let Err(e) = std::fs::write(&report_path, report::report(&sd, &built)) {
-                eprintln!("error: cannot write report '{}': {e}", report_path.display());
+                errln!("error: cannot write report '{}': {e}", report_path.display());
                 return ExitCode::FAILURE;
             }
-            println!("{}", output.display());
+            outln!("{}", output.display());
             ExitCode::SUCCESS
         }
     }
@@ -193,20 +280,20 @@ fn check_image(sd: &sdf::SystemDescription, image: &std::path::Path, kernel: &st
     let (image_bytes, kernel_elf, programs) = match inputs {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             return false;
         }
     };
     let inputs = imagecheck::Inputs { image: &image_bytes, kernel_elf: &kernel_elf, programs };
     let findings = imagecheck::check_with(sd, &inputs, &imagecheck::Options { allow_pmu_user });
-    println!();
+    outln!();
     if findings.is_empty() {
-        println!("image {}: grants exactly what the system declares ({} PDs)", image.display(), sd.protection_domains.len());
+        outln!("image {}: grants exactly what the system declares ({} PDs)", image.display(), sd.protection_domains.len());
         return true;
     }
-    println!("image {}: {} differences from the system", image.display(), findings.len());
+    outln!("image {}: {} differences from the system", image.display(), findings.len());
     for f in &findings {
-        eprintln!("image: {f}");
+        errln!("image: {f}");
     }
     false
 }
@@ -218,15 +305,9 @@ fn parse_expanded(path: &std::path::Path, search_path: &[PathBuf]) -> Result<sdf
     storage::expand_validated_with(&sd, &Programs::for_system(&sd, search_path))
 }
 
-/// Only read the file (no validation rules), then expand it.
-fn read_expanded(path: &std::path::Path, search_path: &[PathBuf]) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
-    let sd = sdf::read_file(path)?;
-    storage::expand_with(&sd, &Programs::for_system(&sd, search_path))
-}
-
 fn fail(errors: &[sdf::Error]) -> ExitCode {
     for e in errors {
-        eprintln!("{e}");
+        errln!("{e}");
     }
     ExitCode::FAILURE
 }

@@ -39,8 +39,11 @@ use heapless::Vec;
 
 use crate::{Event, Server, Wake};
 
-/// Requests in flight through chains at once, in all disks.
+/// Requests in flight through chains at once, in all disks. A power of
+/// two: a slot number is masked into the table (`% MAX_SLOTS`) rather than
+/// bounds-checked on the hot paths.
 pub const MAX_SLOTS: usize = 128;
+const _: () = assert!(MAX_SLOTS.is_power_of_two() && MAX_SLOTS <= 256);
 /// The tag of a request that has slot `s` is `SLOT_TAG + s`.
 pub const SLOT_TAG: u32 = 0x1_0000;
 
@@ -134,10 +137,6 @@ impl<'a> Filter<'a> {
         self.page.word(i, w)
     }
 
-    #[inline(always)]
-    fn set_word(&self, i: usize, w: usize, value: u64) {
-        self.page.set_word(i, w, value)
-    }
 }
 
 /// One request in flight through a chain.
@@ -195,8 +194,8 @@ impl Slot {
 
 /// The in-flight table: slots and the free list.
 pub(crate) struct Table {
-    slots: [Slot; MAX_SLOTS],
-    free: Vec<u8, MAX_SLOTS>,
+    pub(crate) slots: [Slot; MAX_SLOTS],
+    pub(crate) free: Vec<u8, MAX_SLOTS>,
 }
 
 impl Table {
@@ -244,6 +243,30 @@ impl Chain {
         Chain { filters, pre_at, post_at, pre: Default::default(), post: Default::default(), down: Vec::new(), up: Vec::new() }
     }
 
+    /// Slot `s` (operation `op`) goes down from position `from`: to the
+    /// first filter at or below it that wants its pre-op, else to the
+    /// driver.
+    #[inline(always)]
+    pub(crate) fn push_down(&mut self, s: u8, op: Op, from: usize) {
+        let below = u32::from(self.pre_at[op.raw() as usize % 8]) >> from.min(8) << from.min(8);
+        let _ = match below.trailing_zeros() as usize {
+            p if p < MAX_CHAIN => self.pre[p].push(s),
+            _ => self.down.push(s),
+        };
+    }
+
+    /// Slot `s` goes up from just above position `below` (the filters at
+    /// positions under `below` are done with it): to the nearest filter
+    /// above that wants its post-op, else to be answered.
+    #[inline(always)]
+    pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize) {
+        let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1);
+        let _ = match above {
+            0 => self.up.push(s),
+            m => self.post[(31 - m.leading_zeros() as usize) % MAX_CHAIN].push(s),
+        };
+    }
+
     /// Whether requests wait anywhere in the chain (a turn that could
     /// take more would only queue them).
     pub fn busy(&self) -> bool {
@@ -259,6 +282,32 @@ fn drop_front(queue: &mut Queue, n: usize) {
     queue.truncate(len - n);
 }
 
+/// Start `slot` for client `c`'s request `req` (checked; `op` as the chain
+/// sees it), its blocks shifted by `first` (the client's partition).
+#[inline(always)]
+pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64) {
+    let count = if op.moves_data() { req.count } else { 0 };
+    // Field by field: the per-position arrays are read only where the
+    // masks say.
+    slot.client = c as u8;
+    slot.op = op;
+    slot.subbed = 0;
+    slot.stated = 0;
+    slot.id = req.id;
+    slot.count = count;
+    slot.block = req.block.wrapping_add(first);
+    slot.data_offset = req.data_offset;
+    slot.head = (op.raw() as u64) << 8 | (c as u64) << 16 | (count as u64) << 32;
+}
+
+/// The driver's answer to `slot`'s request; returns its operation.
+#[inline(always)]
+pub(crate) fn answered(slot: &mut Slot, status: Result<Status, blk::UnknownStatus>, count: u32) -> Op {
+    slot.status = status.unwrap_or(Status::IoError);
+    slot.done = count.min(slot.count);
+    slot.op
+}
+
 /// The data of a request at one level: where a grant of it comes from.
 enum Buffer {
     Client,
@@ -266,64 +315,23 @@ enum Buffer {
 }
 
 impl<'a> Server<'a> {
-    /// Take a request of client `c` (checked, with room for its answer
-    /// set aside) into a free slot and start it down its chain. The caller
-    /// checked there is a free slot.
-    pub(crate) fn chain_take(&mut self, c: usize, req: &Request, op: Op, first: u64) {
-        let Some(s) = self.table.free.pop() else { return };
-        let count = if op.moves_data() { req.count } else { 0 };
-        let slot = &mut self.table.slots[s as usize];
-        // Field by field: the per-position arrays are read only where the
-        // masks say.
-        slot.client = c as u8;
-        slot.op = op;
-        slot.subbed = 0;
-        slot.stated = 0;
-        slot.id = req.id;
-        slot.count = count;
-        slot.block = req.block.wrapping_add(first);
-        slot.data_offset = req.data_offset;
-        slot.head = (op.raw() as u64) << 8 | (c as u64) << 16 | (count as u64) << 32;
-        let d = self.clients[c].disk;
-        self.down_from(d, s, 0);
-    }
-
     /// Slot `s` goes down from position `from`: to the first filter at or
     /// below it that wants its pre-op, else to the driver.
     fn down_from(&mut self, d: usize, s: u8, from: usize) {
-        let op = self.table.slots[s as usize].op;
-        let Some(chain) = self.disks[d].chain.as_mut() else { return };
-        let below = u32::from(chain.pre_at[op.raw() as usize]) >> from.min(8) << from.min(8);
-        let _ = match below.trailing_zeros() as usize {
-            p if p < chain.filters.len() => chain.pre[p].push(s),
-            _ => chain.down.push(s),
-        };
+        let op = self.table.slots[s as usize % MAX_SLOTS].op;
+        if let Some(chain) = self.disks[d].chain.as_mut() {
+            chain.push_down(s, op, from);
+        }
     }
 
     /// Slot `s` goes up from just above position `below` (the filters at
     /// positions under `below` are done with it): to the nearest filter
     /// above that wants its post-op, else to be answered.
     fn up_from(&mut self, d: usize, s: u8, below: usize) {
-        let op = self.table.slots[s as usize].op;
-        let Some(chain) = self.disks[d].chain.as_mut() else { return };
-        let above = u32::from(chain.post_at[op.raw() as usize]) & ((1u32 << below.min(8)) - 1);
-        let _ = match above {
-            0 => chain.up.push(s),
-            m => chain.post[31 - m.leading_zeros() as usize].push(s),
-        };
-    }
-
-    /// A driver answer for slot tag `tag` of disk `d`.
-    pub(crate) fn chain_answer(&mut self, d: usize, tag: u32, status: Result<Status, blk::UnknownStatus>, count: u32) {
-        let s = tag.wrapping_sub(SLOT_TAG);
-        if s as usize >= MAX_SLOTS {
-            return;
+        let op = self.table.slots[s as usize % MAX_SLOTS].op;
+        if let Some(chain) = self.disks[d].chain.as_mut() {
+            chain.push_up(s, op, below);
         }
-        let slot = &mut self.table.slots[s as usize];
-        slot.status = status.unwrap_or(Status::IoError);
-        slot.done = count.min(slot.count);
-        let below = self.disks[d].chain.as_ref().map_or(0, |c| c.filters.len());
-        self.up_from(d, s as u8, below);
     }
 
     /// Run disk `d`'s chain until nothing moves: the post-ops of what came
@@ -391,42 +399,46 @@ impl<'a> Server<'a> {
             return;
         }
         let mut lends: Vec<abi::Lend, MAX_BATCH> = Vec::new();
-        let filter = &self.filters[f];
-        let cfg = filter.config;
-        let position = (hook as u64) | (p as u64) << 24;
-        let mut bytes = 0;
-        for (i, &s) in batch.iter().enumerate() {
-            let slot = &self.table.slots[s as usize];
-            let mut grant = 0;
-            if cfg.rights != 0 && slot.op.moves_data() {
-                if let Some(l) = self.lend_for(slot, p, cfg) {
-                    grant = lends.len() as u64 + 1;
-                    let _ = lends.push(l);
+        {
+            let Server { filters, table, .. } = self;
+            let filter = &mut filters[f];
+            let cfg = filter.config;
+            let page = filter.page;
+            let position = (hook as u64) | (p as u64) << 24;
+            let mut bytes = 0;
+            for (i, &s) in batch.iter().enumerate() {
+                let slot = &table.slots[s as usize % MAX_SLOTS];
+                let mut grant = 0;
+                if cfg.rights != 0 && slot.op.moves_data() {
+                    if let Some(l) = lend_for(slot, p, cfg) {
+                        grant = lends.len() as u64 + 1;
+                        let _ = lends.push(l);
+                    }
                 }
+                page.set_word(i, 0, slot.head | position);
+                page.set_word(i, 1, slot.block);
+                page.set_word(i, 2, grant);
+                match hook {
+                    Hook::Pre => {
+                        page.set_word(i, 3, u64::from(s));
+                        page.set_word(i, 5, 0);
+                        bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
+                    }
+                    Hook::Post => {
+                        page.set_word(i, 3, u64::from(s) | (slot.status.raw() as u64) << 32);
+                        page.set_word(i, 4, u64::from(slot.done));
+                        page.set_word(i, 5, slot.state_at(p));
+                    }
+                }
+                page.set_word(i, 6, 0);
             }
-            filter.set_word(i, 0, slot.head | position);
-            filter.set_word(i, 1, slot.block);
-            filter.set_word(i, 2, grant);
+            let stats = &mut filter.stats;
+            stats.upcalls += 1;
+            stats.bytes += bytes;
             match hook {
-                Hook::Pre => {
-                    filter.set_word(i, 3, u64::from(s));
-                    filter.set_word(i, 5, 0);
-                    bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
-                }
-                Hook::Post => {
-                    filter.set_word(i, 3, u64::from(s) | (slot.status.raw() as u64) << 32);
-                    filter.set_word(i, 4, u64::from(slot.done));
-                    filter.set_word(i, 5, slot.state_at(p));
-                }
+                Hook::Pre => stats.pre += batch.len() as u64,
+                Hook::Post => stats.post += batch.len() as u64,
             }
-            filter.set_word(i, 6, 0);
-        }
-        let stats = &mut self.filters[f].stats;
-        stats.upcalls += 1;
-        stats.bytes += bytes;
-        match hook {
-            Hook::Pre => stats.pre += batch.len() as u64,
-            Hook::Post => stats.post += batch.len() as u64,
         }
         if let Err(e) = up.call(f, batch.len(), &lends) {
             let filter = &mut self.filters[f];
@@ -441,27 +453,36 @@ impl<'a> Server<'a> {
             }
             return;
         }
-        self.filters[f].restarts = 0;
-        let mut continued = 0;
-        for (i, &s) in batch.iter().enumerate() {
-            let filter = &self.filters[f];
-            let w6 = filter.word(i, 6);
-            if w6 == CONTINUE {
-                continued += 1;
-                if hook == Hook::Pre {
-                    let state = filter.word(i, 5);
-                    let slot = &mut self.table.slots[s as usize];
-                    slot.state[p] = state;
-                    slot.stated |= 1 << p;
-                    self.down_from(d, s, p + 1);
-                } else {
-                    self.up_from(d, s, p);
+        // The verdicts: a plain continue here, the rest (few) after.
+        let mut other: Vec<(u8, u8, u64), MAX_BATCH> = Vec::new();
+        {
+            let Server { filters, table, disks, .. } = self;
+            let filter = &mut filters[f];
+            filter.restarts = 0;
+            let page = filter.page;
+            let Some(chain) = disks[d].chain.as_mut() else { return };
+            let mut continued = 0;
+            for (i, &s) in batch.iter().enumerate() {
+                let w6 = page.word(i, 6);
+                if w6 != CONTINUE {
+                    let _ = other.push((i as u8, s, w6));
+                    continue;
                 }
-                continue;
+                continued += 1;
+                let slot = &mut table.slots[s as usize % MAX_SLOTS];
+                if hook == Hook::Pre {
+                    slot.state[p % MAX_CHAIN] = page.word(i, 5);
+                    slot.stated |= 1 << p;
+                    chain.push_down(s, slot.op, p + 1);
+                } else {
+                    chain.push_up(s, slot.op, p);
+                }
             }
-            self.verdict(d, p, f, hook, i, s, w6);
+            filter.stats.verdicts[0] += continued;
         }
-        self.filters[f].stats.verdicts[0] += continued;
+        for &(i, s, w6) in &other {
+            self.verdict(d, p, f, hook, i as usize, s, w6);
+        }
     }
 
     /// A verdict other than a plain continue: checked against the request,
@@ -472,11 +493,11 @@ impl<'a> Server<'a> {
         let filter = &self.filters[f];
         let (w5, w7) = (filter.word(i, 5), filter.word(i, 7));
         let bounce = filter.config.bounce.size;
-        let slot = &self.table.slots[s as usize];
+        let slot = &self.table.slots[s as usize % MAX_SLOTS];
         let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: slot.block, count: slot.count, grant: 0, id: u32::from(s), state: 0 };
         let verdict = Entry::verdict([w6, w7], &io, bounce);
         let stats = &mut self.filters[f].stats;
-        let slot = &mut self.table.slots[s as usize];
+        let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
         let Ok(v) = verdict else {
             stats.errors += 1;
             (slot.status, slot.done) = (Status::IoError, 0);
@@ -516,37 +537,9 @@ impl<'a> Server<'a> {
     /// Request `s` failed at filter position `p` (its upcall failed, or
     /// the filter is stopped): the filters above see `IoError`.
     fn fail_at(&mut self, d: usize, s: u8, p: usize, _hook: Hook) {
-        let slot = &mut self.table.slots[s as usize];
+        let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
         (slot.status, slot.done) = (Status::IoError, 0);
         self.up_from(d, s, p);
-    }
-
-    /// Where request `slot`'s data is at position `p`: the lowest
-    /// substitute above `p`, else the client's buffer.
-    fn buffer_at(slot: &Slot, p: usize) -> Buffer {
-        match u32::from(slot.subbed) & ((1u32 << p.min(8)) - 1) {
-            0 => Buffer::Client,
-            m => {
-                let q = 31 - m.leading_zeros() as usize;
-                Buffer::Bounce { position: q, offset: slot.sub[q] }
-            }
-        }
-    }
-
-    /// The lend that gives the filter at position `p` (configured as
-    /// `cfg`) request `slot`'s data, with its rights.
-    fn lend_for(&self, slot: &Slot, p: usize, cfg: &ServerFilter) -> Option<abi::Lend> {
-        let (index, offset) = match Self::buffer_at(slot, p) {
-            Buffer::Client => (cfg.lend_client[slot.client as usize], slot.data_offset),
-            Buffer::Bounce { position, offset } => (*cfg.lend_bounce.get(position)?, u64::from(offset)),
-        };
-        (index != NO_LEND).then(|| abi::Lend {
-            lend: u16::from(index),
-            rights: cfg.rights,
-            _reserved: 0,
-            len: slot.count * BLOCK_SIZE,
-            offset,
-        })
     }
 
     /// Send what reached the bottom of disk `d`'s chain to its driver, as
@@ -566,8 +559,8 @@ impl<'a> Server<'a> {
         let Ok(mut ring) = disk.driver.requests.batch() else { return };
         let mut sent = 0;
         for &s in &chain.down[..n] {
-            let slot = &table.slots[s as usize];
-            let addr = match Self::buffer_at(slot, chain.filters.len()) {
+            let slot = &table.slots[s as usize % MAX_SLOTS];
+            let addr = match buffer_at(slot, chain.filters.len()) {
                 Buffer::Client => clients[slot.client as usize].data_paddr + slot.data_offset,
                 Buffer::Bounce { position, offset } => {
                     filters[chain.filters[position] as usize].config.bounce.paddr + u64::from(offset)
@@ -596,18 +589,18 @@ impl<'a> Server<'a> {
         let mut answered = 0u32;
         let mut at = 0;
         while at < chain.up.len() {
-            let c = table.slots[chain.up[at] as usize].client as usize;
+            let c = table.slots[chain.up[at] as usize % MAX_SLOTS].client as usize;
             let client = &mut clients[c];
             let Ok(mut batch) = client.queue.responses.batch() else {
                 // A client that corrupted its ring loses its own answers.
-                while at < chain.up.len() && table.slots[chain.up[at] as usize].client as usize == c {
+                while at < chain.up.len() && table.slots[chain.up[at] as usize % MAX_SLOTS].client as usize == c {
                     let _ = table.free.push(chain.up[at]);
                     at += 1;
                 }
                 continue;
             };
             while let Some(&s) = chain.up.get(at) {
-                let slot = &table.slots[s as usize];
+                let slot = &table.slots[s as usize % MAX_SLOTS];
                 if slot.client as usize != c {
                     break;
                 }
@@ -661,4 +654,26 @@ impl<'a> Server<'a> {
         }
         crate::bits(answered).any(|c| self.clients[c].ordering)
     }
+}
+
+/// Where request `slot`'s data is at position `p`: the lowest substitute
+/// above `p`, else the client's buffer.
+fn buffer_at(slot: &Slot, p: usize) -> Buffer {
+    match u32::from(slot.subbed) & ((1u32 << p.min(8)) - 1) {
+        0 => Buffer::Client,
+        m => {
+            let q = (31 - m.leading_zeros() as usize) % MAX_CHAIN;
+            Buffer::Bounce { position: q, offset: slot.sub[q] }
+        }
+    }
+}
+
+/// The lend that gives the filter at position `p` (configured as `cfg`)
+/// request `slot`'s data, with its rights.
+fn lend_for(slot: &Slot, p: usize, cfg: &ServerFilter) -> Option<abi::Lend> {
+    let (index, offset) = match buffer_at(slot, p) {
+        Buffer::Client => (*cfg.lend_client.get(slot.client as usize)?, slot.data_offset),
+        Buffer::Bounce { position, offset } => (*cfg.lend_bounce.get(position)?, u64::from(offset)),
+    };
+    (index != NO_LEND).then(|| abi::Lend { lend: u16::from(index), rights: cfg.rights, _reserved: 0, len: slot.count * BLOCK_SIZE, offset })
 }

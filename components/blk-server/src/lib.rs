@@ -450,21 +450,22 @@ impl<'a> Server<'a> {
     /// The driver's answers for a disk with a chain: each goes to its slot
     /// (and on up the chain); the partition-table read is the only other.
     fn take_chain_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
-        let mut answers: Vec<Response, 64> = Vec::new();
+        let mut probe = None;
         {
-            let Disk { driver, outstanding, .. } = &mut self.disks[d];
+            let Server { disks, table, .. } = self;
+            let Disk { driver, outstanding, chain, .. } = &mut disks[d];
+            let Some(chain) = chain.as_mut() else { return };
             let Ok(mut batch) = driver.responses.batch() else { return };
             *outstanding = outstanding.saturating_sub(batch.len());
-            for r in batch.by_ref().take(64) {
-                let _ = answers.push(r);
-            }
-        }
-        let mut probe = None;
-        for r in &answers {
-            if r.tag == PROBE_TAG {
-                probe = Some(*r);
-            } else if r.tag >= SLOT_TAG && (r.tag - SLOT_TAG) < MAX_SLOTS as u32 {
-                self.chain_answer(d, r.tag, r.status(), r.count);
+            let below = chain.filters.len();
+            for r in batch.by_ref() {
+                let s = r.tag.wrapping_sub(SLOT_TAG);
+                if (s as usize) < MAX_SLOTS {
+                    let op = chain::answered(&mut table.slots[s as usize % MAX_SLOTS], r.status(), r.count);
+                    chain.push_up(s as u8, op, below);
+                } else if r.tag == PROBE_TAG {
+                    probe = Some(r);
+                }
             }
         }
         if let Some(resp) = probe.filter(|_| self.disks[d].state == DiskState::Probing) {
@@ -609,16 +610,18 @@ impl Server<'_> {
     /// start the rest down the chain. A flush or barrier waits for every
     /// request before it, those taken in this turn too.
     fn chain_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> Option<bool> {
-        let free = self.table.free() as u32;
-        let Server { disks, clients, .. } = self;
+        let Server { disks, clients, table, .. } = self;
+        let free = table.free() as u32;
         let client = &mut clients[c];
         let d = client.disk;
         client.waiting_for_room = false;
         let owed = client.owed();
         client.ordering &= owed > 0;
-        if client.broken || client.range.is_none() || owed >= client.capacity || disks[d].state != DiskState::Ready || client.ordering || free == 0 {
+        let disk = &mut disks[d];
+        if client.broken || client.range.is_none() || owed >= client.capacity || disk.state != DiskState::Ready || client.ordering || free == 0 {
             return None;
         }
+        let chain = disk.chain.as_mut()?;
         let mut requests = match client.queue.requests.batch() {
             Ok(batch) if batch.is_empty() => return None,
             Ok(batch) => batch,
@@ -643,37 +646,49 @@ impl Server<'_> {
         }
         requests.truncate(max);
         let view = View::new(client.range, client.info.is_read_only(), client.data_size, client.data_paddr, c);
-        let mut taken = Vec::<(Request, Op), { TURN as usize }>::new();
         let mut answers = Vec::<Response, { TURN as usize }>::new();
         let mut reported = false;
-        let mut popped = 0;
+        let (mut popped, mut taken) = (0, 0);
         while let Some(req) = requests.peek() {
             let op = req.op();
-            if req.is_transfer_for(view.blocks, view.read_only, view.region) {
-                let _ = taken.push((req, if op == Ok(Op::Read) { Op::Read } else { Op::Write }));
+            let op = if req.is_transfer_for(view.blocks, view.read_only, view.region) {
+                if op == Ok(Op::Read) {
+                    Op::Read
+                } else {
+                    Op::Write
+                }
             } else {
                 match op {
                     Ok(Op::Report) => {
                         let _ = answers.push(Response::new(req.id, Status::Ok, 0));
                         reported = true;
+                        (requests.advance(), popped += 1);
+                        continue;
                     }
-                    Ok(Op::Barrier | Op::Flush | Op::FlushCompleted) if owed + taken.len() as u32 > 0 && op != Ok(Op::FlushCompleted) => {
+                    Ok(Op::Barrier | Op::Flush) if owed + taken > 0 => {
                         client.ordering = true;
                         break;
                     }
                     Ok(Op::Barrier) => {
                         let _ = answers.push(Response::new(req.id, Status::Ok, 0));
+                        (requests.advance(), popped += 1);
+                        continue;
                     }
-                    Ok(Op::Flush | Op::FlushCompleted) => {
-                        let _ = taken.push((req, Op::Flush));
-                    }
+                    Ok(Op::Flush | Op::FlushCompleted) => Op::Flush,
                     _ => {
                         let _ = answers.push(Response::new(req.id, Status::InvalidRequest, 0));
+                        (requests.advance(), popped += 1);
+                        continue;
                     }
                 }
-            }
-            requests.next();
-            popped += 1;
+            };
+            // Into a slot (`max` is within the free slots) and down the
+            // chain.
+            let Some(s) = table.free.pop() else { break };
+            chain::start(&mut table.slots[s as usize % MAX_SLOTS], c, &req, op, view.first);
+            chain.push_down(s, op, 0);
+            requests.advance();
+            (popped, taken) = (popped + 1, taken + 1);
         }
         drop(requests);
         client.taken = client.taken.wrapping_add(popped);
@@ -684,11 +699,6 @@ impl Server<'_> {
             wake.notify_client(c, &mut client.queue.responses);
         }
         let more = popped == max && waiting > max && !client.ordering;
-        // (By index: moving the array into an iterator copies all of it.)
-        for i in 0..taken.len() {
-            let (req, op) = taken[i];
-            self.chain_take(c, &req, op, view.first);
-        }
         if reported {
             log(Event::Report { client: c, disk: d });
         }

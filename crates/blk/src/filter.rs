@@ -331,26 +331,31 @@ pub fn call_page(mem: Shared<'_>) -> Option<Slots<'_, Entry>> {
 
 /// One call page, a word at a time: each side writes only the words it
 /// owns (the server's hot loop writes six words an entry and reads one
-/// back for a plain continue; a filter reads six and writes three).
-#[derive(Clone, Copy, Debug)]
-pub struct CallPage<'a>(Shared<'a>);
+/// back for a plain continue; a filter reads six and writes three). The
+/// words are an array of 512 (`Slots`), so an index is masked into the
+/// page rather than checked.
+#[derive(Clone, Copy)]
+pub struct CallPage<'a>(Slots<'a, u64>);
 
 impl<'a> CallPage<'a> {
-    /// The page at the start of `mem`; `None` if `mem` is smaller.
+    /// The page at the start of `mem` (8-byte aligned); `None` if `mem` is
+    /// smaller or misaligned.
     pub fn new(mem: Shared<'a>) -> Option<CallPage<'a>> {
-        mem.window(0, CALL_PAGE_SIZE).ok().map(CallPage)
+        let words = core::num::NonZeroU32::new((CALL_PAGE_SIZE / 8) as u32)?;
+        Slots::new(mem, 0, words).ok().map(CallPage)
     }
 
-    /// Word `w` (0..8) of entry `i` (0..[`MAX_BATCH`]); 0 outside.
+    /// Word `w` (0..8) of entry `i` (0..[`MAX_BATCH`]); indices beyond
+    /// wrap around within the page.
     #[inline(always)]
     pub fn word(&self, i: usize, w: usize) -> u64 {
-        self.0.read::<u64>(i * ENTRY_SIZE + 8 * w).unwrap_or(0)
+        self.0.get((i * 8 + w) as u32)
     }
 
-    /// Set word `w` of entry `i` (nothing outside).
+    /// Set word `w` of entry `i`.
     #[inline(always)]
     pub fn set_word(&self, i: usize, w: usize, value: u64) {
-        let _ = self.0.write::<u64>(i * ENTRY_SIZE + 8 * w, &value);
+        self.0.set((i * 8 + w) as u32, &value)
     }
 
     /// Entry `i`, every word.
@@ -366,7 +371,7 @@ impl<'a> CallPage<'a> {
     }
 }
 
-const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+
 
 /// Why a copy of request data was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

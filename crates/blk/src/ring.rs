@@ -573,6 +573,15 @@ impl<T: Record> PopBatch<'_, '_, T> {
         (self.head != self.end).then(|| self.slots.get(self.head))
     }
 
+    /// Pop the next entry without copying it (after a [`peek`](Self::peek)
+    /// of it).
+    #[inline]
+    pub fn advance(&mut self) {
+        if self.head != self.end {
+            self.head = self.head.wrapping_add(1);
+        }
+    }
+
     /// Pass over the next entries while `keep` holds for them.
     pub fn pass_while(&mut self, mut keep: impl FnMut(&T) -> bool) {
         while self.peek().is_some_and(|e| keep(&e)) {

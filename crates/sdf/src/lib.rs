@@ -305,13 +305,14 @@ pub fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error>> {
 }
 
 /// Read the file at `path` and [`parse`] it. A file that cannot be read
-/// gives one error at line 0, column 0.
+/// gives one error at line 0, column 0; a file that is not UTF-8 gives one
+/// error at its first byte that is no part of a UTF-8 character.
 pub fn parse_file(path: &Path) -> Result<SystemDescription, Vec<Error>> {
     with_file(path, parse)
 }
 
-/// Read the file at `path` and [`read`] it (no validation rules). A file
-/// that cannot be read gives one error at line 0, column 0.
+/// Read the file at `path` and [`read`] it (no validation rules). Errors
+/// about the file itself as for [`parse_file`].
 pub fn read_file(path: &Path) -> Result<SystemDescription, Vec<Error>> {
     with_file(path, read)
 }
@@ -321,13 +322,39 @@ fn with_file(
     phase: fn(&str, &str) -> Result<SystemDescription, Vec<Error>>,
 ) -> Result<SystemDescription, Vec<Error>> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(xml) => phase(&file, &xml),
-        Err(err) => Err(vec![Error {
-            message: format!("cannot read system description '{file}': {err}"),
-            file,
-            line: 0,
-            col: 0,
-        }]),
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            return Err(vec![Error {
+                message: format!("cannot read system description '{file}': {err}"),
+                file,
+                line: 0,
+                col: 0,
+            }])
+        }
+    };
+    match std::str::from_utf8(&bytes) {
+        Ok(xml) => phase(&file, xml),
+        Err(err) => Err(vec![not_utf8(file, &bytes, err)]),
+    }
+}
+
+/// The error for a file that is not UTF-8, at its first bad byte (the
+/// line and column as for any other error: columns count the characters
+/// before it on its line).
+fn not_utf8(file: String, bytes: &[u8], err: std::str::Utf8Error) -> Error {
+    let at = err.valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let pos = parse::position(valid, at);
+    let byte = bytes.get(at).copied().unwrap_or_default();
+    let what = match err.error_len() {
+        Some(_) => format!("byte {byte:#04x} here is not part of a UTF-8 character"),
+        None => format!("the file ends inside a character (byte {byte:#04x} here starts it)"),
+    };
+    Error {
+        message: format!("the file is not UTF-8: {what}; save the system description as UTF-8"),
+        file,
+        line: pos.line,
+        col: pos.col,
     }
 }

@@ -217,36 +217,72 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
     }
 }
 
-/// Byte offsets to 1-based lines and columns (columns count characters),
-/// the way roxmltree's `Document::text_pos_at` does, without rescanning the
-/// text for every position.
+/// Byte offsets to 1-based lines and columns (columns count characters,
+/// a `\r` before a `\n` included), the way roxmltree's
+/// `Document::text_pos_at` does, in constant time per position: a binary
+/// search over the line starts, then the characters before the offset
+/// from a table of running counts, one per [`LineIndex::BLOCK`] bytes. So
+/// a file on one line costs what it costs on many.
 struct LineIndex<'t> {
     text: &'t str,
     /// Byte offset where each line starts.
     starts: Vec<usize>,
+    /// `chars[k]`: how many characters start before byte `k * BLOCK`.
+    chars: Vec<usize>,
 }
 
 impl<'t> LineIndex<'t> {
+    /// Bytes per entry of the running character counts.
+    const BLOCK: usize = 64;
+
     fn new(text: &'t str) -> Self {
         let starts =
             std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineIndex { text, starts }
+        let mut chars = Vec::with_capacity(text.len() / Self::BLOCK + 1);
+        let mut count = 0;
+        chars.push(0);
+        for block in text.as_bytes().chunks(Self::BLOCK) {
+            count += char_starts(block);
+            chars.push(count);
+        }
+        LineIndex { text, starts, chars }
     }
 
     fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&start| start <= offset).max(1);
         let start = self.starts[line - 1];
-        let col = match self.text.get(start..offset) {
-            Some(prefix) => prefix.chars().count(),
-            None => offset - start,
+        let col = if self.text.is_char_boundary(offset) {
+            self.chars_before(offset) - self.chars_before(start)
+        } else {
+            // Inside a character (no node starts there): count bytes.
+            offset - start
         };
         Pos { line: to_u32(line), col: to_u32(col + 1) }
+    }
+
+    /// The number of characters that start before byte `offset`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / Self::BLOCK;
+        let from = block * Self::BLOCK;
+        self.chars[block] + char_starts(&self.text.as_bytes()[from..offset])
     }
 
     fn end(&self) -> Pos {
         self.pos(self.text.len())
     }
+}
+
+/// How many characters start in `bytes` (UTF-8): the bytes that are not
+/// continuation bytes.
+fn char_starts(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xc0 != 0x80).count()
+}
+
+/// The 1-based line and column of byte `offset` of `text`, as every error
+/// gives them.
+pub(crate) fn position(text: &str, offset: usize) -> Pos {
+    LineIndex::new(text).pos(offset)
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -411,6 +447,7 @@ impl<'a, 'input> Reader<'a, 'input> {
     // ---- elements ----
 
     fn read_system(&mut self, node: XmlNode<'a, 'input>) {
+        self.check_namespace(node, None);
         let name = node.tag_name().name();
         if name != "system" {
             let message = format!(
@@ -1724,6 +1761,7 @@ impl<'a, 'input> Reader<'a, 'input> {
         let mut elements = Vec::new();
         for child in node.children() {
             if child.is_element() {
+                self.check_namespace(child, node.tag_name().namespace());
                 elements.push(child);
             } else if child.is_text() {
                 self.check_blank(child, node);
@@ -1779,9 +1817,49 @@ impl<'a, 'input> Reader<'a, 'input> {
         self.diag.error(self.pos_of(child), message);
     }
 
+    /// Report an element that enters an XML namespace (one other than its
+    /// parent's; the root's parent has none): the format has none, and a
+    /// namespaced element would otherwise be read as if it had no prefix.
+    /// Its children, in the same namespace, are not reported again.
+    fn check_namespace(&mut self, node: XmlNode<'a, 'input>, parent: Option<&str>) {
+        let Some(uri) = node.tag_name().namespace() else { return };
+        if Some(uri) == parent {
+            return;
+        }
+        let range = node.range();
+        let message = format!(
+            "element '{}' is in the XML namespace '{uri}': a system description uses no \
+             namespaces; write <{}> without a prefix or xmlns",
+            self.written_name(range.start),
+            node.tag_name().name()
+        );
+        self.diag.error(self.lines.pos(range.start), message);
+    }
+
+    /// The name of the element or attribute that starts at `offset`, as
+    /// written (with its prefix, if any).
+    fn written_name(&self, offset: usize) -> &'input str {
+        let text = self.doc.input_text().get(offset..).unwrap_or_default();
+        let text = text.strip_prefix('<').unwrap_or(text);
+        let end = text
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '>' | '='))
+            .unwrap_or(text.len());
+        &text[..end]
+    }
+
     fn check_attributes(&mut self, node: XmlNode<'a, 'input>, allowed: &[&str]) {
         for attr in node.attributes() {
-            if !allowed.contains(&attr.name()) {
+            if let Some(uri) = attr.namespace() {
+                let start = attr.range().start;
+                let message = format!(
+                    "attribute '{}' on element '{}' is in the XML namespace '{uri}': a system \
+                     description uses no namespaces; write '{}' without a prefix",
+                    self.written_name(start),
+                    node.tag_name().name(),
+                    attr.name()
+                );
+                self.diag.error(self.lines.pos(start), message);
+            } else if !allowed.contains(&attr.name()) {
                 self.diag.error(
                     self.lines.pos(attr.range().start),
                     format!(
@@ -2130,6 +2208,121 @@ mod tests {
             let theirs = doc.text_pos_at(offset);
             assert_eq!(lines.pos(offset), pos(theirs.row, theirs.col), "offset {offset}");
         }
+    }
+
+    /// The positions as they were computed before the index kept running
+    /// character counts: the characters from the line's start, rescanned.
+    fn rescanned(text: &str, offset: usize) -> Pos {
+        let offset = offset.min(text.len());
+        let bytes = &text.as_bytes()[..offset];
+        let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line = bytes[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = match text.get(start..offset) {
+            Some(prefix) => prefix.chars().count(),
+            None => offset - start,
+        };
+        pos(to_u32(line), to_u32(col + 1))
+    }
+
+    /// Every offset of `text`, inside characters too, against `rescanned`.
+    fn assert_positions_unchanged(text: &str) {
+        let lines = LineIndex::new(text);
+        for offset in 0..=text.len() + 1 {
+            assert_eq!(lines.pos(offset), rescanned(text, offset), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn positions_on_long_lines_count_characters_as_before() {
+        // Long enough to span many blocks of the running counts, with
+        // characters of one to four bytes straddling block boundaries.
+        let mut line = String::new();
+        for i in 0..400 {
+            line.push_str(["a", "\u{e9}", "\u{20ac}", "\u{1d11e}", "<b x='1'/>"][i % 5]);
+        }
+        assert_positions_unchanged(&line);
+        assert_positions_unchanged(&format!("{line}\n{line}\n\n{line}"));
+        let lines = LineIndex::new(&line);
+        // 400 characters of 1, 2, 3, 4 and 10 bytes, 80 of each.
+        assert_eq!(lines.end(), pos(1, 80 * 14 + 1));
+        assert_eq!(lines.pos(line.len() - 10), pos(1, 80 * 14 - 10 + 1));
+    }
+
+    #[test]
+    fn positions_with_crlf_count_the_carriage_return_as_before() {
+        let text = "ab\r\n\u{e9}\r\n\r\nc";
+        assert_positions_unchanged(text);
+        let lines = LineIndex::new(text);
+        assert_eq!(lines.pos(2), pos(1, 3)); // the '\r'
+        assert_eq!(lines.pos(3), pos(1, 4)); // the '\n'
+        assert_eq!(lines.pos(4), pos(2, 1));
+        assert_eq!(lines.pos(6), pos(2, 2)); // after the two-byte 'é'
+        assert_eq!(lines.pos(10), pos(4, 1));
+        assert_eq!(lines.end(), pos(4, 2));
+    }
+
+    #[test]
+    fn positions_inside_a_character_count_bytes_as_before() {
+        let text = "x\n\u{e9}\u{20ac}";
+        let lines = LineIndex::new(text);
+        assert_eq!(lines.pos(3), pos(2, 2)); // inside 'é': one byte into the line
+        assert_eq!(lines.pos(5), pos(2, 4)); // inside '€'
+        assert_eq!(lines.pos(4), pos(2, 2)); // on '€'
+        assert_positions_unchanged(text);
+    }
+
+    #[test]
+    fn long_lines_agree_with_roxmltree() {
+        let attrs: String = (0..300).map(|i| format!(" a{i}='\u{e9}\u{1d11e}{i}'")).collect();
+        let xml = format!("<a{attrs}>\r\n<b{attrs}/>\u{20ac}</a>");
+        let doc = Document::parse(&xml).unwrap();
+        let lines = LineIndex::new(&xml);
+        for offset in (0..=xml.len()).filter(|&i| xml.is_char_boundary(i)) {
+            let theirs = doc.text_pos_at(offset);
+            assert_eq!(lines.pos(offset), pos(theirs.row, theirs.col), "offset {offset}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn positions_are_unchanged_on_any_text(text in "(\\PC|\r|\n|\r\n){0,300}") {
+            let lines = LineIndex::new(&text);
+            for offset in 0..=text.len() {
+                proptest::prop_assert_eq!(lines.pos(offset), rescanned(&text, offset));
+            }
+        }
+    }
+
+    const PD: &str = r#"<protection_domain name="a"><program_image path="a.elf"/></protection_domain>"#;
+
+    #[test]
+    fn a_namespace_is_reported_where_it_begins_not_on_every_child() {
+        let xml = format!("<x:system xmlns:x=\"urn:s\">\n  <x:protection_domain name=\"a\"><x:program_image path=\"a.elf\"/></x:protection_domain>\n</x:system>");
+        let errors = read("f.xml", &xml).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.line, e.col, e.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [(
+                1,
+                1,
+                "element 'x:system' is in the XML namespace 'urn:s': a system description uses \
+                 no namespaces; write <system> without a prefix or xmlns"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_namespace_declared_but_not_used_is_harmless() {
+        let sd = read("f.xml", &format!("<system xmlns:x=\"urn:s\">{PD}</system>")).unwrap();
+        assert_eq!(sd.protection_domains[0].name, "a");
+    }
+
+    #[test]
+    fn an_element_leaving_the_root_namespace_is_not_reported() {
+        // Only entering a namespace is an error: the root is reported,
+        // a child back in no namespace is not.
+        let xml = format!("<x:system xmlns:x=\"urn:s\">{PD}</x:system>");
+        assert_eq!(read("f.xml", &xml).unwrap_err().len(), 1);
     }
 
     #[test]

@@ -1,0 +1,1052 @@
+//! Filter chains against random traffic: 1 to 4 model filters with random
+//! hooks, operations, data rights and bounce buffers answer random
+//! verdicts (invalid ones too) and do the data work a crypt or cache filter
+//! does; 1 to 3 clients send good, bad and ordering requests; the driver
+//! completes what it gets in any order with `Ok` or `IoError`; filters are
+//! stopped at random (and restarted, at most 3 times in a row). A model
+//! follows every request through the chain from what it can observe: the
+//! upcalls, the driver's ring, the answers.
+//!
+//! Checked at every step:
+//! 1. every request is answered once, to its client, with its id, and with
+//!    the status and count its path gives: a pre-op's complete, fail,
+//!    invalid verdict or failed upcall turns it up there; a post-op's
+//!    complete or fail rewrites the result, an invalid verdict or failed
+//!    upcall makes it `IoError`; a filter that is stopped and not yet
+//!    restarted fails it with `IoError` without a call. Bad requests are
+//!    refused with `InvalidRequest` and barriers answered `Ok`, without
+//!    reaching a filter or the driver;
+//! 2. a request's pre-ops come in increasing chain position and its
+//!    post-ops in decreasing position above where it turned, exactly at
+//!    the filters that declared that hook and operation, each post-op
+//!    seeing the result from below (a call may be missing only at a filter
+//!    that was stopped meanwhile); a request keeps its slot id;
+//! 3. the driver gets only what passed every pre-op: the client's id, its
+//!    disk block and count, tag `SLOT_TAG + slot`, its read or write (a
+//!    flush as a flush of completed writes) and, as data address, the
+//!    lowest substitute's bounce buffer or else the client's buffer; never
+//!    more than its rings can answer;
+//! 4. a filter without data rights gets no lends and no grants; one with
+//!    rights gets, per read or write, a grant naming a lend of exactly the
+//!    request's data at its level, with its rights;
+//! 5. a write reaches the driver as the client's data XORed with the key
+//!    of every filter that substituted it; a read answered `Ok` along a
+//!    clean path leaves in the client's buffer the source's block pattern
+//!    XORed with the keys of the substituting filters;
+//! 6. a client's flush reaches a filter or the driver, and its barrier is
+//!    answered, only once its earlier requests are answered (a request
+//!    after a barrier or flush starts only then too);
+//! 7. at the end, stops cleared and the driver completing everything,
+//!    every request is answered and every slot of the table is free.
+//!
+//! And a run ends only when nothing is left the server could do without
+//! news: a second run at once calls no filter and moves nothing.
+
+use super::*;
+use crate::chain::{MAX_SLOTS, SLOT_TAG};
+use blk::filter::{op_bit, DiskId, MAX_BATCH};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const BLOCK: usize = 4096;
+/// The byte each filter XORs the data it substitutes with (distinct bits,
+/// so any set of filters gives its own mix).
+const KEYS: [u8; 4] = [0x11, 0x22, 0x44, 0x88];
+/// Per chaos level, the percentage of a filter's verdicts that are not a
+/// continue or a good substitute.
+const WILD: [u64; 4] = [0, 8, 25, 60];
+
+// ---------------------------------------------------------------- inputs
+
+#[derive(Clone, Copy, Debug)]
+struct FilterCase {
+    spec: Spec,
+    /// How often it answers something else than continue or substitute.
+    chaos: u8,
+}
+
+/// A filter: hooks pre, post or (more often) both; any subset of read,
+/// write and flush; no data rights, read, or (more often) read-write; a
+/// bounce buffer more often than not.
+fn filter_case() -> impl Strategy<Value = FilterCase> {
+    let hooks = prop_oneof![1 => Just(Hook::Pre.bit()), 1 => Just(Hook::Post.bit()), 2 => Just(3u8)];
+    let rights = prop_oneof![1 => Just(0), 1 => Just(abi::GRANT_READ), 2 => Just(abi::GRANT_READ | abi::GRANT_WRITE)];
+    let bounce = prop_oneof![1 => Just(false), 2 => Just(true)];
+    (hooks, 0u8..8, rights, bounce, 0u8..4).prop_map(|(hooks, ops, rights, bounce, chaos)| {
+        let mut bits = 0;
+        if ops & 1 != 0 {
+            bits |= op_bit(Op::Read);
+        }
+        if ops & 2 != 0 {
+            bits |= op_bit(Op::Write);
+        }
+        if ops & 4 != 0 {
+            bits |= op_bit(Op::Flush) | op_bit(Op::FlushCompleted);
+        }
+        FilterCase { spec: Spec { hooks, ops: bits, rights, bounce }, chaos }
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    /// A read or write of `count` blocks, its buffer at block `slot` of the
+    /// client's data region (moved down to fit); `shift` varies its block.
+    Good { write: bool, count: u32, slot: u64, shift: u64 },
+    /// One of the ways a request can be wrong.
+    Bad { write: bool, how: u8, shift: u64 },
+    Flush,
+    Barrier,
+    /// A flush of completed writes, sent by the client itself.
+    FlushNow,
+}
+
+#[derive(Clone, Debug)]
+enum Action {
+    Push { client: usize, kind: Kind },
+    Run,
+    /// The driver completes up to `n` of its requests, picked by `pick`,
+    /// failing those `fail` says.
+    Complete { n: usize, pick: u32, fail: u32 },
+    Pop { client: usize },
+    /// The filter's next upcall fails as if the kernel stopped it.
+    Stop { filter: usize },
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        8 => (any::<bool>(), 1u32..5, 0u64..16, 0u64..4).prop_map(|(write, count, slot, shift)| Kind::Good { write, count, slot, shift }),
+        2 => (any::<bool>(), 0u8..7, 0u64..4).prop_map(|(write, how, shift)| Kind::Bad { write, how, shift }),
+        1 => Just(Kind::Flush),
+        1 => Just(Kind::Barrier),
+        1 => Just(Kind::FlushNow),
+    ]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        6 => (0usize..3, kind()).prop_map(|(client, kind)| Action::Push { client, kind }),
+        3 => Just(Action::Run),
+        3 => (0usize..6, any::<u32>(), any::<u32>()).prop_map(|(n, pick, fail)| Action::Complete { n, pick, fail }),
+        2 => (0usize..3).prop_map(|client| Action::Pop { client }),
+        1 => (0usize..4).prop_map(|filter| Action::Stop { filter }),
+    ]
+}
+
+// ------------------------------------------------------------------ data
+
+/// What the disk holds at `count` blocks from `block` (what the driver, or
+/// a filter completing a read, puts in a read's buffer).
+fn disk_pattern(block: u64, count: u32) -> StdVec<u8> {
+    (0..count as usize * BLOCK)
+        .map(|i| {
+            let b = block + (i / BLOCK) as u64;
+            (b as u8).wrapping_mul(0x9d) ^ (b >> 8) as u8 ^ (i as u8).wrapping_mul(3) ^ 0x5a
+        })
+        .collect()
+}
+
+/// What request `id` of a client writes.
+fn client_pattern(id: u32, len: usize) -> StdVec<u8> {
+    (0..len).map(|i| (id as u8).wrapping_mul(0x3b) ^ (id >> 8) as u8 ^ i as u8 ^ (i >> 8) as u8 ^ 0xa5).collect()
+}
+
+fn xor(buf: &mut [u8], key: u8) {
+    buf.iter_mut().for_each(|b| *b ^= key);
+}
+
+fn wants(spec: &Spec, hook: Hook, op: Op) -> bool {
+    spec.hooks & hook.bit() != 0 && spec.ops & op_bit(op) != 0
+}
+
+/// Whether a filter does the data work of a substitute for `op`: it copies
+/// a write into its buffer (it needs to read it), and copies a read back
+/// into the buffer above in its post-op (it needs to write, and a post).
+fn carries_data(spec: &Spec, op: Op) -> bool {
+    match op {
+        Op::Write => spec.rights != 0,
+        Op::Read => spec.rights & abi::GRANT_WRITE != 0 && wants(spec, Hook::Post, Op::Read),
+        _ => false,
+    }
+}
+
+/// Whether the server must take verdict `v` of filter `spec` for a request
+/// of `op` and `count` blocks (the rules of `blk::filter`'s docs).
+fn valid(v: Verdict, hook: Hook, op: Op, count: u32, spec: &Spec) -> bool {
+    let bounce = if spec.bounce { BOUNCE_SIZE } else { 0 };
+    let len = if op.moves_data() { u64::from(count) * BLOCK as u64 } else { 0 };
+    match v {
+        Verdict::Continue => true,
+        Verdict::Substitute { offset } => {
+            hook == Hook::Pre && op.moves_data() && offset % BLOCK as u64 == 0 && offset.checked_add(len).is_some_and(|end| end <= bounce)
+        }
+        Verdict::Complete { count: done, .. } => done <= count,
+        Verdict::Fail(status) => status != Status::Ok,
+        Verdict::Redirect(_) => false,
+    }
+}
+
+// --------------------------------------------------------- model filters
+
+/// The model filters, shared by the upcalls (which call `decide`) and the
+/// test (which reads what they answered and frees their buffers).
+struct Filters {
+    chain: StdVec<FilterCase>,
+    rng: u64,
+    /// Per filter: the bounce blocks (offset, blocks) each request it
+    /// substituted holds, by (client, block), until the request is answered.
+    subs: StdVec<HashMap<(u8, u64), (u64, u32)>>,
+    /// Per filter: its bounce blocks in use.
+    used: StdVec<u16>,
+    /// Every verdict given, in order.
+    verdicts: StdVec<Verdict>,
+    /// Copies that failed (a grant that does not reach the data).
+    errors: StdVec<String>,
+}
+
+impl Filters {
+    fn new(chain: &[FilterCase], seed: u64) -> Filters {
+        Filters {
+            chain: chain.to_vec(),
+            rng: seed | 1,
+            subs: vec![HashMap::new(); chain.len()],
+            used: vec![0; chain.len()],
+            verdicts: StdVec::new(),
+            errors: StdVec::new(),
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Filter `f` answers one entry.
+    fn decide(&mut self, f: usize, io: &Io, done: Option<Done>, data: &dyn RequestData, bounce: Shared<'static>) -> Verdict {
+        let v = match done {
+            None => self.pre(f, io, data, bounce),
+            Some(done) => self.post(f, io, done, data, bounce),
+        };
+        self.verdicts.push(v);
+        v
+    }
+
+    /// (wild, status, failure, count, pick): a roll of the dice for a verdict.
+    fn roll(&mut self, f: usize, io: &Io) -> (bool, Status, Status, u32, u64) {
+        let wild = self.next() % 100 < WILD[self.chain[f].chaos as usize];
+        let pick = self.next();
+        let status = if pick & 0x800 == 0 { Status::Ok } else { Status::ALL[(pick >> 8) as usize % 4] };
+        let failure = Status::ALL[1 + (pick >> 12) as usize % 3];
+        let count = if pick & 0x10_0000 == 0 { io.count } else { (pick >> 24) as u32 % io.count.saturating_add(1) };
+        (wild, status, failure, count, pick)
+    }
+
+    fn pre(&mut self, f: usize, io: &Io, data: &dyn RequestData, bounce: Shared<'static>) -> Verdict {
+        let spec = self.chain[f].spec;
+        let (wild, status, failure, count, pick) = self.roll(f, io);
+        if !wild {
+            // (Mostly substitutes it can fill; a few it cannot, whose data
+            // the test then does not check.)
+            let substitute = if carries_data(&spec, io.op) { pick % 2 == 0 } else { pick % 8 == 0 };
+            if io.op.moves_data() && spec.bounce && substitute {
+                if let Some(offset) = self.substitute(f, io, data, bounce) {
+                    return Verdict::Substitute { offset };
+                }
+            }
+            return Verdict::Continue;
+        }
+        match pick % 8 {
+            0..=2 => {
+                // A cache hit fills the read through its grant.
+                if status == Status::Ok && io.op == Op::Read && spec.rights & abi::GRANT_WRITE != 0 {
+                    if let Err(e) = data.write(io, 0, &disk_pattern(io.block, io.count)) {
+                        self.errors.push(format!("filter {f} filling {io:?}: {e}"));
+                    }
+                }
+                Verdict::Complete { status, count }
+            }
+            3 => Verdict::Fail(failure),
+            4 => Verdict::Complete { status, count: io.count.saturating_add(1) },
+            5 => Verdict::Substitute { offset: if pick & 0x100_0000 == 0 { 100 } else { BOUNCE_SIZE } },
+            6 => Verdict::Redirect(DiskId(1)),
+            _ => Verdict::Fail(Status::Ok),
+        }
+    }
+
+    fn post(&mut self, f: usize, io: &Io, done: Done, data: &dyn RequestData, bounce: Shared<'static>) -> Verdict {
+        let spec = self.chain[f].spec;
+        if io.op == Op::Read && done.status == Status::Ok && carries_data(&spec, Op::Read) {
+            if let Some(&(offset, count)) = self.subs[f].get(&(io.client, io.block)) {
+                // Decrypt: our buffer, unkeyed, into the buffer above.
+                let mut buf = vec![0; count as usize * BLOCK];
+                bounce.read_bytes(offset as usize, &mut buf).unwrap();
+                xor(&mut buf, KEYS[f]);
+                if let Err(e) = data.write(io, 0, &buf) {
+                    self.errors.push(format!("filter {f} copying back {io:?}: {e}"));
+                }
+            }
+        }
+        let (wild, status, failure, count, pick) = self.roll(f, io);
+        if !wild {
+            return Verdict::Continue;
+        }
+        match pick % 8 {
+            0 | 1 => Verdict::Complete { status, count },
+            2 | 3 => Verdict::Fail(failure),
+            4 => Verdict::Complete { status, count: io.count.saturating_add(1) },
+            5 => Verdict::Substitute { offset: 0 },
+            6 => Verdict::Redirect(DiskId(0)),
+            _ => Verdict::Fail(Status::Ok),
+        }
+    }
+
+    /// Take bounce blocks for `io` and, for a write we may read, copy its
+    /// data there keyed. `None` if the buffer is full.
+    fn substitute(&mut self, f: usize, io: &Io, data: &dyn RequestData, bounce: Shared<'static>) -> Option<u64> {
+        let n = io.count as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mask = (1u32 << n) - 1;
+        let start = (0..=16 - n).find(|&s| u32::from(self.used[f]) & (mask << s) == 0)?;
+        self.used[f] |= (mask << start) as u16;
+        let offset = (start * BLOCK) as u64;
+        self.subs[f].insert((io.client, io.block), (offset, io.count));
+        if io.op == Op::Write && carries_data(&self.chain[f].spec, Op::Write) {
+            let mut buf = vec![0; n * BLOCK];
+            match data.read(io, 0, &mut buf) {
+                Ok(()) => {
+                    xor(&mut buf, KEYS[f]);
+                    bounce.write_bytes(offset as usize, &buf).unwrap();
+                }
+                Err(e) => self.errors.push(format!("filter {f} reading {io:?}: {e}")),
+            }
+        }
+        Some(offset)
+    }
+
+    /// Request (client, block) was answered: its bounce blocks are free.
+    fn release(&mut self, client: usize, block: u64) {
+        for (subs, used) in self.subs.iter_mut().zip(&mut self.used) {
+            if let Some((offset, count)) = subs.remove(&(client as u8, block)) {
+                *used &= !((((1u32 << count) - 1) << (offset as usize / BLOCK)) as u16);
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------- model
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Data,
+    Refused,
+    Barrier,
+    Flush,
+    FlushNow,
+}
+
+/// Where a request is, as far as the model has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Going down: its next pre-op is at the first position from `from`
+    /// that wants it (none: the driver).
+    Down { from: usize },
+    /// At the driver, sent as `sent`.
+    Driver { sent: Request },
+    /// Going up: the filters at positions from `below` on are done with
+    /// it; its result so far.
+    Up { below: usize, status: Status, count: u32 },
+    Answered,
+}
+
+#[derive(Clone, Debug)]
+struct Req {
+    client: usize,
+    /// Its place in its client's order.
+    index: usize,
+    request: Request,
+    class: Class,
+    /// The operation as the chain sees it (a flush: `Flush`).
+    op: Op,
+    /// How many of its client's first requests must be answered before it
+    /// may start (those before its flush, or the last flush or barrier).
+    gate: usize,
+    stage: Stage,
+    /// When it was last seen (push, call, driver).
+    last: u64,
+    started: bool,
+    slot: Option<u32>,
+    /// Per position, the bounce offset that filter substituted.
+    subs: [Option<u64>; 4],
+    /// Its data can be checked: no other live request of its client shares
+    /// its buffer, and every substitute did its data work.
+    data: bool,
+    /// A read: its source really produced the data and every substituting
+    /// filter's post-op copied it up.
+    clean: bool,
+}
+
+/// A filter's life as the server's fault handling makes it.
+#[derive(Clone, Debug)]
+struct Life {
+    alive: bool,
+    /// Restarts since its last answered upcall.
+    restarts: u32,
+    /// Its next upcalls that are to fail.
+    pending_stop: usize,
+    /// When it was stopped: (from, until restarted).
+    dead: StdVec<(u64, Option<u64>)>,
+}
+
+enum Outcome {
+    Stopped,
+    Verdict(Verdict),
+}
+
+struct Model {
+    chain: StdVec<Spec>,
+    clients: usize,
+    driver_capacity: usize,
+    /// By id: every request sent.
+    reqs: StdVec<Req>,
+    /// Per client, its requests' ids in the order sent.
+    sent: StdVec<StdVec<usize>>,
+    /// Unanswered requests by (client, block): how entries map back.
+    live: HashMap<(usize, u64), usize>,
+    /// Requests at the driver, not completed yet.
+    at_driver: StdVec<usize>,
+    /// Per client, the largest gate of its requests that started.
+    started_gate: StdVec<usize>,
+    life: StdVec<Life>,
+    /// Filters stopped in this run, in order, with the requests failed.
+    stopped_now: StdVec<(usize, u32)>,
+    /// The clock: one tick per thing seen.
+    seq: u64,
+    filters: Rc<RefCell<Filters>>,
+    memory: Rc<Memory>,
+}
+
+impl Model {
+    fn new(chain: &[FilterCase], clients: usize, driver_capacity: u32, filters: Rc<RefCell<Filters>>, memory: Rc<Memory>) -> Model {
+        Model {
+            chain: chain.iter().map(|f| f.spec).collect(),
+            clients,
+            driver_capacity: driver_capacity as usize,
+            reqs: StdVec::new(),
+            sent: vec![StdVec::new(); clients],
+            live: HashMap::new(),
+            at_driver: StdVec::new(),
+            started_gate: vec![0; clients],
+            life: vec![Life { alive: true, restarts: 0, pending_stop: 0, dead: StdVec::new() }; chain.len()],
+            stopped_now: StdVec::new(),
+            seq: 0,
+            filters,
+            memory,
+        }
+    }
+
+    fn next_pre(&self, op: Op, from: usize) -> Option<usize> {
+        (from..self.chain.len()).find(|&p| wants(&self.chain[p], Hook::Pre, op))
+    }
+
+    fn next_post(&self, op: Op, below: usize) -> Option<usize> {
+        (0..below).rev().find(|&p| wants(&self.chain[p], Hook::Post, op))
+    }
+
+    /// Where request `id`'s data is at position `p`: (lend index, offset
+    /// in it, device address).
+    fn data_at(&self, id: usize, p: usize) -> (u16, u64, u64) {
+        let r = &self.reqs[id];
+        match (0..p).rev().find_map(|q| r.subs[q].map(|o| (q, o))) {
+            Some((q, offset)) => ((self.clients + q) as u16, offset, bounce_paddr(q) + offset),
+            None => (r.client as u16, r.request.data_offset, client_paddr(r.client) + r.request.data_offset),
+        }
+    }
+
+    /// The XOR of the keys of the filters that substituted request `id`.
+    fn keys(&self, id: usize) -> u8 {
+        self.reqs[id].subs.iter().enumerate().filter(|(_, s)| s.is_some()).fold(0, |k, (q, _)| k ^ KEYS[q])
+    }
+
+    /// Client `c` sends a request of `kind` (if its ring takes it).
+    fn push(&mut self, h: &mut ChainHarness, c: usize, kind: &Kind) {
+        let id = self.reqs.len() as u32;
+        let index = self.sent[c].len();
+        // Unique among the client's live requests: entries map back by it.
+        let unique = 1 + 4 * (index as u64 % 255);
+        let rw = |write: bool| if write { Op::Write } else { Op::Read };
+        let (request, class) = match *kind {
+            Kind::Good { write, count, slot, shift } => {
+                let slot = self.buffer(c, slot, count);
+                (Request::new(id, rw(write), unique + shift, count, slot * BLOCK as u64), Class::Data)
+            }
+            Kind::Bad { write, how, shift } => {
+                let mut r = Request::new(id, rw(write), unique + shift, 1, 0);
+                match how {
+                    0 => r.block = DISK_BLOCKS,
+                    1 => (r.block, r.count) = (DISK_BLOCKS - 1, 2),
+                    2 => r.data_offset = 100,
+                    3 => r.count = 0,
+                    4 => r.count = 17,
+                    5 => r.data_offset = DATA_SIZE,
+                    _ => r.opcode = 99,
+                }
+                (r, Class::Refused)
+            }
+            // (A flush's block is unused: numbered, it maps back too.)
+            Kind::Flush => (Request::new(id, Op::Flush, unique, 0, 0), Class::Flush),
+            Kind::Barrier => (Request::new(id, Op::Barrier, unique, 0, 0), Class::Barrier),
+            Kind::FlushNow => (Request::new(id, Op::FlushCompleted, unique, 0, 0), Class::FlushNow),
+        };
+        if h.clients[c].requests.try_push(request).is_err() {
+            return;
+        }
+        let op = match class {
+            Class::Flush | Class::FlushNow => Op::Flush,
+            _ => request.op().unwrap_or(Op::Read),
+        };
+        let gate = match class {
+            Class::Flush | Class::Barrier => index,
+            _ => self.sent[c]
+                .iter()
+                .rev()
+                .find_map(|&j| match self.reqs[j].class {
+                    Class::Barrier => Some(self.reqs[j].index + 1),
+                    Class::Flush => Some(self.reqs[j].index),
+                    _ => None,
+                })
+                .unwrap_or(0),
+        };
+        let mut data = class == Class::Data;
+        if data {
+            let (off, len) = (request.data_offset as usize, request.count as usize * BLOCK);
+            let fill = if op == Op::Write { client_pattern(id, len) } else { vec![0xee; len] };
+            self.memory.clients[c].write_bytes(off, &fill).unwrap();
+            // A buffer another live request of the client uses may change
+            // under either: neither's data is checked.
+            for &j in &self.sent[c] {
+                let o = &mut self.reqs[j];
+                let (o_off, o_len) = (o.request.data_offset as usize, o.request.count as usize * BLOCK);
+                if o.class == Class::Data && o.stage != Stage::Answered && o_off < off + len && off < o_off + o_len {
+                    o.data = false;
+                    data = false;
+                }
+            }
+        }
+        self.seq += 1;
+        self.reqs.push(Req {
+            client: c,
+            index,
+            request,
+            class,
+            op,
+            gate,
+            stage: Stage::Down { from: 0 },
+            last: self.seq,
+            started: false,
+            slot: None,
+            subs: [None; 4],
+            data,
+            clean: false,
+        });
+        self.sent[c].push(id as usize);
+        self.live.entry((c, request.block)).or_insert(id as usize);
+    }
+
+    /// Whether filter `p` was stopped at some time since `since`.
+    fn stopped_since(&self, p: usize, since: u64) -> bool {
+        self.life[p].dead.iter().any(|&(from, until)| from <= self.seq && until.is_none_or(|u| u >= since))
+    }
+
+    /// A buffer of `count` blocks for client `c`: the first from block
+    /// `slot` on (wrapping) that no live request of the client uses, else
+    /// at `slot` anyway.
+    fn buffer(&self, c: usize, slot: u64, count: u32) -> u64 {
+        let last = 16 - u64::from(count);
+        let used = |s: u64| {
+            self.sent[c].iter().map(|&j| &self.reqs[j]).any(|o| {
+                let o_slot = o.request.data_offset / BLOCK as u64;
+                o.class == Class::Data && o.stage != Stage::Answered && o_slot < s + u64::from(count) && s < o_slot + u64::from(o.request.count)
+            })
+        };
+        (0..=last).map(|k| (slot + k) % (last + 1)).find(|&s| !used(s)).unwrap_or(slot.min(last))
+    }
+
+    /// Whether request `id` has nothing left to be seen before its answer:
+    /// answered, or every filter still due was stopped since it was last
+    /// seen (so it may have failed there without a call).
+    fn settled(&self, id: usize) -> bool {
+        let r = &self.reqs[id];
+        if matches!(r.class, Class::Refused | Class::Barrier) {
+            return true;
+        }
+        let below = match r.stage {
+            Stage::Answered => return true,
+            Stage::Driver { .. } => return false,
+            Stage::Down { from } => match self.next_pre(r.op, from) {
+                Some(p) if self.stopped_since(p, r.last) => p,
+                _ => return false,
+            },
+            Stage::Up { below, .. } => below,
+        };
+        (0..below).filter(|&q| wants(&self.chain[q], Hook::Post, r.op)).all(|q| self.stopped_since(q, r.last))
+    }
+
+    /// Request `id` is seen moving (a call, the driver): not after a later
+    /// request of its client behind a flush or barrier started, and if this
+    /// is its start, not before the requests its gate names are answered.
+    fn touch(&mut self, id: usize) -> Result<(), TestCaseError> {
+        let r = &self.reqs[id];
+        let c = r.client;
+        prop_assert!(
+            r.index >= self.started_gate[c],
+            "client {}'s {:?} still moves after a later request behind a flush or barrier started",
+            c,
+            r.request
+        );
+        if !r.started {
+            for &j in &self.sent[c][..r.gate] {
+                prop_assert!(
+                    self.settled(j),
+                    "client {}'s {:?} started before its earlier {:?} was answered (it is {:?})",
+                    c,
+                    r.request,
+                    self.reqs[j].request,
+                    self.reqs[j].stage
+                );
+            }
+            self.started_gate[c] = self.started_gate[c].max(r.gate);
+        }
+        let r = &mut self.reqs[id];
+        r.started = true;
+        r.last = self.seq;
+        Ok(())
+    }
+
+    /// Request `id` had no call at position `p`, where it was due: only if
+    /// that filter was stopped between its last sighting and now. It fails
+    /// there with `IoError`.
+    fn skip(&mut self, id: usize, p: usize) -> Result<(), TestCaseError> {
+        prop_assert!(
+            self.stopped_since(p, self.reqs[id].last),
+            "{:?} of client {} skipped filter {} ({:?}) though it was not stopped meanwhile (stage {:?})",
+            self.reqs[id].request,
+            self.reqs[id].client,
+            p,
+            self.chain[p],
+            self.reqs[id].stage
+        );
+        let r = &mut self.reqs[id];
+        if matches!(r.stage, Stage::Down { .. }) || r.subs[p].is_some() {
+            r.clean = false;
+        }
+        r.stage = Stage::Up { below: p, status: Status::IoError, count: 0 };
+        Ok(())
+    }
+
+    /// One upcall as the filter saw it; `verdicts` are the model filters'
+    /// answers, in order.
+    fn call(&mut self, call: &Call, verdicts: &mut impl Iterator<Item = Verdict>) -> Result<(), TestCaseError> {
+        let f = call.filter;
+        let spec = self.chain[f];
+        prop_assert!(!call.entries.is_empty() && call.entries.len() <= MAX_BATCH, "an upcall of {} entries", call.entries.len());
+        prop_assert!(self.life[f].alive, "filter {} was called while stopped: {:?}", f, call);
+        self.seq += 1;
+        let stopped = self.life[f].pending_stop > 0;
+        let life = &mut self.life[f];
+        if stopped {
+            life.pending_stop -= 1;
+            life.alive = false;
+            life.dead.push((self.seq, None));
+            self.stopped_now.push((f, call.entries.len() as u32));
+        } else {
+            life.restarts = 0;
+        }
+        let hook = call.entries[0].0.hook;
+        let with_data = call.entries.iter().filter(|(io, _)| io.op.moves_data()).count();
+        if spec.rights == 0 {
+            prop_assert!(call.lends.is_empty(), "filter {} has no data rights but was lent {:?}", f, call.lends);
+        } else {
+            prop_assert_eq!(call.lends.len(), with_data, "filter {}: one lend per read or write: {:?}", f, call);
+        }
+        let mut grants = StdVec::new();
+        for &(io, done) in &call.entries {
+            prop_assert_eq!(io.hook, hook, "one upcall, one hook: {:?}", call);
+            prop_assert_eq!(io.position as usize, f, "the entry names the filter's position");
+            let id = *self.live.get(&(io.client as usize, io.block)).ok_or_else(|| TestCaseError::fail(format!("filter {f} got an entry no live request has: {io:?}")))?;
+            self.check_entry(id, f, &io, call)?;
+            if io.grant != 0 {
+                prop_assert!(!grants.contains(&io.grant), "two entries of one upcall share grant {}", io.grant);
+                grants.push(io.grant);
+            }
+            let outcome = if stopped {
+                Outcome::Stopped
+            } else {
+                Outcome::Verdict(verdicts.next().ok_or_else(|| TestCaseError::fail("a call without its verdicts"))?)
+            };
+            match (hook, done) {
+                (Hook::Pre, None) => self.pre(id, f, outcome)?,
+                (Hook::Post, Some(done)) => self.post(id, f, done, outcome)?,
+                _ => prop_assert!(false, "a {:?} entry with completion {:?}", hook, done),
+            }
+        }
+        Ok(())
+    }
+
+    /// Entry `io` of a call to filter `f` is request `id`'s, with its lend.
+    fn check_entry(&mut self, id: usize, f: usize, io: &Io, call: &Call) -> Result<(), TestCaseError> {
+        let r = &self.reqs[id];
+        prop_assert!(
+            matches!(r.class, Class::Data | Class::Flush | Class::FlushNow),
+            "filter {} got client {}'s {:?} request {:?}",
+            f,
+            r.client,
+            r.class,
+            r.request
+        );
+        let count = if r.op.moves_data() { r.request.count } else { 0 };
+        prop_assert_eq!((io.op, io.client as usize, io.block, io.count), (r.op, r.client, r.request.block, count), "the entry is not {:?}", r.request);
+        prop_assert!(io.id < MAX_SLOTS as u32, "entry id {} is no slot", io.id);
+        match r.slot {
+            Some(slot) => prop_assert_eq!(io.id, slot, "{:?} changed slot", r.request),
+            None => self.reqs[id].slot = Some(io.id),
+        }
+        let spec = self.chain[f];
+        if spec.rights == 0 || !io.op.moves_data() {
+            prop_assert_eq!(io.grant, 0, "filter {} ({:?}) got a grant for {:?}", f, spec, io);
+            return Ok(());
+        }
+        let (lend, offset, _) = self.data_at(id, f);
+        let expected = abi::Lend { lend, rights: spec.rights, _reserved: 0, len: count * BLOCK as u32, offset };
+        let got = (io.grant as usize).checked_sub(1).and_then(|i| call.lends.get(i));
+        prop_assert_eq!(got, Some(&expected), "filter {}'s grant of {:?} ({:?})", f, io, call.lends);
+        Ok(())
+    }
+
+    fn pre(&mut self, id: usize, p: usize, outcome: Outcome) -> Result<(), TestCaseError> {
+        self.touch(id)?;
+        let r = &self.reqs[id];
+        let Stage::Down { from } = r.stage else {
+            return Err(TestCaseError::fail(format!("a pre-op at filter {p} for {:?}, which is {:?}", r.request, r.stage)));
+        };
+        let next = self.next_pre(r.op, from);
+        prop_assert_eq!(next, Some(p), "{:?} had its pre-op at filter {} out of chain order (from {})", r.request, p, from);
+        let spec = self.chain[p];
+        let r = &mut self.reqs[id];
+        let failed = Stage::Up { below: p, status: Status::IoError, count: 0 };
+        r.stage = match outcome {
+            Outcome::Stopped => failed,
+            Outcome::Verdict(v) if !valid(v, Hook::Pre, r.op, r.request.count, &spec) => failed,
+            Outcome::Verdict(Verdict::Continue) => Stage::Down { from: p + 1 },
+            Outcome::Verdict(Verdict::Substitute { offset }) => {
+                r.subs[p] = Some(offset);
+                r.data &= carries_data(&spec, r.op);
+                Stage::Down { from: p + 1 }
+            }
+            Outcome::Verdict(Verdict::Complete { status, count }) => {
+                // A read completed here was filled only by a filter that may.
+                r.clean = status == Status::Ok && spec.rights & abi::GRANT_WRITE != 0;
+                Stage::Up { below: p, status, count }
+            }
+            Outcome::Verdict(Verdict::Fail(status)) => Stage::Up { below: p, status, count: 0 },
+            Outcome::Verdict(Verdict::Redirect(_)) => failed,
+        };
+        Ok(())
+    }
+
+    fn post(&mut self, id: usize, q: usize, done: Done, outcome: Outcome) -> Result<(), TestCaseError> {
+        self.touch(id)?;
+        // A pre-op it never had: it failed there (a stopped filter).
+        if let Stage::Down { from } = self.reqs[id].stage {
+            match self.next_pre(self.reqs[id].op, from) {
+                Some(p) => self.skip(id, p)?,
+                None => prop_assert!(false, "{:?} had a post-op at filter {} without reaching the driver", self.reqs[id].request, q),
+            }
+        }
+        let (status, count) = loop {
+            let r = &self.reqs[id];
+            let Stage::Up { below, status, count } = r.stage else {
+                return Err(TestCaseError::fail(format!("a post-op at filter {q} for {:?}, which is {:?}", r.request, r.stage)));
+            };
+            match self.next_post(r.op, below) {
+                Some(e) if e == q => break (status, count),
+                Some(e) if e > q => self.skip(id, e)?,
+                next => prop_assert!(false, "{:?} had a post-op at filter {} but its next is {:?} (up from {})", r.request, q, next, below),
+            }
+        };
+        prop_assert_eq!(done, Done { status, count }, "filter {}'s post-op of {:?} must see the result from below", q, self.reqs[id].request);
+        let spec = self.chain[q];
+        let r = &mut self.reqs[id];
+        if r.subs[q].is_some() && (done.status != Status::Ok || matches!(outcome, Outcome::Stopped)) {
+            // The substituting filter did not copy the read up.
+            r.clean = false;
+        }
+        let (status, count) = match outcome {
+            Outcome::Stopped => (Status::IoError, 0),
+            Outcome::Verdict(v) if !valid(v, Hook::Post, r.op, r.request.count, &spec) => (Status::IoError, 0),
+            Outcome::Verdict(Verdict::Complete { status, count }) => (status, count),
+            Outcome::Verdict(Verdict::Fail(status)) => (status, 0),
+            Outcome::Verdict(_) => (status, count),
+        };
+        r.stage = Stage::Up { below: q, status, count };
+        Ok(())
+    }
+
+    /// The driver got `sent`.
+    fn arrived(&mut self, sent: &Request) -> Result<(), TestCaseError> {
+        let id = sent.id as usize;
+        prop_assert!(id < self.reqs.len(), "the driver got a request no client sent: {:?}", sent);
+        let r = &self.reqs[id];
+        prop_assert!(matches!(r.class, Class::Data | Class::Flush | Class::FlushNow), "a {:?} request reached the driver: {:?}", r.class, r.request);
+        self.seq += 1;
+        self.touch(id)?;
+        let r = &self.reqs[id];
+        let Stage::Down { from } = r.stage else {
+            return Err(TestCaseError::fail(format!("{:?} reached the driver as {sent:?} while {:?}", r.request, r.stage)));
+        };
+        let missed = self.next_pre(r.op, from);
+        prop_assert_eq!(missed, None, "{:?} reached the driver without the pre-op of filter {:?}", r.request, missed);
+        let slot = sent.tag.wrapping_sub(SLOT_TAG);
+        prop_assert!(slot < MAX_SLOTS as u32, "tag {:#x} names no slot", sent.tag);
+        if let Some(s) = r.slot {
+            prop_assert_eq!(s, slot, "{:?} reached the driver with another slot than its upcalls named", r.request);
+        }
+        let moves = r.op.moves_data();
+        let (_, _, addr) = self.data_at(id, self.chain.len());
+        let expected = Request {
+            id: r.request.id,
+            opcode: if moves { r.op.raw() } else { Op::FlushCompleted.raw() },
+            block: r.request.block,
+            count: if moves { r.request.count } else { 0 },
+            tag: SLOT_TAG + slot,
+            // (A flush's data address means nothing.)
+            data_offset: if moves { addr } else { sent.data_offset },
+        };
+        prop_assert_eq!(*sent, expected, "the driver's request is not {:?} as the chain left it", r.request);
+        for &other in &self.at_driver {
+            prop_assert!(self.reqs[other].slot != Some(slot), "two requests at the driver in slot {}", slot);
+        }
+        self.at_driver.push(id);
+        prop_assert!(self.at_driver.len() <= self.driver_capacity, "more at the driver than its rings can answer");
+        if r.op == Op::Write && r.data {
+            let len = r.request.count as usize * BLOCK;
+            let mut expected = client_pattern(r.request.id, len);
+            xor(&mut expected, self.keys(id));
+            let mem = self.memory.at(addr, len as u64).ok_or_else(|| TestCaseError::fail(format!("the driver cannot reach {addr:#x}")))?;
+            let mut got = vec![0; len];
+            mem.read_bytes(0, &mut got).unwrap();
+            prop_assert!(got == expected, "{:?} reached the driver with the wrong data (keys {:#x})", r.request, self.keys(id));
+        }
+        let r = &mut self.reqs[id];
+        r.slot = Some(slot);
+        r.stage = Stage::Driver { sent: *sent };
+        Ok(())
+    }
+
+    /// The driver completes up to `n` of its requests.
+    fn complete(&mut self, h: &mut ChainHarness, n: usize, mut pick: u32, fail: u32) -> Result<(), TestCaseError> {
+        for k in 0..n.min(self.at_driver.len()) {
+            let id = self.at_driver.remove(pick as usize % self.at_driver.len());
+            pick = pick.rotate_right(5);
+            let status = if fail >> (k % 32) & 1 == 1 && fail % 3 == 0 { Status::IoError } else { Status::Ok };
+            let Stage::Driver { sent } = self.reqs[id].stage else { unreachable!("at the driver") };
+            let op = self.reqs[id].op;
+            let count = if status == Status::Ok && op.moves_data() { sent.count } else { 0 };
+            if status == Status::Ok && op == Op::Read {
+                let len = sent.count as usize * BLOCK;
+                let mem = self.memory.at(sent.data_offset, len as u64).ok_or_else(|| TestCaseError::fail(format!("the driver cannot reach {sent:?}")))?;
+                mem.write_bytes(0, &disk_pattern(sent.block, sent.count)).unwrap();
+            }
+            let pushed = h.driver.responses.try_push(Response::new(sent.id, status, count).with_tag(sent.tag));
+            prop_assert!(pushed.is_ok(), "the driver's response ring is full");
+            self.seq += 1;
+            self.touch(id)?;
+            let r = &mut self.reqs[id];
+            r.stage = Stage::Up { below: self.chain.len(), status, count };
+            r.clean = status == Status::Ok;
+        }
+        Ok(())
+    }
+
+    /// What request `id` must be answered with once it went past every
+    /// filter still due (which must all have been stopped).
+    fn finish(&mut self, id: usize) -> Result<(Status, u32), TestCaseError> {
+        if let Stage::Down { from } = self.reqs[id].stage {
+            match self.next_pre(self.reqs[id].op, from) {
+                Some(p) => self.skip(id, p)?,
+                None => prop_assert!(false, "{:?} was answered without reaching the driver", self.reqs[id].request),
+            }
+        }
+        loop {
+            let r = &self.reqs[id];
+            let Stage::Up { below, status, count } = r.stage else {
+                return Err(TestCaseError::fail(format!("{:?} was answered while {:?}", r.request, r.stage)));
+            };
+            match self.next_post(r.op, below) {
+                Some(q) => self.skip(id, q)?,
+                None => return Ok((status, count)),
+            }
+        }
+    }
+
+    /// Client `c` got `a`.
+    fn answered(&mut self, c: usize, a: &Response) -> Result<(), TestCaseError> {
+        prop_assert_eq!(a.tag, 0, "answers reach the client untagged");
+        let id = a.id as usize;
+        prop_assert!(id < self.reqs.len() && self.reqs[id].client == c, "client {} got an answer to a request it never sent: {:?}", c, a);
+        let r = &self.reqs[id];
+        prop_assert!(r.stage != Stage::Answered, "answered twice: {:?}", a);
+        for &j in &self.sent[c][..r.gate] {
+            prop_assert!(self.reqs[j].stage == Stage::Answered, "client {}'s {:?} was answered before its earlier {:?}", c, r.request, self.reqs[j].request);
+        }
+        self.seq += 1;
+        let status = a.status();
+        prop_assert!(status.is_ok(), "an unknown status: {:?}", a);
+        let expected = match r.class {
+            Class::Refused => (Status::InvalidRequest, 0),
+            Class::Barrier => (Status::Ok, 0),
+            _ => self.finish(id)?,
+        };
+        let r = &self.reqs[id];
+        prop_assert_eq!((status.unwrap(), a.count), expected, "client {}'s {:?}: not the answer its path gives (subs {:?})", c, r.request, r.subs);
+        if r.class == Class::Data && r.op == Op::Read && expected.0 == Status::Ok && r.data && r.clean {
+            let len = r.request.count as usize * BLOCK;
+            let mut expected = disk_pattern(r.request.block, r.request.count);
+            xor(&mut expected, self.keys(id));
+            let mut got = vec![0; len];
+            self.memory.clients[c].read_bytes(r.request.data_offset as usize, &mut got).unwrap();
+            prop_assert!(got == expected, "client {}'s {:?} was answered Ok with the wrong data (keys {:#x})", c, r.request, self.keys(id));
+        }
+        let block = r.request.block;
+        self.reqs[id].stage = Stage::Answered;
+        if self.live.get(&(c, block)) == Some(&id) {
+            self.live.remove(&(c, block));
+            self.filters.borrow_mut().release(c, block);
+        }
+        Ok(())
+    }
+
+    /// The run's stopped filters: the server reports each and restarts it
+    /// unless it was restarted 3 times in a row already.
+    fn end_of_run(&mut self, events: &mut StdVec<Event>) -> Result<(), TestCaseError> {
+        let mut expected = StdVec::new();
+        for (f, failed) in std::mem::take(&mut self.stopped_now) {
+            let life = &mut self.life[f];
+            let restart = life.restarts < 3;
+            expected.push(Event::FilterStopped { filter: f, failed, restart });
+            if restart {
+                self.seq += 1;
+                life.restarts += 1;
+                life.alive = true;
+                life.dead.last_mut().unwrap().1 = Some(self.seq);
+            }
+        }
+        let got: StdVec<Event> = events.drain(..).filter(|e| matches!(e, Event::FilterStopped { .. })).collect();
+        prop_assert_eq!(got, expected, "the server's fault handling");
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------ the steps
+
+/// The server runs; the model sees its upcalls, what it sent the driver and
+/// its fault handling; then the server must have nothing left to do.
+fn run(h: &mut ChainHarness, m: &mut Model) -> Result<(), TestCaseError> {
+    h.run();
+    let calls = h.take_calls();
+    let verdicts = std::mem::take(&mut m.filters.borrow_mut().verdicts);
+    let mut verdicts = verdicts.into_iter();
+    for call in &calls {
+        m.call(call, &mut verdicts)?;
+    }
+    prop_assert!(verdicts.next().is_none(), "verdicts left over");
+    let errors = std::mem::take(&mut m.filters.borrow_mut().errors);
+    prop_assert!(errors.is_empty(), "a model filter could not reach the data it was lent: {:?}", errors);
+    for r in h.driver_requests() {
+        m.arrived(&r)?;
+    }
+    m.end_of_run(&mut h.events)?;
+    // The server waits only when nothing is left it could do without news:
+    // at once again, it does nothing.
+    let rings = |h: &ChainHarness| -> StdVec<u32> {
+        h.clients.iter().flat_map(|c| [c.requests.len().unwrap(), c.responses.len().unwrap()]).chain([h.driver.requests.len().unwrap()]).collect()
+    };
+    let before = rings(h);
+    h.run();
+    let calls = h.calls.borrow().len();
+    prop_assert!(calls == 0 && rings(h) == before, "the server stopped with work left: run again at once, it made {} upcalls and left its rings {:?} as {:?}", calls, before, rings(h));
+    Ok(())
+}
+
+fn pop(h: &mut ChainHarness, m: &mut Model, c: usize) -> Result<(), TestCaseError> {
+    for a in h.responses(c) {
+        m.answered(c, &a)?;
+    }
+    Ok(())
+}
+
+/// 512 cases, or what `PROPTEST_CASES` says; a failure is reported with
+/// its shrunk case, not saved to a file.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn random_traffic_through_random_chains_is_answered_once_as_its_path_says_with_its_data_in_place(
+        chain in prop::collection::vec(filter_case(), 1..5),
+        capacities in prop::collection::vec(prop_oneof![Just(2u32), Just(4), Just(8)], 1..4),
+        driver_capacity in prop_oneof![Just(1u32), Just(2), Just(4), Just(16)],
+        seed in any::<u64>(),
+        actions in prop::collection::vec(action(), 0..150),
+    ) {
+        let specs: StdVec<Spec> = chain.iter().map(|f| f.spec).collect();
+        let filters = Rc::new(RefCell::new(Filters::new(&chain, seed)));
+        let model_filters = filters.clone();
+        let decide: Decide = Box::new(move |f, io, done, data, bounce| model_filters.borrow_mut().decide(f, io, done, data, bounce));
+        let mut h = chain_harness(&capacities, &specs, driver_capacity, decide);
+        h.events.clear();
+        prop_assert!(h.take_calls().is_empty());
+        let clients = capacities.len();
+        let mut m = Model::new(&chain, clients, driver_capacity, filters, h.memory.clone());
+        for action in actions {
+            match action {
+                Action::Push { client, kind } => m.push(&mut h, client % clients, &kind),
+                Action::Run => run(&mut h, &mut m)?,
+                Action::Complete { n, pick, fail } => m.complete(&mut h, n, pick, fail)?,
+                Action::Pop { client } => pop(&mut h, &mut m, client % clients)?,
+                Action::Stop { filter } => {
+                    let f = filter % specs.len();
+                    h.up.stop.push(f);
+                    m.life[f].pending_stop += 1;
+                }
+            }
+        }
+        // Drain: no more stops; the driver completes everything and the
+        // clients take their answers until all are answered.
+        h.up.stop.clear();
+        m.life.iter_mut().for_each(|l| l.pending_stop = 0);
+        for _ in 0..100 {
+            run(&mut h, &mut m)?;
+            m.complete(&mut h, usize::MAX, 0, 0)?;
+            for c in 0..clients {
+                pop(&mut h, &mut m, c)?;
+            }
+            if m.reqs.iter().all(|r| r.stage == Stage::Answered) {
+                break;
+            }
+        }
+        for r in &m.reqs {
+            prop_assert!(r.stage == Stage::Answered, "client {} never got an answer to {:?} ({:?})", r.client, r.request, r.stage);
+        }
+        prop_assert!(m.at_driver.is_empty());
+        prop_assert_eq!(h.server.table.free(), MAX_SLOTS, "every slot of the in-flight table is free again");
+    }
+}
