@@ -80,7 +80,14 @@ endif
 
 # Boot with QEMU's GDB stub on :1234, waiting for the debugger.
 debug: image
-	@echo "gdb-multiarch -ex 'target remote :1234' $(KERNEL_ELF)"
+	@echo "QEMU waits for a debugger on :1234 (leave QEMU with Ctrl-a x). In another terminal:"
+	@echo "  gdb-multiarch $(KERNEL_ELF) -ex 'target remote :1234'"
+	@echo "The kernel's symbols are loaded. Every PD runs its program at the address it was linked at"
+	@echo "(0x200000 up), so a PD's symbols load as they are, e.g. the filter server's:"
+	@echo "  (gdb) add-symbol-file $(PD_DIR)/blk_server"
+	@echo "  (gdb) break blk_server::chain::<impl blk_server::Server>::run_chains"
+	@echo "All PDs share those addresses: break on a PD's function, then check which PD stopped"
+	@echo "(its name is in the kernel's KERNEL.current, or print the PD's own state)."
 	@$(QEMU) $(OUT_IMAGE) -s -S
 
 test: tool kernel components

@@ -6,10 +6,11 @@
 #   sources -Zbuild-std needs for the bare-metal aarch64 targets;
 #   rust-web-llvm + lld-22 for rust-lld;
 # - qemu-system-arm for qemu-system-aarch64; graphviz for `make graph`;
+#   gdb-multiarch for `make debug`;
 # - the rustup toolchain "system" that rust-toolchain.toml names.
 set -euo pipefail
 
-packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 qemu-system-arm graphviz)
+packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 qemu-system-arm graphviz gdb-multiarch)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

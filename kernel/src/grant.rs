@@ -103,6 +103,9 @@ impl Kernel {
 
     /// `grant_read(handle, offset, dst, len)` (`into_grant` false) or
     /// `grant_write(handle, offset, src, len)` (`into_grant` true) by `me`.
+    /// (Out of line, as `pp_call_lend` is: the other system calls' entry
+    /// stays as short as without grants.)
+    #[inline(never)]
     pub(crate) fn grant_copy(
         &mut self,
         m: &mut impl Machine,

@@ -14,8 +14,9 @@
 //! Files, as a table of contents: `pd` (the PD record), `sched` (run
 //! queues), `system` (kernel state and the scheduling decision), `ipc`
 //! (notifications and PPC), `grant` (memory lent for one call), `budget`
-//! (how long one call may run), `fault` (faults, restart), `syscall`
-//! (dispatch), `machine` (the hardware interface); `arch/` holds boot,
+//! (how long one call may run), `fault` (faults, restart), `stuck` (a
+//! system that can never run again), `syscall` (dispatch), `machine` (the
+//! hardware interface); `arch/` holds boot,
 //! exception vectors, MMU, GIC, timer, FP/SIMD, console and power.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
@@ -28,6 +29,7 @@ pub mod ipc;
 pub mod machine;
 pub mod pd;
 pub mod sched;
+pub mod stuck;
 pub mod syscall;
 pub mod system;
 

@@ -151,6 +151,7 @@ impl Kernel {
     }
 
     /// `pp_call_lend(ch, info, mrs, count)`: lend, then call.
+    #[inline(never)]
     fn pp_call_lend(&mut self, m: &mut impl Machine, me: PdId) -> Result<(), Error> {
         let [ch, x6] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[6]];
         let c = self.channel(me, ch)?;

@@ -27,6 +27,8 @@ pub struct Kernel {
     pub next_deadline: Option<u64>,
     /// PDs serving a call under a budget (deadline set).
     pub budgets_running: u32,
+    /// The PDs an interrupt is bound to (bit = PD id; see `stuck`).
+    pub irq_pds: u64,
     /// Arrival counter for callers queued on a busy callee.
     stamp: u64,
     /// The PD whose FP/SIMD registers are live in the CPU (switched lazily).
@@ -51,6 +53,7 @@ impl Kernel {
             ram: 0..0,
             next_deadline: None,
             budgets_running: 0,
+            irq_pds: 0,
             stamp: 0,
             fp_owner: None,
             lent: [[Grant::NONE; abi::MAX_LENDS]; abi::MAX_PDS],
@@ -72,6 +75,7 @@ impl Kernel {
             }
             self.runq.push_back(id, desc.priority);
         }
+        self.irq_pds = self.pds_with_irqs();
     }
 
     /// Every interrupt some PD owns, with its trigger mode.

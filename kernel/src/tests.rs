@@ -1167,3 +1167,37 @@ fn a_pd_without_a_budget_is_never_stopped_for_time() {
     h.k.check_budgets(&mut h.m);
     assert_eq!(h.state(1), State::Runnable);
 }
+
+// ---- a system that can never run again --------------------------------
+
+#[test]
+fn a_system_where_nothing_can_ever_run_is_reported_and_powered_off() {
+    // a faults with no parent; b, passive, waits for a call only a could
+    // make.
+    let mut h = Sys::new().pd("a", 10).pd("b", 20).passive().channel(0, 0, 1, 0, true).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    assert!(!h.k.stuck(), "a runs");
+    let info = FaultInfo { kind: FaultKind::Breakpoint, address: 0, pc: 0x20_0000, esr: 0 };
+    h.k.fault(&mut h.m, 0, info);
+    h.k.schedule();
+    assert!(h.k.stuck());
+    h.k.report_stuck(&mut h.m);
+    assert_eq!(h.m.powered_off, Some(crate::stuck::STUCK_STATUS));
+    assert!(h.m.console.contains("kernel: no protection domain can run again; powering off\n"), "{}", h.m.console);
+    assert!(h.m.console.contains("kernel:   'a': faulted (no parent to restart it)\n"), "{}", h.m.console);
+    assert!(h.m.console.contains("kernel:   'b': waits for a call nobody can make\n"), "{}", h.m.console);
+}
+
+#[test]
+fn a_pd_waiting_on_an_interrupt_or_a_pending_deadline_keeps_the_system_alive() {
+    let mut h = Sys::new().pd("driver", 10).irq(0, 3, 79).pd("idle", 5).build();
+    h.settle();
+    assert!(!h.k.stuck(), "a device may still interrupt the driver");
+    // The driver blocked in a call instead: no interrupt can wake anyone.
+    h.k.pds[0].state = State::Inactive;
+    assert!(h.k.stuck());
+    h.k.next_deadline = Some(5000);
+    assert!(!h.k.stuck(), "a call deadline is still to come");
+}

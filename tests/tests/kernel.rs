@@ -137,3 +137,19 @@ fn device_interrupts_arrive_as_notifications_and_ack_re_enables_them() {
 fn the_system_finishes_after_all_of_that() {
     run().expect_line("checker: every kernel test reported, powering off");
 }
+
+/// A system that can never run again ends: the kernel names each PD's
+/// state and powers off with status 6 (tests/systems/stuck.xml), instead
+/// of leaving QEMU idle forever.
+#[test]
+fn a_system_that_can_never_run_again_says_so_and_powers_off() {
+    let image = build_image("tests/systems/stuck.xml", false);
+    let run = e2e::boot(&image, &[], None, Duration::from_secs(30));
+    assert!(!run.timed_out, "{}", run.transcript());
+    assert_eq!(run.status, Some(6), "{}", run.transcript());
+    run.expect_line("panicker: panic: nothing to do but give up");
+    let fault = run.expect_prefix("kernel: pd 'panicker' faulted: breakpoint at address 0x");
+    assert!(run.lines[fault].ends_with("; stopped"), "{}", run.lines[fault]);
+    let stuck = run.expect_line("kernel: no protection domain can run again; powering off");
+    assert_eq!(run.lines[stuck + 1..], ["kernel:   'panicker': faulted (no parent to restart it)", "kernel:   'server': waits for a call nobody can make"]);
+}

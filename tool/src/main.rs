@@ -179,7 +179,7 @@ macro_rules! errln {
     };
 }
 
-/// The command line; clap's help, version and usage errors are printed as
+/// The command line; clap's help and usage errors are printed as
 /// everything else is, so a closed pipe ends them quietly too.
 fn command_line() -> Cli {
     match Cli::try_parse() {

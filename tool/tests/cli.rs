@@ -1,5 +1,6 @@
 //! The `strata` commands on a system with storage declarations: every one
-//! works on the expanded system.
+//! works on the expanded system, and every one validates it first, as
+//! `check` does. A plain Microkit system with a driver verifies as written.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -100,13 +101,134 @@ fn verify_and_graph_see_the_generated_pds() {
     assert!(text(&out.stdout).contains("blk_server"));
 }
 
+/// Every command that reads a system.
+const COMMANDS: [&str; 4] = ["check", "expand", "verify", "graph"];
+
+/// Run every command on `path`: each must fail, print nothing on standard
+/// output and exactly `errors` on standard error.
+fn every_command_rejects(path: &std::path::Path, errors: &str) {
+    for command in COMMANDS {
+        let out = strata(&[command, path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "", "{command}");
+        assert_eq!(text(&out.stderr), errors, "{command}");
+    }
+}
+
 #[test]
-fn verify_expands_a_system_that_breaks_a_validation_rule() {
-    // Two PDs of one name: validation refuses it, the verifier still reads it.
+fn verify_and_graph_reject_a_system_with_two_pds_of_one_name_as_check_does() {
     let xml = SYSTEM.replace("</system>", "<protection_domain name=\"app\"><program_image path=\"b\" /></protection_domain>\n</system>");
-    let path = system_file("unvalidated.xml", &xml);
+    let path = system_file("duplicate.xml", &xml);
+    let file = path.to_str().unwrap();
+    every_command_rejects(
+        &path,
+        &format!(
+            "error: duplicate protection domain name 'app' (first declared at line 3) at {file}:7:1\n"
+        ),
+    );
+}
+
+#[test]
+fn verify_and_graph_reject_overlapping_maps_as_check_does() {
+    let xml = r#"<system>
+    <memory_region name="a" size="0x2000" />
+    <memory_region name="b" size="0x1000" />
+    <protection_domain name="app">
+        <program_image path="app.elf" />
+        <map mr="a" vaddr="0x1000000" />
+        <map mr="b" vaddr="0x1001000" />
+    </protection_domain>
+</system>
+"#;
+    let path = system_file("overlap.xml", xml);
+    let check = strata(&["check", path.to_str().unwrap()]);
+    let errors = text(&check.stderr);
+    assert!(errors.starts_with("error: ") && errors.contains("overlap"), "{errors}");
+    assert!(errors.ends_with(&format!(" at {}:7:9\n", path.display())), "{errors}");
+    every_command_rejects(&path, &errors);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_an_error_with_its_line_and_column() {
+    // A Latin-1 'é' in a comment on line 3.
+    let xml = SYSTEM.replace("<program_image", "<!-- caf\u{e9} --> <program_image");
+    let bytes = xml.replace('\u{e9}', "\u{1}").into_bytes();
+    let bytes: Vec<u8> = bytes.into_iter().map(|b| if b == 1 { 0xe9 } else { b }).collect();
+    let path = system_file("latin1.xml", "");
+    std::fs::write(&path, bytes).unwrap();
+    every_command_rejects(
+        &path,
+        &format!(
+            "error: the file is not UTF-8: byte 0xe9 here is not part of a UTF-8 character; save the system \
+             description as UTF-8 at {}:4:17\n",
+            path.display()
+        ),
+    );
+}
+
+#[test]
+fn a_namespaced_root_element_is_an_error() {
+    let xml = SYSTEM.replace("<system>", "<x:system xmlns:x=\"urn:example:sdf\">").replace("</system>", "</x:system>");
+    let path = system_file("namespaced.xml", &xml);
+    every_command_rejects(
+        &path,
+        &format!(
+            "error: element 'x:system' is in the XML namespace 'urn:example:sdf': a system description uses no \
+             namespaces; write <system> without a prefix or xmlns at {}:1:1\n",
+            path.display()
+        ),
+    );
+}
+
+/// A plain Microkit system: a UART driver maps the UART's registers
+/// (outside RAM) uncached and binds its interrupt; no `<device>`.
+const MICROKIT_UART: &str = r#"<system>
+    <memory_region name="uart" size="0x1000" phys_addr="0x9000000" />
+    <protection_domain name="uart_driver" priority="200">
+        <program_image path="uart.elf" />
+        <map mr="uart" vaddr="0x2000000" perms="rw" cached="false" setvar_vaddr="uart_base" />
+        <irq irq="33" id="1" />
+    </protection_domain>
+    <protection_domain name="client" priority="100">
+        <program_image path="client.elf" />
+    </protection_domain>
+    <channel>
+        <end pd="client" id="0" />
+        <end pd="uart_driver" id="0" />
+    </channel>
+</system>
+"#;
+
+#[test]
+fn a_microkit_system_with_a_driver_verifies_as_written() {
+    let path = system_file("microkit.xml", MICROKIT_UART);
     let out = strata(&["verify", path.to_str().unwrap()]);
-    assert!(text(&out.stdout).contains("'blk_server'"), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("  unowned-hardware     ok\n"), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn device_memory_a_second_pd_maps_without_a_device_fails_verify_with_a_witness() {
+    let xml = MICROKIT_UART.replace(
+        "<program_image path=\"client.elf\" />",
+        "<program_image path=\"client.elf\" />\n        <map mr=\"uart\" vaddr=\"0x2000000\" perms=\"r\" cached=\"false\" />",
+    );
+    let path = system_file("shared_uart.xml", &xml);
+    let file = path.to_str().unwrap();
+    assert!(strata(&["check", file]).status.success(), "a valid system");
+    let out = strata(&["verify", file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "violation: unowned-hardware: memory region 'uart' at physical [0x9000000..0x9001000) lies outside RAM \
+             and more than one PD uses it ('uart_driver', 'client') with no device claiming it: declare a <device> \
+             that claims it and names its owners (memory_region at {file}:2:5): uart_driver -> [maps rw uncached \
+             (map at {file}:5:9)] -> region 'uart'; client -> [maps r uncached (map at {file}:10:9)] -> region \
+             'uart'\n"
+        )
+    );
 }
 
 use sdf::SystemDescription;

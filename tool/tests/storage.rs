@@ -576,7 +576,7 @@ fn a_direct_client_that_is_not_alone_is_refused_even_unvalidated() {
 <protection_domain name="a"><program_image path="a"/><block_client disk="d" direct="true"/></protection_domain>
 <protection_domain name="b"><program_image path="b"/><block_client disk="d"/></protection_domain>
 </system>"#;
-    // `sdf::read` skips validation (as `strata verify` does).
+    // `sdf::read` skips validation (as a model built by hand may be).
     let sd = sdf::read("storage.xml", xml).unwrap();
     assert_eq!(
         messages(expand(&sd)),

@@ -109,6 +109,8 @@ impl Bench {
     /// After the last phase: ask the filter server to print its statistics
     /// of this disk's chain (how the requests batched), then finish. (A
     /// driver answers the request `InvalidRequest`; that is fine.)
+    #[cold]
+    #[inline(never)]
     fn report(&mut self) {
         if !self.reported {
             self.reported = self.client.push(Request::ordering(u32::MAX, Op::Report));

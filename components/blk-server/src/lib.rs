@@ -167,19 +167,25 @@ pub enum Event {
     Report { client: usize, disk: usize },
 }
 
+/// (In this order: the small fields the ring-to-ring path uses on every
+/// turn first, within reach of one load's offset; the chains' large table
+/// last.)
+#[repr(C)]
 pub struct Server<'a> {
-    pub disks: Vec<Disk<'a>, MAX_DISKS>,
-    pub clients: Vec<Client<'a>, MAX_CLIENTS>,
-    pub filters: Vec<chain::Filter<'a>, MAX_FILTERS>,
-    table: Table,
-    /// Whether any disk has a chain: without, the ring-to-ring path pays
-    /// one test per pass for chains.
-    chains: bool,
     next_client: usize,
     /// Calls of `serve_clients` and rounds of turns so far: what makes a
     /// disk's `room` and `share` current (cheaper than resetting them).
     call: u32,
     round: u32,
+    /// Whether any disk has a chain.
+    chains: bool,
+    /// Disks whose statistics a client asked for (`Report`) since the last
+    /// `take_reports` (bit per our disk).
+    reports: u32,
+    pub disks: Vec<Disk<'a>, MAX_DISKS>,
+    pub clients: Vec<Client<'a>, MAX_CLIENTS>,
+    pub filters: Vec<chain::Filter<'a>, MAX_FILTERS>,
+    table: Table,
 }
 
 /// The server's shared memory, mapped where the configuration says.
@@ -284,7 +290,13 @@ impl<'a> Server<'a> {
             });
         }
         let chains = disks.iter().any(|d| d.chain.is_some());
-        Ok(Server { disks, clients, filters, table: Table::new(), chains, next_client: 0, call: 0, round: 0 })
+        Ok(Server { disks, clients, filters, table: Table::new(), chains, reports: 0, next_client: 0, call: 0, round: 0 })
+    }
+
+    /// The disks whose statistics clients asked for since the last call (bit
+    /// per our disk; `Event::Report` says which client asked).
+    pub fn take_reports(&mut self) -> u32 {
+        core::mem::take(&mut self.reports)
     }
 
     /// Do all the work there is, for a server without filters; `log`
@@ -295,23 +307,35 @@ impl<'a> Server<'a> {
 
     /// Do all the work there is, calling filters through `up`.
     pub fn run_with(&mut self, log: &mut impl FnMut(Event), up: &mut impl Upcalls) -> Wake {
+        // Two copies of the loop: without chains it is the ring-to-ring
+        // path and nothing else, compiled without a test for chains.
+        if self.chains {
+            self.run_loop::<true>(log, up)
+        } else {
+            self.run_loop::<false>(log, up)
+        }
+    }
+
+    /// Do all the work there is; `CHAINS`: some disk has a chain.
+    #[inline(always)]
+    fn run_loop<const CHAINS: bool>(&mut self, log: &mut impl FnMut(Event), up: &mut impl Upcalls) -> Wake {
         let mut wake = Wake::default();
         loop {
             for d in 0..self.disks.len() {
                 if self.disks[d].state != DiskState::Ready {
                     self.start_disk(d, &mut wake, log);
                 }
-                self.take_responses(d, &mut wake, log);
+                self.take_responses::<CHAINS>(d, &mut wake, log);
             }
-            self.serve_clients(&mut wake, log);
+            self.serve_clients::<CHAINS>(&mut wake, log);
             // Answers a chain gave may let a client's flush or barrier go:
             // then there is another turn to take.
-            if self.chains && self.run_chains(&mut wake, up, log) {
+            if CHAINS && self.run_chains(&mut wake, up, log) {
                 continue;
             }
             // Each step above drained what it could; arming the rings looks
             // once more for anything that arrived meanwhile.
-            if self.ready_to_wait() {
+            if self.ready_to_wait::<CHAINS>() {
                 break;
             }
         }
@@ -324,13 +348,14 @@ impl<'a> Server<'a> {
     /// flush or barrier of its own waits for its answers) is not asked: a
     /// driver response wakes us first. A client waiting for room
     /// for its answers is asked to signal us when it takes some.
-    fn ready_to_wait(&mut self) -> bool {
+    #[inline(always)]
+    fn ready_to_wait<const CHAINS: bool>(&mut self) -> bool {
         let mut quiet = true;
         for disk in self.disks.iter_mut() {
             quiet &= disk.driver.responses.prepare_to_wait().unwrap_or(true);
         }
-        let Server { disks, clients, table, chains, .. } = self;
-        let slots_free = table.free() > 0;
+        let Server { disks, clients, table, .. } = self;
+        let slots_free = CHAINS && table.free() > 0;
         for client in clients.iter_mut().filter(|c| !c.broken && c.range.is_some()) {
             if client.waiting_for_room {
                 // Room for one more answer besides those owed.
@@ -338,7 +363,7 @@ impl<'a> Server<'a> {
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
             } else if client.owed() < client.capacity
                 && !client.ordering
-                && (if *chains && disks[client.disk].chain.is_some() { slots_free } else { disks[client.disk].can_forward() })
+                && (if CHAINS && disks[client.disk].chain.is_some() { slots_free } else { disks[client.disk].can_forward() })
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
             }
@@ -404,8 +429,9 @@ impl<'a> Server<'a> {
 
     /// Answer the clients whose requests the driver of disk `d` completed,
     /// in one batch: each ring index is loaded and published once.
-    fn take_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
-        if self.chains && self.disks[d].chain.is_some() {
+    #[inline(always)]
+    fn take_responses<const CHAINS: bool>(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        if CHAINS && self.disks[d].chain.is_some() {
             return self.take_chain_responses(d, wake, log);
         }
         let mut probe = None;
@@ -449,6 +475,7 @@ impl<'a> Server<'a> {
 
     /// The driver's answers for a disk with a chain: each goes to its slot
     /// (and on up the chain); the partition-table read is the only other.
+    #[inline(never)]
     fn take_chain_responses(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         let mut probe = None;
         {
@@ -482,7 +509,7 @@ impl<'a> Server<'a> {
     /// its share of its disk's room (split evenly between the disk's
     /// clients, at least one request), in one batch; a share one client
     /// leaves goes to the others in the next round.
-    fn serve_clients(&mut self, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+    fn serve_clients<const CHAINS: bool>(&mut self, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         self.call = self.call.wrapping_add(1);
         let n = self.clients.len();
         loop {
@@ -491,7 +518,7 @@ impl<'a> Server<'a> {
             let mut more = false;
             let mut c = self.next_client;
             for _ in 0..n {
-                let turn = if self.chains && self.disks[self.clients[c].disk].chain.is_some() {
+                let turn = if CHAINS && self.disks[self.clients[c].disk].chain.is_some() {
                     self.chain_turn(c, wake, log)
                 } else {
                     self.serve_turn(c, wake, log)
@@ -514,8 +541,9 @@ impl<'a> Server<'a> {
     /// Client `c`'s turn: take up to its share, forward the good requests
     /// and answer the bad ones. `None` if it took nothing; `Some(true)` if
     /// it stopped at its share with more requests waiting.
+    #[inline(always)]
     fn serve_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> Option<bool> {
-        let Server { disks, clients, call, round, .. } = self;
+        let Server { disks, clients, call, round, reports, .. } = self;
         let client = &mut clients[c];
         let d = client.disk;
         let disk = &mut disks[d];
@@ -594,6 +622,7 @@ impl<'a> Server<'a> {
         end_turn(client, disk, c, popped, popped - refused.len() as u32, free, refusals, wake);
         if popped < max {
             if ordered_turn(client, disk, c, max - popped, wake) {
+                *reports |= 1 << d;
                 log(Event::Report { client: c, disk: d });
             }
             return Some(false);
@@ -609,6 +638,7 @@ impl Server<'_> {
     /// (once its earlier requests are answered) and reports here, and
     /// start the rest down the chain. A flush or barrier waits for every
     /// request before it, those taken in this turn too.
+    #[inline(never)]
     fn chain_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> Option<bool> {
         let Server { disks, clients, table, .. } = self;
         let free = table.free() as u32;
@@ -700,6 +730,7 @@ impl Server<'_> {
         }
         let more = popped == max && waiting > max && !client.ordering;
         if reported {
+            self.reports |= 1 << d;
             log(Event::Report { client: c, disk: d });
         }
         (popped > 0).then_some(more)

@@ -24,6 +24,8 @@ pub(crate) struct Elf<'a> {
     pub segments: Vec<Segment<'a>>,
     /// Name -> address.
     pub symbols: BTreeMap<String, u64>,
+    /// Name -> size (`st_size`, 0 where the symbol does not say).
+    pub sizes: BTreeMap<String, u64>,
 }
 
 impl<'a> Elf<'a> {
@@ -54,6 +56,7 @@ impl<'a> Elf<'a> {
             .symbols()
             .filter_map(|s| Some((s.name().ok()?.to_string(), s.address())))
             .collect();
-        Ok(Elf { entry: file.elf_header().e_entry(endian), segments, symbols })
+        let sizes = file.symbols().filter_map(|s| Some((s.name().ok()?.to_string(), s.size()))).collect();
+        Ok(Elf { entry: file.elf_header().e_entry(endian), segments, symbols, sizes })
     }
 }

@@ -23,6 +23,8 @@ use sdf::SystemDescription;
 use std::ops::Range;
 
 pub(crate) const IPC_BUFFER_WHAT: &str = "IPC buffer";
+pub(crate) const PROGRAM_WHAT: &str = "program segment";
+pub(crate) const STACK_WHAT: &str = "stack";
 
 /// Who owns the frames behind a declared mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,7 +87,7 @@ pub(crate) fn expected(
         }
         out.push(Expected {
             vrange: start..end,
-            what: "program segment".into(),
+            what: PROGRAM_WHAT.into(),
             grant: cached(seg.write, seg.execute),
             owner: Owner::Private,
             fixed: None,
@@ -95,7 +97,7 @@ pub(crate) fn expected(
     match STACK_TOP.checked_sub(pd.stack_size) {
         Some(bottom) => out.push(Expected {
             vrange: bottom..STACK_TOP,
-            what: "stack".into(),
+            what: STACK_WHAT.into(),
             grant: cached(true, false),
             owner: Owner::Private,
             fixed: None,

@@ -127,6 +127,39 @@ pub enum Finding {
     LendOutsideRam { pd: String, channel: usize, index: usize, region: Option<String>, memory: Range<u64> },
     /// An entry of the spec's lend array that no channel uses.
     OrphanLend { index: usize, memory: Range<u64>, rights: u8 },
+    /// A PD's program segment holds other bytes than its program image
+    /// (patched variables aside): the first differing byte, where the PD
+    /// sees it and on which frame.
+    ProgramBytes { pd: String, segment: Range<u64>, vaddr: u64, paddr: u64 },
+    /// Memory that must start zeroed (a stack, an IPC buffer) starts with
+    /// bytes the image loads: the first non-zero one.
+    NotZeroed { pd: String, vaddr: Range<u64>, what: String, paddr: u64 },
+    /// A region handed out by physical address (lent, or given by `setvar
+    /// region_paddr`) must be one run of frames from that address; a PD
+    /// maps part of it elsewhere.
+    RegionRun { region: String, offsets: Range<u64>, pd: String, vaddr: u64, found: u64, expected: u64 },
+    /// A kernel-only mapping (the kernel's half, or the boot tables)
+    /// translates to other frames than the kernel expects there; each side
+    /// is named by what uses those frames, where something does.
+    KernelFrames {
+        space: Space,
+        vaddr: Range<u64>,
+        what: String,
+        found: u64,
+        found_owner: Option<String>,
+        expected: u64,
+        expected_owner: Option<String>,
+    },
+    /// A kernel-only mapping gives the kernel other rights or another
+    /// memory type than it must (`found` and `expected` as `rw cached`).
+    KernelRights { space: Space, vaddr: Range<u64>, what: String, found: String, expected: String },
+    /// The kernel's half maps something its layout does not have.
+    KernelExtra { space: Space, vaddr: Range<u64>, paddr: u64, grants: String },
+    /// The kernel's half (or the boot tables) lacks a mapping it must have.
+    KernelMissing { space: Space, vaddr: Range<u64>, what: String, expected: String },
+    /// A boot-table mapping without nG: tagged with no ASID, it would stay
+    /// in the TLB for every PD (the kernel does not flush on a switch).
+    BootGlobal { vaddr: Range<u64> },
     /// A reserved field that is not zero: of a PD's record (`pd` is set),
     /// one of its channel slots, a lend or a restore op. `record` says
     /// which ("its record", "channel 3", "lend 1", "restore op 2").
@@ -296,6 +329,42 @@ impl fmt::Display for Finding {
             Finding::OrphanLend { index, memory, rights } => {
                 write!(f, "boot spec: lend {index} ({}, {}) is used by no channel", Hex(memory), lend_rights(*rights))
             }
+            Finding::ProgramBytes { pd, segment, vaddr, paddr } => write!(
+                f,
+                "pd '{pd}': program segment {} differs from the program image (first at {vaddr:#x}, on frame {paddr:#x})",
+                Hex(segment)
+            ),
+            Finding::NotZeroed { pd, vaddr, what, paddr } => write!(
+                f,
+                "pd '{pd}': {what} at {} does not start zeroed (the image loads a byte at {paddr:#x})",
+                Hex(vaddr)
+            ),
+            Finding::RegionRun { region, offsets, pd, vaddr, found, expected } => write!(
+                f,
+                "region '{region}' at offsets {} is on frames at {found:#x} in pd '{pd}' (at {vaddr:#x}), but its lends and setvars hand it out as one run of frames (expected {expected:#x})",
+                Hex(offsets)
+            ),
+            Finding::KernelFrames { space, vaddr, what, found, found_owner, expected, expected_owner } => {
+                write!(f, "{space}: {what} at {} maps frames at {found:#x}", Hex(vaddr))?;
+                if let Some(o) = found_owner {
+                    write!(f, " ({o})")?;
+                }
+                write!(f, ", expected {expected:#x}")?;
+                match expected_owner {
+                    Some(o) => write!(f, " ({o})"),
+                    None => Ok(()),
+                }
+            }
+            Finding::KernelRights { space, vaddr, what, found, expected } => {
+                write!(f, "{space}: {what} at {} grants the kernel {found}, expected {expected}", Hex(vaddr))
+            }
+            Finding::KernelExtra { space, vaddr, paddr, grants } => {
+                write!(f, "{space}: extra mapping {} -> {paddr:#x} ({grants})", Hex(vaddr))
+            }
+            Finding::KernelMissing { space, vaddr, what, expected } => {
+                write!(f, "{space}: missing mapping {} ({what}, {expected})", Hex(vaddr))
+            }
+            Finding::BootGlobal { vaddr } => write!(f, "{}: {} is global (nG clear)", Space::Boot, Hex(vaddr)),
             Finding::Reserved { pd, record, field, value } => {
                 match pd {
                     Some(pd) => write!(f, "pd '{pd}': ")?,

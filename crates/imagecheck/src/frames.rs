@@ -11,6 +11,7 @@ use crate::finding::{Finding, FrameUser, Hex};
 use crate::image::PhysMem;
 use crate::space::Piece;
 use crate::walk::Leaf;
+use bootspec::platform::{RAM_BASE, RAM_SIZE};
 use bootspec::{RestoreOp, RESTORE_COPY, RESTORE_ZERO};
 use sdf::{SetVarValue, SystemDescription};
 use std::collections::BTreeMap;
@@ -29,12 +30,12 @@ pub(crate) struct PdSpace<'e> {
 
 impl PdSpace<'_> {
     /// The pieces with the declared mapping that explains each.
-    fn explained(&self) -> impl Iterator<Item = (&Piece, &Expected)> {
+    pub(crate) fn explained(&self) -> impl Iterator<Item = (&Piece, &Expected)> {
         self.pieces.iter().filter_map(|p| Some((p, self.expected.get(p.expected?)?)))
     }
 
     /// Physical address of `vaddr`, if mapped.
-    fn translate(&self, vaddr: u64) -> Option<u64> {
+    pub(crate) fn translate(&self, vaddr: u64) -> Option<u64> {
         let i = self.leaves.partition_point(|l| l.vaddr <= vaddr).checked_sub(1)?;
         let leaf = self.leaves.get(i)?;
         leaf.vrange().contains(&vaddr).then(|| leaf.paddr + (vaddr - leaf.vaddr))
@@ -108,6 +109,15 @@ impl FrameUses {
         }
     }
 
+    /// What uses the frame at `paddr`, to name it in a finding: the first
+    /// use recorded (memory no PD may map is recorded first).
+    pub(crate) fn owner(&self, paddr: u64) -> Option<String> {
+        self.uses.iter().find(|u| u.frames.contains(&paddr)).map(|u| match &u.user {
+            FrameUser::Mapping { pd, what, vaddr } => format!("pd '{pd}' {what} at {:#x}", vaddr + (paddr - u.frames.start)),
+            FrameUser::Reserved(what) => what.clone(),
+        })
+    }
+
     /// Report overlapping uses by different owners. One sweep in address
     /// order, comparing each use with the one reaching furthest so far: at
     /// least one report per use that overlaps another, and never more.
@@ -143,13 +153,15 @@ impl FrameUses {
     }
 }
 
+/// Region -> offset start -> (offset end, frame at start, PD and virtual
+/// address of the first mapping of those offsets).
+pub(crate) type FirstMappings = BTreeMap<usize, BTreeMap<u64, (u64, u64, String, u64)>>;
+
 /// Every PD mapping a region without a fixed `phys_addr` maps the same
 /// frames at the same offset. Returns where each region starts, where that
-/// is known.
-pub(crate) fn check_regions(sd: &SystemDescription, pds: &[PdSpace], findings: &mut Vec<Finding>) -> BTreeMap<usize, u64> {
-    // Region -> offset start -> (offset end, frame at start, PD and
-    // virtual address that set it).
-    let mut seen: BTreeMap<usize, BTreeMap<u64, (u64, u64, String, u64)>> = BTreeMap::new();
+/// is known, and the first mapping of each part of each region.
+pub(crate) fn check_regions(sd: &SystemDescription, pds: &[PdSpace], findings: &mut Vec<Finding>) -> (BTreeMap<usize, u64>, FirstMappings) {
+    let mut seen: FirstMappings = BTreeMap::new();
     for pd in pds {
         for (p, e) in pd.explained() {
             let Owner::Region(r) = e.owner else { continue };
@@ -191,7 +203,40 @@ pub(crate) fn check_regions(sd: &SystemDescription, pds: &[PdSpace], findings: &
             bases.insert(r, paddr.wrapping_sub(start));
         }
     }
-    bases
+    (bases, seen)
+}
+
+/// A region handed out by physical address (lent on a channel, or given
+/// to a PD by `setvar region_paddr`) is one run of frames from that
+/// address: whoever receives the address reaches `address + offset` for
+/// each offset, so the PDs that map it must have those frames.
+pub(crate) fn check_region_runs(sd: &SystemDescription, firsts: &FirstMappings, bases: &BTreeMap<usize, u64>, findings: &mut Vec<Finding>) {
+    let named = |name: &str| {
+        sd.channels.iter().any(|c| c.lends.iter().any(|l| l.mr == name))
+            || sd.protection_domains.iter().any(|pd| {
+                pd.setvars.iter().any(|sv| matches!(&sv.value, SetVarValue::RegionPaddr(r) if r == name))
+            })
+    };
+    for (&r, parts) in firsts {
+        let Some(region) = sd.memory_regions.get(r) else { continue };
+        let Some(&base) = bases.get(&r) else { continue };
+        if !named(&region.name) {
+            continue;
+        }
+        for (&start, (end, paddr, pd, vaddr)) in parts {
+            let expected = base.wrapping_add(start);
+            if *paddr != expected {
+                findings.push(Finding::RegionRun {
+                    region: region.name.clone(),
+                    offsets: start..*end,
+                    pd: pd.clone(),
+                    vaddr: *vaddr,
+                    found: *paddr,
+                    expected,
+                });
+            }
+        }
+    }
 }
 
 fn subtract(r: Range<u64>, cut: &Range<u64>) -> Vec<Range<u64>> {
@@ -209,9 +254,10 @@ fn subtract(r: Range<u64>, cut: &Range<u64>) -> Vec<Range<u64>> {
 const MAX_COMPARED_COPY: u64 = 64 << 20;
 
 /// A PD's restore operations write only its own private writable frames
-/// and copy from memory the image holds and no PD maps, copies hold the
-/// initial contents, and (for a PD with a parent, which can be
-/// restarted) every private writable frame is reset.
+/// and copy from memory the image holds and no PD maps; each op writes the
+/// initial contents (a copy holds them, zeroed memory starts zero); and
+/// (for a PD with a parent, which can be restarted) every private writable
+/// frame is reset.
 pub(crate) fn check_restore(
     pd: &PdSpace,
     restartable: bool,
@@ -234,7 +280,26 @@ pub(crate) fn check_restore(
             findings.push(problem(index, format!("writes {}, which is not this PD's own writable memory", Hex(&dst))));
         }
         match op.kind {
-            RESTORE_ZERO => reset.push(dst),
+            RESTORE_ZERO => {
+                // Zeroing restores the initial contents only where they are
+                // zero (a stack, an IPC buffer, `.bss`).
+                if op.len <= MAX_COMPARED_COPY {
+                    let ram = RAM_BASE..RAM_BASE + RAM_SIZE;
+                    if let Ok(initial) = mem.read_zeroed(dst.start, op.len, &ram) {
+                        if let Some(i) = initial.iter().position(|&b| b != 0) {
+                            findings.push(problem(
+                                index,
+                                format!(
+                                    "zeroes {}, but its initial contents are not zero (first at {:#x})",
+                                    Hex(&dst),
+                                    dst.start + i as u64
+                                ),
+                            ));
+                        }
+                    }
+                }
+                reset.push(dst)
+            }
             RESTORE_COPY => {
                 let Some(src) = op.src_paddr.checked_add(op.len).map(|end| op.src_paddr..end) else {
                     findings.push(problem(index, format!("copies from {:#x}, past the end of memory", op.src_paddr)));

@@ -20,6 +20,9 @@ pub(crate) struct PhysMem<'a> {
     /// Sorted by `paddr`; they do not overlap (overlaps are reported and
     /// the later segment is dropped).
     segments: Vec<Segment<'a>>,
+    /// `e_entry`: where QEMU starts the CPU (the segments are physical, so
+    /// QEMU does not adjust it).
+    pub entry: u64,
 }
 
 /// Bytes of physical memory: borrowed from the file where they can be.
@@ -66,7 +69,22 @@ impl<'a> PhysMem<'a> {
                 continue;
             }
             let paddr = ph.p_paddr(endian);
-            let memsz = ph.p_memsz(endian).max(ph.p_filesz(endian));
+            let (filesz, memsz) = (ph.p_filesz(endian), ph.p_memsz(endian));
+            if filesz > memsz {
+                findings.push(Finding::Image(format!(
+                    "segment {i} at {paddr:#x} has {filesz:#x} bytes in the file but {memsz:#x} bytes of memory"
+                )));
+            }
+            // QEMU moves the entry point into a segment whose virtual
+            // address differs from its physical one: an image's segments
+            // are physical, so the two must agree.
+            let vaddr = ph.p_vaddr(endian);
+            if vaddr != paddr {
+                findings.push(Finding::Image(format!(
+                    "segment {i} at {paddr:#x} has virtual address {vaddr:#x}; an image's segments are physical (p_vaddr = p_paddr)"
+                )));
+            }
+            let memsz = memsz.max(filesz);
             if memsz == 0 {
                 continue;
             }
@@ -101,7 +119,47 @@ impl<'a> PhysMem<'a> {
             findings.push(Finding::Image("no loadable segments".into()));
             return None;
         }
-        Some(PhysMem { segments: kept })
+        Some(PhysMem { segments: kept, entry: header.e_entry(endian) })
+    }
+
+    /// The memory each segment loads: `paddr..paddr + memsz`.
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+        self.segments.iter().map(|s| s.paddr..s.end)
+    }
+
+    /// `len` bytes at `paddr` as the machine starts with them: what the
+    /// image loads, and zero in RAM the image does not load (QEMU starts
+    /// RAM zeroed). The first address outside both is the error.
+    pub(crate) fn read_zeroed(&self, paddr: u64, len: u64, ram: &Range<u64>) -> Result<Vec<u8>, u64> {
+        let end = paddr.checked_add(len).ok_or(paddr)?;
+        let mut out = Vec::with_capacity(usize::try_from(len).map_err(|_| paddr)?.min(1 << 24));
+        let mut at = paddr;
+        while at < end {
+            let stop = match self.segment_at(at) {
+                Some(s) => {
+                    let stop = end.min(s.end);
+                    match self.read(at, stop - at)? {
+                        Bytes::Zero => out.resize(out.len() + (stop - at) as usize, 0),
+                        Bytes::Data(d) => out.extend_from_slice(&d),
+                    }
+                    stop
+                }
+                None => {
+                    let next = self.segments.iter().map(|s| s.paddr).find(|&p| p > at).unwrap_or(u64::MAX);
+                    let stop = end.min(next);
+                    if at < ram.start || at >= ram.end {
+                        return Err(at);
+                    }
+                    if stop > ram.end {
+                        return Err(ram.end);
+                    }
+                    out.resize(out.len() + (stop - at) as usize, 0);
+                    stop
+                }
+            };
+            at = stop;
+        }
+        Ok(out)
     }
 
     fn segment_at(&self, paddr: u64) -> Option<&Segment<'a>> {

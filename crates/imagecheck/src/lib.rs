@@ -11,7 +11,9 @@
 //!
 //! What is checked (each difference is one [`Finding`], one line):
 //!
-//! - the image is an ELF file of physical segments; the spec is where the
+//! - the image is an ELF file of physical segments, loaded into RAM the
+//!   system may use (not the device tree's), entered at the kernel's entry
+//!   point; the spec is where the
 //!   kernel's `KERNEL_BOOT_SPEC_PADDR` says (found through the kernel ELF)
 //!   and `Spec::parse` accepts it; the kernel in the image is the kernel
 //!   ELF given; header fields match the platform;
@@ -25,15 +27,27 @@
 //!   byte is mapped. No PD mapping is global, executable at EL1, or
 //!   writable and executable; the IPC buffer and `phys_addr` regions sit
 //!   on the frames they must;
-//! - frames: every PD mapping a region maps the same frames; private
-//!   frames belong to one PD; no PD maps the page-table pool, the boot
-//!   spec, the kernel, or a pristine copy kept for restarts; tables lie in
-//!   the pool and no two address spaces share one;
+//! - what PDs run: the frames of each program segment hold the program
+//!   image's bytes, patched variables aside (they hold their declared
+//!   values, `microkit_name` the PD's name); stacks and IPC buffers start
+//!   zeroed;
+//! - frames: every PD mapping a region maps the same frames, and a region
+//!   handed out by address is one run of frames; private frames belong to
+//!   one PD; no PD maps the page-table pool, the boot spec, the kernel, a
+//!   pristine copy kept for restarts or the device tree's RAM; tables lie
+//!   in the pool, no two address spaces share one, no descriptor sets
+//!   reserved bits or a contiguous bit the MMU could misuse;
 //! - the kernel's half (TTBR1) and the boot identity map: nothing EL0 can
 //!   reach, nothing writable and executable, and in the kernel's half
-//!   nothing executable at EL1 but the kernel's code;
+//!   nothing executable at EL1 but the kernel's code; the kernel's half is
+//!   exactly the kernel's layout (its segments on the frames the image
+//!   loads them into, the linear map of RAM, the device window: every
+//!   mapping points where the kernel expects, see `kernel.rs`) and the
+//!   boot tables are an identity map, tagged with an ASID, that runs the
+//!   kernel's code;
 //! - restore operations write only the restarted PD's own writable memory,
-//!   copy the initial contents from memory no PD maps, and reset all of a
+//!   copy the initial contents from memory no PD maps (or zero memory that
+//!   starts zero), and reset all of a
 //!   restartable PD's writable memory; patched variables (`setvar_vaddr`,
 //!   `setvar`) hold the declared values;
 //! - lends (spec version 2): each channel slot lends exactly the regions
@@ -58,14 +72,16 @@ mod expect;
 mod finding;
 mod frames;
 mod image;
+mod kernel;
 mod lends;
+mod program;
 mod records;
 mod space;
 mod walk;
 
 pub use finding::{Finding, FrameUser, Space};
 
-use bootspec::platform::{RAM_BASE, RAM_SIZE};
+use bootspec::platform::{RAM_BASE, RAM_RESERVED, RAM_SIZE};
 use bootspec::{Header, Spec, SpecError, FLAG_PMU_USER, MAGIC, MAX_PDS, VERSION};
 use elf::Elf;
 use finding::Hex;
@@ -93,6 +109,10 @@ pub struct Options {
 
 /// The kernel symbol that holds the spec's physical address.
 const SPEC_SYMBOL: &str = "KERNEL_BOOT_SPEC_PADDR";
+/// What QEMU puts at the start of RAM.
+const DEVICE_TREE: &str = "the RAM QEMU keeps for the device tree";
+/// A kernel segment larger than this is compared by its file bytes only.
+const MAX_KERNEL_COMPARED: u64 = 64 << 20;
 /// A spec larger than this is refused before it is read.
 const MAX_SPEC_SIZE: u64 = 16 << 20;
 
@@ -141,6 +161,8 @@ pub fn check_with(sd: &sdf::SystemDescription, inputs: &Inputs, options: &Option
         }
         kernel_code = Some(code);
     }
+    uses.reserve(RAM_BASE..RAM_BASE + RAM_RESERVED, DEVICE_TREE.into());
+    check_image_layout(&mem, kernel.as_ref(), &mut findings);
     let spec_range = page_range(spec_paddr, u64::from(header.total_size));
     if let Some(r) = &spec_range {
         uses.reserve(r.clone(), "the boot spec".into());
@@ -154,10 +176,10 @@ pub fn check_with(sd: &sdf::SystemDescription, inputs: &Inputs, options: &Option
     records::check_reserved(sd, &spec, &mut findings);
 
     let mut walker = Walker::new(&mem, pool);
-    let leaves = walker.walk(&Space::Kernel, header.kernel_ttbr1, true, &mut findings);
-    space::check_kernel(&Space::Kernel, &leaves, kernel_code.as_deref(), &mut findings);
-    let leaves = walker.walk(&Space::Boot, header.boot_ttbr0, false, &mut findings);
-    space::check_kernel(&Space::Boot, &leaves, None, &mut findings);
+    let kernel_leaves = walker.walk(&Space::Kernel, header.kernel_ttbr1, true, &mut findings);
+    space::check_kernel(&Space::Kernel, &kernel_leaves, kernel_code.as_deref(), &mut findings);
+    let boot_leaves = walker.walk(&Space::Boot, header.boot_ttbr0, false, &mut findings);
+    space::check_kernel(&Space::Boot, &boot_leaves, None, &mut findings);
 
     let mut pds = Vec::new();
     for (index, (decl, rec)) in sd.protection_domains.iter().zip(spec.pds).enumerate() {
@@ -170,9 +192,10 @@ pub fn check_with(sd: &sdf::SystemDescription, inputs: &Inputs, options: &Option
         pds.push(PdSpace { index, name: decl.name.clone(), expected, pieces, leaves, program });
     }
 
-    let mut bases = frames::check_regions(sd, &pds, &mut findings);
+    let (mut bases, firsts) = frames::check_regions(sd, &pds, &mut findings);
     lends::check(sd, &spec, &mut bases, &mut uses, &mut findings);
     for pd in &pds {
+        program::check(sd, pd, &mem, &mut findings);
         uses.add_pd(pd);
         uses.add_ipc_buffer(pd, spec.pds[pd.index].ipc_buffer_paddr);
         let rec = &spec.pds[pd.index];
@@ -182,6 +205,11 @@ pub fn check_with(sd: &sdf::SystemDescription, inputs: &Inputs, options: &Option
         frames::check_restore(pd, restartable, ops, &mem, &mut uses, &mut findings);
         frames::check_setvars(sd, pd, &mem, &bases, &mut uses, &mut findings);
     }
+    frames::check_region_runs(sd, &firsts, &bases, &mut findings);
+    if let Some(k) = &kernel {
+        kernel::check_half(&kernel_leaves, k, &uses, &mut findings);
+    }
+    kernel::check_boot(&boot_leaves, kernel.as_ref(), &uses, &mut findings);
     uses.report(&mut findings);
     findings
 }
@@ -290,8 +318,10 @@ fn spec_error(e: SpecError) -> String {
 }
 
 /// The kernel's segments are in the image as the kernel ELF has them,
-/// except the patched spec address.
+/// page-rounded (zero around the file bytes, and in `.bss`), except the
+/// patched spec address.
 fn check_kernel_image(mem: &PhysMem, kernel: &Elf, symbol_paddr: Option<u64>, findings: &mut Vec<Finding>) {
+    let ram = RAM_BASE..RAM_BASE + RAM_SIZE;
     for s in &kernel.segments {
         let Some(whole) = s.paddr.checked_add(s.memsz).map(|end| s.paddr..end) else {
             findings.push(Finding::KernelElf(format!("segment at {:#x} runs past the end of memory", s.paddr)));
@@ -301,21 +331,33 @@ fn check_kernel_image(mem: &PhysMem, kernel: &Elf, symbol_paddr: Option<u64>, fi
             findings.push(Finding::Image(format!("does not hold the kernel's segment {}", Hex(&whole))));
             continue;
         }
-        let Ok(image) = mem.read_vec(s.paddr, s.data.len() as u64) else { continue };
+        // The whole pages, or (for an implausibly large segment) its file
+        // bytes alone.
+        let pages = match page_range(s.paddr, s.memsz) {
+            Some(p) if p.end - p.start <= MAX_KERNEL_COMPARED => p,
+            _ => s.paddr..s.paddr + s.data.len() as u64,
+        };
+        let Ok(image) = mem.read_zeroed(pages.start, pages.end - pages.start, &ram) else { continue };
+        let mut want = vec![0u8; image.len()];
+        let at = (s.paddr - pages.start) as usize;
+        want[at..at + s.data.len()].copy_from_slice(s.data);
         // Compare around the patched word with plain slice comparisons.
         let patched = symbol_paddr
-            .and_then(|sym| sym.checked_sub(s.paddr))
+            .and_then(|sym| sym.checked_sub(pages.start))
             .and_then(|off| usize::try_from(off).ok())
             .filter(|&off| off < image.len())
             .map(|off| off..(off + 8).min(image.len()));
-        let pieces = match &patched {
+        let parts = match &patched {
             Some(p) => vec![0..p.start, p.end..image.len()],
             None => vec![0..image.len()],
         };
-        let differs = pieces.into_iter().find_map(|r| {
-            let (a, b) = (image.get(r.clone())?, s.data.get(r.clone())?);
+        let differs = parts.into_iter().find_map(|r| {
+            let (a, b) = (image.get(r.clone())?, want.get(r.clone())?);
+            if a == b {
+                return None;
+            }
             let i = a.iter().zip(b).position(|(x, y)| x != y)?;
-            Some(s.paddr + (r.start + i) as u64)
+            Some(pages.start + (r.start + i) as u64)
         });
         if let Some(pa) = differs {
             findings.push(Finding::Image(format!(
@@ -323,6 +365,36 @@ fn check_kernel_image(mem: &PhysMem, kernel: &Elf, symbol_paddr: Option<u64>, fi
                 Hex(&whole)
             )));
         }
+    }
+}
+
+/// The image loads only into RAM the system may use (not the device
+/// tree's part), and QEMU starts the CPU at the kernel's entry point.
+fn check_image_layout(mem: &PhysMem, kernel: Option<&Elf>, findings: &mut Vec<Finding>) {
+    let (ram, usable) = (RAM_BASE..RAM_BASE + RAM_SIZE, RAM_BASE + RAM_RESERVED);
+    for r in mem.ranges() {
+        if !(ram.start <= r.start && r.end <= ram.end) {
+            findings.push(Finding::Image(format!("segment {} lies outside RAM {}", Hex(&r), Hex(&ram))));
+        } else if r.start < usable {
+            findings.push(Finding::Image(format!(
+                "segment {} loads into {}, {DEVICE_TREE}",
+                Hex(&r),
+                Hex(&(RAM_BASE..usable))
+            )));
+        }
+    }
+    let Some(kernel) = kernel else { return };
+    let entry = kernel.segments.iter().find_map(|s| {
+        let off = kernel.entry.checked_sub(s.vaddr)?;
+        (off < s.memsz).then(|| s.paddr.wrapping_add(off))
+    });
+    match entry {
+        Some(p) if p == mem.entry => {}
+        Some(p) => findings.push(Finding::Image(format!(
+            "entry point {:#x}, but the kernel's entry {:#x} is loaded at {p:#x}",
+            mem.entry, kernel.entry
+        ))),
+        None => findings.push(Finding::KernelElf(format!("entry point {:#x} is not in a loadable segment", kernel.entry))),
     }
 }
 

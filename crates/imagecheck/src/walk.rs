@@ -37,6 +37,18 @@ mod bits {
     pub const AP_TABLE_NO_EL0: u64 = 1 << 61;
     pub const AP_TABLE_READ_ONLY: u64 = 1 << 62;
     pub const TABLE_CONTROLS: u64 = PXN_TABLE | UXN_TABLE | AP_TABLE_NO_EL0 | AP_TABLE_READ_ONLY;
+    /// The contiguous hint of block and page descriptors.
+    pub const CONTIGUOUS: u64 = 1 << 52;
+    /// RES0 in block and page descriptors with 48-bit output addresses
+    /// and no FEAT_BTI (bit 50 is the guarded-page bit where BTI exists).
+    pub const RES0_LEAF: u64 = 0b111 << 48;
+    /// RES0 in table descriptors with 48-bit output addresses.
+    pub const RES0_TABLE: u64 = 0xf << 48;
+    /// Bits of block and page descriptors the MMU ignores here: NS (bit 5,
+    /// ignored in Non-secure state), DBM (bit 51, TCR_EL1.HD is clear),
+    /// bits 55 to 58 (software use), 59 to 62 (PBHA, not enabled in
+    /// TCR_EL1) and 63.
+    pub const IGNORED_LEAF: u64 = 1 << 5 | 1 << 51 | 0x1ff << 55;
 }
 
 /// Memory type and shareability, from AttrIndx (MAIR_EL1 as the kernel
@@ -173,6 +185,13 @@ impl Attrs {
         }
     }
 
+    /// What EL1 can really do, and the memory type: with the access flag
+    /// clear, nothing.
+    pub(crate) fn el1_grant(&self) -> Grant {
+        let access = if self.set(bits::AF) { self.el1() } else { Access::default() };
+        Grant { access, memory: self.memory() }
+    }
+
     /// What EL0 can really do: with the access flag clear, the first
     /// access faults and the kernel does not set it, so nothing.
     pub(crate) fn grant(&self) -> Grant {
@@ -262,9 +281,16 @@ impl<'m, 'a> Walker<'m, 'a> {
             }
         };
         let shift = 39 - 9 * level;
-        for (i, chunk) in data.chunks_exact(8).enumerate() {
-            // The valid bit is bit 0 of the first (little-endian) byte;
-            // most entries are empty.
+        let mut contiguous = false;
+        // Most entries are empty: skip runs of eight zero entries with one
+        // comparison, then look at the valid bit (bit 0 of the first,
+        // little-endian byte) of each entry.
+        let entries = data
+            .chunks_exact(64)
+            .enumerate()
+            .filter(|(_, run)| *run != [0u8; 64].as_slice())
+            .flat_map(|(r, run)| run.chunks_exact(8).enumerate().map(move |(k, chunk)| (r * 8 + k, chunk)));
+        for (i, chunk) in entries {
             if chunk.first().is_none_or(|b| b & 1 == 0) {
                 continue;
             }
@@ -277,6 +303,15 @@ impl<'m, 'a> Walker<'m, 'a> {
             let vaddr = vbase | (i as u64) << shift;
             let is_table_or_page = desc & bits::TABLE_OR_PAGE != 0;
             let out = desc & bits::ADDR_MASK;
+            // A page (level 3), a block (levels 1 and 2) or a table
+            // (levels 0 to 2); anything else is reported below.
+            let is_leaf = if level == 3 { is_table_or_page } else { level > 0 && !is_table_or_page };
+            let is_table = level < 3 && is_table_or_page;
+            let res0 = if is_leaf { bits::RES0_LEAF } else { bits::RES0_TABLE };
+            if (is_leaf || is_table) && desc & res0 != 0 {
+                findings.push(problem(format!("level-{level} entry for {vaddr:#x} sets reserved bits ({desc:#018x})")));
+            }
+            contiguous |= is_leaf && desc & bits::CONTIGUOUS != 0;
             match (level, is_table_or_page) {
                 (3, true) => tree.leaves.push(Leaf {
                     vaddr,
@@ -316,6 +351,47 @@ impl<'m, 'a> Walker<'m, 'a> {
                     self.table(tree, level + 1, out, vaddr, controls, findings);
                 }
             }
+        }
+        if contiguous {
+            check_contiguous(tree.space, level, &data, vbase, findings);
+        }
+    }
+}
+
+/// The contiguous bit tells the MMU it may cache one translation for an
+/// aligned group of 16 entries; that is only sound where the group is one
+/// aligned run of frames with the same attributes (Arm ARM D8.6.1). One
+/// finding per group that holds a contiguous entry and is not such a run.
+fn check_contiguous(space: &Space, level: u32, table: &[u8], vbase: u64, findings: &mut Vec<Finding>) {
+    let shift = 39 - 9 * level;
+    let size = 1u64 << shift;
+    let kind = if level == 3 { 0b11 } else { 0b01 };
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(table.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(w)
+    };
+    for group in 0..512 / 16 {
+        let entries: Vec<u64> = (group * 16..group * 16 + 16).map(word).collect();
+        if !entries.iter().any(|&d| d & 0b11 == kind && d & bits::CONTIGUOUS != 0) {
+            continue;
+        }
+        let attrs = |d: u64| d & !bits::ADDR_MASK & !bits::CONTIGUOUS & !bits::IGNORED_LEAF;
+        let first = entries[0];
+        let base = first & bits::ADDR_MASK;
+        let sound = base % (16 * size) == 0
+            && entries.iter().enumerate().all(|(k, &d)| {
+                d & 0b11 == kind && attrs(d) == attrs(first) && d & bits::ADDR_MASK == base + k as u64 * size
+            });
+        if !sound {
+            let start = vbase | ((group * 16) as u64) << shift;
+            findings.push(Finding::Table {
+                space: space.clone(),
+                problem: format!(
+                    "a level-{level} entry for {start:#x}..{:#x} has the contiguous bit set, but the 16 entries are not one aligned run of frames with the same attributes",
+                    start.wrapping_add(16 * size)
+                ),
+            });
         }
     }
 }

@@ -59,6 +59,8 @@ fn image_checked_against_another_description_shows_every_difference() {
             "pd 'server': extra mapping 0x8000000..0x8400000 -> 0x40400000 (rw cached)",
             "pd 'auditor': extra mapping 0x7000000..0x7002000 -> 0x40800000 (rx cached)",
             "pd 'client': channel 0 lends 2 regions, declared none",
+            // ping's name holds dma's address, as devices.xml's setvar says.
+            "pd 'ping': variable 'microkit_name' holds 00000048, declared 'ping' (its name)",
             "frames 0x40400000..0x40800000 are mapped by pd 'client' (extra mapping at 0x8000000) and by pd 'server' (extra mapping at 0x8000000)",
             "frames 0x40800000..0x40802000 of lend 0 of pd 'client' channel 0 (undeclared) are mapped by pd 'auditor' (extra mapping at 0x7000000)",
         ]
@@ -962,5 +964,308 @@ fn setvar_of_a_region_only_a_lend_places_is_compared_with_the_lend() {
             "pd 'ping': variable 'microkit_name' holds 0x48000000, but region 'blob' is at 0x40802000",
             "frames 0x48000000..0x48003000 of region 'blob' (given to pd 'ping' by 'microkit_name') are mapped by pd 'pong' (region 'dma' at 0x6000000)",
         ]
+    );
+}
+
+// Where the kernel's own mappings point (issue 22, item 11).
+
+const KERNEL_DATA: u64 = 0xffff_0000_4020_8000; // the kernel's .data, physical 0x40208000
+const KERNEL_VIRT_OFFSET: u64 = bootspec::platform::KERNEL_VIRT_OFFSET;
+const SPEC: u64 = 0x4027_7000; // the default image's boot spec
+
+#[test]
+fn kernel_data_page_pointed_at_a_pds_stack_is_reported() {
+    let (f, mut image) = default();
+    let stack = image.frame_of(image.ttbr0(f.pd_index("worker")), STACK_TOP - PAGE);
+    let slot = image.l3_slot(image.kernel_ttbr1(), KERNEL_DATA);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, (e & !ADDR) | stack);
+    assert_findings(
+        &f,
+        &image,
+        &[&format!(
+            "kernel half (TTBR1): kernel data at 0xffff000040208000..0xffff000040209000 maps frames at {stack:#x} (pd 'worker' stack at 0xffffff000), expected 0x40208000 (the kernel image)"
+        )],
+    );
+}
+
+#[test]
+fn linear_map_of_an_ipc_buffer_pointed_at_another_pds_is_reported() {
+    let (f, mut image) = default();
+    let (ping, pong) = (f.pd_index("ping"), f.pd_index("pong"));
+    let ping_ipc = image.pd_u64(ping, offset_of!(PdDesc, ipc_buffer_paddr));
+    let pong_ipc = image.pd_u64(pong, offset_of!(PdDesc, ipc_buffer_paddr));
+    // The kernel copies pong's messages through its linear map of pong's
+    // IPC buffer: point that at ping's.
+    let slot = image.l3_slot(image.kernel_ttbr1(), pong_ipc + KERNEL_VIRT_OFFSET);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, (e & !ADDR) | ping_ipc);
+    let v = pong_ipc + KERNEL_VIRT_OFFSET;
+    assert_findings(
+        &f,
+        &image,
+        &[&format!(
+            "kernel half (TTBR1): the linear map of RAM at {v:#x}..{:#x} maps frames at {ping_ipc:#x} (pd 'ping' IPC buffer at 0x1000001000), expected {pong_ipc:#x} (pd 'pong' IPC buffer at 0x1000001000)",
+            v + PAGE
+        )],
+    );
+}
+
+#[test]
+fn linear_map_of_the_boot_spec_pointed_elsewhere_is_reported() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.kernel_ttbr1(), SPEC + KERNEL_VIRT_OFFSET);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, (e & !ADDR) | FREE_FRAME);
+    assert_findings(
+        &f,
+        &image,
+        &["kernel half (TTBR1): the linear map of RAM at 0xffff000040277000..0xffff000040278000 maps frames at 0x41000000, expected 0x40277000 (the boot spec)"],
+    );
+}
+
+#[test]
+fn kernel_data_made_read_only_or_unmapped_is_reported() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.kernel_ttbr1(), KERNEL_DATA);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, e | 0b10 << 6);
+    assert_findings(
+        &f,
+        &image,
+        &["kernel half (TTBR1): kernel data at 0xffff000040208000..0xffff000040209000 grants the kernel r cached, expected rw cached"],
+    );
+    image.write_u64(slot, 0);
+    assert_findings(
+        &f,
+        &image,
+        &["kernel half (TTBR1): missing mapping 0xffff000040208000..0xffff000040209000 (kernel data, rw cached)"],
+    );
+    image.write_u64(slot, e & !AF);
+    assert_findings(
+        &f,
+        &image,
+        &["kernel half (TTBR1): kernel data at 0xffff000040208000..0xffff000040209000 grants the kernel no access, expected rw cached"],
+    );
+}
+
+#[test]
+fn kernel_mapping_beyond_ram_is_extra() {
+    let (f, mut image) = default();
+    // The level-1 entry for the 1 GiB above RAM's: a block onto it.
+    let (slot, level) = image.entry_for(image.kernel_ttbr1(), 0xffff_0000_8000_0000);
+    assert_eq!(level, 1);
+    assert_eq!(image.read_u64(slot), 0);
+    image.write_u64(slot, 0x8000_0000 | 0b01 | ATTR_NORMAL | SH_INNER | AF | PXN | UXN);
+    assert_findings(
+        &f,
+        &image,
+        &["kernel half (TTBR1): extra mapping 0xffff000080000000..0xffff0000c0000000 -> 0x80000000 (rw cached)"],
+    );
+}
+
+#[test]
+fn boot_tables_must_map_identity_with_an_asid() {
+    let (f, mut image) = default();
+    let boot = image.header_boot_ttbr0();
+    let (slot, level) = image.entry_for(boot, 0x4000_0000);
+    assert_eq!(level, 1, "the boot map is one 1 GiB block");
+    let e = image.read_u64(slot);
+    image.write_u64(slot, e & !NG);
+    assert_findings(&f, &image, &["boot tables (TTBR0 at boot): 0x40000000..0x80000000 is global (nG clear)"]);
+    image.write_u64(slot, e ^ 0x8000_0000);
+    assert_findings(
+        &f,
+        &image,
+        &[
+            "boot tables (TTBR0 at boot): the identity map at 0x40000000..0x80000000 maps frames at 0xc0000000, expected 0x40000000 (the RAM QEMU keeps for the device tree)",
+        ],
+    );
+    image.write_u64(slot, e | PXN);
+    assert_findings(
+        &f,
+        &image,
+        &["boot tables (TTBR0 at boot): kernel code at 0x40200000..0x40207000 grants the kernel r cached, expected rx cached"],
+    );
+}
+
+// Tables the MMU would misread.
+
+#[test]
+fn contiguous_bit_on_a_group_that_is_not_one_run_is_reported() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.ttbr0(f.pd_index("client")), REQUEST_VADDR);
+    image.write_u64(slot, image.read_u64(slot) | 1 << 52);
+    assert_findings(
+        &f,
+        &image,
+        &["pd 'client': a level-3 entry for 0x4000000..0x4010000 has the contiguous bit set, but the 16 entries are not one aligned run of frames with the same attributes"],
+    );
+}
+
+#[test]
+fn reserved_descriptor_bits_are_reported() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.ttbr0(f.pd_index("client")), REQUEST_VADDR);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, e | 1 << 49);
+    assert_findings(
+        &f,
+        &image,
+        &[&format!("pd 'client': level-3 entry for 0x4000000 sets reserved bits ({:#018x})", e | 1 << 49)],
+    );
+}
+
+#[test]
+fn bits_the_mmu_ignores_are_not_findings() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.ttbr0(f.pd_index("client")), REQUEST_VADDR);
+    let e = image.read_u64(slot);
+    // Software bits, PBHA, DBM and NS.
+    image.write_u64(slot, e | 0xf << 55 | 1 << 63 | 1 << 51 | 1 << 5);
+    assert_findings(&f, &image, &[]);
+}
+
+// The image file.
+
+#[test]
+fn entry_point_elsewhere_is_reported() {
+    let (f, mut image) = default();
+    image.bytes[24..32].copy_from_slice(&0x4020_0004u64.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &["image: entry point 0x40200004, but the kernel's entry 0xffff000040200000 is loaded at 0x40200000"],
+    );
+}
+
+#[test]
+fn segment_with_a_virtual_address_of_its_own_is_reported() {
+    // QEMU would move the entry point into it (vaddr != paddr, the entry
+    // inside its virtual range, executable).
+    let (f, mut image) = default();
+    let ph = 64 + 56 * 2; // the kernel's .data segment
+    image.bytes[ph + 16..ph + 24].copy_from_slice(&0x4020_0000u64.to_le_bytes());
+    assert_findings(
+        &f,
+        &image,
+        &["image: segment 2 at 0x40208000 has virtual address 0x40200000; an image's segments are physical (p_vaddr = p_paddr)"],
+    );
+}
+
+// What PDs reach (issue 22, item 12).
+
+#[test]
+fn stack_page_moved_onto_the_device_tree_is_reported() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.ttbr0(f.pd_index("pong")), STACK_TOP - PAGE);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, (e & !ADDR) | 0x4000_0000);
+    assert_findings(
+        &f,
+        &image,
+        &["frames 0x40000000..0x40001000 of the RAM QEMU keeps for the device tree are mapped by pd 'pong' (stack at 0xffffff000)"],
+    );
+}
+
+#[test]
+fn flipped_byte_in_a_pds_code_is_reported() {
+    let (f, mut image) = default();
+    let code = image.frame_of(image.ttbr0(f.pd_index("worker")), 0x20_0000);
+    let off = image.offset(code + 0x134);
+    image.bytes[off] ^= 0x10;
+    assert_findings(
+        &f,
+        &image,
+        &[&format!(
+            "pd 'worker': program segment 0x200000..0x202000 differs from the program image (first at 0x200134, on frame {:#x})",
+            code + 0x134
+        )],
+    );
+}
+
+#[test]
+fn flipped_byte_in_a_pds_name_is_reported() {
+    let (f, mut image) = default();
+    let pong = f.pd_index("pong");
+    let name = symbol(&f.programs[pong], "microkit_name");
+    let frame = image.frame_of(image.ttbr0(pong), name & !(PAGE - 1)) + (name & (PAGE - 1));
+    let off = image.offset(frame + 1);
+    image.bytes[off] ^= 0x01;
+    assert_findings(&f, &image, &["pd 'pong': variable 'microkit_name' holds 'pnng', declared 'pong' (its name)"]);
+}
+
+#[test]
+fn code_page_moved_to_free_ram_is_reported() {
+    let (f, mut image) = default();
+    let slot = image.l3_slot(image.ttbr0(f.pd_index("ping")), 0x20_0000);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, (e & !ADDR) | FREE_FRAME);
+    assert_findings(
+        &f,
+        &image,
+        &["pd 'ping': program segment 0x200000..0x202000 differs from the program image (first at 0x200000, on frame 0x41000000)"],
+    );
+}
+
+#[test]
+fn page_of_a_lent_region_mapped_off_its_run_is_reported() {
+    let f = Fixture::load("devices");
+    let mut image = Image::new(&f.image);
+    // 'table' (0x2000 bytes at TABLE) is lent by client; auditor maps it.
+    let slot = image.l3_slot(image.ttbr0(f.pd_index("auditor")), 0x700_1000);
+    let e = image.read_u64(slot);
+    image.write_u64(slot, (e & !ADDR) | FREE_FRAME);
+    assert_findings(
+        &f,
+        &image,
+        &["region 'table' at offsets 0x1000..0x2000 is on frames at 0x41000000 in pd 'auditor' (at 0x7001000), but its lends and setvars hand it out as one run of frames (expected 0x40801000)"],
+    );
+}
+
+#[test]
+fn restore_op_zeroing_memory_that_starts_non_zero_is_reported() {
+    let (f, mut image) = default();
+    let worker = f.pd_index("worker");
+    let data = image.frame_of(image.ttbr0(worker), 0x20_3000);
+    let first = image.pd_u64(worker, offset_of!(PdDesc, restore_first)) as u32 as usize;
+    // Op 0 copies the data segment back; make it zero it instead.
+    let op = image.restore_offset(first);
+    image.bytes[op..op + 4].copy_from_slice(&bootspec::RESTORE_ZERO.to_le_bytes());
+    image.fix_checksum();
+    let off = image.offset(data);
+    let nonzero = data + image.bytes[off..off + PAGE as usize].iter().position(|&b| b != 0).unwrap() as u64;
+    assert_findings(
+        &f,
+        &image,
+        &[&format!(
+            "pd 'worker': restore op 0 zeroes {data:#x}..{:#x}, but its initial contents are not zero (first at {nonzero:#x})",
+            data + PAGE
+        )],
+    );
+}
+
+#[test]
+fn image_bytes_loaded_onto_a_stack_are_reported() {
+    let (f, mut image) = default();
+    let stack = image.frame_of(image.ttbr0(f.pd_index("pong")), STACK_TOP - PAGE);
+    // Move the segment that holds the worker's pristine copy onto pong's
+    // stack.
+    let worker = f.pd_index("worker");
+    let first = image.pd_u64(worker, offset_of!(PdDesc, restore_first)) as u32 as usize;
+    let src = u64::from_le_bytes(image.bytes[image.restore_offset(first) + 16..][..8].try_into().unwrap());
+    let ph = (0..30).map(|i| 64 + 56 * i).find(|&ph| u64::from_le_bytes(image.bytes[ph + 24..ph + 32].try_into().unwrap()) == src).unwrap();
+    let off = image.offset(src);
+    let nonzero = stack + image.bytes[off..off + PAGE as usize].iter().position(|&b| b != 0).unwrap() as u64;
+    for field in [16, 24] {
+        image.bytes[ph + field..ph + field + 8].copy_from_slice(&stack.to_le_bytes());
+    }
+    assert_findings(
+        &f,
+        &image,
+        &[
+            &format!("pd 'pong': stack at 0xfffffc000..0x1000000000 does not start zeroed (the image loads a byte at {nonzero:#x})"),
+            &format!("pd 'worker': restore op 0 copies from {src:#x}..{:#x}, which the image does not hold", src + PAGE),
+        ],
     );
 }

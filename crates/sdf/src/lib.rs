@@ -4,12 +4,16 @@
 //!
 //! The flow is `text -> read -> validate -> model`:
 //!
-//! 1. Reading (module `parse`, public as [`read`]): syntax, then every
-//!    element and attribute (unknown ones are errors), each value on its own
-//!    (integers, booleans, ranges, alignment, perms letters), what must hold
-//!    within one element (budget <= period, the shape of a policy, a
-//!    filter's priority window and params, a channel's lends, the shape of
-//!    a chain), then the names that elements use to refer to each other.
+//! 1. Reading (module `parse`, public as [`read`]): the text (a file must
+//!    be UTF-8: the first byte that is not is an error with its line and
+//!    column), syntax, then every element and attribute (unknown ones are
+//!    errors, and so is any in an XML namespace: the format has none, and
+//!    `<x:system xmlns:x="..">` would otherwise read as `<system>`), each
+//!    value on its own (integers, booleans, ranges, alignment, perms
+//!    letters), what must hold within one element (budget <= period, the
+//!    shape of a policy, a filter's priority window and params, a channel's
+//!    lends, the shape of a chain), then the names that elements use to
+//!    refer to each other.
 //! 2. If reading found nothing wrong, validation (module `validate`) checks
 //!    the rules that relate elements: unique names and ids, non-overlapping
 //!    maps, no writable and executable map, PPC priorities, the PD limit, a
@@ -22,7 +26,9 @@
 //! [`to_xml`] writes any model back out as SDF text.
 //!
 //! Each phase reports every problem it finds, as [`Error`]s with a
-//! `file:line:col`, sorted by position; the next phase runs only if the
+//! `file:line:col` (the column counts characters, a `\r` before a `\n`
+//! included; finding one never rescans its line, so a file on one line
+//! reads as fast as on many), sorted by position; the next phase runs only if the
 //! previous one found none. A [`SystemDescription`] handed out by [`parse`]
 //! therefore obeys all rules, and later stages (layout, boot spec) can rely
 //! on them. [`read`] stops after reading: its model resolves every name (all
@@ -30,8 +36,9 @@
 //! (In both, a policy that names what the storage expansion generates is
 //! kept by name, in [`SystemDescription::pending_policies`], until the
 //! expansion resolves it.)
-//! The isolation verifier uses it, so that a system that breaks a rule can
-//! still be analysed and the violation reported with a witness.
+//! The isolation verifier's library accepts such a model, so that a program
+//! can still analyse a system that breaks a rule and get the violation with
+//! a witness; the `strata` tool validates every system first.
 //!
 //! # Extensions over the Microkit SDF
 //!
@@ -39,7 +46,10 @@
 //!   machine off.
 //! - `<device>`, a child of `<system>`: a piece of hardware and the PDs that
 //!   own it. The verifier checks that only owners map its memory and
-//!   receive its interrupts, and that all device memory belongs to a device.
+//!   receive its interrupts. Without one, device memory (a region with a
+//!   `phys_addr` outside RAM) and an interrupt that one PD alone uses are
+//!   that PD's, as in the Microkit: a `<device>` is needed only to name an
+//!   owner, or to let several PDs share the hardware.
 //!
 //!   ```xml
 //!   <device name="rtc" owner="rtc_driver">

@@ -2,7 +2,8 @@
 //!
 //! Reading has three steps. The XML parser (roxmltree) checks the syntax and
 //! stops at the first error. The `Reader` then walks the elements: it
-//! knows every element and attribute of the format, reads each value, and
+//! knows every element and attribute of the format (and refuses one in an
+//! XML namespace, reported where the namespace begins), reads each value, and
 //! checks what can be checked within one element (value ranges, alignment
 //! to the region's page size, budget <= period, one program_image, the
 //! shape of a policy of each kind, a filter's priority window and params,
@@ -219,10 +220,11 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
 
 /// Byte offsets to 1-based lines and columns (columns count characters,
 /// a `\r` before a `\n` included), the way roxmltree's
-/// `Document::text_pos_at` does, in constant time per position: a binary
-/// search over the line starts, then the characters before the offset
-/// from a table of running counts, one per [`LineIndex::BLOCK`] bytes. So
-/// a file on one line costs what it costs on many.
+/// `Document::text_pos_at` does, without rescanning the line: a binary
+/// search over the line starts, then the characters before the offset from
+/// a table of running counts, one per [`LineIndex::BLOCK`] bytes, and at
+/// most that many bytes counted. So a position costs O(log lines), and a
+/// file on one line reads as fast as on many.
 struct LineIndex<'t> {
     text: &'t str,
     /// Byte offset where each line starts.
@@ -2293,12 +2295,15 @@ mod tests {
         }
     }
 
-    const PD: &str = r#"<protection_domain name="a"><program_image path="a.elf"/></protection_domain>"#;
+    const PD: &str =
+        r#"<protection_domain name="a"><program_image path="a.elf"/></protection_domain>"#;
 
     #[test]
     fn a_namespace_is_reported_where_it_begins_not_on_every_child() {
-        let xml = format!("<x:system xmlns:x=\"urn:s\">\n  <x:protection_domain name=\"a\"><x:program_image path=\"a.elf\"/></x:protection_domain>\n</x:system>");
-        let errors = read("f.xml", &xml).unwrap_err();
+        let xml = r#"<x:system xmlns:x="urn:s">
+  <x:protection_domain name="a"><x:program_image path="a.elf"/></x:protection_domain>
+</x:system>"#;
+        let errors = read("f.xml", xml).unwrap_err();
         let found: Vec<_> = errors.iter().map(|e| (e.line, e.col, e.message.as_str())).collect();
         assert_eq!(
             found,

@@ -1,7 +1,7 @@
 //! Invariants: properties every system must have, whatever its policies.
 //! Each is one function, named after its [`Check`]; all of them run.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 
 use abi::layout;
@@ -208,42 +208,64 @@ fn irq_owner(cx: &Context) -> Vec<Violation> {
     out
 }
 
-/// Device memory outside RAM that no device claims, and interrupts bound
-/// to a PD that no device claims.
+/// Hardware that no device claims, used by more than one PD: device memory
+/// (a region outside RAM) that two or more PDs map or may be lent, and an
+/// interrupt bound to two or more PDs. Hardware that one PD alone uses is
+/// that PD's, as in a plain Microkit system, and hardware nobody uses
+/// reaches nobody: a `<device>` is needed only to name owners or to share.
 fn unowned_hardware(cx: &Context) -> Vec<Violation> {
     let mut out = Vec::new();
     for (region, mr) in cx.sd.memory_regions.iter().enumerate() {
         if !outside_ram(mr) || cx.claims.regions.contains_key(&region) {
             continue;
         }
+        let mut witness = Vec::new();
+        let mut users = BTreeSet::new();
+        for (e, pd, _, perms, cached, _) in maps(cx.graph).filter(|m| m.2 == region) {
+            witness.push(map_hop(e, perms, cached));
+            users.insert(pd);
+        }
+        for (e, pd, _, perms) in lends(cx.graph).filter(|l| l.2 == region) {
+            witness.push(lend_hop(e, perms));
+            users.insert(pd);
+        }
+        if users.len() < 2 {
+            continue;
+        }
         let start = mr.phys_addr.unwrap_or_default();
         let message = format!(
-            "unowned-hardware: memory region '{}' at physical {} lies outside RAM and no device \
-             claims it (memory_region at {}:{})",
+            "unowned-hardware: memory region '{}' at physical {} lies outside RAM and more than \
+             one PD uses it ({}) with no device claiming it: declare a <device> that claims it \
+             and names its owners (memory_region at {}:{})",
             mr.name,
             hex_range(&span(start, mr.size)),
+            quoted_list(users.iter().map(|&pd| cx.pd_name(pd))),
             cx.sd.file,
             mr.pos
         );
-        let mut witness: Vec<Hop> = maps(cx.graph)
-            .filter(|m| m.2 == region)
-            .map(|(e, _, _, perms, cached, _)| map_hop(e, perms, cached))
-            .collect();
-        witness.extend(lends(cx.graph).filter(|l| l.2 == region).map(|(e, .., p)| lend_hop(e, p)));
         out.push(cx.violation(Check::UnownedHardware, message, witness));
     }
+    // Each unclaimed interrupt with its bindings, by number.
+    let mut bound: BTreeMap<u32, Vec<&Edge>> = BTreeMap::new();
     for e in cx.graph.edges() {
-        let (Node::Irq(irq), Node::Pd(pd), EdgeKind::Irq { .. }) = (e.from, e.to, e.kind) else {
-            continue;
-        };
-        if !cx.claims.irqs.contains_key(&irq) {
-            let message = format!(
-                "unowned-hardware: irq {irq} is delivered to '{}' but no device claims it",
-                cx.pd_name(pd)
-            );
-            let witness = vec![edge_hop(e, "is delivered to")];
-            out.push(cx.violation(Check::UnownedHardware, message, witness));
+        if let (Node::Irq(irq), Node::Pd(_), EdgeKind::Irq { .. }) = (e.from, e.to, e.kind) {
+            if !cx.claims.irqs.contains_key(&irq) {
+                bound.entry(irq).or_default().push(e);
+            }
         }
+    }
+    for (irq, edges) in bound {
+        let users: BTreeSet<usize> = edges.iter().filter_map(|e| e.to.pd()).collect();
+        if users.len() < 2 {
+            continue;
+        }
+        let message = format!(
+            "unowned-hardware: irq {irq} is delivered to more than one PD ({}) with no device \
+             claiming it: declare a <device> that claims it and names its owners",
+            quoted_list(users.iter().map(|&pd| cx.pd_name(pd)))
+        );
+        let witness = edges.iter().map(|e| edge_hop(e, "is delivered to")).collect();
+        out.push(cx.violation(Check::UnownedHardware, message, witness));
     }
     out
 }

@@ -18,10 +18,16 @@
 //!    - `device-memory-owner`: a region claimed by a `<device>` is mapped
 //!      only by the device's owners, and lent only to them;
 //!    - `irq-owner`: a device's interrupt is bound only to its owners;
-//!    - `unowned-hardware`: every region outside RAM (a `phys_addr` range
-//!      not wholly inside `RAM_BASE..RAM_BASE + RAM_SIZE`) and every bound
-//!      interrupt is claimed by a device (the witness lists the maps and
-//!      lends of such a region);
+//!    - `unowned-hardware`: hardware that more than one PD uses is claimed
+//!      by a device, which names who may use it: a region outside RAM
+//!      (device memory: a `phys_addr` range not wholly inside
+//!      `RAM_BASE..RAM_BASE + RAM_SIZE`) that two or more PDs map or may be
+//!      lent, and an interrupt bound to two or more PDs (the witness lists
+//!      the maps and lends of such a region, the bindings of such an
+//!      interrupt). Hardware that no device claims and one PD alone uses is
+//!      that PD's, as in a plain Microkit system, so a Microkit system with
+//!      a driver verifies as written; a `<device>` is needed only to name
+//!      an owner or to share a device;
 //!    - `writable-executable`: no map is both writable and executable;
 //!    - `map-over-fixed-area`: no map covers the PD's stack, its guard
 //!      page, the IPC buffer page or (when the caller gives the extents)

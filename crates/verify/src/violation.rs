@@ -17,7 +17,8 @@ pub enum Check {
     /// An interrupt bound to a protection domain that does not own the
     /// device raising it.
     IrqOwner,
-    /// Device memory (outside RAM) or an interrupt that no device claims.
+    /// Device memory (outside RAM) or an interrupt that more than one
+    /// protection domain uses and no device claims.
     UnownedHardware,
     /// A mapping both writable and executable.
     WritableExecutable,

@@ -481,9 +481,12 @@ fn device_memory_lent_to_a_pd_that_does_not_own_the_device_breaks_device_memory_
 
 #[test]
 fn unowned_device_memory_lists_its_lends_too() {
+    // Device memory that one PD maps and another may be lent is shared:
+    // without a <device> naming both, it is unowned.
     let xml = r#"<system>
     <memory_region name="regs" size="0x1000" phys_addr="0x9000000"/>
-    <protection_domain name="drv" priority="1"><program_image path="d"/></protection_domain>
+    <protection_domain name="drv" priority="1"><program_image path="d"/>
+        <map mr="regs" vaddr="0x1000000" perms="r" cached="false"/></protection_domain>
     <protection_domain name="helper" priority="2"><program_image path="h"/></protection_domain>
     <channel><end pd="drv" id="0" pp="true"/><end pd="helper" id="0"/><lend mr="regs" perms="r"/></channel>
 </system>"#;
@@ -491,9 +494,24 @@ fn unowned_device_memory_lists_its_lends_too() {
     let v = &analysis.violations()[0];
     assert_eq!(v.check, Check::UnownedHardware);
     assert!(
-        v.to_string().ends_with("helper -> [may be lent r (lend at t.xml:5:71)] -> region 'regs'"),
+        v.to_string().ends_with(
+            "drv -> [maps r uncached (map at t.xml:4:9)] -> region 'regs'; helper -> [may be lent \
+             r (lend at t.xml:6:71)] -> region 'regs'"
+        ),
         "{v}"
     );
+}
+
+#[test]
+fn device_memory_lent_to_one_pd_alone_is_that_pds() {
+    let xml = r#"<system>
+    <memory_region name="regs" size="0x1000" phys_addr="0x9000000"/>
+    <protection_domain name="drv" priority="1"><program_image path="d"/></protection_domain>
+    <protection_domain name="helper" priority="2"><program_image path="h"/></protection_domain>
+    <channel><end pd="drv" id="0" pp="true"/><end pd="helper" id="0"/><lend mr="regs" perms="r"/></channel>
+</system>"#;
+    let analysis = analyse(&read(xml), None);
+    assert!(analysis.ok(), "{:#?}", analysis.violations());
 }
 
 #[test]

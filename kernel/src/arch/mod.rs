@@ -257,6 +257,11 @@ fn next_context(k: &mut Kernel) -> *mut UserContext {
         // a device interrupt is pending. Interrupts stay masked; WFI wakes
         // on a pending one and we take it by hand.
         timer::stop();
+        // (Once per idle period: an interrupt that makes nothing runnable
+        // changes nothing this looks at.)
+        if k.stuck() {
+            k.report_stuck(&mut Arch);
+        }
         while k.current.is_none() {
             // SAFETY: waiting for an interrupt has no other effect.
             unsafe { core::arch::asm!("wfi") };

@@ -3,18 +3,18 @@
 //! is set for whichever comes first.
 //!
 //! Without a deadline (the common case: no budgeted call runs) the tick is
-//! programmed as before deadlines existed, one write of the relative timer
-//! value: starting and stopping it is on every idle period's path.
+//! programmed as it was before deadlines existed, one write of the relative
+//! timer value, and stopped with one write: both are on every idle
+//! period's path.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Ticks per second of round robin.
 const HZ: u64 = 100;
 
-/// Whether the tick runs.
-static TICKING: AtomicBool = AtomicBool::new(false);
-/// The counter value of the next tick; kept only while a deadline is set
-/// (then the compare register may hold the deadline instead).
+/// The counter value of the next tick, kept only while a deadline is set
+/// (the compare register may then hold the deadline instead); 0 while the
+/// tick is stopped.
 static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
 /// Counter value of the earliest call deadline; 0 if there is none.
 static DEADLINE: AtomicU64 = AtomicU64::new(0);
@@ -44,11 +44,18 @@ pub fn frequency() -> u64 {
     freq
 }
 
-fn compare() -> u64 {
+fn read_compare() -> u64 {
     let cval: u64;
     // SAFETY: reading the compare register at EL1.
     unsafe { core::arch::asm!("mrs {}, cntp_cval_el0", out(reg) cval, options(nomem, nostack, preserves_flags)) };
     cval
+}
+
+fn enabled() -> bool {
+    let ctl: u64;
+    // SAFETY: reading the timer's control register at EL1.
+    unsafe { core::arch::asm!("mrs {}, cntp_ctl_el0", out(reg) ctl, options(nomem, nostack, preserves_flags)) };
+    ctl & 1 != 0
 }
 
 /// Interrupt at counter value `at`, or never (`None`).
@@ -72,11 +79,10 @@ pub fn rearm() {
         core::arch::asm!("msr cntp_tval_el0, {}", in(reg) frequency() / HZ);
         core::arch::asm!("msr cntp_ctl_el0, {}", in(reg) 1u64);
     }
-    TICKING.store(true, Relaxed);
     let deadline = DEADLINE.load(Relaxed);
     if deadline != 0 {
         // The compare register holds the tick just set.
-        let tick = compare();
+        let tick = read_compare();
         NEXT_TICK.store(tick, Relaxed);
         arm(Some(tick.min(deadline)));
     }
@@ -85,7 +91,10 @@ pub fn rearm() {
 /// Whether a timer interrupt is (also) the tick's, rather than only a
 /// deadline's.
 pub fn tick_due() -> bool {
-    TICKING.load(Relaxed) && (DEADLINE.load(Relaxed) == 0 || now() >= NEXT_TICK.load(Relaxed))
+    DEADLINE.load(Relaxed) == 0 || {
+        let tick = NEXT_TICK.load(Relaxed);
+        tick != 0 && now() >= tick
+    }
 }
 
 /// Stop the tick: with nothing to run there is nothing to rotate, and an
@@ -94,22 +103,26 @@ pub fn tick_due() -> bool {
 /// which would charge a varying number of tick interrupts to whatever the
 /// CPU was waiting for.)
 pub fn stop() {
-    TICKING.store(false, Relaxed);
     let deadline = DEADLINE.load(Relaxed);
-    arm((deadline != 0).then_some(deadline));
+    if deadline == 0 {
+        arm(None);
+    } else {
+        NEXT_TICK.store(0, Relaxed);
+        arm(Some(deadline));
+    }
 }
 
 /// Interrupt at counter value `at` too (`None`: no deadline).
 pub fn set_deadline(at: Option<u64>) {
-    let ticking = TICKING.load(Relaxed);
-    if ticking && DEADLINE.load(Relaxed) == 0 {
-        // Until now the compare register held the tick.
-        NEXT_TICK.store(compare(), Relaxed);
+    if DEADLINE.load(Relaxed) == 0 {
+        // Until now the compare register held the tick, if it runs.
+        NEXT_TICK.store(if enabled() { read_compare() } else { 0 }, Relaxed);
     }
     DEADLINE.store(at.unwrap_or(0), Relaxed);
-    let tick = ticking.then(|| NEXT_TICK.load(Relaxed));
+    let tick = NEXT_TICK.load(Relaxed);
     arm(match (tick, at) {
-        (Some(t), Some(d)) => Some(t.min(d)),
-        (t, d) => t.or(d),
+        (0, at) => at,
+        (t, Some(d)) => Some(t.min(d)),
+        (t, None) => Some(t),
     });
 }

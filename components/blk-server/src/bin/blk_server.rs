@@ -57,15 +57,15 @@ mod pd {
         fn run(&mut self) {
             let Some(server) = self.server.as_mut() else { return };
             let cfg = self.cfg;
-            // Disks whose statistics a client asked for (bit per our disk).
-            let mut reports = 0u32;
             let wake: Wake = if cfg.filter_count == 0 {
-                server.run(&mut |e| log(cfg, e, &mut reports))
+                server.run(&mut |e| log(cfg, e))
             } else {
-                server.run_with(&mut |e| log(cfg, e, &mut reports), &mut Ppc { cfg })
+                server.run_with(&mut |e| log(cfg, e), &mut Ppc { cfg })
             };
-            for d in bits(reports) {
-                report(server, d);
+            if cfg.filter_count != 0 {
+                for d in bits(server.take_reports()) {
+                    report(server, d);
+                }
             }
             // Deferred: the last one goes out with our wait for the next
             // event, in one kernel entry (earlier ones go at once).
@@ -106,7 +106,7 @@ mod pd {
         }
     }
 
-    fn log(cfg: &ServerConfig, e: Event, reports: &mut u32) {
+    fn log(cfg: &ServerConfig, e: Event) {
         let client = |c: usize| name_str(&cfg.clients[c].name);
         let filter = |f: usize| name_str(&cfg.filters[f].name);
         match e {
@@ -132,7 +132,8 @@ mod pd {
                 failed,
                 if restart { "restarting it" } else { "the requests that reach it fail from now on" }
             ),
-            Event::Report { disk, .. } => *reports |= 1 << disk,
+            // Printed after the run (`report`), with every filter's figures.
+            Event::Report { .. } => {}
         }
     }
 
@@ -177,8 +178,7 @@ mod pd {
             let cfg = self.cfg;
             let Some(server) = self.server.as_mut() else { return Ok(None) };
             let _ = fault_info();
-            let mut none = 0;
-            if let Some(f) = server.filter_faulted(child.index(), &mut |e| log(cfg, e, &mut none)) {
+            if let Some(f) = server.filter_faulted(child.index(), &mut |e| log(cfg, e)) {
                 if child.restart().is_ok() {
                     server.filter_restarted(f);
                 }

@@ -94,6 +94,19 @@ impl Image {
         Image { bytes: bytes.to_vec(), segments }
     }
 
+    /// File offset of physical address `paddr`, if the file holds it.
+    pub fn try_offset(&self, paddr: u64) -> Option<usize> {
+        self.segments
+            .iter()
+            .find(|(p, _, len)| *p <= paddr && paddr < p + *len as u64)
+            .map(|(p, off, _)| off + (paddr - p) as usize)
+    }
+
+    /// (paddr, file offset, file size) of each PT_LOAD segment.
+    pub fn segments(&self) -> &[(u64, usize, usize)] {
+        &self.segments
+    }
+
     /// File offset of physical address `paddr` (which must have file bytes).
     pub fn offset(&self, paddr: u64) -> usize {
         self.segments
@@ -127,6 +140,10 @@ impl Image {
 
     pub fn kernel_ttbr1(&self) -> u64 {
         self.header_u64(offset_of!(Header, kernel_ttbr1))
+    }
+
+    pub fn header_boot_ttbr0(&self) -> u64 {
+        self.header_u64(offset_of!(Header, boot_ttbr0))
     }
 
     pub fn pool(&self) -> (u64, u64) {
