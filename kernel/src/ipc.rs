@@ -55,6 +55,8 @@ impl Kernel {
 
     /// `pp_call(ch, info, mr0..3)` from `me`: on success `me` blocks until
     /// the reply fills its registers.
+    /// (Inlined into the system-call dispatch: a plain PPC is the hot path.)
+    #[inline(always)]
     pub fn pp_call(&mut self, m: &mut impl Machine, me: PdId) -> Result<(), Error> {
         let c = self.channel(me, self.pds[me].ctx.x[0])?;
         if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 {

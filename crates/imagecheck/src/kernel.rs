@@ -32,7 +32,7 @@ use crate::elf::Elf;
 use crate::expect::{Expected, Owner};
 use crate::finding::{Finding, Space};
 use crate::frames::FrameUses;
-use crate::space::{pieces, Piece};
+use crate::space::{gaps, pieces, Piece};
 use crate::walk::{Access, Grant, Leaf, Memory, PAGE};
 use bootspec::platform::{DEVICE_BASE, DEVICE_SIZE, KERNEL_VIRT_OFFSET, RAM_BASE, RAM_SIZE};
 use std::ops::Range;
@@ -165,17 +165,8 @@ fn compare(space: &Space, p: &Piece, e: &Expected, uses: &FrameUses, findings: &
 
 fn report_missing(space: &Space, expected: &[Expected], covered: &[Vec<Range<u64>>], findings: &mut Vec<Finding>) {
     for (e, covered) in expected.iter().zip(covered) {
-        let mut at = e.vrange.start;
-        for r in covered.iter().chain(std::iter::once(&(e.vrange.end..e.vrange.end))) {
-            if r.start > at {
-                findings.push(Finding::KernelMissing {
-                    space: space.clone(),
-                    vaddr: at..r.start,
-                    what: e.what.clone(),
-                    expected: e.grant.to_string(),
-                });
-            }
-            at = at.max(r.end);
+        for vaddr in gaps(&e.vrange, covered) {
+            findings.push(Finding::KernelMissing { space: space.clone(), vaddr, what: e.what.clone(), expected: e.grant.to_string() });
         }
     }
 }

@@ -131,17 +131,8 @@ pub(crate) fn check_pd(pd: &str, expected: &[Expected], pieces: &[Piece], findin
         }
     }
     for (e, covered) in expected.iter().zip(&covered) {
-        let mut at = e.vrange.start;
-        for r in covered.iter().chain(std::iter::once(&(e.vrange.end..e.vrange.end))) {
-            if r.start > at {
-                findings.push(Finding::MissingMapping {
-                    pd: pd.into(),
-                    vaddr: at..r.start,
-                    what: e.what.clone(),
-                    declared: e.grant.to_string(),
-                });
-            }
-            at = at.max(r.end);
+        for vaddr in gaps(&e.vrange, covered) {
+            findings.push(Finding::MissingMapping { pd: pd.into(), vaddr, what: e.what.clone(), declared: e.grant.to_string() });
         }
     }
 }
@@ -173,4 +164,17 @@ pub(crate) fn check_kernel(space: &Space, leaves: &[Leaf], kernel_code: Option<&
             }
         }
     }
+}
+
+/// The parts of `want` that none of `covered` (in address order) covers.
+pub(crate) fn gaps(want: &Range<u64>, covered: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut gaps = Vec::new();
+    let mut at = want.start;
+    for r in covered.iter().chain(std::iter::once(&(want.end..want.end))) {
+        if r.start > at {
+            gaps.push(at..r.start);
+        }
+        at = at.max(r.end);
+    }
+    gaps
 }

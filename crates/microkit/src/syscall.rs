@@ -51,23 +51,7 @@ pub fn debug_puts(len: usize) {
 /// A PPC: message registers 0-3 in and out through CPU registers; the
 /// kernel copies the rest between IPC buffers.
 pub fn pp_call(channel: usize, info: MessageInfo, mrs: &mut [u64; 4]) -> Result<MessageInfo, Error> {
-    let (code, out): (u64, u64);
-    // SAFETY: the kernel reads x0-x5/x7 and, on return, writes x0-x5 and
-    // possibly this PD's IPC buffer (hence no `nomem`).
-    unsafe {
-        asm!(
-            "svc #0",
-            inlateout("x0") channel as u64 => code,
-            inlateout("x1") info.raw() => out,
-            inlateout("x2") mrs[0] => mrs[0],
-            inlateout("x3") mrs[1] => mrs[1],
-            inlateout("x4") mrs[2] => mrs[2],
-            inlateout("x5") mrs[3] => mrs[3],
-            in("x7") sys::PP_CALL,
-            options(nostack),
-        );
-    }
-    status(code).map(|()| MessageInfo::from_raw(out))
+    ppc(sys::PP_CALL, channel, info, mrs, 0)
 }
 
 /// What `recv` brought: the raw event registers x0-x6. `info` and `mrs`
@@ -92,8 +76,15 @@ pub fn recv() -> Event {
 /// buffer's lend area (`abi::LEND_AREA`; `lends` descriptors): as
 /// [`pp_call`] otherwise.
 pub fn pp_call_lend(channel: usize, info: MessageInfo, mrs: &mut [u64; 4], lends: usize) -> Result<MessageInfo, Error> {
+    ppc(sys::PP_CALL_LEND, channel, info, mrs, lends)
+}
+
+/// The PPC system calls; `x6` is the lend count (a plain PPC ignores it).
+#[inline(always)]
+fn ppc(nr: u64, channel: usize, info: MessageInfo, mrs: &mut [u64; 4], x6: usize) -> Result<MessageInfo, Error> {
     let (code, out): (u64, u64);
-    // SAFETY: as for `pp_call`, with x6 read too.
+    // SAFETY: the kernel reads x0-x7 and, on return, writes x0-x5 and
+    // possibly this PD's IPC buffer (hence no `nomem`).
     unsafe {
         asm!(
             "svc #0",
@@ -103,8 +94,8 @@ pub fn pp_call_lend(channel: usize, info: MessageInfo, mrs: &mut [u64; 4], lends
             inlateout("x3") mrs[1] => mrs[1],
             inlateout("x4") mrs[2] => mrs[2],
             inlateout("x5") mrs[3] => mrs[3],
-            in("x6") lends as u64,
-            in("x7") sys::PP_CALL_LEND,
+            in("x6") x6 as u64,
+            in("x7") nr,
             options(nostack),
         );
     }

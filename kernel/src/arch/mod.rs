@@ -253,24 +253,30 @@ fn dispatch_irqs(k: &mut Kernel, m: &mut Arch) {
 fn next_context(k: &mut Kernel) -> *mut UserContext {
     k.schedule();
     if k.current.is_none() {
-        // Nothing to run: the tick stops (tickless idle) and we sleep until
-        // a device interrupt is pending. Interrupts stay masked; WFI wakes
-        // on a pending one and we take it by hand.
-        timer::stop();
-        // (Once per idle period: an interrupt that makes nothing runnable
-        // changes nothing this looks at.)
-        if k.stuck() {
-            k.report_stuck(&mut Arch);
-        }
-        while k.current.is_none() {
-            // SAFETY: waiting for an interrupt has no other effect.
-            unsafe { core::arch::asm!("wfi") };
-            dispatch_irqs(k, &mut Arch);
-            k.schedule();
-        }
-        timer::rearm();
+        idle(k);
     }
     enter(k)
+}
+
+/// Nothing to run: the tick stops (tickless idle) and we sleep until a
+/// device interrupt is pending. Interrupts stay masked; WFI wakes on a
+/// pending one and we take it by hand. (Out of line, so that switching
+/// from one PD straight to another saves no more registers for it.)
+#[inline(never)]
+fn idle(k: &mut Kernel) {
+    timer::stop();
+    // (Once per idle period: an interrupt that makes nothing runnable
+    // changes nothing this looks at.)
+    if k.stuck() {
+        k.report_stuck(&mut Arch);
+    }
+    while k.current.is_none() {
+        // SAFETY: waiting for an interrupt has no other effect.
+        unsafe { core::arch::asm!("wfi") };
+        dispatch_irqs(k, &mut Arch);
+        k.schedule();
+    }
+    timer::rearm();
 }
 
 /// Install the current PD's address space and FP access, and return its
