@@ -8,6 +8,14 @@
 //! the timer interrupt that finds a deadline passed stops the PD as a fault
 //! (`BudgetExceeded`): its caller's call fails with `CalleeFaulted`, its
 //! parent hears of the fault and may restart it, every other PD carries on.
+//!
+//! The timer is set lazily, since a filter is called twice per request: a
+//! call touches it only when its deadline comes before the one the timer
+//! already holds (with equal budgets, only the first call of a run does),
+//! and a reply not at all. A timer interrupt for a deadline that ended
+//! finds nothing passed and sets the timer for the next one, and before
+//! the CPU idles `settle_deadline` takes a deadline back when no budget
+//! runs, so an idle CPU never wakes for nothing.
 
 use crate::machine::Machine;
 use crate::pd::{PdId, State};
@@ -16,35 +24,44 @@ use abi::{FaultInfo, FaultKind};
 
 impl Kernel {
     /// A call was just delivered to `pd`: start its budget, if it has one.
+    #[inline(always)]
     pub(crate) fn start_budget(&mut self, m: &mut impl Machine, pd: PdId) {
-        let us = u64::from(self.pds[pd].desc.call_budget_us);
+        let p = &mut self.pds[pd];
+        let us = p.desc.call_budget_us;
         if us == 0 {
             return;
         }
-        let ticks = (us * m.counter_hz() / 1_000_000).max(1);
-        let at = m.now().saturating_add(ticks);
-        if self.pds[pd].deadline == 0 {
+        if p.budget_ticks == 0 {
+            // Once per PD: the budget on the counter.
+            p.budget_ticks = (u64::from(us) * m.counter_hz() / 1_000_000).max(1);
+        }
+        let at = m.now().saturating_add(p.budget_ticks);
+        if p.deadline == 0 {
             self.budgets_running += 1;
         }
-        self.pds[pd].deadline = at;
+        p.deadline = at;
         if self.next_deadline.is_none_or(|d| at < d) {
             self.next_deadline = Some(at);
             m.set_deadline(Some(at));
         }
     }
 
-    /// `pd` no longer serves a call. When no budget runs any more the timer
-    /// is told at once: a deadline left set would wake an idle CPU for
-    /// nothing (and under `-icount sleep=off`, move the clock to it).
-    /// Otherwise it stays set: an early timer interrupt finds nothing to do
-    /// and sets the next deadline.
-    pub(crate) fn end_budget(&mut self, m: &mut impl Machine, pd: PdId) {
-        if self.pds[pd].deadline == 0 {
-            return;
+    /// `pd` no longer serves a call. The timer is left as it is (see the
+    /// module's docs).
+    #[inline(always)]
+    pub(crate) fn end_budget(&mut self, pd: PdId) {
+        let p = &mut self.pds[pd];
+        if p.deadline != 0 {
+            p.deadline = 0;
+            self.budgets_running -= 1;
         }
-        self.pds[pd].deadline = 0;
-        self.budgets_running -= 1;
-        if self.budgets_running == 0 {
+    }
+
+    /// The CPU is about to idle: take back a deadline left set when no
+    /// budget runs any more. (A deadline left set would wake an idle CPU
+    /// for nothing, and under `-icount sleep=off` move the clock to it.)
+    pub fn settle_deadline(&mut self, m: &mut impl Machine) {
+        if self.budgets_running == 0 && self.next_deadline.is_some() {
             self.next_deadline = None;
             m.set_deadline(None);
         }
@@ -66,7 +83,7 @@ impl Kernel {
         for pd in 0..self.pds.len() {
             let d = self.pds[pd].deadline;
             if d != 0 && d <= now {
-                self.end_budget(m, pd);
+                self.end_budget(pd);
                 if self.pds[pd].state != State::Faulted && self.pds[pd].state != State::Inactive {
                     let pc = self.pds[pd].ctx.pc;
                     self.fault(m, pd, FaultInfo { kind: FaultKind::BudgetExceeded, address: 0, pc, esr: 0 });

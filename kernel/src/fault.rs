@@ -82,7 +82,7 @@ impl Kernel {
             info.pc,
             if parent.is_some() { "; its parent handles it" } else { "; stopped" }
         );
-        self.stop(m, pd, State::Faulted);
+        self.stop(pd, State::Faulted);
         self.pds[pd].fault = Some(info);
         if let Some(parent) = parent {
             let id = self.pds[pd].desc.id_in_parent;
@@ -94,8 +94,8 @@ impl Kernel {
     }
 
     /// Take `pd` off the CPU and out of every call, leaving it in `state`.
-    fn stop(&mut self, m: &mut impl Machine, pd: PdId, state: State) {
-        self.cancel_calls(m, pd);
+    fn stop(&mut self, pd: PdId, state: State) {
+        self.cancel_calls(pd);
         self.unschedule(pd);
         self.pds[pd].state = state;
     }
@@ -131,7 +131,7 @@ impl Kernel {
     /// entry point.
     pub fn restart(&mut self, m: &mut impl Machine, me: PdId, child: u64) -> Result<(), Error> {
         let c = self.child_of(me, child)?;
-        self.stop(m, c, State::Inactive);
+        self.stop(c, State::Inactive);
         let desc = self.pds[c].desc;
         let first = desc.restore_first as usize;
         for op in &self.restore[first..first + desc.restore_count as usize] {
@@ -160,9 +160,9 @@ impl Kernel {
     }
 
     /// `pd_stop(child)`.
-    pub fn stop_child(&mut self, m: &mut impl Machine, me: PdId, child: u64) -> Result<(), Error> {
+    pub fn stop_child(&mut self, me: PdId, child: u64) -> Result<(), Error> {
         let c = self.child_of(me, child)?;
-        self.stop(m, c, State::Inactive);
+        self.stop(c, State::Inactive);
         self.pds[me].pending_faults &= !(1 << child);
         Ok(())
     }

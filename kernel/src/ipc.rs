@@ -88,6 +88,45 @@ impl Kernel {
         Ok(())
     }
 
+    /// `pp_call` in its common case, straight through: the callee waits
+    /// for a call, so it takes this one and runs next (it outranks the
+    /// caller, by the PPC rule, and so everything queued; checked, as the
+    /// fast path decides who runs). `false`, with nothing changed, for
+    /// anything else: an error, a callee that is busy or faulted.
+    #[inline(always)]
+    pub(crate) fn pp_call_fast(&mut self, m: &mut impl Machine, me: PdId, ch: u64) -> bool {
+        let p = &self.pds[me];
+        let Some(c) = p.desc.channels.get(ch as usize) else { return false };
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 || !MessageInfo::from_raw(p.ctx.x[1]).is_valid() {
+            return false;
+        }
+        let callee = c.peer as PdId;
+        let cs = &self.pds[callee];
+        if cs.state != State::Waiting || cs.caller != Caller::None || self.runq.highest().is_some_and(|best| best >= cs.priority()) {
+            return false;
+        }
+        self.deliver_call(m, me, callee, c.peer_channel);
+        self.current = Some(callee);
+        true
+    }
+
+    /// `reply_recv` in its common case, straight through: `me` has a caller
+    /// and no event waiting, so it blocks; the caller outranks everything
+    /// queued, so it runs next with the reply. `false`, with nothing
+    /// changed, otherwise.
+    #[inline(always)]
+    pub(crate) fn reply_recv_fast(&mut self, m: &mut impl Machine, me: PdId) -> bool {
+        let p = &self.pds[me];
+        let Caller::Pd(caller) = p.caller else { return false };
+        if p.pending_faults | p.pending | p.queued_callers != 0 || self.runq.highest().is_some_and(|best| best > self.pds[caller].priority()) {
+            return false;
+        }
+        self.reply(m, me);
+        self.pds[me].state = State::Waiting;
+        self.current = Some(caller);
+        true
+    }
+
     /// Move the call of `caller` (its registers and IPC buffer) into
     /// `callee`, which starts serving it; `ch` is the channel's id at the
     /// callee's end.
@@ -136,7 +175,7 @@ impl Kernel {
             }
         };
         self.pds[me].caller = Caller::None;
-        self.end_budget(m, me);
+        self.end_budget(me);
         self.end_lease(caller);
         let rc = &self.pds[me].ctx.x;
         let info = MessageInfo::from_raw(rc[0]);
@@ -212,9 +251,9 @@ impl Kernel {
 
     /// End every call that involves `pd` because it stops: its own call (as a
     /// caller) is withdrawn, and its callers get `CalleeFaulted`.
-    pub(crate) fn cancel_calls(&mut self, m: &mut impl Machine, pd: PdId) {
+    pub(crate) fn cancel_calls(&mut self, pd: PdId) {
         self.end_lease(pd);
-        self.end_budget(m, pd);
+        self.end_budget(pd);
         if let State::Calling { callee, queued } = self.pds[pd].state {
             if queued {
                 self.pds[callee].queued_callers &= !(1 << pd);

@@ -91,6 +91,9 @@ pub struct Pd {
     /// While this PD serves a PPC and has a call budget: the counter value
     /// at which it is stopped (see `budget`); 0 = none.
     pub deadline: u64,
+    /// Its call budget on the counter, worked out at its first call; 0
+    /// until then.
+    pub budget_ticks: u64,
 }
 
 /// A range of physical memory lent for one call, with the rights
@@ -132,6 +135,7 @@ impl Pd {
             lent_count: 0,
             lease: 0,
             deadline: 0,
+            budget_ticks: 0,
         }
     }
 

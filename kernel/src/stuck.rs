@@ -41,7 +41,7 @@ impl Kernel {
                 return false;
             }
         }
-        self.next_deadline.is_none() && !self.has_work()
+        self.budgets_running == 0 && !self.has_work()
     }
 
     /// Say that nothing can run again and why, PD by PD, and power off.

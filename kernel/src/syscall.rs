@@ -15,24 +15,30 @@ use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOT
 impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
     pub fn syscall(&mut self, m: &mut impl Machine, me: PdId) {
-        if !self.syscall_fast(me) {
+        if !self.syscall_fast(m, me) {
             self.syscall_general(m, me);
         }
     }
 
-    /// The system call `me` just made, if it is a `signal_recv` in its
-    /// common case (`signal_recv_fast`); `false`, with nothing changed,
-    /// otherwise. When it is taken, who runs next is decided (`current`
-    /// outranks everything queued), so the caller may enter it without
-    /// calling `schedule`.
+    /// The system call `me` just made, if it is a hand-off in its common
+    /// case: a `signal_recv` (`signal_recv_fast`), a `pp_call`
+    /// (`pp_call_fast`) or a `reply_recv` (`reply_recv_fast`); `false`,
+    /// with nothing changed, otherwise. When it is taken, who runs next is
+    /// decided (`current` outranks everything queued), so the caller may
+    /// enter it without calling `schedule`.
     #[inline(always)]
-    pub fn syscall_fast(&mut self, me: PdId) -> bool {
+    pub fn syscall_fast(&mut self, m: &mut impl Machine, me: PdId) -> bool {
         let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
-        nr == sys::SIGNAL_RECV && self.signal_recv_fast(me, a0)
+        match nr {
+            sys::SIGNAL_RECV => self.signal_recv_fast(me, a0),
+            sys::PP_CALL => self.pp_call_fast(m, me, a0),
+            sys::REPLY_RECV => self.reply_recv_fast(m, me),
+            _ => false,
+        }
     }
 
     /// Any system call by the general path, which the fast path must match
-    /// (`tests::the_signal_recv_fast_path_does_what_the_general_path_does`).
+    /// (`tests::the_fast_paths_do_what_the_general_path_does`).
     pub(crate) fn syscall_general(&mut self, m: &mut impl Machine, me: PdId) {
         let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
         let result = match nr {
@@ -83,7 +89,7 @@ impl Kernel {
                 Ok(())
             }
             sys::PD_RESTART => self.restart(m, me, a0),
-            sys::PD_STOP => self.stop_child(m, me, a0),
+            sys::PD_STOP => self.stop_child(me, a0),
             sys::FAULT_RESUME => self.fault_resume(me, a0),
             sys::POWER_OFF => {
                 if self.pds[me].desc.flags & PD_CAN_POWER_OFF == 0 {

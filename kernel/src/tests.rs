@@ -721,21 +721,22 @@ fn snapshot(k: &Kernel) -> (Option<PdId>, Vec<PdId>, Vec<String>) {
                 p.pending_faults,
                 p.caller,
                 p.queued_callers,
-                &p.ctx.x[..7]
+                &p.ctx.x[..8]
             )
         })
         .collect();
     (k.current, queued, pds)
 }
 
-/// The fast path of `signal_recv` against the general one: one random run
-/// of system calls, interrupts and ticks on two kernels, the one taking the
-/// fast path whenever it applies, the other never; after every step both
-/// are in the same state. The run must take the fast path often, and pass
-/// over it (passive peer, peer busy, better PD queued, events or a child's
-/// fault waiting, IRQ channel, bad channel) often too.
+/// The fast paths of `signal_recv`, `pp_call` and `reply_recv` against the
+/// general one: one random run of system calls, interrupts and ticks on two
+/// kernels, the one taking a fast path whenever it applies, the other
+/// never; after every step both are in the same state. The run must take
+/// each fast path often, and pass over it (passive peer, peer or callee
+/// busy, better PD queued, events, callers or a child's fault waiting, IRQ
+/// channel, bad channel, no caller to reply to) often too.
 #[test]
-fn the_signal_recv_fast_path_does_what_the_general_path_does() {
+fn the_fast_paths_do_what_the_general_path_does() {
     // a and b at 10, c and e at 50 (e passive), d at 100; a and b may call
     // c; a is d's parent.
     let sys = || {
@@ -768,7 +769,8 @@ fn the_signal_recv_fast_path_does_what_the_general_path_does() {
         seed % n
     };
     let (mut taken, mut passed) = (0, 0);
-    for _ in 0..20_000 {
+    let (mut taken_by, mut passed_by) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
+    for _ in 0..60_000 {
         let Some(me) = general.k.current else {
             // Nobody runs: an interrupt, or a notification from outside.
             let (pd, bit) = (rand(5) as PdId, rand(4) as usize);
@@ -818,10 +820,12 @@ fn the_signal_recv_fast_path_does_what_the_general_path_does() {
         }
         // As the exception entry does it: a PD that took the fast path is
         // entered without `schedule`.
-        if fast.k.syscall_fast(me) {
+        if fast.k.syscall_fast(&mut fast.m, me) {
             taken += 1;
+            *taken_by.entry(nr).or_insert(0) += 1;
         } else {
             passed += (nr == sys::SIGNAL_RECV) as u32;
+            *passed_by.entry(nr).or_insert(0) += 1;
             fast.k.syscall_general(&mut fast.m, me);
             fast.k.schedule();
         }
@@ -831,6 +835,10 @@ fn the_signal_recv_fast_path_does_what_the_general_path_does() {
         assert_eq!(fast.m.masked, general.m.masked);
     }
     assert!(taken > 500 && passed > 500, "fast path taken {taken} times, passed over {passed}");
+    for nr in [sys::SIGNAL_RECV, sys::PP_CALL, sys::REPLY_RECV] {
+        let (t, p) = (taken_by.get(&nr).copied().unwrap_or(0), passed_by.get(&nr).copied().unwrap_or(0));
+        assert!(t > 100 && p > 100, "system call {nr}: fast path taken {t} times, passed over {p}");
+    }
 }
 
 /// A PD with a caller queued on it does not block in `signal_recv`: it
@@ -1142,10 +1150,15 @@ fn a_reply_within_the_budget_ends_it() {
     h.k.schedule();
     for round in 0..3 {
         h.sys_as(0, sys::PP_CALL, &[0, 0]);
-        assert_eq!(h.k.pds[1].deadline, h.m.clock + 100);
+        let at = h.m.clock + 100;
+        assert_eq!(h.k.pds[1].deadline, at);
         h.m.clock += 99;
         h.sys_as(1, sys::REPLY_RECV, &[0]);
         assert_eq!(h.k.pds[1].deadline, 0, "round {round}");
+        if round == 0 {
+            assert_eq!(h.m.deadline, Some(at), "the timer, set by the first call, is left as it is");
+        }
+        h.k.settle_deadline(&mut h.m);
         assert_eq!(h.m.deadline, None, "round {round}: no timer left set to wake an idle CPU");
         h.m.clock += 1000;
         h.k.check_budgets(&mut h.m);
@@ -1153,6 +1166,28 @@ fn a_reply_within_the_budget_ends_it() {
         assert_eq!(h.x(0, 0), 0);
     }
     assert_eq!(h.m.deadline, None);
+}
+
+#[test]
+fn a_deadline_left_set_by_an_ended_call_moves_the_timer_to_the_running_one() {
+    let mut h = Sys::new().pd("server", 10).pd("filter", 20).passive().call_budget(100).channel(0, 0, 1, 0, true).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.sys_as(0, sys::PP_CALL, &[0, 0]);
+    let first = h.m.clock + 100;
+    h.sys_as(1, sys::REPLY_RECV, &[0]);
+    h.m.clock += 10;
+    h.sys_as(0, sys::PP_CALL, &[0, 0]);
+    let second = h.m.clock + 100;
+    assert_eq!(h.m.deadline, Some(first), "a later deadline does not touch the timer");
+    h.m.clock = first;
+    h.k.check_budgets(&mut h.m);
+    assert_eq!(h.state(1), State::Runnable, "the call that ended is not charged to this one");
+    assert_eq!(h.m.deadline, Some(second));
+    h.m.clock = second;
+    h.k.check_budgets(&mut h.m);
+    assert_eq!(h.state(1), State::Faulted, "the running call's own deadline still holds");
 }
 
 #[test]
@@ -1198,6 +1233,6 @@ fn a_pd_waiting_on_an_interrupt_or_a_pending_deadline_keeps_the_system_alive() {
     // The driver blocked in a call instead: no interrupt can wake anyone.
     h.k.pds[0].state = State::Inactive;
     assert!(h.k.stuck());
-    h.k.next_deadline = Some(5000);
+    h.k.budgets_running = 1;
     assert!(!h.k.stuck(), "a call deadline is still to come");
 }

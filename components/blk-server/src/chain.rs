@@ -212,7 +212,65 @@ impl Table {
     }
 }
 
-type Queue = Vec<u8, MAX_SLOTS>;
+/// A queue of slots, first in first out: a ring, so taking a batch off
+/// its front moves nothing. Its indices count on, wrapping at 256 (a
+/// multiple of its size); it never holds more than the table has, as a
+/// slot is in at most one queue at a time.
+#[derive(Clone, Copy)]
+struct Queue {
+    items: [u8; MAX_SLOTS],
+    head: u8,
+    tail: u8,
+}
+
+impl Queue {
+    const EMPTY: Queue = Queue { items: [0; MAX_SLOTS], head: 0, tail: 0 };
+
+    #[inline(always)]
+    fn push(&mut self, s: u8) {
+        debug_assert!(self.len() < MAX_SLOTS);
+        self.items[self.tail as usize % MAX_SLOTS] = s;
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.tail.wrapping_sub(self.head) as usize
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    /// The `i`th from the front (`i < len`).
+    #[inline(always)]
+    fn get(&self, i: usize) -> u8 {
+        self.items[(self.head as usize + i) % MAX_SLOTS]
+    }
+
+    /// Drop the first `n` (at most all).
+    #[inline(always)]
+    fn drop_front(&mut self, n: usize) {
+        self.head = self.head.wrapping_add(n.min(self.len()) as u8);
+    }
+
+    #[inline(always)]
+    fn clear(&mut self) {
+        self.head = self.tail;
+    }
+
+    /// Move up to `MAX_BATCH` from the front into `batch`; how many.
+    #[inline(always)]
+    fn take_batch(&mut self, batch: &mut [u8; MAX_BATCH]) -> usize {
+        let n = self.len().min(MAX_BATCH);
+        for (i, b) in batch.iter_mut().enumerate().take(n) {
+            *b = self.get(i);
+        }
+        self.drop_front(n);
+        n
+    }
+}
 
 /// One disk's chain: its filters (indices into `Server::filters`) and the
 /// queue of each level.
@@ -222,6 +280,9 @@ pub struct Chain {
     /// p wants its pre-op (`pre_at`) or its post-op (`post_at`).
     pre_at: [u8; 8],
     post_at: [u8; 8],
+    /// Bit p: `pre[p]` holds requests; bit `POST + p`: `post[p]` does; so
+    /// an idle chain costs a pass one test.
+    waiting: u32,
     pre: [Queue; MAX_CHAIN],
     post: [Queue; MAX_CHAIN],
     /// Ready for the driver.
@@ -229,6 +290,10 @@ pub struct Chain {
     /// Ready to be answered.
     up: Queue,
 }
+
+/// Where the post-op queues' bits start in `Chain::waiting`.
+const POST: usize = 8;
+const _: () = assert!(MAX_CHAIN <= POST);
 
 impl Chain {
     /// The chain of `filters` (indices into `all`), in chain order.
@@ -240,7 +305,7 @@ impl Chain {
                 post_at[op.raw() as usize] |= u8::from(all[f as usize].wants(Hook::Post, op)) << p;
             }
         }
-        Chain { filters, pre_at, post_at, pre: Default::default(), post: Default::default(), down: Vec::new(), up: Vec::new() }
+        Chain { filters, pre_at, post_at, waiting: 0, pre: [Queue::EMPTY; MAX_CHAIN], post: [Queue::EMPTY; MAX_CHAIN], down: Queue::EMPTY, up: Queue::EMPTY }
     }
 
     /// Slot `s` (operation `op`) goes down from position `from`: to the
@@ -249,10 +314,13 @@ impl Chain {
     #[inline(always)]
     pub(crate) fn push_down(&mut self, s: u8, op: Op, from: usize) {
         let below = u32::from(self.pre_at[op.raw() as usize % 8]) >> from.min(8) << from.min(8);
-        let _ = match below.trailing_zeros() as usize {
-            p if p < MAX_CHAIN => self.pre[p].push(s),
+        match below.trailing_zeros() as usize {
+            p if p < MAX_CHAIN => {
+                self.pre[p].push(s);
+                self.waiting |= 1 << p;
+            }
             _ => self.down.push(s),
-        };
+        }
     }
 
     /// Slot `s` goes up from just above position `below` (the filters at
@@ -261,25 +329,35 @@ impl Chain {
     #[inline(always)]
     pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize) {
         let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1);
-        let _ = match above {
+        match above {
             0 => self.up.push(s),
-            m => self.post[(31 - m.leading_zeros() as usize) % MAX_CHAIN].push(s),
-        };
+            m => {
+                let p = (31 - m.leading_zeros() as usize) % MAX_CHAIN;
+                self.post[p].push(s);
+                self.waiting |= 1 << (POST + p);
+            }
+        }
     }
 
-    /// Whether requests wait anywhere in the chain (a turn that could
-    /// take more would only queue them).
-    pub fn busy(&self) -> bool {
-        !self.down.is_empty() || !self.up.is_empty() || self.pre.iter().chain(&self.post).any(|q| !q.is_empty())
+    /// Whether nothing waits anywhere in the chain.
+    #[inline(always)]
+    fn idle(&self) -> bool {
+        self.waiting == 0 && self.down.is_empty() && self.up.is_empty()
     }
-}
 
-/// Drop the first `n` entries of `queue`, moving the rest to the front once.
-fn drop_front(queue: &mut Queue, n: usize) {
-    let len = queue.len();
-    let n = n.min(len);
-    queue.copy_within(n.., 0);
-    queue.truncate(len - n);
+    /// The deepest position whose post-op queue holds requests.
+    #[inline(always)]
+    fn deepest_post(&self) -> Option<usize> {
+        let m = self.waiting >> POST;
+        (m != 0).then(|| 31 - m.leading_zeros() as usize)
+    }
+
+    /// The highest position whose pre-op queue holds requests.
+    #[inline(always)]
+    fn highest_pre(&self) -> Option<usize> {
+        let m = self.waiting & ((1 << POST) - 1);
+        (m != 0).then(|| m.trailing_zeros() as usize)
+    }
 }
 
 /// Start `slot` for client `c`'s request `req` (checked; `op` as the chain
@@ -339,49 +417,54 @@ impl<'a> Server<'a> {
     /// (from the top down), and the driver's share of what reached the
     /// bottom. Returns the clients it answered (bit c).
     pub(crate) fn run_chain(&mut self, d: usize, wake: &mut Wake, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) -> u32 {
-        let Some(n) = self.disks[d].chain.as_ref().map(|c| c.filters.len()) else { return 0 };
-        let waits = |server: &Self, p: usize, hook: Hook| {
-            server.disks[d].chain.as_ref().is_some_and(|c| !(if hook == Hook::Pre { &c.pre[p] } else { &c.post[p] }).is_empty())
-        };
-        for p in (0..n).rev() {
-            if waits(self, p, Hook::Post) {
-                self.serve_level(d, p, Hook::Post, up, log);
-            }
+        let Some(chain) = self.disks[d].chain.as_ref() else { return 0 };
+        if chain.idle() {
+            return 0;
         }
-        let mut answered = self.answer(d, wake);
-        for p in 0..n {
-            if waits(self, p, Hook::Pre) {
-                self.serve_level(d, p, Hook::Pre, up, log);
-            }
+        // A post-op only sends requests up (to shallower queues) and a
+        // pre-op only down, so serving the deepest post (the highest pre)
+        // first serves each queue once.
+        while let Some(p) = self.disks[d].chain.as_ref().and_then(Chain::deepest_post) {
+            self.serve_level(d, p, Hook::Post, up, log);
+        }
+        let answers = |server: &Self| server.disks[d].chain.as_ref().is_some_and(|c| !c.up.is_empty());
+        let mut answered = if answers(self) { self.answer(d, wake) } else { 0 };
+        while let Some(p) = self.disks[d].chain.as_ref().and_then(Chain::highest_pre) {
+            self.serve_level(d, p, Hook::Pre, up, log);
         }
         // Pre-ops that completed or failed requests left posts and answers.
-        for p in (0..n).rev() {
-            if waits(self, p, Hook::Post) {
-                self.serve_level(d, p, Hook::Post, up, log);
-            }
+        while let Some(p) = self.disks[d].chain.as_ref().and_then(Chain::deepest_post) {
+            self.serve_level(d, p, Hook::Post, up, log);
         }
-        answered |= self.answer(d, wake);
-        self.send_down(d, wake);
+        if answers(self) {
+            answered |= self.answer(d, wake);
+        }
+        if self.disks[d].chain.as_ref().is_some_and(|c| !c.down.is_empty()) {
+            self.send_down(d, wake);
+        }
         answered
     }
 
     /// Serve level `p`'s queue for `hook`, a batch per upcall.
     fn serve_level(&mut self, d: usize, p: usize, hook: Hook, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
+        let mut batch = [0u8; MAX_BATCH];
         loop {
             let Some(chain) = self.disks[d].chain.as_mut() else { return };
-            let queue = match hook {
-                Hook::Pre => &mut chain.pre[p],
-                Hook::Post => &mut chain.post[p],
+            let p = p % MAX_CHAIN;
+            let (queue, bit) = match hook {
+                Hook::Pre => (&mut chain.pre[p], 1 << p),
+                Hook::Post => (&mut chain.post[p], 1 << (POST + p)),
             };
+            let n = queue.take_batch(&mut batch);
             if queue.is_empty() {
+                // (The upcall adds to other queues only.)
+                chain.waiting &= !bit;
+            }
+            if n == 0 {
                 return;
             }
-            let n = queue.len().min(MAX_BATCH);
-            let mut batch: Vec<u8, MAX_BATCH> = Vec::new();
-            let _ = batch.extend_from_slice(&queue[..n]);
-            drop_front(queue, n);
-            let f = chain.filters[p] as usize;
-            self.upcall(d, p, f, hook, &batch, up, log);
+            let f = chain.filters.get(p).copied().unwrap_or(0) as usize;
+            self.upcall(d, p, f, hook, &batch[..n], up, log);
         }
     }
 
@@ -389,7 +472,10 @@ impl<'a> Server<'a> {
     /// and what its verdicts do to each request. The entries are written a
     /// word at a time, and a plain continue is read back with one load:
     /// with a batch of 32 this loop is most of what a filter costs.
+    /// (Out of line: `serve_level` stays a small loop, and a wake-up with
+    /// no upcall to make pays nothing for this.)
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn upcall(&mut self, d: usize, p: usize, f: usize, hook: Hook, batch: &[u8], up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
         if !self.filters[f].alive {
             self.filters[f].stats.errors += batch.len() as u64;
@@ -558,7 +644,8 @@ impl<'a> Server<'a> {
         }
         let Ok(mut ring) = disk.driver.requests.batch() else { return };
         let mut sent = 0;
-        for &s in &chain.down[..n] {
+        for i in 0..n {
+            let s = chain.down.get(i);
             let slot = &table.slots[s as usize % MAX_SLOTS];
             let addr = match buffer_at(slot, chain.filters.len()) {
                 Buffer::Client => clients[slot.client as usize].data_paddr + slot.data_offset,
@@ -574,7 +661,7 @@ impl<'a> Server<'a> {
             sent += 1;
         }
         drop(ring);
-        drop_front(&mut chain.down, sent);
+        chain.down.drop_front(sent);
         disk.outstanding += sent as u32;
         wake.notify_driver(disk.index, &mut disk.driver.requests);
     }
@@ -585,21 +672,22 @@ impl<'a> Server<'a> {
     /// clients answered (bit c).
     fn answer(&mut self, d: usize, wake: &mut Wake) -> u32 {
         let Server { disks, clients, table, .. } = self;
-        let Some(chain) = disks[d].chain.as_mut() else { return 0 };
+        let Some(chain) = disks[d].chain.as_mut().filter(|c| !c.up.is_empty()) else { return 0 };
         let mut answered = 0u32;
         let mut at = 0;
         while at < chain.up.len() {
-            let c = table.slots[chain.up[at] as usize % MAX_SLOTS].client as usize;
+            let c = table.slots[chain.up.get(at) as usize % MAX_SLOTS].client as usize;
             let client = &mut clients[c];
             let Ok(mut batch) = client.queue.responses.batch() else {
                 // A client that corrupted its ring loses its own answers.
-                while at < chain.up.len() && table.slots[chain.up[at] as usize % MAX_SLOTS].client as usize == c {
-                    let _ = table.free.push(chain.up[at]);
+                while at < chain.up.len() && table.slots[chain.up.get(at) as usize % MAX_SLOTS].client as usize == c {
+                    let _ = table.free.push(chain.up.get(at));
                     at += 1;
                 }
                 continue;
             };
-            while let Some(&s) = chain.up.get(at) {
+            while at < chain.up.len() {
+                let s = chain.up.get(at);
                 let slot = &table.slots[s as usize % MAX_SLOTS];
                 if slot.client as usize != c {
                     break;

@@ -2,8 +2,9 @@
 //!
 //! While a PD runs, SP_EL1 points at its saved `UserContext`, so an entry
 //! from EL0 stores the registers straight into the PD record, then moves to
-//! the kernel stack and calls `handle_trap` (or `handle_signal_recv`, when
-//! the PD's x7 asks for `signal_recv`). That returns the context of the PD
+//! the kernel stack and calls `handle_trap` (or, when the PD's x7 asks for a
+//! hand-off, `handle_signal_recv`, `handle_pp_call` or `handle_reply_recv`).
+//! That returns the context of the PD
 //! to run next, which `return_to_user` loads before `eret`.
 //! Exceptions taken in the kernel itself are bugs: they are reported and the
 //! machine stops.
@@ -11,7 +12,7 @@
 use crate::pd::UserContext;
 use core::mem::{offset_of, size_of};
 
-/// What `handle_trap` and `handle_signal_recv` are told about the entry.
+/// What `handle_trap` and the fast entries are told about the entry.
 pub const TRAP_SYNC: u64 = 0;
 pub const TRAP_IRQ: u64 = 1;
 pub const TRAP_FIQ: u64 = 2;
@@ -87,13 +88,22 @@ save_user:
     ldr     x2, =KERNEL_STACK + {stack_size}
     mov     sp, x2
     mov     x0, x1
-    // x7 still holds the PD's: a likely `signal_recv` takes its own entry,
-    // which costs every other entry two instructions.
+    // x7 still holds the PD's: a likely hand-off takes its own entry
+    // (`signal_recv` first, the block path's), which costs every other
+    // entry six instructions.
     cmp     x7, #{signal_recv}
-    b.ne    1f
-    bl      handle_signal_recv
+    b.eq    3f
+    cmp     x7, #{pp_call}
+    b.eq    4f
+    cmp     x7, #{reply_recv}
+    b.eq    5f
+    bl      handle_trap
     b       return_to_user
-1:  bl      handle_trap
+3:  bl      handle_signal_recv
+    b       return_to_user
+4:  bl      handle_pp_call
+    b       return_to_user
+5:  bl      handle_reply_recv
     // fall through with x0 = the context to resume
 
     .global return_to_user
@@ -134,6 +144,8 @@ kernel_fault:
     serror = const TRAP_SERROR,
     aarch32 = const TRAP_AARCH32,
     signal_recv = const abi::sys::SIGNAL_RECV,
+    pp_call = const abi::sys::PP_CALL,
+    reply_recv = const abi::sys::REPLY_RECV,
     sp_off = const offset_of!(UserContext, sp),
     pc_off = const offset_of!(UserContext, pc),
     stack_size = const super::boot::KERNEL_STACK_SIZE,

@@ -36,7 +36,10 @@ mod pd {
         fn call(&mut self, f: usize, n: usize, lends: &[abi::Lend]) -> Result<(), CallError> {
             let channel = Channel::new(self.cfg.filters[f].channel as usize);
             set_mr(0, n as u64);
-            match channel.try_pp_call_lend(MessageInfo::new(label::UPCALL, 1), lends) {
+            let info = MessageInfo::new(label::UPCALL, 1);
+            // A call that lends nothing takes the kernel's plain PPC path.
+            let reply = if lends.is_empty() { channel.try_pp_call(info) } else { channel.try_pp_call_lend(info, lends) };
+            match reply {
                 Ok(reply) if reply.label() == label::DONE && reply.count() == 1 && get_mr(0) == n as u64 => Ok(()),
                 Ok(_) => Err(CallError::BadReply),
                 Err(microkit::Error::CalleeFaulted) => Err(CallError::Stopped),
