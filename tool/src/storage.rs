@@ -355,6 +355,20 @@ impl Plan {
                 let why = if direct[f.disk].is_some() { "its block client is direct, and a direct client bypasses the filter server" } else { "no block client goes through the filter server" };
                 errors.at(f.decl.pos, format!("filter '{}' of disk '{}' would never see a request: {why}", f.decl.name, disk.name));
             }
+            // The server reads a partition table from the device itself,
+            // which such a filter's window (a header, encrypted data)
+            // would make wrong.
+            if f.declared.hooks & blk::filter::SETUP_HOOK != 0 {
+                if let Some(c) = clients.iter().find(|c| c.disk == f.disk && c.partition.is_some_and(|p| p != 0)) {
+                    errors.at(
+                        c.pos,
+                        format!(
+                            "block_client '{}' names a partition of disk '{}', whose filter '{}' ({}) offers its clients a window of the disk: attach it to the whole disk",
+                            c.name, disk.name, f.decl.name, f.decl.program
+                        ),
+                    );
+                }
+            }
         }
         let mut pages: Vec<(u64, Pos)> = Vec::new();
         for disk in &sd.disks {

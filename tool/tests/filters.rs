@@ -151,3 +151,27 @@ fn without_the_programs_every_hook_and_operation_is_assumed_and_params_are_not_c
     let cfg: ServerConfig = record(&sd, "blk_server", "blk_server_config");
     assert_eq!((cfg.filters[0].hooks, cfg.filters[0].ops, cfg.filters[0].bounce.size), (3, 0xff, 0));
 }
+
+#[test]
+fn a_partition_client_of_a_disk_whose_filter_offers_a_window_is_an_error_at_the_client() {
+    const WINDOWED: &str = "strata-filter 1\0hooks=pre,post,setup\0ops=read,write\0params=\0bounce=4096\0";
+    let p = programs(&[("filter_window", WINDOWED)]);
+    let xml = r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="crypt0" program="filter_window" data="read-write" />
+    </disk>
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="disk0" partition="1" />
+    </protection_domain>
+</system>
+"#;
+    let errors = expand(xml, &p).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("f.xml:7:9"), "{}", errors[0]);
+    assert!(errors[0].contains("names a partition of disk 'disk0', whose filter 'crypt0' (filter_window) offers its clients a window"), "{}", errors[0]);
+    // The whole disk is fine, and the server hears of the setup hook.
+    let sd = expand(&xml.replace(r#" partition="1""#, ""), &p).unwrap();
+    let cfg: ServerConfig = record(&sd, "blk_server", "blk_server_config");
+    assert_eq!(cfg.filters[0].hooks & blk::filter::SETUP_HOOK, blk::filter::SETUP_HOOK);
+}

@@ -33,11 +33,11 @@
 //! requests.
 
 use blk::config::{field_str, ServerFilter, MAX_CHAIN, NO_LEND};
-use blk::filter::{CallPage, Entry, Hook, Io, Verdict, CONTINUE_WORD as CONTINUE, MAX_BATCH};
+use blk::filter::{CallPage, Entry, Hook, Io, Verdict, CONTINUE_WORD as CONTINUE, MAX_BATCH, SETUP_CLIENT};
 use blk::{Op, Request, Response, Status, BLOCK_SIZE};
 use heapless::Vec;
 
-use crate::{Event, Server, Wake};
+use crate::{DiskState, Event, Server, Wake};
 
 /// Requests in flight through chains at once, in all disks. A power of
 /// two: a slot number is masked into the table (`% MAX_SLOTS`) rather than
@@ -53,6 +53,15 @@ pub const SLOT_TAG: u32 = 0x1_0000;
 pub trait Upcalls {
     /// `Ok` if the filter answered the upcall properly.
     fn call(&mut self, filter: usize, n: usize, lends: &[abi::Lend]) -> Result<(), CallError>;
+
+    /// One setup call to filter `filter` with message registers `mrs`
+    /// (`blk::filter::SetupCall`); its reply's registers
+    /// (`blk::filter::SetupStep`). Only filters that declared the setup
+    /// hook are called.
+    fn setup(&mut self, filter: usize, mrs: [u64; 4]) -> Result<[u64; 4], CallError> {
+        let _ = (filter, mrs);
+        Err(CallError::Refused(0))
+    }
 }
 
 /// Why an upcall failed.
@@ -107,6 +116,17 @@ pub struct Filter<'a> {
     pub stats: FilterStats,
     /// Its call page, written and read a word at a time.
     page: CallPage<'a>,
+    /// What it offers the filters and clients above, once set up: blocks
+    /// `first .. first + blocks` of the disk below it (see the setup
+    /// dialogue in `blk::filter`).
+    pub window: Window,
+}
+
+/// Blocks `first .. first + blocks` of the disk below a filter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    pub first: u64,
+    pub blocks: u64,
 }
 
 impl<'a> Filter<'a> {
@@ -120,12 +140,18 @@ impl<'a> Filter<'a> {
             restarts: 0,
             stats: FilterStats::default(),
             page: CallPage::new(calls)?,
+            window: Window::default(),
         })
     }
 
     /// Our index of its disk.
     pub fn disk(&self) -> usize {
         self.disk
+    }
+
+    /// Whether it declared the setup dialogue.
+    pub fn wants_setup(&self) -> bool {
+        self.config.hooks & blk::filter::SETUP_HOOK != 0
     }
 
     fn wants(&self, hook: Hook, op: Op) -> bool {
@@ -148,11 +174,16 @@ pub(crate) struct Slot {
     /// its pre-op left a state (`state[p]`). Only those entries are valid.
     subbed: u8,
     stated: u8,
+    /// The level it entered the chain at (0: the top); the filters above
+    /// it never see it, and it is answered when it gets back there.
+    entry: u8,
     id: u32,
     count: u32,
     done: u32,
     status: Status,
-    /// The first block, on the disk.
+    /// The first block, in the view at the top of the chain (wrapping: a
+    /// request that entered lower may start "above" it); at level p it is
+    /// `block + Chain::base[p]`.
     block: u64,
     /// Offset of its buffer in the client's data region.
     data_offset: u64,
@@ -171,6 +202,7 @@ impl Slot {
         op: Op::Read,
         subbed: 0,
         stated: 0,
+        entry: 0,
         id: 0,
         count: 0,
         done: 0,
@@ -283,6 +315,10 @@ pub struct Chain {
     /// Bit p: `pre[p]` holds requests; bit `POST + p`: `post[p]` does; so
     /// an idle chain costs a pass one test.
     waiting: u32,
+    /// Per level p (0..=n, n = the device): how far the view at level p is
+    /// shifted from the view at the top: the sum of the windows' first
+    /// blocks of the filters above p.
+    base: [u64; MAX_CHAIN + 1],
     pre: [Queue; MAX_CHAIN],
     post: [Queue; MAX_CHAIN],
     /// Ready for the driver.
@@ -305,7 +341,39 @@ impl Chain {
                 post_at[op.raw() as usize] |= u8::from(all[f as usize].wants(Hook::Post, op)) << p;
             }
         }
-        Chain { filters, pre_at, post_at, waiting: 0, pre: [Queue::EMPTY; MAX_CHAIN], post: [Queue::EMPTY; MAX_CHAIN], down: Queue::EMPTY, up: Queue::EMPTY }
+        Chain {
+            filters,
+            pre_at,
+            post_at,
+            waiting: 0,
+            base: [0; MAX_CHAIN + 1],
+            pre: [Queue::EMPTY; MAX_CHAIN],
+            post: [Queue::EMPTY; MAX_CHAIN],
+            down: Queue::EMPTY,
+            up: Queue::EMPTY,
+        }
+    }
+
+    /// Work out each level's shift from the filters' windows (`all`: every
+    /// filter of the server).
+    pub(crate) fn set_windows(&mut self, all: &[Filter<'_>]) {
+        let mut shift = 0u64;
+        for (p, &f) in self.filters.iter().enumerate() {
+            self.base[p] = shift;
+            shift = shift.wrapping_add(all.get(f as usize).map_or(0, |f| f.window.first));
+        }
+        self.base[self.filters.len()] = shift;
+    }
+
+    /// The top view's block `block` at level `p`.
+    #[inline(always)]
+    pub(crate) fn block_at(&self, block: u64, p: usize) -> u64 {
+        block.wrapping_add(self.base[p % (MAX_CHAIN + 1)])
+    }
+
+    /// The shift of level `p` (see `base`).
+    pub(crate) fn base(&self, p: usize) -> u64 {
+        self.base[p % (MAX_CHAIN + 1)]
     }
 
     /// Slot `s` (operation `op`) goes down from position `from`: to the
@@ -325,10 +393,11 @@ impl Chain {
 
     /// Slot `s` goes up from just above position `below` (the filters at
     /// positions under `below` are done with it): to the nearest filter
-    /// above that wants its post-op, else to be answered.
+    /// above that wants its post-op and is not above its `entry` level,
+    /// else to be answered.
     #[inline(always)]
-    pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize) {
-        let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1);
+    pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize, entry: u8) {
+        let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1) & (u32::MAX << entry.min(8));
         match above {
             0 => self.up.push(s),
             m => {
@@ -361,7 +430,8 @@ impl Chain {
 }
 
 /// Start `slot` for client `c`'s request `req` (checked; `op` as the chain
-/// sees it), its blocks shifted by `first` (the client's partition).
+/// sees it), its blocks shifted by `first` (the client's partition, in
+/// the top view).
 #[inline(always)]
 pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64) {
     let count = if op.moves_data() { req.count } else { 0 };
@@ -371,6 +441,7 @@ pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64
     slot.op = op;
     slot.subbed = 0;
     slot.stated = 0;
+    slot.entry = 0;
     slot.id = req.id;
     slot.count = count;
     slot.block = req.block.wrapping_add(first);
@@ -378,12 +449,30 @@ pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64
     slot.head = (op.raw() as u64) << 8 | (c as u64) << 16 | (count as u64) << 32;
 }
 
-/// The driver's answer to `slot`'s request; returns its operation.
+/// Start `slot` for a setup step of the filter at position `p`: `count`
+/// blocks at `block` of the disk below it, into or out of its bounce
+/// buffer at `offset` (as if it had substituted), entering the chain just
+/// below it (`base`: the shift of that level).
+pub(crate) fn start_setup(slot: &mut Slot, p: usize, op: Op, block: u64, count: u32, offset: u64, base: u64) {
+    let p = p % MAX_CHAIN;
+    *slot = Slot::EMPTY;
+    slot.client = SETUP_CLIENT;
+    slot.op = op;
+    slot.subbed = 1 << p;
+    slot.sub[p] = offset as u32;
+    slot.entry = (p + 1) as u8;
+    slot.count = count;
+    slot.block = block.wrapping_sub(base);
+    slot.head = (op.raw() as u64) << 8 | (SETUP_CLIENT as u64) << 16 | (count as u64) << 32;
+}
+
+/// The driver's answer to `slot`'s request; returns its operation and
+/// entry level.
 #[inline(always)]
-pub(crate) fn answered(slot: &mut Slot, status: Result<Status, blk::UnknownStatus>, count: u32) -> Op {
+pub(crate) fn answered(slot: &mut Slot, status: Result<Status, blk::UnknownStatus>, count: u32) -> (Op, u8) {
     slot.status = status.unwrap_or(Status::IoError);
     slot.done = count.min(slot.count);
-    slot.op
+    (slot.op, slot.entry)
 }
 
 /// The data of a request at one level: where a grant of it comes from.
@@ -406,9 +495,10 @@ impl<'a> Server<'a> {
     /// positions under `below` are done with it): to the nearest filter
     /// above that wants its post-op, else to be answered.
     fn up_from(&mut self, d: usize, s: u8, below: usize) {
-        let op = self.table.slots[s as usize % MAX_SLOTS].op;
+        let slot = &self.table.slots[s as usize % MAX_SLOTS];
+        let (op, entry) = (slot.op, slot.entry);
         if let Some(chain) = self.disks[d].chain.as_mut() {
-            chain.push_up(s, op, below);
+            chain.push_up(s, op, below, entry);
         }
     }
 
@@ -464,7 +554,8 @@ impl<'a> Server<'a> {
                 return;
             }
             let f = chain.filters.get(p).copied().unwrap_or(0) as usize;
-            self.upcall(d, p, f, hook, &batch[..n], up, log);
+            let base = chain.base(p);
+            self.upcall(d, p, f, hook, base, &batch[..n], up, log);
         }
     }
 
@@ -476,7 +567,7 @@ impl<'a> Server<'a> {
     /// no upcall to make pays nothing for this.)
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn upcall(&mut self, d: usize, p: usize, f: usize, hook: Hook, batch: &[u8], up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
+    fn upcall(&mut self, d: usize, p: usize, f: usize, hook: Hook, base: u64, batch: &[u8], up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
         if !self.filters[f].alive {
             self.filters[f].stats.errors += batch.len() as u64;
             for &s in batch {
@@ -502,7 +593,7 @@ impl<'a> Server<'a> {
                     }
                 }
                 page.set_word(i, 0, slot.head | position);
-                page.set_word(i, 1, slot.block);
+                page.set_word(i, 1, slot.block.wrapping_add(base));
                 page.set_word(i, 2, grant);
                 match hook {
                     Hook::Pre => {
@@ -561,7 +652,7 @@ impl<'a> Server<'a> {
                     slot.stated |= 1 << p;
                     chain.push_down(s, slot.op, p + 1);
                 } else {
-                    chain.push_up(s, slot.op, p);
+                    chain.push_up(s, slot.op, p, slot.entry);
                 }
             }
             filter.stats.verdicts[0] += continued;
@@ -580,7 +671,7 @@ impl<'a> Server<'a> {
         let (w5, w7) = (filter.word(i, 5), filter.word(i, 7));
         let bounce = filter.config.bounce.size;
         let slot = &self.table.slots[s as usize % MAX_SLOTS];
-        let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: slot.block, count: slot.count, grant: 0, id: u32::from(s), state: 0 };
+        let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: 0, count: slot.count, grant: 0, id: u32::from(s), state: 0 };
         let verdict = Entry::verdict([w6, w7], &io, bounce);
         let stats = &mut self.filters[f].stats;
         let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
@@ -654,7 +745,8 @@ impl<'a> Server<'a> {
                 }
             };
             let op = if slot.op.moves_data() { slot.op } else { Op::FlushCompleted };
-            let req = Request::new(slot.id, op, slot.block, slot.count, addr).with_tag(SLOT_TAG + u32::from(s));
+            let block = chain.block_at(slot.block, chain.filters.len());
+            let req = Request::new(slot.id, op, block, slot.count, addr).with_tag(SLOT_TAG + u32::from(s));
             if ring.push(req).is_err() {
                 break;
             }
@@ -672,12 +764,22 @@ impl<'a> Server<'a> {
     /// clients answered (bit c).
     fn answer(&mut self, d: usize, wake: &mut Wake) -> u32 {
         let Server { disks, clients, table, .. } = self;
-        let Some(chain) = disks[d].chain.as_mut().filter(|c| !c.up.is_empty()) else { return 0 };
+        let disk = &mut disks[d];
+        let Some(chain) = disk.chain.as_mut().filter(|c| !c.up.is_empty()) else { return 0 };
         let mut answered = 0u32;
         let mut at = 0;
         while at < chain.up.len() {
-            let c = table.slots[chain.up.get(at) as usize % MAX_SLOTS].client as usize;
-            let client = &mut clients[c];
+            let s = chain.up.get(at);
+            let slot = &table.slots[s as usize % MAX_SLOTS];
+            let c = slot.client as usize;
+            let Some(client) = clients.get_mut(c) else {
+                // A setup step's I/O: its filter hears how it went.
+                disk.setup.last = Some(blk::filter::Completion { status: slot.status, count: slot.done });
+                disk.setup.waiting = false;
+                let _ = table.free.push(s);
+                at += 1;
+                continue;
+            };
             let Ok(mut batch) = client.queue.responses.batch() else {
                 // A client that corrupted its ring loses its own answers.
                 while at < chain.up.len() && table.slots[chain.up.get(at) as usize % MAX_SLOTS].client as usize == c {
@@ -735,12 +837,19 @@ impl<'a> Server<'a> {
     #[inline(never)]
     pub(crate) fn run_chains(&mut self, wake: &mut Wake, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) -> bool {
         let mut answered = 0;
+        let mut again = false;
         for d in 0..self.disks.len() {
             if self.disks[d].chain.is_some() {
+                if self.disks[d].state == DiskState::Setup {
+                    self.setup_chain(d, up, wake, log);
+                }
                 answered |= self.run_chain(d, wake, up, log);
+                // A setup step's I/O came back in this pass: the next step.
+                let disk = &self.disks[d];
+                again |= disk.state == DiskState::Setup && !disk.setup.waiting;
             }
         }
-        crate::bits(answered).any(|c| self.clients[c].ordering)
+        again || crate::bits(answered).any(|c| self.clients[c].ordering)
     }
 }
 

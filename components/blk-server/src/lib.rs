@@ -35,8 +35,10 @@
 #![deny(unsafe_code)]
 
 pub mod chain;
+mod setup;
 
 pub use chain::{CallError, FilterStats, NoFilters, Upcalls};
+pub use setup::SetupFailure;
 
 use blk::config::{name_str, ServerConfig, MAX_CHAIN};
 use chain::{Chain, Table, MAX_SLOTS, SLOT_TAG};
@@ -58,6 +60,10 @@ const _: () = assert!(MAX_CLIENTS < PROBE_TAG as usize && MAX_CLIENTS <= 32);
 enum DiskState {
     /// Waiting for the driver to publish the disk's info.
     Starting,
+    /// Setting up its chain's filters (see `setup`).
+    Setup,
+    /// Set up; its partition-table read is still to be sent.
+    Usable,
     /// Reading the partition table.
     Probing,
     Ready,
@@ -74,6 +80,12 @@ pub struct Disk<'a> {
     probe: blk::Shared<'a>,
     state: DiskState,
     capacity: u64,
+    /// Blocks its clients see: the device's, or what its chain offers.
+    view: u64,
+    /// Its chain could not be set up: every request fails.
+    failed: bool,
+    /// Where its chain's setup stands.
+    setup: setup::Progress,
     read_only: bool,
     needs_partitions: bool,
     /// Its clients.
@@ -165,6 +177,12 @@ pub enum Event {
     /// Client `client` asked for the statistics of its disk (`disk`: our
     /// index; the shell prints each of its filters' [`FilterStats`]).
     Report { client: usize, disk: usize },
+    /// Filter `filter` (with the setup hook) is set up: it offers `blocks`
+    /// blocks from `first` of the disk below it.
+    FilterReady { filter: usize, first: u64, blocks: u64 },
+    /// Filter `filter` could not be set up: every request of its disk
+    /// fails.
+    FilterSetupFailed { filter: usize, why: SetupFailure },
 }
 
 /// (In this order: the small fields the ring-to-ring path uses on every
@@ -236,6 +254,9 @@ impl<'a> Server<'a> {
                 probe: regions.probes[d].ok_or(SetupError::BadRegion)?,
                 state: DiskState::Starting,
                 capacity: 0,
+                view: 0,
+                failed: false,
+                setup: setup::Progress::default(),
                 read_only: false,
                 needs_partitions,
                 clients: config.clients().iter().filter(|c| c.disk as usize == d).count() as u32,
@@ -373,6 +394,9 @@ impl<'a> Server<'a> {
 
     fn start_disk(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         let disk = &mut self.disks[d];
+        if disk.state == DiskState::Usable {
+            return self.usable(d, wake, log);
+        }
         if disk.state != DiskState::Starting {
             return;
         }
@@ -380,8 +404,23 @@ impl<'a> Server<'a> {
         disk.capacity = info.capacity;
         disk.read_only = info.is_read_only();
         log(Event::DiskReady { disk: disk.index, blocks: info.capacity });
-        if disk.needs_partitions {
+        disk.view = info.capacity;
+        if disk.chain.is_some() {
+            // `setup::setup_chain` goes on from here, and then to `usable`.
+            disk.state = DiskState::Setup;
+            disk.setup = setup::Progress::start(disk.chain.as_ref().map_or(0, |c| c.filters.len()));
+            return;
+        }
+        self.usable(d, wake, log);
+    }
+
+    /// The disk is known and its chain set up: read its partition table if
+    /// it must, else give its clients their views.
+    fn usable(&mut self, d: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        let disk = &mut self.disks[d];
+        if disk.needs_partitions && !disk.failed {
             let probe = Request::new(0, Op::Read, 0, 1, disk.probe_paddr).with_tag(PROBE_TAG);
+            disk.state = DiskState::Usable;
             if disk.driver.requests.try_push(probe).is_ok() {
                 disk.state = DiskState::Probing;
                 disk.outstanding += 1;
@@ -396,7 +435,7 @@ impl<'a> Server<'a> {
     /// The disk is known (and its partition table, if read): give each of
     /// its clients its view.
     fn publish_clients(&mut self, d: usize, sector0: Option<&[u8; 512]>, wake: &mut Wake, log: &mut impl FnMut(Event)) {
-        let (capacity, read_only) = (self.disks[d].capacity, self.disks[d].read_only);
+        let (capacity, read_only) = (self.disks[d].view, self.disks[d].read_only);
         for (c, client) in self.clients.iter_mut().enumerate().filter(|(_, cl)| cl.disk == d) {
             let range = match (client.partition, sector0) {
                 (0, _) => Some((0, capacity)),
@@ -488,8 +527,8 @@ impl<'a> Server<'a> {
             for r in batch.by_ref() {
                 let s = r.tag.wrapping_sub(SLOT_TAG);
                 if (s as usize) < MAX_SLOTS {
-                    let op = chain::answered(&mut table.slots[s as usize % MAX_SLOTS], r.status(), r.count);
-                    chain.push_up(s as u8, op, below);
+                    let (op, entry) = chain::answered(&mut table.slots[s as usize % MAX_SLOTS], r.status(), r.count);
+                    chain.push_up(s as u8, op, below, entry);
                 } else if r.tag == PROBE_TAG {
                     probe = Some(r);
                 }
@@ -679,8 +718,15 @@ impl Server<'_> {
         let mut answers = Vec::<Response, { TURN as usize }>::new();
         let mut reported = false;
         let (mut popped, mut taken) = (0, 0);
+        let failed = disk.failed;
         while let Some(req) = requests.peek() {
             let op = req.op();
+            if failed && op != Ok(Op::Report) {
+                // Its chain could not be set up.
+                let _ = answers.push(Response::new(req.id, Status::IoError, 0));
+                (requests.advance(), popped += 1);
+                continue;
+            }
             let op = if req.is_transfer_for(view.blocks, view.read_only, view.region) {
                 if op == Ok(Op::Read) {
                     Op::Read

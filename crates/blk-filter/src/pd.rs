@@ -1,7 +1,7 @@
 //! The filter PD shell on the target.
 
 use blk::config::{name_str, FilterConfig};
-use blk::filter::{self, CallPage, DataError, Filter, Io, RequestData, Verdict};
+use blk::filter::{self, CallPage, DataError, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
 use blk::Status;
 use core::ptr::NonNull;
 use microkit::{debug_println, get_mr, set_mr, Channel, Grant, Handler, Infallible, MessageInfo};
@@ -69,12 +69,16 @@ impl Filter for Broken {
     fn post(&mut self, _: &Io, _: blk::filter::Completion, _: &dyn RequestData) -> Verdict {
         Verdict::Fail(Status::IoError)
     }
+    fn setup(&mut self, _: &SetupCall, _: Option<&blk::Shared<'_>>) -> SetupStep {
+        SetupStep::Fail(Status::IoError)
+    }
 }
 
 /// A filter PD: the filter and its call page.
 pub struct FilterPd<F> {
     filter: Option<F>,
     page: Option<CallPage<'static>>,
+    bounce: Option<blk::Shared<'static>>,
 }
 
 impl<F: Filter> FilterPd<F> {
@@ -84,7 +88,7 @@ impl<F: Filter> FilterPd<F> {
         let cfg = config();
         if !cfg.is_set() {
             debug_println!("{}: not configured (declare it with <filter> in a <disk>)", microkit::pd_name());
-            return FilterPd { filter: None, page: None };
+            return FilterPd { filter: None, page: None, bounce: None };
         }
         let page = mapped(cfg.calls.vaddr, cfg.calls.size).and_then(CallPage::new);
         let filter = match make(cfg) {
@@ -94,7 +98,7 @@ impl<F: Filter> FilterPd<F> {
                 None
             }
         };
-        FilterPd { filter, page }
+        FilterPd { filter, page, bounce: bounce() }
     }
 }
 
@@ -103,6 +107,17 @@ impl<F: Filter> Handler for FilterPd<F> {
 
     fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
         let Some(page) = &self.page else { return Ok(MessageInfo::new(0, 0)) };
+        if msg.label() == filter::label::SETUP {
+            let call = SetupCall::from_mrs([get_mr(0), get_mr(1), get_mr(2), get_mr(3)]);
+            let step = match &mut self.filter {
+                Some(f) => f.setup(&call, self.bounce.as_ref()),
+                None => Broken.setup(&call, None),
+            };
+            for (i, mr) in step.mrs().into_iter().enumerate() {
+                set_mr(i, mr);
+            }
+            return Ok(MessageInfo::new(filter::label::DONE, 4));
+        }
         if msg.label() != filter::label::UPCALL {
             return Ok(MessageInfo::new(0, 0));
         }

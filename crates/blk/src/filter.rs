@@ -76,6 +76,38 @@
 //! A verdict that is not allowed, malformed, or points outside the bounce
 //! buffer fails that request with [`Status::IoError`] and counts as the
 //! filter's error.
+//!
+//! # Setup and windows
+//!
+//! A filter that declares the `setup` hook is set up before its disk's
+//! clients see the disk, filters nearest the device first: it reads (or
+//! writes) its own disk below it, a piece at a time, and then says which
+//! window of that disk it offers to the filters and clients above. An
+//! encrypting filter reads its header and keeps the header area out of
+//! the clients' view; an integrity filter keeps its metadata area.
+//!
+//! Each step is one call on the filter's channel with label
+//! [`label::SETUP`] and message registers ([`SetupCall`]): 0 = round (0,
+//! 1, ...), 1 = blocks below (what the filter sees: the device, or the
+//! window of the filter below it), 2 and 3 = the status and blocks done of
+//! the last step's I/O (round 0: none). The filter replies with label
+//! [`label::DONE`] and registers 0..4 saying its next step
+//! ([`SetupStep`]):
+//!
+//! | register 0 | step | registers 1, 2, 3 |
+//! |---:|---|---|
+//! | 1 | ready: clients see blocks `first .. first + blocks` of the disk below, as their `0 .. blocks` | first, blocks |
+//! | 2 | read blocks `block .. block + count` below into the bounce buffer at `offset` | block, count, offset |
+//! | 3 | write them from the bounce buffer | block, count, offset |
+//! | 4 | fail: the filter cannot serve this disk (wrong key, damaged header); every request of the disk fails | status |
+//!
+//! A step's I/O goes through the filters below (their hooks see it, with
+//! client number [`SETUP_CLIENT`]), at most [`MAX_SETUP_BLOCKS`] at a
+//! time. A bad reply, a fault or a step outside the disk or the bounce
+//! buffer fails the disk as a `fail` would. Without the hook a filter
+//! offers the whole disk below it. Blocks in entries are always in the
+//! filter's own view: block 0 is the first of the window the filter below
+//! offers.
 
 use core::fmt;
 
@@ -93,8 +125,126 @@ pub const CALL_PAGE_SIZE: usize = MAX_BATCH * core::mem::size_of::<Entry>();
 pub mod label {
     /// Server to filter: register 0 = entries in the call page.
     pub const UPCALL: u64 = 0x100;
-    /// Filter to server: register 0 = entries served.
+    /// Filter to server: register 0 = entries served (after an upcall) or
+    /// the next setup step (after a setup call).
     pub const DONE: u64 = 0x200;
+    /// Server to filter: one step of its setup (see the module docs).
+    pub const SETUP: u64 = 0x300;
+}
+
+/// The manifest's hook bit of the setup dialogue (beside [`Hook::bit`]).
+pub const SETUP_HOOK: u8 = 4;
+/// Blocks one setup step may read or write.
+pub const MAX_SETUP_BLOCKS: u32 = 64;
+/// The client number filters see in the entries of setup I/O.
+pub const SETUP_CLIENT: u8 = 0xff;
+
+/// A setup call, as the filter gets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetupCall {
+    pub round: u32,
+    /// Blocks of the disk below the filter.
+    pub below: u64,
+    /// How the last step's read or write went (`None` in round 0).
+    pub last: Option<Completion>,
+}
+
+impl SetupCall {
+    pub const fn mrs(&self) -> [u64; 4] {
+        let (status, count) = match self.last {
+            Some(c) => (c.status.raw() as u64, c.count as u64),
+            None => (u64::MAX, 0),
+        };
+        [self.round as u64, self.below, status, count]
+    }
+
+    pub fn from_mrs(mrs: [u64; 4]) -> SetupCall {
+        let last = Status::from_raw(mrs[2] as u32).ok().filter(|_| mrs[2] != u64::MAX && mrs[0] > 0).map(|status| Completion { status, count: mrs[3] as u32 });
+        SetupCall { round: mrs[0] as u32, below: mrs[1], last }
+    }
+}
+
+/// A filter's next setup step (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupStep {
+    /// Set up: it offers blocks `first .. first + blocks` of the disk below.
+    Ready { first: u64, blocks: u64 },
+    /// Read `count` blocks from `block` into the bounce buffer at `offset`.
+    Read { block: u64, count: u32, offset: u64 },
+    /// Write them from the bounce buffer.
+    Write { block: u64, count: u32, offset: u64 },
+    /// It cannot serve the disk.
+    Fail(Status),
+}
+
+/// Why the server refuses a setup step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupError {
+    UnknownStep(u64),
+    /// A window or I/O past the end of the disk below.
+    OutsideDisk,
+    /// I/O outside the bounce buffer, misaligned, empty or too large.
+    BadBuffer,
+    UnknownStatus,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::UnknownStep(k) => write!(f, "unknown setup step {k}"),
+            SetupError::OutsideDisk => f.write_str("a setup step outside the disk below"),
+            SetupError::BadBuffer => f.write_str("setup I/O outside the bounce buffer, empty or too large"),
+            SetupError::UnknownStatus => f.write_str("a setup failure with an unknown status"),
+        }
+    }
+}
+
+impl SetupStep {
+    pub const fn mrs(self) -> [u64; 4] {
+        match self {
+            SetupStep::Ready { first, blocks } => [1, first, blocks, 0],
+            SetupStep::Read { block, count, offset } => [2, block, count as u64, offset],
+            SetupStep::Write { block, count, offset } => [3, block, count as u64, offset],
+            SetupStep::Fail(status) => [4, status.raw() as u64, 0, 0],
+        }
+    }
+
+    /// The step a filter replied, checked against the `below` blocks of
+    /// the disk below it and its `bounce` bytes. The server's side.
+    pub fn from_mrs(mrs: [u64; 4], below: u64, bounce: u64) -> Result<SetupStep, SetupError> {
+        let step = match mrs[0] {
+            1 => SetupStep::Ready { first: mrs[1], blocks: mrs[2] },
+            2 | 3 => {
+                let (block, offset) = (mrs[1], mrs[3]);
+                let count = u32::try_from(mrs[2]).map_err(|_| SetupError::BadBuffer)?;
+                if mrs[0] == 2 {
+                    SetupStep::Read { block, count, offset }
+                } else {
+                    SetupStep::Write { block, count, offset }
+                }
+            }
+            4 => match Status::from_raw(mrs[1] as u32) {
+                Ok(Status::Ok) | Err(_) => return Err(SetupError::UnknownStatus),
+                Ok(s) if mrs[1] <= u32::MAX as u64 => SetupStep::Fail(s),
+                Ok(_) => return Err(SetupError::UnknownStatus),
+            },
+            k => return Err(SetupError::UnknownStep(k)),
+        };
+        match step {
+            SetupStep::Ready { first, blocks } if first.checked_add(blocks).is_none_or(|end| end > below) => Err(SetupError::OutsideDisk),
+            SetupStep::Read { block, count, offset } | SetupStep::Write { block, count, offset } => {
+                if block.checked_add(count as u64).is_none_or(|end| end > below) {
+                    return Err(SetupError::OutsideDisk);
+                }
+                let bytes = count as u64 * BLOCK_SIZE as u64;
+                if count == 0 || count > MAX_SETUP_BLOCKS || offset % BLOCK_SIZE as u64 != 0 || offset.checked_add(bytes).is_none_or(|end| end > bounce) {
+                    return Err(SetupError::BadBuffer);
+                }
+                Ok(step)
+            }
+            _ => Ok(step),
+        }
+    }
 }
 
 /// Which upcall an entry is.
@@ -427,6 +577,14 @@ impl RequestData for NoData {
 /// A filter's logic, free of the PD around it (which [`serve`] connects to
 /// the call page). Both hooks default to letting everything through.
 pub trait Filter {
+    /// One step of the setup dialogue (only for a filter that declares the
+    /// `setup` hook): `bounce` is the filter's bounce buffer, where its
+    /// reads land. The default offers the whole disk below.
+    fn setup(&mut self, call: &SetupCall, bounce: Option<&Shared<'_>>) -> SetupStep {
+        let _ = bounce;
+        SetupStep::Ready { first: 0, blocks: call.below }
+    }
+
     /// Before `io` goes further down. `state` starts at 0; what the filter
     /// leaves there comes back in its post-op as `io.state`.
     fn pre(&mut self, io: &Io, data: &dyn RequestData, state: &mut u64) -> Verdict {
@@ -475,7 +633,7 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0params=rule,seed\0bounce=0\0
 /// ```
 ///
-/// `hooks`: `pre`, `post`; `ops`: `read`, `write`, `flush` (a flush is
+/// `hooks`: `pre`, `post`, `setup`; `ops`: `read`, `write`, `flush` (a flush is
 /// sent to the driver as a flush of completed writes); `params`: the
 /// `<param>` keys the filter takes; `bounce`: bytes of its substitute
 /// buffer (a multiple of 4096, 0 for none).
@@ -533,6 +691,7 @@ impl<'a> Manifest<'a> {
                         m.hooks |= match h {
                             "pre" => Hook::Pre.bit(),
                             "post" => Hook::Post.bit(),
+                            "setup" => SETUP_HOOK,
                             _ => return Err(ManifestError::BadField),
                         };
                     }
@@ -632,6 +791,47 @@ mod tests {
 
     fn io(hook: Hook) -> Io {
         Io { hook, op: Op::Write, client: 3, position: 1, block: 0x1_0000_0001, count: 2, grant: 0x105, id: 17, state: 0 }
+    }
+
+    #[test]
+    fn setup_calls_and_steps_travel_in_the_documented_registers() {
+        let call = SetupCall { round: 2, below: 1000, last: Some(Completion { status: Status::IoError, count: 0 }) };
+        assert_eq!(call.mrs(), [2, 1000, Status::IoError.raw() as u64, 0]);
+        assert_eq!(SetupCall::from_mrs(call.mrs()), call);
+        let first = SetupCall { round: 0, below: 1000, last: None };
+        assert_eq!(SetupCall::from_mrs(first.mrs()), first);
+        for step in [
+            SetupStep::Ready { first: 512, blocks: 488 },
+            SetupStep::Read { block: 1, count: 63, offset: 4096 },
+            SetupStep::Write { block: 999, count: 1, offset: 0 },
+            SetupStep::Fail(Status::IoError),
+        ] {
+            assert_eq!(SetupStep::from_mrs(step.mrs(), 1000, 64 * 4096), Ok(step), "{step:?}");
+        }
+        assert_eq!(SetupStep::Ready { first: 512, blocks: 488 }.mrs(), [1, 512, 488, 0]);
+        assert_eq!(SetupStep::Read { block: 1, count: 63, offset: 4096 }.mrs(), [2, 1, 63, 4096]);
+    }
+
+    #[test]
+    fn the_server_refuses_setup_steps_that_do_not_fit() {
+        let check = |mrs| SetupStep::from_mrs(mrs, 1000, 8 * 4096);
+        assert_eq!(check([1, 1, 1000, 0]), Err(SetupError::OutsideDisk));
+        assert_eq!(check([1, u64::MAX, 2, 0]), Err(SetupError::OutsideDisk));
+        assert_eq!(check([2, 999, 2, 0]), Err(SetupError::OutsideDisk));
+        assert_eq!(check([2, 0, 9, 0]), Err(SetupError::BadBuffer), "past the bounce buffer");
+        assert_eq!(check([3, 0, 0, 0]), Err(SetupError::BadBuffer), "empty");
+        assert_eq!(check([2, 0, 1, 4095]), Err(SetupError::BadBuffer), "misaligned");
+        assert_eq!(check([2, 0, 1 << 32, 0]), Err(SetupError::BadBuffer));
+        assert_eq!(SetupStep::from_mrs([2, 0, 65, 0], 1000, 1 << 20), Err(SetupError::BadBuffer), "more than a step may move");
+        assert_eq!(check([4, Status::Ok.raw() as u64, 0, 0]), Err(SetupError::UnknownStatus));
+        assert_eq!(check([4, 200, 0, 0]), Err(SetupError::UnknownStatus));
+        assert_eq!(check([9, 0, 0, 0]), Err(SetupError::UnknownStep(9)));
+    }
+
+    #[test]
+    fn a_manifest_may_declare_the_setup_hook() {
+        let m = Manifest::parse(b"strata-filter 1\0hooks=pre,setup\0ops=read\0").unwrap();
+        assert_eq!(m.hooks, Hook::Pre.bit() | SETUP_HOOK);
     }
 
     #[test]

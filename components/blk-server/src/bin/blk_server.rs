@@ -46,6 +46,19 @@ mod pd {
                 Err(e) => Err(CallError::Refused(e as u64)),
             }
         }
+
+        fn setup(&mut self, f: usize, mrs: [u64; 4]) -> Result<[u64; 4], CallError> {
+            let channel = Channel::new(self.cfg.filters[f].channel as usize);
+            for (i, &mr) in mrs.iter().enumerate() {
+                set_mr(i, mr);
+            }
+            match channel.try_pp_call(MessageInfo::new(label::SETUP, 4)) {
+                Ok(reply) if reply.label() == label::DONE && reply.count() == 4 => Ok([get_mr(0), get_mr(1), get_mr(2), get_mr(3)]),
+                Ok(_) => Err(CallError::BadReply),
+                Err(microkit::Error::CalleeFaulted) => Err(CallError::Stopped),
+                Err(e) => Err(CallError::Refused(e as u64)),
+            }
+        }
     }
 
     struct Pd {
@@ -137,6 +150,12 @@ mod pd {
             ),
             // Printed after the run (`report`), with every filter's figures.
             Event::Report { .. } => {}
+            Event::FilterReady { filter: f, first, blocks } => {
+                debug_println!("blk_server: filter {} is set up: it offers {} blocks from block {} of the disk below it", filter(f), blocks, first)
+            }
+            Event::FilterSetupFailed { filter: f, why } => {
+                debug_println!("blk_server: filter {} could not be set up: {}; every request of its disk fails", filter(f), why)
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 mod model;
+mod setup;
 
 pub const CLIENT_DATA: u64 = DATA_SIZE;
 pub const BOUNCE_SIZE: u64 = 16 * 4096;
@@ -117,6 +118,9 @@ impl RequestData for Grants<'_> {
     }
 }
 
+/// A model filter's setup dialogue: filter, the call, its bounce buffer.
+pub type SetupFn = Box<dyn FnMut(usize, filter::SetupCall, Shared<'static>) -> filter::SetupStep>;
+
 /// The upcalls of a test: model filters deciding through `decide`, every
 /// call recorded; a filter listed in `stop` fails its next call as if the
 /// kernel stopped it.
@@ -129,6 +133,10 @@ pub struct ModelUpcalls {
     pub clients: usize,
     /// Filter index of each chain position.
     pub chain: StdVec<usize>,
+    /// The setup dialogue of filters with the setup hook.
+    pub setup: Option<SetupFn>,
+    /// Setup calls so far: (filter, call).
+    pub setups: StdVec<(usize, filter::SetupCall)>,
 }
 
 impl Upcalls for ModelUpcalls {
@@ -150,6 +158,20 @@ impl Upcalls for ModelUpcalls {
         }
         Ok(())
     }
+
+    fn setup(&mut self, f: usize, mrs: [u64; 4]) -> Result<[u64; 4], CallError> {
+        let call = filter::SetupCall::from_mrs(mrs);
+        self.setups.push((f, call));
+        if let Some(i) = self.stop.iter().position(|&s| s == f) {
+            self.stop.remove(i);
+            return Err(CallError::Stopped);
+        }
+        let step = match &mut self.setup {
+            Some(setup) => setup(f, call, self.memory.bounces[f]),
+            None => filter::SetupStep::Ready { first: 0, blocks: call.below },
+        };
+        Ok(step.mrs())
+    }
 }
 
 pub struct ChainHarness {
@@ -168,6 +190,12 @@ pub struct ChainHarness {
 /// region is lend c; the bounce buffer of the filter at position q above
 /// it (if it has one) is lend `clients + q`.
 pub fn chain_harness(capacities: &[u32], chain: &[Spec], driver_capacity: u32, decide: Decide) -> ChainHarness {
+    chain_harness_with_setup(capacities, chain, driver_capacity, decide, None)
+}
+
+/// As `chain_harness`, with the setup dialogue `setup` for the filters
+/// whose hooks have `filter::SETUP_HOOK`.
+pub fn chain_harness_with_setup(capacities: &[u32], chain: &[Spec], driver_capacity: u32, decide: Decide, setup: Option<SetupFn>) -> ChainHarness {
     let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
     config.magic = MAGIC;
     config.disk_count = 1;
@@ -248,6 +276,8 @@ pub fn chain_harness(capacities: &[u32], chain: &[Spec], driver_capacity: u32, d
         stop: StdVec::new(),
         clients: capacities.len(),
         chain: (0..chain.len()).collect(),
+        setup,
+        setups: StdVec::new(),
     };
     let mut h = ChainHarness { server, driver, clients: ends, up, events: StdVec::new(), calls, memory };
     h.run();

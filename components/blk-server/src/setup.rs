@@ -1,0 +1,167 @@
+//! Setting up a disk's chain before its clients see the disk.
+//!
+//! Once the driver says what the disk is, each filter of its chain is set
+//! up in turn, the one nearest the device first, so a filter's setup I/O
+//! goes through filters that are ready. A filter that declared the
+//! `setup` hook is called ([`Upcalls::setup`]) until it is ready: each step
+//! may read or write its disk below it, into or out of its bounce buffer,
+//! and the next call says how that went (see the dialogue in
+//! `blk::filter`). The step's I/O is an ordinary request of the chain that
+//! enters just below the filter, so the filters below see it and it
+//! reaches the device through them. A filter without the hook offers the
+//! whole disk below it.
+//!
+//! When every filter is ready, each level's block shift follows from the
+//! windows (`Chain::set_windows`) and the clients see the top filter's
+//! window. A filter that refuses (a wrong key, a damaged header), answers
+//! a step that does not fit, or faults, fails the disk: its clients see no
+//! blocks and every request they send fails; nothing is written.
+
+use blk::filter::{Completion, SetupCall, SetupError, SetupStep};
+use blk::{Op, Status};
+
+use crate::chain::{self, CallError, Upcalls, Window, MAX_SLOTS};
+use crate::{DiskState, Event, Server, Wake};
+
+/// Where a disk's chain setup stands.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Progress {
+    /// The position of the filter being set up.
+    pub position: usize,
+    /// Its next round.
+    pub round: u32,
+    /// Its last step's I/O is under way.
+    pub waiting: bool,
+    /// How its last step's I/O went.
+    pub last: Option<Completion>,
+}
+
+impl Progress {
+    /// The start of the setup of a chain of `n` filters: the lowest first.
+    pub fn start(n: usize) -> Progress {
+        Progress { position: n.saturating_sub(1), ..Progress::default() }
+    }
+}
+
+/// Why a filter could not be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupFailure {
+    /// It said so, with this status.
+    Refused(Status),
+    /// Its reply did not fit.
+    BadStep(SetupError),
+    /// The call failed (it faulted, ran past its budget, or replied
+    /// wrongly).
+    Call(CallError),
+    /// It is stopped.
+    Stopped,
+}
+
+impl core::fmt::Display for SetupFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SetupFailure::Refused(s) => write!(f, "it refused the disk ({s:?})"),
+            SetupFailure::BadStep(e) => write!(f, "{e}"),
+            SetupFailure::Call(CallError::Stopped) => f.write_str("it faulted or ran past its budget"),
+            SetupFailure::Call(CallError::BadReply) => f.write_str("a malformed reply"),
+            SetupFailure::Call(CallError::Refused(e)) => write!(f, "the call was refused (error {e})"),
+            SetupFailure::Stopped => f.write_str("it is stopped"),
+        }
+    }
+}
+
+impl Server<'_> {
+    /// Go on with disk `d`'s chain setup as far as it goes without waiting:
+    /// up to the next step's I/O, or to the end. Returns whether it moved.
+    pub(crate) fn setup_chain(&mut self, d: usize, up: &mut impl Upcalls, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
+        let mut moved = false;
+        loop {
+            let disk = &self.disks[d];
+            let Some(chain) = disk.chain.as_ref() else { return moved };
+            if disk.state != DiskState::Setup || disk.setup.waiting {
+                return moved;
+            }
+            moved = true;
+            let n = chain.filters.len();
+            let progress = disk.setup;
+            let p = progress.position.min(n.saturating_sub(1));
+            let f = chain.filters[p] as usize;
+            let below = match chain.filters.get(p + 1) {
+                Some(&g) => self.filters[g as usize].window.blocks,
+                None => disk.capacity,
+            };
+            let filter = &self.filters[f];
+            let step = if !filter.wants_setup() {
+                Ok(SetupStep::Ready { first: 0, blocks: below })
+            } else if !filter.alive {
+                Err(SetupFailure::Stopped)
+            } else {
+                let call = SetupCall { round: progress.round, below, last: progress.last };
+                match up.setup(f, call.mrs()) {
+                    Ok(mrs) => SetupStep::from_mrs(mrs, below, filter.config.bounce.size).map_err(SetupFailure::BadStep),
+                    Err(e) => Err(SetupFailure::Call(e)),
+                }
+            };
+            match step {
+                Ok(SetupStep::Ready { first, blocks }) => {
+                    if self.filters[f].wants_setup() {
+                        log(Event::FilterReady { filter: f, first, blocks });
+                    }
+                    self.filters[f].window = Window { first, blocks };
+                    if p == 0 {
+                        self.setup_done(d, false, wake, log);
+                        return moved;
+                    }
+                    self.disks[d].setup = Progress { position: p - 1, ..Progress::default() };
+                }
+                Ok(SetupStep::Read { block, count, offset }) => return self.setup_io(d, p, Op::Read, block, count, offset, wake, log),
+                Ok(SetupStep::Write { block, count, offset }) => return self.setup_io(d, p, Op::Write, block, count, offset, wake, log),
+                Ok(SetupStep::Fail(status)) => return self.setup_failed(d, f, SetupFailure::Refused(status), wake, log),
+                Err(why) => return self.setup_failed(d, f, why, wake, log),
+            }
+        }
+    }
+
+    /// Send the setup step's I/O of the filter at position `p` down the
+    /// chain from just below it.
+    #[allow(clippy::too_many_arguments)]
+    fn setup_io(&mut self, d: usize, p: usize, op: Op, block: u64, count: u32, offset: u64, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
+        let Server { disks, filters, table, .. } = self;
+        let disk = &mut disks[d];
+        let Some(chain) = disk.chain.as_mut() else { return true };
+        let Some(s) = table.free.pop() else {
+            // (Setup runs before any client request, so this cannot be.)
+            let f = chain.filters[p] as usize;
+            return self.setup_failed(d, f, SetupFailure::Call(CallError::Refused(0)), wake, log);
+        };
+        // The windows of the filters below are known; the shifts follow.
+        chain.set_windows(filters);
+        chain::start_setup(&mut table.slots[s as usize % MAX_SLOTS], p, op, block, count, offset, chain.base(p + 1));
+        chain.push_down(s, op, p + 1);
+        disk.setup.waiting = true;
+        disk.setup.round += 1;
+        true
+    }
+
+    fn setup_failed(&mut self, d: usize, f: usize, why: SetupFailure, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
+        log(Event::FilterSetupFailed { filter: f, why });
+        self.setup_done(d, true, wake, log);
+        true
+    }
+
+    /// Every filter of disk `d`'s chain is set up (or one `failed`): work
+    /// out the levels' shifts and what the clients see.
+    fn setup_done(&mut self, d: usize, failed: bool, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        let Server { disks, filters, .. } = self;
+        let disk = &mut disks[d];
+        if let Some(chain) = disk.chain.as_mut() {
+            chain.set_windows(filters);
+            disk.view = chain.filters.first().map_or(disk.capacity, |&f| filters[f as usize].window.blocks);
+        }
+        disk.failed = failed;
+        if failed {
+            disk.view = 0;
+        }
+        self.usable(d, wake, log);
+    }
+}

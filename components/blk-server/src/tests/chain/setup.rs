@@ -1,0 +1,166 @@
+//! The setup dialogue: filters that read their disk before the clients see
+//! it and offer a window of it.
+
+use super::*;
+use blk::filter::{SetupCall, SetupStep, SETUP_CLIENT, SETUP_HOOK};
+
+/// A filter with pre and post hooks, the setup hook and a bounce buffer.
+const SETS_UP: Spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true };
+
+/// The driver's side of one read: fill each request's buffer with its
+/// block number in every byte, then complete them.
+fn serve_reads(h: &mut ChainHarness) -> StdVec<Request> {
+    let fwd = h.driver_requests();
+    for r in &fwd {
+        if r.op() == Ok(Op::Read) {
+            let mem = h.memory.at(r.data_offset, u64::from(r.count) * 4096).expect("the device address is memory a test knows");
+            mem.write_bytes(0, &vec![r.block as u8; r.count as usize * 4096]).unwrap();
+        }
+    }
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    fwd
+}
+
+fn client_blocks(h: &mut ChainHarness) -> Option<u64> {
+    h.clients[0].info.get().map(|i| i.capacity)
+}
+
+/// The filter at position 1 reads block 2 below it into its bounce buffer
+/// at 4096, checks what arrived, and offers blocks 10..110.
+fn reads_then_offers() -> SetupFn {
+    Box::new(|f, call: SetupCall, bounce| {
+        assert_eq!(f, 1);
+        match call.round {
+            0 => {
+                assert_eq!((call.below, call.last), (DISK_BLOCKS, None));
+                SetupStep::Read { block: 2, count: 1, offset: 4096 }
+            }
+            _ => {
+                assert_eq!(call.last, Some(Done { status: Status::Ok, count: 1 }));
+                let mut b = [0u8; 4096];
+                bounce.read_bytes(4096, &mut b).unwrap();
+                assert!(b.iter().all(|&x| x == 2), "block 2 of the disk below landed in the bounce buffer");
+                SetupStep::Ready { first: 10, blocks: 100 }
+            }
+        }
+    })
+}
+
+#[test]
+fn a_filter_reads_its_disk_before_the_clients_see_it_and_offers_a_window() {
+    let mut h = chain_harness_with_setup(&[8], &[Spec::PASS, SETS_UP, Spec::PASS], 8, always(Verdict::Continue), Some(reads_then_offers()));
+    assert_eq!(client_blocks(&mut h), None, "the clients wait for the setup");
+    let fwd = serve_reads(&mut h);
+    assert_eq!(fwd.len(), 1);
+    assert_eq!((fwd[0].block, fwd[0].count, fwd[0].data_offset), (2, 1, bounce_paddr(1) + 4096));
+    let t = h.take_calls();
+    let seen: StdVec<_> = t.iter().flat_map(|c| c.entries.iter().map(move |(io, _)| (c.filter, io.hook, io.client, io.block))).collect();
+    assert_eq!(seen, [(2, Hook::Pre, SETUP_CLIENT, 2), (2, Hook::Post, SETUP_CLIENT, 2)], "only the filter below sees the setup read");
+    assert_eq!(h.up.setups.len(), 2);
+    assert!(h.events.contains(&Event::FilterReady { filter: 1, first: 10, blocks: 100 }), "{:?}", h.events);
+    assert_eq!(client_blocks(&mut h), Some(100), "the clients see the window");
+
+    // A client's block 5 is block 5 above the filter, 15 below it.
+    h.push(0, Request::new(1, Op::Read, 5, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd[0].block, 15);
+    assert_eq!(trace(&mut h), [(0, Hook::Pre, 5), (1, Hook::Pre, 5), (2, Hook::Pre, 15)]);
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(trace(&mut h), [(2, Hook::Post, 15), (1, Hook::Post, 5), (0, Hook::Post, 5)]);
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 1)]);
+
+    // Nothing past the window.
+    h.push(0, Request::new(2, Op::Read, 99, 2, 0));
+    h.run();
+    assert_eq!(h.driver_requests(), []);
+    assert_eq!(h.responses(0), [Response::new(2, Status::InvalidRequest, 0)]);
+}
+
+#[test]
+fn stacked_windows_add_up_and_the_upper_filter_reads_through_the_lower() {
+    let setup: SetupFn = Box::new(|f, call: SetupCall, _| match (f, call.round) {
+        (1, _) => SetupStep::Ready { first: 8, blocks: call.below - 8 },
+        (0, 0) => {
+            assert_eq!(call.below, DISK_BLOCKS - 8, "the upper filter sees the lower one's window");
+            SetupStep::Read { block: 0, count: 2, offset: 0 }
+        }
+        (0, _) => SetupStep::Ready { first: 1, blocks: 50 },
+        _ => unreachable!(),
+    });
+    let mut h = chain_harness_with_setup(&[8], &[SETS_UP, SETS_UP], 8, always(Verdict::Continue), Some(setup));
+    let fwd = serve_reads(&mut h);
+    assert_eq!((fwd[0].block, fwd[0].count), (8, 2), "the upper filter's block 0 is the device's block 8");
+    assert_eq!(trace(&mut h), [(1, Hook::Pre, 0), (1, Hook::Post, 0)], "the lower filter saw it in its own view");
+    assert_eq!(client_blocks(&mut h), Some(50));
+    h.push(0, Request::new(1, Op::Write, 0, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests()[0].block, 9);
+    assert_eq!(trace(&mut h), [(0, Hook::Pre, 0), (1, Hook::Pre, 1)]);
+}
+
+/// The clients of a disk whose setup failed see no blocks, and every
+/// request they send fails.
+fn assert_failed(h: &mut ChainHarness) {
+    assert_eq!(client_blocks(h), Some(0));
+    h.push(0, Request::new(1, Op::Read, 0, 1, 0));
+    h.push(0, Request::ordering(2, Op::Flush));
+    h.run();
+    assert_eq!(h.driver_requests(), [], "nothing reaches the device");
+    assert_eq!(h.responses(0), [Response::new(1, Status::IoError, 0), Response::new(2, Status::IoError, 0)]);
+}
+
+#[test]
+fn a_filter_that_refuses_its_disk_fails_every_request_of_it() {
+    let setup: SetupFn = Box::new(|_, _, _| SetupStep::Fail(Status::IoError));
+    let mut h = chain_harness_with_setup(&[8], &[Spec::PASS, SETS_UP], 8, always(Verdict::Continue), Some(setup));
+    assert!(h.events.contains(&Event::FilterSetupFailed { filter: 1, why: SetupFailure::Refused(Status::IoError) }), "{:?}", h.events);
+    assert_failed(&mut h);
+}
+
+#[test]
+fn a_setup_step_outside_the_disk_or_the_bounce_buffer_fails_the_disk() {
+    for (step, why) in [
+        (SetupStep::Read { block: DISK_BLOCKS, count: 1, offset: 0 }, filter::SetupError::OutsideDisk),
+        (SetupStep::Ready { first: 1, blocks: DISK_BLOCKS }, filter::SetupError::OutsideDisk),
+        (SetupStep::Read { block: 0, count: 1, offset: BOUNCE_SIZE }, filter::SetupError::BadBuffer),
+        (SetupStep::Write { block: 0, count: 0, offset: 0 }, filter::SetupError::BadBuffer),
+        (SetupStep::Read { block: 0, count: 1, offset: 100 }, filter::SetupError::BadBuffer),
+    ] {
+        let mut h = chain_harness_with_setup(&[8], &[SETS_UP], 8, always(Verdict::Continue), Some(Box::new(move |_, _, _| step)));
+        assert!(h.events.contains(&Event::FilterSetupFailed { filter: 0, why: SetupFailure::BadStep(why) }), "{step:?}: {:?}", h.events);
+        assert_failed(&mut h);
+    }
+}
+
+#[test]
+fn a_filter_that_faults_in_its_setup_fails_its_disk() {
+    let mut h = chain_harness_with_setup(&[8], &[SETS_UP], 8, always(Verdict::Continue), None);
+    assert_eq!(client_blocks(&mut h), Some(DISK_BLOCKS), "a filter whose dialogue says ready at once offers the whole disk");
+    let setup: SetupFn = Box::new(|_, _, _| SetupStep::Read { block: 0, count: 1, offset: 0 });
+    let mut h = chain_harness_with_setup(&[8], &[SETS_UP], 8, always(Verdict::Continue), Some(setup));
+    // Its first step's read is under way; the filter stops before the next.
+    h.up.stop.push(0);
+    serve_reads(&mut h);
+    assert!(h.events.contains(&Event::FilterSetupFailed { filter: 0, why: SetupFailure::Call(CallError::Stopped) }), "{:?}", h.events);
+    assert_failed(&mut h);
+}
+
+#[test]
+fn a_failed_setup_read_is_reported_to_the_filter() {
+    let setup: SetupFn = Box::new(|_, call: SetupCall, _| match call.round {
+        0 => SetupStep::Write { block: 3, count: 1, offset: 0 },
+        _ => {
+            assert_eq!(call.last, Some(Done { status: Status::IoError, count: 0 }));
+            SetupStep::Fail(Status::IoError)
+        }
+    });
+    let mut h = chain_harness_with_setup(&[8], &[SETS_UP], 8, always(Verdict::Continue), Some(setup));
+    let fwd = h.driver_requests();
+    assert_eq!((fwd[0].op(), fwd[0].block, fwd[0].data_offset), (Ok(Op::Write), 3, bounce_paddr(0)));
+    h.complete(&fwd, Status::IoError);
+    h.run();
+    assert_failed(&mut h);
+}
