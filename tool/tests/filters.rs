@@ -35,7 +35,10 @@ const SYSTEM: &str = r#"<system>
 /// A directory of filter programs: ELF files with a manifest section and
 /// nothing else the expansion needs.
 fn programs(manifests: &[(&str, &str)]) -> Programs {
-    let dir = std::env::temp_dir().join(format!("strata-filters-{}-{}", std::process::id(), manifests.len()));
+    // A directory per call: the tests run at once, in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("strata-filters-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, manifest) in manifests {
         std::fs::write(dir.join(name), elf_with_section(".strata_filter", manifest.as_bytes())).unwrap();

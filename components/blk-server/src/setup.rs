@@ -6,7 +6,9 @@
 //! `setup` hook is called ([`Upcalls::setup`]) until it is ready: each step
 //! may read or write its disk below it, into or out of its bounce buffer,
 //! and the next call says how that went (see the dialogue in
-//! `blk::filter`). The step's I/O is an ordinary request of the chain that
+//! `blk::filter`); a step may also ask to be called again, and that call
+//! comes after a pass over the other disks' work, so a filter deriving a
+//! key for seconds holds no other disk up. The step's I/O is an ordinary request of the chain that
 //! enters just below the filter, so the filters below see it and it
 //! reaches the device through them. A filter without the hook offers the
 //! whole disk below it.
@@ -116,6 +118,13 @@ impl Server<'_> {
                 }
                 Ok(SetupStep::Read { block, count, offset }) => return self.setup_io(d, p, Op::Read, block, count, offset, wake, log),
                 Ok(SetupStep::Write { block, count, offset }) => return self.setup_io(d, p, Op::Write, block, count, offset, wake, log),
+                Ok(SetupStep::Again) => {
+                    // The next slice comes in the next pass, after the
+                    // other disks' work.
+                    let setup = &mut self.disks[d].setup;
+                    (setup.round, setup.last) = (setup.round + 1, None);
+                    return moved;
+                }
                 Ok(SetupStep::Fail(status)) => return self.setup_failed(d, f, SetupFailure::Refused(status), wake, log),
                 Err(why) => return self.setup_failed(d, f, why, wake, log),
             }

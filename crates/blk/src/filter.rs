@@ -100,6 +100,7 @@
 //! | 2 | read blocks `block .. block + count` below into the bounce buffer at `offset` | block, count, offset |
 //! | 3 | write them from the bounce buffer | block, count, offset |
 //! | 4 | fail: the filter cannot serve this disk (wrong key, damaged header); every request of the disk fails | status |
+//! | 5 | again: call once more (long work, such as deriving a key, in slices each within the filter's budget) | |
 //!
 //! A step's I/O goes through the filters below (their hooks see it, with
 //! client number [`SETUP_CLIENT`]), at most [`MAX_SETUP_BLOCKS`] at a
@@ -175,6 +176,9 @@ pub enum SetupStep {
     Write { block: u64, count: u32, offset: u64 },
     /// It cannot serve the disk.
     Fail(Status),
+    /// Call it again: it has more to do before its next I/O or its answer
+    /// (work in slices, each within its call budget).
+    Again,
 }
 
 /// Why the server refuses a setup step.
@@ -206,6 +210,7 @@ impl SetupStep {
             SetupStep::Read { block, count, offset } => [2, block, count as u64, offset],
             SetupStep::Write { block, count, offset } => [3, block, count as u64, offset],
             SetupStep::Fail(status) => [4, status.raw() as u64, 0, 0],
+            SetupStep::Again => [5, 0, 0, 0],
         }
     }
 
@@ -228,6 +233,7 @@ impl SetupStep {
                 Ok(s) if mrs[1] <= u32::MAX as u64 => SetupStep::Fail(s),
                 Ok(_) => return Err(SetupError::UnknownStatus),
             },
+            5 => SetupStep::Again,
             k => return Err(SetupError::UnknownStep(k)),
         };
         match step {
@@ -805,6 +811,7 @@ mod tests {
             SetupStep::Read { block: 1, count: 63, offset: 4096 },
             SetupStep::Write { block: 999, count: 1, offset: 0 },
             SetupStep::Fail(Status::IoError),
+            SetupStep::Again,
         ] {
             assert_eq!(SetupStep::from_mrs(step.mrs(), 1000, 64 * 4096), Ok(step), "{step:?}");
         }

@@ -164,3 +164,13 @@ fn a_failed_setup_read_is_reported_to_the_filter() {
     h.run();
     assert_failed(&mut h);
 }
+
+#[test]
+fn a_filter_may_work_in_slices_while_other_disks_are_served() {
+    let setup: SetupFn = Box::new(|_, call: SetupCall, _| if call.round < 5 { SetupStep::Again } else { SetupStep::Ready { first: 0, blocks: 7 } });
+    let mut h = chain_harness_with_setup(&[8], &[SETS_UP], 8, always(Verdict::Continue), Some(setup));
+    let rounds: StdVec<u32> = h.up.setups.iter().map(|(_, c)| c.round).collect();
+    assert_eq!(rounds, [0, 1, 2, 3, 4, 5], "one call per pass of the run loop, until ready");
+    assert!(h.up.setups.iter().all(|(_, c)| c.last.is_none()));
+    assert_eq!(client_blocks(&mut h), Some(7));
+}
