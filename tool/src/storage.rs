@@ -610,6 +610,8 @@ impl Expansion<'_> {
                         disk: client.disk as u32,
                         partition: u32::from(client.partition.unwrap_or(0)),
                         name: config::name_field(&client.name),
+                        entry: 0,
+                        _reserved: 0,
                     };
                     server_config.client_count = c as u32 + 1;
                 }

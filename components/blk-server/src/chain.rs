@@ -430,10 +430,11 @@ impl Chain {
 }
 
 /// Start `slot` for client `c`'s request `req` (checked; `op` as the chain
-/// sees it), its blocks shifted by `first` (the client's partition, in
-/// the top view).
+/// sees it), its blocks shifted by `first` (the client's partition), as
+/// it enters the chain at level `entry` (whose shift is `base`).
 #[inline(always)]
-pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64, entry: usize, base: u64) {
     let count = if op.moves_data() { req.count } else { 0 };
     // Field by field: the per-position arrays are read only where the
     // masks say.
@@ -441,10 +442,10 @@ pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64
     slot.op = op;
     slot.subbed = 0;
     slot.stated = 0;
-    slot.entry = 0;
+    slot.entry = entry as u8;
     slot.id = req.id;
     slot.count = count;
-    slot.block = req.block.wrapping_add(first);
+    slot.block = req.block.wrapping_add(first).wrapping_sub(base);
     slot.data_offset = req.data_offset;
     slot.head = (op.raw() as u64) << 8 | (c as u64) << 16 | (count as u64) << 32;
 }

@@ -113,6 +113,8 @@ pub struct Client<'a> {
     queue: Responder<'a>,
     /// Its disk, as an index into `Server::disks`.
     disk: usize,
+    /// The chain level its requests enter at (0: the top).
+    entry: u8,
     partition: u32,
     data_paddr: u64,
     data_size: u64,
@@ -298,6 +300,7 @@ impl<'a> Server<'a> {
                 name: name_str(&client.name),
                 queue,
                 disk,
+                entry: client.entry.min(MAX_CHAIN as u32) as u8,
                 partition: client.partition,
                 data_paddr: client.data.paddr,
                 data_size: client.data.size,
@@ -435,8 +438,17 @@ impl<'a> Server<'a> {
     /// The disk is known (and its partition table, if read): give each of
     /// its clients its view.
     fn publish_clients(&mut self, d: usize, sector0: Option<&[u8; 512]>, wake: &mut Wake, log: &mut impl FnMut(Event)) {
-        let (capacity, read_only) = (self.disks[d].view, self.disks[d].read_only);
-        for (c, client) in self.clients.iter_mut().enumerate().filter(|(_, cl)| cl.disk == d) {
+        let (view, read_only) = (self.disks[d].view, self.disks[d].read_only);
+        let Server { disks, clients, filters, .. } = self;
+        let disk = &disks[d];
+        for (c, client) in clients.iter_mut().enumerate().filter(|(_, cl)| cl.disk == d) {
+            // A client attached lower sees the window of the filter it
+            // attaches at.
+            let capacity = match (client.entry, &disk.chain) {
+                (0, _) | (_, None) => view,
+                (e, Some(chain)) if !disk.failed => chain.filters.get(e as usize).map_or(0, |&f| filters[f as usize].window.blocks),
+                _ => 0,
+            };
             let range = match (client.partition, sector0) {
                 (0, _) => Some((0, capacity)),
                 (p, Some(s0)) => match mbr::partition(s0, p as usize) {
@@ -761,8 +773,9 @@ impl Server<'_> {
             // Into a slot (`max` is within the free slots) and down the
             // chain.
             let Some(s) = table.free.pop() else { break };
-            chain::start(&mut table.slots[s as usize % MAX_SLOTS], c, &req, op, view.first);
-            chain.push_down(s, op, 0);
+            let entry = client.entry as usize;
+            chain::start(&mut table.slots[s as usize % MAX_SLOTS], c, &req, op, view.first, entry, chain.base(entry));
+            chain.push_down(s, op, entry);
             requests.advance();
             (popped, taken) = (popped + 1, taken + 1);
         }

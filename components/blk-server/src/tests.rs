@@ -68,6 +68,8 @@ fn harness_after(others: usize, clients: &[Client], driver_capacity: u32) -> Har
             disk: others as u32,
             partition: c.partition,
             name: name_field(&format!("client{i}")),
+            entry: 0,
+            _reserved: 0,
         };
         let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
         regions.client_queues[i] = Some(q);

@@ -125,6 +125,11 @@ pub struct ServerClient {
     pub partition: u32,
     /// NUL-padded client PD name, for messages.
     pub name: [u8; 32],
+    /// The position in its disk's chain of the filter it attaches at (its
+    /// requests enter the chain there: the filters above never see them);
+    /// 0 = the top.
+    pub entry: u32,
+    pub _reserved: u32,
 }
 
 /// A filter as the server sees it.
@@ -291,7 +296,7 @@ impl ServerConfig {
         client_count: 0,
         filter_count: 0,
         disks: [ServerDisk { queue: ZERO_QUEUE, probe: ZERO_DMA, name: [0; 32] }; MAX_DISKS],
-        clients: [ServerClient { queue: ZERO_QUEUE, data: ZERO_DMA, disk: 0, partition: 0, name: [0; 32] }; MAX_CLIENTS],
+        clients: [ServerClient { queue: ZERO_QUEUE, data: ZERO_DMA, disk: 0, partition: 0, name: [0; 32], entry: 0, _reserved: 0 }; MAX_CLIENTS],
         filters: [ServerFilter::UNSET; MAX_FILTERS],
     };
 

@@ -196,6 +196,12 @@ pub fn chain_harness(capacities: &[u32], chain: &[Spec], driver_capacity: u32, d
 /// As `chain_harness`, with the setup dialogue `setup` for the filters
 /// whose hooks have `filter::SETUP_HOOK`.
 pub fn chain_harness_with_setup(capacities: &[u32], chain: &[Spec], driver_capacity: u32, decide: Decide, setup: Option<SetupFn>) -> ChainHarness {
+    chain_harness_at(capacities, &[], chain, driver_capacity, decide, setup)
+}
+
+/// As `chain_harness_with_setup`, client c attaching at the filter at
+/// position `entries[c]` (0 if not listed).
+pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], driver_capacity: u32, decide: Decide, setup: Option<SetupFn>) -> ChainHarness {
     let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
     config.magic = MAGIC;
     config.disk_count = 1;
@@ -221,6 +227,8 @@ pub fn chain_harness_with_setup(capacities: &[u32], chain: &[Spec], driver_capac
             disk: 0,
             partition: 0,
             name: name_field(&format!("client{i}")),
+            entry: entries.get(i).copied().unwrap_or(0),
+            _reserved: 0,
         };
         let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
         regions.client_queues[i] = Some(q);

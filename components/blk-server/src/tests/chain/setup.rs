@@ -174,3 +174,36 @@ fn a_filter_may_work_in_slices_while_other_disks_are_served() {
     assert!(h.up.setups.iter().all(|(_, c)| c.last.is_none()));
     assert_eq!(client_blocks(&mut h), Some(7));
 }
+
+#[test]
+fn a_client_attached_at_a_filter_is_seen_only_by_it_and_those_below_in_their_views() {
+    // Filter 0 keeps block 0 (a header), filter 1 blocks 0..2: the top
+    // client's block 0 is the device's 3, the lower client's block 0 is
+    // filter 1's block 0, the device's 2.
+    let setup: SetupFn = Box::new(|f, call: SetupCall, _| match f {
+        1 => SetupStep::Ready { first: 2, blocks: call.below - 2 },
+        _ => SetupStep::Ready { first: 1, blocks: call.below - 1 },
+    });
+    let mut h = chain_harness_at(&[8, 8], &[0, 1], &[SETS_UP, SETS_UP, Spec::PASS], 8, always(Verdict::Continue), Some(setup));
+    assert_eq!(client_blocks(&mut h), Some(DISK_BLOCKS - 3));
+    assert_eq!(h.clients[1].info.get().map(|i| i.capacity), Some(DISK_BLOCKS - 2), "the lower client sees filter 1's window");
+    h.take_calls();
+    h.push(1, Request::new(7, Op::Read, 0, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd[0].block, 2);
+    assert_eq!(trace(&mut h), [(1, Hook::Pre, 0), (2, Hook::Pre, 2)], "filter 0 never sees it");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(trace(&mut h), [(2, Hook::Post, 2), (1, Hook::Post, 0)], "nor its answer");
+    assert_eq!(h.responses(1), [Response::new(7, Status::Ok, 1)]);
+    // The top client goes through all three.
+    h.push(0, Request::new(8, Op::Write, 0, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests()[0].block, 3);
+    assert_eq!(trace(&mut h), [(0, Hook::Pre, 0), (1, Hook::Pre, 1), (2, Hook::Pre, 3)]);
+    // Past its own window: refused.
+    h.push(1, Request::new(9, Op::Read, DISK_BLOCKS - 2, 1, 0));
+    h.run();
+    assert_eq!(h.responses(1), [Response::new(9, Status::InvalidRequest, 0)]);
+}
