@@ -27,7 +27,7 @@ QEMU := scripts/qemu.sh
 DISKS ?= $(BUILD)/disk0.img $(BUILD)/disk1.img
 export DISKS
 
-.PHONY: all setup tool kernel components image run check expand verify graph test bench debug clean
+.PHONY: all setup tool kernel components image run check expand verify graph appdisk test bench debug clean
 
 all: image
 
@@ -77,6 +77,12 @@ ifeq ($(FORMAT),dot)
 else
 	@$(TOOL) graph $(SYSTEM) --search-path $(PD_DIR) | dot -T$(FORMAT)
 endif
+
+# Build an application disk (what the dynamic content disk serves as a
+# FAT volume) from a folder: make appdisk DIR=folder IMAGE=file
+appdisk: tool
+	@test -n "$(DIR)" -a -n "$(IMAGE)" || { echo "usage: make appdisk DIR=folder IMAGE=file" >&2; exit 2; }
+	@$(TOOL) appdisk "$(DIR)" "$(IMAGE)"
 
 # Boot with QEMU's GDB stub on :1234, waiting for the debugger.
 debug: image

@@ -7,10 +7,13 @@
 #   rust-web-llvm + lld-22 for rust-lld;
 # - qemu-system-arm for qemu-system-aarch64; graphviz for `make graph`;
 #   gdb-multiarch for `make debug`;
+# - tools the tests check our formats against: cryptsetup-bin and
+#   qemu-utils (LUKS1 images, QEMU's luks driver), dosfstools and mtools
+#   (the content disk's FAT file system);
 # - the rustup toolchain "system" that rust-toolchain.toml names.
 set -euo pipefail
 
-packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 qemu-system-arm graphviz gdb-multiarch)
+packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 qemu-system-arm graphviz gdb-multiarch cryptsetup-bin qemu-utils dosfstools mtools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,8 @@
 //!   `imagecheck`, written apart from the builder) and checks that the
 //!   tables the kernel will install grant exactly what the system declares.
 //! - `strata graph SYSTEM` prints the system as Graphviz DOT.
+//! - `strata appdisk DIR IMAGE` builds an application disk (the store of
+//!   the dynamic content disk, `crates/fatdisk`) from a folder.
 //!
 //! Every command validates the system first, as `check` does: a system
 //! that `check` rejects, every command rejects with the same errors (one
@@ -29,6 +31,8 @@
 //! reported on standard error, if it still works, with status 1. A closed
 //! descriptor (`>&-`) swallows what is written to it, as Rust's standard
 //! streams do.
+
+mod appdisk;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -104,6 +108,9 @@ enum Command {
         #[arg(long = "search-path")]
         search_path: Vec<PathBuf>,
     },
+    /// Build an application disk image from a folder (its files and
+    /// subfolders; links and special files are refused).
+    Appdisk { dir: PathBuf, image: PathBuf },
 }
 
 /// The loadable extents of every PD's program image, if all are found.
@@ -196,6 +203,17 @@ fn command_line() -> Cli {
 
 fn main() -> ExitCode {
     match command_line().command {
+        Command::Appdisk { dir, image } => match appdisk::build(&dir, &image) {
+            Ok(s) => {
+                let mib = s.blocks as f64 * 4096.0 / (1 << 20) as f64;
+                outln!("{}: {} files in {} folders, {} blocks ({mib:.1} MiB)", image.display(), s.files, s.folders, s.blocks);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                errln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Verify { system, search_path, image, kernel, allow_pmu_user } => {
             let sd = match parse_expanded(&system, &search_path) {
                 Ok(sd) => sd,

@@ -1,0 +1,144 @@
+//! Directory entries as FAT stores them: the 32-byte short entry, the
+//! long-name entries before it, `.`/`..`, and the volume label.
+//!
+//! A short entry (offsets in bytes):
+//!
+//! | offset | size | field | what we write |
+//! |---:|---:|---|---|
+//! | 0 | 11 | name, 8 + 3, space-padded | [`crate::names::short_name`] |
+//! | 11 | 1 | attributes | directory `0x10`; file `0x21` (read-only, archive); label `0x08` |
+//! | 12 | 1 | reserved (NT case bits) | 0 |
+//! | 13 | 1 | creation time, tenths of a second | 0 |
+//! | 14 | 2 | creation time | [`TIME`] |
+//! | 16 | 2 | creation date | [`DATE`] |
+//! | 18 | 2 | last access date | [`DATE`] |
+//! | 20 | 2 | first cluster, high 16 bits | |
+//! | 22 | 2 | write time | [`TIME`] |
+//! | 24 | 2 | write date | [`DATE`] |
+//! | 26 | 2 | first cluster, low 16 bits | 0 for an empty file |
+//! | 28 | 4 | size in bytes | 0 for a directory |
+//!
+//! A long-name entry holds 13 UTF-16 units of the name: units 0-4 at offset
+//! 1, 5-10 at 14, 11-12 at 28; offset 0 is its ordinal (1 for the part
+//! holding the name's start, `| 0x40` on the last part), 11 the attribute
+//! `0x0F`, 12 zero, 13 the short name's checksum, 26 a zero cluster. The
+//! parts are stored last first, just before the short entry. After the
+//! name's last unit comes one `0x0000` if the part has room, then `0xFFFF`
+//! to the end of the part.
+//!
+//! Files are marked read-only: the content disk refuses writes, and this
+//! tells a client before it tries.
+
+use crate::names::UNITS_PER_LFN_ENTRY;
+
+/// Bytes of one directory entry.
+pub const DIR_ENTRY_SIZE: usize = 32;
+
+pub const ATTR_READ_ONLY: u8 = 0x01;
+pub const ATTR_VOLUME_ID: u8 = 0x08;
+pub const ATTR_DIRECTORY: u8 = 0x10;
+pub const ATTR_ARCHIVE: u8 = 0x20;
+/// Read-only, hidden, system and volume-id together: a long-name part.
+pub const ATTR_LONG_NAME: u8 = 0x0F;
+/// Marks the long-name part that holds the end of the name.
+pub const LAST_LONG_ENTRY: u8 = 0x40;
+
+/// Every timestamp on the volume, fixed so that the same application disk
+/// always gives the same content disk: 2025-01-01. FAT dates count years
+/// from 1980 in bits 15-9, the month in 8-5, the day in 4-0.
+pub const DATE: u16 = ((2025 - 1980) << 9) | (1 << 5) | 1;
+/// Midnight (hours in bits 15-11, minutes 10-5, seconds / 2 in 4-0).
+pub const TIME: u16 = 0;
+
+/// The volume label, in the boot sector and as the root's first entry.
+pub const LABEL: [u8; 11] = *b"STRATA APPS";
+
+/// The name of the `.` entry.
+pub const DOT: [u8; 11] = *b".          ";
+/// The name of the `..` entry.
+pub const DOTDOT: [u8; 11] = *b"..         ";
+
+/// Where in a long-name entry each of its 13 UTF-16 units goes.
+const LFN_UNIT_OFFSETS: [usize; UNITS_PER_LFN_ENTRY] = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
+
+fn put16(out: &mut [u8], off: usize, v: u16) {
+    out[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Write a short entry.
+pub fn short_entry(out: &mut [u8; DIR_ENTRY_SIZE], name: &[u8; 11], attr: u8, cluster: u32, size: u32) {
+    out.fill(0);
+    out[..11].copy_from_slice(name);
+    out[11] = attr;
+    put16(out, 14, TIME);
+    put16(out, 16, DATE);
+    put16(out, 18, DATE);
+    put16(out, 20, (cluster >> 16) as u16);
+    put16(out, 22, TIME);
+    put16(out, 24, DATE);
+    put16(out, 26, cluster as u16);
+    out[28..32].copy_from_slice(&size.to_le_bytes());
+}
+
+/// Write long-name part `ordinal` (1-based: part 1 holds units 0-12) of
+/// `name`, which has `parts` parts in all.
+pub fn long_entry(out: &mut [u8; DIR_ENTRY_SIZE], name: &str, ordinal: usize, parts: usize, checksum: u8) {
+    out.fill(0);
+    let first = (ordinal - 1) * UNITS_PER_LFN_ENTRY;
+    out[0] = ordinal as u8 | if ordinal == parts { LAST_LONG_ENTRY } else { 0 };
+    out[11] = ATTR_LONG_NAME;
+    out[13] = checksum;
+    let mut units = name.encode_utf16().skip(first);
+    let mut ended = false;
+    for off in LFN_UNIT_OFFSETS {
+        let unit = match (ended, units.next()) {
+            (false, Some(u)) => u,
+            (false, None) => {
+                ended = true;
+                0x0000
+            }
+            (true, _) => 0xFFFF,
+        };
+        put16(out, off, unit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(e: &[u8; 32]) -> Vec<u16> {
+        LFN_UNIT_OFFSETS.iter().map(|&o| u16::from_le_bytes([e[o], e[o + 1]])).collect()
+    }
+
+    #[test]
+    fn a_long_name_part_ends_with_one_nul_then_ffff_padding() {
+        let mut e = [0u8; 32];
+        long_entry(&mut e, "abcdefghijklmnop", 2, 2, 0x5a);
+        assert_eq!(e[0], 2 | LAST_LONG_ENTRY);
+        assert_eq!(e[11], ATTR_LONG_NAME);
+        assert_eq!(e[13], 0x5a);
+        let want: Vec<u16> = "nop".encode_utf16().chain([0]).chain([0xFFFF; 9]).collect();
+        assert_eq!(units(&e), want);
+        long_entry(&mut e, "abcdefghijklmnop", 1, 2, 0x5a);
+        assert_eq!(e[0], 1);
+        assert_eq!(units(&e), "abcdefghijklm".encode_utf16().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_name_of_exactly_13_units_has_no_terminator() {
+        let mut e = [0u8; 32];
+        long_entry(&mut e, "abcdefghijklm", 1, 1, 0);
+        assert_eq!(units(&e), "abcdefghijklm".encode_utf16().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_short_entry_splits_the_cluster_in_two_halves() {
+        let mut e = [0u8; 32];
+        short_entry(&mut e, b"README  TXT", ATTR_ARCHIVE, 0x0012_3456, 4097);
+        assert_eq!(&e[20..22], &[0x12, 0x00]);
+        assert_eq!(&e[26..28], &[0x56, 0x34]);
+        assert_eq!(&e[28..32], &4097u32.to_le_bytes());
+        assert_eq!(u16::from_le_bytes([e[24], e[25]]), DATE);
+    }
+}

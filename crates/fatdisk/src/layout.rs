@@ -1,0 +1,290 @@
+//! Where everything goes on the content disk: the volume's geometry and
+//! each manifest entry's clusters and directory slots.
+//!
+//! # Geometry
+//!
+//! | blocks (4 KiB) | what |
+//! |---|---|
+//! | `0 .. 4` | reserved: 32 sectors; boot sector in sector 0, FSInfo in 1, their backups in 6 and 7 |
+//! | `4 .. 4 + F` | the first FAT: `F` blocks, 1024 four-byte entries a block |
+//! | `4 + F .. 4 + 2F` | the second FAT, the same |
+//! | `4 + 2F ..` | the data area: cluster `c` (from 2) is block `4 + 2F + c - 2` |
+//!
+//! Sectors are 512 bytes and a cluster is 8 of them, 4 KiB: one content
+//! block per cluster, and the reserved area and each FAT a whole number of
+//! blocks, so every cluster lines up with a block and a file's clusters map
+//! one to one onto its blocks on the application disk.
+//!
+//! # Allocation
+//!
+//! Entries take clusters in manifest order, each a contiguous run, with no
+//! gaps: the root at cluster 2, then every other entry. A directory takes
+//! `ceil(slots / 128)` clusters (at least 1), a file `ceil(size / 4096)`
+//! (none if empty). So the runs' ends increase down the table and the entry
+//! owning a cluster is found by binary search over them.
+//!
+//! # The FAT32 minimum and maximum
+//!
+//! A volume is FAT32 only with at least 65,525 clusters (fewer would make
+//! every driver read it as FAT16), and Microsoft's specification warns
+//! against counts within 16 of that threshold. So the volume has at least
+//! [`MIN_CLUSTERS`] = 65,541 clusters (256 MiB): whatever the entries do
+//! not use is free space that costs nothing, since free clusters are
+//! synthesized zeros. At most [`MAX_CLUSTERS`] = 268,435,445 clusters
+//! (about 1 TiB of 4 KiB clusters): cluster numbers are 28 bits and the
+//! top ones are reserved.
+//!
+//! # Directories
+//!
+//! A directory is at most [`MAX_DIR_SLOTS`] = 65,536 entries of 32 bytes
+//! (2 MiB); a name costs one short entry plus one long-name entry per 13
+//! UTF-16 units. A subdirectory starts with `.` and `..`; the root starts
+//! with the volume label. Then the children, in manifest order.
+//!
+//! # Scratch
+//!
+//! The caller lends one [`EntryLayout`] (16 bytes) per manifest entry:
+//! where each run ends, where each entry's directory slots start and where
+//! each directory's children are. Nothing else is kept, and nothing is
+//! allocated.
+
+use crate::manifest::{self, Kind, Manifest, BLOCK_SIZE};
+use crate::names;
+use core::fmt;
+use core::ops::Range;
+
+/// Bytes per sector in the boot sector's BPB.
+pub const SECTOR_SIZE: u32 = 512;
+/// Sectors per cluster: a cluster is one 4 KiB block.
+pub const SECTORS_PER_CLUSTER: u32 = (BLOCK_SIZE as u32) / SECTOR_SIZE;
+/// Reserved sectors before the first FAT: 32, as the specification
+/// suggests for FAT32; four blocks.
+pub const RESERVED_SECTORS: u32 = 32;
+/// [`RESERVED_SECTORS`] in blocks.
+pub const RESERVED_BLOCKS: u64 = (RESERVED_SECTORS / SECTORS_PER_CLUSTER) as u64;
+/// FAT entries in one block.
+pub const FAT_ENTRIES_PER_BLOCK: u32 = (BLOCK_SIZE / 4) as u32;
+/// Directory entries in one cluster.
+pub const SLOTS_PER_CLUSTER: u32 = (BLOCK_SIZE / crate::dir::DIR_ENTRY_SIZE) as u32;
+/// The first data cluster: FAT entries 0 and 1 are not clusters.
+pub const FIRST_CLUSTER: u32 = 2;
+/// The fewest clusters a volume gets: FAT32's minimum of 65,525, plus the
+/// margin of 16 the specification asks for.
+pub const MIN_CLUSTERS: u32 = 65_525 + 16;
+/// The most clusters FAT32 allows.
+pub const MAX_CLUSTERS: u32 = 0x0FFF_FFF5;
+/// The most 32-byte entries in one directory.
+pub const MAX_DIR_SLOTS: u32 = 65_536;
+
+/// Why an application disk cannot be laid out as a FAT32 volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The caller's scratch has fewer than one [`EntryLayout`] per entry.
+    ScratchTooSmall { needed: u32, got: usize },
+    /// Directory `entry` needs more than [`MAX_DIR_SLOTS`] entries.
+    DirectoryTooLarge { entry: u32, slots: u64 },
+    /// The entries need more than [`MAX_CLUSTERS`] clusters.
+    TooManyClusters { needed: u64 },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ScratchTooSmall { needed, got } => write!(f, "layout scratch holds {got} entries, the manifest has {needed}"),
+            Error::DirectoryTooLarge { entry, slots } => {
+                write!(f, "directory (entry {entry}) needs {slots} directory entries, FAT allows {MAX_DIR_SLOTS}")
+            }
+            Error::TooManyClusters { needed } => write!(f, "the files need {needed} clusters of 4 KiB, FAT32 allows {MAX_CLUSTERS}"),
+        }
+    }
+}
+
+/// What the layout keeps of one manifest entry (16 bytes); the caller
+/// provides one per entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EntryLayout {
+    /// The cluster after its run (its run starts where the previous
+    /// entry's ends).
+    end_cluster: u32,
+    /// Its first slot in its parent directory.
+    slot: u32,
+    /// A directory's children: entries `first_child .. child_end`.
+    first_child: u32,
+    child_end: u32,
+}
+
+impl EntryLayout {
+    /// An unused scratch entry, for static arrays.
+    pub const EMPTY: EntryLayout = EntryLayout { end_cluster: 0, slot: 0, first_child: 0, child_end: 0 };
+}
+
+/// The layout of a content disk (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct Layout<'a> {
+    manifest: Manifest<'a>,
+    entries: &'a [EntryLayout],
+    used_clusters: u32,
+    clusters: u32,
+    fat_blocks: u32,
+}
+
+impl<'a> Layout<'a> {
+    /// Lay out `manifest`, keeping what each entry needs in `scratch` (at
+    /// least `manifest.len()` entries). Costs O(entries + bytes of names).
+    pub fn new(manifest: Manifest<'a>, scratch: &'a mut [EntryLayout]) -> Result<Layout<'a>, Error> {
+        let n = manifest.len();
+        let got = scratch.len();
+        let Some(table) = scratch.get_mut(..n as usize) else {
+            return Err(Error::ScratchTooSmall { needed: n, got });
+        };
+        table.fill(EntryLayout::EMPTY);
+
+        // Children: the manifest keeps each directory's children in one run.
+        for i in 1..n {
+            let dir = &mut table[manifest.entry(i).parent as usize];
+            if dir.child_end == 0 {
+                dir.first_child = i;
+            }
+            dir.child_end = i + 1;
+        }
+
+        // Slots, one directory's children after another.
+        let mut next_slot = 0u64;
+        for i in 1..n {
+            let entry = manifest.entry(i);
+            let parent = entry.parent as usize;
+            if table[parent].first_child == i {
+                next_slot = u64::from(first_child_slot(entry.parent));
+            }
+            table[i as usize].slot = next_slot as u32;
+            next_slot += slots_of(entry.name);
+            if next_slot > u64::from(MAX_DIR_SLOTS) {
+                return Err(Error::DirectoryTooLarge { entry: entry.parent, slots: next_slot });
+            }
+        }
+
+        // Clusters, in table order.
+        let mut next_cluster = u64::from(FIRST_CLUSTER);
+        for i in 0..n {
+            let entry = manifest.entry(i);
+            let clusters = match entry.kind {
+                Kind::Dir => u64::from(dir_slots(&manifest, table, i)).div_ceil(u64::from(SLOTS_PER_CLUSTER)),
+                Kind::File => manifest::blocks_for(entry.size),
+            };
+            // At most 2^20 entries of at most 2^20 clusters: no overflow.
+            next_cluster += clusters;
+            // Wrong once past the limit, but then the layout is refused.
+            table[i as usize].end_cluster = next_cluster as u32;
+        }
+        let needed = next_cluster - u64::from(FIRST_CLUSTER);
+        if needed > u64::from(MAX_CLUSTERS) {
+            return Err(Error::TooManyClusters { needed });
+        }
+
+        let used_clusters = needed as u32;
+        let clusters = used_clusters.max(MIN_CLUSTERS);
+        let fat_blocks = (clusters + FIRST_CLUSTER).div_ceil(FAT_ENTRIES_PER_BLOCK);
+        Ok(Layout { manifest, entries: table, used_clusters, clusters, fat_blocks })
+    }
+
+    /// The manifest laid out.
+    pub fn manifest(&self) -> &Manifest<'a> {
+        &self.manifest
+    }
+
+    /// Clusters of the volume, free ones included (at least
+    /// [`MIN_CLUSTERS`]).
+    pub fn clusters(&self) -> u32 {
+        self.clusters
+    }
+
+    /// Clusters the directories and files use: `2 .. 2 + used`.
+    pub fn used_clusters(&self) -> u32 {
+        self.used_clusters
+    }
+
+    /// Blocks of one FAT.
+    pub fn fat_blocks(&self) -> u32 {
+        self.fat_blocks
+    }
+
+    /// The first block of FAT `copy` (0 or 1).
+    pub fn fat_start(&self, copy: u32) -> u64 {
+        RESERVED_BLOCKS + u64::from(copy) * u64::from(self.fat_blocks)
+    }
+
+    /// The block of cluster 2.
+    pub fn data_start(&self) -> u64 {
+        self.fat_start(2)
+    }
+
+    /// The size of the content disk in blocks.
+    pub fn blocks(&self) -> u64 {
+        self.data_start() + u64::from(self.clusters)
+    }
+
+    /// The clusters of entry `i`: empty for an empty file.
+    pub fn clusters_of(&self, i: u32) -> Range<u32> {
+        let end = self.entries.get(i as usize).map_or(FIRST_CLUSTER, |e| e.end_cluster);
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.entries.get(prev as usize).map_or(FIRST_CLUSTER, |e| e.end_cluster),
+            None => FIRST_CLUSTER,
+        };
+        start..end.max(start)
+    }
+
+    /// The entry whose run holds `cluster`, if one does.
+    pub fn entry_at(&self, cluster: u32) -> Option<u32> {
+        // The first run ending after the cluster; an empty run never holds
+        // it, and runs have no gaps, so that run does if any does.
+        let i = self.entries.partition_point(|e| e.end_cluster <= cluster) as u32;
+        self.clusters_of(i).contains(&cluster).then_some(i)
+    }
+
+    /// Directory `dir`'s children, as a range of entries.
+    pub fn children(&self, dir: u32) -> Range<u32> {
+        self.entries.get(dir as usize).map_or(0..0, |e| e.first_child..e.child_end)
+    }
+
+    /// Entry `i`'s first slot in its parent directory.
+    pub fn slot(&self, i: u32) -> u32 {
+        self.entries.get(i as usize).map_or(0, |e| e.slot)
+    }
+
+    /// The first child of `children` whose slots reach past `slot`.
+    pub fn child_at_slot(&self, children: Range<u32>, slot: u32) -> u32 {
+        let range = children.start as usize..children.end as usize;
+        let Some(run) = self.entries.get(range) else {
+            return children.end;
+        };
+        // The last child starting at or before the slot, unless none does.
+        let after = run.partition_point(|e| e.slot <= slot) as u32;
+        children.start + after.saturating_sub(1)
+    }
+}
+
+/// Where a directory's first child's slots begin: after `.` and `..`, or
+/// after the root's volume label.
+pub fn first_child_slot(dir: u32) -> u32 {
+    if dir == 0 {
+        1
+    } else {
+        2
+    }
+}
+
+/// Slots a child takes: its long-name parts and its short entry.
+pub fn slots_of(name: &str) -> u64 {
+    names::lfn_entries(name) as u64 + 1
+}
+
+/// Slots directory `dir` uses, its own `.`/`..` or label included.
+fn dir_slots(manifest: &Manifest, table: &[EntryLayout], dir: u32) -> u32 {
+    let e = table[dir as usize];
+    if e.child_end == 0 {
+        return first_child_slot(dir);
+    }
+    let last = e.child_end - 1;
+    // Checked not to pass MAX_DIR_SLOTS when the slots were assigned.
+    table[last as usize].slot + slots_of(manifest.entry(last).name) as u32
+}

@@ -1,0 +1,208 @@
+//! The content disk, one block at a time: each 4 KiB block is either
+//! synthesized here or is a block of the application disk.
+//!
+//! | block | source |
+//! |---|---|
+//! | 0 | synthesized: boot sector, FSInfo, their backups ([`crate::boot`]) |
+//! | 1 .. 4 | synthesized: zeros (the rest of the reserved sectors) |
+//! | the two FATs | synthesized: 1024 entries from the runs of the entries they cover |
+//! | a directory's cluster | synthesized: its 128 slots ([`crate::dir`]) |
+//! | a file's cluster | the application disk: block `start + (cluster - first cluster)` |
+//! | a free cluster, or past the end | synthesized: zeros |
+//!
+//! A file's last cluster is read from the application disk like the rest:
+//! FAT ignores the bytes past the end of a file, and the writer pads files
+//! with zeros, so they read as zeros anyway.
+//!
+//! # Cost per block
+//!
+//! One binary search over the entries' runs (O(log entries)), then for a
+//! FAT block 1024 entries written, walking forward through the runs it
+//! covers; for a directory block one more binary search over the
+//! directory's children and at most 128 slots written, each from its
+//! child's name (O(name length)). No block scans all entries.
+
+use crate::boot;
+use crate::dir::{self, DIR_ENTRY_SIZE};
+use crate::layout::{self, EntryLayout, Layout, FAT_ENTRIES_PER_BLOCK, FIRST_CLUSTER, SLOTS_PER_CLUSTER};
+use crate::manifest::{Kind, Manifest, BLOCK_SIZE};
+use crate::names;
+
+/// Where a block's bytes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The block was synthesized into the caller's buffer.
+    Synthesized,
+    /// The block is application-disk block `.0`; the buffer was not
+    /// touched.
+    AppDisk(u64),
+}
+
+/// FAT32's end-of-chain mark (any value from `0x0FFFFFF8` is one).
+const END_OF_CHAIN: u32 = 0x0FFF_FFFF;
+/// FAT entry 0: the media byte in the low 8 bits, the rest set.
+const FAT_ENTRY_0: u32 = 0x0FFF_FF00 | 0xF8;
+/// FAT entry 1: an end-of-chain mark whose top bits also say "cleanly
+/// unmounted" and "no I/O errors".
+const FAT_ENTRY_1: u32 = 0x0FFF_FFFF;
+
+/// A content disk: a FAT32 volume of the applications on an application
+/// disk, synthesized on demand.
+#[derive(Clone, Copy, Debug)]
+pub struct ContentDisk<'a> {
+    layout: Layout<'a>,
+}
+
+impl<'a> ContentDisk<'a> {
+    /// Lay out `manifest` as a FAT32 volume; `scratch` needs one
+    /// [`EntryLayout`] per manifest entry (16 bytes each) and is borrowed
+    /// for as long as the disk is served.
+    pub fn new(manifest: Manifest<'a>, scratch: &'a mut [EntryLayout]) -> Result<ContentDisk<'a>, layout::Error> {
+        Ok(ContentDisk { layout: Layout::new(manifest, scratch)? })
+    }
+
+    /// The layout: geometry and where each entry is.
+    pub fn layout(&self) -> &Layout<'a> {
+        &self.layout
+    }
+
+    /// The content disk's size in 4 KiB blocks.
+    pub fn blocks(&self) -> u64 {
+        self.layout.blocks()
+    }
+
+    /// Block `block` of the content disk: synthesized into `out`, or the
+    /// application-disk block that holds it. A block past the end reads as
+    /// zeros (a filter should refuse such a read before it gets here).
+    pub fn block(&self, block: u64, out: &mut [u8; BLOCK_SIZE]) -> Source {
+        let l = &self.layout;
+        if block >= l.data_start() {
+            return self.data_block(block - l.data_start(), out);
+        }
+        out.fill(0);
+        if block == 0 {
+            boot::boot_block(l, out);
+        } else if block >= l.fat_start(0) {
+            // Both FATs are the same.
+            let index = (block - l.fat_start(0)) % u64::from(l.fat_blocks());
+            self.fat_block(index as u32, out);
+        }
+        Source::Synthesized
+    }
+
+    /// FAT block `index`: entries `1024 * index ..`.
+    fn fat_block(&self, index: u32, out: &mut [u8; BLOCK_SIZE]) {
+        let l = &self.layout;
+        let first = index * FAT_ENTRIES_PER_BLOCK;
+        let used_end = FIRST_CLUSTER + l.used_clusters();
+        let mut entry = l.entry_at(first.max(FIRST_CLUSTER));
+        for (k, word) in out.chunks_exact_mut(4).enumerate() {
+            let cluster = first + k as u32;
+            let value = match cluster {
+                0 => FAT_ENTRY_0,
+                1 => FAT_ENTRY_1,
+                c if c >= used_end => 0,
+                c => {
+                    // Walk forward to the run holding c (runs have no gaps
+                    // but some are empty).
+                    let mut run = entry.map_or(0..0, |i| l.clusters_of(i));
+                    while !run.contains(&c) {
+                        entry = entry.map(|i| i + 1);
+                        match entry {
+                            Some(i) if i < l.manifest().len() => run = l.clusters_of(i),
+                            _ => break,
+                        }
+                    }
+                    if c + 1 < run.end {
+                        c + 1
+                    } else {
+                        END_OF_CHAIN
+                    }
+                }
+            };
+            word.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// Data-area block `index` (cluster `index + 2`).
+    fn data_block(&self, index: u64, out: &mut [u8; BLOCK_SIZE]) -> Source {
+        let l = &self.layout;
+        let owner = u32::try_from(index).ok().and_then(|i| i.checked_add(FIRST_CLUSTER)).and_then(|c| l.entry_at(c).map(|e| (c, e)));
+        let Some((cluster, entry)) = owner else {
+            out.fill(0);
+            return Source::Synthesized;
+        };
+        let run = l.clusters_of(entry);
+        let e = l.manifest().entry(entry);
+        match e.kind {
+            Kind::File => Source::AppDisk(e.start + u64::from(cluster - run.start)),
+            Kind::Dir => {
+                self.dir_block(entry, cluster - run.start, out);
+                Source::Synthesized
+            }
+        }
+    }
+
+    /// Cluster `k` of directory `dir`: slots `128 k .. 128 (k + 1)`.
+    fn dir_block(&self, dir: u32, k: u32, out: &mut [u8; BLOCK_SIZE]) {
+        out.fill(0);
+        let l = &self.layout;
+        let m = l.manifest();
+        let window = k * SLOTS_PER_CLUSTER..(k + 1) * SLOTS_PER_CLUSTER;
+
+        // The directory's own entries: the label, or `.` and `..`.
+        if dir == 0 {
+            if let Some(s) = slot_in(out, &window, 0) {
+                dir::short_entry(s, &dir::LABEL, dir::ATTR_VOLUME_ID, 0, 0);
+            }
+        } else {
+            if let Some(s) = slot_in(out, &window, 0) {
+                dir::short_entry(s, &dir::DOT, dir::ATTR_DIRECTORY, l.clusters_of(dir).start, 0);
+            }
+            if let Some(s) = slot_in(out, &window, 1) {
+                let parent = m.entry(dir).parent;
+                // `..` in a directory of the root names cluster 0, not the
+                // root's cluster: the specification's rule.
+                let cluster = if parent == 0 { 0 } else { l.clusters_of(parent).start };
+                dir::short_entry(s, &dir::DOTDOT, dir::ATTR_DIRECTORY, cluster, 0);
+            }
+        }
+
+        let children = l.children(dir);
+        let mut child = l.child_at_slot(children.clone(), window.start);
+        while child < children.end && l.slot(child) < window.end {
+            let e = m.entry(child);
+            let short = names::short_name(e.name, child - children.start + 1);
+            let parts = names::lfn_entries(e.name);
+            let checksum = names::lfn_checksum(&short);
+            let first_slot = l.slot(child);
+            for r in 0..=parts {
+                let Some(s) = slot_in(out, &window, first_slot + r as u32) else { continue };
+                if r < parts {
+                    // Stored last part first.
+                    dir::long_entry(s, e.name, parts - r, parts, checksum);
+                } else {
+                    let run = l.clusters_of(child);
+                    let (attr, size) = match e.kind {
+                        Kind::Dir => (dir::ATTR_DIRECTORY, 0),
+                        // At most MAX_FILE_SIZE, which fits.
+                        Kind::File => (dir::ATTR_READ_ONLY | dir::ATTR_ARCHIVE, e.size as u32),
+                    };
+                    let cluster = if run.is_empty() { 0 } else { run.start };
+                    dir::short_entry(s, &short, attr, cluster, size);
+                }
+            }
+            child += 1;
+        }
+    }
+}
+
+/// Directory slot `slot` in `out`, if it lies in the cluster `out` holds
+/// (slots `window`).
+fn slot_in<'b>(out: &'b mut [u8; BLOCK_SIZE], window: &core::ops::Range<u32>, slot: u32) -> Option<&'b mut [u8; DIR_ENTRY_SIZE]> {
+    if !window.contains(&slot) {
+        return None;
+    }
+    let off = (slot - window.start) as usize * DIR_ENTRY_SIZE;
+    out.get_mut(off..off + DIR_ENTRY_SIZE)?.try_into().ok()
+}

@@ -1,0 +1,124 @@
+//! The judges nobody here wrote: `fsck.fat` (dosfstools) and `mtools`.
+//! A missing one fails the test and says which package to install.
+//! (Also used by the tool's `appdisk` test.)
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `name`'s path, from `PATH` or the sbin directories (fsck.fat lives in
+/// /usr/sbin, which an ordinary user's `PATH` may lack).
+pub fn find_tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` not found (in PATH, /usr/sbin or /sbin): install the `{package}` package (apt-get install {package})");
+}
+
+/// Run `fsck.fat -n` on `image` and fail on anything it reports beyond
+/// its banner and the one-line summary; returns the summary.
+pub fn fsck(image: &Path) -> String {
+    let out = Command::new(find_tool("fsck.fat", "dosfstools")).arg("-n").arg(image).output().expect("run fsck.fat");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary_prefix = format!("{}: ", image.display());
+    let findings: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .filter(|l| !(l.starts_with(&summary_prefix) && l.ends_with(" clusters") && l.contains(" files, ")))
+        .collect();
+    assert!(
+        out.status.success() && findings.is_empty() && stderr.trim().is_empty(),
+        "fsck.fat -n {} reports problems (status {}):\n{stdout}{stderr}",
+        image.display(),
+        out.status
+    );
+    stdout.lines().last().unwrap_or_default().to_string()
+}
+
+/// An mtools command on `image`, in a UTF-8 locale so non-ASCII names
+/// convert; fails on a non-zero status or any message.
+pub fn mtools(tool: &str, image: &Path, args: &[&str]) -> String {
+    let out = Command::new(find_tool(tool, "mtools"))
+        .env("LC_ALL", "C.UTF-8")
+        .arg("-i")
+        .arg(image)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{tool} -i {} {args:?} failed ({}):\n{stderr}", image.display(), out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copy everything on the volume into `out` (created) with mcopy.
+pub fn mcopy_all(image: &Path, out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    // -s: recursively, -n: no overwrite questions; `::` is the root.
+    mtools("mcopy", image, &["-s", "-n", "::", &format!("{}/", out.display())]);
+}
+
+/// What a folder holds: `/`-separated relative paths, `None` for a
+/// directory, the bytes for a file.
+pub type Tree = BTreeMap<String, Option<Vec<u8>>>;
+
+/// Read the folder `root` as a [`Tree`].
+pub fn read_tree(root: &Path) -> Tree {
+    fn walk(dir: &Path, prefix: &str, tree: &mut Tree) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().expect("UTF-8 names");
+            let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let ty = entry.file_type().unwrap();
+            if ty.is_dir() {
+                tree.insert(path.clone(), None);
+                walk(&entry.path(), &path, tree);
+            } else {
+                assert!(ty.is_file(), "{path}: not a file or a folder");
+                tree.insert(path, Some(std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    let mut tree = Tree::new();
+    walk(root, "", &mut tree);
+    tree
+}
+
+/// Assert two trees are the same, naming the first difference (not
+/// printing megabytes of file bytes).
+pub fn assert_same_tree(got: &Tree, want: &Tree) {
+    let got_paths: Vec<&String> = got.keys().collect();
+    let want_paths: Vec<&String> = want.keys().collect();
+    if got_paths != want_paths {
+        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(10).collect();
+        let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(10).collect();
+        panic!("trees differ: missing {missing:?}, unexpected {extra:?}");
+    }
+    for (path, want_bytes) in want {
+        let got_bytes = &got[path];
+        match (got_bytes, want_bytes) {
+            (None, None) => {}
+            (Some(g), Some(w)) if g == w => {}
+            (Some(g), Some(w)) => {
+                let at = g.iter().zip(w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
+                panic!("'{path}': {} bytes, want {}; first difference at byte {at}", g.len(), w.len());
+            }
+            _ => panic!("'{path}': a file on one side, a folder on the other"),
+        }
+    }
+}
+
+/// A fresh empty directory for one test, under the target directory.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,24 @@
+//! The LUKS1 encryption filter PD.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+// The bounce buffer holds the encrypted copies of writes in flight (128
+// slots of up to 16 blocks) and, during setup, the header and one key
+// slot's material.
+#[cfg(target_os = "none")]
+blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write", "params=passphrase", "bounce=8388608");
+
+#[cfg(target_os = "none")]
+fn say(args: core::fmt::Arguments) {
+    let cfg = blk_filter::config();
+    microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
+}
+
+#[cfg(target_os = "none")]
+#[microkit::protection_domain]
+fn init() -> blk_filter::FilterPd<filter_crypt::Crypt> {
+    blk_filter::FilterPd::start(|cfg| filter_crypt::Crypt::new(cfg.param("passphrase"), cfg.rights & u32::from(abi::GRANT_WRITE) != 0, blk_filter::bounce(), say))
+}

@@ -1,0 +1,96 @@
+//! `strata appdisk DIR IMAGE`: an application disk from a folder, for the
+//! dynamic content disk (`crates/fatdisk`).
+//!
+//! The folder is read recursively: subfolders, empty files and any name
+//! FAT can hold (spaces, non-ASCII). Only regular files and folders go on
+//! an application disk: a symbolic link, a device, a FIFO or a socket is
+//! refused with the path, as is a name FAT cannot hold or two names that
+//! differ only in case. The image is written by `fatdisk::writer`: the
+//! manifest, then each file from a 4 KiB boundary, zero-padded. A failed
+//! write leaves no image behind.
+
+use fatdisk::writer::{AppDisk, Builder, DirId, WriteError};
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+/// What went on the disk.
+pub struct Summary {
+    pub files: usize,
+    pub folders: usize,
+    pub blocks: u64,
+}
+
+/// Build the application disk of folder `dir` as the file `image`.
+pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
+    let meta = fs::metadata(dir).map_err(|e| format!("cannot read folder '{}': {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("'{}' is not a folder", dir.display()));
+    }
+    refuse_image_inside(dir, image)?;
+
+    let mut builder = Builder::new();
+    let mut folders = 0;
+    let mut pending: Vec<(DirId, PathBuf)> = vec![(builder.root(), dir.to_path_buf())];
+    while let Some((id, path)) = pending.pop() {
+        let entries = fs::read_dir(&path).map_err(|e| format!("cannot read folder '{}': {e}", path.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot read folder '{}': {e}", path.display()))?;
+            let child = entry.path();
+            let name = entry.file_name();
+            let name = name.to_str().ok_or_else(|| format!("'{}': the name is not UTF-8", child.display()))?;
+            // Not following links: a link is refused, not copied.
+            let meta = fs::symlink_metadata(&child).map_err(|e| format!("cannot read '{}': {e}", child.display()))?;
+            let kind = meta.file_type();
+            let in_folder = |e: WriteError| format!("folder '{}': {e}", dir.display());
+            if kind.is_symlink() {
+                return Err(format!("'{}' is a symbolic link; an application disk holds only regular files and folders", child.display()));
+            } else if kind.is_dir() {
+                let sub = builder.add_dir(id, name).map_err(in_folder)?;
+                pending.push((sub, child));
+                folders += 1;
+            } else if kind.is_file() {
+                builder.add_file(id, name, meta.len(), child.clone()).map_err(in_folder)?;
+            } else {
+                return Err(format!(
+                    "'{}' is a device, FIFO or socket; an application disk holds only regular files and folders",
+                    child.display()
+                ));
+            }
+        }
+    }
+    let disk = builder.build().map_err(|e| format!("folder '{}': {e}", dir.display()))?;
+    if let Err(e) = write_image(&disk, dir, image) {
+        let _ = fs::remove_file(image);
+        return Err(e);
+    }
+    Ok(Summary { files: disk.files().len(), folders, blocks: disk.blocks() })
+}
+
+fn write_image(disk: &AppDisk<PathBuf>, dir: &Path, image: &Path) -> Result<(), String> {
+    let cannot_write = |e: &dyn std::fmt::Display| format!("cannot write image '{}': {e}", image.display());
+    let file = File::create(image).map_err(|e| format!("cannot create image '{}': {e}", image.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    disk.write_to(&mut out, |f| File::open(&f.source)).map_err(|e| match e {
+        WriteError::Output(error) => cannot_write(&error),
+        e => format!("folder '{}': {e}", dir.display()),
+    })?;
+    let file = out.into_inner().map_err(|e| cannot_write(e.error()))?;
+    file.sync_all().map_err(|e| cannot_write(&e))
+}
+
+/// An image written inside the folder it is built from would end up in
+/// the next image built from it, half written.
+fn refuse_image_inside(dir: &Path, image: &Path) -> Result<(), String> {
+    let dir = fs::canonicalize(dir).map_err(|e| format!("cannot read folder '{}': {e}", dir.display()))?;
+    let parent = match image.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(parent) = fs::canonicalize(parent) {
+        if parent.starts_with(&dir) {
+            return Err(format!("the image '{}' would be inside the folder '{}' it is built from", image.display(), dir.display()));
+        }
+    }
+    Ok(())
+}

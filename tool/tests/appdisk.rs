@@ -1,0 +1,168 @@
+//! `strata appdisk DIR IMAGE`: an application disk built from a folder is
+//! served (by `fatdisk`, block by block, as the filter will) as a FAT
+//! volume that `fsck.fat -n` finds nothing wrong with and from which
+//! `mcopy` copies the folder back exactly; links, special files and names
+//! FAT cannot hold are refused with one line naming the path.
+
+#[path = "../../crates/fatdisk/tests/common/external.rs"]
+mod external;
+
+use external::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn strata_appdisk(dir: &Path, image: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata")).arg("appdisk").arg(dir).arg(image).output().expect("run strata")
+}
+
+/// Bytes that differ from block to block, so a misplaced block shows.
+fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The folder of the brief: nested folders, an empty file and an empty
+/// folder, files of 4096, 4097 and a few MiB, names with spaces, long and
+/// non-ASCII names, and a few hundred files in one folder.
+fn make_folder(root: &Path) {
+    let w = |rel: &str, bytes: Vec<u8>| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    };
+    w("empty", vec![]);
+    w("exactly one block.bin", pattern(4096, 1));
+    w("one block and a byte.bin", pattern(4097, 2));
+    w("big/a few MiB.elf", pattern(3 * 1024 * 1024 + 123, 3));
+    w("apps/hello world/main.elf", pattern(20_000, 4));
+    w("apps/hello world/config.toml", b"name = \"hello\"\n".to_vec());
+    w("apps/Grüße aus Köln/日本語.txt", "こんにちは\n".as_bytes().to_vec());
+    w("apps/a name long enough to need several long-name entries, with spaces and punctuation (v1.2.3) [final].tar.gz", pattern(777, 5));
+    w("deep/er/and/deeper/still/leaf.txt", b"leaf\n".to_vec());
+    w("README.TXT", b"read me\n".to_vec());
+    fs::create_dir_all(root.join("an empty folder")).unwrap();
+    for i in 0..400 {
+        w(&format!("many/program {i:03} of many.bin"), pattern(i * 37 % 9000, 100 + i as u64));
+    }
+}
+
+#[test]
+fn a_folder_becomes_a_volume_that_fsck_accepts_and_mcopy_copies_back_exactly() {
+    let work = scratch_dir("appdisk-roundtrip");
+    let folder = work.join("folder");
+    make_folder(&folder);
+    let (app, content, out) = (work.join("app.img"), work.join("content.img"), work.join("out"));
+
+    let run = strata_appdisk(&folder, &app);
+    assert!(run.status.success(), "strata appdisk failed: {}", String::from_utf8_lossy(&run.stderr));
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(said.starts_with(&format!("{}: 410 files in 11 folders, ", app.display())), "{said}");
+    assert_eq!(fs::metadata(&app).unwrap().len() % 4096, 0);
+
+    fatdisk::render::render(&app, &content).unwrap();
+    fsck(&content);
+    mcopy_all(&content, &out);
+    assert_same_tree(&read_tree(&out), &read_tree(&folder));
+    let _ = fs::remove_dir_all(&work);
+}
+
+/// Run `strata appdisk` on `folder` expecting a refusal: one line on
+/// standard error, a failure status, and no image left behind.
+fn refused(folder: &Path, image: &Path) -> String {
+    let run = strata_appdisk(folder, image);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(!run.status.success(), "accepted: {}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!image.exists(), "an image was left behind");
+    let _ = fs::remove_dir_all(folder.parent().unwrap());
+    stderr.trim_end().to_string()
+}
+
+fn fresh(name: &str) -> (PathBuf, PathBuf) {
+    let work = scratch_dir(name);
+    let folder = work.join("folder");
+    fs::create_dir_all(folder.join("sub")).unwrap();
+    fs::write(folder.join("sub/ok.txt"), b"fine").unwrap();
+    (folder, work.join("app.img"))
+}
+
+#[test]
+fn a_symbolic_link_is_refused_naming_it() {
+    let (folder, image) = fresh("appdisk-symlink");
+    std::os::unix::fs::symlink("ok.txt", folder.join("sub/link")).unwrap();
+    let err = refused(&folder, &image);
+    assert_eq!(
+        err,
+        format!(
+            "error: '{}' is a symbolic link; an application disk holds only regular files and folders",
+            folder.join("sub/link").display()
+        )
+    );
+}
+
+#[test]
+fn a_fifo_is_refused_naming_it() {
+    let (folder, image) = fresh("appdisk-fifo");
+    let fifo = folder.join("sub/pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = refused(&folder, &image);
+    assert_eq!(
+        err,
+        format!("error: '{}' is a device, FIFO or socket; an application disk holds only regular files and folders", fifo.display())
+    );
+}
+
+#[test]
+fn names_fat_cannot_hold_or_tell_apart_are_refused() {
+    let (folder, image) = fresh("appdisk-names");
+    fs::write(folder.join("sub/OK.TXT"), b"clash").unwrap();
+    let err = refused(&folder, &image);
+    assert!(err.ends_with("'sub/OK.TXT' and 'sub/ok.txt' differ only in case, which FAT cannot tell apart"), "{err}");
+
+    let (folder, image) = fresh("appdisk-names2");
+    fs::write(folder.join("sub/trailing dot."), b"").unwrap();
+    let err = refused(&folder, &image);
+    assert!(err.ends_with("'sub/trailing dot.': the name ends in a space or a period, which FAT drops"), "{err}");
+
+    let (folder, image) = fresh("appdisk-names3");
+    fs::write(folder.join("sub/what?"), b"").unwrap();
+    let err = refused(&folder, &image);
+    assert!(err.ends_with("'sub/what?': the name holds '?', which FAT names cannot"), "{err}");
+
+    let (folder, image) = fresh("appdisk-names4");
+    use std::os::unix::ffi::OsStrExt;
+    let bad = folder.join("sub").join(std::ffi::OsStr::from_bytes(b"latin1-\xe9"));
+    fs::write(&bad, b"").unwrap();
+    let err = refused(&folder, &image);
+    assert!(err.ends_with("the name is not UTF-8"), "{err}");
+}
+
+#[test]
+fn an_image_inside_its_own_folder_is_refused() {
+    let (folder, _) = fresh("appdisk-inside");
+    let err = refused(&folder, &folder.join("sub/app.img"));
+    assert!(err.contains("would be inside the folder"), "{err}");
+}
+
+#[test]
+fn an_empty_folder_gives_an_empty_volume() {
+    let work = scratch_dir("appdisk-empty");
+    let folder = work.join("folder");
+    fs::create_dir_all(&folder).unwrap();
+    let (app, content, out) = (work.join("app.img"), work.join("content.img"), work.join("out"));
+    let run = strata_appdisk(&folder, &app);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    fatdisk::render::render(&app, &content).unwrap();
+    fsck(&content);
+    mcopy_all(&content, &out);
+    assert!(read_tree(&out).is_empty());
+    let _ = fs::remove_dir_all(&work);
+}
