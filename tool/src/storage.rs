@@ -162,7 +162,8 @@ pub const FILTER_CONFIG_SYMBOL: &str = "blk_filter_config";
 ///   its name (zero queue and probe). `clients[c]`: `queue` (vaddr in the
 ///   server, size, capacity, channel c), `data` (vaddr 0: not mapped in
 ///   the server; paddr; size), `disk` = d, `partition` (0 = whole disk),
-///   `name` = the client PD's name.
+///   `name` = the client PD's name, `entry` = the position in its disk's
+///   chain of the filter it attaches at (`at`; 0 = the top).
 /// - `ClientConfig`: `magic`, `direct` (0 or 1), `queue` (vaddr
 ///   `0x50_0000_0000`, size, capacity, channel = the client's id), `data`
 ///   (vaddr `0x51_0000_0000`, paddr, size), `disk` = the disk's name.
@@ -178,7 +179,8 @@ pub const FILTER_CONFIG_SYMBOL: &str = "blk_filter_config";
 /// window exhausted, no free channel id in a client, a direct client that
 /// maps [`MAX_WINDOWS`] or more regions with a fixed `phys_addr`, and, for a model
 /// that skipped validation ([`sdf::read`]), a direct client that is not
-/// its disk's only client. The result is not validated: use
+/// its disk's only client, and a client's `at` that is past its disk's
+/// filters or on a direct client. The result is not validated: use
 /// [`expand_validated`] for that.
 pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
     expand_with(sd, &Programs::for_system(sd, &[]))
@@ -243,6 +245,9 @@ struct Client {
     pd: usize,
     name: String,
     disk: usize,
+    /// The position in its disk's chain of the filter it attaches at
+    /// (`at`): its requests enter the chain there. 0: the top.
+    entry: usize,
     partition: Option<u8>,
     data_size: u64,
     capacity: u32,
@@ -296,10 +301,37 @@ impl Plan {
                     ),
                 );
             }
+            // Reading refuses these; a model built by hand may hold them.
+            if let Some(at) = client.at {
+                let disk = &sd.disks[client.disk];
+                if at >= disk.filters.len() {
+                    errors.at(
+                        client.pos,
+                        format!(
+                            "block_client of protection domain '{}' attaches at filter number {} of disk '{}', which \
+                             has {} filters",
+                            decl.name,
+                            at + 1,
+                            disk.name,
+                            disk.filters.len()
+                        ),
+                    );
+                } else if client.direct {
+                    errors.at(
+                        client.pos,
+                        format!(
+                            "block_client of protection domain '{}' is direct and attaches at filter '{}': a direct \
+                             client bypasses every filter, drop 'at' or 'direct'",
+                            decl.name, disk.filters[at].name
+                        ),
+                    );
+                }
+            }
             clients.push(Client {
                 pd,
                 name: decl.name.clone(),
                 disk: client.disk,
+                entry: client.entry(),
                 partition: client.partition,
                 data_size: client.data_size,
                 capacity: client.queue_capacity,
@@ -610,7 +642,7 @@ impl Expansion<'_> {
                         disk: client.disk as u32,
                         partition: u32::from(client.partition.unwrap_or(0)),
                         name: config::name_field(&client.name),
-                        entry: 0,
+                        entry: client.entry as u32,
                         _reserved: 0,
                     };
                     server_config.client_count = c as u32 + 1;
@@ -681,14 +713,15 @@ impl Expansion<'_> {
             }
 
             // The server lends the filter the data of its disk's clients
-            // and the bounce buffers of the filters above it, with its
-            // rights (none: nothing).
+            // that enter the chain at or above it (it never sees the
+            // others' requests) and the bounce buffers of the filters above
+            // it, with its rights (none: nothing).
             let perms = if f.rights() & abi::GRANT_WRITE != 0 { Perms::READ_WRITE } else { Perms::READ };
             let mut lends = Vec::new();
             let mut lend_client = [config::NO_LEND; MAX_CLIENTS];
             let mut lend_bounce = [config::NO_LEND; config::MAX_CHAIN];
             if f.rights() != 0 {
-                for client in plan.clients.iter().filter(|c| c.disk == f.disk) {
+                for client in plan.clients.iter().filter(|c| c.disk == f.disk && c.entry <= f.position) {
                     let Some(c) = client.server_index else { continue };
                     lend_client[c] = lends.len() as u8;
                     lends.push(Lend { mr: names::client_data_region(&client.name), perms, pos });
@@ -738,22 +771,17 @@ impl Expansion<'_> {
             pds.push(pd);
         }
 
-        // Each chain, for the verifier: what enters from the clients, the
-        // filters in order (each's bounce buffer below it), what leaves to
-        // the driver.
+        // Each chain, for the verifier: the filters in order, each's bounce
+        // buffer below it, what leaves to the driver at the bottom, and
+        // each client where it enters: at the top, or, attached at the
+        // filter at position p, in stage p, just above that filter's via
+        // and below the filters above it.
         for (d, disk) in sd.disks.iter().enumerate() {
             let members: Vec<&PlannedFilter> = plan.filters.iter().filter(|f| f.disk == d).collect();
             let Some(first) = members.first() else { continue };
             let pos = first.decl.pos;
             let stage_region = |mr: String| StageRegion { mr, pos };
-            let mut top = Stage { regions: Vec::new(), channels: Vec::new(), pos };
-            for client in plan.clients.iter().filter(|c| c.disk == d) {
-                let Some(c) = client.server_index else { continue };
-                top.regions.push(stage_region(names::client_queue_region(&client.name)));
-                top.regions.push(stage_region(names::client_data_region(&client.name)));
-                top.channels.push(StageChannel { id: c as u8, pos });
-            }
-            let mut stages = vec![top];
+            let mut stages = vec![Stage { regions: Vec::new(), channels: Vec::new(), pos }];
             let mut vias = Vec::new();
             for f in &members {
                 vias.push(Via {
@@ -767,6 +795,13 @@ impl Expansion<'_> {
                     below.regions.push(stage_region(names::filter_bounce_region(&f.decl.name)));
                 }
                 stages.push(below);
+            }
+            for client in plan.clients.iter().filter(|c| c.disk == d) {
+                let Some(c) = client.server_index else { continue };
+                let Some(stage) = stages.get_mut(client.entry.min(members.len() - 1)) else { continue };
+                stage.regions.push(stage_region(names::client_queue_region(&client.name)));
+                stage.regions.push(stage_region(names::client_data_region(&client.name)));
+                stage.channels.push(StageChannel { id: c as u8, pos });
             }
             let bottom = stages.last_mut().expect("a stage per filter");
             bottom.regions.push(stage_region(names::driver_queue_region(&disk.name)));

@@ -34,6 +34,7 @@ mod ipc_buffer;
 mod runtime;
 mod shared;
 pub mod syscall;
+pub mod time;
 
 pub use abi::{Error, FaultInfo, FaultKind, MessageInfo, FAULT_LABEL, MAX_MRS};
 pub use channel::{Channel, ChannelSet, Child, IrqAckError};

@@ -132,7 +132,9 @@
 //! - `<chain name="..">`, a child of `<protection_domain>` ([`Chain`]): a
 //!   trust declaration for the verifier. The PD passes what enters at the
 //!   first `<stage>` on to the last only through the `<via>` PDs, in
-//!   order. The children alternate `<stage>`, `<via>`, `<stage>`, ...,
+//!   order, and what enters at a later stage only through the vias below
+//!   it (a block client attached at a filter enters at the stage just
+//!   above that filter's via). The children alternate `<stage>`, `<via>`, `<stage>`, ...,
 //!   `<stage>` (at least one via). `name` is required and unique among the
 //!   PD's chains. A stage lists `<region mr=".."/>` (existing memory
 //!   regions) and `<channel id=".."/>` (ids of the PD's own channel ends);
@@ -149,12 +151,14 @@
 //!       <chain name="disk0">
 //!           <stage> <region mr="blk_verify0_queue"/> <channel id="0"/> </stage>
 //!           <via pd="audit0" channel="20" mr="blk_audit0_calls"/>
-//!           <stage/>
+//!           <stage> <region mr="blk_backup_queue"/> <channel id="1"/> </stage>
 //!           <via pd="ro0" channel="21" mr="blk_ro0_calls"/>
 //!           <stage> <region mr="blk_disk0_driver_queue"/> <channel id="40"/> </stage>
 //!       </chain>
 //!   </protection_domain>
 //!   ```
+//!
+//!   (`backup`, attached `at="ro0"`, enters below `audit0`.)
 //!
 //! - `<setvar symbol=".." bytes="0a0b.."/>`: patch these bytes, written as
 //!   hexadecimal digits two per byte (an even, non-zero number of digits,
@@ -181,6 +185,11 @@
 //! <protection_domain name="app" priority="100">
 //!     <program_image path="app.elf"/>
 //!     <block_client disk="disk0" partition="1" data_size="0x100000" queue_capacity="64"/>
+//! </protection_domain>
+//! <protection_domain name="backup" priority="100">
+//!     <program_image path="backup.elf"/>
+//!     <!-- enters disk0's chain at ro0: audit0 never sees its requests -->
+//!     <block_client disk="disk0" at="ro0"/>
 //! </protection_domain>
 //! <protection_domain name="bench" priority="100">
 //!     <program_image path="bench.elf"/>
@@ -214,8 +223,15 @@
 //!   per filter.
 //! - `<block_client>`, in a protection domain, at most one
 //!   ([`BlockClient`]): the PD reads and writes the disk `disk`
-//!   (required). `partition`: an MBR primary partition 1-4 the client is
-//!   confined to (absent: the whole disk). `data_size`: bytes of its data
+//!   (required). `at`: the name of a filter of that disk the client
+//!   attaches at ([`BlockClient::at`]): its requests enter the chain there,
+//!   so that filter and the ones below it see them and the ones above never
+//!   do, and it sees the disk as that filter offers it (absent: the top of
+//!   the chain). A name that is no filter of its disk is an error, and so
+//!   is `at` with `partition` (the server reads partitions from the
+//!   device, below every filter) or with `direct`. `partition`: an MBR
+//!   primary partition 1-4 the client is confined to (absent: the whole
+//!   disk). `data_size`: bytes of its data
 //!   region, a non-zero multiple of 4 KiB (default 0x100000).
 //!   `queue_capacity`: entries of its request and response rings, a power
 //!   of two from 1 to 64 (default 32). `direct="true"`: the client talks to

@@ -579,6 +579,13 @@ pub struct Param {
 pub struct BlockClient {
     /// Index into [`SystemDescription::disks`].
     pub disk: usize,
+    /// `at=".."`: the filter of its disk's chain the client attaches at,
+    /// as an index into that disk's [`Disk::filters`] (its position in the
+    /// chain, 0 = nearest the clients). Its requests enter the chain there:
+    /// that filter and those below it see them, the ones above never do.
+    /// `None`: the top of the chain (as `Some(0)`, or the disk itself when
+    /// it has no filters). Never with `partition` or `direct`.
+    pub at: Option<usize>,
     /// MBR primary partition 1..=[`MAX_PARTITION`]; `None` = the whole disk.
     pub partition: Option<u8>,
     /// Bytes of the data region; a non-zero multiple of the page size.
@@ -593,10 +600,20 @@ pub struct BlockClient {
     pub pos: Pos,
 }
 
+impl BlockClient {
+    /// Where its requests enter its disk's chain: the position of the
+    /// filter it attaches at, 0 (the top) without `at`.
+    pub fn entry(&self) -> usize {
+        self.at.unwrap_or(0)
+    }
+}
+
 /// Extension, `<chain name="..">` in a protection domain: a trust
 /// declaration for the verifier. The PD passes what enters at the first
 /// stage on to the last stage only through the `vias`, in order: from
-/// `stages[i]` through `vias[i]` to `stages[i + 1]`.
+/// `stages[i]` through `vias[i]` to `stages[i + 1]`. What enters at a
+/// later stage (a block client attached at a filter) passes only the vias
+/// below it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chain {
     /// Unique among the PD's chains.

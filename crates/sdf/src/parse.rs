@@ -80,7 +80,7 @@ const ALLOW: &[&str] = &["pd"];
 const DISK: &[&str] = &["name", "virtio_slot"];
 const FILTER: &[&str] = &["name", "program", "data", "priority", "budget", "on_fault"];
 const PARAM: &[&str] = &["key", "value"];
-const BLOCK_CLIENT: &[&str] = &["disk", "partition", "data_size", "queue_capacity", "direct"];
+const BLOCK_CLIENT: &[&str] = &["disk", "at", "partition", "data_size", "queue_capacity", "direct"];
 const CHAIN: &[&str] = &["name"];
 const STAGE: &[&str] = &[];
 const STAGE_REGION: &[&str] = &["mr"];
@@ -399,6 +399,8 @@ struct PendingBlockClient {
     disk: String,
     /// The `disk` attribute.
     disk_pos: Pos,
+    /// The `at` attribute: a filter name, and its position.
+    at: Option<(String, Pos)>,
     partition: Option<u8>,
     data_size: u64,
     queue_capacity: u32,
@@ -823,13 +825,31 @@ impl<'a, 'input> Reader<'a, 'input> {
                 r.int_where(a, accept, expected).and_then(|c| u32::try_from(c).ok())
             });
         let direct = self.optional(node, "direct", false, Self::bool);
-        if let (true, Some(partition)) = (direct, partition) {
-            let name = &self.pds[pd].name;
-            let message = format!(
+        let at = self.attr(node, "at").and_then(|a| {
+            let name = self.non_empty(a, "the name of a filter of the client's disk")?;
+            Some((name, a.pos))
+        });
+        let name = &self.pds[pd].name;
+        let conflict = match (&at, direct, partition) {
+            (Some((filter, _)), true, _) => Some(format!(
+                "block_client of protection domain '{name}' is direct and attaches at filter \
+                 '{filter}': a direct client talks to the driver and bypasses every filter, drop \
+                 'at' or 'direct'"
+            )),
+            (None, true, Some(partition)) => Some(format!(
                 "block_client of protection domain '{name}' is direct and names partition \
                  {partition}: a direct client talks to the driver and gets the whole disk, drop \
                  'partition' or 'direct'"
-            );
+            )),
+            (Some((filter, _)), false, Some(partition)) => Some(format!(
+                "block_client of protection domain '{name}' attaches at filter '{filter}' and \
+                 names partition {partition}: the server reads a partition from the device, below \
+                 every filter, so a client attached at a filter gets that filter's whole view, \
+                 drop 'partition' or 'at'"
+            )),
+            _ => None,
+        };
+        if let Some(message) = conflict {
             self.diag.error(pos, message);
             return None;
         }
@@ -838,6 +858,7 @@ impl<'a, 'input> Reader<'a, 'input> {
             pd,
             disk: disk.value.to_string(),
             disk_pos: disk.pos,
+            at,
             partition,
             data_size,
             queue_capacity,
@@ -1735,8 +1756,18 @@ impl<'a, 'input> Reader<'a, 'input> {
                 self.diag.error(client.disk_pos, message);
                 continue;
             };
+            let mut at = None;
+            if let Some((filter, at_pos)) = &client.at {
+                at = self.disks[disk].filters.iter().position(|f| &f.name == filter);
+                if at.is_none() {
+                    let message = self.unknown_filter_message(client.pd, disk, filter);
+                    self.diag.error(*at_pos, message);
+                    continue;
+                }
+            }
             self.pds[client.pd].block_client = Some(BlockClient {
                 disk,
+                at,
                 partition: client.partition,
                 data_size: client.data_size,
                 queue_capacity: client.queue_capacity,
@@ -1744,6 +1775,34 @@ impl<'a, 'input> Reader<'a, 'input> {
                 pos: client.pos,
             });
         }
+    }
+
+    /// Why `at="filter"` of the block client of PD `pd` names no filter
+    /// of its disk `disk`, and what to do.
+    fn unknown_filter_message(&self, pd: usize, disk: usize, filter: &str) -> String {
+        let pd = &self.pds[pd].name;
+        let disk = &self.disks[disk];
+        let head = format!("block_client of protection domain '{pd}' attaches at '{filter}'");
+        let other = self.disks.iter().find(|d| d.filters.iter().any(|f| f.name == filter));
+        let (what, elsewhere) = match other {
+            Some(other) => (
+                format!(", a filter of disk '{}', not of its disk '{}'", other.name, disk.name),
+                format!(", or make it a client of disk '{}'", other.name),
+            ),
+            None => (format!(", which is no filter of its disk '{}'", disk.name), String::new()),
+        };
+        if disk.filters.is_empty() {
+            let what = match other {
+                Some(_) => what,
+                None => format!(", but its disk '{}' has no filters", disk.name),
+            };
+            return format!("{head}{what}: drop 'at'{elsewhere}");
+        }
+        let names: Vec<&str> = disk.filters.iter().map(|f| f.name.as_str()).collect();
+        format!(
+            "{head}{what} (its filters, from the top: {}): name one of those in 'at'{elsewhere}",
+            names.join(", ")
+        )
     }
 
     fn resolve_region_refs(&mut self) {

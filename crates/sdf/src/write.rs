@@ -271,6 +271,11 @@ impl<'a> Writer<'a> {
         let data_size = hex(client.data_size);
         let capacity = client.queue_capacity.to_string();
         let mut attrs = vec![("disk", disk)];
+        if let Some(at) = client.at {
+            let disk = self.sd.disks.get(client.disk);
+            let filter = disk.and_then(|d| d.filters.get(at)).map_or("", |f| f.name.as_str());
+            attrs.push(("at", filter));
+        }
         if let Some(p) = &partition {
             attrs.push(("partition", p));
         }
@@ -424,7 +429,8 @@ mod tests {
                     <program_image path="c.elf"/>
                 </protection_domain>
             </protection_domain>
-            <protection_domain name="b" priority="9" call_budget="250"><program_image path="b.elf"/></protection_domain>
+            <protection_domain name="b" priority="9" call_budget="250"><program_image path="b.elf"/>
+                <block_client disk="disk0" at="f1"/></protection_domain>
             <channel><end pd="a" id="0" pp="true"/><lend mr="q" perms="wr"/>
                 <end pd="b" id="0" notify="false"/><lend mr="m &amp; n" perms="r"/></channel>
             <device name="d" owner="a, b"><region mr="q"/><interrupt irq="41"/></device>
@@ -435,6 +441,8 @@ mod tests {
         </system>"#;
         let sd = crate::read("f.xml", xml).unwrap();
         let written = to_xml(&sd);
+        assert_eq!(sd.protection_domains[2].block_client.as_ref().map(|c| c.at), Some(Some(1)));
+        assert!(written.contains(r#"<block_client disk="disk0" at="f1" />"#), "{written}");
         let again = crate::read("f.xml", &written).unwrap_or_else(|e| panic!("{e:?}\n{written}"));
         assert_eq!(again.without_positions(), sd.without_positions(), "{written}");
         assert_eq!(to_xml(&again), written, "deterministic");

@@ -317,6 +317,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
         [
             Some(BlockClient {
                 disk: 0,
+                at: None,
                 partition: None,
                 data_size: 0x10_0000,
                 queue_capacity: 32,
@@ -325,6 +326,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
             }),
             Some(BlockClient {
                 disk: 0,
+                at: None,
                 partition: Some(4),
                 data_size: 0x20_0000,
                 queue_capacity: 64,
@@ -333,6 +335,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
             }),
             Some(BlockClient {
                 disk: 1,
+                at: None,
                 partition: None,
                 data_size: 0x10_0000,
                 queue_capacity: 1,
@@ -465,4 +468,26 @@ fn without_positions_clears_the_positions_of_filters_lends_and_chains() {
             assert!(stage.channels.iter().all(|c| c.pos == zero));
         }
     }
+}
+
+#[test]
+fn a_block_client_attaches_at_a_filter_of_its_disk_by_its_position_in_the_chain() {
+    let xml = r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="cache0" program="filter_passthrough" data="none" />
+        <filter name="crypt0" program="filter_passthrough" data="read-write" />
+    </disk>
+    <protection_domain name="app"><program_image path="app.elf" /><block_client disk="disk0" /></protection_domain>
+    <protection_domain name="top"><program_image path="app.elf" /><block_client disk="disk0" at="cache0" /></protection_domain>
+    <protection_domain name="backup"><program_image path="app.elf" /><block_client disk="disk0" at="crypt0" /></protection_domain>
+</system>"#;
+    let sd = sdf::parse("at.xml", xml).unwrap_or_else(|e| panic!("{}", e[0]));
+    let at: Vec<_> =
+        sd.block_clients().map(|(_, pd, c)| (pd.name.as_str(), c.at, c.entry())).collect();
+    assert_eq!(at, [("app", None, 0), ("top", Some(0), 0), ("backup", Some(1), 1)]);
+    // Written back by name, and read back to the same model.
+    let written = sdf::to_xml(&sd);
+    assert!(written.contains(r#"<block_client disk="disk0" at="crypt0" />"#), "{written}");
+    let again = sdf::parse("at.xml", &written).unwrap_or_else(|e| panic!("{}\n{written}", e[0]));
+    assert_eq!(again.without_positions(), sd.without_positions());
 }

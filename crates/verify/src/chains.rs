@@ -3,7 +3,9 @@
 //!
 //! A chain is a trust declaration: the PD (the filter server) passes what
 //! enters at the first stage on to the last only through the via PDs, in
-//! order. The flow graph takes it at its word by splitting the PD into its
+//! order, and what enters at a later stage (a block client attached at a
+//! filter: [`entrants`] says who enters where) only through the vias below
+//! it. The flow graph takes it at its word by splitting the PD into its
 //! own node ([`Node::Pd`]) and one [`Node::Stage`] per stage of each of
 //! its chains, and attaching each right of the PD to one or more of them:
 //!
@@ -242,6 +244,28 @@ impl<'a> Chains<'a> {
         }
         nodes
     }
+}
+
+/// Who enters `chain` of `pd` where: for each stage that has a via below
+/// it (every stage but the last, where what passed the chain leaves), the
+/// PDs at the other end of the channels the stage names, other than the
+/// chain's via PDs and `pd` itself, as (stage, PD), by stage then in the
+/// order the stage names the channels. For the filter server's chain of a
+/// disk these are the disk's clients: at stage 0 those at the top, at
+/// stage p those attached at the filter of via p (below the vias above).
+pub(crate) fn entrants(sd: &SystemDescription, pd: usize, chain: &Chain) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (stage, s) in chain.stages.iter().enumerate().take(chain.vias.len()) {
+        for ch in &s.channels {
+            for (_, other) in sd.channels_of(pd).filter(|(me, _)| me.id == ch.id) {
+                let via = chain.vias.iter().any(|v| v.pd == other.pd);
+                if !via && other.pd != pd && !out.contains(&(stage, other.pd)) {
+                    out.push((stage, other.pd));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn push_new(nodes: &mut Vec<Node>, node: Node) {

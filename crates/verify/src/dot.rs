@@ -15,7 +15,10 @@
 //!   and interrupts: grey, without arrowheads;
 //! - chains: each a blue path from the PD that declares it through its via
 //!   PDs in order, the hops labelled `chain <name> 1`, `chain <name> 2`,
-//!   ... (the path shows the order; the stages are in the report).
+//!   ... (the path shows the order; the stages are in the report), and
+//!   each PD that enters a chain (a block client, see
+//!   `chains::entrants`) with a blue dashed edge `enters <name>` to the
+//!   via it meets first: the top filter, or the one it attaches at.
 //!
 //! Node ids are `pd<i>`, `mr<i>`, `dev<i>` and `irq<n>`; nodes and edges
 //! come out in the order of the description, chains last, so the text is
@@ -131,6 +134,19 @@ pub fn dot(sd: &SystemDescription) -> String {
                     id(Node::Pd(via.pd))
                 );
                 at = Node::Pd(via.pd);
+            }
+            for (stage, who) in crate::chains::entrants(sd, i, chain) {
+                let via = chain.vias.get(stage);
+                let Some(via) = via.filter(|v| v.pd < sd.protection_domains.len()) else {
+                    continue;
+                };
+                let label = format!("enters {}", escape(&chain.name));
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} [color=blue, fontcolor=blue, style=dashed, label=\"{label}\"];",
+                    id(Node::Pd(who)),
+                    id(Node::Pd(via.pd))
+                );
             }
         }
     }

@@ -48,36 +48,39 @@
 //!    over parent/child control and fault reports, and along any chain of
 //!    those.
 //!
-//!    A `<chain>` of a PD is taken as the trust declaration it is: the PD
-//!    (the filter server) passes what enters at the first stage on to the
-//!    last only through the via PDs, in order. The flow graph splits that
-//!    PD into its own node and one node per stage of each chain. Its maps
-//!    of the regions, and its channel ends, that a stage names attach to
-//!    that stage; the rest to its own node. A via's channel (and the
+//!    A `<chain>` of a PD is taken as the trust declaration it is: the PD (the
+//!    filter server) passes what enters at the first stage on to the last only
+//!    through the via PDs, in order, and what enters at a later stage (a
+//!    client attached at a filter) only through the vias below it. The flow
+//!    graph splits that PD into its own node and one node per stage of each
+//!    chain. Its maps of the regions, and its channel ends, that a stage names
+//!    attach to that stage; the rest to its own node. A via's channel (and the
 //!    parent/child link with a via PD) joins the via PD both ways to the
-//!    stages just above and just below it, never to the own node; the PD's
-//!    own map of the via's call page is dropped (the call itself stands
-//!    for it) unless someone else touches the page. A read lend on a via's
-//!    channel flows into the chain's stage that names the region (or else
-//!    the stage just above the via), so the via PD sees lent data only
-//!    after the vias above it; a write lend flows from the via PD to the
-//!    region. For the policies a PD is all its nodes: named as a source,
-//!    target or mediator it stands for its own node and its stages alike,
-//!    so `mediated via="server"` still holds through the server's stages
-//!    and `mediated via="filter"` holds when the filter sits in the chain
-//!    between the clients' stage and the driver's. Witnesses show a stage
-//!    as `blk_server (chain disk0, stage 1)`. The verifier checks the
-//!    declaration's shape (a chain whose via does not lead to its PD by a
-//!    channel of the declaring PD splits nothing), not the code that must
-//!    keep it: that the server does is tested on the host.
+//!    stages just above and just below it, never to the own node; the PD's own
+//!    map of the via's call page is dropped (the call itself stands for it)
+//!    unless someone else touches the page. A read lend on a via's channel
+//!    flows into the chain's stage that names the region (or else the stage
+//!    just above the via), so the via PD sees lent data only after the vias
+//!    above it; a write lend flows from the via PD to the region. For the
+//!    policies a PD is all its nodes: named as a source, target or mediator it
+//!    stands for its own node and its stages alike, so `mediated via="server"`
+//!    still holds through the server's stages and `mediated via="filter"`
+//!    holds when the filter sits in the chain between the clients' stage and
+//!    the driver's (and fails for a client whose stage is below the filter).
+//!    Witnesses show a stage as `blk_server (chain disk0, stage 1)`. The
+//!    verifier checks the declaration's shape (a chain whose via does not lead
+//!    to its PD by a channel of the declaring PD splits nothing), not the code
+//!    that must keep it: that the server does is tested on the host.
 //!
 //!    Each `<policy>` (see the `sdf` crate) is checked against it; a broken
 //!    one is reported with a shortest witness path, hop by hop.
 //! 4. [`Analysis::report`]: per PD what it reads, writes, executes, may be
 //!    lent and lends, signals and calls, its interrupts, devices, parent,
-//!    children and chains; then the invariants, then the policies.
+//!    children and chains (with where each PD enters each chain); then
+//!    the invariants, then the policies.
 //! 5. [`dot`]: the system as a Graphviz graph (lends dotted from the region
-//!    to the callee, each chain a labelled path through its vias).
+//!    to the callee, each chain a labelled path through its vias, each PD
+//!    that enters a chain an edge to the via it meets first).
 //!
 //! ```
 //! let xml = r#"<system>

@@ -3,8 +3,9 @@
 //!
 //! A PD's rows `lent` (regions it may be lent during the calls it serves),
 //! `lends` (regions it may lend the PDs it calls) and `chains` (the chains
-//! it declares) appear only when it has some; the other rows always, with
-//! `-` when empty.
+//! it declares: each's stages and vias, then where each PD at the other
+//! end of a stage's channels enters it) appear only when it has some; the
+//! other rows always, with `-` when empty.
 
 use std::fmt::Write;
 
@@ -195,6 +196,7 @@ fn protection_domain(
         };
         chain_lines.push(format!("{} {}{unused}", chain.name, at("chain", chain.pos)));
         chain_lines.extend(chain_rows(sd, chain));
+        chain_lines.extend(entry_rows(sd, pd, chain));
     }
     for e in graph.edges_to(Node::Pd(pd)) {
         if let (Node::Irq(irq), EdgeKind::Irq { id }) = (e.from, e.kind) {
@@ -234,6 +236,26 @@ fn protection_domain(
             let _ = writeln!(out, "  {label:<LABEL$}{item}");
         }
     }
+}
+
+/// Where each PD enters a chain, one row each, indented under its name:
+/// `  c0 enters at stage 1, at f1`, `  c1 enters at stage 2, at f2 (below
+/// f1)`: the via it meets first, and those above it that it never passes.
+fn entry_rows(sd: &SystemDescription, pd: usize, chain: &sdf::Chain) -> Vec<String> {
+    let name = |i: usize| sd.protection_domains.get(i).map_or("?", |p| p.name.as_str());
+    crate::chains::entrants(sd, pd, chain)
+        .into_iter()
+        .map(|(stage, who)| {
+            let first = chain.vias.get(stage).map_or("?", |v| name(v.pd));
+            let above: Vec<&str> = chain.vias[..stage].iter().map(|v| name(v.pd)).collect();
+            let below = if above.is_empty() {
+                String::new()
+            } else {
+                format!(" (below {})", above.join(", "))
+            };
+            format!("  {} enters at stage {}, at {first}{below}", name(who), stage + 1)
+        })
+        .collect()
 }
 
 /// A chain's stages and vias, one row each, indented under its name:

@@ -10,6 +10,9 @@ use verify::{analyse, Check, Node};
 struct Storage {
     /// The server declares its chain for disk0: [f1, f2].
     chain: bool,
+    /// In that chain, c1 enters below f1, at f2 (as the storage expansion
+    /// declares a client `<block_client disk="disk0" at="f2"/>`).
+    c1_at_f2: bool,
     /// Lends on the server's channels to f1 and f2 (`<lend>` elements).
     f1_lends: &'static str,
     f2_lends: &'static str,
@@ -30,6 +33,17 @@ const CHAIN_DISK0: &str = r#"
             <stage> <region mr="blk_c0_queue"/> <region mr="blk_c0_data"/> <region mr="blk_c1_queue"/> <region mr="blk_c1_data"/> <channel id="0"/> <channel id="1"/> </stage>
             <via pd="f1" channel="20" mr="blk_f1_calls"/>
             <stage/>
+            <via pd="f2" channel="21" mr="blk_f2_calls"/>
+            <stage> <region mr="blk_disk0_driver_queue"/> <channel id="40"/> </stage>
+        </chain>"#;
+
+/// [`CHAIN_DISK0`] with c1 attached at f2: its queue, data and channel in
+/// the stage between f1 and f2.
+const CHAIN_DISK0_C1_AT_F2: &str = r#"
+        <chain name="disk0">
+            <stage> <region mr="blk_c0_queue"/> <region mr="blk_c0_data"/> <channel id="0"/> </stage>
+            <via pd="f1" channel="20" mr="blk_f1_calls"/>
+            <stage> <region mr="blk_c1_queue"/> <region mr="blk_c1_data"/> <channel id="1"/> </stage>
             <via pd="f2" channel="21" mr="blk_f2_calls"/>
             <stage> <region mr="blk_disk0_driver_queue"/> <channel id="40"/> </stage>
         </chain>"#;
@@ -92,7 +106,8 @@ fn storage(s: &Storage) -> String {
     </protection_domain>
 "#
     );
-    let chains = [(s.chain, CHAIN_DISK0), (s.disk1_chain, CHAIN_DISK1)]
+    let disk0 = if s.c1_at_f2 { CHAIN_DISK0_C1_AT_F2 } else { CHAIN_DISK0 };
+    let chains = [(s.chain, disk0), (s.disk1_chain, CHAIN_DISK1)]
         .iter()
         .filter(|(on, _)| *on)
         .map(|(_, chain)| *chain)
@@ -193,6 +208,18 @@ fn chained() -> Storage {
     }
 }
 
+/// The chain [f1, f2] on disk0 with c0 at the top and c1 attached at f2:
+/// f1 is lent only c0's data (it never sees c1's requests), f2 both.
+fn attached() -> Storage {
+    Storage {
+        chain: true,
+        c1_at_f2: true,
+        f1_lends: r#"<lend mr="blk_c0_data" perms="r"/>"#,
+        f2_lends: r#"<lend mr="blk_c0_data" perms="r"/><lend mr="blk_c1_data" perms="r"/>"#,
+        ..Storage::default()
+    }
+}
+
 fn with_policies(mut s: Storage, policies: String) -> String {
     s.policies = policies;
     storage(&s)
@@ -205,6 +232,7 @@ fn the_storage_systems_of_these_tests_pass_every_validation_rule() {
         Storage { direct: true, ..chained() },
         Storage { disk1_chain: true, ..chained() },
         Storage { f2_lends: r#"<lend mr="blk_c0_data" perms="rw"/>"#, ..chained() },
+        attached(),
         Storage::default(),
     ] {
         let xml = storage(&s);
@@ -620,4 +648,87 @@ fn the_expanded_default_system_proves_its_policies() {
         ),
         "{found:#?}"
     );
+}
+
+#[test]
+fn a_client_attached_below_a_filter_breaks_mediated_via_it_with_a_witness_that_enters_below_it() {
+    let policies = mediated("via-f1", "f1", &["c0", "c1"], "blk_disk0_dma");
+    let xml = with_policies(attached(), policies);
+    let sd = read(&xml);
+    let analysis = analyse(&sd, None);
+    let found = analysis.violations();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        without_positions(&found[0].to_string()),
+        "policy 'via-f1' (mediated via 'f1') violated: c1 -> [notifies (channel)] -> blk_server \
+         (chain disk0, stage 2) -> [calls (channel)] -> f2 -> [replies to (channel)] -> \
+         blk_server (chain disk0, stage 3) -> [notifies (channel)] -> blk_driver -> [writes \
+         (map)] -> region 'blk_disk0_dma'"
+    );
+    let f1 = sd.pd("f1").unwrap().0;
+    assert!(found[0].witness.iter().all(|h| h.from.pd() != Some(f1) && h.to.pd() != Some(f1)));
+}
+
+#[test]
+fn a_client_attached_at_a_filter_or_above_it_is_mediated_by_it() {
+    // c1 at f2 itself passes f2; c0 at the top passes both.
+    let policies = mediated("c1-via-f2", "f2", &["c1"], "blk_disk0_dma")
+        + &mediated("c0-via-f2", "f2", &["c0"], "blk_disk0_dma")
+        + &mediated("c0-via-f1", "f1", &["c0"], "blk_disk0_dma")
+        + &mediated("both-via-server", "blk_server", &["c0", "c1"], "blk_disk0_dma");
+    let xml = with_policies(attached(), policies);
+    let analysis = analyse(&read(&xml), None);
+    assert!(analysis.ok(), "{}", analysis.report());
+    for name in ["c1-via-f2", "c0-via-f2", "c0-via-f1"] {
+        let via = &name[name.len() - 2..];
+        let line = format!("  policy '{name}' (mediated via '{via}'): holds");
+        let report = analysis.report();
+        assert!(report.lines().any(|l| l == line), "missing {line:?}\n{report}");
+    }
+}
+
+#[test]
+fn the_report_shows_where_each_client_enters_a_chain() {
+    let report = analyse(&read(&storage(&attached())), None).report();
+    for line in [
+        "  chains    disk0 (chain at t.xml:42:9)",
+        "              stage 1: region 'blk_c0_queue', region 'blk_c0_data', channel 0",
+        "              via f1 on channel 20, call page 'blk_f1_calls'",
+        "              stage 2: region 'blk_c1_queue', region 'blk_c1_data', channel 1",
+        "              via f2 on channel 21, call page 'blk_f2_calls'",
+        "              stage 3: region 'blk_disk0_driver_queue', channel 40",
+        "              c0 enters at stage 1, at f1",
+        "              c1 enters at stage 2, at f2 (below f1)",
+    ] {
+        assert!(report.lines().any(|l| l == line), "missing {line:?}\n{report}");
+    }
+    // With both at the top, both enter at f1; the driver at the bottom
+    // stage leaves the chain, it does not enter it.
+    let report = analyse(&read(&storage(&chained())), None).report();
+    let entries: Vec<&str> = report.lines().filter(|l| l.contains(" enters at stage ")).collect();
+    assert_eq!(
+        entries,
+        ["              c0 enters at stage 1, at f1", "              c1 enters at stage 1, at f1"]
+    );
+}
+
+#[test]
+fn the_picture_draws_each_client_into_the_chain_at_the_filter_it_enters_at() {
+    let sd = read(&storage(&attached()));
+    let id = |pd: &str| format!("pd{}", sd.pd(pd).unwrap().0);
+    let text = verify::dot(&sd);
+    let edge = |from: &str, to: &str| {
+        format!(
+            "  {} -> {} [color=blue, fontcolor=blue, style=dashed, label=\"enters disk0\"];",
+            id(from),
+            id(to)
+        )
+    };
+    for line in [edge("c0", "f1"), edge("c1", "f2")] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}\n{text}");
+    }
+    // c1 is drawn at f2 only: no edge of its into the chain at f1.
+    assert!(!text.lines().any(|l| l == edge("c1", "f1")), "{text}");
+    let driver = format!("  {} ->", id("blk_driver"));
+    assert!(!text.lines().any(|l| l.contains("enters") && l.starts_with(&driver)), "{text}");
 }

@@ -10,8 +10,9 @@
 //!
 //! Setup (the filter's setup dialogue, see `blk::filter`): read the LUKS1
 //! header from block 0; for each active key slot in turn derive its key
-//! from the passphrase (PBKDF2, in slices of [`ITERATIONS_PER_CALL`], each
-//! setup call well within the filter's budget), read its key material
+//! from the passphrase (PBKDF2, in slices of [`SLICE_PER_SECOND`]ths of a
+//! second, so each setup call stays well within the filter's budget
+//! however fast the machine runs), read its key material
 //! into the bounce buffer, decrypt and merge it, and check the result
 //! against the header's digest. The first slot that opens gives the
 //! master key; the filter then offers the payload: the clients' block 0 is
@@ -37,12 +38,32 @@ use core::fmt;
 use luks::{Cipher, Header, SlotOpener, SECTOR_SIZE};
 use pool::Pool;
 
-/// PBKDF2 iterations per setup call: about 700 instructions each with the
-/// SHA-256 instructions (1,400 with SHA-1), so a call stays near 15 M
-/// instructions, far inside a filter's default budget of 100 ms. (A slot
-/// cryptsetup formatted with its defaults takes millions: hundreds of
-/// calls.)
-pub const ITERATIONS_PER_CALL: u32 = 20_000;
+/// A setup call derives keys for at most 1/200 s (5 ms), a twentieth of a
+/// filter's default budget of 100 ms: a slot cryptsetup formatted with its
+/// defaults takes millions of PBKDF2 iterations (about 700 instructions
+/// each with the SHA-256 instructions), seconds under QEMU.
+pub const SLICE_PER_SECOND: u64 = 200;
+/// PBKDF2 iterations between looks at the clock.
+const ITERATIONS_PER_LOOK: u32 = 256;
+
+/// The system counter, for pacing the setup's work.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    pub now: fn() -> u64,
+    /// Ticks per second.
+    pub hz: u64,
+}
+
+impl Clock {
+    /// When a slice started now ends.
+    fn slice_end(&self) -> u64 {
+        (self.now)().saturating_add((self.hz / SLICE_PER_SECOND).max(1))
+    }
+
+    fn past(&self, end: u64) -> bool {
+        (self.now)() >= end
+    }
+}
 
 const BLOCK: usize = BLOCK_SIZE as usize;
 const SECTORS_PER_BLOCK: u64 = (BLOCK / SECTOR_SIZE) as u64;
@@ -75,6 +96,7 @@ pub struct Crypt {
     read_write: bool,
     bounce: Option<Shared<'static>>,
     say: Say,
+    clock: Clock,
     opening: Opening,
     cipher: Option<Cipher>,
     pool: Pool,
@@ -83,12 +105,12 @@ pub struct Crypt {
 
 impl Crypt {
     /// The filter with its `passphrase` param, whether it has read-write
-    /// data rights, its bounce buffer, and where its messages go.
-    pub fn new(passphrase: Option<&str>, read_write: bool, bounce: Option<Shared<'static>>, say: Say) -> Result<Crypt, &'static str> {
+    /// data rights, its bounce buffer, where its messages go and its clock.
+    pub fn new(passphrase: Option<&str>, read_write: bool, bounce: Option<Shared<'static>>, say: Say, clock: Clock) -> Result<Crypt, &'static str> {
         let passphrase = passphrase.ok_or("no passphrase: declare <param key=\"passphrase\" value=\"...\"/>")?;
         let passphrase = heapless::Vec::from_slice(passphrase.as_bytes()).map_err(|_| "the passphrase is longer than 128 bytes")?;
         let pages = bounce.as_ref().map_or(0, |b| b.len() / BLOCK);
-        Ok(Crypt { passphrase, read_write, bounce, say, opening: Opening::Start, cipher: None, pool: Pool::new(pages), block: [0; BLOCK] })
+        Ok(Crypt { passphrase, read_write, bounce, say, clock, opening: Opening::Start, cipher: None, pool: Pool::new(pages), block: [0; BLOCK] })
     }
 
     /// Whether the disk is open (the master key is known).
@@ -190,7 +212,12 @@ impl Filter for Crypt {
                 }
             }
             Opening::Deriving { header, mut opener } => {
-                if opener.derive(ITERATIONS_PER_CALL) {
+                let end = self.clock.slice_end();
+                let mut ready = opener.derive(ITERATIONS_PER_LOOK);
+                while !ready && !self.clock.past(end) {
+                    ready = opener.derive(ITERATIONS_PER_LOOK);
+                }
+                if ready {
                     let step = Self::read_material(&opener, 0);
                     self.opening = Opening::Reading { header, opener, read: 0 };
                     step
@@ -217,7 +244,14 @@ impl Filter for Crypt {
                 self.opening = Opening::Checking { header, opener };
                 SetupStep::Again
             }
-            Opening::Checking { header, mut opener } => match opener.check(ITERATIONS_PER_CALL) {
+            Opening::Checking { header, mut opener } => match {
+                let end = self.clock.slice_end();
+                let mut result = opener.check(ITERATIONS_PER_LOOK);
+                while result.is_none() && !self.clock.past(end) {
+                    result = opener.check(ITERATIONS_PER_LOOK);
+                }
+                result
+            } {
                 None => {
                     self.opening = Opening::Checking { header, opener };
                     SetupStep::Again

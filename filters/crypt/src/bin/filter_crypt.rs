@@ -18,7 +18,12 @@ fn say(args: core::fmt::Arguments) {
 }
 
 #[cfg(target_os = "none")]
+fn clock() -> filter_crypt::Clock {
+    filter_crypt::Clock { now: microkit::time::now, hz: microkit::time::frequency() }
+}
+
+#[cfg(target_os = "none")]
 #[microkit::protection_domain]
 fn init() -> blk_filter::FilterPd<filter_crypt::Crypt> {
-    blk_filter::FilterPd::start(|cfg| filter_crypt::Crypt::new(cfg.param("passphrase"), cfg.rights & u32::from(abi::GRANT_WRITE) != 0, blk_filter::bounce(), say))
+    blk_filter::FilterPd::start(|cfg| filter_crypt::Crypt::new(cfg.param("passphrase"), cfg.rights & u32::from(abi::GRANT_WRITE) != 0, blk_filter::bounce(), say, clock()))
 }
