@@ -120,6 +120,11 @@ pub struct Filter<'a> {
     /// `first .. first + blocks` of the disk below it (see the setup
     /// dialogue in `blk::filter`).
     pub window: Window,
+    /// Blocks of the disk below it, once set up.
+    pub below: u64,
+    /// It offers a view of its own making (`SetupStep::Own`): every read
+    /// and write it lets go down must land inside the disk below.
+    pub own: bool,
 }
 
 /// Blocks `first .. first + blocks` of the disk below a filter.
@@ -141,6 +146,8 @@ impl<'a> Filter<'a> {
             stats: FilterStats::default(),
             page: CallPage::new(calls)?,
             window: Window::default(),
+            below: 0,
+            own: false,
         })
     }
 
@@ -194,6 +201,10 @@ pub(crate) struct Slot {
     sub: [u32; MAX_CHAIN],
     /// Per position: the state word its pre-op left.
     state: [u64; MAX_CHAIN],
+    /// Bit p: the filter at position p remapped it to block `remap[p]` of
+    /// the disk below it (the view at level p + 1).
+    remapped: u8,
+    remap: [u64; MAX_CHAIN],
 }
 
 impl Slot {
@@ -212,6 +223,8 @@ impl Slot {
         head: 0,
         sub: [0; MAX_CHAIN],
         state: [0; MAX_CHAIN],
+        remapped: 0,
+        remap: [0; MAX_CHAIN],
     };
 
     /// The state its pre-op at position `p` left (0 if none).
@@ -371,6 +384,20 @@ impl Chain {
         block.wrapping_add(self.base[p % (MAX_CHAIN + 1)])
     }
 
+    /// Where request `slot` is at level `p`: its own block in the view
+    /// there, or, below a filter that remapped it, the block that filter
+    /// gave (shifted by the windows in between).
+    #[inline(always)]
+    pub(crate) fn slot_block(&self, slot: &Slot, p: usize) -> u64 {
+        match u32::from(slot.remapped) & ((1u32 << p.min(8)) - 1) {
+            0 => self.block_at(slot.block, p),
+            m => {
+                let r = (31 - m.leading_zeros() as usize) % MAX_CHAIN;
+                slot.remap[r].wrapping_add(self.base(p)).wrapping_sub(self.base(r + 1))
+            }
+        }
+    }
+
     /// The shift of level `p` (see `base`).
     pub(crate) fn base(&self, p: usize) -> u64 {
         self.base[p % (MAX_CHAIN + 1)]
@@ -442,6 +469,7 @@ pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64
     slot.op = op;
     slot.subbed = 0;
     slot.stated = 0;
+    slot.remapped = 0;
     slot.entry = entry as u8;
     slot.id = req.id;
     slot.count = count;
@@ -578,7 +606,8 @@ impl<'a> Server<'a> {
         }
         let mut lends: Vec<abi::Lend, MAX_BATCH> = Vec::new();
         {
-            let Server { filters, table, .. } = self;
+            let Server { filters, table, disks, .. } = self;
+            let chain = disks[d].chain.as_ref();
             let filter = &mut filters[f];
             let cfg = filter.config;
             let page = filter.page;
@@ -594,7 +623,11 @@ impl<'a> Server<'a> {
                     }
                 }
                 page.set_word(i, 0, slot.head | position);
-                page.set_word(i, 1, slot.block.wrapping_add(base));
+                let block = match chain {
+                    Some(chain) if slot.remapped != 0 => chain.slot_block(slot, p),
+                    _ => slot.block.wrapping_add(base),
+                };
+                page.set_word(i, 1, block);
                 page.set_word(i, 2, grant);
                 match hook {
                     Hook::Pre => {
@@ -638,11 +671,14 @@ impl<'a> Server<'a> {
             let filter = &mut filters[f];
             filter.restarts = 0;
             let page = filter.page;
+            // (A filter with a view of its own sends nothing down unmapped
+            // without a check: `verdict` does it.)
+            let own = filter.own && hook == Hook::Pre;
             let Some(chain) = disks[d].chain.as_mut() else { return };
             let mut continued = 0;
             for (i, &s) in batch.iter().enumerate() {
                 let w6 = page.word(i, 6);
-                if w6 != CONTINUE {
+                if w6 != CONTINUE || own {
                     let _ = other.push((i as u8, s, w6));
                     continue;
                 }
@@ -670,10 +706,25 @@ impl<'a> Server<'a> {
     fn verdict(&mut self, d: usize, p: usize, f: usize, hook: Hook, i: usize, s: u8, w6: u64) {
         let filter = &self.filters[f];
         let (w5, w7) = (filter.word(i, 5), filter.word(i, 7));
-        let bounce = filter.config.bounce.size;
+        let (bounce, below, own) = (filter.config.bounce.size, filter.below, filter.own);
         let slot = &self.table.slots[s as usize % MAX_SLOTS];
         let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: 0, count: slot.count, grant: 0, id: u32::from(s), state: 0 };
-        let verdict = Entry::verdict([w6, w7], &io, bounce);
+        // Where a read or write would land below: a remap's block, or, for
+        // a filter with a view of its own, the request's own block; it must
+        // be inside the disk below.
+        let inside = |block: u64| block.checked_add(u64::from(slot.count)).is_some_and(|end| end <= below);
+        let verdict = Entry::verdict([w6, w7], &io, bounce).and_then(|v| match v {
+            Verdict::Remap { block } if !inside(block) => Err(blk::filter::VerdictError::BadSubstitute),
+            Verdict::Continue if own && hook == Hook::Pre && slot.op.moves_data() => {
+                let block = self.disks[d].chain.as_ref().map_or(u64::MAX, |c| c.slot_block(slot, p + 1));
+                if inside(block) {
+                    Ok(v)
+                } else {
+                    Err(blk::filter::VerdictError::BadSubstitute)
+                }
+            }
+            v => Ok(v),
+        });
         let stats = &mut self.filters[f].stats;
         let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
         let Ok(v) = verdict else {
@@ -696,6 +747,11 @@ impl<'a> Server<'a> {
             (Hook::Pre, Verdict::Substitute { offset }) => {
                 slot.sub[p] = offset as u32;
                 slot.subbed |= 1 << p;
+                self.down_from(d, s, p + 1);
+            }
+            (Hook::Pre, Verdict::Remap { block }) => {
+                slot.remap[p] = block;
+                slot.remapped |= 1 << p;
                 self.down_from(d, s, p + 1);
             }
             (_, Verdict::Complete { status, count }) => {
@@ -746,7 +802,7 @@ impl<'a> Server<'a> {
                 }
             };
             let op = if slot.op.moves_data() { slot.op } else { Op::FlushCompleted };
-            let block = chain.block_at(slot.block, chain.filters.len());
+            let block = chain.slot_block(slot, chain.filters.len());
             let req = Request::new(slot.id, op, block, slot.count, addr).with_tag(SLOT_TAG + u32::from(s));
             if ring.push(req).is_err() {
                 break;

@@ -104,12 +104,19 @@ impl Server<'_> {
                     Err(e) => Err(SetupFailure::Call(e)),
                 }
             };
+            // A view of its own is a window from block 0 that need not
+            // fit the disk below.
+            let (step, own) = match step {
+                Ok(SetupStep::Own { blocks }) => (Ok(SetupStep::Ready { first: 0, blocks }), true),
+                other => (other, false),
+            };
             match step {
                 Ok(SetupStep::Ready { first, blocks }) => {
                     if self.filters[f].wants_setup() {
                         log(Event::FilterReady { filter: f, first, blocks });
                     }
-                    self.filters[f].window = Window { first, blocks };
+                    let filter = &mut self.filters[f];
+                    (filter.window, filter.below, filter.own) = (Window { first, blocks }, below, own);
                     if p == 0 {
                         self.setup_done(d, false, wake, log);
                         return moved;
@@ -126,6 +133,7 @@ impl Server<'_> {
                     return moved;
                 }
                 Ok(SetupStep::Fail(status)) => return self.setup_failed(d, f, SetupFailure::Refused(status), wake, log),
+                Ok(SetupStep::Own { .. }) => unreachable!("made a window above"),
                 Err(why) => return self.setup_failed(d, f, why, wake, log),
             }
         }

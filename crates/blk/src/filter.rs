@@ -72,6 +72,7 @@
 //! | 3 | complete (status, count) | done here (a cache hit fills the data through a read-write grant); the filters above see it in their post-ops | replace the completion |
 //! | 4 | fail (status, not OK) | failed here; the filters above see it | replace the completion with the failure |
 //! | 5 | redirect (disk) | reserved for linked storage; the server answers it as a failure | not allowed |
+//! | 6 | remap (block) | a read or write goes on down to `block` of the disk below the filter instead (the same count); the filters above still see it at its own block | not allowed |
 //!
 //! A verdict that is not allowed, malformed, or points outside the bounce
 //! buffer fails that request with [`Status::IoError`] and counts as the
@@ -101,6 +102,7 @@
 //! | 3 | write them from the bounce buffer | block, count, offset |
 //! | 4 | fail: the filter cannot serve this disk (wrong key, damaged header); every request of the disk fails | status |
 //! | 5 | again: call once more (long work, such as deriving a key, in slices each within the filter's budget) | |
+//! | 6 | own: clients see `blocks` blocks of the filter's own making, not a window of the disk below: it completes or remaps every read and write (one that goes on down unmapped past the disk below fails) | blocks |
 //!
 //! A step's I/O goes through the filters below (their hooks see it, with
 //! client number [`SETUP_CLIENT`]), at most [`MAX_SETUP_BLOCKS`] at a
@@ -179,6 +181,9 @@ pub enum SetupStep {
     /// Call it again: it has more to do before its next I/O or its answer
     /// (work in slices, each within its call budget).
     Again,
+    /// Set up: it offers `blocks` blocks of its own making (it completes or
+    /// remaps every read and write).
+    Own { blocks: u64 },
 }
 
 /// Why the server refuses a setup step.
@@ -211,6 +216,7 @@ impl SetupStep {
             SetupStep::Write { block, count, offset } => [3, block, count as u64, offset],
             SetupStep::Fail(status) => [4, status.raw() as u64, 0, 0],
             SetupStep::Again => [5, 0, 0, 0],
+            SetupStep::Own { blocks } => [6, blocks, 0, 0],
         }
     }
 
@@ -234,6 +240,7 @@ impl SetupStep {
                 Ok(_) => return Err(SetupError::UnknownStatus),
             },
             5 => SetupStep::Again,
+            6 => SetupStep::Own { blocks: mrs[1] },
             k => return Err(SetupError::UnknownStep(k)),
         };
         match step {
@@ -331,6 +338,9 @@ pub enum Verdict {
     Fail(Status),
     /// Pre: send it down another disk's chain (not supported yet).
     Redirect(DiskId),
+    /// Pre, read or write: go on down to this block of the disk below the
+    /// filter instead.
+    Remap { block: u64 },
 }
 
 /// Word 6 of an entry whose verdict is a plain continue (what
@@ -344,6 +354,7 @@ mod kind {
     pub const COMPLETE: u8 = 3;
     pub const FAIL: u8 = 4;
     pub const REDIRECT: u8 = 5;
+    pub const REMAP: u8 = 6;
 }
 
 /// Why the server refuses a verdict.
@@ -388,6 +399,7 @@ impl Verdict {
             Verdict::Complete { status, count } => (kind::COMPLETE, status.raw() as u8, count, 0),
             Verdict::Fail(status) => (kind::FAIL, status.raw() as u8, 0, 0),
             Verdict::Redirect(DiskId(d)) => (kind::REDIRECT, 0, 0, d as u64),
+            Verdict::Remap { block } => (kind::REMAP, 0, 0, block),
         };
         [k as u64 | (status as u64) << 8 | (count as u64) << 32, arg]
     }
@@ -460,11 +472,13 @@ impl Entry {
                 s => Verdict::Fail(s),
             },
             kind::REDIRECT => Verdict::Redirect(DiskId(arg as u32)),
+            kind::REMAP => Verdict::Remap { block: arg },
             k => return Err(VerdictError::UnknownKind(k)),
         };
         match v {
             Verdict::Complete { count, .. } if count > io.count => Err(VerdictError::CountTooLarge),
-            Verdict::Substitute { .. } | Verdict::Redirect(_) if io.hook == Hook::Post => Err(VerdictError::NotAllowedHere),
+            Verdict::Substitute { .. } | Verdict::Redirect(_) | Verdict::Remap { .. } if io.hook == Hook::Post => Err(VerdictError::NotAllowedHere),
+            Verdict::Remap { .. } if !io.op.moves_data() => Err(VerdictError::NotAllowedHere),
             Verdict::Substitute { .. } if !io.op.moves_data() => Err(VerdictError::NotAllowedHere),
             Verdict::Substitute { offset } => {
                 let end = offset.checked_add(io.data_len());
@@ -812,6 +826,7 @@ mod tests {
             SetupStep::Write { block: 999, count: 1, offset: 0 },
             SetupStep::Fail(Status::IoError),
             SetupStep::Again,
+            SetupStep::Own { blocks: 1 << 40 },
         ] {
             assert_eq!(SetupStep::from_mrs(step.mrs(), 1000, 64 * 4096), Ok(step), "{step:?}");
         }

@@ -42,6 +42,7 @@ fn verdict() -> impl Strategy<Value = Verdict> {
         (status(), any::<u32>()).prop_map(|(status, count)| Verdict::Complete { status, count }),
         status().prop_filter("a failure is not OK", |s| !s.is_ok()).prop_map(Verdict::Fail),
         any::<u32>().prop_map(|d| Verdict::Redirect(DiskId(d))),
+        any::<u64>().prop_map(|block| Verdict::Remap { block }),
     ]
 }
 
@@ -158,7 +159,8 @@ proptest! {
     /// Any verdict words the server reads back are refused or mean what the
     /// request allows: no failure with OK, no more blocks than asked for,
     /// a substitute only for a read or write before it goes down, aligned
-    /// and inside the bounce buffer, no redirect yet.
+    /// and inside the bounce buffer, a remap only before it goes down, no
+    /// redirect yet.
     #[test]
     fn the_server_accepts_only_verdicts_the_request_allows(io in io(), w6 in any_word(), w7 in any_word(), bounce in 0u64..(1 << 22)) {
         match Entry::verdict([w6, w7], &io, bounce) {
@@ -171,6 +173,8 @@ proptest! {
                 prop_assert!(offset as u128 + io.count as u128 * BLOCK_SIZE as u128 <= bounce as u128);
             }
             Ok(Verdict::Redirect(_)) => prop_assert!(false, "redirect accepted"),
+            // (The server checks the block against the disk below.)
+            Ok(Verdict::Remap { .. }) => prop_assert!(io.hook == Hook::Pre && io.op.moves_data()),
         }
     }
 }

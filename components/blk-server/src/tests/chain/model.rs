@@ -181,7 +181,8 @@ fn valid(v: Verdict, hook: Hook, op: Op, count: u32, spec: &Spec) -> bool {
         }
         Verdict::Complete { count: done, .. } => done <= count,
         Verdict::Fail(status) => status != Status::Ok,
-        Verdict::Redirect(_) => false,
+        // (The model's filters give neither: remaps are tested apart.)
+        Verdict::Redirect(_) | Verdict::Remap { .. } => false,
     }
 }
 
@@ -753,7 +754,7 @@ impl Model {
                 Stage::Up { below: p, status, count }
             }
             Outcome::Verdict(Verdict::Fail(status)) => Stage::Up { below: p, status, count: 0 },
-            Outcome::Verdict(Verdict::Redirect(_)) => failed,
+            Outcome::Verdict(Verdict::Redirect(_) | Verdict::Remap { .. }) => failed,
         };
         Ok(())
     }

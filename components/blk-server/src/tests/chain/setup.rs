@@ -207,3 +207,42 @@ fn a_client_attached_at_a_filter_is_seen_only_by_it_and_those_below_in_their_vie
     h.run();
     assert_eq!(h.responses(1), [Response::new(9, Status::InvalidRequest, 0)]);
 }
+
+#[test]
+fn a_filter_with_a_view_of_its_own_completes_or_remaps_each_request() {
+    // Filter 0 offers 10 times the disk; it answers blocks under 100 itself,
+    // remaps the rest to block / 10 below, and lets block 99_999 go on
+    // unmapped (past the disk below: refused).
+    let own_blocks = DISK_BLOCKS * 10;
+    let setup: SetupFn = Box::new(move |_, _, _| SetupStep::Own { blocks: own_blocks });
+    let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.hook, io.block) {
+        (0, Hook::Pre, b) if b < 100 => Verdict::Complete { status: Status::Ok, count: io.count },
+        (0, Hook::Pre, b) if b == DISK_BLOCKS * 10 - 1 => Verdict::Continue,
+        (0, Hook::Pre, b) if b == DISK_BLOCKS * 10 - 2 => Verdict::Remap { block: DISK_BLOCKS },
+        (0, Hook::Pre, b) => Verdict::Remap { block: b / 10 },
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness_with_setup(&[8], &[SETS_UP, Spec::PASS], 8, decide, Some(setup));
+    assert_eq!(client_blocks(&mut h), Some(own_blocks), "the clients see the filter's own size, larger than the disk");
+    h.push(0, Request::new(1, Op::Read, 5, 1, 0));
+    h.push(0, Request::new(2, Op::Read, 5000, 2, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 1, "the synthesized block never reaches the device");
+    assert_eq!((fwd[0].id, fwd[0].block, fwd[0].count), (2, 500, 2));
+    assert_eq!(trace(&mut h), [(0, Hook::Pre, 5), (0, Hook::Pre, 5000), (1, Hook::Pre, 500)], "the filter below sees the remapped block");
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 1)], "answered by the filter at once");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(trace(&mut h), [(1, Hook::Post, 500), (0, Hook::Post, 5000)], "the filter that remapped sees its own block again");
+    assert_eq!(h.responses(0), [Response::new(2, Status::Ok, 2)]);
+    // Unmapped past the disk below, or remapped past it: refused.
+    h.push(0, Request::new(3, Op::Read, DISK_BLOCKS * 10 - 1, 1, 0));
+    h.push(0, Request::new(4, Op::Write, DISK_BLOCKS * 10 - 2, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests(), []);
+    let mut got = h.responses(0);
+    got.sort_by_key(|r| r.id);
+    assert_eq!(got, [Response::new(3, Status::IoError, 0), Response::new(4, Status::IoError, 0)]);
+    assert_eq!(h.server.filters[0].stats.errors, 2);
+}
