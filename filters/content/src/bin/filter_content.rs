@@ -1,0 +1,52 @@
+//! The content-disk filter PD.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+// Setup reads the manifest a step (64 blocks) at a time into the bounce
+// buffer, and copies it into the PD's own memory.
+#[cfg(target_os = "none")]
+blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "bounce=262144");
+
+#[cfg(target_os = "none")]
+mod pd {
+    use fatdisk::EntryLayout;
+
+    /// The largest manifest it reads (about 100,000 files with short
+    /// names), and its layout.
+    const MANIFEST_BYTES: usize = 8 << 20;
+    const MAX_ENTRIES: usize = 131_072;
+
+    struct Memory {
+        manifest: [u8; MANIFEST_BYTES],
+        layouts: [EntryLayout; MAX_ENTRIES],
+    }
+
+    static mut MEMORY: Memory = Memory { manifest: [0; MANIFEST_BYTES], layouts: [EntryLayout::EMPTY; MAX_ENTRIES] };
+
+    /// The filter's own memory for the manifest and its layout (zeroed
+    /// .bss of this program).
+    #[allow(unsafe_code)]
+    fn memory() -> (&'static mut [u8], &'static mut [EntryLayout]) {
+        // SAFETY: called once, from `init`, before anything else in this
+        // single-threaded PD runs, and nothing else names `MEMORY`: the
+        // references are the only way to it for the PD's life.
+        let m = unsafe { &mut *core::ptr::addr_of_mut!(MEMORY) };
+        (&mut m.manifest, &mut m.layouts)
+    }
+
+    fn say(args: core::fmt::Arguments) {
+        let cfg = blk_filter::config();
+        microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
+    }
+
+    #[microkit::protection_domain]
+    fn init() -> blk_filter::FilterPd<filter_content::Content> {
+        blk_filter::FilterPd::start(|_| {
+            let (manifest, layouts) = memory();
+            Ok(filter_content::Content::new(manifest, layouts, blk_filter::bounce(), say))
+        })
+    }
+}

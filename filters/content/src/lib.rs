@@ -1,0 +1,191 @@
+//! `filter_content`: the dynamic content disk. Its disk below is an
+//! application disk (`strata appdisk` / `make appdisk` build one from a
+//! folder); the clients above see an unpartitioned FAT32 volume whose files
+//! are the application disk's (`fatdisk`), and nothing is stored for that
+//! volume anywhere.
+//!
+//! ```xml
+//! <disk name="apps" virtio_slot="31">
+//!     <filter name="content0" program="filter_content" data="read-write" />
+//! </disk>
+//! ```
+//!
+//! Setup (the filter's setup dialogue, see `blk::filter`): read the
+//! application disk's manifest from its start into the filter's own
+//! memory, check it, lay the volume out, and offer a view of its own: the
+//! volume's blocks. Then every read of the volume is either synthesized
+//! (boot sector, FSInfo, FATs, directories, free space) and completed at
+//! once through the read-write grant, or, for file data, remapped to the
+//! application-disk blocks that hold it and read there. A read that mixes
+//! the two, or file data that is not one run on the application disk,
+//! fails with `IoError` (read such ranges a block at a time); a write fails
+//! with `InvalidRequest` (the volume is read-only).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
+use blk::{Op, Shared, Status};
+use core::fmt;
+use fatdisk::{ContentDisk, EntryLayout, Header, Manifest, Source};
+
+const BLOCK: usize = 4096;
+
+/// How the filter tells the console.
+pub type Say = fn(fmt::Arguments);
+
+/// Where the setup stands.
+#[derive(Clone, Copy)]
+enum Stage {
+    Start,
+    /// Block 0 (the manifest's header) is being read.
+    Header,
+    /// Blocks `0..read` of the manifest are in; it has `blocks`.
+    Reading { read: u32, blocks: u32, len: usize },
+    Ready,
+    Failed,
+}
+
+pub struct Content {
+    /// The filter's own memory for the manifest and its layout, until the
+    /// volume is laid out (then the volume borrows them for good).
+    manifest: Option<&'static mut [u8]>,
+    layouts: Option<&'static mut [EntryLayout]>,
+    disk: Option<ContentDisk<'static>>,
+    bounce: Option<Shared<'static>>,
+    say: Say,
+    stage: Stage,
+    block: [u8; BLOCK],
+}
+
+impl Content {
+    /// The filter with room for a manifest of `manifest.len()` bytes and
+    /// `layouts.len()` entries, its bounce buffer (where setup reads land)
+    /// and where its messages go.
+    pub fn new(manifest: &'static mut [u8], layouts: &'static mut [EntryLayout], bounce: Option<Shared<'static>>, say: Say) -> Content {
+        Content { manifest: Some(manifest), layouts: Some(layouts), disk: None, bounce, say, stage: Stage::Start, block: [0; BLOCK] }
+    }
+
+    /// Blocks of the volume, once set up.
+    pub fn blocks(&self) -> Option<u64> {
+        self.disk.as_ref().map(ContentDisk::blocks)
+    }
+
+    fn fail(&mut self, why: fmt::Arguments) -> SetupStep {
+        (self.say)(format_args!("{why}; every request of the disk fails"));
+        self.stage = Stage::Failed;
+        SetupStep::Fail(Status::IoError)
+    }
+
+    /// The next piece of the manifest: `read` of `blocks` are in.
+    fn next_piece(read: u32, blocks: u32) -> SetupStep {
+        SetupStep::Read { block: u64::from(read), count: (blocks - read).min(MAX_SETUP_BLOCKS), offset: 0 }
+    }
+
+    /// Lay the volume out from the manifest of `len` bytes in our memory,
+    /// on an application disk of `below` blocks.
+    fn lay_out(&mut self, len: usize, below: u64) -> SetupStep {
+        let (Some(bytes), Some(layouts)) = (self.manifest.take(), self.layouts.take()) else { return self.fail(format_args!("set up twice")) };
+        let bytes: &'static [u8] = bytes;
+        let manifest = match Manifest::parse(&bytes[..len], below) {
+            Ok(m) => m,
+            Err(e) => return self.fail(format_args!("the application disk's manifest is damaged: {e}")),
+        };
+        let entries = manifest.len();
+        if entries as usize > layouts.len() {
+            return self.fail(format_args!("the application disk has {entries} files and folders; this filter holds at most {}", layouts.len()));
+        }
+        let disk = match ContentDisk::new(manifest, &mut layouts[..entries as usize]) {
+            Ok(d) => d,
+            Err(e) => return self.fail(format_args!("the application disk's files do not fit a FAT32 volume: {e}")),
+        };
+        let blocks = disk.blocks();
+        (self.say)(format_args!("a FAT32 volume of {blocks} blocks ({} MiB) of the application disk's {} files and folders", blocks * BLOCK as u64 >> 20, entries - 1));
+        self.disk = Some(disk);
+        self.stage = Stage::Ready;
+        SetupStep::Own { blocks }
+    }
+}
+
+impl Filter for Content {
+    fn setup(&mut self, call: &SetupCall, _: Option<&Shared<'_>>) -> SetupStep {
+        let Some(bounce) = self.bounce else { return self.fail(format_args!("no bounce buffer")) };
+        if call.last.is_some_and(|c| c.status != Status::Ok) {
+            return self.fail(format_args!("the application disk could not be read"));
+        }
+        match self.stage {
+            Stage::Start => {
+                self.stage = Stage::Header;
+                SetupStep::Read { block: 0, count: 1, offset: 0 }
+            }
+            Stage::Header => {
+                if bounce.read_bytes(0, &mut self.block).is_err() {
+                    return self.fail(format_args!("its bounce buffer is too small"));
+                }
+                let header = match Header::parse(&self.block) {
+                    Ok(h) => h,
+                    Err(e) => return self.fail(format_args!("not an application disk (make one with `make appdisk`): {e}")),
+                };
+                let (len, blocks) = (header.manifest_len(), header.manifest_blocks());
+                let room = self.manifest.as_ref().map_or(0, |m| m.len());
+                if len > room || blocks as usize * BLOCK > room {
+                    return self.fail(format_args!("the application disk's manifest is {len} bytes; this filter holds at most {room}"));
+                }
+                self.stage = Stage::Reading { read: 0, blocks, len };
+                Self::next_piece(0, blocks)
+            }
+            Stage::Reading { read, blocks, len } => {
+                let count = (blocks - read).min(MAX_SETUP_BLOCKS);
+                let at = read as usize * BLOCK;
+                let Some(manifest) = self.manifest.as_deref_mut() else { return self.fail(format_args!("set up twice")) };
+                if bounce.read_bytes(0, &mut manifest[at..at + count as usize * BLOCK]).is_err() {
+                    return self.fail(format_args!("its bounce buffer is too small"));
+                }
+                let read = read + count;
+                if read < blocks {
+                    self.stage = Stage::Reading { read, blocks, len };
+                    return Self::next_piece(read, blocks);
+                }
+                self.lay_out(len, call.below)
+            }
+            Stage::Ready => SetupStep::Own { blocks: self.blocks().unwrap_or(0) },
+            Stage::Failed => SetupStep::Fail(Status::IoError),
+        }
+    }
+
+    fn pre(&mut self, io: &Io, data: &dyn RequestData, _: &mut u64) -> Verdict {
+        let Some(disk) = &self.disk else { return Verdict::Fail(Status::IoError) };
+        match io.op {
+            Op::Write => return Verdict::Fail(Status::InvalidRequest),
+            Op::Read => {}
+            _ => return Verdict::Continue,
+        }
+        // All synthesized: filled here. All file data in one run of the
+        // application disk: read there.
+        let (mut synthesized, mut run) = (0u32, None::<u64>);
+        for i in 0..io.count {
+            match disk.block(io.block + u64::from(i), &mut self.block) {
+                Source::Synthesized if run.is_none() => {
+                    if data.write(io, u64::from(i) * BLOCK as u64, &self.block).is_err() {
+                        return Verdict::Fail(Status::IoError);
+                    }
+                    synthesized += 1;
+                }
+                Source::AppDisk(b) if synthesized == 0 && run.is_none_or(|first| first + u64::from(i) == b) => {
+                    run = run.or(Some(b));
+                }
+                _ => return Verdict::Fail(Status::IoError),
+            }
+        }
+        match run {
+            Some(block) => Verdict::Remap { block },
+            None => Verdict::Complete { status: Status::Ok, count: io.count },
+        }
+    }
+
+    fn post(&mut self, _: &Io, _: Completion, _: &dyn RequestData) -> Verdict {
+        Verdict::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests;

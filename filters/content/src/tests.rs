@@ -1,0 +1,189 @@
+//! The filter on the host: an application disk built with `fatdisk`'s
+//! writer, the setup dialogue served from it, then the whole volume read
+//! through the filter's pre-ops (a synthesized block is filled through the
+//! grant, a remapped one read from the application disk), and checked with
+//! `fsck.fat` and `mtools`.
+
+use super::*;
+use blk::filter::{DataError, Hook};
+use fatdisk::writer::Builder;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn say(args: fmt::Arguments) {
+    SAID.lock().unwrap().push(args.to_string());
+}
+
+fn tool(name: &str, package: &str) -> Command {
+    for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Command::new(p);
+        }
+    }
+    panic!("`{name}` is not installed; install the Debian package `{package}`");
+}
+
+/// The files of the test's application disk: (path, bytes).
+fn files() -> Vec<(&'static str, Vec<u8>)> {
+    let bytes = |n: usize, seed: u8| (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>();
+    vec![
+        ("readme.txt", b"hello from the content disk\n".to_vec()),
+        ("apps/Long Application Name.bin", bytes(3 * 4096 + 17, 1)),
+        ("apps/empty", Vec::new()),
+        ("apps/tools/exact", bytes(4096, 2)),
+        ("big.dat", bytes(600_000, 3)),
+    ]
+}
+
+/// The application disk image of [`files`], as bytes.
+fn app_disk() -> Vec<u8> {
+    let mut b = Builder::new();
+    let root = b.root();
+    let apps = b.add_dir(root, "apps").unwrap();
+    let tools = b.add_dir(apps, "tools").unwrap();
+    for (path, data) in files() {
+        let (dir, name) = match path.rsplit_once('/') {
+            Some(("apps", n)) => (apps, n),
+            Some(("apps/tools", n)) => (tools, n),
+            _ => (root, path),
+        };
+        b.add_file(dir, name, data.len() as u64, data).unwrap();
+    }
+    let disk = b.build().unwrap();
+    let mut out = Vec::new();
+    disk.write_to(&mut out, |f| Ok(std::io::Cursor::new(f.source.clone()))).unwrap();
+    out.resize(disk.blocks() as usize * BLOCK, 0);
+    out
+}
+
+fn leak<T: Clone>(n: usize, v: T) -> &'static mut [T] {
+    Box::leak(vec![v; n].into_boxed_slice())
+}
+
+fn bounce() -> Shared<'static> {
+    Shared::from_words(Box::leak(vec![0u64; MAX_SETUP_BLOCKS as usize * BLOCK / 8].into_boxed_slice()))
+}
+
+/// Run the setup dialogue against `app`; the last step.
+fn set_up(f: &mut Content, app: &[u8], bounce: &Shared<'static>) -> SetupStep {
+    let below = app.len() as u64 / BLOCK as u64;
+    let mut last = None;
+    for round in 0.. {
+        match f.setup(&SetupCall { round, below, last }, None) {
+            SetupStep::Read { block, count, offset } => {
+                let at = block as usize * BLOCK;
+                bounce.write_bytes(offset as usize, &app[at..at + count as usize * BLOCK]).unwrap();
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Again => last = None,
+            step => return step,
+        }
+    }
+    unreachable!()
+}
+
+struct Buffer(RefCell<Vec<u8>>);
+
+impl RequestData for Buffer {
+    fn read(&self, _: &Io, offset: u64, out: &mut [u8]) -> Result<(), DataError> {
+        out.copy_from_slice(&self.0.borrow()[offset as usize..offset as usize + out.len()]);
+        Ok(())
+    }
+    fn write(&self, _: &Io, offset: u64, data: &[u8]) -> Result<(), DataError> {
+        self.0.borrow_mut()[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn read(op: Op, block: u64, count: u32) -> Io {
+    Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 0, state: 0 }
+}
+
+fn content(app: &[u8]) -> (Content, u64) {
+    let b = bounce();
+    let mut f = Content::new(leak(1 << 20, 0u8), leak(64, EntryLayout::EMPTY), Some(b), say);
+    let step = set_up(&mut f, app, &b);
+    let SetupStep::Own { blocks } = step else { panic!("{step:?}: {:?}", SAID.lock().unwrap()) };
+    (f, blocks)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("filter-content-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_volume_read_through_the_filter_is_a_fat_file_system_of_the_application_disks_files() {
+    let app = app_disk();
+    let (mut f, blocks) = content(&app);
+    assert!(blocks >= 65_541, "FAT32's minimum: {blocks}");
+    assert!(SAID.lock().unwrap().iter().any(|s| s == &format!("a FAT32 volume of {blocks} blocks ({} MiB) of the application disk's 7 files and folders", blocks * 4096 >> 20)));
+    let dir = scratch("volume");
+    let image = dir.join("content.img");
+    let mut volume = vec![0u8; blocks as usize * BLOCK];
+    let (mut synthesized, mut remapped) = (0, 0);
+    for block in 0..blocks {
+        let buffer = Buffer(RefCell::new(vec![0xee; BLOCK]));
+        let at = block as usize * BLOCK;
+        match f.pre(&read(Op::Read, block, 1), &buffer, &mut 0) {
+            Verdict::Complete { status: Status::Ok, count: 1 } => {
+                volume[at..at + BLOCK].copy_from_slice(&buffer.0.borrow());
+                synthesized += 1;
+            }
+            Verdict::Remap { block: b } => {
+                volume[at..at + BLOCK].copy_from_slice(&app[b as usize * BLOCK..(b as usize + 1) * BLOCK]);
+                remapped += 1;
+            }
+            v => panic!("block {block}: {v:?}"),
+        }
+    }
+    // readme 1 block, the long-named app 4, exact 1, big.dat 147.
+    assert_eq!(remapped, 1 + 4 + 1 + 147, "each file block is read from the application disk");
+    assert_eq!(synthesized + remapped, blocks as usize);
+    std::fs::write(&image, &volume).unwrap();
+    let fsck = tool("fsck.fat", "dosfstools").arg("-n").arg(&image).output().unwrap();
+    assert!(fsck.status.success(), "fsck.fat: {}{}", String::from_utf8_lossy(&fsck.stdout), String::from_utf8_lossy(&fsck.stderr));
+    let out = dir.join("out");
+    let copy = tool("mcopy", "mtools").args(["-s", "-n", "-i"]).arg(&image).arg("::").arg(&out).env("MTOOLS_SKIP_CHECK", "1").output().unwrap();
+    assert!(copy.status.success(), "mcopy: {}", String::from_utf8_lossy(&copy.stderr));
+    for (path, data) in files() {
+        assert_eq!(std::fs::read(out.join(path)).unwrap(), data, "{path}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn runs_of_file_data_are_remapped_whole_and_mixed_reads_and_writes_are_refused() {
+    let app = app_disk();
+    let (mut f, _) = content(&app);
+    // The first block of file data is big.dat's first (files take their
+    // clusters in table order: root, apps, big.dat, ...); the one before
+    // it is the apps folder's.
+    let block = |f: &mut Content, b, n| f.pre(&read(Op::Read, b, n), &Buffer(RefCell::new(vec![0; n as usize * BLOCK])), &mut 0);
+    let first = (0..).find(|&b| matches!(block(&mut f, b, 1), Verdict::Remap { .. })).unwrap();
+    let Verdict::Remap { block: app_block } = block(&mut f, first, 1) else { unreachable!() };
+    assert_eq!(block(&mut f, first, 3), Verdict::Remap { block: app_block }, "three blocks of one file are one run");
+    assert_eq!(&app[app_block as usize * BLOCK..][..5], &[3, 34, 65, 96, 127], "big.dat's first bytes");
+    assert_eq!(f.pre(&read(Op::Read, first - 1, 2), &Buffer(RefCell::new(vec![0; 2 * BLOCK])), &mut 0), Verdict::Fail(Status::IoError), "a directory block then file data");
+    assert_eq!(f.pre(&read(Op::Write, 0, 1), &Buffer(RefCell::new(vec![0; BLOCK])), &mut 0), Verdict::Fail(Status::InvalidRequest));
+    assert_eq!(f.pre(&read(Op::Read, 0, 4), &Buffer(RefCell::new(vec![0; 4 * BLOCK])), &mut 0), Verdict::Complete { status: Status::Ok, count: 4 }, "the reserved blocks at once");
+}
+
+#[test]
+fn a_disk_that_is_no_application_disk_fails_its_setup_with_one_line() {
+    let b = bounce();
+    let mut f = Content::new(leak(1 << 20, 0u8), leak(64, EntryLayout::EMPTY), Some(b), say);
+    assert_eq!(set_up(&mut f, &vec![0u8; 64 * BLOCK], &b), SetupStep::Fail(Status::IoError));
+    assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with("not an application disk (make one with `make appdisk`): ")), "{:?}", SAID.lock().unwrap());
+    // Too many entries for the filter's memory.
+    let mut f = Content::new(leak(1 << 20, 0u8), leak(3, EntryLayout::EMPTY), Some(b), say);
+    assert_eq!(set_up(&mut f, &app_disk(), &b), SetupStep::Fail(Status::IoError));
+    assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with("the application disk has 8 files and folders; this filter holds at most 3")), "{:?}", SAID.lock().unwrap());
+}
