@@ -4,8 +4,12 @@
 # semihosting with the status a PD asked for).
 #
 # Two virtio-blk disks are attached, modern transport: the images named in
-# $DISKS (default build/disk0.img build/disk1.img, made by mkdisk.sh when
-# missing). The first lands in virtio-mmio slot 31, the second in slot 30.
+# $DISKS (default build/disk0.img build/disk1.img). The first lands in
+# virtio-mmio slot 31, the second in slot 30. A missing image is made:
+# build/disk0.img and build/disk1.img by mkdisk.sh (64 MiB with the MBR the
+# default system's partition clients need), any other blank (1 GiB of
+# zeros, sparse), e.g. the destination of blk_dump in
+# examples/content-disk.xml.
 # An entry `blkdebug:RULES:IMAGE` puts QEMU's error injection (a blkdebug
 # rules file, its path without a colon) between the device and the image.
 # An entry `blockdev:NODE` attaches the block node NODE that the extra
@@ -15,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 image=$(realpath "$1")
 shift
+defaults=" $(realpath -m build/disk0.img) $(realpath -m build/disk1.img) "
 read -r -a disks <<<"${DISKS:-build/disk0.img build/disk1.img}"
 drives=()
 for i in "${!disks[@]}"; do
@@ -26,7 +31,14 @@ for i in "${!disks[@]}"; do
     blkdebug:*) rest=${disks[$i]#blkdebug:} file=${rest#*:} ;;
     *) file=${disks[$i]} ;;
     esac
-    [ -f "$file" ] || scripts/mkdisk.sh "$file"
+    if [ ! -f "$file" ]; then
+        if [[ $defaults == *" $(realpath -m "$file") "* ]]; then
+            scripts/mkdisk.sh "$file"
+        else
+            mkdir -p "$(dirname "$file")"
+            truncate -s 1G "$file"
+        fi
+    fi
     # A comma in a QEMU option value is written twice.
     drives+=(-drive "file=${disks[$i]//,/,,},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
 done

@@ -220,6 +220,14 @@ impl Disks {
         args
     }
 
+    /// Make `disk`'s image blank: `bytes` bytes of zeros, a sparse file,
+    /// no partition table (what `scripts/qemu.sh` makes of a missing image
+    /// other than the default ones, at a size of the test's choosing).
+    pub fn blank(&self, disk: usize, bytes: u64) {
+        let file = std::fs::File::create(&self.paths[disk]).unwrap();
+        file.set_len(bytes).unwrap();
+    }
+
     /// The bytes of one disk image.
     pub fn read(&self, disk: usize) -> Vec<u8> {
         std::fs::read(&self.paths[disk]).unwrap()

@@ -16,49 +16,11 @@ fn strata_appdisk(dir: &Path, image: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata")).arg("appdisk").arg(dir).arg(image).output().expect("run strata")
 }
 
-/// Bytes that differ from block to block, so a misplaced block shows.
-fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// The folder of the brief: nested folders, an empty file and an empty
-/// folder, files of 4096, 4097 and a few MiB, names with spaces, long and
-/// non-ASCII names, and a few hundred files in one folder.
-fn make_folder(root: &Path) {
-    let w = |rel: &str, bytes: Vec<u8>| {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, bytes).unwrap();
-    };
-    w("empty", vec![]);
-    w("exactly one block.bin", pattern(4096, 1));
-    w("one block and a byte.bin", pattern(4097, 2));
-    w("big/a few MiB.elf", pattern(3 * 1024 * 1024 + 123, 3));
-    w("apps/hello world/main.elf", pattern(20_000, 4));
-    w("apps/hello world/config.toml", b"name = \"hello\"\n".to_vec());
-    w("apps/Grüße aus Köln/日本語.txt", "こんにちは\n".as_bytes().to_vec());
-    w("apps/a name long enough to need several long-name entries, with spaces and punctuation (v1.2.3) [final].tar.gz", pattern(777, 5));
-    w("deep/er/and/deeper/still/leaf.txt", b"leaf\n".to_vec());
-    w("README.TXT", b"read me\n".to_vec());
-    fs::create_dir_all(root.join("an empty folder")).unwrap();
-    for i in 0..400 {
-        w(&format!("many/program {i:03} of many.bin"), pattern(i * 37 % 9000, 100 + i as u64));
-    }
-}
-
 #[test]
 fn a_folder_becomes_a_volume_that_fsck_accepts_and_mcopy_copies_back_exactly() {
     let work = scratch_dir("appdisk-roundtrip");
     let folder = work.join("folder");
-    make_folder(&folder);
+    sample_folder(&folder);
     let (app, content, out) = (work.join("app.img"), work.join("content.img"), work.join("out"));
 
     let run = strata_appdisk(&folder, &app);

@@ -4,6 +4,8 @@
 //!   a test reading the disk image file) can tell exactly what it expects.
 //! - [`answers`]: the verify client's account of its answers (each request
 //!   answered once, a success moving its block).
+//! - [`dump`]: `blk_dump`'s transfer protocol between its reader and
+//!   writer PDs, and the bookkeeping of the chunks and requests each moves.
 //! - `client` (PDs only): a client's end of the storage stack.
 //! - `verifier`, `bench` (PDs only): the verify client and the benchmark
 //!   client as event handlers.
@@ -17,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod answers;
+pub mod dump;
 pub mod stamp;
 
 #[cfg(target_os = "none")]

@@ -61,9 +61,13 @@ mod pd {
         }
     }
 
+    /// (`cfg` first: every wake-up reads it, and behind the server's
+    /// large table its offset on the stack would take an extra
+    /// instruction to form.)
+    #[repr(C)]
     struct Pd {
-        server: Option<Server<'static>>,
         cfg: &'static ServerConfig,
+        server: Option<Server<'static>>,
     }
 
     impl Pd {
@@ -180,7 +184,7 @@ mod pd {
                 None
             }
         };
-        let mut pd = Pd { server, cfg };
+        let mut pd = Pd { cfg, server };
         pd.run();
         pd
     }

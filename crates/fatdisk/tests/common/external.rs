@@ -1,6 +1,7 @@
 //! The judges nobody here wrote: `fsck.fat` (dosfstools) and `mtools`.
 //! A missing one fails the test and says which package to install.
-//! (Also used by the tool's `appdisk` test.)
+//! (Also used by the tool's `appdisk` test and the content-disk test on
+//! QEMU, with the sample folder they build volumes of.)
 
 #![allow(dead_code)]
 
@@ -121,4 +122,42 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Bytes that differ from block to block, so a misplaced block shows.
+pub fn sample_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The sample folder of the content-disk tests: nested folders, an empty
+/// file and an empty folder, files of 4096, 4097 and a few MiB, names with spaces, long and
+/// non-ASCII names, and a few hundred files in one folder.
+pub fn sample_folder(root: &Path) {
+    let w = |rel: &str, bytes: Vec<u8>| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    w("empty", vec![]);
+    w("exactly one block.bin", sample_bytes(4096, 1));
+    w("one block and a byte.bin", sample_bytes(4097, 2));
+    w("big/a few MiB.elf", sample_bytes(3 * 1024 * 1024 + 123, 3));
+    w("apps/hello world/main.elf", sample_bytes(20_000, 4));
+    w("apps/hello world/config.toml", b"name = \"hello\"\n".to_vec());
+    w("apps/Grüße aus Köln/日本語.txt", "こんにちは\n".as_bytes().to_vec());
+    w("apps/a name long enough to need several long-name entries, with spaces and punctuation (v1.2.3) [final].tar.gz", sample_bytes(777, 5));
+    w("deep/er/and/deeper/still/leaf.txt", b"leaf\n".to_vec());
+    w("README.TXT", b"read me\n".to_vec());
+    std::fs::create_dir_all(root.join("an empty folder")).unwrap();
+    for i in 0..400 {
+        w(&format!("many/program {i:03} of many.bin"), sample_bytes(i * 37 % 9000, 100 + i as u64));
+    }
 }

@@ -1,0 +1,65 @@
+//! The dynamic content disk on QEMU, the way a user runs it: `make appdisk`
+//! builds an application disk from a folder; `make run` boots
+//! `examples/content-disk.xml`, where `filter_content` shows that disk as
+//! a FAT32 volume and `blk_dump` copies the volume to the start of a
+//! second disk that `scripts/qemu.sh` makes blank; then the judges nobody
+//! here wrote, `fsck.fat -n` and `mcopy -s`, must find a sound volume
+//! holding every file of the folder, byte for byte.
+
+#[path = "../../crates/fatdisk/tests/common/external.rs"]
+mod external;
+
+use e2e::root;
+use external::{assert_same_tree, fsck, mcopy_all, read_tree, sample_folder};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `make` in the project root, as a user types it (not under the make
+/// that may be running these tests: its jobserver is not ours).
+fn make(args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("600")
+        .arg("make")
+        .args(args)
+        .current_dir(root())
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .output()
+        .expect("run make")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn make_run_copies_the_content_disk_and_the_host_reads_every_file_back() {
+    let work = root().join(format!("build/e2e/content-disk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let folder = work.join("folder");
+    sample_folder(&folder);
+    let (apps, dump, out) = (work.join("apps.img"), work.join("dump.img"), work.join("out"));
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+
+    let built = make(&["appdisk", &format!("DIR={}", path(&folder)), &format!("IMAGE={}", path(&apps))]);
+    assert!(built.status.success(), "make appdisk failed\n{}", text(&built));
+
+    assert!(!dump.exists());
+    let run = make(&["run", "SYSTEM=examples/content-disk.xml", &format!("DISKS={} {}", path(&apps), path(&dump))]);
+    let console = text(&run);
+    assert!(run.status.success(), "make run failed (status {:?})\n{console}", run.status.code());
+    let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let copied = lines.iter().rev().find(|l| l.starts_with("blk_dump: ")).copied();
+    assert!(
+        copied.is_some_and(|l| l.starts_with("blk_dump: copied ") && l.ends_with(" from disk0 to disk1")),
+        "the run ends with blk_dump's copied line\n{console}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("content0: ") && l.contains("a FAT32 volume of ")), "{console}");
+    assert_eq!(std::fs::metadata(&dump).unwrap().len(), 1 << 30, "the missing image was made blank, 1 GiB");
+
+    fsck(&dump);
+    mcopy_all(&dump, &out);
+    assert_same_tree(&read_tree(&out), &read_tree(&folder));
+    let _ = std::fs::remove_dir_all(&work);
+}
