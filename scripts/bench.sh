@@ -21,7 +21,8 @@ figures=(ppc_roundtrip_passive ppc_roundtrip_active notify_roundtrip boot_to_fir
     blk_read_qd32_direct blk_read_qd32_server blk_write_qd32_direct blk_write_qd32_server
     blk_read_qd1_filter1 blk_read_qd1_filter3 blk_write_qd1_filter1 blk_read_qd32_filter1 blk_read_qd32_filter3
     blk_write_qd32_filter1 blk_write_qd1_filter1_read
-    blk_read_qd1_crypt blk_write_qd1_crypt blk_read_qd32_crypt blk_write_qd32_crypt)
+    blk_read_qd1_crypt blk_write_qd1_crypt blk_read_qd32_crypt blk_write_qd32_crypt
+    blk_read_qd1_cache_hit blk_read_qd32_cache_hit)
 declare -A value
 runs=${BLK_RUNS:-3}
 # The block benchmarks write to a disk image of their own; the encryption
