@@ -124,6 +124,8 @@ enum Between {
     /// A throttle (`limit`: a throttle group's property, such as
     /// `x-iops-read=200`) and, above it, error injection if `rules` says.
     Throttle { limit: String, rules: Option<PathBuf> },
+    /// Not attached at all: the disk's virtio-mmio slot stays empty.
+    Detached,
 }
 
 impl Disks {
@@ -181,8 +183,10 @@ impl Disks {
             Between::Nothing => path.display().to_string(),
             Between::Faults(rules) => format!("blkdebug:{}:{}", rules.display(), path.display()),
             Between::ReadOnly | Between::Throttle { .. } => format!("blockdev:disk{d}"),
+            Between::Detached => String::new(),
         };
-        self.paths.iter().zip(&self.between).enumerate().map(entry).collect::<Vec<_>>().join(" ")
+        let entries = self.paths.iter().zip(&self.between).enumerate().map(entry).filter(|e| !e.is_empty());
+        entries.collect::<Vec<_>>().join(" ")
     }
 
     /// QEMU arguments that build the block nodes `blockdev:` entries of
@@ -196,7 +200,7 @@ impl Disks {
             let value = |p: &Path| p.display().to_string().replace(',', ",,");
             let file = format!("driver=file,filename={},node-name=disk{d}-file", value(path));
             let nodes = match between {
-                Between::Nothing | Between::Faults(_) => continue,
+                Between::Nothing | Between::Faults(_) | Between::Detached => continue,
                 Between::ReadOnly => {
                     vec![format!("{file},read-only=on"), format!("driver=raw,file=disk{d}-file,node-name=disk{d},read-only=on")]
                 }
@@ -218,6 +222,13 @@ impl Disks {
             }
         }
         args
+    }
+
+    /// Give QEMU no device for disk1 (disks are attached in order, so only
+    /// the last can be left out): its slot stays empty, as when `make run`
+    /// is given fewer images than the system declares disks.
+    pub fn detach_disk1(&mut self) {
+        self.between[1] = Between::Detached;
     }
 
     /// Make `disk`'s image blank: `bytes` bytes of zeros, a sparse file,

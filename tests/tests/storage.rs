@@ -240,3 +240,18 @@ fn device_order(events: &[BlkEvent]) -> DeviceOrder {
     }
     d
 }
+
+#[test]
+fn a_disk_with_no_device_behind_it_is_named_at_boot_and_its_clients_get_no_device() {
+    let mut disks = Disks::fresh();
+    disks.detach_disk1();
+    let run = boot_to_completion_on(&build_image("system.xml", false), &disks, &[], TIMEOUT);
+    let said = run.expect_prefix("virtio_blk: disk 1: no device in its virtio-mmio slot: ");
+    assert!(run.lines[said].contains("make run DISKS="), "it says how to attach one\n{}", run.transcript());
+    run.expect_line("blk_server: disk1: no device behind it (see virtio_blk above); its clients' requests get 'no device'");
+    // verify1 sees an empty disk and its flush is answered `no device`;
+    // disk0 and everything else carry on.
+    run.expect_in_order(&["verify1: disk1 has 0 blocks; checking 0", "verify1: wrote 0 blocks; the flush failed: no device"]);
+    run.expect_line("verify0: verified 256 blocks, 0 mismatches");
+    run.expect_line("monitor: all parts of the demo finished, powering off");
+}

@@ -67,6 +67,9 @@ enum DiskState {
     /// Reading the partition table.
     Probing,
     Ready,
+    /// No device behind it (the driver said so): every request of its
+    /// clients is answered `NoDevice` (`refuse_absent`).
+    Absent,
 }
 
 pub struct Disk<'a> {
@@ -166,6 +169,8 @@ impl Wake {
 pub enum Event {
     /// `disk`: its number in the configuration.
     DiskReady { disk: usize, blocks: u64 },
+    /// `disk` (its number in the configuration) has no device behind it.
+    DiskAbsent { disk: usize },
     ClientReady { client: usize, first_block: u64, blocks: u64 },
     PartitionMissing { client: usize, err: mbr::MbrError },
     PartitionMisaligned { client: usize },
@@ -199,6 +204,8 @@ pub struct Server<'a> {
     round: u32,
     /// Whether any disk has a chain.
     chains: bool,
+    /// Disks with no device behind them (bit per our disk).
+    absent: u32,
     /// Disks whose statistics a client asked for (`Report`) since the last
     /// `take_reports` (bit per our disk).
     reports: u32,
@@ -314,7 +321,7 @@ impl<'a> Server<'a> {
             });
         }
         let chains = disks.iter().any(|d| d.chain.is_some());
-        Ok(Server { disks, clients, filters, table: Table::new(), chains, reports: 0, next_client: 0, call: 0, round: 0 })
+        Ok(Server { disks, clients, filters, table: Table::new(), chains, absent: 0, reports: 0, next_client: 0, call: 0, round: 0 })
     }
 
     /// The disks whose statistics clients asked for since the last call (bit
@@ -352,6 +359,11 @@ impl<'a> Server<'a> {
                 self.take_responses::<CHAINS>(d, &mut wake, log);
             }
             self.serve_clients::<CHAINS>(&mut wake, log);
+            // (After the turns: a turn clears each client's wait for room,
+            // which the refusals below may set.)
+            if self.absent != 0 {
+                self.refuse_absent(&mut wake, log);
+            }
             // Answers a chain gave may let a client's flush or barrier go:
             // then there is another turn to take.
             if CHAINS && self.run_chains(&mut wake, up, log) {
@@ -404,6 +416,21 @@ impl<'a> Server<'a> {
             return;
         }
         let Some(info) = disk.driver.info.get() else { return };
+        if info.is_absent() {
+            log(Event::DiskAbsent { disk: disk.index });
+            disk.state = DiskState::Absent;
+            disk.view = 0;
+            self.absent |= 1 << d;
+            let Server { clients, .. } = self;
+            for (c, client) in clients.iter_mut().enumerate().filter(|(_, cl)| cl.disk == d) {
+                client.range = Some((0, 0));
+                client.info = StorageInfo::absent(client.capacity).with_serial(client.name.as_bytes());
+                client.queue.info.publish(&client.info);
+                log(Event::ClientReady { client: c, first_block: 0, blocks: 0 });
+                wake.clients |= 1 << c;
+            }
+            return;
+        }
         disk.capacity = info.capacity;
         disk.read_only = info.is_read_only();
         log(Event::DiskReady { disk: disk.index, blocks: info.capacity });
@@ -415,6 +442,36 @@ impl<'a> Server<'a> {
             return;
         }
         self.usable(d, wake, log);
+    }
+
+    /// Answer every request of the clients of disks with no device
+    /// `NoDevice`, as their response rings have room.
+    #[inline(never)]
+    fn refuse_absent(&mut self, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        let absent = self.absent;
+        for (c, client) in self.clients.iter_mut().enumerate().filter(|(_, cl)| absent & 1 << cl.disk != 0 && !cl.broken) {
+            let owed = client.owed();
+            let answered = {
+                let (Ok(mut requests), Ok(room)) = (client.queue.requests.batch(), client.queue.responses.room(owed + TURN)) else {
+                    client.broken = true;
+                    log(Event::ClientCorrupt { client: c });
+                    continue;
+                };
+                let room = room.saturating_sub(owed);
+                client.waiting_for_room = room == 0 && !requests.is_empty();
+                requests.truncate(room.min(TURN));
+                let mut n = 0;
+                for req in requests.by_ref() {
+                    let _ = client.queue.responses.push(Response::new(req.id, Status::NoDevice, 0));
+                    n += 1;
+                }
+                n
+            };
+            if answered > 0 {
+                client.taken = client.taken.wrapping_add(answered);
+                wake.notify_client(c, &mut client.queue.responses);
+            }
+        }
     }
 
     /// The disk is known and its chain set up: read its partition table if

@@ -572,3 +572,39 @@ fn a_client_on_a_partition_over_the_table_sees_an_empty_disk() {
     assert_eq!(h.responses(0), [Response::new(1, Status::InvalidRequest, 0)]);
 }
 
+
+#[test]
+fn the_clients_of_a_disk_with_no_device_get_no_device_for_every_request() {
+    let mut h = harness(&[Client { partition: 0, capacity: 4 }, Client { partition: 1, capacity: 8 }], 8);
+    h.drivers[0].info.publish(&StorageInfo::absent(8));
+    let wake = h.run();
+    assert_eq!(wake.clients, 0b11, "both clients are told at once, with no partition table read");
+    assert!(h.events.contains(&Event::DiskAbsent { disk: 0 }));
+    for c in 0..2 {
+        let info = h.clients[c].info.get().expect("published");
+        assert!(info.is_absent() && info.capacity == 0, "{info:?}");
+    }
+    let ops = [Op::Read, Op::Write, Op::Flush, Op::Barrier];
+    for (i, &op) in ops.iter().enumerate() {
+        h.push(0, Request::new(i as u32, op, 0, 1, 0));
+        h.push(1, Request::new(10 + i as u32, op, 0, 1, 0));
+    }
+    h.run();
+    assert!(h.driver_requests().is_empty(), "nothing goes to the driver");
+    let no_device = |ids: core::ops::Range<u32>| ids.map(|id| Response::new(id, Status::NoDevice, 0)).collect::<StdVec<_>>();
+    assert_eq!(h.responses(1), no_device(10..14));
+    // Client 0 leaves its four answers in its ring: four more wait for room
+    // and none is lost.
+    for i in 4..8 {
+        h.push(0, Request::new(i, Op::Read, 0, 1, 0));
+    }
+    h.run();
+    let first = h.clients[0].responses.try_pop().unwrap().unwrap();
+    assert!(h.clients[0].responses.producer_waits(), "the server asked to hear of this pop");
+    h.run();
+    let mut got = vec![first];
+    got.extend(h.responses(0));
+    h.run();
+    got.extend(h.responses(0));
+    assert_eq!(got, no_device(0..8));
+}

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::records::BLOCK_SIZE;
+use crate::records::{Op, Request, Status, BLOCK_SIZE};
 use crate::shared::{AccessError, Shared, Slots};
 
 /// Bytes of the serial number / name field.
@@ -25,7 +25,8 @@ pub const SERIAL_LEN: usize = 64;
 /// | 0x0c | 4 | `queue_capacity` | the responder's ring capacity (entries) |
 /// | 0x10 | 8 | `capacity` | disk size in blocks |
 /// | 0x18 | 64 | `serial` | device serial or name, bytes, NUL-padded |
-/// | 0x58 | 40 | reserved | zero |
+/// | 0x58 | 4 | `absent` | nonzero: no device is behind the disk (its capacity is 0, every request is answered `NoDevice`) |
+/// | 0x5c | 36 | reserved | zero |
 ///
 /// Only the responder writes it; the requester reads it only after seeing
 /// `ready` set (acquire), so it sees the fields written before it.
@@ -38,7 +39,8 @@ pub struct StorageInfo {
     pub queue_capacity: u32,
     pub capacity: u64,
     pub serial: [u8; SERIAL_LEN],
-    reserved: [u8; 40],
+    pub absent: u32,
+    reserved: [u8; 36],
 }
 
 /// Bytes of [`StorageInfo`] in the region.
@@ -50,6 +52,21 @@ const READY_LEN: usize = 4;
 type Body = [u8; INFO_SIZE - READY_LEN];
 
 impl StorageInfo {
+    /// Check a request from an untrusted requester against this disk and
+    /// the requester's data region, as the filter server does. Returns the
+    /// operation, or the status to answer with.
+    ///
+    /// A read or write must have a known opcode, at least one block, a
+    /// block range inside the disk, and a block-aligned buffer inside the
+    /// data region; a write needs a writable disk. Flushes and barriers are
+    /// always well formed.
+    pub fn check(&self, req: &Request, data_region_len: u64) -> Result<Op, Status> {
+        if !req.is_valid_for(self.capacity, self.is_read_only(), data_region_len) {
+            return Err(Status::InvalidRequest);
+        }
+        Op::from_raw(req.opcode).map_err(|_| Status::InvalidRequest)
+    }
+
     /// A disk of `capacity` blocks served through rings of `queue_capacity`
     /// entries; not ready (publishing sets that), no serial.
     pub const fn new(capacity: u64, read_only: bool, queue_capacity: u32) -> StorageInfo {
@@ -60,8 +77,19 @@ impl StorageInfo {
             queue_capacity,
             capacity,
             serial: [0; SERIAL_LEN],
-            reserved: [0; 40],
+            absent: 0,
+            reserved: [0; 36],
         }
+    }
+
+    /// A disk with no device behind it: no blocks, and every request is
+    /// answered `NoDevice`.
+    pub const fn absent(queue_capacity: u32) -> StorageInfo {
+        StorageInfo { absent: 1, ..StorageInfo::new(0, false, queue_capacity) }
+    }
+
+    pub const fn is_absent(&self) -> bool {
+        self.absent != 0
     }
 
     /// The same, with a serial number or name (cut to [`SERIAL_LEN`] bytes).
@@ -192,5 +220,46 @@ mod tests {
         let mem = Shared::from_words(&mut buf);
         assert!(InfoReader::new(mem, 0).is_err());
         assert!(InfoWriter::new(mem, 0).is_err());
+    }
+
+    fn disk(capacity: u64, read_only: bool) -> StorageInfo {
+        StorageInfo::new(capacity, read_only, 8)
+    }
+
+    #[test]
+    fn well_formed_requests_pass_the_check() {
+        let d = disk(100, false);
+        assert_eq!(d.check(&Request::new(1, Op::Read, 0, 100, 0), 100 * 4096), Ok(Op::Read));
+        assert_eq!(d.check(&Request::new(1, Op::Write, 99, 1, 4096), 8192), Ok(Op::Write));
+        assert_eq!(d.check(&Request::ordering(1, Op::Flush), 0), Ok(Op::Flush));
+        // Fields of flushes and barriers are ignored.
+        assert_eq!(d.check(&Request::new(1, Op::Barrier, u64::MAX, 7, 3), 0), Ok(Op::Barrier));
+        assert_eq!(d.check(&Request::new(1, Op::FlushCompleted, 5, 0, 1), 0), Ok(Op::FlushCompleted));
+    }
+
+    #[test]
+    fn malformed_requests_are_answered_invalid_request() {
+        let d = disk(100, false);
+        let bad = [
+            Request::new(1, Op::Read, 0, 0, 0),                     // no blocks
+            Request::new(1, Op::Read, 99, 2, 0),                    // past the end of the disk
+            Request::new(1, Op::Read, u64::MAX, 2, 0),              // block + count overflows
+            Request::new(1, Op::Read, 0, 1, 4095),                  // buffer not block-aligned
+            Request::new(1, Op::Read, 0, 2, 4096),                  // buffer past the region
+            Request::new(1, Op::Write, 0, 1, u64::MAX - 4095),      // offset + length overflows
+        ];
+        for r in bad {
+            assert_eq!(d.check(&r, 8192), Err(Status::InvalidRequest), "{r:?}");
+        }
+        let mut unknown = Request::ordering(1, Op::Flush);
+        unknown.opcode = 6;
+        assert_eq!(d.check(&unknown, 8192), Err(Status::InvalidRequest));
+    }
+
+    #[test]
+    fn writes_to_a_read_only_disk_are_refused_and_reads_are_not() {
+        let d = disk(10, true);
+        assert_eq!(d.check(&Request::new(1, Op::Write, 0, 1, 0), 4096), Err(Status::InvalidRequest));
+        assert_eq!(d.check(&Request::new(1, Op::Read, 0, 1, 0), 4096), Ok(Op::Read));
     }
 }

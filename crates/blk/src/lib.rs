@@ -38,7 +38,7 @@
 //!    buffer's offset in the data region ([`Producer::try_push`]), and
 //!    notifies the responder if [`Producer::needs_notify`] says so.
 //! 3. The responder pops the request ([`Consumer::try_pop`]), checks it
-//!    ([`Request::check`]: a requester may be hostile), does it, and pushes
+//!    ([`StorageInfo::check`]: a requester may be hostile), does it, and pushes
 //!    a [`Response`] with the same `id` and `tag`, a [`Status`] and the
 //!    blocks done, notifying the requester if asked.
 //! 4. Responses may come back in any order; the `id` matches them up. (The
@@ -67,7 +67,7 @@
 //! assert!(client.requests.needs_notify()); // so the client notifies the driver
 //!
 //! let req = driver.requests.try_pop()?.expect("a request");
-//! let status = match req.check(&disk, 2 * 4096) {
+//! let status = match disk.check(&req, 2 * 4096) {
 //!     Ok(_op) => Status::Ok, // ... do the I/O ...
 //!     Err(status) => status,
 //! };
@@ -128,5 +128,5 @@ pub use filter::{Completion, DiskId, Filter, Hook, Io, Verdict};
 pub use info::{InfoReader, InfoWriter, StorageInfo};
 pub use queues::{QueueLayout, Requester, Responder};
 pub use records::{Op, Request, Response, Status, UnknownOp, UnknownStatus, BLOCK_SIZE};
-pub use ring::{Consumer, Corrupt, LayoutError, PopBatch, Producer, PushBatch, PushError, Step};
-pub use shared::{AccessError, Shared};
+pub use ring::{Consumer, Corrupt, LayoutError, PopBatch, Producer, PushBatch, PushError};
+pub use shared::{AccessError, Shared, Step};

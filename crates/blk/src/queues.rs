@@ -19,7 +19,7 @@
 //!
 //! The data region the requests point into (`data_offset`) is separate: its
 //! size is the system's business, the responder checks each request against
-//! it ([`Request::check`](crate::Request::check)).
+//! it ([`StorageInfo::check`](crate::StorageInfo::check)).
 
 use crate::info::{InfoReader, InfoWriter, INFO_SIZE};
 use crate::records::{Request, Response};

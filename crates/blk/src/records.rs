@@ -9,7 +9,6 @@ use core::fmt;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::info::StorageInfo;
 
 /// Bytes in one block: the unit of every block number, count and capacity
 /// in this protocol. A virtio device counts 512-byte sectors; the driver
@@ -174,22 +173,7 @@ impl Request {
         }
     }
 
-    /// Check a request from an untrusted requester against the disk it
-    /// addresses and the requester's data region, as the filter server
-    /// does. Returns the operation, or the status to answer with.
-    ///
-    /// A read or write must have a known opcode, at least one block, a
-    /// block range inside the disk, and a block-aligned buffer inside the
-    /// data region; a write needs a writable disk. Flushes and barriers are
-    /// always well formed.
-    pub fn check(&self, disk: &StorageInfo, data_region_len: u64) -> Result<Op, Status> {
-        if !self.is_valid_for(disk.capacity, disk.is_read_only(), data_region_len) {
-            return Err(Status::InvalidRequest);
-        }
-        Op::from_raw(self.opcode).map_err(|_| Status::InvalidRequest)
-    }
-
-    /// [`check`](Self::check) as a yes or no, for a disk of `blocks` blocks
+    /// [`StorageInfo::check`](crate::StorageInfo::check) as a yes or no, for a disk of `blocks` blocks
     /// (the filter server's hot path uses its first half,
     /// [`is_transfer_for`](Self::is_transfer_for), and forwards the raw
     /// opcode).
@@ -358,46 +342,5 @@ mod tests {
         let r = Response::new(7, Status::IoError, 2).with_tag(5);
         assert_eq!(r.as_bytes(), &[7, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]);
         assert_eq!(Response::read_from_bytes(r.as_bytes()), Ok(r));
-    }
-
-    fn disk(capacity: u64, read_only: bool) -> StorageInfo {
-        StorageInfo::new(capacity, read_only, 8)
-    }
-
-    #[test]
-    fn well_formed_requests_pass_the_check() {
-        let d = disk(100, false);
-        assert_eq!(Request::new(1, Op::Read, 0, 100, 0).check(&d, 100 * 4096), Ok(Op::Read));
-        assert_eq!(Request::new(1, Op::Write, 99, 1, 4096).check(&d, 8192), Ok(Op::Write));
-        assert_eq!(Request::ordering(1, Op::Flush).check(&d, 0), Ok(Op::Flush));
-        // Fields of flushes and barriers are ignored.
-        assert_eq!(Request::new(1, Op::Barrier, u64::MAX, 7, 3).check(&d, 0), Ok(Op::Barrier));
-        assert_eq!(Request::new(1, Op::FlushCompleted, 5, 0, 1).check(&d, 0), Ok(Op::FlushCompleted));
-    }
-
-    #[test]
-    fn malformed_requests_are_answered_invalid_request() {
-        let d = disk(100, false);
-        let bad = [
-            Request::new(1, Op::Read, 0, 0, 0),                     // no blocks
-            Request::new(1, Op::Read, 99, 2, 0),                    // past the end of the disk
-            Request::new(1, Op::Read, u64::MAX, 2, 0),              // block + count overflows
-            Request::new(1, Op::Read, 0, 1, 4095),                  // buffer not block-aligned
-            Request::new(1, Op::Read, 0, 2, 4096),                  // buffer past the region
-            Request::new(1, Op::Write, 0, 1, u64::MAX - 4095),      // offset + length overflows
-        ];
-        for r in bad {
-            assert_eq!(r.check(&d, 8192), Err(Status::InvalidRequest), "{r:?}");
-        }
-        let mut unknown = Request::ordering(1, Op::Flush);
-        unknown.opcode = 6;
-        assert_eq!(unknown.check(&d, 8192), Err(Status::InvalidRequest));
-    }
-
-    #[test]
-    fn writes_to_a_read_only_disk_are_refused_and_reads_are_not() {
-        let d = disk(10, true);
-        assert_eq!(Request::new(1, Op::Write, 0, 1, 0).check(&d, 4096), Err(Status::InvalidRequest));
-        assert_eq!(Request::new(1, Op::Read, 0, 1, 0).check(&d, 4096), Ok(Op::Read));
     }
 }

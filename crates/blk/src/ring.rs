@@ -90,7 +90,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::shared::{move_run, AccessError, Shared, Slots};
+use crate::shared::{move_run, AccessError, Shared, Slots, Step};
 
 /// Offset of the tail word in a ring.
 pub const TAIL: usize = 0;
@@ -528,17 +528,6 @@ impl<T: Record> Drop for PushBatch<'_, '_, T> {
         self.producer.tail = self.tail;
         self.producer.publish();
     }
-}
-
-/// What [`PopBatch::move_into`] does with one entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step<U> {
-    /// Pop it and push this in its place.
-    Push(U),
-    /// Pop it and push nothing.
-    Pass,
-    /// Leave it, and everything after it, in the batch.
-    Stop,
 }
 
 /// Pops from one ring with the indices in local variables (see

@@ -32,7 +32,6 @@ use core::sync::atomic::AtomicU32;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::ring::Step;
 
 /// A byte range of memory shared with another protection domain (or, in host
 /// tests, borrowed from a buffer). Cheap to copy; every copy reaches the same
@@ -317,6 +316,18 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         // bytes (checked in `new`), so the slot's bytes are inside it.
         unsafe { self.mem.base.add(slot * size_of::<T>()) }
     }
+}
+
+/// What [`PopBatch::move_into`](crate::PopBatch::move_into) (and
+/// [`move_run`]) does with one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step<U> {
+    /// Pop it and push this in its place.
+    Push(U),
+    /// Pop it and push nothing.
+    Pass,
+    /// Leave it, and everything after it, in the batch.
+    Stop,
 }
 
 /// Move records from `src`, starting at index `from`, into `dst`, starting

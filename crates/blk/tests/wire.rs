@@ -124,7 +124,7 @@ proptest! {
                 if valid { Ok(op) } else { Err(Status::InvalidRequest) }
             }
         };
-        prop_assert_eq!(r.check(&disk, region), expected);
+        prop_assert_eq!(disk.check(&r, region), expected);
         prop_assert_eq!(r.is_valid_for(capacity, read_only, region), expected.is_ok());
     }
 

@@ -27,21 +27,6 @@ impl Channel {
         syscall::notify(self.0)
     }
 
-    /// Signal the other end when this handler returns, in the same kernel
-    /// entry as the wait for the next event (as the Microkit's deferred
-    /// notify). One signal can be deferred at a time: deferring another
-    /// sends the earlier one at once. A refused deferred signal is printed.
-    pub fn deferred_notify(&self) {
-        crate::deferred::defer(crate::deferred::Signal::Notify(*self));
-    }
-
-    /// Re-enable this channel's interrupt when the handler returns, in the
-    /// same kernel entry as the wait for the next event (see
-    /// [`Channel::deferred_notify`]).
-    pub fn deferred_irq_ack(&self) {
-        crate::deferred::defer(crate::deferred::Signal::IrqAck(*self));
-    }
-
     /// Protected procedure call: the other end runs its `protected` handler
     /// and its reply comes back. Message registers go out from and come back
     /// into this PD's IPC buffer (`set_mr` / `get_mr`).

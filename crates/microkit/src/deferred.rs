@@ -12,6 +12,25 @@ pub enum Signal {
     IrqAck(Channel),
 }
 
+// The deferred forms of a channel's signals live here, so that `channel`
+// does not depend on this module (this one depends on it).
+impl Channel {
+    /// Signal the other end when this handler returns, in the same kernel
+    /// entry as the wait for the next event (as the Microkit's deferred
+    /// notify). One signal can be deferred at a time: deferring another
+    /// sends the earlier one at once. A refused deferred signal is printed.
+    pub fn deferred_notify(&self) {
+        defer(Signal::Notify(*self));
+    }
+
+    /// Re-enable this channel's interrupt when the handler returns, in the
+    /// same kernel entry as the wait for the next event (see
+    /// [`Channel::deferred_notify`]).
+    pub fn deferred_irq_ack(&self) {
+        defer(Signal::IrqAck(*self));
+    }
+}
+
 /// Encoded: 0 = none, otherwise channel + 1, bit 63 set for an IRQ ack.
 /// (A PD is single-threaded; the atomic only avoids `static mut`.)
 static PENDING: AtomicU64 = AtomicU64::new(0);

@@ -105,6 +105,13 @@ impl InitError {
     }
 }
 
+/// Whether the slot is a virtio-mmio transport with no device behind it
+/// (device id 0: QEMU's `virt` has 32 such slots, and fills them from the
+/// last as `-device virtio-blk-device` options come).
+pub fn slot_is_empty(r: &impl Registers) -> bool {
+    r.read(MAGIC_VALUE) == MAGIC && r.read(DEVICE_ID) == 0
+}
+
 /// Reset the device, check it is a modern virtio-blk, and negotiate
 /// features: VERSION_1 always, FLUSH and RO when offered. Returns the
 /// accepted features.
@@ -261,6 +268,17 @@ mod tests {
         assert_eq!(r.reset_reads.get(), 0, "the status was read until the reset showed");
         let s = status::ACKNOWLEDGE | status::DRIVER;
         assert_eq!(*r.status_writes.borrow(), [0, status::ACKNOWLEDGE, s, s | status::FEATURES_OK]);
+    }
+
+    #[test]
+    fn an_empty_slot_is_told_from_a_device_of_another_kind() {
+        let r = FakeRegs::new(OFFERED, 256);
+        assert!(!slot_is_empty(&r));
+        r.device_id.set(0);
+        assert!(slot_is_empty(&r));
+        assert_eq!(negotiate(&r), Err(InitError::NotBlock { device_id: 0 }));
+        r.device_id.set(1);
+        assert!(!slot_is_empty(&r), "a network card is a device");
     }
 
     #[test]

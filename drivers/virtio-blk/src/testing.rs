@@ -190,6 +190,8 @@ pub struct FakeRegs {
     /// The status values the driver wrote, in order.
     pub status_writes: RefCell<Vec<u32>>,
     pub accepted: Cell<u64>,
+    /// What the slot holds (0: nothing).
+    pub device_id: Cell<u32>,
     features_sel: Cell<u32>,
     driver_features_sel: Cell<u32>,
 }
@@ -205,6 +207,7 @@ impl FakeRegs {
             status: Cell::new(0),
             status_writes: RefCell::new(Vec::new()),
             accepted: Cell::new(0),
+            device_id: Cell::new(mmio::DEVICE_ID_BLOCK),
             features_sel: Cell::new(0),
             driver_features_sel: Cell::new(0),
         }
@@ -216,7 +219,7 @@ impl Registers for FakeRegs {
         match off {
             mmio::MAGIC_VALUE => mmio::MAGIC,
             mmio::VERSION => 2,
-            mmio::DEVICE_ID => mmio::DEVICE_ID_BLOCK,
+            mmio::DEVICE_ID => self.device_id.get(),
             mmio::DEVICE_FEATURES => (self.offered >> (32 * self.features_sel.get())) as u32,
             mmio::QUEUE_NUM_MAX => self.queue_max,
             mmio::QUEUE_READY => self.queue_ready.get(),

@@ -131,6 +131,9 @@ mod pd {
         let filter = |f: usize| name_str(&cfg.filters[f].name);
         match e {
             Event::DiskReady { disk, blocks } => debug_println!("blk_server: {}: {} blocks", name_str(&cfg.disks[disk].name), blocks),
+            Event::DiskAbsent { disk } => {
+                debug_println!("blk_server: {}: no device behind it (see virtio_blk above); its clients' requests get 'no device'", name_str(&cfg.disks[disk].name))
+            }
             Event::ClientReady { client: c, first_block, blocks } => {
                 debug_println!("blk_server: client {}: blocks {}..{}", client(c), first_block, first_block + blocks)
             }

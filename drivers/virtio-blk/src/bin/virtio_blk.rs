@@ -96,8 +96,21 @@ mod pd {
         stops: Stops,
     }
 
+    /// A disk whose virtio-mmio slot holds no device: its requester is
+    /// told so (`StorageInfo::absent`) and every request is answered
+    /// `NoDevice`, so that no client waits for it forever.
+    struct Absent {
+        index: usize,
+        queue: Responder<'static>,
+        requester: Channel,
+        owed: u32,
+        capacity: u32,
+        corrupt: bool,
+    }
+
     struct Driver {
         disks: Vec<Disk, MAX_DISKS>,
+        absent: Vec<Absent, MAX_DISKS>,
     }
 
     /// A region the tool mapped as the configuration says.
@@ -174,12 +187,17 @@ mod pd {
     #[protection_domain]
     fn init() -> Driver {
         let mut disks = Vec::new();
+        let mut absent = Vec::new();
         match blk_driver_config().disks() {
             None => debug_println!("virtio_blk: no configuration (declare disks in system.xml)"),
             Some(list) => {
                 for (i, cfg) in list.iter().enumerate() {
                     if cfg.queue.size == 0 {
                         debug_println!("virtio_blk: disk {}: no client; left alone", i);
+                        continue;
+                    }
+                    if let Some(a) = empty_slot(i, cfg) {
+                        let _ = absent.push(a);
                         continue;
                     }
                     match start(i, cfg) {
@@ -196,7 +214,33 @@ mod pd {
         for disk in disks.iter_mut() {
             disk.service();
         }
-        Driver { disks }
+        for a in absent.iter_mut() {
+            a.refuse_all();
+        }
+        Driver { disks, absent }
+    }
+
+    /// Disk `index`, if its slot holds no device: said on the console, with
+    /// how to attach one; its requester is told and its requests refused.
+    fn empty_slot(index: usize, cfg: &DriverDisk) -> Option<Absent> {
+        // SAFETY: as in `start`.
+        let regs = Regs(unsafe { SharedMemory::new(cfg.mmio_vaddr as usize, 0x200) });
+        if !mmio::slot_is_empty(&regs) {
+            return None;
+        }
+        let (_, shared) = mapped(cfg.queue.vaddr, cfg.queue.size);
+        let ql = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).ok()?;
+        let mut queue = Responder::new(shared, ql).ok()?;
+        queue.info.publish(&StorageInfo::absent(ql.capacity()));
+        let requester = Channel::new(cfg.queue.channel as usize);
+        requester.notify();
+        debug_println!(
+            "virtio_blk: disk {}: no device in its virtio-mmio slot: give QEMU one more image (make run DISKS=\"a.img b.img\": one per disk, in order; or -drive file=IMAGE,if=none,format=raw,id=d{} -device virtio-blk-device,drive=d{}); its requests get 'no device'",
+            index,
+            index,
+            index
+        );
+        Some(Absent { index, queue, requester, owed: 0, capacity: ql.capacity(), corrupt: false })
     }
 
     impl Disk {
@@ -306,29 +350,40 @@ mod pd {
         #[cold]
         #[inline(never)]
         fn refuse_all(&mut self) {
-            while !self.corrupt {
-                let mut refused = false;
-                {
-                    let Ok(mut requests) = self.queue.requests.batch() else {
-                        debug_println!("virtio_blk: disk {}: request ring corrupt; no longer served", self.index);
-                        self.corrupt = true;
-                        break;
-                    };
-                    while self.owed < self.capacity {
-                        let Some(req) = requests.next() else { break };
-                        refused = true;
-                        self.owed += 1;
-                        let id = answer_id(&req);
-                        respond(&mut self.owed, &mut self.queue.responses, engine::Completion { id, status: Status::NoDevice, count: 0 });
-                    }
-                }
-                if !refused && self.queue.requests.prepare_to_wait().unwrap_or(true) {
+            refuse_all(self.index, &mut self.queue, &mut self.owed, self.capacity, &mut self.corrupt, self.requester);
+        }
+    }
+
+    impl Absent {
+        fn refuse_all(&mut self) {
+            refuse_all(self.index, &mut self.queue, &mut self.owed, self.capacity, &mut self.corrupt, self.requester);
+        }
+    }
+
+    /// Answer every request `NoDevice`, as the response ring has room.
+    fn refuse_all(index: usize, queue: &mut Responder<'static>, owed: &mut u32, capacity: u32, corrupt: &mut bool, requester: Channel) {
+        while !*corrupt {
+            let mut refused = false;
+            {
+                let Ok(mut requests) = queue.requests.batch() else {
+                    debug_println!("virtio_blk: disk {}: request ring corrupt; no longer served", index);
+                    *corrupt = true;
                     break;
+                };
+                while *owed < capacity {
+                    let Some(req) = requests.next() else { break };
+                    refused = true;
+                    *owed += 1;
+                    let id = answer_id(&req);
+                    respond(owed, &mut queue.responses, engine::Completion { id, status: Status::NoDevice, count: 0 });
                 }
             }
-            if self.queue.responses.needs_notify() {
-                self.requester.deferred_notify();
+            if !refused && queue.requests.prepare_to_wait().unwrap_or(true) {
+                break;
             }
+        }
+        if queue.responses.needs_notify() {
+            requester.deferred_notify();
         }
     }
 
@@ -371,6 +426,9 @@ mod pd {
                 if irq {
                     let _ = disk.irq.irq_ack();
                 }
+            }
+            for a in self.absent.iter_mut().filter(|a| channels.contains(a.requester)) {
+                a.refuse_all();
             }
             Ok(())
         }
