@@ -21,6 +21,8 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
+// `unsafe` only in `arch`, the one module allowed it.
+#![deny(unsafe_code)]
 
 pub mod budget;
 pub mod fault;
@@ -34,6 +36,7 @@ pub mod syscall;
 pub mod system;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 mod arch;
 
 #[cfg(test)]

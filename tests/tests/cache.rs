@@ -60,6 +60,11 @@ fn blocks_written_through_the_cache_are_read_back_from_it_and_land_on_the_disk()
     // one); no verdict failed and the filter made no error.
     let (_, complete, fail, errors) = verdicts(&run);
     assert_eq!((complete, fail, errors), (257, 0, 0), "{}", run.transcript());
+    // At the report, after the server's line for it, the filter's own
+    // counters: the 257 hits, no miss; the probe's write was kept too.
+    let server_line = run.expect_prefix("blk_server: disk0 filter cache0: ");
+    let own = run.expect_line("cache0: 257 hits, 0 misses; 256 of 1024 blocks cached, 257 filled, 0 not filled (overlapping writes), 0 evicted");
+    assert_eq!(own, server_line + 1, "{}", run.transcript());
     // Write-through: the image holds what verify0 wrote.
     let image = disks.read(0);
     let on_disk = &image[PARTITION1..PARTITION1 + BLOCKS * BLOCK];
@@ -88,7 +93,7 @@ fn reads_that_miss_fill_the_cache_with_what_the_disk_holds() {
 fn a_cache_larger_than_its_memory_says_so_and_fails_its_disk() {
     let disks = Disks::fresh();
     let run = boot("tests/systems/cache-bad.xml", &disks);
-    run.expect_line("cache0: cannot start: blocks is larger than this filter's memory (at most 2048 blocks, 8 MiB); every request of disk disk0 fails");
+    run.expect_line("cache0: cannot start: the cache is larger than this filter's memory (at most 2048 blocks, 8 MiB); every request of disk disk0 fails");
     // Its 256 writes, the flush and the 256 reads.
     assert_eq!(run.lines_of("verify0").last(), Some(&"verified 256 blocks, 0 mismatches, failed requests: 513"), "{}", run.transcript());
 }

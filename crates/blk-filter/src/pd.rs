@@ -118,6 +118,12 @@ impl<F: Filter> Handler for FilterPd<F> {
             }
             return Ok(MessageInfo::new(filter::label::DONE, 4));
         }
+        if msg.label() == filter::label::REPORT {
+            if let Some(f) = &mut self.filter {
+                f.report();
+            }
+            return Ok(MessageInfo::new(filter::label::DONE, 0));
+        }
         if msg.label() != filter::label::UPCALL {
             return Ok(MessageInfo::new(0, 0));
         }

@@ -133,6 +133,11 @@ pub mod label {
     pub const DONE: u64 = 0x200;
     /// Server to filter: one step of its setup (see the module docs).
     pub const SETUP: u64 = 0x300;
+    /// Server to filter: a client asked for its disk's statistics; the
+    /// server has printed its own line for the filter, and the filter may
+    /// print its own counters ([`Filter::report`](super::Filter::report)).
+    /// No registers; the reply is `DONE` with none.
+    pub const REPORT: u64 = 0x400;
 }
 
 /// The manifest's hook bit of the setup dialogue (beside [`Hook::bit`]).
@@ -618,6 +623,11 @@ pub trait Filter {
         let _ = (io, done, data);
         Verdict::Continue
     }
+
+    /// A client asked for its disk's statistics (`Op::Report`): print the
+    /// filter's own counters, if it keeps any, after the server's line for
+    /// it (hits and misses of a cache). The default prints nothing.
+    fn report(&mut self) {}
 }
 
 /// Serve one upcall of `n` entries in `page`: run the filter on each and

@@ -3,6 +3,7 @@
 //! ```xml
 //! <filter name="cache0" program="filter_cache" data="read-write">
 //!     <param key="blocks" value="1024" />   <!-- 1 ..= 2048, default 1024 -->
+//!     <!-- or <param key="size" value="4M" />: bytes, K/M/G suffixes -->
 //! </filter>
 //! ```
 //!
@@ -18,8 +19,8 @@
 //!   new data: the two requests overlap); the post-op, if the write
 //!   succeeded whole, inserts the written data (a block written is read
 //!   back from memory), and otherwise drops the blocks again.
-//! - **Flush**: passes; the filter prints its counters then (filters never
-//!   see the server's `Report`).
+//! - **Flush**: passes; the filter prints its counters then, and when a
+//!   client asks for its disk's statistics (`Op::Report`).
 //!
 //! # Data structure
 //!
@@ -162,19 +163,46 @@ pub struct Stats {
     pub evicted: u64,
 }
 
-/// The cache's size from its `blocks` param: `1 ..= max` (`None`: the
-/// default, or `max` if that is smaller).
-pub fn parse_blocks(param: Option<&str>, max: usize) -> Result<usize, &'static str> {
-    let Some(text) = param else { return Ok(DEFAULT_BLOCKS.min(max)) };
-    let n: usize = text.trim().parse().map_err(|_| "blocks must be a number of 4 KiB blocks")?;
+/// The cache's size from its `blocks` param (a count of 4 KiB blocks) or
+/// its `size` param (bytes, a multiple of 4 KiB, with an optional binary
+/// suffix: `4M`, `4MiB`, `512K`); at most one of them: `1 ..= max` blocks
+/// (neither: the default, or `max` if that is smaller).
+pub fn parse_blocks(blocks: Option<&str>, size: Option<&str>, max: usize) -> Result<usize, &'static str> {
+    let n = match (blocks, size) {
+        (Some(_), Some(_)) => return Err("give its size as blocks or as size, not both"),
+        (None, None) => return Ok(DEFAULT_BLOCKS.min(max)),
+        (Some(text), None) => text.trim().parse().map_err(|_| "blocks must be a number of 4 KiB blocks")?,
+        (None, Some(text)) => size_in_blocks(text)?,
+    };
     if n == 0 {
-        return Err("blocks must be at least 1");
+        return Err("the cache must hold at least one block");
     }
     if n > max {
         const _: () = assert!(MAX_BLOCKS == 2048, "the message below says so");
-        return Err(if max == MAX_BLOCKS { "blocks is larger than this filter's memory (at most 2048 blocks, 8 MiB)" } else { "blocks is larger than this filter's memory" });
+        return Err(if max == MAX_BLOCKS { "the cache is larger than this filter's memory (at most 2048 blocks, 8 MiB)" } else { "the cache is larger than this filter's memory" });
     }
     Ok(n)
+}
+
+/// Blocks in a `size` param: bytes, optionally with a binary suffix.
+fn size_in_blocks(text: &str) -> Result<usize, &'static str> {
+    const BAD: &str = "size must be bytes, a multiple of 4096, with an optional suffix K, M or G (KiB, MiB, GiB)";
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    let shift = match suffix.trim() {
+        "" => 0,
+        "K" | "KiB" | "k" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(BAD),
+    };
+    let n: u64 = number.parse().map_err(|_| BAD)?;
+    let bytes = n.checked_mul(1 << shift).ok_or(BAD)?;
+    if bytes % BLOCK as u64 != 0 {
+        return Err(BAD);
+    }
+    usize::try_from(bytes / BLOCK as u64).map_err(|_| BAD)
 }
 
 pub struct Cache<'a> {
@@ -204,11 +232,11 @@ impl<'a> Cache<'a> {
     /// may write request data (`data="read-write"`), which a hit needs.
     /// `start`: the system counter now (a restarted filter's clock must
     /// start past every value its earlier run gave out).
-    pub fn new<const N: usize, const B: usize>(blocks: Option<&str>, writable: bool, arena: &'a mut Arena<N, B>, say: Say, start: u64) -> Result<Cache<'a>, &'static str> {
+    pub fn new<const N: usize, const B: usize>(blocks: Option<&str>, size: Option<&str>, writable: bool, arena: &'a mut Arena<N, B>, say: Say, start: u64) -> Result<Cache<'a>, &'static str> {
         if !writable {
             return Err("a cache answers reads from its memory: declare it data=\"read-write\"");
         }
-        let n = parse_blocks(blocks, N)?;
+        let n = parse_blocks(blocks, size, N)?;
         assert!(B.is_power_of_two() && B >= 2 * N && N < NIL as usize, "arena shape");
         let Arena { slots, buckets, touched, data } = arena;
         buckets.fill(NIL);
@@ -421,7 +449,7 @@ impl<'a> Cache<'a> {
     }
 
     /// Print the counters.
-    pub fn report(&self) {
+    pub fn print_counters(&self) {
         let s = &self.stats;
         (self.say)(format_args!(
             "{} hits, {} misses; {} of {} blocks cached, {} filled, {} not filled (overlapping writes), {} evicted",
@@ -455,10 +483,14 @@ impl Filter for Cache<'_> {
                 self.touch(io);
                 *state = self.clock;
             }
-            Op::Flush | Op::FlushCompleted => self.report(),
+            Op::Flush | Op::FlushCompleted => self.print_counters(),
             _ => {}
         }
         Verdict::Continue
+    }
+
+    fn report(&mut self) {
+        self.print_counters();
     }
 
     fn post(&mut self, io: &Io, done: Completion, data: &dyn RequestData) -> Verdict {

@@ -92,24 +92,32 @@ fn read_hit(c: &mut Cache<'_>, d: &Buffers, block: u64, id: u32) -> Option<u64> 
 }
 
 #[test]
-fn the_blocks_param_is_checked() {
-    assert_eq!(parse_blocks(None, MAX_BLOCKS), Ok(DEFAULT_BLOCKS));
-    assert_eq!(parse_blocks(None, 8), Ok(8), "the default never passes the arena");
-    assert_eq!(parse_blocks(Some(" 2048 "), MAX_BLOCKS), Ok(2048));
-    assert_eq!(parse_blocks(Some("1"), MAX_BLOCKS), Ok(1));
+fn the_size_params_are_checked() {
+    assert_eq!(parse_blocks(None, None, MAX_BLOCKS), Ok(DEFAULT_BLOCKS));
+    assert_eq!(parse_blocks(None, None, 8), Ok(8), "the default never passes the arena");
+    assert_eq!(parse_blocks(Some(" 2048 "), None, MAX_BLOCKS), Ok(2048));
+    assert_eq!(parse_blocks(Some("1"), None, MAX_BLOCKS), Ok(1));
     for bad in ["0", "2049", "-1", "1k", "", "4 KiB"] {
-        assert!(parse_blocks(Some(bad), MAX_BLOCKS).is_err(), "{bad}");
+        assert!(parse_blocks(Some(bad), None, MAX_BLOCKS).is_err(), "{bad}");
     }
+    // Or in bytes.
+    for (size, blocks) in [("4M", 1024), ("4MiB", 1024), ("8M", 2048), ("4096", 1), ("512K", 128), ("64 KiB", 16)] {
+        assert_eq!(parse_blocks(None, Some(size), MAX_BLOCKS), Ok(blocks), "{size}");
+    }
+    for bad in ["9M", "1G", "4097", "1000", "0", "4T", "M", "", "99999999999999999999"] {
+        assert!(parse_blocks(None, Some(bad), MAX_BLOCKS).is_err(), "{bad}");
+    }
+    assert!(parse_blocks(Some("16"), Some("64K"), MAX_BLOCKS).is_err(), "one or the other");
     let mut a = arena();
-    assert!(Cache::new(Some("9"), true, &mut a, quiet, 0).is_err(), "more than the arena holds");
-    assert!(Cache::new(None, false, &mut a, quiet, 0).is_err(), "a cache needs a read-write grant");
-    assert_eq!(Cache::new(Some("5"), true, &mut a, quiet, 0).unwrap().capacity(), 5);
+    assert!(Cache::new(Some("9"), None, true, &mut a, quiet, 0).is_err(), "more than the arena holds");
+    assert!(Cache::new(None, None, false, &mut a, quiet, 0).is_err(), "a cache needs a read-write grant");
+    assert_eq!(Cache::new(Some("5"), None, true, &mut a, quiet, 0).unwrap().capacity(), 5);
 }
 
 #[test]
 fn the_least_recently_used_block_goes_first_and_the_capacity_holds() {
     let mut a = arena();
-    let mut c = Cache::new(Some("3"), true, &mut a, quiet, 0).unwrap();
+    let mut c = Cache::new(Some("3"), None, true, &mut a, quiet, 0).unwrap();
     let d = Buffers::default();
     for b in [10, 11, 12] {
         read_miss(&mut c, &d, b, 100 + b, 1);
@@ -142,7 +150,7 @@ fn the_least_recently_used_block_goes_first_and_the_capacity_holds() {
 #[test]
 fn hits_and_misses_are_counted_per_request() {
     let mut a = arena();
-    let mut c = Cache::new(Some("8"), true, &mut a, quiet, 0).unwrap();
+    let mut c = Cache::new(Some("8"), None, true, &mut a, quiet, 0).unwrap();
     let d = Buffers::default();
     // A two-block read misses, fills both; then it hits whole.
     d.set(1, vec![0; 2 * BLOCK]);
@@ -163,7 +171,7 @@ fn hits_and_misses_are_counted_per_request() {
 #[test]
 fn a_grant_it_cannot_write_makes_a_miss_not_a_wrong_answer() {
     let mut a = arena();
-    let mut c = Cache::new(None, true, &mut a, quiet, 0).unwrap();
+    let mut c = Cache::new(None, None, true, &mut a, quiet, 0).unwrap();
     let d = Buffers::default();
     read_miss(&mut c, &d, 3, 33, 1);
     let ro = Buffers { read_only: true, ..Buffers::default() };
@@ -174,7 +182,7 @@ fn a_grant_it_cannot_write_makes_a_miss_not_a_wrong_answer() {
 #[test]
 fn failed_reads_and_writes_leave_nothing_behind() {
     let mut a = arena();
-    let mut c = Cache::new(None, true, &mut a, quiet, 0).unwrap();
+    let mut c = Cache::new(None, None, true, &mut a, quiet, 0).unwrap();
     let d = Buffers::default();
     let mut state = 0;
     c.pre(&io(Hook::Pre, Op::Read, 5, 1, 1), &d, &mut state);
@@ -197,7 +205,7 @@ fn failed_reads_and_writes_leave_nothing_behind() {
 #[test]
 fn a_read_that_overlapped_a_write_fills_nothing() {
     let mut a = arena();
-    let mut c = Cache::new(None, true, &mut a, quiet, 0).unwrap();
+    let mut c = Cache::new(None, None, true, &mut a, quiet, 0).unwrap();
     let d = Buffers::default();
     // The read starts, the write starts and completes, the read's old data
     // comes back last.
@@ -238,12 +246,12 @@ fn a_post_op_from_before_a_restart_fills_nothing() {
     // starts and completes; then the old read's post-op comes, with data
     // from before the write.
     let mut a = arena();
-    let mut c = Cache::new(None, true, &mut a, quiet, 100).unwrap();
+    let mut c = Cache::new(None, None, true, &mut a, quiet, 100).unwrap();
     let mut r = 0;
     d.set(1, vec![0; BLOCK]);
     c.pre(&io(Hook::Pre, Op::Read, 2, 1, 1), &d, &mut r);
     let mut a = arena();
-    let mut c = Cache::new(None, true, &mut a, quiet, 5000).unwrap();
+    let mut c = Cache::new(None, None, true, &mut a, quiet, 5000).unwrap();
     let mut w = 0;
     d.set(2, content(2).to_vec());
     c.pre(&io(Hook::Pre, Op::Write, 2, 1, 2), &d, &mut w);
@@ -296,7 +304,7 @@ fn model(seed: u64, capacity: &str, steps: u32) -> Stats {
     const DISK: u64 = 40;
     let mut rng = Rng(seed | 1);
     let mut a: Box<Arena<16, 32>> = Box::new(Arena::new());
-    let mut c = Cache::new(Some(capacity), true, &mut a, quiet, 0).unwrap();
+    let mut c = Cache::new(Some(capacity), None, true, &mut a, quiet, 0).unwrap();
     let data = Buffers::default();
     let mut disk: Vec<u64> = (0..DISK).map(|b| 1_000_000 + b).collect();
     // Per block: what it held since the oldest write in flight started
@@ -318,7 +326,7 @@ fn model(seed: u64, capacity: &str, steps: u32) -> Stats {
         if rng.chance(1) && rng.chance(20) {
             runs += 1;
             add(&mut total, &c.stats);
-            c = Cache::new(Some(capacity), true, &mut a, quiet, runs << 32).unwrap();
+            c = Cache::new(Some(capacity), None, true, &mut a, quiet, runs << 32).unwrap();
         }
         let action = rng.below(10);
         if (action < 4 && flights.len() < depth) || flights.is_empty() {

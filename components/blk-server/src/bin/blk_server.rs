@@ -84,7 +84,7 @@ mod pd {
             };
             if cfg.filter_count != 0 {
                 for d in bits(server.take_reports()) {
-                    report(server, d);
+                    report(server, cfg, d);
                 }
             }
             // Deferred: the last one goes out with our wait for the next
@@ -98,8 +98,9 @@ mod pd {
         }
     }
 
-    /// Print what each filter of our disk `d`'s chain saw and answered.
-    fn report(server: &Server<'_>, d: usize) {
+    /// Print what each filter of our disk `d`'s chain saw and answered,
+    /// and let each that is running print its own counters after its line.
+    fn report(server: &Server<'_>, cfg: &ServerConfig, d: usize) {
         let disk = server.disks[d].name;
         let Some(chain) = &server.disks[d].chain else {
             debug_println!("blk_server: {}: no filters", disk);
@@ -123,6 +124,11 @@ mod pd {
                 s.bytes,
                 if filter.alive { "" } else { " (stopped)" }
             );
+            if filter.alive {
+                // A refusal or a fault costs only the filter's own line (a
+                // fault reaches `fault` below, as during an upcall).
+                let _ = Channel::new(cfg.filters[f as usize].channel as usize).try_pp_call(MessageInfo::new(label::REPORT, 0));
+            }
         }
     }
 

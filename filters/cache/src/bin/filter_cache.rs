@@ -7,7 +7,7 @@ fn main() {}
 
 // Flushes are wanted only to print the counters then.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=blocks", "bounce=0");
+blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=blocks,size", "bounce=0");
 
 #[cfg(target_os = "none")]
 mod pd {
@@ -32,7 +32,7 @@ mod pd {
     fn init() -> blk_filter::FilterPd<Cache<'static>> {
         blk_filter::FilterPd::start(|cfg| {
             let writable = cfg.rights & u32::from(abi::GRANT_WRITE) != 0;
-            Cache::new(cfg.param("blocks"), writable, arena(), say, microkit::time::now())
+            Cache::new(cfg.param("blocks"), cfg.param("size"), writable, arena(), say, microkit::time::now())
         })
     }
 }
