@@ -881,10 +881,13 @@ impl<'a> Server<'a> {
         restart.then_some(f)
     }
 
-    /// Filter `f` was restarted: call it again.
+    /// Filter `f` was restarted: call it again. A filter with the setup
+    /// hook whose disk was ready is set up again first (see `setup`).
     pub fn filter_restarted(&mut self, f: usize) {
-        if let Some(filter) = self.filters.get_mut(f) {
-            filter.alive = true;
+        let Some(filter) = self.filters.get_mut(f) else { return };
+        filter.alive = true;
+        if filter.wants_setup() {
+            self.set_up_again(f);
         }
     }
 
@@ -903,7 +906,7 @@ impl<'a> Server<'a> {
                 answered |= self.run_chain(d, wake, up, log);
                 // A setup step's I/O came back in this pass: the next step.
                 let disk = &self.disks[d];
-                again |= disk.state == DiskState::Setup && !disk.setup.waiting;
+                again |= disk.state == DiskState::Setup && !disk.setup.waiting && (!disk.setup.restarted || self.table.free() > 0);
             }
         }
         again || crate::bits(answered).any(|c| self.clients[c].ordering)

@@ -190,6 +190,9 @@ pub enum Event {
     /// Filter `filter` could not be set up: every request of its disk
     /// fails.
     FilterSetupFailed { filter: usize, why: SetupFailure },
+    /// Filter `filter`, restarted, could not be set up again: it stays
+    /// stopped (the requests that reach it fail).
+    FilterSetupLost { filter: usize, why: SetupFailure },
 }
 
 /// (In this order: the small fields the ring-to-ring path uses on every
@@ -399,7 +402,13 @@ impl<'a> Server<'a> {
                 quiet &= client.queue.responses.prepare_to_wait_for_room(needed).unwrap_or(true);
             } else if client.owed() < client.capacity
                 && !client.ordering
-                && (if CHAINS && disks[client.disk].chain.is_some() { slots_free } else { disks[client.disk].can_forward() })
+                // (A chain being set up again after a filter's restart
+                // takes no requests: its setup I/O's answer wakes us.)
+                && (if CHAINS && disks[client.disk].chain.is_some() {
+                    slots_free && disks[client.disk].state != DiskState::Setup
+                } else {
+                    disks[client.disk].can_forward()
+                })
             {
                 quiet &= client.queue.requests.prepare_to_wait().unwrap_or(true);
             }

@@ -18,6 +18,12 @@
 //! window. A filter that refuses (a wrong key, a damaged header), answers
 //! a step that does not fit, or faults, fails the disk: its clients see no
 //! blocks and every request they send fails; nothing is written.
+//!
+//! A filter with the hook that is restarted (`on_fault="restart"`) after
+//! the disk was ready has lost what its setup gave it (a key): it is set up
+//! again, alone, before its disk's clients' requests are taken again, and
+//! must offer the same window. If it cannot, it stays stopped and the
+//! requests that reach it fail; the disk's view does not change.
 
 use blk::filter::{Completion, SetupCall, SetupError, SetupStep};
 use blk::{Op, Status};
@@ -36,6 +42,10 @@ pub(crate) struct Progress {
     pub waiting: bool,
     /// How its last step's I/O went.
     pub last: Option<Completion>,
+    /// The filter was restarted after the disk was ready: only it is set
+    /// up again, and it must offer the window it offered before; then the
+    /// disk is ready again as it was.
+    pub restarted: bool,
 }
 
 impl Progress {
@@ -57,6 +67,8 @@ pub enum SetupFailure {
     Call(CallError),
     /// It is stopped.
     Stopped,
+    /// Set up again after a restart, it offered another window than before.
+    Changed,
 }
 
 impl core::fmt::Display for SetupFailure {
@@ -68,11 +80,23 @@ impl core::fmt::Display for SetupFailure {
             SetupFailure::Call(CallError::BadReply) => f.write_str("a malformed reply"),
             SetupFailure::Call(CallError::Refused(e)) => write!(f, "the call was refused (error {e})"),
             SetupFailure::Stopped => f.write_str("it is stopped"),
+            SetupFailure::Changed => f.write_str("it offered another window than before its restart"),
         }
     }
 }
 
 impl Server<'_> {
+    /// Filter `f`, which has the setup hook, was restarted: if its disk was
+    /// ready, set it up again before the disk's clients' requests are taken.
+    pub(crate) fn set_up_again(&mut self, f: usize) {
+        let disk = &mut self.disks[self.filters[f].disk()];
+        let position = disk.chain.as_ref().and_then(|c| c.filters.iter().position(|&g| g as usize == f));
+        if let (DiskState::Ready, false, Some(position)) = (disk.state, disk.failed, position) {
+            disk.state = DiskState::Setup;
+            disk.setup = Progress { position, restarted: true, ..Progress::default() };
+        }
+    }
+
     /// Go on with disk `d`'s chain setup as far as it goes without waiting:
     /// up to the next step's I/O, or to the end. Returns whether it moved.
     pub(crate) fn setup_chain(&mut self, d: usize, up: &mut impl Upcalls, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
@@ -92,6 +116,11 @@ impl Server<'_> {
                 Some(&g) => self.filters[g as usize].window.blocks,
                 None => disk.capacity,
             };
+            if progress.restarted && self.table.free() == 0 {
+                // (Its step's I/O needs a slot; client requests hold them
+                // all. One comes back with their answers.)
+                return moved;
+            }
             let filter = &self.filters[f];
             let step = if !filter.wants_setup() {
                 Ok(SetupStep::Ready { first: 0, blocks: below })
@@ -111,6 +140,16 @@ impl Server<'_> {
                 other => (other, false),
             };
             match step {
+                Ok(SetupStep::Ready { first, blocks }) if progress.restarted => {
+                    let filter = &self.filters[f];
+                    if (filter.window, filter.own) != (Window { first, blocks }, own) {
+                        return self.setup_failed(d, f, SetupFailure::Changed, wake, log);
+                    }
+                    log(Event::FilterReady { filter: f, first, blocks });
+                    let disk = &mut self.disks[d];
+                    (disk.state, disk.setup) = (DiskState::Ready, Progress::default());
+                    return moved;
+                }
                 Ok(SetupStep::Ready { first, blocks }) => {
                     if self.filters[f].wants_setup() {
                         log(Event::FilterReady { filter: f, first, blocks });
@@ -161,6 +200,15 @@ impl Server<'_> {
     }
 
     fn setup_failed(&mut self, d: usize, f: usize, why: SetupFailure, wake: &mut Wake, log: &mut impl FnMut(Event)) -> bool {
+        if self.disks[d].setup.restarted {
+            // The disk stays as it was; the filter stays stopped, and the
+            // requests that reach it fail.
+            log(Event::FilterSetupLost { filter: f, why });
+            self.filters[f].alive = false;
+            let disk = &mut self.disks[d];
+            (disk.state, disk.setup) = (DiskState::Ready, Progress::default());
+            return true;
+        }
         log(Event::FilterSetupFailed { filter: f, why });
         self.setup_done(d, true, wake, log);
         true

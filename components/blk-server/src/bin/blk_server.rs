@@ -169,6 +169,9 @@ mod pd {
             Event::FilterSetupFailed { filter: f, why } => {
                 debug_println!("blk_server: filter {} could not be set up: {}; every request of its disk fails", filter(f), why)
             }
+            Event::FilterSetupLost { filter: f, why } => {
+                debug_println!("blk_server: filter {} could not be set up again after its restart: {}; it stays stopped and the requests that reach it fail", filter(f), why)
+            }
         }
     }
 

@@ -246,3 +246,76 @@ fn a_filter_with_a_view_of_its_own_completes_or_remaps_each_request() {
     assert_eq!(got, [Response::new(3, Status::IoError, 0), Response::new(4, Status::IoError, 0)]);
     assert_eq!(h.server.filters[0].stats.errors, 2);
 }
+
+/// Filter 1 reads block 2 below it, then offers `window` (per setup: the
+/// windows it offers in turn, the last one again after them).
+fn reads_then_offers_in_turn(windows: StdVec<(u64, u64)>) -> SetupFn {
+    let mut setups = 0;
+    Box::new(move |f, call: SetupCall, _| {
+        assert_eq!(f, 1);
+        match call.round {
+            0 => SetupStep::Read { block: 2, count: 1, offset: 0 },
+            _ => {
+                let (first, blocks) = windows[setups.min(windows.len() - 1)];
+                setups += 1;
+                SetupStep::Ready { first, blocks }
+            }
+        }
+    })
+}
+
+#[test]
+fn a_restarted_filter_is_set_up_again_before_the_disk_takes_requests_again() {
+    let setup = reads_then_offers_in_turn(vec![(10, 100)]);
+    let mut h = chain_harness_with_setup(&[8], &[Spec::PASS, SETS_UP, Spec::PASS], 8, always(Verdict::Continue), Some(setup));
+    serve_reads(&mut h);
+    assert_eq!(client_blocks(&mut h), Some(100));
+    let _ = trace(&mut h);
+    // Filter 1 faults in its next upcall; the harness restarts it, as the
+    // server's PD does.
+    h.up.stop.push(1);
+    h.push(0, Request::new(1, Op::Read, 5, 1, 0));
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(1, Status::IoError, 0)]);
+    assert!(h.events.contains(&Event::FilterStopped { filter: 1, failed: 1, restart: true }), "{:?}", h.events);
+    // Its setup runs again from the start: the read goes down alone; a
+    // request that comes meanwhile waits.
+    h.push(0, Request::new(2, Op::Read, 5, 1, 0));
+    h.run();
+    let calls = h.up.setups.len();
+    let fwd = serve_reads(&mut h);
+    assert_eq!(fwd.len(), 1, "only the setup read: {fwd:?}");
+    assert_eq!((fwd[0].block, fwd[0].count), (2, 1));
+    assert_eq!(h.up.setups.len(), calls + 1, "called again once the read came back");
+    assert_eq!(h.up.setups.iter().filter(|(f, c)| *f == 1 && c.round == 0).count(), 2, "its setup started over");
+    assert_eq!(h.events.iter().filter(|e| matches!(e, Event::FilterReady { filter: 1, first: 10, blocks: 100 })).count(), 2);
+    // Then the waiting request goes down through it, in the same window.
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.iter().map(|r| (r.id, r.block)).collect::<StdVec<_>>(), [(2, 15)]);
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(2, Status::Ok, 1)]);
+    assert_eq!(client_blocks(&mut h), Some(100), "the clients' view never changed");
+}
+
+#[test]
+fn a_restarted_filter_that_offers_another_window_stays_stopped_and_the_disk_keeps_its_view() {
+    let setup = reads_then_offers_in_turn(vec![(10, 100), (0, 50)]);
+    let mut h = chain_harness_with_setup(&[8], &[Spec::PASS, SETS_UP, Spec::PASS], 8, always(Verdict::Continue), Some(setup));
+    serve_reads(&mut h);
+    h.up.stop.push(1);
+    h.push(0, Request::new(1, Op::Read, 5, 1, 0));
+    h.run();
+    // (The restart comes after that pass; the next one sends the setup
+    // read.)
+    h.run();
+    serve_reads(&mut h);
+    assert!(h.events.contains(&Event::FilterSetupLost { filter: 1, why: SetupFailure::Changed }), "{:?}", h.events);
+    let _ = h.responses(0);
+    // Requests are taken again; what reaches the stopped filter fails.
+    h.push(0, Request::new(2, Op::Read, 5, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests(), []);
+    assert_eq!(h.responses(0), [Response::new(2, Status::IoError, 0)]);
+    assert_eq!(client_blocks(&mut h), Some(100));
+}
