@@ -3,7 +3,6 @@
 
 use blk::config::{name_str, ClientConfig};
 use blk::{QueueLayout, Request, Requester, Response, StorageInfo};
-use core::ptr::NonNull;
 use microkit::{Channel, SharedMemory};
 
 microkit::var!(blk_client_config: ClientConfig = ClientConfig::UNSET);
@@ -32,8 +31,8 @@ impl BlockClient {
         // the PD's whole life; they are reached only through these checked
         // access types.
         let (region, data) = unsafe {
-            let base = NonNull::new(cfg.queue.vaddr as *mut u8).ok_or("no queue region")?;
-            (blk::Shared::new(base, cfg.queue.size as usize), SharedMemory::new(cfg.data.vaddr as usize, cfg.data.size as usize))
+            let region = blk::Shared::mapped(cfg.queue.vaddr, cfg.queue.size).ok_or("no queue region")?;
+            (region, SharedMemory::new(cfg.data.vaddr as usize, cfg.data.size as usize))
         };
         Ok(BlockClient {
             queue: Requester::new(region, layout).map_err(|_| "queue region does not fit")?,

@@ -792,17 +792,21 @@ impl<'a> Server<'a> {
         }
         let Ok(mut ring) = disk.driver.requests.batch() else { return };
         let mut sent = 0;
+        // Below every filter: a request no filter substituted or remapped
+        // (the common case) is the client's buffer at the bottom shift.
+        let bottom = chain.filters.len();
+        let base = chain.base(bottom);
         for i in 0..n {
             let s = chain.down.get(i);
             let slot = &table.slots[s as usize % MAX_SLOTS];
-            let addr = match buffer_at(slot, chain.filters.len()) {
+            let addr = match buffer_at(slot, bottom) {
                 Buffer::Client => clients[slot.client as usize].data_paddr + slot.data_offset,
                 Buffer::Bounce { position, offset } => {
                     filters[chain.filters[position] as usize].config.bounce.paddr + u64::from(offset)
                 }
             };
             let op = if slot.op.moves_data() { slot.op } else { Op::FlushCompleted };
-            let block = chain.slot_block(slot, chain.filters.len());
+            let block = if slot.remapped == 0 { slot.block.wrapping_add(base) } else { chain.slot_block(slot, bottom) };
             let req = Request::new(slot.id, op, block, slot.count, addr).with_tag(SLOT_TAG + u32::from(s));
             if ring.push(req).is_err() {
                 break;

@@ -92,6 +92,23 @@ impl<'a> Shared<'a> {
         Shared { base, len, _memory: PhantomData }
     }
 
+    /// The region the system tool mapped in this protection domain at
+    /// `vaddr` (as it patched into the PD's configuration), `size` bytes;
+    /// `None` if it mapped none there (address 0). The one place a PD turns
+    /// a configured address into shared memory.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Shared::new`], for the PD's whole life: the tool maps its
+    /// regions read-write (or read-only, see there) for as long as the PD
+    /// runs, so a value from the PD's own tool-patched configuration
+    /// qualifies; any other address does not.
+    pub unsafe fn mapped(vaddr: u64, size: u64) -> Option<Shared<'static>> {
+        let base = NonNull::new(vaddr as *mut u8)?;
+        // SAFETY: the caller vouches for the range, for all of 'static.
+        Some(unsafe { Shared::new(base, size as usize) })
+    }
+
     /// A buffer of this program's own as shared memory: for host tests, and
     /// for rings between two halves of one protection domain. Words, so the
     /// region is 8-byte aligned; [`Slots`] of records made of 16-byte units

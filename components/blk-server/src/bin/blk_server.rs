@@ -13,18 +13,15 @@ mod pd {
     use blk::config::{name_str, ServerConfig};
     use blk::filter::label;
     use blk_server::{bits, CallError, Event, Regions, Server, Upcalls, Wake, MAX_FILTERS};
-    use core::ptr::NonNull;
     use microkit::{debug_println, fault_info, get_mr, protection_domain, set_mr, Channel, ChannelSet, Child, Handler, Infallible, MessageInfo};
 
     microkit::var!(blk_server_config: ServerConfig = ServerConfig::UNSET);
 
     /// A region the tool mapped where the configuration says.
     fn mapped(vaddr: u64, size: u64) -> Option<blk::Shared<'static>> {
-        let base = NonNull::new(vaddr as *mut u8)?;
-        // SAFETY: the tool maps [vaddr, vaddr + size) read-write in this PD
-        // for its whole life and patched the values into the configuration;
-        // the region is reached only through `Shared`.
-        Some(unsafe { blk::Shared::new(base, size as usize) })
+        // SAFETY: every call passes a region of our tool-patched
+        // configuration, reached only through `Shared`.
+        unsafe { blk::Shared::mapped(vaddr, size) }
     }
 
     /// Upcalls are PPCs on each filter's channel, lending it the data.

@@ -12,7 +12,6 @@ fn main() {}
 mod pd {
     use blk::config::{DriverConfig, DriverDisk, MAX_DISKS};
     use blk::{QueueLayout, Request, Responder, Response, Status, StorageInfo};
-    use core::ptr::NonNull;
     use heapless::Vec;
     use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
     use virtio_blk::engine::{self, Engine, SlotArea, Submitted};
@@ -120,8 +119,8 @@ mod pd {
         // configuration; the region is only reached through these two
         // checked access types.
         unsafe {
-            let base = NonNull::new(vaddr as *mut u8).unwrap_or(NonNull::dangling());
-            (SharedMemory::new(vaddr as usize, size as usize), blk::Shared::new(base, size as usize))
+            let shared = blk::Shared::mapped(vaddr, size).unwrap_or(blk::Shared::from_words(&mut []));
+            (SharedMemory::new(vaddr as usize, size as usize), shared)
         }
     }
 
