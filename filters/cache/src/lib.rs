@@ -73,7 +73,7 @@
 //! The filter's own part is the lookup (one multiply, a chain of about
 //! one slot), the LRU move (a few stores) and one `grant_write` of 4 KiB
 //! per block, from a page-aligned block so the kernel copies it in one
-//! piece. `bench/blk-cache.xml` measures a single-block hit at 3,450
+//! piece. `bench/blk-cache.xml` measures a single-block hit at 3,440
 //! instructions at queue depth 1 and 1,640 at depth 32, for everything the
 //! system executes: about 2,380 (depth 1) or 570 (depth 32) is the round
 //! trip every request answered in a pre-op pays (client, server, upcall,
