@@ -631,26 +631,19 @@ impl<'a> Server<'a> {
                         let _ = lends.push(l);
                     }
                 }
-                page.set_word(i, 0, slot.head | position);
                 let block = match chain {
                     Some(chain) if slot.remapped != 0 => chain.slot_block(slot, p),
                     _ => slot.block.wrapping_add(base),
                 };
-                page.set_word(i, 1, block);
-                page.set_word(i, 2, grant);
-                match hook {
+                // Words 0-6 in one run; the verdict (6) starts clear.
+                let (w3, w4, w5) = match hook {
                     Hook::Pre => {
-                        page.set_word(i, 3, u64::from(s));
-                        page.set_word(i, 5, 0);
                         bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
+                        (u64::from(s), 0, 0)
                     }
-                    Hook::Post => {
-                        page.set_word(i, 3, u64::from(s) | (slot.status.raw() as u64) << 32);
-                        page.set_word(i, 4, u64::from(slot.done));
-                        page.set_word(i, 5, slot.state_at(p));
-                    }
-                }
-                page.set_word(i, 6, 0);
+                    Hook::Post => (u64::from(s) | (slot.status.raw() as u64) << 32, u64::from(slot.done), slot.state_at(p)),
+                };
+                page.set_words(i, &[slot.head | position, block, grant, w3, w4, w5, 0]);
             }
             let stats = &mut filter.stats;
             stats.upcalls += 1;

@@ -533,6 +533,18 @@ impl<'a> CallPage<'a> {
         self.0.set((i * 8 + w) as u32, &value)
     }
 
+    /// Set words `0 .. N` of entry `i` in one run (an entry never wraps:
+    /// the page holds whole entries).
+    #[inline(always)]
+    pub fn set_words<const N: usize>(&self, i: usize, words: &[u64; N]) {
+        const { assert!(N <= 8) };
+        if !self.0.set_run((i * 8) as u32, words) {
+            for (w, &value) in words.iter().enumerate() {
+                self.set_word(i, w, value);
+            }
+        }
+    }
+
     /// Entry `i`, every word.
     pub fn entry(&self, i: usize) -> Entry {
         Entry { words: core::array::from_fn(|w| self.word(i, w)) }

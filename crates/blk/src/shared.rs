@@ -266,6 +266,24 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         unsafe { Self::write_slot(self.slot(index), value) }
     }
 
+    /// Write `values` into the slots from `index % len` on, which must not
+    /// run past the end of the array (`false`, and nothing written, if
+    /// they would): the slot's address is worked out once, and the records
+    /// go out with fixed offsets from it.
+    #[inline(always)]
+    pub fn set_run<const N: usize>(&self, index: u32, values: &[T; N]) -> bool {
+        if self.run(index, N as u32) as usize != N {
+            return false;
+        }
+        let first = self.slot(index);
+        for (k, value) in values.iter().enumerate() {
+            // SAFETY: slots `index % len .. + N` are in the array (checked
+            // above), so slot `k` of the run is one of its slots.
+            unsafe { Self::write_slot(first.add(k * size_of::<T>()), value) }
+        }
+        true
+    }
+
     /// A private copy of the record at `slot`.
     ///
     /// # Safety
@@ -436,6 +454,17 @@ unsafe fn copy_units<U: Copy>(src: *const u8, dst: *mut u8, bytes: usize, slot: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_slots_is_written_in_place_unless_it_would_wrap() {
+        let mut buf = [0u64; 8];
+        let mem = Shared::from_words(&mut buf);
+        let slots = Slots::<u64>::new(mem, 0, NonZeroU32::new(8).unwrap()).unwrap();
+        assert!(slots.set_run(10, &[1, 2, 3]), "slots 2, 3, 4");
+        assert!(!slots.set_run(6, &[7, 8, 9]), "6, 7 and then past the end");
+        assert!(slots.set_run(5, &[5, 6, 7]));
+        assert_eq!((0..8).map(|i| slots.get(i)).collect::<Vec<_>>(), [0, 0, 1, 2, 3, 5, 6, 7]);
+    }
 
     #[test]
     fn slots_of_16_byte_records_copy_in_pairs_and_need_16_byte_alignment() {
