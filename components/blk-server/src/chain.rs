@@ -643,7 +643,7 @@ impl<'a> Server<'a> {
                     }
                     Hook::Post => (u64::from(s) | (slot.status.raw() as u64) << 32, u64::from(slot.done), slot.state_at(p)),
                 };
-                page.set_words(i, &[slot.head | position, block, grant, w3, w4, w5, 0]);
+                page.set_words(i, 0, &[slot.head | position, block, grant, w3, w4, w5, 0]);
             }
             let stats = &mut filter.stats;
             stats.upcalls += 1;

@@ -533,16 +533,23 @@ impl<'a> CallPage<'a> {
         self.0.set((i * 8 + w) as u32, &value)
     }
 
-    /// Set words `0 .. N` of entry `i` in one run (an entry never wraps:
-    /// the page holds whole entries).
+    /// Set words `first .. first + N` of entry `i` in one run (an entry
+    /// never wraps: the page holds whole entries).
     #[inline(always)]
-    pub fn set_words<const N: usize>(&self, i: usize, words: &[u64; N]) {
+    pub fn set_words<const N: usize>(&self, i: usize, first: usize, words: &[u64; N]) {
         const { assert!(N <= 8) };
-        if !self.0.set_run((i * 8) as u32, words) {
+        if !self.0.set_run((i * 8 + first) as u32, words) {
             for (w, &value) in words.iter().enumerate() {
-                self.set_word(i, w, value);
+                self.set_word(i, first + w, value);
             }
         }
+    }
+
+    /// Words `first .. first + N` of entry `i`, read in one run.
+    #[inline(always)]
+    pub fn words<const N: usize>(&self, i: usize, first: usize) -> [u64; N] {
+        const { assert!(N <= 8) };
+        self.0.get_run((i * 8 + first) as u32).unwrap_or_else(|| core::array::from_fn(|w| self.word(i, first + w)))
     }
 
     /// Entry `i`, every word.
@@ -649,7 +656,8 @@ pub trait Filter {
 pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, data: &dyn RequestData) -> usize {
     let n = n.min(MAX_BATCH);
     for i in 0..n {
-        let e = Entry { words: core::array::from_fn(|w| if w < 6 { page.word(i, w) } else { 0 }) };
+        let head: [u64; 6] = page.words(i, 0);
+        let e = Entry { words: core::array::from_fn(|w| head.get(w).copied().unwrap_or(0)) };
         let v = match e.io() {
             Some((io, None)) => {
                 let mut state = 0;
@@ -660,9 +668,7 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
             Some((io, Some(done))) => filter.post(&io, done, data),
             None => Verdict::Fail(Status::InvalidRequest),
         };
-        let [w6, w7] = v.words();
-        page.set_word(i, 6, w6);
-        page.set_word(i, 7, w7);
+        page.set_words(i, 6, &v.words());
     }
     n
 }

@@ -266,6 +266,20 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
         unsafe { Self::write_slot(self.slot(index), value) }
     }
 
+    /// Copies of the records in the slots from `index % len` on, which must
+    /// not run past the end of the array (`None` if they would): the
+    /// slot's address is worked out once.
+    #[inline(always)]
+    pub fn get_run<const N: usize>(&self, index: u32) -> Option<[T; N]> {
+        if self.run(index, N as u32) as usize != N {
+            return None;
+        }
+        let first = self.slot(index);
+        // SAFETY: slots `index % len .. + N` are in the array (checked
+        // above), so slot `k` of the run is one of its slots.
+        Some(core::array::from_fn(|k| unsafe { Self::read_slot(first.add(k * size_of::<T>())) }))
+    }
+
     /// Write `values` into the slots from `index % len` on, which must not
     /// run past the end of the array (`false`, and nothing written, if
     /// they would): the slot's address is worked out once, and the records
@@ -464,6 +478,8 @@ mod tests {
         assert!(!slots.set_run(6, &[7, 8, 9]), "6, 7 and then past the end");
         assert!(slots.set_run(5, &[5, 6, 7]));
         assert_eq!((0..8).map(|i| slots.get(i)).collect::<Vec<_>>(), [0, 0, 1, 2, 3, 5, 6, 7]);
+        assert_eq!(slots.get_run::<3>(13), Some([5, 6, 7]));
+        assert_eq!(slots.get_run::<3>(7), None);
     }
 
     #[test]
