@@ -207,7 +207,8 @@ pub struct Server<'a> {
     round: u32,
     /// Whether any disk has a chain.
     chains: bool,
-    /// Disks with no device behind them (bit per our disk).
+    /// Disks with no device behind them (bit per our disk): their state
+    /// says it too, but the run loop checks this one word.
     absent: u32,
     /// Disks whose statistics a client asked for (`Report`) since the last
     /// `take_reports` (bit per our disk).

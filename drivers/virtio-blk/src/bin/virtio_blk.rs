@@ -413,6 +413,17 @@ mod pd {
         let _ = responses.push(Response::new(c.id as u32, c.status, c.count).with_tag((c.id >> 32) as u32));
     }
 
+    impl Driver {
+        /// The disks with no device whose requesters signalled us.
+        #[cold]
+        #[inline(never)]
+        fn refuse_absent(&mut self, channels: ChannelSet) {
+            for a in self.absent.iter_mut().filter(|a| channels.contains(a.requester)) {
+                a.refuse_all();
+            }
+        }
+    }
+
     impl Handler for Driver {
         type Error = Infallible;
 
@@ -426,8 +437,8 @@ mod pd {
                     let _ = disk.irq.irq_ack();
                 }
             }
-            for a in self.absent.iter_mut().filter(|a| channels.contains(a.requester)) {
-                a.refuse_all();
+            if !self.absent.is_empty() {
+                self.refuse_absent(channels);
             }
             Ok(())
         }
