@@ -22,13 +22,7 @@ const PAYLOAD: u64 = 512;
 const TIMEOUT: Duration = Duration::from_secs(240);
 
 fn tool(name: &str, package: &str) -> Command {
-    for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Command::new(p);
-        }
-    }
-    panic!("`{name}` is not installed; install the Debian package `{package}` (scripts/setup.sh does)");
+    Command::new(e2e::host_tool::find_tool(name, package))
 }
 
 fn run(mut c: Command, stdin: &[u8]) {

@@ -8,7 +8,7 @@ use super::*;
 use blk::filter::{DataError, Hook};
 use fatdisk::writer::Builder;
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -18,14 +18,11 @@ fn say(args: fmt::Arguments) {
     SAID.lock().unwrap().push(args.to_string());
 }
 
+#[path = "../../../tests/src/host_tool.rs"]
+mod host_tool;
+
 fn tool(name: &str, package: &str) -> Command {
-    for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Command::new(p);
-        }
-    }
-    panic!("`{name}` is not installed; install the Debian package `{package}`");
+    Command::new(host_tool::find_tool(name, package))
 }
 
 /// The files of the test's application disk: (path, bytes).

@@ -9,19 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `name`'s path, from `PATH` or the sbin directories (fsck.fat lives in
-/// /usr/sbin, which an ordinary user's `PATH` may lack).
-pub fn find_tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("`{name}` not found (in PATH, /usr/sbin or /sbin): install the `{package}` package (apt-get install {package})");
-}
+#[path = "../../../../tests/src/host_tool.rs"]
+mod host_tool;
+pub use host_tool::find_tool;
 
 /// Run `fsck.fat -n` on `image` and fail on anything it reports beyond
 /// its banner and the one-line summary; returns the summary.

@@ -15,18 +15,10 @@ use luks::Header;
 /// Size of the disk images: 2 MiB of header and key slots, the rest payload.
 pub const IMAGE_BYTES: u64 = 4 << 20;
 
+#[path = "../../../../tests/src/host_tool.rs"]
+mod host_tool;
 /// Where an outside tool is, or a failed test saying how to get it.
-pub fn tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("`{name}` is not installed; these tests need it: install the Debian package `{package}` (apt-get install {package})");
-}
+pub use host_tool::find_tool as tool;
 
 pub fn cryptsetup() -> Command {
     Command::new(tool("cryptsetup", "cryptsetup-bin"))
