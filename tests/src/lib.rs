@@ -104,16 +104,17 @@ impl Run {
     }
 }
 
-/// The two disk image files a boot attaches (disk0 in virtio-mmio slot 31,
-/// disk1 in slot 30), made fresh by `scripts/mkdisk.sh`: 64 MiB, an MBR with
-/// partition 1 at sector 2048 and partition 2 at sector 65536. Each test
-/// gets its own, since QEMU locks an image it has open.
+/// The disk image files a boot attaches (disk0 in virtio-mmio slot 31,
+/// disk1 in slot 30, disk2 in slot 29), made fresh by `scripts/mkdisk.sh`:
+/// 64 MiB, an MBR with partition 1 at sector 2048 and partition 2 at
+/// sector 65536. Each test gets its own, since QEMU locks an image it has
+/// open.
 pub struct Disks {
     pub dir: PathBuf,
-    pub paths: [PathBuf; 2],
+    pub paths: Vec<PathBuf>,
     /// What QEMU puts between each disk's device and its image (each
     /// setter below replaces what an earlier one set for that disk).
-    between: [Between; 2],
+    between: Vec<Between>,
 }
 
 /// QEMU block filters between a disk's device and its image.
@@ -131,17 +132,24 @@ enum Between {
 }
 
 impl Disks {
+    /// Two disks.
     pub fn fresh() -> Disks {
+        Disks::fresh_n(2)
+    }
+
+    /// `count` disks.
+    pub fn fresh_n(count: usize) -> Disks {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = root().join(format!("build/e2e/disks/{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let paths = [dir.join("disk0.img"), dir.join("disk1.img")];
+        let paths: Vec<PathBuf> = (0..count).map(|d| dir.join(format!("disk{d}.img"))).collect();
         for p in &paths {
             let ok = Command::new(root().join("scripts/mkdisk.sh")).arg(p).status().is_ok_and(|s| s.success());
             assert!(ok, "scripts/mkdisk.sh {} failed", p.display());
         }
-        Disks { dir, paths, between: [Between::Nothing, Between::Nothing] }
+        let between = (0..count).map(|_| Between::Nothing).collect();
+        Disks { dir, paths, between }
     }
 
     /// Have QEMU fail what `rules` says on `disk` (blkdebug's rules file

@@ -59,13 +59,17 @@ use blk::config::{
 use blk::QueueLayout;
 use sdf::storage::{self as names, DRIVER_PD, SERVER_PD};
 use sdf::{
-    Chain, Channel, ChannelEnd, Device, DeviceIrq, DeviceRegion, Error, Irq, Lend, Map, MemoryRegion, OnFault, Perms, Pos,
+    Chain, ChainLink, Channel, ChannelEnd, Device, DeviceIrq, DeviceRegion, Error, Irq, Lend, Map, MemoryRegion, OnFault, Perms, Pos,
     ProtectionDomain, SetVar, SetVarValue, Stage, StageChannel, StageRegion, SystemDescription, Trigger, Via, MAX_ID,
 };
 use zerocopy::IntoBytes;
 
 use crate::filters::{self, PlannedFilter, Programs};
 use crate::layout::PhysAlloc;
+
+// One limit for a filter's `<link>`s: what reading accepts is what the
+// server's table holds.
+const _: () = assert!(names::MAX_LINKS == config::MAX_LINKS);
 
 /// Where the expansion places storage DMA memory (physical).
 pub const DMA_WINDOW: Range<u64> = 0x5000_0000..0x6000_0000;
@@ -179,8 +183,10 @@ pub const FILTER_CONFIG_SYMBOL: &str = "blk_filter_config";
 /// window exhausted, no free channel id in a client, a direct client that
 /// maps [`MAX_WINDOWS`] or more regions with a fixed `phys_addr`, and, for a model
 /// that skipped validation ([`sdf::read`]), a direct client that is not
-/// its disk's only client, and a client's `at` that is past its disk's
-/// filters or on a direct client. The result is not validated: use
+/// its disk's only client, a client's `at` that is past its disk's
+/// filters or on a direct client, and a filter's `<link>` (at the link)
+/// to no declared disk, to a disk whose client is direct, or past
+/// [`config::MAX_LINKS`]. The result is not validated: use
 /// [`expand_validated`] for that.
 pub fn expand(sd: &SystemDescription) -> Result<SystemDescription, Vec<Error>> {
     expand_with(sd, &Programs::for_system(sd, &[]))
@@ -269,9 +275,79 @@ struct Plan {
     server: Option<Pos>,
     /// Every filter, in declaration order.
     filters: Vec<PlannedFilter>,
+    /// Per disk: what a request redirected into it (at the top of its
+    /// chain) may carry as its data, see [`Reach`].
+    incoming: Vec<Reach>,
+}
+
+/// Buffers a request's data may be in: client data regions (by index into
+/// [`Plan::clients`]) and filter bounce buffers (by filter index).
+#[derive(Clone, Debug)]
+struct Reach {
+    clients: Vec<bool>,
+    bounces: Vec<bool>,
+}
+
+impl Reach {
+    fn new(clients: usize, filters: usize) -> Reach {
+        Reach { clients: vec![false; clients], bounces: vec![false; filters] }
+    }
+
+    /// Add what `other` holds; whether that added anything.
+    fn add(&mut self, other: &Reach) -> bool {
+        let mut grew = false;
+        for (mine, theirs) in [(&mut self.clients, &other.clients), (&mut self.bounces, &other.bounces)] {
+            for (m, &t) in mine.iter_mut().zip(theirs) {
+                grew |= t && !*m;
+                *m |= t;
+            }
+        }
+        grew
+    }
 }
 
 impl Plan {
+    /// The data a request may carry when it reaches the filter at
+    /// `position` of disk `disk`: the data regions of the disk's clients
+    /// of the server that enter at or above it, the bounce buffers of the
+    /// disk's filters above it, and what requests redirected into the disk
+    /// carry (`incoming`, per disk).
+    fn reach(&self, incoming: &[Reach], disk: usize, position: usize) -> Reach {
+        let mut reach = incoming.get(disk).cloned().unwrap_or_else(|| Reach::new(self.clients.len(), self.filters.len()));
+        for (c, client) in self.clients.iter().enumerate() {
+            if client.disk == disk && client.entry <= position && client.server_index.is_some() {
+                reach.clients[c] = true;
+            }
+        }
+        for f in self.filters.iter().filter(|f| f.disk == disk && f.position < position) {
+            if f.declared.bounce > 0 {
+                reach.bounces[f.index] = true;
+            }
+        }
+        reach
+    }
+
+    /// [`Plan::incoming`]: per disk, what the filters that link to it may
+    /// redirect into it, each what reaches it ([`Plan::reach`]: a filter
+    /// redirects a request as it stands at the filter, never its own
+    /// substitute); to a fixpoint, as a request redirected into a disk may
+    /// be redirected on.
+    fn find_incoming(&self, disks: usize) -> Vec<Reach> {
+        let mut incoming = vec![Reach::new(self.clients.len(), self.filters.len()); disks];
+        loop {
+            let mut grew = false;
+            for f in &self.filters {
+                let carried = self.reach(&incoming, f.disk, f.position);
+                for link in f.decl.links.iter().filter(|l| l.disk < disks) {
+                    grew |= incoming[link.disk].add(&carried);
+                }
+            }
+            if !grew {
+                return incoming;
+            }
+        }
+    }
+
     fn new(sd: &SystemDescription, programs: &Programs, errors: &mut Errors) -> Plan {
         if let Some(extra) = sd.disks.get(MAX_DISKS) {
             errors.at(
@@ -409,7 +485,28 @@ impl Plan {
                 pages.push((page, disk.pos));
             }
         }
-        Plan { clients, served, direct, pages, server, filters }
+        for f in &filters {
+            let disk = &sd.disks[f.disk];
+            for (k, link) in f.decl.links.iter().enumerate() {
+                let Some(target) = sd.disks.get(link.disk) else {
+                    errors.at(link.pos, format!("filter '{}' links to disk number {}, which is not declared", f.decl.name, link.disk + 1));
+                    continue;
+                };
+                if k == config::MAX_LINKS {
+                    errors.at(
+                        link.pos,
+                        format!("filter '{}' has more than {} links: at most {} are supported, drop some", f.decl.name, config::MAX_LINKS, config::MAX_LINKS),
+                    );
+                }
+                if let Some(c) = direct[link.disk] {
+                    let client = &clients[c];
+                    errors.at(link.pos, names::direct_link_message(disk, &f.decl, target, &client.name, client.pos.line));
+                }
+            }
+        }
+        let mut plan = Plan { clients, served, direct, pages, server, filters, incoming: Vec::new() };
+        plan.incoming = plan.find_incoming(sd.disks.len());
+        plan
     }
 
     fn page_index(&self, slot: u32) -> usize {
@@ -684,8 +781,12 @@ impl Expansion<'_> {
     /// The filters: each a passive child of the server (at
     /// `server_index + 1 + i`) with its call page, bounce buffer, the
     /// server's PPC channel to it lending it the request data it may
-    /// reach, its record and the server's; and per disk with filters the
-    /// server's `<chain>`. Returns the filter PDs, in order.
+    /// reach, its record and the server's (`ServerFilter`: `lend_client[c]`
+    /// and `lend_bounce[f]`, by the server's client and filter numbers, the
+    /// index of that lend on its channel or `NO_LEND`; `links`, per
+    /// `<link>` in order, the linked disk's index, then `NO_LINK`); and per
+    /// disk with filters or that a link leads to the server's `<chain>`.
+    /// Returns the filter PDs, in order.
     fn filters(&self, out: &mut SystemDescription, server: &mut ProtectionDomain, server_index: usize, server_config: &mut ServerConfig) -> Vec<ProtectionDomain> {
         let (sd, plan, placed) = (self.sd, self.plan, self.placed);
         let mut pds = Vec::new();
@@ -714,24 +815,30 @@ impl Expansion<'_> {
 
             // The server lends the filter the data of its disk's clients
             // that enter the chain at or above it (it never sees the
-            // others' requests) and the bounce buffers of the filters above
-            // it, with its rights (none: nothing).
+            // others' requests), the bounce buffers of the filters above
+            // it, and what requests redirected into its disk carry (see
+            // `Plan::reach`), with its rights (none: nothing).
             let perms = if f.rights() & abi::GRANT_WRITE != 0 { Perms::READ_WRITE } else { Perms::READ };
             let mut lends = Vec::new();
             let mut lend_client = [config::NO_LEND; MAX_CLIENTS];
-            let mut lend_bounce = [config::NO_LEND; config::MAX_CHAIN];
+            let mut lend_bounce = [config::NO_LEND; config::MAX_FILTERS];
             if f.rights() != 0 {
-                for client in plan.clients.iter().filter(|c| c.disk == f.disk && c.entry <= f.position) {
+                let reach = plan.reach(&plan.incoming, f.disk, f.position);
+                for (client, _) in plan.clients.iter().zip(&reach.clients).filter(|(_, &reached)| reached) {
                     let Some(c) = client.server_index else { continue };
                     lend_client[c] = lends.len() as u8;
                     lends.push(Lend { mr: names::client_data_region(&client.name), perms, pos });
                 }
-                for above in plan.filters.iter().filter(|a| a.disk == f.disk && a.position < f.position) {
-                    if placed.bounce[above.index].is_some() {
-                        lend_bounce[above.position] = lends.len() as u8;
+                for above in plan.filters.iter().filter(|a| reach.bounces[a.index]) {
+                    if placed.bounce[above.index].is_some() && above.index < config::MAX_FILTERS {
+                        lend_bounce[above.index] = lends.len() as u8;
                         lends.push(Lend { mr: names::filter_bounce_region(&above.decl.name), perms, pos });
                     }
                 }
+            }
+            let mut links = [config::NO_LINK; config::MAX_LINKS];
+            for (k, link) in decl.links.iter().take(config::MAX_LINKS).enumerate() {
+                links[k] = link.disk as u8;
             }
             let server_channel = channel::SERVER_FILTER + i as u8;
             let end = |pd, id, pp| ChannelEnd { pd, id, pp, notify: false, pos };
@@ -752,7 +859,7 @@ impl Expansion<'_> {
                 restart: u8::from(decl.on_fault == OnFault::Restart),
                 lend_client,
                 lend_bounce,
-                _reserved: [0; 4],
+                links,
             };
             server_config.filter_count = i as u32 + 1;
             let mut record = FilterConfig::UNSET;
@@ -775,14 +882,22 @@ impl Expansion<'_> {
         // buffer below it, what leaves to the driver at the bottom, and
         // each client where it enters: at the top, or, attached at the
         // filter at position p, in stage p, just above that filter's via
-        // and below the filters above it.
+        // and below the filters above it. A filter's links: from the stage
+        // below its via to the first stage of the linked disk's chain,
+        // which a disk without filters that a link leads to has too: one
+        // stage (its clients and its driver queue), no via.
+        let linked = |d: usize| plan.filters.iter().any(|f| f.decl.links.iter().any(|l| l.disk == d));
         for (d, disk) in sd.disks.iter().enumerate() {
             let members: Vec<&PlannedFilter> = plan.filters.iter().filter(|f| f.disk == d).collect();
-            let Some(first) = members.first() else { continue };
-            let pos = first.decl.pos;
+            let pos = match (members.first(), linked(d)) {
+                (Some(first), _) => first.decl.pos,
+                (None, true) => disk.pos,
+                (None, false) => continue,
+            };
             let stage_region = |mr: String| StageRegion { mr, pos };
             let mut stages = vec![Stage { regions: Vec::new(), channels: Vec::new(), pos }];
             let mut vias = Vec::new();
+            let mut links = Vec::new();
             for f in &members {
                 vias.push(Via {
                     pd: server_index + 1 + f.index,
@@ -795,19 +910,23 @@ impl Expansion<'_> {
                     below.regions.push(stage_region(names::filter_bounce_region(&f.decl.name)));
                 }
                 stages.push(below);
+                for link in &f.decl.links {
+                    let Some(target) = sd.disks.get(link.disk) else { continue };
+                    links.push(ChainLink { via: f.position, chain: target.name.clone(), pos: link.pos });
+                }
             }
             for client in plan.clients.iter().filter(|c| c.disk == d) {
                 let Some(c) = client.server_index else { continue };
-                let Some(stage) = stages.get_mut(client.entry.min(members.len() - 1)) else { continue };
+                let Some(stage) = stages.get_mut(client.entry.min(members.len().saturating_sub(1))) else { continue };
                 stage.regions.push(stage_region(names::client_queue_region(&client.name)));
                 stage.regions.push(stage_region(names::client_data_region(&client.name)));
                 stage.channels.push(StageChannel { id: c as u8, pos });
             }
-            let bottom = stages.last_mut().expect("a stage per filter");
+            let bottom = stages.last_mut().expect("a stage per filter, and one more");
             bottom.regions.push(stage_region(names::driver_queue_region(&disk.name)));
             bottom.regions.push(stage_region(names::probe_region(&disk.name)));
             bottom.channels.push(StageChannel { id: channel::SERVER_DISK + d as u8, pos });
-            server.chains.push(Chain { name: disk.name.clone(), stages, vias, pos });
+            server.chains.push(Chain { name: disk.name.clone(), stages, vias, links, pos });
         }
         pds
     }

@@ -6,7 +6,7 @@
 //! filter's program declares (its manifest) is read from the program
 //! image: params it does not take are errors at the param.
 
-use blk::config::{FilterConfig, ServerConfig, NO_LEND};
+use blk::config::{FilterConfig, ServerConfig, NO_LEND, NO_LINK};
 use sdf::{Perms, SetVarValue, SystemDescription};
 use std::path::PathBuf;
 use tool::filters::Programs;
@@ -177,4 +177,150 @@ fn a_partition_client_of_a_disk_whose_filter_offers_a_window_is_an_error_at_the_
     let sd = expand(&xml.replace(r#" partition="1""#, ""), &p).unwrap();
     let cfg: ServerConfig = record(&sd, "blk_server", "blk_server_config");
     assert_eq!(cfg.filters[0].hooks & blk::filter::SETUP_HOOK, blk::filter::SETUP_HOOK);
+}
+
+/// disk clone0: crypt0 (a bounce buffer), then overlay0, which links to
+/// base0; base0: audit1 (reads). app enters clone0 at the top, late at
+/// overlay0, reader is base0's own client; disk other has no filter and
+/// no link.
+const LINKED: &str = r#"<system>
+    <disk name="clone0" virtio_slot="31">
+        <filter name="crypt0" program="filter_bouncer" data="read-write" />
+        <filter name="overlay0" program="filter_plain" data="read-write">
+            <link disk="base0" />
+        </filter>
+    </disk>
+    <disk name="base0" virtio_slot="30">
+        <filter name="audit1" program="filter_plain" data="read" />
+    </disk>
+    <disk name="other" virtio_slot="29" />
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="clone0" />
+    </protection_domain>
+    <protection_domain name="late" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="clone0" at="overlay0" />
+    </protection_domain>
+    <protection_domain name="reader" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="base0" />
+    </protection_domain>
+</system>
+"#;
+
+/// The lends of the server's channel to `filter`, as (region, perms).
+fn lends_of(sd: &SystemDescription, filter: &str) -> Vec<(String, Perms)> {
+    let (f, _) = sd.pd(filter).unwrap();
+    let ch = sd.channels.iter().find(|c| c.ends.iter().any(|e| e.pd == f)).unwrap();
+    ch.lends.iter().map(|l| (l.mr.clone(), l.perms)).collect()
+}
+
+#[test]
+fn a_filter_of_a_linked_disk_is_lent_what_redirected_requests_carry_and_the_records_say_which_disk() {
+    let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
+    let sd = expand(LINKED, &p).unwrap();
+    let owned = |lends: &[(&str, Perms)]| lends.iter().map(|(m, p)| (m.to_string(), *p)).collect::<Vec<_>>();
+    let (r, rw) = (Perms::READ, Perms::READ_WRITE);
+    // overlay0 sees app's and late's requests, and crypt0's substitutes.
+    assert_eq!(lends_of(&sd, "overlay0"), owned(&[("blk_app_data", rw), ("blk_late_data", rw), ("blk_crypt0_bounce", rw)]));
+    assert_eq!(lends_of(&sd, "crypt0"), owned(&[("blk_app_data", rw)]));
+    // audit1 sees reader's requests and what overlay0 redirects: the same
+    // data overlay0 sees (never overlay0's own substitute).
+    assert_eq!(
+        lends_of(&sd, "audit1"),
+        owned(&[("blk_app_data", r), ("blk_late_data", r), ("blk_reader_data", r), ("blk_crypt0_bounce", r)])
+    );
+    let cfg: ServerConfig = record(&sd, "blk_server", "blk_server_config");
+    let disk = |name: &str| (0..cfg.disk_count as usize).find(|&d| blk::config::field_str(&cfg.disks[d].name) == name).unwrap() as u8;
+    let (crypt0, overlay0, audit1) = (&cfg.filters[0], &cfg.filters[1], &cfg.filters[2]);
+    assert_eq!((overlay0.disk, overlay0.position, audit1.disk, audit1.position), (0, 1, 1, 0));
+    // Links: per <link>, the disk's index; the rest none.
+    assert_eq!(overlay0.links, [disk("base0"), NO_LINK, NO_LINK, NO_LINK]);
+    assert_eq!(crypt0.links, [NO_LINK; 4]);
+    assert_eq!(audit1.links, [NO_LINK; 4]);
+    // Lends by the server's client and filter numbers: app 0, late 1,
+    // reader 2; crypt0 is filter 0.
+    assert_eq!(overlay0.lend_client[..3], [0, 1, NO_LEND]);
+    assert_eq!(overlay0.lend_bounce[..3], [2, NO_LEND, NO_LEND]);
+    assert_eq!(audit1.lend_client[..3], [0, 1, 2]);
+    assert_eq!(audit1.lend_bounce[..3], [3, NO_LEND, NO_LEND]);
+    assert_eq!(crypt0.lend_client[..3], [0, NO_LEND, NO_LEND]);
+    assert_eq!(crypt0.lend_bounce, [NO_LEND; 16]);
+    // The chains: overlay0's link from the stage below it to base0's.
+    let server = &sd.pd("blk_server").unwrap().1;
+    let names: Vec<&str> = server.chains.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["clone0", "base0"], "other has neither filters nor a link to it");
+    let links: Vec<(usize, &str, u32)> = server.chains[0].links.iter().map(|l| (l.via, l.chain.as_str(), l.pos.line)).collect();
+    assert_eq!(links, [(1, "base0", 5)]);
+    assert!(server.chains[1].links.is_empty());
+}
+
+#[test]
+fn a_linked_disk_without_filters_or_clients_is_driven_by_the_server_and_gets_a_chain_of_one_stage() {
+    let xml = r#"<system>
+    <disk name="clone0" virtio_slot="31">
+        <filter name="overlay0" program="filter_overlay" data="read-write">
+            <link disk="base0" />
+        </filter>
+    </disk>
+    <disk name="base0" virtio_slot="30" />
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="clone0" />
+    </protection_domain>
+    <policy name="clone-reaches-base-through-the-overlay" kind="mediated" via="overlay0">
+        <from pd="app" />
+        <to region="blk_base0_dma" />
+    </policy>
+</system>
+"#;
+    let none = Programs { base: PathBuf::from("."), search_path: vec![PathBuf::from("/nonexistent")] };
+    let sd = expand(xml, &none).unwrap();
+    let cfg: ServerConfig = record(&sd, "blk_server", "blk_server_config");
+    assert_eq!(cfg.disks[1].queue.capacity, 64, "base0 is the server's");
+    assert!(sd.memory_region("blk_base0_driver_queue").is_some());
+    let server = &sd.pd("blk_server").unwrap().1;
+    let base0 = &server.chains[1];
+    assert_eq!((base0.name.as_str(), base0.stages.len(), base0.vias.len()), ("base0", 1, 0));
+    let regions: Vec<&str> = base0.stages[0].regions.iter().map(|r| r.mr.as_str()).collect();
+    assert_eq!(regions, ["blk_base0_driver_queue", "blk_base0_probe"]);
+    // It reads back as written, and the verifier proves the policy, shows
+    // the link and draws it.
+    let text = sdf::to_xml(&sd);
+    assert!(text.contains(r#"<link via="overlay0" chain="base0" />"#), "{text}");
+    let again = sdf::read("f.xml", &text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    assert_eq!(again.without_positions(), sd.without_positions());
+    let analysis = verify::analyse(&sd, None);
+    assert!(analysis.ok(), "{}", analysis.report());
+    let report = analysis.report();
+    assert!(report.contains("  link from stage 2 (below overlay0) to chain base0, stage 1 (link at f.xml:4:13)"), "{report}");
+    let dot = verify::dot(&sd);
+    assert!(dot.contains(r#"label="link to base0"]"#), "{dot}");
+}
+
+#[test]
+fn a_link_into_a_disk_with_a_direct_client_is_an_error_at_the_link_even_unvalidated() {
+    let xml = r#"<system>
+    <disk name="clone0" virtio_slot="31">
+        <filter name="overlay0" program="filter_overlay" data="read-write">
+            <link disk="base0" />
+        </filter>
+    </disk>
+    <disk name="base0" virtio_slot="30" />
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="clone0" />
+    </protection_domain>
+    <protection_domain name="bench" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="base0" direct="true" />
+    </protection_domain>
+</system>
+"#;
+    let expected = "error: filter 'overlay0' of disk 'clone0' links to disk 'base0', but disk 'base0' has a direct client 'bench' (line 14), which bypasses the filter server: a filter cannot redirect into it; drop the <link> or direct=\"true\" at f.xml:4:13";
+    assert_eq!(expand(xml, &programs(&[])).unwrap_err(), [expected]);
+    let sd = sdf::read("f.xml", xml).unwrap();
+    let errors: Vec<String> = tool::storage::expand(&sd).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(errors, [expected]);
 }

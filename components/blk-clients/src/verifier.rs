@@ -6,6 +6,10 @@
 //!
 //! On a read-only disk it tries one write, which must be refused, and
 //! then checks what is there.
+//!
+//! It works on the disk's first blocks, or from the block that
+//! `<setvar symbol="blk_verify_first" bytes="..">` (a little-endian `u64`)
+//! names: a test that leaves the blocks before it alone.
 
 use crate::answers::{Answers, Stray};
 use crate::client::BlockClient;
@@ -26,6 +30,8 @@ const REFUSED_ID: u32 = u32::MAX - 1;
 /// Mismatches printed in detail at most.
 const SHOWN: u32 = 4;
 
+microkit::var!(blk_verify_first: u64 = 0);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     WaitReady,
@@ -41,6 +47,8 @@ enum Phase {
 
 pub struct Verifier {
     client: Option<BlockClient>,
+    /// The disk block of its block 0 (`blk_verify_first`).
+    first: u64,
     write_first: bool,
     phase: Phase,
     blocks: u64,
@@ -64,7 +72,7 @@ impl Verifier {
                 None
             }
         };
-        let mut v = Verifier { client, write_first, phase: Phase::WaitReady, blocks: 0, next: 0, in_flight: 0, done: 0, answers: Answers::new(), errors: 0, mismatches: 0 };
+        let mut v = Verifier { client, first: *blk_verify_first(), write_first, phase: Phase::WaitReady, blocks: 0, next: 0, in_flight: 0, done: 0, answers: Answers::new(), errors: 0, mismatches: 0 };
         v.step();
         v
     }
@@ -81,16 +89,19 @@ impl Verifier {
             if self.phase == Phase::WaitReady {
                 let Some(info) = c.info() else { return };
                 let data_blocks = (c.data.size() / BLOCK) as u64;
-                self.blocks = info.capacity.min(data_blocks).min(MAX_BLOCKS);
+                self.blocks = info.capacity.saturating_sub(self.first).min(data_blocks).min(MAX_BLOCKS);
                 let read_only = info.is_read_only();
                 debug_println!("{}: {} has {} blocks{}; checking {}", pd_name(), c.disk(), info.capacity, if read_only { ", read-only" } else { "" }, self.blocks);
+                if self.first != 0 {
+                    debug_println!("{}: from block {}", pd_name(), self.first);
+                }
                 if self.write_first && read_only && self.blocks > 0 {
                     // Block 0 as this client would write it: what it holds
                     // after a run of this client on a writable disk.
                     let mut buf = [0u8; BLOCK];
-                    stamp::stamp(c.disk(), 0, GENERATION, &mut buf);
+                    stamp::stamp(c.disk(), self.first, GENERATION, &mut buf);
                     let _ = c.data.write(0, &buf);
-                    if c.push(Request::new(REFUSED_ID, Op::Write, 0, 1, 0)) {
+                    if c.push(Request::new(REFUSED_ID, Op::Write, self.first, 1, 0)) {
                         self.in_flight = 1;
                         self.phase = Phase::WriteRefused;
                     } else {
@@ -160,10 +171,10 @@ impl Verifier {
                 if self.phase == Phase::Read && ok {
                     let mut buf = [0u8; BLOCK];
                     let _ = c.data.read(r.id as usize * BLOCK, &mut buf);
-                    if let Err(m) = stamp::check(c.disk(), r.id as u64, GENERATION, &buf) {
+                    if let Err(m) = stamp::check(c.disk(), self.first + r.id as u64, GENERATION, &buf) {
                         self.mismatches += 1;
                         if self.mismatches <= SHOWN {
-                            debug_println!("{}: block {}: {}", pd_name(), r.id, m);
+                            debug_println!("{}: block {}: {}", pd_name(), self.first + r.id as u64, m);
                         }
                     }
                 }
@@ -180,10 +191,10 @@ impl Verifier {
                         let b = self.next;
                         if op == Op::Write {
                             let mut buf = [0u8; BLOCK];
-                            stamp::stamp(c.disk(), b, GENERATION, &mut buf);
+                            stamp::stamp(c.disk(), self.first + b, GENERATION, &mut buf);
                             let _ = c.data.write(b as usize * BLOCK, &buf);
                         }
-                        if !c.push(Request::new(b as u32, op, b, 1, b * BLOCK as u64)) {
+                        if !c.push(Request::new(b as u32, op, self.first + b, 1, b * BLOCK as u64)) {
                             break;
                         }
                         self.next += 1;

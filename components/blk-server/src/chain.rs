@@ -44,6 +44,11 @@ use crate::{DiskState, Event, Server, Wake};
 /// bounds-checked on the hot paths.
 pub const MAX_SLOTS: usize = 128;
 const _: () = assert!(MAX_SLOTS.is_power_of_two() && MAX_SLOTS <= 256);
+/// Slots only redirects and side I/O may take (`Table::free_for_clients`):
+/// one for each step of the longest line of requests waiting for each
+/// other (a redirect along each link of a line of disks, a side I/O at
+/// each), so that one such line can always finish.
+const RESERVED: usize = 2 * blk::config::MAX_DISKS;
 /// The tag of a request that has slot `s` is `SLOT_TAG + s`.
 pub const SLOT_TAG: u32 = 0x1_0000;
 
@@ -205,7 +210,57 @@ pub(crate) struct Slot {
     /// the disk below it (the view at level p + 1).
     remapped: u8,
     remap: [u64; MAX_CHAIN],
+    /// Where its data is above every substitute of its chain: the client
+    /// `data_client`'s buffer at `data_offset`, or, if `data_filter` is
+    /// not `NONE`, that filter's bounce buffer at `data_offset` (a request
+    /// redirected from a chain where a filter had substituted).
+    data_client: u8,
+    data_filter: u8,
+    /// A request a filter of another level or chain started for it (a
+    /// redirect, a side I/O): that request's slot + 1; 0 = none.
+    parent: u8,
+    /// Bits 32..64 of word 4 of its next entry: the completion of its
+    /// filter's side I/O when that filter is called again.
+    side: u64,
+    /// What a filter asked for it that needs a slot of its own (see
+    /// `Want`), while it waits for one and until that is done.
+    want: Want,
 }
+
+/// A redirect or side I/O a filter asked for a request (`Slot::want`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Want {
+    kind: WantKind,
+    /// The disk and position of the filter that asked, and its hook.
+    disk: u8,
+    position: u8,
+    hook: Hook,
+    /// Redirect: our disk index of the linked disk; side I/O: the op.
+    target: u8,
+    op: Op,
+    count: u32,
+    /// The block: of the linked disk, or of the disk below the filter.
+    block: u64,
+    /// Side I/O: the byte offset in the filter's bounce buffer.
+    offset: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WantKind {
+    None,
+    Redirect,
+    SideIo,
+}
+
+impl Want {
+    const NONE: Want = Want { kind: WantKind::None, disk: 0, position: 0, hook: Hook::Pre, target: 0, op: Op::Read, count: 0, block: 0, offset: 0 };
+}
+
+/// `Slot::data_filter` when its data is a client's.
+const NONE: u8 = 0xff;
+/// The client number of a request started for another (`Slot::parent`):
+/// it is answered to that request, not to a client.
+pub(crate) const LINK_CLIENT: u8 = 0xfe;
 
 impl Slot {
     const EMPTY: Slot = Slot {
@@ -225,6 +280,11 @@ impl Slot {
         state: [0; MAX_CHAIN],
         remapped: 0,
         remap: [0; MAX_CHAIN],
+        data_client: 0,
+        data_filter: NONE,
+        parent: 0,
+        side: 0,
+        want: Want::NONE,
     };
 
     /// The state its pre-op at position `p` left (0 if none).
@@ -238,9 +298,18 @@ impl Slot {
 }
 
 /// The in-flight table: slots and the free list.
+/// (`repr(C)`, the slots last: the small fields every pass looks at stay
+/// within an immediate offset of the table.)
+#[repr(C)]
 pub(crate) struct Table {
-    pub(crate) slots: [Slot; MAX_SLOTS],
+    /// A request moved between chains, or back to a level already served,
+    /// in this pass: run the chains again.
+    pub(crate) moved: bool,
+    /// Requests waiting for a slot for their redirect or side I/O (their
+    /// `want`), first come first served.
+    spawn: Queue,
     pub(crate) free: Vec<u8, MAX_SLOTS>,
+    pub(crate) slots: [Slot; MAX_SLOTS],
 }
 
 impl Table {
@@ -249,11 +318,18 @@ impl Table {
         for s in (0..MAX_SLOTS as u8).rev() {
             let _ = free.push(s);
         }
-        Table { slots: [Slot::EMPTY; MAX_SLOTS], free }
+        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false }
     }
 
     pub(crate) fn free(&self) -> usize {
         self.free.len()
+    }
+
+    /// Slots a client's request may take: all but `RESERVED`, which are
+    /// kept for redirects and side I/O, so that requests waiting for those
+    /// can always go on.
+    pub(crate) fn free_for_clients(&self) -> usize {
+        self.free.len().saturating_sub(RESERVED)
     }
 }
 
@@ -439,6 +515,22 @@ impl Chain {
         }
     }
 
+    /// Slot `s` goes back into the queue of `hook` at position `p`: its
+    /// filter is called again for it.
+    fn again(&mut self, s: u8, hook: Hook, p: usize) {
+        let p = p % MAX_CHAIN;
+        match hook {
+            Hook::Pre => {
+                self.pre[p].push(s);
+                self.waiting |= 1 << p;
+            }
+            Hook::Post => {
+                self.post[p].push(s);
+                self.waiting |= 1 << (POST + p);
+            }
+        }
+    }
+
     /// Whether nothing waits anywhere in the chain.
     #[inline(always)]
     fn idle(&self) -> bool {
@@ -479,17 +571,24 @@ pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64
     slot.count = count;
     slot.block = req.block.wrapping_add(first).wrapping_sub(base);
     slot.data_offset = req.data_offset;
+    slot.data_client = c as u8;
+    slot.data_filter = NONE;
+    slot.parent = 0;
+    slot.side = 0;
     slot.head = (op.raw() as u64) << 8 | (c as u64) << 16 | (count as u64) << 32;
 }
 
-/// Start `slot` for a setup step of the filter at position `p`: `count`
-/// blocks at `block` of the disk below it, into or out of its bounce
-/// buffer at `offset` (as if it had substituted), entering the chain just
-/// below it (`base`: the shift of that level).
-pub(crate) fn start_setup(slot: &mut Slot, p: usize, op: Op, block: u64, count: u32, offset: u64, base: u64) {
+/// Start `slot` for a setup step or side I/O of the filter at position
+/// `p`: `count` blocks at `block` of the disk below it, into or out of its
+/// bounce buffer at `offset` (as if it had substituted), entering the
+/// chain just below it (`base`: the shift of that level). `parent`: the
+/// request the side I/O is for (its slot + 1), 0 for a setup step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_setup(slot: &mut Slot, p: usize, op: Op, block: u64, count: u32, offset: u64, base: u64, parent: u8) {
     let p = p % MAX_CHAIN;
     *slot = Slot::EMPTY;
-    slot.client = SETUP_CLIENT;
+    slot.client = if parent == 0 { SETUP_CLIENT } else { LINK_CLIENT };
+    slot.parent = parent;
     slot.op = op;
     slot.subbed = 1 << p;
     slot.sub[p] = offset as u32;
@@ -510,8 +609,10 @@ pub(crate) fn answered(slot: &mut Slot, status: Result<Status, blk::UnknownStatu
 
 /// The data of a request at one level: where a grant of it comes from.
 enum Buffer {
-    Client,
-    Bounce { position: usize, offset: u32 },
+    /// Client `client`'s buffer at `offset`.
+    Client { client: u8, offset: u64 },
+    /// The bounce buffer of the server's filter `filter`.
+    Bounce { filter: u8, offset: u64 },
 }
 
 impl<'a> Server<'a> {
@@ -622,11 +723,19 @@ impl<'a> Server<'a> {
             let page = filter.page;
             let position = (hook as u64) | (p as u64) << 24;
             let mut bytes = 0;
+            let members = chain.map_or(&[][..], |c| &c.filters[..]);
             for (i, &s) in batch.iter().enumerate() {
-                let slot = &table.slots[s as usize % MAX_SLOTS];
+                let slot = &mut table.slots[s as usize % MAX_SLOTS];
+                // (A side I/O's completion is told once, to the call after
+                // it; only then is a pre-op called with a state.)
+                let side = slot.side;
+                if side != 0 {
+                    slot.side = 0;
+                }
+                let slot = &*slot;
                 let mut grant = 0;
                 if cfg.rights != 0 && slot.op.moves_data() {
-                    if let Some(l) = lend_for(slot, p, cfg) {
+                    if let Some(l) = lend_for(slot, p, members, cfg) {
                         grant = lends.len() as u64 + 1;
                         let _ = lends.push(l);
                     }
@@ -639,9 +748,9 @@ impl<'a> Server<'a> {
                 let (w3, w4, w5) = match hook {
                     Hook::Pre => {
                         bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
-                        (u64::from(s), 0, 0)
+                        (u64::from(s), side, if side != 0 { slot.state_at(p) } else { 0 })
                     }
-                    Hook::Post => (u64::from(s) | (slot.status.raw() as u64) << 32, u64::from(slot.done), slot.state_at(p)),
+                    Hook::Post => (u64::from(s) | (slot.status.raw() as u64) << 32, u64::from(slot.done) | side, slot.state_at(p)),
                 };
                 page.set_words(i, 0, &[slot.head | position, block, grant, w3, w4, w5, 0]);
             }
@@ -710,13 +819,16 @@ impl<'a> Server<'a> {
         let (w5, w7) = (filter.word(i, 5), filter.word(i, 7));
         let (bounce, below, own) = (filter.config.bounce.size, filter.below, filter.own);
         let slot = &self.table.slots[s as usize % MAX_SLOTS];
-        let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: 0, count: slot.count, grant: 0, id: u32::from(s), state: 0 };
+        let io = Io { hook, op: slot.op, client: slot.client, position: p as u8, block: 0, count: slot.count, grant: 0, id: u32::from(s), state: 0, side: None };
         // Where a read or write would land below: a remap's block, or, for
         // a filter with a view of its own, the request's own block; it must
         // be inside the disk below.
         let inside = |block: u64| block.checked_add(u64::from(slot.count)).is_some_and(|end| end <= below);
         let verdict = Entry::verdict([w6, w7], &io, bounce).and_then(|v| match v {
             Verdict::Remap { block } if !inside(block) => Err(blk::filter::VerdictError::BadSubstitute),
+            Verdict::SideIo { op, block, count, .. } if op.moves_data() && block.checked_add(u64::from(count)).is_none_or(|end| end > below) => {
+                Err(blk::filter::VerdictError::BadSideIo)
+            }
             Verdict::Continue if own && hook == Hook::Pre && slot.op.moves_data() => {
                 let block = self.disks[d].chain.as_ref().map_or(u64::MAX, |c| c.slot_block(slot, p + 1));
                 if inside(block) {
@@ -727,6 +839,26 @@ impl<'a> Server<'a> {
             }
             v => Ok(v),
         });
+        // A redirect: along one of the filter's links, inside the linked
+        // disk (as its clients see it).
+        let linked = match verdict {
+            Ok(Verdict::Redirect { link, block }) => {
+                let target = filter.config.links.get(link as usize).copied().unwrap_or(blk::config::NO_LINK);
+                let ours = self.disks.iter().position(|disk| disk.index == target as usize);
+                let fits = |disk: &crate::Disk<'_>| !slot.op.moves_data() || block.checked_add(u64::from(slot.count)).is_some_and(|end| end <= disk.view);
+                match ours {
+                    Some(t) if fits(&self.disks[t]) => Some(t),
+                    _ => {
+                        let stats = &mut self.filters[f].stats;
+                        stats.errors += 1;
+                        let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
+                        (slot.status, slot.done) = (Status::IoError, 0);
+                        return self.up_from(d, s, p);
+                    }
+                }
+            }
+            _ => None,
+        };
         let stats = &mut self.filters[f].stats;
         let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
         let Ok(v) = verdict else {
@@ -735,16 +867,27 @@ impl<'a> Server<'a> {
             return self.up_from(d, s, p);
         };
         stats.verdicts[match v {
-            Verdict::Continue => 0,
             Verdict::Substitute { .. } => 1,
             Verdict::Complete { .. } => 2,
-            _ => 3,
+            Verdict::Fail(_) => 3,
+            _ => 0,
         }] += 1;
-        if hook == Hook::Pre {
+        if hook == Hook::Pre || matches!(v, Verdict::Redirect { .. } | Verdict::SideIo { .. }) {
             slot.state[p] = w5;
             slot.stated |= 1 << p;
         }
+        let want = Want { kind: WantKind::None, disk: d as u8, position: p as u8, hook, target: 0, op: slot.op, count: slot.count, block: 0, offset: 0 };
         match (hook, v) {
+            (_, Verdict::Redirect { block, .. }) => {
+                slot.want = Want { kind: WantKind::Redirect, target: linked.unwrap_or(0) as u8, block, ..want };
+                self.table.spawn.push(s);
+                self.table.moved = true;
+            }
+            (_, Verdict::SideIo { op, block, count, page }) => {
+                slot.want = Want { kind: WantKind::SideIo, op, count, block, offset: u32::from(page) * BLOCK_SIZE, ..want };
+                self.table.spawn.push(s);
+                self.table.moved = true;
+            }
             (Hook::Pre, Verdict::Continue) => self.down_from(d, s, p + 1),
             (Hook::Pre, Verdict::Substitute { offset }) => {
                 slot.sub[p] = offset as u32;
@@ -801,11 +944,9 @@ impl<'a> Server<'a> {
         for i in 0..n {
             let s = chain.down.get(i);
             let slot = &table.slots[s as usize % MAX_SLOTS];
-            let addr = match buffer_at(slot, bottom) {
-                Buffer::Client => clients[slot.client as usize].data_paddr + slot.data_offset,
-                Buffer::Bounce { position, offset } => {
-                    filters[chain.filters[position] as usize].config.bounce.paddr + u64::from(offset)
-                }
+            let addr = match buffer_at(slot, bottom, &chain.filters) {
+                Buffer::Client { client, offset } => clients.get(client as usize).map_or(0, |c| c.data_paddr) + offset,
+                Buffer::Bounce { filter, offset } => filters.get(filter as usize).map_or(0, |f| f.config.bounce.paddr) + offset,
             };
             let op = if slot.op.moves_data() { slot.op } else { Op::FlushCompleted };
             let block = if slot.remapped == 0 { slot.block.wrapping_add(base) } else { chain.slot_block(slot, bottom) };
@@ -830,12 +971,20 @@ impl<'a> Server<'a> {
         let disk = &mut disks[d];
         let Some(chain) = disk.chain.as_mut().filter(|c| !c.up.is_empty()) else { return 0 };
         let mut answered = 0u32;
+        // Redirects and side I/O that came back (bit per slot).
+        let mut returned = 0u128;
         let mut at = 0;
         while at < chain.up.len() {
             let s = chain.up.get(at);
             let slot = &table.slots[s as usize % MAX_SLOTS];
             let c = slot.client as usize;
             let Some(client) = clients.get_mut(c) else {
+                if slot.parent != 0 {
+                    // A redirect or side I/O: back to the request it was for.
+                    returned |= 1 << (s as usize % MAX_SLOTS);
+                    at += 1;
+                    continue;
+                }
                 // A setup step's I/O: its filter hears how it went.
                 disk.setup.last = Some(blk::filter::Completion { status: slot.status, count: slot.done });
                 disk.setup.waiting = false;
@@ -868,7 +1017,97 @@ impl<'a> Server<'a> {
         for c in crate::bits(answered) {
             wake.notify_client(c, &mut clients[c].queue.responses);
         }
+        if !table.spawn.is_empty() {
+            // (Slots were freed: requests waiting for one may start.)
+            table.moved = true;
+        }
+        while returned != 0 {
+            let s = returned.trailing_zeros() as u8;
+            returned &= returned - 1;
+            self.returned(s);
+        }
         answered
+    }
+
+    /// Start the redirects and side I/O waiting for a slot, as far as
+    /// slots are free: each in a slot of its own, which goes down the
+    /// linked disk's chain from the top (with the data as it stands at the
+    /// filter that redirected) or down its own chain from just below the
+    /// filter (with the filter's bounce buffer).
+    #[inline(never)]
+    fn spawn(&mut self) {
+        while !self.table.spawn.is_empty() {
+            let Some(c) = self.table.free.pop() else { return };
+            let s = self.table.spawn.get(0);
+            self.table.spawn.drop_front(1);
+            self.table.moved = true;
+            let parent = self.table.slots[s as usize % MAX_SLOTS];
+            let want = parent.want;
+            let (d, p) = (want.disk as usize % self.disks.len().max(1), want.position as usize);
+            if want.kind == WantKind::SideIo {
+                let Some(chain) = self.disks[d].chain.as_mut() else { continue };
+                let child = &mut self.table.slots[c as usize % MAX_SLOTS];
+                start_setup(child, p, want.op, want.block, want.count, u64::from(want.offset), chain.base(p + 1), s + 1);
+                chain.push_down(c, want.op, p + 1);
+                continue;
+            }
+            let origin = match self.disks[d].chain.as_ref() {
+                Some(chain) => buffer_at(&parent, p, &chain.filters),
+                None => Buffer::Client { client: parent.data_client, offset: parent.data_offset },
+            };
+            let t = want.target as usize;
+            let target = self.disks.get_mut(t).filter(|disk| disk.state == DiskState::Ready && !disk.failed);
+            let Some(chain) = target.and_then(|disk| disk.chain.as_mut()) else {
+                // The linked disk has no device, or its chain failed.
+                let _ = self.table.free.push(c);
+                let status = if self.disks.get(t).is_some_and(|disk| disk.state == DiskState::Absent) { Status::NoDevice } else { Status::IoError };
+                let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
+                (slot.status, slot.done, slot.want) = (status, 0, Want::NONE);
+                self.up_from(d, s, p + 1);
+                continue;
+            };
+            let child = &mut self.table.slots[c as usize % MAX_SLOTS];
+            *child = Slot::EMPTY;
+            child.client = LINK_CLIENT;
+            child.parent = s + 1;
+            child.op = parent.op;
+            child.count = parent.count;
+            child.block = want.block;
+            (child.data_client, child.data_filter, child.data_offset) = match origin {
+                Buffer::Client { client, offset } => (client, NONE, offset),
+                Buffer::Bounce { filter, offset } => (parent.data_client, filter, offset),
+            };
+            // (The linked chain's filters see the client it came from.)
+            child.head = (parent.op.raw() as u64) << 8 | u64::from(child.data_client) << 16 | u64::from(parent.count) << 32;
+            chain.push_down(c, parent.op, 0);
+        }
+    }
+
+    /// Redirect or side I/O `c` came back: free its slot and send the
+    /// request it was for on. After a redirect, the request goes up as if
+    /// it had completed below the filter that redirected it; after a side
+    /// I/O, that filter's hook is called again.
+    fn returned(&mut self, c: u8) {
+        let child = self.table.slots[c as usize % MAX_SLOTS];
+        let _ = self.table.free.push(c);
+        self.table.moved = true;
+        let s = child.parent.wrapping_sub(1);
+        let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
+        let want = core::mem::replace(&mut slot.want, Want::NONE);
+        let (d, p) = (want.disk as usize, want.position as usize % MAX_CHAIN);
+        match want.kind {
+            WantKind::Redirect => {
+                (slot.status, slot.done) = (child.status, child.done.min(slot.count));
+                self.up_from(d, s, p + 1);
+            }
+            WantKind::SideIo => {
+                slot.side = blk::filter::side_word(Some(blk::filter::Completion { status: child.status, count: child.done })) << 32;
+                if let Some(chain) = self.disks.get_mut(d).and_then(|disk| disk.chain.as_mut()) {
+                    chain.again(s, want.hook, p);
+                }
+            }
+            WantKind::None => {}
+        }
     }
 
     /// The server heard that filter child `child` faulted: report it, and
@@ -915,28 +1154,39 @@ impl<'a> Server<'a> {
                 again |= disk.state == DiskState::Setup && !disk.setup.waiting && (!disk.setup.restarted || self.table.free() > 0);
             }
         }
+        // Redirects and side I/O start in slots of their own, and move
+        // requests to chains, or levels, this pass has served.
+        if core::mem::take(&mut self.table.moved) {
+            if !self.table.spawn.is_empty() {
+                self.spawn();
+            }
+            again = true;
+        }
         again || crate::bits(answered).any(|c| self.clients[c].ordering)
     }
 }
 
-/// Where request `slot`'s data is at position `p`: the lowest substitute
-/// above `p`, else the client's buffer.
-fn buffer_at(slot: &Slot, p: usize) -> Buffer {
+/// Where request `slot`'s data is at position `p` of `chain` (its
+/// filters: the server's numbers): the lowest substitute above `p`, else
+/// where it came from (a client's buffer, mostly).
+#[inline(always)]
+fn buffer_at(slot: &Slot, p: usize, chain: &[u8]) -> Buffer {
     match u32::from(slot.subbed) & ((1u32 << p.min(8)) - 1) {
-        0 => Buffer::Client,
+        0 if slot.data_filter == NONE => Buffer::Client { client: slot.data_client, offset: slot.data_offset },
+        0 => Buffer::Bounce { filter: slot.data_filter, offset: slot.data_offset },
         m => {
             let q = (31 - m.leading_zeros() as usize) % MAX_CHAIN;
-            Buffer::Bounce { position: q, offset: slot.sub[q] }
+            Buffer::Bounce { filter: chain.get(q).copied().unwrap_or(NONE), offset: u64::from(slot.sub[q]) }
         }
     }
 }
 
-/// The lend that gives the filter at position `p` (configured as `cfg`)
-/// request `slot`'s data, with its rights.
-fn lend_for(slot: &Slot, p: usize, cfg: &ServerFilter) -> Option<abi::Lend> {
-    let (index, offset) = match buffer_at(slot, p) {
-        Buffer::Client => (*cfg.lend_client.get(slot.client as usize)?, slot.data_offset),
-        Buffer::Bounce { position, offset } => (*cfg.lend_bounce.get(position)?, u64::from(offset)),
+/// The lend that gives the filter at position `p` of `chain` (configured
+/// as `cfg`) request `slot`'s data, with its rights.
+fn lend_for(slot: &Slot, p: usize, chain: &[u8], cfg: &ServerFilter) -> Option<abi::Lend> {
+    let (index, offset) = match buffer_at(slot, p, chain) {
+        Buffer::Client { client, offset } => (*cfg.lend_client.get(client as usize)?, offset),
+        Buffer::Bounce { filter, offset } => (*cfg.lend_bounce.get(filter as usize)?, offset),
     };
     (index != NO_LEND).then(|| abi::Lend { lend: u16::from(index), rights: cfg.rights, _reserved: 0, len: slot.count * BLOCK_SIZE, offset })
 }

@@ -107,8 +107,13 @@ pub struct Disk<'a> {
     /// split of `room` between the clients, at least one.
     share: u32,
     share_round: u32,
-    /// Its filter chain; `None`: the ring-to-ring path.
+    /// Its filter chain; `None`: the ring-to-ring path. A disk that a
+    /// filter links to has one, if empty: redirected requests travel
+    /// through it.
     pub chain: Option<Chain>,
+    /// The disks its filters link to (bit per our disk): it is set up only
+    /// once they are ready (or known to have no device).
+    links: u32,
 }
 
 pub struct Client<'a> {
@@ -279,6 +284,7 @@ impl<'a> Server<'a> {
                 share: 0,
                 share_round: 0,
                 chain: None,
+                links: 0,
             });
         }
         let mut filters = Vec::new();
@@ -297,6 +303,16 @@ impl<'a> Server<'a> {
             }
             members.sort_unstable();
             disk.chain = Some(Chain::new(members.iter().map(|&(_, f)| f).collect(), &filters));
+        }
+        // Links: a linked disk gets a chain (empty if it has no filters).
+        for filter in &filters {
+            for &target in filter.config.links.iter().filter(|&&t| t != blk::config::NO_LINK) {
+                let t = ours.get(target as usize).copied().flatten().ok_or(SetupError::BadRegion)?;
+                disks[filter.disk()].links |= 1 << t;
+                if disks[t].chain.is_none() {
+                    disks[t].chain = Some(Chain::new(Vec::new(), &filters));
+                }
+            }
         }
         let mut clients = Vec::new();
         for (c, client) in config.clients().iter().enumerate() {
@@ -395,7 +411,7 @@ impl<'a> Server<'a> {
             quiet &= disk.driver.responses.prepare_to_wait().unwrap_or(true);
         }
         let Server { disks, clients, table, .. } = self;
-        let slots_free = CHAINS && table.free() > 0;
+        let slots_free = CHAINS && table.free_for_clients() > 0;
         for client in clients.iter_mut().filter(|c| !c.broken && c.range.is_some()) {
             if client.waiting_for_room {
                 // Room for one more answer besides those owed.
@@ -429,6 +445,8 @@ impl<'a> Server<'a> {
         if info.is_absent() {
             log(Event::DiskAbsent { disk: disk.index });
             disk.state = DiskState::Absent;
+            // (A disk whose filters link to it waits for this.)
+            self.table.moved = true;
             disk.view = 0;
             self.absent |= 1 << d;
             let Server { clients, .. } = self;
@@ -441,11 +459,18 @@ impl<'a> Server<'a> {
             }
             return;
         }
+        // (A disk whose filters redirect to others waits for them: its
+        // setup I/O may go there.)
+        let links = disk.links;
+        if links != 0 && self.disks.iter().enumerate().any(|(t, other)| links & 1 << t != 0 && !matches!(other.state, DiskState::Ready | DiskState::Absent)) {
+            return;
+        }
+        let disk = &mut self.disks[d];
         disk.capacity = info.capacity;
         disk.read_only = info.is_read_only();
         log(Event::DiskReady { disk: disk.index, blocks: info.capacity });
         disk.view = info.capacity;
-        if disk.chain.is_some() {
+        if disk.chain.as_ref().is_some_and(|c| !c.filters.is_empty()) {
             // `setup::setup_chain` goes on from here, and then to `usable`.
             disk.state = DiskState::Setup;
             disk.setup = setup::Progress::start(disk.chain.as_ref().map_or(0, |c| c.filters.len()));
@@ -505,6 +530,8 @@ impl<'a> Server<'a> {
     /// The disk is known (and its partition table, if read): give each of
     /// its clients its view.
     fn publish_clients(&mut self, d: usize, sector0: Option<&[u8; 512]>, wake: &mut Wake, log: &mut impl FnMut(Event)) {
+        // A disk waiting for this one to be ready is looked at again.
+        self.table.moved |= self.disks.iter().any(|other| other.links & 1 << d != 0);
         let (view, read_only) = (self.disks[d].view, self.disks[d].read_only);
         let Server { disks, clients, filters, .. } = self;
         let disk = &disks[d];
@@ -759,7 +786,7 @@ impl Server<'_> {
     #[inline(never)]
     fn chain_turn(&mut self, c: usize, wake: &mut Wake, log: &mut impl FnMut(Event)) -> Option<bool> {
         let Server { disks, clients, table, .. } = self;
-        let free = table.free() as u32;
+        let free = table.free_for_clients() as u32;
         let client = &mut clients[c];
         let d = client.disk;
         client.waiting_for_room = false;

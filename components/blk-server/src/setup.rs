@@ -192,7 +192,7 @@ impl Server<'_> {
         };
         // The windows of the filters below are known; the shifts follow.
         chain.set_windows(filters);
-        chain::start_setup(&mut table.slots[s as usize % MAX_SLOTS], p, op, block, count, offset, chain.base(p + 1));
+        chain::start_setup(&mut table.slots[s as usize % MAX_SLOTS], p, op, block, count, offset, chain.base(p + 1), 0);
         chain.push_down(s, op, p + 1);
         disk.setup.waiting = true;
         disk.setup.round += 1;

@@ -26,6 +26,10 @@ pub const PARAM_KEY: usize = 32;
 pub const PARAM_VALUE: usize = 128;
 /// "No lend" in a filter's lend tables.
 pub const NO_LEND: u8 = 0xff;
+/// `<link>`s of one filter at most.
+pub const MAX_LINKS: usize = 4;
+/// "No link" in a filter's link table.
+pub const NO_LINK: u8 = 0xff;
 /// Marks a patched record.
 pub const MAGIC: u32 = 0x5354_4b31; // "STK1"
 /// The value of an unpatched record's magic.
@@ -160,11 +164,15 @@ pub struct ServerFilter {
     /// 1: restart it after a fault; 0: leave it stopped.
     pub restart: u8,
     /// The index among its channel's lends of client c's data region
-    /// ([`NO_LEND`] for none), and of the bounce buffer of the filter at
-    /// position p above it.
+    /// ([`NO_LEND`] for none), and of the bounce buffer of the server's
+    /// filter f (one above it in its chain, or, for a request redirected
+    /// into its disk, above the filter that redirected it).
     pub lend_client: [u8; MAX_CLIENTS],
-    pub lend_bounce: [u8; MAX_CHAIN],
-    pub _reserved: [u8; 4],
+    pub lend_bounce: [u8; MAX_FILTERS],
+    /// The disks (indices into [`ServerConfig::disks`]) its `<link>`s
+    /// name, in order: its redirect verdicts' link numbers index this;
+    /// [`NO_LINK`] for none.
+    pub links: [u8; MAX_LINKS],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -331,8 +339,8 @@ impl ServerFilter {
         rights: 0,
         restart: 0,
         lend_client: [NO_LEND; MAX_CLIENTS],
-        lend_bounce: [NO_LEND; MAX_CHAIN],
-        _reserved: [0; 4],
+        lend_bounce: [NO_LEND; MAX_FILTERS],
+        links: [NO_LINK; MAX_LINKS],
     };
 }
 

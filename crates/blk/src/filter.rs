@@ -36,11 +36,14 @@
 //! | 3 | 0..32 | request id: the server's slot, the same in pre and post | server |
 //! | 3 | 32..64 | post: the [`Status`] from below | server |
 //! | 4 | 0..32 | post: blocks done below | server |
-//! | 5 | | state: any 8 bytes a pre-op keeps for its post-op | filter (pre), server (post) |
+//! | 4 | 32..40 | called again after the filter's own I/O ([`Verdict::SideIo`]): its status + 1; 0 = not | server |
+//! | 4 | 40..64 | its blocks done | server |
+//! | 5 | | state: any 8 bytes the filter keeps with the request, from one of its calls to the next | filter, server |
 //! | 6 | 0..8 | verdict kind ([`Verdict`]), 0 = none given | filter |
-//! | 6 | 8..16 | verdict status | filter |
+//! | 6 | 8..16 | verdict status; a side I/O's operation | filter |
+//! | 6 | 16..32 | a redirect's link; a side I/O's first page of the bounce buffer | filter |
 //! | 6 | 32..64 | verdict count | filter |
-//! | 7 | | verdict argument: a substitute's offset, a redirect's disk | filter |
+//! | 7 | | verdict argument: a substitute's offset, a redirect's or side I/O's block | filter |
 //!
 //! # Data: grants
 //!
@@ -71,12 +74,33 @@
 //! | 2 | substitute (offset) | a read or write goes on down with the data at `offset` of the filter's bounce buffer instead (an encrypted copy of a write: the client's buffer is never changed) | not allowed |
 //! | 3 | complete (status, count) | done here (a cache hit fills the data through a read-write grant); the filters above see it in their post-ops | replace the completion |
 //! | 4 | fail (status, not OK) | failed here; the filters above see it | replace the completion with the failure |
-//! | 5 | redirect (disk) | reserved for linked storage; the server answers it as a failure | not allowed |
+//! | 5 | redirect (link, block) | the request goes down the chain of the disk the filter's `link`th `<link>` names instead, at `block` of that disk (as its clients see it), with the data as it stands here; its answer comes back as a completion from below: to this filter's post-op, then on up | the request goes down the linked disk's chain as well (a mirror's second write, a read failing over); its answer comes back to this post-op, called again |
 //! | 6 | remap (block) | a read or write goes on down to `block` of the disk below the filter instead (the same count); the filters above still see it at its own block | not allowed |
+//! | 7 | side I/O (op, block, count, page) | the filter's own read, write or flush of `count` blocks at `block` of the disk below it, into or out of its bounce buffer from 4 KiB page `page` (at most [`MAX_SETUP_BLOCKS`]); the request waits, and then the same hook is called again for it with the side I/O's completion in word 4 | the same, in a post-op (the completion from below stays in words 3 and 4) |
 //!
 //! A verdict that is not allowed, malformed, or points outside the bounce
-//! buffer fails that request with [`Status::IoError`] and counts as the
-//! filter's error.
+//! buffer, the disk below or the linked disk fails that request with
+//! [`Status::IoError`] and counts as the filter's error.
+//!
+//! The state word (5) a filter leaves in any call comes back in its next
+//! call for the same request: a pre-op called again after its side I/O, a
+//! post-op after its pre-op, a post-op called again after a redirect or
+//! side I/O. It starts at 0.
+//!
+//! # Linked storage and the filter's own I/O
+//!
+//! A redirect takes a request into another disk's chain: a separate chain
+//! whose filters run for it, as for the requests of that disk's own
+//! clients (they see the client it came from). A filter may redirect only
+//! along the `<link disk=".."/>`s declared in its `<filter>`, in order (link
+//! 0 is the first); the tool refuses links that form a cycle. A linked
+//! clone redirects reads of blocks it never wrote to its base disk; a
+//! mirror redirects each write a second time from its post-op.
+//!
+//! A side I/O is I/O a filter needs besides the request: the metadata
+//! block of an integrity filter, the map of a linked clone written before
+//! a flush goes down. It goes through the filters below the filter (their
+//! hooks see it with client number [`SETUP_CLIENT`]), like a setup step.
 //!
 //! # Setup and windows
 //!
@@ -303,8 +327,12 @@ pub struct Io {
     pub grant: u64,
     /// The server's id of the request, the same in its pre and post.
     pub id: u32,
-    /// The state the pre-op kept (0 in a pre-op).
+    /// The state the filter left in its last call for this request (0 in
+    /// its first).
     pub state: u64,
+    /// Called again after the filter's own I/O ([`Verdict::SideIo`]): how
+    /// that went.
+    pub side: Option<Completion>,
 }
 
 impl Io {
@@ -325,10 +353,6 @@ pub struct Completion {
     pub count: u32,
 }
 
-/// A disk as the server numbers them (for redirects).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DiskId(pub u32);
-
 /// A filter's answer for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -341,11 +365,17 @@ pub enum Verdict {
     Complete { status: Status, count: u32 },
     /// Failed with this status (never OK).
     Fail(Status),
-    /// Pre: send it down another disk's chain (not supported yet).
-    Redirect(DiskId),
+    /// Send it down the chain of the disk of the filter's `link`th
+    /// `<link>`, at `block` of that disk (see the module docs).
+    Redirect { link: u8, block: u64 },
     /// Pre, read or write: go on down to this block of the disk below the
     /// filter instead.
     Remap { block: u64 },
+    /// The filter's own `op` (read, write or flush) of `count` blocks at
+    /// `block` of the disk below it, into or out of its bounce buffer from
+    /// page `page` (4 KiB pages); then call this hook again for the
+    /// request, with the side I/O's completion ([`Io::side`]).
+    SideIo { op: Op, block: u64, count: u32, page: u16 },
 }
 
 /// Word 6 of an entry whose verdict is a plain continue (what
@@ -360,6 +390,7 @@ mod kind {
     pub const FAIL: u8 = 4;
     pub const REDIRECT: u8 = 5;
     pub const REMAP: u8 = 6;
+    pub const SIDE_IO: u8 = 7;
 }
 
 /// Why the server refuses a verdict.
@@ -372,12 +403,13 @@ pub enum VerdictError {
     FailWithOk,
     /// More blocks done than asked for.
     CountTooLarge,
-    /// Substitute or redirect in a post-op, or substitute for a flush.
+    /// Substitute or remap in a post-op, substitute or remap for a flush,
+    /// a side I/O of another operation.
     NotAllowedHere,
     /// A substitute buffer not block aligned or outside the bounce buffer.
     BadSubstitute,
-    /// Redirect: linked storage is not supported yet.
-    Unsupported,
+    /// A side I/O empty, too large or outside the bounce buffer.
+    BadSideIo,
 }
 
 impl fmt::Display for VerdictError {
@@ -390,7 +422,7 @@ impl fmt::Display for VerdictError {
             VerdictError::CountTooLarge => f.write_str("more blocks done than asked for"),
             VerdictError::NotAllowedHere => f.write_str("a verdict not allowed for this upcall"),
             VerdictError::BadSubstitute => f.write_str("a substitute buffer outside the bounce buffer"),
-            VerdictError::Unsupported => f.write_str("a redirect (linked storage is not supported yet)"),
+            VerdictError::BadSideIo => f.write_str("a side I/O empty, too large or outside the bounce buffer"),
         }
     }
 }
@@ -398,15 +430,33 @@ impl fmt::Display for VerdictError {
 impl Verdict {
     /// Words 6 and 7 of an entry that carry this verdict.
     pub const fn words(self) -> [u64; 2] {
-        let (k, status, count, arg) = match self {
-            Verdict::Continue => (kind::CONTINUE, 0, 0, 0),
-            Verdict::Substitute { offset } => (kind::SUBSTITUTE, 0, 0, offset),
-            Verdict::Complete { status, count } => (kind::COMPLETE, status.raw() as u8, count, 0),
-            Verdict::Fail(status) => (kind::FAIL, status.raw() as u8, 0, 0),
-            Verdict::Redirect(DiskId(d)) => (kind::REDIRECT, 0, 0, d as u64),
-            Verdict::Remap { block } => (kind::REMAP, 0, 0, block),
+        // (kind, bits 8..16, bits 16..32, count, word 7)
+        let (k, b8, b16, count, arg) = match self {
+            Verdict::Continue => (kind::CONTINUE, 0, 0, 0, 0),
+            Verdict::Substitute { offset } => (kind::SUBSTITUTE, 0, 0, 0, offset),
+            Verdict::Complete { status, count } => (kind::COMPLETE, status.raw() as u8, 0, count, 0),
+            Verdict::Fail(status) => (kind::FAIL, status.raw() as u8, 0, 0, 0),
+            Verdict::Redirect { link, block } => (kind::REDIRECT, 0, link as u16, 0, block),
+            Verdict::Remap { block } => (kind::REMAP, 0, 0, 0, block),
+            Verdict::SideIo { op, block, count, page } => (kind::SIDE_IO, op.raw() as u8, page, count, block),
         };
-        [k as u64 | (status as u64) << 8 | (count as u64) << 32, arg]
+        [k as u64 | (b8 as u64) << 8 | (b16 as u64) << 16 | (count as u64) << 32, arg]
+    }
+}
+
+/// The side I/O's completion in word 4 (not 0 in bits 32..64); `None` if
+/// it does not decode. (Out of line: most entries have none.)
+#[inline(never)]
+fn side_of(w4: u64) -> Option<Completion> {
+    let status = Status::from_raw(u32::from((w4 >> 32) as u8).wrapping_sub(1)).ok()?;
+    Some(Completion { status, count: (w4 >> 40) as u32 })
+}
+
+/// Bits 32..64 of word 4: a side I/O's completion (see the module docs).
+pub const fn side_word(side: Option<Completion>) -> u64 {
+    match side {
+        Some(c) => (c.status.raw() as u64 + 1) | (c.count as u64) << 8,
+        None => 0,
     }
 }
 
@@ -423,7 +473,7 @@ impl Entry {
         w[2] = io.grant;
         let (status, count) = done.map_or((0, 0), |d| (d.status.raw(), d.count));
         w[3] = io.id as u64 | (status as u64) << 32;
-        w[4] = count as u64;
+        w[4] = count as u64 | side_word(io.side) << 32;
         w[5] = io.state;
         Entry { words: w }
     }
@@ -449,6 +499,7 @@ impl Entry {
             grant: w[2],
             id: w[3] as u32,
             state: w[5],
+            side: if w[4] >> 32 == 0 { None } else { Some(side_of(w[4])?) },
         };
         let done = match hook {
             Hook::Post => Some(Completion { status: Status::from_raw((w[3] >> 32) as u32).ok()?, count: w[4] as u32 }),
@@ -467,7 +518,7 @@ impl Entry {
     /// filter's bounce buffer. The server's side.
     pub fn verdict(words: [u64; 2], io: &Io, bounce: u64) -> Result<Verdict, VerdictError> {
         let [w, arg] = words;
-        let (k, raw_status, count) = (w as u8, (w >> 8) as u8, (w >> 32) as u32);
+        let (k, raw_status, b16, count) = (w as u8, (w >> 8) as u8, (w >> 16) as u16, (w >> 32) as u32);
         let v = match k {
             kind::CONTINUE => Verdict::Continue,
             kind::SUBSTITUTE => Verdict::Substitute { offset: arg },
@@ -476,13 +527,27 @@ impl Entry {
                 Status::Ok => return Err(VerdictError::FailWithOk),
                 s => Verdict::Fail(s),
             },
-            kind::REDIRECT => Verdict::Redirect(DiskId(arg as u32)),
+            kind::REDIRECT => Verdict::Redirect { link: b16 as u8, block: arg },
             kind::REMAP => Verdict::Remap { block: arg },
+            kind::SIDE_IO => match Op::from_raw(u32::from(raw_status)) {
+                Ok(op @ (Op::Read | Op::Write | Op::Flush)) => Verdict::SideIo { op, block: arg, count, page: b16 },
+                _ => return Err(VerdictError::NotAllowedHere),
+            },
             k => return Err(VerdictError::UnknownKind(k)),
         };
         match v {
             Verdict::Complete { count, .. } if count > io.count => Err(VerdictError::CountTooLarge),
-            Verdict::Substitute { .. } | Verdict::Redirect(_) | Verdict::Remap { .. } if io.hook == Hook::Post => Err(VerdictError::NotAllowedHere),
+            Verdict::Substitute { .. } | Verdict::Remap { .. } if io.hook == Hook::Post => Err(VerdictError::NotAllowedHere),
+            Verdict::Redirect { .. } if !matches!(io.op, Op::Read | Op::Write | Op::Flush) => Err(VerdictError::NotAllowedHere),
+            Verdict::SideIo { op, count, page, .. } => {
+                let end = (u64::from(page) + u64::from(count)) * BLOCK_SIZE as u64;
+                let moves = op.moves_data();
+                if moves && (count == 0 || count > MAX_SETUP_BLOCKS || end > bounce) || !moves && count != 0 {
+                    Err(VerdictError::BadSideIo)
+                } else {
+                    Ok(v)
+                }
+            }
             Verdict::Remap { .. } if !io.op.moves_data() => Err(VerdictError::NotAllowedHere),
             Verdict::Substitute { .. } if !io.op.moves_data() => Err(VerdictError::NotAllowedHere),
             Verdict::Substitute { offset } => {
@@ -493,7 +558,6 @@ impl Entry {
                     Ok(v)
                 }
             }
-            Verdict::Redirect(_) => Err(VerdictError::Unsupported),
             _ => Ok(v),
         }
     }
@@ -629,8 +693,10 @@ pub trait Filter {
         SetupStep::Ready { first: 0, blocks: call.below }
     }
 
-    /// Before `io` goes further down. `state` starts at 0; what the filter
-    /// leaves there comes back in its post-op as `io.state`.
+    /// Before `io` goes further down. `state` starts as `io.state` (0 in
+    /// the first call, what the filter left before when it is called again
+    /// after a side I/O); what the filter leaves there comes back in its
+    /// next call for the request as `io.state`.
     fn pre(&mut self, io: &Io, data: &dyn RequestData, state: &mut u64) -> Verdict {
         let _ = (io, data, state);
         Verdict::Continue
@@ -641,6 +707,15 @@ pub trait Filter {
     fn post(&mut self, io: &Io, done: Completion, data: &dyn RequestData) -> Verdict {
         let _ = (io, done, data);
         Verdict::Continue
+    }
+
+    /// The post-op of a filter that redirects or does side I/O from it and
+    /// needs to tell its calls apart: `state` starts as `io.state`, and
+    /// what the filter leaves there comes back when it is called again.
+    /// The default calls [`post`](Filter::post) and keeps the state.
+    fn post_state(&mut self, io: &Io, done: Completion, data: &dyn RequestData, state: &mut u64) -> Verdict {
+        let _ = state;
+        self.post(io, done, data)
     }
 
     /// A client asked for its disk's statistics (`Op::Report`): print the
@@ -658,17 +733,14 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
     for i in 0..n {
         let head: [u64; 6] = page.words(i, 0);
         let e = Entry { words: core::array::from_fn(|w| head.get(w).copied().unwrap_or(0)) };
+        let mut state = e.words[5];
         let v = match e.io() {
-            Some((io, None)) => {
-                let mut state = 0;
-                let v = filter.pre(&io, data, &mut state);
-                page.set_word(i, 5, state);
-                v
-            }
-            Some((io, Some(done))) => filter.post(&io, done, data),
+            Some((io, None)) => filter.pre(&io, data, &mut state),
+            Some((io, Some(done))) => filter.post_state(&io, done, data, &mut state),
             None => Verdict::Fail(Status::InvalidRequest),
         };
-        page.set_words(i, 6, &v.words());
+        let [w6, w7] = v.words();
+        page.set_words(i, 5, &[state, w6, w7]);
     }
     n
 }
@@ -838,7 +910,7 @@ mod tests {
     use super::*;
 
     fn io(hook: Hook) -> Io {
-        Io { hook, op: Op::Write, client: 3, position: 1, block: 0x1_0000_0001, count: 2, grant: 0x105, id: 17, state: 0 }
+        Io { hook, op: Op::Write, client: 3, position: 1, block: 0x1_0000_0001, count: 2, grant: 0x105, id: 17, state: 0, side: None }
     }
 
     #[test]
@@ -896,6 +968,11 @@ mod tests {
         let e = Entry::new(&post, Some(done));
         assert_eq!((e.words[3] >> 32, e.words[4], e.words[5]), (2, 1, 0xabc));
         assert_eq!(e.io(), Some((post, Some(done))));
+        // Called again after a side I/O: its completion in word 4's top half.
+        let again = Io { side: Some(Completion { status: Status::Ok, count: 64 }), ..post };
+        let e = Entry::new(&again, Some(done));
+        assert_eq!(e.words[4], 1 | (Status::Ok.raw() as u64 + 1) << 32 | 64 << 40);
+        assert_eq!(e.io(), Some((again, Some(done))));
     }
 
     #[test]
@@ -918,6 +995,11 @@ mod tests {
             (Verdict::Complete { status: Status::IoError, count: 0 }, post),
             (Verdict::Fail(Status::NoDevice), pre),
             (Verdict::Fail(Status::InvalidRequest), post),
+            (Verdict::Redirect { link: 3, block: 1 << 40 }, pre),
+            (Verdict::Redirect { link: 0, block: 7 }, post),
+            (Verdict::SideIo { op: Op::Write, block: 9, count: 4, page: 0 }, pre),
+            (Verdict::SideIo { op: Op::Read, block: 1 << 33, count: 1, page: 3 }, post),
+            (Verdict::SideIo { op: Op::Flush, block: 0, count: 0, page: 0 }, post),
         ] {
             let mut e = Entry::new(&at, None);
             e.set_verdict(v);
@@ -945,8 +1027,15 @@ mod tests {
         assert_eq!(check(Verdict::Substitute { offset: 0x2001 }, &pre), Err(VerdictError::BadSubstitute));
         assert_eq!(check(Verdict::Substitute { offset: 0x3000 }, &pre), Err(VerdictError::BadSubstitute), "2 blocks from 0x3000 pass 0x4000");
         assert_eq!(check(Verdict::Substitute { offset: u64::MAX - 0xfff }, &pre), Err(VerdictError::BadSubstitute));
-        assert_eq!(check(Verdict::Redirect(DiskId(1)), &pre), Err(VerdictError::Unsupported));
-        assert_eq!(check(Verdict::Redirect(DiskId(1)), &post), Err(VerdictError::NotAllowedHere));
+        assert_eq!(check(Verdict::Remap { block: 0 }, &post), Err(VerdictError::NotAllowedHere));
+        assert_eq!(check(Verdict::Redirect { link: 0, block: 0 }, &Io { op: Op::Barrier, ..pre }), Err(VerdictError::NotAllowedHere));
+        let side = |op, count, page| check(Verdict::SideIo { op, block: 0, count, page }, &pre);
+        assert_eq!(side(Op::Read, 0, 0), Err(VerdictError::BadSideIo), "empty");
+        assert_eq!(side(Op::Read, 2, 3), Err(VerdictError::BadSideIo), "pages 3 and 4 pass 0x4000");
+        assert_eq!(side(Op::Write, MAX_SETUP_BLOCKS + 1, 0), Err(VerdictError::BadSideIo));
+        assert_eq!(side(Op::Flush, 1, 0), Err(VerdictError::BadSideIo), "a flush moves no blocks");
+        assert_eq!(side(Op::Barrier, 0, 0), Err(VerdictError::NotAllowedHere));
+        assert_eq!(side(Op::Write, 4, 0), Ok(Verdict::SideIo { op: Op::Write, block: 0, count: 4, page: 0 }));
     }
 
     /// Fails writes, keeps a state, rewrites failed reads in its post-op.
@@ -993,6 +1082,7 @@ mod tests {
             Entry::verdict([e.words[6], e.words[7]], at, 0)
         };
         assert_eq!(verdict(0, &read), Ok(Verdict::Continue));
+        // (Entries 0 and 1 started with state 0: a first call.)
         assert_eq!(page.get(0).words[5], read.block + 1, "the state kept for the post-op");
         assert_eq!(verdict(1, &io(Hook::Pre)), Ok(Verdict::Fail(Status::InvalidRequest)));
         assert_eq!(verdict(2, &post), Ok(Verdict::Complete { status: Status::NoDevice, count: 0 }));

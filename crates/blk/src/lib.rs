@@ -124,7 +124,7 @@ pub mod ring;
 #[allow(unsafe_code)]
 pub mod shared;
 
-pub use filter::{Completion, DiskId, Filter, Hook, Io, Verdict};
+pub use filter::{Completion, Filter, Hook, Io, Verdict};
 pub use info::{InfoReader, InfoWriter, StorageInfo};
 pub use queues::{QueueLayout, Requester, Responder};
 pub use records::{Op, Request, Response, Status, UnknownOp, UnknownStatus, BLOCK_SIZE};

@@ -3,7 +3,7 @@
 //! and verdicts.
 
 use blk::filter::{Completion, Entry, Hook};
-use blk::{DiskId, Io, Op, Request, Response, Status, StorageInfo, UnknownOp, UnknownStatus, Verdict, BLOCK_SIZE};
+use blk::{Io, Op, Request, Response, Status, StorageInfo, UnknownOp, UnknownStatus, Verdict, BLOCK_SIZE};
 use proptest::prelude::*;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -16,8 +16,9 @@ fn status() -> impl Strategy<Value = Status> {
 }
 
 fn io() -> impl Strategy<Value = Io> {
-    (any::<bool>(), op(), any::<u8>(), any::<u8>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
-        |(post, op, client, position, block, count, grant, id, state)| Io {
+    let side = prop::option::of((status(), 0u32..(1 << 24)).prop_map(|(status, count)| Completion { status, count }));
+    (any::<bool>(), op(), any::<u8>(), any::<u8>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u64>(), side).prop_map(
+        |(post, op, client, position, block, count, grant, id, state, side)| Io {
             hook: if post { Hook::Post } else { Hook::Pre },
             op,
             client,
@@ -26,7 +27,8 @@ fn io() -> impl Strategy<Value = Io> {
             count,
             grant,
             id,
-            state: if post { state } else { 0 },
+            state,
+            side,
         },
     )
 }
@@ -41,7 +43,9 @@ fn verdict() -> impl Strategy<Value = Verdict> {
         (0u64..64).prop_map(|b| Verdict::Substitute { offset: b * BLOCK_SIZE as u64 }),
         (status(), any::<u32>()).prop_map(|(status, count)| Verdict::Complete { status, count }),
         status().prop_filter("a failure is not OK", |s| !s.is_ok()).prop_map(Verdict::Fail),
-        any::<u32>().prop_map(|d| Verdict::Redirect(DiskId(d))),
+        (any::<u8>(), any::<u64>()).prop_map(|(link, block)| Verdict::Redirect { link, block }),
+        (prop_oneof![Just(Op::Read), Just(Op::Write), Just(Op::Flush)], any::<u64>(), any::<u32>(), any::<u16>())
+            .prop_map(|(op, block, count, page)| Verdict::SideIo { op, block, count, page }),
         any::<u64>().prop_map(|block| Verdict::Remap { block }),
     ]
 }
@@ -159,8 +163,9 @@ proptest! {
     /// Any verdict words the server reads back are refused or mean what the
     /// request allows: no failure with OK, no more blocks than asked for,
     /// a substitute only for a read or write before it goes down, aligned
-    /// and inside the bounce buffer, a remap only before it goes down, no
-    /// redirect yet.
+    /// and inside the bounce buffer, a remap only before it goes down, a
+    /// redirect only of a read, write or flush, a side I/O inside the bounce
+    /// buffer and no larger than a setup step.
     #[test]
     fn the_server_accepts_only_verdicts_the_request_allows(io in io(), w6 in any_word(), w7 in any_word(), bounce in 0u64..(1 << 22)) {
         match Entry::verdict([w6, w7], &io, bounce) {
@@ -172,7 +177,14 @@ proptest! {
                 prop_assert!(offset % BLOCK_SIZE as u64 == 0);
                 prop_assert!(offset as u128 + io.count as u128 * BLOCK_SIZE as u128 <= bounce as u128);
             }
-            Ok(Verdict::Redirect(_)) => prop_assert!(false, "redirect accepted"),
+            // (The server checks the link and the block against the linked disk.)
+            Ok(Verdict::Redirect { .. }) => prop_assert!(matches!(io.op, Op::Read | Op::Write | Op::Flush)),
+            Ok(Verdict::SideIo { op, count, page, .. }) => {
+                prop_assert!(matches!(op, Op::Read | Op::Write | Op::Flush));
+                prop_assert!(count <= blk::filter::MAX_SETUP_BLOCKS);
+                prop_assert!(op.moves_data() == (count > 0));
+                prop_assert!((page as u64 + count as u64) * BLOCK_SIZE as u64 <= bounce);
+            }
             // (The server checks the block against the disk below.)
             Ok(Verdict::Remap { .. }) => prop_assert!(io.hook == Hook::Pre && io.op.moves_data()),
         }

@@ -20,7 +20,8 @@
 //!    region or interrupt claimed by one device at most, unique disks, a
 //!    direct block client alone on its disk, no name the storage expansion
 //!    needs taken, the filter limit, filter names free, no filters on a
-//!    disk whose client is direct, and so on. [`validate`] runs it on a
+//!    disk whose client is direct, no filter links into such a disk, no
+//!    links between disks that go round in a circle, and so on. [`validate`] runs it on a
 //!    model built in memory (the expanded system).
 //!
 //! [`to_xml`] writes any model back out as SDF text.
@@ -135,8 +136,8 @@
 //!   order, and what enters at a later stage only through the vias below
 //!   it (a block client attached at a filter enters at the stage just
 //!   above that filter's via). The children alternate `<stage>`, `<via>`, `<stage>`, ...,
-//!   `<stage>` (at least one via). `name` is required and unique among the
-//!   PD's chains. A stage lists `<region mr=".."/>` (existing memory
+//!   `<stage>` (at least one via, but see `<link>` below). `name` is
+//!   required and unique among the PD's chains. A stage lists `<region mr=".."/>` (existing memory
 //!   regions) and `<channel id=".."/>` (ids of the PD's own channel ends);
 //!   a region or channel id is in at most one stage of all the PD's chains.
 //!   `<via pd=".." channel=".." mr=".."/>`: `pd` another protection
@@ -159,6 +160,28 @@
 //!   ```
 //!
 //!   (`backup`, attached `at="ro0"`, enters below `audit0`.)
+//!
+//!   `<link via=".." chain=".."/>`, children of a `<chain>` that may stand
+//!   anywhere among its stages and vias ([`ChainLink`]): what has passed
+//!   the via whose `pd` is `via` (one via of the chain only) may also
+//!   pass, both ways, between the stage just below that via and the first
+//!   stage of `chain`, another chain of the same PD. It is how the filter
+//!   server declares that a filter may redirect requests into another
+//!   disk's chain (the filter's `<link disk>`, below). A chain with one
+//!   stage and no via is allowed when another chain of the PD links to it
+//!   (a disk without filters that a filter links to):
+//!
+//!   ```xml
+//!   <chain name="clone0">
+//!       <stage> <region mr="blk_app_queue"/> <region mr="blk_app_data"/> <channel id="0"/> </stage>
+//!       <via pd="overlay0" channel="20" mr="blk_overlay0_calls"/>
+//!       <stage> <region mr="blk_clone0_driver_queue"/> <region mr="blk_clone0_probe"/> <channel id="40"/> </stage>
+//!       <link via="overlay0" chain="base0"/>
+//!   </chain>
+//!   <chain name="base0">
+//!       <stage> <region mr="blk_base0_driver_queue"/> <region mr="blk_base0_probe"/> <channel id="41"/> </stage>
+//!   </chain>
+//!   ```
 //!
 //! - `<setvar symbol=".." bytes="0a0b.."/>`: patch these bytes, written as
 //!   hexadecimal digits two per byte (an even, non-zero number of digits,
@@ -221,6 +244,26 @@
 //!   ([`Param`]): a setting for the filter. `key` 1 to 31 bytes, unique
 //!   within the filter; `value` at most 127 bytes (may be empty); at most 8
 //!   per filter.
+//! - `<link disk=".."/>`, in a `<filter>` and nowhere else ([`Link`]): the
+//!   filter may redirect a request into the chain of disk `disk` (it
+//!   enters that chain at the top), and only along its links. `disk`
+//!   (required) names a declared disk (it may be declared later in the
+//!   file), not the filter's own; each disk once per filter; at most
+//!   [`storage::MAX_LINKS`] per filter. Validation refuses a link into a
+//!   disk whose block client is direct (the filter server does not drive
+//!   it), and links that go round in a circle between disks (a filter of
+//!   A links to B, a filter of B links to ... A), reported at the link
+//!   that closes the circle with the circle it closes. A disk that is
+//!   linked to is the filter server's even without clients of its own.
+//!
+//!   ```xml
+//!   <disk name="clone0" virtio_slot="30">
+//!       <filter name="overlay0" program="filter_overlay" data="read-write">
+//!           <link disk="base0"/>
+//!       </filter>
+//!   </disk>
+//!   <disk name="base0" virtio_slot="31"/>
+//!   ```
 //! - `<block_client>`, in a protection domain, at most one
 //!   ([`BlockClient`]): the PD reads and writes the disk `disk`
 //!   (required). `at`: the name of a filter of that disk the client

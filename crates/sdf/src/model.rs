@@ -162,6 +162,7 @@ impl SystemDescription {
                     stage.channels.iter_mut().for_each(|c| c.pos = zero);
                 }
                 chain.vias.iter_mut().for_each(|v| v.pos = zero);
+                chain.links.iter_mut().for_each(|l| l.pos = zero);
             }
         }
         sd.memory_regions.iter_mut().for_each(|mr| mr.pos = zero);
@@ -186,6 +187,7 @@ impl SystemDescription {
             for filter in &mut disk.filters {
                 filter.pos = zero;
                 filter.params.iter_mut().for_each(|p| p.pos = zero);
+                filter.links.iter_mut().for_each(|l| l.pos = zero);
             }
         }
         sd
@@ -551,6 +553,10 @@ pub struct Filter {
     /// In document order; at most [`crate::storage::MAX_PARAMS`], keys
     /// unique.
     pub params: Vec<Param>,
+    /// The `<link>` children, in document order: the disks it may
+    /// redirect requests into. At most [`crate::storage::MAX_LINKS`], each
+    /// another disk than its own, each once.
+    pub links: Vec<Link>,
     pub pos: Pos,
 }
 
@@ -569,6 +575,19 @@ pub struct Param {
     pub key: String,
     /// At most [`crate::storage::MAX_PARAM_VALUE`] bytes (may be empty).
     pub value: String,
+    pub pos: Pos,
+}
+
+/// `<link disk=".."/>` in a `<filter>`: a disk into whose chain the filter
+/// may redirect a request (the filter server sends it there, at the top of
+/// that disk's chain, instead of on down the filter's own). A filter may
+/// redirect only along its declared links. Validation refuses links that
+/// go round in a circle between disks, and a link into a disk whose block
+/// client is direct (the filter server does not drive it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// Index into [`SystemDescription::disks`]; not the filter's own disk.
+    pub disk: usize,
     pub pos: Pos,
 }
 
@@ -613,15 +632,34 @@ impl BlockClient {
 /// stage on to the last stage only through the `vias`, in order: from
 /// `stages[i]` through `vias[i]` to `stages[i + 1]`. What enters at a
 /// later stage (a block client attached at a filter) passes only the vias
-/// below it.
+/// below it. A link adds a way: what has passed its via may also pass,
+/// both ways, between the stage just below that via and the first stage
+/// of the linked chain (a request a filter redirects into another disk's
+/// chain, and its answer).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chain {
     /// Unique among the PD's chains.
     pub name: String,
-    /// `vias.len() + 1` of them (at least two).
+    /// `vias.len() + 1` of them: at least two, or one for a chain without
+    /// vias, which another chain of the PD must link to.
     pub stages: Vec<Stage>,
-    /// At least one.
+    /// At least one, unless another chain of the PD links to this one.
     pub vias: Vec<Via>,
+    /// `<link via=".." chain=".."/>` children, in document order.
+    pub links: Vec<ChainLink>,
+    pub pos: Pos,
+}
+
+/// `<link via=".." chain=".."/>` of a chain: what passes the via `via`
+/// may flow between the stage just below it (`stages[via + 1]`) and the
+/// first stage of the chain `chain`, both ways.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainLink {
+    /// Index into the chain's [`Chain::vias`] (`via` names the via's
+    /// protection domain, which is one via of the chain only).
+    pub via: usize,
+    /// The name of another chain of the same protection domain.
+    pub chain: String,
     pub pos: Pos,
 }
 

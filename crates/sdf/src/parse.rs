@@ -6,13 +6,15 @@
 //! XML namespace, reported where the namespace begins), reads each value, and
 //! checks what can be checked within one element (value ranges, alignment
 //! to the region's page size, budget <= period, one program_image, the
-//! shape of a policy of each kind, a filter's priority window and params,
-//! a channel's lends, the stage/via alternation of a chain and, within one
-//! protection domain, unique chain names and stage members). Last, names
-//! are resolved: channel ends, device owners, policy members and chain vias
-//! to protection domains, maps, setvars, lends, device regions, policy
-//! members and chain regions to memory regions, policy members to devices,
-//! block clients to disks, and the channel ids of chains to the chain PD's
+//! shape of a policy of each kind, a filter's priority window, params and
+//! links, a channel's lends, the stage/via alternation of a chain, a
+//! chain's links to its own vias and, within one protection domain, unique
+//! chain names, stage members, links to its other chains and a chain
+//! without vias only as a link's target). Last, names are resolved: channel
+//! ends, device owners, policy members and chain vias to protection
+//! domains, maps, setvars, lends, device regions, policy members and chain
+//! regions to memory regions, policy members to devices, block clients and
+//! filter links to disks, and the channel ids of chains to the chain PD's
 //! channel ends.
 //!
 //! A policy may also name what the storage expansion will generate from the
@@ -27,8 +29,9 @@
 //! The walk and the resolution report every problem they find and go on
 //! with a default value, so one run finds them all; a model is handed out
 //! only if nothing was reported. An element that is misplaced rather than
-//! unknown (`<filter>` outside a `<disk>`, `<param>` outside a `<filter>`)
-//! is reported as such.
+//! unknown (`<filter>` outside a `<disk>`, `<param>` or `<link>` outside a
+//! `<filter>`, a chain's `<link>` inside a `<stage>` or `<via>`) is
+//! reported as such.
 //!
 //! To add an element kind, add its attribute list below, a `read_*` method,
 //! and a branch in the `match` of the parent element.
@@ -43,8 +46,8 @@ use roxmltree::{Document, Node};
 use crate::error::{Diagnostics, Error};
 use crate::model::*;
 use crate::storage::{
-    self, GeneratedName, NameSpace, DRIVER_PRIORITY, MAX_PARAMS, MAX_PARAM_KEY, MAX_PARAM_VALUE,
-    SERVER_PRIORITY,
+    self, GeneratedName, NameSpace, DRIVER_PRIORITY, MAX_LINKS, MAX_PARAMS, MAX_PARAM_KEY,
+    MAX_PARAM_VALUE, SERVER_PRIORITY,
 };
 use crate::values::{parse_bool, parse_hex_bytes, parse_int, IntError};
 
@@ -80,12 +83,14 @@ const ALLOW: &[&str] = &["pd"];
 const DISK: &[&str] = &["name", "virtio_slot"];
 const FILTER: &[&str] = &["name", "program", "data", "priority", "budget", "on_fault"];
 const PARAM: &[&str] = &["key", "value"];
+const LINK: &[&str] = &["disk"];
 const BLOCK_CLIENT: &[&str] = &["disk", "at", "partition", "data_size", "queue_capacity", "direct"];
 const CHAIN: &[&str] = &["name"];
 const STAGE: &[&str] = &[];
 const STAGE_REGION: &[&str] = &["mr"];
 const STAGE_CHANNEL: &[&str] = &["id"];
 const VIA: &[&str] = &["pd", "channel", "mr"];
+const CHAIN_LINK: &[&str] = &["via", "chain"];
 
 /// The values of a policy's `kind`.
 const POLICY_KINDS: &str = "'no-flow', 'mediated' or 'isolated'";
@@ -106,7 +111,10 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
         policies: Vec::new(),
         disks: Vec::new(),
         block_clients: Vec::new(),
+        filter_links: Vec::new(),
         chains: Vec::new(),
+        chain_names: Vec::new(),
+        chain_link_targets: Vec::new(),
     };
     reader.read_system(doc.root_element());
     // Before the channels are resolved: chains check channel ends by name.
@@ -117,6 +125,7 @@ pub(crate) fn read(file: &str, xml: &str) -> Result<SystemDescription, Vec<Error
     // Before the policies: what the storage expansion generates depends
     // on the block clients.
     reader.resolve_block_clients();
+    reader.resolve_filter_links();
     let (policies, pending_policies) = reader.resolve_policies(&devices);
     let Reader { diag, pds, regions, disks, .. } = reader;
     diag.finish(SystemDescription {
@@ -183,6 +192,15 @@ fn same_entity(a: &Entity<PdName>, b: &Entity<PdName>) -> bool {
         (Entity::Region(a), Entity::Region(b)) | (Entity::Device(a), Entity::Device(b)) => a == b,
         _ => false,
     }
+}
+
+/// The error of a chain `label` without a via (that no link makes a
+/// chain's target).
+fn no_via_message(label: &str) -> String {
+    format!(
+        "{label} has no <via>: a chain passes through at least one protection domain, write \
+         <stage>, <via pd=\"..\" channel=\"..\"/>, <stage> in turn"
+    )
 }
 
 fn entity_name(entity: &Entity<PdName>) -> String {
@@ -408,6 +426,17 @@ struct PendingBlockClient {
     pos: Pos,
 }
 
+/// A `<link disk="..">` of a filter before its disk is looked up.
+struct PendingLink {
+    /// Where the filter is: the index of its disk, and its own among the
+    /// disk's filters.
+    disk: usize,
+    filter: usize,
+    /// The disk it names.
+    name: String,
+    pos: Pos,
+}
+
 /// A chain before its vias are looked up and its channel ids checked.
 struct PendingChain {
     /// Index of its protection domain.
@@ -415,6 +444,8 @@ struct PendingChain {
     name: String,
     stages: Vec<Stage>,
     vias: Vec<PendingVia>,
+    /// Its `<link>`s, their vias found among its own.
+    links: Vec<ChainLink>,
     /// The `id` attribute of each stage's `<channel>`, with its id.
     channel_refs: Vec<(u8, Pos)>,
     pos: Pos,
@@ -442,7 +473,16 @@ struct Reader<'a, 'input> {
     policies: Vec<ReadPolicy>,
     disks: Vec<Disk>,
     block_clients: Vec<PendingBlockClient>,
+    filter_links: Vec<PendingLink>,
     chains: Vec<PendingChain>,
+    /// Every chain read with a valid name, the ones dropped for an error
+    /// (reported) too, as (PD, name): a link to a chain with an error is
+    /// not reported again.
+    chain_names: Vec<(usize, String)>,
+    /// The chain names that chains' `<link>`s give, as (PD, name), those of
+    /// chains dropped for an error too: a chain without vias is a link's
+    /// target if any of them names it.
+    chain_link_targets: Vec<(usize, String)>,
 }
 
 type XmlNode<'a, 'input> = Node<'a, 'input>;
@@ -711,24 +751,43 @@ impl<'a, 'input> Reader<'a, 'input> {
             r.int_in(a, 0..=u64::from(MAX_VIRTIO_SLOT), expected)
         });
         let mut filters = Vec::new();
+        let mut links = Vec::new();
         for child in self.element_children(node) {
             match child.tag_name().name() {
-                "filter" => filters.extend(self.read_filter(child)),
+                "filter" => {
+                    if let Some((filter, pending)) = self.read_filter(child, name.as_deref()) {
+                        let at = filters.len();
+                        links.extend(pending.into_iter().map(|(name, pos)| (at, name, pos)));
+                        filters.push(filter);
+                    }
+                }
                 _ => self.unknown_element(child, node),
             }
         }
         // With an invalid slot (reported) the disk is kept, so that its
-        // clients do not also report it as unknown.
+        // clients do not also report it as unknown. (Without a name, the
+        // links of its filters are not looked up: it has no name to
+        // compare them with.)
         if let Some(name) = name {
             let virtio_slot = slot.unwrap_or_default();
+            let disk = self.disks.len();
+            for (filter, name, pos) in links {
+                self.filter_links.push(PendingLink { disk, filter, name, pos });
+            }
             self.disks.push(Disk { name, virtio_slot, filters, pos: self.pos_of(node) });
         }
     }
 
-    /// `<filter name=".." program=".." data=".." ...>` in a disk, with its
-    /// `<param>`s. Kept if its name is valid (its other values may not be,
-    /// reported), so that policies naming it do not also report it.
-    fn read_filter(&mut self, node: XmlNode<'a, 'input>) -> Option<Filter> {
+    /// `<filter name=".." program=".." data=".." ...>` in the disk `disk`
+    /// (its name, if valid), with its `<param>`s and `<link>`s. Kept if
+    /// its name is valid (its other values may not be, reported), so that
+    /// policies naming it do not also report it. Its links come back apart,
+    /// as (disk name, position), for lookup once every disk is read.
+    fn read_filter(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        disk: Option<&str>,
+    ) -> Option<(Filter, Vec<(String, Pos)>)> {
         self.check_attributes(node, FILTER);
         let pos = self.pos_of(node);
         let name = self.required_with(node, "name", Self::pd_name);
@@ -742,10 +801,21 @@ impl<'a, 'input> Reader<'a, 'input> {
         let on_fault = self.optional(node, "on_fault", OnFault::Fail, Self::on_fault);
         let mut params: Vec<Param> = Vec::new();
         let mut param_elements = 0;
+        let mut links: Vec<(String, Pos)> = Vec::new();
+        let mut link_elements = 0;
         for child in self.element_children(node) {
-            if child.tag_name().name() != "param" {
-                self.unknown_element(child, node);
-                continue;
+            match child.tag_name().name() {
+                "param" => {}
+                "link" => {
+                    link_elements += 1;
+                    let link = self.read_link(child, &label, disk, link_elements, &links);
+                    links.extend(link);
+                    continue;
+                }
+                _ => {
+                    self.unknown_element(child, node);
+                    continue;
+                }
             }
             param_elements += 1;
             if param_elements == MAX_PARAMS + 1 {
@@ -767,7 +837,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                 None => params.push(param),
             }
         }
-        Some(Filter {
+        let filter = Filter {
             name: name?,
             program: program.unwrap_or_default(),
             data: data.unwrap_or(DataAccess::None),
@@ -775,8 +845,52 @@ impl<'a, 'input> Reader<'a, 'input> {
             budget,
             on_fault,
             params,
+            links: Vec::new(),
             pos,
-        })
+        };
+        Some((filter, links))
+    }
+
+    /// `<link disk=".."/>`, the `count`-th of the filter `label` of the disk
+    /// `disk` (its name, if valid), after the ones in `kept`: the disk's
+    /// name and the link's position, unless it breaks a rule of one filter
+    /// (reported): at most [`MAX_LINKS`], another disk than its own, each
+    /// once.
+    fn read_link(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        label: &str,
+        disk: Option<&str>,
+        count: usize,
+        kept: &[(String, Pos)],
+    ) -> Option<(String, Pos)> {
+        self.check_attributes(node, LINK);
+        self.leaf(node);
+        let pos = self.pos_of(node);
+        let name = self.required_with(node, "disk", |r, a| r.non_empty(a, "a disk name"));
+        if count == MAX_LINKS + 1 {
+            let message = format!(
+                "{label} has more than {MAX_LINKS} links: at most {MAX_LINKS} are supported, drop \
+                 some"
+            );
+            self.diag.error(pos, message);
+        }
+        let name = name?;
+        let message = if Some(name.as_str()) == disk {
+            format!(
+                "{label} links to its own disk '{name}': its requests go on down that disk's chain \
+                 anyway; link to another disk or drop the <link>"
+            )
+        } else if let Some((_, first)) = kept.iter().find(|(n, _)| *n == name) {
+            format!(
+                "{label} links to disk '{name}' twice (first at line {}): link each disk once",
+                first.line
+            )
+        } else {
+            return Some((name, pos));
+        };
+        self.diag.error(pos, message);
+        None
     }
 
     /// `<param key=".." value=".."/>` in a filter.
@@ -882,10 +996,15 @@ impl<'a, 'input> Reader<'a, 'input> {
         );
         let mut stages = Vec::new();
         let mut vias = Vec::new();
+        let mut links = Vec::new();
         let mut channel_refs = Vec::new();
         let (mut via_elements, mut expect_stage, mut in_order) = (0, true, true);
         for child in self.element_children(node) {
             let tag = child.tag_name().name();
+            if tag == "link" {
+                links.extend(self.read_chain_link(child, pd));
+                continue;
+            }
             if !matches!(tag, "stage" | "via") {
                 self.unknown_element(child, node);
                 continue;
@@ -910,21 +1029,75 @@ impl<'a, 'input> Reader<'a, 'input> {
                 vias.push(self.read_via(child, &label));
             }
         }
-        if in_order && via_elements == 0 {
-            let message = format!(
-                "{label} has no <via>: a chain passes through at least one protection domain, \
-                 write <stage>, <via pd=\"..\" channel=\"..\"/>, <stage> in turn"
-            );
-            self.diag.error(pos, message);
+        if let Some(name) = &name {
+            self.chain_names.push((pd, name.clone()));
+        }
+        // One stage and no via is a chain only if another chain links to
+        // it: `check_chains` decides, once it knows them all.
+        if in_order && via_elements == 0 && stages.len() != 1 {
+            self.diag.error(pos, no_via_message(&label));
         } else if in_order && expect_stage {
             let message = format!("{label} ends with a <via>: add the <stage> that follows it");
             self.diag.error(pos, message);
         }
         let vias = vias.into_iter().collect::<Option<Vec<PendingVia>>>()?;
-        if !in_order || vias.is_empty() || stages.len() != vias.len() + 1 {
+        if !in_order || stages.len() != vias.len() + 1 {
             return None;
         }
-        Some(PendingChain { pd, name: name?, stages, vias, channel_refs, pos })
+        let links = self.find_link_vias(links, &vias, &label)?;
+        Some(PendingChain { pd, name: name?, stages, vias, links, channel_refs, pos })
+    }
+
+    /// `<link via=".." chain=".."/>` of a chain of the protection domain
+    /// at `pd`: (the via's PD name, the link with its via not yet found).
+    fn read_chain_link(
+        &mut self,
+        node: XmlNode<'a, 'input>,
+        pd: usize,
+    ) -> Option<(String, ChainLink)> {
+        self.check_attributes(node, CHAIN_LINK);
+        self.leaf(node);
+        let via = self.required_with(node, "via", |r, a| r.non_empty(a, "the pd of a <via>"));
+        let chain = self.required_with(node, "chain", |r, a| r.non_empty(a, "a chain name"));
+        let chain = chain?;
+        self.chain_link_targets.push((pd, chain.clone()));
+        Some((via?, ChainLink { via: 0, chain, pos: self.pos_of(node) }))
+    }
+
+    /// The links of the chain `label`, each with the index of its via
+    /// among `vias`: the one via of that PD. `None` if one names no via
+    /// or a PD that is more than one via (reported).
+    fn find_link_vias(
+        &mut self,
+        links: Vec<(String, ChainLink)>,
+        vias: &[PendingVia],
+        label: &str,
+    ) -> Option<Vec<ChainLink>> {
+        let mut found = Vec::new();
+        let mut complete = true;
+        for (pd, mut link) in links {
+            let matching: Vec<usize> =
+                (0..vias.len()).filter(|&i| vias[i].pd.name == pd).collect();
+            let message = match matching.as_slice() {
+                [via] => {
+                    link.via = *via;
+                    found.push(link);
+                    continue;
+                }
+                [] => format!(
+                    "{label} has a <link> via '{pd}', which is no via of the chain: name the pd of \
+                     the <via> whose requests the link lets out"
+                ),
+                _ => format!(
+                    "{label} has a <link> via '{pd}', which is {} vias of the chain: a link \
+                     follows one via, so its pd must be in the chain once",
+                    matching.len()
+                ),
+            };
+            self.diag.error(link.pos, message);
+            complete = false;
+        }
+        complete.then_some(found)
     }
 
     /// A `<stage>` of a chain: `<region mr=".."/>` and `<channel id=".."/>`
@@ -986,11 +1159,33 @@ impl<'a, 'input> Reader<'a, 'input> {
     }
 
     /// What holds among the chains of the protection domain at `pd`: unique
-    /// names, and each region and channel id in at most one stage.
+    /// names, each region and channel id in at most one stage, each link
+    /// to another chain of the PD, and a chain without a via only as the
+    /// target of a link.
     fn check_chains(&mut self, pd: usize) {
         let mut errors = Vec::new();
         let chains: Vec<&PendingChain> = self.chains.iter().filter(|c| c.pd == pd).collect();
         let name = &self.pds[pd].name;
+        let named = |chain: &str, among: &[(usize, String)]| {
+            among.iter().any(|(p, n)| *p == pd && n == chain)
+        };
+        for chain in &chains {
+            let label = format!("chain '{}' of protection domain '{name}'", chain.name);
+            if chain.vias.is_empty() && !named(&chain.name, &self.chain_link_targets) {
+                errors.push((chain.pos, no_via_message(&label)));
+            }
+            for link in &chain.links {
+                let what = if link.chain == chain.name {
+                    "itself: a <link> joins two chains,".to_string()
+                } else if !named(&link.chain, &self.chain_names) {
+                    format!("unknown chain '{}':", link.chain)
+                } else {
+                    continue;
+                };
+                let message = format!("{label} links to {what} name another chain of '{name}'");
+                errors.push((link.pos, message));
+            }
+        }
         for (i, chain) in chains.iter().enumerate() {
             if let Some(first) = chains[..i].iter().find(|c| c.name == chain.name) {
                 let message = format!(
@@ -1420,8 +1615,8 @@ impl<'a, 'input> Reader<'a, 'input> {
                 }
             }
             if vias.len() == chain.vias.len() {
-                let PendingChain { name, stages, pos, .. } = chain;
-                self.pds[chain.pd].chains.push(Chain { name, stages, vias, pos });
+                let PendingChain { name, stages, links, pos, .. } = chain;
+                self.pds[chain.pd].chains.push(Chain { name, stages, vias, links, pos });
             }
         }
     }
@@ -1777,6 +1972,35 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
+    /// Look up the disk of each filter's `<link>`: a disk may be declared
+    /// after the filters that link to it.
+    fn resolve_filter_links(&mut self) {
+        for link in std::mem::take(&mut self.filter_links) {
+            let Some(target) = self.disks.iter().position(|d| d.name == link.name) else {
+                let own = &self.disks[link.disk];
+                let others: Vec<&str> = self
+                    .disks
+                    .iter()
+                    .filter(|d| d.name != own.name)
+                    .map(|d| d.name.as_str())
+                    .collect();
+                let hint = if others.is_empty() {
+                    "the system declares no other disk: declare it, or drop the <link>".to_string()
+                } else {
+                    format!("name one of the declared disks ({})", others.join(", "))
+                };
+                let message = format!(
+                    "filter '{}' of disk '{}' links to unknown disk '{}': {hint}",
+                    own.filters[link.filter].name, own.name, link.name
+                );
+                self.diag.error(link.pos, message);
+                continue;
+            };
+            let filter = &mut self.disks[link.disk].filters[link.filter];
+            filter.links.push(Link { disk: target, pos: link.pos });
+        }
+    }
+
     /// Why `at="filter"` of the block client of PD `pd` names no filter
     /// of its disk `disk`, and what to do.
     fn unknown_filter_message(&self, pd: usize, disk: usize, filter: &str) -> String {
@@ -1861,7 +2085,7 @@ impl<'a, 'input> Reader<'a, 'input> {
     }
 
     /// Report an element that does not belong where it is: a misplaced
-    /// `<filter>` or `<param>` as such, anything else as unknown.
+    /// `<filter>`, `<param>` or `<link>` as such, anything else as unknown.
     fn unknown_element(&mut self, child: XmlNode<'a, 'input>, parent: XmlNode<'a, 'input>) {
         let (tag, parent) = (child.tag_name().name(), parent.tag_name().name());
         let message = match tag {
@@ -1872,6 +2096,14 @@ impl<'a, 'input> Reader<'a, 'input> {
             "param" => format!(
                 "<param> belongs inside a <filter>: move it from '{parent}' into the <filter> it \
                  configures"
+            ),
+            "link" if matches!(parent, "stage" | "via") => format!(
+                "the <link> of a chain belongs directly inside the <chain>: move it out of \
+                 '{parent}'"
+            ),
+            "link" => format!(
+                "<link> belongs inside a <filter>: move it from '{parent}' into the <filter> that \
+                 redirects requests to that disk"
             ),
             _ => format!("unknown element '{tag}' in '{parent}'"),
         };
@@ -2691,6 +2923,48 @@ mod tests {
         assert!(
             errors[1].starts_with("<param> belongs inside a <filter>: move it from 'interrupt'")
         );
+    }
+
+    #[test]
+    fn a_link_may_name_a_disk_declared_after_its_filter() {
+        let xml = filtered(
+            r#"name="f" program="f.elf" data="read"><link disk="late"/></filter>"#,
+            r#"<disk name="late" virtio_slot="2"/>"#,
+        );
+        let sd = read("f.xml", &xml).unwrap();
+        let links = &sd.disks[0].filters[0].links;
+        assert_eq!(links.iter().map(|l| (l.disk, l.pos.line)).collect::<Vec<_>>(), [(1, 1)]);
+    }
+
+    #[test]
+    fn a_link_of_a_filter_whose_name_is_invalid_is_not_looked_up() {
+        let filter = r#"name="" program="f.elf" data="read"><link disk="nowhere"/></filter>"#;
+        let xml = filtered(filter, "");
+        let errors = messages(&xml);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("invalid value '' for attribute 'name'"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_chain_without_a_via_is_a_chain_when_another_links_to_it() {
+        let chains = |links: &str| {
+            system(&format!(
+                r#"<protection_domain name="s"><program_image path="s.elf"/>
+                    <chain name="top">{links}<stage/><via pd="a" channel="4"/><stage/></chain>
+                    <chain name="below"><stage/></chain>
+                </protection_domain>
+                <channel><end pd="s" id="4" pp="true"/><end pd="a" id="0"/></channel>"#
+            ))
+        };
+        let sd = read("f.xml", &chains(r#"<link via="a" chain="below"/>"#)).unwrap();
+        let (_, s) = sd.pd("s").unwrap();
+        let links: Vec<_> = s.chains[0].links.iter().map(|l| (l.via, l.chain.as_str())).collect();
+        assert_eq!(links, [(0, "below")]);
+        assert_eq!((s.chains[1].stages.len(), s.chains[1].vias.len()), (1, 0));
+        let errors = messages(&chains(""));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let expected = "chain 'below' of protection domain 's' has no <via>";
+        assert!(errors[0].starts_with(expected), "{}", errors[0]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! collide with them, reading can accept policies that name them, and both
 //! sides use one definition.
 
-use crate::model::{Pos, SystemDescription};
+use crate::model::{Disk, Filter, Pos, SystemDescription};
 
 /// Physical address of virtio-mmio slot 0's registers on QEMU `virt`.
 pub const VIRTIO_MMIO_BASE: u64 = 0x0a00_0000;
@@ -37,6 +37,10 @@ pub const DEFAULT_FILTER_PRIORITY: u8 = 245;
 pub const MAX_FILTERS: usize = 16;
 /// The most `<param>`s of one filter.
 pub const MAX_PARAMS: usize = 8;
+/// The most `<link>`s of one filter (the filter server's table holds this
+/// many per filter: `blk::config::MAX_LINKS`, which the tool checks is
+/// the same).
+pub const MAX_LINKS: usize = 4;
 /// The longest param key, in bytes.
 pub const MAX_PARAM_KEY: usize = 31;
 /// The longest param value, in bytes.
@@ -122,6 +126,25 @@ pub fn has_direct_client(sd: &SystemDescription, disk: usize) -> bool {
 /// server's, when there is one.)
 pub fn served_by_server(sd: &SystemDescription, disk: usize) -> bool {
     needs_server(sd) && !has_direct_client(sd, disk)
+}
+
+/// What is wrong with a `<link>` of `filter` of `disk` into `target`,
+/// whose block client, of PD `pd` and declared at line `line`, is direct:
+/// validation says it, and the storage expansion of a model that skipped
+/// validation.
+pub fn direct_link_message(
+    disk: &Disk,
+    filter: &Filter,
+    target: &Disk,
+    pd: &str,
+    line: u32,
+) -> String {
+    format!(
+        "filter '{}' of disk '{}' links to disk '{}', but disk '{}' has a direct client '{pd}' \
+         (line {line}), which bypasses the filter server: a filter cannot redirect into it; drop \
+         the <link> or direct=\"true\"",
+        filter.name, disk.name, target.name, target.name
+    )
 }
 
 /// The kind of a generated element's name space.

@@ -47,6 +47,8 @@ const CHECKS: &[Check] = &[
     filter_count_within_limit,
     filter_names_free,
     filters_not_bypassed,
+    links_into_served_disks,
+    links_without_cycles,
     lends_of_ram_only,
 ];
 
@@ -639,6 +641,85 @@ fn filters_not_bypassed(sd: &SystemDescription, diag: &mut Diagnostics) {
     }
 }
 
+/// A filter's `<link>` leads into a disk the filter server drives: not
+/// one whose block client is direct (reported at the link).
+fn links_into_served_disks(sd: &SystemDescription, diag: &mut Diagnostics) {
+    for (disk, filter) in sd.filters() {
+        for link in &filter.links {
+            let Some(target) = sd.disks.get(link.disk) else { continue };
+            let direct = sd
+                .block_clients()
+                .find(|(_, _, client)| client.disk == link.disk && client.direct);
+            if let Some((_, pd, client)) = direct {
+                let line = client.pos.line;
+                let message =
+                    crate::storage::direct_link_message(disk, filter, target, &pd.name, line);
+                diag.error(link.pos, message);
+            }
+        }
+    }
+}
+
+/// The links between disks (a filter of disk A linking to disk B) never
+/// go round in a circle. Links are taken in document order; one that
+/// would close a circle with those before it is reported, with the
+/// circle, and left out of the rest of the check.
+fn links_without_cycles(sd: &SystemDescription, diag: &mut Diagnostics) {
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); sd.disks.len()];
+    for (from, disk) in sd.disks.iter().enumerate() {
+        for filter in &disk.filters {
+            for link in filter.links.iter().filter(|l| l.disk < sd.disks.len()) {
+                let Some(back) = path(&next, link.disk, from) else {
+                    next[from].push(link.disk);
+                    continue;
+                };
+                let circle: Vec<&str> = std::iter::once(from)
+                    .chain(back)
+                    .map(|d| sd.disks[d].name.as_str())
+                    .collect();
+                let message = format!(
+                    "filter '{}' of disk '{}' links to disk '{}', and the links form a cycle: {}: \
+                     a request redirected along them would never reach a device; drop one link",
+                    filter.name,
+                    disk.name,
+                    sd.disks[link.disk].name,
+                    circle.join(" -> ")
+                );
+                diag.error(link.pos, message);
+            }
+        }
+    }
+}
+
+/// A shortest path from `from` to `to` along `next` (both ends
+/// included), if there is one; breadth first, so deterministic.
+fn path(next: &[Vec<usize>], from: usize, to: usize) -> Option<Vec<usize>> {
+    let mut came_from: Vec<Option<usize>> = vec![None; next.len()];
+    let mut seen = vec![false; next.len()];
+    let mut queue = std::collections::VecDeque::from([from]);
+    seen[from] = true;
+    while let Some(at) = queue.pop_front() {
+        if at == to {
+            let mut out = vec![at];
+            let mut node = at;
+            while let Some(prev) = came_from[node] {
+                out.push(prev);
+                node = prev;
+            }
+            out.reverse();
+            return Some(out);
+        }
+        for &n in &next[at] {
+            if !seen[n] {
+                seen[n] = true;
+                came_from[n] = Some(at);
+                queue.push_back(n);
+            }
+        }
+    }
+    None
+}
+
 // ---- helpers ----
 
 /// Call `report(first, duplicate)` for every use whose key an earlier use
@@ -1051,6 +1132,51 @@ mod tests {
         assert_valid(&(filters(&["audit0"]) + &pd("blk_audit0_calls", "", "")));
         let errors = messages(&(filters(&["app"]) + &pd("app", "", "")));
         assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    /// Disks `a`, `b`, `c`, each with one filter (`fa`, `fb`, `fc`)
+    /// linking to the disks in `links` (its disk's letter, then the
+    /// letters it links to, e.g. `["ab", "bc"]`), and a client of `a`.
+    fn linked(links: &[&str]) -> String {
+        let disks: String = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let to = links.iter().find(|l| l.starts_with(d)).map_or("", |l| &l[1..]);
+                let links: String = to.chars().map(|t| format!("<link disk=\"{t}\"/>")).collect();
+                format!(
+                    "<disk name=\"{d}\" virtio_slot=\"{}\"><filter name=\"f{d}\" program=\"f.elf\" \
+                     data=\"read\">{links}</filter></disk>\n",
+                    31 - i
+                )
+            })
+            .collect();
+        disks + &pd("app", "", "<block_client disk=\"a\"/>")
+    }
+
+    #[test]
+    fn links_that_lead_on_without_closing_a_circle_are_fine() {
+        assert_valid(&linked(&["abc", "bc"]));
+        let sd = check(&linked(&["abc", "bc"])).unwrap();
+        let links: Vec<Vec<usize>> = sd
+            .filters()
+            .map(|(_, f)| f.links.iter().map(|l| l.disk).collect())
+            .collect();
+        assert_eq!(links, [vec![1, 2], vec![2], vec![]]);
+    }
+
+    #[test]
+    fn two_disks_linking_to_each_other_are_a_cycle_reported_at_the_later_link() {
+        let errors = check(&linked(&["ab", "ba"])).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [(
+                3,
+                "filter 'fb' of disk 'b' links to disk 'a', and the links form a cycle: b -> a -> \
+                 b: a request redirected along them would never reach a device; drop one link"
+            )]
+        );
     }
 
     #[test]

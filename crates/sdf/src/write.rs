@@ -1,12 +1,12 @@
 //! Writing: a model back to SDF XML, for `strata expand` and for tests.
 //!
 //! The output lists memory regions, disks (each with its filters and their
-//! params), protection domains (nested ones inside their parents),
+//! params and links), protection domains (nested ones inside their parents),
 //! channels (their two ends, then their lends), devices and policies, each
 //! kind in model order; within a protection domain its program image,
 //! maps, irqs, setvars, block client, chains and children; within a chain
-//! its stages and vias in turn, within a stage its regions then its
-//! channels. Attributes at their default values are left out (a lend's
+//! its stages and vias in turn, then its links, within a stage its regions
+//! then its channels. Attributes at their default values are left out (a lend's
 //! `perms` is always written), so reading the text back gives the same
 //! model (positions aside) for any model that [`crate::read`] can produce.
 
@@ -220,13 +220,17 @@ impl<'a> Writer<'a> {
         if filter.on_fault != OnFault::default() {
             attrs.push(("on_fault", &on_fault));
         }
-        let open = !filter.params.is_empty();
+        let open = !filter.params.is_empty() || !filter.links.is_empty();
         self.element(2, "filter", &attrs, open);
         if !open {
             return;
         }
         for param in &filter.params {
             self.element(3, "param", &[("key", &param.key), ("value", &param.value)], false);
+        }
+        for link in &filter.links {
+            let disk = self.sd.disks.get(link.disk).map_or("", |d| d.name.as_str());
+            self.element(3, "link", &[("disk", disk)], false);
         }
         self.close(2, "filter");
     }
@@ -252,6 +256,10 @@ impl<'a> Writer<'a> {
                 self.element(inner + 1, "channel", &[("id", &channel.id.to_string())], false);
             }
             self.close(inner, "stage");
+        }
+        for link in &chain.links {
+            let via = chain.vias.get(link.via).map_or("", |v| self.pd_name(v.pd));
+            self.element(inner, "link", &[("via", via), ("chain", &link.chain)], false);
         }
         self.close(depth, "chain");
     }
@@ -407,9 +415,10 @@ mod tests {
                 <filter name="f0" program="f0.elf" data="read-write" priority="241" budget="7" on_fault="restart">
                     <param key="k &amp; l" value=""/><param key="rule" value="fail write 0..100"/>
                 </filter>
-                <filter name="f1" program="f1.elf" data="none"/>
+                <filter name="f1" program="f1.elf" data="none"><link disk="disk2"/><link disk="disk1"/></filter>
             </disk>
             <disk name="disk1" virtio_slot="30"/>
+            <disk name="disk2" virtio_slot="29"/>
             <protection_domain name="a" priority="3" budget="10" period="20" stack_size="0x2000">
                 <program_image path="a.elf"/>
                 <map mr="m &amp; n" vaddr="0x4000_0000" perms="r" cached="false" setvar_vaddr="v"/>
@@ -424,7 +433,8 @@ mod tests {
                     <via pd="b" channel="0"/>
                     <stage><region mr="m &amp; n"/></stage>
                 </chain>
-                <chain name="y"><stage/><via pd="b" channel="0"/><stage/></chain>
+                <chain name="y"><link chain="z" via="b"/><stage/><via pd="b" channel="0"/><stage/></chain>
+                <chain name="z"><stage/></chain>
                 <protection_domain name="c" id="4" passive="true" can_power_off="true">
                     <program_image path="c.elf"/>
                 </protection_domain>
@@ -443,6 +453,8 @@ mod tests {
         let written = to_xml(&sd);
         assert_eq!(sd.protection_domains[2].block_client.as_ref().map(|c| c.at), Some(Some(1)));
         assert!(written.contains(r#"<block_client disk="disk0" at="f1" />"#), "{written}");
+        assert!(written.contains(r#"<link disk="disk2" />"#), "{written}");
+        assert!(written.contains(r#"<link via="b" chain="z" />"#), "{written}");
         let again = crate::read("f.xml", &written).unwrap_or_else(|e| panic!("{e:?}\n{written}"));
         assert_eq!(again.without_positions(), sd.without_positions(), "{written}");
         assert_eq!(to_xml(&again), written, "deterministic");

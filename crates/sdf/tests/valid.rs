@@ -279,6 +279,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
             budget: None,
             on_fault: OnFault::Fail,
             params: vec![],
+            links: vec![],
             pos: pos(6, 9),
         },
         Filter {
@@ -289,6 +290,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
             budget: Some(20_000),
             on_fault: OnFault::Restart,
             params: vec![param("rule", "fail write 0..100", 8), param("note", "", 9)],
+            links: vec![],
             pos: pos(7, 9),
         },
         Filter {
@@ -299,6 +301,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
             budget: None,
             on_fault: OnFault::Fail,
             params: vec![],
+            links: vec![],
             pos: pos(11, 9),
         },
     ];
@@ -396,12 +399,14 @@ fn lends_call_budgets_and_chains_parse_to_what_the_file_says() {
             Via { pd: audit0, channel: 20, mr: Some("blk_audit0_calls".into()), pos: pos(20, 13) },
             Via { pd: ro0, channel: 21, mr: Some("blk_ro0_calls".into()), pos: pos(22, 13) },
         ],
+        links: vec![],
         pos: pos(18, 9),
     };
     let direct = Chain {
         name: "direct".into(),
         stages: vec![empty(26), empty(28)],
         vias: vec![Via { pd: ro0, channel: 21, mr: None, pos: pos(27, 13) }],
+        links: vec![],
         pos: pos(25, 9),
     };
     assert_eq!(sd.protection_domains[server].chains, [disk0, direct]);

@@ -25,16 +25,27 @@
 //!   mapped) together with where the lending channel's end attaches;
 //! - interrupts: the own node.
 //!
+//! A chain's links ([`sdf::ChainLink`]) join the stage just below the
+//! link's via to the first stage of the chain it names, both ways
+//! ([`Chains::links`]); a link whose via is past the chain's last, or that
+//! names no used chain of the PD or the chain itself, joins nothing. A
+//! read lend on a via's channel of a region the via's chain does not name
+//! enters at the stages that name it in the chains linked to this one
+//! (directly or on through others): a request a filter redirects carries
+//! the data it had there ([`Chains::lend_entry`]).
+//!
 //! A right named in several places (a region in two stages, in a model
 //! that breaks a reading rule; a via's channel that a stage names too)
 //! goes to all of them. A chain whose shape is broken (stage and via counts do
 //! not match) or one of whose vias does not lead, by a channel of the PD,
 //! to another PD is not used: it splits nothing, as if it were not
 //! declared (only a model built by hand can have one; reading refuses it).
+//! Nor is a chain without vias (one stage) that no link of a used chain
+//! with vias names.
 
 use std::collections::HashMap;
 
-use sdf::{Chain, ChannelEnd, SystemDescription, Via};
+use sdf::{Chain, ChainLink, ChannelEnd, SystemDescription, Via};
 
 use crate::graph::{region_index, Node};
 
@@ -52,7 +63,28 @@ impl<'a> Chains<'a> {
             .protection_domains
             .iter()
             .enumerate()
-            .map(|(pd, p)| (0..p.chains.len()).filter(|&c| usable(sd, pd, &p.chains[c])).collect())
+            .map(|(pd, p)| {
+                let with_vias: Vec<usize> =
+                    (0..p.chains.len()).filter(|&c| usable(sd, pd, &p.chains[c])).collect();
+                // A chain without vias only as the target of a link of one
+                // with vias.
+                let linked = |c: usize| {
+                    with_vias.iter().any(|&from| {
+                        let chain = &p.chains[from];
+                        from != c
+                            && chain.links.iter().any(|l| {
+                                l.via < chain.vias.len() && l.chain == p.chains[c].name
+                            })
+                    })
+                };
+                (0..p.chains.len())
+                    .filter(|&c| {
+                        let chain = &p.chains[c];
+                        with_vias.contains(&c)
+                            || (chain.vias.is_empty() && chain.stages.len() == 1 && linked(c))
+                    })
+                    .collect()
+            })
             .collect();
         Chains { sd, regions: region_index(sd), used }
     }
@@ -70,6 +102,55 @@ impl<'a> Chains<'a> {
 
     fn split(&self, pd: usize) -> bool {
         self.used.get(pd).is_some_and(|used| !used.is_empty())
+    }
+
+    /// The used chain of `pd` that `link` (of the used chain `from`) leads
+    /// to: the first of that name, not `from` itself.
+    fn link_target(&self, pd: usize, from: usize, link: &ChainLink) -> Option<usize> {
+        let chain = self.sd.protection_domains.get(pd)?.chains.get(from)?;
+        if link.via >= chain.vias.len() {
+            return None;
+        }
+        let (target, _) = self.chains(pd).find(|(_, c)| c.name == link.chain)?;
+        (target != from).then_some(target)
+    }
+
+    /// The links of `pd`'s used chains that lead to another used chain:
+    /// (the stage just below the link's via, the first stage of the chain
+    /// it leads to, the link).
+    pub fn links(&self, pd: usize) -> Vec<(Node, Node, &'a ChainLink)> {
+        let mut out = Vec::new();
+        for (chain, c) in self.chains(pd) {
+            for link in &c.links {
+                let Some(target) = self.link_target(pd, chain, link) else { continue };
+                let below = Node::Stage { pd, chain, stage: link.via + 1 };
+                out.push((below, Node::Stage { pd, chain: target, stage: 0 }, link));
+            }
+        }
+        out
+    }
+
+    /// The used chains of `pd` from which links lead, directly or on
+    /// through other chains, to its chain `to` (not `to` itself).
+    fn upstream(&self, pd: usize, to: usize) -> Vec<usize> {
+        let links: Vec<(usize, usize)> = self
+            .chains(pd)
+            .flat_map(|(chain, c)| {
+                c.links.iter().filter_map(move |l| Some((chain, self.link_target(pd, chain, l)?)))
+            })
+            .collect();
+        let mut found = vec![to];
+        let mut k = 0;
+        while let Some(&at) = found.get(k) {
+            for &(from, target) in &links {
+                if target == at && !found.contains(&from) {
+                    found.push(from);
+                }
+            }
+            k += 1;
+        }
+        found.remove(0);
+        found
     }
 
     /// The stage nodes of `pd`: by chain, then by stage.
@@ -227,22 +308,37 @@ impl<'a> Chains<'a> {
 
     /// If the caller `pd` lends on a via's channel (its end's id `id`, the
     /// callee `callee`): the stages where a read lend of `region` enters
-    /// the chain, one per via, the stage of that chain that names the
-    /// region or else the stage just above the via. Empty if it is no
-    /// via's channel.
+    /// the chain, per via: the stages of that chain that name the region;
+    /// else those of the chains that link to it (directly or on through
+    /// others) that name it, as a request a filter redirects into the
+    /// chain carries the data it had there; else the stage just above the
+    /// via. Empty if it is no via's channel.
     pub fn lend_entry(&self, pd: usize, id: u8, callee: usize, region: usize) -> Vec<Node> {
         let mut nodes = Vec::new();
         for (chain, place) in self.vias(pd, |via| via.channel == id && via.pd == callee) {
-            let stages = &self.sd.protection_domains[pd].chains[chain].stages;
-            let named: Vec<usize> = (0..stages.len())
-                .filter(|&s| stages[s].regions.iter().any(|r| self.region(&r.mr) == Some(region)))
-                .collect();
-            let entry = if named.is_empty() { vec![place] } else { named };
-            for stage in entry {
-                push_new(&mut nodes, Node::Stage { pd, chain, stage });
+            let mut entry = self.naming_in(pd, chain, region);
+            if entry.is_empty() {
+                for from in self.upstream(pd, chain) {
+                    entry.extend(self.naming_in(pd, from, region));
+                }
+            }
+            if entry.is_empty() {
+                entry.push(Node::Stage { pd, chain, stage: place });
+            }
+            for node in entry {
+                push_new(&mut nodes, node);
             }
         }
         nodes
+    }
+
+    /// The stages of chain `chain` of `pd` that name `region`.
+    fn naming_in(&self, pd: usize, chain: usize, region: usize) -> Vec<Node> {
+        let stages = &self.sd.protection_domains[pd].chains[chain].stages;
+        (0..stages.len())
+            .filter(|&s| stages[s].regions.iter().any(|r| self.region(&r.mr) == Some(region)))
+            .map(|stage| Node::Stage { pd, chain, stage })
+            .collect()
     }
 }
 
@@ -274,9 +370,10 @@ fn push_new(nodes: &mut Vec<Node>, node: Node) {
     }
 }
 
-/// Whether `chain` of `pd` can split it: one stage more than vias, at
-/// least one via, and each via's channel (by `pd`'s id) leads to another
-/// existing PD, the via's.
+/// Whether `chain` of `pd` can split it as a chain with vias: one stage
+/// more than vias, at least one via, and each via's channel (by `pd`'s id)
+/// leads to another existing PD, the via's. (A chain without vias is used
+/// only as a link's target, see [`Chains::new`].)
 fn usable(sd: &SystemDescription, pd: usize, chain: &Chain) -> bool {
     let shape = !chain.vias.is_empty() && chain.stages.len() == chain.vias.len() + 1;
     shape

@@ -18,7 +18,11 @@
 //!   ... (the path shows the order; the stages are in the report), and
 //!   each PD that enters a chain (a block client, see
 //!   `chains::entrants`) with a blue dashed edge `enters <name>` to the
-//!   via it meets first: the top filter, or the one it attaches at.
+//!   via it meets first: the top filter, or the one it attaches at; each
+//!   link of a chain a blue dotted edge `link to <name>` from the via it
+//!   follows (the filter that redirects) to the first via of the chain it
+//!   leads to, or to the chain's PD if that chain has none (a disk without
+//!   filters).
 //!
 //! Node ids are `pd<i>`, `mr<i>`, `dev<i>` and `irq<n>`; nodes and edges
 //! come out in the order of the description, chains last, so the text is
@@ -134,6 +138,28 @@ pub fn dot(sd: &SystemDescription) -> String {
                     id(Node::Pd(via.pd))
                 );
                 at = Node::Pd(via.pd);
+            }
+            // Each link: from the via it follows to where the chain it
+            // leads to begins (its first via, or the PD itself).
+            for link in &chain.links {
+                let from = chain.vias.get(link.via).map(|v| v.pd);
+                let Some(from) = from.filter(|&v| v < sd.protection_domains.len()) else {
+                    continue;
+                };
+                let Some(target) = pd.chains.iter().find(|c| c.name == link.chain) else {
+                    continue;
+                };
+                let to = target.vias.first().map_or(i, |v| v.pd);
+                if to >= sd.protection_domains.len() {
+                    continue;
+                }
+                let label = format!("link to {}", escape(&link.chain));
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} [color=blue, fontcolor=blue, penwidth=2, style=dotted, label=\"{label}\"];",
+                    id(Node::Pd(from)),
+                    id(Node::Pd(to))
+                );
             }
             for (stage, who) in crate::chains::entrants(sd, i, chain) {
                 let via = chain.vias.get(stage);

@@ -28,10 +28,13 @@
 //! on a via's channel does not go to the via PD directly: the region flows
 //! into the stage of that chain that names it, or else the stage just
 //! above the via ("is lent by"), and reaches the via only down the chain;
-//! a write lend is still via -> region. So no step joins two stages of a
-//! chain, or a stage and the own node, except through a via, a region the
-//! description itself shares between them, or a channel of the PD to
-//! itself.
+//! a write lend is still via -> region. A chain's link is a step both
+//! ways between the stage just below its via and the first stage of the
+//! chain it names ("redirects to", "answers"); a read lend of a region the
+//! via's chain does not name but a chain linked to it does enters there.
+//! So no step joins two stages of a chain, or a stage and the own node,
+//! except through a via, a link below a via, a region the description
+//! itself shares between them, or a channel of the PD to itself.
 //!
 //! For the policies a PD is all its nodes: a PD named as a source, target
 //! or mediator stands for its own node and its stages alike, so a flow
@@ -45,18 +48,20 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use sdf::{ChannelEnd, Endpoint, Entity, Perms, Policy, PolicyRule, SystemDescription};
+use sdf::{ChannelEnd, Endpoint, Entity, Perms, Policy, PolicyRule, Pos, SystemDescription};
 
 use crate::chains::Chains;
 use crate::graph::{region_index, Edge, EdgeKind, Node, ReachGraph};
 use crate::violation::{node_label, quoted_list, Check, Hop, Violation};
 
-/// One flow step, derived from one reach-graph edge.
+/// One flow step, derived from one reach-graph edge or from a chain's
+/// link: the element that makes it, and where.
 #[derive(Clone, Debug)]
 struct Step {
     to: usize,
     action: &'static str,
-    edge: Edge,
+    element: &'static str,
+    pos: Pos,
 }
 
 /// The flow steps between the nodes of a reach graph.
@@ -80,7 +85,8 @@ impl FlowGraph {
             }
             let mut step = |a: Node, b: Node, action: &'static str| {
                 if let (Some(&a), Some(&b)) = (index.get(&a), index.get(&b)) {
-                    steps[a].push(Step { to: b, action, edge: *edge });
+                    let (element, pos) = (edge.element, edge.pos);
+                    steps[a].push(Step { to: b, action, element, pos });
                 }
             };
             let (from, to) = (edge.from, edge.to);
@@ -157,6 +163,17 @@ impl FlowGraph {
                 _ => {}
             }
         }
+        // A chain's link: what passed its via goes on to the first stage
+        // of the chain it leads to (a redirected request), and the answer
+        // comes back.
+        for pd in 0..sd.protection_domains.len() {
+            for (below, top, link) in chains.links(pd) {
+                let (Some(&a), Some(&b)) = (index.get(&below), index.get(&top)) else { continue };
+                let (element, pos) = ("link", link.pos);
+                steps[a].push(Step { to: b, action: "redirects to", element, pos });
+                steps[b].push(Step { to: a, action: "answers", element, pos });
+            }
+        }
         FlowGraph { nodes, index, steps }
     }
 
@@ -231,8 +248,8 @@ impl FlowGraph {
             from: self.nodes[at],
             to: self.nodes[step.to],
             action: step.action.to_string(),
-            element: step.edge.element,
-            pos: step.edge.pos,
+            element: step.element,
+            pos: step.pos,
         }
     }
 }

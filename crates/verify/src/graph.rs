@@ -28,9 +28,10 @@
 //! as everywhere in the model; an index out of range (possible only in a
 //! model built by hand) drops the edge.
 //!
-//! Chains (`<chain>`) grant nothing and are not edges: they are trust
-//! declarations that the flow graph (module `flow`) reads, splitting the
-//! PD that declares them into one [`Node::Stage`] per stage.
+//! Chains (`<chain>`, with their `<link>`s) grant nothing and are not
+//! edges: they are trust declarations that the flow graph (module `flow`)
+//! reads, splitting the PD that declares them into one [`Node::Stage`]
+//! per stage and joining linked chains' stages.
 
 use std::collections::{BTreeSet, HashMap};
 

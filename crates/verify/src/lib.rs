@@ -67,7 +67,16 @@
 //!    still holds through the server's stages and `mediated via="filter"`
 //!    holds when the filter sits in the chain between the clients' stage and
 //!    the driver's (and fails for a client whose stage is below the filter).
-//!    Witnesses show a stage as `blk_server (chain disk0, stage 1)`. The
+//!    Witnesses show a stage as `blk_server (chain disk0, stage 1)`.
+//!    A chain's `<link via=".." chain=".."/>` (a filter that may redirect
+//!    requests into another disk's chain) is a flow step both ways between
+//!    the stage just below that via and the first stage of the linked
+//!    chain (`redirects to`, `answers`, at the `link` element); a chain of
+//!    one stage and no via is used only as a link's target. A read lend on
+//!    a via's channel of a region that the via's chain does not name but a
+//!    chain linked to it does enters there, so `mediated via="overlay0"`
+//!    holds from a client of `clone0` to the DMA region of the disk that
+//!    `overlay0` links to, and fails for that disk's own clients. The
 //!    verifier checks the declaration's shape (a chain whose via does not lead
 //!    to its PD by a channel of the declaring PD splits nothing), not the code
 //!    that must keep it: that the server does is tested on the host.
@@ -76,11 +85,12 @@
 //!    one is reported with a shortest witness path, hop by hop.
 //! 4. [`Analysis::report`]: per PD what it reads, writes, executes, may be
 //!    lent and lends, signals and calls, its interrupts, devices, parent,
-//!    children and chains (with where each PD enters each chain); then
-//!    the invariants, then the policies.
+//!    children and chains (with their links, and where each PD enters
+//!    each chain); then the invariants, then the policies.
 //! 5. [`dot`]: the system as a Graphviz graph (lends dotted from the region
 //!    to the callee, each chain a labelled path through its vias, each PD
-//!    that enters a chain an edge to the via it meets first).
+//!    that enters a chain an edge to the via it meets first, each link an
+//!    edge `link to <chain>` from its via).
 //!
 //! ```
 //! let xml = r#"<system>

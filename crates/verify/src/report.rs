@@ -3,9 +3,10 @@
 //!
 //! A PD's rows `lent` (regions it may be lent during the calls it serves),
 //! `lends` (regions it may lend the PDs it calls) and `chains` (the chains
-//! it declares: each's stages and vias, then where each PD at the other
-//! end of a stage's channels enters it) appear only when it has some; the
-//! other rows always, with `-` when empty.
+//! it declares: each's stages and vias, its links and the links of other
+//! chains to it, then where each PD at the other end of a stage's channels
+//! enters it) appear only when it has some; the other rows always, with
+//! `-` when empty.
 
 use std::fmt::Write;
 
@@ -196,6 +197,7 @@ fn protection_domain(
         };
         chain_lines.push(format!("{} {}{unused}", chain.name, at("chain", chain.pos)));
         chain_lines.extend(chain_rows(sd, chain));
+        chain_lines.extend(link_rows(sd, pd, c));
         chain_lines.extend(entry_rows(sd, pd, chain));
     }
     for e in graph.edges_to(Node::Pd(pd)) {
@@ -236,6 +238,32 @@ fn protection_domain(
             let _ = writeln!(out, "  {label:<LABEL$}{item}");
         }
     }
+}
+
+/// The links of chain `c` of `pd`, then the links of its other chains
+/// that lead to it, one row each, indented under its name: `  link from
+/// stage 2 (below overlay0) to chain base0, stage 1 (link at ...)`, `  linked
+/// from chain clone0, stage 2 (below overlay0) (link at ...)`.
+fn link_rows(sd: &SystemDescription, pd: usize, c: usize) -> Vec<String> {
+    let Some(p) = sd.protection_domains.get(pd) else { return Vec::new() };
+    let name = |i: usize| sd.protection_domains.get(i).map_or("?", |p| p.name.as_str());
+    let via = |chain: &sdf::Chain, link: &sdf::ChainLink| {
+        let pd = chain.vias.get(link.via).map_or("?", |v| name(v.pd));
+        format!("stage {} (below {pd})", link.via.saturating_add(2))
+    };
+    let at = |link: &sdf::ChainLink| format!("(link at {}:{})", sd.file, link.pos);
+    let chain = &p.chains[c];
+    let mut rows: Vec<String> = chain
+        .links
+        .iter()
+        .map(|l| format!("  link from {} to chain {}, stage 1 {}", via(chain, l), l.chain, at(l)))
+        .collect();
+    for (_, other) in p.chains.iter().enumerate().filter(|&(k, _)| k != c) {
+        for l in other.links.iter().filter(|l| l.chain == chain.name) {
+            rows.push(format!("  linked from chain {}, {} {}", other.name, via(other, l), at(l)));
+        }
+    }
+    rows
 }
 
 /// Where each PD enters a chain, one row each, indented under its name:

@@ -3,8 +3,9 @@
 //! Random systems (PDs with random parents, regions, maps with random
 //! perms, channels with random pp and notify ends and random lends,
 //! interrupts, devices, chains through random channels, some of them
-//! broken) with random no-flow and mediated policies are checked by the
-//! verifier and by a plain all-pairs shortest-path computation
+//! broken, with random links between them) with random no-flow and
+//! mediated policies are checked by the verifier and by a plain all-pairs
+//! shortest-path computation
 //! (Floyd-Warshall over an adjacency matrix built here, straight from the
 //! model, with its own reading of the flow rules). Both must agree on which
 //! policies are violated; a witness must be a real path of the brute-force
@@ -25,9 +26,17 @@ type PolicySpec = (bool, Vec<(u8, usize)>, Vec<(u8, usize)>, Vec<usize>);
 
 /// A chain: its PD; per via, which of the PD's channels it uses (raw) and
 /// its call page (raw region); per stage (up to four, one more than the
-/// vias are used), raw regions and raw picks of the PD's channel ends; and
-/// whether to drop the last stage (a broken chain).
-type ChainSpec = (usize, Vec<(usize, Option<usize>)>, Vec<(Vec<usize>, Vec<usize>)>, bool);
+/// vias are used), raw regions and raw picks of the PD's channel ends;
+/// whether to drop the last stage (a broken chain); and its links, as
+/// (via, chain), raw (a via past the last and a chain of another PD or
+/// itself among them).
+type ChainSpec = (
+    usize,
+    Vec<(usize, Option<usize>)>,
+    Vec<(Vec<usize>, Vec<usize>)>,
+    bool,
+    Vec<(usize, usize)>,
+);
 
 /// Raw random numbers; [`build`] turns them into a system.
 #[derive(Clone, Debug)]
@@ -48,9 +57,10 @@ fn spec() -> impl Strategy<Value = Spec> {
     let n = || any::<usize>();
     let list = |max| proptest::collection::vec(any::<usize>(), 0..max);
     let entities = || proptest::collection::vec((0u8..3, any::<usize>()), 1..4);
-    let vias = proptest::collection::vec((n(), proptest::option::weighted(0.6, n())), 1..4);
+    let vias = proptest::collection::vec((n(), proptest::option::weighted(0.6, n())), 0..4);
     let stages = proptest::collection::vec((list(3), list(2)), 4);
-    let chain = (n(), vias, stages, proptest::bool::weighted(0.1));
+    let links = proptest::collection::vec((n(), n()), 0..3);
+    let chain = (n(), vias, stages, proptest::bool::weighted(0.1), links);
     (
         (
             proptest::collection::vec((0u8..6, proptest::option::weighted(0.3, n())), 1..8),
@@ -182,8 +192,16 @@ fn build(spec: &Spec) -> SystemDescription {
             channels[ch % count].lends.push(Lend { mr, perms, pos: pos(450 + k as u32) });
         }
     }
-    for (k, (pd, vias, stages, broken)) in spec.chains.iter().enumerate() {
-        let pd = pd % np;
+    // A chain's PD; every other one that of the chain before it, so that
+    // PDs with two chains (which links join) are common.
+    let chain_count = spec.chains.len();
+    let mut chain_pds: Vec<usize> = Vec::new();
+    for (k, chain) in spec.chains.iter().enumerate() {
+        let pd = if k > 0 && chain.0 % 2 == 0 { chain_pds[k - 1] } else { chain.0 % np };
+        chain_pds.push(pd);
+    }
+    for (k, (_, vias, stages, broken, links)) in spec.chains.iter().enumerate() {
+        let pd = chain_pds[k];
         // The PD's channel ends, as (its id, the other end's PD).
         let ends: Vec<(u8, usize)> = channels
             .iter()
@@ -233,7 +251,23 @@ fn build(spec: &Spec) -> SystemDescription {
         if *broken {
             stages.pop();
         }
-        pds[pd].chains.push(Chain { name: format!("c{k}"), stages, vias, pos: pos(804) });
+        // Mostly a via of the chain (one past the last now and then), to
+        // another chain of the same PD, now and then to any (itself too).
+        let siblings: Vec<usize> =
+            (0..chain_count).filter(|&j| j != k && chain_pds[j] == pd).collect();
+        let links = links
+            .iter()
+            .enumerate()
+            .map(|(i, &(via, target))| ChainLink {
+                via: via % (vias.len() + 1),
+                chain: match siblings.get(target % siblings.len().max(1)) {
+                    Some(j) if target % 5 != 0 => format!("c{j}"),
+                    _ => format!("c{}", target % chain_count),
+                },
+                pos: pos(805 + i as u32),
+            })
+            .collect();
+        pds[pd].chains.push(Chain { name: format!("c{k}"), stages, vias, links, pos: pos(804) });
     }
     let devices = spec
         .devices
@@ -307,8 +341,9 @@ fn build(spec: &Spec) -> SystemDescription {
 /// Nodes: PDs, regions, devices, interrupts, then the stages of the chains
 /// that count. A chain counts if it has one stage more than vias (at least
 /// one) and each via names another PD and an id of a channel end of the
-/// chain's PD whose other end is that PD; then the PD is its own node plus
-/// one node per stage of each chain that counts.
+/// chain's PD whose other end is that PD, or if it has one stage and no
+/// via and such a chain of its PD links to it; then the PD is its own node
+/// plus one node per stage of each chain that counts.
 struct Brute {
     np: usize,
     nr: usize,
@@ -322,8 +357,21 @@ struct Brute {
 
 const FAR: u32 = u32::MAX / 4;
 
-/// Whether chain `c` of `pd` counts (see [`Brute`]).
+/// Whether chain `c` of `pd` counts (see [`Brute`]): one with vias that
+/// all lead where they say, or one of a single stage and no via that such
+/// a chain of the PD links to.
 fn counts(sd: &SystemDescription, pd: usize, c: &Chain) -> bool {
+    if c.vias.is_empty() && c.stages.len() == 1 {
+        return sd.protection_domains[pd].chains.iter().any(|other| {
+            other.name != c.name
+                && counts_with_vias(sd, pd, other)
+                && other.links.iter().any(|l| l.via < other.vias.len() && l.chain == c.name)
+        });
+    }
+    counts_with_vias(sd, pd, c)
+}
+
+fn counts_with_vias(sd: &SystemDescription, pd: usize, c: &Chain) -> bool {
     if c.vias.is_empty() || c.stages.len() != c.vias.len() + 1 {
         return false;
     }
@@ -437,7 +485,53 @@ impl Brute {
         // Where `p`'s side of its parent/child link with `q` attaches.
         let link_place = |p: usize, q: usize| or_own(p, around(p, &|v: &Via| v.pd == q));
 
+        // The links that count, per PD: (from chain, its via, to chain):
+        // from a chain that counts, by one of its vias, to the first
+        // chain of the PD of that name that counts, not itself.
+        let links: Vec<Vec<(usize, usize, usize)>> = (0..np)
+            .map(|p| {
+                let chains = &sd.protection_domains[p].chains;
+                let counting = |c: usize| b.stage_nodes.contains_key(&(p, c, 0));
+                let mut out = Vec::new();
+                for (c, chain) in chains.iter().enumerate().filter(|&(c, _)| counting(c)) {
+                    for l in chain.links.iter().filter(|l| l.via < chain.vias.len()) {
+                        let target = (0..chains.len())
+                            .find(|&t| counting(t) && chains[t].name == l.chain);
+                        if let Some(t) = target.filter(|&t| t != c) {
+                            out.push((c, l.via, t));
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        // The chains of `p` that links lead from, directly or on through
+        // others, to its chain `to`.
+        let upstream = |p: usize, to: usize| -> Vec<usize> {
+            let mut found = vec![to];
+            let mut k = 0;
+            while k < found.len() {
+                for &(from, _, target) in &links[p] {
+                    if target == found[k] && !found.contains(&from) {
+                        found.push(from);
+                    }
+                }
+                k += 1;
+            }
+            found.remove(0);
+            found
+        };
+
         let mut edge = |from: usize, to: usize| b.adjacent[from][to] = true;
+        // A link joins the stage below its via and the first stage of the
+        // chain it leads to, both ways.
+        for (p, pd_links) in links.iter().enumerate() {
+            for &(c, via, t) in pd_links {
+                let (below, top) = (b.stage_nodes[&(p, c, via + 1)], b.stage_nodes[&(p, t, 0)]);
+                edge(below, top);
+                edge(top, below);
+            }
+        }
         // Memory: a writer reaches the region, the region every reader.
         for (p, pd) in sd.protection_domains.iter().enumerate() {
             for map in &pd.maps {
@@ -496,9 +590,17 @@ impl Brute {
                         vec![other.pd]
                     };
                     // On a via's channel the data enters the chain at the
-                    // stage that names it, or just above the via.
+                    // stage that names it, or else at those of the chains
+                    // linked to it that name it, or else just above the via.
                     let mut entry = Vec::new();
-                    for (c, chain) in sd.protection_domains[end.pd].chains.iter().enumerate() {
+                    let chains = &sd.protection_domains[end.pd].chains;
+                    let named_in = |c: usize| -> Vec<usize> {
+                        (0..chains[c].stages.len())
+                            .filter(|&s| names_region(&chains[c], s, r))
+                            .map(|s| b.stage_nodes[&(end.pd, c, s)])
+                            .collect()
+                    };
+                    for (c, chain) in chains.iter().enumerate() {
                         if !b.stage_nodes.contains_key(&(end.pd, c, 0)) {
                             continue;
                         }
@@ -506,12 +608,15 @@ impl Brute {
                             if via.channel != end.id || via.pd != other.pd {
                                 continue;
                             }
-                            let named: Vec<usize> = (0..chain.stages.len())
-                                .filter(|&s| names_region(chain, s, r))
-                                .collect();
-                            for s in if named.is_empty() { vec![k] } else { named } {
-                                entry.push(b.stage_nodes[&(end.pd, c, s)]);
+                            let mut named = named_in(c);
+                            if named.is_empty() {
+                                named =
+                                    upstream(end.pd, c).into_iter().flat_map(named_in).collect();
                             }
+                            if named.is_empty() {
+                                named.push(b.stage_nodes[&(end.pd, c, k)]);
+                            }
+                            entry.extend(named);
                         }
                     }
                     if lend.perms.read {
@@ -660,14 +765,15 @@ proptest! {
 }
 
 /// The generator makes what the comparison is about often enough: PDs
-/// split by chains, broken chains, lends, lends on a via's channel, and
-/// call pages the split drops.
+/// split by chains, broken chains, lends, lends on a via's channel, call
+/// pages the split drops, and links between chains.
 #[test]
 fn random_systems_often_have_chains_and_lends() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let (mut split, mut broken, mut lends, mut via_lends, mut pages) = (0, 0, 0, 0, 0);
+    let mut links = 0;
     let runs = 1000;
     for _ in 0..runs {
         let sd = build(&spec().new_tree(&mut runner).unwrap().current());
@@ -679,6 +785,18 @@ fn random_systems_often_have_chains_and_lends() {
                 .flat_map(|(p, pd)| pd.chains.iter().map(move |c| (p, c)))
         };
         split += usize::from(brute.pd_nodes.iter().any(|nodes| nodes.len() > 1));
+        // A link between two chains that count.
+        links += usize::from(chains().any(|(p, c)| {
+            counts(&sd, p, c)
+                && c.links.iter().any(|l| {
+                    l.via < c.vias.len()
+                        && l.chain != c.name
+                        && sd.protection_domains[p]
+                            .chains
+                            .iter()
+                            .any(|t| t.name == l.chain && counts(&sd, p, t))
+                })
+        }));
         broken += usize::from(chains().any(|(p, c)| !counts(&sd, p, c)));
         lends += usize::from(sd.channels.iter().any(|ch| !ch.lends.is_empty()));
         let via_channel = |ch: &Channel| {
@@ -706,9 +824,10 @@ fn random_systems_often_have_chains_and_lends() {
                 })
         }));
     }
-    eprintln!("of {runs}: split {split}, broken {broken}, lends {lends}, via lends {via_lends}, call pages {pages}");
+    eprintln!("of {runs}: split {split}, broken {broken}, lends {lends}, via lends {via_lends}, call pages {pages}, links {links}");
     for (what, count) in [
         ("split", split),
+        ("links", links),
         ("broken", broken),
         ("lends", lends),
         ("via lends", via_lends),

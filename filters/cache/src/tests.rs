@@ -12,7 +12,7 @@ fn arena() -> Box<Small> {
 fn quiet(_: fmt::Arguments) {}
 
 fn io(hook: Hook, op: Op, block: u64, count: u32, id: u32) -> Io {
-    Io { hook, op, client: 0, position: 0, block, count, grant: 1, id, state: 0 }
+    Io { hook, op, client: 0, position: 0, block, count, grant: 1, id, state: 0, side: None }
 }
 
 /// The contents a block has for a tag: the tag in every word.

@@ -98,7 +98,7 @@ impl RequestData for Buffer {
 }
 
 fn read(op: Op, block: u64, count: u32) -> Io {
-    Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 0, state: 0 }
+    Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 0, state: 0, side: None }
 }
 
 fn content(app: &[u8]) -> (Content, u64) {

@@ -131,7 +131,7 @@ impl RequestData for Buffer {
 }
 
 fn io(hook: Hook, op: Op, block: u64, count: u32, state: u64) -> Io {
-    Io { hook, op, client: 0, position: 0, block, count, grant: 1, id: 0, state }
+    Io { hook, op, client: 0, position: 0, block, count, grant: 1, id: 0, state, side: None }
 }
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {

@@ -262,7 +262,7 @@ mod tests {
     }
 
     fn io(op: Op, block: u64, count: u32) -> Io {
-        Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 0, state: 0 }
+        Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 0, state: 0, side: None }
     }
 
     fn pre(f: &mut Faulty<Record>, io: &Io) -> (Verdict, u64) {

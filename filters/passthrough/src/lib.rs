@@ -64,7 +64,7 @@ mod tests {
     }
 
     fn io(op: Op, count: u32) -> Io {
-        Io { hook: Hook::Pre, op, client: 0, position: 0, block: 0, count, grant: 1, id: 0, state: 0 }
+        Io { hook: Hook::Pre, op, client: 0, position: 0, block: 0, count, grant: 1, id: 0, state: 0, side: None }
     }
 
     #[test]

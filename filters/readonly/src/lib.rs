@@ -70,7 +70,7 @@ mod tests {
     use blk::filter::{Hook, NoData};
 
     fn io(op: Op, block: u64, count: u32) -> Io {
-        Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 0, id: 0, state: 0 }
+        Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 0, id: 0, state: 0, side: None }
     }
 
     #[test]

@@ -239,7 +239,7 @@ pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], dri
     let mut bounces = StdVec::new();
     for (p, spec) in chain.iter().enumerate() {
         let mut lend_client = [NO_LEND; blk::config::MAX_CLIENTS];
-        let mut lend_bounce = [NO_LEND; blk::config::MAX_CHAIN];
+        let mut lend_bounce = [NO_LEND; blk::config::MAX_FILTERS];
         if spec.rights != 0 {
             for (c, l) in lend_client.iter_mut().enumerate().take(capacities.len()) {
                 *l = c as u8;
@@ -264,7 +264,7 @@ pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], dri
             restart: 1,
             lend_client,
             lend_bounce,
-            _reserved: [0; 4],
+            links: [blk::config::NO_LINK; blk::config::MAX_LINKS],
         };
         let page = page();
         regions.filter_calls[p] = Some(page);
@@ -524,6 +524,60 @@ fn a_filter_that_stops_fails_its_batch_and_is_restarted() {
     h.complete(&fwd, Status::Ok);
     h.run();
     assert_eq!(h.responses(0), [Response::new(3, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_side_io_goes_down_below_the_filter_and_the_filter_is_called_again_with_its_result() {
+    // Filter 1 writes its bounce page 2 to block 100 before each write goes
+    // on, and fails the write if that failed; filter 2, below, sees both.
+    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true };
+    let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook, io.side) {
+        (1, Op::Write, Hook::Pre, None) => Verdict::SideIo { op: Op::Write, block: 100, count: 1, page: 2 },
+        (1, Op::Write, Hook::Pre, Some(done)) if done.status != Status::Ok => Verdict::Fail(Status::IoError),
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[8], &[Spec::PASS, journal, Spec::PASS], 8, decide);
+    h.push(0, Request::new(1, Op::Write, 7, 2, 0));
+    h.run();
+    let side = h.driver_requests();
+    assert_eq!(side.len(), 1, "only the side write went down yet");
+    assert_eq!((side[0].op(), side[0].block, side[0].count, side[0].data_offset), (Ok(Op::Write), 100, 1, bounce_paddr(1) + 2 * 4096));
+    let t = trace(&mut h);
+    assert_eq!(t, [(0, Hook::Pre, 7), (1, Hook::Pre, 7), (2, Hook::Pre, 100)], "the filter below saw the side write");
+    h.complete(&side, Status::Ok);
+    h.run();
+    let calls = h.take_calls();
+    let again = calls.iter().flat_map(|c| c.entries.iter().map(move |e| (c.filter, e.0))).find(|(f, io)| *f == 1 && io.block == 7).unwrap().1;
+    assert_eq!((again.hook, again.side), (Hook::Pre, Some(Done { status: Status::Ok, count: 1 })), "called again with the side write's result");
+    let fwd = h.driver_requests();
+    assert_eq!((fwd.len(), fwd[0].block, fwd[0].count), (1, 7, 2), "then the write itself");
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 2)]);
+
+    // A side write that fails: the filter fails the request.
+    h.push(0, Request::new(2, Op::Write, 8, 1, 0));
+    h.run();
+    let side = h.driver_requests();
+    h.complete(&side, Status::IoError);
+    h.run();
+    assert_eq!(h.driver_requests(), [], "the write never went down");
+    assert_eq!(h.responses(0), [Response::new(2, Status::IoError, 0)]);
+    assert_eq!(h.server.table.free(), chain::MAX_SLOTS, "every slot is free again");
+}
+
+#[test]
+fn a_redirect_along_no_link_fails_its_request() {
+    let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.hook) {
+        (0, Hook::Pre) => Verdict::Redirect { link: 0, block: io.block },
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[8], &[Spec::PASS], 8, decide);
+    h.push(0, Request::new(1, Op::Read, 7, 1, 0));
+    h.run();
+    assert_eq!(h.driver_requests(), []);
+    assert_eq!(h.responses(0), [Response::new(1, Status::IoError, 0)]);
+    assert_eq!(h.server.filters[0].stats.errors, 1);
 }
 
 #[test]

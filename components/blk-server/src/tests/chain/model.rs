@@ -44,7 +44,7 @@
 
 use super::*;
 use crate::chain::{MAX_SLOTS, SLOT_TAG};
-use blk::filter::{op_bit, DiskId, MAX_BATCH};
+use blk::filter::{op_bit, MAX_BATCH};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -182,7 +182,7 @@ fn valid(v: Verdict, hook: Hook, op: Op, count: u32, spec: &Spec) -> bool {
         Verdict::Complete { count: done, .. } => done <= count,
         Verdict::Fail(status) => status != Status::Ok,
         // (The model's filters give neither: remaps are tested apart.)
-        Verdict::Redirect(_) | Verdict::Remap { .. } => false,
+        Verdict::Redirect { .. } | Verdict::Remap { .. } | Verdict::SideIo { .. } => false,
     }
 }
 
@@ -272,7 +272,7 @@ impl Filters {
             3 => Verdict::Fail(failure),
             4 => Verdict::Complete { status, count: io.count.saturating_add(1) },
             5 => Verdict::Substitute { offset: if pick & 0x100_0000 == 0 { 100 } else { BOUNCE_SIZE } },
-            6 => Verdict::Redirect(DiskId(1)),
+            6 => Verdict::Redirect { link: 1, block: 0 },
             _ => Verdict::Fail(Status::Ok),
         }
     }
@@ -299,7 +299,7 @@ impl Filters {
             2 | 3 => Verdict::Fail(failure),
             4 => Verdict::Complete { status, count: io.count.saturating_add(1) },
             5 => Verdict::Substitute { offset: 0 },
-            6 => Verdict::Redirect(DiskId(0)),
+            6 => Verdict::Redirect { link: 0, block: 0 },
             _ => Verdict::Fail(Status::Ok),
         }
     }
@@ -754,7 +754,7 @@ impl Model {
                 Stage::Up { below: p, status, count }
             }
             Outcome::Verdict(Verdict::Fail(status)) => Stage::Up { below: p, status, count: 0 },
-            Outcome::Verdict(Verdict::Redirect(_) | Verdict::Remap { .. }) => failed,
+            Outcome::Verdict(Verdict::Redirect { .. } | Verdict::Remap { .. } | Verdict::SideIo { .. }) => failed,
         };
         Ok(())
     }

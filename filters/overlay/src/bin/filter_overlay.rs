@@ -1,0 +1,23 @@
+//! The linked-clone filter PD.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+// The bounce buffer: the header page, the map's pages and a staging page
+// per request slot (`filter_overlay::BOUNCE`).
+#[cfg(target_os = "none")]
+blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "params=", "bounce=593920");
+
+#[cfg(target_os = "none")]
+fn say(args: core::fmt::Arguments) {
+    let cfg = blk_filter::config();
+    microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
+}
+
+#[cfg(target_os = "none")]
+#[microkit::protection_domain]
+fn init() -> blk_filter::FilterPd<filter_overlay::Overlay<'static>> {
+    blk_filter::FilterPd::start(|_| Ok(filter_overlay::Overlay::new(blk_filter::bounce(), say)))
+}

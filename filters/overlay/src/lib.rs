@@ -1,0 +1,365 @@
+//! `filter_overlay`: a linked clone, as a qcow2 file with a backing file or
+//! a VMware linked clone. The clone's own disk keeps the blocks the
+//! clone's clients wrote; every other block reads from the base disk,
+//! through the base disk's own chain, which the clone never writes.
+//!
+//! ```xml
+//! <disk name="clone0" virtio_slot="30">
+//!     <filter name="overlay0" program="filter_overlay" data="read-write">
+//!         <link disk="base0" />
+//!     </filter>
+//! </disk>
+//! <disk name="base0" virtio_slot="31" />
+//! ```
+//!
+//! The clone's disk (below the filter):
+//!
+//! | blocks | what |
+//! |---|---|
+//! | 0 | header: [`MAGIC`], then little-endian `u32` map blocks `m`, `u32` 0, `u64` blocks of the clone |
+//! | 1 ..= m | the map: bit `b % 8` of byte `b / 8` set = the clone wrote block `b` |
+//! | m + 1 .. | the clone's blocks: block `b` at `m + 1 + b` |
+//!
+//! Setup reads the header and the map. A disk whose first block is all
+//! zeros (a fresh image) is formatted: zeroed map first, the header last,
+//! so a format cut short formats again. Clients see the clone's blocks:
+//! the disk less the header and map (a clone image as large as its base
+//! sees all of the base but those few blocks; at most
+//! [`MAX_MAP_BLOCKS`] map blocks, 2 GiB of clone).
+//!
+//! Requests: a write goes to the clone's disk; once it is done its blocks
+//! are marked written in the map (in the bounce buffer). A read of blocks
+//! all written reads the clone; of blocks none written is redirected to
+//! the base (link 0); a read that mixes them is redirected to the base,
+//! and then, in its post-op, each written block is read into the
+//! request's staging page with a side I/O and copied over the base's data
+//! through the grant (so mixed reads need `data="read-write"`). A flush
+//! first writes the map blocks that changed (a side I/O), then goes down:
+//! every write answered before a flush is in the clone after it, map and
+//! data, and survives a reboot or a kill. A write answered after the
+//! last flush may read back from the base after a kill, as a disk's cache
+//! may lose unflushed writes.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
+use blk::{Op, Shared, Status, BLOCK_SIZE};
+use core::fmt;
+
+/// The header's first bytes.
+pub const MAGIC: &[u8; 16] = b"STRATA-OVERLAY-1";
+/// Map blocks at most (each maps 32,768 blocks, 128 MiB).
+pub const MAX_MAP_BLOCKS: u64 = 16;
+/// Blocks one map block maps.
+const PER_MAP_BLOCK: u64 = BLOCK as u64 * 8;
+const BLOCK: usize = BLOCK_SIZE as usize;
+/// The bounce buffer's pages: the header, the map, then one staging page
+/// per request slot of the server (a request's id is its slot).
+const MAP_PAGE: u64 = 1;
+const STAGING_PAGE: u64 = MAP_PAGE + MAX_MAP_BLOCKS;
+const STAGING_PAGES: u64 = 128;
+/// Bytes of bounce buffer the filter needs (its manifest declares them).
+pub const BOUNCE: u64 = (STAGING_PAGE + STAGING_PAGES) * BLOCK as u64;
+
+/// The state word: what a read or flush is doing between its calls.
+const MIXED: u64 = 1 << 63;
+const FLUSHING: u64 = 1 << 62;
+
+/// Where the messages go (the console, on the target).
+pub type Say = fn(fmt::Arguments);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Start,
+    /// The header was asked for.
+    Header,
+    /// The zeroed map is being written (a fresh disk).
+    Formatting,
+    /// The header is being written.
+    Formatted,
+    /// The map was asked for.
+    Map,
+    Ready,
+    Failed,
+}
+
+/// Counters for the statistics line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Reads answered by the clone, by the base, and by both.
+    pub own: u64,
+    pub base: u64,
+    pub mixed: u64,
+    /// Map blocks written before flushes.
+    pub map_writes: u64,
+}
+
+pub struct Overlay<'a> {
+    bounce: Option<Shared<'a>>,
+    say: Say,
+    stage: Stage,
+    /// Map blocks on the disk, and blocks of the clone.
+    map_blocks: u64,
+    blocks: u64,
+    /// Map blocks changed since they were last written (bit per block).
+    dirty: u32,
+    pub counts: Counts,
+}
+
+impl<'a> Overlay<'a> {
+    /// The filter with its bounce buffer (at least [`BOUNCE`] bytes) and
+    /// where its messages go.
+    pub fn new(bounce: Option<Shared<'a>>, say: Say) -> Overlay<'a> {
+        let bounce = bounce.filter(|b| b.len() as u64 >= BOUNCE);
+        Overlay { bounce, say, stage: Stage::Start, map_blocks: 0, blocks: 0, dirty: 0, counts: Counts::default() }
+    }
+
+    /// Blocks of the clone, once set up.
+    pub fn blocks(&self) -> Option<u64> {
+        (self.stage == Stage::Ready).then_some(self.blocks)
+    }
+
+    fn fail(&mut self, why: fmt::Arguments) -> SetupStep {
+        (self.say)(format_args!("{why}; every request of the disk fails"));
+        self.stage = Stage::Failed;
+        SetupStep::Fail(Status::IoError)
+    }
+
+    /// Whether the clone wrote block `b` (false past the map).
+    fn written(&self, bounce: &Shared<'_>, b: u64) -> Option<bool> {
+        if b >= self.blocks {
+            return Some(false);
+        }
+        let mut byte = [0u8];
+        bounce.read_bytes((MAP_PAGE * BLOCK as u64 + b / 8) as usize, &mut byte).ok()?;
+        Some(byte[0] & 1 << (b % 8) != 0)
+    }
+
+    /// Mark blocks `first .. first + count` written.
+    fn mark(&mut self, bounce: &Shared<'_>, first: u64, count: u64) -> Option<()> {
+        for b in first..first.saturating_add(count).min(self.blocks) {
+            let at = (MAP_PAGE * BLOCK as u64 + b / 8) as usize;
+            let mut byte = [0u8];
+            bounce.read_bytes(at, &mut byte).ok()?;
+            if byte[0] & 1 << (b % 8) == 0 {
+                byte[0] |= 1 << (b % 8);
+                bounce.write_bytes(at, &byte).ok()?;
+                self.dirty |= 1 << (b / PER_MAP_BLOCK);
+            }
+        }
+        Some(())
+    }
+
+    /// How many blocks the clone wrote, all told (a page of the map at a
+    /// time).
+    fn written_total(&self, bounce: &Shared<'_>) -> u64 {
+        let mut page = [0u8; BLOCK];
+        let mut n = 0;
+        for m in 0..self.map_blocks {
+            if bounce.read_bytes(((MAP_PAGE + m) * BLOCK as u64) as usize, &mut page).is_ok() {
+                n += page.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
+            }
+        }
+        n
+    }
+
+    /// How many of `io`'s blocks the clone wrote.
+    fn written_count(&self, bounce: &Shared<'_>, io: &Io) -> Option<u64> {
+        let mut n = 0;
+        for b in io.block..io.block.saturating_add(u64::from(io.count)) {
+            n += u64::from(self.written(bounce, b)?);
+        }
+        Some(n)
+    }
+
+    /// The blocks of the disk below before the clone's: header and map.
+    fn first(&self) -> u64 {
+        1 + self.map_blocks
+    }
+
+    fn header(&self) -> [u8; BLOCK] {
+        let mut h = [0u8; BLOCK];
+        h[..16].copy_from_slice(MAGIC);
+        h[16..20].copy_from_slice(&(self.map_blocks as u32).to_le_bytes());
+        h[24..32].copy_from_slice(&self.blocks.to_le_bytes());
+        h
+    }
+
+    /// A fresh disk of `below` blocks: the map that covers the rest.
+    fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        let m = (below - 1).div_ceil(PER_MAP_BLOCK + 1).min(MAX_MAP_BLOCKS);
+        self.map_blocks = m;
+        self.blocks = (below - 1 - m).min(m * PER_MAP_BLOCK);
+        let zero = [0u8; BLOCK];
+        for page in MAP_PAGE..MAP_PAGE + m {
+            if bounce.write_bytes((page * BLOCK as u64) as usize, &zero).is_err() {
+                return self.fail(format_args!("cannot clear the map"));
+            }
+        }
+        (self.say)(format_args!("formatting a clone of {} blocks ({} map blocks)", self.blocks, m));
+        self.stage = Stage::Formatting;
+        SetupStep::Write { block: 1, count: m as u32, offset: MAP_PAGE * BLOCK as u64 }
+    }
+
+    /// The header read: open it, or format a fresh disk.
+    fn opened(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        let mut h = [0u8; BLOCK];
+        if bounce.read_bytes(0, &mut h).is_err() {
+            return self.fail(format_args!("cannot read the header"));
+        }
+        if h.iter().all(|&b| b == 0) {
+            return self.format(bounce, below);
+        }
+        if &h[..16] != MAGIC {
+            return self.fail(format_args!("block 0 holds neither a clone's header nor zeros: not formatting a disk with data on it"));
+        }
+        let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
+        let blocks = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
+        if m == 0 || m > MAX_MAP_BLOCKS || blocks > m * PER_MAP_BLOCK || 1 + m + blocks > below {
+            return self.fail(format_args!("a damaged header ({m} map blocks, {blocks} blocks, on a disk of {below})"));
+        }
+        (self.map_blocks, self.blocks) = (m, blocks);
+        self.stage = Stage::Map;
+        SetupStep::Read { block: 1, count: m as u32, offset: MAP_PAGE * BLOCK as u64 }
+    }
+
+    /// The first block at or after `from` of `io` the clone wrote.
+    fn next_written(&self, bounce: &Shared<'_>, io: &Io, from: u64) -> Option<Option<u64>> {
+        for j in from..u64::from(io.count) {
+            if self.written(bounce, io.block + j)? {
+                return Some(Some(j));
+            }
+        }
+        Some(None)
+    }
+
+    /// A mixed read's post-op: the base's data is in; copy in the block a
+    /// side I/O just read (if any) and read the next written one.
+    fn mixed(&mut self, bounce: &Shared<'_>, io: &Io, data: &dyn RequestData, state: &mut u64) -> Verdict {
+        let page = STAGING_PAGE + u64::from(io.id) % STAGING_PAGES;
+        let next = *state & 0xffff_ffff;
+        if let Some(side) = io.side {
+            let mut block = [0u8; BLOCK];
+            if side.status != Status::Ok || bounce.read_bytes((page * BLOCK as u64) as usize, &mut block).is_err() {
+                return Verdict::Fail(Status::IoError);
+            }
+            if data.write(io, (next - 1) * BLOCK as u64, &block).is_err() {
+                return Verdict::Fail(Status::IoError);
+            }
+        }
+        match self.next_written(bounce, io, next) {
+            None => Verdict::Fail(Status::IoError),
+            Some(None) => Verdict::Continue,
+            Some(Some(j)) => {
+                *state = MIXED | (j + 1);
+                Verdict::SideIo { op: Op::Read, block: self.first() + io.block + j, count: 1, page: page as u16 }
+            }
+        }
+    }
+
+    /// A flush's pre-op: write the map blocks that changed, then go down.
+    fn flush(&mut self, io: &Io, state: &mut u64) -> Verdict {
+        if let Some(side) = io.side {
+            let written = (*state & 0xffff_ffff) as u32;
+            if side.status != Status::Ok {
+                self.dirty |= written;
+                (self.say)(format_args!("writing the map failed ({:?}): the flush fails", side.status));
+                return Verdict::Fail(Status::IoError);
+            }
+            self.counts.map_writes += u64::from(written.count_ones());
+            return Verdict::Continue;
+        }
+        if self.dirty == 0 {
+            return Verdict::Continue;
+        }
+        // One write from the first changed map block to the last.
+        let (lo, hi) = (u64::from(self.dirty.trailing_zeros()), u64::from(31 - self.dirty.leading_zeros()));
+        let written = self.dirty;
+        self.dirty = 0;
+        *state = FLUSHING | u64::from(written);
+        Verdict::SideIo { op: Op::Write, block: 1 + lo, count: (hi - lo + 1) as u32, page: (MAP_PAGE + lo) as u16 }
+    }
+}
+
+impl Filter for Overlay<'_> {
+    fn setup(&mut self, call: &SetupCall, _: Option<&Shared<'_>>) -> SetupStep {
+        let Some(bounce) = self.bounce else {
+            return self.fail(format_args!("no bounce buffer of {BOUNCE} bytes"));
+        };
+        let ok = call.last.is_some_and(|c| c.status == Status::Ok);
+        match self.stage {
+            Stage::Start if call.below < 3 => self.fail(format_args!("a disk of {} blocks is too small for a clone", call.below)),
+            Stage::Start => {
+                self.stage = Stage::Header;
+                SetupStep::Read { block: 0, count: 1, offset: 0 }
+            }
+            Stage::Header if ok => self.opened(&bounce, call.below),
+            Stage::Formatting if ok => {
+                if bounce.write_bytes(0, &self.header()).is_err() {
+                    return self.fail(format_args!("cannot write the header"));
+                }
+                self.stage = Stage::Formatted;
+                SetupStep::Write { block: 0, count: 1, offset: 0 }
+            }
+            Stage::Formatted | Stage::Map if ok => {
+                let written = self.written_total(&bounce);
+                if self.stage == Stage::Map {
+                    (self.say)(format_args!("a clone of {} blocks, {written} of them its own", self.blocks));
+                }
+                self.stage = Stage::Ready;
+                SetupStep::Ready { first: self.first(), blocks: self.blocks }
+            }
+            Stage::Ready => SetupStep::Ready { first: self.first(), blocks: self.blocks },
+            Stage::Failed => SetupStep::Fail(Status::IoError),
+            _ => {
+                let status = call.last.map(|c| c.status);
+                self.fail(format_args!("its own disk failed a setup read or write ({status:?})"))
+            }
+        }
+    }
+
+    fn pre(&mut self, io: &Io, _: &dyn RequestData, state: &mut u64) -> Verdict {
+        let Some(bounce) = self.bounce.filter(|_| self.stage == Stage::Ready) else { return Verdict::Fail(Status::IoError) };
+        match io.op {
+            Op::Read => match self.written_count(&bounce, io) {
+                None => Verdict::Fail(Status::IoError),
+                Some(n) if n == u64::from(io.count) => {
+                    self.counts.own += 1;
+                    Verdict::Continue
+                }
+                Some(0) => {
+                    self.counts.base += 1;
+                    Verdict::Redirect { link: 0, block: io.block }
+                }
+                Some(_) => {
+                    // The base's data first; then the clone's blocks over it.
+                    self.counts.mixed += 1;
+                    *state = MIXED;
+                    Verdict::Redirect { link: 0, block: io.block }
+                }
+            },
+            Op::Flush => self.flush(io, state),
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn post_state(&mut self, io: &Io, done: Completion, data: &dyn RequestData, state: &mut u64) -> Verdict {
+        let Some(bounce) = self.bounce else { return Verdict::Fail(Status::IoError) };
+        match io.op {
+            Op::Write if done.status == Status::Ok => match self.mark(&bounce, io.block, u64::from(done.count.min(io.count))) {
+                Some(()) => Verdict::Continue,
+                None => Verdict::Fail(Status::IoError),
+            },
+            Op::Read if done.status == Status::Ok && *state & MIXED != 0 => self.mixed(&bounce, io, data, state),
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn report(&mut self) {
+        let c = self.counts;
+        (self.say)(format_args!("reads: {} from the clone, {} from the base, {} mixed; {} map blocks written", c.own, c.base, c.mixed, c.map_writes));
+    }
+}
+
+#[cfg(test)]
+mod tests;

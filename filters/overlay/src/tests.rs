@@ -1,0 +1,231 @@
+//! The clone against a model of the server: its own disk and the base as
+//! byte vectors, setup steps, redirects and side I/O carried out as the
+//! server does (`blk::filter`'s module docs).
+
+use super::*;
+use blk::filter::{DataError, Hook};
+use std::cell::RefCell;
+
+fn quiet(_: fmt::Arguments) {}
+
+/// A request's data: the client's buffer.
+struct Buffer(RefCell<Vec<u8>>);
+
+impl RequestData for Buffer {
+    fn read(&self, _: &Io, offset: u64, out: &mut [u8]) -> Result<(), DataError> {
+        let at = offset as usize;
+        out.copy_from_slice(self.0.borrow().get(at..at + out.len()).ok_or(DataError::OutOfRange)?);
+        Ok(())
+    }
+    fn write(&self, _: &Io, offset: u64, data: &[u8]) -> Result<(), DataError> {
+        let at = offset as usize;
+        self.0.borrow_mut().get_mut(at..at + data.len()).ok_or(DataError::OutOfRange)?.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+/// The clone's own disk (sparse: unwritten blocks read as zeros) and the
+/// base, whose block `b` is `block_of(b, 0xb0)`.
+struct World {
+    own: std::collections::BTreeMap<u64, Vec<u8>>,
+    own_blocks: u64,
+    bounce: Shared<'static>,
+    /// Side writes to the own disk, by block.
+    side_writes: Vec<u64>,
+}
+
+fn block_of(b: u64, tag: u8) -> Vec<u8> {
+    (0..BLOCK).map(|i| (b as u8).wrapping_mul(7) ^ tag ^ (i as u8)).collect()
+}
+
+impl World {
+    fn new(own_blocks: u64) -> World {
+        let bounce = Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()));
+        World { own: Default::default(), own_blocks, bounce, side_writes: Vec::new() }
+    }
+
+    fn own_block(&self, b: u64) -> Vec<u8> {
+        self.own.get(&b).cloned().unwrap_or_else(|| vec![0; BLOCK])
+    }
+
+    /// Blocks `block .. block + count` of the own disk.
+    fn own_read(&self, block: u64, count: u32) -> Vec<u8> {
+        (block..block + u64::from(count)).flat_map(|b| self.own_block(b)).collect()
+    }
+
+    fn own_write(&mut self, block: u64, data: &[u8]) {
+        for (i, d) in data.chunks(BLOCK).enumerate() {
+            self.own.insert(block + i as u64, d.to_vec());
+        }
+    }
+
+    /// The bounce buffer, as the filter and the server both reach it.
+    fn shared(&self) -> Shared<'static> {
+        self.bounce
+    }
+
+    /// Run the setup dialogue to its end, as the server does.
+    fn set_up(&mut self, f: &mut Overlay<'_>) -> SetupStep {
+        let below = self.own_blocks;
+        let mut last = None;
+        for round in 0.. {
+            let bounce = self.shared();
+            match f.setup(&SetupCall { round, below, last }, Some(&bounce)) {
+                SetupStep::Read { block, count, offset } => {
+                    bounce.write_bytes(offset as usize, &self.own_read(block, count)).unwrap();
+                    last = Some(Completion { status: Status::Ok, count });
+                }
+                SetupStep::Write { block, count, offset } => {
+                    let mut data = vec![0; count as usize * BLOCK];
+                    bounce.read_bytes(offset as usize, &mut data).unwrap();
+                    self.own_write(block, &data);
+                    last = Some(Completion { status: Status::Ok, count });
+                }
+                SetupStep::Again => last = None,
+                done => return done,
+            }
+        }
+        unreachable!()
+    }
+
+    /// One request through the filter as the server carries it: `first`
+    /// is the window the filter offered. Returns the status.
+    fn request(&mut self, f: &mut Overlay<'_>, op: Op, block: u64, count: u32, data: &Buffer, first: u64) -> Status {
+        let io = Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 5, state: 0, side: None };
+        let mut state = 0;
+        let mut side = None;
+        let mut done = loop {
+            match f.pre(&Io { state, side, ..io }, data, &mut state) {
+                Verdict::Continue => break self.below(op, first + block, count, data),
+                Verdict::Redirect { link: 0, block } => break self.from_base(op, block, count, data),
+                Verdict::SideIo { op, block, count, page } => side = Some(self.side(op, block, count, page)),
+                Verdict::Fail(s) => return s,
+                v => panic!("pre: {v:?}"),
+            }
+        };
+        side = None;
+        loop {
+            match f.post_state(&Io { hook: Hook::Post, state, side, ..io }, done, data, &mut state) {
+                Verdict::Continue => return done.status,
+                Verdict::Fail(s) => return s,
+                Verdict::Complete { status, .. } => return status,
+                Verdict::SideIo { op, block, count, page } => side = Some(self.side(op, block, count, page)),
+                Verdict::Redirect { link: 0, block } => done = self.from_base(op, block, count, data),
+                v => panic!("post: {v:?}"),
+            }
+        }
+    }
+
+    fn below(&mut self, op: Op, block: u64, count: u32, data: &Buffer) -> Completion {
+        let len = count as usize * BLOCK;
+        match op {
+            Op::Read => data.0.borrow_mut()[..len].copy_from_slice(&self.own_read(block, count)),
+            Op::Write => {
+                let d = data.0.borrow()[..len].to_vec();
+                self.own_write(block, &d);
+            }
+            _ => {}
+        }
+        Completion { status: Status::Ok, count }
+    }
+
+    fn from_base(&mut self, op: Op, block: u64, count: u32, data: &Buffer) -> Completion {
+        assert_eq!(op, Op::Read, "only reads go to the base");
+        let base: Vec<u8> = (block..block + u64::from(count)).flat_map(|b| block_of(b, 0xb0)).collect();
+        data.0.borrow_mut()[..base.len()].copy_from_slice(&base);
+        Completion { status: Status::Ok, count }
+    }
+
+    fn side(&mut self, op: Op, block: u64, count: u32, page: u16) -> Completion {
+        let bounce = self.shared();
+        let offset = page as usize * BLOCK;
+        match op {
+            Op::Read => bounce.write_bytes(offset, &self.own_read(block, count)).unwrap(),
+            Op::Write => {
+                let mut data = vec![0; count as usize * BLOCK];
+                bounce.read_bytes(offset, &mut data).unwrap();
+                self.own_write(block, &data);
+                self.side_writes.push(block);
+            }
+            _ => {}
+        }
+        Completion { status: Status::Ok, count }
+    }
+}
+
+fn buffer(blocks: u32) -> Buffer {
+    Buffer(RefCell::new(vec![0; blocks as usize * BLOCK]))
+}
+
+#[test]
+fn a_fresh_disk_is_formatted_and_reads_the_base_until_written() {
+    let mut w = World::new(1000);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 2, blocks: 998 });
+    assert_eq!(&w.own_block(0)[..16], MAGIC);
+    let first = 2;
+    let data = buffer(4);
+    assert_eq!(w.request(&mut f, Op::Read, 10, 4, &data, first), Status::Ok);
+    assert!(data.0.borrow()[..] == (10..14).flat_map(|b| block_of(b, 0xb0)).collect::<Vec<u8>>()[..], "unwritten: the base's");
+    // Write blocks 11 and 12; read 10..14: mixed.
+    let mine = Buffer(RefCell::new([block_of(11, 0xc1), block_of(12, 0xc1)].concat()));
+    assert_eq!(w.request(&mut f, Op::Write, 11, 2, &mine, first), Status::Ok);
+    assert_eq!(w.request(&mut f, Op::Read, 10, 4, &data, first), Status::Ok);
+    let want = [block_of(10, 0xb0), block_of(11, 0xc1), block_of(12, 0xc1), block_of(13, 0xb0)].concat();
+    assert!(data.0.borrow()[..] == want[..], "a mixed read: the clone's blocks over the base's");
+    assert_eq!(w.request(&mut f, Op::Read, 11, 2, &data, first), Status::Ok);
+    assert!(data.0.borrow()[..2 * BLOCK] == want[BLOCK..3 * BLOCK]);
+    assert_eq!(f.counts, Counts { own: 1, base: 1, mixed: 1, map_writes: 0 });
+    // (The base is never written: `from_base` takes reads only.)
+}
+
+#[test]
+fn a_flush_writes_the_changed_map_and_a_reboot_keeps_it() {
+    let mut w = World::new(70_000);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    // 69,999 blocks past the header need 3 map blocks.
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 4, blocks: 69_996 });
+    let first = 4;
+    let one = Buffer(RefCell::new(block_of(40_000, 0xc2)));
+    assert_eq!(w.request(&mut f, Op::Write, 40_000, 1, &one, first), Status::Ok);
+    assert_eq!(w.request(&mut f, Op::Flush, 0, 0, &buffer(0), first), Status::Ok);
+    assert_eq!(w.side_writes, [2], "the second map block, which maps block 40,000");
+    assert_eq!(w.request(&mut f, Op::Flush, 0, 0, &buffer(0), first), Status::Ok);
+    assert_eq!(w.side_writes, [2], "nothing changed since");
+    // Unflushed: lost on a reboot (the model's disk keeps what went down).
+    let two = Buffer(RefCell::new(block_of(5, 0xc3)));
+    assert_eq!(w.request(&mut f, Op::Write, 5, 1, &two, first), Status::Ok);
+
+    // (A new PD: its bounce buffer starts zeroed.)
+    w.bounce = Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()));
+    let mut again = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut again), SetupStep::Ready { first: 4, blocks: 69_996 });
+    let data = buffer(1);
+    assert_eq!(w.request(&mut again, Op::Read, 40_000, 1, &data, first), Status::Ok);
+    assert!(data.0.borrow()[..] == block_of(40_000, 0xc2)[..], "flushed: the clone's");
+    assert_eq!(w.request(&mut again, Op::Read, 5, 1, &data, first), Status::Ok);
+    assert!(data.0.borrow()[..] == block_of(5, 0xb0)[..], "not flushed: the base's, never garbage");
+}
+
+#[test]
+fn a_disk_with_data_but_no_header_is_not_formatted() {
+    let mut w = World::new(100);
+    let mut junk = vec![0; BLOCK];
+    junk[7] = 1;
+    w.own_write(0, &junk);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
+    assert!(w.own.len() == 1 && w.own_block(0) == junk, "nothing written");
+    assert_eq!(w.request(&mut f, Op::Read, 0, 1, &buffer(1), 0), Status::IoError);
+}
+
+#[test]
+fn a_damaged_header_fails_the_disk() {
+    let mut w = World::new(100);
+    let mut header = vec![0; BLOCK];
+    header[..16].copy_from_slice(MAGIC);
+    header[16] = 200;
+    w.own_write(0, &header);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
+}
