@@ -32,6 +32,11 @@ fn the_test_systems_keep_every_invariant() {
         "bench/kernel.xml",
         "bench/blk-direct.xml",
         "bench/blk-server.xml",
+        "tests/systems/overlay-verify.xml",
+        "tests/systems/overlay-dump.xml",
+        "tests/systems/mirror.xml",
+        "tests/systems/integrity-verify.xml",
+        "tests/systems/stack.xml",
     ];
     for system in systems {
         let a = analyse(system);
@@ -42,6 +47,20 @@ fn the_test_systems_keep_every_invariant() {
 /// The image the tool builds for the default system (storage stack
 /// included) grants exactly what the expanded system declares, as the
 /// independent image checker reads it back.
+/// Linked storage: what a clone's client sends reaches the base disk only
+/// through the clone's overlay, and a mirror's secondary only through the
+/// mirror (`make verify` on the test systems).
+#[test]
+fn links_are_flows_that_pass_the_linking_filter() {
+    for (system, line) in [
+        ("tests/systems/overlay-verify.xml", "  policy 'base-is-reached-only-through-overlay0' (mediated via 'overlay0'): holds"),
+        ("tests/systems/mirror.xml", "  policy 'secondary-is-reached-only-through-mirror0' (mediated via 'mirror0'): holds"),
+    ] {
+        let report = analyse(system).report();
+        assert!(report.lines().any(|l| l == line), "{system}: missing {line:?}\n{report}");
+    }
+}
+
 #[test]
 fn the_default_image_grants_exactly_what_the_system_declares() {
     let root = e2e::root();

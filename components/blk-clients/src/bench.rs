@@ -106,20 +106,25 @@ impl Bench {
         }
     }
 
-    /// After the last phase: ask the filter server to print its statistics
-    /// of this disk's chain (how the requests batched), then finish. (A
-    /// driver answers the request `InvalidRequest`; that is fine.)
+    /// After the last phase: flush what it wrote (a filter that keeps
+    /// metadata, such as `filter_integrity`, writes it then, so the next
+    /// run finds the blocks as this one left them), and ask the filter
+    /// server to print its statistics of this disk's chain (how the
+    /// requests batched), then finish. (A driver answers the report
+    /// `InvalidRequest`; that is fine.)
     #[cold]
     #[inline(never)]
     fn report(&mut self) {
         if !self.reported {
-            self.reported = self.client.push(Request::ordering(u32::MAX, Op::Report));
+            self.reported = self.client.push(Request::ordering(u32::MAX - 1, Op::Flush)) && self.client.push(Request::ordering(u32::MAX, Op::Report));
             if !self.reported {
                 return self.finish();
             }
         }
-        if self.client.pop().is_some() {
-            return self.finish();
+        while let Some(r) = self.client.pop() {
+            if r.id == u32::MAX {
+                return self.finish();
+            }
         }
         self.client.kick();
         if !self.client.wait() {

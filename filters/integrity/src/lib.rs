@@ -1,0 +1,399 @@
+//! `filter_integrity`: a keyed MAC of every 4 KiB block, so a block changed
+//! behind the filter (on the host image, by a faulty device) reads back as
+//! an I/O error, never as wrong data.
+//!
+//! ```xml
+//! <filter name="integrity0" program="filter_integrity" data="read-write">
+//!     <param key="key" value="..." />
+//! </filter>
+//! ```
+//!
+//! The MAC is HMAC-SHA256 (RFC 2104), keyed with the `key` param, over the
+//! block's number and its bytes, so a block moved to another place fails
+//! too. HMAC-SHA256 rather than keyed BLAKE3: QEMU's cortex-a53 has the
+//! SHA-256 instructions, which `sha2` uses (a 4 KiB block costs about
+//! 11,000 instructions), and the same crates already serve LUKS; BLAKE3
+//! would run in plain software here.
+//!
+//! The filter's disk (below it):
+//!
+//! | blocks | what |
+//! |---|---|
+//! | 0 | header: [`MAGIC`], little-endian `u32` table blocks `m`, `u32` 0, `u64` data blocks `n`, then the HMAC of those 32 bytes (so a wrong key is told apart from damaged data) |
+//! | 1 ..= m | the MAC table: 32 bytes per data block, 128 per table block |
+//! | m + 1 .. | the data: the clients' block `b` at `m + 1 + b` |
+//!
+//! A disk whose block 0 is all zeros is formatted at setup: every entry is
+//! set to the MAC of "never written" for its block (written a table block
+//! per setup call), then the header; a block never written reads as zeros.
+//! A disk with something else in block 0 is not formatted: the disk fails.
+//!
+//! Requests: a read is checked in its post-op, block by block, against the
+//! table in the filter's memory (its bounce buffer): a block that does not
+//! match fails the read with `IoError`, and the console names it (the
+//! first few). A write's blocks are MACed in its post-op, once the device
+//! did it, into the table; the table blocks that changed are written
+//! before a flush goes down (side I/O, one flush's at a time: a flush that
+//! finds another writing the table waits with a one-block read of the
+//! header).
+//!
+//! After a crash: every block written before an acknowledged flush reads
+//! back verified (its data and its table block were on the disk before
+//! the flush went down). A block written after the last flush reads its
+//! old or its new content, or `IoError` (data and MAC disagree), never
+//! wrong data. The MAC does not stop a whole disk being put back to an
+//! older state (a replay of data and table together).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
+use blk::{Op, Shared, Status, BLOCK_SIZE};
+use core::fmt;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// The header's first bytes.
+pub const MAGIC: &[u8; 16] = b"STRATA-INTEGRITY";
+/// Bytes of one MAC, and MACs per table block.
+const MAC: usize = 32;
+const PER_BLOCK: u64 = BLOCK as u64 / MAC as u64;
+const BLOCK: usize = BLOCK_SIZE as usize;
+/// Table blocks at most: 262,144 data blocks (1 GiB).
+pub const MAX_TABLE_BLOCKS: u64 = 2048;
+/// The bounce buffer's pages: the header, a scratch page, the table.
+const SCRATCH_PAGE: u64 = 1;
+const TABLE_PAGE: u64 = 2;
+/// Bytes of bounce buffer the filter needs (its manifest declares them).
+pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
+/// Blocks whose failed check the console names, at most.
+const SHOWN: u32 = 8;
+
+/// The state word of a flush: what its side I/O was.
+const YIELD: u64 = 1 << 63;
+const WROTE: u64 = 1 << 62;
+
+/// Where the messages go (the console, on the target).
+pub type Say = fn(fmt::Arguments);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Start,
+    Header,
+    /// Formatting: table blocks `0..next` are written.
+    Formatting { next: u64 },
+    Formatted,
+    /// Reading the table: blocks `0..next` asked for.
+    Reading { next: u64 },
+    Ready,
+    Failed,
+}
+
+/// Counters for the statistics line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub verified: u64,
+    pub failed: u64,
+    /// Blocks read that were never written (given as zeros).
+    pub unwritten: u64,
+    pub table_writes: u64,
+}
+
+pub struct Integrity<'a> {
+    key: Option<Hmac<Sha256>>,
+    bounce: Option<Shared<'a>>,
+    say: Say,
+    stage: Stage,
+    /// Table blocks and data blocks.
+    table: u64,
+    blocks: u64,
+    /// Table blocks changed since they were written (bit per block).
+    dirty: [u64; MAX_TABLE_BLOCKS as usize / 64],
+    /// The request (its id + 1) whose flush is writing the table; 0 none.
+    writer: u32,
+    block: [u8; BLOCK],
+    pub counts: Counts,
+}
+
+impl<'a> Integrity<'a> {
+    /// The filter keyed with `key` (the param; an empty or missing key is
+    /// an error), its bounce buffer (at least [`BOUNCE`] bytes) and where
+    /// its messages go.
+    pub fn new(key: Option<&str>, bounce: Option<Shared<'a>>, say: Say) -> Result<Integrity<'a>, &'static str> {
+        let key = key.filter(|k| !k.is_empty()).ok_or("no key: give it with <param key=\"key\" value=\"...\"/>")?;
+        let mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|_| "a key HMAC does not take")?;
+        let bounce = bounce.filter(|b| b.len() as u64 >= BOUNCE);
+        Ok(Integrity {
+            key: Some(mac),
+            bounce,
+            say,
+            stage: Stage::Start,
+            table: 0,
+            blocks: 0,
+            dirty: [0; MAX_TABLE_BLOCKS as usize / 64],
+            writer: 0,
+            block: [0; BLOCK],
+            counts: Counts::default(),
+        })
+    }
+
+    /// Blocks the clients see, once set up.
+    pub fn blocks(&self) -> Option<u64> {
+        (self.stage == Stage::Ready).then_some(self.blocks)
+    }
+
+    fn fail(&mut self, why: fmt::Arguments) -> SetupStep {
+        (self.say)(format_args!("{why}; every request of the disk fails"));
+        self.stage = Stage::Failed;
+        SetupStep::Fail(Status::IoError)
+    }
+
+    /// HMAC(key, `tag` || `block` || `data`).
+    fn mac(&self, tag: &[u8; 4], block: u64, data: &[u8]) -> [u8; MAC] {
+        let Some(key) = &self.key else { return [0; MAC] };
+        let mut m = key.clone();
+        m.update(tag);
+        m.update(&block.to_le_bytes());
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
+    /// The MAC a block that was never written has.
+    fn unwritten(&self, block: u64) -> [u8; MAC] {
+        self.mac(b"none", block, &[])
+    }
+
+    /// Where block `b`'s entry is in the bounce buffer.
+    fn entry_at(b: u64) -> usize {
+        (TABLE_PAGE * BLOCK as u64 + b * MAC as u64) as usize
+    }
+
+    fn header(&self) -> [u8; BLOCK] {
+        let mut h = [0u8; BLOCK];
+        h[..16].copy_from_slice(MAGIC);
+        h[16..20].copy_from_slice(&(self.table as u32).to_le_bytes());
+        h[24..32].copy_from_slice(&self.blocks.to_le_bytes());
+        let mac = self.mac(b"head", 0, &h[..32]);
+        h[32..64].copy_from_slice(&mac);
+        h
+    }
+
+    /// The header read: open it, or format a fresh disk of `below` blocks.
+    fn opened(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        let mut h = [0u8; BLOCK];
+        if bounce.read_bytes(0, &mut h).is_err() {
+            return self.fail(format_args!("cannot read the header"));
+        }
+        if h.iter().all(|&b| b == 0) {
+            // n data blocks need n / 128 table blocks, rounded up.
+            let n = ((below - 1) * PER_BLOCK / (PER_BLOCK + 1)).min(MAX_TABLE_BLOCKS * PER_BLOCK);
+            (self.blocks, self.table) = (n, n.div_ceil(PER_BLOCK));
+            (self.say)(format_args!("formatting: {} blocks, {} blocks of MACs", self.blocks, self.table));
+            return self.format_next(bounce, 0);
+        }
+        if &h[..16] != MAGIC {
+            return self.fail(format_args!("block 0 holds neither an integrity header nor zeros: not formatting a disk with data on it"));
+        }
+        if self.mac(b"head", 0, &h[..32])[..] != h[32..64] {
+            return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));
+        }
+        let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
+        let n = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
+        if m > MAX_TABLE_BLOCKS || n.div_ceil(PER_BLOCK) != m || 1 + m + n > below {
+            return self.fail(format_args!("a header that does not fit the disk ({m} table blocks, {n} blocks, on {below})"));
+        }
+        (self.table, self.blocks) = (m, n);
+        self.read_next(0)
+    }
+
+    /// Formatting: fill table block `next` with "never written" and write
+    /// it (one per setup call: each stays well within the call budget);
+    /// then the header.
+    fn format_next(&mut self, bounce: &Shared<'_>, next: u64) -> SetupStep {
+        if next == self.table {
+            if bounce.write_bytes(0, &self.header()).is_err() {
+                return self.fail(format_args!("cannot write the header"));
+            }
+            self.stage = Stage::Formatted;
+            return SetupStep::Write { block: 0, count: 1, offset: 0 };
+        }
+        for b in next * PER_BLOCK..((next + 1) * PER_BLOCK).min(self.blocks) {
+            let mac = self.unwritten(b);
+            if bounce.write_bytes(Self::entry_at(b), &mac).is_err() {
+                return self.fail(format_args!("cannot fill the table"));
+            }
+        }
+        self.stage = Stage::Formatting { next: next + 1 };
+        SetupStep::Write { block: 1 + next, count: 1, offset: (TABLE_PAGE + next) * BLOCK as u64 }
+    }
+
+    /// Reading the table: the next piece from table block `next`.
+    fn read_next(&mut self, next: u64) -> SetupStep {
+        if next == self.table {
+            (self.say)(format_args!("{} blocks, checked against {} blocks of MACs", self.blocks, self.table));
+            self.stage = Stage::Ready;
+            return SetupStep::Ready { first: 1 + self.table, blocks: self.blocks };
+        }
+        let count = (self.table - next).min(u64::from(MAX_SETUP_BLOCKS));
+        self.stage = Stage::Reading { next: next + count };
+        SetupStep::Read { block: 1 + next, count: count as u32, offset: (TABLE_PAGE + next) * BLOCK as u64 }
+    }
+
+    fn is_dirty(&self, t: u64) -> bool {
+        self.dirty[(t / 64) as usize % self.dirty.len()] & 1 << (t % 64) != 0
+    }
+
+    fn set_dirty(&mut self, t: u64, dirty: bool) {
+        let (w, bit) = ((t / 64) as usize % self.dirty.len(), 1u64 << (t % 64));
+        if dirty {
+            self.dirty[w] |= bit;
+        } else {
+            self.dirty[w] &= !bit;
+        }
+    }
+
+    /// The post-op of a read that succeeded: check every block.
+    fn check(&mut self, bounce: &Shared<'_>, io: &Io, done: u32, data: &dyn RequestData) -> Verdict {
+        for j in 0..u64::from(done) {
+            let b = io.block + j;
+            let mut want = [0u8; MAC];
+            if b >= self.blocks || bounce.read_bytes(Self::entry_at(b), &mut want).is_err() {
+                return Verdict::Fail(Status::IoError);
+            }
+            let mut block = [0u8; BLOCK];
+            if data.read(io, j * BLOCK as u64, &mut block).is_err() {
+                return Verdict::Fail(Status::IoError);
+            }
+            if self.mac(b"data", b, &block) == want {
+                self.counts.verified += 1;
+                continue;
+            }
+            if self.unwritten(b) == want {
+                // Never written: zeros, whatever the disk holds there.
+                self.counts.unwritten += 1;
+                if data.write(io, j * BLOCK as u64, &[0u8; BLOCK]).is_err() {
+                    return Verdict::Fail(Status::IoError);
+                }
+                continue;
+            }
+            self.counts.failed += 1;
+            if self.counts.failed <= u64::from(SHOWN) {
+                (self.say)(format_args!("block {b} does not match its MAC: the read fails"));
+            }
+            return Verdict::Fail(Status::IoError);
+        }
+        Verdict::Continue
+    }
+
+    /// The post-op of a write the device did: MAC its blocks into the table.
+    fn record(&mut self, bounce: &Shared<'_>, io: &Io, done: u32, data: &dyn RequestData) -> Verdict {
+        for j in 0..u64::from(done) {
+            let b = io.block + j;
+            if b >= self.blocks || data.read(io, j * BLOCK as u64, &mut self.block).is_err() {
+                return Verdict::Fail(Status::IoError);
+            }
+            let mac = self.mac(b"data", b, &self.block);
+            if bounce.write_bytes(Self::entry_at(b), &mac).is_err() {
+                return Verdict::Fail(Status::IoError);
+            }
+            self.set_dirty(b / PER_BLOCK, true);
+        }
+        Verdict::Continue
+    }
+
+    /// A flush's pre-op: write the changed table blocks (one flush at a
+    /// time), then let the flush go down.
+    fn flush(&mut self, io: &Io, state: &mut u64) -> Verdict {
+        let me = io.id + 1;
+        if let (Some(side), true) = (io.side, *state & WROTE != 0) {
+            let (first, count) = ((*state >> 16) & 0xffff_ffff, *state & 0xffff);
+            if side.status != Status::Ok {
+                for t in first..first + count {
+                    self.set_dirty(t, true);
+                }
+                self.writer = 0;
+                (self.say)(format_args!("writing the MAC table failed ({:?}): the flush fails", side.status));
+                return Verdict::Fail(Status::IoError);
+            }
+            self.counts.table_writes += count;
+        }
+        let Some(first) = (0..self.table).find(|&t| self.is_dirty(t)) else {
+            if self.writer == me {
+                self.writer = 0;
+            }
+            return Verdict::Continue;
+        };
+        if self.writer != 0 && self.writer != me {
+            // Another flush is writing the table: wait for it (a read of
+            // the header into the scratch page), then look again.
+            *state = YIELD;
+            return Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: SCRATCH_PAGE as u16 };
+        }
+        self.writer = me;
+        // One write from the first changed block to the last within reach.
+        let end = self.table.min(first + u64::from(MAX_SETUP_BLOCKS));
+        let last = (first..end).rev().find(|&t| self.is_dirty(t)).unwrap_or(first);
+        let count = last - first + 1;
+        for t in first..first + count {
+            self.set_dirty(t, false);
+        }
+        *state = WROTE | first << 16 | count;
+        Verdict::SideIo { op: Op::Write, block: 1 + first, count: count as u32, page: (TABLE_PAGE + first) as u16 }
+    }
+}
+
+impl Filter for Integrity<'_> {
+    fn setup(&mut self, call: &SetupCall, _: Option<&Shared<'_>>) -> SetupStep {
+        let Some(bounce) = self.bounce else {
+            return self.fail(format_args!("no bounce buffer of {BOUNCE} bytes"));
+        };
+        let ok = call.last.is_some_and(|c| c.status == Status::Ok);
+        match self.stage {
+            Stage::Start if call.below < 3 => self.fail(format_args!("a disk of {} blocks is too small", call.below)),
+            Stage::Start => {
+                self.stage = Stage::Header;
+                SetupStep::Read { block: 0, count: 1, offset: 0 }
+            }
+            Stage::Header if ok => self.opened(&bounce, call.below),
+            Stage::Formatting { next } if ok => self.format_next(&bounce, next),
+            Stage::Formatted if ok => {
+                self.stage = Stage::Ready;
+                SetupStep::Ready { first: 1 + self.table, blocks: self.blocks }
+            }
+            Stage::Reading { next } if ok => self.read_next(next),
+            Stage::Ready => SetupStep::Ready { first: 1 + self.table, blocks: self.blocks },
+            Stage::Failed => SetupStep::Fail(Status::IoError),
+            _ => {
+                let status = call.last.map(|c| c.status);
+                self.fail(format_args!("its disk failed a setup read or write ({status:?})"))
+            }
+        }
+    }
+
+    fn pre(&mut self, io: &Io, _: &dyn RequestData, state: &mut u64) -> Verdict {
+        if self.stage != Stage::Ready {
+            return Verdict::Fail(Status::IoError);
+        }
+        match io.op {
+            Op::Flush => self.flush(io, state),
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn post(&mut self, io: &Io, done: Completion, data: &dyn RequestData) -> Verdict {
+        let Some(bounce) = self.bounce.filter(|_| self.stage == Stage::Ready) else { return Verdict::Fail(Status::IoError) };
+        let count = done.count.min(io.count);
+        match io.op {
+            Op::Read if done.status == Status::Ok => self.check(&bounce, io, count, data),
+            Op::Write if done.status == Status::Ok => self.record(&bounce, io, count, data),
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn report(&mut self) {
+        let c = self.counts;
+        (self.say)(format_args!("{} blocks verified, {} failed, {} never written; {} table blocks written", c.verified, c.failed, c.unwritten, c.table_writes));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! The filter against a model of the server and its disk: setup steps,
+//! requests with their pre- and post-ops, side I/O carried out as the
+//! server does (`blk::filter`'s module docs). MACs are checked against the
+//! `hmac` and `sha2` crates computed here, outside the filter.
+
+use super::*;
+use blk::filter::{DataError, Hook};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+const KEY: &str = "integrity test key";
+
+thread_local! {
+    static SAID: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn say(args: fmt::Arguments) {
+    SAID.with(|s| s.borrow_mut().push(args.to_string()));
+}
+
+fn said() -> Vec<String> {
+    SAID.with(|s| s.borrow_mut().drain(..).collect())
+}
+
+struct Buffer(RefCell<Vec<u8>>);
+
+impl RequestData for Buffer {
+    fn read(&self, _: &Io, offset: u64, out: &mut [u8]) -> Result<(), DataError> {
+        let at = offset as usize;
+        out.copy_from_slice(self.0.borrow().get(at..at + out.len()).ok_or(DataError::OutOfRange)?);
+        Ok(())
+    }
+    fn write(&self, _: &Io, offset: u64, data: &[u8]) -> Result<(), DataError> {
+        let at = offset as usize;
+        self.0.borrow_mut().get_mut(at..at + data.len()).ok_or(DataError::OutOfRange)?.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn bounce() -> Shared<'static> {
+    Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()))
+}
+
+fn pattern(b: u64, tag: u8) -> Vec<u8> {
+    (0..BLOCK).map(|i| (b as u8).wrapping_mul(13) ^ tag ^ (i as u8)).collect()
+}
+
+/// The filter's disk, sparse: unwritten blocks read as zeros.
+struct Disk {
+    blocks: u64,
+    data: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Disk {
+    fn new(blocks: u64) -> Disk {
+        Disk { blocks, data: BTreeMap::new() }
+    }
+    fn read(&self, block: u64, count: u32) -> Vec<u8> {
+        (block..block + u64::from(count)).flat_map(|b| self.data.get(&b).cloned().unwrap_or_else(|| vec![0; BLOCK])).collect()
+    }
+    fn write(&mut self, block: u64, data: &[u8]) {
+        for (i, d) in data.chunks(BLOCK).enumerate() {
+            self.data.insert(block + i as u64, d.to_vec());
+        }
+    }
+}
+
+fn set_up(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk) -> SetupStep {
+    let mut last = None;
+    for round in 0.. {
+        match f.setup(&SetupCall { round, below: disk.blocks, last }, Some(&bounce)) {
+            SetupStep::Read { block, count, offset } => {
+                bounce.write_bytes(offset as usize, &disk.read(block, count)).unwrap();
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Write { block, count, offset } => {
+                let mut d = vec![0; count as usize * BLOCK];
+                bounce.read_bytes(offset as usize, &mut d).unwrap();
+                disk.write(block, &d);
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            done => return done,
+        }
+    }
+    unreachable!()
+}
+
+fn side(bounce: Shared<'static>, disk: &mut Disk, op: Op, block: u64, count: u32, page: u16) -> Completion {
+    let offset = page as usize * BLOCK;
+    match op {
+        Op::Read => bounce.write_bytes(offset, &disk.read(block, count)).unwrap(),
+        Op::Write => {
+            let mut d = vec![0; count as usize * BLOCK];
+            bounce.read_bytes(offset, &mut d).unwrap();
+            disk.write(block, &d);
+        }
+        _ => {}
+    }
+    Completion { status: Status::Ok, count }
+}
+
+/// One request through the filter, the window starting at `first`.
+fn request(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk, op: Op, block: u64, count: u32, data: &Buffer, first: u64) -> Status {
+    let io = Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 3, state: 0, side: None };
+    let (mut state, mut s) = (0, None);
+    loop {
+        match f.pre(&Io { state, side: s, ..io }, data, &mut state) {
+            Verdict::Continue => break,
+            Verdict::SideIo { op, block, count, page } => s = Some(side(bounce, disk, op, block, count, page)),
+            Verdict::Fail(st) => return st,
+            v => panic!("{v:?}"),
+        }
+    }
+    let len = count as usize * BLOCK;
+    match op {
+        Op::Read => data.0.borrow_mut()[..len].copy_from_slice(&disk.read(first + block, count)),
+        Op::Write => disk.write(first + block, &data.0.borrow()[..len]),
+        _ => {}
+    }
+    match f.post_state(&Io { hook: Hook::Post, state, side: None, ..io }, Completion { status: Status::Ok, count }, data, &mut state) {
+        Verdict::Continue => Status::Ok,
+        Verdict::Fail(st) => st,
+        v => panic!("{v:?}"),
+    }
+}
+
+fn hmac(block: u64, data: &[u8]) -> [u8; 32] {
+    let mut m = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    m.update(b"data");
+    m.update(&block.to_le_bytes());
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// A 1000-block disk: 991 data blocks behind the header and 8 table blocks.
+const FIRST: u64 = 1 + 8;
+
+fn fresh() -> (Integrity<'static>, Shared<'static>, Disk) {
+    let b = bounce();
+    let mut disk = Disk::new(1000);
+    let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
+    assert_eq!(set_up(&mut f, b, &mut disk), SetupStep::Ready { first: FIRST, blocks: 991 });
+    (f, b, disk)
+}
+
+#[test]
+fn a_fresh_disk_is_formatted_and_reads_as_zeros_whatever_it_holds() {
+    let (mut f, b, mut disk) = fresh();
+    assert_eq!(&disk.read(0, 1)[..16], MAGIC);
+    assert!(said().iter().any(|l| l == "formatting: 991 blocks, 8 blocks of MACs"));
+    disk.write(FIRST + 5, &pattern(5, 1));
+    let data = Buffer(RefCell::new(pattern(0, 9)));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Read, 5, 1, &data, FIRST), Status::Ok);
+    assert!(data.0.borrow().iter().all(|&x| x == 0), "never written: zeros, not what the disk holds");
+    assert_eq!(f.counts.unwritten, 1);
+}
+
+#[test]
+fn a_block_changed_behind_the_filter_fails_its_read_and_is_named() {
+    let (mut f, b, mut disk) = fresh();
+    let mine = Buffer(RefCell::new([pattern(20, 2), pattern(21, 2)].concat()));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 20, 2, &mine, FIRST), Status::Ok);
+    let mut entry = [0u8; 32];
+    b.read_bytes(Integrity::entry_at(21), &mut entry).unwrap();
+    assert_eq!(entry, hmac(21, &pattern(21, 2)), "the table holds HMAC-SHA256(key, \"data\" || block || bytes)");
+    let back = Buffer(RefCell::new(vec![0; 2 * BLOCK]));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Read, 20, 2, &back, FIRST), Status::Ok);
+    assert!(back.0.borrow()[..] == mine.0.borrow()[..]);
+    // One byte of block 21 flipped on the disk.
+    let mut bad = disk.read(FIRST + 21, 1);
+    bad[100] ^= 1;
+    disk.write(FIRST + 21, &bad);
+    said();
+    assert_eq!(request(&mut f, b, &mut disk, Op::Read, 20, 2, &back, FIRST), Status::IoError);
+    assert_eq!(said(), ["block 21 does not match its MAC: the read fails"]);
+    // A block moved elsewhere fails as well.
+    disk.write(FIRST + 21, &disk.read(FIRST + 20, 1));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Read, 21, 1, &back, FIRST), Status::IoError);
+}
+
+#[test]
+fn a_flush_writes_the_changed_table_and_what_it_covered_survives_a_crash() {
+    let (mut f, b, mut disk) = fresh();
+    let first = Buffer(RefCell::new(pattern(300, 3)));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 300, 1, &first, FIRST), Status::Ok);
+    assert_eq!(request(&mut f, b, &mut disk, Op::Flush, 0, 0, &Buffer(RefCell::new(Vec::new())), FIRST), Status::Ok);
+    assert_eq!(f.counts.table_writes, 1, "table block 2 (blocks 256..384)");
+    // Written after the flush: the data reaches the disk, the table does not.
+    let later = Buffer(RefCell::new(pattern(301, 4)));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 301, 1, &later, FIRST), Status::Ok);
+    let again = Buffer(RefCell::new(pattern(300, 6)));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 300, 1, &again, FIRST), Status::Ok);
+
+    // A crash: a new filter, its memory zeroed, on the same disk.
+    let b2 = bounce();
+    let mut g = Integrity::new(Some(KEY), Some(b2), say).unwrap();
+    assert_eq!(set_up(&mut g, b2, &mut disk), SetupStep::Ready { first: FIRST, blocks: 991 });
+    let back = Buffer(RefCell::new(vec![0; BLOCK]));
+    assert_eq!(request(&mut g, b2, &mut disk, Op::Read, 301, 1, &back, FIRST), Status::Ok);
+    assert!(back.0.borrow().iter().all(|&x| x == 0), "not flushed, never written before: its old content");
+    assert_eq!(request(&mut g, b2, &mut disk, Op::Read, 300, 1, &back, FIRST), Status::IoError, "rewritten, not flushed: an error, never wrong data");
+    // Flushed again, it reads back verified.
+    assert_eq!(request(&mut f, b, &mut disk, Op::Flush, 0, 0, &Buffer(RefCell::new(Vec::new())), FIRST), Status::Ok);
+    let b3 = bounce();
+    let mut h = Integrity::new(Some(KEY), Some(b3), say).unwrap();
+    assert_eq!(set_up(&mut h, b3, &mut disk), SetupStep::Ready { first: FIRST, blocks: 991 });
+    assert_eq!(request(&mut h, b3, &mut disk, Op::Read, 300, 1, &back, FIRST), Status::Ok);
+    assert!(back.0.borrow()[..] == again.0.borrow()[..], "flushed: verified");
+}
+
+#[test]
+fn a_second_flush_waits_while_the_first_writes_the_table() {
+    let (mut f, b, mut disk) = fresh();
+    let w = Buffer(RefCell::new(pattern(7, 5)));
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 7, 1, &w, FIRST), Status::Ok);
+    let none = Buffer(RefCell::new(Vec::new()));
+    let flush = |id| Io { hook: Hook::Pre, op: Op::Flush, client: 0, position: 0, block: 0, count: 0, grant: 0, id, state: 0, side: None };
+    let (mut a, mut c) = (0, 0);
+    let va = f.pre(&flush(1), &none, &mut a);
+    assert_eq!(va, Verdict::SideIo { op: Op::Write, block: 1, count: 1, page: 2 });
+    // Another write dirties the table meanwhile; a second flush comes.
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 8, 1, &w, FIRST), Status::Ok);
+    let vc = f.pre(&flush(2), &none, &mut c);
+    assert_eq!(vc, Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }, "it waits");
+    let ok = Some(Completion { status: Status::Ok, count: 1 });
+    // The first is written; its flush writes what changed since, then goes.
+    let va = f.pre(&Io { state: a, side: ok, ..flush(1) }, &none, &mut a);
+    assert_eq!(va, Verdict::SideIo { op: Op::Write, block: 1, count: 1, page: 2 });
+    assert_eq!(f.pre(&Io { state: a, side: ok, ..flush(1) }, &none, &mut a), Verdict::Continue);
+    assert_eq!(f.pre(&Io { state: c, side: ok, ..flush(2) }, &none, &mut c), Verdict::Continue, "nothing left to write");
+}
+
+#[test]
+fn a_wrong_key_or_a_disk_with_other_data_fails_and_writes_nothing() {
+    let (_, _, mut disk) = fresh();
+    let before = disk.data.clone();
+    let b = bounce();
+    let mut wrong = Integrity::new(Some("another key"), Some(b), say).unwrap();
+    said();
+    assert_eq!(set_up(&mut wrong, b, &mut disk), SetupStep::Fail(Status::IoError));
+    assert_eq!(said(), ["the header's MAC does not match: a wrong key, or a damaged header; every request of the disk fails"]);
+    assert!(disk.data == before);
+
+    let mut other = Disk::new(1000);
+    other.write(0, &pattern(0, 7));
+    let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
+    assert_eq!(set_up(&mut f, b, &mut other), SetupStep::Fail(Status::IoError));
+    assert_eq!(other.data.len(), 1, "nothing written");
+    assert!(Integrity::new(None, Some(b), say).is_err(), "a key is required");
+}
