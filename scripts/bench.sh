@@ -23,7 +23,8 @@ figures=(ppc_roundtrip_passive ppc_roundtrip_active notify_roundtrip boot_to_fir
     blk_write_qd32_filter1 blk_write_qd1_filter1_read
     blk_read_qd1_crypt blk_write_qd1_crypt blk_read_qd32_crypt blk_write_qd32_crypt
     blk_read_qd1_cache_hit blk_read_qd32_cache_hit
-    blk_read_qd1_integrity blk_write_qd1_integrity blk_read_qd32_integrity blk_write_qd32_integrity)
+    blk_read_qd1_integrity blk_write_qd1_integrity blk_read_qd32_integrity blk_write_qd32_integrity
+    blk_read_qd1_overlay_base blk_read_qd1_content blk_read_qd32_content)
 declare -A value
 runs=${BLK_RUNS:-3}
 # The block benchmarks write to a disk image of their own; the encryption
@@ -43,6 +44,18 @@ fi
 integrity=build/bench/integrity0.img
 rm -f $integrity
 truncate -s 64M $integrity
+
+# The linked clone's disk is blank before each run (its reads are of
+# blocks it never wrote); the content disk's is an application disk of one
+# 16 MiB file.
+clone=build/bench/clone0.img
+apps=build/bench/apps.img
+if [ ! -f $apps ]; then
+    rm -rf build/bench/apps
+    mkdir -p build/bench/apps
+    head -c 16M /dev/urandom >build/bench/apps/data.bin
+    $tool appdisk build/bench/apps $apps >/dev/null
+fi
 
 for system in bench/*.xml; do
     name=$(basename "$system" .xml)
@@ -64,6 +77,12 @@ for system in bench/*.xml; do
         disks=$plain
         [[ $name == blk-crypt* ]] && disks=$luks
         [[ $name == blk-integrity* ]] && disks=$integrity
+        if [[ $name == blk-overlay* ]]; then
+            rm -f $clone
+            truncate -s 64M $clone
+            disks="$clone $plain"
+        fi
+        [[ $name == blk-content* ]] && disks=$apps
         if ! DISKS=$disks timeout -s KILL 300 scripts/qemu.sh "$image" -icount shift=0,sleep=off >"$log" 2>&1; then
             echo "bench: $system did not finish cleanly; console in $log" >&2
             exit 1

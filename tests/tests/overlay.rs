@@ -70,3 +70,24 @@ fn a_clone_reads_its_own_blocks_and_the_base_for_the_rest_and_never_writes_the_b
     assert!(wrong.is_empty(), "{} blocks of the clone read wrong, the first {:?}\n{}", wrong.len(), &wrong[..wrong.len().min(8)], run.transcript());
     assert!(disks.read(1) == base, "the base was written");
 }
+
+#[test]
+fn two_clones_share_one_base_and_keep_their_own_blocks_apart() {
+    let disks = Disks::fresh_n(3);
+    let base: Vec<u8> = (0..DISK_BLOCKS).flat_map(base_block).collect();
+    std::fs::write(&disks.paths[2], &base).unwrap();
+    disks.blank(0, 64 * MIB);
+    disks.blank(1, 64 * MIB);
+    let run = boot_to_completion_on(&build_image("tests/systems/overlay-two.xml", false), &disks, &[], TIMEOUT);
+    run.expect_line("verify0: verified 256 blocks, 0 mismatches");
+    run.expect_line("verify1: verified 256 blocks, 0 mismatches");
+    assert!(disks.read(2) == base, "the base was written");
+    for (d, name, first) in [(0, "clone0", FIRST), (1, "clone1", 0)] {
+        let clone = disks.read(d);
+        for b in first..first + WRITTEN {
+            let at = ((2 + b) * BLOCK as u64) as usize;
+            let block: &[u8; BLOCK] = clone[at..at + BLOCK].try_into().unwrap();
+            assert_eq!(stamp::check(name, b, 1, block), Ok(()), "{name}'s block {b} on its own disk");
+        }
+    }
+}

@@ -37,6 +37,8 @@ fn the_test_systems_keep_every_invariant() {
         "tests/systems/mirror.xml",
         "tests/systems/integrity-verify.xml",
         "tests/systems/stack.xml",
+        "tests/systems/overlay-two.xml",
+        "examples/storage-features.xml",
     ];
     for system in systems {
         let a = analyse(system);

@@ -8,6 +8,11 @@
 //! or the label patched into `blk_bench_label` (NUL-padded, e.g.
 //! `filter1` for a chain of one filter), and the client powers the machine
 //! off at the end (the image must be built with `--pmu-user`).
+//!
+//! Two optional setvars (little-endian `u64`s): `blk_bench_first`, the
+//! first block of the span the requests cycle through (0 by default: file
+//! data on a content disk starts further in), and `blk_bench_reads`, not 0
+//! to run the read phases only (a disk that refuses writes).
 
 use crate::client::BlockClient;
 use blk::{Op, Request, Status};
@@ -21,6 +26,8 @@ pub const WARMUP: u64 = 64;
 const SPAN: u64 = 1024;
 
 microkit::var!(blk_bench_label: [u8; 32] = [0; 32]);
+microkit::var!(blk_bench_first: u64 = 0);
+microkit::var!(blk_bench_reads: u64 = 0);
 
 const PHASES: [(Op, u32); 4] = [(Op::Read, 1), (Op::Write, 1), (Op::Read, 32), (Op::Write, 32)];
 
@@ -36,6 +43,8 @@ pub struct Bench {
     ready: bool,
     /// The statistics were asked for.
     reported: bool,
+    /// The span's first block (`blk_bench_first`).
+    first: u64,
 }
 
 impl Bench {
@@ -47,17 +56,28 @@ impl Bench {
                 return None;
             }
         };
-        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false, ready: false, reported: false };
+        let mut b = Bench { client, phase: 0, issued: 0, completed: 0, start: 0, failed: false, ready: false, reported: false, first: *blk_bench_first() };
         b.step();
         Some(b)
     }
 
     fn step(&mut self) {
+        // (Two copies of the loop: the usual one, from block 0, stays
+        // exactly as it was without the offset.)
+        if self.first == 0 {
+            self.run::<false>()
+        } else {
+            self.run::<true>()
+        }
+    }
+
+    #[inline(always)]
+    fn run<const OFFSET: bool>(&mut self) {
         if !self.ready {
             let Some(info) = self.client.info() else { return };
             let slots = (self.client.data.size() / blk::BLOCK_SIZE as usize) as u64;
-            if info.capacity < SPAN || slots < 32 || self.client.capacity() < 32 {
-                debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), SPAN);
+            if info.capacity < self.first + SPAN || slots < 32 || self.client.capacity() < 32 {
+                debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), self.first + SPAN);
                 return self.finish();
             }
             self.ready = true;
@@ -86,14 +106,15 @@ impl Bench {
                     (label, _) => label,
                 };
                 debug_println!("blk_{}_qd{}_{}: {}", op, depth, path, per);
-                (self.phase, self.issued, self.completed) = (self.phase + 1, 0, 0);
+                (self.phase, self.issued, self.completed) = (self.next_phase(), 0, 0);
                 continue;
             }
             // The measured requests start only once the warm-up is done.
             let limit = if self.completed < WARMUP { WARMUP } else { total };
             while self.issued < limit && self.issued - self.completed < depth as u64 {
                 let n = self.issued;
-                let req = Request::new(n as u32, op, n % SPAN, 1, (n % 32) * blk::BLOCK_SIZE as u64);
+                let block = if OFFSET { self.first + n % SPAN } else { n % SPAN };
+                let req = Request::new(n as u32, op, block, 1, (n % 32) * blk::BLOCK_SIZE as u64);
                 if !self.client.push(req) {
                     break;
                 }
@@ -130,6 +151,16 @@ impl Bench {
         if !self.client.wait() {
             self.report();
         }
+    }
+
+    /// The phase after this one (skipping writes with `blk_bench_reads`).
+    #[cold]
+    fn next_phase(&self) -> usize {
+        let mut next = self.phase + 1;
+        while *blk_bench_reads() != 0 && PHASES.get(next).is_some_and(|&(op, _)| op == Op::Write) {
+            next += 1;
+        }
+        next
     }
 
     fn finish(&mut self) {

@@ -305,6 +305,9 @@ pub(crate) struct Table {
     /// A request moved between chains, or back to a level already served,
     /// in this pass: run the chains again.
     pub(crate) moved: bool,
+    /// A disk became ready (or known to have no device) that a disk whose
+    /// filters link to it waits for: the run loop looks at the disks again.
+    pub(crate) relook: bool,
     /// Requests waiting for a slot for their redirect or side I/O (their
     /// `want`), first come first served.
     spawn: Queue,
@@ -318,7 +321,7 @@ impl Table {
         for s in (0..MAX_SLOTS as u8).rev() {
             let _ = free.push(s);
         }
-        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false }
+        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false }
     }
 
     pub(crate) fn free(&self) -> usize {
@@ -1036,23 +1039,41 @@ impl<'a> Server<'a> {
     /// filter (with the filter's bounce buffer).
     #[inline(never)]
     fn spawn(&mut self) {
-        while !self.table.spawn.is_empty() {
-            let Some(c) = self.table.free.pop() else { return };
+        // Each waiting request, in turn, if a slot is free to it: one
+        // started `depth` requests deep takes a slot only if `RESERVED -
+        // depth` stay free after it, so the line of requests it may start
+        // in turn (a redirect along each link, a side I/O at each step)
+        // can always finish, and requests waiting for each other never
+        // hold every slot. The others wait, in order.
+        for _ in 0..self.table.spawn.len() {
             let s = self.table.spawn.get(0);
             self.table.spawn.drop_front(1);
+            let depth = self.depth(s) + 1;
+            let c = match self.table.free() > RESERVED.saturating_sub(depth) {
+                true => self.table.free.pop(),
+                false => None,
+            };
+            let Some(c) = c else {
+                self.table.spawn.push(s);
+                continue;
+            };
             self.table.moved = true;
-            let parent = self.table.slots[s as usize % MAX_SLOTS];
+            let parent = &self.table.slots[s as usize % MAX_SLOTS];
             let want = parent.want;
+            let (op, count, data_client) = (parent.op, parent.count, parent.data_client);
             let (d, p) = (want.disk as usize % self.disks.len().max(1), want.position as usize);
             if want.kind == WantKind::SideIo {
-                let Some(chain) = self.disks[d].chain.as_mut() else { continue };
+                let Some(chain) = self.disks[d].chain.as_mut() else {
+                    let _ = self.table.free.push(c);
+                    continue;
+                };
                 let child = &mut self.table.slots[c as usize % MAX_SLOTS];
                 start_setup(child, p, want.op, want.block, want.count, u64::from(want.offset), chain.base(p + 1), s + 1);
                 chain.push_down(c, want.op, p + 1);
                 continue;
             }
             let origin = match self.disks[d].chain.as_ref() {
-                Some(chain) => buffer_at(&parent, p, &chain.filters),
+                Some(chain) => buffer_at(parent, p, &chain.filters),
                 None => Buffer::Client { client: parent.data_client, offset: parent.data_offset },
             };
             let t = want.target as usize;
@@ -1066,21 +1087,38 @@ impl<'a> Server<'a> {
                 self.up_from(d, s, p + 1);
                 continue;
             };
+            // Field by field, as `start` does: the per-position arrays are
+            // read only where the masks say.
             let child = &mut self.table.slots[c as usize % MAX_SLOTS];
-            *child = Slot::EMPTY;
             child.client = LINK_CLIENT;
             child.parent = s + 1;
-            child.op = parent.op;
-            child.count = parent.count;
+            child.op = op;
+            child.count = count;
             child.block = want.block;
+            (child.subbed, child.stated, child.remapped, child.entry, child.side) = (0, 0, 0, 0, 0);
+            (child.id, child.done, child.status, child.want) = (0, 0, Status::Ok, Want::NONE);
             (child.data_client, child.data_filter, child.data_offset) = match origin {
                 Buffer::Client { client, offset } => (client, NONE, offset),
-                Buffer::Bounce { filter, offset } => (parent.data_client, filter, offset),
+                Buffer::Bounce { filter, offset } => (data_client, filter, offset),
             };
             // (The linked chain's filters see the client it came from.)
-            child.head = (parent.op.raw() as u64) << 8 | u64::from(child.data_client) << 16 | u64::from(parent.count) << 32;
-            chain.push_down(c, parent.op, 0);
+            child.head = (op.raw() as u64) << 8 | u64::from(child.data_client) << 16 | u64::from(count) << 32;
+            chain.push_down(c, op, 0);
         }
+    }
+
+    /// How many requests deep slot `s` is: 0 for a client's request or a
+    /// setup step, 1 for a redirect or side I/O started for one, ...
+    fn depth(&self, mut s: u8) -> usize {
+        let mut depth = 0;
+        while depth < MAX_SLOTS {
+            match self.table.slots[s as usize % MAX_SLOTS].parent {
+                0 => break,
+                p => s = p - 1,
+            }
+            depth += 1;
+        }
+        depth
     }
 
     /// Redirect or side I/O `c` came back: free its slot and send the
@@ -1088,20 +1126,21 @@ impl<'a> Server<'a> {
     /// it had completed below the filter that redirected it; after a side
     /// I/O, that filter's hook is called again.
     fn returned(&mut self, c: u8) {
-        let child = self.table.slots[c as usize % MAX_SLOTS];
+        let child = &self.table.slots[c as usize % MAX_SLOTS];
+        let (parent, status, done) = (child.parent, child.status, child.done);
         let _ = self.table.free.push(c);
         self.table.moved = true;
-        let s = child.parent.wrapping_sub(1);
+        let s = parent.wrapping_sub(1);
         let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
         let want = core::mem::replace(&mut slot.want, Want::NONE);
         let (d, p) = (want.disk as usize, want.position as usize % MAX_CHAIN);
         match want.kind {
             WantKind::Redirect => {
-                (slot.status, slot.done) = (child.status, child.done.min(slot.count));
+                (slot.status, slot.done) = (status, done.min(slot.count));
                 self.up_from(d, s, p + 1);
             }
             WantKind::SideIo => {
-                slot.side = blk::filter::side_word(Some(blk::filter::Completion { status: child.status, count: child.done })) << 32;
+                slot.side = blk::filter::side_word(Some(blk::filter::Completion { status, count: done })) << 32;
                 if let Some(chain) = self.disks.get_mut(d).and_then(|disk| disk.chain.as_mut()) {
                     chain.again(s, want.hook, p);
                 }
@@ -1143,25 +1182,30 @@ impl<'a> Server<'a> {
     pub(crate) fn run_chains(&mut self, wake: &mut Wake, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) -> bool {
         let mut answered = 0;
         let mut again = false;
-        for d in 0..self.disks.len() {
-            if self.disks[d].chain.is_some() {
-                if self.disks[d].state == DiskState::Setup {
-                    self.setup_chain(d, up, wake, log);
+        loop {
+            for d in 0..self.disks.len() {
+                if self.disks[d].chain.is_some() {
+                    if self.disks[d].state == DiskState::Setup {
+                        self.setup_chain(d, up, wake, log);
+                    }
+                    answered |= self.run_chain(d, wake, up, log);
+                    // A setup step's I/O came back in this pass: the next step.
+                    let disk = &self.disks[d];
+                    again |= disk.state == DiskState::Setup && !disk.setup.waiting && (!disk.setup.restarted || self.table.free() > 0);
                 }
-                answered |= self.run_chain(d, wake, up, log);
-                // A setup step's I/O came back in this pass: the next step.
-                let disk = &self.disks[d];
-                again |= disk.state == DiskState::Setup && !disk.setup.waiting && (!disk.setup.restarted || self.table.free() > 0);
             }
-        }
-        // Redirects and side I/O start in slots of their own, and move
-        // requests to chains, or levels, this pass has served.
-        if core::mem::take(&mut self.table.moved) {
+            // Redirects and side I/O start in slots of their own, and move
+            // requests to chains, or levels, this pass has served: another
+            // pass, until nothing moves.
+            if !core::mem::take(&mut self.table.moved) {
+                break;
+            }
             if !self.table.spawn.is_empty() {
                 self.spawn();
             }
-            again = true;
         }
+        // A disk became ready that another waits for (its links).
+        again |= core::mem::take(&mut self.table.relook);
         again || crate::bits(answered).any(|c| self.clients[c].ordering)
     }
 }

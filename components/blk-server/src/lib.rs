@@ -446,7 +446,7 @@ impl<'a> Server<'a> {
             log(Event::DiskAbsent { disk: disk.index });
             disk.state = DiskState::Absent;
             // (A disk whose filters link to it waits for this.)
-            self.table.moved = true;
+            self.table.relook = true;
             disk.view = 0;
             self.absent |= 1 << d;
             let Server { clients, .. } = self;
@@ -531,7 +531,7 @@ impl<'a> Server<'a> {
     /// its clients its view.
     fn publish_clients(&mut self, d: usize, sector0: Option<&[u8; 512]>, wake: &mut Wake, log: &mut impl FnMut(Event)) {
         // A disk waiting for this one to be ready is looked at again.
-        self.table.moved |= self.disks.iter().any(|other| other.links & 1 << d != 0);
+        self.table.relook |= self.disks.iter().any(|other| other.links & 1 << d != 0);
         let (view, read_only) = (self.disks[d].view, self.disks[d].read_only);
         let Server { disks, clients, filters, .. } = self;
         let disk = &disks[d];

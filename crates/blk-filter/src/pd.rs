@@ -13,6 +13,13 @@ pub fn config() -> &'static FilterConfig {
     blk_filter_config()
 }
 
+/// Print one of the filter's messages on the console: `<filter>: disk
+/// <disk>: <message>`.
+pub fn say(args: core::fmt::Arguments) {
+    let cfg = config();
+    debug_println!("{}: disk {}: {}", name_str(&cfg.name), name_str(&cfg.disk), args);
+}
+
 /// Memory the tool mapped in this PD, `size` bytes at `vaddr`.
 fn mapped(vaddr: u64, size: u64) -> Option<blk::Shared<'static>> {
     let base = NonNull::new(vaddr as *mut u8)?;

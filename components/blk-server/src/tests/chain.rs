@@ -567,6 +567,37 @@ fn a_side_io_goes_down_below_the_filter_and_the_filter_is_called_again_with_its_
 }
 
 #[test]
+fn side_io_two_deep_for_many_requests_answers_every_one_and_frees_every_slot() {
+    // 128 writes from four clients; each write's side I/O at filter 0
+    // starts another at filter 1 below it (two deep: `spawn` keeps a slot
+    // for each level a started request may still need).
+    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true };
+    let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook, io.side, io.client) {
+        (0, Op::Write, Hook::Pre, None, c) if c != filter::SETUP_CLIENT => Verdict::SideIo { op: Op::Write, block: 1000 + io.block, count: 1, page: 0 },
+        (1, Op::Write, Hook::Pre, None, filter::SETUP_CLIENT) if io.block >= 1000 => Verdict::SideIo { op: Op::Write, block: 2000, count: 1, page: 1 },
+        _ => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[32, 32, 32, 32], &[journal, journal], 64, decide);
+    for c in 0..4 {
+        for i in 0..32 {
+            h.push(c, Request::new(i, Op::Write, u64::from(i) + 40 * c as u64, 1, 0));
+        }
+    }
+    let mut answered = 0;
+    for _ in 0..2000 {
+        h.run();
+        let fwd = h.driver_requests();
+        answered += (0..4).map(|c| h.responses(c).len()).sum::<usize>();
+        if fwd.is_empty() && answered == 128 {
+            break;
+        }
+        h.complete(&fwd, Status::Ok);
+    }
+    assert_eq!(answered, 128, "every write was answered");
+    assert_eq!(h.server.table.free(), chain::MAX_SLOTS, "every slot is free again");
+}
+
+#[test]
 fn a_redirect_along_no_link_fails_its_request() {
     let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.hook) {
         (0, Hook::Pre) => Verdict::Redirect { link: 0, block: io.block },

@@ -37,16 +37,11 @@ mod pd {
         (&mut m.manifest, &mut m.layouts)
     }
 
-    fn say(args: core::fmt::Arguments) {
-        let cfg = blk_filter::config();
-        microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
-    }
-
     #[microkit::protection_domain]
     fn init() -> blk_filter::FilterPd<filter_content::Content> {
         blk_filter::FilterPd::start(|_| {
             let (manifest, layouts) = memory();
-            Ok(filter_content::Content::new(manifest, layouts, blk_filter::bounce(), say))
+            Ok(filter_content::Content::new(manifest, layouts, blk_filter::bounce(), blk_filter::say))
         })
     }
 }

@@ -12,12 +12,6 @@ fn main() {}
 blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write", "params=passphrase", "bounce=8388608");
 
 #[cfg(target_os = "none")]
-fn say(args: core::fmt::Arguments) {
-    let cfg = blk_filter::config();
-    microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
-}
-
-#[cfg(target_os = "none")]
 fn clock() -> filter_crypt::Clock {
     filter_crypt::Clock { now: microkit::time::now, hz: microkit::time::frequency() }
 }
@@ -25,5 +19,5 @@ fn clock() -> filter_crypt::Clock {
 #[cfg(target_os = "none")]
 #[microkit::protection_domain]
 fn init() -> blk_filter::FilterPd<filter_crypt::Crypt> {
-    blk_filter::FilterPd::start(|cfg| filter_crypt::Crypt::new(cfg.param("passphrase"), cfg.rights & u32::from(abi::GRANT_WRITE) != 0, blk_filter::bounce(), say, clock()))
+    blk_filter::FilterPd::start(|cfg| filter_crypt::Crypt::new(cfg.param("passphrase"), cfg.rights & u32::from(abi::GRANT_WRITE) != 0, blk_filter::bounce(), blk_filter::say, clock()))
 }

@@ -11,13 +11,7 @@ fn main() {}
 blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "params=key", "bounce=8396800");
 
 #[cfg(target_os = "none")]
-fn say(args: core::fmt::Arguments) {
-    let cfg = blk_filter::config();
-    microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
-}
-
-#[cfg(target_os = "none")]
 #[microkit::protection_domain]
 fn init() -> blk_filter::FilterPd<filter_integrity::Integrity<'static>> {
-    blk_filter::FilterPd::start(|cfg| filter_integrity::Integrity::new(cfg.param("key"), blk_filter::bounce(), say))
+    blk_filter::FilterPd::start(|cfg| filter_integrity::Integrity::new(cfg.param("key"), blk_filter::bounce(), blk_filter::say))
 }

@@ -9,13 +9,7 @@ fn main() {}
 blk::filter_manifest!("hooks=post", "ops=read,write,flush", "params=", "bounce=0");
 
 #[cfg(target_os = "none")]
-fn say(args: core::fmt::Arguments) {
-    let cfg = blk_filter::config();
-    microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
-}
-
-#[cfg(target_os = "none")]
 #[microkit::protection_domain]
 fn init() -> blk_filter::FilterPd<filter_mirror::Mirror> {
-    blk_filter::FilterPd::start(|_| Ok(filter_mirror::Mirror::new(say)))
+    blk_filter::FilterPd::start(|_| Ok(filter_mirror::Mirror::new(blk_filter::say)))
 }

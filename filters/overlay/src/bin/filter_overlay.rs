@@ -11,13 +11,7 @@ fn main() {}
 blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "params=", "bounce=593920");
 
 #[cfg(target_os = "none")]
-fn say(args: core::fmt::Arguments) {
-    let cfg = blk_filter::config();
-    microkit::debug_println!("{}: disk {}: {}", blk::config::name_str(&cfg.name), blk::config::name_str(&cfg.disk), args);
-}
-
-#[cfg(target_os = "none")]
 #[microkit::protection_domain]
 fn init() -> blk_filter::FilterPd<filter_overlay::Overlay<'static>> {
-    blk_filter::FilterPd::start(|_| Ok(filter_overlay::Overlay::new(blk_filter::bounce(), say)))
+    blk_filter::FilterPd::start(|_| Ok(filter_overlay::Overlay::new(blk_filter::bounce(), blk_filter::say)))
 }
