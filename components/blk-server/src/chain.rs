@@ -63,7 +63,7 @@ pub trait Upcalls {
     /// (`blk::filter::SetupCall`); its reply's registers
     /// (`blk::filter::SetupStep`). Only filters that declared the setup
     /// hook are called.
-    fn setup(&mut self, filter: usize, mrs: [u64; 4]) -> Result<[u64; 4], CallError> {
+    fn setup(&mut self, filter: usize, mrs: [u64; blk::filter::SETUP_MRS]) -> Result<[u64; 4], CallError> {
         let _ = (filter, mrs);
         Err(CallError::Refused(0))
     }
@@ -97,7 +97,8 @@ pub struct FilterStats {
     /// Requests seen in pre-ops and post-ops.
     pub pre: u64,
     pub post: u64,
-    /// Verdicts: continue, substitute, complete, fail.
+    /// Verdicts: continue (and remap, redirect, side I/O), substitute,
+    /// complete, fail.
     pub verdicts: [u64; 4],
     /// Bad verdicts, failed upcalls, and requests failed because the
     /// filter was stopped.

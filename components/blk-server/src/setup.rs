@@ -127,7 +127,9 @@ impl Server<'_> {
             } else if !filter.alive {
                 Err(SetupFailure::Stopped)
             } else {
-                let call = SetupCall { round: progress.round, below, last: progress.last };
+                // (Its links' disks are ready: `start_disk` waits for them.)
+                let linked = filter.config.links.first().and_then(|&t| self.disks.iter().find(|disk| disk.index == usize::from(t))).map_or(0, |disk| disk.view);
+                let call = SetupCall { round: progress.round, below, last: progress.last, linked };
                 match up.setup(f, call.mrs()) {
                     Ok(mrs) => SetupStep::from_mrs(mrs, below, filter.config.bounce.size).map_err(SetupFailure::BadStep),
                     Err(e) => Err(SetupFailure::Call(e)),

@@ -115,7 +115,7 @@ impl<F: Filter> Handler for FilterPd<F> {
     fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
         let Some(page) = &self.page else { return Ok(MessageInfo::new(0, 0)) };
         if msg.label() == filter::label::SETUP {
-            let call = SetupCall::from_mrs([get_mr(0), get_mr(1), get_mr(2), get_mr(3)]);
+            let call = SetupCall::from_mrs(core::array::from_fn(get_mr));
             let step = match &mut self.filter {
                 Some(f) => f.setup(&call, self.bounce.as_ref()),
                 None => Broken.setup(&call, None),

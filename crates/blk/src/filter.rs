@@ -115,7 +115,9 @@
 //! [`label::SETUP`] and message registers ([`SetupCall`]): 0 = round (0,
 //! 1, ...), 1 = blocks below (what the filter sees: the device, or the
 //! window of the filter below it), 2 and 3 = the status and blocks done of
-//! the last step's I/O (round 0: none). The filter replies with label
+//! the last step's I/O (round 0: none), 4 = blocks of the disk its first
+//! `<link>` names (0: none; a disk with links is set up after the disks
+//! they name). The filter replies with label
 //! [`label::DONE`] and registers 0..4 saying its next step
 //! ([`SetupStep`]):
 //!
@@ -179,20 +181,26 @@ pub struct SetupCall {
     pub below: u64,
     /// How the last step's read or write went (`None` in round 0).
     pub last: Option<Completion>,
+    /// Blocks of the disk its first `<link>` names, as that disk's clients
+    /// see it (0: no link): how far a redirect there may reach.
+    pub linked: u64,
 }
 
+/// Message registers of a setup call.
+pub const SETUP_MRS: usize = 5;
+
 impl SetupCall {
-    pub const fn mrs(&self) -> [u64; 4] {
+    pub const fn mrs(&self) -> [u64; SETUP_MRS] {
         let (status, count) = match self.last {
             Some(c) => (c.status.raw() as u64, c.count as u64),
             None => (u64::MAX, 0),
         };
-        [self.round as u64, self.below, status, count]
+        [self.round as u64, self.below, status, count, self.linked]
     }
 
-    pub fn from_mrs(mrs: [u64; 4]) -> SetupCall {
+    pub fn from_mrs(mrs: [u64; SETUP_MRS]) -> SetupCall {
         let last = Status::from_raw(mrs[2] as u32).ok().filter(|_| mrs[2] != u64::MAX && mrs[0] > 0).map(|status| Completion { status, count: mrs[3] as u32 });
-        SetupCall { round: mrs[0] as u32, below: mrs[1], last }
+        SetupCall { round: mrs[0] as u32, below: mrs[1], last, linked: mrs[4] }
     }
 }
 
@@ -915,10 +923,10 @@ mod tests {
 
     #[test]
     fn setup_calls_and_steps_travel_in_the_documented_registers() {
-        let call = SetupCall { round: 2, below: 1000, last: Some(Completion { status: Status::IoError, count: 0 }) };
-        assert_eq!(call.mrs(), [2, 1000, Status::IoError.raw() as u64, 0]);
+        let call = SetupCall { round: 2, below: 1000, last: Some(Completion { status: Status::IoError, count: 0 }), linked: 77 };
+        assert_eq!(call.mrs(), [2, 1000, Status::IoError.raw() as u64, 0, 77]);
         assert_eq!(SetupCall::from_mrs(call.mrs()), call);
-        let first = SetupCall { round: 0, below: 1000, last: None };
+        let first = SetupCall { round: 0, below: 1000, last: None, linked: 0 };
         assert_eq!(SetupCall::from_mrs(first.mrs()), first);
         for step in [
             SetupStep::Ready { first: 512, blocks: 488 },

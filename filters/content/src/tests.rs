@@ -71,7 +71,7 @@ fn set_up(f: &mut Content, app: &[u8], bounce: &Shared<'static>) -> SetupStep {
     let below = app.len() as u64 / BLOCK as u64;
     let mut last = None;
     for round in 0.. {
-        match f.setup(&SetupCall { round, below, last }, None) {
+        match f.setup(&SetupCall { round, below, last, linked: 0 }, None) {
             SetupStep::Read { block, count, offset } => {
                 let at = block as usize * BLOCK;
                 bounce.write_bytes(offset as usize, &app[at..at + count as usize * BLOCK]).unwrap();

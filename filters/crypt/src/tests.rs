@@ -100,7 +100,7 @@ fn set_up(f: &mut Crypt, disk: &[u8], bounce: &Shared<'static>) -> (SetupStep, u
     let below = disk.len() as u64 / BLOCK as u64;
     let mut last = None;
     for round in 0.. {
-        let step = f.setup(&SetupCall { round, below, last }, None);
+        let step = f.setup(&SetupCall { round, below, last, linked: 0 }, None);
         match step {
             SetupStep::Read { block, count, offset } => {
                 let at = block as usize * BLOCK;
@@ -238,6 +238,6 @@ fn without_read_write_data_or_a_passphrase_it_says_what_is_missing() {
     assert_eq!(Crypt::new(None, true, Some(bounce()), say, CLOCK).err(), Some("no passphrase: declare <param key=\"passphrase\" value=\"...\"/>"));
     let b = bounce();
     let mut f = Crypt::new(Some(PASSPHRASE), false, Some(b), say, CLOCK).unwrap();
-    assert_eq!(f.setup(&SetupCall { round: 0, below: 1000, last: None }, None), SetupStep::Fail(Status::IoError));
+    assert_eq!(f.setup(&SetupCall { round: 0, below: 1000, last: None, linked: 0 }, None), SetupStep::Fail(Status::IoError));
     assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with("it needs data=\"read-write\"")));
 }

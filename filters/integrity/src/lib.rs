@@ -23,10 +23,12 @@
 //! | 1 ..= m | the MAC table: 32 bytes per data block, 128 per table block |
 //! | m + 1 .. | the data: the clients' block `b` at `m + 1 + b` |
 //!
-//! A disk whose block 0 is all zeros is formatted at setup: every entry is
-//! set to the MAC of "never written" for its block (written a table block
-//! per setup call), then the header; a block never written reads as zeros.
-//! A disk with something else in block 0 is not formatted: the disk fails.
+//! A disk without the header (a blank image, or one with other data on
+//! it) is formatted at setup: every entry is set to the MAC of "never
+//! written" for its block (written a table block per setup call), then the
+//! header; a block never written reads as zeros, whatever the disk holds
+//! there. A header whose MAC does not match (a wrong key, a damaged
+//! header) fails the disk, and nothing is written.
 //!
 //! Requests: a read is checked in its post-op, block by block, against the
 //! table in the filter's memory (its bounce buffer): a block that does not
@@ -183,15 +185,16 @@ impl<'a> Integrity<'a> {
         if bounce.read_bytes(0, &mut h).is_err() {
             return self.fail(format_args!("cannot read the header"));
         }
-        if h.iter().all(|&b| b == 0) {
+        if &h[..16] != MAGIC {
+            // First use: whatever the disk held is gone for its clients.
+            if h.iter().any(|&b| b != 0) {
+                (self.say)(format_args!("block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros"));
+            }
             // n data blocks need n / 128 table blocks, rounded up.
             let n = ((below - 1) * PER_BLOCK / (PER_BLOCK + 1)).min(MAX_TABLE_BLOCKS * PER_BLOCK);
             (self.blocks, self.table) = (n, n.div_ceil(PER_BLOCK));
             (self.say)(format_args!("formatting: {} blocks, {} blocks of MACs", self.blocks, self.table));
             return self.format_next(bounce, 0);
-        }
-        if &h[..16] != MAGIC {
-            return self.fail(format_args!("block 0 holds neither an integrity header nor zeros: not formatting a disk with data on it"));
         }
         if self.mac(b"head", 0, &h[..32])[..] != h[32..64] {
             return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));

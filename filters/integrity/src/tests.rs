@@ -68,7 +68,7 @@ impl Disk {
 fn set_up(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk) -> SetupStep {
     let mut last = None;
     for round in 0.. {
-        match f.setup(&SetupCall { round, below: disk.blocks, last }, Some(&bounce)) {
+        match f.setup(&SetupCall { round, below: disk.blocks, last, linked: 0 }, Some(&bounce)) {
             SetupStep::Read { block, count, offset } => {
                 bounce.write_bytes(offset as usize, &disk.read(block, count)).unwrap();
                 last = Some(Completion { status: Status::Ok, count });
@@ -231,7 +231,7 @@ fn a_second_flush_waits_while_the_first_writes_the_table() {
 }
 
 #[test]
-fn a_wrong_key_or_a_disk_with_other_data_fails_and_writes_nothing() {
+fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_formatted() {
     let (_, _, mut disk) = fresh();
     let before = disk.data.clone();
     let b = bounce();
@@ -241,10 +241,19 @@ fn a_wrong_key_or_a_disk_with_other_data_fails_and_writes_nothing() {
     assert_eq!(said(), ["the header's MAC does not match: a wrong key, or a damaged header; every request of the disk fails"]);
     assert!(disk.data == before);
 
+    // A disk that held something else (a partition table, old data):
+    // formatted, its old blocks read as zeros, never as what they held.
     let mut other = Disk::new(1000);
-    other.write(0, &pattern(0, 7));
-    let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
-    assert_eq!(set_up(&mut f, b, &mut other), SetupStep::Fail(Status::IoError));
-    assert_eq!(other.data.len(), 1, "nothing written");
+    for blk in 0..20 {
+        other.write(blk, &pattern(blk, 7));
+    }
+    let b2 = bounce();
+    let mut f = Integrity::new(Some(KEY), Some(b2), say).unwrap();
+    said();
+    assert_eq!(set_up(&mut f, b2, &mut other), SetupStep::Ready { first: FIRST, blocks: 991 });
+    assert_eq!(said()[0], "block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros");
+    let back = Buffer(RefCell::new(vec![1; BLOCK]));
+    assert_eq!(request(&mut f, b2, &mut other, Op::Read, 3, 1, &back, FIRST), Status::Ok);
+    assert!(back.0.borrow().iter().all(|&x| x == 0));
     assert!(Integrity::new(None, Some(b), say).is_err(), "a key is required");
 }

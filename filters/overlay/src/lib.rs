@@ -20,12 +20,14 @@
 //! | 1 ..= m | the map: bit `b % 8` of byte `b / 8` set = the clone wrote block `b` |
 //! | m + 1 .. | the clone's blocks: block `b` at `m + 1 + b` |
 //!
-//! Setup reads the header and the map. A disk whose first block is all
-//! zeros (a fresh image) is formatted: zeroed map first, the header last,
-//! so a format cut short formats again. Clients see the clone's blocks:
-//! the disk less the header and map (a clone image as large as its base
-//! sees all of the base but those few blocks; at most
-//! [`MAX_MAP_BLOCKS`] map blocks, 2 GiB of clone).
+//! Setup reads the header and the map. A disk without the header (a fresh
+//! image, or one that held something else) is formatted: zeroed map
+//! first, the header last, so a format cut short formats again. Clients
+//! see the clone's blocks, as many as the format gave it: the disk less
+//! the header and map, and no more than the base has (the server tells the
+//! setup how large the linked disk is), at most [`MAX_MAP_BLOCKS`] map
+//! blocks (2 GiB of clone). A clone image as large as its base sees all of
+//! the base but those few blocks.
 //!
 //! Requests: a write goes to the clone's disk; once it is done its blocks
 //! are marked written in the map (in the bounce buffer). A read of blocks
@@ -185,11 +187,15 @@ impl<'a> Overlay<'a> {
         h
     }
 
-    /// A fresh disk of `below` blocks: the map that covers the rest.
-    fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+    /// A fresh disk of `below` blocks, cloning a base of `base` blocks (0:
+    /// not known): the map that covers the rest, or the base if smaller.
+    fn format(&mut self, bounce: &Shared<'_>, below: u64, base: u64) -> SetupStep {
         let m = (below - 1).div_ceil(PER_MAP_BLOCK + 1).min(MAX_MAP_BLOCKS);
         self.map_blocks = m;
         self.blocks = (below - 1 - m).min(m * PER_MAP_BLOCK);
+        if base > 0 {
+            self.blocks = self.blocks.min(base);
+        }
         let zero = [0u8; BLOCK];
         for page in MAP_PAGE..MAP_PAGE + m {
             if bounce.write_bytes((page * BLOCK as u64) as usize, &zero).is_err() {
@@ -202,16 +208,17 @@ impl<'a> Overlay<'a> {
     }
 
     /// The header read: open it, or format a fresh disk.
-    fn opened(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+    fn opened(&mut self, bounce: &Shared<'_>, below: u64, base: u64) -> SetupStep {
         let mut h = [0u8; BLOCK];
         if bounce.read_bytes(0, &mut h).is_err() {
             return self.fail(format_args!("cannot read the header"));
         }
-        if h.iter().all(|&b| b == 0) {
-            return self.format(bounce, below);
-        }
         if &h[..16] != MAGIC {
-            return self.fail(format_args!("block 0 holds neither a clone's header nor zeros: not formatting a disk with data on it"));
+            // First use: whatever the disk held is gone for its clients.
+            if h.iter().any(|&b| b != 0) {
+                (self.say)(format_args!("block 0 holds no clone header: the disk becomes the clone's, and what it held is not read"));
+            }
+            return self.format(bounce, below, base);
         }
         let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
         let blocks = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
@@ -293,7 +300,7 @@ impl Filter for Overlay<'_> {
                 self.stage = Stage::Header;
                 SetupStep::Read { block: 0, count: 1, offset: 0 }
             }
-            Stage::Header if ok => self.opened(&bounce, call.below),
+            Stage::Header if ok => self.opened(&bounce, call.below, call.linked),
             Stage::Formatting if ok => {
                 if bounce.write_bytes(0, &self.header()).is_err() {
                     return self.fail(format_args!("cannot write the header"));

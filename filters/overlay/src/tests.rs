@@ -70,7 +70,7 @@ impl World {
         let mut last = None;
         for round in 0.. {
             let bounce = self.shared();
-            match f.setup(&SetupCall { round, below, last }, Some(&bounce)) {
+            match f.setup(&SetupCall { round, below, last, linked: 0 }, Some(&bounce)) {
                 SetupStep::Read { block, count, offset } => {
                     bounce.write_bytes(offset as usize, &self.own_read(block, count)).unwrap();
                     last = Some(Completion { status: Status::Ok, count });
@@ -208,15 +208,46 @@ fn a_flush_writes_the_changed_map_and_a_reboot_keeps_it() {
 }
 
 #[test]
-fn a_disk_with_data_but_no_header_is_not_formatted() {
+fn a_disk_with_other_data_becomes_the_clones_and_reads_the_base() {
+    // (An image with a partition table, say: its old blocks are not read.)
     let mut w = World::new(100);
-    let mut junk = vec![0; BLOCK];
-    junk[7] = 1;
-    w.own_write(0, &junk);
+    for b in 0..100 {
+        w.own_write(b, &block_of(b, 0x5a));
+    }
     let mut f = Overlay::new(Some(w.shared()), quiet);
-    assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
-    assert!(w.own.len() == 1 && w.own_block(0) == junk, "nothing written");
-    assert_eq!(w.request(&mut f, Op::Read, 0, 1, &buffer(1), 0), Status::IoError);
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 2, blocks: 98 });
+    assert_eq!(&w.own_block(0)[..16], MAGIC);
+    let data = buffer(1);
+    assert_eq!(w.request(&mut f, Op::Read, 7, 1, &data, 2), Status::Ok);
+    assert!(data.0.borrow()[..] == block_of(7, 0xb0)[..], "the base's block, not what the disk held");
+}
+
+#[test]
+fn a_clone_larger_than_its_base_offers_no_more_blocks_than_the_base_has() {
+    let mut w = World::new(1000);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    let bounce = w.shared();
+    let mut last = None;
+    let step = loop {
+        match f.setup(&SetupCall { round: 0, below: 1000, last, linked: 600 }, Some(&bounce)) {
+            SetupStep::Read { block, count, offset } => {
+                bounce.write_bytes(offset as usize, &w.own_read(block, count)).unwrap();
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Write { block, count, offset } => {
+                let mut d = vec![0; count as usize * BLOCK];
+                bounce.read_bytes(offset as usize, &mut d).unwrap();
+                w.own_write(block, &d);
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            done => break done,
+        }
+    };
+    assert_eq!(step, SetupStep::Ready { first: 2, blocks: 600 });
+    // Opened again (the base's size no longer matters: the header says).
+    let mut again = Overlay::new(Some(World::new(1).shared()), quiet);
+    let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new() };
+    assert_eq!(w2.set_up(&mut again), SetupStep::Ready { first: 2, blocks: 600 });
 }
 
 #[test]

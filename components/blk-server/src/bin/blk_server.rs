@@ -11,7 +11,7 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod pd {
     use blk::config::{name_str, ServerConfig};
-    use blk::filter::label;
+    use blk::filter::{label, SETUP_MRS};
     use blk_server::{bits, CallError, Event, Regions, Server, Upcalls, Wake, MAX_FILTERS};
     use microkit::{debug_println, fault_info, get_mr, protection_domain, set_mr, Channel, ChannelSet, Child, Handler, Infallible, MessageInfo};
 
@@ -44,12 +44,12 @@ mod pd {
             }
         }
 
-        fn setup(&mut self, f: usize, mrs: [u64; 4]) -> Result<[u64; 4], CallError> {
+        fn setup(&mut self, f: usize, mrs: [u64; SETUP_MRS]) -> Result<[u64; 4], CallError> {
             let channel = Channel::new(self.cfg.filters[f].channel as usize);
             for (i, &mr) in mrs.iter().enumerate() {
                 set_mr(i, mr);
             }
-            match channel.try_pp_call(MessageInfo::new(label::SETUP, 4)) {
+            match channel.try_pp_call(MessageInfo::new(label::SETUP, SETUP_MRS)) {
                 Ok(reply) if reply.label() == label::DONE && reply.count() == 4 => Ok([get_mr(0), get_mr(1), get_mr(2), get_mr(3)]),
                 Ok(_) => Err(CallError::BadReply),
                 Err(microkit::Error::CalleeFaulted) => Err(CallError::Stopped),

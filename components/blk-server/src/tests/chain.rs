@@ -159,7 +159,7 @@ impl Upcalls for ModelUpcalls {
         Ok(())
     }
 
-    fn setup(&mut self, f: usize, mrs: [u64; 4]) -> Result<[u64; 4], CallError> {
+    fn setup(&mut self, f: usize, mrs: [u64; filter::SETUP_MRS]) -> Result<[u64; 4], CallError> {
         let call = filter::SetupCall::from_mrs(mrs);
         self.setups.push((f, call));
         if let Some(i) = self.stop.iter().position(|&s| s == f) {
