@@ -91,3 +91,14 @@ fn two_clones_share_one_base_and_keep_their_own_blocks_apart() {
         }
     }
 }
+
+#[test]
+fn a_clone_image_larger_than_its_base_offers_the_base_s_size() {
+    // A 1 GiB blank image, as `make run` makes a missing one.
+    let disks = Disks::fresh_n(2);
+    disks.blank(0, 1024 * MIB);
+    let run = boot_to_completion_on(&build_image("tests/systems/overlay-verify.xml", false), &disks, &[], TIMEOUT);
+    run.expect_line(&format!("overlay0: disk clone0: formatting a clone of {DISK_BLOCKS} blocks (8 map blocks)"));
+    run.expect_line(&format!("verify0: clone0 has {DISK_BLOCKS} blocks; checking 256"));
+    run.expect_line("verify0: verified 256 blocks, 0 mismatches");
+}

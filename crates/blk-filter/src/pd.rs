@@ -3,7 +3,6 @@
 use blk::config::{name_str, FilterConfig};
 use blk::filter::{self, CallPage, DataError, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
 use blk::Status;
-use core::ptr::NonNull;
 use microkit::{debug_println, get_mr, set_mr, Channel, Grant, Handler, Infallible, MessageInfo};
 
 microkit::var!(blk_filter_config: FilterConfig = FilterConfig::UNSET);
@@ -22,12 +21,13 @@ pub fn say(args: core::fmt::Arguments) {
 
 /// Memory the tool mapped in this PD, `size` bytes at `vaddr`.
 fn mapped(vaddr: u64, size: u64) -> Option<blk::Shared<'static>> {
-    let base = NonNull::new(vaddr as *mut u8)?;
     // SAFETY: the tool maps [vaddr, vaddr + size) read-write in this PD for
-    // its whole life (the record says where); it is reached only through
-    // `Shared`'s checked copies.
+    // its whole life (its record says where, and callers pass the record's
+    // values); it is reached only through `Shared`'s checked copies.
     #[allow(unsafe_code)]
-    Some(unsafe { blk::Shared::new(base, size as usize) })
+    unsafe {
+        blk::Shared::mapped(vaddr, size)
+    }
 }
 
 /// This filter's bounce buffer (its substitute data), if it has one.

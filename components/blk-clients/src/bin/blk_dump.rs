@@ -22,7 +22,6 @@ mod pd {
         self, Blocks, DiskInfo, Failure, ReaderEnd, ReaderFailure, ReaderSide, Role, Setup, SlotRange, Transfer, WriterEnd, WriterSide,
         CHUNK_BYTES, MAX_BUFFERS,
     };
-    use core::ptr::NonNull;
     use microkit::{debug_println, pd_name, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
 
     microkit::var!(blk_dump_role: u64 = 0);
@@ -83,13 +82,12 @@ mod pd {
     #[allow(unsafe_code)]
     fn transfer() -> Option<Transfer<'static>> {
         let region = blk_dump_transfer();
-        let base = NonNull::new(region.base() as *mut u8)?;
         // SAFETY: the tool patched the address at which the system maps the
         // transfer region, read-write, for the PD's whole life (a region
         // smaller than TRANSFER_SIZE faults on the first access past it;
         // the docs say how large it must be); this PD reaches it only
         // through this `Shared`.
-        let mem = unsafe { Shared::new(base, region.size()) };
+        let mem = unsafe { Shared::mapped(region.base() as u64, region.size() as u64) }?;
         Transfer::new(mem).ok()
     }
 
