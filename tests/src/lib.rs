@@ -14,6 +14,22 @@ use std::time::{Duration, Instant};
 
 pub mod host_tool;
 
+/// A command running the host tool `name` (from the Debian package
+/// `package`, which the setup script installs), wherever it is.
+pub fn host_command(name: &str, package: &str) -> Command {
+    Command::new(host_tool::find_tool(name, package))
+}
+
+/// Run `c` with `stdin` as its input; it must succeed (its stderr in the
+/// message if not).
+pub fn run_host(mut c: Command, stdin: &[u8]) {
+    use std::io::Write;
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }

@@ -8,10 +8,8 @@
 //! `crypt-wrong.xml` (the wrong passphrase).
 
 use blk_clients::stamp::{self, BLOCK};
-use e2e::{boot_to_completion_on, build_image, Disks, Run};
-use std::io::Write;
+use e2e::{boot_to_completion_on, build_image, host_command, run_host, Disks, Run};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -21,25 +19,14 @@ const BLOCKS: u64 = 256;
 const PAYLOAD: u64 = 512;
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-fn tool(name: &str, package: &str) -> Command {
-    Command::new(e2e::host_tool::find_tool(name, package))
-}
-
-fn run(mut c: Command, stdin: &[u8]) {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// Make disk0 a LUKS1 disk of the same size: 512-bit aes-xts-plain64,
 /// sha256, cryptsetup timing its PBKDF2 for 200 ms on this host (some
 /// hundred thousand iterations: the filter derives them in slices).
 fn luks_format(disks: &Disks) {
-    let mut c = tool("cryptsetup", "cryptsetup-bin");
+    let mut c = host_command("cryptsetup", "cryptsetup-bin");
     c.args(["luksFormat", "--type", "luks1", "--batch-mode", "--cipher", "aes-xts-plain64", "--key-size", "512", "--hash", "sha256"]);
     c.args(["--iter-time", "200", "--key-file=-"]).arg(&disks.paths[0]);
-    run(c, PASSPHRASE.as_bytes());
+    run_host(c, PASSPHRASE.as_bytes());
 }
 
 fn secret() -> String {
@@ -53,9 +40,9 @@ fn luks_opts(image: &Path) -> String {
 /// The first `BLOCKS` blocks of the payload, decrypted by QEMU.
 fn qemu_decrypt(image: &Path) -> Vec<u8> {
     let out = image.with_extension("plain");
-    let mut c = tool("qemu-img", "qemu-utils");
+    let mut c = host_command("qemu-img", "qemu-utils");
     c.args(["convert", "--object", &secret(), "--image-opts", &luks_opts(image), "-O", "raw"]).arg(&out);
-    run(c, b"");
+    run_host(c, b"");
     let mut bytes = std::fs::read(&out).unwrap();
     std::fs::remove_file(out).unwrap();
     bytes.truncate(BLOCKS as usize * BLOCK);
@@ -66,10 +53,10 @@ fn qemu_decrypt(image: &Path) -> Vec<u8> {
 fn qemu_encrypt(image: &Path, plain: &[u8]) {
     let raw = image.with_extension("stamps");
     std::fs::write(&raw, plain).unwrap();
-    let mut c = tool("qemu-img", "qemu-utils");
+    let mut c = host_command("qemu-img", "qemu-utils");
     c.args(["convert", "-n", "--object", &secret(), "-f", "raw"]).arg(&raw);
     c.args(["--target-image-opts", &luks_opts(image)]);
-    run(c, b"");
+    run_host(c, b"");
     std::fs::remove_file(raw).unwrap();
 }
 

@@ -12,11 +12,9 @@
 //! Systems: `tests/systems/stack-load.xml`, `stack.xml`.
 
 use blk_clients::stamp::{self, BLOCK};
-use e2e::{boot_to_completion_on, build_image, Disks};
+use e2e::{boot_to_completion_on, build_image, host_command, run_host, Disks};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -30,17 +28,6 @@ const VOLUME: usize = 8192;
 const STAMPED: usize = 256;
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-fn tool(name: &str, package: &str) -> Command {
-    Command::new(e2e::host_tool::find_tool(name, package))
-}
-
-fn run(mut c: Command, stdin: &[u8]) {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn mac(tag: &[u8], block: u64, data: &[u8]) -> Vec<u8> {
     let mut m = Hmac::<Sha256>::new_from_slice(KEY).unwrap();
     m.update(tag);
@@ -53,10 +40,10 @@ fn mac(tag: &[u8], block: u64, data: &[u8]) -> Vec<u8> {
 fn cache_crypt_and_integrity_on_one_disk_keep_every_block_and_check_out_on_the_host() {
     let disks = Disks::fresh();
     disks.blank(0, VOLUME as u64 * BLOCK as u64);
-    let mut c = tool("cryptsetup", "cryptsetup-bin");
+    let mut c = host_command("cryptsetup", "cryptsetup-bin");
     c.args(["luksFormat", "--type", "luks1", "--batch-mode", "--cipher", "aes-xts-plain64", "--key-size", "512", "--hash", "sha256"]);
     c.args(["--pbkdf-force-iterations", "1000", "--key-file=-"]).arg(&disks.paths[0]);
-    run(c, PASSPHRASE.as_bytes());
+    run_host(c, PASSPHRASE.as_bytes());
     disks.blank(1, 64 * MIB);
 
     let run1 = boot_to_completion_on(&build_image("tests/systems/stack-load.xml", false), &disks, &[], TIMEOUT);
@@ -84,10 +71,10 @@ fn cache_crypt_and_integrity_on_one_disk_keep_every_block_and_check_out_on_the_h
     let volume = disks.dir.join("volume.img");
     std::fs::write(&volume, &data[..VOLUME * BLOCK]).unwrap();
     let plain = disks.dir.join("volume.plain");
-    let mut c = tool("qemu-img", "qemu-utils");
+    let mut c = host_command("qemu-img", "qemu-utils");
     c.args(["convert", "--object", &format!("secret,id=sec0,data={PASSPHRASE}"), "--image-opts"]);
     c.arg(format!("driver=luks,key-secret=sec0,file.filename={}", volume.display())).args(["-O", "raw"]).arg(&plain);
-    run(c, b"");
+    run_host(c, b"");
     let plain = std::fs::read(plain).unwrap();
     let mut heads = std::collections::HashSet::new();
     for b in 0..STAMPED {

@@ -66,11 +66,16 @@ impl World {
 
     /// Run the setup dialogue to its end, as the server does.
     fn set_up(&mut self, f: &mut Overlay<'_>) -> SetupStep {
+        self.set_up_linked(f, 0)
+    }
+
+    /// The same, the base (the linked disk) `linked` blocks large.
+    fn set_up_linked(&mut self, f: &mut Overlay<'_>, linked: u64) -> SetupStep {
         let below = self.own_blocks;
         let mut last = None;
         for round in 0.. {
             let bounce = self.shared();
-            match f.setup(&SetupCall { round, below, last, linked: 0 }, Some(&bounce)) {
+            match f.setup(&SetupCall { round, below, last, linked }, Some(&bounce)) {
                 SetupStep::Read { block, count, offset } => {
                     bounce.write_bytes(offset as usize, &self.own_read(block, count)).unwrap();
                     last = Some(Completion { status: Status::Ok, count });
@@ -226,24 +231,7 @@ fn a_disk_with_other_data_becomes_the_clones_and_reads_the_base() {
 fn a_clone_larger_than_its_base_offers_no_more_blocks_than_the_base_has() {
     let mut w = World::new(1000);
     let mut f = Overlay::new(Some(w.shared()), quiet);
-    let bounce = w.shared();
-    let mut last = None;
-    let step = loop {
-        match f.setup(&SetupCall { round: 0, below: 1000, last, linked: 600 }, Some(&bounce)) {
-            SetupStep::Read { block, count, offset } => {
-                bounce.write_bytes(offset as usize, &w.own_read(block, count)).unwrap();
-                last = Some(Completion { status: Status::Ok, count });
-            }
-            SetupStep::Write { block, count, offset } => {
-                let mut d = vec![0; count as usize * BLOCK];
-                bounce.read_bytes(offset as usize, &mut d).unwrap();
-                w.own_write(block, &d);
-                last = Some(Completion { status: Status::Ok, count });
-            }
-            done => break done,
-        }
-    };
-    assert_eq!(step, SetupStep::Ready { first: 2, blocks: 600 });
+    assert_eq!(w.set_up_linked(&mut f, 600), SetupStep::Ready { first: 2, blocks: 600 });
     // Opened again (the base's size no longer matters: the header says).
     let mut again = Overlay::new(Some(World::new(1).shared()), quiet);
     let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new() };
