@@ -23,6 +23,17 @@
 //! bottom goes to the driver (with the data address of the lowest
 //! substitute, or the client's buffer); what reaches the top is answered.
 //!
+//! A filter's redirect or side I/O starts a request of its own, in a slot
+//! of its own (`spawn`): a redirect enters the linked disk's chain at the
+//! top with the data as it stands at the filter, a side I/O enters its own
+//! chain just below the filter with the filter's bounce buffer. When it
+//! reaches the top of the chain it travelled, it goes back to the request
+//! it was for (`returned`): after a redirect that request goes on up as if
+//! completed below the filter, after a side I/O the filter is called again
+//! for it. Slots are given out so that such requests never hold every slot
+//! (`spawn`), and the chains are passed over again while requests move
+//! between them.
+//!
 //! A filter that faults or runs past its budget fails every request of the
 //! upcall with `IoError` (they go on up); the server then hears of the
 //! fault as the filter's parent, and restarts the filter if it was
