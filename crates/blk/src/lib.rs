@@ -118,6 +118,7 @@ pub mod config;
 pub mod filter;
 pub mod info;
 pub mod mbr;
+pub mod metadata;
 pub mod queues;
 pub mod records;
 pub mod ring;

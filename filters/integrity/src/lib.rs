@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
+use blk::metadata::{Changes, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -69,10 +70,6 @@ const TABLE_PAGE: u64 = 2;
 pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
 /// Blocks whose failed check the console names, at most.
 const SHOWN: u32 = 8;
-
-/// The state word of a flush: what its side I/O was.
-const YIELD: u64 = 1 << 63;
-const WROTE: u64 = 1 << 62;
 
 /// Where the messages go (the console, on the target).
 pub type Say = fn(fmt::Arguments);
@@ -97,7 +94,6 @@ pub struct Counts {
     pub failed: u64,
     /// Blocks read that were never written (given as zeros).
     pub unwritten: u64,
-    pub table_writes: u64,
 }
 
 pub struct Integrity<'a> {
@@ -108,10 +104,9 @@ pub struct Integrity<'a> {
     /// Table blocks and data blocks.
     table: u64,
     blocks: u64,
-    /// Table blocks changed since they were written (bit per block).
-    dirty: [u64; MAX_TABLE_BLOCKS as usize / 64],
-    /// The request (its id + 1) whose flush is writing the table; 0 none.
-    writer: u32,
+    /// Table blocks changed since they were written, and the flush
+    /// writing them.
+    changes: Changes<{ MAX_TABLE_BLOCKS as usize / 64 }>,
     block: [u8; BLOCK],
     pub counts: Counts,
 }
@@ -131,8 +126,7 @@ impl<'a> Integrity<'a> {
             stage: Stage::Start,
             table: 0,
             blocks: 0,
-            dirty: [0; MAX_TABLE_BLOCKS as usize / 64],
-            writer: 0,
+            changes: Changes::default(),
             block: [0; BLOCK],
             counts: Counts::default(),
         })
@@ -241,19 +235,6 @@ impl<'a> Integrity<'a> {
         SetupStep::Read { block: 1 + next, count: count as u32, offset: (TABLE_PAGE + next) * BLOCK as u64 }
     }
 
-    fn is_dirty(&self, t: u64) -> bool {
-        self.dirty[(t / 64) as usize % self.dirty.len()] & 1 << (t % 64) != 0
-    }
-
-    fn set_dirty(&mut self, t: u64, dirty: bool) {
-        let (w, bit) = ((t / 64) as usize % self.dirty.len(), 1u64 << (t % 64));
-        if dirty {
-            self.dirty[w] |= bit;
-        } else {
-            self.dirty[w] &= !bit;
-        }
-    }
-
     /// The post-op of a read that succeeded: check every block.
     fn check(&mut self, bounce: &Shared<'_>, io: &Io, done: u32, data: &dyn RequestData) -> Verdict {
         for j in 0..u64::from(done) {
@@ -298,49 +279,15 @@ impl<'a> Integrity<'a> {
             if bounce.write_bytes(Self::entry_at(b), &mac).is_err() {
                 return Verdict::Fail(Status::IoError);
             }
-            self.set_dirty(b / PER_BLOCK, true);
+            self.changes.mark(b / PER_BLOCK);
         }
         Verdict::Continue
     }
 
-    /// A flush's pre-op: write the changed table blocks (one flush at a
-    /// time), then let the flush go down.
-    fn flush(&mut self, io: &Io, state: &mut u64) -> Verdict {
-        let me = io.id + 1;
-        if let (Some(side), true) = (io.side, *state & WROTE != 0) {
-            let (first, count) = ((*state >> 16) & 0xffff_ffff, *state & 0xffff);
-            if side.status != Status::Ok {
-                for t in first..first + count {
-                    self.set_dirty(t, true);
-                }
-                self.writer = 0;
-                (self.say)(format_args!("writing the MAC table failed ({:?}): the flush fails", side.status));
-                return Verdict::Fail(Status::IoError);
-            }
-            self.counts.table_writes += count;
-        }
-        let Some(first) = (0..self.table).find(|&t| self.is_dirty(t)) else {
-            if self.writer == me {
-                self.writer = 0;
-            }
-            return Verdict::Continue;
-        };
-        if self.writer != 0 && self.writer != me {
-            // Another flush is writing the table: wait for it (a read of
-            // the header into the scratch page), then look again.
-            *state = YIELD;
-            return Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: SCRATCH_PAGE as u16 };
-        }
-        self.writer = me;
-        // One write from the first changed block to the last within reach.
-        let end = self.table.min(first + u64::from(MAX_SETUP_BLOCKS));
-        let last = (first..end).rev().find(|&t| self.is_dirty(t)).unwrap_or(first);
-        let count = last - first + 1;
-        for t in first..first + count {
-            self.set_dirty(t, false);
-        }
-        *state = WROTE | first << 16 | count;
-        Verdict::SideIo { op: Op::Write, block: 1 + first, count: count as u32, page: (TABLE_PAGE + first) as u16 }
+    /// Where the table is (see [`blk::metadata`]); a flush that waits
+    /// reads the header into the scratch page.
+    fn layout(&self) -> Layout {
+        Layout { block: 1, page: TABLE_PAGE as u16, blocks: self.table, wait_block: 0, wait_page: SCRATCH_PAGE as u16 }
     }
 }
 
@@ -377,7 +324,13 @@ impl Filter for Integrity<'_> {
             return Verdict::Fail(Status::IoError);
         }
         match io.op {
-            Op::Flush => self.flush(io, state),
+            Op::Flush => {
+                let at = self.layout();
+                self.changes.flush(io, state, &at).unwrap_or_else(|status| {
+                    (self.say)(format_args!("writing the MAC table failed ({status:?}): the flush fails"));
+                    Verdict::Fail(Status::IoError)
+                })
+            }
             _ => Verdict::Continue,
         }
     }
@@ -394,7 +347,7 @@ impl Filter for Integrity<'_> {
 
     fn report(&mut self) {
         let c = self.counts;
-        (self.say)(format_args!("{} blocks verified, {} failed, {} never written; {} table blocks written", c.verified, c.failed, c.unwritten, c.table_writes));
+        (self.say)(format_args!("{} blocks verified, {} failed, {} never written; {} table blocks written", c.verified, c.failed, c.unwritten, self.changes.written));
     }
 }
 

@@ -184,7 +184,7 @@ fn a_flush_writes_the_changed_table_and_what_it_covered_survives_a_crash() {
     let first = Buffer(RefCell::new(pattern(300, 3)));
     assert_eq!(request(&mut f, b, &mut disk, Op::Write, 300, 1, &first, FIRST), Status::Ok);
     assert_eq!(request(&mut f, b, &mut disk, Op::Flush, 0, 0, &Buffer(RefCell::new(Vec::new())), FIRST), Status::Ok);
-    assert_eq!(f.counts.table_writes, 1, "table block 2 (blocks 256..384)");
+    assert_eq!(f.changes.written, 1, "table block 2 (blocks 256..384)");
     // Written after the flush: the data reaches the disk, the table does not.
     let later = Buffer(RefCell::new(pattern(301, 4)));
     assert_eq!(request(&mut f, b, &mut disk, Op::Write, 301, 1, &later, FIRST), Status::Ok);

@@ -36,7 +36,8 @@
 //! and then, in its post-op, each written block is read into the
 //! request's staging page with a side I/O and copied over the base's data
 //! through the grant (so mixed reads need `data="read-write"`). A flush
-//! first writes the map blocks that changed (a side I/O), then goes down:
+//! first writes the map blocks that changed (side I/O, one flush at a
+//! time: `blk::metadata`), then goes down:
 //! every write answered before a flush is in the clone after it, map and
 //! data, and survives a reboot or a kill. A write answered after the
 //! last flush may read back from the base after a kill, as a disk's cache
@@ -45,6 +46,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
+use blk::metadata::{Changes, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
@@ -65,7 +67,6 @@ pub const BOUNCE: u64 = (STAGING_PAGE + STAGING_PAGES) * BLOCK as u64;
 
 /// The state word: what a read or flush is doing between its calls.
 const MIXED: u64 = 1 << 63;
-const FLUSHING: u64 = 1 << 62;
 
 /// Where the messages go (the console, on the target).
 pub type Say = fn(fmt::Arguments);
@@ -92,8 +93,6 @@ pub struct Counts {
     pub own: u64,
     pub base: u64,
     pub mixed: u64,
-    /// Map blocks written before flushes.
-    pub map_writes: u64,
 }
 
 pub struct Overlay<'a> {
@@ -103,8 +102,9 @@ pub struct Overlay<'a> {
     /// Map blocks on the disk, and blocks of the clone.
     map_blocks: u64,
     blocks: u64,
-    /// Map blocks changed since they were last written (bit per block).
-    dirty: u32,
+    /// Map blocks changed since they were written, and the flush writing
+    /// them.
+    changes: Changes<1>,
     pub counts: Counts,
 }
 
@@ -113,7 +113,7 @@ impl<'a> Overlay<'a> {
     /// where its messages go.
     pub fn new(bounce: Option<Shared<'a>>, say: Say) -> Overlay<'a> {
         let bounce = bounce.filter(|b| b.len() as u64 >= BOUNCE);
-        Overlay { bounce, say, stage: Stage::Start, map_blocks: 0, blocks: 0, dirty: 0, counts: Counts::default() }
+        Overlay { bounce, say, stage: Stage::Start, map_blocks: 0, blocks: 0, changes: Changes::default(), counts: Counts::default() }
     }
 
     /// Blocks of the clone, once set up.
@@ -146,7 +146,7 @@ impl<'a> Overlay<'a> {
             if byte[0] & 1 << (b % 8) == 0 {
                 byte[0] |= 1 << (b % 8);
                 bounce.write_bytes(at, &byte).ok()?;
-                self.dirty |= 1 << (b / PER_MAP_BLOCK);
+                self.changes.mark(b / PER_MAP_BLOCK);
             }
         }
         Some(())
@@ -264,27 +264,10 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    /// A flush's pre-op: write the map blocks that changed, then go down.
-    fn flush(&mut self, io: &Io, state: &mut u64) -> Verdict {
-        if let Some(side) = io.side {
-            let written = (*state & 0xffff_ffff) as u32;
-            if side.status != Status::Ok {
-                self.dirty |= written;
-                (self.say)(format_args!("writing the map failed ({:?}): the flush fails", side.status));
-                return Verdict::Fail(Status::IoError);
-            }
-            self.counts.map_writes += u64::from(written.count_ones());
-            return Verdict::Continue;
-        }
-        if self.dirty == 0 {
-            return Verdict::Continue;
-        }
-        // One write from the first changed map block to the last.
-        let (lo, hi) = (u64::from(self.dirty.trailing_zeros()), u64::from(31 - self.dirty.leading_zeros()));
-        let written = self.dirty;
-        self.dirty = 0;
-        *state = FLUSHING | u64::from(written);
-        Verdict::SideIo { op: Op::Write, block: 1 + lo, count: (hi - lo + 1) as u32, page: (MAP_PAGE + lo) as u16 }
+    /// Where the map is (see [`blk::metadata`]); a flush that waits reads
+    /// the header into its own page (it never changes after setup).
+    fn layout(&self) -> Layout {
+        Layout { block: 1, page: MAP_PAGE as u16, blocks: self.map_blocks, wait_block: 0, wait_page: 0 }
     }
 }
 
@@ -345,7 +328,13 @@ impl Filter for Overlay<'_> {
                     Verdict::Redirect { link: 0, block: io.block }
                 }
             },
-            Op::Flush => self.flush(io, state),
+            Op::Flush => {
+                let at = self.layout();
+                self.changes.flush(io, state, &at).unwrap_or_else(|status| {
+                    (self.say)(format_args!("writing the map failed ({status:?}): the flush fails"));
+                    Verdict::Fail(Status::IoError)
+                })
+            }
             _ => Verdict::Continue,
         }
     }
@@ -364,7 +353,7 @@ impl Filter for Overlay<'_> {
 
     fn report(&mut self) {
         let c = self.counts;
-        (self.say)(format_args!("reads: {} from the clone, {} from the base, {} mixed; {} map blocks written", c.own, c.base, c.mixed, c.map_writes));
+        (self.say)(format_args!("reads: {} from the clone, {} from the base, {} mixed; {} map blocks written", c.own, c.base, c.mixed, self.changes.written));
     }
 }
 

@@ -1,0 +1,154 @@
+//! Metadata a filter keeps on its own disk and writes before a flush goes
+//! down (a linked clone's map, an integrity filter's MAC table): which of
+//! its blocks changed, and the flush pre-op that writes them with side
+//! I/O ([`crate::filter::Verdict::SideIo`]).
+//!
+//! The filter keeps the metadata in its bounce buffer, block `i` at page
+//! `page + i`, and on its disk at block `block + i` of the disk below it
+//! ([`Layout`]). A flush writes the changed blocks, from the first to the
+//! last within one side I/O, again while more changed, and then goes down:
+//! every change made before the flush's pre-op is on the disk before the
+//! device's flush. Only one flush writes at a time; another waits (a
+//! one-block read of `wait_block` into `wait_page`, then it looks again),
+//! since two writes of one block in flight together may land in either
+//! order and leave the older on the disk.
+
+use crate::filter::{Io, Verdict, MAX_SETUP_BLOCKS};
+use crate::Op;
+use crate::Status;
+
+/// Where a filter keeps its metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Block 0 of the metadata on the disk below the filter.
+    pub block: u64,
+    /// Its page in the bounce buffer.
+    pub page: u16,
+    /// Blocks of metadata.
+    pub blocks: u64,
+    /// What a flush that waits reads: a block of the disk below, into a
+    /// bounce page whose content does not matter (or is that block's).
+    pub wait_block: u64,
+    pub wait_page: u16,
+}
+
+/// The state word of a flush: what its side I/O was.
+const WAITED: u64 = 1 << 63;
+const WROTE: u64 = 1 << 62;
+
+/// Changed metadata blocks (`WORDS * 64` at most) and the flush writing
+/// them.
+#[derive(Clone, Debug)]
+pub struct Changes<const WORDS: usize> {
+    changed: [u64; WORDS],
+    /// The request (its id + 1) whose flush is writing; 0 = none.
+    writer: u32,
+    /// Blocks written so far.
+    pub written: u64,
+}
+
+impl<const WORDS: usize> Default for Changes<WORDS> {
+    fn default() -> Self {
+        Changes { changed: [0; WORDS], writer: 0, written: 0 }
+    }
+}
+
+impl<const WORDS: usize> Changes<WORDS> {
+    /// Metadata block `i` changed.
+    pub fn mark(&mut self, i: u64) {
+        self.set(i, true);
+    }
+
+    pub fn is_changed(&self, i: u64) -> bool {
+        self.changed[(i / 64) as usize % WORDS] & 1 << (i % 64) != 0
+    }
+
+    fn set(&mut self, i: u64, changed: bool) {
+        let (w, bit) = ((i / 64) as usize % WORDS, 1u64 << (i % 64));
+        if changed {
+            self.changed[w] |= bit;
+        } else {
+            self.changed[w] &= !bit;
+        }
+    }
+
+    /// A flush's pre-op (`state` its state word): the side I/O to do next,
+    /// or `Continue` once nothing changed is left unwritten. `Err` with the
+    /// status if its write failed: the blocks are marked changed again and
+    /// the filter fails the flush.
+    pub fn flush(&mut self, io: &Io, state: &mut u64, at: &Layout) -> Result<Verdict, Status> {
+        let me = io.id + 1;
+        if let (Some(side), true) = (io.side, *state & WROTE != 0) {
+            let (first, count) = ((*state >> 16) & 0xffff_ffff, *state & 0xffff);
+            if side.status != Status::Ok {
+                for i in first..first + count {
+                    self.mark(i);
+                }
+                self.writer = 0;
+                return Err(side.status);
+            }
+            self.written += count;
+        }
+        let Some(first) = (0..at.blocks).find(|&i| self.is_changed(i)) else {
+            if self.writer == me {
+                self.writer = 0;
+            }
+            return Ok(Verdict::Continue);
+        };
+        if self.writer != 0 && self.writer != me {
+            *state = WAITED;
+            return Ok(Verdict::SideIo { op: Op::Read, block: at.wait_block, count: 1, page: at.wait_page });
+        }
+        self.writer = me;
+        // One write from the first changed block to the last within reach.
+        let end = at.blocks.min(first + u64::from(MAX_SETUP_BLOCKS));
+        let last = (first..end).rev().find(|&i| self.is_changed(i)).unwrap_or(first);
+        let count = last - first + 1;
+        for i in first..=last {
+            self.set(i, false);
+        }
+        *state = WROTE | first << 16 | count;
+        Ok(Verdict::SideIo { op: Op::Write, block: at.block + first, count: count as u32, page: at.page + first as u16 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Completion, Hook};
+
+    const AT: Layout = Layout { block: 1, page: 2, blocks: 100, wait_block: 0, wait_page: 1 };
+
+    fn flush(id: u32, state: u64, side: Option<Status>) -> Io {
+        let side = side.map(|status| Completion { status, count: 1 });
+        Io { hook: Hook::Pre, op: Op::Flush, client: 0, position: 0, block: 0, count: 0, grant: 0, id, state, side }
+    }
+
+    #[test]
+    fn a_flush_writes_the_changed_run_then_goes_down() {
+        let mut c = Changes::<2>::default();
+        c.mark(3);
+        c.mark(5);
+        c.mark(90);
+        let mut s = 0;
+        assert_eq!(c.flush(&flush(1, 0, None), &mut s, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 4, count: 3, page: 5 }));
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 91, count: 1, page: 92 }));
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &AT), Ok(Verdict::Continue));
+        assert_eq!(c.written, 4);
+        let mut s = 0;
+        assert_eq!(c.flush(&flush(2, 0, None), &mut s, &AT), Ok(Verdict::Continue), "nothing changed since");
+    }
+
+    #[test]
+    fn one_flush_writes_at_a_time_and_a_failed_write_is_changed_again() {
+        let mut c = Changes::<2>::default();
+        c.mark(7);
+        let (mut a, mut b) = (0, 0);
+        assert!(matches!(c.flush(&flush(1, 0, None), &mut a, &AT), Ok(Verdict::SideIo { op: Op::Write, .. })));
+        c.mark(8);
+        assert_eq!(c.flush(&flush(2, 0, None), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }), "it waits");
+        assert_eq!(c.flush(&flush(1, a, Some(Status::IoError)), &mut a, &AT), Err(Status::IoError));
+        assert!(c.is_changed(7) && c.is_changed(8));
+        assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 8, count: 2, page: 9 }), "its turn now");
+    }
+}
