@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: boot each benchmark system under `-icount shift=0,sleep=off`
+# make bench: boot each benchmark system (scripts/qemu.sh: `-icount shift=0,sleep=off`)
 # (one instruction = one cycle = one nanosecond of virtual time, identical on
 # every run), collect the figures the benchmark PDs print, and end with them
 # in a fixed order. Figures are instructions per operation.
@@ -65,7 +65,7 @@ for system in bench/*.xml; do
     [[ $name == blk-* ]] && n=$runs
     declare -A samples=()
     if [[ $name == blk-integrity* ]]; then
-        if ! DISKS=$integrity timeout -s KILL 300 scripts/qemu.sh "$image" -icount shift=0,sleep=off >build/bench/$name.0.log 2>&1; then
+        if ! DISKS=$integrity timeout -s KILL 300 scripts/qemu.sh "$image" >build/bench/$name.0.log 2>&1; then
             echo "bench: $system did not finish cleanly; console in build/bench/$name.0.log" >&2
             exit 1
         fi
@@ -83,7 +83,7 @@ for system in bench/*.xml; do
             disks="$clone $plain"
         fi
         [[ $name == blk-content* ]] && disks=$apps
-        if ! DISKS=$disks timeout -s KILL 300 scripts/qemu.sh "$image" -icount shift=0,sleep=off >"$log" 2>&1; then
+        if ! DISKS=$disks timeout -s KILL 300 scripts/qemu.sh "$image" >"$log" 2>&1; then
             echo "bench: $system did not finish cleanly; console in $log" >&2
             exit 1
         fi

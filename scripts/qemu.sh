@@ -15,6 +15,11 @@
 # An entry `blockdev:NODE` attaches the block node NODE that the extra
 # arguments build with -blockdev (for a stack of filters the entries above
 # cannot say).
+#
+# The guest's clock counts instructions (-icount shift=0: one per
+# nanosecond), so a filter's call budget is spent by the filter's own work,
+# never by the host descheduling QEMU; sleep=off moves the clock straight
+# to the next deadline when the guest idles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image=$(realpath "$1")
@@ -44,4 +49,4 @@ for i in "${!disks[@]}"; do
 done
 exec qemu-system-aarch64 -machine virt -cpu cortex-a53 -m 512M -nographic \
     -semihosting -no-reboot -global virtio-mmio.force-legacy=false \
-    "${drives[@]}" -kernel "$image" "$@"
+    -icount shift=0,sleep=off "${drives[@]}" -kernel "$image" "$@"
