@@ -17,8 +17,11 @@
 //! (boot sector, FSInfo, FATs, directories, free space) and completed at
 //! once through the read-write grant, or, for file data, remapped to the
 //! application-disk blocks that hold it and read there. A read that mixes
-//! the two, or file data that is not one run on the application disk,
-//! fails with `IoError` (read such ranges a block at a time); a write fails
+//! the two, or file data in more than one run of the application disk, is
+//! served in pieces: the filter fills the synthesized blocks through the
+//! grant and reads each run of file data with a side I/O into the request's
+//! own staging pages of its bounce buffer, then copies it into the client's
+//! buffer, and completes the read when every block is in. A write fails
 //! with `InvalidRequest` (the volume is read-only).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -29,6 +32,22 @@ use core::fmt;
 use fatdisk::{ContentDisk, EntryLayout, Header, Manifest, Source};
 
 const BLOCK: usize = 4096;
+
+/// The bounce buffer: first the setup's pages (the manifest is read into
+/// them a step at a time), then [`STAGE_PAGES`] staging pages per request
+/// slot of the server (a request's id is its slot), where a read served in
+/// pieces has its file data land.
+const SETUP_PAGES: u64 = MAX_SETUP_BLOCKS as u64;
+/// Blocks one side read of a read served in pieces brings in, at most.
+const STAGE_PAGES: u32 = 8;
+const SLOTS: u64 = 128;
+/// Bytes of bounce buffer the filter needs (its manifest declares them).
+pub const BOUNCE: u64 = (SETUP_PAGES + SLOTS * STAGE_PAGES as u64) * BLOCK as u64;
+
+/// The state word of a read served in pieces: this bit, the blocks
+/// already in the client's buffer (bits 0..32) and the blocks of the side
+/// read in flight (bits 32..48).
+const PIECES: u64 = 1 << 63;
 
 /// How the filter tells the console.
 pub type Say = fn(fmt::Arguments);
@@ -106,6 +125,59 @@ impl Content {
     }
 }
 
+impl Content {
+    /// A read served in pieces (see the crate's docs), called first with
+    /// the blocks already filled in `state`, then again after each side
+    /// read: copy what the side read brought in, fill synthesized blocks,
+    /// and ask for the next run of file data (at most [`STAGE_PAGES`]
+    /// blocks), or complete the read.
+    fn pieces(&mut self, io: &Io, data: &dyn RequestData, state: &mut u64) -> Verdict {
+        let (Some(disk), Some(bounce)) = (&self.disk, self.bounce) else { return Verdict::Fail(Status::IoError) };
+        let stage = (SETUP_PAGES + u64::from(io.id) % SLOTS * u64::from(STAGE_PAGES)) as usize * BLOCK;
+        let mut next = *state as u32;
+        if let Some(side) = io.side {
+            let pending = (*state >> 32) as u16 as u32;
+            if side.status != Status::Ok || side.count < pending {
+                return Verdict::Fail(if side.status == Status::Ok { Status::IoError } else { side.status });
+            }
+            for k in 0..pending {
+                let at = next + k;
+                if bounce.read_bytes(stage + k as usize * BLOCK, &mut self.block).is_err() || data.write(io, u64::from(at) * BLOCK as u64, &self.block).is_err() {
+                    return Verdict::Fail(Status::IoError);
+                }
+            }
+            next += pending;
+        }
+        while next < io.count {
+            let at = io.block + u64::from(next);
+            match disk.block(at, &mut self.block) {
+                Source::Synthesized => {
+                    if data.write(io, u64::from(next) * BLOCK as u64, &self.block).is_err() {
+                        return Verdict::Fail(Status::IoError);
+                    }
+                    next += 1;
+                }
+                Source::AppDisk(first) => {
+                    // The run of file data from here, as far as it is one
+                    // run of the application disk and fits the staging.
+                    let mut count = 1;
+                    while count < STAGE_PAGES
+                        && next + count < io.count
+                        && matches!(disk.block(at + u64::from(count), &mut self.block), Source::AppDisk(b) if b == first + u64::from(count))
+                    {
+                        count += 1;
+                    }
+                    *state = PIECES | u64::from(count) << 32 | u64::from(next);
+                    let page = (stage / BLOCK) as u16;
+                    return Verdict::SideIo { op: Op::Read, block: first, count, page };
+                }
+            }
+        }
+        *state = 0;
+        Verdict::Complete { status: Status::Ok, count: io.count }
+    }
+}
+
 impl Filter for Content {
     fn setup(&mut self, call: &SetupCall, _: Option<&Shared<'_>>) -> SetupStep {
         let Some(bounce) = self.bounce else { return self.fail(format_args!("no bounce buffer")) };
@@ -114,6 +186,9 @@ impl Filter for Content {
         }
         match self.stage {
             Stage::Start => {
+                if (bounce.len() as u64) < BOUNCE {
+                    return self.fail(format_args!("its bounce buffer is smaller than {BOUNCE} bytes"));
+                }
                 self.stage = Stage::Header;
                 SetupStep::Read { block: 0, count: 1, offset: 0 }
             }
@@ -152,15 +227,22 @@ impl Filter for Content {
         }
     }
 
-    fn pre(&mut self, io: &Io, data: &dyn RequestData, _: &mut u64) -> Verdict {
-        let Some(disk) = &self.disk else { return Verdict::Fail(Status::IoError) };
+    fn pre(&mut self, io: &Io, data: &dyn RequestData, state: &mut u64) -> Verdict {
+        if self.disk.is_none() {
+            return Verdict::Fail(Status::IoError);
+        }
         match io.op {
             Op::Write => return Verdict::Fail(Status::InvalidRequest),
             Op::Read => {}
             _ => return Verdict::Continue,
         }
+        if *state & PIECES != 0 {
+            return self.pieces(io, data, state);
+        }
         // All synthesized: filled here. All file data in one run of the
-        // application disk: read there.
+        // application disk: read there. Anything else: in pieces, from
+        // the first block not filled yet.
+        let Some(disk) = &self.disk else { return Verdict::Fail(Status::IoError) };
         let (mut synthesized, mut run) = (0u32, None::<u64>);
         for i in 0..io.count {
             match disk.block(io.block + u64::from(i), &mut self.block) {
@@ -173,7 +255,10 @@ impl Filter for Content {
                 Source::AppDisk(b) if synthesized == 0 && run.is_none_or(|first| first + u64::from(i) == b) => {
                     run = run.or(Some(b));
                 }
-                _ => return Verdict::Fail(Status::IoError),
+                _ => {
+                    *state = PIECES | u64::from(synthesized);
+                    return self.pieces(io, data, state);
+                }
             }
         }
         match run {

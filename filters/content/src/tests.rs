@@ -1,8 +1,9 @@
 //! The filter on the host: an application disk built with `fatdisk`'s
 //! writer, the setup dialogue served from it, then the whole volume read
 //! through the filter's pre-ops (a synthesized block is filled through the
-//! grant, a remapped one read from the application disk), and checked with
-//! `fsck.fat` and `mtools`.
+//! grant, a remapped one read from the application disk, a mixed read
+//! served in pieces with side reads), and checked with `fsck.fat` and
+//! `mtools`.
 
 use super::*;
 use blk::filter::{DataError, Hook};
@@ -63,7 +64,7 @@ fn leak<T: Clone>(n: usize, v: T) -> &'static mut [T] {
 }
 
 fn bounce() -> Shared<'static> {
-    Shared::from_words(Box::leak(vec![0u64; MAX_SETUP_BLOCKS as usize * BLOCK / 8].into_boxed_slice()))
+    Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()))
 }
 
 /// Run the setup dialogue against `app`; the last step.
@@ -101,12 +102,63 @@ fn read(op: Op, block: u64, count: u32) -> Io {
     Io { hook: Hook::Pre, op, client: 0, position: 0, block, count, grant: 1, id: 0, state: 0, side: None }
 }
 
-fn content(app: &[u8]) -> (Content, u64) {
+fn content(app: &[u8]) -> (Content, u64, Shared<'static>) {
     let b = bounce();
     let mut f = Content::new(leak(1 << 20, 0u8), leak(64, EntryLayout::EMPTY), Some(b), say);
     let step = set_up(&mut f, app, &b);
     let SetupStep::Own { blocks } = step else { panic!("{step:?}: {:?}", SAID.lock().unwrap()) };
-    (f, blocks)
+    (f, blocks, b)
+}
+
+/// How a read through the filter went.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Served {
+    /// Answered from the filter, remapped whole, side reads made.
+    completed: bool,
+    remapped: bool,
+    side_reads: u32,
+}
+
+/// Read `count` blocks at `block` of the volume through the filter as the
+/// server would (request slot `id`): a remap is read from `app`, a side
+/// read lands in the bounce buffer's pages and the pre-op is called again;
+/// `fail_side`: the side reads fail with that status. The data, or the
+/// status the read failed with.
+fn read_through(f: &mut Content, app: &[u8], bounce: &Shared<'_>, id: u32, block: u64, count: u32, fail_side: Option<Status>) -> (Result<Vec<u8>, Status>, Served) {
+    let buffer = Buffer(RefCell::new(vec![0xee; count as usize * BLOCK]));
+    let mut io = read(Op::Read, block, count);
+    io.id = id;
+    let mut served = Served::default();
+    loop {
+        let mut state = io.state;
+        match f.pre(&io, &buffer, &mut state) {
+            Verdict::Complete { status: Status::Ok, count: n } if n == count => {
+                served.completed = true;
+                return (Ok(buffer.0.into_inner()), served);
+            }
+            Verdict::Remap { block: b } => {
+                served.remapped = true;
+                return (Ok(app[b as usize * BLOCK..][..count as usize * BLOCK].to_vec()), served);
+            }
+            Verdict::SideIo { op: Op::Read, block: b, count: n, page } => {
+                assert!(served.side_reads < 10_000, "the side reads never end");
+                served.side_reads += 1;
+                let at = page as usize * BLOCK;
+                assert!(at + n as usize * BLOCK <= BOUNCE as usize && n >= 1, "a side read outside the bounce buffer: {n} at page {page}");
+                let status = match fail_side {
+                    Some(s) => s,
+                    None => {
+                        bounce.write_bytes(at, &app[b as usize * BLOCK..][..n as usize * BLOCK]).unwrap();
+                        Status::Ok
+                    }
+                };
+                io.state = state;
+                io.side = Some(Completion { status, count: if status == Status::Ok { n } else { 0 } });
+            }
+            Verdict::Fail(status) => return (Err(status), served),
+            v => panic!("blocks {block}+{count}: {v:?}"),
+        }
+    }
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -119,31 +171,33 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn the_volume_read_through_the_filter_is_a_fat_file_system_of_the_application_disks_files() {
     let app = app_disk();
-    let (mut f, blocks) = content(&app);
+    let (mut f, blocks, bounce) = content(&app);
     assert!(blocks >= 65_541, "FAT32's minimum: {blocks}");
     assert!(SAID.lock().unwrap().iter().any(|s| s == &format!("a FAT32 volume of {blocks} blocks ({} MiB) of the application disk's 7 files and folders", blocks * 4096 >> 20)));
-    let dir = scratch("volume");
-    let image = dir.join("content.img");
+    // A block at a time: each is synthesized or remapped.
     let mut volume = vec![0u8; blocks as usize * BLOCK];
     let (mut synthesized, mut remapped) = (0, 0);
     for block in 0..blocks {
-        let buffer = Buffer(RefCell::new(vec![0xee; BLOCK]));
-        let at = block as usize * BLOCK;
-        match f.pre(&read(Op::Read, block, 1), &buffer, &mut 0) {
-            Verdict::Complete { status: Status::Ok, count: 1 } => {
-                volume[at..at + BLOCK].copy_from_slice(&buffer.0.borrow());
-                synthesized += 1;
-            }
-            Verdict::Remap { block: b } => {
-                volume[at..at + BLOCK].copy_from_slice(&app[b as usize * BLOCK..(b as usize + 1) * BLOCK]);
-                remapped += 1;
-            }
-            v => panic!("block {block}: {v:?}"),
-        }
+        let (data, served) = read_through(&mut f, &app, &bounce, 0, block, 1, None);
+        volume[block as usize * BLOCK..][..BLOCK].copy_from_slice(&data.unwrap());
+        assert_eq!(served.side_reads, 0, "block {block}");
+        (synthesized, remapped) = (synthesized + u32::from(served.completed), remapped + u32::from(served.remapped));
     }
     // readme 1 block, the long-named app 4, exact 1, big.dat 147.
     assert_eq!(remapped, 1 + 4 + 1 + 147, "each file block is read from the application disk");
-    assert_eq!(synthesized + remapped, blocks as usize);
+    assert_eq!(u64::from(synthesized + remapped), blocks);
+    // In reads of 37 blocks, as a client that knows nothing of the layout
+    // reads: the same volume, the mixed reads served in pieces.
+    let mut side_reads = 0;
+    for block in (0..blocks).step_by(37) {
+        let count = 37.min(blocks - block) as u32;
+        let (data, served) = read_through(&mut f, &app, &bounce, block as u32 % 128, block, count, None);
+        assert_eq!(data.unwrap(), &volume[block as usize * BLOCK..][..count as usize * BLOCK], "blocks {block}+{count}");
+        side_reads += served.side_reads;
+    }
+    assert!(side_reads > 0, "some reads mixed synthesized blocks and file data");
+    let dir = scratch("volume");
+    let image = dir.join("content.img");
     std::fs::write(&image, &volume).unwrap();
     let fsck = tool("fsck.fat", "dosfstools").arg("-n").arg(&image).output().unwrap();
     assert!(fsck.status.success(), "fsck.fat: {}{}", String::from_utf8_lossy(&fsck.stdout), String::from_utf8_lossy(&fsck.stderr));
@@ -157,9 +211,9 @@ fn the_volume_read_through_the_filter_is_a_fat_file_system_of_the_application_di
 }
 
 #[test]
-fn runs_of_file_data_are_remapped_whole_and_mixed_reads_and_writes_are_refused() {
+fn runs_of_file_data_are_remapped_whole_mixed_reads_come_in_pieces_and_writes_are_refused() {
     let app = app_disk();
-    let (mut f, _) = content(&app);
+    let (mut f, _, bounce) = content(&app);
     // The first block of file data is big.dat's first (files take their
     // clusters in table order: root, apps, big.dat, ...); the one before
     // it is the apps folder's.
@@ -168,7 +222,15 @@ fn runs_of_file_data_are_remapped_whole_and_mixed_reads_and_writes_are_refused()
     let Verdict::Remap { block: app_block } = block(&mut f, first, 1) else { unreachable!() };
     assert_eq!(block(&mut f, first, 3), Verdict::Remap { block: app_block }, "three blocks of one file are one run");
     assert_eq!(&app[app_block as usize * BLOCK..][..5], &[3, 34, 65, 96, 127], "big.dat's first bytes");
-    assert_eq!(f.pre(&read(Op::Read, first - 1, 2), &Buffer(RefCell::new(vec![0; 2 * BLOCK])), &mut 0), Verdict::Fail(Status::IoError), "a directory block then file data");
+    // A directory block then file data: the directory block filled, the
+    // file's blocks read into this request's staging pages, 8 at a time.
+    let one = |f: &mut Content, b| read_through(f, &app, &bounce, 0, b, 1, None).0.unwrap();
+    let (data, served) = read_through(&mut f, &app, &bounce, 5, first - 1, 20, None);
+    assert_eq!(served, Served { completed: true, remapped: false, side_reads: 3 }, "19 blocks of file data: 8 + 8 + 3");
+    let expected: Vec<u8> = (first - 1..first + 19).flat_map(|b| one(&mut f, b)).collect();
+    assert_eq!(data.unwrap(), expected);
+    let (data, _) = read_through(&mut f, &app, &bounce, 5, first - 1, 2, Some(Status::IoError));
+    assert_eq!(data, Err(Status::IoError), "a side read that fails fails the read");
     assert_eq!(f.pre(&read(Op::Write, 0, 1), &Buffer(RefCell::new(vec![0; BLOCK])), &mut 0), Verdict::Fail(Status::InvalidRequest));
     assert_eq!(f.pre(&read(Op::Read, 0, 4), &Buffer(RefCell::new(vec![0; 4 * BLOCK])), &mut 0), Verdict::Complete { status: Status::Ok, count: 4 }, "the reserved blocks at once");
 }

@@ -5,10 +5,14 @@
 #[cfg(not(target_os = "none"))]
 fn main() {}
 
-// Setup reads the manifest a step (64 blocks) at a time into the bounce
-// buffer, and copies it into the PD's own memory.
+// The bounce buffer (`filter_content::BOUNCE`): setup reads the manifest
+// a step (64 blocks) at a time into its start, and copies it into the PD's
+// own memory; then each request slot has staging pages for the file data
+// of a read served in pieces.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "bounce=262144");
+blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "bounce=4456448");
+#[cfg(target_os = "none")]
+const _: () = assert!(filter_content::BOUNCE == 4_456_448, "the manifest's bounce= must be filter_content::BOUNCE");
 
 #[cfg(target_os = "none")]
 mod pd {
