@@ -27,19 +27,14 @@ impl Kernel {
     #[inline(always)]
     pub(crate) fn start_budget(&mut self, m: &mut impl Machine, pd: PdId) {
         let p = &mut self.pds[pd];
-        let us = p.desc.call_budget_us;
-        if us == 0 {
+        if p.desc().call_budget_us == 0 {
             return;
         }
-        if p.budget_ticks == 0 {
-            // Once per PD: the budget on the counter.
-            p.budget_ticks = (u64::from(us) * m.counter_hz() / 1_000_000).max(1);
-        }
-        let at = m.now().saturating_add(p.budget_ticks);
-        if p.deadline == 0 {
+        let ticks = p.budget_ticks(|| m.counter_hz());
+        let at = m.now().saturating_add(ticks);
+        if p.start_deadline(at) {
             self.budgets_running += 1;
         }
-        p.deadline = at;
         if self.next_deadline.is_none_or(|d| at < d) {
             self.next_deadline = Some(at);
             m.set_deadline(Some(at));
@@ -50,9 +45,7 @@ impl Kernel {
     /// module's docs).
     #[inline(always)]
     pub(crate) fn end_budget(&mut self, pd: PdId) {
-        let p = &mut self.pds[pd];
-        if p.deadline != 0 {
-            p.deadline = 0;
+        if self.pds[pd].end_deadline() {
             self.budgets_running -= 1;
         }
     }
@@ -81,16 +74,16 @@ impl Kernel {
     fn expire_budgets(&mut self, m: &mut impl Machine) {
         let now = m.now();
         for pd in 0..self.pds.len() {
-            let d = self.pds[pd].deadline;
-            if d != 0 && d <= now {
+            if self.pds[pd].deadline().is_some_and(|d| d <= now) {
                 self.end_budget(pd);
-                if self.pds[pd].state != State::Faulted && self.pds[pd].state != State::Inactive {
-                    let pc = self.pds[pd].ctx.pc;
+                let state = self.pds[pd].state();
+                if state != State::Faulted && state != State::Inactive {
+                    let pc = self.pds[pd].ctx().pc;
                     self.fault(m, pd, FaultInfo { kind: FaultKind::BudgetExceeded, address: 0, pc, esr: 0 });
                 }
             }
         }
-        self.next_deadline = self.pds.iter().map(|p| p.deadline).filter(|&d| d != 0).min();
+        self.next_deadline = self.pds.iter().filter_map(|p| p.deadline()).min();
         m.set_deadline(self.next_deadline);
     }
 }

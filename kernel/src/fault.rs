@@ -3,7 +3,7 @@
 //! resume).
 
 use crate::machine::{Console, Machine};
-use crate::pd::{initial_context, FpState, PdId, State};
+use crate::pd::{PdId, State};
 use crate::system::Kernel;
 use abi::{event, Error, FaultInfo, FaultKind, MessageInfo, FAULT_LABEL};
 use bootspec::RESTORE_ZERO;
@@ -82,43 +82,38 @@ impl Kernel {
             info.pc,
             if parent.is_some() { "; its parent handles it" } else { "; stopped" }
         );
-        self.stop(pd, State::Faulted);
-        self.pds[pd].fault = Some(info);
+        self.stop(pd);
+        self.pds[pd].set_faulted(info);
         if let Some(parent) = parent {
-            let id = self.pds[pd].desc.id_in_parent;
-            self.pds[parent].pending_faults |= 1 << id;
-            if self.pds[parent].state == State::Waiting && self.deliver_fault(parent) {
+            let id = self.pds[pd].desc().id_in_parent;
+            self.pds[parent].post_fault(u64::from(id));
+            if self.pds[parent].state() == State::Waiting && self.deliver_fault(parent) {
                 self.make_runnable(parent);
             }
         }
     }
 
-    /// Take `pd` off the CPU and out of every call, leaving it in `state`.
-    fn stop(&mut self, pd: PdId, state: State) {
+    /// Take `pd` off the CPU and out of every call, leaving it stopped
+    /// (`Inactive`).
+    fn stop(&mut self, pd: PdId) {
         self.cancel_calls(pd);
         self.unschedule(pd);
-        self.pds[pd].state = state;
+        self.pds[pd].set_inactive();
     }
 
     /// If a child of `me` has an undelivered fault, load it into `me`'s
     /// registers as a fault event.
     pub(crate) fn deliver_fault(&mut self, me: PdId) -> bool {
-        let p = &self.pds[me];
-        if p.pending_faults == 0 {
-            return false;
-        }
-        let id = p.pending_faults.trailing_zeros() as u64;
-        let info = p.child(id).and_then(|c| self.pds[c].fault);
-        let p = &mut self.pds[me];
-        p.pending_faults &= !(1 << id);
-        let Some(info) = info else { return false };
-        p.ctx.x[0] = event::FAULT;
-        p.ctx.x[1] = id;
-        p.ctx.x[2] = MessageInfo::new(FAULT_LABEL, 4).raw();
-        p.ctx.x[3] = info.kind as u64;
-        p.ctx.x[4] = info.address;
-        p.ctx.x[5] = info.pc;
-        p.ctx.x[6] = info.esr;
+        let Some(id) = self.pds[me].take_pending_fault() else { return false };
+        let Some(info) = self.pds[me].child(id).and_then(|c| self.pds[c].fault()) else { return false };
+        let x = &mut self.pds[me].ctx_mut().x;
+        x[0] = event::FAULT;
+        x[1] = id;
+        x[2] = MessageInfo::new(FAULT_LABEL, 4).raw();
+        x[3] = info.kind as u64;
+        x[4] = info.address;
+        x[5] = info.pc;
+        x[6] = info.esr;
         true
     }
 
@@ -128,11 +123,13 @@ impl Kernel {
 
     /// `pd_restart(child)`: stop the child wherever it is, restore its
     /// writable memory to the image's initial contents and start it from its
-    /// entry point.
+    /// entry point. (Out of line: rare, and inlined it widens the system
+    /// call dispatcher's frame on every path, notify's too.)
+    #[inline(never)]
     pub fn restart(&mut self, m: &mut impl Machine, me: PdId, child: u64) -> Result<(), Error> {
         let c = self.child_of(me, child)?;
-        self.stop(c, State::Inactive);
-        let desc = self.pds[c].desc;
+        self.stop(c);
+        let desc = self.pds[c].desc();
         let first = desc.restore_first as usize;
         for op in &self.restore[first..first + desc.restore_count as usize] {
             if op.kind == RESTORE_ZERO {
@@ -141,20 +138,12 @@ impl Kernel {
                 m.copy_phys(op.dst_paddr, op.src_paddr, op.len as usize);
             }
         }
-        let p = &mut self.pds[c];
-        p.ctx = initial_context(desc);
-        p.fp = FpState::ZERO;
-        p.fp_eager = 0;
+        self.pds[c].reinitialize();
         if self.fp_owner == Some(c) {
             // The CPU still holds the old run's registers: load zeroes instead.
             self.fp_owner = None;
         }
-        let p = &mut self.pds[c];
-        p.pending = 0;
-        p.fault = None;
-        // Its lease numbers start again at 1, as its own count does.
-        p.lease = 0;
-        self.pds[me].pending_faults &= !(1 << child);
+        self.pds[me].forget_fault(child);
         self.make_runnable(c);
         Ok(())
     }
@@ -162,19 +151,18 @@ impl Kernel {
     /// `pd_stop(child)`.
     pub fn stop_child(&mut self, me: PdId, child: u64) -> Result<(), Error> {
         let c = self.child_of(me, child)?;
-        self.stop(c, State::Inactive);
-        self.pds[me].pending_faults &= !(1 << child);
+        self.stop(c);
+        self.pds[me].forget_fault(child);
         Ok(())
     }
 
     /// `fault_resume(child)`: a faulted child continues at the faulting PC.
     pub fn fault_resume(&mut self, me: PdId, child: u64) -> Result<(), Error> {
         let c = self.child_of(me, child)?;
-        if self.pds[c].state != State::Faulted {
+        if !self.pds[c].resume_from_fault() {
             return Err(Error::NotPermitted);
         }
-        self.pds[c].fault = None;
-        self.pds[me].pending_faults &= !(1 << child);
+        self.pds[me].forget_fault(child);
         self.make_runnable(c);
         Ok(())
     }

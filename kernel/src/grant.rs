@@ -44,12 +44,12 @@ impl Kernel {
     /// on channel `c`, and hold them as `me`'s grants under its next lease
     /// number. On an error `me` lends nothing.
     pub(crate) fn lend(&mut self, m: &mut impl Machine, me: PdId, c: &ChannelDesc, count: usize) -> Result<(), Error> {
-        self.pds[me].lent_count = 0;
+        self.pds[me].end_lease();
         if count > MAX_LENDS {
             return Err(Error::InvalidLend);
         }
         let lends: &[LendDesc] = self.lendable(c);
-        let area = self.pds[me].desc.ipc_buffer_paddr + LEND_AREA.start as u64;
+        let area = self.pds[me].desc().ipc_buffer_paddr + LEND_AREA.start as u64;
         let ram = self.ram.clone();
         let lent = &mut self.lent[me % abi::MAX_PDS];
         for i in 0..count {
@@ -59,12 +59,7 @@ impl Kernel {
             let word = |k: usize| u64::from_le_bytes(d[8 * k..8 * k + 8].try_into().unwrap_or_default());
             lent[i] = check_lend(&Lend::from_words([word(0), word(1)]), lends, &ram)?;
         }
-        let p = &mut self.pds[me];
-        p.lent_count = count as u8;
-        p.lease = match p.lease.wrapping_add(1) {
-            0 => 1,
-            n => n,
-        };
+        self.pds[me].start_lease(count as u8);
         Ok(())
     }
 
@@ -76,26 +71,22 @@ impl Kernel {
 
     /// The lease a call from `caller` carries to its callee (`x7` of the
     /// PPC event): 0 if it lends nothing.
+    #[inline(always)]
     pub(crate) fn lease_of(&self, caller: PdId) -> u64 {
-        let p = &self.pds[caller];
-        if p.lent_count == 0 {
-            0
-        } else {
-            u64::from(p.lease)
-        }
+        self.pds[caller].lease()
     }
 
     /// End whatever `pd` lent for its call.
+    #[inline(always)]
     pub(crate) fn end_lease(&mut self, pd: PdId) {
-        self.pds[pd].lent_count = 0;
+        self.pds[pd].end_lease();
     }
 
     /// The grant `handle` names for `me`: one its current caller lent it.
     fn grant(&self, me: PdId, handle: u64) -> Result<Grant, Error> {
-        let Caller::Pd(lender) = self.pds[me].caller else { return Err(Error::InvalidGrant) };
-        let l = &self.pds[lender];
+        let Caller::Pd(lender) = self.pds[me].caller() else { return Err(Error::InvalidGrant) };
         let (lease, index) = ((handle >> 8) as u32, (handle & 0xff) as usize);
-        if handle >> 40 != 0 || lease != l.lease || index >= l.lent_count as usize || lease == 0 {
+        if handle >> 40 != 0 || !self.pds[lender].lends(lease, index) {
             return Err(Error::InvalidGrant);
         }
         Ok(self.lent[lender % abi::MAX_PDS][index])

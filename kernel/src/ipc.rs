@@ -25,7 +25,7 @@ const EVENT_LEASE: usize = 7;
 impl Kernel {
     /// The channel `ch` of `pd`, if it holds one.
     pub(crate) fn channel(&self, pd: PdId, ch: u64) -> Result<&'static ChannelDesc, Error> {
-        let c = self.pds[pd].desc.channels.get(ch as usize).ok_or(Error::InvalidChannel)?;
+        let c = self.pds[pd].desc().channels.get(ch as usize).ok_or(Error::InvalidChannel)?;
         if c.kind == CHANNEL_NONE {
             return Err(Error::InvalidChannel);
         }
@@ -46,8 +46,8 @@ impl Kernel {
     /// PD is not woken: it sees the bit the next time it waits.
     pub(crate) fn signal(&mut self, pd: PdId, bit: usize) {
         let p = &mut self.pds[pd];
-        p.pending |= 1 << bit;
-        if p.state == State::Waiting && !p.passive() {
+        p.post(bit);
+        if p.takes_notification_now() {
             p.deliver_notifications();
             self.make_runnable(pd);
         }
@@ -58,20 +58,20 @@ impl Kernel {
     /// (Inlined into the system-call dispatch: a plain PPC is the hot path.)
     #[inline(always)]
     pub fn pp_call(&mut self, m: &mut impl Machine, me: PdId) -> Result<(), Error> {
-        let c = self.channel(me, self.pds[me].ctx.x[0])?;
+        let c = self.channel(me, self.pds[me].ctx().x[0])?;
         if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 {
             return Err(Error::NotPermitted);
         }
-        if !MessageInfo::from_raw(self.pds[me].ctx.x[1]).is_valid() {
+        if !MessageInfo::from_raw(self.pds[me].ctx().x[1]).is_valid() {
             return Err(Error::InvalidMessage);
         }
         let callee = c.peer as PdId;
         let cs = &self.pds[callee];
-        if cs.state == State::Faulted && cs.parent().is_none() {
+        if cs.state() == State::Faulted && cs.parent().is_none() {
             // Nobody will ever restart it.
             return Err(Error::CalleeFaulted);
         }
-        if cs.state == State::Waiting && cs.caller == Caller::None {
+        if cs.waits_for_call() {
             self.deliver_call(m, me, callee, c.peer_channel);
             // The callee outranks every runnable PD: the caller was the best
             // of them and the callee has a strictly higher priority.
@@ -79,10 +79,8 @@ impl Kernel {
             self.current = Some(callee);
         } else {
             let stamp = self.next_stamp();
-            let p = &mut self.pds[me];
-            p.state = State::Calling { callee, queued: true };
-            p.queued_at = stamp;
-            self.pds[callee].queued_callers |= 1 << me;
+            self.pds[me].queue_call(callee, stamp);
+            self.pds[callee].queue_caller(me);
             self.block_current(me);
         }
         Ok(())
@@ -96,13 +94,13 @@ impl Kernel {
     #[inline(always)]
     pub(crate) fn pp_call_fast(&mut self, m: &mut impl Machine, me: PdId, ch: u64) -> bool {
         let p = &self.pds[me];
-        let Some(c) = p.desc.channels.get(ch as usize) else { return false };
-        if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 || !MessageInfo::from_raw(p.ctx.x[1]).is_valid() {
+        let Some(c) = p.desc().channels.get(ch as usize) else { return false };
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 || !MessageInfo::from_raw(p.ctx().x[1]).is_valid() {
             return false;
         }
         let callee = c.peer as PdId;
         let cs = &self.pds[callee];
-        if cs.state != State::Waiting || cs.caller != Caller::None || self.runq.highest().is_some_and(|best| best >= cs.priority()) {
+        if !cs.waits_for_call() || self.runq.highest().is_some_and(|best| best >= cs.priority()) {
             return false;
         }
         self.deliver_call(m, me, callee, c.peer_channel);
@@ -117,12 +115,12 @@ impl Kernel {
     #[inline(always)]
     pub(crate) fn reply_recv_fast(&mut self, m: &mut impl Machine, me: PdId) -> bool {
         let p = &self.pds[me];
-        let Caller::Pd(caller) = p.caller else { return false };
-        if p.pending_faults | p.pending | p.queued_callers != 0 || self.runq.highest().is_some_and(|best| best > self.pds[caller].priority()) {
+        let Caller::Pd(caller) = p.caller() else { return false };
+        if p.has_events() || self.runq.highest().is_some_and(|best| best > self.pds[caller].priority()) {
             return false;
         }
         self.reply(m, me);
-        self.pds[me].state = State::Waiting;
+        self.pds[me].wait();
         self.current = Some(caller);
         true
     }
@@ -131,25 +129,24 @@ impl Kernel {
     /// `callee`, which starts serving it; `ch` is the channel's id at the
     /// callee's end.
     fn deliver_call(&mut self, m: &mut impl Machine, caller: PdId, callee: PdId, ch: u8) {
-        let cc = &self.pds[caller].ctx.x;
+        let cc = &self.pds[caller].ctx().x;
         let info = MessageInfo::from_raw(cc[1]);
         let (m0, m1, m2, m3) = (cc[CALL_MR0], cc[CALL_MR0 + 1], cc[CALL_MR0 + 2], cc[CALL_MR0 + 3]);
-        let ce = &mut self.pds[callee];
-        ce.ctx.x[0] = event::PPC;
-        ce.ctx.x[1] = ch as u64;
-        ce.ctx.x[2] = info.raw();
-        ce.ctx.x[EVENT_MR0] = m0;
-        ce.ctx.x[EVENT_MR0 + 1] = m1;
-        ce.ctx.x[EVENT_MR0 + 2] = m2;
-        ce.ctx.x[EVENT_MR0 + 3] = m3;
+        let cx = &mut self.pds[callee].ctx_mut().x;
+        cx[0] = event::PPC;
+        cx[1] = ch as u64;
+        cx[2] = info.raw();
+        cx[EVENT_MR0] = m0;
+        cx[EVENT_MR0 + 1] = m1;
+        cx[EVENT_MR0 + 2] = m2;
+        cx[EVENT_MR0 + 3] = m3;
         let lease = self.lease_of(caller);
         let ce = &mut self.pds[callee];
-        ce.ctx.x[EVENT_LEASE] = lease;
-        ce.caller = Caller::Pd(caller);
-        ce.state = State::Runnable;
-        let (dst, src) = (ce.desc.ipc_buffer_paddr, self.pds[caller].desc.ipc_buffer_paddr);
+        ce.ctx_mut().x[EVENT_LEASE] = lease;
+        ce.take_call(caller);
+        let (dst, src) = (ce.desc().ipc_buffer_paddr, self.pds[caller].desc().ipc_buffer_paddr);
         copy_buffer_mrs(m, dst, src, info);
-        self.pds[caller].state = State::Calling { callee, queued: false };
+        self.pds[caller].start_call(callee);
         self.start_budget(m, callee);
     }
 
@@ -167,33 +164,27 @@ impl Kernel {
     /// Hand the reply to the caller, which becomes runnable (but is not
     /// queued yet: see `reply_recv`).
     fn reply(&mut self, m: &mut impl Machine, me: PdId) -> Option<PdId> {
-        let caller = match self.pds[me].caller {
-            Caller::Pd(c) => c,
-            Caller::None | Caller::Cancelled => {
-                self.pds[me].caller = Caller::None;
-                return None;
-            }
-        };
-        self.pds[me].caller = Caller::None;
+        let caller = self.pds[me].end_call()?;
         self.end_budget(me);
         self.end_lease(caller);
-        let rc = &self.pds[me].ctx.x;
+        let rc = &self.pds[me].ctx().x;
         let info = MessageInfo::from_raw(rc[0]);
         let (m0, m1, m2, m3) = (rc[CALL_MR0], rc[CALL_MR0 + 1], rc[CALL_MR0 + 2], rc[CALL_MR0 + 3]);
-        let src = self.pds[me].desc.ipc_buffer_paddr;
+        let src = self.pds[me].desc().ipc_buffer_paddr;
         let cp = &mut self.pds[caller];
         if info.is_valid() {
-            cp.ctx.x[0] = 0;
-            cp.ctx.x[1] = info.raw();
-            cp.ctx.x[CALL_MR0] = m0;
-            cp.ctx.x[CALL_MR0 + 1] = m1;
-            cp.ctx.x[CALL_MR0 + 2] = m2;
-            cp.ctx.x[CALL_MR0 + 3] = m3;
-            copy_buffer_mrs(m, cp.desc.ipc_buffer_paddr, src, info);
+            let cx = &mut cp.ctx_mut().x;
+            cx[0] = 0;
+            cx[1] = info.raw();
+            cx[CALL_MR0] = m0;
+            cx[CALL_MR0 + 1] = m1;
+            cx[CALL_MR0 + 2] = m2;
+            cx[CALL_MR0 + 3] = m3;
+            copy_buffer_mrs(m, cp.desc().ipc_buffer_paddr, src, info);
         } else {
-            cp.ctx.x[0] = Error::InvalidMessage as u64;
+            cp.ctx_mut().x[0] = Error::InvalidMessage as u64;
         }
-        cp.state = State::Runnable;
+        cp.set_runnable();
         Some(caller)
     }
 
@@ -201,9 +192,9 @@ impl Kernel {
     /// then queued callers. With none, it blocks.
     pub fn recv(&mut self, m: &mut impl Machine, me: PdId) {
         if self.next_event(m, me) {
-            self.pds[me].state = State::Runnable;
+            self.pds[me].set_runnable();
         } else {
-            self.pds[me].state = State::Waiting;
+            self.pds[me].wait();
             self.block_current(me);
         }
     }
@@ -214,13 +205,13 @@ impl Kernel {
             return true;
         }
         let p = &mut self.pds[me];
-        if p.pending != 0 {
+        if p.pending() != 0 {
             p.deliver_notifications();
             return true;
         }
         if let Some(caller) = self.take_queued_caller(me) {
             // The caller's channel was checked when it called.
-            let ch = self.pds[caller].desc.channels[self.pds[caller].ctx.x[0] as usize].peer_channel;
+            let ch = self.pds[caller].desc().channels[self.pds[caller].ctx().x[0] as usize].peer_channel;
             self.deliver_call(m, caller, me, ch);
             return true;
         }
@@ -229,15 +220,15 @@ impl Kernel {
 
     /// The queued caller to serve next: highest priority, then first come.
     fn take_queued_caller(&mut self, me: PdId) -> Option<PdId> {
-        let mut queued = self.pds[me].queued_callers;
+        let mut queued = self.pds[me].queued_callers();
         let mut best: Option<PdId> = None;
         while queued != 0 {
             let c = queued.trailing_zeros() as PdId;
             queued &= queued - 1;
             best = match best {
                 Some(b)
-                    if (self.pds[b].priority(), u64::MAX - self.pds[b].queued_at)
-                        >= (self.pds[c].priority(), u64::MAX - self.pds[c].queued_at) =>
+                    if (self.pds[b].priority(), u64::MAX - self.pds[b].queued_at())
+                        >= (self.pds[c].priority(), u64::MAX - self.pds[c].queued_at()) =>
                 {
                     Some(b)
                 }
@@ -245,7 +236,7 @@ impl Kernel {
             };
         }
         let best = best?;
-        self.pds[me].queued_callers &= !(1 << best);
+        self.pds[me].dequeue_caller(best);
         Some(best)
     }
 
@@ -254,24 +245,22 @@ impl Kernel {
     pub(crate) fn cancel_calls(&mut self, pd: PdId) {
         self.end_lease(pd);
         self.end_budget(pd);
-        if let State::Calling { callee, queued } = self.pds[pd].state {
+        if let State::Calling { callee, queued } = self.pds[pd].state() {
             if queued {
-                self.pds[callee].queued_callers &= !(1 << pd);
-            } else if self.pds[callee].caller == Caller::Pd(pd) {
-                self.pds[callee].caller = Caller::Cancelled;
+                self.pds[callee].dequeue_caller(pd);
+            } else {
+                self.pds[callee].cancel_caller(pd);
             }
         }
-        let mut failed = self.pds[pd].queued_callers;
-        self.pds[pd].queued_callers = 0;
-        if let Caller::Pd(c) = self.pds[pd].caller {
+        let mut failed = self.pds[pd].take_queued_callers();
+        if let Some(c) = self.pds[pd].end_call() {
             failed |= 1 << c;
         }
-        self.pds[pd].caller = Caller::None;
         while failed != 0 {
             let c = failed.trailing_zeros() as PdId;
             failed &= failed - 1;
             self.end_lease(c);
-            self.pds[c].ctx.x[0] = Error::CalleeFaulted as u64;
+            self.pds[c].ctx_mut().x[0] = Error::CalleeFaulted as u64;
             self.make_runnable(c);
         }
     }

@@ -11,7 +11,8 @@
 //!   a `Machine` trait and is unit-tested on the host; the aarch64 shell
 //!   (`arch/`) is small, and `unsafe` lives only there.
 //!
-//! Files, as a table of contents: `pd` (the PD record), `sched` (run
+//! Files, as a table of contents: `pd` (the PD record; its fields change
+//! only through methods that keep its invariants), `sched` (run
 //! queues), `system` (kernel state and the scheduling decision), `ipc`
 //! (notifications and PPC), `grant` (memory lent for one call), `budget`
 //! (how long one call may run), `fault` (faults, restart), `stuck` (a

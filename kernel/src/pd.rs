@@ -1,5 +1,6 @@
 //! The protection-domain record: saved registers, state, and the parts of
-//! the boot spec that say what the PD may do.
+//! the boot spec that say what the PD may do. Its fields change only
+//! through its methods, which keep together what belongs together.
 
 use abi::{FaultInfo, MAX_PDS};
 use bootspec::PdDesc;
@@ -61,39 +62,46 @@ pub enum Caller {
     Cancelled,
 }
 
+/// A protection domain. Its fields are private to this module, as in
+/// Hubris's `task.rs`: the methods below change together what belongs
+/// together (a queued call and its arrival stamp, a call taken and its
+/// caller, a fault and the `Faulted` state, a lent count and its lease
+/// number, a restart and everything a fresh PD starts with). What spans
+/// PDs or the run queues stays the `Kernel`'s to keep: a caller queued on
+/// its callee, a runnable PD in its queue, the count of running budgets.
 pub struct Pd {
-    pub ctx: UserContext,
-    pub fp: FpState,
+    ctx: UserContext,
+    fp: FpState,
     /// Switches into this PD that still load its FP registers eagerly (see
     /// `arch::fpu`).
-    pub fp_eager: u8,
-    pub desc: &'static PdDesc,
-    pub state: State,
+    fp_eager: u8,
+    desc: &'static PdDesc,
+    state: State,
     /// Notification bits not yet delivered (bit n = channel n).
-    pub pending: u64,
+    pending: u64,
     /// The PPC being served.
-    pub caller: Caller,
+    caller: Caller,
     /// PDs queued to call this one (bit = PD id).
-    pub queued_callers: u64,
+    queued_callers: u64,
     /// When this PD joined a callee's queue (FIFO among equal priorities).
-    pub queued_at: u64,
+    queued_at: u64,
     /// Children whose fault this PD has not yet received (bit = child id).
-    pub pending_faults: u64,
+    pending_faults: u64,
     /// This PD's last fault, kept for its parent.
-    pub fault: Option<FaultInfo>,
+    fault: Option<FaultInfo>,
     /// TTBR0 value: level-0 table and ASID.
-    pub ttbr0: u64,
+    ttbr0: u64,
     /// How many of its entries in the kernel's grant table (see `grant`)
     /// this PD lends the callee of its current call, for lease `lease`.
-    pub lent_count: u8,
+    lent_count: u8,
     /// The number of this PD's last lending call.
-    pub lease: u32,
+    lease: u32,
     /// While this PD serves a PPC and has a call budget: the counter value
     /// at which it is stopped (see `budget`); 0 = none.
-    pub deadline: u64,
+    deadline: u64,
     /// Its call budget on the counter, worked out at its first call; 0
     /// until then.
-    pub budget_ticks: u64,
+    budget_ticks: u64,
 }
 
 /// A range of physical memory lent for one call, with the rights
@@ -139,17 +147,19 @@ impl Pd {
         }
     }
 
+    // ---- what the boot spec says it is --------------------------------
+
+    #[inline(always)]
+    pub fn desc(&self) -> &'static PdDesc {
+        self.desc
+    }
+
+    #[inline(always)]
     pub fn priority(&self) -> u8 {
         self.desc.priority
     }
 
-    /// Hand the pending notification bits over as the event `recv` returns.
-    pub fn deliver_notifications(&mut self) {
-        self.ctx.x[0] = abi::event::NOTIFIED;
-        self.ctx.x[1] = self.pending;
-        self.pending = 0;
-    }
-
+    #[inline(always)]
     pub fn passive(&self) -> bool {
         self.desc.flags & bootspec::PD_PASSIVE != 0
     }
@@ -166,6 +176,334 @@ impl Pd {
     pub fn child(&self, child: u64) -> Option<PdId> {
         let id = *self.desc.children.get(child as usize)?;
         (id != bootspec::NO_PD).then_some(id as PdId)
+    }
+
+    /// Its address space: the TTBR0 value (level-0 table and ASID).
+    #[inline(always)]
+    pub fn ttbr0(&self) -> u64 {
+        self.ttbr0
+    }
+
+    // ---- registers ----------------------------------------------------
+    // Plain data the PD owns: system calls read their arguments there and
+    // the kernel writes events and results.
+
+    #[inline(always)]
+    pub fn ctx(&self) -> &UserContext {
+        &self.ctx
+    }
+
+    #[inline(always)]
+    pub fn ctx_mut(&mut self) -> &mut UserContext {
+        &mut self.ctx
+    }
+
+    #[inline(always)]
+    pub fn fp(&self) -> &FpState {
+        &self.fp
+    }
+
+    #[inline(always)]
+    pub fn fp_mut(&mut self) -> &mut FpState {
+        &mut self.fp
+    }
+
+    /// It just trapped on FP: load its FP registers eagerly on its next
+    /// `switches` switches in.
+    pub fn load_fp_eagerly(&mut self, switches: u8) {
+        self.fp_eager = switches;
+    }
+
+    /// Whether this switch in loads its FP registers eagerly; uses up one.
+    #[inline(always)]
+    pub fn take_eager_fp_switch(&mut self) -> bool {
+        if self.fp_eager == 0 {
+            return false;
+        }
+        self.fp_eager -= 1;
+        true
+    }
+
+    // ---- scheduling state ---------------------------------------------
+    // The plain transitions; the kernel keeps the run queues in step
+    // (`Kernel::make_runnable` ...).
+
+    #[inline(always)]
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Runnable: running or queued (the kernel sees to which).
+    #[inline(always)]
+    pub fn set_runnable(&mut self) {
+        self.state = State::Runnable;
+    }
+
+    /// It blocks until its next event.
+    #[inline(always)]
+    pub fn wait(&mut self) {
+        self.state = State::Waiting;
+    }
+
+    /// Stopped: it runs again only when restarted.
+    pub fn set_inactive(&mut self) {
+        self.state = State::Inactive;
+    }
+
+    /// Stopped by a fault, which is kept for its parent.
+    pub fn set_faulted(&mut self, info: FaultInfo) {
+        self.state = State::Faulted;
+        self.fault = Some(info);
+    }
+
+    /// Its fault, from when it faulted until it is resumed or restarted.
+    pub fn fault(&self) -> Option<FaultInfo> {
+        self.fault
+    }
+
+    /// Its parent resumes it after a fault: `false`, with nothing changed,
+    /// if it is not faulted. The fault is forgotten; the kernel makes it
+    /// runnable.
+    pub fn resume_from_fault(&mut self) -> bool {
+        if self.state != State::Faulted {
+            return false;
+        }
+        self.fault = None;
+        true
+    }
+
+    /// Back to how it booted: registers at the entry point, zero FP
+    /// registers, nothing pending, no fault, lease numbers from 1 again.
+    /// The kernel first stops it, which takes it out of every call, and
+    /// restores its memory; making it runnable starts it.
+    pub fn reinitialize(&mut self) {
+        debug_assert!(
+            self.state == State::Inactive
+                && self.caller == Caller::None
+                && self.queued_callers == 0
+                && self.lent_count == 0
+                && self.deadline == 0,
+            "PD '{}' restarted while not stopped",
+            self.name()
+        );
+        self.ctx = initial_context(self.desc);
+        self.fp = FpState::ZERO;
+        self.fp_eager = 0;
+        self.pending = 0;
+        self.fault = None;
+        self.lease = 0;
+    }
+
+    // ---- events -------------------------------------------------------
+
+    /// Notification bits not yet delivered.
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Mark notification `bit` (its channel) pending.
+    #[inline(always)]
+    pub fn post(&mut self, bit: usize) {
+        self.pending |= 1 << bit;
+    }
+
+    /// Whether a notification is delivered to it at once: it waits for an
+    /// event and is not passive (a passive PD sees the bit when it next
+    /// waits).
+    #[inline(always)]
+    pub fn takes_notification_now(&self) -> bool {
+        self.state == State::Waiting && !self.passive()
+    }
+
+    /// Hand the pending notification bits over as the event `recv` returns.
+    #[inline(always)]
+    pub fn deliver_notifications(&mut self) {
+        self.ctx.x[0] = abi::event::NOTIFIED;
+        self.ctx.x[1] = self.pending;
+        self.pending = 0;
+    }
+
+    /// Whether an event waits for it: a child's fault, a notification or a
+    /// queued caller.
+    #[inline(always)]
+    pub fn has_events(&self) -> bool {
+        self.pending_faults | self.pending | self.queued_callers != 0
+    }
+
+    /// Children whose fault it has not yet received (bit = child id).
+    pub fn pending_faults(&self) -> u64 {
+        self.pending_faults
+    }
+
+    /// Its child `child` faulted: the fault waits for it as an event.
+    pub fn post_fault(&mut self, child: u64) {
+        self.pending_faults |= 1 << child;
+    }
+
+    /// The first child whose fault waits, taken off the pending ones.
+    pub fn take_pending_fault(&mut self) -> Option<u64> {
+        if self.pending_faults == 0 {
+            return None;
+        }
+        let child = u64::from(self.pending_faults.trailing_zeros());
+        self.pending_faults &= !(1 << child);
+        Some(child)
+    }
+
+    /// Its child `child` was restarted, stopped or resumed: a fault of its
+    /// that waits is no longer news.
+    pub fn forget_fault(&mut self, child: u64) {
+        self.pending_faults &= !(1 << child);
+    }
+
+    // ---- calls --------------------------------------------------------
+
+    /// The call it serves.
+    #[inline(always)]
+    pub fn caller(&self) -> Caller {
+        self.caller
+    }
+
+    /// Whether a call can be handed to it at once: it waits, serving none.
+    #[inline(always)]
+    pub fn waits_for_call(&self) -> bool {
+        self.state == State::Waiting && self.caller == Caller::None
+    }
+
+    /// It takes the call of `caller`, whose message the kernel puts in its
+    /// registers, and runs to serve it.
+    #[inline(always)]
+    pub fn take_call(&mut self, caller: PdId) {
+        self.caller = Caller::Pd(caller);
+        self.state = State::Runnable;
+    }
+
+    /// The call it serves ends (reply, or its stop): the caller it owes the
+    /// reply to, if that caller still waits for one.
+    #[inline(always)]
+    pub fn end_call(&mut self) -> Option<PdId> {
+        match core::mem::replace(&mut self.caller, Caller::None) {
+            Caller::Pd(caller) => Some(caller),
+            Caller::None | Caller::Cancelled => None,
+        }
+    }
+
+    /// `caller` stopped: if this PD serves its call, the reply is dropped.
+    pub fn cancel_caller(&mut self, caller: PdId) {
+        if self.caller == Caller::Pd(caller) {
+            self.caller = Caller::Cancelled;
+        }
+    }
+
+    /// It calls `callee`, which serves the call at once.
+    #[inline(always)]
+    pub fn start_call(&mut self, callee: PdId) {
+        self.state = State::Calling { callee, queued: false };
+    }
+
+    /// It calls `callee`, which is busy: it waits in the callee's queue,
+    /// stamped with its arrival `stamp`.
+    pub fn queue_call(&mut self, callee: PdId, stamp: u64) {
+        self.state = State::Calling { callee, queued: true };
+        self.queued_at = stamp;
+    }
+
+    /// When it joined its callee's queue.
+    pub fn queued_at(&self) -> u64 {
+        self.queued_at
+    }
+
+    /// PDs queued to call this one (bit = PD id).
+    pub fn queued_callers(&self) -> u64 {
+        self.queued_callers
+    }
+
+    /// `caller` joins the queue of PDs calling this one.
+    pub fn queue_caller(&mut self, caller: PdId) {
+        self.queued_callers |= 1 << caller;
+    }
+
+    /// `caller` leaves the queue: it is served now, or it stopped.
+    pub fn dequeue_caller(&mut self, caller: PdId) {
+        self.queued_callers &= !(1 << caller);
+    }
+
+    /// Every queued caller, taken off the queue (it stops).
+    pub fn take_queued_callers(&mut self) -> u64 {
+        core::mem::take(&mut self.queued_callers)
+    }
+
+    // ---- leases (see `grant`) -----------------------------------------
+
+    /// Its call lends the first `count` entries of its grant table, under
+    /// its next lease number: 1, 2, 3, ..., never 0.
+    pub fn start_lease(&mut self, count: u8) {
+        self.lent_count = count;
+        self.lease = match self.lease.wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+    }
+
+    /// It lends nothing (any more).
+    #[inline(always)]
+    pub fn end_lease(&mut self) {
+        self.lent_count = 0;
+    }
+
+    /// The lease its call carries to the callee: 0 if it lends nothing.
+    #[inline(always)]
+    pub fn lease(&self) -> u64 {
+        if self.lent_count == 0 {
+            0
+        } else {
+            u64::from(self.lease)
+        }
+    }
+
+    /// Whether it lends grant `index` under lease `lease` now.
+    pub fn lends(&self, lease: u32, index: usize) -> bool {
+        lease != 0 && lease == self.lease && index < self.lent_count as usize
+    }
+
+    // ---- call budget (see `budget`) ------------------------------------
+
+    /// The counter value at which the call it serves is stopped, if it has
+    /// a budget running.
+    pub fn deadline(&self) -> Option<u64> {
+        (self.deadline != 0).then_some(self.deadline)
+    }
+
+    /// Its call budget on a counter of `hz()` ticks a second (at least one
+    /// tick), worked out at its first call. Only for a PD with a budget.
+    #[inline(always)]
+    pub fn budget_ticks(&mut self, hz: impl FnOnce() -> u64) -> u64 {
+        if self.budget_ticks == 0 {
+            self.budget_ticks = (u64::from(self.desc.call_budget_us) * hz() / 1_000_000).max(1);
+        }
+        self.budget_ticks
+    }
+
+    /// Its budget runs until `at`: whether it started running now (the
+    /// kernel counts the running budgets).
+    #[inline(always)]
+    #[must_use]
+    pub fn start_deadline(&mut self, at: u64) -> bool {
+        debug_assert_ne!(at, 0, "0 stands for no deadline");
+        let started = self.deadline == 0;
+        self.deadline = at;
+        started
+    }
+
+    /// Its budget stops: whether it was running.
+    #[inline(always)]
+    #[must_use]
+    pub fn end_deadline(&mut self) -> bool {
+        if self.deadline == 0 {
+            return false;
+        }
+        self.deadline = 0;
+        true
     }
 }
 
@@ -224,6 +562,6 @@ impl IndexMut<PdId> for PdTable {
 
 /// Registers at the entry point: everything zero but the PC and the stack,
 /// at EL0 with interrupts unmasked.
-pub fn initial_context(desc: &PdDesc) -> UserContext {
+fn initial_context(desc: &PdDesc) -> UserContext {
     UserContext { pc: desc.entry, sp: desc.stack_top, ..UserContext::default() }
 }

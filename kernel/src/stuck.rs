@@ -24,7 +24,7 @@ impl Kernel {
         self.pds
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.desc.channels.iter().any(|c| c.kind == CHANNEL_IRQ))
+            .filter(|(_, p)| p.desc().channels.iter().any(|c| c.kind == CHANNEL_IRQ))
             .fold(0, |mask, (i, _)| mask | 1 << i)
     }
 
@@ -37,7 +37,7 @@ impl Kernel {
         while irq != 0 {
             let pd = irq.trailing_zeros() as usize;
             irq &= irq - 1;
-            if self.pds[pd].state == State::Waiting {
+            if self.pds[pd].state() == State::Waiting {
                 return false;
             }
         }
@@ -50,11 +50,11 @@ impl Kernel {
     pub fn report_stuck(&mut self, m: &mut impl Machine) {
         let _ = writeln!(Console(m), "kernel: no protection domain can run again; powering off");
         for pd in self.pds.iter() {
-            let state = match pd.state {
+            let state = match pd.state() {
                 State::Inactive => "stopped",
                 State::Faulted if pd.parent().is_some() => "faulted (its parent cannot run to handle it)",
                 State::Faulted => "faulted (no parent to restart it)",
-                State::Waiting if pd.passive() && pd.caller == Caller::None => "waits for a call nobody can make",
+                State::Waiting if pd.passive() && pd.caller() == Caller::None => "waits for a call nobody can make",
                 State::Waiting => "waits for a notification nobody can send",
                 State::Calling { callee, .. } => {
                     let _ = writeln!(Console(m), "kernel:   '{}': calls '{}', which cannot answer", pd.name(), self.pds[callee].name());

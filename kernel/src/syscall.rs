@@ -7,7 +7,7 @@
 //! that PD and changes nothing else.
 
 use crate::machine::Machine;
-use crate::pd::{PdId, State};
+use crate::pd::PdId;
 use crate::system::Kernel;
 use abi::{sys, Error, DEBUG_AREA};
 use bootspec::{ChannelDesc, CHANNEL_IRQ, CHANNEL_PD, PD_CAN_POWER_OFF, RIGHT_NOTIFY, RIGHT_PPC};
@@ -28,7 +28,7 @@ impl Kernel {
     /// enter it without calling `schedule`.
     #[inline(always)]
     pub fn syscall_fast(&mut self, m: &mut impl Machine, me: PdId) -> bool {
-        let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
+        let [a0, nr] = [self.pds[me].ctx().x[0], self.pds[me].ctx().x[7]];
         match nr {
             sys::SIGNAL_RECV => self.signal_recv_fast(me, a0),
             sys::PP_CALL => self.pp_call_fast(m, me, a0),
@@ -40,7 +40,7 @@ impl Kernel {
     /// Any system call by the general path, which the fast path must match
     /// (`tests::the_fast_paths_do_what_the_general_path_does`).
     pub(crate) fn syscall_general(&mut self, m: &mut impl Machine, me: PdId) {
-        let [a0, nr] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[7]];
+        let [a0, nr] = [self.pds[me].ctx().x[0], self.pds[me].ctx().x[7]];
         let result = match nr {
             sys::NOTIFY => self.notify(me, a0),
             sys::PP_CALL => match self.pp_call(m, me) {
@@ -53,7 +53,7 @@ impl Kernel {
                 Err(e) => Err(e),
             },
             sys::GRANT_READ | sys::GRANT_WRITE => {
-                let [h, off, buf, len] = [0, 1, 2, 3].map(|i| self.pds[me].ctx.x[i]);
+                let [h, off, buf, len] = [0, 1, 2, 3].map(|i| self.pds[me].ctx().x[i]);
                 self.grant_copy(m, me, h, off, buf, len, nr == sys::GRANT_WRITE)
             }
             sys::RECV => {
@@ -75,7 +75,7 @@ impl Kernel {
                         self.send_signal(m, c);
                     }
                     Err(e) => {
-                        let ctx = &mut self.pds[me].ctx;
+                        let ctx = self.pds[me].ctx_mut();
                         ctx.x[0] = abi::event::REFUSED;
                         ctx.x[1] = e as u64;
                     }
@@ -85,14 +85,14 @@ impl Kernel {
             sys::IRQ_ACK => self.irq_ack(m, me, a0),
             sys::DEBUG_PUTS => {
                 let len = (a0 as usize).min(DEBUG_AREA.len());
-                m.console_write_phys(self.pds[me].desc.ipc_buffer_paddr + DEBUG_AREA.start as u64, len);
+                m.console_write_phys(self.pds[me].desc().ipc_buffer_paddr + DEBUG_AREA.start as u64, len);
                 Ok(())
             }
             sys::PD_RESTART => self.restart(m, me, a0),
             sys::PD_STOP => self.stop_child(me, a0),
             sys::FAULT_RESUME => self.fault_resume(me, a0),
             sys::POWER_OFF => {
-                if self.pds[me].desc.flags & PD_CAN_POWER_OFF == 0 {
+                if self.pds[me].desc().flags & PD_CAN_POWER_OFF == 0 {
                     Err(Error::NotPermitted)
                 } else {
                     m.power_off(a0);
@@ -101,7 +101,7 @@ impl Kernel {
             }
             _ => Err(Error::InvalidSyscall),
         };
-        self.pds[me].ctx.x[0] = match result {
+        self.pds[me].ctx_mut().x[0] = match result {
             Ok(()) => 0,
             Err(e) => e as u64,
         };
@@ -118,20 +118,20 @@ impl Kernel {
     /// instructions from vector to `eret`, where the general path took 196.
     pub(crate) fn signal_recv_fast(&mut self, me: PdId, ch: u64) -> bool {
         let p = &self.pds[me];
-        let Some(c) = p.desc.channels.get(ch as usize) else { return false };
-        if c.kind != CHANNEL_PD || c.rights & RIGHT_NOTIFY == 0 || p.pending_faults | p.pending | p.queued_callers != 0 {
+        let Some(c) = p.desc().channels.get(ch as usize) else { return false };
+        if c.kind != CHANNEL_PD || c.rights & RIGHT_NOTIFY == 0 || p.has_events() {
             return false;
         }
         let peer = c.peer as PdId;
         let t = &self.pds[peer];
-        if t.state != State::Waiting || t.passive() || self.runq.highest().is_some_and(|best| best >= t.priority()) {
+        if !t.takes_notification_now() || self.runq.highest().is_some_and(|best| best >= t.priority()) {
             return false;
         }
-        self.pds[me].state = State::Waiting;
+        self.pds[me].wait();
         let t = &mut self.pds[peer];
-        t.pending |= 1 << c.peer_channel;
+        t.post(usize::from(c.peer_channel));
         t.deliver_notifications();
-        t.state = State::Runnable;
+        t.set_runnable();
         self.current = Some(peer);
         true
     }
@@ -159,7 +159,7 @@ impl Kernel {
     /// `pp_call_lend(ch, info, mrs, count)`: lend, then call.
     #[inline(never)]
     fn pp_call_lend(&mut self, m: &mut impl Machine, me: PdId) -> Result<(), Error> {
-        let [ch, x6] = [self.pds[me].ctx.x[0], self.pds[me].ctx.x[6]];
+        let [ch, x6] = [self.pds[me].ctx().x[0], self.pds[me].ctx().x[6]];
         let c = self.channel(me, ch)?;
         if c.kind != CHANNEL_PD || c.rights & RIGHT_PPC == 0 {
             return Err(Error::NotPermitted);

@@ -81,7 +81,7 @@ impl Kernel {
     /// Every interrupt some PD owns, with its trigger mode.
     pub fn bound_irqs(&self) -> impl Iterator<Item = (u32, u8)> + '_ {
         self.pds.iter().flat_map(|pd| {
-            pd.desc.channels.iter().filter(|c| c.kind == CHANNEL_IRQ).map(|c| (c.irq as u32, c.trigger))
+            pd.desc().channels.iter().filter(|c| c.kind == CHANNEL_IRQ).map(|c| (c.irq as u32, c.trigger))
         })
     }
 
@@ -107,11 +107,11 @@ impl Kernel {
     /// the queued ones, and none outranks the running one.
     pub(crate) fn make_runnable(&mut self, pd: PdId) {
         let p = &mut self.pds[pd];
-        if p.state == State::Runnable {
+        if p.state() == State::Runnable {
             // Already running or queued.
             return;
         }
-        p.state = State::Runnable;
+        p.set_runnable();
         let prio = p.priority();
         match self.current {
             Some(cur) if prio > self.pds[cur].priority() => {
@@ -160,7 +160,7 @@ impl Kernel {
     pub fn schedule(&mut self) {
         if let Some(cur) = self.current {
             let pd = &self.pds[cur];
-            if pd.state == State::Runnable {
+            if pd.state() == State::Runnable {
                 match self.runq.highest() {
                     Some(best) if best > pd.priority() => {
                         let prio = pd.priority();
@@ -177,7 +177,7 @@ impl Kernel {
     pub fn tick(&mut self) {
         if let Some(cur) = self.current {
             let prio = self.pds[cur].priority();
-            if self.pds[cur].state == State::Runnable && self.runq.has_peer_at(prio) {
+            if self.pds[cur].state() == State::Runnable && self.runq.has_peer_at(prio) {
                 self.runq.push_back(cur, prio);
                 self.current = self.runq.pop_highest();
             }

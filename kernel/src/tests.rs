@@ -192,7 +192,7 @@ impl Harness {
     /// The running PD makes system call `nr` with `args` in x0...
     fn sys(&mut self, nr: u64, args: &[u64]) {
         let me = self.current();
-        let ctx = &mut self.k.pds[me].ctx;
+        let ctx = self.k.pds[me].ctx_mut();
         ctx.x[..args.len()].copy_from_slice(args);
         ctx.x[7] = nr;
         self.k.syscall(&mut self.m, me);
@@ -209,10 +209,10 @@ impl Harness {
         }
     }
     fn x(&self, pd: PdId, i: usize) -> u64 {
-        self.k.pds[pd].ctx.x[i]
+        self.k.pds[pd].ctx().x[i]
     }
     fn state(&self, pd: PdId) -> State {
-        self.k.pds[pd].state
+        self.k.pds[pd].state()
     }
 }
 
@@ -220,8 +220,8 @@ impl Harness {
 fn boot_runs_highest_priority_pd_first() {
     let h = Sys::new().pd("low", 1).pd("high", 200).pd("mid", 50).build();
     assert_eq!(h.current(), 1);
-    assert_eq!(h.k.pds[1].ctx.pc, 0x20_0000);
-    assert_eq!(h.k.pds[1].ctx.sp, abi::layout::STACK_TOP);
+    assert_eq!(h.k.pds[1].ctx().pc, 0x20_0000);
+    assert_eq!(h.k.pds[1].ctx().sp, abi::layout::STACK_TOP);
 }
 
 #[test]
@@ -322,7 +322,7 @@ fn a_refused_signal_recv_returns_the_error_without_waiting() {
         assert_eq!((h.x(0, 0), h.x(0, 1)), (event::REFUSED, err as u64), "channel {ch}");
         assert_eq!(h.current(), 0, "the caller keeps running");
     }
-    assert_eq!(h.k.pds[1].pending, 0, "the other PD saw nothing");
+    assert_eq!(h.k.pds[1].pending(), 0, "the other PD saw nothing");
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn using_a_channel_the_pd_does_not_hold_is_an_error() {
         assert_eq!(h.current(), 0, "the caller keeps running");
     }
     assert_eq!(h.state(1), State::Waiting, "the other PD saw nothing");
-    assert_eq!(h.k.pds[1].pending, 0);
+    assert_eq!(h.k.pds[1].pending(), 0);
 }
 
 #[test]
@@ -384,7 +384,7 @@ fn ppc_switches_to_the_waiting_callee_and_back_with_the_reply() {
     assert_eq!(h.x(1, 0), event::PPC);
     assert_eq!(h.x(1, 1), 8, "the callee's own channel id");
     assert_eq!(MessageInfo::from_raw(h.x(1, 2)), info);
-    assert_eq!(&h.k.pds[1].ctx.x[3..7], &[11, 22, 33, 44]);
+    assert_eq!(&h.k.pds[1].ctx().x[3..7], &[11, 22, 33, 44]);
     // Reply with label 7, 2 registers.
     let reply = MessageInfo::new(7, 2);
     h.sys_as(1, sys::REPLY_RECV, &[reply.raw(), 0, 101, 202]);
@@ -392,7 +392,7 @@ fn ppc_switches_to_the_waiting_callee_and_back_with_the_reply() {
     assert_eq!(h.current(), 0);
     assert_eq!(h.x(0, 0), 0);
     assert_eq!(MessageInfo::from_raw(h.x(0, 1)), reply);
-    assert_eq!(&h.k.pds[0].ctx.x[2..4], &[101, 202]);
+    assert_eq!(&h.k.pds[0].ctx().x[2..4], &[101, 202]);
 }
 
 #[test]
@@ -486,17 +486,15 @@ fn calls_to_a_busy_callee_queue_by_priority_then_arrival() {
         .channel(3, 9, 4, 0, true)
         .build();
     h.settle();
-    // c1 calls; server takes it and calls inner; inner sits on it.
+    // c1 calls; server takes it and calls inner, which waits without
+    // replying: the server stays blocked in its call.
     h.k.make_runnable(0);
     h.k.schedule();
     h.sys_as(0, sys::PP_CALL, &[0, 0]);
     h.sys_as(3, sys::PP_CALL, &[9, 0]);
     assert_eq!(h.current(), 4);
-    // inner is not waiting; make c2 then c3 call meanwhile: run them by
-    // letting inner block on nothing... simulate by making them runnable
-    // after inner waits without replying.
-    h.k.pds[4].caller = crate::pd::Caller::None; // inner forgets; server stays blocked
     h.sys_as(4, sys::RECV, &[]);
+    // Meanwhile c3, then c2, call the busy server.
     h.k.make_runnable(2);
     h.k.make_runnable(1);
     h.k.schedule();
@@ -504,10 +502,12 @@ fn calls_to_a_busy_callee_queue_by_priority_then_arrival() {
     h.sys_as(1, sys::PP_CALL, &[0, 0]);
     assert!(matches!(h.state(1), State::Calling { callee: 3, queued: true }));
     assert!(matches!(h.state(2), State::Calling { callee: 3, queued: true }));
-    // Server finishes c1: unblock it as if inner had replied.
-    h.k.pds[3].ctx.x[0] = 0;
-    h.k.make_runnable(3);
+    // inner replies at last (woken as if by a notification); the server
+    // finishes c1.
+    h.k.make_runnable(4);
     h.k.schedule();
+    h.sys_as(4, sys::REPLY_RECV, &[0]);
+    assert_eq!(h.current(), 3);
     h.sys_as(3, sys::REPLY_RECV, &[0]);
     assert_eq!(h.current(), 3, "server takes the next queued caller at once");
     assert_eq!(h.x(3, 1), 2, "c3 arrived first among the priority-20 callers");
@@ -558,8 +558,8 @@ fn fault_goes_to_the_parent_which_restarts_the_child_with_fresh_memory() {
     h.settle();
     h.k.make_runnable(1);
     h.k.schedule();
-    h.k.pds[1].ctx.pc = 0x20_0abc;
-    h.k.pds[1].ctx.x[19] = 77;
+    h.k.pds[1].ctx_mut().pc = 0x20_0abc;
+    h.k.pds[1].ctx_mut().x[19] = 77;
     let info = FaultInfo { kind: FaultKind::WriteToReadOnly, address: 0x40_0000, pc: 0x20_0abc, esr: 0x9200_004f };
     h.k.fault(&mut h.m, 1, info);
     h.k.schedule();
@@ -568,14 +568,14 @@ fn fault_goes_to_the_parent_which_restarts_the_child_with_fresh_memory() {
     assert_eq!(h.x(0, 0), event::FAULT);
     assert_eq!(h.x(0, 1), 3, "the child id");
     assert_eq!(MessageInfo::from_raw(h.x(0, 2)).label(), FAULT_LABEL);
-    assert_eq!(&h.k.pds[0].ctx.x[3..7], &[FaultKind::WriteToReadOnly as u64, 0x40_0000, 0x20_0abc, 0x9200_004f]);
+    assert_eq!(&h.k.pds[0].ctx().x[3..7], &[FaultKind::WriteToReadOnly as u64, 0x40_0000, 0x20_0abc, 0x9200_004f]);
     h.sys_as(0, sys::PD_RESTART, &[3]);
     assert_eq!(h.x(0, 0), 0);
     assert_eq!(h.m.at(data, 16), b"initial contents");
     assert_eq!(h.m.at(bss, 8), &[0; 8]);
     assert_eq!(h.state(1), State::Runnable);
-    assert_eq!(h.k.pds[1].ctx.pc, 0x20_0000);
-    assert_eq!(h.k.pds[1].ctx.x[19], 0);
+    assert_eq!(h.k.pds[1].ctx().pc, 0x20_0000);
+    assert_eq!(h.k.pds[1].ctx().x[19], 0);
     h.sys_as(0, sys::RECV, &[]);
     assert_eq!(h.current(), 1);
 }
@@ -601,7 +601,7 @@ fn fault_resume_continues_the_child_where_it_stopped() {
     h.settle();
     h.k.make_runnable(1);
     h.k.schedule();
-    h.k.pds[1].ctx.pc = 0x20_0100;
+    h.k.pds[1].ctx_mut().pc = 0x20_0100;
     h.k.fault(&mut h.m, 1, FaultInfo { kind: FaultKind::Breakpoint, address: 0, pc: 0x20_0100, esr: 0 });
     h.k.schedule();
     h.sys_as(0, sys::FAULT_RESUME, &[0]);
@@ -610,7 +610,7 @@ fn fault_resume_continues_the_child_where_it_stopped() {
     assert_eq!(h.x(0, 0), Error::NotPermitted as u64, "it is no longer faulted");
     h.sys_as(0, sys::RECV, &[]);
     assert_eq!(h.current(), 1);
-    assert_eq!(h.k.pds[1].ctx.pc, 0x20_0100);
+    assert_eq!(h.k.pds[1].ctx().pc, 0x20_0100);
 }
 
 #[test]
@@ -716,12 +716,12 @@ fn snapshot(k: &Kernel) -> (Option<PdId>, Vec<PdId>, Vec<String>) {
         .map(|p| {
             std::format!(
                 "{:?} pending {:#x} faults {:#x} caller {:?} queued {:#x} x {:?}",
-                p.state,
-                p.pending,
-                p.pending_faults,
-                p.caller,
-                p.queued_callers,
-                &p.ctx.x[..8]
+                p.state(),
+                p.pending(),
+                p.pending_faults(),
+                p.caller(),
+                p.queued_callers(),
+                &p.ctx().x[..8]
             )
         })
         .collect();
@@ -814,7 +814,7 @@ fn the_fast_paths_do_what_the_general_path_does() {
             }
         };
         for h in [&mut fast, &mut general] {
-            let ctx = &mut h.k.pds[me].ctx;
+            let ctx = h.k.pds[me].ctx_mut();
             ctx.x[..2].copy_from_slice(&args);
             ctx.x[7] = nr;
         }
@@ -980,7 +980,6 @@ fn a_lending_call_gives_the_callee_exactly_the_lent_range_with_its_rights() {
     // The reply ends the lease: the same handle is dead.
     h.sys_as(1, sys::REPLY_RECV, &[MessageInfo::new(0, 0).raw()]);
     assert_eq!(h.current(), 0);
-    h.k.pds[1].caller = crate::pd::Caller::None;
     h.k.current = Some(1);
     assert_eq!(h.grant_op(sys::GRANT_READ, grant_handle(1, 0), 0, BUF, 1), Error::InvalidGrant as u64);
 }
@@ -1015,7 +1014,7 @@ fn a_bad_lend_fails_the_call_and_lends_nothing() {
         h.call_lending(&lends);
         assert_eq!(h.current(), 0, "{what}: the call did not happen");
         assert_eq!(h.x(0, 0), Error::InvalidLend as u64, "{what}");
-        assert_eq!(h.k.pds[0].lent_count, 0, "{what}: nothing lent");
+        assert_eq!(h.k.pds[0].lease(), 0, "{what}: nothing lent");
         assert_eq!(h.state(1), State::Waiting);
     }
     // A lendable region outside RAM (a spec no tool would write) is refused.
@@ -1093,7 +1092,7 @@ fn a_callee_that_faults_ends_the_lease_and_a_restart_holds_nothing_of_it() {
     assert_eq!(h.current(), 2);
     let info = FaultInfo { kind: FaultKind::UnmappedRead, address: 0, pc: 0, esr: 0 };
     h.k.fault(&mut h.m, 2, info);
-    assert_eq!(h.k.pds[1].lent_count, 0);
+    assert_eq!(h.k.pds[1].lease(), 0, "nothing lent any more");
     assert_eq!(h.x(1, 0), Error::CalleeFaulted as u64);
     // Restarted, the filter holds nothing of the earlier call.
     h.k.schedule();
@@ -1151,10 +1150,10 @@ fn a_reply_within_the_budget_ends_it() {
     for round in 0..3 {
         h.sys_as(0, sys::PP_CALL, &[0, 0]);
         let at = h.m.clock + 100;
-        assert_eq!(h.k.pds[1].deadline, at);
+        assert_eq!(h.k.pds[1].deadline(), Some(at));
         h.m.clock += 99;
         h.sys_as(1, sys::REPLY_RECV, &[0]);
-        assert_eq!(h.k.pds[1].deadline, 0, "round {round}");
+        assert_eq!(h.k.pds[1].deadline(), None, "round {round}");
         if round == 0 {
             assert_eq!(h.m.deadline, Some(at), "the timer, set by the first call, is left as it is");
         }
@@ -1227,11 +1226,23 @@ fn a_system_where_nothing_can_ever_run_is_reported_and_powered_off() {
 
 #[test]
 fn a_pd_waiting_on_an_interrupt_or_a_pending_deadline_keeps_the_system_alive() {
-    let mut h = Sys::new().pd("driver", 10).irq(0, 3, 79).pd("idle", 5).build();
+    let mut h = Sys::new()
+        .pd("driver", 10)
+        .irq(0, 3, 79)
+        .pd("idle", 5)
+        .pd("server", 20)
+        .passive()
+        .channel(0, 1, 2, 0, true)
+        .build();
     h.settle();
     assert!(!h.k.stuck(), "a device may still interrupt the driver");
-    // The driver blocked in a call instead: no interrupt can wake anyone.
-    h.k.pds[0].state = State::Inactive;
+    // The driver blocks in a call instead, which the server keeps: no
+    // interrupt can wake anyone.
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.sys_as(0, sys::PP_CALL, &[1, 0]);
+    h.sys_as(2, sys::RECV, &[]);
+    assert!(matches!(h.state(0), State::Calling { callee: 2, queued: false }));
     assert!(h.k.stuck());
     h.k.budgets_running = 1;
     assert!(!h.k.stuck(), "a call deadline is still to come");

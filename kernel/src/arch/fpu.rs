@@ -43,8 +43,7 @@ const EAGER_SWITCHES: u8 = 8;
 pub fn prepare(k: &mut Kernel, pd: PdId) {
     if k.fp_owner == Some(pd) {
         set_cpacr(FPEN_NO_TRAPS);
-    } else if k.pds[pd].fp_eager > 0 {
-        k.pds[pd].fp_eager -= 1;
+    } else if k.pds[pd].take_eager_fp_switch() {
         switch_to(k, pd);
     } else {
         set_cpacr(FPEN_EL0_TRAPS);
@@ -54,7 +53,7 @@ pub fn prepare(k: &mut Kernel, pd: PdId) {
 /// `pd` trapped on an FP instruction: give it the FP unit, and its
 /// registers eagerly on its next switches in.
 pub fn take(k: &mut Kernel, pd: PdId) {
-    k.pds[pd].fp_eager = EAGER_SWITCHES;
+    k.pds[pd].load_fp_eagerly(EAGER_SWITCHES);
     switch_to(k, pd);
 }
 
@@ -65,9 +64,9 @@ fn switch_to(k: &mut Kernel, pd: PdId) {
     // SAFETY: barrier only.
     unsafe { core::arch::asm!("isb") };
     if let Some(owner) = k.fp_owner {
-        save(&mut k.pds[owner].fp);
+        save(k.pds[owner].fp_mut());
     }
-    load(&k.pds[pd].fp);
+    load(k.pds[pd].fp());
     k.fp_owner = Some(pd);
 }
 

@@ -224,12 +224,12 @@ fn fast_entry(kind: u64, fast: impl FnOnce(&mut Kernel, PdId) -> bool) -> *mut U
 
 #[no_mangle]
 extern "C" fn handle_signal_recv(kind: u64) -> *mut UserContext {
-    fast_entry(kind, |k, cur| k.signal_recv_fast(cur, k.pds[cur].ctx.x[0]))
+    fast_entry(kind, |k, cur| k.signal_recv_fast(cur, k.pds[cur].ctx().x[0]))
 }
 
 #[no_mangle]
 extern "C" fn handle_pp_call(kind: u64) -> *mut UserContext {
-    fast_entry(kind, |k, cur| k.pp_call_fast(&mut Arch, cur, k.pds[cur].ctx.x[0]))
+    fast_entry(kind, |k, cur| k.pp_call_fast(&mut Arch, cur, k.pds[cur].ctx().x[0]))
 }
 
 #[no_mangle]
@@ -265,21 +265,21 @@ extern "C" fn handle_trap(kind: u64) -> *mut UserContext {
                 ec::FP_ACCESS => fpu::take(k, cur),
                 ec::WFI_WFE => {
                     // A PD waiting for an interrupt yields instead.
-                    k.pds[cur].ctx.pc += 4;
+                    k.pds[cur].ctx_mut().pc += 4;
                     k.tick();
                 }
                 _ => {
                     let far: u64;
                     // SAFETY: reading the fault address of this exception.
                     unsafe { core::arch::asm!("mrs {}, far_el1", out(reg) far) };
-                    let pc = k.pds[cur].ctx.pc;
+                    let pc = k.pds[cur].ctx().pc;
                     k.fault(m, cur, fault::decode(esr, far, pc));
                 }
             }
         }
         vectors::TRAP_IRQ => dispatch_irqs(k, m),
         _ => {
-            let pc = k.pds[cur].ctx.pc;
+            let pc = k.pds[cur].ctx().pc;
             let info = abi::FaultInfo { kind: abi::FaultKind::Other, address: 0, pc, esr: kind };
             k.fault(m, cur, info);
         }
@@ -345,9 +345,9 @@ fn idle(k: &mut Kernel) {
 #[inline(always)]
 fn enter(k: &mut Kernel) -> *mut UserContext {
     let next = k.current.unwrap_or_default();
-    mmu::switch_to(k.pds[next].ttbr0);
+    mmu::switch_to(k.pds[next].ttbr0());
     fpu::prepare(k, next);
-    &mut k.pds[next].ctx
+    k.pds[next].ctx_mut()
 }
 
 /// An exception inside the kernel: a bug, unless it is the semihosting
