@@ -34,6 +34,22 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// `make` in the project root, as a user types it (not under the make
+/// that may be running these tests: its jobserver is not ours), given 10
+/// minutes at most.
+pub fn make(args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("600")
+        .arg("make")
+        .args(args)
+        .current_dir(root())
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .output()
+        .expect("run make")
+}
+
 /// Build the image of `system` (a path relative to the project root) and
 /// return its path. `pmu_user` lets PDs read the performance counters.
 /// Each image is built once per test process, so tests running in parallel

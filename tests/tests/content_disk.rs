@@ -9,25 +9,10 @@
 #[path = "../../crates/fatdisk/tests/common/external.rs"]
 mod external;
 
-use e2e::root;
+use e2e::{make, root};
 use external::{assert_same_tree, fsck, mcopy_all, read_tree, sample_folder};
 use std::path::Path;
-use std::process::{Command, Output};
-
-/// `make` in the project root, as a user types it (not under the make
-/// that may be running these tests: its jobserver is not ours).
-fn make(args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg("600")
-        .arg("make")
-        .args(args)
-        .current_dir(root())
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .output()
-        .expect("run make")
-}
+use std::process::Output;
 
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))

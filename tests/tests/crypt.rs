@@ -5,10 +5,11 @@
 //!
 //! Systems: `tests/systems/crypt-check.xml` (blk_check reads what the host
 //! wrote), `crypt-verify.xml` (blk_verify writes, flushes, reads back),
-//! `crypt-wrong.xml` (the wrong passphrase).
+//! `crypt-wrong.xml` (the wrong passphrase); and a system a user writes,
+//! run with `make run`.
 
 use blk_clients::stamp::{self, BLOCK};
-use e2e::{boot_to_completion_on, build_image, host_command, run_host, Disks, Run};
+use e2e::{boot_to_completion_on, build_image, host_command, make, run_host, Disks, Run};
 use std::path::Path;
 use std::time::Duration;
 
@@ -117,4 +118,34 @@ fn a_wrong_passphrase_fails_the_disk_cleanly_and_writes_nothing() {
     run.expect_prefix("blk_server: filter crypt0 could not be set up: it refused the disk");
     run.expect_line("verify0: disk0 has 0 blocks; checking 0");
     assert!(disks.read(0) == before, "nothing was written");
+}
+
+/// The smallest system a user writes for an encrypted disk: the filter
+/// with its passphrase and one verify client, which may power off; nothing
+/// else (no monitor).
+const USER_SYSTEM: &str = r#"<?xml version="1.0"?>
+<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="crypt0" program="filter_crypt" data="read-write">
+            <param key="passphrase" value="correct horse battery staple" />
+        </filter>
+    </disk>
+    <protection_domain name="app" priority="60" can_power_off="true">
+        <program_image path="blk_verify" />
+        <block_client disk="disk0" />
+    </protection_domain>
+</system>
+"#;
+
+#[test]
+fn make_run_of_a_users_system_verifies_through_the_filter_and_ends_by_itself() {
+    let disks = Disks::fresh();
+    luks_format(&disks);
+    let system = disks.dir.join("user-crypt.xml");
+    std::fs::write(&system, USER_SYSTEM).unwrap();
+    let out = make(&["run", &format!("SYSTEM={}", system.display()), &format!("DISKS={}", disks.paths[0].display())]);
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "make run ends with status 0 (status {:?})\n{console}{}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    assert!(console.lines().any(|l| l == format!("app: verified {BLOCKS} blocks, 0 mismatches")), "{console}");
+    assert!(qemu_decrypt(&disks.paths[0]) == stamps(), "QEMU's luks driver finds every stamp the client wrote");
 }

@@ -75,7 +75,7 @@ impl Bench {
     fn run<const OFFSET: bool>(&mut self) {
         if !self.ready {
             let Some(info) = self.client.info() else { return };
-            let slots = (self.client.data.size() / blk::BLOCK_SIZE as usize) as u64;
+            let slots = (self.client.data.len() / blk::BLOCK_SIZE as usize) as u64;
             if info.capacity < self.first + SPAN || slots < 32 || self.client.capacity() < 32 {
                 debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), self.first + SPAN);
                 return self.finish();

@@ -2,15 +2,15 @@
 //! configuration: the queue region, the data region and the channel.
 
 use blk::config::{name_str, ClientConfig};
-use blk::{QueueLayout, Request, Requester, Response, StorageInfo};
-use microkit::{Channel, SharedMemory};
+use blk::{QueueLayout, Request, Requester, Response, Shared, StorageInfo};
+use microkit::Channel;
 
 microkit::var!(blk_client_config: ClientConfig = ClientConfig::UNSET);
 
 pub struct BlockClient {
     pub queue: Requester<'static>,
     /// This client's data region: request buffers are offsets into it.
-    pub data: SharedMemory,
+    pub data: Shared<'static>,
     pub channel: Channel,
     direct: bool,
     data_paddr: u64,
@@ -28,15 +28,12 @@ impl BlockClient {
         let layout = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).map_err(|_| "queue region does not fit")?;
         // SAFETY: the tool maps the queue and data regions read-write in
         // this PD at the addresses it patched into the configuration, for
-        // the PD's whole life; they are reached only through these checked
-        // access types.
-        let (region, data) = unsafe {
-            let region = blk::Shared::mapped(cfg.queue.vaddr, cfg.queue.size).ok_or("no queue region")?;
-            (region, SharedMemory::new(cfg.data.vaddr as usize, cfg.data.size as usize))
-        };
+        // the PD's whole life; they are reached only through `Shared`.
+        let (region, data) = unsafe { (Shared::mapped(cfg.queue.vaddr, cfg.queue.size), Shared::mapped(cfg.data.vaddr, cfg.data.size)) };
+        let region = region.ok_or("no queue region")?;
         Ok(BlockClient {
             queue: Requester::new(region, layout).map_err(|_| "queue region does not fit")?,
-            data,
+            data: data.unwrap_or_default(),
             channel: Channel::new(cfg.queue.channel as usize),
             direct: cfg.direct != 0,
             data_paddr: cfg.data.paddr,

@@ -135,7 +135,7 @@ impl DeviceFault {
                 }
                 if self.step == Step::ReadBack && r.status() == Ok(Status::Ok) {
                     let mut buf = [0u8; BLOCK];
-                    let _ = c.data.read((READ_BACK + r.id as u64) as usize * BLOCK, &mut buf);
+                    let _ = c.data.read_bytes((READ_BACK + r.id as u64) as usize * BLOCK, &mut buf);
                     match stamp::check(c.disk(), r.id as u64, GENERATION, &buf) {
                         Ok(()) => self.intact += 1,
                         Err(m) => debug_println!("{}: UNEXPECTED: block {}: {}", pd_name(), r.id, m),
@@ -162,7 +162,7 @@ impl DeviceFault {
     fn begin(&mut self) -> bool {
         let Some(c) = self.client.as_ref() else { return false };
         let Some(info) = c.info() else { return false };
-        if info.capacity < BLOCKS || c.capacity() < BEHIND + 1 || c.data.size() < ((READ_BACK + BLOCKS) as usize * BLOCK) {
+        if info.capacity < BLOCKS || c.capacity() < BEHIND + 1 || c.data.len() < ((READ_BACK + BLOCKS) as usize * BLOCK) {
             debug_println!("{}: UNEXPECTED: needs {} blocks of disk, a queue of {} and {} blocks of data", pd_name(), BLOCKS, BEHIND + 1, READ_BACK + BLOCKS);
             self.client = None;
             return false;
@@ -193,13 +193,13 @@ impl DeviceFault {
                 for b in 0..BLOCKS {
                     let mut buf = [0u8; BLOCK];
                     stamp::stamp(c.disk(), b, GENERATION, &mut buf);
-                    let _ = c.data.write(b as usize * BLOCK, &buf);
+                    let _ = c.data.write_bytes(b as usize * BLOCK, &buf);
                     push(c, Request::new(b as u32, Op::Write, b, 1, b * BLOCK as u64));
                 }
             }
             Step::Outside | Step::OutsideAfterReset => {
                 // `push` adds the data region's physical address.
-                let past = c.data.size() as u64;
+                let past = c.data.len() as u64;
                 push(c, Request::new(BAD_ID, Op::Read, 0, 1, past));
             }
             Step::Fault => {
@@ -212,7 +212,7 @@ impl DeviceFault {
             }
             Step::ReadBack => {
                 for b in 0..BLOCKS {
-                    let _ = c.data.write((READ_BACK + b) as usize * BLOCK, &[0u8; 64]);
+                    let _ = c.data.write_bytes((READ_BACK + b) as usize * BLOCK, &[0u8; 64]);
                     push(c, Request::new(b as u32, Op::Read, b, 1, (READ_BACK + b) * BLOCK as u64));
                 }
             }

@@ -340,7 +340,7 @@ impl Batch {
 #[inline(never)]
 fn has_stamp(c: &BlockClient, block: u64) -> bool {
     let mut buf = [0u8; BLOCK];
-    c.data.read(offset(READ_BACK + block) as usize, &mut buf).is_ok() && stamp::check(c.disk(), block, GENERATION, &buf).is_ok()
+    c.data.read_bytes(offset(READ_BACK + block) as usize, &mut buf).is_ok() && stamp::check(c.disk(), block, GENERATION, &buf).is_ok()
 }
 
 /// Put the stamp of `block` in its buffer, block `block` of the data
@@ -349,7 +349,7 @@ fn has_stamp(c: &BlockClient, block: u64) -> bool {
 fn write_stamp(c: &BlockClient, block: u64) {
     let mut buf = [0u8; BLOCK];
     stamp::stamp(c.disk(), block, GENERATION, &mut buf);
-    let _ = c.data.write(offset(block) as usize, &buf);
+    let _ = c.data.write_bytes(offset(block) as usize, &buf);
 }
 
 fn offset(block: u64) -> u64 {
@@ -428,7 +428,7 @@ impl Script {
                     // Read into a cleared buffer, not the one the stamp was
                     // written from: what is checked must come from the disk.
                     let at = offset(READ_BACK + b);
-                    let _ = c.data.write(at as usize, &[0u8; BLOCK]);
+                    let _ = c.data.write_bytes(at as usize, &[0u8; BLOCK]);
                     let req = Request::new(self.id(), Op::Read, b, 1, at);
                     let _ = self.push(c, req, Want::Stamp(b as u32));
                     if let Some(&bad) = BAD_BETWEEN_READS.get(i) {
@@ -615,7 +615,7 @@ impl Hostile {
         loop {
             if self.script.is_none() {
                 let Some(info) = c.info() else { return };
-                let view = View { blocks: info.capacity, data_size: c.data.size() as u64, queue: c.capacity() };
+                let view = View { blocks: info.capacity, data_size: c.data.len() as u64, queue: c.capacity() };
                 debug_println!(
                     "{}: {} has {} blocks; data region of {} blocks, queue of {}",
                     pd_name(),
@@ -635,7 +635,7 @@ impl Hostile {
                     self.finished = true;
                     return;
                 }
-                let _ = c.data.write(offset(JUNK) as usize, &[JUNK_BYTE; BLOCK]);
+                let _ = c.data.write_bytes(offset(JUNK) as usize, &[JUNK_BYTE; BLOCK]);
                 self.script = Some(Script::new(view));
             }
             let Some(s) = self.script.as_mut() else { return };

@@ -143,7 +143,7 @@ use core::fmt;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::records::{Op, Status, BLOCK_SIZE};
-use crate::shared::{Shared, Slots};
+use shared_memory::{Shared, Slots};
 
 /// Requests one upcall carries at most: the entries of one call page.
 pub const MAX_BATCH: usize = 64;

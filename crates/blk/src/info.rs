@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::records::{Op, Request, Status, BLOCK_SIZE};
-use crate::shared::{AccessError, Shared, Slots};
+use shared_memory::{AccessError, Shared, Slots};
 
 /// Bytes of the serial number / name field.
 pub const SERIAL_LEN: usize = 64;

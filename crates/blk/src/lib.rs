@@ -45,7 +45,7 @@
 //!    `tag` is for a server in between: it routes the answer by it.)
 //!
 //! Both ends in one program (a PD gets its region from
-//! `microkit::memory_region!` and [`Shared::new`] instead):
+//! `microkit::memory_region!` or [`Shared::mapped`] instead):
 //!
 //! ```
 //! use blk::{Op, QueueLayout, Request, Requester, Responder, Response, Shared, Status, StorageInfo};
@@ -102,8 +102,9 @@
 //!   response ring always has room for their responses; a responder stops
 //!   popping a requester's requests while it owes it `capacity` responses
 //!   (which also bounds the work one notification can cause).
-//! - Shared memory is reached only through [`Shared`], the crate's one
-//!   module with `unsafe` code: checked copies and aligned atomic words.
+//! - Shared memory is reached only through [`Shared`], from the
+//!   `shared-memory` crate: the `unsafe` code it takes (checked copies,
+//!   atomic and volatile words) is there, not here.
 //!
 //! # Filters
 //!
@@ -122,12 +123,10 @@ pub mod metadata;
 pub mod queues;
 pub mod records;
 pub mod ring;
-#[allow(unsafe_code)]
-pub mod shared;
 
 pub use filter::{Completion, Filter, Hook, Io, Verdict};
 pub use info::{InfoReader, InfoWriter, StorageInfo};
 pub use queues::{QueueLayout, Requester, Responder};
 pub use records::{Op, Request, Response, Status, UnknownOp, UnknownStatus, BLOCK_SIZE};
 pub use ring::{Consumer, Corrupt, LayoutError, PopBatch, Producer, PushBatch, PushError};
-pub use shared::{AccessError, Shared, Step};
+pub use shared_memory::{AccessError, Shared, Slots, Step};

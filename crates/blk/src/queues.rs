@@ -24,7 +24,7 @@
 use crate::info::{InfoReader, InfoWriter, INFO_SIZE};
 use crate::records::{Request, Response};
 use crate::ring::{check_capacity, ring_size, Consumer, LayoutError, Producer, HEADER_SIZE, MAX_CAPACITY};
-use crate::shared::Shared;
+use shared_memory::Shared;
 
 /// Where the info and the rings sit in a queue region of a given capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -90,7 +90,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::shared::{move_run, AccessError, Shared, Slots, Step};
+use shared_memory::{move_run, AccessError, Shared, Slots, Step};
 
 /// Offset of the tail word in a ring.
 pub const TAIL: usize = 0;
@@ -583,7 +583,7 @@ impl<T: Record> PopBatch<'_, '_, T> {
     /// takes no room in `dst`, though it counts against it), or
     /// [`Step::Stop`] before it (it stays in the batch). Returns the
     /// entries popped. One copy in, one out, and a pointer step for each
-    /// (see `shared::move_run`): a forwarding server's hot path.
+    /// (see `shared_memory::move_run`): a forwarding server's hot path.
     pub fn move_into<U: Record>(&mut self, dst: &mut PushBatch<'_, '_, U>, f: impl FnMut(T) -> Step<U>) -> u32 {
         self.move_up_to(u32::MAX, dst, f)
     }

@@ -32,7 +32,6 @@ mod grant;
 mod handler;
 mod ipc_buffer;
 mod runtime;
-mod shared;
 pub mod syscall;
 pub mod time;
 
@@ -45,7 +44,7 @@ pub use handler::{Handler, NullHandler};
 pub use ipc_buffer::{get_mr, set_mr, with_msg_regs, with_msg_regs_mut};
 pub use microkit_macros::protection_domain;
 pub use runtime::{fault_info, pd_name, power_off};
-pub use shared::{OutOfBounds, SharedMemory};
+pub use shared_memory::{AccessError, Shared};
 
 #[doc(hidden)]
 pub mod _private {
@@ -96,6 +95,37 @@ macro_rules! var {
             // SAFETY: written only by the tool, before the PD runs.
             unsafe {
                 &*core::ptr::addr_of!($name)
+            }
+        }
+    };
+}
+
+/// Declare a region of `size` bytes whose address the tool patches in
+/// (`setvar_vaddr="name"` on the map), and a function `name()` that returns
+/// it as a [`Shared`] region: an empty one, refusing every access, if the
+/// system maps none there. The region mapped there must hold `size` bytes.
+///
+/// ```ignore
+/// microkit::memory_region!(request: 0x1000);
+/// request().write_bytes(0, b"hello")?;
+/// ```
+#[macro_export]
+macro_rules! memory_region {
+    ($name:ident: $size:expr) => {
+        fn $name() -> $crate::Shared<'static> {
+            #[no_mangle]
+            #[link_section = ".data"]
+            #[used]
+            static mut $name: usize = 0;
+            #[allow(unsafe_code)]
+            // SAFETY: the tool patches the symbol, before the PD runs, with
+            // the address at which the system maps the region (of `size`
+            // bytes, as the macro's docs ask) for the PD's whole life; the
+            // address is private to this function, so the region is reached
+            // only through `Shared`. Unpatched, it is 0: no region.
+            unsafe {
+                $crate::Shared::mapped(core::ptr::read_volatile(core::ptr::addr_of!($name)) as u64, $size as u64)
+                    .unwrap_or_default()
             }
         }
     };

@@ -22,7 +22,7 @@ mod pd {
         self, Blocks, DiskInfo, Failure, ReaderEnd, ReaderFailure, ReaderSide, Role, Setup, SlotRange, Transfer, WriterEnd, WriterSide,
         CHUNK_BYTES, MAX_BUFFERS,
     };
-    use microkit::{debug_println, pd_name, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
+    use microkit::{debug_println, pd_name, protection_domain, Channel, ChannelSet, Handler, Infallible};
 
     microkit::var!(blk_dump_role: u64 = 0);
     // The reader's largest request in blocks (0: dump::REQUEST_BLOCKS).
@@ -79,22 +79,18 @@ mod pd {
     }
 
     /// The transfer region, if the system maps it.
-    #[allow(unsafe_code)]
     fn transfer() -> Option<Transfer<'static>> {
         let region = blk_dump_transfer();
-        // SAFETY: the tool patched the address at which the system maps the
-        // transfer region, read-write, for the PD's whole life (a region
-        // smaller than TRANSFER_SIZE faults on the first access past it;
-        // the docs say how large it must be); this PD reaches it only
-        // through this `Shared`.
-        let mem = unsafe { Shared::mapped(region.base() as u64, region.size() as u64) }?;
-        Transfer::new(mem).ok()
+        if region.is_empty() {
+            return None;
+        }
+        Transfer::new(region).ok()
     }
 
     /// The chunk buffers a block client's data region holds, if it can be
     /// used at all.
     fn usable(c: &BlockClient) -> Result<u32, Setup> {
-        let buffers = (c.data.size() / CHUNK_BYTES).min(MAX_BUFFERS) as u32;
+        let buffers = (c.data.len() / CHUNK_BYTES).min(MAX_BUFFERS) as u32;
         if buffers == 0 {
             return Err(Setup::DataRegion);
         }
@@ -107,7 +103,7 @@ mod pd {
     /// The block client and the transfer region as a side's `Blocks`.
     struct Io<'c> {
         client: &'c mut BlockClient,
-        transfer: SharedMemory,
+        transfer: Shared<'static>,
     }
 
     impl Blocks for Io<'_> {
@@ -119,50 +115,16 @@ mod pd {
             self.client.pop()
         }
 
+        // Straight from region to region (slots and chunk buffers are
+        // 16-byte aligned, as `copy_to` needs): a quarter of the
+        // instructions of copying through a buffer on the stack.
         fn save(&mut self, at: usize, to: SlotRange) -> bool {
-            copy(&self.client.data, at, &self.transfer, to.offset, to.len)
+            self.client.data.copy_to(at, &self.transfer, to.offset, to.len).is_ok()
         }
 
         fn load(&mut self, from: SlotRange, at: usize) -> bool {
-            copy(&self.transfer, from.offset, &self.client.data, at, from.len)
+            self.transfer.copy_to(from.offset, &self.client.data, at, from.len).is_ok()
         }
-    }
-
-    /// Bytes one step of [`copy`] moves.
-    const STEP: usize = 64;
-
-    /// Copy `len` bytes from `from` at `from_at` to `to` at `to_at`,
-    /// regions this PD maps; false, copying nothing, unless both ranges
-    /// lie inside their regions, start 16-byte aligned and are whole
-    /// steps (a slot and a chunk buffer always are). One pass, in 16-byte
-    /// units kept in integer registers (volatile: each is loaded and
-    /// stored once, as written, and no SIMD register is touched, which
-    /// would cost a lazy FP switch): a quarter of the instructions of
-    /// copying through a buffer on the stack with `memcpy`.
-    #[allow(unsafe_code)]
-    fn copy(from: &SharedMemory, from_at: usize, to: &SharedMemory, to_at: usize, len: usize) -> bool {
-        let fits = |m: &SharedMemory, at: usize| at.checked_add(len).is_some_and(|end| end <= m.size()) && (m.base() + at) % 16 == 0;
-        if !fits(from, from_at) || !fits(to, to_at) || len % STEP != 0 {
-            return false;
-        }
-        let src = (from.base() + from_at) as *const u128;
-        let dst = (to.base() + to_at) as *mut u128;
-        for i in (0..len / 16).step_by(STEP / 16) {
-            // SAFETY: units i..i + 4 lie inside both ranges, which were
-            // checked inside their regions and aligned above; each region
-            // is mapped in this PD for its life (`SharedMemory::new`'s
-            // contract), readable in `from`, writable in `to`. Two
-            // different regions, so the ranges do not overlap; the peer
-            // may write `from` meanwhile, and we copy what is there.
-            unsafe {
-                let (a, b, c, d) = (src.add(i).read_volatile(), src.add(i + 1).read_volatile(), src.add(i + 2).read_volatile(), src.add(i + 3).read_volatile());
-                dst.add(i).write_volatile(a);
-                dst.add(i + 1).write_volatile(b);
-                dst.add(i + 2).write_volatile(c);
-                dst.add(i + 3).write_volatile(d);
-            }
-        }
-        true
     }
 
     struct Reader {

@@ -16,14 +16,14 @@ microkit::memory_region!(request: 0x1000);
 #[protection_domain]
 fn init() -> NullHandler {
     let text = b"hello from the client";
-    request().write(0, text).expect("fits the region");
+    request().write_bytes(0, text).expect("fits the region");
     debug_println!("client: wrote a {}-byte request, calling the server", text.len());
     set_mr(0, text.len() as u64);
     let reply = SERVER.pp_call(MessageInfo::new(UPPERCASE, 1));
     let len = get_mr(0) as usize;
     let mut answer = [0u8; 128];
     let answer = &mut answer[..len.min(128)];
-    request().read(0, answer).expect("fits the region");
+    request().read_bytes(0, answer).expect("fits the region");
     debug_println!(
         "client: server answered (label {}): {}",
         reply.label(),

@@ -32,7 +32,7 @@ impl Handler for Server {
             return Ok(MessageInfo::new(BAD_REQUEST, 0));
         }
         let mut text = [0u8; 128];
-        request().read(0, &mut text[..len]).expect("checked length");
+        request().read_bytes(0, &mut text[..len]).expect("checked length");
         debug_println!("server: request of {} bytes, asking the auditor for a ticket", len);
         set_mr(0, len as u64);
         AUDITOR.pp_call(MessageInfo::new(0, 1));
@@ -41,7 +41,7 @@ impl Handler for Server {
         let mut answer = Buf { bytes: text, len };
         use core::fmt::Write;
         let _ = write!(answer, " (ticket {})", ticket);
-        request().write(0, &answer.bytes[..answer.len]).expect("fits the region");
+        request().write_bytes(0, &answer.bytes[..answer.len]).expect("fits the region");
         set_mr(0, answer.len as u64);
         Ok(MessageInfo::new(OK, 1))
     }

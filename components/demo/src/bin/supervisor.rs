@@ -29,8 +29,8 @@ impl Handler for Supervisor {
             f.kind.as_str(),
             f.address
         );
-        let attempt = control().read_u64(0).expect("in bounds");
-        control().write_u64(0, attempt + 1).expect("in bounds");
+        let attempt = control().read_volatile::<u64>(0).expect("in bounds");
+        control().write_volatile(0, attempt + 1).expect("in bounds");
         if child == WORKER {
             child.restart().expect("worker is our child");
         }

@@ -19,11 +19,11 @@ static RUNS: AtomicU32 = AtomicU32::new(7);
 #[protection_domain]
 fn init() -> NullHandler {
     let runs = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
-    let attempt = control().read_u64(0).expect("in bounds");
+    let attempt = control().read_volatile::<u64>(0).expect("in bounds");
     debug_println!("worker: attempt {}, run counter {}", attempt, runs);
     if attempt == 0 {
         debug_println!("worker: writing to my read-only control region");
-        let _ = control().write_u64(0, 0xbad);
+        let _ = control().write_volatile(0, 0xbadu64);
         debug_println!("worker: the write went through; this must not happen");
     } else {
         debug_println!("worker: succeeded on attempt {}", attempt);

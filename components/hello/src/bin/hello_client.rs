@@ -9,7 +9,7 @@ microkit::memory_region!(shared: 0x1000);         // patched by setvar_vaddr="sh
 
 #[protection_domain]
 fn init() -> NullHandler {
-    shared().write(0, b"hi").expect("fits");
+    shared().write_bytes(0, b"hi").expect("fits");
     set_mr(0, 2);                                 // message register 0
     let reply = SERVER.pp_call(MessageInfo::new(1, 1)); // label 1, 1 message register
     debug_println!("client: server answered {} (label {})", get_mr(0), reply.label());

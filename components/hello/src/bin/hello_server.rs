@@ -18,7 +18,7 @@ impl Handler for Server {
     fn protected(&mut self, _ch: Channel, _msg: MessageInfo) -> Result<MessageInfo, Infallible> {
         let mut text = [0u8; 16];
         let len = (get_mr(0) as usize).min(16);
-        shared().read(0, &mut text[..len]).expect("fits");
+        shared().read_bytes(0, &mut text[..len]).expect("fits");
         set_mr(0, text[..len].iter().map(|&b| b as u64).sum());
         Ok(MessageInfo::new(0, 1))                // label 0, 1 register
     }

@@ -25,10 +25,10 @@ impl Handler for Attacker {
 
     fn fault(&mut self, child: Child, _msg: MessageInfo) -> Result<Option<MessageInfo>, Infallible> {
         let f = fault_info();
-        let at = progress().read_u64(0).expect("in bounds");
+        let at = progress().read_volatile::<u64>(0).expect("in bounds");
         self.stopped += 1;
         debug_println!("attacker: the kernel stopped rogue at attack {} ({}); restarting it at the next", at, f.kind.as_str());
-        control().write_u64(0, at + 1).expect("in bounds");
+        control().write_volatile(0, at + 1).expect("in bounds");
         if child == ROGUE {
             child.restart().expect("our child");
         }

@@ -21,9 +21,9 @@ const ICR: usize = 0x1c;
 microkit::memory_region!(rtc: 0x1000);
 
 fn set_alarm() {
-    let now = rtc().read_u32(DR).expect("in bounds");
-    rtc().write_u32(MR, now + 1).expect("in bounds");
-    rtc().write_u32(IMSC, 1).expect("in bounds");
+    let now = rtc().read_volatile::<u32>(DR).expect("in bounds");
+    rtc().write_volatile(MR, now + 1).expect("in bounds");
+    rtc().write_volatile(IMSC, 1u32).expect("in bounds");
 }
 
 #[protection_domain]
@@ -45,9 +45,9 @@ impl Handler for Alarm {
             return Ok(());
         }
         self.alarms += 1;
-        let pending = rtc().read_u32(MIS).expect("in bounds");
+        let pending = rtc().read_volatile::<u32>(MIS).expect("in bounds");
         debug_println!("irq_rtc: alarm interrupt {} received (masked status {})", self.alarms, pending);
-        rtc().write_u32(ICR, 1).expect("in bounds");
+        rtc().write_volatile(ICR, 1u32).expect("in bounds");
         RTC_IRQ.irq_ack().expect("our irq");
         if self.alarms < ALARMS {
             set_alarm();

@@ -116,9 +116,9 @@ fn attack(n: u64) {
 
 #[protection_domain]
 fn init() -> NullHandler {
-    let start = control().read_u64(0).expect("in bounds");
+    let start = control().read_volatile::<u64>(0).expect("in bounds");
     for n in start..ATTACKS {
-        progress().write_u64(0, n).expect("in bounds");
+        progress().write_volatile(0, n).expect("in bounds");
         attack(n);
     }
     debug_println!("rogue: all {} attacks done", ATTACKS);

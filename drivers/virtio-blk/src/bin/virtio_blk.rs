@@ -11,9 +11,9 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod pd {
     use blk::config::{DriverConfig, DriverDisk, MAX_DISKS};
-    use blk::{QueueLayout, Request, Responder, Response, Status, StorageInfo};
+    use blk::{QueueLayout, Request, Responder, Response, Shared, Status, StorageInfo};
     use heapless::Vec;
-    use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible, SharedMemory};
+    use microkit::{debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible};
     use virtio_blk::engine::{self, Engine, SlotArea, Submitted};
     use virtio_blk::recovery::{self, Recovery, Stops};
     use virtio_blk::{mmio, virtq, Dma};
@@ -23,19 +23,22 @@ mod pd {
     /// Queue entries we ask the device for (it may offer fewer).
     const QUEUE_SIZE: u32 = 256;
 
-    struct Regs(SharedMemory);
+    /// A device's register window: 32-bit volatile accesses only.
+    struct Regs(Shared<'static>);
 
     impl mmio::Registers for Regs {
         fn read(&self, off: usize) -> u32 {
-            self.0.read_u32(off).unwrap_or(0)
+            self.0.read_volatile(off).unwrap_or(0)
         }
         fn write(&self, off: usize, v: u32) {
-            let _ = self.0.write_u32(off, v);
+            let _ = self.0.write_volatile(off, v);
         }
     }
 
+    /// The virtqueues and request headers: the device reads and writes them
+    /// behind the compiler's back, so every access is volatile.
     struct DmaMem {
-        mem: SharedMemory,
+        mem: Shared<'static>,
         paddr: u64,
     }
 
@@ -44,28 +47,28 @@ mod pd {
             self.paddr
         }
         fn len(&self) -> usize {
-            self.mem.size()
+            self.mem.len()
         }
         fn read_u8(&self, off: usize) -> u8 {
-            self.mem.read_u8(off).unwrap_or(0)
+            self.mem.read_volatile(off).unwrap_or(0)
         }
         fn write_u8(&self, off: usize, v: u8) {
-            let _ = self.mem.write_u8(off, v);
+            let _ = self.mem.write_volatile(off, v);
         }
         fn read_u16(&self, off: usize) -> u16 {
-            self.mem.read_u16(off).unwrap_or(0)
+            self.mem.read_volatile(off).unwrap_or(0)
         }
         fn write_u16(&self, off: usize, v: u16) {
-            let _ = self.mem.write_u16(off, v);
+            let _ = self.mem.write_volatile(off, v);
         }
         fn read_u32(&self, off: usize) -> u32 {
-            self.mem.read_u32(off).unwrap_or(0)
+            self.mem.read_volatile(off).unwrap_or(0)
         }
         fn write_u32(&self, off: usize, v: u32) {
-            let _ = self.mem.write_u32(off, v);
+            let _ = self.mem.write_volatile(off, v);
         }
         fn write_u64(&self, off: usize, v: u64) {
-            let _ = self.mem.write_u64(off, v);
+            let _ = self.mem.write_volatile(off, v);
         }
         fn barrier(&self) {
             core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
@@ -112,28 +115,29 @@ mod pd {
         absent: Vec<Absent, MAX_DISKS>,
     }
 
-    /// A region the tool mapped as the configuration says.
-    fn mapped(vaddr: u64, size: u64) -> (SharedMemory, blk::Shared<'static>) {
-        // SAFETY: the tool maps [vaddr, vaddr + size) read-write in this PD
-        // for its whole life and patched these values into its
-        // configuration; the region is only reached through these two
-        // checked access types.
-        unsafe {
-            let shared = blk::Shared::mapped(vaddr, size).unwrap_or(blk::Shared::from_words(&mut []));
-            (SharedMemory::new(vaddr as usize, size as usize), shared)
-        }
+    /// A region the tool mapped as the configuration says (an empty one,
+    /// refusing every access, if it mapped none).
+    fn mapped(vaddr: u64, size: u64) -> Shared<'static> {
+        // SAFETY: every call passes a region of this PD's tool-patched
+        // configuration (for a device, its register window in the mapped
+        // slot page), which the tool maps read-write for the PD's whole
+        // life; it is reached only through `Shared`.
+        unsafe { Shared::mapped(vaddr, size) }.unwrap_or_default()
+    }
+
+    /// The device's registers: its virtio-mmio window, mapped uncached.
+    fn registers(cfg: &DriverDisk) -> Regs {
+        Regs(mapped(cfg.mmio_vaddr, 0x200))
     }
 
     fn start(index: usize, cfg: &DriverDisk) -> Result<Disk, &'static str> {
-        // SAFETY: as in `mapped`; the device window is mapped uncached.
-        let regs = Regs(unsafe { SharedMemory::new(cfg.mmio_vaddr as usize, 0x200) });
+        let regs = registers(cfg);
         let features = mmio::negotiate(&regs).map_err(|e| e.as_str())?;
         let max = mmio::queue_max(&regs, 8).map_err(|e| e.as_str())?;
         // The largest power of two the device and we both allow.
         let cap = QUEUE_SIZE.min(max);
         let size = (1u32 << (31 - cap.leading_zeros())) as u16;
-        let (dma_mem, _) = mapped(cfg.dma.vaddr, cfg.dma.size);
-        let dma = DmaMem { mem: dma_mem, paddr: cfg.dma.paddr };
+        let dma = DmaMem { mem: mapped(cfg.dma.vaddr, cfg.dma.size), paddr: cfg.dma.paddr };
         let layout = virtq::Layout::new(size, 0);
         let area = SlotArea::at(layout.end.next_multiple_of(16));
         if area.status + SlotArea::SIZE > cfg.dma.size as usize {
@@ -149,9 +153,8 @@ mod pd {
         mmio::setup_queue(&regs, size, dma.paddr + layout.desc as u64, dma.paddr + layout.avail as u64, dma.paddr + layout.used as u64);
         mmio::driver_ok(&regs);
 
-        let (_, shared) = mapped(cfg.queue.vaddr, cfg.queue.size);
         let ql = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).map_err(|_| "queue region does not fit")?;
-        let mut queue = Responder::new(shared, ql).map_err(|_| "queue region does not fit")?;
+        let mut queue = Responder::new(mapped(cfg.queue.vaddr, cfg.queue.size), ql).map_err(|_| "queue region does not fit")?;
         let info = StorageInfo::new(engine.capacity_blocks(), read_only, ql.capacity());
         queue.info.publish(&info);
         let requester = Channel::new(cfg.queue.channel as usize);
@@ -222,14 +225,11 @@ mod pd {
     /// Disk `index`, if its slot holds no device: said on the console, with
     /// how to attach one; its requester is told and its requests refused.
     fn empty_slot(index: usize, cfg: &DriverDisk) -> Option<Absent> {
-        // SAFETY: as in `start`.
-        let regs = Regs(unsafe { SharedMemory::new(cfg.mmio_vaddr as usize, 0x200) });
-        if !mmio::slot_is_empty(&regs) {
+        if !mmio::slot_is_empty(&registers(cfg)) {
             return None;
         }
-        let (_, shared) = mapped(cfg.queue.vaddr, cfg.queue.size);
         let ql = QueueLayout::for_region(cfg.queue.size as usize, cfg.queue.capacity).ok()?;
-        let mut queue = Responder::new(shared, ql).ok()?;
+        let mut queue = Responder::new(mapped(cfg.queue.vaddr, cfg.queue.size), ql).ok()?;
         queue.info.publish(&StorageInfo::absent(ql.capacity()));
         let requester = Channel::new(cfg.queue.channel as usize);
         requester.notify();

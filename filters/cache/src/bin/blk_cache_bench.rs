@@ -58,7 +58,7 @@ mod pd {
         fn step(&mut self) {
             if !self.ready {
                 let Some(info) = self.client.info() else { return };
-                if info.capacity < SPAN || (self.client.data.size() as u64) < SLOTS * u64::from(BLOCK_SIZE) || u64::from(self.client.capacity()) < 32 {
+                if info.capacity < SPAN || (self.client.data.len() as u64) < SLOTS * u64::from(BLOCK_SIZE) || u64::from(self.client.capacity()) < 32 {
                     debug_println!("{}: needs {} blocks, a 128 KiB data region and a queue of 32", pd_name(), SPAN);
                     return finish(true);
                 }

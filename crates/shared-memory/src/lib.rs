@@ -1,26 +1,37 @@
-//! Memory shared with another protection domain: the one place in this crate
-//! that touches it, and the only module allowed `unsafe`.
+//! Memory a protection domain shares with another PD or a device, reached
+//! only through one type, [`Shared`]: every PD region (the regions
+//! `microkit::memory_region!` declares, the block stack's queue and data
+//! regions, DMA memory, device registers) and, in host tests, a buffer.
+//! The `unsafe` that shared memory needs lives here, not in the crates
+//! built on it.
 //!
 //! The peer on the other side may be hostile and may write any byte at any
 //! time. So nothing here ever hands out a reference to ordinary data in
 //! shared memory (`&T`, `&[u8]`): the compiler may assume such memory does
-//! not change under it, and it can. Instead there are three ways in:
+//! not change under it, and it can. Instead there are four ways in:
 //!
 //! - **copies**: [`Shared::read_bytes`] / [`Shared::write_bytes`] (and typed
 //!   [`Shared::read`] / [`Shared::write`] for zerocopy records) copy each
 //!   byte once between shared memory and private memory; callers check the
 //!   private copy, never the shared original, so a peer that changes a record
 //!   while it is checked gains nothing (no "double fetch");
+//!   [`Shared::copy_to`] copies from one region to another;
 //! - **atomics**: [`Shared::atomic_u32`] for the words that synchronise the
 //!   two sides (ring indices, flags). Only `u32` atomics: a `bool` or an enum
 //!   in shared memory would be undefined behaviour the moment the peer wrote
 //!   a value outside its range, a `u32` has no invalid values;
+//! - **volatile words**: [`Shared::read_volatile`] /
+//!   [`Shared::write_volatile`], one aligned load or store of a [`Word`]
+//!   exactly where the program makes it, for device registers and the
+//!   structures a device reads by DMA;
 //! - **slots**: [`Slots`], an array of records where every index is in
 //!   bounds (it is taken modulo the length), so an index read from shared
 //!   memory can never reach outside the array.
 //!
 //! Every access is bounds-checked against the region, and the region's
 //! validity is the single promise made in `unsafe` code: [`Shared::new`].
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use core::cell::Cell;
 use core::fmt;
@@ -31,7 +42,6 @@ use core::ptr::NonNull;
 use core::sync::atomic::AtomicU32;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
-
 
 /// A byte range of memory shared with another protection domain (or, in host
 /// tests, borrowed from a buffer). Cheap to copy; every copy reaches the same
@@ -47,8 +57,8 @@ pub struct Shared<'a> {
     _memory: PhantomData<&'a [Cell<u8>]>,
 }
 
-/// An access that does not fit the region, or an atomic word at an address
-/// that is not aligned for it.
+/// An access that does not fit the region, or a word at an address that is
+/// not aligned for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessError {
     /// `[offset, offset + len)` is not inside a region of `region_len` bytes.
@@ -86,8 +96,11 @@ impl<'a> Shared<'a> {
     /// writes through this value: a write faults like any store), and must not
     /// be reached by this protection domain's code except through `Shared`
     /// values (no references or raw pointers into it elsewhere). Another
-    /// protection domain may write it at any time: that is what this type is
-    /// for.
+    /// protection domain, or a device, may write it at any time: that is
+    /// what this type is for. (Device registers are reached only by
+    /// [`read_volatile`](Self::read_volatile) and
+    /// [`write_volatile`](Self::write_volatile), one access of the
+    /// register's width each.)
     pub const unsafe fn new(base: NonNull<u8>, len: usize) -> Shared<'a> {
         Shared { base, len, _memory: PhantomData }
     }
@@ -95,7 +108,8 @@ impl<'a> Shared<'a> {
     /// The region the system tool mapped in this protection domain at
     /// `vaddr` (as it patched into the PD's configuration), `size` bytes;
     /// `None` if it mapped none there (address 0). The one place a PD turns
-    /// a configured address into shared memory.
+    /// a configured address into shared memory (`microkit::memory_region!`
+    /// calls it too).
     ///
     /// # Safety
     ///
@@ -172,6 +186,91 @@ impl<'a> Shared<'a> {
         self.write_bytes(offset, value.as_bytes())
     }
 
+    /// The word at `offset`, loaded once, as one access of its width: never
+    /// split, merged, repeated or left out, and ordered with the PD's other
+    /// volatile accesses. For device registers and DMA structures, and for
+    /// words another PD must see stored exactly when the program stores them.
+    /// The offset and the region's start must be multiples of its size.
+    #[inline]
+    pub fn read_volatile<W: Word>(&self, offset: usize) -> Result<W, AccessError> {
+        let word = self.word::<W>(offset)?;
+        // SAFETY: in bounds and aligned (`word`), mapped for 'a (see `new`);
+        // every bit pattern is a valid `W`.
+        Ok(unsafe { word.read_volatile() })
+    }
+
+    /// Store `value` at `offset` as one access of its width (see
+    /// [`read_volatile`](Self::read_volatile)).
+    #[inline]
+    pub fn write_volatile<W: Word>(&self, offset: usize, value: W) -> Result<(), AccessError> {
+        let word = self.word::<W>(offset)?;
+        // SAFETY: as in `read_volatile`; the region is writable (see `new`).
+        unsafe { word.write_volatile(value) };
+        Ok(())
+    }
+
+    /// A pointer to the `W` at `offset`, in bounds and aligned.
+    #[inline]
+    fn word<W: Word>(&self, offset: usize) -> Result<*mut W, AccessError> {
+        let size = size_of::<W>(); // also its alignment
+        // By index, not `offset + size <= len`: no overflow to check, and
+        // `len / size` is the same for every word of a size.
+        if offset / size >= self.len / size {
+            return Err(AccessError::OutOfBounds { offset, len: size, region_len: self.len });
+        }
+        if (self.base.as_ptr() as usize | offset) % size != 0 {
+            return Err(AccessError::Misaligned { offset, align: size });
+        }
+        // SAFETY: the word's index is below the number of whole words in
+        // the region, and the offset and the region's start are aligned: an
+        // aligned word inside the region.
+        Ok(unsafe { self.base.add(offset) }.as_ptr().cast::<W>())
+    }
+
+    /// Copy `len` bytes at `offset` to `to` at `to_offset`, straight from
+    /// shared memory to shared memory. Both must start 16-byte aligned in
+    /// memory. The bytes go in volatile 16-byte units, four at a time, then
+    /// any last bytes one by one: each is loaded and stored once, and no
+    /// SIMD register is touched (that would cost a lazy FP switch).
+    /// Overlapping ranges are allowed, with no promise about the result.
+    pub fn copy_to(&self, offset: usize, to: &Shared<'_>, to_offset: usize, len: usize) -> Result<(), AccessError> {
+        let (src, dst) = (self.range(offset, len)?, to.range(to_offset, len)?);
+        for (at, p) in [(offset, src), (to_offset, dst)] {
+            if p.as_ptr() as usize % 16 != 0 {
+                return Err(AccessError::Misaligned { offset: at, align: 16 });
+            }
+        }
+        let (src, dst) = (src.as_ptr().cast::<u128>(), dst.as_ptr().cast::<u128>());
+        let units = len / 16;
+        let mut i = 0;
+        // SAFETY: units `0..units` and the bytes after them up to `len` lie
+        // in both ranges, which `range` checked inside regions mapped for
+        // their lifetimes (readable here, writable in `to`, see `new`), and
+        // the units are aligned (checked above). Only raw pointers and
+        // volatile accesses, so overlapping ranges are no undefined
+        // behaviour; the peer may write the source meanwhile, and we copy
+        // what is there.
+        unsafe {
+            while i + 4 <= units {
+                let (a, b, c, d) = (src.add(i).read_volatile(), src.add(i + 1).read_volatile(), src.add(i + 2).read_volatile(), src.add(i + 3).read_volatile());
+                dst.add(i).write_volatile(a);
+                dst.add(i + 1).write_volatile(b);
+                dst.add(i + 2).write_volatile(c);
+                dst.add(i + 3).write_volatile(d);
+                i += 4;
+            }
+            while i < units {
+                dst.add(i).write_volatile(src.add(i).read_volatile());
+                i += 1;
+            }
+            let (src, dst) = (src.cast::<u8>(), dst.cast::<u8>());
+            for b in units * 16..len {
+                dst.add(b).write_volatile(src.add(b).read_volatile());
+            }
+        }
+        Ok(())
+    }
+
     /// The 32-bit word at `offset`, for atomic access. It must be 4-byte
     /// aligned in memory.
     pub fn atomic_u32(&self, offset: usize) -> Result<&'a AtomicU32, AccessError> {
@@ -200,11 +299,35 @@ impl<'a> Shared<'a> {
     }
 }
 
+/// An empty region: every access is refused. What a PD gets for a region
+/// the system maps none of.
+impl Default for Shared<'_> {
+    fn default() -> Self {
+        Shared { base: NonNull::dangling(), len: 0, _memory: PhantomData }
+    }
+}
+
 impl fmt::Debug for Shared<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Shared({:p}, {:#x} bytes)", self.base, self.len)
     }
 }
+
+/// What one volatile access moves: `u8`, `u16`, `u32` or `u64`, types
+/// every bit pattern of which is valid.
+pub trait Word: Copy + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! words {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Word for $t {}
+    )*};
+}
+words!(u8, u16, u32, u64);
 
 /// A fixed array of `T` records in shared memory, reached by copy. Reads and
 /// writes never fail and never leave the array: an index is taken modulo the
@@ -367,8 +490,8 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + Copy> Slots<'a, T> {
     }
 }
 
-/// What [`PopBatch::move_into`](crate::PopBatch::move_into) (and
-/// [`move_run`]) does with one entry.
+/// What [`move_run`] (and `blk`'s `PopBatch::move_into` over it) does
+/// with one entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step<U> {
     /// Pop it and push this in its place.
@@ -386,7 +509,7 @@ pub enum Step<U> {
 /// loop). Returns the records popped from `src`, those pushed into `dst`,
 /// and whether `f` stopped. Call again from the new indices for the rest.
 #[inline(always)]
-pub(crate) fn move_run<T, U>(
+pub fn move_run<T, U>(
     src: &Slots<'_, T>,
     from: u32,
     dst: &Slots<'_, U>,
@@ -536,6 +659,51 @@ mod tests {
         let mem = Shared::from_words(&mut buf);
         assert_eq!(mem.atomic_u32(2).err(), Some(AccessError::Misaligned { offset: 2, align: 4 }));
         assert!(mem.atomic_u32(12).is_ok());
+    }
+
+    #[test]
+    fn volatile_words_must_be_aligned_and_in_bounds() {
+        let mut buf = [0u64; 2];
+        let mem = Shared::from_words(&mut buf);
+        mem.write_volatile(8, 0x1122_3344_5566_7788u64).unwrap();
+        assert_eq!(mem.read_volatile::<u32>(12).unwrap(), 0x1122_3344);
+        assert_eq!(mem.read_volatile::<u16>(8).unwrap(), 0x7788);
+        assert_eq!(mem.read_volatile::<u8>(15).unwrap(), 0x11);
+        assert_eq!(mem.read_volatile::<u32>(6).err(), Some(AccessError::Misaligned { offset: 6, align: 4 }));
+        assert_eq!(mem.write_volatile(4, 0u64).err(), Some(AccessError::Misaligned { offset: 4, align: 8 }));
+        assert!(mem.read_volatile::<u64>(16).is_err());
+        assert!(matches!(mem.read_volatile::<u64>(usize::MAX - 7), Err(AccessError::OutOfBounds { .. })));
+        // A region that starts only 4-byte aligned has no aligned 64-bit words.
+        let half = mem.window(4, 8).unwrap();
+        assert_eq!(half.read_volatile::<u32>(4).unwrap(), 0x5566_7788);
+        assert_eq!(half.read_volatile::<u64>(0).err(), Some(AccessError::Misaligned { offset: 0, align: 8 }));
+    }
+
+    #[test]
+    fn copies_between_regions_take_whole_units_and_the_last_bytes() {
+        let (mut a, mut b) = ([0u64; 16], [0u64; 16]);
+        let (from, to) = (Shared::from_words(&mut a), Shared::from_words(&mut b));
+        let bytes: Vec<u8> = (1..=128).collect();
+        from.write_bytes(0, &bytes).unwrap();
+        // The regions' own alignment: `from_words` promises 8.
+        let at = |m: &Shared| if m.base.as_ptr() as usize % 16 == 0 { 0 } else { 8 };
+        let (src, dst) = (at(&from), at(&to));
+        from.copy_to(src, &to, dst, 64 + 16 + 5).unwrap();
+        let mut out = [0u8; 86];
+        to.read_bytes(dst, &mut out).unwrap();
+        assert_eq!(&out[..85], &bytes[src..src + 85]);
+        assert_eq!(out[85], 0, "nothing past the end");
+        assert_eq!(from.copy_to(src + 8, &to, dst, 16).err(), Some(AccessError::Misaligned { offset: src + 8, align: 16 }));
+        assert!(from.copy_to(src, &to, dst, 129).is_err(), "longer than either region");
+    }
+
+    #[test]
+    fn an_empty_region_refuses_every_access() {
+        let mem = Shared::default();
+        assert!(mem.is_empty());
+        assert!(mem.read::<u8>(0).is_err());
+        assert!(mem.write_volatile(0, 1u32).is_err());
+        assert!(mem.atomic_u32(0).is_err());
     }
 
     #[test]
