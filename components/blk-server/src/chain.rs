@@ -929,10 +929,11 @@ impl<'a> Server<'a> {
     }
 
     /// Request `s` failed at filter position `p` (its upcall failed, or
-    /// the filter is stopped): the filters above see `IoError`.
+    /// the filter is stopped): the filters above see `IoError`, and no
+    /// side I/O completion meant for this filter.
     fn fail_at(&mut self, d: usize, s: u8, p: usize, _hook: Hook) {
         let slot = &mut self.table.slots[s as usize % MAX_SLOTS];
-        (slot.status, slot.done) = (Status::IoError, 0);
+        (slot.status, slot.done, slot.side) = (Status::IoError, 0, 0);
         self.up_from(d, s, p);
     }
 

@@ -76,7 +76,7 @@
 //! | 4 | fail (status, not OK) | failed here; the filters above see it | replace the completion with the failure |
 //! | 5 | redirect (link, block) | the request goes down the chain of the disk the filter's `link`th `<link>` names instead, at `block` of that disk (as its clients see it), with the data as it stands here; its answer comes back as a completion from below: to this filter's post-op, then on up | the request goes down the linked disk's chain as well (a mirror's second write, a read failing over); its answer comes back to this post-op, called again |
 //! | 6 | remap (block) | a read or write goes on down to `block` of the disk below the filter instead (the same count); the filters above still see it at its own block | not allowed |
-//! | 7 | side I/O (op, block, count, page) | the filter's own read, write or flush of `count` blocks at `block` of the disk below it, into or out of its bounce buffer from 4 KiB page `page` (at most [`MAX_SETUP_BLOCKS`]); the request waits, and then the same hook is called again for it with the side I/O's completion in word 4 | the same, in a post-op (the completion from below stays in words 3 and 4) |
+//! | 7 | side I/O (op, block, count, page) | the filter's own read or write of `count` blocks at `block` of the disk below it, into or out of its bounce buffer from 4 KiB page `page` (1 to [`MAX_SETUP_BLOCKS`]), or its flush of that disk (`count` 0); the request waits, and then the same hook is called again for it with the side I/O's completion in word 4 | the same, in a post-op (the completion from below stays in words 3 and 4) |
 //!
 //! A verdict that is not allowed, malformed, or points outside the bounce
 //! buffer, the disk below or the linked disk fails that request with

@@ -5,7 +5,7 @@
 use super::*;
 use blk::config::{ServerFilter, NO_LEND};
 use blk::filter::{self, Completion as Done, DataError, Hook, Io, RequestData, Verdict};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 mod model;
@@ -137,6 +137,10 @@ pub struct ModelUpcalls {
     pub setup: Option<SetupFn>,
     /// Setup calls so far: (filter, call).
     pub setups: StdVec<(usize, filter::SetupCall)>,
+    /// The state word (5) a model filter leaves with the verdict `decide`
+    /// returns, if `decide` set it; else word 5 stays as the server wrote
+    /// it (`io.state`).
+    pub state: Rc<Cell<Option<u64>>>,
 }
 
 impl Upcalls for ModelUpcalls {
@@ -154,6 +158,9 @@ impl Upcalls for ModelUpcalls {
             let v = (self.decide)(f, &io, done, &grants, memory.bounces[f]);
             let mut e = page.get(i as u32);
             e.set_verdict(v);
+            if let Some(state) = self.state.take() {
+                e.words[5] = state;
+            }
             page.set(i as u32, &e);
         }
         Ok(())
@@ -286,6 +293,7 @@ pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], dri
         chain: (0..chain.len()).collect(),
         setup,
         setups: StdVec::new(),
+        state: Rc::new(Cell::new(None)),
     };
     let mut h = ChainHarness { server, driver, clients: ends, up, events: StdVec::new(), calls, memory };
     h.run();
