@@ -44,7 +44,7 @@
 //! requests.
 
 use blk::config::{field_str, ServerFilter, MAX_CHAIN, NO_LEND};
-use blk::filter::{CallPage, Entry, Hook, Io, Verdict, CONTINUE_WORD as CONTINUE, MAX_BATCH, SETUP_CLIENT};
+use blk::filter::{CallPage, Entry, Hook, Io, Verdict, CONTINUE_WORD as CONTINUE, MAX_BATCH, NO_POST, SETUP_CLIENT};
 use blk::{Op, Request, Response, Status, BLOCK_SIZE};
 use heapless::Vec;
 
@@ -198,9 +198,11 @@ pub(crate) struct Slot {
     /// its pre-op left a state (`state[p]`). Only those entries are valid.
     subbed: u8,
     stated: u8,
-    /// The level it entered the chain at (0: the top); the filters above
-    /// it never see it, and it is answered when it gets back there.
-    entry: u8,
+    /// Bit p: the filter at position p may get its post-op: the positions
+    /// at and below the level it entered the chain at (the filters above
+    /// never see it, and it is answered when it gets back there), less
+    /// those whose pre-op said they need none for it (`NO_POST`).
+    posts: u8,
     id: u32,
     count: u32,
     done: u32,
@@ -280,7 +282,7 @@ impl Slot {
         op: Op::Read,
         subbed: 0,
         stated: 0,
-        entry: 0,
+        posts: 0,
         id: 0,
         count: 0,
         done: 0,
@@ -518,8 +520,8 @@ impl Chain {
     /// above that wants its post-op and is not above its `entry` level,
     /// else to be answered.
     #[inline(always)]
-    pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize, entry: u8) {
-        let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1) & (u32::MAX << entry.min(8));
+    pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize, posts: u8) {
+        let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1) & u32::from(posts);
         match above {
             0 => self.up.push(s),
             m => {
@@ -581,7 +583,7 @@ pub(crate) fn start(slot: &mut Slot, c: usize, req: &Request, op: Op, first: u64
     slot.subbed = 0;
     slot.stated = 0;
     slot.remapped = 0;
-    slot.entry = entry as u8;
+    slot.posts = 0xffu8.checked_shl(entry as u32).unwrap_or(0);
     slot.id = req.id;
     slot.count = count;
     slot.block = req.block.wrapping_add(first).wrapping_sub(base);
@@ -607,19 +609,19 @@ pub(crate) fn start_setup(slot: &mut Slot, p: usize, op: Op, block: u64, count: 
     slot.op = op;
     slot.subbed = 1 << p;
     slot.sub[p] = offset as u32;
-    slot.entry = (p + 1) as u8;
+    slot.posts = 0xffu8.checked_shl(p as u32 + 1).unwrap_or(0);
     slot.count = count;
     slot.block = block.wrapping_sub(base);
     slot.head = (op.raw() as u64) << 8 | (SETUP_CLIENT as u64) << 16 | (count as u64) << 32;
 }
 
 /// The driver's answer to `slot`'s request; returns its operation and
-/// entry level.
+/// the positions whose post-op it may get.
 #[inline(always)]
 pub(crate) fn answered(slot: &mut Slot, status: Result<Status, blk::UnknownStatus>, count: u32) -> (Op, u8) {
     slot.status = status.unwrap_or(Status::IoError);
     slot.done = count.min(slot.count);
-    (slot.op, slot.entry)
+    (slot.op, slot.posts)
 }
 
 /// The data of a request at one level: where a grant of it comes from.
@@ -645,9 +647,9 @@ impl<'a> Server<'a> {
     /// above that wants its post-op, else to be answered.
     fn up_from(&mut self, d: usize, s: u8, below: usize) {
         let slot = &self.table.slots[s as usize % MAX_SLOTS];
-        let (op, entry) = (slot.op, slot.entry);
+        let (op, posts) = (slot.op, slot.posts);
         if let Some(chain) = self.disks[d].chain.as_mut() {
-            chain.push_up(s, op, below, entry);
+            chain.push_up(s, op, below, posts);
         }
     }
 
@@ -815,7 +817,7 @@ impl<'a> Server<'a> {
                     slot.stated |= 1 << p;
                     chain.push_down(s, slot.op, p + 1);
                 } else {
-                    chain.push_up(s, slot.op, p, slot.entry);
+                    chain.push_up(s, slot.op, p, slot.posts);
                 }
             }
             filter.stats.verdicts[0] += continued;
@@ -890,6 +892,10 @@ impl<'a> Server<'a> {
         if hook == Hook::Pre || matches!(v, Verdict::Redirect { .. } | Verdict::SideIo { .. }) {
             slot.state[p] = w5;
             slot.stated |= 1 << p;
+        }
+        // (A pre-op called again after its side I/O says it then.)
+        if hook == Hook::Pre && w6 & NO_POST != 0 && !matches!(v, Verdict::SideIo { .. }) {
+            slot.posts &= !(1u8 << (p % 8));
         }
         let want = Want { kind: WantKind::None, disk: d as u8, position: p as u8, hook, target: 0, op: slot.op, count: slot.count, block: 0, offset: 0 };
         match (hook, v) {
@@ -1108,7 +1114,7 @@ impl<'a> Server<'a> {
             child.op = op;
             child.count = count;
             child.block = want.block;
-            (child.subbed, child.stated, child.remapped, child.entry, child.side) = (0, 0, 0, 0, 0);
+            (child.subbed, child.stated, child.remapped, child.posts, child.side) = (0, 0, 0, 0xff, 0);
             (child.id, child.done, child.status, child.want) = (0, 0, Status::Ok, Want::NONE);
             (child.data_client, child.data_filter, child.data_offset) = match origin {
                 Buffer::Client { client, offset } => (client, NONE, offset),

@@ -633,8 +633,8 @@ impl<'a> Server<'a> {
             for r in batch.by_ref() {
                 let s = r.tag.wrapping_sub(SLOT_TAG);
                 if (s as usize) < MAX_SLOTS {
-                    let (op, entry) = chain::answered(&mut table.slots[s as usize % MAX_SLOTS], r.status(), r.count);
-                    chain.push_up(s as u8, op, below, entry);
+                    let (op, posts) = chain::answered(&mut table.slots[s as usize % MAX_SLOTS], r.status(), r.count);
+                    chain.push_up(s as u8, op, below, posts);
                 } else if r.tag == PROBE_TAG {
                     probe = Some(r);
                 }

@@ -39,7 +39,8 @@
 //! | 4 | 32..40 | called again after the filter's own I/O ([`Verdict::SideIo`]): its status + 1; 0 = not | server |
 //! | 4 | 40..64 | its blocks done | server |
 //! | 5 | | state: any 8 bytes the filter keeps with the request, from one of its calls to the next | filter, server |
-//! | 6 | 0..8 | verdict kind ([`Verdict`]), 0 = none given | filter |
+//! | 6 | 0..7 | verdict kind ([`Verdict`]), 0 = none given | filter |
+//! | 6 | 7 | pre-op: no post-op for this request ([`NO_POST`]) | filter |
 //! | 6 | 8..16 | verdict status; a side I/O's operation | filter |
 //! | 6 | 16..32 | a redirect's link; a side I/O's first page of the bounce buffer | filter |
 //! | 6 | 32..64 | verdict count | filter |
@@ -81,6 +82,12 @@
 //! A verdict that is not allowed, malformed, or points outside the bounce
 //! buffer, the disk below or the linked disk fails that request with
 //! [`Status::IoError`] and counts as the filter's error.
+//!
+//! A filter with a post hook is called after every request of the
+//! operations it named, unless its pre-op says it needs no post-op for
+//! this one ([`NO_POST`] beside the verdict: [`Filter::wants_post`]): a
+//! linked clone whose read went wholly to its base, an encrypting filter
+//! after a write. That saves the request an upcall.
 //!
 //! The state word (5) a filter leaves in any call comes back in its next
 //! call for the same request: a pre-op called again after its side I/O, a
@@ -391,6 +398,10 @@ pub enum Verdict {
 /// fast path compares with it.
 pub const CONTINUE_WORD: u64 = kind::CONTINUE as u64;
 
+/// Bit of word 6 a pre-op sets beside its verdict when the filter needs no
+/// post-op for the request ([`Filter::wants_post`]).
+pub const NO_POST: u64 = 0x80;
+
 mod kind {
     pub const CONTINUE: u8 = 1;
     pub const SUBSTITUTE: u8 = 2;
@@ -526,7 +537,7 @@ impl Entry {
     /// filter's bounce buffer. The server's side.
     pub fn verdict(words: [u64; 2], io: &Io, bounce: u64) -> Result<Verdict, VerdictError> {
         let [w, arg] = words;
-        let (k, raw_status, b16, count) = (w as u8, (w >> 8) as u8, (w >> 16) as u16, (w >> 32) as u32);
+        let (k, raw_status, b16, count) = (w as u8 & !(NO_POST as u8), (w >> 8) as u8, (w >> 16) as u16, (w >> 32) as u32);
         let v = match k {
             kind::CONTINUE => Verdict::Continue,
             kind::SUBSTITUTE => Verdict::Substitute { offset: arg },
@@ -726,6 +737,16 @@ pub trait Filter {
         self.post(io, done, data)
     }
 
+    /// After a pre-op's `verdict` (with the `state` it left): whether the
+    /// filter's post-op is needed for this request. The default, yes; a
+    /// filter that has nothing to do after some requests says no for them
+    /// and saves each an upcall. (Only for filters with a post hook; a
+    /// pre-op called again after its side I/O is asked again.)
+    fn wants_post(&self, io: &Io, verdict: &Verdict, state: u64) -> bool {
+        let _ = (io, verdict, state);
+        true
+    }
+
     /// A client asked for its disk's statistics (`Op::Report`): print the
     /// filter's own counters, if it keeps any, after the server's line for
     /// it (hits and misses of a cache). The default prints nothing.
@@ -742,13 +763,17 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
         let head: [u64; 6] = page.words(i, 0);
         let e = Entry { words: core::array::from_fn(|w| head.get(w).copied().unwrap_or(0)) };
         let mut state = e.words[5];
-        let v = match e.io() {
-            Some((io, None)) => filter.pre(&io, data, &mut state),
-            Some((io, Some(done))) => filter.post_state(&io, done, data, &mut state),
-            None => Verdict::Fail(Status::InvalidRequest),
+        let (v, no_post) = match e.io() {
+            Some((io, None)) => {
+                let v = filter.pre(&io, data, &mut state);
+                let no_post = !filter.wants_post(&io, &v, state);
+                (v, no_post)
+            }
+            Some((io, Some(done))) => (filter.post_state(&io, done, data, &mut state), false),
+            None => (Verdict::Fail(Status::InvalidRequest), false),
         };
         let [w6, w7] = v.words();
-        page.set_words(i, 5, &[state, w6, w7]);
+        page.set_words(i, 5, &[state, if no_post { w6 | NO_POST } else { w6 }, w7]);
     }
     n
 }
@@ -1067,6 +1092,9 @@ mod tests {
             }
             Verdict::Continue
         }
+        fn wants_post(&self, _: &Io, verdict: &Verdict, _: u64) -> bool {
+            !matches!(verdict, Verdict::Fail(_))
+        }
     }
 
     #[test]
@@ -1092,7 +1120,9 @@ mod tests {
         assert_eq!(verdict(0, &read), Ok(Verdict::Continue));
         // (Entries 0 and 1 started with state 0: a first call.)
         assert_eq!(page.get(0).words[5], read.block + 1, "the state kept for the post-op");
-        assert_eq!(verdict(1, &io(Hook::Pre)), Ok(Verdict::Fail(Status::InvalidRequest)));
+        assert_eq!(verdict(1, &io(Hook::Pre)), Ok(Verdict::Fail(Status::InvalidRequest)), "decoded with NO_POST beside it");
+        assert_eq!((page.get(0).words[6] & NO_POST, page.get(1).words[6] & NO_POST), (0, NO_POST), "no post-op wanted after the failed write");
+        assert_eq!(page.get(2).words[6] & NO_POST, 0, "never from a post-op");
         assert_eq!(verdict(2, &post), Ok(Verdict::Complete { status: Status::NoDevice, count: 0 }));
         assert_eq!(verdict(3, &read), Ok(Verdict::Fail(Status::InvalidRequest)), "a junk entry never reaches the filter");
         assert_eq!(f.posts, 1);

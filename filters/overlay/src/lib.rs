@@ -351,6 +351,17 @@ impl Filter for Overlay<'_> {
         }
     }
 
+    /// After a write (its blocks are marked written) and a mixed read (the
+    /// clone's blocks go over the base's); a read wholly from the clone or
+    /// the base, and a flush, need nothing more.
+    fn wants_post(&self, io: &Io, _: &Verdict, state: u64) -> bool {
+        match io.op {
+            Op::Write => true,
+            Op::Read => state & MIXED != 0,
+            _ => false,
+        }
+    }
+
     fn report(&mut self) {
         let c = self.counts;
         (self.say)(format_args!("reads: {} from the clone, {} from the base, {} mixed; {} map blocks written", c.own, c.base, c.mixed, self.changes.written));
