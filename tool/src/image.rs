@@ -262,7 +262,10 @@ pub fn build_from(
         }
 
         // A PD with a parent can be restarted: keep pristine copies of its
-        // writable segments and zero its stack and IPC buffer.
+        // writable segments and zero its stack and IPC buffer. A segment's
+        // zero tail (its `.bss`, a filter's large static buffers) is neither
+        // stored in the image nor copied: it loads as zeroes and a restart
+        // zeroes it.
         let restore_first = restore.len() as u32;
         if pd.parent.is_some() {
             for (start, bytes, seg) in &frames {
@@ -270,9 +273,15 @@ pub fn build_from(
                     continue;
                 }
                 let dst = mappings.iter().find(|m| m.vaddr == *start).expect("segment mapped").paddr;
-                let src = phys.alloc(bytes.len() as u64, PAGE).ok_or_else(|| oom("a pristine copy"))?;
-                chunks.push(Chunk { paddr: src, data: bytes.clone(), memsz: bytes.len() as u64 });
-                restore.push(RestoreOp { kind: RESTORE_COPY, _reserved: 0, dst_paddr: dst, src_paddr: src, len: bytes.len() as u64 });
+                let kept = without_zero_tail(bytes).len() as u64;
+                if kept > 0 {
+                    let src = phys.alloc(kept, PAGE).ok_or_else(|| oom("a pristine copy"))?;
+                    chunks.push(Chunk { paddr: src, data: bytes[..kept as usize].to_vec(), memsz: kept });
+                    restore.push(RestoreOp { kind: RESTORE_COPY, _reserved: 0, dst_paddr: dst, src_paddr: src, len: kept });
+                }
+                if kept < bytes.len() as u64 {
+                    restore.push(RestoreOp { kind: RESTORE_ZERO, _reserved: 0, dst_paddr: dst + kept, src_paddr: 0, len: bytes.len() as u64 - kept });
+                }
             }
             for (dst, len) in [(stack_paddr, pd.stack_size), (ipc_paddr, PAGE)] {
                 restore.push(RestoreOp { kind: RESTORE_ZERO, _reserved: 0, dst_paddr: dst, src_paddr: 0, len });
@@ -280,7 +289,9 @@ pub fn build_from(
         }
         for (start, bytes, _) in frames {
             let paddr = mappings.iter().find(|m| m.vaddr == start).expect("segment mapped").paddr;
-            chunks.push(Chunk { paddr, memsz: bytes.len() as u64, data: bytes });
+            let memsz = bytes.len() as u64;
+            let kept = without_zero_tail(&bytes).len();
+            chunks.push(Chunk { paddr, memsz, data: bytes[..kept].to_vec() });
         }
 
         let mut desc = PdDesc::empty();
@@ -458,4 +469,10 @@ pub fn find_program(name: &str, base_dir: &Path, search_path: &[PathBuf]) -> Opt
         .chain(search_path.iter().cloned())
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
+}
+
+/// `bytes` without its run of trailing zeroes.
+fn without_zero_tail(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &bytes[..end]
 }

@@ -116,11 +116,13 @@ fn spec_describes_pds_channels_irqs_and_children() {
     assert_eq!(server.children[3], 2);
     assert_eq!((child.parent, child.id_in_parent), (1, 3));
     assert_eq!(client.parent, NO_PD);
-    // Only the child can be restarted: its data segment, stack and IPC buffer.
+    // Only the child can be restarted: its data segment (copied up to its
+    // zero tail, which is zeroed), stack and IPC buffer.
     assert_eq!(spec.restore_ops(client).len(), 0);
     let ops = spec.restore_ops(child);
-    assert_eq!(ops.iter().map(|o| o.kind).collect::<Vec<_>>(), [RESTORE_COPY, RESTORE_ZERO, RESTORE_ZERO]);
-    assert_eq!(mem.bytes(ops[0].src_paddr, 0x80)[0x50..0x58], 0x1122_3344_5566_7788u64.to_le_bytes());
+    assert_eq!(ops.iter().map(|o| o.kind).collect::<Vec<_>>(), [RESTORE_COPY, RESTORE_ZERO, RESTORE_ZERO, RESTORE_ZERO]);
+    assert_eq!(mem.bytes(ops[0].src_paddr, 0x58)[0x50..0x58], 0x1122_3344_5566_7788u64.to_le_bytes());
+    assert_eq!((ops[0].len, ops[1].dst_paddr, (ops[0].len + ops[1].len) % 4096), (0x58, ops[0].dst_paddr + 0x58, 0), "the copy stops at the zero tail, which is zeroed to the page's end");
     // The kernel finds the spec through its patched variable.
     assert_eq!(mem.u64(KERNEL_PADDR + 0x1000), built.spec_paddr);
     assert_eq!(ElfImage::parse(&built.elf).unwrap().entry, KERNEL_PADDR);
@@ -279,4 +281,22 @@ fn a_bytes_setvar_symbol_missing_from_the_program_is_refused() {
     let errors = build(&with_bytes_setvar("01"), program()).err().expect("refused");
     let errors: Vec<_> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(errors, ["error: symbol 'cfg' not found in program image 'prog' at test.xml:10:9"]);
+}
+
+#[test]
+fn a_large_bss_is_neither_stored_in_the_image_nor_in_a_pristine_copy() {
+    // 8 MiB of zeroes after the data (a filter's static buffers): the
+    // image holds the data once, and a restart copies it and zeroes the rest.
+    let mut prog = program();
+    prog.segments[1].memsz = 8 << 20;
+    let (_, built) = build(SYSTEM, prog).unwrap();
+    assert!(built.elf.len() < 1 << 20, "the image is {} bytes", built.elf.len());
+    let mem = Memory::of(&built);
+    let spec_bytes = spec_of(&mem, &built);
+    let spec = Spec::parse(&spec_bytes).unwrap();
+    let ops = spec.restore_ops(&spec.pds[2]);
+    assert_eq!((ops[0].kind, ops[0].len), (RESTORE_COPY, 0x58));
+    assert_eq!((ops[1].kind, ops[1].dst_paddr, ops[0].len + ops[1].len), (RESTORE_ZERO, ops[0].dst_paddr + 0x58, 8 << 20));
+    let (pa, _) = mem.translate(spec.pds[2].ttbr0, 0x20_1000 + (8 << 20) - 8).unwrap();
+    assert_eq!(mem.bytes(pa, 8), [0; 8], "the tail loads as zeroes");
 }
