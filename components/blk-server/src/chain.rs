@@ -1080,6 +1080,9 @@ impl<'a> Server<'a> {
             let parent = &self.table.slots[s as usize % MAX_SLOTS];
             let want = parent.want;
             let (op, count, data_client) = (parent.op, parent.count, parent.data_client);
+            // The client the filters saw it come from (a setup step's or
+            // side I/O's is `SETUP_CLIENT`).
+            let seen = (parent.head >> 16) as u8;
             let (d, p) = (want.disk as usize % self.disks.len().max(1), want.position as usize);
             if want.kind == WantKind::SideIo {
                 let Some(chain) = self.disks[d].chain.as_mut() else {
@@ -1121,7 +1124,7 @@ impl<'a> Server<'a> {
                 Buffer::Bounce { filter, offset } => (data_client, filter, offset),
             };
             // (The linked chain's filters see the client it came from.)
-            child.head = (op.raw() as u64) << 8 | u64::from(child.data_client) << 16 | u64::from(count) << 32;
+            child.head = (op.raw() as u64) << 8 | u64::from(seen) << 16 | u64::from(count) << 32;
             chain.push_down(c, op, 0);
         }
     }

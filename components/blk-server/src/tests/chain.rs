@@ -190,6 +190,8 @@ impl Upcalls for ModelUpcalls {
 pub struct ChainHarness {
     pub server: Server<'static>,
     pub driver: Responder<'static>,
+    /// The driver's end of the second disk's ring (`chain_harness_linked`).
+    pub linked: Option<Responder<'static>>,
     pub clients: StdVec<Requester<'static>>,
     pub up: ModelUpcalls,
     pub events: StdVec<Event>,
@@ -215,11 +217,42 @@ pub fn chain_harness_with_setup(capacities: &[u32], chain: &[Spec], driver_capac
 /// As `chain_harness_with_setup`, client c attaching at the filter at
 /// position `entries[c]` (0 if not listed).
 pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], driver_capacity: u32, decide: Decide, setup: Option<SetupFn>) -> ChainHarness {
+    chain_harness_linked(capacities, entries, chain, None, driver_capacity, decide, setup)
+}
+
+/// A second disk the server drives (configuration disk 1, no clients of
+/// its own): `blocks` blocks behind its own driver ring (`ChainHarness::
+/// linked`), its chain `chain` (filters `n .. n + chain.len()` of the
+/// server, after the first disk's `n`), and per filter of the first disk
+/// whether its link 0 names it.
+pub struct LinkedDisk<'s> {
+    pub chain: &'s [Spec],
+    pub blocks: u64,
+    pub links: &'s [bool],
+}
+
+/// As `chain_harness_at`, with a second disk `linked` if given. Lends as
+/// for one disk, by the server's filter numbers: the bounce buffer of
+/// filter q is lend `clients + q`; a filter of the second disk is lent
+/// every client's region and the bounce buffers of every filter of the
+/// first disk (a redirected request's data may be there) and of those
+/// above it in its own chain.
+pub fn chain_harness_linked(
+    capacities: &[u32],
+    entries: &[u32],
+    chain: &[Spec],
+    linked: Option<LinkedDisk<'_>>,
+    driver_capacity: u32,
+    decide: Decide,
+    setup: Option<SetupFn>,
+) -> ChainHarness {
     let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
     config.magic = MAGIC;
-    config.disk_count = 1;
+    config.disk_count = 1 + u32::from(linked.is_some());
     config.client_count = capacities.len() as u32;
-    config.filter_count = chain.len() as u32;
+    let second = linked.as_ref().map_or(&[][..], |l| l.chain);
+    let n0 = chain.len();
+    config.filter_count = (n0 + second.len()) as u32;
     let dlayout = QueueLayout::new(driver_capacity).unwrap();
     config.disks[0] = ServerDisk {
         queue: QueueRegion { vaddr: 0, size: dlayout.size() as u64, capacity: driver_capacity, channel: 40 },
@@ -248,27 +281,50 @@ pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], dri
         ends.push(Requester::new(q, layout).unwrap());
         client_data.push(Shared::from_words(words(DATA_SIZE as usize)));
     }
+    let mut linked_end = None;
+    if let Some(l) = &linked {
+        let layout = QueueLayout::new(driver_capacity).unwrap();
+        config.disks[1] = ServerDisk {
+            queue: QueueRegion { vaddr: 0, size: layout.size() as u64, capacity: driver_capacity, channel: 41 },
+            probe: DmaRegion { vaddr: 0, paddr: 0x5080_0000, size: 4096 },
+            name: name_field("disk1"),
+        };
+        let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
+        regions.disk_queues[1] = Some(q);
+        regions.probes[1] = Some(Shared::from_words(words(4096)));
+        let mut end = Responder::new(q, layout).unwrap();
+        end.info.publish(&StorageInfo::new(l.blocks, false, driver_capacity));
+        linked_end = Some(end);
+    }
+    let all: StdVec<Spec> = chain.iter().chain(second).copied().collect();
     let mut pages = StdVec::new();
     let mut bounces = StdVec::new();
-    for (p, spec) in chain.iter().enumerate() {
+    for (p, spec) in all.iter().enumerate() {
+        let (disk, position) = if p < n0 { (0, p) } else { (1, p - n0) };
         let mut lend_client = [NO_LEND; blk::config::MAX_CLIENTS];
         let mut lend_bounce = [NO_LEND; blk::config::MAX_FILTERS];
         if spec.rights != 0 {
             for (c, l) in lend_client.iter_mut().enumerate().take(capacities.len()) {
                 *l = c as u8;
             }
-            for (q, l) in lend_bounce.iter_mut().enumerate().take(p) {
-                if chain[q].bounce {
-                    *l = (capacities.len() + q) as u8;
+            // (Above it: the filters before it in its chain, and for the
+            // second disk's, every filter of the first.)
+            for q in 0..p {
+                if all[q].bounce {
+                    lend_bounce[q] = (capacities.len() + q) as u8;
                 }
             }
+        }
+        let mut links = [blk::config::NO_LINK; blk::config::MAX_LINKS];
+        if linked.as_ref().is_some_and(|l| p < n0 && l.links.get(p).copied().unwrap_or(false)) {
+            links[0] = 1;
         }
         config.filters[p] = ServerFilter {
             name: name_field(&format!("f{p}")),
             calls: QueueRegion { vaddr: 0, size: 4096, capacity: 0, channel: 20 + p as u32 },
             bounce: DmaRegion { vaddr: 0, paddr: bounce_paddr(p), size: if spec.bounce { BOUNCE_SIZE } else { 0 } },
-            disk: 0,
-            position: p as u32,
+            disk,
+            position: position as u32,
             channel: 20 + p as u32,
             child: p as u32,
             hooks: spec.hooks,
@@ -277,7 +333,7 @@ pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], dri
             restart: 1,
             lend_client,
             lend_bounce,
-            links: [blk::config::NO_LINK; blk::config::MAX_LINKS],
+            links,
         };
         let page = page();
         regions.filter_calls[p] = Some(page);
@@ -296,13 +352,13 @@ pub fn chain_harness_at(capacities: &[u32], entries: &[u32], chain: &[Spec], dri
         calls: calls.clone(),
         stop: StdVec::new(),
         clients: capacities.len(),
-        chain: (0..chain.len()).collect(),
+        chain: (0..all.len()).collect(),
         setup,
         setups: StdVec::new(),
         state: Rc::new(Cell::new(None)),
         no_post: Rc::new(Cell::new(false)),
     };
-    let mut h = ChainHarness { server, driver, clients: ends, up, events: StdVec::new(), calls, memory };
+    let mut h = ChainHarness { server, driver, linked: linked_end, clients: ends, up, events: StdVec::new(), calls, memory };
     h.run();
     h
 }
