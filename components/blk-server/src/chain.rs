@@ -517,8 +517,9 @@ impl Chain {
 
     /// Slot `s` goes up from just above position `below` (the filters at
     /// positions under `below` are done with it): to the nearest filter
-    /// above that wants its post-op and is not above its `entry` level,
-    /// else to be answered.
+    /// above that wants its post-op and is among its `posts` (`Slot::posts`:
+    /// not above where it entered, not one that said `NO_POST`), else to be
+    /// answered.
     #[inline(always)]
     pub(crate) fn push_up(&mut self, s: u8, op: Op, below: usize, posts: u8) {
         let above = u32::from(self.post_at[op.raw() as usize % 8]) & ((1u32 << below.min(8)) - 1) & u32::from(posts);
