@@ -1314,22 +1314,7 @@ impl Model {
                 prop_assert_eq!(Some(done), seen, "filter {}'s post-op of {:?}, called again, sees the same result from below", q, r.request);
             }
             _ => {
-                // Waiting for a side I/O: the filter was stopped meanwhile
-                // and failed it without calling it again.
-                if let Stage::Side { .. } = self.reqs[id].stage {
-                    self.side_skipped(id)?;
-                }
-                // Its redirect is back: it goes up from below the filter.
-                if let Stage::Redirect { .. } = self.reqs[id].stage {
-                    self.redirect_back(id)?;
-                }
-                // A pre-op it never had: it failed there (a stopped filter).
-                if let Stage::Down { from } = self.reqs[id].stage {
-                    match self.next_pre(self.reqs[id].disk, self.reqs[id].op, from) {
-                        Some(p) => self.skip(id, p)?,
-                        None => prop_assert!(false, "{:?} had a post-op at filter {} without reaching the driver", self.reqs[id].request, q),
-                    }
-                }
+                self.past_stopped(id, Some(q))?;
                 let (status, count) = loop {
                     let r = &self.reqs[id];
                     let Stage::Up { below, status, count } = r.stage else {
@@ -1634,9 +1619,12 @@ impl Model {
         Ok(())
     }
 
-    /// What request `id` must be answered with once it went past every
-    /// filter still due (which must all have been stopped).
-    fn finish(&mut self, id: usize) -> Result<(Status, u32), TestCaseError> {
+    /// Request `id` is seen again going up (at filter `post`'s post-op, or
+    /// answered): bring its model there past what a stopped filter did to
+    /// it. Waiting for a side I/O, the filter was stopped meanwhile and
+    /// failed it without calling it again; its redirect is back, it goes up
+    /// from below the filter; a pre-op it never had, it failed there.
+    fn past_stopped(&mut self, id: usize, post: Option<usize>) -> Result<(), TestCaseError> {
         if let Stage::Side { .. } = self.reqs[id].stage {
             self.side_skipped(id)?;
         }
@@ -1644,11 +1632,19 @@ impl Model {
             self.redirect_back(id)?;
         }
         if let Stage::Down { from } = self.reqs[id].stage {
-            match self.next_pre(self.reqs[id].disk, self.reqs[id].op, from) {
-                Some(p) => self.skip(id, p)?,
-                None => prop_assert!(false, "{:?} was answered without reaching the driver", self.reqs[id].request),
+            match (self.next_pre(self.reqs[id].disk, self.reqs[id].op, from), post) {
+                (Some(p), _) => self.skip(id, p)?,
+                (None, Some(q)) => prop_assert!(false, "{:?} had a post-op at filter {} without reaching the driver", self.reqs[id].request, q),
+                (None, None) => prop_assert!(false, "{:?} was answered without reaching the driver", self.reqs[id].request),
             }
         }
+        Ok(())
+    }
+
+    /// What request `id` must be answered with once it went past every
+    /// filter still due (which must all have been stopped).
+    fn finish(&mut self, id: usize) -> Result<(Status, u32), TestCaseError> {
+        self.past_stopped(id, None)?;
         loop {
             let r = &self.reqs[id];
             let Stage::Up { below, status, count } = r.stage else {
