@@ -267,31 +267,28 @@ pub fn build_from(
         // stored in the image nor copied: it loads as zeroes and a restart
         // zeroes it.
         let restore_first = restore.len() as u32;
-        if pd.parent.is_some() {
-            for (start, bytes, seg) in &frames {
-                if !seg.write {
-                    continue;
-                }
-                let dst = mappings.iter().find(|m| m.vaddr == *start).expect("segment mapped").paddr;
-                let kept = without_zero_tail(bytes).len() as u64;
+        let restartable = pd.parent.is_some();
+        for (start, bytes, seg) in frames {
+            let paddr = mappings.iter().find(|m| m.vaddr == start).expect("segment mapped").paddr;
+            let (len, kept) = (bytes.len() as u64, without_zero_tail(&bytes).len() as u64);
+            if restartable && seg.write {
                 if kept > 0 {
                     let src = phys.alloc(kept, PAGE).ok_or_else(|| oom("a pristine copy"))?;
                     chunks.push(Chunk { paddr: src, data: bytes[..kept as usize].to_vec(), memsz: kept });
-                    restore.push(RestoreOp { kind: RESTORE_COPY, _reserved: 0, dst_paddr: dst, src_paddr: src, len: kept });
+                    restore.push(RestoreOp { kind: RESTORE_COPY, _reserved: 0, dst_paddr: paddr, src_paddr: src, len: kept });
                 }
-                if kept < bytes.len() as u64 {
-                    restore.push(RestoreOp { kind: RESTORE_ZERO, _reserved: 0, dst_paddr: dst + kept, src_paddr: 0, len: bytes.len() as u64 - kept });
+                if kept < len {
+                    restore.push(RestoreOp { kind: RESTORE_ZERO, _reserved: 0, dst_paddr: paddr + kept, src_paddr: 0, len: len - kept });
                 }
             }
+            let mut data = bytes;
+            data.truncate(kept as usize);
+            chunks.push(Chunk { paddr, memsz: len, data });
+        }
+        if restartable {
             for (dst, len) in [(stack_paddr, pd.stack_size), (ipc_paddr, PAGE)] {
                 restore.push(RestoreOp { kind: RESTORE_ZERO, _reserved: 0, dst_paddr: dst, src_paddr: 0, len });
             }
-        }
-        for (start, bytes, _) in frames {
-            let paddr = mappings.iter().find(|m| m.vaddr == start).expect("segment mapped").paddr;
-            let memsz = bytes.len() as u64;
-            let kept = without_zero_tail(&bytes).len();
-            chunks.push(Chunk { paddr, memsz, data: bytes[..kept].to_vec() });
         }
 
         let mut desc = PdDesc::empty();
