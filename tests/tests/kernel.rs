@@ -133,6 +133,13 @@ fn device_interrupts_arrive_as_notifications_and_ack_re_enables_them() {
     ]);
 }
 
+/// The runtime's hand-written memcpy, memmove and memset
+/// (crates/microkit/src/mem.rs), against byte loops.
+#[test]
+fn the_runtime_copies_and_fills_every_length_at_every_alignment() {
+    run().expect_prefix("mem_check: memcpy, memmove and memset agree with byte loops in ");
+}
+
 #[test]
 fn the_system_finishes_after_all_of_that() {
     run().expect_line("checker: every kernel test reported, powering off");

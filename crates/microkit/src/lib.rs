@@ -31,6 +31,8 @@ mod deferred;
 mod grant;
 mod handler;
 mod ipc_buffer;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod mem;
 mod runtime;
 pub mod syscall;
 pub mod time;

@@ -5,8 +5,8 @@
 
 use microkit::{debug_println, protection_domain, ChannelSet, Handler, Infallible};
 
-/// faults_parent, errors, fpu_a, spinner_a, spinner_b, irq_rtc.
-const ALL: u64 = 0b11_1111;
+/// faults_parent, errors, fpu_a, spinner_a, spinner_b, irq_rtc, mem_check.
+const ALL: u64 = 0b111_1111;
 
 #[protection_domain]
 fn init() -> Checker {

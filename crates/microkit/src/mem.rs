@@ -1,0 +1,160 @@
+//! `memcpy`, `memmove` and `memset` for protection domains.
+//!
+//! Rust's own (`compiler_builtins`, linked weak) move a word per load and
+//! store at best: a 4 KiB copy costs about 2,070 instructions and a 4 KiB
+//! fill about 1,560 on QEMU's cortex-a53, which was a tenth of a request
+//! in `filter_crypt` (the copy of a write's ciphertext into its bounce
+//! page, the wipe of a read's plaintext). These move 64 bytes per loop
+//! with paired loads and stores of general registers: about 780 and 450.
+//!
+//! - General registers only: a PD that does not use FP/SIMD keeps not
+//!   using it (the kernel switches FP state lazily, on a trap).
+//! - No alignment is required: the kernel runs EL0 with alignment checks
+//!   off (SCTLR_EL1.A clear), where unaligned loads and stores of Normal
+//!   memory (all of a PD's memory but device registers, which are reached
+//!   one volatile access at a time) are architectural.
+//! - Tails: eight bytes, then one byte, at a time.
+
+// SAFETY (for the three functions): they are the C functions, with the C
+// contracts the compiler relies on when it calls them: `dst` and `src`
+// valid for `n` bytes; for `memcpy` the ranges do not overlap, `memmove`
+// allows it. Each touches exactly `[dst, dst + n)` (and reads `[src, src +
+// n)`), uses only the caller-saved registers x0-x11 and the flags, and
+// returns `dst` in x0. Being naked, they have no prologue.
+
+/// Copies `n` bytes from `src` to `dst` (the ranges do not overlap).
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    core::arch::naked_asm!(
+        "mov x3, x0",
+        // 64 bytes a round while at least 64 are left (x2 counts down
+        // from n - 64; a borrow ends it).
+        "subs x2, x2, #64",
+        "b.lo 2f",
+        "1:",
+        "ldp x4, x5, [x1]",
+        "ldp x6, x7, [x1, #16]",
+        "ldp x8, x9, [x1, #32]",
+        "ldp x10, x11, [x1, #48]",
+        "add x1, x1, #64",
+        "stp x4, x5, [x3]",
+        "stp x6, x7, [x3, #16]",
+        "stp x8, x9, [x3, #32]",
+        "stp x10, x11, [x3, #48]",
+        "add x3, x3, #64",
+        "subs x2, x2, #64",
+        "b.hs 1b",
+        "2:",
+        "adds x2, x2, #64",
+        "b.eq 5f",
+        "3:",
+        "cmp x2, #8",
+        "b.lo 4f",
+        "ldr x4, [x1], #8",
+        "str x4, [x3], #8",
+        "sub x2, x2, #8",
+        "b 3b",
+        "4:",
+        "cbz x2, 5f",
+        "ldrb w4, [x1], #1",
+        "strb w4, [x3], #1",
+        "sub x2, x2, #1",
+        "b 4b",
+        "5:",
+        "ret",
+    )
+}
+
+/// Copies `n` bytes from `src` to `dst`; the ranges may overlap.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    core::arch::naked_asm!(
+        // Forwards is right unless dst lies inside (src, src + n): then
+        // the unsigned distance dst - src is below n.
+        "sub x3, x0, x1",
+        "cmp x3, x2",
+        "b.hs {memcpy}",
+        // Backwards from the ends; each round loads all its bytes before
+        // it stores any, so the overlap is read before it is overwritten.
+        "add x1, x1, x2",
+        "add x3, x0, x2",
+        "subs x2, x2, #64",
+        "b.lo 2f",
+        "1:",
+        "ldp x4, x5, [x1, #-16]",
+        "ldp x6, x7, [x1, #-32]",
+        "ldp x8, x9, [x1, #-48]",
+        "ldp x10, x11, [x1, #-64]",
+        "sub x1, x1, #64",
+        "stp x4, x5, [x3, #-16]",
+        "stp x6, x7, [x3, #-32]",
+        "stp x8, x9, [x3, #-48]",
+        "stp x10, x11, [x3, #-64]",
+        "sub x3, x3, #64",
+        "subs x2, x2, #64",
+        "b.hs 1b",
+        "2:",
+        "adds x2, x2, #64",
+        "b.eq 5f",
+        "3:",
+        "cmp x2, #8",
+        "b.lo 4f",
+        "ldr x4, [x1, #-8]!",
+        "str x4, [x3, #-8]!",
+        "sub x2, x2, #8",
+        "b 3b",
+        "4:",
+        "cbz x2, 5f",
+        "ldrb w4, [x1, #-1]!",
+        "strb w4, [x3, #-1]!",
+        "sub x2, x2, #1",
+        "b 4b",
+        "5:",
+        "ret",
+        memcpy = sym memcpy,
+    )
+}
+
+/// Sets `n` bytes at `dst` to the low byte of `c`.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    core::arch::naked_asm!(
+        // The byte in all eight lanes of x1.
+        "and x1, x1, #0xff",
+        "mov x4, #0x0101010101010101",
+        "mul x1, x1, x4",
+        "mov x3, x0",
+        "subs x2, x2, #64",
+        "b.lo 2f",
+        "1:",
+        "stp x1, x1, [x3]",
+        "stp x1, x1, [x3, #16]",
+        "stp x1, x1, [x3, #32]",
+        "stp x1, x1, [x3, #48]",
+        "add x3, x3, #64",
+        "subs x2, x2, #64",
+        "b.hs 1b",
+        "2:",
+        "adds x2, x2, #64",
+        "b.eq 5f",
+        "3:",
+        "cmp x2, #8",
+        "b.lo 4f",
+        "str x1, [x3], #8",
+        "sub x2, x2, #8",
+        "b 3b",
+        "4:",
+        "cbz x2, 5f",
+        "strb w1, [x3], #1",
+        "sub x2, x2, #1",
+        "b 4b",
+        "5:",
+        "ret",
+    )
+}
