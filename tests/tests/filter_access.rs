@@ -54,6 +54,33 @@ fn a_client_attached_at_a_filter_is_seen_by_it_and_below_and_never_by_the_filter
     assert_eq!(stamp::check("disk0", 0, 1, block), Ok(()), "probe0's stamp in block 0");
 }
 
+/// The same system with probe0 declared `read_only="true"`: the server
+/// answers its write `invalid request` before tap0 or the disk sees it;
+/// its read passes tap0 as before.
+#[test]
+fn a_read_only_client_attached_at_a_filter_has_its_write_refused_before_the_filter() {
+    let xml = std::fs::read_to_string(e2e::root().join(SYSTEM)).unwrap();
+    let attach = r#"<block_client disk="disk0" at="tap0" "#;
+    assert!(xml.contains(attach));
+    let dir = e2e::root().join("build/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let system = dir.join("filter-access-read-only.xml");
+    std::fs::write(&system, xml.replace(attach, r#"<block_client disk="disk0" at="tap0" read_only="true" "#)).unwrap();
+    let disks = Disks::fresh();
+    let before = disks.read(0);
+    let run = boot_to_completion_on(&build_image(system.to_str().unwrap(), false), &disks, &[], TIMEOUT);
+    let console = run.transcript();
+    assert_eq!(run.lines_of("probe0"), ["write of block 0 of disk0: invalid request", "read of block 0 of disk0: ok"], "{console}");
+    let stats: Vec<String> =
+        run.lines_of("blk_server").into_iter().filter(|l| l.starts_with("disk0 filter tap0")).filter_map(without_upcalls).collect();
+    assert_eq!(
+        stats,
+        ["disk0 filter tap0: .. 514 pre-ops, 514 post-ops; verdicts: 1028 continue, 0 substitute, 0 complete, 0 fail; 0 errors; 2101248 bytes"],
+        "verify0's requests and probe0's read only\n{console}"
+    );
+    assert_eq!(disks.read(0)[..BLOCK], before[..BLOCK], "block 0 is as it was");
+}
+
 #[test]
 fn the_verifier_shows_where_each_client_enters_and_refuses_the_upper_filter_as_mediator_of_the_lower_client() {
     let xml = std::fs::read_to_string(e2e::root().join(SYSTEM)).unwrap();

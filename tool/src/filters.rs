@@ -58,6 +58,7 @@ impl Programs {
             ops: m.ops,
             params: Some(m.params.iter().map(|p| p.to_string()).collect()),
             bounce: m.bounce,
+            caches: m.caches,
         }))
     }
 }
@@ -83,12 +84,14 @@ pub struct Declared {
     /// The params it takes; `None`: unknown (program not found).
     pub params: Option<Vec<String>>,
     pub bounce: u64,
+    /// It keeps copies of blocks from below (see `Manifest::caches`).
+    pub caches: bool,
 }
 
 impl Declared {
     /// What is assumed of a program not found.
     pub fn unknown() -> Declared {
-        Declared { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: 0xff, params: None, bounce: 0 }
+        Declared { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: 0xff, params: None, bounce: 0, caches: false }
     }
 }
 

@@ -320,7 +320,12 @@ fn check_image(sd: &sdf::SystemDescription, image: &std::path::Path, kernel: &st
 /// filter programs from `search_path`) and validate the result.
 fn parse_expanded(path: &std::path::Path, search_path: &[PathBuf]) -> Result<sdf::SystemDescription, Vec<sdf::Error>> {
     let sd = sdf::parse_file(path)?;
-    storage::expand_validated_with(&sd, &Programs::for_system(&sd, search_path))
+    let programs = Programs::for_system(&sd, search_path);
+    let expanded = storage::expand_validated_with(&sd, &programs)?;
+    for w in storage::warnings(&sd, &programs) {
+        errln!("warning: {} at {}:{}:{}", w.message, w.file, w.line, w.col);
+    }
+    Ok(expanded)
 }
 
 fn fail(errors: &[sdf::Error]) -> ExitCode {

@@ -224,6 +224,35 @@ pub fn expand_validated_with(sd: &SystemDescription, programs: &Programs) -> Res
     Ok(expanded)
 }
 
+/// Declarations that build and run but most likely do not do what their
+/// writer meant, as positioned messages (printed as warnings): a client
+/// that may write, attached below a filter that caches (its manifest says
+/// `caches=yes`), whose writes that filter never sees, so it would go on
+/// answering the blocks they change with their old data.
+pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
+    let mut out = Vec::new();
+    for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {
+        let Some(disk) = sd.disks.get(client.disk) else { continue };
+        let above = &disk.filters[..client.entry().min(disk.filters.len())];
+        for cache in above.iter().filter(|f| programs.manifest(&f.program).is_ok_and(|m| m.is_some_and(|m| m.caches))) {
+            let at = &disk.filters[client.entry()].name;
+            out.push(Error {
+                file: sd.file.clone(),
+                line: client.pos.line,
+                col: client.pos.col,
+                message: format!(
+                    "block_client of protection domain '{}' attaches at '{at}', below '{}', which caches blocks \
+                     of disk '{}': '{}' never sees this client's writes and would go on answering the blocks \
+                     they change with the old data; declare the client read_only=\"true\" or attach it at or \
+                     above '{}'",
+                    pd.name, cache.name, disk.name, cache.name, cache.name
+                ),
+            });
+        }
+    }
+    out
+}
+
 struct Errors<'a> {
     file: &'a str,
     list: Vec<Error>,
@@ -254,6 +283,8 @@ struct Client {
     /// The position in its disk's chain of the filter it attaches at
     /// (`at`): its requests enter the chain there. 0: the top.
     entry: usize,
+    /// `read_only`: the server refuses its writes.
+    read_only: bool,
     partition: Option<u8>,
     data_size: u64,
     capacity: u32,
@@ -408,6 +439,7 @@ impl Plan {
                 name: decl.name.clone(),
                 disk: client.disk,
                 entry: client.entry(),
+                read_only: client.read_only,
                 partition: client.partition,
                 data_size: client.data_size,
                 capacity: client.queue_capacity,
@@ -740,7 +772,7 @@ impl Expansion<'_> {
                         partition: u32::from(client.partition.unwrap_or(0)),
                         name: config::name_field(&client.name),
                         entry: client.entry as u32,
-                        _reserved: 0,
+                        flags: if client.read_only { config::CLIENT_READ_ONLY } else { 0 },
                     };
                     server_config.client_count = c as u32 + 1;
                 }

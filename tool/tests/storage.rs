@@ -339,7 +339,7 @@ fn the_server_config_describes_its_disks_and_clients() {
         partition: 0,
         name: name_field("app"),
         entry: 0,
-        _reserved: 0,
+        flags: 0,
     };
     want.clients[1] = ServerClient {
         queue: QueueRegion { vaddr: 0x42_0010_0000, size: 0x1000, capacity: 64, channel: 1 },
@@ -348,7 +348,7 @@ fn the_server_config_describes_its_disks_and_clients() {
         partition: 1,
         name: name_field("part"),
         entry: 0,
-        _reserved: 0,
+        flags: 0,
     };
     assert_eq!(config, want);
     assert_eq!(pd(&sd, "blk_server").setvars[0].pos, APP, "the server comes from the first client it serves");

@@ -123,6 +123,8 @@ pub struct Client<'a> {
     disk: usize,
     /// The chain level its requests enter at (0: the top).
     entry: u8,
+    /// Declared `read_only`: its writes are refused, whatever its disk.
+    read_only: bool,
     partition: u32,
     data_paddr: u64,
     data_size: u64,
@@ -328,6 +330,7 @@ impl<'a> Server<'a> {
                 queue,
                 disk,
                 entry: client.entry.min(MAX_CHAIN as u32) as u8,
+                read_only: client.flags & blk::config::CLIENT_READ_ONLY != 0,
                 partition: client.partition,
                 data_paddr: client.data.paddr,
                 data_size: client.data.size,
@@ -565,7 +568,7 @@ impl<'a> Server<'a> {
             // A client whose partition is unusable sees an empty disk.
             let (first, blocks) = range.unwrap_or((0, 0));
             client.range = Some((first, blocks));
-            client.info = StorageInfo::new(blocks, read_only, client.capacity).with_serial(client.name.as_bytes());
+            client.info = StorageInfo::new(blocks, read_only || client.read_only, client.capacity).with_serial(client.name.as_bytes());
             client.queue.info.publish(&client.info);
             log(Event::ClientReady { client: c, first_block: first, blocks });
             wake.clients |= 1 << c;

@@ -40,6 +40,11 @@ fn harness(clients: &[Client], driver_capacity: u32) -> Harness {
 /// The clients' disk comes after `others` disks the server does not drive
 /// (each has a direct client: the configuration names it, nothing more).
 fn harness_after(others: usize, clients: &[Client], driver_capacity: u32) -> Harness {
+    harness_with_flags(others, clients, driver_capacity, &[])
+}
+
+/// As `harness_after`, client `i` with `flags[i]` ([`ServerClient::flags`]).
+fn harness_with_flags(others: usize, clients: &[Client], driver_capacity: u32, flags: &[u32]) -> Harness {
     let config: &'static mut ServerConfig = Box::leak(Box::new(ServerConfig::UNSET));
     config.magic = MAGIC;
     config.disk_count = others as u32 + 1;
@@ -69,7 +74,7 @@ fn harness_after(others: usize, clients: &[Client], driver_capacity: u32) -> Har
             partition: c.partition,
             name: name_field(&format!("client{i}")),
             entry: 0,
-            _reserved: 0,
+            flags: flags.get(i).copied().unwrap_or(0),
         };
         let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
         regions.client_queues[i] = Some(q);
@@ -325,6 +330,32 @@ fn bad_requests_are_refused_and_never_reach_the_driver() {
     h.complete(&fwd, Status::Ok);
     h.run();
     assert_eq!(h.responses(0), [Response::new(9, Status::Ok, 1)]);
+}
+
+#[test]
+fn a_read_only_client_reads_and_flushes_but_its_writes_are_refused_before_the_driver() {
+    let clients = [Client { partition: 0, capacity: 8 }, Client { partition: 0, capacity: 8 }];
+    let mut h = harness_with_flags(0, &clients, 8, &[blk::config::CLIENT_READ_ONLY, 0]);
+    h.run();
+    assert!(h.clients[0].info.get().unwrap().is_read_only(), "its storage info says read-only");
+    assert!(!h.clients[1].info.get().unwrap().is_read_only(), "the other client's does not");
+    h.push(0, Request::new(1, Op::Write, 5, 1, 0));
+    h.push(0, Request::new(2, Op::Read, 5, 1, 0));
+    h.push(1, Request::new(3, Op::Write, 5, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    let ops: StdVec<_> = fwd.iter().map(|r| (r.op(), r.tag)).collect();
+    assert_eq!(ops, [(Ok(Op::Read), 0), (Ok(Op::Write), 1)], "the read-only client's write never reaches the driver");
+    h.complete(&fwd, Status::Ok);
+    h.push(0, Request::ordering(4, Op::Flush));
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    let mut got = h.responses(0);
+    got.sort_by_key(|r| r.id);
+    assert_eq!(got, [Response::new(1, Status::InvalidRequest, 0), Response::new(2, Status::Ok, 1), Response::new(4, Status::Ok, 0)]);
+    assert_eq!(h.responses(1), [Response::new(3, Status::Ok, 1)]);
 }
 
 #[test]

@@ -133,8 +133,14 @@ pub struct ServerClient {
     /// requests enter the chain there: the filters above never see them);
     /// 0 = the top.
     pub entry: u32,
-    pub _reserved: u32,
+    /// [`CLIENT_READ_ONLY`].
+    pub flags: u32,
 }
+
+/// [`ServerClient::flags`]: the server refuses the client's writes
+/// (`read_only="true"` on its `<block_client>`); its storage info says
+/// read-only.
+pub const CLIENT_READ_ONLY: u32 = 1;
 
 /// A filter as the server sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -304,7 +310,7 @@ impl ServerConfig {
         client_count: 0,
         filter_count: 0,
         disks: [ServerDisk { queue: ZERO_QUEUE, probe: ZERO_DMA, name: [0; 32] }; MAX_DISKS],
-        clients: [ServerClient { queue: ZERO_QUEUE, data: ZERO_DMA, disk: 0, partition: 0, name: [0; 32], entry: 0, _reserved: 0 }; MAX_CLIENTS],
+        clients: [ServerClient { queue: ZERO_QUEUE, data: ZERO_DMA, disk: 0, partition: 0, name: [0; 32], entry: 0, flags: 0 }; MAX_CLIENTS],
         filters: [ServerFilter::UNSET; MAX_FILTERS],
     };
 

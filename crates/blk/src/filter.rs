@@ -789,7 +789,10 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// `hooks`: `pre`, `post`, `setup`; `ops`: `read`, `write`, `flush` (a flush is
 /// sent to the driver as a flush of completed writes); `params`: the
 /// `<param>` keys the filter takes; `bounce`: bytes of its substitute
-/// buffer (a multiple of 4096, 0 for none).
+/// buffer (a multiple of 4096, 0 for none); `caches` (optional, `yes` or
+/// `no`): whether it keeps copies of blocks from below, which a write that
+/// enters the chain below it (a client attached there) would leave stale,
+/// so the tool warns of such a client unless it is `read_only`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest<'a> {
     /// [`Hook::bit`]s.
@@ -798,6 +801,7 @@ pub struct Manifest<'a> {
     pub ops: u8,
     pub params: heapless::Vec<&'a str, 8>,
     pub bounce: u64,
+    pub caches: bool,
 }
 
 /// Why a manifest does not read.
@@ -834,7 +838,7 @@ impl<'a> Manifest<'a> {
         if fields.next() != Some(Self::MAGIC) {
             return Err(ManifestError::NoMagic);
         }
-        let mut m = Manifest { hooks: 0, ops: 0, params: heapless::Vec::new(), bounce: 0 };
+        let mut m = Manifest { hooks: 0, ops: 0, params: heapless::Vec::new(), bounce: 0, caches: false };
         for field in fields {
             let (key, value) = field.split_once('=').ok_or(ManifestError::BadField)?;
             let items = value.split(',').filter(|v| !v.is_empty());
@@ -863,6 +867,13 @@ impl<'a> Manifest<'a> {
                     for p in items {
                         m.params.push(p).map_err(|_| ManifestError::TooManyParams)?;
                     }
+                }
+                "caches" => {
+                    m.caches = match value {
+                        "yes" => true,
+                        "no" => false,
+                        _ => return Err(ManifestError::BadField),
+                    };
                 }
                 "bounce" => {
                     m.bounce = value.parse().map_err(|_| ManifestError::BadField)?;
@@ -1139,6 +1150,10 @@ mod tests {
         assert_eq!(m.bounce, 8192);
         let none = Manifest::parse(b"strata-filter 1\0hooks=pre\0ops=write\0params=\0bounce=0\0\0\0").unwrap();
         assert!(none.params.is_empty() && none.wants(Hook::Pre, Op::Write) && !none.wants(Hook::Post, Op::Write));
+        assert!(!m.caches && !none.caches, "a filter caches only if it says so");
+        assert!(Manifest::parse(b"strata-filter 1\0caches=yes\0").unwrap().caches);
+        assert!(!Manifest::parse(b"strata-filter 1\0caches=no\0").unwrap().caches);
+        assert_eq!(Manifest::parse(b"strata-filter 1\0caches=maybe\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 2\0"), Err(ManifestError::NoMagic));
         assert_eq!(Manifest::parse(b"strata-filter 1\0hooks=sideways\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0bounce=100\0"), Err(ManifestError::BadField));

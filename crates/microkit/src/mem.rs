@@ -11,8 +11,11 @@
 //!   using it (the kernel switches FP state lazily, on a trap).
 //! - No alignment is required: the kernel runs EL0 with alignment checks
 //!   off (SCTLR_EL1.A clear), where unaligned loads and stores of Normal
-//!   memory (all of a PD's memory but device registers, which are reached
-//!   one volatile access at a time) are architectural.
+//!   memory are architectural. Every region the storage tool maps is
+//!   Normal memory. A `cached="false"` map is Device memory, where an
+//!   unaligned access faults whatever SCTLR says: device registers are
+//!   reached one aligned volatile access at a time, and copies into or out
+//!   of such a map must start and end at 8-byte aligned addresses.
 //! - Tails: eight bytes, then one byte, at a time.
 
 // SAFETY (for the three functions): they are the C functions, with the C

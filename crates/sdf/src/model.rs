@@ -616,6 +616,10 @@ pub struct BlockClient {
     /// (benchmarks only): then the client is its disk's only client and
     /// has no partition.
     pub direct: bool,
+    /// `read_only="true"`: the server refuses the client's writes (its
+    /// storage info says read-only); reads and flushes pass. Never with
+    /// `direct`.
+    pub read_only: bool,
     pub pos: Pos,
 }
 

@@ -84,7 +84,7 @@ const DISK: &[&str] = &["name", "virtio_slot"];
 const FILTER: &[&str] = &["name", "program", "data", "priority", "budget", "on_fault"];
 const PARAM: &[&str] = &["key", "value"];
 const LINK: &[&str] = &["disk"];
-const BLOCK_CLIENT: &[&str] = &["disk", "at", "partition", "data_size", "queue_capacity", "direct"];
+const BLOCK_CLIENT: &[&str] = &["disk", "at", "partition", "data_size", "queue_capacity", "direct", "read_only"];
 const CHAIN: &[&str] = &["name"];
 const STAGE: &[&str] = &[];
 const STAGE_REGION: &[&str] = &["mr"];
@@ -423,6 +423,7 @@ struct PendingBlockClient {
     data_size: u64,
     queue_capacity: u32,
     direct: bool,
+    read_only: bool,
     pos: Pos,
 }
 
@@ -939,12 +940,18 @@ impl<'a, 'input> Reader<'a, 'input> {
                 r.int_where(a, accept, expected).and_then(|c| u32::try_from(c).ok())
             });
         let direct = self.optional(node, "direct", false, Self::bool);
+        let read_only = self.optional(node, "read_only", false, Self::bool);
         let at = self.attr(node, "at").and_then(|a| {
             let name = self.non_empty(a, "the name of a filter of the client's disk")?;
             Some((name, a.pos))
         });
         let name = &self.pds[pd].name;
         let conflict = match (&at, direct, partition) {
+            _ if direct && read_only => Some(format!(
+                "block_client of protection domain '{name}' is direct and read_only: the filter \
+                 server enforces read_only, and a direct client bypasses it, drop 'read_only' or \
+                 'direct'"
+            )),
             (Some((filter, _)), true, _) => Some(format!(
                 "block_client of protection domain '{name}' is direct and attaches at filter \
                  '{filter}': a direct client talks to the driver and bypasses every filter, drop \
@@ -977,6 +984,7 @@ impl<'a, 'input> Reader<'a, 'input> {
             data_size,
             queue_capacity,
             direct,
+            read_only,
             pos,
         })
     }
@@ -1967,6 +1975,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                 data_size: client.data_size,
                 queue_capacity: client.queue_capacity,
                 direct: client.direct,
+                read_only: client.read_only,
                 pos: client.pos,
             });
         }

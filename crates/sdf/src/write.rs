@@ -296,6 +296,9 @@ impl<'a> Writer<'a> {
         if client.direct {
             attrs.push(("direct", "true"));
         }
+        if client.read_only {
+            attrs.push(("read_only", "true"));
+        }
         self.element(depth, "block_client", &attrs, false);
     }
 

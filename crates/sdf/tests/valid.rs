@@ -325,6 +325,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
                 data_size: 0x10_0000,
                 queue_capacity: 32,
                 direct: false,
+                read_only: false,
                 pos: pos(16, 9),
             }),
             Some(BlockClient {
@@ -334,6 +335,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
                 data_size: 0x20_0000,
                 queue_capacity: 64,
                 direct: false,
+                read_only: false,
                 pos: pos(20, 9),
             }),
             Some(BlockClient {
@@ -343,6 +345,7 @@ fn storage_declarations_parse_to_disks_and_block_clients() {
                 data_size: 0x10_0000,
                 queue_capacity: 1,
                 direct: true,
+                read_only: false,
                 pos: pos(24, 9),
             }),
         ]
@@ -484,15 +487,15 @@ fn a_block_client_attaches_at_a_filter_of_its_disk_by_its_position_in_the_chain(
     </disk>
     <protection_domain name="app"><program_image path="app.elf" /><block_client disk="disk0" /></protection_domain>
     <protection_domain name="top"><program_image path="app.elf" /><block_client disk="disk0" at="cache0" /></protection_domain>
-    <protection_domain name="backup"><program_image path="app.elf" /><block_client disk="disk0" at="crypt0" /></protection_domain>
+    <protection_domain name="backup"><program_image path="app.elf" /><block_client disk="disk0" at="crypt0" read_only="true" /></protection_domain>
 </system>"#;
     let sd = sdf::parse("at.xml", xml).unwrap_or_else(|e| panic!("{}", e[0]));
     let at: Vec<_> =
-        sd.block_clients().map(|(_, pd, c)| (pd.name.as_str(), c.at, c.entry())).collect();
-    assert_eq!(at, [("app", None, 0), ("top", Some(0), 0), ("backup", Some(1), 1)]);
+        sd.block_clients().map(|(_, pd, c)| (pd.name.as_str(), c.at, c.entry(), c.read_only)).collect();
+    assert_eq!(at, [("app", None, 0, false), ("top", Some(0), 0, false), ("backup", Some(1), 1, true)]);
     // Written back by name, and read back to the same model.
     let written = sdf::to_xml(&sd);
-    assert!(written.contains(r#"<block_client disk="disk0" at="crypt0" />"#), "{written}");
+    assert!(written.contains(r#"<block_client disk="disk0" at="crypt0" read_only="true" />"#), "{written}");
     let again = sdf::parse("at.xml", &written).unwrap_or_else(|e| panic!("{}\n{written}", e[0]));
     assert_eq!(again.without_positions(), sd.without_positions());
 }

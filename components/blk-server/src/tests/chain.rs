@@ -274,7 +274,7 @@ pub fn chain_harness_linked(
             partition: 0,
             name: name_field(&format!("client{i}")),
             entry: entries.get(i).copied().unwrap_or(0),
-            _reserved: 0,
+            flags: 0,
         };
         let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
         regions.client_queues[i] = Some(q);
