@@ -16,7 +16,7 @@ impl Kernel {
     /// Handle the system call the current PD (`me`) just made.
     pub fn syscall(&mut self, m: &mut impl Machine, me: PdId) {
         if !self.syscall_fast(m, me) {
-            self.syscall_general(m, me);
+            let _ = self.syscall_general(m, me);
         }
     }
 
@@ -39,30 +39,39 @@ impl Kernel {
 
     /// Any system call by the general path, which the fast path must match
     /// (`tests::the_fast_paths_do_what_the_general_path_does`).
-    pub(crate) fn syscall_general(&mut self, m: &mut impl Machine, me: PdId) {
+    ///
+    /// `true` if who runs next is decided without a scheduling pass: a
+    /// grant copy returns to `me`, which still outranks everything queued;
+    /// a call its callee took at once runs the callee, which outranks
+    /// everything queued (see `pp_call`). The exception entry then enters
+    /// `current` directly, as after a fast path; `schedule` would not
+    /// change it (`tests::the_fast_paths_do_what_the_general_path_does`).
+    pub(crate) fn syscall_general(&mut self, m: &mut impl Machine, me: PdId) -> bool {
         let [a0, nr] = [self.pds[me].ctx().x[0], self.pds[me].ctx().x[7]];
         let result = match nr {
             sys::NOTIFY => self.notify(me, a0),
             sys::PP_CALL => match self.pp_call(m, me) {
                 // The reply writes the status.
-                Ok(()) => return,
+                Ok(()) => return self.current.is_some(),
                 Err(e) => Err(e),
             },
             sys::PP_CALL_LEND => match self.pp_call_lend(m, me) {
-                Ok(()) => return,
+                Ok(()) => return self.current.is_some(),
                 Err(e) => Err(e),
             },
             sys::GRANT_READ | sys::GRANT_WRITE => {
                 let [h, off, buf, len] = [0, 1, 2, 3].map(|i| self.pds[me].ctx().x[i]);
-                self.grant_copy(m, me, h, off, buf, len, nr == sys::GRANT_WRITE)
+                let result = self.grant_copy(m, me, h, off, buf, len, nr == sys::GRANT_WRITE);
+                self.pds[me].ctx_mut().x[0] = result.map_or_else(|e| e as u64, |()| 0);
+                return true;
             }
             sys::RECV => {
                 self.recv(m, me);
-                return;
+                return false;
             }
             sys::REPLY_RECV => {
                 self.reply_recv(m, me);
-                return;
+                return false;
             }
             sys::SIGNAL_RECV => {
                 match self.signal_target(me, a0) {
@@ -80,7 +89,7 @@ impl Kernel {
                         ctx.x[1] = e as u64;
                     }
                 }
-                return;
+                return false;
             }
             sys::IRQ_ACK => self.irq_ack(m, me, a0),
             sys::DEBUG_PUTS => {
@@ -105,6 +114,7 @@ impl Kernel {
             Ok(()) => 0,
             Err(e) => e as u64,
         };
+        false
     }
 
     /// `signal_recv(ch)` in its common case, straight through: `me` has no

@@ -768,7 +768,7 @@ fn the_fast_paths_do_what_the_general_path_does() {
         seed ^= seed << 5;
         seed % n
     };
-    let (mut taken, mut passed) = (0, 0);
+    let (mut taken, mut passed, mut decisions) = (0, 0, 0);
     let (mut taken_by, mut passed_by) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
     for _ in 0..60_000 {
         let Some(me) = general.k.current else {
@@ -791,7 +791,9 @@ fn the_fast_paths_do_what_the_general_path_does() {
             4 => (sys::NOTIFY, [ch, 0]),
             5 => (sys::RECV, [0, 0]),
             6 => (sys::REPLY_RECV, [MessageInfo::new(0, 1).raw(), 0]),
-            7 => (sys::PP_CALL, [ch, MessageInfo::new(0, 1).raw()]),
+            7 if rand(2) == 0 => (sys::PP_CALL, [ch, MessageInfo::new(0, 1).raw()]),
+            // (Lending nothing: `x6` is 0.)
+            7 => (sys::PP_CALL_LEND, [ch, MessageInfo::new(0, 1).raw()]),
             8 => (sys::IRQ_ACK, [ch, 0]),
             9 if me == 3 => {
                 // d faults; a, its parent, hears of it when it next waits.
@@ -816,6 +818,7 @@ fn the_fast_paths_do_what_the_general_path_does() {
         for h in [&mut fast, &mut general] {
             let ctx = h.k.pds[me].ctx_mut();
             ctx.x[..2].copy_from_slice(&args);
+            ctx.x[6] = 0;
             ctx.x[7] = nr;
         }
         // As the exception entry does it: a PD that took the fast path is
@@ -826,15 +829,23 @@ fn the_fast_paths_do_what_the_general_path_does() {
         } else {
             passed += (nr == sys::SIGNAL_RECV) as u32;
             *passed_by.entry(nr).or_insert(0) += 1;
-            fast.k.syscall_general(&mut fast.m, me);
+            let _ = fast.k.syscall_general(&mut fast.m, me);
             fast.k.schedule();
         }
-        general.k.syscall_general(&mut general.m, me);
+        // When the general path says who runs next is decided, a
+        // scheduling pass agrees.
+        let decided = general.k.syscall_general(&mut general.m, me);
+        let next = general.k.current;
         general.k.schedule();
+        if decided {
+            decisions += 1;
+            assert_eq!(general.k.current, next, "{nr} by {me} said who runs next, and schedule disagrees");
+        }
         assert_eq!(snapshot(&fast.k), snapshot(&general.k), "after {} by {}", nr, me);
         assert_eq!(fast.m.masked, general.m.masked);
     }
     assert!(taken > 500 && passed > 500, "fast path taken {taken} times, passed over {passed}");
+    assert!(decisions > 200, "the general path said who runs next {decisions} times");
     for nr in [sys::SIGNAL_RECV, sys::PP_CALL, sys::REPLY_RECV] {
         let (t, p) = (taken_by.get(&nr).copied().unwrap_or(0), passed_by.get(&nr).copied().unwrap_or(0));
         assert!(t > 100 && p > 100, "system call {nr}: fast path taken {t} times, passed over {p}");

@@ -261,7 +261,11 @@ extern "C" fn handle_trap(kind: u64) -> *mut UserContext {
             match esr >> 26 {
                 // (A hand-off comes here only after its fast path
                 // failed in its own entry: `handle_signal_recv` ...)
-                ec::SVC64 => k.syscall_general(m, cur),
+                ec::SVC64 => {
+                    if k.syscall_general(m, cur) {
+                        return enter(k);
+                    }
+                }
                 ec::FP_ACCESS => fpu::take(k, cur),
                 ec::WFI_WFE => {
                     // A PD waiting for an interrupt yields instead.
