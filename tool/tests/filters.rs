@@ -327,42 +327,26 @@ fn a_link_into_a_disk_with_a_direct_client_is_an_error_at_the_link_even_unvalida
 
 #[test]
 fn a_client_that_may_write_below_a_caching_filter_is_warned_of_and_a_read_only_one_is_not() {
-    const CACHE: &str = "strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0params=\0bounce=0\0caches=yes\0";
-    let p = programs(&[("filter_cache", CACHE), ("filter_plain", PLAIN)]);
-    let xml = |backup: &str| {
-        format!(
-            r#"<system>
-    <disk name="disk0" virtio_slot="31">
-        <filter name="cache0" program="filter_cache" data="read-write" />
-        <filter name="audit0" program="filter_plain" data="read" />
-    </disk>
-    <protection_domain name="app" priority="100">
-        <program_image path="app.elf" />
-        <block_client disk="disk0" />
-    </protection_domain>
-    <protection_domain name="backup" priority="100">
-        <program_image path="app.elf" />
-        {backup}
-    </protection_domain>
-</system>"#
-        )
-    };
-    let warnings = |backup: &str| {
-        let sd = sdf::parse("f.xml", &xml(backup)).unwrap();
+    // crypt0's program says it caches; "other" moves to disk0 as `client`.
+    let caching = BOUNCER.replace("bounce=16384\0", "bounce=16384\0caches=yes\0");
+    let p = programs(&[("filter_bouncer", &caching), ("filter_plain", PLAIN)]);
+    let system = |client: &str| SYSTEM.replace(r#"<block_client disk="disk1" />"#, client);
+    let warnings = |client: &str| {
+        let sd = sdf::parse("f.xml", &system(client)).unwrap();
         expand_validated_with(&sd, &p).unwrap();
         tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
     };
     assert_eq!(
         warnings(r#"<block_client disk="disk0" at="audit0" />"#),
-        ["12:9: block_client of protection domain 'backup' attaches at 'audit0', below 'cache0', which caches blocks of disk \
-          'disk0': 'cache0' never sees this client's writes and would go on answering the blocks they change with the old \
-          data; declare the client read_only=\"true\" or attach it at or above 'cache0'"]
+        ["15:9: block_client of protection domain 'other' attaches at 'audit0', below 'crypt0', which caches blocks of disk \
+          'disk0': 'crypt0' never sees this client's writes and would go on answering the blocks they change with the old \
+          data; declare the client read_only=\"true\" or attach it at or above 'crypt0'"]
     );
     assert!(warnings(r#"<block_client disk="disk0" at="audit0" read_only="true" />"#).is_empty());
-    assert!(warnings(r#"<block_client disk="disk0" at="cache0" />"#).is_empty(), "at the cache, the cache sees its writes");
+    assert!(warnings(r#"<block_client disk="disk0" at="crypt0" />"#).is_empty(), "at the cache, the cache sees its writes");
     assert!(warnings(r#"<block_client disk="disk0" />"#).is_empty());
     // The server's record says which client is read-only.
-    let sd = sdf::parse("f.xml", &xml(r#"<block_client disk="disk0" at="audit0" read_only="true" />"#)).unwrap();
+    let sd = sdf::parse("f.xml", &system(r#"<block_client disk="disk0" at="audit0" read_only="true" />"#)).unwrap();
     let cfg: ServerConfig = record(&expand_validated_with(&sd, &p).unwrap(), "blk_server", "blk_server_config");
     assert_eq!((cfg.clients[0].flags, cfg.clients[1].flags), (0, blk::config::CLIENT_READ_ONLY));
 }
