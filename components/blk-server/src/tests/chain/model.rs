@@ -19,7 +19,8 @@
 //! follows every request, side I/O and redirect through the chains from
 //! what it can observe: the upcalls, the drivers' rings, the answers.
 //! (The model's chains offer the whole disk below at every level: no
-//! windows, so no block shifts; remaps are tested apart.)
+//! windows, so no block shifts; remaps are tested apart, and random
+//! stacks of windows with side I/O by `setup.rs`'s property test.)
 //!
 //! Checked at every step:
 //! 1. every request is answered once, to its client, with its id, and with

@@ -3,6 +3,7 @@
 
 use super::*;
 use blk::filter::{SetupCall, SetupStep, SETUP_CLIENT, SETUP_HOOK};
+use std::collections::HashMap;
 
 /// A filter with pre and post hooks, the setup hook and a bounce buffer.
 const SETS_UP: Spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true };
@@ -318,4 +319,128 @@ fn a_restarted_filter_that_offers_another_window_stays_stopped_and_the_disk_keep
     assert_eq!(h.driver_requests(), []);
     assert_eq!(h.responses(0), [Response::new(2, Status::IoError, 0)]);
     assert_eq!(client_blocks(&mut h), Some(100));
+}
+
+/// The blocks filter `f` (its position) of a chain with `windows` (each
+/// filter's first block below it) sees for the top view's block: shifted
+/// by the windows of the filters above it; `f` = the chain's length: the
+/// driver's.
+fn shifted(windows: &[(u64, u64)], f: usize, block: u64) -> u64 {
+    block + windows[..f].iter().map(|w| w.0).sum::<u64>()
+}
+
+/// Where a filter's side read lands, in the view below it, for a client
+/// request it sees at `block` (below it: `below` blocks).
+fn side_block(f: usize, block: u64, below: u64) -> u64 {
+    (block * 7 + f as u64) % below
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+
+    /// Random stacks of 1 to 4 windows, each filter reading a block below
+    /// it now and then (side I/O) before a request goes on: every filter
+    /// sees each client request, and each side read started above it, in
+    /// its own view (shifted by the windows above it), the driver in the
+    /// disk's; the clients see the top window, and a request past it
+    /// reaches nobody.
+    #[test]
+    fn stacked_windows_shift_requests_and_side_io_at_every_level(
+        cuts in proptest::collection::vec((0u64..200, 0u64..200), 1..=4),
+        requests in proptest::collection::vec((0u64..4000, 1u32..4, proptest::prelude::any::<bool>()), 1..24),
+    ) {
+        let n = cuts.len();
+        // Bottom up, each filter cuts some blocks off each end of the view
+        // below it: (first, blocks), and the size of the view below it.
+        let mut windows = vec![(0, 0); n];
+        let mut below = vec![0; n];
+        let mut size = DISK_BLOCKS;
+        for f in (0..n).rev() {
+            let first = cuts[f].0 % (size / 4);
+            let blocks = size - first - cuts[f].1 % (size / 4);
+            (windows[f], below[f], size) = ((first, blocks), size, blocks);
+        }
+        let offered = windows.clone();
+        let setup: SetupFn = Box::new(move |f, call: SetupCall, _| {
+            assert_eq!(call.below, if f + 1 < offered.len() { offered[f + 1].1 } else { DISK_BLOCKS });
+            SetupStep::Ready { first: offered[f].0, blocks: offered[f].1 }
+        });
+        let below_of = below.clone();
+        let decide: Decide = Box::new(move |f, io, _, _, _| match (io.hook, io.side, io.client) {
+            (Hook::Pre, None, 0) if io.block % 3 == f as u64 % 3 => {
+                Verdict::SideIo { op: Op::Read, block: side_block(f, io.block, below_of[f]), count: 1, page: 0 }
+            }
+            _ => Verdict::Continue,
+        });
+        let spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true };
+        let mut h = chain_harness_with_setup(&[32], &vec![spec; n], 64, decide, Some(setup));
+        h.run();
+        let top = windows[0].1;
+        proptest::prop_assert_eq!(client_blocks(&mut h), Some(top));
+        let _ = h.take_calls();
+
+        // Client requests at distinct blocks, some past the top window.
+        let mut sent: HashMap<u32, (u64, u32)> = HashMap::new();
+        let mut used = std::collections::HashSet::new();
+        for (i, &(at, count, past)) in requests.iter().enumerate() {
+            let block = if past { top - 1 + at % 3 } else { at % top };
+            let count = if past { count + 1 } else { count.min((top - block) as u32) };
+            if !used.insert(block) {
+                continue;
+            }
+            h.push(0, Request::new(i as u32 + 1, if at % 2 == 0 { Op::Read } else { Op::Write }, block, count, 0));
+            sent.insert(i as u32 + 1, (block, count));
+        }
+        let mut driver = StdVec::new();
+        let mut answers = StdVec::new();
+        for _ in 0..50 {
+            h.run();
+            let fwd = h.driver_requests();
+            answers.extend(h.responses(0));
+            if fwd.is_empty() {
+                break;
+            }
+            h.complete(&fwd, Status::Ok);
+            driver.extend(fwd);
+        }
+        // Every request answered: Ok inside the window, refused past it.
+        proptest::prop_assert_eq!(answers.len(), sent.len());
+        for a in &answers {
+            let (block, count) = sent[&a.id];
+            let inside = block + u64::from(count) <= top;
+            let expected = if inside { Response::new(a.id, Status::Ok, count) } else { Response::new(a.id, Status::InvalidRequest, 0) };
+            proptest::prop_assert_eq!(*a, expected);
+        }
+        let inside: HashMap<u64, u32> = sent.values().filter(|(b, c)| b + u64::from(*c) <= top).map(|&(b, c)| (b, c)).collect();
+        // What each filter saw, in its own view.
+        let calls = h.take_calls();
+        for f in 0..n {
+            let seen: StdVec<(Hook, u8, u64)> = calls.iter().filter(|c| c.filter == f).flat_map(|c| c.entries.iter().map(|(io, _)| (io.hook, io.client, io.block))).collect();
+            for (&block, _) in &inside {
+                let here = shifted(&windows, f, block);
+                proptest::prop_assert!(seen.contains(&(Hook::Pre, 0, here)), "filter {} never saw block {} as {}", f, block, here);
+                proptest::prop_assert!(seen.contains(&(Hook::Post, 0, here)), "filter {} saw no post-op of {}", f, here);
+            }
+            // The side reads of the filters above it, in its view.
+            for g in 0..f {
+                for (&block, _) in inside.iter().filter(|(&b, _)| shifted(&windows, g, b) % 3 == g as u64 % 3) {
+                    let side = side_block(g, shifted(&windows, g, block), below[g]);
+                    let here = side + windows[g + 1..f].iter().map(|w| w.0).sum::<u64>();
+                    proptest::prop_assert!(seen.contains(&(Hook::Pre, SETUP_CLIENT, here)), "filter {} never saw filter {}'s side read of {} as {}", f, g, side, here);
+                }
+            }
+            proptest::prop_assert!(seen.iter().all(|&(_, c, b)| c != 0 || inside.keys().any(|&k| shifted(&windows, f, k) == b)), "filter {} saw a request past the window", f);
+        }
+        // And the driver, in the disk's.
+        for r in &driver {
+            if r.id != 0 {
+                let (block, count) = sent[&r.id];
+                proptest::prop_assert_eq!((r.block, r.count), (shifted(&windows, n, block), count));
+            }
+        }
+        let sides = driver.iter().filter(|r| r.id == 0).count();
+        let expected = inside.keys().map(|&b| (0..n).filter(|&g| shifted(&windows, g, b) % 3 == g as u64 % 3).count()).sum::<usize>();
+        proptest::prop_assert_eq!(sides, expected, "one side read per request and filter that asked");
+        proptest::prop_assert_eq!(h.server.table.free(), chain::MAX_SLOTS);
+    }
 }
