@@ -9,7 +9,8 @@
 //! manifest, then each file from a 4 KiB boundary, zero-padded. A failed
 //! write leaves no image behind.
 
-use fatdisk::writer::{AppDisk, Builder, DirId, WriteError};
+use fatdisk::dir::Stamp;
+use fatdisk::writer::{AppDisk, Builder, DirId, NodeId, WriteError};
 use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
     refuse_image_inside(dir, image)?;
 
     let mut builder = Builder::new();
+    let root = builder.root();
+    stamp(&mut builder, root, &meta);
     let mut folders = 0;
     let mut pending: Vec<(DirId, PathBuf)> = vec![(builder.root(), dir.to_path_buf())];
     while let Some((id, path)) = pending.pop() {
@@ -47,10 +50,12 @@ pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
                 return Err(format!("'{}' is a symbolic link; an application disk holds only regular files and folders", child.display()));
             } else if kind.is_dir() {
                 let sub = builder.add_dir(id, name).map_err(in_folder)?;
+                stamp(&mut builder, sub, &meta);
                 pending.push((sub, child));
                 folders += 1;
             } else if kind.is_file() {
-                builder.add_file(id, name, meta.len(), child.clone()).map_err(in_folder)?;
+                let file = builder.add_file(id, name, meta.len(), child.clone()).map_err(in_folder)?;
+                stamp(&mut builder, file, &meta);
             } else {
                 return Err(format!(
                     "'{}' is a device, FIFO or socket; an application disk holds only regular files and folders",
@@ -93,4 +98,16 @@ fn refuse_image_inside(dir: &Path, image: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Give `node` the modification time in `meta`, in UTC, if FAT can hold it
+/// (1980 to 2107); else it shows the content disk's fixed date.
+fn stamp<T>(builder: &mut Builder<T>, node: impl Into<NodeId>, meta: &fs::Metadata) {
+    let secs = meta.modified().ok().and_then(|t| match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok(),
+        Err(e) => i64::try_from(e.duration().as_secs()).ok().map(|s| -s),
+    });
+    if let Some(stamp) = secs.and_then(Stamp::from_unix) {
+        builder.set_modified(node, stamp);
+    }
 }

@@ -36,6 +36,38 @@ fn a_folder_becomes_a_volume_that_fsck_accepts_and_mcopy_copies_back_exactly() {
     let _ = fs::remove_dir_all(&work);
 }
 
+/// Each file and folder keeps its modification time, to the even second
+/// (FAT's), in UTC; one FAT cannot hold (before 1980) shows the content
+/// disk's fixed date.
+#[test]
+fn files_and_folders_keep_their_modification_times() {
+    let work = scratch_dir("appdisk-times");
+    let folder = work.join("folder");
+    fs::create_dir_all(folder.join("sub")).unwrap();
+    let at = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    // 2024-12-07 14:47:41, 2001-09-09 01:46:40, 1970-01-02.
+    for (name, secs) in [("new.txt", 1_733_582_861), ("sub/old.bin", 1_000_000_000), ("ancient.txt", 86_400)] {
+        let f = fs::File::create(folder.join(name)).unwrap();
+        fs::write(folder.join(name), name.as_bytes()).unwrap();
+        f.set_modified(at(secs)).unwrap();
+    }
+    fs::File::open(folder.join("sub")).unwrap().set_modified(at(1_600_000_000)).unwrap();
+    let (app, content, out) = (work.join("app.img"), work.join("content.img"), work.join("out"));
+    assert!(strata_appdisk(&folder, &app).status.success());
+    fatdisk::render::render(&app, &content).unwrap();
+    fsck(&content);
+    // -m: mcopy gives each copy the time the volume holds.
+    std::fs::create_dir_all(&out).unwrap();
+    mtools("mcopy", &content, &["-s", "-n", "-m", "::", &format!("{}/", out.display())]);
+    let modified = |p: &str| fs::metadata(out.join(p)).unwrap().modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(modified("new.txt"), 1_733_582_860, "to the even second");
+    assert_eq!(modified("sub/old.bin"), 1_000_000_000);
+    assert_eq!(modified("ancient.txt"), 1_735_689_600, "2025-01-01: FAT holds nothing before 1980");
+    let listing = mtools("mdir", &content, &["::/"]);
+    assert!(listing.lines().any(|l| l.starts_with("SUB ") && l.contains("2020-09-13  12:26")), "{listing}");
+    let _ = fs::remove_dir_all(&work);
+}
+
 /// Run `strata appdisk` on `folder` expecting a refusal: one line on
 /// standard error, a failure status, and no image left behind.
 fn refused(folder: &Path, image: &Path) -> String {

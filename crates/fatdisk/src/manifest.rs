@@ -22,7 +22,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic [`MAGIC`] = `STRTAPPS` |
-//! | 8 | 4 | version [`VERSION`] = 1 |
+//! | 8 | 4 | version: [`VERSION`] = 2, or 1 (the same, without `modified`) |
 //! | 12 | 4 | `entries`: entries in the table, the root included (1 ..= [`MAX_ENTRIES`]) |
 //! | 16 | 4 | `names_size`: bytes of the name area (at most [`MAX_NAMES_SIZE`]) |
 //! | 20 | 4 | `manifest_blocks`: blocks the manifest fills, `ceil(manifest_len / 4096)` |
@@ -40,7 +40,7 @@
 //! | 5 | 1 | reserved, zero |
 //! | 6 | 2 | `name_len`: bytes of its name |
 //! | 8 | 4 | `name_offset`: where the name starts in the name area |
-//! | 12 | 4 | reserved, zero |
+//! | 12 | 4 | `modified`: when it was last written, a FAT time (bits 0-15) and date (16-31) in UTC; 0: not known (the content disk shows 2025-01-01). Version 1: reserved, zero |
 //! | 16 | 8 | `size`: a file's length in bytes (directories: 0) |
 //! | 24 | 8 | `start`: the app-disk block of a file's first byte (empty files and directories: 0) |
 //!
@@ -75,6 +75,7 @@
 //! `u32`. A reader needs the whole manifest in memory: first block 0, for
 //! [`Header::parse`] to say how many blocks, then all of them.
 
+use crate::dir::Stamp;
 use crate::names::{self, NameError};
 use core::cmp::Ordering;
 use core::fmt;
@@ -83,8 +84,8 @@ use core::fmt;
 pub const BLOCK_SIZE: usize = 4096;
 /// The first 8 bytes of an application disk.
 pub const MAGIC: [u8; 8] = *b"STRTAPPS";
-/// The format this crate reads and writes.
-pub const VERSION: u32 = 1;
+/// The format this crate writes; it reads 1 as well.
+pub const VERSION: u32 = 2;
 /// Bytes before the entry table.
 pub const HEADER_SIZE: usize = 64;
 /// Bytes of one entry in the table.
@@ -124,6 +125,8 @@ pub struct Entry<'a> {
     pub size: u64,
     /// The app-disk block of its first byte (non-empty files only).
     pub start: u64,
+    /// When it was last written ([`Stamp::DEFAULT`] if not known).
+    pub modified: Stamp,
 }
 
 /// Why a manifest was refused.
@@ -168,6 +171,8 @@ pub enum Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryProblem {
     ReservedNotZero,
+    /// Its `modified` field names no real date and time.
+    BadStamp(u32),
     BadKind(u8),
     ParentNotBefore(u32),
     ParentNotDirectory(u32),
@@ -223,6 +228,7 @@ impl fmt::Display for EntryProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EntryProblem::ReservedNotZero => write!(f, "reserved bytes are not zero"),
+            EntryProblem::BadStamp(v) => write!(f, "its modification time {v:#010x} is no date and time"),
             EntryProblem::BadKind(k) => write!(f, "unknown kind {k}"),
             EntryProblem::ParentNotBefore(p) => write!(f, "parent {p} does not come before it"),
             EntryProblem::ParentNotDirectory(p) => write!(f, "parent {p} is not a directory"),
@@ -268,6 +274,7 @@ fn u64_at(bytes: &[u8], off: usize) -> u64 {
 /// to read before [`Manifest::parse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    version: u32,
     entries: u32,
     names_size: u32,
     manifest_blocks: u32,
@@ -285,13 +292,14 @@ impl Header {
             return Err(Error::BadMagic);
         }
         let version = u32_at(bytes, 8);
-        if version != VERSION {
+        if version != 1 && version != VERSION {
             return Err(Error::BadVersion(version));
         }
         if bytes[36..HEADER_SIZE].iter().any(|&b| b != 0) {
             return Err(Error::HeaderReservedNotZero);
         }
         let header = Header {
+            version,
             entries: u32_at(bytes, 12),
             names_size: u32_at(bytes, 16),
             manifest_blocks: u32_at(bytes, 20),
@@ -372,6 +380,7 @@ impl<'a> Manifest<'a> {
         if root.kind != KIND_DIR || root.parent != 0 || root.name_len != 0 || root.size != 0 || root.start != 0 || root.reserved {
             return Err(Error::BadRoot);
         }
+        self.check_modified(&root).map_err(|problem| Error::Entry { index: 0, problem })?;
         let mut min_start = u64::from(self.header.manifest_blocks);
         let mut prev_parent = 0;
         for index in 1..self.header.entries {
@@ -380,6 +389,7 @@ impl<'a> Manifest<'a> {
             if raw.reserved {
                 return Err(problem(EntryProblem::ReservedNotZero));
             }
+            self.check_modified(&raw).map_err(problem)?;
             if raw.kind != KIND_DIR && raw.kind != KIND_FILE {
                 return Err(problem(EntryProblem::BadKind(raw.kind)));
             }
@@ -463,6 +473,7 @@ impl<'a> Manifest<'a> {
             kind: if raw.kind == KIND_FILE { Kind::File } else { Kind::Dir },
             size: raw.size,
             start: raw.start,
+            modified: if raw.modified == 0 { Stamp::DEFAULT } else { stamp_of(raw.modified) },
         }
     }
 
@@ -474,9 +485,21 @@ impl<'a> Manifest<'a> {
             kind: read::<1>(b, 4)[0],
             name_len: u16_at(b, 6),
             name_offset: u32_at(b, 8),
-            reserved: read::<1>(b, 5)[0] != 0 || u32_at(b, 12) != 0,
+            reserved: read::<1>(b, 5)[0] != 0,
+            modified: u32_at(b, 12),
             size: u64_at(b, 16),
             start: u64_at(b, 24),
+        }
+    }
+
+    /// Version 1 has no `modified` (reserved, zero); a stamp must name a
+    /// real date and time.
+    fn check_modified(&self, raw: &RawEntry) -> Result<(), EntryProblem> {
+        match raw.modified {
+            0 => Ok(()),
+            _ if self.header.version == 1 => Err(EntryProblem::ReservedNotZero),
+            v if !stamp_of(v).is_valid() => Err(EntryProblem::BadStamp(v)),
+            _ => Ok(()),
         }
     }
 
@@ -493,6 +516,16 @@ impl<'a> Manifest<'a> {
     }
 }
 
+/// The stamp a `modified` field holds: time low, date high.
+fn stamp_of(field: u32) -> Stamp {
+    Stamp { date: (field >> 16) as u16, time: field as u16 }
+}
+
+/// The `modified` field of `stamp`.
+pub fn stamp_field(stamp: Stamp) -> u32 {
+    u32::from(stamp.date) << 16 | u32::from(stamp.time)
+}
+
 /// One table entry as stored, before it is checked.
 struct RawEntry {
     parent: u32,
@@ -500,6 +533,7 @@ struct RawEntry {
     name_len: u16,
     name_offset: u32,
     reserved: bool,
+    modified: u32,
     size: u64,
     start: u64,
 }

@@ -23,7 +23,7 @@
 //! child's name (O(name length)). No block scans all entries.
 
 use crate::boot;
-use crate::dir::{self, DIR_ENTRY_SIZE};
+use crate::dir::{self, Stamp, DIR_ENTRY_SIZE};
 use crate::layout::{self, EntryLayout, Layout, FAT_ENTRIES_PER_BLOCK, FIRST_CLUSTER, SLOTS_PER_CLUSTER};
 use crate::manifest::{Kind, Manifest, BLOCK_SIZE};
 use crate::names;
@@ -153,18 +153,18 @@ impl<'a> ContentDisk<'a> {
         // The directory's own entries: the label, or `.` and `..`.
         if dir == 0 {
             if let Some(s) = slot_in(out, &window, 0) {
-                dir::short_entry(s, &dir::LABEL, dir::ATTR_VOLUME_ID, 0, 0);
+                dir::short_entry(s, &dir::LABEL, dir::ATTR_VOLUME_ID, 0, 0, Stamp::DEFAULT);
             }
         } else {
             if let Some(s) = slot_in(out, &window, 0) {
-                dir::short_entry(s, &dir::DOT, dir::ATTR_DIRECTORY, l.clusters_of(dir).start, 0);
+                dir::short_entry(s, &dir::DOT, dir::ATTR_DIRECTORY, l.clusters_of(dir).start, 0, m.entry(dir).modified);
             }
             if let Some(s) = slot_in(out, &window, 1) {
                 let parent = m.entry(dir).parent;
                 // `..` in a directory of the root names cluster 0, not the
                 // root's cluster: the specification's rule.
                 let cluster = if parent == 0 { 0 } else { l.clusters_of(parent).start };
-                dir::short_entry(s, &dir::DOTDOT, dir::ATTR_DIRECTORY, cluster, 0);
+                dir::short_entry(s, &dir::DOTDOT, dir::ATTR_DIRECTORY, cluster, 0, m.entry(parent).modified);
             }
         }
 
@@ -189,7 +189,7 @@ impl<'a> ContentDisk<'a> {
                         Kind::File => (dir::ATTR_READ_ONLY | dir::ATTR_ARCHIVE, e.size as u32),
                     };
                     let cluster = if run.is_empty() { 0 } else { run.start };
-                    dir::short_entry(s, &short, attr, cluster, size);
+                    dir::short_entry(s, &short, attr, cluster, size, e.modified);
                 }
             }
             child += 1;

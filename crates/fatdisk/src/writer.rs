@@ -13,6 +13,7 @@
 //! the image is written; a file whose length differs from the one given
 //! to the builder is an error, not a corrupt image.
 
+use crate::dir::Stamp;
 use crate::layout::{self, EntryLayout, Layout};
 use crate::manifest::{self, blocks_for, BLOCK_SIZE, ENTRY_SIZE, HEADER_SIZE, MAGIC, MAX_ENTRIES, MAX_FILE_SIZE, MAX_NAMES_SIZE, VERSION};
 use crate::names::{self, NameError};
@@ -96,6 +97,16 @@ impl std::error::Error for WriteError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirId(usize);
 
+/// A directory or file of the tree being built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeId(usize);
+
+impl From<DirId> for NodeId {
+    fn from(d: DirId) -> NodeId {
+        NodeId(d.0)
+    }
+}
+
 enum Node<T> {
     Dir,
     File { size: u64, source: T },
@@ -105,6 +116,8 @@ struct Named<T> {
     name: String,
     parent: usize,
     node: Node<T>,
+    /// Its `modified` field (0: not known).
+    modified: u32,
 }
 
 /// A tree of directories and files to write as an application disk.
@@ -121,7 +134,7 @@ impl<T> Default for Builder<T> {
 impl<T> Builder<T> {
     /// A tree holding only its root.
     pub fn new() -> Builder<T> {
-        Builder { nodes: vec![Named { name: String::new(), parent: 0, node: Node::Dir }] }
+        Builder { nodes: vec![Named { name: String::new(), parent: 0, node: Node::Dir, modified: 0 }] }
     }
 
     /// The root directory.
@@ -132,19 +145,27 @@ impl<T> Builder<T> {
     /// Add directory `name` in `parent`.
     pub fn add_dir(&mut self, parent: DirId, name: &str) -> Result<DirId, WriteError> {
         self.check_name(parent, name)?;
-        self.nodes.push(Named { name: name.to_string(), parent: parent.0, node: Node::Dir });
+        self.nodes.push(Named { name: name.to_string(), parent: parent.0, node: Node::Dir, modified: 0 });
         Ok(DirId(self.nodes.len() - 1))
+    }
+
+    /// When `node` was last written (else the content disk shows
+    /// [`Stamp::DEFAULT`]).
+    pub fn set_modified(&mut self, node: impl Into<NodeId>, stamp: Stamp) {
+        if let Some(n) = self.nodes.get_mut(node.into().0) {
+            n.modified = manifest::stamp_field(stamp);
+        }
     }
 
     /// Add file `name` of `size` bytes in `parent`; `source` is what
     /// [`AppDisk::write_to`] will open to read its bytes.
-    pub fn add_file(&mut self, parent: DirId, name: &str, size: u64, source: T) -> Result<(), WriteError> {
+    pub fn add_file(&mut self, parent: DirId, name: &str, size: u64, source: T) -> Result<NodeId, WriteError> {
         self.check_name(parent, name)?;
         if size > MAX_FILE_SIZE {
             return Err(WriteError::FileTooLarge { path: self.child_path(parent.0, name), size });
         }
-        self.nodes.push(Named { name: name.to_string(), parent: parent.0, node: Node::File { size, source } });
-        Ok(())
+        self.nodes.push(Named { name: name.to_string(), parent: parent.0, node: Node::File { size, source }, modified: 0 });
+        Ok(NodeId(self.nodes.len() - 1))
     }
 
     fn check_name(&self, parent: DirId, name: &str) -> Result<(), WriteError> {
@@ -219,6 +240,7 @@ impl<T> Builder<T> {
             e[0..4].copy_from_slice(&index_of[n.parent].to_le_bytes());
             e[6..8].copy_from_slice(&(n.name.len() as u16).to_le_bytes());
             e[8..12].copy_from_slice(&(name_at as u32).to_le_bytes());
+            e[12..16].copy_from_slice(&n.modified.to_le_bytes());
             bytes[names_start + name_at..][..n.name.len()].copy_from_slice(n.name.as_bytes());
             name_at += n.name.len();
             let e = &mut bytes[HEADER_SIZE + ENTRY_SIZE * index..][..ENTRY_SIZE];

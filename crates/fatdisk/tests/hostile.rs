@@ -209,9 +209,37 @@ fn reserved_bytes_must_be_zero() {
     b[50] = 1;
     assert_eq!(Manifest::parse(&fix_crc(b), blocks).unwrap_err(), Error::HeaderReservedNotZero);
     let mut b = bytes.clone();
-    b[entry_offset(2) + 13] = 1;
+    b[entry_offset(2) + 5] = 1;
     let err = Manifest::parse(&fix_crc(b), blocks).unwrap_err();
     assert_eq!(err, Error::Entry { index: 2, problem: EntryProblem::ReservedNotZero });
+}
+
+#[test]
+fn a_modification_time_must_be_a_date_and_time_and_version_1_has_none() {
+    let (bytes, blocks) = valid();
+    // 2024-12-07 14:47:40, then the same with month 13 and with 24 hours.
+    for (field, ok) in [(0x5987_75f4u32, true), (0x59a7_75f4, false), (0x5987_c5f4, false)] {
+        let mut b = bytes.clone();
+        b[entry_offset(2) + 12..][..4].copy_from_slice(&field.to_le_bytes());
+        let sealed = fix_crc(b.clone());
+        let parsed = Manifest::parse(&sealed, blocks);
+        if ok {
+            let stamp = parsed.unwrap().entry(2).modified;
+            assert_eq!((stamp.date, stamp.time), (0x5987, 0x75f4));
+        } else {
+            assert_eq!(parsed.unwrap_err(), Error::Entry { index: 2, problem: EntryProblem::BadStamp(field) });
+        }
+        // Version 1: the field is reserved.
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let err = Manifest::parse(&fix_crc(b), blocks).unwrap_err();
+        assert_eq!(err, Error::Entry { index: 2, problem: EntryProblem::ReservedNotZero });
+    }
+    // A version 1 manifest reads, every entry at the fixed date.
+    let mut b = bytes.clone();
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let sealed = fix_crc(b);
+    let m = Manifest::parse(&sealed, blocks).unwrap();
+    assert!((0..m.len()).all(|i| m.entry(i).modified == fatdisk::dir::Stamp::DEFAULT));
 }
 
 #[test]

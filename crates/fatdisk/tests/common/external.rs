@@ -39,6 +39,8 @@ pub fn fsck(image: &Path) -> String {
 pub fn mtools(tool: &str, image: &Path, args: &[&str]) -> String {
     let out = Command::new(find_tool(tool, "mtools"))
         .env("LC_ALL", "C.UTF-8")
+        // FAT times are UTC on a content disk.
+        .env("TZ", "UTC")
         .arg("-i")
         .arg(image)
         .args(args)

@@ -25,7 +25,9 @@ pub fn builder_of(tree: &Tree) -> Builder<Vec<u8>> {
                 let id = b.add_dir(parent, name).unwrap();
                 dirs.insert(path.clone(), id);
             }
-            Some(bytes) => b.add_file(parent, name, bytes.len() as u64, bytes.clone()).unwrap(),
+            Some(bytes) => {
+                b.add_file(parent, name, bytes.len() as u64, bytes.clone()).unwrap();
+            }
         }
     }
     b
