@@ -9,7 +9,10 @@ OUT_IMAGE := $(BUILD)/$(IMAGE_NAME).elf
 CARGO := RUSTC_BOOTSTRAP=1 cargo
 BUILD_STD := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
 KERNEL_TARGET := aarch64-unknown-none-softfloat
+# aarch64-unknown-none without +strict-align (targets/aarch64-unknown-none.json
+# says why); cargo names its output directory after the file.
 PD_TARGET := aarch64-unknown-none
+PD_TARGET_SPEC := $(CURDIR)/targets/$(PD_TARGET).json
 KERNEL_ELF := target/$(KERNEL_TARGET)/system/kernel
 PD_DIR := target/$(PD_TARGET)/system
 TOOL := target/release/strata
@@ -41,7 +44,7 @@ kernel: setup
 	@$(CARGO) build -q --profile system $(BUILD_STD) --target $(KERNEL_TARGET) -p kernel
 
 components: setup
-	@$(CARGO) build -q --profile system $(BUILD_STD) --target $(PD_TARGET) $(addprefix -p ,$(PD_CRATES))
+	@$(CARGO) build -q --profile system $(BUILD_STD) -Zjson-target-spec --target $(PD_TARGET_SPEC) $(addprefix -p ,$(PD_CRATES))
 
 # Build the image of $(SYSTEM) and print its path.
 image: tool kernel components

@@ -107,7 +107,7 @@ fn sixty_four_message_registers_cross_a_ppc_both_ways() {
 #[test]
 fn fp_simd_registers_are_saved_per_pd() {
     run().expect_in_order(&[
-        "fpu_b: filled the FP/SIMD registers with my pattern",
+        "fpu_b: filling the FP/SIMD registers with my pattern, then waiting for fpu_a",
         "fpu_a: all 32 FP/SIMD registers survived another PD's use of FP",
         "fpu_b: my FP/SIMD registers survived fpu_a's use of FP",
     ]);
