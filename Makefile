@@ -41,7 +41,7 @@ tool: setup
 	@cargo build -q --release -p tool
 
 kernel: setup
-	@$(CARGO) build -q --profile system $(BUILD_STD) --target $(KERNEL_TARGET) -p kernel
+	@$(CARGO) build -q --profile system $(BUILD_STD) -Zjson-target-spec --target $(CURDIR)/targets/$(KERNEL_TARGET).json -p kernel
 
 components: setup
 	@$(CARGO) build -q --profile system $(BUILD_STD) -Zjson-target-spec --target $(PD_TARGET_SPEC) $(addprefix -p ,$(PD_CRATES))
