@@ -233,9 +233,9 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
     let mut out = Vec::new();
     for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {
         let Some(disk) = sd.disks.get(client.disk) else { continue };
-        let above = &disk.filters[..client.entry().min(disk.filters.len())];
+        let (Some(above), Some(at)) = (disk.filters.get(..client.entry()), disk.filters.get(client.entry())) else { continue };
+        let at = &at.name;
         for cache in above.iter().filter(|f| programs.manifest(&f.program).is_ok_and(|m| m.is_some_and(|m| m.caches))) {
-            let at = &disk.filters[client.entry()].name;
             out.push(Error {
                 file: sd.file.clone(),
                 line: client.pos.line,

@@ -43,9 +43,9 @@ pub const ATTR_LONG_NAME: u8 = 0x0F;
 /// Marks the long-name part that holds the end of the name.
 pub const LAST_LONG_ENTRY: u8 = 0x40;
 
-/// The timestamp of what has none of its own (the label, the root, an
-/// entry of an application disk that does not say): 2025-01-01, fixed so
-/// that the same application disk always gives the same content disk. FAT
+/// The timestamp of an entry that has none of its own (the application
+/// disk does not say; the label has the root folder's): 2025-01-01, fixed
+/// so that the same application disk always gives the same content disk. FAT
 /// dates count years from 1980 in bits 15-9, the month in 8-5, the day in
 /// 4-0.
 pub const DATE: u16 = ((2025 - 1980) << 9) | (1 << 5) | 1;
@@ -86,11 +86,19 @@ impl Stamp {
         Some(Stamp { date, time })
     }
 
-    /// Whether its fields name a real month, day and time of day.
+    /// Whether its fields name a real date (a day its month has, in its
+    /// year) and time of day.
     pub fn is_valid(self) -> bool {
-        let (month, day) = ((self.date >> 5) & 0xf, self.date & 0x1f);
+        let (year, month, day) = (1980 + (self.date >> 9), (self.date >> 5) & 0xf, self.date & 0x1f);
         let (hours, minutes, halves) = (self.time >> 11, (self.time >> 5) & 0x3f, self.time & 0x1f);
-        (1..=12).contains(&month) && (1..=31).contains(&day) && hours < 24 && minutes < 60 && halves < 30
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days = match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        (1..=12).contains(&month) && (1..=days).contains(&day) && hours < 24 && minutes < 60 && halves < 30
     }
 }
 
@@ -200,7 +208,17 @@ mod tests {
         assert_eq!(Stamp::from_unix(4_354_819_200), None, "after 2107");
         assert_eq!(Stamp::from_unix(-1), None);
         assert!(Stamp::DEFAULT.is_valid() && stamp(2024, 12, 7, 14, 47, 41).is_valid());
-        for bad in [Stamp { date: 0, time: 0 }, stamp(2024, 13, 1, 0, 0, 0), stamp(2024, 1, 1, 24, 0, 0), stamp(2024, 1, 1, 0, 60, 0), Stamp { date: DATE, time: 30 }] {
+        assert!(stamp(2024, 2, 29, 0, 0, 0).is_valid() && stamp(2000, 2, 29, 0, 0, 0).is_valid());
+        for bad in [
+            Stamp { date: 0, time: 0 },
+            stamp(2024, 13, 1, 0, 0, 0),
+            stamp(2024, 2, 30, 0, 0, 0),
+            stamp(2100, 2, 29, 0, 0, 0),
+            stamp(2023, 4, 31, 0, 0, 0),
+            stamp(2024, 1, 1, 24, 0, 0),
+            stamp(2024, 1, 1, 0, 60, 0),
+            Stamp { date: DATE, time: 30 },
+        ] {
             assert!(!bad.is_valid(), "{bad:?}");
         }
     }

@@ -204,7 +204,7 @@ impl fmt::Display for Error {
         match self {
             Error::TooShort { needed, got } => write!(f, "manifest cut short: needs {needed} bytes, has {got}"),
             Error::BadMagic => write!(f, "not an application disk (no {:?} magic)", "STRTAPPS"),
-            Error::BadVersion(v) => write!(f, "application disk version {v}, this reader knows {VERSION}"),
+            Error::BadVersion(v) => write!(f, "application disk version {v}, this reader knows 1 to {VERSION}"),
             Error::HeaderReservedNotZero => write!(f, "manifest header: reserved bytes are not zero"),
             Error::BadEntryCount(n) => write!(f, "manifest has {n} entries (1 ..= {MAX_ENTRIES} allowed)"),
             Error::NamesTooLarge(n) => write!(f, "manifest has {n} bytes of names (at most {MAX_NAMES_SIZE})"),

@@ -23,7 +23,7 @@
 //! child's name (O(name length)). No block scans all entries.
 
 use crate::boot;
-use crate::dir::{self, Stamp, DIR_ENTRY_SIZE};
+use crate::dir::{self, DIR_ENTRY_SIZE};
 use crate::layout::{self, EntryLayout, Layout, FAT_ENTRIES_PER_BLOCK, FIRST_CLUSTER, SLOTS_PER_CLUSTER};
 use crate::manifest::{Kind, Manifest, BLOCK_SIZE};
 use crate::names;
@@ -153,7 +153,7 @@ impl<'a> ContentDisk<'a> {
         // The directory's own entries: the label, or `.` and `..`.
         if dir == 0 {
             if let Some(s) = slot_in(out, &window, 0) {
-                dir::short_entry(s, &dir::LABEL, dir::ATTR_VOLUME_ID, 0, 0, Stamp::DEFAULT);
+                dir::short_entry(s, &dir::LABEL, dir::ATTR_VOLUME_ID, 0, 0, m.entry(0).modified);
             }
         } else {
             if let Some(s) = slot_in(out, &window, 0) {
@@ -164,7 +164,9 @@ impl<'a> ContentDisk<'a> {
                 // `..` in a directory of the root names cluster 0, not the
                 // root's cluster: the specification's rule.
                 let cluster = if parent == 0 { 0 } else { l.clusters_of(parent).start };
-                dir::short_entry(s, &dir::DOTDOT, dir::ATTR_DIRECTORY, cluster, 0, m.entry(parent).modified);
+                // (Both carry the directory's own times, as the
+                // specification has them.)
+                dir::short_entry(s, &dir::DOTDOT, dir::ATTR_DIRECTORY, cluster, 0, m.entry(dir).modified);
             }
         }
 

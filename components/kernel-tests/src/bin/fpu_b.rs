@@ -46,8 +46,10 @@ impl Handler for FpuB {
                 "stp q24, q25, [{o}, #384]", "stp q26, q27, [{o}, #416]", "stp q28, q29, [{o}, #448]", "stp q30, q31, [{o}, #480]",
                 p = in(reg) &PATTERN as *const u128,
                 o = in(reg) regs.as_mut_ptr(),
-                inlateout("x7") abi::sys::RECV => _,
-                lateout("x0") _, lateout("x1") _, lateout("x2") _, lateout("x3") _, lateout("x4") _, lateout("x5") _, lateout("x6") _,
+                inout("x7") abi::sys::RECV => _,
+                // (`out`, not `lateout`: `o` is used after the call and
+                // must not share a register the event overwrites.)
+                out("x0") _, out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _, out("x6") _,
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
                 out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _,
                 out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
