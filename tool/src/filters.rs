@@ -59,6 +59,8 @@ impl Programs {
             params: Some(m.params.iter().map(|p| p.to_string()).collect()),
             bounce: m.bounce,
             caches: m.caches,
+            pre_ops: m.pre_ops,
+            post_ops: m.post_ops,
         }))
     }
 }
@@ -86,12 +88,15 @@ pub struct Declared {
     pub bounce: u64,
     /// It keeps copies of blocks from below (see `Manifest::caches`).
     pub caches: bool,
+    /// The operations its pre-op and post-op are for (`Manifest::pre_ops`).
+    pub pre_ops: u8,
+    pub post_ops: u8,
 }
 
 impl Declared {
     /// What is assumed of a program not found.
     pub fn unknown() -> Declared {
-        Declared { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: 0xff, params: None, bounce: 0, caches: false }
+        Declared { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: 0xff, params: None, bounce: 0, caches: false, pre_ops: 0xff, post_ops: 0xff }
     }
 }
 

@@ -892,6 +892,9 @@ impl Expansion<'_> {
                 lend_client,
                 lend_bounce,
                 links,
+                pre_ops: f.declared.pre_ops,
+                post_ops: f.declared.post_ops,
+                _reserved: [0; 6],
             };
             server_config.filter_count = i as u32 + 1;
             let mut record = FilterConfig::UNSET;

@@ -350,3 +350,22 @@ fn a_client_that_may_write_below_a_caching_filter_is_warned_of_and_a_read_only_o
     let cfg: ServerConfig = record(&expand_validated_with(&sd, &p).unwrap(), "blk_server", "blk_server_config");
     assert_eq!((cfg.clients[0].flags, cfg.clients[1].flags), (0, blk::config::CLIENT_READ_ONLY));
 }
+
+#[test]
+fn the_operations_each_hook_is_for_reach_the_servers_record() {
+    // crypt0's program wants its pre-op for writes only, audit0's for all
+    // it declares.
+    let narrowed = BOUNCER.replace("ops=read,write\0", "ops=read,write\0pre_ops=write\0");
+    let p = programs(&[("filter_bouncer", &narrowed), ("filter_plain", PLAIN)]);
+    let cfg: ServerConfig = record(&expand(SYSTEM, &p).unwrap(), "blk_server", "blk_server_config");
+    let (write, flush) = (blk::filter::op_bit(blk::Op::Write), blk::filter::op_bit(blk::Op::Flush) | blk::filter::op_bit(blk::Op::FlushCompleted));
+    let (c0, c1) = (&cfg.filters[0], &cfg.filters[1]);
+    assert_eq!((c0.ops, c0.pre_ops, c0.post_ops), (0b11, write, 0b11));
+    assert_eq!((c1.ops, c1.pre_ops, c1.post_ops), (write | flush, write | flush, write | flush));
+    // A hook for an operation the program does not declare: the manifest
+    // does not read.
+    let wrong = BOUNCER.replace("ops=read,write\0", "ops=read,write\0post_ops=flush\0");
+    let p = programs(&[("filter_bouncer", &wrong), ("filter_plain", PLAIN)]);
+    let errors = expand(SYSTEM, &p).unwrap_err();
+    assert!(errors[0].contains("the filter manifest is malformed: a malformed manifest field"), "{}", errors[0]);
+}

@@ -179,7 +179,12 @@ impl<'a> Filter<'a> {
     }
 
     fn wants(&self, hook: Hook, op: Op) -> bool {
-        self.config.hooks & hook.bit() != 0 && self.config.ops & blk::filter::op_bit(op) != 0
+        let narrowed = match hook {
+            Hook::Pre => self.config.pre_ops,
+            Hook::Post => self.config.post_ops,
+        };
+        let ops = if narrowed == 0 { self.config.ops } else { self.config.ops & narrowed };
+        self.config.hooks & hook.bit() != 0 && ops & blk::filter::op_bit(op) != 0
     }
 
     #[inline(always)]

@@ -179,6 +179,11 @@ pub struct ServerFilter {
     /// name, in order: its redirect verdicts' link numbers index this;
     /// [`NO_LINK`] for none.
     pub links: [u8; MAX_LINKS],
+    /// The operations of `ops` it wants its pre-op and its post-op for
+    /// (its manifest's `pre_ops` and `post_ops`); 0: all of `ops`.
+    pub pre_ops: u8,
+    pub post_ops: u8,
+    pub _reserved: [u8; 6],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -347,6 +352,9 @@ impl ServerFilter {
         lend_client: [NO_LEND; MAX_CLIENTS],
         lend_bounce: [NO_LEND; MAX_FILTERS],
         links: [NO_LINK; MAX_LINKS],
+        pre_ops: 0,
+        post_ops: 0,
+        _reserved: [0; 6],
     };
 }
 

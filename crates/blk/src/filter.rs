@@ -789,7 +789,11 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// `hooks`: `pre`, `post`, `setup`; `ops`: `read`, `write`, `flush` (a flush is
 /// sent to the driver as a flush of completed writes); `params`: the
 /// `<param>` keys the filter takes; `bounce`: bytes of its substitute
-/// buffer (a multiple of 4096, 0 for none); `caches` (optional, `yes` or
+/// buffer (a multiple of 4096, 0 for none); `pre_ops` and `post_ops`
+/// (optional, some of `ops`): the operations it wants that hook for, when
+/// not all of them (a filter with work to do before a flush only, and
+/// after reads and writes, says `pre_ops=flush`: a read or write then
+/// costs one upcall, not two); `caches` (optional, `yes` or
 /// `no`): whether it keeps copies of blocks from below, which a write that
 /// enters the chain below it (a client attached there) would leave stale,
 /// so the tool warns of such a client unless it is `read_only`.
@@ -802,6 +806,9 @@ pub struct Manifest<'a> {
     pub params: heapless::Vec<&'a str, 8>,
     pub bounce: u64,
     pub caches: bool,
+    /// The [`op_bit`]s of `ops` it wants its pre-op and its post-op for.
+    pub pre_ops: u8,
+    pub post_ops: u8,
 }
 
 /// Why a manifest does not read.
@@ -838,7 +845,8 @@ impl<'a> Manifest<'a> {
         if fields.next() != Some(Self::MAGIC) {
             return Err(ManifestError::NoMagic);
         }
-        let mut m = Manifest { hooks: 0, ops: 0, params: heapless::Vec::new(), bounce: 0, caches: false };
+        let mut m = Manifest { hooks: 0, ops: 0, params: heapless::Vec::new(), bounce: 0, caches: false, pre_ops: 0, post_ops: 0 };
+        let (mut pre_ops, mut post_ops) = (None, None);
         for field in fields {
             let (key, value) = field.split_once('=').ok_or(ManifestError::BadField)?;
             let items = value.split(',').filter(|v| !v.is_empty());
@@ -853,16 +861,9 @@ impl<'a> Manifest<'a> {
                         };
                     }
                 }
-                "ops" => {
-                    for o in items {
-                        m.ops |= match o {
-                            "read" => op_bit(Op::Read),
-                            "write" => op_bit(Op::Write),
-                            "flush" => op_bit(Op::Flush) | op_bit(Op::FlushCompleted),
-                            _ => return Err(ManifestError::BadField),
-                        };
-                    }
-                }
+                "ops" => m.ops |= Self::ops(items)?,
+                "pre_ops" => pre_ops = Some(Self::ops(items)?),
+                "post_ops" => post_ops = Some(Self::ops(items)?),
                 "params" => {
                     for p in items {
                         m.params.push(p).map_err(|_| ManifestError::TooManyParams)?;
@@ -884,12 +885,38 @@ impl<'a> Manifest<'a> {
                 _ => return Err(ManifestError::BadField),
             }
         }
+        // Each hook's operations are some of `ops` (all, unless it says).
+        for (narrowed, out) in [(pre_ops, &mut m.pre_ops), (post_ops, &mut m.post_ops)] {
+            *out = match narrowed {
+                None => m.ops,
+                Some(ops) if ops & !m.ops == 0 && ops != 0 => ops,
+                Some(_) => return Err(ManifestError::BadField),
+            };
+        }
         Ok(m)
+    }
+
+    /// The operation bits of a list of `read`, `write`, `flush`.
+    fn ops<'i>(items: impl Iterator<Item = &'i str>) -> Result<u8, ManifestError> {
+        let mut bits = 0;
+        for o in items {
+            bits |= match o {
+                "read" => op_bit(Op::Read),
+                "write" => op_bit(Op::Write),
+                "flush" => op_bit(Op::Flush) | op_bit(Op::FlushCompleted),
+                _ => return Err(ManifestError::BadField),
+            };
+        }
+        Ok(bits)
     }
 
     /// Whether the filter wants `hook` for `op`.
     pub const fn wants(&self, hook: Hook, op: Op) -> bool {
-        self.hooks & hook.bit() != 0 && self.ops & op_bit(op) != 0
+        let ops = match hook {
+            Hook::Pre => self.pre_ops,
+            Hook::Post => self.post_ops,
+        };
+        self.hooks & hook.bit() != 0 && ops & op_bit(op) != 0
     }
 }
 
@@ -1154,6 +1181,14 @@ mod tests {
         assert!(Manifest::parse(b"strata-filter 1\0caches=yes\0").unwrap().caches);
         assert!(!Manifest::parse(b"strata-filter 1\0caches=no\0").unwrap().caches);
         assert_eq!(Manifest::parse(b"strata-filter 1\0caches=maybe\0"), Err(ManifestError::BadField));
+        // Per hook, some of its operations.
+        let narrow = Manifest::parse(b"strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0pre_ops=flush\0").unwrap();
+        assert!(narrow.wants(Hook::Pre, Op::Flush) && !narrow.wants(Hook::Pre, Op::Read) && !narrow.wants(Hook::Pre, Op::Write));
+        assert!(narrow.wants(Hook::Post, Op::Read) && narrow.wants(Hook::Post, Op::Write) && narrow.wants(Hook::Post, Op::Flush));
+        assert_eq!((m.pre_ops, m.post_ops), (m.ops, m.ops), "all of them unless it says");
+        for bad in [&b"strata-filter 1\0ops=read\0pre_ops=write\0"[..], b"strata-filter 1\0ops=read\0post_ops=\0", b"strata-filter 1\0ops=read\0pre_ops=seek\0"] {
+            assert_eq!(Manifest::parse(bad), Err(ManifestError::BadField), "{:?}", core::str::from_utf8(bad));
+        }
         assert_eq!(Manifest::parse(b"strata-filter 2\0"), Err(ManifestError::NoMagic));
         assert_eq!(Manifest::parse(b"strata-filter 1\0hooks=sideways\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0bounce=100\0"), Err(ManifestError::BadField));

@@ -37,10 +37,13 @@ pub struct Spec {
     pub ops: u8,
     pub rights: u8,
     pub bounce: bool,
+    /// The operations it wants its pre-op for (`ServerFilter::pre_ops`;
+    /// 0: all of `ops`).
+    pub pre_ops: u8,
 }
 
 impl Spec {
-    pub const PASS: Spec = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: false };
+    pub const PASS: Spec = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: false, pre_ops: 0 };
 }
 
 /// One upcall as the filter saw it.
@@ -334,6 +337,9 @@ pub fn chain_harness_linked(
             lend_client,
             lend_bounce,
             links,
+            pre_ops: spec.pre_ops,
+            post_ops: 0,
+            _reserved: [0; 6],
         };
         let page = page();
         regions.filter_calls[p] = Some(page);
@@ -455,7 +461,7 @@ fn one_upcall_carries_a_batch_of_requests() {
 
 #[test]
 fn a_filter_is_not_called_for_hooks_and_ops_it_did_not_declare() {
-    let writes_pre_only = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: 0, bounce: false };
+    let writes_pre_only = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: 0, bounce: false, pre_ops: 0 };
     let mut h = chain_harness(&[8], &[writes_pre_only, Spec::PASS], 8, always(Verdict::Continue));
     h.push(0, Request::new(1, Op::Read, 3, 1, 0));
     h.push(0, Request::new(2, Op::Write, 4, 1, 4096));
@@ -506,7 +512,7 @@ fn a_post_op_may_rewrite_the_status() {
 
 #[test]
 fn a_filter_gets_exactly_the_requests_data_with_its_rights_and_may_keep_state() {
-    let reader = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ, bounce: false };
+    let reader = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ, bounce: false, pre_ops: 0 };
     let seen = Rc::new(RefCell::new(StdVec::new()));
     let s = seen.clone();
     let decide: Decide = Box::new(move |_, io, _, data, _| {
@@ -546,8 +552,8 @@ fn a_filter_gets_exactly_the_requests_data_with_its_rights_and_may_keep_state() 
 
 #[test]
 fn a_substituted_write_goes_down_from_the_filters_buffer_and_the_clients_is_never_changed() {
-    let crypt = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true };
-    let reader = Spec { hooks: Hook::Pre.bit(), ops: 0xff, rights: abi::GRANT_READ, bounce: false };
+    let crypt = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true, pre_ops: 0 };
+    let reader = Spec { hooks: Hook::Pre.bit(), ops: 0xff, rights: abi::GRANT_READ, bounce: false, pre_ops: 0 };
     let below = Rc::new(RefCell::new(StdVec::new()));
     let b2 = below.clone();
     let decide: Decide = Box::new(move |f, io, _, data, bounce| {
@@ -628,7 +634,7 @@ fn a_pre_op_that_needs_no_post_op_for_a_request_is_not_called_after_it() {
 fn a_side_io_goes_down_below_the_filter_and_the_filter_is_called_again_with_its_result() {
     // Filter 1 writes its bounce page 2 to block 100 before each write goes
     // on, and fails the write if that failed; filter 2, below, sees both.
-    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true };
+    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
     let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook, io.side) {
         (1, Op::Write, Hook::Pre, None) => Verdict::SideIo { op: Op::Write, block: 100, count: 1, page: 2 },
         (1, Op::Write, Hook::Pre, Some(done)) if done.status != Status::Ok => Verdict::Fail(Status::IoError),
@@ -669,7 +675,7 @@ fn side_io_two_deep_for_many_requests_answers_every_one_and_frees_every_slot() {
     // 128 writes from four clients; each write's side I/O at filter 0
     // starts another at filter 1 below it (two deep: `spawn` keeps a slot
     // for each level a started request may still need).
-    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true };
+    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
     let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook, io.side, io.client) {
         (0, Op::Write, Hook::Pre, None, c) if c != filter::SETUP_CLIENT => Verdict::SideIo { op: Op::Write, block: 1000 + io.block, count: 1, page: 0 },
         (1, Op::Write, Hook::Pre, None, filter::SETUP_CLIENT) if io.block >= 1000 => Verdict::SideIo { op: Op::Write, block: 2000, count: 1, page: 1 },

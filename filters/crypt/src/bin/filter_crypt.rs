@@ -7,9 +7,10 @@ fn main() {}
 
 // The bounce buffer holds the encrypted copies of writes in flight (128
 // slots of up to 16 blocks) and, during setup, the header and one key
-// slot's material.
+// slot's material. Writes are encrypted before they go down (the pre-op),
+// reads decrypted after they came back (the post-op).
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write", "params=passphrase", "bounce=8388608");
+blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write", "pre_ops=write", "params=passphrase", "bounce=8388608");
 
 #[cfg(target_os = "none")]
 fn clock() -> filter_crypt::Clock {

@@ -6,9 +6,11 @@
 fn main() {}
 
 // The bounce buffer: the header page, a scratch page and the MAC table
-// (`filter_integrity::BOUNCE`).
+// (`filter_integrity::BOUNCE`). The pre-op has work only before a flush
+// (writing the MAC table); reads and writes are checked and recorded after
+// they completed.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "params=key", "bounce=8396800");
+blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "pre_ops=flush", "post_ops=read,write", "params=key", "bounce=8396800");
 
 #[cfg(target_os = "none")]
 #[microkit::protection_domain]

@@ -201,18 +201,23 @@ fn filter_case() -> impl Strategy<Value = FilterCase> {
     let hooks = prop_oneof![1 => Just(Hook::Pre.bit()), 1 => Just(Hook::Post.bit()), 2 => Just(3u8)];
     let rights = prop_oneof![1 => Just(0), 1 => Just(abi::GRANT_READ), 2 => Just(abi::GRANT_READ | abi::GRANT_WRITE)];
     let bounce = prop_oneof![1 => Just(false), 2 => Just(true)];
-    (hooks, 0u8..8, rights, bounce, 0u8..4, 0u8..4, 0u8..4).prop_map(|(hooks, ops, rights, bounce, chaos, side, link)| {
-        let mut bits = 0;
-        if ops & 1 != 0 {
-            bits |= op_bit(Op::Read);
-        }
-        if ops & 2 != 0 {
-            bits |= op_bit(Op::Write);
-        }
-        if ops & 4 != 0 {
-            bits |= op_bit(Op::Flush) | op_bit(Op::FlushCompleted);
-        }
-        FilterCase { spec: Spec { hooks, ops: bits, rights, bounce }, chaos, side, link }
+    // In one case in three its pre-op is for some of its operations only.
+    let narrow = prop_oneof![2 => Just(0u8), 1 => 1u8..8];
+    (hooks, 0u8..8, rights, bounce, 0u8..4, 0u8..4, 0u8..4, narrow).prop_map(|(hooks, ops, rights, bounce, chaos, side, link, narrow)| {
+        let op_bits = |ops: u8| {
+            let mut bits = 0;
+            if ops & 1 != 0 {
+                bits |= op_bit(Op::Read);
+            }
+            if ops & 2 != 0 {
+                bits |= op_bit(Op::Write);
+            }
+            if ops & 4 != 0 {
+                bits |= op_bit(Op::Flush) | op_bit(Op::FlushCompleted);
+            }
+            bits
+        };
+        FilterCase { spec: Spec { hooks, ops: op_bits(ops), rights, bounce, pre_ops: op_bits(narrow) }, chaos, side, link }
     })
 }
 
@@ -325,7 +330,11 @@ fn xor(buf: &mut [u8], key: u8) {
 }
 
 fn wants(spec: &Spec, hook: Hook, op: Op) -> bool {
-    spec.hooks & hook.bit() != 0 && spec.ops & op_bit(op) != 0
+    let ops = match hook {
+        Hook::Pre if spec.pre_ops != 0 => spec.ops & spec.pre_ops,
+        _ => spec.ops,
+    };
+    spec.hooks & hook.bit() != 0 && ops & op_bit(op) != 0
 }
 
 /// Whether a filter does the data work of a substitute for `op`: it copies

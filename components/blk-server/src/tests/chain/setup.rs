@@ -6,7 +6,7 @@ use blk::filter::{SetupCall, SetupStep, SETUP_CLIENT, SETUP_HOOK};
 use std::collections::HashMap;
 
 /// A filter with pre and post hooks, the setup hook and a bounce buffer.
-const SETS_UP: Spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true };
+const SETS_UP: Spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
 
 /// The driver's side of one read: fill each request's buffer with its
 /// block number in every byte, then complete them.
@@ -372,7 +372,7 @@ proptest::proptest! {
             }
             _ => Verdict::Continue,
         });
-        let spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true };
+        let spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
         let mut h = chain_harness_with_setup(&[32], &vec![spec; n], 64, decide, Some(setup));
         h.run();
         let top = windows[0].1;
