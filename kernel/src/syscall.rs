@@ -41,9 +41,9 @@ impl Kernel {
     /// (`tests::the_fast_paths_do_what_the_general_path_does`).
     ///
     /// `true` if who runs next is decided without a scheduling pass: a
-    /// grant copy returns to `me`, which still outranks everything queued;
-    /// a call its callee took at once runs the callee, which outranks
-    /// everything queued (see `pp_call`). The exception entry then enters
+    /// grant copy returns to `me`; a call its callee took at once runs the
+    /// callee; either when it outranks everything queued
+    /// (`current_runs_next`). The exception entry then enters
     /// `current` directly, as after a fast path; `schedule` would not
     /// change it (`tests::the_fast_paths_do_what_the_general_path_does`).
     pub(crate) fn syscall_general(&mut self, m: &mut impl Machine, me: PdId) -> bool {
@@ -52,18 +52,18 @@ impl Kernel {
             sys::NOTIFY => self.notify(me, a0),
             sys::PP_CALL => match self.pp_call(m, me) {
                 // The reply writes the status.
-                Ok(()) => return self.callee_runs_next(),
+                Ok(()) => return self.current_runs_next(),
                 Err(e) => Err(e),
             },
             sys::PP_CALL_LEND => match self.pp_call_lend(m, me) {
-                Ok(()) => return self.callee_runs_next(),
+                Ok(()) => return self.current_runs_next(),
                 Err(e) => Err(e),
             },
             sys::GRANT_READ | sys::GRANT_WRITE => {
                 let [h, off, buf, len] = [0, 1, 2, 3].map(|i| self.pds[me].ctx().x[i]);
                 let result = self.grant_copy(m, me, h, off, buf, len, nr == sys::GRANT_WRITE);
                 self.pds[me].ctx_mut().x[0] = result.map_or_else(|e| e as u64, |()| 0);
-                return true;
+                return self.current_runs_next();
             }
             sys::RECV => {
                 self.recv(m, me);
@@ -117,11 +117,12 @@ impl Kernel {
         false
     }
 
-    /// After a call: whether its callee took it at once and outranks
-    /// everything queued, so that it runs next without a scheduling pass.
-    /// (The PPC rule makes it so, but the tool checks that rule, not the
-    /// kernel: checked here, as the fast path checks it.)
-    fn callee_runs_next(&self) -> bool {
+    /// Whether `current` (after a call: the callee, if it took the call at
+    /// once; after a grant copy: the caller) outranks everything queued,
+    /// so that it runs next without a scheduling pass. (For a call the PPC
+    /// rule makes it so, but the tool checks that rule, not the kernel:
+    /// checked here, as the fast path checks it.)
+    fn current_runs_next(&self) -> bool {
         self.current.is_some_and(|c| self.runq.highest().is_none_or(|best| best < self.pds[c].priority()))
     }
 
