@@ -257,11 +257,13 @@ pub fn chain_harness_linked(
     let n0 = chain.len();
     config.filter_count = (n0 + second.len()) as u32;
     let dlayout = QueueLayout::new(driver_capacity).unwrap();
-    config.disks[0] = ServerDisk {
-        queue: QueueRegion { vaddr: 0, size: dlayout.size() as u64, capacity: driver_capacity, channel: 40 },
-        probe: DmaRegion { vaddr: 0, paddr: 0x5000_0000, size: 4096 },
-        name: name_field("disk0"),
+    // Disk d: its driver ring on channel 40 + d, its probe page.
+    let disk = |d: usize, layout: &QueueLayout| ServerDisk {
+        queue: QueueRegion { vaddr: 0, size: layout.size() as u64, capacity: driver_capacity, channel: 40 + d as u32 },
+        probe: DmaRegion { vaddr: 0, paddr: 0x5000_0000 + d as u64 * 0x80_0000, size: 4096 },
+        name: name_field(&format!("disk{d}")),
     };
+    config.disks[0] = disk(0, &dlayout);
     let dq = Shared::from_words(words(dlayout.size().next_multiple_of(8)));
     let mut regions = Regions::none();
     regions.disk_queues[0] = Some(dq);
@@ -287,11 +289,7 @@ pub fn chain_harness_linked(
     let mut linked_end = None;
     if let Some(l) = &linked {
         let layout = QueueLayout::new(driver_capacity).unwrap();
-        config.disks[1] = ServerDisk {
-            queue: QueueRegion { vaddr: 0, size: layout.size() as u64, capacity: driver_capacity, channel: 41 },
-            probe: DmaRegion { vaddr: 0, paddr: 0x5080_0000, size: 4096 },
-            name: name_field("disk1"),
-        };
+        config.disks[1] = disk(1, &layout);
         let q = Shared::from_words(words(layout.size().next_multiple_of(8)));
         regions.disk_queues[1] = Some(q);
         regions.probes[1] = Some(Shared::from_words(words(4096)));

@@ -1248,17 +1248,7 @@ impl Model {
                 prop_assert_eq!(next, Some(p), "{:?} had its pre-op at filter {} out of chain order (from {})", r.request, p, from);
                 prop_assert_eq!((io.side, io.state), (None, 0), "filter {}'s first pre-op of {:?} tells no side I/O and no state", p, r.request);
             }
-            Stage::Side { at, hook: Hook::Pre, state, .. } if at == p => {
-                let side = self.side_done(id)?;
-                let r = &self.reqs[id];
-                prop_assert_eq!(
-                    (io.side, io.state),
-                    (Some(side), state),
-                    "filter {} is called again for {:?} with its side I/O's result and the state it left",
-                    p,
-                    r.request
-                );
-            }
+            Stage::Side { at, hook: Hook::Pre, state, .. } if at == p => self.called_again(id, p, io, state)?,
             _ => return Err(TestCaseError::fail(format!("a pre-op at filter {p} for {:?}, which is {:?}", r.request, r.stage))),
         }
         let (spec, place) = (self.chain[p], self.places[p]);
@@ -1312,15 +1302,8 @@ impl Model {
         match self.reqs[id].stage {
             // Called again after its side I/O.
             Stage::Side { at, hook: Hook::Post, state, done: seen, .. } if at == q => {
-                let side = self.side_done(id)?;
+                self.called_again(id, q, io, state)?;
                 let r = &self.reqs[id];
-                prop_assert_eq!(
-                    (io.side, io.state),
-                    (Some(side), state),
-                    "filter {} is called again for {:?} with its side I/O's result and the state it left",
-                    q,
-                    r.request
-                );
                 prop_assert_eq!(Some(done), seen, "filter {}'s post-op of {:?}, called again, sees the same result from below", q, r.request);
             }
             _ => {
@@ -1499,6 +1482,21 @@ impl Model {
     /// must hear of it (its path's result, as for a client's request). A
     /// side read that was answered `Ok` along a clean path left its data in
     /// the filter's pages. Its bounce pages and block are free again.
+    /// Filter `p` is called again for request `id` (entry `io`) once its
+    /// side I/O is back: with that I/O's result and the state it left.
+    fn called_again(&mut self, id: usize, p: usize, io: &Io, state: u64) -> Result<(), TestCaseError> {
+        let side = self.side_done(id)?;
+        let r = &self.reqs[id];
+        prop_assert_eq!(
+            (io.side, io.state),
+            (Some(side), state),
+            "filter {} is called again for {:?} with its side I/O's result and the state it left",
+            p,
+            r.request
+        );
+        Ok(())
+    }
+
     fn side_done(&mut self, id: usize) -> Result<Done, TestCaseError> {
         let Stage::Side { at, child, .. } = self.reqs[id].stage else { unreachable!("waiting for a side I/O") };
         let (status, count) = self.finish(child)?;
