@@ -3,7 +3,9 @@
 //! rights, and one handle it keeps is tried again in the next upcall. Each
 //! attempt must be refused with an error (and printed as such); the
 //! filter then lets every request through, so its disk's client finds its
-//! data as it wrote it.
+//! data as it wrote it. Before the attacks it checks the kernel's copy
+//! itself: reads of many lengths, offsets and buffer alignments must give
+//! the same bytes as one read of the whole block, and nothing around them.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -55,6 +57,10 @@ impl Filter for Attacker {
             Ok(()) => debug_println!("grant_attacker: read the {} bytes of the first block through the grant: ok", block.len()),
             Err(e) => debug_println!("grant_attacker: the lent data could not be read: {}", e.as_str()),
         }
+        match check_copies(grant, &block) {
+            Ok(n) => debug_println!("grant_attacker: {} reads of other lengths, offsets and alignments: the same bytes", n),
+            Err((offset, len, at)) => debug_println!("grant_attacker: a read of {} bytes at {} into a buffer at +{}: wrong bytes", len, offset, at),
+        }
         refused("write through a read grant", grant.write(0, &[0xee]));
         refused("read past the request's data", grant.read(len, &mut block[..1]));
         refused("read running past the request's data", grant.read(len - 1, &mut block[..2]));
@@ -67,6 +73,41 @@ impl Filter for Attacker {
         self.kept = Some(grant.handle());
         Verdict::Continue
     }
+}
+
+/// Grant reads of every length up to 200 bytes and of odd and even numbers
+/// of 64-byte blocks with and without a tail (the kernel copies whole
+/// 64-byte blocks in a loop that takes two at a time, then the rest), at
+/// several offsets in the grant and alignments of the buffer: each must
+/// give the bytes of `whole` (one read of the whole block) and leave the
+/// buffer around it as it was. How many were checked, or the first wrong
+/// one (offset, length, position in the buffer).
+fn check_copies(grant: Grant, whole: &[u8; BLOCK_SIZE as usize]) -> Result<u32, (u64, usize, usize)> {
+    const GUARD: u8 = 0xa5;
+    let mut buf = [0u8; BLOCK_SIZE as usize + 32];
+    let lengths = (1..=200).chain([255, 256, 257, 448, 511, 512, 1000, 4031, 4032, 4095, 4096]);
+    let mut checked = 0;
+    for len in lengths {
+        for offset in [0usize, 1, 63] {
+            for at in [0usize, 1, 8] {
+                if offset + len > whole.len() {
+                    continue;
+                }
+                // (Only the bytes around the read are looked at: the whole
+                // check stays well within the upcall's budget.)
+                let around = &mut buf[..at + len + 16];
+                around.fill(GUARD);
+                let ok = grant.read(offset as u64, &mut around[at..at + len]).is_ok()
+                    && around[at..at + len] == whole[offset..offset + len]
+                    && around[..at].iter().chain(&around[at + len..]).all(|&b| b == GUARD);
+                if !ok {
+                    return Err((offset as u64, len, at));
+                }
+                checked += 1;
+            }
+        }
+    }
+    Ok(checked)
 }
 
 /// A grant read of 8 bytes to address `to`.
