@@ -45,6 +45,8 @@ pub use grant::Grant;
 pub use handler::{Handler, NullHandler};
 pub use ipc_buffer::{get_mr, set_mr, with_msg_regs, with_msg_regs_mut};
 pub use microkit_macros::protection_domain;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use mem::wipe_simd;
 pub use runtime::{fault_info, pd_name, power_off};
 pub use shared_memory::{AccessError, Shared};
 

@@ -161,3 +161,44 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
         "ret",
     )
 }
+
+/// Zeroes `buf` 64 bytes a store from four zeroed SIMD registers (the
+/// rest a byte at a time), in stores the compiler never leaves out: a
+/// wipe of secrets. For a PD that uses FP/SIMD anyway (`filter_crypt`,
+/// whose AES runs there); one that does not would take the FP unit for
+/// it. A 4 KiB wipe takes about 135 instructions, `memset` about 450.
+pub fn wipe_simd(buf: &mut [u8]) {
+    let (blocks, rest) = buf.as_chunks_mut::<64>();
+    let n = blocks.len();
+    if n > 0 {
+        // SAFETY: stores exactly the `n * 64` bytes of `blocks`, which the
+        // exclusive borrow gives us; v0-v3 are declared clobbered.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::arch::asm!(
+                "movi v0.16b, #0",
+                "movi v1.16b, #0",
+                "movi v2.16b, #0",
+                "movi v3.16b, #0",
+                // An odd block first, then two a loop.
+                "tbz {n}, #0, 2f",
+                "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{p}], #64",
+                "subs {n}, {n}, #1",
+                "b.eq 3f",
+                "2:",
+                "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{p}], #64",
+                "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{p}], #64",
+                "subs {n}, {n}, #2",
+                "b.ne 2b",
+                "3:",
+                p = inout(reg) blocks.as_mut_ptr() => _,
+                n = inout(reg) n => _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                options(nostack),
+            );
+        }
+    }
+    rest.fill(0);
+    // (Keeps the tail's stores, which nothing reads, from being dropped.)
+    core::hint::black_box(buf);
+}

@@ -151,6 +151,26 @@ impl<'a> Shared<'a> {
         Ok(Shared { base: start, len, _memory: PhantomData })
     }
 
+    /// `[offset, offset + len)` as private bytes, for as long as the borrow
+    /// lasts: for a buffer of the PD's own that it hands out a piece at a
+    /// time (a filter's bounce buffer, whose pages it gives to one request
+    /// each), so that work on a piece needs no copy in or out.
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives nothing else reads or writes those bytes: no
+    /// peer or device (the region is the PD's own, or the peer is not
+    /// given the bytes until after), and no other view of this PD's (no
+    /// other slice of them, no `Shared` access to them).
+    #[inline]
+    pub unsafe fn bytes_mut(&self, offset: usize, len: usize) -> Result<&'a mut [u8], AccessError> {
+        let start = self.range(offset, len)?;
+        // SAFETY: `range` checked that the bytes lie in the region, mapped
+        // and writable for 'a (see `new`); the caller promises no one else
+        // reaches them while the slice lives.
+        Ok(unsafe { core::slice::from_raw_parts_mut(start.as_ptr(), len) })
+    }
+
     /// Copy `out.len()` bytes from `offset` into private memory.
     #[inline]
     pub fn read_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), AccessError> {

@@ -2,7 +2,8 @@
 //! speed, `crates/microkit/src/mem.rs`) against one-byte-at-a-time
 //! references: every length up to 200 and a few of 4 KiB, at every
 //! alignment of source and destination, overlapping both ways for
-//! `memmove`, and that no byte outside the range changes.
+//! `memmove`, and that no byte outside the range changes; and `wipe_simd`
+//! (the SIMD wipe PDs that use FP call for secrets) the same way.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -68,6 +69,25 @@ fn init() -> NullHandler {
                 }
             }
         }
+    }
+    // wipe_simd of b[d..d+n]: zeros there, nothing else changed.
+    let mut wiped = 0u32;
+    'wipe: for n in lengths() {
+        for d in 0..9 {
+            if d + n > AREA - 8 || bad.is_some() {
+                continue;
+            }
+            wiped += 1;
+            fill(&mut b, 5);
+            microkit::wipe_simd(&mut b[d..d + black_box(n)]);
+            if (0..AREA).any(|i| b[i] != if (d..d + n).contains(&i) { 0 } else { pattern(i, 5) }) {
+                bad = Some(("wipe_simd", n, 0, d));
+                break 'wipe;
+            }
+        }
+    }
+    if bad.is_none() {
+        debug_println!("mem_check: wipe_simd zeroes exactly its buffer in {} cases", wiped);
     }
     match bad {
         None => debug_println!("mem_check: memcpy, memmove and memset agree with byte loops in {} cases", cases),
