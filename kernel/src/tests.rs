@@ -1086,6 +1086,43 @@ fn a_grant_copy_touches_only_memory_the_callee_may_use_itself() {
 }
 
 #[test]
+fn a_copy_across_a_page_boundary_lands_in_each_page_where_it_is_mapped() {
+    // Two buffers of two pages: one whose pages follow each other in
+    // physical memory (copied in one run), one whose second page comes
+    // first (copied page by page).
+    const SPLIT: u64 = 0x7200_0000;
+    const RUN: u64 = 0x7300_0000;
+    let (low, high, run) = (MEM_BASE + 0xa_0000, MEM_BASE + 0xa_1000, MEM_BASE + 0xb_0000);
+    let mut h = lending_system();
+    h.m.pages.insert(SPLIT, (high, true));
+    h.m.pages.insert(SPLIT + 0x1000, (low, true));
+    h.m.pages.insert(RUN, (run, true));
+    h.m.pages.insert(RUN + 0x1000, (run + 0x1000, true));
+    h.call_lending(&[lend(0, GRANT_READ | GRANT_WRITE, 0, 0x4000)]);
+    let handle = grant_handle(1, 0);
+    let lent = |i: u64| (i % 251) as u8;
+    for (buf, first, second) in [(SPLIT, high, low), (RUN, run, run + 0x1000)] {
+        // 0x1000 bytes from grant offset 0x123 into the buffer at 0x800:
+        // half into each page.
+        h.m.at(first, 0x1000).fill(0xee);
+        h.m.at(second, 0x1000).fill(0xee);
+        assert_eq!(h.grant_op(sys::GRANT_READ, handle, 0x123, buf + 0x800, 0x1000), 0);
+        let want = |from: u64| (from..from + 0x800).map(lent).collect::<Vec<u8>>();
+        assert_eq!(h.m.at(first + 0x800, 0x800), &want(0x123)[..], "{buf:#x}: the first half");
+        assert_eq!(h.m.at(second, 0x800), &want(0x923)[..], "{buf:#x}: the second half");
+        assert!(h.m.at(first, 0x800).iter().all(|&b| b == 0xee), "{buf:#x}: nothing before it");
+        assert!(h.m.at(second + 0x800, 0x800).iter().all(|&b| b == 0xee), "{buf:#x}: nothing after it");
+        // And back: the buffer's two halves into the grant at 0x2000.
+        h.m.at(first + 0x800, 0x800).fill(1);
+        h.m.at(second, 0x800).fill(2);
+        assert_eq!(h.grant_op(sys::GRANT_WRITE, handle, 0x2000, buf + 0x800, 0x1000), 0);
+        assert!(h.m.at(LENT + 0x2000, 0x800).iter().all(|&b| b == 1), "{buf:#x}: the first half");
+        assert!(h.m.at(LENT + 0x2800, 0x800).iter().all(|&b| b == 2), "{buf:#x}: the second half");
+        assert_eq!(h.m.at(LENT + 0x3000, 1)[0], lent(0x3000), "{buf:#x}: nothing past it");
+    }
+}
+
+#[test]
 fn a_callee_that_faults_ends_the_lease_and_a_restart_holds_nothing_of_it() {
     let mut h = Sys::new()
         .pd("parent", 30)

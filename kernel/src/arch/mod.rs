@@ -108,7 +108,9 @@ impl Machine for Arch {
         unsafe {
             if apart && blocks > 0 {
                 copy_blocks(d, s, blocks);
-                core::ptr::copy_nonoverlapping(s.add(blocks * 64), d.add(blocks * 64), len % 64);
+                if len % 64 != 0 {
+                    core::ptr::copy_nonoverlapping(s.add(blocks * 64), d.add(blocks * 64), len % 64);
+                }
             } else {
                 core::ptr::copy(s, d, len);
             }
