@@ -1,8 +1,10 @@
 //! Lazy FP/SIMD switching. A PD's FP registers stay in the CPU until another
 //! PD uses FP: EL0 FP instructions trap unless the running PD owns the unit,
 //! and the trap saves the owner's registers and loads the new PD's.
-//! The kernel itself is built without FP (soft-float), so it never touches
-//! these registers.
+//! The kernel itself is built without FP (soft-float), so the compiler never
+//! touches these registers; the one place that does, the copy loop of grant
+//! copies (`copy_blocks` in `arch`), saves the four it uses and puts them
+//! back. EL1 never traps on FP in either CPACR setting used here.
 //!
 //! A PD that traps is likely to use FP again next time (the compiler uses
 //! SIMD registers for plain copies and zeroing), so for its next

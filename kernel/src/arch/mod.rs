@@ -191,6 +191,9 @@ extern "C" fn kmain(spec_paddr: u64) -> ! {
         }
     };
     pmu::init(spec.header.flags & bootspec::FLAG_PMU_USER != 0);
+    // (Before anything may copy: `copy_blocks` uses SIMD registers at EL1,
+    // which the CPACR setting `init` makes allow.)
+    fpu::init();
     let k = kernel();
     k.load(&spec);
     // SAFETY: BOOT_EL was written once by `_start`.
@@ -204,7 +207,6 @@ extern "C" fn kmain(spec_paddr: u64) -> ! {
     gic::configure(TIMER_IRQ, bootspec::TRIGGER_LEVEL);
     gic::enable(TIMER_IRQ);
     timer::init();
-    fpu::init();
     let ctx = next_context(k);
     // SAFETY: `ctx` is the saved state of the PD chosen to run.
     unsafe { vectors::return_to_user(ctx) }
