@@ -3,9 +3,10 @@
 //! Rust's own (`compiler_builtins`, linked weak) move a word per load and
 //! store at best: a 4 KiB copy costs about 2,070 instructions and a 4 KiB
 //! fill about 1,560 on QEMU's cortex-a53, which was a tenth of a request
-//! in `filter_crypt` (the copy of a write's ciphertext into its bounce
-//! page, the wipe of a read's plaintext). These move 64 bytes per loop
-//! with paired loads and stores of general registers: about 780 and 450.
+//! in `filter_crypt` (which has since stopped copying a write's
+//! ciphertext, and wipes with `wipe_simd` below). These move 64 bytes per
+//! loop with paired loads and stores of general registers: about 780 and
+//! 450.
 //!
 //! - General registers only: a PD that does not use FP/SIMD keeps not
 //!   using it (the kernel switches FP state lazily, on a trap).
