@@ -78,7 +78,10 @@ graph: tool components
 ifeq ($(FORMAT),dot)
 	@$(TOOL) graph $(SYSTEM) --search-path $(PD_DIR)
 else
-	@$(TOOL) graph $(SYSTEM) --search-path $(PD_DIR) | dot -T$(FORMAT)
+	@# (Through a file, not a pipe: an error in the system stops it here.)
+	@mkdir -p $(BUILD)
+	@$(TOOL) graph $(SYSTEM) --search-path $(PD_DIR) > $(BUILD)/graph.dot
+	@dot -T$(FORMAT) $(BUILD)/graph.dot
 endif
 
 # Build an application disk (what the dynamic content disk serves as a

@@ -48,3 +48,29 @@ fn make_run_copies_the_content_disk_and_the_host_reads_every_file_back() {
     assert_same_tree(&read_tree(&out), &read_tree(&folder));
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn make_run_on_a_disk_that_is_no_application_disk_says_so_and_fails() {
+    let work = root().join(format!("build/e2e/content-disk-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let (apps, dump) = (work.join("blank.img"), work.join("dump.img"));
+    std::fs::write(&apps, vec![0u8; 10 << 20]).unwrap();
+    std::fs::write(&dump, vec![0xeeu8; 300 << 20]).unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+
+    let run = make(&["run", "SYSTEM=examples/content-disk.xml", &format!("DISKS={} {}", path(&apps), path(&dump))]);
+    let console = text(&run);
+    assert!(!run.status.success(), "a run that copied nothing fails\n{console}");
+    let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("content0: ") && l.contains("not an application disk (no \"STRTAPPS\" magic); make an application disk with `make appdisk`")),
+        "the filter says what is wrong once\n{console}"
+    );
+    assert!(
+        lines.contains(&"blk_dump: disk0 has no blocks (no device, or its filters could not set it up: see above): copied nothing"),
+        "{console}"
+    );
+    assert!(std::fs::read(&dump).unwrap().iter().all(|&b| b == 0xee), "nothing was written to disk1");
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -1159,6 +1159,9 @@ pub enum Failure {
     Flush { dest: Name, status: u32 },
     /// The destination is smaller than the source.
     TooSmall { source: Source, dest: Name, dest_blocks: u64 },
+    /// The source has no blocks: no device, or a chain that could not be
+    /// set up (its filter said why, above).
+    EmptySource { source: Name },
     ReadOnly { dest: Name },
     /// The reader could not start.
     ReaderSetup(Setup),
@@ -1203,6 +1206,9 @@ impl fmt::Display for Failure {
                 source.name
             ),
             Failure::ReadOnly { dest } => write!(f, "{dest} is read-only: copied nothing"),
+            Failure::EmptySource { source } => {
+                write!(f, "{source} has no blocks (no device, or its filters could not set it up: see above): copied nothing")
+            }
             Failure::ReaderSetup(why) => write!(f, "the reader could not start: {why}; copied nothing"),
             Failure::WriterSetup(why) => write!(f, "the writer could not start: {why}; copied nothing"),
             Failure::Protocol(e) => write!(f, "{e}; stopped"),
@@ -1242,6 +1248,9 @@ impl fmt::Display for Starting {
 /// Check the destination before anything is written: big enough and
 /// writable.
 pub fn check_destination(source: &Source, dest: Name, dest_blocks: u64, read_only: bool) -> Result<(), Failure> {
+    if source.blocks == 0 {
+        return Err(Failure::EmptySource { source: source.name });
+    }
     if read_only {
         return Err(Failure::ReadOnly { dest });
     }
@@ -1711,10 +1720,23 @@ mod tests {
     }
 
     #[test]
+    fn a_source_with_no_blocks_is_an_error_and_the_destination_is_untouched() {
+        // (A disk whose chain could not be set up shows its clients no
+        // blocks: a copy of nothing would hide that.)
+        let out = ModelCopy::new(pattern(0), 40).run();
+        assert_eq!(out.result, Err(Failure::EmptySource { source: Name::new(DISK0) }));
+        assert!(out.dest.iter().all(|&b| b == 0xee), "nothing written");
+        assert_eq!(
+            Failure::EmptySource { source: Name::new(DISK0) }.to_string(),
+            "disk0 has no blocks (no device, or its filters could not set it up: see above): copied nothing"
+        );
+    }
+
+    #[test]
     fn a_whole_copy_moves_every_byte_to_the_start_of_the_destination() {
         // Sizes around chunk and request edges, several answer orders,
         // buffers and slots.
-        let sizes = [0, 1, 31, 33, 255, 256, 257, 600, 4 * 256 + 17];
+        let sizes = [1, 31, 33, 255, 256, 257, 600, 4 * 256 + 17];
         for (i, &blocks) in sizes.iter().enumerate() {
             for seed in [1, 2, 3] {
                 let source = pattern(blocks);

@@ -198,7 +198,8 @@ impl Filter for Content {
                 }
                 let header = match Header::parse(&self.block) {
                     Ok(h) => h,
-                    Err(e) => return self.fail(format_args!("not an application disk (make one with `make appdisk`): {e}")),
+                    // (`e` says what is wrong: no magic, a version, ...)
+                    Err(e) => return self.fail(format_args!("{e}; make an application disk with `make appdisk`")),
                 };
                 let (len, blocks) = (header.manifest_len(), header.manifest_blocks());
                 let room = self.manifest.as_ref().map_or(0, |m| m.len());

@@ -240,7 +240,8 @@ fn a_disk_that_is_no_application_disk_fails_its_setup_with_one_line() {
     let b = bounce();
     let mut f = Content::new(leak(1 << 20, 0u8), leak(64, EntryLayout::EMPTY), Some(b), say);
     assert_eq!(set_up(&mut f, &vec![0u8; 64 * BLOCK], &b), SetupStep::Fail(Status::IoError));
-    assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with("not an application disk (make one with `make appdisk`): ")), "{:?}", SAID.lock().unwrap());
+    let said = "not an application disk (no \"STRTAPPS\" magic); make an application disk with `make appdisk`";
+    assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with(said)), "{:?}", SAID.lock().unwrap());
     // Too many entries for the filter's memory.
     let mut f = Content::new(leak(1 << 20, 0u8), leak(3, EntryLayout::EMPTY), Some(b), say);
     assert_eq!(set_up(&mut f, &app_disk(), &b), SetupStep::Fail(Status::IoError));
