@@ -61,6 +61,12 @@ impl Programs {
             caches: m.caches,
             pre_ops: m.pre_ops,
             post_ops: m.post_ops,
+            needs: m.needs.iter().map(|p| p.to_string()).collect(),
+            data: match m.data {
+                0 => DataAccess::None,
+                r if r & blk::filter::DATA_WRITE == 0 => DataAccess::Read,
+                _ => DataAccess::ReadWrite,
+            },
         }))
     }
 }
@@ -91,12 +97,29 @@ pub struct Declared {
     /// The operations its pre-op and post-op are for (`Manifest::pre_ops`).
     pub pre_ops: u8,
     pub post_ops: u8,
+    /// The params it cannot start without, and the least data rights it
+    /// works with (`Manifest::needs`, `Manifest::data`).
+    pub needs: Vec<String>,
+    pub data: DataAccess,
 }
+
+// (The manifest's data rights are the kernel's grant rights.)
+const _: () = assert!(blk::filter::DATA_READ == abi::GRANT_READ && blk::filter::DATA_WRITE == abi::GRANT_WRITE);
 
 impl Declared {
     /// What is assumed of a program not found.
     pub fn unknown() -> Declared {
-        Declared { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: 0xff, params: None, bounce: 0, caches: false, pre_ops: 0xff, post_ops: 0xff }
+        Declared {
+            hooks: Hook::Pre.bit() | Hook::Post.bit(),
+            ops: 0xff,
+            params: None,
+            bounce: 0,
+            caches: false,
+            pre_ops: 0xff,
+            post_ops: 0xff,
+            needs: Vec::new(),
+            data: DataAccess::None,
+        }
     }
 }
 
@@ -123,6 +146,16 @@ impl PlannedFilter {
     }
 }
 
+/// Whether rights `have` include `need`.
+fn covers(have: DataAccess, need: DataAccess) -> bool {
+    let rank = |d: DataAccess| match d {
+        DataAccess::None => 0,
+        DataAccess::Read => 1,
+        DataAccess::ReadWrite => 2,
+    };
+    rank(have) >= rank(need)
+}
+
 /// Every filter of every disk, in declaration order, with its program's
 /// manifest; errors with the position of the element at fault (`at`).
 pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, String)) -> Vec<PlannedFilter> {
@@ -142,6 +175,12 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
                     let what = if takes.is_empty() { "it takes no params".to_string() } else { format!("it takes {}", takes.join(", ")) };
                     at(p.pos, format!("filter '{}' (program '{}') takes no param '{}': {what}", f.name, f.program, p.key));
                 }
+            }
+            for need in declared.needs.iter().filter(|n| !f.params.iter().any(|p| &p.key == *n)) {
+                at(f.pos, format!("filter '{}' (program '{}') cannot start without its '{need}': add <param key=\"{need}\" value=\"...\"/>", f.name, f.program));
+            }
+            if !covers(f.data, declared.data) {
+                at(f.pos, format!("filter '{}' (program '{}') needs data=\"{}\" (it has data=\"{}\"): declare it so", f.name, f.program, declared.data, f.data));
             }
             out.push(PlannedFilter { index: out.len(), disk: d, position, decl: f.clone(), declared });
         }

@@ -125,6 +125,22 @@ fn each_filter_becomes_a_passive_child_of_the_server_with_its_page_buffer_channe
 }
 
 #[test]
+fn a_filter_without_the_params_or_data_rights_its_program_needs_is_an_error_at_the_filter() {
+    const NEEDY: &str = "strata-filter 1\0hooks=pre,post\0ops=read,write\0params=level\0needs=level\0data=read-write\0bounce=16384\0";
+    let p = programs(&[("filter_bouncer", NEEDY), ("filter_plain", PLAIN)]);
+    assert!(expand(SYSTEM, &p).is_ok(), "the param given, read-write");
+    let xml = SYSTEM.replace(r#"<param key="level" value="3" />"#, "").replace(r#"data="read-write" budget"#, r#"data="read" budget"#);
+    let errors = expand(&xml, &p).unwrap_err();
+    assert_eq!(
+        errors,
+        [
+            r#"error: filter 'crypt0' (program 'filter_bouncer') cannot start without its 'level': add <param key="level" value="..."/> at f.xml:3:9"#,
+            r#"error: filter 'crypt0' (program 'filter_bouncer') needs data="read-write" (it has data="read"): declare it so at f.xml:3:9"#,
+        ]
+    );
+}
+
+#[test]
 fn a_param_the_program_does_not_take_is_an_error_at_the_param() {
     let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
     let xml = SYSTEM.replace(r#"<filter name="audit0" program="filter_plain" data="read" />"#, r#"<filter name="audit0" program="filter_plain" data="read"><param key="level" value="1" /></filter>"#);

@@ -796,7 +796,11 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// costs one upcall, not two); `caches` (optional, `yes` or
 /// `no`): whether it keeps copies of blocks from below, which a write that
 /// enters the chain below it (a client attached there) would leave stale,
-/// so the tool warns of such a client unless it is `read_only`.
+/// so the tool warns of such a client unless it is `read_only`; `needs`
+/// (optional, some of `params`): the params it cannot start without;
+/// `data` (optional, `none`, `read` or `read-write`): the least rights on
+/// request data it works with. The tool refuses a `<filter>` that lacks
+/// either, at the element, so the mistake is not first seen at boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest<'a> {
     /// [`Hook::bit`]s.
@@ -809,7 +813,17 @@ pub struct Manifest<'a> {
     /// The [`op_bit`]s of `ops` it wants its pre-op and its post-op for.
     pub pre_ops: u8,
     pub post_ops: u8,
+    /// The params it cannot start without (each one of `params`).
+    pub needs: heapless::Vec<&'a str, 8>,
+    /// The least rights it needs on request data: 0, [`DATA_READ`], or
+    /// that and [`DATA_WRITE`].
+    pub data: u8,
 }
+
+/// A manifest's data rights, the same bits as `abi`'s grant rights
+/// (`GRANT_READ`, `GRANT_WRITE`; the tool checks they agree).
+pub const DATA_READ: u8 = 1 << 0;
+pub const DATA_WRITE: u8 = 1 << 1;
 
 /// Why a manifest does not read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -845,7 +859,17 @@ impl<'a> Manifest<'a> {
         if fields.next() != Some(Self::MAGIC) {
             return Err(ManifestError::NoMagic);
         }
-        let mut m = Manifest { hooks: 0, ops: 0, params: heapless::Vec::new(), bounce: 0, caches: false, pre_ops: 0, post_ops: 0 };
+        let mut m = Manifest {
+            hooks: 0,
+            ops: 0,
+            params: heapless::Vec::new(),
+            bounce: 0,
+            caches: false,
+            pre_ops: 0,
+            post_ops: 0,
+            needs: heapless::Vec::new(),
+            data: 0,
+        };
         let (mut pre_ops, mut post_ops) = (None, None);
         for field in fields {
             let (key, value) = field.split_once('=').ok_or(ManifestError::BadField)?;
@@ -869,6 +893,19 @@ impl<'a> Manifest<'a> {
                         m.params.push(p).map_err(|_| ManifestError::TooManyParams)?;
                     }
                 }
+                "needs" => {
+                    for p in items {
+                        m.needs.push(p).map_err(|_| ManifestError::TooManyParams)?;
+                    }
+                }
+                "data" => {
+                    m.data = match value {
+                        "none" => 0,
+                        "read" => DATA_READ,
+                        "read-write" => DATA_READ | DATA_WRITE,
+                        _ => return Err(ManifestError::BadField),
+                    };
+                }
                 "caches" => {
                     m.caches = match value {
                         "yes" => true,
@@ -884,6 +921,10 @@ impl<'a> Manifest<'a> {
                 }
                 _ => return Err(ManifestError::BadField),
             }
+        }
+        // What it needs is among what it takes.
+        if m.needs.iter().any(|n| !m.params.contains(n)) {
+            return Err(ManifestError::BadField);
         }
         // Each hook's operations are some of `ops` (all, unless it says).
         for (narrowed, out) in [(pre_ops, &mut m.pre_ops), (post_ops, &mut m.post_ops)] {
@@ -1193,5 +1234,13 @@ mod tests {
         assert_eq!(Manifest::parse(b"strata-filter 1\0hooks=sideways\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0bounce=100\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0colour=blue\0"), Err(ManifestError::BadField));
+        // What it cannot start without: params it takes, data rights.
+        let needy = Manifest::parse(b"strata-filter 1\0params=key,seed\0needs=key\0data=read-write\0").unwrap();
+        assert_eq!((&needy.needs[..], needy.data), (&["key"][..], DATA_READ | DATA_WRITE));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0data=read\0").unwrap().data, DATA_READ);
+        assert_eq!((m.needs.len(), m.data), (0, 0), "nothing unless it says");
+        for bad in [&b"strata-filter 1\0params=seed\0needs=key\0"[..], b"strata-filter 1\0data=write\0"] {
+            assert_eq!(Manifest::parse(bad), Err(ManifestError::BadField), "{:?}", core::str::from_utf8(bad));
+        }
     }
 }
