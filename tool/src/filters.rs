@@ -9,7 +9,9 @@
 //! finds programs: as written, next to the system file, or in the search
 //! path. Without the program (a system checked before its components are
 //! built) the expansion assumes every hook and operation, no bounce buffer,
-//! and does not check params; `build` then needs the program anyway.
+//! and does not check params; `build` then needs the program anyway. Where
+//! the components are built, a filter program missing is warned of (a
+//! misspelt name: `storage::warnings`).
 
 use std::path::{Path, PathBuf};
 

@@ -231,6 +231,23 @@ pub fn expand_validated_with(sd: &SystemDescription, programs: &Programs) -> Res
 /// answering the blocks they change with their old data.
 pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
     let mut out = Vec::new();
+    // A filter program that is nowhere to be found, while the search path
+    // holds built programs: most likely a misspelt name, which only
+    // `build` would otherwise stop at (a system checked before anything
+    // is built hears nothing of it). (Other PDs' programs are not looked
+    // for: a plain system is verified without its programs.)
+    let built = programs.search_path.iter().any(|dir| dir.join("blk_server").is_file());
+    if built {
+        let missing = |name: &str| crate::image::find_program(name, &programs.base, &programs.search_path).is_none();
+        let dirs = programs.search_path.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+        for f in sd.disks.iter().flat_map(|d| &d.filters).filter(|f| missing(&f.program)) {
+            let message = format!(
+                "program '{}' of filter '{}' is not next to the system file or in {dirs}: check its name (building the image needs it)",
+                f.program, f.name
+            );
+            out.push(Error { file: sd.file.clone(), line: f.pos.line, col: f.pos.col, message });
+        }
+    }
     for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {
         let Some(disk) = sd.disks.get(client.disk) else { continue };
         let (Some(above), Some(at)) = (disk.filters.get(..client.entry()), disk.filters.get(client.entry())) else { continue };

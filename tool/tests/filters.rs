@@ -342,6 +342,27 @@ fn a_link_into_a_disk_with_a_direct_client_is_an_error_at_the_link_even_unvalida
 }
 
 #[test]
+fn a_filter_program_missing_where_the_programs_are_built_is_warned_of() {
+    let warnings = |p: &Programs| {
+        let sd = sdf::parse("f.xml", SYSTEM).unwrap();
+        tool::storage::warnings(&sd, p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+    };
+    // Nothing built yet: nothing to say.
+    assert!(warnings(&programs(&[("filter_bouncer", BOUNCER)])).is_empty());
+    // The components are built (the server is there), filter_plain is not.
+    let p = programs(&[("filter_bouncer", BOUNCER), ("blk_server", "")]);
+    let dir = p.search_path[0].display();
+    assert_eq!(
+        warnings(&p),
+        [format!(
+            "6:9: program 'filter_plain' of filter 'audit0' is not next to the system file or in {dir}: check its name \
+             (building the image needs it)"
+        )]
+    );
+    assert!(warnings(&programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN), ("blk_server", "")])).is_empty());
+}
+
+#[test]
 fn a_client_that_may_write_below_a_caching_filter_is_warned_of_and_a_read_only_one_is_not() {
     // crypt0's program says it caches; "other" moves to disk0 as `client`.
     let caching = BOUNCER.replace("bounce=16384\0", "bounce=16384\0caches=yes\0");
