@@ -60,7 +60,8 @@ run: image
 check: tool components
 	@$(TOOL) check $(SYSTEM) --search-path $(PD_DIR)
 
-# Print $(SYSTEM) with its storage declarations expanded into plain SDF:
+# Print $(SYSTEM) with its storage declarations expanded into SDF (Microkit's
+# elements, plus <lend>, <chain> and <device>, which have no Microkit form):
 # the driver, the filter server, each filter PD, their regions, channels
 # and lends.
 expand: tool components
