@@ -26,6 +26,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // (Line 0: about the file as a whole, which cannot be read; the
+        // message names it.)
+        if self.line == 0 {
+            return write!(f, "error: {}", self.message);
+        }
         write!(f, "error: {} at {}:{}:{}", self.message, self.file, self.line, self.col)
     }
 }
