@@ -68,7 +68,7 @@ fn make_run_on_a_disk_that_is_no_application_disk_says_so_and_fails() {
         "the filter says what is wrong once\n{console}"
     );
     assert!(
-        lines.contains(&"blk_dump: disk0 has no blocks (no device, or its filters could not set it up: see above): copied nothing"),
+        lines.contains(&"blk_dump: disk0 has no blocks (no device, one smaller than a block, or filters that could not set it up: see above): copied nothing"),
         "{console}"
     );
     assert!(std::fs::read(&dump).unwrap().iter().all(|&b| b == 0xee), "nothing was written to disk1");

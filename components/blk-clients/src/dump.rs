@@ -1207,7 +1207,7 @@ impl fmt::Display for Failure {
             ),
             Failure::ReadOnly { dest } => write!(f, "{dest} is read-only: copied nothing"),
             Failure::EmptySource { source } => {
-                write!(f, "{source} has no blocks (no device, or its filters could not set it up: see above): copied nothing")
+                write!(f, "{source} has no blocks (no device, one smaller than a block, or filters that could not set it up: see above): copied nothing")
             }
             Failure::ReaderSetup(why) => write!(f, "the reader could not start: {why}; copied nothing"),
             Failure::WriterSetup(why) => write!(f, "the writer could not start: {why}; copied nothing"),
@@ -1245,8 +1245,8 @@ impl fmt::Display for Starting {
     }
 }
 
-/// Check the destination before anything is written: big enough and
-/// writable.
+/// Check before anything is written: a source with blocks, and a
+/// destination big enough and writable.
 pub fn check_destination(source: &Source, dest: Name, dest_blocks: u64, read_only: bool) -> Result<(), Failure> {
     if source.blocks == 0 {
         return Err(Failure::EmptySource { source: source.name });
@@ -1728,7 +1728,7 @@ mod tests {
         assert!(out.dest.iter().all(|&b| b == 0xee), "nothing written");
         assert_eq!(
             Failure::EmptySource { source: Name::new(DISK0) }.to_string(),
-            "disk0 has no blocks (no device, or its filters could not set it up: see above): copied nothing"
+            "disk0 has no blocks (no device, one smaller than a block, or filters that could not set it up: see above): copied nothing"
         );
     }
 

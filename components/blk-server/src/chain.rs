@@ -327,6 +327,9 @@ pub(crate) struct Table {
     /// A disk became ready (or known to have no device) that a disk whose
     /// filters link to it waits for: the run loop looks at the disks again.
     pub(crate) relook: bool,
+    /// Restarted filters not yet called again (bit per filter): see
+    /// `Server::resume`.
+    pub(crate) resuming: u32,
     /// Requests waiting for a slot for their redirect or side I/O (their
     /// `want`), first come first served.
     spawn: Queue,
@@ -340,7 +343,7 @@ impl Table {
         for s in (0..MAX_SLOTS as u8).rev() {
             let _ = free.push(s);
         }
-        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false }
+        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false, resuming: 0 }
     }
 
     pub(crate) fn free(&self) -> usize {
@@ -1193,14 +1196,45 @@ impl<'a> Server<'a> {
         restart.then_some(f)
     }
 
-    /// Filter `f` was restarted: call it again. A filter with the setup
-    /// hook whose disk was ready is set up again first (see `setup`).
+    /// Filter `f` was restarted: call it again, once no request in flight
+    /// holds anything of its earlier life (`resume`). A filter with the
+    /// setup hook whose disk was ready is set up again first (see `setup`).
     pub fn filter_restarted(&mut self, f: usize) {
-        let Some(filter) = self.filters.get_mut(f) else { return };
-        filter.alive = true;
-        if filter.wants_setup() {
+        if f < self.filters.len() {
+            self.table.resuming |= 1 << f;
+            self.resume(f);
+        }
+    }
+
+    /// Filter `f`, restarted, is called again once no request in flight
+    /// carries a substitute buffer of its or a state its pre-op left: its
+    /// new life starts with its buffers its own (the device may still be
+    /// reading a substitute the earlier life handed out) and is never told
+    /// of a state it did not make. Until then every request that reaches
+    /// it fails with `IoError` without a call, as while it was stopped.
+    /// Returns whether it was resumed.
+    fn resume(&mut self, f: usize) -> bool {
+        let Some(filter) = self.filters.get(f) else { return false };
+        let position = self.disks[filter.disk()].chain.as_ref().and_then(|c| c.filters.iter().position(|&g| g as usize == f));
+        if let Some(p) = position {
+            let mut free = 0u128;
+            for &s in &self.table.free {
+                free |= 1 << (s as usize % MAX_SLOTS);
+            }
+            // (Slots of other disks' chains with a filter at the same
+            // position are waited for too: a short wait, never a wrong
+            // start.)
+            let holds = |(s, slot): (usize, &Slot)| free & 1 << s == 0 && (slot.subbed | slot.stated) & (1 << p) != 0;
+            if self.table.slots.iter().enumerate().any(holds) {
+                return false;
+            }
+        }
+        self.table.resuming &= !(1 << f);
+        self.filters[f].alive = true;
+        if self.filters[f].wants_setup() {
             self.set_up_again(f);
         }
+        true
     }
 
     /// Run every disk's chain. Returns whether a client with a flush or
@@ -1220,6 +1254,13 @@ impl<'a> Server<'a> {
                     // A setup step's I/O came back in this pass: the next step.
                     let disk = &self.disks[d];
                     again |= disk.state == DiskState::Setup && !disk.setup.waiting && (!disk.setup.restarted || self.table.free() > 0);
+                }
+            }
+            // Restarted filters waiting for their earlier life's requests,
+            // some of which this pass may have answered.
+            if self.table.resuming != 0 {
+                for f in crate::bits(self.table.resuming) {
+                    again |= self.resume(f);
                 }
             }
             // Redirects and side I/O start in slots of their own, and move

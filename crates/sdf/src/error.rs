@@ -26,10 +26,9 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // (Line 0: about the file as a whole, which cannot be read; the
-        // message names it.)
+        // (Line 0: about the file as a whole, no place in it.)
         if self.line == 0 {
-            return write!(f, "error: {}", self.message);
+            return write!(f, "error: {} (in {})", self.message, self.file);
         }
         write!(f, "error: {} at {}:{}:{}", self.message, self.file, self.line, self.col)
     }

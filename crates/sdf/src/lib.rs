@@ -395,7 +395,7 @@ fn with_file(
         Ok(bytes) => bytes,
         Err(err) => {
             return Err(vec![Error {
-                message: format!("cannot read system description '{file}': {err}: give the path of a system file"),
+                message: format!("cannot read the system description: {err}: give the path of a system file"),
                 file,
                 line: 0,
                 col: 0,

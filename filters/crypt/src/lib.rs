@@ -315,19 +315,23 @@ impl Filter for Crypt {
             }
             Op::Read if done.status == Status::Ok => {
                 let Some(cipher) = &self.cipher else { return Verdict::Fail(Status::IoError) };
+                let mut verdict = Verdict::Continue;
                 for b in 0..u64::from(done.count.min(io.count)) {
                     let at = b * BLOCK as u64;
                     if data.read(io, at, &mut self.block).is_err() {
-                        return Verdict::Fail(Status::IoError);
+                        verdict = Verdict::Fail(Status::IoError);
+                        break;
                     }
                     cipher.decrypt_block(io.block + b, &mut self.block);
                     if data.write(io, at, &self.block).is_err() {
-                        return Verdict::Fail(Status::IoError);
+                        verdict = Verdict::Fail(Status::IoError);
+                        break;
                     }
                 }
-                // (The plaintext stays in the client's buffer only.)
+                // (The plaintext stays in the client's buffer only, even
+                // when a copy failed.)
                 wipe(&mut self.block);
-                Verdict::Continue
+                verdict
             }
             _ => Verdict::Continue,
         }

@@ -35,6 +35,9 @@ fn set_cpacr(v: u64) {
 
 pub fn init() {
     set_cpacr(FPEN_EL0_TRAPS);
+    // (The kernel's own copies use the unit from here on.)
+    // SAFETY: barrier only.
+    unsafe { core::arch::asm!("isb") };
 }
 
 /// Switches into a PD that load its registers eagerly after it trapped.

@@ -33,8 +33,10 @@ static mut KERNEL: Kernel = Kernel::empty();
 /// of the CPACR settings the kernel uses (only EL0 traps).
 ///
 /// # Safety
-/// Both ranges are mapped, `blocks * 64` bytes long, and apart.
+/// Both ranges are mapped, `blocks * 64` bytes long, and apart; `blocks`
+/// is at least 1 (0 would wrap the count).
 unsafe fn copy_blocks(dst: *mut u8, src: *const u8, blocks: usize) {
+    debug_assert!(blocks > 0);
     // SAFETY: the caller's promise; the loop reads and writes exactly
     // those bytes, and v0-v3 are as they were after it. The stack stays
     // 16-byte aligned.

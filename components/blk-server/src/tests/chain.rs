@@ -602,6 +602,51 @@ fn a_filter_that_stops_fails_its_batch_and_is_restarted() {
 }
 
 #[test]
+fn a_restarted_filter_is_called_again_only_once_no_request_holds_its_earlier_buffers() {
+    // A filter that substitutes writes from its bounce buffer (as crypt
+    // does) stops while one of its substitutes is at the driver: its new
+    // life would hand out the same pages (or read its setup into them)
+    // while the device still reads them.
+    let spec = Spec { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true, pre_ops: 0 };
+    let decide: Decide = Box::new(|_, io, _, _, _| match io.hook {
+        Hook::Pre => Verdict::Substitute { offset: 0 },
+        Hook::Post => Verdict::Continue,
+    });
+    let mut h = chain_harness(&[8], &[spec], 8, decide);
+    h.push(0, Request::new(1, Op::Write, 1, 1, 0));
+    h.run();
+    let first = h.driver_requests();
+    assert_eq!(first[0].data_offset, bounce_paddr(0), "at the driver, from the bounce buffer");
+    h.up.stop.push(0);
+    h.push(0, Request::new(2, Op::Write, 2, 1, 0));
+    h.run();
+    assert!(h.events.contains(&Event::FilterStopped { filter: 0, failed: 1, restart: true }));
+    assert_eq!(h.responses(0), [Response::new(2, Status::IoError, 0)]);
+    h.take_calls();
+    // Restarted, but write 1 still holds its substitute: not called yet.
+    assert!(!h.server.filters[0].alive);
+    h.push(0, Request::new(3, Op::Write, 3, 1, 0));
+    h.run();
+    assert_eq!(h.take_calls().len(), 0, "no call while the earlier life's write is at the driver");
+    assert_eq!((h.driver_requests(), h.responses(0)), (vec![], vec![Response::new(3, Status::IoError, 0)]));
+    // Write 1 comes back: its post-op is not the new life's to hear (it
+    // fails), and then the filter is called again.
+    h.complete(&first, Status::Ok);
+    h.run();
+    assert_eq!(h.take_calls().len(), 0);
+    assert_eq!(h.responses(0), [Response::new(1, Status::IoError, 0)]);
+    assert!(h.server.filters[0].alive);
+    h.push(0, Request::new(4, Op::Write, 4, 1, 0));
+    h.run();
+    let fwd = h.driver_requests();
+    assert_eq!(fwd.len(), 1);
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(4, Status::Ok, 1)]);
+    assert_eq!(h.take_calls().len(), 2, "its pre-op and post-op");
+}
+
+#[test]
 fn a_pre_op_that_needs_no_post_op_for_a_request_is_not_called_after_it() {
     // Filter 1 needs no post-op for reads of block 7 (a linked clone's read
     // that went wholly to its base); the filters around it still get theirs.

@@ -810,8 +810,15 @@ struct Life {
     restarts: u32,
     /// Its next upcalls that are to fail.
     pending_stop: usize,
-    /// When it was stopped: (from, until restarted).
+    /// When it was stopped: (from, until called again).
     dead: StdVec<(u64, Option<u64>)>,
+    /// Restarted, not yet called again: the server waits until no request
+    /// in flight holds a substitute or state of its earlier life (when is
+    /// read from the server, `resumed`; `a_restarted_filter_...` in
+    /// tests/chain.rs checks the rule).
+    resuming: bool,
+    /// Called again in this run: its dead time ends with the run.
+    closing: bool,
 }
 
 enum Outcome {
@@ -860,7 +867,7 @@ impl Model {
             live: HashMap::new(),
             at_driver: StdVec::new(),
             started_gate: vec![0; clients],
-            life: vec![Life { alive: true, restarts: 0, pending_stop: 0, dead: StdVec::new() }; chain.len()],
+            life: vec![Life { alive: true, restarts: 0, pending_stop: 0, dead: StdVec::new(), resuming: false, closing: false }; chain.len()],
             stopped_now: StdVec::new(),
             seq: 0,
             filters,
@@ -1703,6 +1710,24 @@ impl Model {
         Ok(())
     }
 
+    /// Restarted filters the server calls again now (`alive`: whether it
+    /// does, by filter). The server may have failed requests there earlier
+    /// in the same run: its dead time ends with the run (`end_resumed`).
+    fn resumed(&mut self, alive: impl Fn(usize) -> bool) {
+        for life in self.life.iter_mut().enumerate().filter(|(f, l)| l.resuming && alive(*f)).map(|(_, l)| l) {
+            (life.resuming, life.alive, life.closing) = (false, true, true);
+        }
+    }
+
+    /// The end of a run: the dead time of filters called again in it ends.
+    fn end_resumed(&mut self) {
+        self.seq += 1;
+        for life in self.life.iter_mut().filter(|l| l.closing) {
+            life.closing = false;
+            life.dead.last_mut().unwrap().1 = Some(self.seq);
+        }
+    }
+
     /// The run's stopped filters: the server reports each and restarts it
     /// unless it was restarted 3 times in a row already.
     fn end_of_run(&mut self, events: &mut StdVec<Event>) -> Result<(), TestCaseError> {
@@ -1712,10 +1737,8 @@ impl Model {
             let restart = life.restarts < 3;
             expected.push(Event::FilterStopped { filter: f, failed, restart });
             if restart {
-                self.seq += 1;
                 life.restarts += 1;
-                life.alive = true;
-                life.dead.last_mut().unwrap().1 = Some(self.seq);
+                life.resuming = true;
             }
         }
         let got: StdVec<Event> = events.drain(..).filter(|e| matches!(e, Event::FilterStopped { .. })).collect();
@@ -1731,6 +1754,7 @@ impl Model {
 fn run(h: &mut ChainHarness, m: &mut Model) -> Result<(), TestCaseError> {
     m.filters.borrow_mut().sides_now = 0;
     h.run();
+    m.resumed(|f| h.server.filters[f].alive);
     let calls = h.take_calls();
     let verdicts = std::mem::take(&mut m.filters.borrow_mut().verdicts);
     let mut verdicts = verdicts.into_iter();
@@ -1749,6 +1773,8 @@ fn run(h: &mut ChainHarness, m: &mut Model) -> Result<(), TestCaseError> {
         }
     }
     m.end_of_run(&mut h.events)?;
+    m.resumed(|f| h.server.filters[f].alive);
+    m.end_resumed();
     // The server waits only when nothing is left it could do without news:
     // at once again, it does nothing.
     let rings = |h: &ChainHarness| -> StdVec<u32> {
