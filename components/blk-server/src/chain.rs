@@ -1206,6 +1206,19 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// Try `resume` for every restarted filter not yet called again;
+    /// whether one was. (Out of line and cold: the run loop pays one test
+    /// for it.)
+    #[cold]
+    #[inline(never)]
+    fn resume_waiting(&mut self) -> bool {
+        let mut any = false;
+        for f in crate::bits(self.table.resuming) {
+            any |= self.resume(f);
+        }
+        any
+    }
+
     /// Filter `f`, restarted, is called again once no request in flight
     /// carries a substitute buffer of its or a state its pre-op left: its
     /// new life starts with its buffers its own (the device may still be
@@ -1259,9 +1272,7 @@ impl<'a> Server<'a> {
             // Restarted filters waiting for their earlier life's requests,
             // some of which this pass may have answered.
             if self.table.resuming != 0 {
-                for f in crate::bits(self.table.resuming) {
-                    again |= self.resume(f);
-                }
+                again |= self.resume_waiting();
             }
             // Redirects and side I/O start in slots of their own, and move
             // requests to chains, or levels, this pass has served: another
