@@ -89,6 +89,7 @@ fn a_filter_that_misuses_its_grants_is_refused_each_time() {
         got,
         [
             "read the 4096 bytes of the first block through the grant: ok",
+            "its v0-v3 are as they were after a grant read",
             "1890 reads of other lengths, offsets and alignments: the same bytes",
             "write through a read grant: refused (not permitted)",
             "read past the request's data: refused (outside the grant)",

@@ -5,7 +5,9 @@
 //! filter then lets every request through, so its disk's client finds its
 //! data as it wrote it. Before the attacks it checks the kernel's copy
 //! itself: reads of many lengths, offsets and buffer alignments must give
-//! the same bytes as one read of the whole block, and nothing around them.
+//! the same bytes as one read of the whole block, and nothing around them;
+//! and the SIMD registers the kernel's copy loop borrows (v0-v3) must hold
+//! the filter's own values after a read.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -56,6 +58,11 @@ impl Filter for Attacker {
         match grant.read(0, &mut block) {
             Ok(()) => debug_println!("grant_attacker: read the {} bytes of the first block through the grant: ok", block.len()),
             Err(e) => debug_println!("grant_attacker: the lent data could not be read: {}", e.as_str()),
+        }
+        match grant_read_keeping_simd(grant, &mut block) {
+            (0, kept) if kept == SIMD_PATTERN => debug_println!("grant_attacker: its v0-v3 are as they were after a grant read"),
+            (0, _) => debug_println!("grant_attacker: a grant read changed its v0-v3"),
+            (code, _) => debug_println!("grant_attacker: the grant read with SIMD values set failed ({})", code),
         }
         match check_copies(grant, &block) {
             Ok(n) => debug_println!("grant_attacker: {} reads of other lengths, offsets and alignments: the same bytes", n),
@@ -108,6 +115,48 @@ fn check_copies(grant: Grant, whole: &[u8; BLOCK_SIZE as usize]) -> Result<u32, 
         }
     }
     Ok(checked)
+}
+
+/// What it puts in v0-v3 around a grant read.
+const SIMD_PATTERN: [u8; 64] = {
+    let mut p = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        p[i] = (i as u8).wrapping_mul(37) ^ 0xa5;
+        i += 1;
+    }
+    p
+};
+
+/// A grant read of the whole first block into `block` with
+/// [`SIMD_PATTERN`] in v0-v3 (the kernel's copy loop borrows those
+/// registers and must put them back): the system call's result and
+/// v0-v3 after it.
+#[allow(unsafe_code)]
+fn grant_read_keeping_simd(grant: Grant, block: &mut [u8; BLOCK_SIZE as usize]) -> (u64, [u8; 64]) {
+    let mut after = [0u8; 64];
+    let code: u64;
+    // SAFETY: loads the pattern into v0-v3 (declared clobbered), makes the
+    // GRANT_READ system call (the kernel reads x0-x3 and x7, writes x0,
+    // and copies into `block`, which the exclusive borrow gives it), and
+    // stores v0-v3 into `after`.
+    unsafe {
+        core::arch::asm!(
+            "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{pattern}]",
+            "svc #0",
+            "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{after}]",
+            pattern = in(reg) SIMD_PATTERN.as_ptr(),
+            after = in(reg) after.as_mut_ptr(),
+            inlateout("x0") grant.handle() => code,
+            in("x1") 0u64,
+            in("x2") block.as_mut_ptr() as u64,
+            in("x3") u64::from(BLOCK_SIZE),
+            in("x7") abi::sys::GRANT_READ,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+            options(nostack),
+        );
+    }
+    (code, after)
 }
 
 /// A grant read of 8 bytes to address `to`.
