@@ -198,6 +198,8 @@ impl<'a> Filter<'a> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Slot {
     client: u8,
+    /// Our index of the disk whose chain it travels.
+    pub(crate) disk: u8,
     op: Op,
     /// Bit p: the filter at position p substituted (`sub[p]` holds where);
     /// its pre-op left a state (`state[p]`). Only those entries are valid.
@@ -284,6 +286,7 @@ pub(crate) const LINK_CLIENT: u8 = 0xfe;
 impl Slot {
     const EMPTY: Slot = Slot {
         client: 0,
+        disk: 0,
         op: Op::Read,
         subbed: 0,
         stated: 0,
@@ -1100,6 +1103,7 @@ impl<'a> Server<'a> {
                 };
                 let child = &mut self.table.slots[c as usize % MAX_SLOTS];
                 start_setup(child, p, want.op, want.block, want.count, u64::from(want.offset), chain.base(p + 1), s + 1);
+                child.disk = d as u8;
                 chain.push_down(c, want.op, p + 1);
                 continue;
             }
@@ -1122,6 +1126,7 @@ impl<'a> Server<'a> {
             // read only where the masks say.
             let child = &mut self.table.slots[c as usize % MAX_SLOTS];
             child.client = LINK_CLIENT;
+            child.disk = t as u8;
             child.parent = s + 1;
             child.op = op;
             child.count = count;
@@ -1228,16 +1233,14 @@ impl<'a> Server<'a> {
     /// Returns whether it was resumed.
     fn resume(&mut self, f: usize) -> bool {
         let Some(filter) = self.filters.get(f) else { return false };
-        let position = self.disks[filter.disk()].chain.as_ref().and_then(|c| c.filters.iter().position(|&g| g as usize == f));
+        let d = filter.disk();
+        let position = self.disks[d].chain.as_ref().and_then(|c| c.filters.iter().position(|&g| g as usize == f));
         if let Some(p) = position {
             let mut free = 0u128;
             for &s in &self.table.free {
                 free |= 1 << (s as usize % MAX_SLOTS);
             }
-            // (Slots of other disks' chains with a filter at the same
-            // position are waited for too: a short wait, never a wrong
-            // start.)
-            let holds = |(s, slot): (usize, &Slot)| free & 1 << s == 0 && (slot.subbed | slot.stated) & (1 << p) != 0;
+            let holds = |(s, slot): (usize, &Slot)| free & 1 << s == 0 && usize::from(slot.disk) == d && (slot.subbed | slot.stated) & (1 << p) != 0;
             if self.table.slots.iter().enumerate().any(holds) {
                 return false;
             }

@@ -871,7 +871,9 @@ impl Server<'_> {
             // chain.
             let Some(s) = table.free.pop() else { break };
             let entry = client.entry as usize;
-            chain::start(&mut table.slots[s as usize % MAX_SLOTS], c, &req, op, view.first, entry, chain.base(entry));
+            let slot = &mut table.slots[s as usize % MAX_SLOTS];
+            chain::start(slot, c, &req, op, view.first, entry, chain.base(entry));
+            slot.disk = d as u8;
             chain.push_down(s, op, entry);
             requests.advance();
             (popped, taken) = (popped + 1, taken + 1);

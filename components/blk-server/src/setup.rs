@@ -195,6 +195,7 @@ impl Server<'_> {
         // The windows of the filters below are known; the shifts follow.
         chain.set_windows(filters);
         chain::start_setup(&mut table.slots[s as usize % MAX_SLOTS], p, op, block, count, offset, chain.base(p + 1), 0);
+        table.slots[s as usize % MAX_SLOTS].disk = d as u8;
         chain.push_down(s, op, p + 1);
         disk.setup.waiting = true;
         disk.setup.round += 1;

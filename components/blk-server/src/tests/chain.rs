@@ -647,6 +647,33 @@ fn a_restarted_filter_is_called_again_only_once_no_request_holds_its_earlier_buf
 }
 
 #[test]
+fn a_restarted_filter_does_not_wait_for_requests_of_another_disks_chain() {
+    // disk0's filter 0 lets writes down its own chain and redirects reads
+    // to disk1, whose filter 1 sits at the same position (0) of its chain.
+    let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.hook, io.op) {
+        (0, Hook::Pre, Op::Read) => Verdict::Redirect { link: 0, block: io.block },
+        _ => Verdict::Continue,
+    });
+    let linked = LinkedDisk { chain: &[Spec::PASS], blocks: 1024, links: &[true] };
+    let mut h = chain_harness_linked(&[8], &[], &[Spec::PASS], Some(linked), 8, decide, None);
+    // A write holds filter 0's state at disk0's driver...
+    h.push(0, Request::new(1, Op::Write, 1, 1, 0));
+    h.run();
+    let write = h.driver_requests();
+    assert_eq!(write.len(), 1);
+    // ... while filter 1 stops on a redirected read and is restarted.
+    h.up.stop.push(1);
+    h.push(0, Request::new(2, Op::Read, 2, 1, 0));
+    h.run();
+    assert!(h.events.contains(&Event::FilterStopped { filter: 1, failed: 1, restart: true }));
+    assert_eq!(h.responses(0), [Response::new(2, Status::IoError, 0)]);
+    assert!(h.server.filters[1].alive, "nothing of filter 1's earlier life is in flight: called again at once");
+    h.complete(&write, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 1)]);
+}
+
+#[test]
 fn a_pre_op_that_needs_no_post_op_for_a_request_is_not_called_after_it() {
     // Filter 1 needs no post-op for reads of block 7 (a linked clone's read
     // that went wholly to its base); the filters around it still get theirs.
