@@ -140,22 +140,17 @@ pub struct PlannedFilter {
 impl PlannedFilter {
     /// The grant rights its `data` gives.
     pub fn rights(&self) -> u8 {
-        match self.decl.data {
-            DataAccess::None => 0,
-            DataAccess::Read => abi::GRANT_READ,
-            DataAccess::ReadWrite => abi::GRANT_READ | abi::GRANT_WRITE,
-        }
+        grant_rights(self.decl.data)
     }
 }
 
-/// Whether rights `have` include `need`.
-fn covers(have: DataAccess, need: DataAccess) -> bool {
-    let rank = |d: DataAccess| match d {
+/// The grant rights `data` stands for.
+fn grant_rights(data: DataAccess) -> u8 {
+    match data {
         DataAccess::None => 0,
-        DataAccess::Read => 1,
-        DataAccess::ReadWrite => 2,
-    };
-    rank(have) >= rank(need)
+        DataAccess::Read => abi::GRANT_READ,
+        DataAccess::ReadWrite => abi::GRANT_READ | abi::GRANT_WRITE,
+    }
 }
 
 /// Every filter of every disk, in declaration order, with its program's
@@ -181,7 +176,7 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
             for need in declared.needs.iter().filter(|n| !f.params.iter().any(|p| &p.key == *n)) {
                 at(f.pos, format!("filter '{}' (program '{}') cannot start without its '{need}': add <param key=\"{need}\" value=\"...\"/>", f.name, f.program));
             }
-            if !covers(f.data, declared.data) {
+            if grant_rights(declared.data) & !grant_rights(f.data) != 0 {
                 at(f.pos, format!("filter '{}' (program '{}') needs data=\"{}\" (it has data=\"{}\"): declare it so", f.name, f.program, declared.data, f.data));
             }
             out.push(PlannedFilter { index: out.len(), disk: d, position, decl: f.clone(), declared });

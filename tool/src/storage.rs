@@ -230,7 +230,7 @@ pub fn expand_validated_with(sd: &SystemDescription, programs: &Programs) -> Res
 /// `caches=yes`), whose writes that filter never sees, so it would go on
 /// answering the blocks they change with their old data.
 pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
-    let mut out = Vec::new();
+    let mut out = Errors { file: &sd.file, list: Vec::new() };
     // A filter program that is nowhere to be found, while the search path
     // holds built programs: most likely a misspelt name, which only
     // `build` would otherwise stop at (a system checked before anything
@@ -245,7 +245,7 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
                 "program '{}' of filter '{}' is not next to the system file or in {dirs}: check its name (building the image needs it)",
                 f.program, f.name
             );
-            out.push(Error { file: sd.file.clone(), line: f.pos.line, col: f.pos.col, message });
+            out.at(f.pos, message);
         }
     }
     for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {
@@ -253,21 +253,19 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
         let (Some(above), Some(at)) = (disk.filters.get(..client.entry()), disk.filters.get(client.entry())) else { continue };
         let at = &at.name;
         for cache in above.iter().filter(|f| programs.manifest(&f.program).is_ok_and(|m| m.is_some_and(|m| m.caches))) {
-            out.push(Error {
-                file: sd.file.clone(),
-                line: client.pos.line,
-                col: client.pos.col,
-                message: format!(
+            out.at(
+                client.pos,
+                format!(
                     "block_client of protection domain '{}' attaches at '{at}', below '{}', which caches blocks \
                      of disk '{}': '{}' never sees this client's writes and would go on answering the blocks \
                      they change with the old data; declare the client read_only=\"true\" or attach it at or \
                      above '{}'",
                     pd.name, cache.name, disk.name, cache.name, cache.name
                 ),
-            });
+            );
         }
     }
-    out
+    out.list
 }
 
 struct Errors<'a> {

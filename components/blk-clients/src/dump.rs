@@ -1159,8 +1159,8 @@ pub enum Failure {
     Flush { dest: Name, status: u32 },
     /// The destination is smaller than the source.
     TooSmall { source: Source, dest: Name, dest_blocks: u64 },
-    /// The source has no blocks: no device, or a chain that could not be
-    /// set up (its filter said why, above).
+    /// The source has no blocks: no device, one smaller than a block, or
+    /// a chain that could not be set up (its filter said why, above).
     EmptySource { source: Name },
     ReadOnly { dest: Name },
     /// The reader could not start.

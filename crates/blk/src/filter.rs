@@ -888,16 +888,8 @@ impl<'a> Manifest<'a> {
                 "ops" => m.ops |= Self::ops(items)?,
                 "pre_ops" => pre_ops = Some(Self::ops(items)?),
                 "post_ops" => post_ops = Some(Self::ops(items)?),
-                "params" => {
-                    for p in items {
-                        m.params.push(p).map_err(|_| ManifestError::TooManyParams)?;
-                    }
-                }
-                "needs" => {
-                    for p in items {
-                        m.needs.push(p).map_err(|_| ManifestError::TooManyParams)?;
-                    }
-                }
+                "params" => Self::names(&mut m.params, items)?,
+                "needs" => Self::names(&mut m.needs, items)?,
                 "data" => {
                     m.data = match value {
                         "none" => 0,
@@ -935,6 +927,14 @@ impl<'a> Manifest<'a> {
             };
         }
         Ok(m)
+    }
+
+    /// Add a list of param names to `into` (at most 8 in all).
+    fn names(into: &mut heapless::Vec<&'a str, 8>, items: impl Iterator<Item = &'a str>) -> Result<(), ManifestError> {
+        for p in items {
+            into.push(p).map_err(|_| ManifestError::TooManyParams)?;
+        }
+        Ok(())
     }
 
     /// The operation bits of a list of `read`, `write`, `flush`.

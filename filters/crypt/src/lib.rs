@@ -356,7 +356,8 @@ fn encrypt_into(bounce: &Shared<'_>, page: usize, cipher: &Cipher, io: &Io, at: 
     // post-op gives it back; the device reads it only after this pre-op's
     // verdict sends the write down, and nothing else of this filter's
     // reaches it meanwhile (setup, which reads key material into the
-    // buffer, is over before any request).
+    // buffer, is over before any request; after a restart the server runs
+    // it again only once no write of the earlier life is in flight).
     #[allow(unsafe_code)]
     let bytes = unsafe { bounce.bytes_mut(page * BLOCK, BLOCK) }.map_err(|_| ())?;
     let block: &mut [u8; BLOCK] = bytes.try_into().map_err(|_| ())?;
