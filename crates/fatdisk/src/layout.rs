@@ -1,38 +1,52 @@
 //! Where everything goes on the content disk: the volume's geometry and
 //! each manifest entry's clusters and directory slots.
 //!
+//! # FAT16 or FAT32
+//!
+//! The volume is as small as its files allow: FAT16 when they fit its
+//! cluster count (a folder of up to ~255 MiB gives a volume of 16-256
+//! MiB), FAT32 otherwise. A smaller volume copies faster and fits a
+//! smaller disk; a client sees an ordinary FAT volume either way. The type
+//! follows from the cluster count alone, as every FAT driver decides it.
+//!
 //! # Geometry
 //!
 //! | blocks (4 KiB) | what |
 //! |---|---|
-//! | `0 .. 4` | reserved: 32 sectors; boot sector in sector 0, FSInfo in 1, their backups in 6 and 7 |
-//! | `4 .. 4 + F` | the first FAT: `F` blocks, 1024 four-byte entries a block |
+//! | `0 .. 4` | reserved: 32 sectors; the boot sector in sector 0 (FAT32: FSInfo in 1, their backups in 6 and 7) |
+//! | `4 .. 4 + F` | the first FAT: `F` blocks, 2048 two-byte (FAT16) or 1024 four-byte (FAT32) entries a block |
 //! | `4 + F .. 4 + 2F` | the second FAT, the same |
-//! | `4 + 2F ..` | the data area: cluster `c` (from 2) is block `4 + 2F + c - 2` |
+//! | `4 + 2F .. 4 + 2F + R` | FAT16 only: the root directory, `R` blocks of 128 entries |
+//! | `4 + 2F + R ..` | the data area: cluster `c` (from 2) is block `4 + 2F + R + c - 2` |
 //!
 //! Sectors are 512 bytes and a cluster is 8 of them, 4 KiB: one content
-//! block per cluster, and the reserved area and each FAT a whole number of
-//! blocks, so every cluster lines up with a block and a file's clusters map
-//! one to one onto its blocks on the application disk.
+//! block per cluster, and the reserved area, each FAT and FAT16's root a
+//! whole number of blocks, so every cluster lines up with a block and a
+//! file's clusters map one to one onto its blocks on the application disk.
 //!
 //! # Allocation
 //!
 //! Entries take clusters in manifest order, each a contiguous run, with no
-//! gaps: the root at cluster 2, then every other entry. A directory takes
+//! gaps: the root first (at cluster 2 in FAT32; in FAT16 it has its own
+//! area and no clusters), then every other entry. A directory takes
 //! `ceil(slots / 128)` clusters (at least 1), a file `ceil(size / 4096)`
 //! (none if empty). So the runs' ends increase down the table and the entry
 //! owning a cluster is found by binary search over them.
 //!
-//! # The FAT32 minimum and maximum
+//! # Cluster counts
 //!
-//! A volume is FAT32 only with at least 65,525 clusters (fewer would make
-//! every driver read it as FAT16), and Microsoft's specification warns
-//! against counts within 16 of that threshold. So the volume has at least
-//! [`MIN_CLUSTERS`] = 65,541 clusters (256 MiB): whatever the entries do
-//! not use is free space that costs nothing, since free clusters are
-//! synthesized zeros. At most [`MAX_CLUSTERS`] = 268,435,445 clusters
-//! (about 1 TiB of 4 KiB clusters): cluster numbers are 28 bits and the
-//! top ones are reserved.
+//! A volume is FAT16 with 4,085 to 65,524 clusters and FAT32 from 65,525
+//! (fewer than 4,085 is FAT12), and Microsoft's specification warns
+//! against counts within 16 of either threshold. So a FAT16 volume has
+//! [`FAT16_MIN_CLUSTERS`] = 4,101 (16 MiB) to [`FAT16_MAX_CLUSTERS`] =
+//! 65,508 clusters, and a FAT32 volume at least [`MIN_CLUSTERS`] = 65,541
+//! (256 MiB): whatever the entries do not use is free space that costs
+//! nothing, since free clusters are synthesized zeros. At most
+//! [`MAX_CLUSTERS`] = 268,435,445 clusters (about 1 TiB of 4 KiB
+//! clusters): FAT32's cluster numbers are 28 bits and the top ones are
+//! reserved. FAT16's root holds at most [`FAT16_MAX_ROOT_SLOTS`] entries
+//! (its count is 16 bits, in whole blocks); a root with more makes the
+//! volume FAT32.
 //!
 //! # Directories
 //!
@@ -58,25 +72,52 @@ pub const SECTOR_SIZE: u32 = 512;
 /// Sectors per cluster: a cluster is one 4 KiB block.
 pub const SECTORS_PER_CLUSTER: u32 = (BLOCK_SIZE as u32) / SECTOR_SIZE;
 /// Reserved sectors before the first FAT: 32, as the specification
-/// suggests for FAT32; four blocks.
+/// suggests for FAT32 (FAT16 takes any count); four blocks.
 pub const RESERVED_SECTORS: u32 = 32;
 /// [`RESERVED_SECTORS`] in blocks.
 pub const RESERVED_BLOCKS: u64 = (RESERVED_SECTORS / SECTORS_PER_CLUSTER) as u64;
-/// FAT entries in one block.
+/// FAT32 entries in one block.
 pub const FAT_ENTRIES_PER_BLOCK: u32 = (BLOCK_SIZE / 4) as u32;
+/// FAT16 entries in one block.
+pub const FAT16_ENTRIES_PER_BLOCK: u32 = (BLOCK_SIZE / 2) as u32;
 /// Directory entries in one cluster.
 pub const SLOTS_PER_CLUSTER: u32 = (BLOCK_SIZE / crate::dir::DIR_ENTRY_SIZE) as u32;
 /// The first data cluster: FAT entries 0 and 1 are not clusters.
 pub const FIRST_CLUSTER: u32 = 2;
-/// The fewest clusters a volume gets: FAT32's minimum of 65,525, plus the
-/// margin of 16 the specification asks for.
+/// The fewest clusters a FAT32 volume gets: FAT32's minimum of 65,525,
+/// plus the margin of 16 the specification asks for.
 pub const MIN_CLUSTERS: u32 = 65_525 + 16;
 /// The most clusters FAT32 allows.
 pub const MAX_CLUSTERS: u32 = 0x0FFF_FFF5;
+/// The fewest clusters a FAT16 volume gets: 4,085 (fewer is FAT12), plus
+/// the margin.
+pub const FAT16_MIN_CLUSTERS: u32 = 4_085 + 16;
+/// The most clusters a FAT16 volume gets: below 65,525, less the margin.
+pub const FAT16_MAX_CLUSTERS: u32 = 65_525 - 1 - 16;
+/// The most entries FAT16's root directory gets: its 16-bit count, in
+/// whole blocks of 128.
+pub const FAT16_MAX_ROOT_SLOTS: u32 = 65_535 / SLOTS_PER_CLUSTER * SLOTS_PER_CLUSTER;
 /// The most 32-byte entries in one directory.
 pub const MAX_DIR_SLOTS: u32 = 65_536;
 
-/// Why an application disk cannot be laid out as a FAT32 volume.
+/// FAT16 or FAT32 (see the module docs for which).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FatType {
+    Fat16,
+    Fat32,
+}
+
+impl FatType {
+    /// `FAT16` or `FAT32`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FatType::Fat16 => "FAT16",
+            FatType::Fat32 => "FAT32",
+        }
+    }
+}
+
+/// Why an application disk cannot be laid out as a FAT volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The caller's scratch has fewer than one [`EntryLayout`] per entry.
@@ -123,9 +164,12 @@ impl EntryLayout {
 pub struct Layout<'a> {
     manifest: Manifest<'a>,
     entries: &'a [EntryLayout],
+    fat: FatType,
     used_clusters: u32,
     clusters: u32,
     fat_blocks: u32,
+    /// FAT16's root directory area (0 in FAT32).
+    root_blocks: u32,
 }
 
 impl<'a> Layout<'a> {
@@ -163,16 +207,30 @@ impl<'a> Layout<'a> {
             }
         }
 
+        // FAT16 if the other entries' clusters and the root's slots fit
+        // it; then the root has its own area and no clusters.
+        let root_slots = dir_slots(&manifest, table, 0);
+        let clusters_of_entry = |table: &[EntryLayout], i: u32| {
+            let entry = manifest.entry(i);
+            match entry.kind {
+                Kind::Dir => u64::from(dir_slots(&manifest, table, i)).div_ceil(u64::from(SLOTS_PER_CLUSTER)),
+                Kind::File => manifest::blocks_for(entry.size),
+            }
+        };
+        // At most 2^20 entries of at most 2^20 clusters: no overflow.
+        let others: u64 = (1..n).map(|i| clusters_of_entry(table, i)).sum();
+        let fat = if others <= u64::from(FAT16_MAX_CLUSTERS) && root_slots <= FAT16_MAX_ROOT_SLOTS {
+            FatType::Fat16
+        } else {
+            FatType::Fat32
+        };
+
         // Clusters, in table order.
         let mut next_cluster = u64::from(FIRST_CLUSTER);
         for i in 0..n {
-            let entry = manifest.entry(i);
-            let clusters = match entry.kind {
-                Kind::Dir => u64::from(dir_slots(&manifest, table, i)).div_ceil(u64::from(SLOTS_PER_CLUSTER)),
-                Kind::File => manifest::blocks_for(entry.size),
-            };
-            // At most 2^20 entries of at most 2^20 clusters: no overflow.
-            next_cluster += clusters;
+            if i > 0 || fat == FatType::Fat32 {
+                next_cluster += clusters_of_entry(table, i);
+            }
             // Wrong once past the limit, but then the layout is refused.
             table[i as usize].end_cluster = next_cluster as u32;
         }
@@ -182,9 +240,22 @@ impl<'a> Layout<'a> {
         }
 
         let used_clusters = needed as u32;
-        let clusters = used_clusters.max(MIN_CLUSTERS);
-        let fat_blocks = (clusters + FIRST_CLUSTER).div_ceil(FAT_ENTRIES_PER_BLOCK);
-        Ok(Layout { manifest, entries: table, used_clusters, clusters, fat_blocks })
+        let (clusters, fat_blocks, root_blocks) = match fat {
+            FatType::Fat16 => {
+                let clusters = used_clusters.max(FAT16_MIN_CLUSTERS);
+                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT16_ENTRIES_PER_BLOCK), root_slots.div_ceil(SLOTS_PER_CLUSTER))
+            }
+            FatType::Fat32 => {
+                let clusters = used_clusters.max(MIN_CLUSTERS);
+                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT_ENTRIES_PER_BLOCK), 0)
+            }
+        };
+        Ok(Layout { manifest, entries: table, fat, used_clusters, clusters, fat_blocks, root_blocks })
+    }
+
+    /// FAT16 or FAT32.
+    pub fn fat_type(&self) -> FatType {
+        self.fat
     }
 
     /// The manifest laid out.
@@ -193,7 +264,7 @@ impl<'a> Layout<'a> {
     }
 
     /// Clusters of the volume, free ones included (at least
-    /// [`MIN_CLUSTERS`]).
+    /// [`FAT16_MIN_CLUSTERS`] or [`MIN_CLUSTERS`]).
     pub fn clusters(&self) -> u32 {
         self.clusters
     }
@@ -213,9 +284,15 @@ impl<'a> Layout<'a> {
         RESERVED_BLOCKS + u64::from(copy) * u64::from(self.fat_blocks)
     }
 
+    /// FAT16's root directory: its first block (after the FATs) and
+    /// blocks (0 in FAT32, whose root is in the data area).
+    pub fn root_area(&self) -> Range<u64> {
+        self.fat_start(2)..self.fat_start(2) + u64::from(self.root_blocks)
+    }
+
     /// The block of cluster 2.
     pub fn data_start(&self) -> u64 {
-        self.fat_start(2)
+        self.root_area().end
     }
 
     /// The size of the content disk in blocks.
@@ -223,7 +300,8 @@ impl<'a> Layout<'a> {
         self.data_start() + u64::from(self.clusters)
     }
 
-    /// The clusters of entry `i`: empty for an empty file.
+    /// The clusters of entry `i`: empty for an empty file and FAT16's
+    /// root.
     pub fn clusters_of(&self, i: u32) -> Range<u32> {
         let end = self.entries.get(i as usize).map_or(FIRST_CLUSTER, |e| e.end_cluster);
         let start = match i.checked_sub(1) {

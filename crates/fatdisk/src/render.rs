@@ -5,7 +5,7 @@
 //! does (block 0, then the manifest's blocks), lays it out with
 //! [`ContentDisk`], and asks for every block in turn, reading the
 //! application-disk block whenever it is told to. All-zero blocks are
-//! left as holes, so a 256 MiB volume of a few files costs a few
+//! left as holes, so a volume of hundreds of MiB and a few files costs a few
 //! megabytes of disk. For tests (against `fsck.fat` and `mtools`) and for
 //! looking at a content disk with ordinary tools.
 

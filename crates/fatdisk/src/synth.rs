@@ -3,10 +3,10 @@
 //!
 //! | block | source |
 //! |---|---|
-//! | 0 | synthesized: boot sector, FSInfo, their backups ([`crate::boot`]) |
+//! | 0 | synthesized: boot sector (FAT32: FSInfo, their backups) ([`crate::boot`]) |
 //! | 1 .. 4 | synthesized: zeros (the rest of the reserved sectors) |
-//! | the two FATs | synthesized: 1024 entries from the runs of the entries they cover |
-//! | a directory's cluster | synthesized: its 128 slots ([`crate::dir`]) |
+//! | the two FATs | synthesized: 2048 (FAT16) or 1024 (FAT32) entries from the runs of the entries they cover |
+//! | FAT16's root area, a directory's cluster | synthesized: its 128 slots ([`crate::dir`]) |
 //! | a file's cluster | the application disk: block `start + (cluster - first cluster)` |
 //! | a free cluster, or past the end | synthesized: zeros |
 //!
@@ -17,14 +17,14 @@
 //! # Cost per block
 //!
 //! One binary search over the entries' runs (O(log entries)), then for a
-//! FAT block 1024 entries written, walking forward through the runs it
+//! FAT block 1024 or 2048 entries written, walking forward through the runs it
 //! covers; for a directory block one more binary search over the
 //! directory's children and at most 128 slots written, each from its
 //! child's name (O(name length)). No block scans all entries.
 
 use crate::boot;
 use crate::dir::{self, DIR_ENTRY_SIZE};
-use crate::layout::{self, EntryLayout, Layout, FAT_ENTRIES_PER_BLOCK, FIRST_CLUSTER, SLOTS_PER_CLUSTER};
+use crate::layout::{self, EntryLayout, FatType, Layout, FAT16_ENTRIES_PER_BLOCK, FAT_ENTRIES_PER_BLOCK, FIRST_CLUSTER, SLOTS_PER_CLUSTER};
 use crate::manifest::{Kind, Manifest, BLOCK_SIZE};
 use crate::names;
 
@@ -38,15 +38,17 @@ pub enum Source {
     AppDisk(u64),
 }
 
-/// FAT32's end-of-chain mark (any value from `0x0FFFFFF8` is one).
+/// FAT32's end-of-chain mark (any value from `0x0FFFFFF8` is one); FAT16
+/// takes its low 16 bits, as it does of the two entries below.
 const END_OF_CHAIN: u32 = 0x0FFF_FFFF;
 /// FAT entry 0: the media byte in the low 8 bits, the rest set.
 const FAT_ENTRY_0: u32 = 0x0FFF_FF00 | 0xF8;
 /// FAT entry 1: an end-of-chain mark whose top bits also say "cleanly
-/// unmounted" and "no I/O errors".
+/// unmounted" and "no I/O errors" (bits 27 and 26 in FAT32, 15 and 14
+/// in FAT16).
 const FAT_ENTRY_1: u32 = 0x0FFF_FFFF;
 
-/// A content disk: a FAT32 volume of the applications on an application
+/// A content disk: a FAT volume of the applications on an application
 /// disk, synthesized on demand.
 #[derive(Clone, Copy, Debug)]
 pub struct ContentDisk<'a> {
@@ -54,7 +56,7 @@ pub struct ContentDisk<'a> {
 }
 
 impl<'a> ContentDisk<'a> {
-    /// Lay out `manifest` as a FAT32 volume; `scratch` needs one
+    /// Lay out `manifest` as a FAT volume; `scratch` needs one
     /// [`EntryLayout`] per manifest entry (16 bytes each) and is borrowed
     /// for as long as the disk is served.
     pub fn new(manifest: Manifest<'a>, scratch: &'a mut [EntryLayout]) -> Result<ContentDisk<'a>, layout::Error> {
@@ -79,6 +81,12 @@ impl<'a> ContentDisk<'a> {
         if block >= l.data_start() {
             return self.data_block(block - l.data_start(), out);
         }
+        let root = l.root_area();
+        if root.contains(&block) {
+            // At most FAT16_MAX_ROOT_SLOTS / 128 blocks.
+            self.dir_block(0, (block - root.start) as u32, out);
+            return Source::Synthesized;
+        }
         out.fill(0);
         if block == 0 {
             boot::boot_block(l, out);
@@ -90,13 +98,18 @@ impl<'a> ContentDisk<'a> {
         Source::Synthesized
     }
 
-    /// FAT block `index`: entries `1024 * index ..`.
+    /// FAT block `index`: entries `1024 * index ..` (FAT32) or `2048 *
+    /// index ..` (FAT16).
     fn fat_block(&self, index: u32, out: &mut [u8; BLOCK_SIZE]) {
         let l = &self.layout;
-        let first = index * FAT_ENTRIES_PER_BLOCK;
+        let (per_block, width) = match l.fat_type() {
+            FatType::Fat16 => (FAT16_ENTRIES_PER_BLOCK, 2),
+            FatType::Fat32 => (FAT_ENTRIES_PER_BLOCK, 4),
+        };
+        let first = index * per_block;
         let used_end = FIRST_CLUSTER + l.used_clusters();
         let mut entry = l.entry_at(first.max(FIRST_CLUSTER));
-        for (k, word) in out.chunks_exact_mut(4).enumerate() {
+        for (k, word) in out.chunks_exact_mut(width).enumerate() {
             let cluster = first + k as u32;
             let value = match cluster {
                 0 => FAT_ENTRY_0,
@@ -120,7 +133,8 @@ impl<'a> ContentDisk<'a> {
                     }
                 }
             };
-            word.copy_from_slice(&value.to_le_bytes());
+            // FAT16 keeps the low half (a FAT16 cluster number fits it).
+            word.copy_from_slice(&value.to_le_bytes()[..width]);
         }
     }
 

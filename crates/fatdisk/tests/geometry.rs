@@ -1,13 +1,29 @@
 //! The volume's numbers, checked without external tools where those tools
 //! cannot go (volumes of hundreds of GiB) and where the numbers are the
-//! point (padding to the FAT32 minimum, FSInfo, FAT chains).
+//! point (FAT16 or FAT32, padding to each one's minimum, FSInfo, FAT
+//! chains).
 
-use fatdisk::layout::{MAX_CLUSTERS, MIN_CLUSTERS};
+use fatdisk::layout::{FatType, FAT16_MAX_CLUSTERS, FAT16_MAX_ROOT_SLOTS, FAT16_MIN_CLUSTERS, MAX_CLUSTERS, MIN_CLUSTERS};
 use fatdisk::writer::Builder;
 use fatdisk::{ContentDisk, EntryLayout, Manifest, Source};
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
+}
+
+/// A manifest of one folder of files of `sizes` bytes each.
+fn files_of(sizes: &[u64]) -> (Vec<u8>, u64) {
+    let mut b = Builder::<()>::new();
+    let dir = b.add_dir(b.root(), "big files").unwrap();
+    for (i, &size) in sizes.iter().enumerate() {
+        b.add_file(dir, &format!("file {i:05}.bin"), size, ()).unwrap();
+    }
+    let disk = b.build().unwrap();
+    (disk.manifest().to_vec(), disk.blocks())
 }
 
 /// A manifest of `count` files of `size` bytes in one folder (no data:
@@ -24,33 +40,46 @@ fn files(count: usize, size: u64) -> (Vec<u8>, u64) {
 }
 
 #[test]
-fn a_small_folder_is_padded_to_the_fat32_minimum() {
+fn a_small_folder_is_a_fat16_volume_padded_to_its_minimum() {
     let (bytes, blocks) = files(3, 10_000);
     let m = Manifest::parse(&bytes, blocks).unwrap();
     let mut scratch = vec![EntryLayout::EMPTY; m.len() as usize];
     let disk = ContentDisk::new(m, &mut scratch).unwrap();
     let l = disk.layout();
-    // Root, folder, three files of three clusters each.
-    assert_eq!(l.used_clusters(), 1 + 1 + 3 * 3);
-    assert_eq!(l.clusters(), MIN_CLUSTERS);
-    assert_eq!(l.fat_blocks(), (MIN_CLUSTERS + 2).div_ceil(1024));
-    assert_eq!(disk.blocks(), 4 + 2 * u64::from(l.fat_blocks()) + u64::from(MIN_CLUSTERS));
+    assert_eq!(l.fat_type(), FatType::Fat16);
+    // The folder and three files of three clusters each; the root has an
+    // area of its own: one block (its label and one name).
+    assert_eq!(l.used_clusters(), 1 + 3 * 3);
+    assert_eq!(l.clusters(), FAT16_MIN_CLUSTERS);
+    assert_eq!(l.fat_blocks(), (FAT16_MIN_CLUSTERS + 2).div_ceil(2048));
+    assert_eq!(l.root_area(), 4 + 2 * u64::from(l.fat_blocks())..5 + 2 * u64::from(l.fat_blocks()));
+    assert_eq!(l.data_start(), l.root_area().end);
+    assert_eq!(disk.blocks(), 4 + 2 * u64::from(l.fat_blocks()) + 1 + u64::from(FAT16_MIN_CLUSTERS));
 
     let mut b = [0u8; 4096];
     assert_eq!(disk.block(0, &mut b), Source::Synthesized);
+    assert_eq!(&b[0..3], &[0xEB, 0x3C, 0x90]);
     assert_eq!(&b[510..512], &[0x55, 0xAA]);
-    assert_eq!(u32_at(&b, 32) as u64, disk.blocks() * 8);
-    assert_eq!(u32_at(&b, 36), l.fat_blocks() * 8);
-    assert_eq!(&b[..512], &b[6 * 512..7 * 512], "the backup boot sector");
-    let fsinfo = &b[512..1024];
-    assert_eq!(u32_at(fsinfo, 0), 0x4161_5252);
-    assert_eq!(u32_at(fsinfo, 488), MIN_CLUSTERS - l.used_clusters());
-    assert_eq!(u32_at(fsinfo, 492), 2 + l.used_clusters());
-    assert_eq!(fsinfo, &b[7 * 512..8 * 512], "the backup FSInfo");
+    assert_eq!(u16_at(&b, 14), 32, "reserved sectors");
+    assert_eq!(u16_at(&b, 17), 128, "root entries");
+    // 16 MiB and a little: the sectors fit the 16-bit count.
+    assert_eq!(u16_at(&b, 19) as u64, disk.blocks() * 8);
+    assert_eq!(u32_at(&b, 32), 0);
+    assert_eq!(u16_at(&b, 22) as u32, l.fat_blocks() * 8, "the 16-bit FAT size");
+    assert_eq!(b[38], 0x29);
+    assert_eq!(&b[54..62], b"FAT16   ");
+    assert!(b[512..].iter().all(|&x| x == 0), "no FSInfo, no backups");
+
+    // The root area holds the label and the folder's entries.
+    disk.block(l.root_area().start, &mut b);
+    assert_eq!(b[11], 0x08, "the volume label");
+    // (Slot 1: the name's long part, 2: its short entry.)
+    assert_eq!(&b[2 * 32..2 * 32 + 11], b"BIGFIL~1   ");
+    assert_eq!(u16_at(&b, 2 * 32 + 26), 2, "the folder's first cluster");
 }
 
 #[test]
-fn fat_entries_chain_each_run_and_both_fats_agree() {
+fn fat16_entries_chain_each_run_and_both_fats_agree() {
     let (bytes, blocks) = files(3, 10_000);
     let m = Manifest::parse(&bytes, blocks).unwrap();
     let mut scratch = vec![EntryLayout::EMPTY; m.len() as usize];
@@ -60,12 +89,107 @@ fn fat_entries_chain_each_run_and_both_fats_agree() {
     disk.block(l.fat_start(0), &mut fat1);
     disk.block(l.fat_start(1), &mut fat2);
     assert_eq!(fat1, fat2);
-    let fat: Vec<u32> = (0..1024).map(|i| u32_at(&fat1, 4 * i)).collect();
+    let fat: Vec<u16> = (0..2048).map(|i| u16_at(&fat1, 2 * i)).collect();
+    const END: u16 = 0xFFFF;
+    // Media byte, end mark; the folder (2), one cluster; files at 3-5,
+    // 6-8, 9-11; then free.
+    assert_eq!(&fat[..13], &[0xFFF8, END, END, 4, 5, END, 7, 8, END, 10, 11, END, 0]);
+    assert!(fat[12..].iter().all(|&e| e == 0));
+    // The second FAT block covers clusters 2048..4096, all free.
+    disk.block(l.fat_start(0) + 1, &mut fat1);
+    assert!(fat1.iter().all(|&x| x == 0));
+}
+
+#[test]
+fn files_past_fat16s_cluster_count_make_a_fat32_volume_padded_to_its_minimum() {
+    // The folder (1 cluster) and files of FAT16's largest count less one:
+    // FAT16 at its largest.
+    let (bytes, blocks) = files_of(&[4096 * u64::from(FAT16_MAX_CLUSTERS - 1 - 1000), 4096 * 1000]);
+    let m = Manifest::parse(&bytes, blocks).unwrap();
+    let mut scratch = vec![EntryLayout::EMPTY; m.len() as usize];
+    let disk = ContentDisk::new(m, &mut scratch).unwrap();
+    let l = disk.layout();
+    assert_eq!((l.fat_type(), l.used_clusters(), l.clusters()), (FatType::Fat16, FAT16_MAX_CLUSTERS, FAT16_MAX_CLUSTERS));
+    assert_eq!(l.fat_blocks(), 32);
+    let mut b = [0u8; 4096];
+    disk.block(0, &mut b);
+    // 256 MiB: the sectors need the 32-bit count.
+    assert_eq!((u16_at(&b, 19), u32_at(&b, 32) as u64), (0, disk.blocks() * 8));
+    assert_eq!(u16_at(&b, 22), 32 * 8);
+    // The last used cluster ends its chain, in the FAT's last block.
+    disk.block(l.fat_start(0) + 31, &mut b);
+    let last = (FAT16_MAX_CLUSTERS + 1) as usize % 2048;
+    assert_eq!((u16_at(&b, 2 * last - 2), u16_at(&b, 2 * last)), (last as u16 + 31 * 2048, 0xFFFF));
+
+    // One cluster more: FAT32, the root in cluster 2, padded.
+    let (bytes, blocks) = files_of(&[4096 * u64::from(FAT16_MAX_CLUSTERS - 1000), 4096 * 1000]);
+    let m = Manifest::parse(&bytes, blocks).unwrap();
+    let mut scratch = vec![EntryLayout::EMPTY; m.len() as usize];
+    let disk = ContentDisk::new(m, &mut scratch).unwrap();
+    let l = disk.layout();
+    assert_eq!(l.fat_type(), FatType::Fat32);
+    assert_eq!(l.used_clusters(), 1 + 1 + FAT16_MAX_CLUSTERS);
+    assert_eq!(l.clusters(), MIN_CLUSTERS);
+    assert_eq!(l.fat_blocks(), (MIN_CLUSTERS + 2).div_ceil(1024));
+    assert!(l.root_area().is_empty());
+    assert_eq!(l.root_area().start, l.data_start(), "the root's first block either way");
+    assert_eq!(disk.blocks(), 4 + 2 * u64::from(l.fat_blocks()) + u64::from(MIN_CLUSTERS));
+
+    let mut b = [0u8; 4096];
+    assert_eq!(disk.block(0, &mut b), Source::Synthesized);
+    assert_eq!(&b[0..3], &[0xEB, 0x58, 0x90]);
+    assert_eq!(&b[510..512], &[0x55, 0xAA]);
+    assert_eq!((u16_at(&b, 17), u16_at(&b, 19), u16_at(&b, 22)), (0, 0, 0), "FAT32 leaves the FAT16 fields 0");
+    assert_eq!(u32_at(&b, 32) as u64, disk.blocks() * 8);
+    assert_eq!(u32_at(&b, 36), l.fat_blocks() * 8);
+    assert_eq!(u32_at(&b, 44), 2, "the root's cluster");
+    assert_eq!(&b[82..90], b"FAT32   ");
+    assert_eq!(&b[..512], &b[6 * 512..7 * 512], "the backup boot sector");
+    let fsinfo = &b[512..1024];
+    assert_eq!(u32_at(fsinfo, 0), 0x4161_5252);
+    assert_eq!(u32_at(fsinfo, 488), MIN_CLUSTERS - l.used_clusters());
+    assert_eq!(u32_at(fsinfo, 492), 2 + l.used_clusters());
+    assert_eq!(fsinfo, &b[7 * 512..8 * 512], "the backup FSInfo");
+
+    // FAT32 entries: media byte, end mark; root (2) and folder (3), one
+    // cluster each; the first file from 4 on.
+    disk.block(l.fat_start(1), &mut b);
+    let fat: Vec<u32> = (0..6).map(|i| u32_at(&b, 4 * i)).collect();
     const END: u32 = 0x0FFF_FFFF;
-    // Media byte, end mark; root (2) and folder (3), one cluster each;
-    // files at 4-6, 7-9, 10-12; then free.
-    assert_eq!(&fat[..14], &[0x0FFF_FFF8, END, END, END, 5, 6, END, 8, 9, END, 11, 12, END, 0]);
-    assert!(fat[13..].iter().all(|&e| e == 0));
+    assert_eq!(fat, [0x0FFF_FFF8, END, END, END, 5, 6]);
+}
+
+#[test]
+fn a_root_too_large_for_fat16s_root_area_makes_a_fat32_volume() {
+    // One-slot names (uppercase 8.3) after the label: the largest root
+    // FAT16 holds, then one name more.
+    let root = |names: u32| {
+        let mut b = Builder::<()>::new();
+        for i in 0..names {
+            b.add_file(b.root(), &format!("{i:05}"), 0, ()).unwrap();
+        }
+        let disk = b.build().unwrap();
+        (disk.manifest().to_vec(), disk.blocks())
+    };
+    let (bytes, blocks) = root(FAT16_MAX_ROOT_SLOTS - 1);
+    let m = Manifest::parse(&bytes, blocks).unwrap();
+    let mut scratch = vec![EntryLayout::EMPTY; m.len() as usize];
+    let disk = ContentDisk::new(m, &mut scratch).unwrap();
+    let l = disk.layout();
+    assert_eq!((l.fat_type(), l.used_clusters()), (FatType::Fat16, 0));
+    assert_eq!(l.root_area().end - l.root_area().start, u64::from(FAT16_MAX_ROOT_SLOTS / 128));
+    let mut b = [0u8; 4096];
+    disk.block(0, &mut b);
+    assert_eq!(u16_at(&b, 17) as u32, FAT16_MAX_ROOT_SLOTS);
+    disk.block(l.root_area().end - 1, &mut b);
+    assert_eq!(&b[127 * 32..127 * 32 + 11], format!("{:05}      ", FAT16_MAX_ROOT_SLOTS - 2).as_bytes());
+
+    let (bytes, blocks) = root(FAT16_MAX_ROOT_SLOTS);
+    let m = Manifest::parse(&bytes, blocks).unwrap();
+    let mut scratch = vec![EntryLayout::EMPTY; m.len() as usize];
+    let l = fatdisk::Layout::new(m, &mut scratch).unwrap();
+    assert_eq!(l.fat_type(), FatType::Fat32);
+    assert_eq!(l.clusters_of(0).len() as u32, FAT16_MAX_ROOT_SLOTS / 128 + 1);
 }
 
 #[test]

@@ -59,7 +59,12 @@ fn judge(bytes: &[u8], disk_blocks: u64) -> Result<(), String> {
     let disk = ContentDisk::new(m, &mut scratch).map_err(|e| e.to_string())?;
     let l = disk.layout();
     assert_eq!(disk.blocks(), l.data_start() + u64::from(l.clusters()));
-    assert!(l.clusters() >= layout::MIN_CLUSTERS && l.clusters() <= layout::MAX_CLUSTERS);
+    let least = match l.fat_type() {
+        layout::FatType::Fat16 => layout::FAT16_MIN_CLUSTERS,
+        layout::FatType::Fat32 => layout::MIN_CLUSTERS,
+    };
+    assert!(l.clusters() >= least && l.clusters() <= layout::MAX_CLUSTERS);
+    assert!(l.fat_type() == layout::FatType::Fat32 || l.clusters() <= layout::FAT16_MAX_CLUSTERS);
     let mut buf = [0u8; 4096];
     let end = (l.data_start() + u64::from(l.used_clusters()) + 2).min(disk.blocks() + 1);
     for block in 0..end {

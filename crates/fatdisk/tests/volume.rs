@@ -37,8 +37,9 @@ fn a_mixed_tree_passes_fsck_and_copies_out_exactly() {
 #[test]
 fn an_application_disk_with_nothing_on_it_is_an_empty_volume() {
     let summary = round_trip("nothing", &Tree::new());
-    // The one "file" fsck.fat counts is the volume label.
-    assert!(summary.ends_with(" 1 files, 1/65541 clusters"), "{summary}");
+    // The one "file" fsck.fat counts is the volume label; a FAT16 volume
+    // of its fewest clusters, none used (the root has its own area).
+    assert!(summary.ends_with(" 1 files, 0/4101 clusters"), "{summary}");
 }
 
 #[test]
@@ -133,7 +134,7 @@ fn a_name_outside_the_bmp_is_stored_as_a_surrogate_pair() {
     let layout = fatdisk::Layout::new(manifest, &mut scratch).unwrap();
     let mut root = [0u8; 4096];
     let mut image = std::fs::File::open(&content).unwrap();
-    image.seek(SeekFrom::Start(layout.data_start() * 4096)).unwrap();
+    image.seek(SeekFrom::Start(layout.root_area().start * 4096)).unwrap();
     image.read_exact(&mut root).unwrap();
     // Slot 0 is the label, slot 1 the only long-name part: its first units.
     let lfn = &root[32..64];
@@ -155,8 +156,9 @@ fn the_largest_directory_fat_allows_is_served_and_one_more_entry_is_refused() {
     write_image(&builder_of(&t).build().unwrap(), &app);
     fatdisk::render::render(&app, &content).unwrap();
     let summary = fsck(&content);
-    // The label, `full` and the files (fsck.fat does not count `.`, `..`).
-    assert!(summary.contains(" 65536 files, 513/"), "{summary}");
+    // The label, `full` and the files (fsck.fat does not count `.`, `..`);
+    // `full`'s 512 clusters (a FAT16 volume: the root has its own area).
+    assert!(summary.contains(" 65536 files, 512/"), "{summary}");
     let listing = mtools("mdir", &content, &["-b", "::/full"]);
     assert_eq!(listing.lines().count(), 65_534);
     assert!(listing.lines().last().unwrap().ends_with("/65533"), "{}", listing.lines().last().unwrap());
@@ -232,6 +234,57 @@ fn big_file_case(name: &str, size: u64, check: bool, stream: bool) {
         assert!(child.wait().unwrap().success());
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A sparse file of `clusters` clusters and one of two after it: fsck.fat
+/// and mtools judge the volume; returns fsck.fat's summary.
+fn sized_volume_case(name: &str, clusters: u64) -> String {
+    use std::io::{Seek, SeekFrom, Write};
+    let size = clusters * 4096;
+    let (first, last) = (pattern(4096, 11), pattern(4096, 12));
+    let after = pattern(5000, 77);
+    let mut builder = fatdisk::writer::Builder::<()>::new();
+    let root = builder.root();
+    builder.add_file(root, "big", size, ()).unwrap();
+    builder.add_file(root, "zz after.bin", after.len() as u64, ()).unwrap();
+    let disk = builder.build().unwrap();
+    let dir = scratch_dir(name);
+    let (app, content) = (dir.join("app.img"), dir.join("content.img"));
+    let mut f = std::fs::File::create(&app).unwrap();
+    f.write_all(disk.manifest()).unwrap();
+    let (big, tail) = (&disk.files()[0], &disk.files()[1]);
+    for (b, bytes) in [(0, &first), (clusters - 1, &last)] {
+        f.seek(SeekFrom::Start((big.start + b) * 4096)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+    f.seek(SeekFrom::Start(tail.start * 4096)).unwrap();
+    f.write_all(&after).unwrap();
+    f.set_len(disk.blocks() * 4096).unwrap();
+    drop(f);
+
+    fatdisk::render::render(&app, &content).unwrap();
+    let summary = fsck(&content);
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    mtools("mcopy", &content, &["::/zz after.bin", "::/big", &format!("{}/", out.display())]);
+    assert_eq!(std::fs::read(out.join("zz after.bin")).unwrap(), after);
+    let big = std::fs::read(out.join("big")).unwrap();
+    assert_eq!(big.len() as u64, size);
+    assert!(big[..4096] == first[..] && big[big.len() - 4096..] == last[..], "the big file's first and last blocks");
+    let _ = std::fs::remove_dir_all(&dir);
+    summary
+}
+
+#[test]
+fn volumes_at_the_fat16_and_fat32_boundary_pass_fsck_and_copy_out() {
+    use fatdisk::layout::{FAT16_MAX_CLUSTERS, MIN_CLUSTERS};
+    // FAT16's largest count: the two files fill it exactly.
+    let max = u64::from(FAT16_MAX_CLUSTERS);
+    let summary = sized_volume_case("fat16max", max - 2);
+    assert!(summary.ends_with(&format!(" 3 files, {max}/{max} clusters")), "{summary}");
+    // One cluster more: FAT32, the root in a cluster, padded.
+    let summary = sized_volume_case("fat32min", max - 1);
+    assert!(summary.ends_with(&format!(" 3 files, {}/{MIN_CLUSTERS} clusters", max + 2)), "{summary}");
 }
 
 #[test]

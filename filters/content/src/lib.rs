@@ -1,8 +1,8 @@
 //! `filter_content`: the dynamic content disk. Its disk below is an
 //! application disk (`strata appdisk` / `make appdisk` build one from a
-//! folder); the clients above see an unpartitioned FAT32 volume whose files
-//! are the application disk's (`fatdisk`), and nothing is stored for that
-//! volume anywhere.
+//! folder); the clients above see an unpartitioned FAT volume (FAT16 or
+//! FAT32, as small as the files allow) whose files are the application
+//! disk's (`fatdisk`), and nothing is stored for that volume anywhere.
 //!
 //! ```xml
 //! <disk name="apps" virtio_slot="31">
@@ -115,10 +115,11 @@ impl Content {
         }
         let disk = match ContentDisk::new(manifest, &mut layouts[..entries as usize]) {
             Ok(d) => d,
-            Err(e) => return self.fail(format_args!("the application disk's files do not fit a FAT32 volume: {e}")),
+            Err(e) => return self.fail(format_args!("the application disk's files do not fit a FAT volume: {e}")),
         };
         let blocks = disk.blocks();
-        (self.say)(format_args!("a FAT32 volume of {blocks} blocks ({} MiB) of the application disk's {} files and folders", blocks * BLOCK as u64 >> 20, entries - 1));
+        let fat = disk.layout().fat_type().name();
+        (self.say)(format_args!("a {fat} volume of {blocks} blocks ({} MiB) of the application disk's {} files and folders", blocks * BLOCK as u64 >> 20, entries - 1));
         self.disk = Some(disk);
         self.stage = Stage::Ready;
         SetupStep::Own { blocks }
