@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::path::PathBuf;
 
 fn file(tree: &mut Tree, path: &str, bytes: Vec<u8>) {
     tree.insert(path.to_string(), Some(bytes));
@@ -169,23 +170,12 @@ fn the_largest_directory_fat_allows_is_served_and_one_more_entry_is_refused() {
     let _ = std::fs::remove_dir_all(&dir_path);
 }
 
-/// A file of `size` bytes (zeros but for a few marked blocks, so the
-/// application disk is a sparse file) and a small file after it, whose
-/// blocks lie past 4 GiB on both disks. Checks the listing, copies the
-/// small file out, and with `stream` the big one too, comparing every
-/// block; with `check` runs fsck.fat.
-fn big_file_case(name: &str, size: u64, check: bool, stream: bool) {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    use std::process::{Command, Stdio};
-    let last = (size - 1) / 4096;
-    let marked: [u64; 4] = [0, 1, 524_288, last];
-    let block_bytes = |b: u64| {
-        let mut p = pattern(4096, b as u32 + 7);
-        p.truncate((size - b * 4096).min(4096) as usize);
-        p
-    };
-    let after = pattern(5000, 77);
-
+/// The application disk of two files in the root, as a sparse image in a
+/// scratch folder `name`: `big`, of `size` bytes, zeros but for `marked`
+/// blocks (block number, bytes), then `zz after.bin` of `after`. Returns
+/// the folder, the image and where its content disk goes.
+fn sparse_two_file_disk(name: &str, size: u64, marked: &[(u64, Vec<u8>)], after: &[u8]) -> (PathBuf, PathBuf, PathBuf) {
+    use std::io::{Seek, SeekFrom, Write};
     let mut builder = fatdisk::writer::Builder::<()>::new();
     let root = builder.root();
     builder.add_file(root, "big", size, ()).unwrap();
@@ -196,14 +186,34 @@ fn big_file_case(name: &str, size: u64, check: bool, stream: bool) {
     let mut f = std::fs::File::create(&app).unwrap();
     f.write_all(disk.manifest()).unwrap();
     let (big, tail) = (&disk.files()[0], &disk.files()[1]);
-    for &b in &marked {
+    for (b, bytes) in marked {
         f.seek(SeekFrom::Start((big.start + b) * 4096)).unwrap();
-        f.write_all(&block_bytes(b)).unwrap();
+        f.write_all(bytes).unwrap();
     }
     f.seek(SeekFrom::Start(tail.start * 4096)).unwrap();
-    f.write_all(&after).unwrap();
+    f.write_all(after).unwrap();
     f.set_len(disk.blocks() * 4096).unwrap();
-    drop(f);
+    (dir, app, content)
+}
+
+/// A file of `size` bytes (zeros but for a few marked blocks, so the
+/// application disk is a sparse file) and a small file after it, whose
+/// blocks lie past 4 GiB on both disks. Checks the listing, copies the
+/// small file out, and with `stream` the big one too, comparing every
+/// block; with `check` runs fsck.fat.
+fn big_file_case(name: &str, size: u64, check: bool, stream: bool) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let last = (size - 1) / 4096;
+    let marked: [u64; 4] = [0, 1, 524_288, last];
+    let block_bytes = |b: u64| {
+        let mut p = pattern(4096, b as u32 + 7);
+        p.truncate((size - b * 4096).min(4096) as usize);
+        p
+    };
+    let after = pattern(5000, 77);
+    let marks: Vec<(u64, Vec<u8>)> = marked.iter().map(|&b| (b, block_bytes(b))).collect();
+    let (dir, app, content) = sparse_two_file_disk(name, size, &marks, &after);
 
     let rendered = fatdisk::render::render(&app, &content).unwrap();
     assert_eq!(rendered.redirected, size.div_ceil(4096) + 2);
@@ -239,29 +249,11 @@ fn big_file_case(name: &str, size: u64, check: bool, stream: bool) {
 /// A sparse file of `clusters` clusters and one of two after it: fsck.fat
 /// and mtools judge the volume; returns fsck.fat's summary.
 fn sized_volume_case(name: &str, clusters: u64) -> String {
-    use std::io::{Seek, SeekFrom, Write};
     let size = clusters * 4096;
     let (first, last) = (pattern(4096, 11), pattern(4096, 12));
     let after = pattern(5000, 77);
-    let mut builder = fatdisk::writer::Builder::<()>::new();
-    let root = builder.root();
-    builder.add_file(root, "big", size, ()).unwrap();
-    builder.add_file(root, "zz after.bin", after.len() as u64, ()).unwrap();
-    let disk = builder.build().unwrap();
-    let dir = scratch_dir(name);
-    let (app, content) = (dir.join("app.img"), dir.join("content.img"));
-    let mut f = std::fs::File::create(&app).unwrap();
-    f.write_all(disk.manifest()).unwrap();
-    let (big, tail) = (&disk.files()[0], &disk.files()[1]);
-    for (b, bytes) in [(0, &first), (clusters - 1, &last)] {
-        f.seek(SeekFrom::Start((big.start + b) * 4096)).unwrap();
-        f.write_all(bytes).unwrap();
-    }
-    f.seek(SeekFrom::Start(tail.start * 4096)).unwrap();
-    f.write_all(&after).unwrap();
-    f.set_len(disk.blocks() * 4096).unwrap();
-    drop(f);
-
+    let marks = [(0, first.clone()), (clusters - 1, last.clone())];
+    let (dir, app, content) = sparse_two_file_disk(name, size, &marks, &after);
     fatdisk::render::render(&app, &content).unwrap();
     let summary = fsck(&content);
     let out = dir.join("out");
