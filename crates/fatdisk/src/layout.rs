@@ -16,7 +16,7 @@
 //! | `0 .. 4` | reserved: 32 sectors; the boot sector in sector 0 (FAT32: FSInfo in 1, their backups in 6 and 7) |
 //! | `4 .. 4 + F` | the first FAT: `F` blocks, 2048 two-byte (FAT16) or 1024 four-byte (FAT32) entries a block |
 //! | `4 + F .. 4 + 2F` | the second FAT, the same |
-//! | `4 + 2F .. 4 + 2F + R` | FAT16 only: the root directory, `R` blocks of 128 entries |
+//! | `4 + 2F .. 4 + 2F + R` | FAT16 only: the root directory, `R` blocks of 128 entries (at least 4: 512 entries) |
 //! | `4 + 2F + R ..` | the data area: cluster `c` (from 2) is block `4 + 2F + R + c - 2` |
 //!
 //! Sectors are 512 bytes and a cluster is 8 of them, 4 KiB: one content
@@ -72,7 +72,10 @@ pub const SECTOR_SIZE: u32 = 512;
 /// Sectors per cluster: a cluster is one 4 KiB block.
 pub const SECTORS_PER_CLUSTER: u32 = (BLOCK_SIZE as u32) / SECTOR_SIZE;
 /// Reserved sectors before the first FAT: 32, as the specification
-/// suggests for FAT32 (FAT16 takes any count); four blocks.
+/// suggests for FAT32; four blocks. (For FAT16 it says 1, and that
+/// Microsoft's drivers, like Linux's, dosfstools and mtools, take any
+/// count: 32 keeps every FAT and cluster on a block boundary. Firmware that
+/// assumes 1 would misread the volume.)
 pub const RESERVED_SECTORS: u32 = 32;
 /// [`RESERVED_SECTORS`] in blocks.
 pub const RESERVED_BLOCKS: u64 = (RESERVED_SECTORS / SECTORS_PER_CLUSTER) as u64;
@@ -97,6 +100,9 @@ pub const FAT16_MAX_CLUSTERS: u32 = 65_525 - 1 - 16;
 /// The most entries FAT16's root directory gets: its 16-bit count, in
 /// whole blocks of 128.
 pub const FAT16_MAX_ROOT_SLOTS: u32 = 65_535 / SLOTS_PER_CLUSTER * SLOTS_PER_CLUSTER;
+/// The fewest blocks FAT16's root area gets: 512 entries, the count the
+/// specification recommends for the widest compatibility.
+pub const FAT16_MIN_ROOT_BLOCKS: u32 = 512 / SLOTS_PER_CLUSTER;
 /// The most 32-byte entries in one directory.
 pub const MAX_DIR_SLOTS: u32 = 65_536;
 
@@ -243,7 +249,8 @@ impl<'a> Layout<'a> {
         let (clusters, fat_blocks, root_blocks) = match fat {
             FatType::Fat16 => {
                 let clusters = used_clusters.max(FAT16_MIN_CLUSTERS);
-                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT16_ENTRIES_PER_BLOCK), root_slots.div_ceil(SLOTS_PER_CLUSTER))
+                let root_blocks = root_slots.div_ceil(SLOTS_PER_CLUSTER).max(FAT16_MIN_ROOT_BLOCKS);
+                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT16_ENTRIES_PER_BLOCK), root_blocks)
             }
             FatType::Fat32 => {
                 let clusters = used_clusters.max(MIN_CLUSTERS);

@@ -48,20 +48,21 @@ fn a_small_folder_is_a_fat16_volume_padded_to_its_minimum() {
     let l = disk.layout();
     assert_eq!(l.fat_type(), FatType::Fat16);
     // The folder and three files of three clusters each; the root has an
-    // area of its own: one block (its label and one name).
+    // area of its own: 512 entries, four blocks (it uses three: the label
+    // and the folder's two).
     assert_eq!(l.used_clusters(), 1 + 3 * 3);
     assert_eq!(l.clusters(), FAT16_MIN_CLUSTERS);
     assert_eq!(l.fat_blocks(), (FAT16_MIN_CLUSTERS + 2).div_ceil(2048));
-    assert_eq!(l.root_area(), 4 + 2 * u64::from(l.fat_blocks())..5 + 2 * u64::from(l.fat_blocks()));
+    assert_eq!(l.root_area(), 4 + 2 * u64::from(l.fat_blocks())..8 + 2 * u64::from(l.fat_blocks()));
     assert_eq!(l.data_start(), l.root_area().end);
-    assert_eq!(disk.blocks(), 4 + 2 * u64::from(l.fat_blocks()) + 1 + u64::from(FAT16_MIN_CLUSTERS));
+    assert_eq!(disk.blocks(), 4 + 2 * u64::from(l.fat_blocks()) + 4 + u64::from(FAT16_MIN_CLUSTERS));
 
     let mut b = [0u8; 4096];
     assert_eq!(disk.block(0, &mut b), Source::Synthesized);
     assert_eq!(&b[0..3], &[0xEB, 0x3C, 0x90]);
     assert_eq!(&b[510..512], &[0x55, 0xAA]);
     assert_eq!(u16_at(&b, 14), 32, "reserved sectors");
-    assert_eq!(u16_at(&b, 17), 128, "root entries");
+    assert_eq!(u16_at(&b, 17), 512, "root entries");
     // 16 MiB and a little: the sectors fit the 16-bit count.
     assert_eq!(u16_at(&b, 19) as u64, disk.blocks() * 8);
     assert_eq!(u32_at(&b, 32), 0);
@@ -76,6 +77,11 @@ fn a_small_folder_is_a_fat16_volume_padded_to_its_minimum() {
     // (Slot 1: the name's long part, 2: its short entry.)
     assert_eq!(&b[2 * 32..2 * 32 + 11], b"BIGFIL~1   ");
     assert_eq!(u16_at(&b, 2 * 32 + 26), 2, "the folder's first cluster");
+    assert!(b[3 * 32..].iter().all(|&x| x == 0));
+    for block in l.root_area().skip(1) {
+        disk.block(block, &mut b);
+        assert!(b.iter().all(|&x| x == 0), "the root's unused blocks are empty");
+    }
 }
 
 #[test]

@@ -280,6 +280,31 @@ fn volumes_at_the_fat16_and_fat32_boundary_pass_fsck_and_copy_out() {
 }
 
 #[test]
+fn a_fat_holds_the_two_reserved_entries_when_they_need_a_block_of_their_own() {
+    // Clusters 2048k - 1 and 2048k (FAT16) and 1024k - 1 and 1024k
+    // (FAT32): a FAT sized for the clusters alone would be a block short,
+    // and fsck.fat and mtools would refuse it.
+    for (name, used) in [("fat16-6143", 6143), ("fat16-6144", 6144), ("fat32-66559", 66_559), ("fat32-66560", 66_560)] {
+        // FAT32 keeps the root in a cluster.
+        let root = u64::from(used > 65_535);
+        let summary = sized_volume_case(name, used - 2 - root);
+        assert!(summary.ends_with(&format!(" 3 files, {used}/{used} clusters")), "{summary}");
+    }
+}
+
+#[test]
+fn a_root_of_several_blocks_lists_every_name() {
+    // 300 names of 3 slots after the label: a root of 901 entries, eight
+    // blocks of FAT16's root area.
+    let mut t = Tree::new();
+    for i in 0..300 {
+        file(&mut t, &format!("root file {i:03}.txt"), pattern(i % 7 * 1000, i as u32));
+    }
+    let summary = round_trip("bigroot", &t);
+    assert!(summary.contains(" 301 files, "), "{summary}");
+}
+
+#[test]
 fn a_file_of_4_gib_minus_4_kib_passes_fsck_and_the_file_after_it_reads_back() {
     // 1,048,575 clusters: the longest chain dosfstools 4.2 measures right
     // (it counts a chain's bytes in 32 bits, so 2^20 clusters of 4 KiB,
