@@ -2,8 +2,9 @@
 //! is formatted on first use; blk_verify writes, flushes and reads back
 //! 256 blocks. A byte changed on the host image then fails that block's
 //! read with an I/O error, named on the console, and never reads back as
-//! wrong data; QEMU killed after a flush was answered loses nothing the
-//! flush covered.
+//! wrong data; a bit changed in the header is put back from its backup
+//! (the disk is not formatted again); QEMU killed after a flush was
+//! answered loses nothing the flush covered.
 //!
 //! Systems: `tests/systems/integrity-verify.xml` (blk_verify),
 //! `integrity-check.xml` (blk_check: reads back what an earlier run wrote).
@@ -13,9 +14,10 @@ use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 4096;
-/// A 64 MiB disk: the header, 127 blocks of MACs, 16,256 blocks of data.
+/// A 64 MiB disk: the header and its backup, 127 blocks of MACs, 16,255
+/// blocks of data.
 const TABLE: u64 = 127;
-const BLOCKS: u64 = 16_256;
+const BLOCKS: u64 = 16_255;
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn written_and_checked(disks: &Disks) {
@@ -32,7 +34,7 @@ fn a_block_changed_on_the_image_reads_back_as_an_io_error_never_as_wrong_data() 
 
     // Flip one byte of the clients' block 10 on the image.
     let mut image = disks.read(0);
-    let at = ((1 + TABLE + 10) * BLOCK + 123) as usize;
+    let at = ((2 + TABLE + 10) * BLOCK + 123) as usize;
     image[at] ^= 0x40;
     std::fs::write(&disks.paths[0], &image).unwrap();
     let run = boot_to_completion_on(&build_image("tests/systems/integrity-check.xml", false), &disks, &[], TIMEOUT);
@@ -40,6 +42,24 @@ fn a_block_changed_on_the_image_reads_back_as_an_io_error_never_as_wrong_data() 
     run.expect_line("integrity0: disk disk0: block 10 does not match its MAC: the read fails");
     run.expect_line("verify0: request 10 failed: I/O error");
     run.expect_line("verify0: verified 256 blocks, 0 mismatches, failed requests: 1");
+}
+
+#[test]
+fn a_header_changed_on_the_image_is_put_back_from_its_backup_and_every_block_still_verifies() {
+    let disks = Disks::fresh();
+    disks.blank(0, 64 * MIB);
+    written_and_checked(&disks);
+
+    // One bit of the header's magic: no header in block 0 any more. The
+    // disk must not be taken for a fresh one (formatted, reading zeros).
+    let mut image = disks.read(0);
+    image[0] ^= 1;
+    std::fs::write(&disks.paths[0], &image).unwrap();
+    let run = boot_to_completion_on(&build_image("tests/systems/integrity-check.xml", false), &disks, &[], TIMEOUT);
+    run.expect_line("integrity0: disk disk0: the header (block 0) does not hold: put back from its backup (block 1)");
+    run.expect_line("verify0: verified 256 blocks, 0 mismatches");
+    let image = disks.read(0);
+    assert!(image[..BLOCK as usize] == image[BLOCK as usize..2 * BLOCK as usize], "block 0 is its backup again");
 }
 
 #[test]

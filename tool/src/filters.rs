@@ -64,6 +64,7 @@ impl Programs {
             pre_ops: m.pre_ops,
             post_ops: m.post_ops,
             needs: m.needs.iter().map(|p| p.to_string()).collect(),
+            links: m.links,
             data: match m.data {
                 0 => DataAccess::None,
                 r if r & blk::filter::DATA_WRITE == 0 => DataAccess::Read,
@@ -103,6 +104,8 @@ pub struct Declared {
     /// works with (`Manifest::needs`, `Manifest::data`).
     pub needs: Vec<String>,
     pub data: DataAccess,
+    /// How many `<link>`s it works with, if it says (`Manifest::links`).
+    pub links: Option<u8>,
 }
 
 // (The manifest's data rights are the kernel's grant rights.)
@@ -121,6 +124,7 @@ impl Declared {
             post_ops: 0xff,
             needs: Vec::new(),
             data: DataAccess::None,
+            links: None,
         }
     }
 }
@@ -178,6 +182,13 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
             }
             if grant_rights(declared.data) & !grant_rights(f.data) != 0 {
                 at(f.pos, format!("filter '{}' (program '{}') needs data=\"{}\" (it has data=\"{}\"): declare it so", f.name, f.program, declared.data, f.data));
+            }
+            if let Some(n) = declared.links.filter(|&n| usize::from(n) != f.links.len()) {
+                let (f_name, program, has) = (&f.name, &f.program, f.links.len());
+                at(f.pos, match n {
+                    0 => format!("filter '{f_name}' (program '{program}') takes no <link> (it has {has}): remove them"),
+                    n => format!("filter '{f_name}' (program '{program}') needs exactly {n} <link disk=\"...\"/> (it has {has}): name the disk{} it links to", if n == 1 { "" } else { "s" }),
+                });
             }
             out.push(PlannedFilter { index: out.len(), disk: d, position, decl: f.clone(), declared });
         }

@@ -141,6 +141,27 @@ fn a_filter_without_the_params_or_data_rights_its_program_needs_is_an_error_at_t
 }
 
 #[test]
+fn a_filter_without_the_links_its_program_works_with_is_an_error_at_the_filter() {
+    // A mirror's secondary: one <link>, exactly.
+    const LINKED: &str = "strata-filter 1\0hooks=post\0ops=read,write\0params=\0links=1\0bounce=0\0";
+    let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", LINKED)]);
+    let errors = expand(SYSTEM, &p).unwrap_err();
+    assert_eq!(
+        errors,
+        [r#"error: filter 'audit0' (program 'filter_plain') needs exactly 1 <link disk="..."/> (it has 0): name the disk it links to at f.xml:6:9"#]
+    );
+    let one = SYSTEM.replace(r#"<filter name="audit0" program="filter_plain" data="read" />"#, r#"<filter name="audit0" program="filter_plain" data="read"><link disk="disk1" /></filter>"#);
+    assert!(expand(&one, &p).is_ok(), "one link");
+    let two = one.replace(r#"<link disk="disk1" />"#, r#"<link disk="disk1" /><link disk="disk2" />"#).replace(
+        r#"<disk name="disk1" virtio_slot="30" />"#,
+        r#"<disk name="disk1" virtio_slot="30" /><disk name="disk2" virtio_slot="29" />"#,
+    );
+    let errors = expand(&two, &p).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("(it has 2): name the disk it links to at f.xml:6:9"), "{errors:?}");
+}
+
+#[test]
 fn a_param_the_program_does_not_take_is_an_error_at_the_param() {
     let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
     let xml = SYSTEM.replace(r#"<filter name="audit0" program="filter_plain" data="read" />"#, r#"<filter name="audit0" program="filter_plain" data="read"><param key="level" value="1" /></filter>"#);

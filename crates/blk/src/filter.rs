@@ -799,8 +799,10 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// so the tool warns of such a client unless it is `read_only`; `needs`
 /// (optional, some of `params`): the params it cannot start without;
 /// `data` (optional, `none`, `read` or `read-write`): the least rights on
-/// request data it works with. The tool refuses a `<filter>` that lacks
-/// either, at the element, so the mistake is not first seen at boot.
+/// request data it works with; `links` (optional, a count): how many
+/// `<link>`s it works with, exactly (a mirror's secondary, a clone's
+/// base). The tool refuses a `<filter>` that lacks any of these, at the
+/// element, so the mistake is not first seen at boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest<'a> {
     /// [`Hook::bit`]s.
@@ -818,6 +820,8 @@ pub struct Manifest<'a> {
     /// The least rights it needs on request data: 0, [`DATA_READ`], or
     /// that and [`DATA_WRITE`].
     pub data: u8,
+    /// The number of `<link>`s it works with, if it says.
+    pub links: Option<u8>,
 }
 
 /// A manifest's data rights, the same bits as `abi`'s grant rights
@@ -869,6 +873,7 @@ impl<'a> Manifest<'a> {
             post_ops: 0,
             needs: heapless::Vec::new(),
             data: 0,
+            links: None,
         };
         let (mut pre_ops, mut post_ops) = (None, None);
         for field in fields {
@@ -897,6 +902,13 @@ impl<'a> Manifest<'a> {
                         "read-write" => DATA_READ | DATA_WRITE,
                         _ => return Err(ManifestError::BadField),
                     };
+                }
+                "links" => {
+                    let n: u8 = value.parse().map_err(|_| ManifestError::BadField)?;
+                    if usize::from(n) > crate::config::MAX_LINKS {
+                        return Err(ManifestError::BadField);
+                    }
+                    m.links = Some(n);
                 }
                 "caches" => {
                     m.caches = match value {
@@ -1238,7 +1250,11 @@ mod tests {
         let needy = Manifest::parse(b"strata-filter 1\0params=key,seed\0needs=key\0data=read-write\0").unwrap();
         assert_eq!((&needy.needs[..], needy.data), (&["key"][..], DATA_READ | DATA_WRITE));
         assert_eq!(Manifest::parse(b"strata-filter 1\0data=read\0").unwrap().data, DATA_READ);
-        assert_eq!((m.needs.len(), m.data), (0, 0), "nothing unless it says");
+        assert_eq!((m.needs.len(), m.data, m.links), (0, 0, None), "nothing unless it says");
+        assert_eq!(Manifest::parse(b"strata-filter 1\0links=1\0").unwrap().links, Some(1));
+        for bad in [&b"strata-filter 1\0links=many\0"[..], b"strata-filter 1\0links=200\0"] {
+            assert_eq!(Manifest::parse(bad), Err(ManifestError::BadField));
+        }
         for bad in [&b"strata-filter 1\0params=seed\0needs=key\0"[..], b"strata-filter 1\0data=write\0"] {
             assert_eq!(Manifest::parse(bad), Err(ManifestError::BadField), "{:?}", core::str::from_utf8(bad));
         }

@@ -20,15 +20,26 @@
 //! | blocks | what |
 //! |---|---|
 //! | 0 | header: [`MAGIC`], little-endian `u32` table blocks `m`, `u32` 0, `u64` data blocks `n`, then the HMAC of those 32 bytes (so a wrong key is told apart from damaged data) |
-//! | 1 ..= m | the MAC table: 32 bytes per data block, 128 per table block |
-//! | m + 1 .. | the data: the clients' block `b` at `m + 1 + b` |
+//! | 1 | the header's backup, the same bytes |
+//! | 2 ..= m + 1 | the MAC table: 32 bytes per data block, 128 per table block |
+//! | m + 2 .. | the data: the clients' block `b` at `m + 2 + b` |
 //!
-//! A disk without the header (a blank image, or one with other data on
-//! it) is formatted at setup: every entry is set to the MAC of "never
-//! written" for its block (written a table block per setup call), then the
-//! header; a block never written reads as zeros, whatever the disk holds
-//! there. A header whose MAC does not match (a wrong key, a damaged
-//! header) fails the disk, and nothing is written.
+//! At most [`MAX_TABLE_BLOCKS`] table blocks (the table lives in the
+//! filter's memory): 262,144 data blocks, 1 GiB; a larger disk's other
+//! blocks are not used (the format says so).
+//!
+//! A disk with neither header nor backup (a blank image, or one with
+//! other data on it) is formatted at setup: every entry is set to the MAC
+//! of "never written" for its block (written a table block per setup
+//! call), then the header and its backup; a block never written reads as
+//! zeros, whatever the disk holds there. A header that does not hold
+//! (damaged, even in one bit) is put back from its backup, as GPT does,
+//! and the other way round: both are checked with the key, so a disk
+//! formatted with it is never taken for a fresh one because one block
+//! changed. If neither holds but one looks like a header (a wrong key, or
+//! both damaged) the disk fails, and nothing is written. (Zeroing both
+//! makes the disk look fresh: it is formatted, and reads as a wiped disk
+//! would, zeros; the MAC cannot tell a fresh disk from a wiped one.)
 //!
 //! Requests: a read is checked in its post-op, block by block, against the
 //! table in the filter's memory (its bounce buffer): a block that does not
@@ -57,13 +68,19 @@ use sha2::Sha256;
 
 /// The header's first bytes.
 pub const MAGIC: &[u8; 16] = b"STRATA-INTEGRITY";
+/// Bytes of the header that mean anything: the fields and their MAC.
+const HEAD: usize = 64;
+/// The header's backup, and the first table block.
+const BACKUP_BLOCK: u64 = 1;
+const FIRST_TABLE_BLOCK: u64 = 2;
 /// Bytes of one MAC, and MACs per table block.
 const MAC: usize = 32;
 const PER_BLOCK: u64 = BLOCK as u64 / MAC as u64;
 const BLOCK: usize = BLOCK_SIZE as usize;
 /// Table blocks at most: 262,144 data blocks (1 GiB).
 pub const MAX_TABLE_BLOCKS: u64 = 2048;
-/// The bounce buffer's pages: the header, a scratch page, the table.
+/// The bounce buffer's pages: the header, a scratch page (the backup
+/// header at setup), the table.
 const SCRATCH_PAGE: u64 = 1;
 const TABLE_PAGE: u64 = 2;
 /// Bytes of bounce buffer the filter needs (its manifest declares them).
@@ -77,7 +94,10 @@ pub type Say = fn(fmt::Arguments);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Start,
+    /// Reading the header and its backup.
     Header,
+    /// Putting back the header or its backup.
+    Mending,
     /// Formatting: table blocks `0..next` are written.
     Formatting { next: u64 },
     Formatted,
@@ -173,45 +193,84 @@ impl<'a> Integrity<'a> {
         h
     }
 
-    /// The header read: open it, or format a fresh disk of `below` blocks.
+    /// Whether `h` is a header this key made.
+    fn holds(&self, h: &[u8; HEAD]) -> bool {
+        &h[..16] == MAGIC && self.mac(b"head", 0, &h[..32])[..] == h[32..64]
+    }
+
+    /// The header and its backup read (bounce pages 0 and 1): open the
+    /// disk (putting back whichever of the two does not hold), or format a
+    /// fresh disk of `below` blocks.
     fn opened(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
-        let mut h = [0u8; BLOCK];
-        if bounce.read_bytes(0, &mut h).is_err() {
+        let (mut h0, mut h1) = ([0u8; HEAD], [0u8; HEAD]);
+        if bounce.read_bytes(0, &mut h0).is_err() || bounce.read_bytes(SCRATCH_PAGE as usize * BLOCK, &mut h1).is_err() {
             return self.fail(format_args!("cannot read the header"));
         }
-        if &h[..16] != MAGIC {
-            // First use: whatever the disk held is gone for its clients.
-            if h.iter().any(|&b| b != 0) {
-                (self.say)(format_args!("block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros"));
+        let (mend, h) = match (self.holds(&h0), self.holds(&h1)) {
+            (true, _) if h0 == h1 => (None, h0),
+            (true, _) => {
+                (self.say)(format_args!("the header's backup (block 1) does not hold: written again"));
+                (Some(SetupStep::Write { block: BACKUP_BLOCK, count: 1, offset: 0 }), h0)
             }
-            // n data blocks need n / 128 table blocks, rounded up.
-            let n = ((below - 1) * PER_BLOCK / (PER_BLOCK + 1)).min(MAX_TABLE_BLOCKS * PER_BLOCK);
-            (self.blocks, self.table) = (n, n.div_ceil(PER_BLOCK));
-            (self.say)(format_args!("formatting: {} blocks, {} blocks of MACs", self.blocks, self.table));
-            return self.format_next(bounce, 0);
-        }
-        if self.mac(b"head", 0, &h[..32])[..] != h[32..64] {
-            return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));
-        }
+            (false, true) => {
+                (self.say)(format_args!("the header (block 0) does not hold: put back from its backup (block 1)"));
+                (Some(SetupStep::Write { block: 0, count: 1, offset: SCRATCH_PAGE * BLOCK as u64 }), h1)
+            }
+            (false, false) if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
+                return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));
+            }
+            (false, false) => return self.format(bounce, below),
+        };
         let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
         let n = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
-        if m > MAX_TABLE_BLOCKS || n.div_ceil(PER_BLOCK) != m || 1 + m + n > below {
+        if m > MAX_TABLE_BLOCKS || n.div_ceil(PER_BLOCK) != m || FIRST_TABLE_BLOCK + m + n > below {
             return self.fail(format_args!("a header that does not fit the disk ({m} table blocks, {n} blocks, on {below})"));
         }
         (self.table, self.blocks) = (m, n);
-        self.read_next(0)
+        match mend {
+            Some(step) => {
+                self.stage = Stage::Mending;
+                step
+            }
+            None => self.read_next(0),
+        }
+    }
+
+    /// First use of a disk of `below` blocks: lay it out and start
+    /// writing the table.
+    fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        // Whatever the disk held is gone for its clients.
+        let mut block0 = [0u8; BLOCK];
+        if bounce.read_bytes(0, &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
+            (self.say)(format_args!("block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros"));
+        }
+        // n data blocks need n / 128 table blocks, rounded up.
+        let fits = (below - FIRST_TABLE_BLOCK) * PER_BLOCK / (PER_BLOCK + 1);
+        let n = fits.min(MAX_TABLE_BLOCKS * PER_BLOCK);
+        (self.blocks, self.table) = (n, n.div_ceil(PER_BLOCK));
+        if n < fits {
+            let unused = below - FIRST_TABLE_BLOCK - self.table - n;
+            (self.say)(format_args!(
+                "formatting: {} blocks, {} blocks of MACs (the most this filter covers, 1 GiB: the disk's last {unused} blocks are not used)",
+                self.blocks, self.table
+            ));
+        } else {
+            (self.say)(format_args!("formatting: {} blocks, {} blocks of MACs", self.blocks, self.table));
+        }
+        self.format_next(bounce, 0)
     }
 
     /// Formatting: fill table block `next` with "never written" and write
     /// it (one per setup call: each stays well within the call budget);
-    /// then the header.
+    /// then the header and its backup, in one write.
     fn format_next(&mut self, bounce: &Shared<'_>, next: u64) -> SetupStep {
         if next == self.table {
-            if bounce.write_bytes(0, &self.header()).is_err() {
+            let header = self.header();
+            if bounce.write_bytes(0, &header).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &header).is_err() {
                 return self.fail(format_args!("cannot write the header"));
             }
             self.stage = Stage::Formatted;
-            return SetupStep::Write { block: 0, count: 1, offset: 0 };
+            return SetupStep::Write { block: 0, count: 2, offset: 0 };
         }
         for b in next * PER_BLOCK..((next + 1) * PER_BLOCK).min(self.blocks) {
             let mac = self.unwritten(b);
@@ -220,7 +279,7 @@ impl<'a> Integrity<'a> {
             }
         }
         self.stage = Stage::Formatting { next: next + 1 };
-        SetupStep::Write { block: 1 + next, count: 1, offset: (TABLE_PAGE + next) * BLOCK as u64 }
+        SetupStep::Write { block: FIRST_TABLE_BLOCK + next, count: 1, offset: (TABLE_PAGE + next) * BLOCK as u64 }
     }
 
     /// Reading the table: the next piece from table block `next`.
@@ -228,11 +287,11 @@ impl<'a> Integrity<'a> {
         if next == self.table {
             (self.say)(format_args!("{} blocks, checked against {} blocks of MACs", self.blocks, self.table));
             self.stage = Stage::Ready;
-            return SetupStep::Ready { first: 1 + self.table, blocks: self.blocks };
+            return SetupStep::Ready { first: self.first(), blocks: self.blocks };
         }
         let count = (self.table - next).min(u64::from(MAX_SETUP_BLOCKS));
         self.stage = Stage::Reading { next: next + count };
-        SetupStep::Read { block: 1 + next, count: count as u32, offset: (TABLE_PAGE + next) * BLOCK as u64 }
+        SetupStep::Read { block: FIRST_TABLE_BLOCK + next, count: count as u32, offset: (TABLE_PAGE + next) * BLOCK as u64 }
     }
 
     /// The post-op of a read that succeeded: check every block.
@@ -288,7 +347,12 @@ impl<'a> Integrity<'a> {
     /// Where the table is (see [`blk::metadata`]); a flush that waits
     /// reads the header into the scratch page.
     fn layout(&self) -> Layout {
-        Layout { block: 1, page: TABLE_PAGE as u16, blocks: self.table, wait_block: 0, wait_page: SCRATCH_PAGE as u16 }
+        Layout { block: FIRST_TABLE_BLOCK, page: TABLE_PAGE as u16, blocks: self.table, wait_block: 0, wait_page: SCRATCH_PAGE as u16 }
+    }
+
+    /// The disk block of the clients' block 0.
+    fn first(&self) -> u64 {
+        FIRST_TABLE_BLOCK + self.table
     }
 }
 
@@ -299,19 +363,21 @@ impl Filter for Integrity<'_> {
         };
         let ok = call.last.is_some_and(|c| c.status == Status::Ok);
         match self.stage {
-            Stage::Start if call.below < 3 => self.fail(format_args!("a disk of {} blocks is too small", call.below)),
+            Stage::Start if call.below < FIRST_TABLE_BLOCK + 2 => self.fail(format_args!("a disk of {} blocks is too small", call.below)),
             Stage::Start => {
                 self.stage = Stage::Header;
-                SetupStep::Read { block: 0, count: 1, offset: 0 }
+                // Header and backup into pages 0 and 1.
+                SetupStep::Read { block: 0, count: 2, offset: 0 }
             }
             Stage::Header if ok => self.opened(&bounce, call.below),
+            Stage::Mending if ok => self.read_next(0),
             Stage::Formatting { next } if ok => self.format_next(&bounce, next),
             Stage::Formatted if ok => {
                 self.stage = Stage::Ready;
-                SetupStep::Ready { first: 1 + self.table, blocks: self.blocks }
+                SetupStep::Ready { first: self.first(), blocks: self.blocks }
             }
             Stage::Reading { next } if ok => self.read_next(next),
-            Stage::Ready => SetupStep::Ready { first: 1 + self.table, blocks: self.blocks },
+            Stage::Ready => SetupStep::Ready { first: self.first(), blocks: self.blocks },
             Stage::Failed => SetupStep::Fail(Status::IoError),
             _ => {
                 let status = call.last.map(|c| c.status);

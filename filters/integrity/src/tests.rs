@@ -132,14 +132,15 @@ fn hmac(block: u64, data: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// A 1000-block disk: 991 data blocks behind the header and 8 table blocks.
-const FIRST: u64 = 1 + 8;
+/// A 1000-block disk: 990 data blocks behind the header, its backup and 8
+/// table blocks.
+const FIRST: u64 = 2 + 8;
 
 fn fresh() -> (Integrity<'static>, Shared<'static>, Disk) {
     let b = bounce();
     let mut disk = Disk::new(1000);
     let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
-    assert_eq!(set_up(&mut f, b, &mut disk), SetupStep::Ready { first: FIRST, blocks: 991 });
+    assert_eq!(set_up(&mut f, b, &mut disk), SetupStep::Ready { first: FIRST, blocks: 990 });
     (f, b, disk)
 }
 
@@ -147,7 +148,7 @@ fn fresh() -> (Integrity<'static>, Shared<'static>, Disk) {
 fn a_fresh_disk_is_formatted_and_reads_as_zeros_whatever_it_holds() {
     let (mut f, b, mut disk) = fresh();
     assert_eq!(&disk.read(0, 1)[..16], MAGIC);
-    assert!(said().iter().any(|l| l == "formatting: 991 blocks, 8 blocks of MACs"));
+    assert!(said().iter().any(|l| l == "formatting: 990 blocks, 8 blocks of MACs"));
     disk.write(FIRST + 5, &pattern(5, 1));
     let data = Buffer(RefCell::new(pattern(0, 9)));
     assert_eq!(request(&mut f, b, &mut disk, Op::Read, 5, 1, &data, FIRST), Status::Ok);
@@ -194,7 +195,7 @@ fn a_flush_writes_the_changed_table_and_what_it_covered_survives_a_crash() {
     // A crash: a new filter, its memory zeroed, on the same disk.
     let b2 = bounce();
     let mut g = Integrity::new(Some(KEY), Some(b2), say).unwrap();
-    assert_eq!(set_up(&mut g, b2, &mut disk), SetupStep::Ready { first: FIRST, blocks: 991 });
+    assert_eq!(set_up(&mut g, b2, &mut disk), SetupStep::Ready { first: FIRST, blocks: 990 });
     let back = Buffer(RefCell::new(vec![0; BLOCK]));
     assert_eq!(request(&mut g, b2, &mut disk, Op::Read, 301, 1, &back, FIRST), Status::Ok);
     assert!(back.0.borrow().iter().all(|&x| x == 0), "not flushed, never written before: its old content");
@@ -203,7 +204,7 @@ fn a_flush_writes_the_changed_table_and_what_it_covered_survives_a_crash() {
     assert_eq!(request(&mut f, b, &mut disk, Op::Flush, 0, 0, &Buffer(RefCell::new(Vec::new())), FIRST), Status::Ok);
     let b3 = bounce();
     let mut h = Integrity::new(Some(KEY), Some(b3), say).unwrap();
-    assert_eq!(set_up(&mut h, b3, &mut disk), SetupStep::Ready { first: FIRST, blocks: 991 });
+    assert_eq!(set_up(&mut h, b3, &mut disk), SetupStep::Ready { first: FIRST, blocks: 990 });
     assert_eq!(request(&mut h, b3, &mut disk, Op::Read, 300, 1, &back, FIRST), Status::Ok);
     assert!(back.0.borrow()[..] == again.0.borrow()[..], "flushed: verified");
 }
@@ -217,7 +218,7 @@ fn a_second_flush_waits_while_the_first_writes_the_table() {
     let flush = |id| Io { hook: Hook::Pre, op: Op::Flush, client: 0, position: 0, block: 0, count: 0, grant: 0, id, state: 0, side: None };
     let (mut a, mut c) = (0, 0);
     let va = f.pre(&flush(1), &none, &mut a);
-    assert_eq!(va, Verdict::SideIo { op: Op::Write, block: 1, count: 1, page: 2 });
+    assert_eq!(va, Verdict::SideIo { op: Op::Write, block: 2, count: 1, page: 2 });
     // Another write dirties the table meanwhile; a second flush comes.
     assert_eq!(request(&mut f, b, &mut disk, Op::Write, 8, 1, &w, FIRST), Status::Ok);
     let vc = f.pre(&flush(2), &none, &mut c);
@@ -225,7 +226,7 @@ fn a_second_flush_waits_while_the_first_writes_the_table() {
     let ok = Some(Completion { status: Status::Ok, count: 1 });
     // The first is written; its flush writes what changed since, then goes.
     let va = f.pre(&Io { state: a, side: ok, ..flush(1) }, &none, &mut a);
-    assert_eq!(va, Verdict::SideIo { op: Op::Write, block: 1, count: 1, page: 2 });
+    assert_eq!(va, Verdict::SideIo { op: Op::Write, block: 2, count: 1, page: 2 });
     assert_eq!(f.pre(&Io { state: a, side: ok, ..flush(1) }, &none, &mut a), Verdict::Continue);
     assert_eq!(f.pre(&Io { state: c, side: ok, ..flush(2) }, &none, &mut c), Verdict::Continue, "nothing left to write");
 }
@@ -250,10 +251,89 @@ fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_f
     let b2 = bounce();
     let mut f = Integrity::new(Some(KEY), Some(b2), say).unwrap();
     said();
-    assert_eq!(set_up(&mut f, b2, &mut other), SetupStep::Ready { first: FIRST, blocks: 991 });
+    assert_eq!(set_up(&mut f, b2, &mut other), SetupStep::Ready { first: FIRST, blocks: 990 });
     assert_eq!(said()[0], "block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros");
     let back = Buffer(RefCell::new(vec![1; BLOCK]));
     assert_eq!(request(&mut f, b2, &mut other, Op::Read, 3, 1, &back, FIRST), Status::Ok);
     assert!(back.0.borrow().iter().all(|&x| x == 0));
     assert!(Integrity::new(None, Some(b), say).is_err(), "a key is required");
+}
+
+/// `disk` after a write of block 300 and a flush (its table on the disk).
+fn written_and_flushed() -> (Disk, Vec<u8>) {
+    let (mut f, b, mut disk) = fresh();
+    let data = pattern(300, 3);
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 300, 1, &Buffer(RefCell::new(data.clone())), FIRST), Status::Ok);
+    assert_eq!(request(&mut f, b, &mut disk, Op::Flush, 0, 0, &Buffer(RefCell::new(Vec::new())), FIRST), Status::Ok);
+    (disk, data)
+}
+
+/// Set the filter up on `disk` again and read block 300 back.
+fn reopened(disk: &mut Disk) -> (SetupStep, Option<Vec<u8>>) {
+    let b = bounce();
+    let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
+    let step = set_up(&mut f, b, disk);
+    if step != (SetupStep::Ready { first: FIRST, blocks: 990 }) {
+        return (step, None);
+    }
+    let back = Buffer(RefCell::new(vec![0; BLOCK]));
+    assert_eq!(request(&mut f, b, disk, Op::Read, 300, 1, &back, FIRST), Status::Ok);
+    let data = back.0.borrow().clone();
+    (step, Some(data))
+}
+
+#[test]
+fn a_header_damaged_in_one_bit_is_put_back_from_its_backup_and_never_formats_the_disk() {
+    for (what, byte) in [("its magic", 0), ("its table count", 16), ("its MAC", 40)] {
+        let (mut disk, data) = written_and_flushed();
+        assert_eq!(disk.read(0, 1), disk.read(1, 1), "the backup is the header");
+        let mut h = disk.read(0, 1);
+        h[byte] ^= 1;
+        disk.write(0, &h);
+        said();
+        let (_, back) = reopened(&mut disk);
+        assert_eq!(back.as_deref(), Some(&data[..]), "{what}: the block still reads verified");
+        assert_eq!(said(), ["the header (block 0) does not hold: put back from its backup (block 1)", "990 blocks, checked against 8 blocks of MACs"], "{what}");
+        assert_eq!(disk.read(0, 1), disk.read(1, 1), "{what}: put back");
+    }
+    // Block 0 zeroed: the same.
+    let (mut disk, data) = written_and_flushed();
+    disk.write(0, &[0; BLOCK]);
+    assert_eq!(reopened(&mut disk).1.as_deref(), Some(&data[..]));
+}
+
+#[test]
+fn a_damaged_backup_is_written_again_from_the_header() {
+    let (mut disk, data) = written_and_flushed();
+    disk.write(1, &pattern(1, 1));
+    said();
+    assert_eq!(reopened(&mut disk).1.as_deref(), Some(&data[..]));
+    assert_eq!(said()[0], "the header's backup (block 1) does not hold: written again");
+    assert_eq!(disk.read(0, 1), disk.read(1, 1));
+}
+
+#[test]
+fn a_header_and_backup_both_damaged_fail_the_disk_and_nothing_is_written() {
+    let (mut disk, _) = written_and_flushed();
+    for blk in [0, 1] {
+        let mut h = disk.read(blk, 1);
+        h[40] ^= 1;
+        disk.write(blk, &h);
+    }
+    let before = disk.data.clone();
+    said();
+    assert_eq!(reopened(&mut disk).0, SetupStep::Fail(Status::IoError));
+    assert_eq!(said(), ["the header's MAC does not match: a wrong key, or a damaged header; every request of the disk fails"]);
+    assert!(disk.data == before, "nothing written");
+}
+
+#[test]
+fn a_disk_past_1_gib_is_formatted_to_1_gib_and_says_so() {
+    let b = bounce();
+    let mut disk = Disk::new(300_000);
+    let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
+    said();
+    assert_eq!(set_up(&mut f, b, &mut disk), SetupStep::Ready { first: 2 + 2048, blocks: 262_144 });
+    let unused = 300_000 - 2 - 2048 - 262_144;
+    assert_eq!(said()[0], format!("formatting: 262144 blocks, 2048 blocks of MACs (the most this filter covers, 1 GiB: the disk's last {unused} blocks are not used)"));
 }
