@@ -149,3 +149,20 @@ fn make_run_of_a_users_system_verifies_through_the_filter_and_ends_by_itself() {
     assert!(console.lines().any(|l| l == format!("app: verified {BLOCKS} blocks, 0 mismatches")), "{console}");
     assert!(qemu_decrypt(&disks.paths[0]) == stamps(), "QEMU's luks driver finds every stamp the client wrote");
 }
+
+#[test]
+fn make_run_of_a_check_on_a_disk_the_filter_refused_fails() {
+    // Nothing checked is no success: a blk_check client (it writes
+    // nothing, so no failed flush says it) on a disk whose passphrase is
+    // wrong ends the run with status 1.
+    let disks = Disks::fresh();
+    luks_format(&disks);
+    let before = disks.read(0);
+    let system = disks.dir.join("user-check.xml");
+    std::fs::write(&system, USER_SYSTEM.replace("correct horse battery staple", "wrong").replace("blk_verify", "blk_check")).unwrap();
+    let out = make(&["run", &format!("SYSTEM={}", system.display()), &format!("DISKS={}", disks.paths[0].display())]);
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(!out.status.success(), "make run fails\n{console}");
+    assert!(console.lines().any(|l| l == "app: nothing to check: disk0 has no blocks"), "{console}");
+    assert!(disks.read(0) == before, "nothing was written");
+}

@@ -186,7 +186,7 @@ fn answers_the_device_gives_out_of_order_reach_their_requests() {
             "disk1 has 16384 blocks; checking 256",
             "wrote and flushed 256 blocks (generation 1)",
             "request 100 failed: I/O error",
-            "verified 256 blocks, 0 mismatches, failed requests: 1"
+            "verified 255 blocks, 0 mismatches, failed requests: 1"
         ],
         "{}",
         run.transcript()

@@ -4,7 +4,9 @@
 //! answer is accounted for (`answers`): one per request, a success moving
 //! its block. Then tell channel [`DONE`]; a verify client without that
 //! channel powers the machine off instead, if it may (status 0 when every
-//! block verified).
+//! block verified; 1 after a failed request or a mismatch, and when the
+//! disk has no blocks to check: a disk whose filter refused it, or no
+//! device).
 //!
 //! On a read-only disk it tries one write, which must be refused, and
 //! then checks what is there.
@@ -58,6 +60,8 @@ pub struct Verifier {
     in_flight: u32,
     /// Answers taken in this phase.
     done: u64,
+    /// Blocks read back and compared (mismatched or not).
+    compared: u64,
     answers: Answers,
     errors: u32,
     mismatches: u32,
@@ -74,7 +78,7 @@ impl Verifier {
                 None
             }
         };
-        let mut v = Verifier { client, first: *blk_verify_first(), write_first, phase: Phase::WaitReady, blocks: 0, next: 0, in_flight: 0, done: 0, answers: Answers::new(), errors: 0, mismatches: 0 };
+        let mut v = Verifier { client, first: *blk_verify_first(), write_first, phase: Phase::WaitReady, blocks: 0, next: 0, in_flight: 0, done: 0, compared: 0, answers: Answers::new(), errors: 0, mismatches: 0 };
         v.step();
         v
     }
@@ -96,6 +100,11 @@ impl Verifier {
                 debug_println!("{}: {} has {} blocks{}; checking {}", pd_name(), c.disk(), info.capacity, if read_only { ", read-only" } else { "" }, self.blocks);
                 if self.first != 0 {
                     debug_println!("{}: from block {}", pd_name(), self.first);
+                }
+                if self.blocks == 0 {
+                    // Nothing checked is no success (the lines above and
+                    // the ones before say why).
+                    self.errors += 1;
                 }
                 if self.write_first && read_only && self.blocks > 0 {
                     // Block 0 as this client would write it: what it holds
@@ -146,8 +155,12 @@ impl Verifier {
                         continue;
                     }
                     self.in_flight -= 1;
-                    if r.status() == Ok(Status::Ok) {
+                    // (Only writes failed so far, or an empty disk.)
+                    let failed = u64::from(self.errors).min(self.blocks);
+                    if r.status() == Ok(Status::Ok) && failed == 0 {
                         debug_println!("{}: wrote and flushed {} blocks (generation {})", pd_name(), self.blocks, GENERATION);
+                    } else if r.status() == Ok(Status::Ok) {
+                        debug_println!("{}: wrote {} of {} blocks ({} failed) and flushed (generation {})", pd_name(), self.blocks - failed, self.blocks, failed, GENERATION);
                     } else {
                         self.errors += 1;
                         debug_println!("{}: wrote {} blocks; the flush failed: {}", pd_name(), self.blocks, r.status_text());
@@ -171,6 +184,7 @@ impl Verifier {
                     debug_println!("{}: request {} failed: {}", pd_name(), r.id, r.status_text());
                 }
                 if self.phase == Phase::Read && ok {
+                    self.compared += 1;
                     let mut buf = [0u8; BLOCK];
                     let _ = c.data.read_bytes(r.id as usize * BLOCK, &mut buf);
                     if let Err(m) = stamp::check(c.disk(), self.first + r.id as u64, GENERATION, &buf) {
@@ -211,9 +225,11 @@ impl Verifier {
                         } else {
                             self.phase = Phase::Done;
                             if self.errors == 0 {
-                                debug_println!("{}: verified {} blocks, {} mismatches", pd_name(), self.done, self.mismatches);
+                                debug_println!("{}: verified {} blocks, {} mismatches", pd_name(), self.compared, self.mismatches);
+                            } else if self.blocks == 0 {
+                                debug_println!("{}: nothing to check: {} has no blocks", pd_name(), c.disk());
                             } else {
-                                debug_println!("{}: verified {} blocks, {} mismatches, failed requests: {}", pd_name(), self.done, self.mismatches, self.errors);
+                                debug_println!("{}: verified {} blocks, {} mismatches, failed requests: {}", pd_name(), self.compared, self.mismatches, self.errors);
                             }
                             // Tell whoever waits (a blk_monitor on channel
                             // 0). With nobody to tell (channel 0 is not
@@ -246,7 +262,7 @@ impl Verifier {
             let _ = c.data.write_bytes(b * BLOCK, &empty);
         }
         self.phase = Phase::Read;
-        (self.next, self.done) = (0, 0);
+        (self.next, self.done, self.compared) = (0, 0, 0);
         self.answers.restart();
     }
 
