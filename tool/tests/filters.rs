@@ -162,6 +162,21 @@ fn a_filter_without_the_links_its_program_works_with_is_an_error_at_the_filter()
 }
 
 #[test]
+fn a_policy_naming_the_bounce_buffer_of_a_filter_without_one_says_so() {
+    let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
+    let policy = r#"<policy name="p" kind="mediated" via="crypt0"><from pd="app" /><to region="blk_audit0_bounce" /></policy>
+</system>"#;
+    let errors = expand(&SYSTEM.replace("</system>", policy), &p).unwrap_err();
+    assert_eq!(
+        errors,
+        ["error: policy 'p' names unknown memory region 'blk_audit0_bounce': filter 'audit0' has no bounce buffer (its program 'filter_plain' declares none) at f.xml:17:64"]
+    );
+    // crypt0's program declares one.
+    let policy = policy.replace("blk_audit0_bounce", "blk_crypt0_bounce");
+    assert!(expand(&SYSTEM.replace("</system>", &policy), &p).is_ok());
+}
+
+#[test]
 fn a_param_the_program_does_not_take_is_an_error_at_the_param() {
     let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
     let xml = SYSTEM.replace(r#"<filter name="audit0" program="filter_plain" data="read" />"#, r#"<filter name="audit0" program="filter_plain" data="read"><param key="level" value="1" /></filter>"#);

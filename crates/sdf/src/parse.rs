@@ -163,7 +163,13 @@ pub(crate) fn resolve_pending(sd: &mut SystemDescription) -> Result<(), Vec<Erro
                 Entity::Pd(_) => continue,
             };
             if !found {
-                diag.error(e.pos, format!("{user} names unknown {what} '{name}'"));
+                // A bounce buffer the expansion reserved the name of, for
+                // a filter (by now a PD) whose program declares none.
+                let filter = name.strip_prefix("blk_").and_then(|n| n.strip_suffix("_bounce")).and_then(|f| sd.pd(f));
+                let hint = filter.map_or(String::new(), |(_, pd)| {
+                    format!(": filter '{}' has no bounce buffer (its program '{}' declares none)", pd.name, pd.program_image)
+                });
+                diag.error(e.pos, format!("{user} names unknown {what} '{name}'{hint}"));
             }
         }
         let policy = p.policy.map_pds(|r| {
@@ -1867,16 +1873,25 @@ impl<'a, 'input> Reader<'a, 'input> {
         if self.disks.is_empty() {
             return format!(": no <disk> is declared, so the storage expansion generates no {noun}");
         }
-        let names: Vec<String> = generated
-            .iter()
-            .filter(|g| g.space == space)
-            .map(|g| format!("'{}'", g.name))
-            .collect();
-        if names.is_empty() {
+        let quoted = |conditional: bool| -> Vec<String> {
+            generated
+                .iter()
+                .filter(|g| g.space == space && g.conditional == conditional)
+                .map(|g| format!("'{}'", g.name))
+                .collect()
+        };
+        let (names, maybe) = (quoted(false), quoted(true));
+        if names.is_empty() && maybe.is_empty() {
             return format!(": the storage expansion generates no {noun} here");
         }
+        // (Bounce buffers exist only for filters whose program declares
+        // one, which the parser cannot see.)
+        let maybe = match maybe.len() {
+            0 => String::new(),
+            _ => format!("; and {}, each if its filter's program declares a bounce buffer", maybe.join(", ")),
+        };
         format!(
-            ": the storage expansion does not generate it (its {noun}s here are {})",
+            ": the storage expansion does not generate it (its {noun}s here are {}{maybe})",
             names.join(", ")
         )
     }

@@ -174,6 +174,9 @@ pub struct GeneratedName {
     pub what: String,
     /// The `<disk>` or `<block_client>` it comes from.
     pub pos: Pos,
+    /// Made only if the filter's program asks for it (a bounce buffer);
+    /// reserved all the same.
+    pub conditional: bool,
 }
 
 /// Every name the expansion of `sd` generates: those of the driver, the
@@ -196,15 +199,15 @@ pub(crate) fn generated_for_filters(sd: &SystemDescription) -> Vec<GeneratedName
     }
     for (disk, filter) in sd.filters() {
         let name = &filter.name;
-        let mut add = |space, generated, what| {
-            out.push(GeneratedName { space, name: generated, what, pos: filter.pos });
+        let mut add = |space, generated, what, conditional| {
+            out.push(GeneratedName { space, name: generated, what, pos: filter.pos, conditional });
         };
         let what = format!("the filter '{name}' of disk '{}'", disk.name);
-        add(NameSpace::ProtectionDomain, name.clone(), what);
+        add(NameSpace::ProtectionDomain, name.clone(), what, false);
         let what = format!("the upcall region of filter '{name}'");
-        add(NameSpace::MemoryRegion, filter_calls_region(name), what);
+        add(NameSpace::MemoryRegion, filter_calls_region(name), what, false);
         let what = format!("the bounce buffer of filter '{name}'");
-        add(NameSpace::MemoryRegion, filter_bounce_region(name), what);
+        add(NameSpace::MemoryRegion, filter_bounce_region(name), what, true);
     }
     out
 }
@@ -214,7 +217,7 @@ pub(crate) fn generated_without_filters(sd: &SystemDescription) -> Vec<Generated
     let mut out = Vec::new();
     let Some(first_disk) = sd.disks.first() else { return out };
     let mut add = |space, name: String, what: String, pos| {
-        out.push(GeneratedName { space, name, what, pos });
+        out.push(GeneratedName { space, name, what, pos, conditional: false });
     };
     add(
         NameSpace::ProtectionDomain,
@@ -291,6 +294,7 @@ mod tests {
             name: name.into(),
             what: what.into(),
             pos: filter_pos,
+            conditional: name.ends_with("_bounce"),
         };
         assert_eq!(
             from_filters,
