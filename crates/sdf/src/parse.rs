@@ -2245,13 +2245,19 @@ impl<'a, 'input> Reader<'a, 'input> {
     /// Report that `attr` has a bad value; `expected` says what a good one
     /// looks like.
     fn invalid<T>(&mut self, attr: Attr<'a>, expected: impl Display) -> Option<T> {
+        // A long value is shown by its start, so the error stays one line
+        // a reader can take in.
+        const SHOWN: usize = 160;
+        let value = attr.value.escape_debug().to_string();
+        let value = match value.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("'{}...' ({} bytes)", &value[..cut], attr.value.len()),
+            None => format!("'{value}'"),
+        };
         self.diag.error(
             attr.pos,
             format!(
-                "invalid value '{}' for attribute '{}' on element '{}': expected {expected}",
-                attr.value.escape_debug(),
-                attr.name,
-                attr.element
+                "invalid value {value} for attribute '{}' on element '{}': expected {expected}",
+                attr.name, attr.element
             ),
         );
         None
@@ -2842,6 +2848,14 @@ mod tests {
         let errors = messages(&xml);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with("element 'from' needs exactly one"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_long_invalid_value_is_shown_by_its_start() {
+        let long = "x".repeat(9000);
+        let xml = format!(r#"<system><disk name="d" virtio_slot="31"><filter name="f" program="p" data="none"><param key="k" value="{long}"/></filter></disk></system>"#);
+        let errors = messages(&xml);
+        assert_eq!(errors[1..], [format!("invalid value '{}...' (9000 bytes) for attribute 'value' on element 'param': expected a value of at most 127 bytes", "x".repeat(160))]);
     }
 
     #[test]
