@@ -209,7 +209,11 @@ impl<'a> Layout<'a> {
             table[i as usize].slot = next_slot as u32;
             next_slot += slots_of(entry.name);
             if next_slot > u64::from(MAX_DIR_SLOTS) {
-                return Err(Error::DirectoryTooLarge { entry: entry.parent, slots: next_slot });
+                // What the whole directory needs (its children are one
+                // run), so the error says how far over it is.
+                let end = table[parent].child_end;
+                let rest: u64 = (i + 1..end).map(|k| slots_of(manifest.entry(k).name)).sum();
+                return Err(Error::DirectoryTooLarge { entry: entry.parent, slots: next_slot + rest });
             }
         }
 

@@ -263,3 +263,16 @@ fn a_folder_of_thousands_of_files_is_laid_out_once_and_served_by_search() {
         assert_eq!(disk.block(l.data_start() + u64::from(c - 2), &mut b), Source::AppDisk(m.entry(i).start));
     }
 }
+
+#[test]
+fn a_directory_far_too_large_is_refused_with_all_it_needs() {
+    // 40,000 names of three slots, after `.` and `..`: 120,002 slots, not
+    // the count where the limit was first passed.
+    let mut b = Builder::<()>::new();
+    let dir = b.add_dir(b.root(), "crowded").unwrap();
+    for i in 0..40_000 {
+        b.add_file(dir, &format!("file {i:05}.bin"), 0, ()).unwrap();
+    }
+    let err = b.build().err().expect("refused");
+    assert_eq!(err.to_string(), "folder 'crowded' needs 120002 directory entries; FAT allows 65536 (fewer or shorter names)");
+}
