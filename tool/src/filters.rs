@@ -177,6 +177,11 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
                     at(p.pos, format!("filter '{}' (program '{}') takes no param '{}': {what}", f.name, f.program, p.key));
                 }
             }
+            let given: Vec<(&str, &str)> = f.params.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
+            for (key, why) in crate::params::check(&f.program, &given) {
+                let pos = f.params.iter().find(|p| p.key == key).map_or(f.pos, |p| p.pos);
+                at(pos, format!("filter '{}' (program '{}'): param '{key}': {why}", f.name, f.program));
+            }
             for need in declared.needs.iter().filter(|n| !f.params.iter().any(|p| &p.key == *n)) {
                 at(f.pos, format!("filter '{}' (program '{}') cannot start without its '{need}': add <param key=\"{need}\" value=\"...\"/>", f.name, f.program));
             }

@@ -11,5 +11,6 @@ pub mod filters;
 pub mod image;
 pub mod layout;
 pub mod pagetable;
+pub mod params;
 pub mod report;
 pub mod storage;

@@ -177,6 +177,38 @@ fn a_policy_naming_the_bounce_buffer_of_a_filter_without_one_says_so() {
 }
 
 #[test]
+fn a_param_value_the_repositorys_filters_cannot_take_is_an_error_at_the_param() {
+    // Checked with the filters' own parsers, by program name.
+    let p = programs(&[
+        ("filter_readonly", "strata-filter 1\0hooks=pre\0ops=write\0params=blocks\0bounce=0\0"),
+        ("filter_cache", "strata-filter 1\0hooks=pre,post\0ops=read,write\0params=blocks,size\0data=read-write\0bounce=0\0"),
+    ]);
+    let xml = |ro: &str, cache: &str| {
+        format!(
+            r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="ro0" program="filter_readonly" data="none"><param key="blocks" value="{ro}" /></filter>
+        <filter name="cache0" program="filter_cache" data="read-write"><param key="size" value="{cache}" /></filter>
+    </disk>
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="disk0" />
+    </protection_domain>
+</system>
+"#
+        )
+    };
+    assert!(expand(&xml("0..100, 200..", "4M"), &p).is_ok());
+    assert_eq!(
+        expand(&xml("banana", "100M"), &p).unwrap_err(),
+        [
+            "error: filter 'ro0' (program 'filter_readonly'): param 'blocks': blocks are ranges A..B or A.., separated by commas at f.xml:3:66",
+            "error: filter 'cache0' (program 'filter_cache'): param 'size': the cache is larger than this filter's memory (at most 2048 blocks, 8 MiB) at f.xml:4:72",
+        ]
+    );
+}
+
+#[test]
 fn a_param_the_program_does_not_take_is_an_error_at_the_param() {
     let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
     let xml = SYSTEM.replace(r#"<filter name="audit0" program="filter_plain" data="read" />"#, r#"<filter name="audit0" program="filter_plain" data="read"><param key="level" value="1" /></filter>"#);

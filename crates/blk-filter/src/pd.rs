@@ -101,7 +101,7 @@ impl<F: Filter> FilterPd<F> {
         let filter = match make(cfg) {
             Ok(f) => Some(f),
             Err(why) => {
-                debug_println!("{}: cannot start: {}; every request of disk {} fails", name_str(&cfg.name), why, name_str(&cfg.disk));
+                debug_println!("{}: cannot start: {}; every request of disk {} that reaches it fails", name_str(&cfg.name), why, name_str(&cfg.disk));
                 None
             }
         };
