@@ -73,15 +73,14 @@ impl Kernel {
     pub fn fault(&mut self, m: &mut impl Machine, pd: PdId, info: FaultInfo) {
         let name = self.pds[pd].name();
         let parent = self.pds[pd].parent();
-        let _ = writeln!(
-            Console(m),
-            "kernel: pd '{}' faulted: {} at address {:#x}, pc {:#x}{}",
-            name,
-            info.kind.as_str(),
-            info.address,
-            info.pc,
-            if parent.is_some() { "; its parent handles it" } else { "; stopped" }
-        );
+        let then = if parent.is_some() { "; its parent handles it" } else { "; stopped" };
+        let kind = info.kind.as_str();
+        // (A budget overrun has no address: it is where the PD was.)
+        let _ = if info.kind == FaultKind::BudgetExceeded {
+            writeln!(Console(m), "kernel: pd '{name}' faulted: {kind}, pc {:#x}{then}", info.pc)
+        } else {
+            writeln!(Console(m), "kernel: pd '{name}' faulted: {kind} at address {:#x}, pc {:#x}{then}", info.address, info.pc)
+        };
         self.stop(pd);
         self.pds[pd].set_faulted(info);
         if let Some(parent) = parent {
