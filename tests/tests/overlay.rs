@@ -40,7 +40,12 @@ fn a_clone_reads_its_own_blocks_and_the_base_for_the_rest_and_never_writes_the_b
     disks.blank(0, 64 * MIB);
 
     let run = boot_to_completion_on(&build_image("tests/systems/overlay-verify.xml", false), &disks, &[], TIMEOUT);
-    run.expect_line(&format!("overlay0: disk clone0: formatting a clone of {CLONE_BLOCKS} blocks (1 map blocks)"));
+    // (Its disk is the base's size: the base's last 2 blocks are out of
+    // its reach, and it says so.)
+    run.expect_line(&format!(
+        "overlay0: disk clone0: formatting a clone of {CLONE_BLOCKS} blocks (1 map blocks); the base has {DISK_BLOCKS}: its last 2 are out of the clone's reach (a clone disk of {} blocks would reach them all)",
+        DISK_BLOCKS + 2
+    ));
     run.expect_line("verify0: wrote and flushed 256 blocks (generation 1)");
     run.expect_line("verify0: verified 256 blocks, 0 mismatches");
     assert!(disks.read(1) == base, "the base was written");

@@ -267,11 +267,11 @@ fn main() -> ExitCode {
                 Err(errors) => return fail(&errors),
             };
             let report_path = report.unwrap_or_else(|| output.with_extension("report.txt"));
-            if let Err(e) = std::fs::write(&output, &built.elf) {
+            if let Err(e) = write_whole(&output, &built.elf) {
                 errln!("error: cannot write image '{}': {e}", output.display());
                 return ExitCode::FAILURE;
             }
-            if let Err(e) = std::fs::write(&report_path, report::report(&sd, &built)) {
+            if let Err(e) = write_whole(&report_path, report::report(&sd, &built).as_bytes()) {
                 errln!("error: cannot write report '{}': {e}", report_path.display());
                 return ExitCode::FAILURE;
             }
@@ -279,6 +279,18 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Write `bytes` to `path` whole: into a file of its own beside it, then
+/// renamed over it, so a QEMU already loading the old image (another
+/// `make run` of the same system) never reads a half-written one.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Read `image` back and compare what it grants with `sd`; prints the

@@ -202,7 +202,21 @@ impl<'a> Overlay<'a> {
                 return self.fail(format_args!("cannot clear the map"));
             }
         }
-        (self.say)(format_args!("formatting a clone of {} blocks ({} map blocks)", self.blocks, m));
+        if base > self.blocks {
+            // A clone disk as large as its base (a copy of its image, say)
+            // leaves no room for the header and map; or the base is past
+            // what a map covers.
+            let (out, most) = (base - self.blocks, MAX_MAP_BLOCKS * PER_MAP_BLOCK);
+            let (b, m2) = (self.blocks, m);
+            if base <= most {
+                let needed = 1 + base.div_ceil(PER_MAP_BLOCK) + base;
+                (self.say)(format_args!("formatting a clone of {b} blocks ({m2} map blocks); the base has {base}: its last {out} are out of the clone's reach (a clone disk of {needed} blocks would reach them all)"));
+            } else {
+                (self.say)(format_args!("formatting a clone of {b} blocks ({m2} map blocks); the base has {base}: its last {out} are out of the clone's reach (a clone reaches at most {most} blocks)"));
+            }
+        } else {
+            (self.say)(format_args!("formatting a clone of {} blocks ({} map blocks)", self.blocks, m));
+        }
         self.stage = Stage::Formatting;
         SetupStep::Write { block: 1, count: m as u32, offset: MAP_PAGE * BLOCK as u64 }
     }

@@ -239,6 +239,21 @@ fn a_clone_larger_than_its_base_offers_no_more_blocks_than_the_base_has() {
 }
 
 #[test]
+fn a_clone_disk_as_large_as_its_base_says_which_blocks_it_cannot_reach() {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    fn keep(args: fmt::Arguments) {
+        SAID.lock().unwrap().push(args.to_string());
+    }
+    let mut w = World::new(1000);
+    let mut f = Overlay::new(Some(w.shared()), keep);
+    assert_eq!(w.set_up_linked(&mut f, 1000), SetupStep::Ready { first: 2, blocks: 998 });
+    assert_eq!(
+        SAID.lock().unwrap()[..],
+        ["formatting a clone of 998 blocks (1 map blocks); the base has 1000: its last 2 are out of the clone's reach (a clone disk of 1002 blocks would reach them all)"]
+    );
+}
+
+#[test]
 fn a_damaged_header_fails_the_disk() {
     let mut w = World::new(100);
     let mut header = vec![0; BLOCK];
