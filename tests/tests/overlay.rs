@@ -15,8 +15,9 @@ use std::time::Duration;
 const MIB: u64 = 1 << 20;
 /// Every disk is 64 MiB.
 const DISK_BLOCKS: u64 = 64 * MIB / BLOCK as u64;
-/// The clone's blocks: its disk less the header and one map block.
-const CLONE_BLOCKS: u64 = DISK_BLOCKS - 2;
+/// The clone's blocks: its disk less the header, its backup and one map
+/// block.
+const CLONE_BLOCKS: u64 = DISK_BLOCKS - 3;
 /// The blocks blk_verify writes (its first and its count).
 const FIRST: u64 = 100;
 const WRITTEN: u64 = 256;
@@ -40,19 +41,20 @@ fn a_clone_reads_its_own_blocks_and_the_base_for_the_rest_and_never_writes_the_b
     disks.blank(0, 64 * MIB);
 
     let run = boot_to_completion_on(&build_image("tests/systems/overlay-verify.xml", false), &disks, &[], TIMEOUT);
-    // (Its disk is the base's size: the base's last 2 blocks are out of
+    // (Its disk is the base's size: the base's last 3 blocks are out of
     // its reach, and it says so.)
     run.expect_line(&format!(
-        "overlay0: disk clone0: formatting a clone of {CLONE_BLOCKS} blocks (1 map blocks); the base has {DISK_BLOCKS}: its last 2 are out of the clone's reach (a clone disk of {} blocks would reach them all)",
-        DISK_BLOCKS + 2
+        "overlay0: disk clone0: formatting a clone of {CLONE_BLOCKS} blocks (1 map blocks); the base has {DISK_BLOCKS}: its last 3 are out of the clone's reach (a clone disk of {} blocks would reach them all)",
+        DISK_BLOCKS + 3
     ));
     run.expect_line("verify0: wrote and flushed 256 blocks (generation 1)");
     run.expect_line("verify0: verified 256 blocks, 0 mismatches");
     assert!(disks.read(1) == base, "the base was written");
-    // The clone's own disk holds its blocks after its header and map.
+    // The clone's own disk holds its blocks after its header, backup and
+    // map.
     let clone = disks.read(0);
     for b in FIRST..FIRST + WRITTEN {
-        let at = ((2 + b) * BLOCK as u64) as usize;
+        let at = ((3 + b) * BLOCK as u64) as usize;
         let block: &[u8; BLOCK] = clone[at..at + BLOCK].try_into().unwrap();
         assert_eq!(stamp::check("clone0", b, 1, block), Ok(()), "the clone's block {b} on its own disk");
     }
@@ -90,7 +92,7 @@ fn two_clones_share_one_base_and_keep_their_own_blocks_apart() {
     for (d, name, first) in [(0, "clone0", FIRST), (1, "clone1", 0)] {
         let clone = disks.read(d);
         for b in first..first + WRITTEN {
-            let at = ((2 + b) * BLOCK as u64) as usize;
+            let at = ((3 + b) * BLOCK as u64) as usize;
             let block: &[u8; BLOCK] = clone[at..at + BLOCK].try_into().unwrap();
             assert_eq!(stamp::check(name, b, 1, block), Ok(()), "{name}'s block {b} on its own disk");
         }

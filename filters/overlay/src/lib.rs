@@ -16,13 +16,19 @@
 //!
 //! | blocks | what |
 //! |---|---|
-//! | 0 | header: [`MAGIC`], then little-endian `u32` map blocks `m`, `u32` 0, `u64` blocks of the clone |
-//! | 1 ..= m | the map: bit `b % 8` of byte `b / 8` set = the clone wrote block `b` |
-//! | m + 1 .. | the clone's blocks: block `b` at `m + 1 + b` |
+//! | 0 | header: [`MAGIC`], then little-endian `u32` map blocks `m`, `u32` 0, `u64` blocks of the clone, `u64` FNV-1a hash of those 32 bytes |
+//! | 1 | the header's backup, the same bytes |
+//! | 2 ..= m + 1 | the map: bit `b % 8` of byte `b / 8` set = the clone wrote block `b` |
+//! | m + 2 .. | the clone's blocks: block `b` at `m + 2 + b` |
 //!
-//! Setup reads the header and the map. A disk without the header (a fresh
-//! image, or one that held something else) is formatted: zeroed map
-//! first, the header last, so a format cut short formats again. Clients
+//! Setup reads the header, its backup and the map. A disk with neither
+//! (a fresh image, or one that held something else) is formatted: zeroed
+//! map first, the header and its backup last, so a format cut short
+//! formats again. A header that does not hold (its hash, or a field that
+//! does not fit the disk) is put back from its backup, or the other way
+//! round, so one damaged block never makes a clone look fresh (which would
+//! lose its blocks: reads would go to the base); with both damaged the
+//! disk fails, and nothing is written. Clients
 //! see the clone's blocks, as many as the format gave it: the disk less
 //! the header and map, and no more than the base has (the server tells the
 //! setup how large the linked disk is), at most [`MAX_MAP_BLOCKS`] map
@@ -57,8 +63,14 @@ pub const MAX_MAP_BLOCKS: u64 = 16;
 /// Blocks one map block maps.
 const PER_MAP_BLOCK: u64 = BLOCK as u64 * 8;
 const BLOCK: usize = BLOCK_SIZE as usize;
+/// The header's backup, and the first map block.
+const BACKUP_BLOCK: u64 = 1;
+const FIRST_MAP_BLOCK: u64 = 2;
+/// Bytes of the header that mean anything: the fields and their hash.
+const HEAD: usize = 40;
 /// The bounce buffer's pages: the header, the map, then one staging page
-/// per request slot of the server (a request's id is its slot).
+/// per request slot of the server (a request's id is its slot; at setup,
+/// the first two hold the header and its backup as read or written).
 const MAP_PAGE: u64 = 1;
 const STAGING_PAGE: u64 = MAP_PAGE + MAX_MAP_BLOCKS;
 const STAGING_PAGES: u64 = 128;
@@ -74,8 +86,10 @@ pub type Say = fn(fmt::Arguments);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Start,
-    /// The header was asked for.
+    /// The header and its backup were asked for.
     Header,
+    /// Putting back the header or its backup.
+    Mending,
     /// The zeroed map is being written (a fresh disk).
     Formatting,
     /// The header is being written.
@@ -174,9 +188,10 @@ impl<'a> Overlay<'a> {
         Some(n)
     }
 
-    /// The blocks of the disk below before the clone's: header and map.
+    /// The blocks of the disk below before the clone's: header, backup
+    /// and map.
     fn first(&self) -> u64 {
-        1 + self.map_blocks
+        FIRST_MAP_BLOCK + self.map_blocks
     }
 
     fn header(&self) -> [u8; BLOCK] {
@@ -184,15 +199,27 @@ impl<'a> Overlay<'a> {
         h[..16].copy_from_slice(MAGIC);
         h[16..20].copy_from_slice(&(self.map_blocks as u32).to_le_bytes());
         h[24..32].copy_from_slice(&self.blocks.to_le_bytes());
+        let hash = fnv1a(&h[..32]);
+        h[32..40].copy_from_slice(&hash.to_le_bytes());
         h
+    }
+
+    /// The map blocks and clone blocks header `h` gives, if it holds on a
+    /// disk of `below` blocks.
+    fn holds(h: &[u8; HEAD], below: u64) -> Option<(u64, u64)> {
+        let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
+        let blocks = u64::from_le_bytes(h[24..32].try_into().ok()?);
+        let hash = u64::from_le_bytes(h[32..40].try_into().ok()?);
+        let fits = (1..=MAX_MAP_BLOCKS).contains(&m) && blocks <= m * PER_MAP_BLOCK && FIRST_MAP_BLOCK + m + blocks <= below;
+        (&h[..16] == MAGIC && hash == fnv1a(&h[..32]) && fits).then_some((m, blocks))
     }
 
     /// A fresh disk of `below` blocks, cloning a base of `base` blocks (0:
     /// not known): the map that covers the rest, or the base if smaller.
     fn format(&mut self, bounce: &Shared<'_>, below: u64, base: u64) -> SetupStep {
-        let m = (below - 1).div_ceil(PER_MAP_BLOCK + 1).min(MAX_MAP_BLOCKS);
+        let m = (below - FIRST_MAP_BLOCK).div_ceil(PER_MAP_BLOCK + 1).min(MAX_MAP_BLOCKS);
         self.map_blocks = m;
-        self.blocks = (below - 1 - m).min(m * PER_MAP_BLOCK);
+        self.blocks = (below - FIRST_MAP_BLOCK - m).min(m * PER_MAP_BLOCK);
         if base > 0 {
             self.blocks = self.blocks.min(base);
         }
@@ -209,7 +236,7 @@ impl<'a> Overlay<'a> {
             let (out, most) = (base - self.blocks, MAX_MAP_BLOCKS * PER_MAP_BLOCK);
             let (b, m2) = (self.blocks, m);
             if base <= most {
-                let needed = 1 + base.div_ceil(PER_MAP_BLOCK) + base;
+                let needed = FIRST_MAP_BLOCK + base.div_ceil(PER_MAP_BLOCK) + base;
                 (self.say)(format_args!("formatting a clone of {b} blocks ({m2} map blocks); the base has {base}: its last {out} are out of the clone's reach (a clone disk of {needed} blocks would reach them all)"));
             } else {
                 (self.say)(format_args!("formatting a clone of {b} blocks ({m2} map blocks); the base has {base}: its last {out} are out of the clone's reach (a clone reaches at most {most} blocks)"));
@@ -218,30 +245,53 @@ impl<'a> Overlay<'a> {
             (self.say)(format_args!("formatting a clone of {} blocks ({} map blocks)", self.blocks, m));
         }
         self.stage = Stage::Formatting;
-        SetupStep::Write { block: 1, count: m as u32, offset: MAP_PAGE * BLOCK as u64 }
+        SetupStep::Write { block: FIRST_MAP_BLOCK, count: m as u32, offset: MAP_PAGE * BLOCK as u64 }
     }
 
-    /// The header read: open it, or format a fresh disk.
+    /// The header and its backup read (staging pages 0 and 1): open the
+    /// disk (putting back whichever of the two does not hold), or format a
+    /// fresh one.
     fn opened(&mut self, bounce: &Shared<'_>, below: u64, base: u64) -> SetupStep {
-        let mut h = [0u8; BLOCK];
-        if bounce.read_bytes(0, &mut h).is_err() {
+        let at = |page: u64| (page * BLOCK as u64) as usize;
+        let (mut h0, mut h1) = ([0u8; HEAD], [0u8; HEAD]);
+        if bounce.read_bytes(at(STAGING_PAGE), &mut h0).is_err() || bounce.read_bytes(at(STAGING_PAGE + 1), &mut h1).is_err() {
             return self.fail(format_args!("cannot read the header"));
         }
-        if &h[..16] != MAGIC {
-            // First use: whatever the disk held is gone for its clients.
-            if h.iter().any(|&b| b != 0) {
-                (self.say)(format_args!("block 0 holds no clone header: the disk becomes the clone's, and what it held is not read"));
+        let (mend, (m, blocks)) = match (Self::holds(&h0, below), Self::holds(&h1, below)) {
+            (Some(fields), _) if h0 == h1 => (None, fields),
+            (Some(fields), _) => {
+                (self.say)(format_args!("the header's backup (block 1) does not hold: written again"));
+                (Some(SetupStep::Write { block: BACKUP_BLOCK, count: 1, offset: STAGING_PAGE * BLOCK as u64 }), fields)
             }
-            return self.format(bounce, below, base);
-        }
-        let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
-        let blocks = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
-        if m == 0 || m > MAX_MAP_BLOCKS || blocks > m * PER_MAP_BLOCK || 1 + m + blocks > below {
-            return self.fail(format_args!("a damaged header ({m} map blocks, {blocks} blocks, on a disk of {below})"));
-        }
+            (None, Some(fields)) => {
+                (self.say)(format_args!("the header (block 0) does not hold: put back from its backup (block 1)"));
+                (Some(SetupStep::Write { block: 0, count: 1, offset: (STAGING_PAGE + 1) * BLOCK as u64 }), fields)
+            }
+            (None, None) if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
+                return self.fail(format_args!("a damaged header and backup (blocks 0 and 1), on a disk of {below} blocks"));
+            }
+            (None, None) => {
+                // First use: whatever the disk held is gone for its clients.
+                let mut block0 = [0u8; BLOCK];
+                if bounce.read_bytes(at(STAGING_PAGE), &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
+                    (self.say)(format_args!("block 0 holds no clone header: the disk becomes the clone's, and what it held is not read"));
+                }
+                return self.format(bounce, below, base);
+            }
+        };
         (self.map_blocks, self.blocks) = (m, blocks);
+        match mend {
+            Some(step) => {
+                self.stage = Stage::Mending;
+                step
+            }
+            None => self.read_map(),
+        }
+    }
+
+    fn read_map(&mut self) -> SetupStep {
         self.stage = Stage::Map;
-        SetupStep::Read { block: 1, count: m as u32, offset: MAP_PAGE * BLOCK as u64 }
+        SetupStep::Read { block: FIRST_MAP_BLOCK, count: self.map_blocks as u32, offset: MAP_PAGE * BLOCK as u64 }
     }
 
     /// The first block at or after `from` of `io` the clone wrote.
@@ -281,7 +331,7 @@ impl<'a> Overlay<'a> {
     /// Where the map is (see [`blk::metadata`]); a flush that waits reads
     /// the header into its own page (it never changes after setup).
     fn layout(&self) -> Layout {
-        Layout { block: 1, page: MAP_PAGE as u16, blocks: self.map_blocks, wait_block: 0, wait_page: 0 }
+        Layout { block: FIRST_MAP_BLOCK, page: MAP_PAGE as u16, blocks: self.map_blocks, wait_block: 0, wait_page: 0 }
     }
 }
 
@@ -292,18 +342,22 @@ impl Filter for Overlay<'_> {
         };
         let ok = call.last.is_some_and(|c| c.status == Status::Ok);
         match self.stage {
-            Stage::Start if call.below < 3 => self.fail(format_args!("a disk of {} blocks is too small for a clone", call.below)),
+            Stage::Start if call.below < FIRST_MAP_BLOCK + 2 => self.fail(format_args!("a disk of {} blocks is too small for a clone", call.below)),
             Stage::Start => {
                 self.stage = Stage::Header;
-                SetupStep::Read { block: 0, count: 1, offset: 0 }
+                // Header and backup into two staging pages.
+                SetupStep::Read { block: 0, count: 2, offset: STAGING_PAGE * BLOCK as u64 }
             }
             Stage::Header if ok => self.opened(&bounce, call.below, call.linked),
+            Stage::Mending if ok => self.read_map(),
             Stage::Formatting if ok => {
-                if bounce.write_bytes(0, &self.header()).is_err() {
+                let h = self.header();
+                let at = |page: u64| (page * BLOCK as u64) as usize;
+                if [0, STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {
                     return self.fail(format_args!("cannot write the header"));
                 }
                 self.stage = Stage::Formatted;
-                SetupStep::Write { block: 0, count: 1, offset: 0 }
+                SetupStep::Write { block: 0, count: 2, offset: STAGING_PAGE * BLOCK as u64 }
             }
             Stage::Formatted | Stage::Map if ok => {
                 let written = self.written_total(&bounce);
@@ -380,6 +434,12 @@ impl Filter for Overlay<'_> {
         let c = self.counts;
         (self.say)(format_args!("reads: {} from the clone, {} from the base, {} mixed; {} map blocks written", c.own, c.base, c.mixed, self.changes.written));
     }
+}
+
+/// FNV-1a, 64 bits: the header's check against damage (not against an
+/// attacker: the clone's disk is the user's own).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -166,9 +166,10 @@ fn buffer(blocks: u32) -> Buffer {
 fn a_fresh_disk_is_formatted_and_reads_the_base_until_written() {
     let mut w = World::new(1000);
     let mut f = Overlay::new(Some(w.shared()), quiet);
-    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 2, blocks: 998 });
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 3, blocks: 997 });
     assert_eq!(&w.own_block(0)[..16], MAGIC);
-    let first = 2;
+    assert_eq!(w.own_block(0), w.own_block(1), "the backup is the header");
+    let first = 3;
     let data = buffer(4);
     assert_eq!(w.request(&mut f, Op::Read, 10, 4, &data, first), Status::Ok);
     assert!(data.0.borrow()[..] == (10..14).flat_map(|b| block_of(b, 0xb0)).collect::<Vec<u8>>()[..], "unwritten: the base's");
@@ -188,15 +189,15 @@ fn a_fresh_disk_is_formatted_and_reads_the_base_until_written() {
 fn a_flush_writes_the_changed_map_and_a_reboot_keeps_it() {
     let mut w = World::new(70_000);
     let mut f = Overlay::new(Some(w.shared()), quiet);
-    // 69,999 blocks past the header need 3 map blocks.
-    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 4, blocks: 69_996 });
-    let first = 4;
+    // 69,998 blocks past the header and backup need 3 map blocks.
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 5, blocks: 69_995 });
+    let first = 5;
     let one = Buffer(RefCell::new(block_of(40_000, 0xc2)));
     assert_eq!(w.request(&mut f, Op::Write, 40_000, 1, &one, first), Status::Ok);
     assert_eq!(w.request(&mut f, Op::Flush, 0, 0, &buffer(0), first), Status::Ok);
-    assert_eq!(w.side_writes, [2], "the second map block, which maps block 40,000");
+    assert_eq!(w.side_writes, [3], "the second map block, which maps block 40,000");
     assert_eq!(w.request(&mut f, Op::Flush, 0, 0, &buffer(0), first), Status::Ok);
-    assert_eq!(w.side_writes, [2], "nothing changed since");
+    assert_eq!(w.side_writes, [3], "nothing changed since");
     // Unflushed: lost on a reboot (the model's disk keeps what went down).
     let two = Buffer(RefCell::new(block_of(5, 0xc3)));
     assert_eq!(w.request(&mut f, Op::Write, 5, 1, &two, first), Status::Ok);
@@ -204,7 +205,7 @@ fn a_flush_writes_the_changed_map_and_a_reboot_keeps_it() {
     // (A new PD: its bounce buffer starts zeroed.)
     w.bounce = Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()));
     let mut again = Overlay::new(Some(w.shared()), quiet);
-    assert_eq!(w.set_up(&mut again), SetupStep::Ready { first: 4, blocks: 69_996 });
+    assert_eq!(w.set_up(&mut again), SetupStep::Ready { first: 5, blocks: 69_995 });
     let data = buffer(1);
     assert_eq!(w.request(&mut again, Op::Read, 40_000, 1, &data, first), Status::Ok);
     assert!(data.0.borrow()[..] == block_of(40_000, 0xc2)[..], "flushed: the clone's");
@@ -220,10 +221,10 @@ fn a_disk_with_other_data_becomes_the_clones_and_reads_the_base() {
         w.own_write(b, &block_of(b, 0x5a));
     }
     let mut f = Overlay::new(Some(w.shared()), quiet);
-    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 2, blocks: 98 });
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 3, blocks: 97 });
     assert_eq!(&w.own_block(0)[..16], MAGIC);
     let data = buffer(1);
-    assert_eq!(w.request(&mut f, Op::Read, 7, 1, &data, 2), Status::Ok);
+    assert_eq!(w.request(&mut f, Op::Read, 7, 1, &data, 3), Status::Ok);
     assert!(data.0.borrow()[..] == block_of(7, 0xb0)[..], "the base's block, not what the disk held");
 }
 
@@ -231,11 +232,11 @@ fn a_disk_with_other_data_becomes_the_clones_and_reads_the_base() {
 fn a_clone_larger_than_its_base_offers_no_more_blocks_than_the_base_has() {
     let mut w = World::new(1000);
     let mut f = Overlay::new(Some(w.shared()), quiet);
-    assert_eq!(w.set_up_linked(&mut f, 600), SetupStep::Ready { first: 2, blocks: 600 });
+    assert_eq!(w.set_up_linked(&mut f, 600), SetupStep::Ready { first: 3, blocks: 600 });
     // Opened again (the base's size no longer matters: the header says).
     let mut again = Overlay::new(Some(World::new(1).shared()), quiet);
     let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new() };
-    assert_eq!(w2.set_up(&mut again), SetupStep::Ready { first: 2, blocks: 600 });
+    assert_eq!(w2.set_up(&mut again), SetupStep::Ready { first: 3, blocks: 600 });
 }
 
 #[test]
@@ -246,20 +247,71 @@ fn a_clone_disk_as_large_as_its_base_says_which_blocks_it_cannot_reach() {
     }
     let mut w = World::new(1000);
     let mut f = Overlay::new(Some(w.shared()), keep);
-    assert_eq!(w.set_up_linked(&mut f, 1000), SetupStep::Ready { first: 2, blocks: 998 });
+    assert_eq!(w.set_up_linked(&mut f, 1000), SetupStep::Ready { first: 3, blocks: 997 });
     assert_eq!(
         SAID.lock().unwrap()[..],
-        ["formatting a clone of 998 blocks (1 map blocks); the base has 1000: its last 2 are out of the clone's reach (a clone disk of 1002 blocks would reach them all)"]
+        ["formatting a clone of 997 blocks (1 map blocks); the base has 1000: its last 3 are out of the clone's reach (a clone disk of 1003 blocks would reach them all)"]
     );
 }
 
 #[test]
-fn a_damaged_header_fails_the_disk() {
+fn a_damaged_header_and_backup_fail_the_disk() {
     let mut w = World::new(100);
     let mut header = vec![0; BLOCK];
     header[..16].copy_from_slice(MAGIC);
     header[16] = 200;
     w.own_write(0, &header);
+    w.own_write(1, &header);
     let mut f = Overlay::new(Some(w.shared()), quiet);
     assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
+}
+
+/// A clone of 1000 blocks that wrote block 9 and flushed.
+fn written_clone() -> World {
+    let mut w = World::new(1000);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 3, blocks: 997 });
+    let mine = Buffer(RefCell::new(block_of(9, 0xc4)));
+    assert_eq!(w.request(&mut f, Op::Write, 9, 1, &mine, 3), Status::Ok);
+    assert_eq!(w.request(&mut f, Op::Flush, 0, 0, &buffer(0), 3), Status::Ok);
+    w
+}
+
+/// Block 9 read by a new filter on `w`'s disk.
+fn block_9_again(w: &mut World) -> Option<Vec<u8>> {
+    w.bounce = Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()));
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    if w.set_up(&mut f) != (SetupStep::Ready { first: 3, blocks: 997 }) {
+        return None;
+    }
+    let data = buffer(1);
+    assert_eq!(w.request(&mut f, Op::Read, 9, 1, &data, 3), Status::Ok);
+    let bytes = data.0.borrow().clone();
+    Some(bytes)
+}
+
+#[test]
+fn a_header_damaged_in_one_bit_is_put_back_and_the_clone_keeps_its_blocks() {
+    // Formatted again, it would read block 9 from the base: wrong data.
+    for byte in [0, 16, 24, 35] {
+        let mut w = written_clone();
+        let mut h = w.own_block(0);
+        h[byte] ^= 1;
+        w.own_write(0, &h);
+        assert_eq!(block_9_again(&mut w).as_deref(), Some(&block_of(9, 0xc4)[..]), "byte {byte}");
+        assert_eq!(w.own_block(0), w.own_block(1), "byte {byte}: put back");
+    }
+    // The backup damaged: written again from the header.
+    let mut w = written_clone();
+    w.own_write(1, &block_of(1, 0x11));
+    assert_eq!(block_9_again(&mut w).as_deref(), Some(&block_of(9, 0xc4)[..]));
+    assert_eq!(w.own_block(0), w.own_block(1));
+    // Both damaged: the disk fails.
+    let mut w = written_clone();
+    for b in [0, 1] {
+        let mut h = w.own_block(b);
+        h[24] ^= 1;
+        w.own_write(b, &h);
+    }
+    assert_eq!(block_9_again(&mut w), None);
 }
