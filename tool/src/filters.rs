@@ -192,6 +192,7 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
                 let (f_name, program, has) = (&f.name, &f.program, f.links.len());
                 at(f.pos, match n {
                     0 => format!("filter '{f_name}' (program '{program}') takes no <link> (it has {has}): remove them"),
+                    n if has > usize::from(n) => format!("filter '{f_name}' (program '{program}') needs exactly {n} <link disk=\"...\"/> (it has {has}): remove the others"),
                     n => format!("filter '{f_name}' (program '{program}') needs exactly {n} <link disk=\"...\"/> (it has {has}): name the disk{} it links to", if n == 1 { "" } else { "s" }),
                 });
             }

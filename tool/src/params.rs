@@ -29,7 +29,7 @@ pub fn check(program: &str, params: &[(&str, &str)]) -> Vec<(String, &'static st
             }
         }
         "filter_cache" => {
-            // Pointed at the param given last when both are.
+            // Pointed at `size` when it is given (both given: at `size`).
             let key = if get("size").is_some() { "size" } else { "blocks" };
             at(key, filter_cache::parse_blocks(get("blocks"), get("size"), filter_cache::MAX_BLOCKS).map(drop));
         }

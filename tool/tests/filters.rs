@@ -158,7 +158,7 @@ fn a_filter_without_the_links_its_program_works_with_is_an_error_at_the_filter()
     );
     let errors = expand(&two, &p).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("(it has 2): name the disk it links to at f.xml:6:9"), "{errors:?}");
+    assert!(errors[0].contains("(it has 2): remove the others at f.xml:6:9"), "{errors:?}");
 }
 
 #[test]

@@ -226,8 +226,10 @@ impl Verifier {
                             self.phase = Phase::Done;
                             if self.errors == 0 {
                                 debug_println!("{}: verified {} blocks, {} mismatches", pd_name(), self.compared, self.mismatches);
-                            } else if self.blocks == 0 {
+                            } else if self.blocks == 0 && self.first == 0 {
                                 debug_println!("{}: nothing to check: {} has no blocks", pd_name(), c.disk());
+                            } else if self.blocks == 0 {
+                                debug_println!("{}: nothing to check: {} has no blocks from block {}", pd_name(), c.disk(), self.first);
                             } else {
                                 debug_println!("{}: verified {} blocks, {} mismatches, failed requests: {}", pd_name(), self.compared, self.mismatches, self.errors);
                             }

@@ -19,7 +19,7 @@
 //!
 //! | blocks | what |
 //! |---|---|
-//! | 0 | header: [`MAGIC`], little-endian `u32` table blocks `m`, `u32` 0, `u64` data blocks `n`, then the HMAC of those 32 bytes (so a wrong key is told apart from damaged data) |
+//! | 0 | header: [`MAGIC`], little-endian `u32` table blocks `m`, `u32` [`VERSION`], `u64` data blocks `n`, then the HMAC of those 32 bytes (so a wrong key is told apart from damaged data) |
 //! | 1 | the header's backup, the same bytes |
 //! | 2 ..= m + 1 | the MAC table: 32 bytes per data block, 128 per table block |
 //! | m + 2 .. | the data: the clients' block `b` at `m + 2 + b` |
@@ -35,11 +35,17 @@
 //! zeros, whatever the disk holds there. A header that does not hold
 //! (damaged, even in one bit) is put back from its backup, as GPT does,
 //! and the other way round: both are checked with the key, so a disk
-//! formatted with it is never taken for a fresh one because one block
-//! changed. If neither holds but one looks like a header (a wrong key, or
-//! both damaged) the disk fails, and nothing is written. (Zeroing both
-//! makes the disk look fresh: it is formatted, and reads as a wiped disk
-//! would, zeros; the MAC cannot tell a fresh disk from a wiped one.)
+//! formatted with it is not taken for a fresh one because one block
+//! changed. Both damaged in their magic only (the MAC still vouches for
+//! the rest) are both written again. If neither holds but one looks like
+//! a header (a wrong key, both damaged, or a header of an earlier layout)
+//! the disk fails, and nothing is written. With neither block a header,
+//! the first table block is looked at before formatting: if it holds a
+//! "never written" MAC this key made, the disk was this filter's and its
+//! headers were wiped, and it fails instead. (A disk whose headers and
+//! first table block are all gone looks fresh: it is formatted, and reads
+//! as a wiped disk would, zeros; a MAC cannot tell a fresh disk from a
+//! wiped one.)
 //!
 //! Requests: a read is checked in its post-op, block by block, against the
 //! table in the filter's memory (its bounce buffer): a block that does not
@@ -68,6 +74,9 @@ use sha2::Sha256;
 
 /// The header's first bytes.
 pub const MAGIC: &[u8; 16] = b"STRATA-INTEGRITY";
+/// The layout's version, in the header (the layout of block 1 as the
+/// table's first block, before the backup, had 0 there).
+pub const VERSION: u32 = 1;
 /// Bytes of the header that mean anything: the fields and their MAC.
 const HEAD: usize = 64;
 /// The header's backup, and the first table block.
@@ -96,6 +105,8 @@ enum Stage {
     Start,
     /// Reading the header and its backup.
     Header,
+    /// Neither is a header: reading the first table block.
+    Probing,
     /// Putting back the header or its backup.
     Mending,
     /// Formatting: table blocks `0..next` are written.
@@ -187,15 +198,29 @@ impl<'a> Integrity<'a> {
         let mut h = [0u8; BLOCK];
         h[..16].copy_from_slice(MAGIC);
         h[16..20].copy_from_slice(&(self.table as u32).to_le_bytes());
+        h[20..24].copy_from_slice(&VERSION.to_le_bytes());
         h[24..32].copy_from_slice(&self.blocks.to_le_bytes());
         let mac = self.mac(b"head", 0, &h[..32]);
         h[32..64].copy_from_slice(&mac);
         h
     }
 
-    /// Whether `h` is a header this key made.
+    /// Whether this key made `h`'s fields and MAC, its magic aside (which
+    /// the MAC covers as [`MAGIC`]): a header, or one damaged in its magic.
+    fn authentic(&self, h: &[u8; HEAD]) -> bool {
+        let mut fields = [0u8; 32];
+        fields[..16].copy_from_slice(MAGIC);
+        fields[16..].copy_from_slice(&h[16..32]);
+        self.mac(b"head", 0, &fields)[..] == h[32..64]
+    }
+
+    fn version(h: &[u8; HEAD]) -> u32 {
+        u32::from_le_bytes([h[20], h[21], h[22], h[23]])
+    }
+
+    /// Whether `h` is a header of this layout this key made.
     fn holds(&self, h: &[u8; HEAD]) -> bool {
-        &h[..16] == MAGIC && self.mac(b"head", 0, &h[..32])[..] == h[32..64]
+        &h[..16] == MAGIC && self.authentic(h) && Self::version(h) == VERSION
     }
 
     /// The header and its backup read (bounce pages 0 and 1): open the
@@ -208,18 +233,44 @@ impl<'a> Integrity<'a> {
         }
         let (mend, h) = match (self.holds(&h0), self.holds(&h1)) {
             (true, _) if h0 == h1 => (None, h0),
-            (true, _) => {
-                (self.say)(format_args!("the header's backup (block 1) does not hold: written again"));
+            (true, backup) => {
+                let what = if backup { "differs from the header" } else { "does not hold" };
+                (self.say)(format_args!("the header's backup (block 1) {what}: written again"));
                 (Some(SetupStep::Write { block: BACKUP_BLOCK, count: 1, offset: 0 }), h0)
             }
             (false, true) => {
                 (self.say)(format_args!("the header (block 0) does not hold: put back from its backup (block 1)"));
                 (Some(SetupStep::Write { block: 0, count: 1, offset: SCRATCH_PAGE * BLOCK as u64 }), h1)
             }
-            (false, false) if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
-                return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));
+            (false, false) => {
+                let old = [h0, h1].into_iter().find(|h| self.authentic(h) && Self::version(h) != VERSION);
+                if let Some(h) = old {
+                    let v = Self::version(&h);
+                    return self.fail(format_args!("the header is of another layout (version {v}, this filter's is {VERSION}): not opened, nothing written"));
+                }
+                match [h0, h1].into_iter().find(|h| self.authentic(h)) {
+                    // Both damaged in their magic only: both written again.
+                    Some(h) => {
+                        (self.say)(format_args!("the header and its backup (blocks 0 and 1) were damaged in their magic only: both written again"));
+                        let mut whole = [0u8; BLOCK];
+                        whole[..16].copy_from_slice(MAGIC);
+                        whole[16..HEAD].copy_from_slice(&h[16..HEAD]);
+                        if bounce.write_bytes(0, &whole).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &whole).is_err() {
+                            return self.fail(format_args!("cannot write the header"));
+                        }
+                        (Some(SetupStep::Write { block: 0, count: 2, offset: 0 }), h)
+                    }
+                    None if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
+                        return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));
+                    }
+                    // No header: a fresh disk, unless its table says
+                    // otherwise.
+                    None => {
+                        self.stage = Stage::Probing;
+                        return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
+                    }
+                }
             }
-            (false, false) => return self.format(bounce, below),
         };
         let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
         let n = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
@@ -236,6 +287,24 @@ impl<'a> Integrity<'a> {
         }
     }
 
+    /// The first table block read, on a disk with no header: format it,
+    /// unless an entry is a "never written" MAC this key made (then the
+    /// disk was this filter's and lost its headers).
+    fn probed(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        for b in 0..PER_BLOCK {
+            let mut entry = [0u8; MAC];
+            if bounce.read_bytes(Self::entry_at(b), &mut entry).is_err() {
+                return self.fail(format_args!("cannot read the table"));
+            }
+            if entry == self.unwritten(b) {
+                return self.fail(format_args!(
+                    "blocks 0 and 1 hold no header, but the MAC table (block 2) is this key's: the headers were wiped; not formatted, nothing written"
+                ));
+            }
+        }
+        self.format(bounce, below)
+    }
+
     /// First use of a disk of `below` blocks: lay it out and start
     /// writing the table.
     fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
@@ -245,7 +314,10 @@ impl<'a> Integrity<'a> {
             (self.say)(format_args!("block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros"));
         }
         // n data blocks need n / 128 table blocks, rounded up.
-        let fits = (below - FIRST_TABLE_BLOCK) * PER_BLOCK / (PER_BLOCK + 1);
+        // (Past what the table covers the size does not matter: clamped
+        // so the product fits.)
+        let room = (below - FIRST_TABLE_BLOCK).min((MAX_TABLE_BLOCKS + 1) * (PER_BLOCK + 1));
+        let fits = room * PER_BLOCK / (PER_BLOCK + 1);
         let n = fits.min(MAX_TABLE_BLOCKS * PER_BLOCK);
         (self.blocks, self.table) = (n, n.div_ceil(PER_BLOCK));
         if n < fits {
@@ -370,6 +442,7 @@ impl Filter for Integrity<'_> {
                 SetupStep::Read { block: 0, count: 2, offset: 0 }
             }
             Stage::Header if ok => self.opened(&bounce, call.below),
+            Stage::Probing if ok => self.probed(&bounce, call.below),
             Stage::Mending if ok => self.read_next(0),
             Stage::Formatting { next } if ok => self.format_next(&bounce, next),
             Stage::Formatted if ok => {

@@ -337,3 +337,52 @@ fn a_disk_past_1_gib_is_formatted_to_1_gib_and_says_so() {
     let unused = 300_000 - 2 - 2048 - 262_144;
     assert_eq!(said()[0], format!("formatting: 262144 blocks, 2048 blocks of MACs (the most this filter covers, 1 GiB: the disk's last {unused} blocks are not used)"));
 }
+
+#[test]
+fn a_header_and_backup_damaged_in_their_magic_only_are_both_written_again() {
+    let (mut disk, data) = written_and_flushed();
+    for blk in [0, 1] {
+        let mut h = disk.read(blk, 1);
+        h[3] ^= 0x20;
+        disk.write(blk, &h);
+    }
+    said();
+    assert_eq!(reopened(&mut disk).1.as_deref(), Some(&data[..]), "not formatted: the block still reads verified");
+    assert_eq!(said()[0], "the header and its backup (blocks 0 and 1) were damaged in their magic only: both written again");
+    assert_eq!(&disk.read(0, 1)[..16], MAGIC);
+    assert_eq!(disk.read(0, 1), disk.read(1, 1));
+}
+
+#[test]
+fn a_disk_whose_headers_were_wiped_is_not_formatted_when_its_table_is_this_keys() {
+    let (mut disk, _) = written_and_flushed();
+    disk.write(0, &[0; 2 * BLOCK]);
+    let before = disk.data.clone();
+    said();
+    assert_eq!(reopened(&mut disk).0, SetupStep::Fail(Status::IoError));
+    assert_eq!(
+        said(),
+        ["blocks 0 and 1 hold no header, but the MAC table (block 2) is this key's: the headers were wiped; not formatted, nothing written; every request of the disk fails"]
+    );
+    assert!(disk.data == before, "nothing written");
+}
+
+#[test]
+fn a_disk_of_the_earlier_layout_is_refused_and_nothing_is_written() {
+    // Version 0: the table from block 1, no backup. Its header is this
+    // key's, so it would pass; block 1 must not be taken for a backup.
+    let (mut disk, _) = written_and_flushed();
+    let b = bounce();
+    let f = Integrity::new(Some(KEY), Some(b), say).unwrap();
+    let mut old = disk.read(0, 1);
+    old[20..24].copy_from_slice(&0u32.to_le_bytes());
+    let mac = f.mac(b"head", 0, &old[..32]);
+    old[32..64].copy_from_slice(&mac);
+    disk.write(0, &old);
+    disk.write(1, &disk.read(2, 1));
+    let before = disk.data.clone();
+    said();
+    assert_eq!(reopened(&mut disk).0, SetupStep::Fail(Status::IoError));
+    assert_eq!(said(), ["the header is of another layout (version 0, this filter's is 1): not opened, nothing written; every request of the disk fails"]);
+    assert!(disk.data == before, "nothing written");
+}

@@ -27,10 +27,13 @@
 //! formats again. A header that does not hold (its hash, or a field that
 //! does not fit the disk) is put back from its backup, or the other way
 //! round, so one damaged block never makes a clone look fresh (which would
-//! lose its blocks: reads would go to the base); with both damaged the
-//! disk fails, and nothing is written. Clients
+//! lose its blocks: reads would go to the base); both damaged in their
+//! magic only (the hash still vouches for the rest) are both written
+//! again; otherwise, with both damaged, or a header of the earlier layout
+//! (`STRATA-OVERLAY-1`, no backup), the disk fails, and nothing is
+//! written. (Both blocks wiped look like a fresh disk: formatted.) Clients
 //! see the clone's blocks, as many as the format gave it: the disk less
-//! the header and map, and no more than the base has (the server tells the
+//! the header, its backup and the map, and no more than the base has (the server tells the
 //! setup how large the linked disk is), at most [`MAX_MAP_BLOCKS`] map
 //! blocks (2 GiB of clone). A clone image as large as its base sees all of
 //! the base but those few blocks.
@@ -57,7 +60,9 @@ use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
 /// The header's first bytes.
-pub const MAGIC: &[u8; 16] = b"STRATA-OVERLAY-1";
+pub const MAGIC: &[u8; 16] = b"STRATA-OVERLAY-2";
+/// The earlier layout's (map from block 1, no backup, no hash).
+const OLD_MAGIC: &[u8; 16] = b"STRATA-OVERLAY-1";
 /// Map blocks at most (each maps 32,768 blocks, 128 MiB).
 pub const MAX_MAP_BLOCKS: u64 = 16;
 /// Blocks one map block maps.
@@ -204,14 +209,23 @@ impl<'a> Overlay<'a> {
         h
     }
 
-    /// The map blocks and clone blocks header `h` gives, if it holds on a
-    /// disk of `below` blocks.
-    fn holds(h: &[u8; HEAD], below: u64) -> Option<(u64, u64)> {
+    /// The map blocks and clone blocks header `h` gives, if its fields
+    /// fit a disk of `below` blocks and its hash vouches for them, its
+    /// magic aside (the hash covers it as [`MAGIC`]).
+    fn fields(h: &[u8; HEAD], below: u64) -> Option<(u64, u64)> {
         let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
         let blocks = u64::from_le_bytes(h[24..32].try_into().ok()?);
         let hash = u64::from_le_bytes(h[32..40].try_into().ok()?);
+        let mut vouched = [0u8; 32];
+        vouched[..16].copy_from_slice(MAGIC);
+        vouched[16..].copy_from_slice(&h[16..32]);
         let fits = (1..=MAX_MAP_BLOCKS).contains(&m) && blocks <= m * PER_MAP_BLOCK && FIRST_MAP_BLOCK + m + blocks <= below;
-        (&h[..16] == MAGIC && hash == fnv1a(&h[..32]) && fits).then_some((m, blocks))
+        (hash == fnv1a(&vouched) && fits).then_some((m, blocks))
+    }
+
+    /// The fields of header `h` if it holds: [`Self::fields`] and its magic.
+    fn holds(h: &[u8; HEAD], below: u64) -> Option<(u64, u64)> {
+        Self::fields(h, below).filter(|_| &h[..16] == MAGIC)
     }
 
     /// A fresh disk of `below` blocks, cloning a base of `base` blocks (0:
@@ -259,13 +273,27 @@ impl<'a> Overlay<'a> {
         }
         let (mend, (m, blocks)) = match (Self::holds(&h0, below), Self::holds(&h1, below)) {
             (Some(fields), _) if h0 == h1 => (None, fields),
-            (Some(fields), _) => {
-                (self.say)(format_args!("the header's backup (block 1) does not hold: written again"));
+            (Some(fields), backup) => {
+                let what = if backup.is_some() { "differs from the header" } else { "does not hold" };
+                (self.say)(format_args!("the header's backup (block 1) {what}: written again"));
                 (Some(SetupStep::Write { block: BACKUP_BLOCK, count: 1, offset: STAGING_PAGE * BLOCK as u64 }), fields)
             }
             (None, Some(fields)) => {
                 (self.say)(format_args!("the header (block 0) does not hold: put back from its backup (block 1)"));
                 (Some(SetupStep::Write { block: 0, count: 1, offset: (STAGING_PAGE + 1) * BLOCK as u64 }), fields)
+            }
+            (None, None) if &h0[..16] == OLD_MAGIC || &h1[..16] == OLD_MAGIC => {
+                return self.fail(format_args!("a clone of an earlier layout ({}): not opened, nothing written", "STRATA-OVERLAY-1"));
+            }
+            (None, None) if let Some(fields) = Self::fields(&h0, below).or_else(|| Self::fields(&h1, below)) => {
+                // Both damaged in their magic only: both written again.
+                (self.say)(format_args!("the header and its backup (blocks 0 and 1) were damaged in their magic only: both written again"));
+                (self.map_blocks, self.blocks) = fields;
+                let h = self.header();
+                if [STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {
+                    return self.fail(format_args!("cannot write the header"));
+                }
+                (Some(SetupStep::Write { block: 0, count: 2, offset: STAGING_PAGE * BLOCK as u64 }), fields)
             }
             (None, None) if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
                 return self.fail(format_args!("a damaged header and backup (blocks 0 and 1), on a disk of {below} blocks"));

@@ -315,3 +315,30 @@ fn a_header_damaged_in_one_bit_is_put_back_and_the_clone_keeps_its_blocks() {
     }
     assert_eq!(block_9_again(&mut w), None);
 }
+
+#[test]
+fn a_header_and_backup_damaged_in_their_magic_only_are_both_written_again() {
+    let mut w = written_clone();
+    for b in [0, 1] {
+        let mut h = w.own_block(b);
+        h[2] ^= 0x20;
+        w.own_write(b, &h);
+    }
+    assert_eq!(block_9_again(&mut w).as_deref(), Some(&block_of(9, 0xc4)[..]), "not formatted: still the clone's block");
+    assert_eq!(&w.own_block(0)[..16], MAGIC);
+    assert_eq!(w.own_block(0), w.own_block(1));
+}
+
+#[test]
+fn a_clone_of_the_earlier_layout_is_refused_and_nothing_is_written() {
+    let mut w = World::new(100);
+    let mut old = vec![0; BLOCK];
+    old[..16].copy_from_slice(b"STRATA-OVERLAY-1");
+    old[16] = 1;
+    old[24] = 90;
+    w.own_write(0, &old);
+    let before = w.own.clone();
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
+    assert!(w.own == before, "nothing written");
+}
