@@ -166,6 +166,7 @@ impl Server<'_> {
                 }
                 Ok(SetupStep::Read { block, count, offset }) => return self.setup_io(d, p, Op::Read, block, count, offset, wake, log),
                 Ok(SetupStep::Write { block, count, offset }) => return self.setup_io(d, p, Op::Write, block, count, offset, wake, log),
+                Ok(SetupStep::Flush) => return self.setup_io(d, p, Op::Flush, 0, 0, 0, wake, log),
                 Ok(SetupStep::Again) => {
                     // The next slice comes in the next pass, after the
                     // other disks' work.

@@ -136,6 +136,7 @@
 //! | 4 | fail: the filter cannot serve this disk (wrong key, damaged header); every request of the disk fails | status |
 //! | 5 | again: call once more (long work, such as deriving a key, in slices each within the filter's budget) | |
 //! | 6 | own: clients see `blocks` blocks of the filter's own making, not a window of the disk below: it completes or remaps every read and write (one that goes on down unmapped past the disk below fails) | blocks |
+//! | 7 | flush the disk below: the writes of the steps before are on the medium when it completes (a format's metadata before the header that vouches for it) | |
 //!
 //! A step's I/O goes through the filters below (their hooks see it, with
 //! client number [`SETUP_CLIENT`]), at most [`MAX_SETUP_BLOCKS`] at a
@@ -228,6 +229,10 @@ pub enum SetupStep {
     /// Set up: it offers `blocks` blocks of its own making (it completes or
     /// remaps every read and write).
     Own { blocks: u64 },
+    /// Flush the disk below: the writes before it are on the medium when
+    /// it completes (a format's metadata before the header that vouches
+    /// for it).
+    Flush,
 }
 
 /// Why the server refuses a setup step.
@@ -261,6 +266,7 @@ impl SetupStep {
             SetupStep::Fail(status) => [4, status.raw() as u64, 0, 0],
             SetupStep::Again => [5, 0, 0, 0],
             SetupStep::Own { blocks } => [6, blocks, 0, 0],
+            SetupStep::Flush => [7, 0, 0, 0],
         }
     }
 
@@ -285,6 +291,7 @@ impl SetupStep {
             },
             5 => SetupStep::Again,
             6 => SetupStep::Own { blocks: mrs[1] },
+            7 => SetupStep::Flush,
             k => return Err(SetupError::UnknownStep(k)),
         };
         match step {
@@ -1051,6 +1058,7 @@ mod tests {
             SetupStep::Fail(Status::IoError),
             SetupStep::Again,
             SetupStep::Own { blocks: 1 << 40 },
+            SetupStep::Flush,
         ] {
             assert_eq!(SetupStep::from_mrs(step.mrs(), 1000, 64 * 4096), Ok(step), "{step:?}");
         }

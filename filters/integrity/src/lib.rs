@@ -111,6 +111,8 @@ enum Stage {
     Mending,
     /// Formatting: table blocks `0..next` are written.
     Formatting { next: u64 },
+    /// The table is written; the disk below is flushing it.
+    TableFlushing,
     Formatted,
     /// Reading the table: blocks `0..next` asked for.
     Reading { next: u64 },
@@ -334,15 +336,13 @@ impl<'a> Integrity<'a> {
 
     /// Formatting: fill table block `next` with "never written" and write
     /// it (one per setup call: each stays well within the call budget);
-    /// then the header and its backup, in one write.
+    /// then a flush, then the header and its backup ([`Self::write_header`]).
     fn format_next(&mut self, bounce: &Shared<'_>, next: u64) -> SetupStep {
         if next == self.table {
-            let header = self.header();
-            if bounce.write_bytes(0, &header).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &header).is_err() {
-                return self.fail(format_args!("cannot write the header"));
-            }
-            self.stage = Stage::Formatted;
-            return SetupStep::Write { block: 0, count: 2, offset: 0 };
+            // The table on the medium before the header that vouches for
+            // it: a power cut between them formats again.
+            self.stage = Stage::TableFlushing;
+            return SetupStep::Flush;
         }
         for b in next * PER_BLOCK..((next + 1) * PER_BLOCK).min(self.blocks) {
             let mac = self.unwritten(b);
@@ -352,6 +352,16 @@ impl<'a> Integrity<'a> {
         }
         self.stage = Stage::Formatting { next: next + 1 };
         SetupStep::Write { block: FIRST_TABLE_BLOCK + next, count: 1, offset: (TABLE_PAGE + next) * BLOCK as u64 }
+    }
+
+    /// The table is on the medium: the header and its backup, in one write.
+    fn write_header(&mut self, bounce: &Shared<'_>) -> SetupStep {
+        let header = self.header();
+        if bounce.write_bytes(0, &header).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &header).is_err() {
+            return self.fail(format_args!("cannot write the header"));
+        }
+        self.stage = Stage::Formatted;
+        SetupStep::Write { block: 0, count: 2, offset: 0 }
     }
 
     /// Reading the table: the next piece from table block `next`.
@@ -445,6 +455,7 @@ impl Filter for Integrity<'_> {
             Stage::Probing if ok => self.probed(&bounce, call.below),
             Stage::Mending if ok => self.read_next(0),
             Stage::Formatting { next } if ok => self.format_next(&bounce, next),
+            Stage::TableFlushing if ok => self.write_header(&bounce),
             Stage::Formatted if ok => {
                 self.stage = Stage::Ready;
                 SetupStep::Ready { first: self.first(), blocks: self.blocks }

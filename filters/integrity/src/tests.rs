@@ -49,11 +49,14 @@ fn pattern(b: u64, tag: u8) -> Vec<u8> {
 struct Disk {
     blocks: u64,
     data: BTreeMap<u64, Vec<u8>>,
+    /// The setup's writes (their first block) and flushes (`None`), in
+    /// order.
+    setup_log: Vec<Option<u64>>,
 }
 
 impl Disk {
     fn new(blocks: u64) -> Disk {
-        Disk { blocks, data: BTreeMap::new() }
+        Disk { blocks, data: BTreeMap::new(), setup_log: Vec::new() }
     }
     fn read(&self, block: u64, count: u32) -> Vec<u8> {
         (block..block + u64::from(count)).flat_map(|b| self.data.get(&b).cloned().unwrap_or_else(|| vec![0; BLOCK])).collect()
@@ -77,7 +80,12 @@ fn set_up(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk) -> Se
                 let mut d = vec![0; count as usize * BLOCK];
                 bounce.read_bytes(offset as usize, &mut d).unwrap();
                 disk.write(block, &d);
+                disk.setup_log.push(Some(block));
                 last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Flush => {
+                disk.setup_log.push(None);
+                last = Some(Completion { status: Status::Ok, count: 0 });
             }
             done => return done,
         }
@@ -385,4 +393,16 @@ fn a_disk_of_the_earlier_layout_is_refused_and_nothing_is_written() {
     assert_eq!(reopened(&mut disk).0, SetupStep::Fail(Status::IoError));
     assert_eq!(said(), ["the header is of another layout (version 0, this filter's is 1): not opened, nothing written; every request of the disk fails"]);
     assert!(disk.data == before, "nothing written");
+}
+
+#[test]
+fn a_format_flushes_the_table_before_it_writes_the_header() {
+    // A power cut between them must find no header over a table that
+    // never reached the medium.
+    let (_, _, disk) = fresh();
+    let header = disk.setup_log.iter().position(|&e| e == Some(0)).expect("the header is written");
+    let flush = disk.setup_log.iter().position(|e| e.is_none()).expect("a flush");
+    assert!(flush < header, "{:?}", disk.setup_log);
+    assert!(disk.setup_log[..flush].iter().all(|e| e.is_some_and(|b| b >= 2)), "only the table before the flush: {:?}", disk.setup_log);
+    assert_eq!(disk.setup_log[..flush].len(), 8, "every table block");
 }

@@ -23,7 +23,7 @@
 //!
 //! Setup reads the header, its backup and the map. A disk with neither
 //! (a fresh image, or one that held something else) is formatted: zeroed
-//! map first, the header and its backup last, so a format cut short
+//! map first, a flush, then the header and its backup, so a format cut short
 //! formats again. A header that does not hold (its hash, or a field that
 //! does not fit the disk) is put back from its backup, or the other way
 //! round, so one damaged block never makes a clone look fresh (which would
@@ -97,6 +97,8 @@ enum Stage {
     Mending,
     /// The zeroed map is being written (a fresh disk).
     Formatting,
+    /// The map is written; the disk below is flushing it.
+    MapFlushing,
     /// The header is being written.
     Formatted,
     /// The map was asked for.
@@ -378,7 +380,13 @@ impl Filter for Overlay<'_> {
             }
             Stage::Header if ok => self.opened(&bounce, call.below, call.linked),
             Stage::Mending if ok => self.read_map(),
+            // The map on the medium before the header that vouches for it:
+            // a power cut between them formats again.
             Stage::Formatting if ok => {
+                self.stage = Stage::MapFlushing;
+                SetupStep::Flush
+            }
+            Stage::MapFlushing if ok => {
                 let h = self.header();
                 let at = |page: u64| (page * BLOCK as u64) as usize;
                 if [0, STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {

@@ -32,6 +32,9 @@ struct World {
     bounce: Shared<'static>,
     /// Side writes to the own disk, by block.
     side_writes: Vec<u64>,
+    /// The setup's writes (their first block) and flushes (`None`), in
+    /// order.
+    setup_log: Vec<Option<u64>>,
 }
 
 fn block_of(b: u64, tag: u8) -> Vec<u8> {
@@ -41,7 +44,7 @@ fn block_of(b: u64, tag: u8) -> Vec<u8> {
 impl World {
     fn new(own_blocks: u64) -> World {
         let bounce = Shared::from_words(Box::leak(vec![0u64; BOUNCE as usize / 8].into_boxed_slice()));
-        World { own: Default::default(), own_blocks, bounce, side_writes: Vec::new() }
+        World { own: Default::default(), own_blocks, bounce, side_writes: Vec::new(), setup_log: Vec::new() }
     }
 
     fn own_block(&self, b: u64) -> Vec<u8> {
@@ -84,7 +87,12 @@ impl World {
                     let mut data = vec![0; count as usize * BLOCK];
                     bounce.read_bytes(offset as usize, &mut data).unwrap();
                     self.own_write(block, &data);
+                    self.setup_log.push(Some(block));
                     last = Some(Completion { status: Status::Ok, count });
+                }
+                SetupStep::Flush => {
+                    self.setup_log.push(None);
+                    last = Some(Completion { status: Status::Ok, count: 0 });
                 }
                 SetupStep::Again => last = None,
                 done => return done,
@@ -235,7 +243,7 @@ fn a_clone_larger_than_its_base_offers_no_more_blocks_than_the_base_has() {
     assert_eq!(w.set_up_linked(&mut f, 600), SetupStep::Ready { first: 3, blocks: 600 });
     // Opened again (the base's size no longer matters: the header says).
     let mut again = Overlay::new(Some(World::new(1).shared()), quiet);
-    let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new() };
+    let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new(), setup_log: Vec::new() };
     assert_eq!(w2.set_up(&mut again), SetupStep::Ready { first: 3, blocks: 600 });
 }
 
@@ -341,4 +349,14 @@ fn a_clone_of_the_earlier_layout_is_refused_and_nothing_is_written() {
     let mut f = Overlay::new(Some(w.shared()), quiet);
     assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
     assert!(w.own == before, "nothing written");
+}
+
+#[test]
+fn a_format_flushes_the_map_before_it_writes_the_header() {
+    // A power cut between them must find no header over a map that never
+    // reached the medium (its old bits would read as the clone's blocks).
+    let mut w = World::new(70_000);
+    let mut f = Overlay::new(Some(w.shared()), quiet);
+    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 5, blocks: 69_995 });
+    assert_eq!(w.setup_log, [Some(2), None, Some(0)], "the map (blocks 2-4), a flush, the header and its backup");
 }
