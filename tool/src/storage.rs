@@ -224,11 +224,15 @@ pub fn expand_validated_with(sd: &SystemDescription, programs: &Programs) -> Res
     Ok(expanded)
 }
 
+/// Below this a filter's `budget` is warned of.
+pub const SHORT_BUDGET_US: u64 = 1000;
+
 /// Declarations that build and run but most likely do not do what their
 /// writer meant, as positioned messages (printed as warnings): a client
 /// that may write, attached below a filter that caches (its manifest says
 /// `caches=yes`), whose writes that filter never sees, so it would go on
-/// answering the blocks they change with their old data.
+/// answering the blocks they change with their old data; a filter budget
+/// shorter than an upcall of a batch takes ([`SHORT_BUDGET_US`]).
 pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
     let mut out = Errors { file: &sd.file, list: Vec::new() };
     // A filter program that is nowhere to be found, while the search path
@@ -246,6 +250,19 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
                 f.program, f.name
             );
             out.at(f.pos, message);
+        }
+    }
+    for f in sd.disks.iter().flat_map(|d| &d.filters) {
+        if let Some(budget) = f.budget.filter(|&b| b < SHORT_BUDGET_US) {
+            out.at(
+                f.pos,
+                format!(
+                    "filter '{}' may take {budget} us an upcall: one upcall carries up to 64 requests (encrypting \
+                     a batch of 4 KiB writes takes hundreds of us), so the kernel would stop it on most calls; \
+                     give it {SHORT_BUDGET_US} or more (the default is 100000)",
+                    f.name
+                ),
+            );
         }
     }
     for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {

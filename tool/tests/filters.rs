@@ -474,3 +474,16 @@ fn the_operations_each_hook_is_for_reach_the_servers_record() {
     let errors = expand(SYSTEM, &p).unwrap_err();
     assert!(errors[0].contains("the filter manifest is malformed: a malformed manifest field"), "{}", errors[0]);
 }
+
+#[test]
+fn a_filter_budget_shorter_than_an_upcall_takes_is_warned_of() {
+    let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
+    let warnings = |budget: &str| {
+        let sd = sdf::parse("f.xml", &SYSTEM.replace(r#"budget="5000""#, &format!(r#"budget="{budget}""#))).unwrap();
+        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+    };
+    assert!(warnings("1000").is_empty());
+    let said = warnings("999");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("3:9: filter 'crypt0' may take 999 us an upcall"), "{said:?}");
+}
