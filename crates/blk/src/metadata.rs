@@ -12,8 +12,13 @@
 //! one-block read of `wait_block` into `wait_page`, then it looks again),
 //! since two writes of one block in flight together may land in either
 //! order and leave the older on the disk.
+//!
+//! Such a filter also keeps its header twice, in blocks 0 and 1, read
+//! into two pages side by side at setup: [`open_headers`] says which copy
+//! to trust and what to write back, so one damaged block never makes the
+//! disk look fresh (which would lose what it holds).
 
-use crate::filter::{Io, Verdict, MAX_SETUP_BLOCKS};
+use crate::filter::{Io, SetupStep, Verdict, MAX_SETUP_BLOCKS};
 use crate::Op;
 use crate::Status;
 
@@ -112,6 +117,67 @@ impl<const WORDS: usize> Changes<WORDS> {
     }
 }
 
+/// A header (block 0) and its backup (block 1) as read at setup, into
+/// bounce pages `page` and `page + 1`, and what the filter makes of each:
+/// it `holds` (a header of this layout the filter made), its fields are
+/// `vouched` for (by its MAC or hash, its magic aside: a header damaged in
+/// its magic only), it has the `magic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderCopies {
+    pub page: u64,
+    pub holds: [bool; 2],
+    pub vouched: [bool; 2],
+    pub magic: [bool; 2],
+    /// The two copies are the same bytes.
+    pub same: bool,
+}
+
+/// What to do with the two copies ([`open_headers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Headers {
+    /// Both hold and agree: open with copy 0.
+    Open,
+    /// Copy `from` holds: open with it, after `step` wrote it over the
+    /// other (the console says `why`).
+    Mend { from: usize, step: SetupStep, why: &'static str },
+    /// Neither holds, but copy `from`'s fields are vouched for: open with
+    /// them, after the filter put its header, made anew, in both pages and
+    /// `step` wrote them.
+    Rewrite { from: usize, step: SetupStep, why: &'static str },
+    /// Neither holds and one looks like a header: the disk fails, nothing
+    /// written.
+    Damaged,
+    /// Neither is a header: a fresh disk.
+    Fresh,
+}
+
+/// Which copy of a header to trust, and what to write back.
+pub fn open_headers(c: HeaderCopies) -> Headers {
+    let at = |copy: u64| (c.page + copy) * crate::BLOCK_SIZE as u64;
+    match c.holds {
+        [true, _] if c.same => Headers::Open,
+        [true, backup] => Headers::Mend {
+            from: 0,
+            step: SetupStep::Write { block: 1, count: 1, offset: at(0) },
+            why: if backup { "the header's backup (block 1) differs from the header: written again" } else { "the header's backup (block 1) does not hold: written again" },
+        },
+        [false, true] => Headers::Mend {
+            from: 1,
+            step: SetupStep::Write { block: 0, count: 1, offset: at(1) },
+            why: "the header (block 0) does not hold: put back from its backup (block 1)",
+        },
+        [false, false] => match c.vouched.iter().position(|&v| v) {
+            Some(from) => Headers::Rewrite {
+                from,
+                step: SetupStep::Write { block: 0, count: 2, offset: at(0) },
+                why: "the header and its backup (blocks 0 and 1) were damaged in their magic only: both written again",
+            },
+            None if c.magic.contains(&true) => Headers::Damaged,
+            None => Headers::Fresh,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +216,21 @@ mod tests {
         assert_eq!(c.flush(&flush(1, a, Some(Status::IoError)), &mut a, &AT), Err(Status::IoError));
         assert!(c.is_changed(7) && c.is_changed(8));
         assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 8, count: 2, page: 9 }), "its turn now");
+    }
+
+    #[test]
+    fn the_copy_that_holds_is_trusted_and_written_over_the_other() {
+        let copies = |holds, vouched, magic, same| open_headers(HeaderCopies { page: 5, holds, vouched, magic, same });
+        let (t, f) = (true, false);
+        assert_eq!(copies([t, t], [t, t], [t, t], t), Headers::Open);
+        let Headers::Mend { from: 0, step, .. } = copies([t, f], [t, f], [t, f], f) else { panic!() };
+        assert_eq!(step, SetupStep::Write { block: 1, count: 1, offset: 5 * 4096 });
+        assert!(matches!(copies([t, t], [t, t], [t, t], f), Headers::Mend { from: 0, why, .. } if why.contains("differs")));
+        let Headers::Mend { from: 1, step, .. } = copies([f, t], [f, t], [f, t], f) else { panic!() };
+        assert_eq!(step, SetupStep::Write { block: 0, count: 1, offset: 6 * 4096 });
+        let Headers::Rewrite { from: 1, step, .. } = copies([f, f], [f, t], [f, f], f) else { panic!() };
+        assert_eq!(step, SetupStep::Write { block: 0, count: 2, offset: 5 * 4096 });
+        assert_eq!(copies([f, f], [f, f], [f, t], f), Headers::Damaged);
+        assert_eq!(copies([f, f], [f, f], [f, f], t), Headers::Fresh);
     }
 }

@@ -66,7 +66,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
-use blk::metadata::{Changes, Layout};
+use blk::metadata::{open_headers, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -79,8 +79,8 @@ pub const MAGIC: &[u8; 16] = b"STRATA-INTEGRITY";
 pub const VERSION: u32 = 1;
 /// Bytes of the header that mean anything: the fields and their MAC.
 const HEAD: usize = 64;
-/// The header's backup, and the first table block.
-const BACKUP_BLOCK: u64 = 1;
+/// The first table block, after the header and its backup (blocks 0 and
+/// 1, `blk::metadata::open_headers`).
 const FIRST_TABLE_BLOCK: u64 = 2;
 /// Bytes of one MAC, and MACs per table block.
 const MAC: usize = 32;
@@ -233,45 +233,29 @@ impl<'a> Integrity<'a> {
         if bounce.read_bytes(0, &mut h0).is_err() || bounce.read_bytes(SCRATCH_PAGE as usize * BLOCK, &mut h1).is_err() {
             return self.fail(format_args!("cannot read the header"));
         }
-        let (mend, h) = match (self.holds(&h0), self.holds(&h1)) {
-            (true, _) if h0 == h1 => (None, h0),
-            (true, backup) => {
-                let what = if backup { "differs from the header" } else { "does not hold" };
-                (self.say)(format_args!("the header's backup (block 1) {what}: written again"));
-                (Some(SetupStep::Write { block: BACKUP_BLOCK, count: 1, offset: 0 }), h0)
+        let (holds, vouched) = ([self.holds(&h0), self.holds(&h1)], [self.authentic(&h0), self.authentic(&h1)]);
+        if holds == [false, false] {
+            if let Some(h) = [h0, h1].into_iter().find(|h| self.authentic(h) && Self::version(h) != VERSION) {
+                let v = Self::version(&h);
+                return self.fail(format_args!("the header is of another layout (version {v}, this filter's is {VERSION}): not opened, nothing written"));
             }
-            (false, true) => {
-                (self.say)(format_args!("the header (block 0) does not hold: put back from its backup (block 1)"));
-                (Some(SetupStep::Write { block: 0, count: 1, offset: SCRATCH_PAGE * BLOCK as u64 }), h1)
+        }
+        let magic = [&h0[..16] == MAGIC, &h1[..16] == MAGIC];
+        let (mend, h, rewrite) = match open_headers(HeaderCopies { page: 0, holds, vouched, magic, same: h0 == h1 }) {
+            Headers::Open => (None, h0, false),
+            Headers::Mend { from, step, why } => {
+                (self.say)(format_args!("{why}"));
+                (Some(step), [h0, h1][from], false)
             }
-            (false, false) => {
-                let old = [h0, h1].into_iter().find(|h| self.authentic(h) && Self::version(h) != VERSION);
-                if let Some(h) = old {
-                    let v = Self::version(&h);
-                    return self.fail(format_args!("the header is of another layout (version {v}, this filter's is {VERSION}): not opened, nothing written"));
-                }
-                match [h0, h1].into_iter().find(|h| self.authentic(h)) {
-                    // Both damaged in their magic only: both written again.
-                    Some(h) => {
-                        (self.say)(format_args!("the header and its backup (blocks 0 and 1) were damaged in their magic only: both written again"));
-                        let mut whole = [0u8; BLOCK];
-                        whole[..16].copy_from_slice(MAGIC);
-                        whole[16..HEAD].copy_from_slice(&h[16..HEAD]);
-                        if bounce.write_bytes(0, &whole).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &whole).is_err() {
-                            return self.fail(format_args!("cannot write the header"));
-                        }
-                        (Some(SetupStep::Write { block: 0, count: 2, offset: 0 }), h)
-                    }
-                    None if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
-                        return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header"));
-                    }
-                    // No header: a fresh disk, unless its table says
-                    // otherwise.
-                    None => {
-                        self.stage = Stage::Probing;
-                        return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
-                    }
-                }
+            Headers::Rewrite { from, step, why } => {
+                (self.say)(format_args!("{why}"));
+                (Some(step), [h0, h1][from], true)
+            }
+            Headers::Damaged => return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header")),
+            // No header: a fresh disk, unless its table says otherwise.
+            Headers::Fresh => {
+                self.stage = Stage::Probing;
+                return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
             }
         };
         let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
@@ -280,6 +264,13 @@ impl<'a> Integrity<'a> {
             return self.fail(format_args!("a header that does not fit the disk ({m} table blocks, {n} blocks, on {below})"));
         }
         (self.table, self.blocks) = (m, n);
+        if rewrite {
+            // Both copies anew (their magic was what was damaged).
+            let header = self.header();
+            if bounce.write_bytes(0, &header).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &header).is_err() {
+                return self.fail(format_args!("cannot write the header"));
+            }
+        }
         match mend {
             Some(step) => {
                 self.stage = Stage::Mending;

@@ -55,7 +55,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
-use blk::metadata::{Changes, Layout};
+use blk::metadata::{open_headers, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
@@ -68,8 +68,8 @@ pub const MAX_MAP_BLOCKS: u64 = 16;
 /// Blocks one map block maps.
 const PER_MAP_BLOCK: u64 = BLOCK as u64 * 8;
 const BLOCK: usize = BLOCK_SIZE as usize;
-/// The header's backup, and the first map block.
-const BACKUP_BLOCK: u64 = 1;
+/// The first map block, after the header and its backup (blocks 0 and 1,
+/// `blk::metadata::open_headers`).
 const FIRST_MAP_BLOCK: u64 = 2;
 /// Bytes of the header that mean anything: the fields and their hash.
 const HEAD: usize = 40;
@@ -225,10 +225,6 @@ impl<'a> Overlay<'a> {
         (hash == fnv1a(&vouched) && fits).then_some((m, blocks))
     }
 
-    /// The fields of header `h` if it holds: [`Self::fields`] and its magic.
-    fn holds(h: &[u8; HEAD], below: u64) -> Option<(u64, u64)> {
-        Self::fields(h, below).filter(|_| &h[..16] == MAGIC)
-    }
 
     /// A fresh disk of `below` blocks, cloning a base of `base` blocks (0:
     /// not known): the map that covers the rest, or the base if smaller.
@@ -273,34 +269,25 @@ impl<'a> Overlay<'a> {
         if bounce.read_bytes(at(STAGING_PAGE), &mut h0).is_err() || bounce.read_bytes(at(STAGING_PAGE + 1), &mut h1).is_err() {
             return self.fail(format_args!("cannot read the header"));
         }
-        let (mend, (m, blocks)) = match (Self::holds(&h0, below), Self::holds(&h1, below)) {
-            (Some(fields), _) if h0 == h1 => (None, fields),
-            (Some(fields), backup) => {
-                let what = if backup.is_some() { "differs from the header" } else { "does not hold" };
-                (self.say)(format_args!("the header's backup (block 1) {what}: written again"));
-                (Some(SetupStep::Write { block: BACKUP_BLOCK, count: 1, offset: STAGING_PAGE * BLOCK as u64 }), fields)
+        let fields = [Self::fields(&h0, below), Self::fields(&h1, below)];
+        let magic = [&h0[..16] == MAGIC, &h1[..16] == MAGIC];
+        let holds = [fields[0].is_some() && magic[0], fields[1].is_some() && magic[1]];
+        if holds == [false, false] && [&h0[..16], &h1[..16]].contains(&&OLD_MAGIC[..]) {
+            return self.fail(format_args!("a clone of an earlier layout ({}): not opened, nothing written", "STRATA-OVERLAY-1"));
+        }
+        let copies = HeaderCopies { page: STAGING_PAGE, holds, vouched: fields.map(|f| f.is_some()), magic, same: h0 == h1 };
+        let (mend, from, rewrite) = match open_headers(copies) {
+            Headers::Open => (None, 0, false),
+            Headers::Mend { from, step, why } => {
+                (self.say)(format_args!("{why}"));
+                (Some(step), from, false)
             }
-            (None, Some(fields)) => {
-                (self.say)(format_args!("the header (block 0) does not hold: put back from its backup (block 1)"));
-                (Some(SetupStep::Write { block: 0, count: 1, offset: (STAGING_PAGE + 1) * BLOCK as u64 }), fields)
+            Headers::Rewrite { from, step, why } => {
+                (self.say)(format_args!("{why}"));
+                (Some(step), from, true)
             }
-            (None, None) if &h0[..16] == OLD_MAGIC || &h1[..16] == OLD_MAGIC => {
-                return self.fail(format_args!("a clone of an earlier layout ({}): not opened, nothing written", "STRATA-OVERLAY-1"));
-            }
-            (None, None) if let Some(fields) = Self::fields(&h0, below).or_else(|| Self::fields(&h1, below)) => {
-                // Both damaged in their magic only: both written again.
-                (self.say)(format_args!("the header and its backup (blocks 0 and 1) were damaged in their magic only: both written again"));
-                (self.map_blocks, self.blocks) = fields;
-                let h = self.header();
-                if [STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {
-                    return self.fail(format_args!("cannot write the header"));
-                }
-                (Some(SetupStep::Write { block: 0, count: 2, offset: STAGING_PAGE * BLOCK as u64 }), fields)
-            }
-            (None, None) if &h0[..16] == MAGIC || &h1[..16] == MAGIC => {
-                return self.fail(format_args!("a damaged header and backup (blocks 0 and 1), on a disk of {below} blocks"));
-            }
-            (None, None) => {
+            Headers::Damaged => return self.fail(format_args!("a damaged header and backup (blocks 0 and 1), on a disk of {below} blocks")),
+            Headers::Fresh => {
                 // First use: whatever the disk held is gone for its clients.
                 let mut block0 = [0u8; BLOCK];
                 if bounce.read_bytes(at(STAGING_PAGE), &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
@@ -309,7 +296,16 @@ impl<'a> Overlay<'a> {
                 return self.format(bounce, below, base);
             }
         };
+        // (A copy the decision trusts has its fields vouched for.)
+        let Some((m, blocks)) = fields[from] else { return self.fail(format_args!("a header that does not fit the disk of {below} blocks")) };
         (self.map_blocks, self.blocks) = (m, blocks);
+        if rewrite {
+            // Both copies anew (their magic was what was damaged).
+            let h = self.header();
+            if [STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {
+                return self.fail(format_args!("cannot write the header"));
+            }
+        }
         match mend {
             Some(step) => {
                 self.stage = Stage::Mending;
