@@ -165,8 +165,8 @@ pub(crate) fn resolve_pending(sd: &mut SystemDescription) -> Result<(), Vec<Erro
             if !found {
                 // A bounce buffer the expansion reserved the name of, for
                 // a filter (by now a PD) whose program declares none.
-                let filter = name.strip_prefix("blk_").and_then(|n| n.strip_suffix("_bounce")).and_then(|f| sd.pd(f));
-                let hint = filter.map_or(String::new(), |(_, pd)| {
+                let filter = sd.protection_domains.iter().find(|pd| storage::filter_bounce_region(&pd.name) == *name);
+                let hint = filter.map_or(String::new(), |pd| {
                     format!(": filter '{}' has no bounce buffer (its program '{}' declares none)", pd.name, pd.program_image)
                 });
                 diag.error(e.pos, format!("{user} names unknown {what} '{name}'{hint}"));
