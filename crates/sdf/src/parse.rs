@@ -234,6 +234,8 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
             (Pos { line: at.row, col: at.col }, detail)
         }
     };
+    // (A character it quotes may be a line break: the error stays one line.)
+    let detail: String = detail.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect();
     Error {
         file: file.to_string(),
         line: pos.line,
@@ -2664,6 +2666,13 @@ mod tests {
         let errors = read("f.xml", "<system>\n</sys>").unwrap_err();
         assert_eq!(errors[0].message, "malformed XML: expected 'system' tag, not 'sys'");
         assert_eq!(errors[0].pos(), pos(2, 1));
+    }
+
+    #[test]
+    fn a_line_break_the_syntax_error_quotes_keeps_it_one_line() {
+        let errors = read("f.xml", "<system>\n<disk/\n></system>").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].to_string(), "error: malformed XML: expected '>' not '\\n' at f.xml:2:7");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use blk::filter::{self, Completion as Done, DataError, Hook, Io, RequestData, Ve
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+mod hostile;
 mod model;
 mod setup;
 
