@@ -94,16 +94,18 @@ impl<const WORDS: usize> Changes<WORDS> {
             }
             self.written += count;
         }
-        let Some(first) = (0..at.blocks).find(|&i| self.is_changed(i)) else {
-            if self.writer == me {
-                self.writer = 0;
-            }
-            return Ok(Verdict::Continue);
-        };
+        // Another flush's write in flight: wait for it even with nothing
+        // changed here, since it may hold changes made before this flush
+        // (taken off the changed set when it started), and this flush must
+        // not reach the device before they are on the disk.
         if self.writer != 0 && self.writer != me {
             *state = WAITED;
             return Ok(Verdict::SideIo { op: Op::Read, block: at.wait_block, count: 1, page: at.wait_page });
         }
+        let Some(first) = (0..at.blocks).find(|&i| self.is_changed(i)) else {
+            self.writer = 0;
+            return Ok(Verdict::Continue);
+        };
         self.writer = me;
         // One write from the first changed block to the last within reach.
         let end = at.blocks.min(first + u64::from(MAX_SETUP_BLOCKS));
@@ -216,6 +218,20 @@ mod tests {
         assert_eq!(c.flush(&flush(1, a, Some(Status::IoError)), &mut a, &AT), Err(Status::IoError));
         assert!(c.is_changed(7) && c.is_changed(8));
         assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 8, count: 2, page: 9 }), "its turn now");
+    }
+
+    #[test]
+    fn a_flush_with_nothing_changed_waits_for_another_flushs_write_in_flight() {
+        // (Two clients of one disk: the server orders flushes per client
+        // only. Flush 1 took block 7's change; flush 2 must not reach the
+        // device before that write is on the disk.)
+        let mut c = Changes::<2>::default();
+        c.mark(7);
+        let (mut a, mut b) = (0, 0);
+        assert!(matches!(c.flush(&flush(1, 0, None), &mut a, &AT), Ok(Verdict::SideIo { op: Op::Write, .. })));
+        assert_eq!(c.flush(&flush(2, 0, None), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }), "it waits");
+        assert_eq!(c.flush(&flush(1, a, Some(Status::Ok)), &mut a, &AT), Ok(Verdict::Continue));
+        assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT), Ok(Verdict::Continue), "then it goes");
     }
 
     #[test]
