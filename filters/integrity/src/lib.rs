@@ -29,10 +29,13 @@
 //! blocks are not used (the format says so).
 //!
 //! A disk with neither header nor backup (a blank image, or one with
-//! other data on it) is formatted at setup: every entry is set to the MAC
-//! of "never written" for its block (written a table block per setup
-//! call), then the header and its backup; a block never written reads as
-//! zeros, whatever the disk holds there. A header that does not hold
+//! other data on it) is formatted at setup: first a header and backup
+//! that say a format is under way (no table blocks, no data blocks) and a
+//! flush; then every entry is set to the MAC of "never written" for its
+//! block (written a table block per setup call) and flushed; then the
+//! header and its backup. A format cut short (a power cut) finds that
+//! mark at the next start and formats again. A block never written reads
+//! as zeros, whatever the disk holds there. A header that does not hold
 //! (damaged, even in one bit) is put back from its backup, as GPT does,
 //! and the other way round: both are checked with the key, so a disk
 //! formatted with it is not taken for a fresh one because one block
@@ -40,12 +43,14 @@
 //! the rest) are both written again. If neither holds but one looks like
 //! a header (a wrong key, both damaged, or a header of an earlier layout)
 //! the disk fails, and nothing is written. With neither block a header,
-//! the first table block is looked at before formatting: if it holds a
-//! "never written" MAC this key made, the disk was this filter's and its
+//! the first table block is looked at before formatting, and the data
+//! blocks it covers (where this disk's size puts them): if one of its
+//! entries is the "never written" MAC this key makes for its block, or
+//! the MAC of what that block holds, the disk was this filter's and its
 //! headers were wiped, and it fails instead. (A disk whose headers and
 //! first table block are all gone looks fresh: it is formatted, and reads
 //! as a wiped disk would, zeros; a MAC cannot tell a fresh disk from a
-//! wiped one.)
+//! wiped one. So does one whose size changed as well.)
 //!
 //! Requests: a read is checked in its post-op, block by block, against the
 //! table in the filter's memory (its bounce buffer): a block that does not
@@ -106,9 +111,15 @@ enum Stage {
     /// Reading the header and its backup.
     Header,
     /// Neither is a header: reading the first table block.
-    Probing,
+    ProbingTable,
+    /// ... and then the data blocks it covers: `next` and on asked for.
+    ProbingData { next: u64 },
     /// Putting back the header or its backup.
     Mending,
+    /// Formatting: the header and its backup say so (written, then
+    /// flushed), so a format cut short is done again.
+    Marking,
+    MarkFlushing,
     /// Formatting: table blocks `0..next` are written.
     Formatting { next: u64 },
     /// The table is written; the disk below is flushing it.
@@ -197,11 +208,17 @@ impl<'a> Integrity<'a> {
     }
 
     fn header(&self) -> [u8; BLOCK] {
+        self.header_of(self.table, self.blocks)
+    }
+
+    /// A header of `table` table blocks and `blocks` data blocks (0 and 0:
+    /// a format under way).
+    fn header_of(&self, table: u64, blocks: u64) -> [u8; BLOCK] {
         let mut h = [0u8; BLOCK];
         h[..16].copy_from_slice(MAGIC);
-        h[16..20].copy_from_slice(&(self.table as u32).to_le_bytes());
+        h[16..20].copy_from_slice(&(table as u32).to_le_bytes());
         h[20..24].copy_from_slice(&VERSION.to_le_bytes());
-        h[24..32].copy_from_slice(&self.blocks.to_le_bytes());
+        h[24..32].copy_from_slice(&blocks.to_le_bytes());
         let mac = self.mac(b"head", 0, &h[..32]);
         h[32..64].copy_from_slice(&mac);
         h
@@ -254,12 +271,17 @@ impl<'a> Integrity<'a> {
             Headers::Damaged => return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header")),
             // No header: a fresh disk, unless its table says otherwise.
             Headers::Fresh => {
-                self.stage = Stage::Probing;
+                self.stage = Stage::ProbingTable;
                 return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
             }
         };
         let m = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
         let n = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
+        if (m, n) == (0, 0) {
+            // No client ever saw this disk.
+            (self.say)(format_args!("a format was cut short: formatting again"));
+            return self.format(bounce, below, false);
+        }
         if m > MAX_TABLE_BLOCKS || n.div_ceil(PER_BLOCK) != m || FIRST_TABLE_BLOCK + m + n > below {
             return self.fail(format_args!("a header that does not fit the disk ({m} table blocks, {n} blocks, on {below})"));
         }
@@ -280,40 +302,92 @@ impl<'a> Integrity<'a> {
         }
     }
 
-    /// The first table block read, on a disk with no header: format it,
-    /// unless an entry is a "never written" MAC this key made (then the
-    /// disk was this filter's and lost its headers).
-    fn probed(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
-        for b in 0..PER_BLOCK {
-            let mut entry = [0u8; MAC];
-            if bounce.read_bytes(Self::entry_at(b), &mut entry).is_err() {
-                return self.fail(format_args!("cannot read the table"));
-            }
-            if entry == self.unwritten(b) {
-                return self.fail(format_args!(
-                    "blocks 0 and 1 hold no header, but the MAC table (block 2) is this key's: the headers were wiped; not formatted, nothing written"
-                ));
-            }
-        }
-        self.format(bounce, below)
+    /// Entry `b` of the table in the bounce buffer.
+    fn entry(bounce: &Shared<'_>, b: u64) -> Option<[u8; MAC]> {
+        let mut entry = [0u8; MAC];
+        bounce.read_bytes(Self::entry_at(b), &mut entry).ok().map(|()| entry)
     }
 
-    /// First use of a disk of `below` blocks: lay it out and start
-    /// writing the table.
-    fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+    /// The disk has no header, but its first table block is this key's:
+    /// it fails, nothing written.
+    fn wiped(&mut self) -> SetupStep {
+        self.fail(format_args!("blocks 0 and 1 hold no header, but the MAC table (block 2) is this key's: the headers were wiped; not formatted, nothing written"))
+    }
+
+    /// The first table block read, on a disk with no header: if an entry
+    /// is a "never written" MAC this key made, the disk was this filter's
+    /// and lost its headers; else the data blocks that block covers are
+    /// read ([`Self::probed_data`]), since a disk whose first 128 blocks
+    /// were all written has no "never written" entry there.
+    fn probed_table(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        for b in 0..PER_BLOCK {
+            let Some(entry) = Self::entry(bounce, b) else { return self.fail(format_args!("cannot read the table")) };
+            if entry == self.unwritten(b) {
+                return self.wiped();
+            }
+        }
+        self.probe_data(bounce, below, 0)
+    }
+
+    /// Read the next piece of the data blocks the first table block
+    /// covers, from block `next`, into the bounce pages after it (the
+    /// table is not loaded yet), where the disk's layout would put them;
+    /// format once all were looked at.
+    fn probe_data(&mut self, bounce: &Shared<'_>, below: u64, next: u64) -> SetupStep {
+        let (n, m) = Self::layout_for(below);
+        let covered = n.min(PER_BLOCK);
+        if next >= covered {
+            return self.format(bounce, below, true);
+        }
+        let count = (covered - next).min(u64::from(MAX_SETUP_BLOCKS));
+        self.stage = Stage::ProbingData { next };
+        SetupStep::Read { block: FIRST_TABLE_BLOCK + m + next, count: count as u32, offset: (TABLE_PAGE + 1 + next) * BLOCK as u64 }
+    }
+
+    /// Data blocks `next ..` read: if one's entry is its data MAC with
+    /// this key, the disk was this filter's and lost its headers.
+    fn probed_data(&mut self, bounce: &Shared<'_>, below: u64, next: u64) -> SetupStep {
+        let (n, _) = Self::layout_for(below);
+        let end = (next + u64::from(MAX_SETUP_BLOCKS)).min(n.min(PER_BLOCK));
+        for b in next..end {
+            let Some(entry) = Self::entry(bounce, b) else { return self.fail(format_args!("cannot read the table")) };
+            if bounce.read_bytes(((TABLE_PAGE + 1 + b) * BLOCK as u64) as usize, &mut self.block).is_err() {
+                return self.fail(format_args!("cannot read the data"));
+            }
+            if entry == self.mac(b"data", b, &self.block) {
+                return self.wiped();
+            }
+        }
+        self.probe_data(bounce, below, end)
+    }
+
+    /// The layout of a disk of `below` blocks: data blocks and table
+    /// blocks. n data blocks need n / 128 table blocks, rounded up.
+    fn layout_for(below: u64) -> (u64, u64) {
+        let n = Self::fits(below).min(MAX_TABLE_BLOCKS * PER_BLOCK);
+        (n, n.div_ceil(PER_BLOCK))
+    }
+
+    /// Data blocks a disk of `below` blocks would hold with no limit on
+    /// the table. (Past what the table covers the size does not matter:
+    /// clamped so the product fits.)
+    fn fits(below: u64) -> u64 {
+        let room = below.saturating_sub(FIRST_TABLE_BLOCK).min((MAX_TABLE_BLOCKS + 1) * (PER_BLOCK + 1));
+        room * PER_BLOCK / (PER_BLOCK + 1)
+    }
+
+    /// First use of a disk of `below` blocks (`fresh`: it had no header;
+    /// else a format was cut short): lay it out, and write the header and
+    /// its backup saying a format is under way.
+    fn format(&mut self, bounce: &Shared<'_>, below: u64, fresh: bool) -> SetupStep {
         // Whatever the disk held is gone for its clients.
         let mut block0 = [0u8; BLOCK];
-        if bounce.read_bytes(0, &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
+        if fresh && bounce.read_bytes(0, &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
             (self.say)(format_args!("block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros"));
         }
-        // n data blocks need n / 128 table blocks, rounded up.
-        // (Past what the table covers the size does not matter: clamped
-        // so the product fits.)
-        let room = (below - FIRST_TABLE_BLOCK).min((MAX_TABLE_BLOCKS + 1) * (PER_BLOCK + 1));
-        let fits = room * PER_BLOCK / (PER_BLOCK + 1);
-        let n = fits.min(MAX_TABLE_BLOCKS * PER_BLOCK);
-        (self.blocks, self.table) = (n, n.div_ceil(PER_BLOCK));
-        if n < fits {
+        let (n, table) = Self::layout_for(below);
+        (self.blocks, self.table) = (n, table);
+        if n < Self::fits(below) {
             let unused = below - FIRST_TABLE_BLOCK - self.table - n;
             (self.say)(format_args!(
                 "formatting: {} blocks, {} blocks of MACs (the most this filter covers, 1 GiB: the disk's last {unused} blocks are not used)",
@@ -322,7 +396,16 @@ impl<'a> Integrity<'a> {
         } else {
             (self.say)(format_args!("formatting: {} blocks, {} blocks of MACs", self.blocks, self.table));
         }
-        self.format_next(bounce, 0)
+        // The mark first, on the medium before any table block: a power
+        // cut from here until the header is written finds it, and formats
+        // again (with no header at all, a table of this key's "never
+        // written" MACs would make the disk look wiped).
+        let mark = self.header_of(0, 0);
+        if bounce.write_bytes(0, &mark).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &mark).is_err() {
+            return self.fail(format_args!("cannot write the header"));
+        }
+        self.stage = Stage::Marking;
+        SetupStep::Write { block: 0, count: 2, offset: 0 }
     }
 
     /// Formatting: fill table block `next` with "never written" and write
@@ -334,6 +417,10 @@ impl<'a> Integrity<'a> {
             // it: a power cut between them formats again.
             self.stage = Stage::TableFlushing;
             return SetupStep::Flush;
+        }
+        // (The page may hold what the probe read: zeroed first.)
+        if bounce.write_bytes(((TABLE_PAGE + next) * BLOCK as u64) as usize, &[0u8; BLOCK]).is_err() {
+            return self.fail(format_args!("cannot fill the table"));
         }
         for b in next * PER_BLOCK..((next + 1) * PER_BLOCK).min(self.blocks) {
             let mac = self.unwritten(b);
@@ -443,8 +530,14 @@ impl Filter for Integrity<'_> {
                 SetupStep::Read { block: 0, count: 2, offset: 0 }
             }
             Stage::Header if ok => self.opened(&bounce, call.below),
-            Stage::Probing if ok => self.probed(&bounce, call.below),
+            Stage::ProbingTable if ok => self.probed_table(&bounce, call.below),
+            Stage::ProbingData { next } if ok => self.probed_data(&bounce, call.below, next),
             Stage::Mending if ok => self.read_next(0),
+            Stage::Marking if ok => {
+                self.stage = Stage::MarkFlushing;
+                SetupStep::Flush
+            }
+            Stage::MarkFlushing if ok => self.format_next(&bounce, 0),
             Stage::Formatting { next } if ok => self.format_next(&bounce, next),
             Stage::TableFlushing if ok => self.write_header(&bounce),
             Stage::Formatted if ok => {

@@ -396,13 +396,81 @@ fn a_disk_of_the_earlier_layout_is_refused_and_nothing_is_written() {
 }
 
 #[test]
-fn a_format_flushes_the_table_before_it_writes_the_header() {
-    // A power cut between them must find no header over a table that
-    // never reached the medium.
+fn a_format_marks_the_disk_flushes_then_writes_the_table_flushes_then_the_header() {
+    // A power cut anywhere must find either no header over a table that
+    // never reached the medium, or the mark, which formats again.
     let (_, _, disk) = fresh();
-    let header = disk.setup_log.iter().position(|&e| e == Some(0)).expect("the header is written");
-    let flush = disk.setup_log.iter().position(|e| e.is_none()).expect("a flush");
-    assert!(flush < header, "{:?}", disk.setup_log);
-    assert!(disk.setup_log[..flush].iter().all(|e| e.is_some_and(|b| b >= 2)), "only the table before the flush: {:?}", disk.setup_log);
-    assert_eq!(disk.setup_log[..flush].len(), 8, "every table block");
+    let table: Vec<Option<u64>> = (2..10).map(Some).collect();
+    assert_eq!(disk.setup_log, [&[Some(0), None][..], &table, &[None, Some(0)]].concat());
+}
+
+/// Set the filter up on `disk`, the power cut after `steps` of the
+/// setup's writes and flushes (the rest never happen).
+fn set_up_cut(disk: &mut Disk, steps: usize) {
+    let b = bounce();
+    let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
+    let mut last = None;
+    for round in 0.. {
+        if disk.setup_log.len() == steps {
+            return;
+        }
+        match f.setup(&SetupCall { round, below: disk.blocks, last, linked: 0 }, Some(&b)) {
+            SetupStep::Read { block, count, offset } => {
+                b.write_bytes(offset as usize, &disk.read(block, count)).unwrap();
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Write { block, count, offset } => {
+                let mut d = vec![0; count as usize * BLOCK];
+                b.read_bytes(offset as usize, &mut d).unwrap();
+                disk.write(block, &d);
+                disk.setup_log.push(Some(block));
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Flush => {
+                disk.setup_log.push(None);
+                last = Some(Completion { status: Status::Ok, count: 0 });
+            }
+            done => panic!("set up before the cut: {done:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_format_cut_short_anywhere_formats_again_at_the_next_start() {
+    // The first format's steps: the mark, a flush, 8 table blocks, a
+    // flush, the header (12).
+    for steps in 0..12 {
+        let mut disk = Disk::new(1000);
+        set_up_cut(&mut disk, steps);
+        said();
+        let (step, back) = reopened(&mut disk);
+        assert_eq!(step, SetupStep::Ready { first: FIRST, blocks: 990 }, "cut after {steps} steps: {:?}", said());
+        assert!(back.unwrap().iter().all(|&x| x == 0), "cut after {steps} steps");
+        let said = said();
+        let again = said.iter().any(|l| l == "a format was cut short: formatting again");
+        assert_eq!(again, steps >= 1, "cut after {steps} steps: {said:?}");
+    }
+}
+
+#[test]
+fn a_disk_whose_headers_were_wiped_after_its_first_128_blocks_were_written_is_not_formatted() {
+    // Then its first table block holds no "never written" entry: the
+    // data blocks it covers are read, and their MACs found in it.
+    let (mut f, b, mut disk) = fresh();
+    for blk in 0..128 {
+        assert_eq!(request(&mut f, b, &mut disk, Op::Write, blk, 1, &Buffer(RefCell::new(pattern(blk, 9))), FIRST), Status::Ok);
+    }
+    assert_eq!(request(&mut f, b, &mut disk, Op::Write, 300, 1, &Buffer(RefCell::new(pattern(300, 3))), FIRST), Status::Ok);
+    assert_eq!(request(&mut f, b, &mut disk, Op::Flush, 0, 0, &Buffer(RefCell::new(Vec::new())), FIRST), Status::Ok);
+    disk.write(0, &[0; 2 * BLOCK]);
+    // (One of them changed behind the filter too: the others still tell.)
+    disk.write(FIRST, &pattern(0, 1));
+    let before = disk.data.clone();
+    said();
+    assert_eq!(reopened(&mut disk).0, SetupStep::Fail(Status::IoError));
+    assert_eq!(
+        said(),
+        ["blocks 0 and 1 hold no header, but the MAC table (block 2) is this key's: the headers were wiped; not formatted, nothing written; every request of the disk fails"]
+    );
+    assert!(disk.data == before, "nothing written");
 }
