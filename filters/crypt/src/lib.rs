@@ -101,7 +101,13 @@ pub struct Crypt {
     clock: Clock,
     opening: Opening,
     cipher: Option<Cipher>,
+    /// The payload's first block on the disk below, once open.
+    first: u64,
+    /// The bounce buffer's pages but its last, which a write that finds
+    /// none free reads into while it waits.
     pool: Pool,
+    /// A write larger than the pool was refused (said once).
+    told_too_large: bool,
     block: [u8; BLOCK],
 }
 
@@ -112,7 +118,8 @@ impl Crypt {
         let passphrase = passphrase.ok_or("no passphrase: declare <param key=\"passphrase\" value=\"...\"/>")?;
         let passphrase = heapless::Vec::from_slice(passphrase.as_bytes()).map_err(|_| "the passphrase is longer than 128 bytes")?;
         let pages = bounce.as_ref().map_or(0, |b| b.len() / BLOCK);
-        Ok(Crypt { passphrase, read_write, bounce, say, clock, opening: Opening::Start, cipher: None, pool: Pool::new(pages), block: [0; BLOCK] })
+        let pool = Pool::new(pages.saturating_sub(1));
+        Ok(Crypt { passphrase, read_write, bounce, say, clock, opening: Opening::Start, cipher: None, first: 0, pool, told_too_large: false, block: [0; BLOCK] })
     }
 
     /// Whether the disk is open (the master key is known).
@@ -260,6 +267,7 @@ impl Filter for Crypt {
                 }
                 Some(Ok(key)) => {
                     let first = header.payload_offset() / SECTORS_PER_BLOCK;
+                    self.first = first;
                     (self.say)(format_args!(
                         "opened key slot {} (aes-xts-plain64, {}-bit key, {}); the payload is {} blocks from block {}",
                         opener.slot(),
@@ -279,7 +287,7 @@ impl Filter for Crypt {
             },
             Opening::Open => {
                 self.opening = Opening::Open;
-                SetupStep::Ready { first: 0, blocks: call.below }
+                SetupStep::Ready { first: self.first, blocks: call.below.saturating_sub(self.first) }
             }
             Opening::Failed => SetupStep::Fail(Status::IoError),
         }
@@ -291,9 +299,23 @@ impl Filter for Crypt {
             return Verdict::Continue;
         }
         let count = io.count as usize;
-        // (A request never has more blocks than the pool has pages in
-        // practice: the pool is sized for every slot's largest write.)
-        let Some(first) = self.pool.take(count) else { return Verdict::Fail(Status::IoError) };
+        if count > self.pool.pages() {
+            if !core::mem::replace(&mut self.told_too_large, true) {
+                (self.say)(format_args!("a write of {count} blocks is larger than the bounce buffer's {} pages: such writes fail", self.pool.pages()));
+            }
+            return Verdict::Fail(Status::IoError);
+        }
+        if io.side.is_some_and(|c| c.status != Status::Ok) {
+            // Waiting for pages, the disk failed a read.
+            return Verdict::Fail(Status::IoError);
+        }
+        let Some(first) = self.pool.take(count) else {
+            // Every page is in writes in flight: wait for some to finish
+            // (a one-block read of the disk's first block into the page
+            // kept for it), then look again.
+            *state = 0;
+            return Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: self.pool.pages() as u16 };
+        };
         for b in 0..count {
             let at = b as u64 * BLOCK as u64;
             if encrypt_into(bounce, first + b, cipher, io, at, data).is_err() {

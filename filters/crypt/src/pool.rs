@@ -2,8 +2,9 @@
 //! run of pages for its encrypted copy in its pre-op and gives them back
 //! in its post-op (the state word says which).
 
-/// Pages the pool can hold at most (4 MiB of bounce buffer).
-pub const MAX_PAGES: usize = 1024;
+/// Pages the pool can hold at most: the 8 MiB of bounce buffer the
+/// program declares (`src/bin/filter_crypt.rs`; a test holds them equal).
+pub const MAX_PAGES: usize = 2048;
 const WORDS: usize = MAX_PAGES / 64;
 
 /// A first-fit allocator of runs of pages, one bit a page.
@@ -59,6 +60,11 @@ impl Pool {
         if first < end {
             self.mark(first, end - first, false);
         }
+    }
+
+    /// Pages in the pool.
+    pub fn pages(&self) -> usize {
+        self.pages
     }
 
     /// Pages in use.

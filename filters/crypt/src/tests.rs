@@ -241,3 +241,55 @@ fn without_read_write_data_or_a_passphrase_it_says_what_is_missing() {
     assert_eq!(f.setup(&SetupCall { round: 0, below: 1000, last: None, linked: 0 }, None), SetupStep::Fail(Status::IoError));
     assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with("it needs data=\"read-write\"")));
 }
+
+#[test]
+fn the_pool_is_the_bounce_buffer_the_program_declares_less_the_page_a_waiting_write_reads_into() {
+    let bin = include_str!("bin/filter_crypt.rs");
+    let declared: usize = bin.split("\"bounce=").nth(1).and_then(|r| r.split('"').next()).and_then(|n| n.parse().ok()).expect("bounce=N in the manifest");
+    assert_eq!(declared, BOUNCE);
+    assert_eq!(declared / BLOCK, pool::MAX_PAGES, "every declared page can be in the pool");
+    let f = Crypt::new(Some(PASSPHRASE), true, Some(bounce()), say, CLOCK).unwrap();
+    assert_eq!(f.pool.pages(), pool::MAX_PAGES - 1);
+}
+
+#[test]
+fn a_write_that_finds_every_page_taken_waits_for_one_instead_of_failing() {
+    let image = luks_image("busy", Some(1000));
+    let (mut f, b, first, _) = open(&image);
+    let data = Buffer(std::cell::RefCell::new(pattern(16 * 4096, 5)));
+    // 127 writes of 16 blocks in flight take 2,032 of the 2,047 pages.
+    let mut states = Vec::new();
+    for i in 0..127u64 {
+        let mut state = 0;
+        assert!(matches!(f.pre(&io(Hook::Pre, Op::Write, i * 16, 16, 0), &data, &mut state), Verdict::Substitute { .. }), "write {i}");
+        states.push(state);
+    }
+    // The next waits: a one-block read of the disk's block 0 into the
+    // page after the pool, then it looks again.
+    let mut state = 7;
+    let wait = Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 2047 };
+    assert_eq!(f.pre(&io(Hook::Pre, Op::Write, 3000, 16, 0), &data, &mut state), wait);
+    assert_eq!(state, 0, "it holds no pages");
+    let again = Io { side: Some(Completion { status: Status::Ok, count: 1 }), ..io(Hook::Pre, Op::Write, 3000, 16, 0) };
+    assert_eq!(f.pre(&again, &data, &mut state), wait, "still none free");
+    // One write done: its pages go to the one waiting.
+    let done = Completion { status: Status::Ok, count: 16 };
+    assert_eq!(f.post(&io(Hook::Post, Op::Write, 0, 16, states[0]), done, &data), Verdict::Continue);
+    assert!(matches!(f.pre(&again, &data, &mut state), Verdict::Substitute { .. }));
+    // Its wait's read failed: the write fails.
+    let failed = Io { side: Some(Completion { status: Status::IoError, count: 0 }), ..again };
+    assert_eq!(f.pre(&failed, &data, &mut 0), Verdict::Fail(Status::IoError));
+    // A write larger than the pool can never go: it fails, said once.
+    let huge = Buffer(std::cell::RefCell::new(vec![0; 2048 * 4096]));
+    for _ in 0..2 {
+        assert_eq!(f.pre(&io(Hook::Pre, Op::Write, 0, 2048, 0), &huge, &mut 0), Verdict::Fail(Status::IoError));
+    }
+    // (Other tests say things at the same time: only this one's lines.)
+    let told: Vec<String> = SAID.lock().unwrap().iter().filter(|l| l.contains("larger than the bounce buffer")).cloned().collect();
+    assert_eq!(told, ["a write of 2048 blocks is larger than the bounce buffer's 2047 pages: such writes fail"]);
+    // Set up again (as after a restart of the chain's setup), it offers
+    // the same window: the payload.
+    let disk = std::fs::read(&image).unwrap();
+    assert_eq!(set_up(&mut f, &disk, &b).0, SetupStep::Ready { first, blocks: disk.len() as u64 / 4096 - first });
+    std::fs::remove_file(image).unwrap();
+}
