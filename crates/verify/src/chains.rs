@@ -25,8 +25,10 @@
 //!   mapped) together with where the lending channel's end attaches;
 //! - interrupts: the own node.
 //!
-//! A chain's links ([`sdf::ChainLink`]) join the stage just below the
-//! link's via to the first stage of the chain it names, both ways
+//! A chain's links ([`sdf::ChainLink`]) lead from the stage just below
+//! the link's via to the first stage of the chain it names, and answers
+//! come back from that chain's second stage, below its first via (its
+//! only stage if it has no via), since no answer of it bypasses that via
 //! ([`Chains::links`]); a link whose via is past the chain's last, or that
 //! names no used chain of the PD or the chain itself, joins nothing. A
 //! read lend on a via's channel of a region the via's chain does not name
@@ -117,14 +119,25 @@ impl<'a> Chains<'a> {
 
     /// The links of `pd`'s used chains that lead to another used chain:
     /// (the stage just below the link's via, the first stage of the chain
-    /// it leads to, the link).
-    pub fn links(&self, pd: usize) -> Vec<(Node, Node, &'a ChainLink)> {
+    /// it leads to, where that chain's answers come from, the link).
+    ///
+    /// A redirected request enters the linked chain at its first stage;
+    /// its answer comes up from below the linked chain's first via (its
+    /// second stage), through which every answer of that chain passes:
+    /// not from the first stage, where the linked disk's own clients'
+    /// requests enter on their way down, which no answer carries. (A
+    /// linked chain without vias has one stage, for both.)
+    pub fn links(&self, pd: usize) -> Vec<(Node, Node, Node, &'a ChainLink)> {
         let mut out = Vec::new();
         for (chain, c) in self.chains(pd) {
             for link in &c.links {
                 let Some(target) = self.link_target(pd, chain, link) else { continue };
                 let below = Node::Stage { pd, chain, stage: link.via + 1 };
-                out.push((below, Node::Stage { pd, chain: target, stage: 0 }, link));
+                let answers = match self.sd.protection_domains[pd].chains[target].vias.is_empty() {
+                    true => 0,
+                    false => 1,
+                };
+                out.push((below, Node::Stage { pd, chain: target, stage: 0 }, Node::Stage { pd, chain: target, stage: answers }, link));
             }
         }
         out

@@ -28,9 +28,10 @@
 //! on a via's channel does not go to the via PD directly: the region flows
 //! into the stage of that chain that names it, or else the stage just
 //! above the via ("is lent by"), and reaches the via only down the chain;
-//! a write lend is still via -> region. A chain's link is a step both
-//! ways between the stage just below its via and the first stage of the
-//! chain it names ("redirects to", "answers"); a read lend of a region the
+//! a write lend is still via -> region. A chain's link is a step from the
+//! stage just below its via to the first stage of the chain it names
+//! ("redirects to") and one back from that chain's second stage, below its
+//! first via, or its only stage ("answers"); a read lend of a region the
 //! via's chain does not name but a chain linked to it does enters there.
 //! So no step joins two stages of a chain, or a stage and the own node,
 //! except through a via, a link below a via, a region the description
@@ -165,13 +166,16 @@ impl FlowGraph {
         }
         // A chain's link: what passed its via goes on to the first stage
         // of the chain it leads to (a redirected request), and the answer
-        // comes back.
+        // comes back from below that chain's first via.
         for pd in 0..sd.protection_domains.len() {
-            for (below, top, link) in chains.links(pd) {
-                let (Some(&a), Some(&b)) = (index.get(&below), index.get(&top)) else { continue };
+            for (below, top, answers, link) in chains.links(pd) {
                 let (element, pos) = ("link", link.pos);
-                steps[a].push(Step { to: b, action: "redirects to", element, pos });
-                steps[b].push(Step { to: a, action: "answers", element, pos });
+                if let (Some(&a), Some(&b)) = (index.get(&below), index.get(&top)) {
+                    steps[a].push(Step { to: b, action: "redirects to", element, pos });
+                }
+                if let (Some(&a), Some(&b)) = (index.get(&below), index.get(&answers)) {
+                    steps[b].push(Step { to: a, action: "answers", element, pos });
+                }
             }
         }
         FlowGraph { nodes, index, steps }

@@ -69,9 +69,11 @@
 //!    the driver's (and fails for a client whose stage is below the filter).
 //!    Witnesses show a stage as `blk_server (chain disk0, stage 1)`.
 //!    A chain's `<link via=".." chain=".."/>` (a filter that may redirect
-//!    requests into another disk's chain) is a flow step both ways between
-//!    the stage just below that via and the first stage of the linked
-//!    chain (`redirects to`, `answers`, at the `link` element); a chain of
+//!    requests into another disk's chain) is a flow step from the stage
+//!    just below that via to the first stage of the linked chain
+//!    (`redirects to`) and one back from below the linked chain's first via
+//!    (`answers`: every answer of that chain comes up through it; both at
+//!    the `link` element); a chain of
 //!    one stage and no via is used only as a link's target. A read lend on
 //!    a via's channel of a region that the via's chain does not name but a
 //!    chain linked to it does enters there, so `mediated via="overlay0"`

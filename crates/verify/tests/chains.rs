@@ -803,6 +803,24 @@ fn a_flow_along_a_link_shows_the_link_in_its_witness() {
 }
 
 #[test]
+fn a_linked_disks_own_clients_reach_the_linking_disk_only_through_its_first_filter() {
+    // disk1 [g1], linked from disk0's f2: answers come up from below g1,
+    // so other's data, entering disk1 above g1, passes g1 to reach disk0's
+    // chain (and, through the one driver, any DMA region); a clone of a
+    // disk leaves that disk's own policies holding.
+    let s = Storage { disk1_chain: true, ..linked() };
+    let policy = mediated("other-via-g1", "g1", &["other"], "blk_disk1_dma") + &mediated("other-via-g1-0", "g1", &["other"], "blk_disk0_dma");
+    assert_eq!(violations(&with_policies(s.clone(), policy)), Vec::<String>::new());
+    // Data still comes back up the link: from below g1.
+    let policy = r#"    <policy name="back" kind="no-flow"><from pd="other"/><to pd="c1"/></policy>
+"#;
+    let found = violations(&with_policies(s, policy.to_string()));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let up = "-> g1 -> [replies to (channel)] -> blk_server (chain disk1, stage 2) -> [answers (link)] -> blk_server (chain disk0, stage 3)";
+    assert!(found[0].contains(up), "{}", found[0]);
+}
+
+#[test]
 fn data_lent_to_a_filter_of_a_linked_disk_enters_where_the_linking_chain_names_it() {
     // g1 (disk1) is lent c0's data, as the server lends it what requests
     // redirected into disk1 carry: the data still passes f1 and f2 first.

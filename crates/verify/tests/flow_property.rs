@@ -523,13 +523,15 @@ impl Brute {
         };
 
         let mut edge = |from: usize, to: usize| b.adjacent[from][to] = true;
-        // A link joins the stage below its via and the first stage of the
-        // chain it leads to, both ways.
+        // A link leads from the stage below its via to the first stage of
+        // the chain it leads to; answers come back from that chain's
+        // second stage (below its first via), or its only one.
         for (p, pd_links) in links.iter().enumerate() {
             for &(c, via, t) in pd_links {
                 let (below, top) = (b.stage_nodes[&(p, c, via + 1)], b.stage_nodes[&(p, t, 0)]);
+                let second = usize::from(!sd.protection_domains[p].chains[t].vias.is_empty());
                 edge(below, top);
-                edge(top, below);
+                edge(b.stage_nodes[&(p, t, second)], below);
             }
         }
         // Memory: a writer reaches the region, the region every reader.
