@@ -178,7 +178,8 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
                 }
             }
             let given: Vec<(&str, &str)> = f.params.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
-            for (key, why) in crate::params::check(&f.program, &given) {
+            let writes = grant_rights(f.data) & abi::GRANT_WRITE != 0;
+            for (key, why) in crate::params::check(&f.program, &given, writes) {
                 let pos = f.params.iter().find(|p| p.key == key).map_or(f.pos, |p| p.pos);
                 at(pos, format!("filter '{}' (program '{}'): param '{key}': {why}", f.name, f.program));
             }

@@ -6,9 +6,10 @@
 
 use filter_faulty::{Faulty, Misbehave};
 
-/// What is wrong with the values of `params` (key, value) for `program`:
-/// the key of the param at fault, and why.
-pub fn check(program: &str, params: &[(&str, &str)]) -> Vec<(String, &'static str)> {
+/// What is wrong with the values of `params` (key, value) for `program`,
+/// a filter that may write the requests' data if `writes`: the key of the
+/// param at fault, and why.
+pub fn check(program: &str, params: &[(&str, &str)], writes: bool) -> Vec<(String, &'static str)> {
     let get = |key: &str| params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let mut wrong = Vec::new();
     let mut at = |key: &str, result: Result<(), &'static str>| {
@@ -23,7 +24,13 @@ pub fn check(program: &str, params: &[(&str, &str)]) -> Vec<(String, &'static st
             }
         }
         "filter_faulty" => {
-            at("rules", Faulty::new(get("rules").unwrap_or(""), None, NoHarm).map(drop));
+            let rules = Faulty::new(get("rules").unwrap_or(""), None, NoHarm);
+            let corrupts = rules.as_ref().is_ok_and(|f| f.rules.iter().any(|r| r.action == filter_faulty::Action::Corrupt));
+            let needs_write = corrupts && !writes;
+            at("rules", rules.map(drop));
+            if needs_write {
+                at("rules", Err("a corrupt rule changes what a read returns: give the filter data=\"read-write\""));
+            }
             if let Some(seed) = get("seed") {
                 at("seed", Faulty::new("", Some(seed), NoHarm).map(drop));
             }

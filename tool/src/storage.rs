@@ -235,21 +235,24 @@ pub const SHORT_BUDGET_US: u64 = 1000;
 /// shorter than an upcall of a batch takes ([`SHORT_BUDGET_US`]).
 pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
     let mut out = Errors { file: &sd.file, list: Vec::new() };
-    // A filter program that is nowhere to be found, while the search path
-    // holds built programs: most likely a misspelt name, which only
-    // `build` would otherwise stop at (a system checked before anything
-    // is built hears nothing of it). (Other PDs' programs are not looked
-    // for: a plain system is verified without its programs.)
+    // A program that is nowhere to be found, while the search path holds
+    // built programs: most likely a misspelt name, which only `build`
+    // would otherwise stop at. (Only then, and PDs' programs only in a
+    // system with storage, which this project's programs serve: a plain
+    // system is checked and verified without its programs.)
     let built = programs.search_path.iter().any(|dir| dir.join("blk_server").is_file());
     if built {
         let missing = |name: &str| crate::image::find_program(name, &programs.base, &programs.search_path).is_none();
         let dirs = programs.search_path.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+        let message = |program: &str, of: String| {
+            format!("program '{program}' of {of} is not next to the system file or in {dirs}: check its name (building the image needs it)")
+        };
+        let storage = !sd.disks.is_empty();
+        for pd in sd.protection_domains.iter().filter(|pd| storage && missing(&pd.program_image)) {
+            out.at(pd.program_image_pos, message(&pd.program_image, format!("protection domain '{}'", pd.name)));
+        }
         for f in sd.disks.iter().flat_map(|d| &d.filters).filter(|f| missing(&f.program)) {
-            let message = format!(
-                "program '{}' of filter '{}' is not next to the system file or in {dirs}: check its name (building the image needs it)",
-                f.program, f.name
-            );
-            out.at(f.pos, message);
+            out.at(f.pos, message(&f.program, format!("filter '{}'", f.name)));
         }
     }
     for f in sd.disks.iter().flat_map(|d| &d.filters) {

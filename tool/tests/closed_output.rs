@@ -26,10 +26,15 @@ const INVALID: &str = r#"<system>
 </system>
 "#;
 
-/// Write `xml` to a file of its own and return its path.
+/// Write `xml` to a file of its own and return its path. (Beside it, the
+/// programs the systems name, so that no warning of a missing one is
+/// printed where the project's programs are built.)
 fn system_file(name: &str, xml: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("strata-closed-output-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    for program in ["app.elf", "a.elf", "b.elf"] {
+        std::fs::write(dir.join(program), "").unwrap();
+    }
     let path = dir.join(name);
     std::fs::write(&path, xml).unwrap();
     path

@@ -209,6 +209,31 @@ fn a_param_value_the_repositorys_filters_cannot_take_is_an_error_at_the_param() 
 }
 
 #[test]
+fn a_corrupt_rule_of_filter_faulty_without_read_write_data_is_an_error_at_its_rules() {
+    let p = programs(&[("filter_faulty", "strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0params=rules,seed\0bounce=0\0")]);
+    let xml = |data: &str, rules: &str| {
+        format!(
+            r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="flaky0" program="filter_faulty" data="{data}"><param key="rules" value="{rules}" /></filter>
+    </disk>
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="disk0" />
+    </protection_domain>
+</system>
+"#
+        )
+    };
+    assert!(expand(&xml("read-write", "corrupt read 30..31"), &p).is_ok());
+    assert!(expand(&xml("none", "fail read 20..21"), &p).is_ok(), "a failure needs no data rights");
+    assert_eq!(
+        expand(&xml("read", "fail read 20..21; corrupt read 30..31"), &p).unwrap_err(),
+        ["error: filter 'flaky0' (program 'filter_faulty'): param 'rules': a corrupt rule changes what a read returns: give the filter data=\"read-write\" at f.xml:3:67"]
+    );
+}
+
+#[test]
 fn a_param_the_program_does_not_take_is_an_error_at_the_param() {
     let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
     let xml = SYSTEM.replace(r#"<filter name="audit0" program="filter_plain" data="read" />"#, r#"<filter name="audit0" program="filter_plain" data="read"><param key="level" value="1" /></filter>"#);
@@ -418,7 +443,7 @@ fn a_filter_program_missing_where_the_programs_are_built_is_warned_of() {
     // Nothing built yet: nothing to say.
     assert!(warnings(&programs(&[("filter_bouncer", BOUNCER)])).is_empty());
     // The components are built (the server is there), filter_plain is not.
-    let p = programs(&[("filter_bouncer", BOUNCER), ("blk_server", "")]);
+    let p = programs(&[("filter_bouncer", BOUNCER), ("blk_server", ""), ("app.elf", "")]);
     let dir = p.search_path[0].display();
     assert_eq!(
         warnings(&p),
@@ -427,7 +452,12 @@ fn a_filter_program_missing_where_the_programs_are_built_is_warned_of() {
              (building the image needs it)"
         )]
     );
-    assert!(warnings(&programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN), ("blk_server", "")])).is_empty());
+    assert!(warnings(&programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN), ("blk_server", ""), ("app.elf", "")])).is_empty());
+    // A protection domain's program too.
+    let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN), ("blk_server", "")]);
+    let dir = p.search_path[0].display();
+    let pd = |line| format!("{line}:9: program 'app.elf' of protection domain '{}' is not next to the system file or in {dir}: check its name (building the image needs it)", if line == 10 { "app" } else { "other" });
+    assert_eq!(warnings(&p), [pd(10), pd(14)]);
 }
 
 #[test]

@@ -233,7 +233,8 @@ impl<M: Misbehave> Filter for Faulty<M> {
         let at = (first - io.block) * u64::from(BLOCK_SIZE);
         let mut byte = [0u8; 1];
         if data.read(io, at, &mut byte).is_err() || data.write(io, at, &[!byte[0]]).is_err() {
-            // No read-write grant: it cannot corrupt, and says so.
+            // No read-write grant (`strata check` refuses a corrupt rule
+            // without one): it cannot corrupt, and the read fails instead.
             return Verdict::Fail(Status::IoError);
         }
         Verdict::Continue
