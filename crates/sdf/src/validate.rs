@@ -540,8 +540,9 @@ fn storage_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
                 pos,
                 format!(
                     "{noun} '{name}' collides with {} generated from the storage declaration at \
-                     line {}: with disks declared, the names 'blk_driver', 'blk_server' and those \
-                     starting with 'blk_' or 'virtio_' are reserved; rename it",
+                     line {}: with disks declared, the expansion names what it adds 'blk_driver', \
+                     'blk_server' and others starting with 'blk_' or 'virtio_' (names clear of \
+                     those never collide); rename it",
                     g.what, g.pos.line
                 ),
             );
@@ -598,8 +599,9 @@ fn filter_names_free(sd: &SystemDescription, diag: &mut Diagnostics) {
         let message = if let Some(g) = reserved {
             format!(
                 "{of} collides with {} generated from the storage declaration at line {}: with \
-                 disks declared, the names 'blk_driver', 'blk_server' and those starting with \
-                 'blk_' or 'virtio_' are reserved; rename it",
+                 disks declared, the expansion names what it adds 'blk_driver', 'blk_server' and \
+                 others starting with 'blk_' or 'virtio_' (names clear of those never collide); \
+                 rename it",
                 g.what, g.pos.line
             )
         } else if let Some((_, pd)) = sd.pd(name) {
