@@ -189,10 +189,10 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
             if grant_rights(declared.data) & !grant_rights(f.data) != 0 {
                 at(f.pos, format!("filter '{}' (program '{}') needs data=\"{}\" (it has data=\"{}\"): declare it so", f.name, f.program, declared.data, f.data));
             }
-            if let Some(n) = declared.links.filter(|&n| usize::from(n) != f.links.len()) {
+            // (A program that takes none: a warning, `storage::warnings`.)
+            if let Some(n) = declared.links.filter(|&n| n > 0 && usize::from(n) != f.links.len()) {
                 let (f_name, program, has) = (&f.name, &f.program, f.links.len());
                 at(f.pos, match n {
-                    0 => format!("filter '{f_name}' (program '{program}') takes no <link> (it has {has}): remove them"),
                     n if has > usize::from(n) => format!("filter '{f_name}' (program '{program}') needs exactly {n} <link disk=\"...\"/> (it has {has}): remove the others"),
                     n => format!("filter '{f_name}' (program '{program}') needs exactly {n} <link disk=\"...\"/> (it has {has}): name the disk{} it links to", if n == 1 { "" } else { "s" }),
                 });

@@ -256,6 +256,17 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
         }
     }
     for f in sd.disks.iter().flat_map(|d| &d.filters) {
+        let takes_none = programs.manifest(&f.program).is_ok_and(|m| m.is_some_and(|m| m.links == Some(0)));
+        if let Some(link) = f.links.first().filter(|_| takes_none) {
+            out.at(
+                link.pos,
+                format!(
+                    "filter '{}' (program '{}') never redirects a request: its <link> grants nothing it uses, \
+                     but the verifier must assume the flow; remove it",
+                    f.name, f.program
+                ),
+            );
+        }
         if let Some(budget) = f.budget.filter(|&b| b < SHORT_BUDGET_US) {
             out.at(
                 f.pos,

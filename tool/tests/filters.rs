@@ -461,6 +461,29 @@ fn a_filter_program_missing_where_the_programs_are_built_is_warned_of() {
 }
 
 #[test]
+fn a_link_on_a_filter_whose_program_takes_none_is_warned_of() {
+    let p = programs(&[("filter_plain", "strata-filter 1\0hooks=pre\0ops=write\0params=\0links=0\0bounce=0\0")]);
+    let xml = r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="ro0" program="filter_plain" data="none"><link disk="disk1" /></filter>
+    </disk>
+    <disk name="disk1" virtio_slot="30" />
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="disk0" />
+    </protection_domain>
+</system>
+"#;
+    assert!(expand(xml, &p).is_ok(), "a warning, not an error");
+    let sd = sdf::parse("f.xml", xml).unwrap();
+    let warnings: Vec<String> = tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect();
+    assert_eq!(
+        warnings,
+        ["3:63: filter 'ro0' (program 'filter_plain') never redirects a request: its <link> grants nothing it uses, but the verifier must assume the flow; remove it"]
+    );
+}
+
+#[test]
 fn a_client_that_may_write_below_a_caching_filter_is_warned_of_and_a_read_only_one_is_not() {
     // crypt0's program says it caches; "other" moves to disk0 as `client`.
     let caching = BOUNCER.replace("bounce=16384\0", "bounce=16384\0caches=yes\0");

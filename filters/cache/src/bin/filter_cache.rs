@@ -7,7 +7,7 @@ fn main() {}
 
 // Flushes are wanted only to print the counters then.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=blocks,size", "data=read-write", "bounce=0", "caches=yes");
+blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=blocks,size", "data=read-write", "links=0", "bounce=0", "caches=yes");
 
 #[cfg(target_os = "none")]
 mod pd {

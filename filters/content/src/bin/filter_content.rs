@@ -10,7 +10,7 @@ fn main() {}
 // own memory; then each request slot has staging pages for the file data
 // of a read served in pieces.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "data=read-write", "bounce=4456448");
+blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "data=read-write", "links=0", "bounce=4456448");
 #[cfg(target_os = "none")]
 const _: () = assert!(filter_content::BOUNCE == 4_456_448, "the manifest's bounce= must be filter_content::BOUNCE");
 

@@ -9,7 +9,7 @@ fn main() {}
 mod pd {
     use filter_faulty::{Faulty, Misbehave};
 
-    blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=rules,seed", "bounce=0");
+    blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=rules,seed", "links=0", "bounce=0");
 
     /// `fault` and `loop` for real.
     pub struct Real;

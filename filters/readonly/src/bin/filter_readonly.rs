@@ -6,7 +6,7 @@
 fn main() {}
 
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre", "ops=write", "params=blocks", "bounce=0");
+blk::filter_manifest!("hooks=pre", "ops=write", "params=blocks", "links=0", "bounce=0");
 
 #[cfg(target_os = "none")]
 #[microkit::protection_domain]
