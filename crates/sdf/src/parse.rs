@@ -244,6 +244,41 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
     }
 }
 
+/// Every element a system description has (for suggestions).
+const ELEMENTS: &[&str] = &[
+    "system", "protection_domain", "memory_region", "channel", "end", "map", "irq",
+    "program_image", "setvar", "device", "disk", "filter", "param", "link", "block_client",
+    "policy", "from", "to", "lend", "chain", "stage", "via", "region",
+];
+
+/// The one of `known` that `word` most likely misspells: the same but
+/// for case, or within two edits (one for short words), the nearest.
+fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    known
+        .iter()
+        .map(|k| (if k.eq_ignore_ascii_case(word) { 0 } else { edits(word, k) }, *k))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// Byte offsets to 1-based lines and columns (columns count characters,
 /// a `\r` before a `\n` included), the way roxmltree's
 /// `Document::text_pos_at` does, without rescanning the line: a binary
@@ -2131,7 +2166,11 @@ impl<'a, 'input> Reader<'a, 'input> {
                 "<link> belongs inside a <filter>: move it from '{parent}' into the <filter> that \
                  redirects requests to that disk"
             ),
-            _ => format!("unknown element '{tag}' in '{parent}'"),
+            // (A known element out of its place has no better name.)
+            _ => match closest(tag, ELEMENTS).filter(|&known| known != tag) {
+                Some(known) => format!("unknown element '{tag}' in '{parent}': did you mean <{known}>?"),
+                None => format!("unknown element '{tag}' in '{parent}'"),
+            },
         };
         self.diag.error(self.pos_of(child), message);
     }
@@ -2179,14 +2218,14 @@ impl<'a, 'input> Reader<'a, 'input> {
                 );
                 self.diag.error(self.lines.pos(start), message);
             } else if !allowed.contains(&attr.name()) {
-                self.diag.error(
-                    self.lines.pos(attr.range().start),
-                    format!(
-                        "unknown attribute '{}' on element '{}'",
-                        attr.name(),
-                        node.tag_name().name()
+                let (name, element) = (attr.name(), node.tag_name().name());
+                let message = match closest(name, allowed) {
+                    Some(known) => format!(
+                        "unknown attribute '{name}' on element '{element}': did you mean '{known}'?"
                     ),
-                );
+                    None => format!("unknown attribute '{name}' on element '{element}'"),
+                };
+                self.diag.error(self.lines.pos(attr.range().start), message);
             }
         }
     }
@@ -2666,6 +2705,26 @@ mod tests {
         let errors = read("f.xml", "<system>\n</sys>").unwrap_err();
         assert_eq!(errors[0].message, "malformed XML: expected 'system' tag, not 'sys'");
         assert_eq!(errors[0].pos(), pos(2, 1));
+    }
+
+    #[test]
+    fn a_misspelt_attribute_is_named_with_the_one_it_likely_means() {
+        let xml = "<system>\n<disk name=\"d\" virtio_slot=\"31\">\n<filter name=\"f\" program=\"p\" dta=\"none\" \
+                   Budget=\"5\" colour=\"red\" />\n</disk>\n</system>";
+        let errors = read("f.xml", xml).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            found,
+            [
+                "the system has no protection domain: declare at least one <protection_domain>",
+                "missing required attribute 'data' on element 'filter'",
+                "unknown attribute 'dta' on element 'filter': did you mean 'data'?",
+                "unknown attribute 'Budget' on element 'filter': did you mean 'budget'?",
+                "unknown attribute 'colour' on element 'filter'",
+            ]
+        );
+        assert_eq!((closest("prgram", &["program", "priority"]), closest("pd", &["pp", "id"])), (Some("program"), Some("pp")));
+        assert_eq!(closest("xyz", &["name"]), None);
     }
 
     #[test]
