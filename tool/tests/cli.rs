@@ -71,7 +71,7 @@ fn check_reports_storage_declaration_errors_one_per_line() {
         format!(
             "error: invalid value '32' for attribute 'virtio_slot' on element 'disk': expected a virtio-mmio slot from 0 \
              to 31 at {file}:2:24\n\
-             error: block_client of protection domain 'app' names unknown disk 'disk9' at {file}:5:23\n"
+             error: block_client of protection domain 'app' names unknown disk 'disk9' (declared: disk0) at {file}:5:23\n"
         )
     );
 }

@@ -252,15 +252,40 @@ const ELEMENTS: &[&str] = &[
 ];
 
 /// The one of `known` that `word` most likely misspells: the same but
-/// for case, or within two edits (one for short words), the nearest.
+/// for case, or within two edits (one for words of up to five letters,
+/// none for one or two), the nearest.
 fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
-    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    let limit = match word.chars().count() {
+        0..=2 => 0,
+        3..=5 => 1,
+        _ => 2,
+    };
+    // (Names numbered alike that differ in their numbers alone, disk0
+    // and disk1, are two things, not a slip.)
+    let letters = |w: &str| w.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+    let numbered = |w: &str| w.chars().any(|c| c.is_ascii_digit());
+    let apart = |k: &str| numbered(k) && numbered(word) && letters(k) == letters(word);
     known
         .iter()
+        .filter(|k| k.eq_ignore_ascii_case(word) || !apart(k))
         .map(|k| (if k.eq_ignore_ascii_case(word) { 0 } else { edits(word, k) }, *k))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
         .map(|(_, k)| k)
+}
+
+/// What to add to an error naming `name`, which is none of `declared`: the
+/// one it likely misspells, or the names there are (at most eight).
+fn choices<'n>(name: &str, declared: impl Iterator<Item = &'n str>) -> String {
+    let declared: Vec<&str> = declared.collect();
+    if let Some(known) = closest(name, &declared) {
+        return format!(": did you mean '{known}'?");
+    }
+    match declared.len() {
+        0 => String::new(),
+        n if n <= 8 => format!(" (declared: {})", declared.join(", ")),
+        n => format!(" (declared: {}, and {} more)", declared[..8].join(", "), n - 8),
+    }
 }
 
 /// Levenshtein distance (insertions, deletions, substitutions).
@@ -1715,9 +1740,10 @@ impl<'a, 'input> Reader<'a, 'input> {
                 Some(ChannelEnd { pd, id: end.id, pp: end.pp, notify: end.notify, pos: end.pos })
             }
             None => {
+                let hint = choices(&end.pd, self.pds.iter().map(|pd| pd.name.as_str()));
                 self.diag.error(
                     end.pd_pos,
-                    format!("channel end names unknown protection domain '{}'", end.pd),
+                    format!("channel end names unknown protection domain '{}'{hint}", end.pd),
                 );
                 None
             }
@@ -1729,7 +1755,8 @@ impl<'a, 'input> Reader<'a, 'input> {
     fn resolve_pd(&mut self, r: &PdRef, user: &str) -> Option<usize> {
         let found = self.pds.iter().position(|pd| pd.name == r.name);
         if found.is_none() {
-            self.diag.error(r.pos, format!("{user} names unknown protection domain '{}'", r.name));
+            let hint = choices(&r.name, self.pds.iter().map(|pd| pd.name.as_str()));
+            self.diag.error(r.pos, format!("{user} names unknown protection domain '{}'{hint}", r.name));
         }
         found
     }
@@ -2004,8 +2031,9 @@ impl<'a, 'input> Reader<'a, 'input> {
         for client in std::mem::take(&mut self.block_clients) {
             let Some(disk) = self.disks.iter().position(|d| d.name == client.disk) else {
                 let pd = &self.pds[client.pd].name;
+                let hint = choices(&client.disk, self.disks.iter().map(|d| d.name.as_str()));
                 let message = format!(
-                    "block_client of protection domain '{pd}' names unknown disk '{}'",
+                    "block_client of protection domain '{pd}' names unknown disk '{}'{hint}",
                     client.disk
                 );
                 self.diag.error(client.disk_pos, message);
@@ -2723,7 +2751,7 @@ mod tests {
                 "unknown attribute 'colour' on element 'filter'",
             ]
         );
-        assert_eq!((closest("prgram", &["program", "priority"]), closest("pd", &["pp", "id"])), (Some("program"), Some("pp")));
+        assert_eq!((closest("prgram", &["program", "priority"]), closest("pd", &["pp", "id"])), (Some("program"), None));
         assert_eq!(closest("xyz", &["name"]), None);
     }
 
@@ -2794,7 +2822,7 @@ mod tests {
                 (3, 1, "missing required attribute 'path' on element 'program_image'"),
                 (4, 15, "invalid value '99' for attribute 'id' on element 'irq': \
                          expected a channel id from 0 to 61"),
-                (6, 15, "channel end names unknown protection domain 'nobody'"),
+                (6, 15, "channel end names unknown protection domain 'nobody' (declared: a)"),
             ]
         );
     }
@@ -3127,7 +3155,7 @@ mod tests {
             <channel><end pd="s" id="3"/><end pd="x" id="0"/></channel>
             <channel><end pd="s" id="4" pp="true"/><end pd="a" id="0"/></channel>"#,
         );
-        assert_eq!(messages(&xml), ["channel end names unknown protection domain 'x'"]);
+        assert_eq!(messages(&xml), ["channel end names unknown protection domain 'x' (declared: a, b, s)"]);
     }
 
     #[test]
