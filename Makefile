@@ -30,7 +30,7 @@ QEMU := scripts/qemu.sh
 DISKS ?= $(BUILD)/disk0.img $(BUILD)/disk1.img
 export DISKS
 
-.PHONY: all setup tool kernel components image run check expand verify graph appdisk test bench debug clean
+.PHONY: all setup tool kernel components image run check expand verify graph appdisk test bench debug help clean
 
 all: image
 
@@ -108,6 +108,18 @@ test: tool kernel components
 
 bench: tool kernel components
 	@scripts/bench.sh
+
+# The commands, as the README's table has them.
+help:
+	@echo 'make run [SYSTEM=file] [DISKS="a.img b.img"]  build and boot a system (default system.xml)'
+	@echo 'make test                                     every test'
+	@echo 'make check SYSTEM=file                        validate a system: ok or one line per error'
+	@echo 'make expand SYSTEM=file                       print it with its storage expanded into SDF'
+	@echo 'make verify SYSTEM=file [IMAGE=image]         prove its isolation (and the image'"'"'s)'
+	@echo 'make graph SYSTEM=file [FORMAT=svg]           draw it (dot or SVG on stdout)'
+	@echo 'make appdisk DIR=folder IMAGE=file            an application disk for the content disk'
+	@echo 'make bench                                    benchmarks, in instructions'
+	@echo 'make debug                                    boot with a GDB stub on :1234'
 
 clean:
 	cargo clean
