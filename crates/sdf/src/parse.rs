@@ -228,6 +228,15 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
         X::DtdDetected => {
             (Pos { line: 1, col: 1 }, "document type declarations (DTD) are not supported".into())
         }
+        // A close tag for an element other than the one still open: most
+        // often an element left open above (`<param ...>` for `.../>`).
+        X::UnexpectedCloseTag(open, close, at) => (
+            Pos { line: at.row, col: at.col },
+            format!(
+                "</{close}> does not match the open <{open}>: close <{open}> first (</{open}>, \
+                 or end it with '/>')"
+            ),
+        ),
         _ => {
             let at = err.pos();
             let detail = err.to_string().replace(&format!(" at {at}"), "");
@@ -2731,7 +2740,11 @@ mod tests {
     #[test]
     fn syntax_error_message_has_no_position_inside() {
         let errors = read("f.xml", "<system>\n</sys>").unwrap_err();
-        assert_eq!(errors[0].message, "malformed XML: expected 'system' tag, not 'sys'");
+        assert_eq!(
+            errors[0].message,
+            "malformed XML: </sys> does not match the open <system>: close <system> first \
+             (</system>, or end it with '/>')"
+        );
         assert_eq!(errors[0].pos(), pos(2, 1));
     }
 
