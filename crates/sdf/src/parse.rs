@@ -285,15 +285,29 @@ fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
 
 /// What to add to an error naming `name`, which is none of `declared`: the
 /// one it likely misspells, or the names there are (at most eight).
+/// (A name declared twice, which a later check reports, is said here too:
+/// it is often the one meant to be `name`.)
 fn choices<'n>(name: &str, declared: impl Iterator<Item = &'n str>) -> String {
-    let declared: Vec<&str> = declared.collect();
-    if let Some(known) = closest(name, &declared) {
-        return format!(": did you mean '{known}'?");
+    let mut names: Vec<&str> = Vec::new();
+    let mut twice: Vec<&str> = Vec::new();
+    for n in declared {
+        if !names.contains(&n) {
+            names.push(n);
+        } else if !twice.contains(&n) {
+            twice.push(n);
+        }
     }
-    match declared.len() {
+    let also = match twice.first() {
+        Some(dup) => format!("; '{dup}' is declared twice"),
+        None => String::new(),
+    };
+    if let Some(known) = closest(name, &names) {
+        return format!(": did you mean '{known}'?{also}");
+    }
+    match names.len() {
         0 => String::new(),
-        n if n <= 8 => format!(" (declared: {})", declared.join(", ")),
-        n => format!(" (declared: {}, and {} more)", declared[..8].join(", "), n - 8),
+        n if n <= 8 => format!(" (declared: {}{also})", names.join(", ")),
+        n => format!(" (declared: {}, and {} more{also})", names[..8].join(", "), n - 8),
     }
 }
 
@@ -2766,6 +2780,8 @@ mod tests {
         );
         assert_eq!((closest("prgram", &["program", "priority"]), closest("pd", &["pp", "id"])), (Some("program"), None));
         assert_eq!(closest("xyz", &["name"]), None);
+        assert_eq!(choices("disk1", ["disk0", "disk0"].into_iter()), " (declared: disk0; 'disk0' is declared twice)");
+        assert_eq!(choices("dsk2", ["disk2", "disk0"].into_iter()), ": did you mean 'disk2'?");
     }
 
     #[test]
