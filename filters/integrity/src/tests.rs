@@ -69,8 +69,17 @@ impl Disk {
 }
 
 fn set_up(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk) -> SetupStep {
+    set_up_until(f, bounce, disk, usize::MAX).expect("set up")
+}
+
+/// The setup dialogue against `disk`, the power cut (`None`) once the
+/// setup's writes and flushes number `steps`.
+fn set_up_until(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk, steps: usize) -> Option<SetupStep> {
     let mut last = None;
     for round in 0.. {
+        if disk.setup_log.len() == steps {
+            return None;
+        }
         match f.setup(&SetupCall { round, below: disk.blocks, last, linked: 0 }, Some(&bounce)) {
             SetupStep::Read { block, count, offset } => {
                 bounce.write_bytes(offset as usize, &disk.read(block, count)).unwrap();
@@ -87,7 +96,7 @@ fn set_up(f: &mut Integrity<'_>, bounce: Shared<'static>, disk: &mut Disk) -> Se
                 disk.setup_log.push(None);
                 last = Some(Completion { status: Status::Ok, count: 0 });
             }
-            done => return done,
+            done => return Some(done),
         }
     }
     unreachable!()
@@ -409,29 +418,8 @@ fn a_format_marks_the_disk_flushes_then_writes_the_table_flushes_then_the_header
 fn set_up_cut(disk: &mut Disk, steps: usize) {
     let b = bounce();
     let mut f = Integrity::new(Some(KEY), Some(b), say).unwrap();
-    let mut last = None;
-    for round in 0.. {
-        if disk.setup_log.len() == steps {
-            return;
-        }
-        match f.setup(&SetupCall { round, below: disk.blocks, last, linked: 0 }, Some(&b)) {
-            SetupStep::Read { block, count, offset } => {
-                b.write_bytes(offset as usize, &disk.read(block, count)).unwrap();
-                last = Some(Completion { status: Status::Ok, count });
-            }
-            SetupStep::Write { block, count, offset } => {
-                let mut d = vec![0; count as usize * BLOCK];
-                b.read_bytes(offset as usize, &mut d).unwrap();
-                disk.write(block, &d);
-                disk.setup_log.push(Some(block));
-                last = Some(Completion { status: Status::Ok, count });
-            }
-            SetupStep::Flush => {
-                disk.setup_log.push(None);
-                last = Some(Completion { status: Status::Ok, count: 0 });
-            }
-            done => panic!("set up before the cut: {done:?}"),
-        }
+    if let Some(done) = set_up_until(&mut f, b, disk, steps) {
+        panic!("set up before the cut: {done:?}");
     }
 }
 
