@@ -37,8 +37,13 @@ use core::fmt;
 /// Where the messages go (the console, on the target).
 pub type Say = fn(fmt::Arguments);
 
-/// The state word: the request was sent to the secondary.
+/// The state word: the request was sent to the secondary (its low byte),
+/// with the blocks the primary did (above it).
 const ON_SECONDARY: u64 = 1;
+
+fn on_secondary(primary_done: u32) -> u64 {
+    ON_SECONDARY | u64::from(primary_done) << 8
+}
 
 /// Counters for the statistics line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +80,7 @@ impl Mirror {
 impl Filter for Mirror {
     fn post_state(&mut self, io: &Io, done: Completion, _: &dyn RequestData, state: &mut u64) -> Verdict {
         let ok = done.status == Status::Ok;
-        if *state == ON_SECONDARY {
+        if *state & 0xff == ON_SECONDARY {
             // The secondary's answer.
             if !ok {
                 self.counts.secondary_failures += 1;
@@ -85,7 +90,8 @@ impl Filter for Mirror {
                 (Op::Read, true) => Verdict::Continue,
                 // A copy that failed: the request did not reach both.
                 (_, false) => Verdict::Fail(if done.status == Status::Ok { Status::IoError } else { done.status }),
-                (_, true) => Verdict::Complete { status: Status::Ok, count: io.count },
+                // As far as both did it (a side may answer short).
+                (_, true) => Verdict::Complete { status: Status::Ok, count: done.count.min((*state >> 8) as u32).min(io.count) },
             };
         }
         match (io.op, ok) {
@@ -94,12 +100,12 @@ impl Filter for Mirror {
                 self.counts.primary_failures += 1;
                 self.counts.failed_over += 1;
                 self.degrade("primary", io, done.status);
-                *state = ON_SECONDARY;
+                *state = on_secondary(0);
                 Verdict::Redirect { link: 0, block: io.block }
             }
             (Op::Write | Op::Flush, true) => {
                 self.counts.copied += 1;
-                *state = ON_SECONDARY;
+                *state = on_secondary(done.count);
                 Verdict::Redirect { link: 0, block: io.block }
             }
             (_, false) => {
@@ -141,9 +147,13 @@ mod tests {
     #[test]
     fn a_write_goes_to_both_and_is_answered_ok_only_when_both_did_it() {
         let mut m = Mirror::new(quiet);
-        assert_eq!(post(&mut m, Op::Write, 0, Status::Ok, 2), (Verdict::Redirect { link: 0, block: 9 }, ON_SECONDARY));
-        assert_eq!(post(&mut m, Op::Write, ON_SECONDARY, Status::Ok, 2).0, Verdict::Complete { status: Status::Ok, count: 2 });
-        assert_eq!(post(&mut m, Op::Write, ON_SECONDARY, Status::IoError, 0).0, Verdict::Fail(Status::IoError), "the secondary failed it");
+        assert_eq!(post(&mut m, Op::Write, 0, Status::Ok, 2), (Verdict::Redirect { link: 0, block: 9 }, on_secondary(2)));
+        assert_eq!(post(&mut m, Op::Write, on_secondary(2), Status::Ok, 2).0, Verdict::Complete { status: Status::Ok, count: 2 });
+        assert_eq!(post(&mut m, Op::Write, on_secondary(2), Status::IoError, 0).0, Verdict::Fail(Status::IoError), "the secondary failed it");
+        // A side that did it in part: answered as far as both did.
+        assert_eq!(post(&mut m, Op::Write, 0, Status::Ok, 1), (Verdict::Redirect { link: 0, block: 9 }, on_secondary(1)));
+        assert_eq!(post(&mut m, Op::Write, on_secondary(1), Status::Ok, 2).0, Verdict::Complete { status: Status::Ok, count: 1 });
+        assert_eq!(post(&mut m, Op::Write, on_secondary(2), Status::Ok, 1).0, Verdict::Complete { status: Status::Ok, count: 1 });
         assert_eq!(post(&mut m, Op::Write, 0, Status::IoError, 0), (Verdict::Continue, 0), "the primary failed it: not sent on");
         assert!(m.degraded);
     }
@@ -153,9 +163,9 @@ mod tests {
         let mut m = Mirror::new(quiet);
         assert_eq!(post(&mut m, Op::Read, 0, Status::Ok, 2), (Verdict::Continue, 0));
         assert!(!m.degraded);
-        assert_eq!(post(&mut m, Op::Read, 0, Status::IoError, 0), (Verdict::Redirect { link: 0, block: 9 }, ON_SECONDARY));
-        assert_eq!(post(&mut m, Op::Read, ON_SECONDARY, Status::Ok, 2).0, Verdict::Continue, "the secondary's data goes up");
-        assert_eq!(post(&mut m, Op::Read, ON_SECONDARY, Status::IoError, 0).0, Verdict::Fail(Status::IoError));
+        assert_eq!(post(&mut m, Op::Read, 0, Status::IoError, 0), (Verdict::Redirect { link: 0, block: 9 }, on_secondary(0)));
+        assert_eq!(post(&mut m, Op::Read, on_secondary(0), Status::Ok, 2).0, Verdict::Continue, "the secondary's data goes up");
+        assert_eq!(post(&mut m, Op::Read, on_secondary(0), Status::IoError, 0).0, Verdict::Fail(Status::IoError));
         assert_eq!((m.counts.failed_over, m.counts.secondary_failures), (1, 1));
     }
 
@@ -163,6 +173,6 @@ mod tests {
     fn a_flush_flushes_both() {
         let mut m = Mirror::new(quiet);
         assert_eq!(post(&mut m, Op::Flush, 0, Status::Ok, 0).0, Verdict::Redirect { link: 0, block: 9 });
-        assert_eq!(post(&mut m, Op::Flush, ON_SECONDARY, Status::Ok, 0).0, Verdict::Complete { status: Status::Ok, count: 2 });
+        assert_eq!(post(&mut m, Op::Flush, on_secondary(0), Status::Ok, 0).0, Verdict::Complete { status: Status::Ok, count: 0 });
     }
 }
