@@ -65,6 +65,7 @@ impl Programs {
             post_ops: m.post_ops,
             needs: m.needs.iter().map(|p| p.to_string()).collect(),
             links: m.links,
+            restart: m.restart,
             data: match m.data {
                 0 => DataAccess::None,
                 r if r & blk::filter::DATA_WRITE == 0 => DataAccess::Read,
@@ -106,6 +107,8 @@ pub struct Declared {
     pub data: DataAccess,
     /// How many `<link>`s it works with, if it says (`Manifest::links`).
     pub links: Option<u8>,
+    /// Whether a restart keeps its promises (`Manifest::restart`).
+    pub restart: bool,
 }
 
 // (The manifest's data rights are the kernel's grant rights.)
@@ -125,6 +128,7 @@ impl Declared {
             needs: Vec::new(),
             data: DataAccess::None,
             links: None,
+            restart: true,
         }
     }
 }
@@ -188,6 +192,17 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
             }
             if grant_rights(declared.data) & !grant_rights(f.data) != 0 {
                 at(f.pos, format!("filter '{}' (program '{}') needs data=\"{}\" (it has data=\"{}\"): declare it so", f.name, f.program, declared.data, f.data));
+            }
+            if !declared.restart && f.on_fault == sdf::OnFault::Restart {
+                at(
+                    f.pos,
+                    format!(
+                        "filter '{}' (program '{}') cannot be restarted: its memory holds what its disk does not yet \
+                         (since the last flush), which a restart would lose while the clients go on; declare \
+                         on_fault=\"fail\"",
+                        f.name, f.program
+                    ),
+                );
             }
             // (A program that takes none: a warning, `storage::warnings`.)
             if let Some(n) = declared.links.filter(|&n| n > 0 && usize::from(n) != f.links.len()) {

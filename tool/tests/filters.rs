@@ -461,6 +461,30 @@ fn a_filter_program_missing_where_the_programs_are_built_is_warned_of() {
 }
 
 #[test]
+fn a_filter_whose_program_says_restart_no_cannot_be_declared_on_fault_restart() {
+    let p = programs(&[("filter_clone", "strata-filter 1\0hooks=pre,post\0ops=read,write\0params=\0restart=no\0bounce=0\0")]);
+    let xml = |on_fault: &str| {
+        format!(
+            r#"<system>
+    <disk name="disk0" virtio_slot="31">
+        <filter name="c0" program="filter_clone" data="none" on_fault="{on_fault}" />
+    </disk>
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        <block_client disk="disk0" />
+    </protection_domain>
+</system>
+"#
+        )
+    };
+    assert!(expand(&xml("fail"), &p).is_ok());
+    assert_eq!(
+        expand(&xml("restart"), &p).unwrap_err(),
+        ["error: filter 'c0' (program 'filter_clone') cannot be restarted: its memory holds what its disk does not yet (since the last flush), which a restart would lose while the clients go on; declare on_fault=\"fail\" at f.xml:3:9"]
+    );
+}
+
+#[test]
 fn a_link_on_a_filter_whose_program_takes_none_is_warned_of() {
     let p = programs(&[("filter_plain", "strata-filter 1\0hooks=pre\0ops=write\0params=\0links=0\0bounce=0\0")]);
     let xml = r#"<system>

@@ -808,8 +808,11 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// `data` (optional, `none`, `read` or `read-write`): the least rights on
 /// request data it works with; `links` (optional, a count): how many
 /// `<link>`s it works with, exactly (a mirror's secondary, a clone's
-/// base). The tool refuses a `<filter>` that lacks any of these, at the
-/// element, so the mistake is not first seen at boot.
+/// base); `restart` (optional, `yes` or `no`): whether a restart keeps
+/// its promises (`no` for a filter whose memory holds what its disk does
+/// not yet, a clone's map of blocks written since the last flush). The
+/// tool refuses a `<filter>` that lacks any of these, or a restart it
+/// says no to, at the element, so the mistake is not first seen at boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest<'a> {
     /// [`Hook::bit`]s.
@@ -829,6 +832,8 @@ pub struct Manifest<'a> {
     pub data: u8,
     /// The number of `<link>`s it works with, if it says.
     pub links: Option<u8>,
+    /// Whether it may be declared `on_fault="restart"`.
+    pub restart: bool,
 }
 
 /// A manifest's data rights, the same bits as `abi`'s grant rights
@@ -876,6 +881,7 @@ impl<'a> Manifest<'a> {
             params: heapless::Vec::new(),
             bounce: 0,
             caches: false,
+            restart: true,
             pre_ops: 0,
             post_ops: 0,
             needs: heapless::Vec::new(),
@@ -916,6 +922,13 @@ impl<'a> Manifest<'a> {
                         return Err(ManifestError::BadField);
                     }
                     m.links = Some(n);
+                }
+                "restart" => {
+                    m.restart = match value {
+                        "yes" => true,
+                        "no" => false,
+                        _ => return Err(ManifestError::BadField),
+                    };
                 }
                 "caches" => {
                     m.caches = match value {
@@ -1260,6 +1273,9 @@ mod tests {
         assert_eq!(Manifest::parse(b"strata-filter 1\0data=read\0").unwrap().data, DATA_READ);
         assert_eq!((m.needs.len(), m.data, m.links), (0, 0, None), "nothing unless it says");
         assert_eq!(Manifest::parse(b"strata-filter 1\0links=1\0").unwrap().links, Some(1));
+        assert!(Manifest::parse(b"strata-filter 1\0").unwrap().restart, "a restart unless it says no");
+        assert!(!Manifest::parse(b"strata-filter 1\0restart=no\0").unwrap().restart);
+        assert_eq!(Manifest::parse(b"strata-filter 1\0restart=maybe\0"), Err(ManifestError::BadField));
         for bad in [&b"strata-filter 1\0links=many\0"[..], b"strata-filter 1\0links=200\0"] {
             assert_eq!(Manifest::parse(bad), Err(ManifestError::BadField));
         }
