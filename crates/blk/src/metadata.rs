@@ -13,14 +13,23 @@
 //! since two writes of one block in flight together may land in either
 //! order and leave the older on the disk.
 //!
+//! A filter whose metadata must never reach the medium before the data it
+//! describes (a clone's map: a block marked written whose data a power cut
+//! lost would read as whatever the clone disk held, with status OK) gives
+//! a `snapshot` page run: each run of changed blocks is copied there, the
+//! disk below is flushed (the data written before the copy is then on the
+//! medium), and the copy is written. Marks made meanwhile go to the live
+//! blocks and a later write. (An integrity table written ahead of its data
+//! makes those blocks read as I/O errors, never as wrong data: it needs no
+//! snapshot.)
+//!
 //! Such a filter also keeps its header twice, in blocks 0 and 1, read
 //! into two pages side by side at setup: [`open_headers`] says which copy
 //! to trust and what to write back, so one damaged block never makes the
 //! disk look fresh (which would lose what it holds).
 
 use crate::filter::{Io, SetupStep, Verdict, MAX_SETUP_BLOCKS};
-use crate::Op;
-use crate::Status;
+use crate::{Op, Shared, Status, BLOCK_SIZE};
 
 /// Where a filter keeps its metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,11 +44,18 @@ pub struct Layout {
     /// bounce page whose content does not matter (or is that block's).
     pub wait_block: u64,
     pub wait_page: u16,
+    /// The first of as many bounce pages as the metadata has blocks (at
+    /// most [`MAX_SETUP_BLOCKS`]), where a run is copied to and written from
+    /// after a flush of the disk below; `None`: written from its place, no
+    /// flush before.
+    pub snapshot: Option<u16>,
 }
 
-/// The state word of a flush: what its side I/O was.
+/// The state word of a flush: what its side I/O was (with the run's first
+/// block and count below).
 const WAITED: u64 = 1 << 63;
 const WROTE: u64 = 1 << 62;
+const FLUSHED: u64 = 1 << 61;
 
 /// Changed metadata blocks (`WORDS * 64` at most) and the flush writing
 /// them.
@@ -79,11 +95,12 @@ impl<const WORDS: usize> Changes<WORDS> {
 
     /// A flush's pre-op (`state` its state word): the side I/O to do next,
     /// or `Continue` once nothing changed is left unwritten. `Err` with the
-    /// status if its write failed: the blocks are marked changed again and
-    /// the filter fails the flush.
-    pub fn flush(&mut self, io: &Io, state: &mut u64, at: &Layout) -> Result<Verdict, Status> {
+    /// status if its write (or the flush before it) failed: the blocks are
+    /// marked changed again and the filter fails the flush. `bounce` holds
+    /// the pages (for a snapshot).
+    pub fn flush(&mut self, io: &Io, state: &mut u64, at: &Layout, bounce: &Shared<'_>) -> Result<Verdict, Status> {
         let me = io.id + 1;
-        if let (Some(side), true) = (io.side, *state & WROTE != 0) {
+        if let (Some(side), true) = (io.side, *state & (WROTE | FLUSHED) != 0) {
             let (first, count) = ((*state >> 16) & 0xffff_ffff, *state & 0xffff);
             if side.status != Status::Ok {
                 for i in first..first + count {
@@ -91,6 +108,12 @@ impl<const WORDS: usize> Changes<WORDS> {
                 }
                 self.writer = 0;
                 return Err(side.status);
+            }
+            if *state & FLUSHED != 0 {
+                // The disk below is flushed: now the copy.
+                *state = WROTE | first << 16 | count;
+                let page = at.snapshot.unwrap_or(at.page);
+                return Ok(Verdict::SideIo { op: Op::Write, block: at.block + first, count: count as u32, page });
             }
             self.written += count;
         }
@@ -113,6 +136,19 @@ impl<const WORDS: usize> Changes<WORDS> {
         let count = last - first + 1;
         for i in first..=last {
             self.set(i, false);
+        }
+        if let Some(snapshot) = at.snapshot {
+            let len = count as usize * BLOCK_SIZE as usize;
+            let (from, to) = ((usize::from(at.page) + first as usize) * BLOCK_SIZE as usize, usize::from(snapshot) * BLOCK_SIZE as usize);
+            if bounce.copy_to(from, bounce, to, len).is_err() {
+                for i in first..=last {
+                    self.mark(i);
+                }
+                self.writer = 0;
+                return Err(Status::IoError);
+            }
+            *state = FLUSHED | first << 16 | count;
+            return Ok(Verdict::SideIo { op: Op::Flush, block: 0, count: 0, page: 0 });
         }
         *state = WROTE | first << 16 | count;
         Ok(Verdict::SideIo { op: Op::Write, block: at.block + first, count: count as u32, page: at.page + first as u16 })
@@ -185,7 +221,13 @@ mod tests {
     use super::*;
     use crate::filter::{Completion, Hook};
 
-    const AT: Layout = Layout { block: 1, page: 2, blocks: 100, wait_block: 0, wait_page: 1 };
+    const AT: Layout = Layout { block: 1, page: 2, blocks: 100, wait_block: 0, wait_page: 1, snapshot: None };
+
+    /// A bounce buffer of 200 pages, the same one on every call of a test.
+    fn mem() -> Shared<'static> {
+        thread_local!(static MEM: Shared<'static> = Shared::from_words(Box::leak(vec![0u64; 200 * 512].into_boxed_slice())));
+        MEM.with(|m| *m)
+    }
 
     fn flush(id: u32, state: u64, side: Option<Status>) -> Io {
         let side = side.map(|status| Completion { status, count: 1 });
@@ -199,12 +241,12 @@ mod tests {
         c.mark(5);
         c.mark(90);
         let mut s = 0;
-        assert_eq!(c.flush(&flush(1, 0, None), &mut s, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 4, count: 3, page: 5 }));
-        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 91, count: 1, page: 92 }));
-        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &AT), Ok(Verdict::Continue));
+        assert_eq!(c.flush(&flush(1, 0, None), &mut s, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Write, block: 4, count: 3, page: 5 }));
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Write, block: 91, count: 1, page: 92 }));
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &AT, &mem()), Ok(Verdict::Continue));
         assert_eq!(c.written, 4);
         let mut s = 0;
-        assert_eq!(c.flush(&flush(2, 0, None), &mut s, &AT), Ok(Verdict::Continue), "nothing changed since");
+        assert_eq!(c.flush(&flush(2, 0, None), &mut s, &AT, &mem()), Ok(Verdict::Continue), "nothing changed since");
     }
 
     #[test]
@@ -212,12 +254,12 @@ mod tests {
         let mut c = Changes::<2>::default();
         c.mark(7);
         let (mut a, mut b) = (0, 0);
-        assert!(matches!(c.flush(&flush(1, 0, None), &mut a, &AT), Ok(Verdict::SideIo { op: Op::Write, .. })));
+        assert!(matches!(c.flush(&flush(1, 0, None), &mut a, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Write, .. })));
         c.mark(8);
-        assert_eq!(c.flush(&flush(2, 0, None), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }), "it waits");
-        assert_eq!(c.flush(&flush(1, a, Some(Status::IoError)), &mut a, &AT), Err(Status::IoError));
+        assert_eq!(c.flush(&flush(2, 0, None), &mut b, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }), "it waits");
+        assert_eq!(c.flush(&flush(1, a, Some(Status::IoError)), &mut a, &AT, &mem()), Err(Status::IoError));
         assert!(c.is_changed(7) && c.is_changed(8));
-        assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Write, block: 8, count: 2, page: 9 }), "its turn now");
+        assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Write, block: 8, count: 2, page: 9 }), "its turn now");
     }
 
     #[test]
@@ -228,10 +270,41 @@ mod tests {
         let mut c = Changes::<2>::default();
         c.mark(7);
         let (mut a, mut b) = (0, 0);
-        assert!(matches!(c.flush(&flush(1, 0, None), &mut a, &AT), Ok(Verdict::SideIo { op: Op::Write, .. })));
-        assert_eq!(c.flush(&flush(2, 0, None), &mut b, &AT), Ok(Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }), "it waits");
-        assert_eq!(c.flush(&flush(1, a, Some(Status::Ok)), &mut a, &AT), Ok(Verdict::Continue));
-        assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT), Ok(Verdict::Continue), "then it goes");
+        assert!(matches!(c.flush(&flush(1, 0, None), &mut a, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Write, .. })));
+        assert_eq!(c.flush(&flush(2, 0, None), &mut b, &AT, &mem()), Ok(Verdict::SideIo { op: Op::Read, block: 0, count: 1, page: 1 }), "it waits");
+        assert_eq!(c.flush(&flush(1, a, Some(Status::Ok)), &mut a, &AT, &mem()), Ok(Verdict::Continue));
+        assert_eq!(c.flush(&flush(2, b, Some(Status::Ok)), &mut b, &AT, &mem()), Ok(Verdict::Continue), "then it goes");
+    }
+
+    #[test]
+    fn with_a_snapshot_a_run_is_copied_the_disk_below_flushed_and_the_copy_written() {
+        // (The map must not reach the medium before the data it marks.)
+        let at = Layout { blocks: 16, snapshot: Some(150), ..AT };
+        let b = mem();
+        let mut c = Changes::<1>::default();
+        c.mark(3);
+        c.mark(4);
+        b.write_bytes((2 + 3) * 4096, &[7; 4096]).unwrap();
+        let mut s = 0;
+        assert_eq!(c.flush(&flush(1, 0, None), &mut s, &at, &b), Ok(Verdict::SideIo { op: Op::Flush, block: 0, count: 0, page: 0 }), "the data first");
+        // A mark made now goes to the live block, not the copy.
+        c.mark(3);
+        b.write_bytes((2 + 3) * 4096, &[9; 4096]).unwrap();
+        let mut copy = [0u8; 4096];
+        b.read_bytes(150 * 4096, &mut copy).unwrap();
+        assert_eq!(copy, [7; 4096], "the copy holds the marks made before the flush");
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &at, &b), Ok(Verdict::SideIo { op: Op::Write, block: 4, count: 2, page: 150 }));
+        // The later mark: another flush of the disk below, then its copy.
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &at, &b), Ok(Verdict::SideIo { op: Op::Flush, block: 0, count: 0, page: 0 }));
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &at, &b), Ok(Verdict::SideIo { op: Op::Write, block: 4, count: 1, page: 150 }));
+        assert_eq!(c.flush(&flush(1, s, Some(Status::Ok)), &mut s, &at, &b), Ok(Verdict::Continue));
+        assert_eq!(c.written, 3);
+        // A flush of the disk below that fails: the run is changed again.
+        c.mark(5);
+        let mut s = 0;
+        assert!(matches!(c.flush(&flush(2, 0, None), &mut s, &at, &b), Ok(Verdict::SideIo { op: Op::Flush, .. })));
+        assert_eq!(c.flush(&flush(2, s, Some(Status::IoError)), &mut s, &at, &b), Err(Status::IoError));
+        assert!(c.is_changed(5));
     }
 
     #[test]

@@ -507,7 +507,7 @@ impl<'a> Integrity<'a> {
     /// Where the table is (see [`blk::metadata`]); a flush that waits
     /// reads the header into the scratch page.
     fn layout(&self) -> Layout {
-        Layout { block: FIRST_TABLE_BLOCK, page: TABLE_PAGE as u16, blocks: self.table, wait_block: 0, wait_page: SCRATCH_PAGE as u16 }
+        Layout { block: FIRST_TABLE_BLOCK, page: TABLE_PAGE as u16, blocks: self.table, wait_block: 0, wait_page: SCRATCH_PAGE as u16, snapshot: None }
     }
 
     /// The disk block of the clients' block 0.
@@ -560,8 +560,8 @@ impl Filter for Integrity<'_> {
         }
         match io.op {
             Op::Flush => {
-                let at = self.layout();
-                self.changes.flush(io, state, &at).unwrap_or_else(|status| {
+                let (at, Some(bounce)) = (self.layout(), self.bounce) else { return Verdict::Fail(Status::IoError) };
+                self.changes.flush(io, state, &at, &bounce).unwrap_or_else(|status| {
                     (self.say)(format_args!("writing the MAC table failed ({status:?}): the flush fails"));
                     Verdict::Fail(Status::IoError)
                 })

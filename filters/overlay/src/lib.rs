@@ -45,12 +45,15 @@
 //! and then, in its post-op, each written block is read into the
 //! request's staging page with a side I/O and copied over the base's data
 //! through the grant (so mixed reads need `data="read-write"`). A flush
-//! first writes the map blocks that changed (side I/O, one flush at a
-//! time: `blk::metadata`), then goes down:
-//! every write answered before a flush is in the clone after it, map and
-//! data, and survives a reboot or a kill. A write answered after the
-//! last flush may read back from the base after a kill, as a disk's cache
-//! may lose unflushed writes.
+//! first copies the map blocks that changed, flushes the disk below (the
+//! data they mark is then on the medium) and writes the copy (side I/O,
+//! one flush at a time: `blk::metadata`), then goes down: every write
+//! answered before a flush is in the clone after it, map and data, and
+//! survives a reboot or a kill; the map never marks a block whose data a
+//! power cut lost. A write answered after the last flush may read back
+//! from the base after a kill, as a disk's cache may lose unflushed
+//! writes. A restart would lose the marks not yet written: the manifest
+//! says `restart=no`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -79,8 +82,12 @@ const HEAD: usize = 40;
 const MAP_PAGE: u64 = 1;
 const STAGING_PAGE: u64 = MAP_PAGE + MAX_MAP_BLOCKS;
 const STAGING_PAGES: u64 = 128;
+/// Where a run of changed map blocks is copied before a flush of the disk
+/// below and written from after it (`blk::metadata`: the map never
+/// reaches the medium before the data it marks).
+const SNAPSHOT_PAGE: u64 = STAGING_PAGE + STAGING_PAGES;
 /// Bytes of bounce buffer the filter needs (its manifest declares them).
-pub const BOUNCE: u64 = (STAGING_PAGE + STAGING_PAGES) * BLOCK as u64;
+pub const BOUNCE: u64 = (SNAPSHOT_PAGE + MAX_MAP_BLOCKS) * BLOCK as u64;
 
 /// The state word: what a read or flush is doing between its calls.
 const MIXED: u64 = 1 << 63;
@@ -357,7 +364,7 @@ impl<'a> Overlay<'a> {
     /// Where the map is (see [`blk::metadata`]); a flush that waits reads
     /// the header into its own page (it never changes after setup).
     fn layout(&self) -> Layout {
-        Layout { block: FIRST_MAP_BLOCK, page: MAP_PAGE as u16, blocks: self.map_blocks, wait_block: 0, wait_page: 0 }
+        Layout { block: FIRST_MAP_BLOCK, page: MAP_PAGE as u16, blocks: self.map_blocks, wait_block: 0, wait_page: 0, snapshot: Some(SNAPSHOT_PAGE as u16) }
     }
 }
 
@@ -430,7 +437,7 @@ impl Filter for Overlay<'_> {
             },
             Op::Flush => {
                 let at = self.layout();
-                self.changes.flush(io, state, &at).unwrap_or_else(|status| {
+                self.changes.flush(io, state, &at, &bounce).unwrap_or_else(|status| {
                     (self.say)(format_args!("writing the map failed ({status:?}): the flush fails"));
                     Verdict::Fail(Status::IoError)
                 })
