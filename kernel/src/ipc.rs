@@ -67,8 +67,12 @@ impl Kernel {
         }
         let callee = c.peer as PdId;
         let cs = &self.pds[callee];
-        if cs.state() == State::Faulted && cs.parent().is_none() {
-            // Nobody will ever restart it.
+        let stopped = matches!(cs.state(), State::Faulted | State::Inactive);
+        if (cs.state() == State::Faulted && cs.parent().is_none()) || (stopped && cs.parent() == Some(me)) {
+            // Nobody will ever restart it: it has no parent, or its parent
+            // is the caller, which would wait in its queue and never hear
+            // of the fault (a child that faults in its init right after its
+            // restart, before the parent waits).
             return Err(Error::CalleeFaulted);
         }
         if cs.waits_for_call() {
@@ -164,8 +168,10 @@ impl Kernel {
     /// Hand the reply to the caller, which becomes runnable (but is not
     /// queued yet: see `reply_recv`).
     fn reply(&mut self, m: &mut impl Machine, me: PdId) -> Option<PdId> {
-        let caller = self.pds[me].end_call()?;
+        // (The budget ends even for a call its caller no longer waits for:
+        // left armed, it would stop the idle callee at its old deadline.)
         self.end_budget(me);
+        let caller = self.pds[me].end_call()?;
         self.end_lease(caller);
         let rc = &self.pds[me].ctx().x;
         let info = MessageInfo::from_raw(rc[0]);

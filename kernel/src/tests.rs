@@ -1295,3 +1295,40 @@ fn a_pd_waiting_on_an_interrupt_or_a_pending_deadline_keeps_the_system_alive() {
     h.k.budgets_running = 1;
     assert!(!h.k.stuck(), "a call deadline is still to come");
 }
+
+#[test]
+fn a_parent_that_calls_its_child_faulted_before_the_parent_waited_is_refused_not_queued() {
+    // (The child faults in its init right after its restart; the parent
+    // calls it before it waits to hear of the fault. Queued, it would wait
+    // for a restart only it could make.)
+    let mut h = Sys::new().pd("server", 10).pd("filter", 20).passive().channel(0, 0, 1, 0, true).child(0, 1, 0).build();
+    h.settle();
+    h.k.make_runnable(0);
+    h.k.schedule();
+    h.sys_as(0, sys::PD_RESTART, &[0]);
+    assert_eq!(h.current(), 1);
+    h.k.fault(&mut h.m, 1, FaultInfo { kind: FaultKind::UndefinedInstruction, address: 0, pc: 0x20_0000, esr: 0 });
+    h.k.schedule();
+    h.sys_as(0, sys::PP_CALL, &[0, 0]);
+    assert_eq!(h.state(0), State::Runnable);
+    assert_eq!(h.x(0, 0), Error::CalleeFaulted as u64);
+    // Then it hears of the fault when it waits.
+    h.sys_as(0, sys::RECV, &[]);
+    assert_eq!(h.x(0, 0), event::FAULT);
+}
+
+#[test]
+fn a_reply_to_a_call_its_caller_no_longer_waits_for_still_ends_the_budget() {
+    // The server's parent stops the server while the filter serves it.
+    let mut h = Sys::new().pd("parent", 5).pd("server", 10).pd("filter", 20).passive().call_budget(100).channel(1, 0, 2, 0, true).child(0, 1, 0).build();
+    h.settle();
+    h.k.make_runnable(1);
+    h.k.schedule();
+    h.sys_as(1, sys::PP_CALL, &[0, 0]);
+    h.k.stop_child(0, 0).unwrap();
+    h.sys_as(2, sys::REPLY_RECV, &[0]);
+    assert_eq!(h.k.pds[2].deadline(), None);
+    h.m.clock += 1000;
+    h.k.check_budgets(&mut h.m);
+    assert_eq!(h.state(2), State::Waiting, "the idle filter is not stopped at the old deadline");
+}
