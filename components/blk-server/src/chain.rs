@@ -333,6 +333,10 @@ pub(crate) struct Table {
     /// Restarted filters not yet called again (bit per filter): see
     /// `Server::resume`.
     pub(crate) resuming: u32,
+    /// Restarted filters with the setup hook whose disk was being set up
+    /// (for another filter) when they came back: set up again once it is
+    /// ready (`Server::set_up_again`).
+    pub(crate) resetup: u32,
     /// Requests waiting for a slot for their redirect or side I/O (their
     /// `want`), first come first served.
     spawn: Queue,
@@ -346,7 +350,7 @@ impl Table {
         for s in (0..MAX_SLOTS as u8).rev() {
             let _ = free.push(s);
         }
-        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false, resuming: 0 }
+        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false, resuming: 0, resetup: 0 }
     }
 
     pub(crate) fn free(&self) -> usize {
@@ -1276,6 +1280,10 @@ impl<'a> Server<'a> {
             // some of which this pass may have answered.
             if self.table.resuming != 0 {
                 again |= self.resume_waiting();
+            }
+            // Restarted filters waiting for their disk's setup to end.
+            if self.table.resetup != 0 {
+                again |= self.set_up_waiting();
             }
             // Redirects and side I/O start in slots of their own, and move
             // requests to chains, or levels, this pass has served: another

@@ -87,14 +87,39 @@ impl core::fmt::Display for SetupFailure {
 
 impl Server<'_> {
     /// Filter `f`, which has the setup hook, was restarted: if its disk was
-    /// ready, set it up again before the disk's clients' requests are taken.
+    /// ready, set it up again before the disk's clients' requests are taken;
+    /// if the disk is being set up (another filter's restart, or its first
+    /// setup), once that is done (`set_up_waiting`).
     pub(crate) fn set_up_again(&mut self, f: usize) {
         let disk = &mut self.disks[self.filters[f].disk()];
         let position = disk.chain.as_ref().and_then(|c| c.filters.iter().position(|&g| g as usize == f));
-        if let (DiskState::Ready, false, Some(position)) = (disk.state, disk.failed, position) {
-            disk.state = DiskState::Setup;
-            disk.setup = Progress { position, restarted: true, ..Progress::default() };
+        match (disk.state, disk.failed, position) {
+            (DiskState::Ready, false, Some(position)) => {
+                disk.state = DiskState::Setup;
+                disk.setup = Progress { position, restarted: true, ..Progress::default() };
+            }
+            (DiskState::Setup, false, Some(_)) => self.table.resetup |= 1 << f,
+            _ => {}
         }
+    }
+
+    /// Set up again the first restarted filter whose disk, being set up
+    /// when it came back, is ready now (one at a time per disk: the next
+    /// waits for this one); a failed disk's are dropped. Whether one was.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn set_up_waiting(&mut self) -> bool {
+        for f in crate::bits(self.table.resetup) {
+            let disk = &self.disks[self.filters[f].disk()];
+            if disk.failed {
+                self.table.resetup &= !(1 << f);
+            } else if disk.state == DiskState::Ready {
+                self.table.resetup &= !(1 << f);
+                self.set_up_again(f);
+                return true;
+            }
+        }
+        false
     }
 
     /// Go on with disk `d`'s chain setup as far as it goes without waiting:

@@ -444,3 +444,54 @@ proptest::proptest! {
         proptest::prop_assert_eq!(h.server.table.free(), chain::MAX_SLOTS);
     }
 }
+
+#[test]
+fn a_filter_restarted_while_its_disk_is_set_up_again_for_another_is_set_up_again_after() {
+    // f0 (top) and f1 both have the setup hook; f0's second setup takes a
+    // read. f1 stops and is restarted while that read is at the driver.
+    let f0 = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: filter::op_bit(Op::Write) };
+    let mut f0_setups = 0;
+    let setup: SetupFn = Box::new(move |f, call: SetupCall, _| match (f, call.round) {
+        (0, 0) => {
+            f0_setups += 1;
+            if f0_setups == 1 {
+                SetupStep::Ready { first: 0, blocks: call.below }
+            } else {
+                SetupStep::Read { block: 0, count: 1, offset: 0 }
+            }
+        }
+        _ => SetupStep::Ready { first: 0, blocks: call.below },
+    });
+    let mut h = chain_harness_with_setup(&[8], &[f0, SETS_UP], 8, always(Verdict::Continue), Some(setup));
+    assert_eq!(client_blocks(&mut h), Some(DISK_BLOCKS));
+    h.push(0, Request::new(1, Op::Read, 5, 1, 0));
+    h.run();
+    let read = h.driver_requests();
+    assert_eq!(read.len(), 1);
+    // f0 stops on a write and is restarted: set up again, with a read.
+    h.up.stop.push(0);
+    h.push(0, Request::new(2, Op::Write, 6, 1, 0));
+    h.run();
+    h.run();
+    let setup_read = h.driver_requests();
+    assert_eq!(setup_read.len(), 1, "f0's setup read");
+    // f1 stops on the first read's post-op, restarted while the disk is in
+    // f0's setup.
+    h.up.stop.push(1);
+    h.complete(&read, Status::Ok);
+    h.run();
+    assert!(h.events.iter().any(|e| matches!(e, Event::FilterStopped { filter: 1, restart: true, .. })), "{:?}", h.events);
+    h.complete(&setup_read, Status::Ok);
+    h.run();
+    h.run();
+    let f1_setups = h.up.setups.iter().filter(|(f, c)| *f == 1 && c.round == 0).count();
+    assert_eq!(f1_setups, 2, "f1 is set up again once f0's setup is done: {:?}", h.up.setups);
+    // And the disk serves its client again.
+    h.push(0, Request::new(3, Op::Read, 7, 1, 0));
+    h.run();
+    let reqs = h.driver_requests();
+    assert_eq!(reqs.len(), 1);
+    h.complete(&reqs, Status::Ok);
+    h.run();
+    assert!(h.responses(0).iter().any(|r| r.id == 3 && r.status() == Ok(Status::Ok)));
+}
