@@ -330,13 +330,12 @@ pub(crate) struct Table {
     /// A disk became ready (or known to have no device) that a disk whose
     /// filters link to it waits for: the run loop looks at the disks again.
     pub(crate) relook: bool,
-    /// Restarted filters not yet called again (bit per filter): see
-    /// `Server::resume`.
-    pub(crate) resuming: u32,
-    /// Restarted filters with the setup hook whose disk was being set up
-    /// (for another filter) when they came back: set up again once it is
-    /// ready (`Server::set_up_again`).
-    pub(crate) resetup: u32,
+    /// Restarted filters (a bit per filter): in the low half those not yet
+    /// called again (`Server::resume`); in the high half ([`RESETUP`]) those
+    /// with the setup hook whose disk was being set up (for another filter)
+    /// when they came back, set up again once it is ready
+    /// (`Server::set_up_again`). (One word: a pass tests both at once.)
+    pub(crate) restarted: u64,
     /// Requests waiting for a slot for their redirect or side I/O (their
     /// `want`), first come first served.
     spawn: Queue,
@@ -350,7 +349,7 @@ impl Table {
         for s in (0..MAX_SLOTS as u8).rev() {
             let _ = free.push(s);
         }
-        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false, resuming: 0, resetup: 0 }
+        Table { slots: [Slot::EMPTY; MAX_SLOTS], free, spawn: Queue::EMPTY, moved: false, relook: false, restarted: 0 }
     }
 
     pub(crate) fn free(&self) -> usize {
@@ -451,6 +450,11 @@ pub struct Chain {
     /// Ready to be answered.
     up: Queue,
 }
+
+/// Where the bits of filters waiting to be set up again start in
+/// `Table::restarted`.
+pub(crate) const RESETUP: usize = 32;
+const _: () = assert!(blk::config::MAX_FILTERS <= RESETUP);
 
 /// Where the post-op queues' bits start in `Chain::waiting`.
 const POST: usize = 8;
@@ -1210,7 +1214,7 @@ impl<'a> Server<'a> {
     /// setup hook whose disk was ready is set up again first (see `setup`).
     pub fn filter_restarted(&mut self, f: usize) {
         if f < self.filters.len() {
-            self.table.resuming |= 1 << f;
+            self.table.restarted |= 1 << f;
             self.resume(f);
         }
     }
@@ -1222,7 +1226,7 @@ impl<'a> Server<'a> {
     #[inline(never)]
     fn resume_waiting(&mut self) -> bool {
         let mut any = false;
-        for f in crate::bits(self.table.resuming) {
+        for f in crate::bits(self.table.restarted as u32) {
             any |= self.resume(f);
         }
         any
@@ -1249,7 +1253,7 @@ impl<'a> Server<'a> {
                 return false;
             }
         }
-        self.table.resuming &= !(1 << f);
+        self.table.restarted &= !(1 << f);
         self.filters[f].alive = true;
         if self.filters[f].wants_setup() {
             self.set_up_again(f);
@@ -1277,13 +1281,10 @@ impl<'a> Server<'a> {
                 }
             }
             // Restarted filters waiting for their earlier life's requests,
-            // some of which this pass may have answered.
-            if self.table.resuming != 0 {
-                again |= self.resume_waiting();
-            }
-            // Restarted filters waiting for their disk's setup to end.
-            if self.table.resetup != 0 {
-                again |= self.set_up_waiting();
+            // some of which this pass may have answered, or for their
+            // disk's setup to end. (One test for both.)
+            if self.table.restarted != 0 {
+                again |= self.resume_waiting() | self.set_up_waiting();
             }
             // Redirects and side I/O start in slots of their own, and move
             // requests to chains, or levels, this pass has served: another

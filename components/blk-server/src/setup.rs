@@ -28,7 +28,7 @@
 use blk::filter::{Completion, SetupCall, SetupError, SetupStep};
 use blk::{Op, Status};
 
-use crate::chain::{self, CallError, Upcalls, Window, MAX_SLOTS};
+use crate::chain::{self, CallError, Upcalls, Window, MAX_SLOTS, RESETUP};
 use crate::{DiskState, Event, Server, Wake};
 
 /// Where a disk's chain setup stands.
@@ -98,7 +98,7 @@ impl Server<'_> {
                 disk.state = DiskState::Setup;
                 disk.setup = Progress { position, restarted: true, ..Progress::default() };
             }
-            (DiskState::Setup, false, Some(_)) => self.table.resetup |= 1 << f,
+            (DiskState::Setup, false, Some(_)) => self.table.restarted |= 1 << (RESETUP + f),
             _ => {}
         }
     }
@@ -109,12 +109,12 @@ impl Server<'_> {
     #[cold]
     #[inline(never)]
     pub(crate) fn set_up_waiting(&mut self) -> bool {
-        for f in crate::bits(self.table.resetup) {
+        for f in crate::bits((self.table.restarted >> RESETUP) as u32) {
             let disk = &self.disks[self.filters[f].disk()];
             if disk.failed {
-                self.table.resetup &= !(1 << f);
+                self.table.restarted &= !(1 << (RESETUP + f));
             } else if disk.state == DiskState::Ready {
-                self.table.resetup &= !(1 << f);
+                self.table.restarted &= !(1 << (RESETUP + f));
                 self.set_up_again(f);
                 return true;
             }
