@@ -67,13 +67,15 @@ impl Kernel {
         }
         let callee = c.peer as PdId;
         let cs = &self.pds[callee];
-        let stopped = matches!(cs.state(), State::Faulted | State::Inactive);
-        if (cs.state() == State::Faulted && cs.parent().is_none()) || (stopped && cs.parent() == Some(me)) {
-            // Nobody will ever restart it: it has no parent, or its parent
-            // is the caller, which would wait in its queue and never hear
-            // of the fault (a child that faults in its init right after its
-            // restart, before the parent waits).
-            return Err(Error::CalleeFaulted);
+        if !cs.waits_for_call() && matches!(cs.state(), State::Faulted | State::Inactive) {
+            let parent = cs.parent();
+            if (cs.state() == State::Faulted && parent.is_none()) || parent == Some(me) {
+                // Nobody will ever restart it: it has no parent, or its
+                // parent is the caller, which would wait in its queue and
+                // never hear of the fault (a child that faults in its init
+                // right after its restart, before the parent waits).
+                return Err(Error::CalleeFaulted);
+            }
         }
         if cs.waits_for_call() {
             self.deliver_call(m, me, callee, c.peer_channel);
