@@ -23,14 +23,16 @@
 //!   secondary answers.
 //!
 //! The first failure of either disk is reported on the console once: the
-//! mirror is degraded from then on (each request still tries both). The
-//! secondary must be at least as large as the primary: a block past its
-//! end fails. The filter never touches request data (`data="none"`): the
+//! mirror is degraded from then on (each request still tries both). Its
+//! clients see the smaller of the two disks (its setup says so when the
+//! secondary is the smaller); a secondary with no blocks (absent, or its
+//! chain failed) leaves the mirror degraded from the start, its writes
+//! failing. The filter never touches request data (`data="none"`): the
 //! server moves the data between the disks.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
-use blk::filter::{Completion, Filter, Io, RequestData, Verdict};
+use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
 use blk::{Op, Status};
 use core::fmt;
 
@@ -78,6 +80,20 @@ impl Mirror {
 }
 
 impl Filter for Mirror {
+    /// The window: the primary's blocks, or the secondary's if fewer (a
+    /// write past the secondary's end could not be copied).
+    fn setup(&mut self, call: &SetupCall, _: Option<&blk::Shared<'_>>) -> SetupStep {
+        let (below, linked) = (call.below, call.linked);
+        if linked == 0 {
+            self.degraded = true;
+            (self.say)(format_args!("the secondary has no blocks (no device, or its chain failed): the mirror is degraded, and every write fails"));
+        } else if linked < below {
+            (self.say)(format_args!("the secondary has {linked} blocks, the primary {below}: the mirror offers {linked}"));
+            return SetupStep::Ready { first: 0, blocks: linked };
+        }
+        SetupStep::Ready { first: 0, blocks: below }
+    }
+
     fn post_state(&mut self, io: &Io, done: Completion, _: &dyn RequestData, state: &mut u64) -> Verdict {
         let ok = done.status == Status::Ok;
         if *state & 0xff == ON_SECONDARY {
@@ -167,6 +183,18 @@ mod tests {
         assert_eq!(post(&mut m, Op::Read, on_secondary(0), Status::Ok, 2).0, Verdict::Continue, "the secondary's data goes up");
         assert_eq!(post(&mut m, Op::Read, on_secondary(0), Status::IoError, 0).0, Verdict::Fail(Status::IoError));
         assert_eq!((m.counts.failed_over, m.counts.secondary_failures), (1, 1));
+    }
+
+    #[test]
+    fn its_clients_see_the_smaller_disk_and_a_missing_secondary_is_said() {
+        let mut m = Mirror::new(quiet);
+        let call = |below, linked| SetupCall { round: 0, below, last: None, linked };
+        assert_eq!(m.setup(&call(1000, 1000), None), SetupStep::Ready { first: 0, blocks: 1000 });
+        assert_eq!(m.setup(&call(1000, 2000), None), SetupStep::Ready { first: 0, blocks: 1000 });
+        assert_eq!(m.setup(&call(1000, 600), None), SetupStep::Ready { first: 0, blocks: 600 });
+        assert!(!m.degraded);
+        assert_eq!(m.setup(&call(1000, 0), None), SetupStep::Ready { first: 0, blocks: 1000 });
+        assert!(m.degraded);
     }
 
     #[test]
