@@ -84,6 +84,15 @@ impl<const WORDS: usize> Changes<WORDS> {
         self.changed[(i / 64) as usize % WORDS] & 1 << (i % 64) != 0
     }
 
+    /// The run `first .. first + count` was not written (its write, or the
+    /// flush before it, failed): changed again, and no flush writes.
+    fn not_written(&mut self, first: u64, count: u64) {
+        for i in first..first + count {
+            self.mark(i);
+        }
+        self.writer = 0;
+    }
+
     fn set(&mut self, i: u64, changed: bool) {
         let (w, bit) = ((i / 64) as usize % WORDS, 1u64 << (i % 64));
         if changed {
@@ -103,17 +112,12 @@ impl<const WORDS: usize> Changes<WORDS> {
         if let (Some(side), true) = (io.side, *state & (WROTE | FLUSHED) != 0) {
             let (first, count) = ((*state >> 16) & 0xffff_ffff, *state & 0xffff);
             if side.status != Status::Ok {
-                for i in first..first + count {
-                    self.mark(i);
-                }
-                self.writer = 0;
+                self.not_written(first, count);
                 return Err(side.status);
             }
             if *state & FLUSHED != 0 {
                 // The disk below is flushed: now the copy.
-                *state = WROTE | first << 16 | count;
-                let page = at.snapshot.unwrap_or(at.page);
-                return Ok(Verdict::SideIo { op: Op::Write, block: at.block + first, count: count as u32, page });
+                return Ok(write(state, at, first, count));
             }
             self.written += count;
         }
@@ -141,18 +145,34 @@ impl<const WORDS: usize> Changes<WORDS> {
             let len = count as usize * BLOCK_SIZE as usize;
             let (from, to) = ((usize::from(at.page) + first as usize) * BLOCK_SIZE as usize, usize::from(snapshot) * BLOCK_SIZE as usize);
             if bounce.copy_to(from, bounce, to, len).is_err() {
-                for i in first..=last {
-                    self.mark(i);
-                }
-                self.writer = 0;
+                self.not_written(first, count);
                 return Err(Status::IoError);
             }
             *state = FLUSHED | first << 16 | count;
             return Ok(Verdict::SideIo { op: Op::Flush, block: 0, count: 0, page: 0 });
         }
-        *state = WROTE | first << 16 | count;
-        Ok(Verdict::SideIo { op: Op::Write, block: at.block + first, count: count as u32, page: at.page + first as u16 })
+        Ok(write(state, at, first, count))
     }
+}
+
+/// The side write of the run `first .. first + count` (`state` says so):
+/// from the snapshot pages if the layout has them, else from its place.
+fn write(state: &mut u64, at: &Layout, first: u64, count: u64) -> Verdict {
+    *state = WROTE | first << 16 | count;
+    let page = at.snapshot.unwrap_or(at.page + first as u16);
+    Verdict::SideIo { op: Op::Write, block: at.block + first, count: count as u32, page }
+}
+
+/// Put `header` in bounce pages `page` and `page + 1` (where
+/// [`open_headers`] finds the two copies read at setup): the step that
+/// writes them as the header and its backup, `None` if the pages are not
+/// in `bounce`.
+pub fn put_copies(bounce: &Shared<'_>, page: u64, header: &[u8]) -> Option<SetupStep> {
+    let at = |copy: u64| (page + copy) * BLOCK_SIZE as u64;
+    for copy in 0..2 {
+        bounce.write_bytes(at(copy) as usize, header).ok()?;
+    }
+    Some(SetupStep::Write { block: 0, count: 2, offset: at(0) })
 }
 
 /// A header (block 0) and its backup (block 1) as read at setup, into

@@ -71,7 +71,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
-use blk::metadata::{open_headers, Changes, HeaderCopies, Headers, Layout};
+use blk::metadata::{open_headers, put_copies, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -286,12 +286,9 @@ impl<'a> Integrity<'a> {
             return self.fail(format_args!("a header that does not fit the disk ({m} table blocks, {n} blocks, on {below})"));
         }
         (self.table, self.blocks) = (m, n);
-        if rewrite {
-            // Both copies anew (their magic was what was damaged).
-            let header = self.header();
-            if bounce.write_bytes(0, &header).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &header).is_err() {
-                return self.fail(format_args!("cannot write the header"));
-            }
+        // Both copies anew (their magic was what was damaged).
+        if rewrite && put_copies(bounce, 0, &self.header()).is_none() {
+            return self.fail(format_args!("cannot write the header"));
         }
         match mend {
             Some(step) => {
@@ -400,12 +397,9 @@ impl<'a> Integrity<'a> {
         // cut from here until the header is written finds it, and formats
         // again (with no header at all, a table of this key's "never
         // written" MACs would make the disk look wiped).
-        let mark = self.header_of(0, 0);
-        if bounce.write_bytes(0, &mark).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &mark).is_err() {
-            return self.fail(format_args!("cannot write the header"));
-        }
+        let Some(step) = put_copies(bounce, 0, &self.header_of(0, 0)) else { return self.fail(format_args!("cannot write the header")) };
         self.stage = Stage::Marking;
-        SetupStep::Write { block: 0, count: 2, offset: 0 }
+        step
     }
 
     /// Formatting: fill table block `next` with "never written" and write
@@ -434,12 +428,9 @@ impl<'a> Integrity<'a> {
 
     /// The table is on the medium: the header and its backup, in one write.
     fn write_header(&mut self, bounce: &Shared<'_>) -> SetupStep {
-        let header = self.header();
-        if bounce.write_bytes(0, &header).is_err() || bounce.write_bytes(SCRATCH_PAGE as usize * BLOCK, &header).is_err() {
-            return self.fail(format_args!("cannot write the header"));
-        }
+        let Some(step) = put_copies(bounce, 0, &self.header()) else { return self.fail(format_args!("cannot write the header")) };
         self.stage = Stage::Formatted;
-        SetupStep::Write { block: 0, count: 2, offset: 0 }
+        step
     }
 
     /// Reading the table: the next piece from table block `next`.

@@ -58,7 +58,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
-use blk::metadata::{open_headers, Changes, HeaderCopies, Headers, Layout};
+use blk::metadata::{open_headers, put_copies, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
@@ -306,12 +306,9 @@ impl<'a> Overlay<'a> {
         // (A copy the decision trusts has its fields vouched for.)
         let Some((m, blocks)) = fields[from] else { return self.fail(format_args!("a header that does not fit the disk of {below} blocks")) };
         (self.map_blocks, self.blocks) = (m, blocks);
-        if rewrite {
-            // Both copies anew (their magic was what was damaged).
-            let h = self.header();
-            if [STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {
-                return self.fail(format_args!("cannot write the header"));
-            }
+        // Both copies anew (their magic was what was damaged).
+        if rewrite && put_copies(bounce, STAGING_PAGE, &self.header()).is_none() {
+            return self.fail(format_args!("cannot write the header"));
         }
         match mend {
             Some(step) => {
@@ -390,13 +387,9 @@ impl Filter for Overlay<'_> {
                 SetupStep::Flush
             }
             Stage::MapFlushing if ok => {
-                let h = self.header();
-                let at = |page: u64| (page * BLOCK as u64) as usize;
-                if [0, STAGING_PAGE, STAGING_PAGE + 1].iter().any(|&p| bounce.write_bytes(at(p), &h).is_err()) {
-                    return self.fail(format_args!("cannot write the header"));
-                }
+                let Some(step) = put_copies(&bounce, STAGING_PAGE, &self.header()) else { return self.fail(format_args!("cannot write the header")) };
                 self.stage = Stage::Formatted;
-                SetupStep::Write { block: 0, count: 2, offset: STAGING_PAGE * BLOCK as u64 }
+                step
             }
             Stage::Formatted | Stage::Map if ok => {
                 let written = self.written_total(&bounce);
