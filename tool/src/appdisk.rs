@@ -6,8 +6,8 @@
 //! an application disk: a symbolic link, a device, a FIFO or a socket is
 //! refused with the path, as is a name FAT cannot hold or two names that
 //! differ only in case. The image is written by `fatdisk::writer`: the
-//! manifest, then each file from a 4 KiB boundary, zero-padded. A failed
-//! write leaves no image behind.
+//! manifest, then each file from a 4 KiB boundary, zero-padded (its
+//! folders are made if missing). A failed write leaves no image behind.
 
 use fatdisk::dir::Stamp;
 use fatdisk::writer::{AppDisk, Builder, DirId, NodeId, WriteError};
@@ -74,7 +74,12 @@ pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
 
 fn write_image(disk: &AppDisk<PathBuf>, dir: &Path, image: &Path) -> Result<(), String> {
     let cannot_write = |e: &dyn std::fmt::Display| format!("cannot write image '{}': {e}", image.display());
-    let file = File::create(image).map_err(|e| format!("cannot create image '{}': {e}", image.display()))?;
+    let cannot_create = |e: &dyn std::fmt::Display| format!("cannot create image '{}': {e}", image.display());
+    // (As `make run` makes the folders of its disk images.)
+    if let Some(parent) = image.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| cannot_create(&e))?;
+    }
+    let file = File::create(image).map_err(|e| cannot_create(&e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     disk.write_to(&mut out, |f| File::open(&f.source)).map_err(|e| match e {
         WriteError::Output(error) => cannot_write(&error),
@@ -88,10 +93,10 @@ fn write_image(disk: &AppDisk<PathBuf>, dir: &Path, image: &Path) -> Result<(), 
 /// the next image built from it, half written.
 fn refuse_image_inside(dir: &Path, image: &Path) -> Result<(), String> {
     let dir = fs::canonicalize(dir).map_err(|e| format!("cannot read folder '{}': {e}", dir.display()))?;
-    let parent = match image.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    // The image's folder, or the nearest one above it that exists (the
+    // image's folders are made).
+    let parent = image.ancestors().skip(1).find(|p| p.as_os_str().is_empty() || p.exists()).unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
     if let Ok(parent) = fs::canonicalize(parent) {
         if parent.starts_with(&dir) {
             return Err(format!("the image '{}' would be inside the folder '{}' it is built from", image.display(), dir.display()));

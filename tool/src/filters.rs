@@ -66,6 +66,7 @@ impl Programs {
             needs: m.needs.iter().map(|p| p.to_string()).collect(),
             links: m.links,
             restart: m.restart,
+            budget: m.budget,
             data: match m.data {
                 0 => DataAccess::None,
                 r if r & blk::filter::DATA_WRITE == 0 => DataAccess::Read,
@@ -109,6 +110,8 @@ pub struct Declared {
     pub links: Option<u8>,
     /// Whether a restart keeps its promises (`Manifest::restart`).
     pub restart: bool,
+    /// Its upcalls' budget unless declared (`Manifest::budget`).
+    pub budget: Option<u64>,
 }
 
 // (The manifest's data rights are the kernel's grant rights.)
@@ -129,6 +132,7 @@ impl Declared {
             data: DataAccess::None,
             links: None,
             restart: true,
+            budget: None,
         }
     }
 }

@@ -875,7 +875,7 @@ impl Expansion<'_> {
             let mut pd = generated_pd(&decl.name, &decl.program, decl.effective_priority(), pos);
             pd.passive = true;
             pd.stack_size = FILTER_STACK_SIZE;
-            pd.call_budget = Some(decl.budget.unwrap_or(DEFAULT_FILTER_BUDGET_US));
+            pd.call_budget = Some(decl.budget.or(f.declared.budget).unwrap_or(DEFAULT_FILTER_BUDGET_US));
             pd.parent = Some(server_index);
             pd.child_id = Some(i as u8);
             pd.program_image_pos = pos;

@@ -144,6 +144,22 @@ fn an_image_inside_its_own_folder_is_refused() {
     let (folder, _) = fresh("appdisk-inside");
     let err = refused(&folder, &folder.join("sub/app.img"));
     assert!(err.contains("would be inside the folder"), "{err}");
+    // Also in folders of it that do not exist yet.
+    let (folder, _) = fresh("appdisk-inside-new");
+    let err = refused(&folder, &folder.join("new/deeper/app.img"));
+    assert!(err.contains("would be inside the folder"), "{err}");
+    assert!(!folder.join("new").exists());
+}
+
+#[test]
+fn the_images_folders_are_made_if_missing() {
+    // As on a fresh checkout: `make appdisk DIR=apps IMAGE=build/apps.img`
+    // before anything made `build/`.
+    let (folder, image) = fresh("appdisk-new-folders");
+    let image = image.parent().unwrap().join("build/more/app.img");
+    let run = strata_appdisk(&folder, &image);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(fs::metadata(&image).unwrap().len() > 0);
 }
 
 #[test]

@@ -564,3 +564,14 @@ fn a_filter_budget_shorter_than_an_upcall_takes_is_warned_of() {
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(said[0].starts_with("3:9: filter 'crypt0' may take 999 us an upcall"), "{said:?}");
 }
+
+#[test]
+fn a_manifests_budget_is_the_default_a_declared_budget_overrides() {
+    let slow = "strata-filter 1\0hooks=pre\0ops=write,flush\0params=\0bounce=0\0budget=400000\0";
+    let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", slow)]);
+    let sd = expand(SYSTEM, &p).unwrap();
+    assert_eq!(sd.pd("audit0").unwrap().1.call_budget, Some(400_000));
+    let declared = SYSTEM.replace(r#"program="filter_plain""#, r#"program="filter_plain" budget="2000""#);
+    let sd = expand(&declared, &p).unwrap();
+    assert_eq!(sd.pd("audit0").unwrap().1.call_budget, Some(2_000));
+}

@@ -23,7 +23,7 @@ pub const MAX_CHAIN: usize = 8;
 /// `<param>`s of one filter at most, and their sizes (NUL-padded fields).
 pub const MAX_PARAMS: usize = 8;
 pub const PARAM_KEY: usize = 32;
-pub const PARAM_VALUE: usize = 128;
+pub const PARAM_VALUE: usize = 512;
 /// "No lend" in a filter's lend tables.
 pub const NO_LEND: u8 = 0xff;
 /// `<link>`s of one filter at most.

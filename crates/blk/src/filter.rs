@@ -834,6 +834,10 @@ pub struct Manifest<'a> {
     pub links: Option<u8>,
     /// Whether it may be declared `on_fault="restart"`.
     pub restart: bool,
+    /// Microseconds one upcall may take when its `<filter>` declares no
+    /// `budget` (the tool's default when this says none): for a filter
+    /// whose calls do more than most, within a bound it knows.
+    pub budget: Option<u64>,
 }
 
 /// A manifest's data rights, the same bits as `abi`'s grant rights
@@ -882,6 +886,7 @@ impl<'a> Manifest<'a> {
             bounce: 0,
             caches: false,
             restart: true,
+            budget: None,
             pre_ops: 0,
             post_ops: 0,
             needs: heapless::Vec::new(),
@@ -922,6 +927,13 @@ impl<'a> Manifest<'a> {
                         return Err(ManifestError::BadField);
                     }
                     m.links = Some(n);
+                }
+                "budget" => {
+                    let us: u64 = value.parse().map_err(|_| ManifestError::BadField)?;
+                    if us == 0 {
+                        return Err(ManifestError::BadField);
+                    }
+                    m.budget = Some(us);
                 }
                 "restart" => {
                     m.restart = match value {
@@ -1275,6 +1287,9 @@ mod tests {
         assert_eq!(Manifest::parse(b"strata-filter 1\0links=1\0").unwrap().links, Some(1));
         assert!(Manifest::parse(b"strata-filter 1\0").unwrap().restart, "a restart unless it says no");
         assert!(!Manifest::parse(b"strata-filter 1\0restart=no\0").unwrap().restart);
+        assert_eq!(Manifest::parse(b"strata-filter 1\0budget=400000\0").unwrap().budget, Some(400_000));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0").unwrap().budget, None);
+        assert_eq!(Manifest::parse(b"strata-filter 1\0budget=0\0").err(), Some(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0restart=maybe\0"), Err(ManifestError::BadField));
         for bad in [&b"strata-filter 1\0links=many\0"[..], b"strata-filter 1\0links=200\0"] {
             assert_eq!(Manifest::parse(bad), Err(ManifestError::BadField));

@@ -134,14 +134,17 @@ pub fn short_entry(out: &mut [u8; DIR_ENTRY_SIZE], name: &[u8; 11], attr: u8, cl
 }
 
 /// Write long-name part `ordinal` (1-based: part 1 holds units 0-12) of
-/// `name`, which has `parts` parts in all.
-pub fn long_entry(out: &mut [u8; DIR_ENTRY_SIZE], name: &str, ordinal: usize, parts: usize, checksum: u8) {
+/// the name whose UTF-16 units are `name`, which has `parts` parts in all.
+/// (Units, not a `str`: a part is then 13 units wherever it is in the
+/// name, and a name of 255 units costs its 20 parts once each, not 20
+/// walks along it.)
+pub fn long_entry(out: &mut [u8; DIR_ENTRY_SIZE], name: &[u16], ordinal: usize, parts: usize, checksum: u8) {
     out.fill(0);
     let first = (ordinal - 1) * UNITS_PER_LFN_ENTRY;
     out[0] = ordinal as u8 | if ordinal == parts { LAST_LONG_ENTRY } else { 0 };
     out[11] = ATTR_LONG_NAME;
     out[13] = checksum;
-    let mut units = name.encode_utf16().skip(first);
+    let mut units = name.get(first..).unwrap_or(&[]).iter().copied();
     let mut ended = false;
     for off in LFN_UNIT_OFFSETS {
         let unit = match (ended, units.next()) {
@@ -160,6 +163,10 @@ pub fn long_entry(out: &mut [u8; DIR_ENTRY_SIZE], name: &str, ordinal: usize, pa
 mod tests {
     use super::*;
 
+    fn utf16(name: &str) -> Vec<u16> {
+        name.encode_utf16().collect()
+    }
+
     fn units(e: &[u8; 32]) -> Vec<u16> {
         LFN_UNIT_OFFSETS.iter().map(|&o| u16::from_le_bytes([e[o], e[o + 1]])).collect()
     }
@@ -167,13 +174,13 @@ mod tests {
     #[test]
     fn a_long_name_part_ends_with_one_nul_then_ffff_padding() {
         let mut e = [0u8; 32];
-        long_entry(&mut e, "abcdefghijklmnop", 2, 2, 0x5a);
+        long_entry(&mut e, &utf16("abcdefghijklmnop"), 2, 2, 0x5a);
         assert_eq!(e[0], 2 | LAST_LONG_ENTRY);
         assert_eq!(e[11], ATTR_LONG_NAME);
         assert_eq!(e[13], 0x5a);
         let want: Vec<u16> = "nop".encode_utf16().chain([0]).chain([0xFFFF; 9]).collect();
         assert_eq!(units(&e), want);
-        long_entry(&mut e, "abcdefghijklmnop", 1, 2, 0x5a);
+        long_entry(&mut e, &utf16("abcdefghijklmnop"), 1, 2, 0x5a);
         assert_eq!(e[0], 1);
         assert_eq!(units(&e), "abcdefghijklm".encode_utf16().collect::<Vec<_>>());
     }
@@ -181,7 +188,7 @@ mod tests {
     #[test]
     fn a_name_of_exactly_13_units_has_no_terminator() {
         let mut e = [0u8; 32];
-        long_entry(&mut e, "abcdefghijklm", 1, 1, 0);
+        long_entry(&mut e, &utf16("abcdefghijklm"), 1, 1, 0);
         assert_eq!(units(&e), "abcdefghijklm".encode_utf16().collect::<Vec<_>>());
     }
 

@@ -180,88 +180,15 @@ pub struct Layout<'a> {
 
 impl<'a> Layout<'a> {
     /// Lay out `manifest`, keeping what each entry needs in `scratch` (at
-    /// least `manifest.len()` entries). Costs O(entries + bytes of names).
+    /// least `manifest.len()` entries): every slice of [`Laying`] at once.
+    /// Costs O(entries + bytes of names).
     pub fn new(manifest: Manifest<'a>, scratch: &'a mut [EntryLayout]) -> Result<Layout<'a>, Error> {
-        let n = manifest.len();
-        let got = scratch.len();
-        let Some(table) = scratch.get_mut(..n as usize) else {
-            return Err(Error::ScratchTooSmall { needed: n, got });
-        };
-        table.fill(EntryLayout::EMPTY);
-
-        // Children: the manifest keeps each directory's children in one run.
-        for i in 1..n {
-            let dir = &mut table[manifest.entry(i).parent as usize];
-            if dir.child_end == 0 {
-                dir.first_child = i;
-            }
-            dir.child_end = i + 1;
-        }
-
-        // Slots, one directory's children after another.
-        let mut next_slot = 0u64;
-        for i in 1..n {
-            let entry = manifest.entry(i);
-            let parent = entry.parent as usize;
-            if table[parent].first_child == i {
-                next_slot = u64::from(first_child_slot(entry.parent));
-            }
-            table[i as usize].slot = next_slot as u32;
-            next_slot += slots_of(entry.name);
-            if next_slot > u64::from(MAX_DIR_SLOTS) {
-                // What the whole directory needs (its children are one
-                // run), so the error says how far over it is.
-                let end = table[parent].child_end;
-                let rest: u64 = (i + 1..end).map(|k| slots_of(manifest.entry(k).name)).sum();
-                return Err(Error::DirectoryTooLarge { entry: entry.parent, slots: next_slot + rest });
+        let mut laying = Laying::start(manifest, scratch)?;
+        loop {
+            if let Some(layout) = laying.step(u32::MAX)? {
+                return Ok(layout);
             }
         }
-
-        // FAT16 if the other entries' clusters and the root's slots fit
-        // it; then the root has its own area and no clusters.
-        let root_slots = dir_slots(&manifest, table, 0);
-        let clusters_of_entry = |table: &[EntryLayout], i: u32| {
-            let entry = manifest.entry(i);
-            match entry.kind {
-                Kind::Dir => u64::from(dir_slots(&manifest, table, i)).div_ceil(u64::from(SLOTS_PER_CLUSTER)),
-                Kind::File => manifest::blocks_for(entry.size),
-            }
-        };
-        // At most 2^20 entries of at most 2^20 clusters: no overflow.
-        let others: u64 = (1..n).map(|i| clusters_of_entry(table, i)).sum();
-        let fat = if others <= u64::from(FAT16_MAX_CLUSTERS) && root_slots <= FAT16_MAX_ROOT_SLOTS {
-            FatType::Fat16
-        } else {
-            FatType::Fat32
-        };
-
-        // Clusters, in table order.
-        let mut next_cluster = u64::from(FIRST_CLUSTER);
-        for i in 0..n {
-            if i > 0 || fat == FatType::Fat32 {
-                next_cluster += clusters_of_entry(table, i);
-            }
-            // Wrong once past the limit, but then the layout is refused.
-            table[i as usize].end_cluster = next_cluster as u32;
-        }
-        let needed = next_cluster - u64::from(FIRST_CLUSTER);
-        if needed > u64::from(MAX_CLUSTERS) {
-            return Err(Error::TooManyClusters { needed });
-        }
-
-        let used_clusters = needed as u32;
-        let (clusters, fat_blocks, root_blocks) = match fat {
-            FatType::Fat16 => {
-                let clusters = used_clusters.max(FAT16_MIN_CLUSTERS);
-                let root_blocks = root_slots.div_ceil(SLOTS_PER_CLUSTER).max(FAT16_MIN_ROOT_BLOCKS);
-                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT16_ENTRIES_PER_BLOCK), root_blocks)
-            }
-            FatType::Fat32 => {
-                let clusters = used_clusters.max(MIN_CLUSTERS);
-                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT_ENTRIES_PER_BLOCK), 0)
-            }
-        };
-        Ok(Layout { manifest, entries: table, fat, used_clusters, clusters, fat_blocks, root_blocks })
     }
 
     /// FAT16 or FAT32.
@@ -351,6 +278,168 @@ impl<'a> Layout<'a> {
         children.start + after.saturating_sub(1)
     }
 }
+
+/// A layout being made a slice at a time, as a manifest is checked
+/// ([`crate::manifest::Check`]): four passes over the entries (each
+/// directory's children, the directory slots, FAT16 or FAT32, the
+/// clusters), each [`Laying::step`] going on where the last stopped.
+#[derive(Debug)]
+pub struct Laying<'a> {
+    manifest: Manifest<'a>,
+    table: &'a mut [EntryLayout],
+    pass: Pass,
+    /// The next entry of the pass.
+    i: u32,
+    /// Slots: the next free slot of the directory being filled.
+    next_slot: u64,
+    /// Counting: the clusters of every entry but the root.
+    others: u64,
+    fat: FatType,
+    /// Clusters: the cluster after the last entry's run.
+    next_cluster: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Children,
+    Slots,
+    Counting,
+    Clusters,
+}
+
+impl<'a> Laying<'a> {
+    /// Start laying out `manifest`, keeping what each entry needs in
+    /// `scratch` (at least `manifest.len()` entries).
+    pub fn start(manifest: Manifest<'a>, scratch: &'a mut [EntryLayout]) -> Result<Laying<'a>, Error> {
+        let n = manifest.len();
+        let got = scratch.len();
+        let Some(table) = scratch.get_mut(..n as usize) else {
+            return Err(Error::ScratchTooSmall { needed: n, got });
+        };
+        table.fill(EntryLayout::EMPTY);
+        let (pass, next_cluster) = (Pass::Children, u64::from(FIRST_CLUSTER));
+        Ok(Laying { manifest, table, pass, i: 1, next_slot: 0, others: 0, fat: FatType::Fat32, next_cluster })
+    }
+
+    /// Go on for about `work` units of [`crate::manifest::SLICE`]'s
+    /// measure (at least one entry): the layout once the last pass is
+    /// done, `None` while work is left.
+    pub fn step(&mut self, work: u32) -> Result<Option<Layout<'a>>, Error> {
+        let n = self.manifest.len();
+        let mut done = 0u32;
+        loop {
+            if self.i >= n {
+                // The pass is over: what follows from it, and the next.
+                match self.pass {
+                    Pass::Children => (self.pass, self.i) = (Pass::Slots, 1),
+                    Pass::Slots => (self.pass, self.i) = (Pass::Counting, 1),
+                    Pass::Counting => {
+                        // FAT16 if the other entries' clusters and the
+                        // root's slots fit it; then the root has its own
+                        // area and no clusters.
+                        let root_slots = dir_slots(&self.manifest, self.table, 0);
+                        self.fat = if self.others <= u64::from(FAT16_MAX_CLUSTERS) && root_slots <= FAT16_MAX_ROOT_SLOTS {
+                            FatType::Fat16
+                        } else {
+                            FatType::Fat32
+                        };
+                        (self.pass, self.i) = (Pass::Clusters, 0);
+                    }
+                    Pass::Clusters => return self.finish().map(Some),
+                }
+                continue;
+            }
+            if done >= work {
+                return Ok(None);
+            }
+            let i = self.i;
+            done = done.saturating_add(match self.pass {
+                Pass::Children => self.child(i),
+                Pass::Slots => self.slot(i)?,
+                Pass::Counting => {
+                    let (clusters, work) = clusters_of(&self.manifest, self.table, i);
+                    self.others += clusters;
+                    work
+                }
+                Pass::Clusters => {
+                    let (clusters, work) = clusters_of(&self.manifest, self.table, i);
+                    if i > 0 || self.fat == FatType::Fat32 {
+                        self.next_cluster += clusters;
+                    }
+                    // Wrong once past the limit, but then the layout is
+                    // refused.
+                    self.table[i as usize].end_cluster = self.next_cluster as u32;
+                    work
+                }
+            });
+            self.i += 1;
+        }
+    }
+
+    /// Children: the manifest keeps each directory's children in one run.
+    fn child(&mut self, i: u32) -> u32 {
+        let dir = &mut self.table[self.manifest.meta(i).parent as usize];
+        if dir.child_end == 0 {
+            dir.first_child = i;
+        }
+        dir.child_end = i + 1;
+        1
+    }
+
+    /// Slots, one directory's children after another.
+    fn slot(&mut self, i: u32) -> Result<u32, Error> {
+        let entry = self.manifest.entry(i);
+        let parent = entry.parent as usize;
+        if self.table[parent].first_child == i {
+            self.next_slot = u64::from(first_child_slot(entry.parent));
+        }
+        self.table[i as usize].slot = self.next_slot as u32;
+        self.next_slot += slots_of(entry.name);
+        if self.next_slot > u64::from(MAX_DIR_SLOTS) {
+            // What the whole directory needs (its children are one run),
+            // so the error says how far over it is.
+            let end = self.table[parent].child_end;
+            let rest: u64 = (i + 1..end).map(|k| slots_of(self.manifest.entry(k).name)).sum();
+            return Err(Error::DirectoryTooLarge { entry: entry.parent, slots: self.next_slot + rest });
+        }
+        Ok(1 + entry.name.len() as u32 / 16)
+    }
+
+    fn finish(&mut self) -> Result<Layout<'a>, Error> {
+        let needed = self.next_cluster - u64::from(FIRST_CLUSTER);
+        if needed > u64::from(MAX_CLUSTERS) {
+            return Err(Error::TooManyClusters { needed });
+        }
+        let root_slots = dir_slots(&self.manifest, self.table, 0);
+        let used_clusters = needed as u32;
+        let (clusters, fat_blocks, root_blocks) = match self.fat {
+            FatType::Fat16 => {
+                let clusters = used_clusters.max(FAT16_MIN_CLUSTERS);
+                let root_blocks = root_slots.div_ceil(SLOTS_PER_CLUSTER).max(FAT16_MIN_ROOT_BLOCKS);
+                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT16_ENTRIES_PER_BLOCK), root_blocks)
+            }
+            FatType::Fat32 => {
+                let clusters = used_clusters.max(MIN_CLUSTERS);
+                (clusters, (clusters + FIRST_CLUSTER).div_ceil(FAT_ENTRIES_PER_BLOCK), 0)
+            }
+        };
+        let entries: &'a mut [EntryLayout] = core::mem::take(&mut self.table);
+        Ok(Layout { manifest: self.manifest, entries: &*entries, fat: self.fat, used_clusters, clusters, fat_blocks, root_blocks })
+    }
+}
+
+/// The clusters entry `i` takes (a directory's from its slots, a file's
+/// from its size), and the work of finding out.
+fn clusters_of(manifest: &Manifest, table: &[EntryLayout], i: u32) -> (u64, u32) {
+    let entry = manifest.meta(i);
+    match entry.kind {
+        Kind::Dir => (u64::from(dir_slots(manifest, table, i)).div_ceil(u64::from(SLOTS_PER_CLUSTER)), 1 + MAX_NAME_WORK),
+        Kind::File => (manifest::blocks_for(entry.size), 1),
+    }
+}
+
+/// The work of reading the longest name (a directory's last child's).
+const MAX_NAME_WORK: u32 = (names::MAX_NAME_BYTES / 16) as u32;
 
 /// Where a directory's first child's slots begin: after `.` and `..`, or
 /// after the root's volume label.

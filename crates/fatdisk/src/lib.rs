@@ -19,6 +19,7 @@
 //! let manifest = fatdisk::Manifest::parse(&manifest_buf, app_disk_blocks)?;
 //! // One 16-byte EntryLayout per manifest entry, lent for the disk's life.
 //! let disk = fatdisk::ContentDisk::new(manifest, &mut scratch)?;
+//! // (Or both a slice at a time: fatdisk::Check and fatdisk::Laying.)
 //! // Serving: capacity disk.blocks(); for each block read
 //! match disk.block(n, &mut buf) {
 //!     fatdisk::Source::Synthesized => { /* buf holds the block */ }
@@ -58,8 +59,8 @@
 //!
 //! | what | limit | why |
 //! |---|---|---|
-//! | entries (directories and files, the root included) | [`manifest::MAX_ENTRIES`] = 1,048,576 | bounds the manifest (and the scratch: 16 MiB) |
-//! | bytes of names | [`manifest::MAX_NAMES_SIZE`] = 64 MiB | bounds the manifest |
+//! | entries (directories and files, the root included) | [`manifest::MAX_ENTRIES`] = 131,072 | the content filter's scratch (2 MiB) |
+//! | the manifest (64 bytes, 32 an entry, and the names) | [`manifest::MAX_MANIFEST_BYTES`] = 8 MiB | the content filter's memory: about 131,000 names of up to 31 bytes, or 35,000 of 200 |
 //! | a name | 255 UTF-16 units (≤ 765 UTF-8 bytes) | FAT long names |
 //! | a file | 4 GiB - 1 bytes | FAT's 32-bit size field |
 //! | a directory | 65,536 entries of 32 bytes, `.` and `..` (or the root's label) included; a name takes 1 + ceil(UTF-16 units / 13), or 1 if it is an uppercase 8.3 name: 65,534 such names, 32,767 names of up to 13 characters, 21,844 of up to 26 | FAT |
@@ -88,6 +89,6 @@ pub mod render;
 #[cfg(feature = "std")]
 pub mod writer;
 
-pub use layout::{EntryLayout, Layout};
-pub use manifest::{Entry, Header, Kind, Manifest, BLOCK_SIZE};
+pub use layout::{EntryLayout, Layout, Laying};
+pub use manifest::{Check, Crc32, Entry, Header, Kind, Manifest, Meta, BLOCK_SIZE};
 pub use synth::{ContentDisk, Source};

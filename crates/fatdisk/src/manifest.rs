@@ -24,7 +24,7 @@
 //! | 0 | 8 | magic [`MAGIC`] = `STRTAPPS` |
 //! | 8 | 4 | version: [`VERSION`] = 2, or 1 (the same, without `modified`) |
 //! | 12 | 4 | `entries`: entries in the table, the root included (1 ..= [`MAX_ENTRIES`]) |
-//! | 16 | 4 | `names_size`: bytes of the name area (at most [`MAX_NAMES_SIZE`]) |
+//! | 16 | 4 | `names_size`: bytes of the name area |
 //! | 20 | 4 | `manifest_blocks`: blocks the manifest fills, `ceil(manifest_len / 4096)` |
 //! | 24 | 8 | `data_end`: the block after the last file's data (at least `manifest_blocks`) |
 //! | 32 | 4 | CRC-32 (IEEE) of the manifest's `manifest_len` bytes, this field read as zero |
@@ -70,10 +70,20 @@
 //!
 //! # Bounds
 //!
-//! [`MAX_ENTRIES`] = 2^20 entries and [`MAX_NAMES_SIZE`] = 64 MiB of names,
-//! so a manifest is at most 96 MiB + 64 bytes and every offset fits a
-//! `u32`. A reader needs the whole manifest in memory: first block 0, for
-//! [`Header::parse`] to say how many blocks, then all of them.
+//! [`MAX_ENTRIES`] = 131,072 entries and a manifest of at most
+//! [`MAX_MANIFEST_BYTES`] = 8 MiB (header, table and names): what the
+//! content filter holds in its own memory, so every application disk
+//! `make appdisk` writes can be served. Every offset fits a `u32`. A reader
+//! needs the whole manifest in memory: first block 0, for [`Header::parse`]
+//! to say how many blocks, then all of them.
+//!
+//! # Checking in slices
+//!
+//! Checking costs time in proportion to the entries and their names (a
+//! full manifest takes tens of millions of instructions), more than a
+//! filter's call budget allows in one call. So [`Check`] checks a manifest
+//! a slice at a time, and [`Crc32`] sums it a piece at a time as it is
+//! read; [`Manifest::parse`] is every slice at once.
 
 use crate::dir::Stamp;
 use crate::names::{self, NameError};
@@ -91,10 +101,16 @@ pub const HEADER_SIZE: usize = 64;
 /// Bytes of one entry in the table.
 pub const ENTRY_SIZE: usize = 32;
 /// The most entries (directories and files, the root included) a manifest
-/// may have.
-pub const MAX_ENTRIES: u32 = 1 << 20;
-/// The most bytes of names a manifest may have.
-pub const MAX_NAMES_SIZE: u32 = 1 << 26;
+/// may have: as many as the content filter lays out.
+pub const MAX_ENTRIES: u32 = 131_072;
+/// The most bytes a manifest (header, entry table and names) may have: as
+/// many as the content filter holds.
+pub const MAX_MANIFEST_BYTES: usize = 8 << 20;
+/// Work units one [`Check::step`] (and one `Laying::step`) does at most
+/// when asked for a slice: an entry is one, and one more per 16 bytes of
+/// a name it reads (the cost of a name grows with its length). About 10
+/// million instructions at the most, well within a filter's call budget.
+pub const SLICE: u32 = 8192;
 /// The largest file FAT can hold: its size is a 32-bit field.
 pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 
@@ -112,6 +128,15 @@ pub fn blocks_for(bytes: u64) -> u64 {
 pub enum Kind {
     Dir,
     File,
+}
+
+/// An entry without its name and time ([`Manifest::meta`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub parent: u32,
+    pub kind: Kind,
+    pub size: u64,
+    pub start: u64,
 }
 
 /// One directory or file of a parsed manifest.
@@ -142,7 +167,8 @@ pub enum Error {
     HeaderReservedNotZero,
     /// No entries (not even the root), or more than [`MAX_ENTRIES`].
     BadEntryCount(u32),
-    NamesTooLarge(u32),
+    /// The manifest is larger than [`MAX_MANIFEST_BYTES`].
+    TooLarge(u64),
     BadManifestBlocks {
         stated: u32,
         needed: u64,
@@ -207,7 +233,7 @@ impl fmt::Display for Error {
             Error::BadVersion(v) => write!(f, "application disk version {v}, this reader knows 1 to {VERSION}"),
             Error::HeaderReservedNotZero => write!(f, "manifest header: reserved bytes are not zero"),
             Error::BadEntryCount(n) => write!(f, "manifest has {n} entries (1 ..= {MAX_ENTRIES} allowed)"),
-            Error::NamesTooLarge(n) => write!(f, "manifest has {n} bytes of names (at most {MAX_NAMES_SIZE})"),
+            Error::TooLarge(n) => write!(f, "manifest of {n} bytes (at most {MAX_MANIFEST_BYTES})"),
             Error::BadManifestBlocks { stated, needed } => {
                 write!(f, "manifest says it fills {stated} blocks but its contents need {needed}")
             }
@@ -309,8 +335,10 @@ impl Header {
         if header.entries == 0 || header.entries > MAX_ENTRIES {
             return Err(Error::BadEntryCount(header.entries));
         }
-        if header.names_size > MAX_NAMES_SIZE {
-            return Err(Error::NamesTooLarge(header.names_size));
+        // (Entries are bounded: no overflow.)
+        let len = (HEADER_SIZE + ENTRY_SIZE * header.entries as usize) as u64 + u64::from(header.names_size);
+        if len > MAX_MANIFEST_BYTES as u64 {
+            return Err(Error::TooLarge(len));
         }
         let needed = blocks_for(header.manifest_len() as u64);
         if u64::from(header.manifest_blocks) != needed {
@@ -322,8 +350,8 @@ impl Header {
         Ok(header)
     }
 
-    /// Bytes of the manifest (header, table, names); bounded by the limits
-    /// to about 96 MiB.
+    /// Bytes of the manifest (header, table, names): at most
+    /// [`MAX_MANIFEST_BYTES`].
     pub fn manifest_len(&self) -> usize {
         HEADER_SIZE + ENTRY_SIZE * self.entries as usize + self.names_size as usize
     }
@@ -356,90 +384,17 @@ pub struct Manifest<'a> {
 impl<'a> Manifest<'a> {
     /// Check the manifest at the start of `bytes` (at least
     /// [`Header::manifest_len`] bytes; more are ignored) for an application
-    /// disk of `disk_blocks` blocks.
+    /// disk of `disk_blocks` blocks: every slice of [`Check`] at once.
     pub fn parse(bytes: &'a [u8], disk_blocks: u64) -> Result<Manifest<'a>, Error> {
-        let header = Header::parse(bytes)?;
-        let len = header.manifest_len();
-        let Some(bytes) = bytes.get(..len) else {
-            return Err(Error::TooShort { needed: len as u64, got: bytes.len() as u64 });
-        };
-        if header.data_end > disk_blocks {
-            return Err(Error::DataBeyondDisk { data_end: header.data_end, disk_blocks });
+        let len = Header::parse(bytes)?.manifest_len();
+        let mut crc = Crc32::new();
+        crc.add(bytes.get(..len).unwrap_or(bytes));
+        let mut check = Check::start(bytes, disk_blocks, &crc)?;
+        loop {
+            if let Some(manifest) = check.step(u32::MAX)? {
+                return Ok(manifest);
+            }
         }
-        let computed = crc32(bytes);
-        if computed != header.crc {
-            return Err(Error::Checksum { stated: header.crc, computed });
-        }
-        let manifest = Manifest { bytes, header };
-        manifest.check_entries()?;
-        Ok(manifest)
-    }
-
-    fn check_entries(&self) -> Result<(), Error> {
-        let root = self.raw(0);
-        if root.kind != KIND_DIR || root.parent != 0 || root.name_len != 0 || root.size != 0 || root.start != 0 || root.reserved {
-            return Err(Error::BadRoot);
-        }
-        self.check_modified(&root).map_err(|problem| Error::Entry { index: 0, problem })?;
-        let mut min_start = u64::from(self.header.manifest_blocks);
-        let mut prev_parent = 0;
-        for index in 1..self.header.entries {
-            let problem = |problem| Error::Entry { index, problem };
-            let raw = self.raw(index);
-            if raw.reserved {
-                return Err(problem(EntryProblem::ReservedNotZero));
-            }
-            self.check_modified(&raw).map_err(problem)?;
-            if raw.kind != KIND_DIR && raw.kind != KIND_FILE {
-                return Err(problem(EntryProblem::BadKind(raw.kind)));
-            }
-            if raw.parent >= index {
-                return Err(problem(EntryProblem::ParentNotBefore(raw.parent)));
-            }
-            if self.raw(raw.parent).kind != KIND_DIR {
-                return Err(problem(EntryProblem::ParentNotDirectory(raw.parent)));
-            }
-            if raw.parent < prev_parent {
-                return Err(problem(EntryProblem::NotGroupedByParent));
-            }
-            let name = self.name_of(&raw).map_err(problem)?;
-            names::check_long_name(name).map_err(|e| problem(EntryProblem::Name(e)))?;
-            if raw.parent == prev_parent && index > 1 {
-                let prev = self.name_of(&self.raw(index - 1)).unwrap_or("");
-                match names::fold_cmp(prev, name) {
-                    Ordering::Less => {}
-                    Ordering::Equal => return Err(problem(EntryProblem::DuplicateName)),
-                    Ordering::Greater => return Err(problem(EntryProblem::NotSorted)),
-                }
-            }
-            prev_parent = raw.parent;
-            if raw.kind == KIND_DIR {
-                if raw.size != 0 || raw.start != 0 {
-                    return Err(problem(EntryProblem::DirectoryWithData));
-                }
-                continue;
-            }
-            if raw.size > MAX_FILE_SIZE {
-                return Err(problem(EntryProblem::FileTooLarge(raw.size)));
-            }
-            if raw.size == 0 {
-                if raw.start != 0 {
-                    return Err(problem(EntryProblem::EmptyFileWithStart));
-                }
-                continue;
-            }
-            if raw.start < min_start {
-                return Err(problem(EntryProblem::DataOverlaps { start: raw.start, min: min_start }));
-            }
-            // start is below data_end here or the check below fails; both
-            // terms are bounded, so this cannot overflow.
-            let end = raw.start.saturating_add(blocks_for(raw.size));
-            if end > self.header.data_end {
-                return Err(problem(EntryProblem::DataPastEnd { end, data_end: self.header.data_end }));
-            }
-            min_start = end;
-        }
-        Ok(())
     }
 
     /// The header this manifest was parsed with.
@@ -461,6 +416,14 @@ impl<'a> Manifest<'a> {
     /// so it serves as the volume's serial number.
     pub fn checksum(&self) -> u32 {
         self.header.crc
+    }
+
+    /// Entry `index` but its name and time, which cost more to read (the
+    /// name is checked to be UTF-8 every time): what serving a file's
+    /// data, and most of laying out, need.
+    pub fn meta(&self, index: u32) -> Meta {
+        let raw = self.raw(index);
+        Meta { parent: raw.parent, kind: if raw.kind == KIND_FILE { Kind::File } else { Kind::Dir }, size: raw.size, start: raw.start }
     }
 
     /// Entry `index`; an index past the end reads as an empty root-like
@@ -516,6 +479,126 @@ impl<'a> Manifest<'a> {
     }
 }
 
+/// A manifest being checked a slice at a time (see the module docs):
+/// [`Check::start`] checks the header, the checksum and the root, each
+/// [`Check::step`] the next entries, and the last one gives the manifest.
+#[derive(Clone, Copy, Debug)]
+pub struct Check<'a> {
+    manifest: Manifest<'a>,
+    /// The next entry to check.
+    next: u32,
+    /// Where the next non-empty file's data may start.
+    min_start: u64,
+    prev_parent: u32,
+}
+
+impl<'a> Check<'a> {
+    /// Start checking the manifest at the start of `bytes` (at least
+    /// [`Header::manifest_len`] bytes; more are ignored), whose
+    /// `manifest_len` bytes `crc` has summed, for an application disk of
+    /// `disk_blocks` blocks.
+    pub fn start(bytes: &'a [u8], disk_blocks: u64, crc: &Crc32) -> Result<Check<'a>, Error> {
+        let header = Header::parse(bytes)?;
+        let len = header.manifest_len();
+        let Some(bytes) = bytes.get(..len) else {
+            return Err(Error::TooShort { needed: len as u64, got: bytes.len() as u64 });
+        };
+        if header.data_end > disk_blocks {
+            return Err(Error::DataBeyondDisk { data_end: header.data_end, disk_blocks });
+        }
+        // (A sum of other bytes than the manifest's can only mismatch.)
+        let computed = if crc.len() == len { crc.value() } else { !header.crc };
+        if computed != header.crc {
+            return Err(Error::Checksum { stated: header.crc, computed });
+        }
+        let manifest = Manifest { bytes, header };
+        let root = manifest.raw(0);
+        if root.kind != KIND_DIR || root.parent != 0 || root.name_len != 0 || root.size != 0 || root.start != 0 || root.reserved {
+            return Err(Error::BadRoot);
+        }
+        manifest.check_modified(&root).map_err(|problem| Error::Entry { index: 0, problem })?;
+        Ok(Check { manifest, next: 1, min_start: u64::from(header.manifest_blocks), prev_parent: 0 })
+    }
+
+    /// Check the next entries, about `work` units of [`SLICE`]'s measure
+    /// (at least one entry): the manifest once every entry has passed,
+    /// `None` while some are left.
+    pub fn step(&mut self, work: u32) -> Result<Option<Manifest<'a>>, Error> {
+        let mut done = 0u32;
+        while self.next < self.manifest.header.entries {
+            if done >= work {
+                return Ok(None);
+            }
+            let index = self.next;
+            let name_len = self.entry(index).map_err(|problem| Error::Entry { index, problem })?;
+            done = done.saturating_add(1 + name_len / 16);
+            self.next += 1;
+        }
+        Ok(Some(self.manifest))
+    }
+
+    /// Check entry `index` against the rules (see the module docs), the
+    /// entries before it having passed; the length of its name.
+    fn entry(&mut self, index: u32) -> Result<u32, EntryProblem> {
+        let m = &self.manifest;
+        let raw = m.raw(index);
+        if raw.reserved {
+            return Err(EntryProblem::ReservedNotZero);
+        }
+        m.check_modified(&raw)?;
+        if raw.kind != KIND_DIR && raw.kind != KIND_FILE {
+            return Err(EntryProblem::BadKind(raw.kind));
+        }
+        if raw.parent >= index {
+            return Err(EntryProblem::ParentNotBefore(raw.parent));
+        }
+        if m.raw(raw.parent).kind != KIND_DIR {
+            return Err(EntryProblem::ParentNotDirectory(raw.parent));
+        }
+        if raw.parent < self.prev_parent {
+            return Err(EntryProblem::NotGroupedByParent);
+        }
+        let name = m.name_of(&raw)?;
+        names::check_long_name(name).map_err(EntryProblem::Name)?;
+        if raw.parent == self.prev_parent && index > 1 {
+            let prev = m.name_of(&m.raw(index - 1)).unwrap_or("");
+            match names::fold_cmp(prev, name) {
+                Ordering::Less => {}
+                Ordering::Equal => return Err(EntryProblem::DuplicateName),
+                Ordering::Greater => return Err(EntryProblem::NotSorted),
+            }
+        }
+        self.prev_parent = raw.parent;
+        let name_len = u32::from(raw.name_len);
+        if raw.kind == KIND_DIR {
+            if raw.size != 0 || raw.start != 0 {
+                return Err(EntryProblem::DirectoryWithData);
+            }
+            return Ok(name_len);
+        }
+        if raw.size > MAX_FILE_SIZE {
+            return Err(EntryProblem::FileTooLarge(raw.size));
+        }
+        if raw.size == 0 {
+            if raw.start != 0 {
+                return Err(EntryProblem::EmptyFileWithStart);
+            }
+            return Ok(name_len);
+        }
+        if raw.start < self.min_start {
+            return Err(EntryProblem::DataOverlaps { start: raw.start, min: self.min_start });
+        }
+        // start is below data_end here or the check below fails; both
+        // terms are bounded, so this cannot overflow.
+        let end = raw.start.saturating_add(blocks_for(raw.size));
+        if end > m.header.data_end {
+            return Err(EntryProblem::DataPastEnd { end, data_end: m.header.data_end });
+        }
+        self.min_start = end;
+        Ok(name_len)
+    }
+}
+
 /// The stamp a `modified` field holds: time low, date high.
 fn stamp_of(field: u32) -> Stamp {
     Stamp { date: (field >> 16) as u16, time: field as u16 }
@@ -541,12 +624,60 @@ struct RawEntry {
 /// CRC-32 as zlib and Ethernet compute it (reflected, polynomial
 /// 0xEDB88320), over `bytes` with the header's checksum field read as zero.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for (i, &b) in bytes.iter().enumerate() {
-        let b = if (CRC_OFFSET..CRC_OFFSET + 4).contains(&i) { 0 } else { b };
-        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    let mut crc = Crc32::new();
+    crc.add(bytes);
+    crc.value()
+}
+
+/// [`crc32`] of a manifest summed a piece at a time, from its byte 0.
+#[derive(Clone, Copy, Debug)]
+pub struct Crc32 {
+    crc: u32,
+    /// Bytes summed.
+    len: usize,
+}
+
+impl Crc32 {
+    pub const fn new() -> Crc32 {
+        Crc32 { crc: !0, len: 0 }
     }
-    !crc
+
+    /// Add the next `bytes` of the manifest.
+    pub fn add(&mut self, bytes: &[u8]) {
+        // Only the header's first bytes need the test for the checksum
+        // field.
+        let head = (CRC_OFFSET + 4).saturating_sub(self.len).min(bytes.len());
+        let mut crc = self.crc;
+        for (i, &b) in bytes[..head].iter().enumerate() {
+            let b = if self.len + i >= CRC_OFFSET { 0 } else { b };
+            crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        }
+        for &b in &bytes[head..] {
+            crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        }
+        (self.crc, self.len) = (crc, self.len + bytes.len());
+    }
+
+    /// Bytes summed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was summed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The CRC of the bytes summed.
+    pub fn value(&self) -> u32 {
+        !self.crc
+    }
+}
+
+impl Default for Crc32 {
+    fn default() -> Crc32 {
+        Crc32::new()
+    }
 }
 
 /// The CRC of every byte value, computed at build time: a manifest can be

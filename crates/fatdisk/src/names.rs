@@ -82,7 +82,8 @@ pub fn check_long_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
-    if let Some(c) = name.chars().find(|&c| c < ' ' || c == '\u{7f}' || "\"*/:<>?\\|".contains(c)) {
+    let forbidden = |c: char| c < ' ' || matches!(c, '\u{7f}' | '"' | '*' | '/' | ':' | '<' | '>' | '?' | '\\' | '|');
+    if let Some(c) = name.chars().find(|&c| forbidden(c)) {
         return Err(NameError::ForbiddenChar(c));
     }
     if name.ends_with(' ') || name.ends_with('.') {
@@ -99,10 +100,33 @@ pub fn utf16_len(name: &str) -> usize {
     name.chars().map(char::len_utf16).sum()
 }
 
+/// `name` in UTF-16 units into `out`, as far as it holds them; how many
+/// were put. (An ASCII name, the common case, widened byte by byte: the
+/// content disk does this for every name of every directory block it
+/// synthesizes, and decoding UTF-8 cost about six instructions a
+/// character.)
+pub fn utf16_units(name: &str, out: &mut [u16]) -> usize {
+    let mut len = 0;
+    if name.is_ascii() {
+        for (unit, &b) in out.iter_mut().zip(name.as_bytes()) {
+            (*unit, len) = (u16::from(b), len + 1);
+        }
+    } else {
+        for (unit, u) in out.iter_mut().zip(name.encode_utf16()) {
+            (*unit, len) = (u, len + 1);
+        }
+    }
+    len
+}
+
 /// A character as FAT's case-blind comparison sees it: its uppercase form
 /// when that is one character (a few, like `ß`, uppercase to two; those
 /// stay as they are).
 fn fold(c: char) -> char {
+    // (Names are mostly ASCII; Unicode's tables cost tens of instructions.)
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
     let mut upper = c.to_uppercase();
     match (upper.next(), upper.next()) {
         (Some(u), None) => u,
@@ -118,12 +142,35 @@ pub fn fold_cmp(a: &str, b: &str) -> Ordering {
 
 /// Characters a short name may hold besides `A`-`Z` and `0`-`9` (`~` is
 /// left out on purpose: only generated tails carry one).
+#[cfg(test)]
 const SHORT_SPECIALS: &[u8] = b"!#$%&()-@^_`{}";
 
 fn short_char_ok(b: u8) -> bool {
-    b.is_ascii_uppercase() || b.is_ascii_digit() || SHORT_SPECIALS.contains(&b)
+    SHORT_CHARS[b as usize]
 }
 
+/// Which bytes a short name may hold: `A`-`Z`, `0`-`9` and
+/// `!#$%&()-@^_\`{}` (`~` is left out on purpose: only generated tails
+/// carry one). A table: the content disk asks this of every character of
+/// every name of every directory block it synthesizes.
+const SHORT_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let specials = b"!#$%&()-@^_`{}";
+    let mut i = 0;
+    while i < specials.len() {
+        table[specials[i] as usize] = true;
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            table[b] = true;
+        }
+        b += 1;
+    }
+    table
+};
 /// Base names DOS reserves for devices; a short name must not be one.
 const DEVICES: &[&[u8]] = &[
     b"CON", b"PRN", b"AUX", b"NUL", b"COM1", b"COM2", b"COM3", b"COM4", b"COM5", b"COM6", b"COM7", b"COM8", b"COM9", b"LPT1", b"LPT2",
@@ -133,29 +180,33 @@ const DEVICES: &[&[u8]] = &[
 /// The short name an entry gets: 11 bytes, base and extension padded with
 /// spaces. `ordinal` is the entry's 1-based place among its siblings.
 pub fn short_name(name: &str, ordinal: u32) -> [u8; 11] {
-    plain_short_name(name).unwrap_or_else(|| mangled_short_name(name, ordinal))
+    short_name_and_needs_long(name, ordinal).0
+}
+
+/// [`short_name`] and [`needs_long_name`] at once (the content disk's
+/// directory blocks want both of every name).
+pub fn short_name_and_needs_long(name: &str, ordinal: u32) -> ([u8; 11], bool) {
+    match plain_short_name(name) {
+        Some((short, lowered)) => (short, lowered),
+        None => (mangled_short_name(name, ordinal), true),
+    }
 }
 
 /// Whether `name` needs long-name entries: it does unless it is its own
 /// short name exactly.
 pub fn needs_long_name(name: &str) -> bool {
-    match plain_short_name(name) {
-        Some(short) => !name.bytes().eq(display_form(&short)),
-        None => true,
-    }
+    plain_short_name(name).is_none_or(|(_, lowered)| lowered)
 }
 
-/// `BASE.EXT` (or `BASE`) as the bytes of an 8.3 name read back.
-fn display_form(short: &[u8; 11]) -> impl Iterator<Item = u8> + '_ {
-    let base = short[..8].iter().copied().take_while(|&b| b != b' ');
-    let ext_len = short[8..].iter().take_while(|&&b| b != b' ').count();
-    let dot = (ext_len > 0).then_some(b'.');
-    base.chain(dot).chain(short[8..8 + ext_len].iter().copied())
-}
-
-/// The name uppercased, if that is already a valid 8.3 name.
-fn plain_short_name(name: &str) -> Option<[u8; 11]> {
+/// The name uppercased, if that is already a valid 8.3 name, and whether
+/// uppercasing changed it (then it is not its own short name: it needs a
+/// long name to keep its case). One pass over at most 12 bytes: the
+/// content disk asks this of every name of every directory block.
+fn plain_short_name(name: &str) -> Option<([u8; 11], bool)> {
     let bytes = name.as_bytes();
+    if bytes.len() > 12 {
+        return None;
+    }
     let (base, ext) = match bytes.iter().position(|&b| b == b'.') {
         Some(dot) => (&bytes[..dot], &bytes[dot + 1..]),
         None => (bytes, &bytes[bytes.len()..]),
@@ -165,18 +216,29 @@ fn plain_short_name(name: &str) -> Option<[u8; 11]> {
         return None;
     }
     let mut short = [b' '; 11];
-    for (i, &b) in base.iter().enumerate() {
-        short[i] = b.to_ascii_uppercase();
-    }
-    for (i, &b) in ext.iter().enumerate() {
-        short[8 + i] = b.to_ascii_uppercase();
-    }
-    let (upper_base, upper_ext) = (&short[..base.len()], &short[8..8 + ext.len()]);
-    let chars_ok = upper_base.iter().chain(upper_ext).all(|&b| short_char_ok(b));
-    if !chars_ok || DEVICES.contains(&upper_base) {
+    let (to_base, to_ext) = short.split_at_mut(8);
+    // (A second period fails here, as any character a short name cannot
+    // hold.)
+    let lowered = upper_into(base, to_base)? | upper_into(ext, to_ext)?;
+    if (3..=4).contains(&base.len()) && DEVICES.contains(&&short[..base.len()]) {
         return None;
     }
-    Some(short)
+    Some((short, lowered))
+}
+
+/// `part` uppercased into `out`, if a short name can hold each of its
+/// characters; whether uppercasing changed any.
+fn upper_into(part: &[u8], out: &mut [u8]) -> Option<bool> {
+    let mut lowered = false;
+    for (o, &b) in out.iter_mut().zip(part) {
+        let upper = b.to_ascii_uppercase();
+        if !short_char_ok(upper) {
+            return None;
+        }
+        lowered |= upper != b;
+        *o = upper;
+    }
+    Some(lowered)
 }
 
 /// `BASIS~N.EXT`: the name's characters that a short name can hold
@@ -292,6 +354,28 @@ mod tests {
         assert_eq!(check_long_name(&"😀".repeat(128)), Err(NameError::TooLong));
         assert_eq!(check_long_name(&"é".repeat(255)), Ok(()));
         assert_eq!(check_long_name(" leading space, [brackets] & +plus+"), Ok(()));
+    }
+
+    #[test]
+    fn units_are_utf16_for_ascii_and_other_names_alike() {
+        for name in ["plain name.txt", "café 語 😀.txt", ""] {
+            let mut out = [0u16; MAX_NAME_UNITS];
+            let len = utf16_units(name, &mut out);
+            assert_eq!(out[..len], name.encode_utf16().collect::<Vec<_>>()[..], "{name}");
+        }
+        let mut short = [0u16; 3];
+        assert_eq!(utf16_units("abcdef", &mut short), 3);
+    }
+
+    #[test]
+    fn the_special_characters_of_a_short_name_are_those_listed() {
+        for b in 0..=255u8 {
+            let listed = b.is_ascii_uppercase() || b.is_ascii_digit() || SHORT_SPECIALS.contains(&b);
+            assert_eq!(short_char_ok(b), listed, "{b:#x}");
+        }
+        for (name, ordinal) in [("README.TXT", 1), ("readme.txt", 2), ("a long name.txt", 3), ("CON", 4)] {
+            assert_eq!(short_name_and_needs_long(name, ordinal), (short_name(name, ordinal), needs_long_name(name)), "{name}");
+        }
     }
 
     #[test]

@@ -63,6 +63,12 @@ impl<'a> ContentDisk<'a> {
         Ok(ContentDisk { layout: Layout::new(manifest, scratch)? })
     }
 
+    /// The content disk of a layout made a slice at a time
+    /// ([`crate::Laying`]).
+    pub fn laid_out(layout: Layout<'a>) -> ContentDisk<'a> {
+        ContentDisk { layout }
+    }
+
     /// The layout: geometry and where each entry is.
     pub fn layout(&self) -> &Layout<'a> {
         &self.layout
@@ -147,7 +153,7 @@ impl<'a> ContentDisk<'a> {
             return Source::Synthesized;
         };
         let run = l.clusters_of(entry);
-        let e = l.manifest().entry(entry);
+        let e = l.manifest().meta(entry);
         match e.kind {
             Kind::File => Source::AppDisk(e.start + u64::from(cluster - run.start)),
             Kind::Dir => {
@@ -174,7 +180,7 @@ impl<'a> ContentDisk<'a> {
                 dir::short_entry(s, &dir::DOT, dir::ATTR_DIRECTORY, l.clusters_of(dir).start, 0, m.entry(dir).modified);
             }
             if let Some(s) = slot_in(out, &window, 1) {
-                let parent = m.entry(dir).parent;
+                let parent = m.meta(dir).parent;
                 // `..` in a directory of the root names cluster 0, not the
                 // root's cluster: the specification's rule.
                 let cluster = if parent == 0 { 0 } else { l.clusters_of(parent).start };
@@ -186,17 +192,25 @@ impl<'a> ContentDisk<'a> {
 
         let children = l.children(dir);
         let mut child = l.child_at_slot(children.clone(), window.start);
+        let mut units = [0u16; names::MAX_NAME_UNITS];
         while child < children.end && l.slot(child) < window.end {
             let e = m.entry(child);
-            let short = names::short_name(e.name, child - children.start + 1);
-            let parts = names::lfn_entries(e.name);
+            let (short, long) = names::short_name_and_needs_long(e.name, child - children.start + 1);
+            // Its long name's units, once (at most MAX_NAME_UNITS: the
+            // manifest's names are checked), and its parts
+            // (`names::lfn_entries`).
+            let (mut len, mut parts) = (0usize, 0);
+            if long {
+                len = names::utf16_units(e.name, &mut units);
+                parts = len.div_ceil(names::UNITS_PER_LFN_ENTRY);
+            }
             let checksum = names::lfn_checksum(&short);
             let first_slot = l.slot(child);
             for r in 0..=parts {
                 let Some(s) = slot_in(out, &window, first_slot + r as u32) else { continue };
                 if r < parts {
                     // Stored last part first.
-                    dir::long_entry(s, e.name, parts - r, parts, checksum);
+                    dir::long_entry(s, &units[..len], parts - r, parts, checksum);
                 } else {
                     let run = l.clusters_of(child);
                     let (attr, size) = match e.kind {

@@ -15,7 +15,7 @@
 
 use crate::dir::Stamp;
 use crate::layout::{self, EntryLayout, Layout};
-use crate::manifest::{self, blocks_for, BLOCK_SIZE, ENTRY_SIZE, HEADER_SIZE, MAGIC, MAX_ENTRIES, MAX_FILE_SIZE, MAX_NAMES_SIZE, VERSION};
+use crate::manifest::{self, blocks_for, BLOCK_SIZE, ENTRY_SIZE, HEADER_SIZE, MAGIC, MAX_ENTRIES, MAX_FILE_SIZE, MAX_MANIFEST_BYTES, VERSION};
 use crate::names::{self, NameError};
 use std::cmp::Ordering;
 use std::fmt;
@@ -39,7 +39,11 @@ pub enum WriteError {
         size: u64,
     },
     TooManyEntries(usize),
-    NamesTooLarge(usize),
+    /// The manifest would be larger than the content filter holds.
+    ManifestTooLarge {
+        entries: usize,
+        bytes: usize,
+    },
     DirectoryTooLarge {
         path: String,
         slots: u64,
@@ -74,7 +78,11 @@ impl fmt::Display for WriteError {
                 write!(f, "'{path}' is {size} bytes; a FAT file holds at most {MAX_FILE_SIZE}")
             }
             WriteError::TooManyEntries(n) => write!(f, "{n} files and folders; an application disk holds at most {}", MAX_ENTRIES - 1),
-            WriteError::NamesTooLarge(n) => write!(f, "{n} bytes of names; an application disk holds at most {MAX_NAMES_SIZE}"),
+            WriteError::ManifestTooLarge { entries, bytes } => write!(
+                f,
+                "{entries} files and folders make a manifest of {bytes} bytes (32 bytes each and their names); an application disk holds at most {} MiB (fewer files, or shorter names)",
+                MAX_MANIFEST_BYTES >> 20
+            ),
             WriteError::DirectoryTooLarge { path, slots } => {
                 write!(f, "folder '{path}' needs {slots} directory entries; FAT allows {} (fewer or shorter names)", layout::MAX_DIR_SLOTS)
             }
@@ -222,10 +230,10 @@ impl<T> Builder<T> {
         }
 
         let names_size: usize = self.nodes.iter().map(|n| n.name.len()).sum();
-        if names_size > MAX_NAMES_SIZE as usize {
-            return Err(WriteError::NamesTooLarge(names_size));
-        }
         let manifest_len = HEADER_SIZE + ENTRY_SIZE * count + names_size;
+        if manifest_len > MAX_MANIFEST_BYTES {
+            return Err(WriteError::ManifestTooLarge { entries: count - 1, bytes: manifest_len });
+        }
         let manifest_blocks = blocks_for(manifest_len as u64);
         let mut bytes = vec![0u8; manifest_blocks as usize * BLOCK_SIZE];
         let names_start = HEADER_SIZE + ENTRY_SIZE * count;

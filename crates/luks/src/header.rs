@@ -56,7 +56,6 @@ pub const KEY_SLOTS: usize = 8;
 
 const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";
 const SLOT_ACTIVE: u32 = 0x00AC_71F3;
-const SLOT_INACTIVE: u32 = 0x0000_DEAD;
 const SLOTS_AT: usize = 208;
 const SLOT_BYTES: usize = 48;
 /// The sectors the header itself occupies (592 bytes, rounded up).
@@ -248,11 +247,10 @@ impl KeySlot {
 
     fn parse(index: usize, raw: &[u8; SLOT_BYTES]) -> Result<KeySlot, HeaderError> {
         let state = be32(raw, 0);
-        let active = match state {
-            SLOT_ACTIVE => true,
-            SLOT_INACTIVE => false,
-            _ => return Err(HeaderError::BadSlotState { slot: index, state }),
-        };
+        // Any state but active holds no key to try: a damaged state word of
+        // a slot not in use does not keep the others from opening, as
+        // with cryptsetup (which calls it invalid and skips it).
+        let active = state == SLOT_ACTIVE;
         let slot = KeySlot {
             active,
             iterations: be32(raw, 4),
@@ -318,7 +316,6 @@ pub enum HeaderError {
     /// mk-digest-iter is 0.
     ZeroDigestIterations,
     /// A slot's active field is neither of the two markers.
-    BadSlotState { slot: usize, state: u32 },
     /// An active slot has 0 PBKDF2 iterations.
     ZeroIterations { slot: usize },
     /// A slot has 0 stripes.
@@ -349,9 +346,6 @@ impl fmt::Display for HeaderError {
                 write!(f, "LUKS key of {bytes} bytes is not supported (aes-xts: 32 or 64)")
             }
             HeaderError::ZeroDigestIterations => write!(f, "LUKS header: master-key digest has 0 iterations"),
-            HeaderError::BadSlotState { slot, state } => {
-                write!(f, "LUKS header: key slot {slot} has a corrupt state {state:#010x}")
-            }
             HeaderError::ZeroIterations { slot } => write!(f, "LUKS header: key slot {slot} has 0 iterations"),
             HeaderError::ZeroStripes { slot } => write!(f, "LUKS header: key slot {slot} has 0 stripes"),
             HeaderError::MaterialOverlapsHeader { slot } => {

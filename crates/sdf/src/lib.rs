@@ -242,7 +242,7 @@
 //!   bypass them.
 //! - `<param key=".." value=".."/>`, in a `<filter>` and nowhere else
 //!   ([`Param`]): a setting for the filter. `key` 1 to 31 bytes, unique
-//!   within the filter; `value` at most 127 bytes (may be empty); at most 8
+//!   within the filter; `value` at most 511 bytes (may be empty); at most 8
 //!   per filter.
 //! - `<link disk=".."/>`, in a `<filter>` and nowhere else ([`Link`]): the
 //!   filter may redirect a request into the chain of disk `disk` (it

@@ -2980,7 +2980,7 @@ mod tests {
         let long = "x".repeat(9000);
         let xml = format!(r#"<system><disk name="d" virtio_slot="31"><filter name="f" program="p" data="none"><param key="k" value="{long}"/></filter></disk></system>"#);
         let errors = messages(&xml);
-        assert_eq!(errors[1..], [format!("invalid value '{}...' (9000 bytes) for attribute 'value' on element 'param': expected a value of at most 127 bytes", "x".repeat(160))]);
+        assert_eq!(errors[1..], [format!("invalid value '{}...' (9000 bytes) for attribute 'value' on element 'param': expected a value of at most 511 bytes", "x".repeat(160))]);
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub const MAX_LINKS: usize = 4;
 /// The longest param key, in bytes.
 pub const MAX_PARAM_KEY: usize = 31;
 /// The longest param value, in bytes.
-pub const MAX_PARAM_VALUE: usize = 127;
+/// (511: a LUKS passphrase as long as cryptsetup takes one typed, 512
+/// characters of ASCII, less the record's NUL.)
+pub const MAX_PARAM_VALUE: usize = 511;
 
 /// Physical address of the registers of virtio-mmio slot `slot`.
 pub fn virtio_regs(slot: u32) -> u64 {

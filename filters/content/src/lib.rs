@@ -12,8 +12,11 @@
 //!
 //! Setup (the filter's setup dialogue, see `blk::filter`): read the
 //! application disk's manifest from its start into the filter's own
-//! memory, check it, lay the volume out, and offer a view of its own: the
-//! volume's blocks. Then every read of the volume is either synthesized
+//! memory (summing its checksum a piece at a time), check it and lay the
+//! volume out a slice per call (`fatdisk::Check`, `fatdisk::Laying`: a
+//! manifest of 131,072 entries takes tens of millions of instructions, more
+//! than one call's budget), and offer a view of its own: the volume's
+//! blocks. Then every read of the volume is either synthesized
 //! (boot sector, FSInfo, FATs, directories, free space) and completed at
 //! once through the read-write grant, or, for file data, remapped to the
 //! application-disk blocks that hold it and read there. A read that mixes
@@ -29,7 +32,8 @@
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
 use blk::{Op, Shared, Status};
 use core::fmt;
-use fatdisk::{ContentDisk, EntryLayout, Header, Manifest, Source};
+use fatdisk::manifest::SLICE;
+use fatdisk::{Check, ContentDisk, Crc32, EntryLayout, Header, Laying, Source};
 
 const BLOCK: usize = 4096;
 
@@ -53,13 +57,16 @@ const PIECES: u64 = 1 << 63;
 pub type Say = fn(fmt::Arguments);
 
 /// Where the setup stands.
-#[derive(Clone, Copy)]
 enum Stage {
     Start,
     /// Block 0 (the manifest's header) is being read.
     Header,
     /// Blocks `0..read` of the manifest are in; it has `blocks`.
     Reading { read: u32, blocks: u32, len: usize },
+    /// The manifest is in; its entries are checked a slice per call.
+    Checking(Check<'static>),
+    /// The volume is laid out a slice per call.
+    Laying(Laying<'static>),
     Ready,
     Failed,
 }
@@ -73,6 +80,8 @@ pub struct Content {
     bounce: Option<Shared<'static>>,
     say: Say,
     stage: Stage,
+    /// The manifest's checksum, summed as its pieces come in.
+    crc: Crc32,
     block: [u8; BLOCK],
 }
 
@@ -81,7 +90,7 @@ impl Content {
     /// `layouts.len()` entries, its bounce buffer (where setup reads land)
     /// and where its messages go.
     pub fn new(manifest: &'static mut [u8], layouts: &'static mut [EntryLayout], bounce: Option<Shared<'static>>, say: Say) -> Content {
-        Content { manifest: Some(manifest), layouts: Some(layouts), disk: None, bounce, say, stage: Stage::Start, block: [0; BLOCK] }
+        Content { manifest: Some(manifest), layouts: Some(layouts), disk: None, bounce, say, stage: Stage::Start, crc: Crc32::new(), block: [0; BLOCK] }
     }
 
     /// Blocks of the volume, once set up.
@@ -100,29 +109,49 @@ impl Content {
         SetupStep::Read { block: u64::from(read), count: (blocks - read).min(MAX_SETUP_BLOCKS), offset: 0 }
     }
 
-    /// Lay the volume out from the manifest of `len` bytes in our memory,
-    /// on an application disk of `below` blocks.
-    fn lay_out(&mut self, len: usize, below: u64) -> SetupStep {
-        let (Some(bytes), Some(layouts)) = (self.manifest.take(), self.layouts.take()) else { return self.fail(format_args!("set up twice")) };
+    /// The manifest of `len` bytes is in our memory: start checking it,
+    /// for an application disk of `below` blocks.
+    fn check(&mut self, len: usize, below: u64) -> SetupStep {
+        let Some(bytes) = self.manifest.take() else { return self.fail(format_args!("set up twice")) };
         let bytes: &'static [u8] = bytes;
-        let manifest = match Manifest::parse(&bytes[..len], below) {
-            Ok(m) => m,
+        match Check::start(&bytes[..len], below, &self.crc) {
+            Ok(check) => self.stage = Stage::Checking(check),
             Err(e) => return self.fail(format_args!("the application disk's manifest is damaged: {e}")),
-        };
-        let entries = manifest.len();
-        if entries as usize > layouts.len() {
-            return self.fail(format_args!("the application disk has {entries} files and folders; this filter holds at most {}", layouts.len()));
         }
-        let disk = match ContentDisk::new(manifest, &mut layouts[..entries as usize]) {
-            Ok(d) => d,
-            Err(e) => return self.fail(format_args!("the application disk's files do not fit a FAT volume: {e}")),
-        };
-        let blocks = disk.blocks();
-        let fat = disk.layout().fat_type().name();
-        (self.say)(format_args!("a {fat} volume of {blocks} blocks ({} MiB) of the application disk's {} files and folders", blocks * BLOCK as u64 >> 20, entries - 1));
-        self.disk = Some(disk);
-        self.stage = Stage::Ready;
-        SetupStep::Own { blocks }
+        SetupStep::Again
+    }
+
+    /// The next slice of the manifest's check, then of its layout; the
+    /// volume, once laid out.
+    fn next_slice(&mut self) -> SetupStep {
+        match &mut self.stage {
+            Stage::Checking(check) => match check.step(SLICE) {
+                Ok(None) => SetupStep::Again,
+                Ok(Some(manifest)) => {
+                    let Some(layouts) = self.layouts.take() else { return self.fail(format_args!("set up twice")) };
+                    match Laying::start(manifest, layouts) {
+                        Ok(laying) => self.stage = Stage::Laying(laying),
+                        Err(e) => return self.fail(format_args!("the application disk's files do not fit a FAT volume: {e}")),
+                    }
+                    SetupStep::Again
+                }
+                Err(e) => self.fail(format_args!("the application disk's manifest is damaged: {e}")),
+            },
+            Stage::Laying(laying) => match laying.step(SLICE) {
+                Ok(None) => SetupStep::Again,
+                Ok(Some(layout)) => {
+                    let disk = ContentDisk::laid_out(layout);
+                    let (blocks, entries) = (disk.blocks(), disk.layout().manifest().len());
+                    let fat = disk.layout().fat_type().name();
+                    (self.say)(format_args!("a {fat} volume of {blocks} blocks ({} MiB) of the application disk's {} files and folders", blocks * BLOCK as u64 >> 20, entries - 1));
+                    self.disk = Some(disk);
+                    self.stage = Stage::Ready;
+                    SetupStep::Own { blocks }
+                }
+                Err(e) => self.fail(format_args!("the application disk's files do not fit a FAT volume: {e}")),
+            },
+            _ => self.fail(format_args!("set up out of order")),
+        }
     }
 }
 
@@ -186,6 +215,7 @@ impl Filter for Content {
             return self.fail(format_args!("the application disk could not be read"));
         }
         match self.stage {
+            Stage::Checking(_) | Stage::Laying(_) => self.next_slice(),
             Stage::Start => {
                 if (bounce.len() as u64) < BOUNCE {
                     return self.fail(format_args!("its bounce buffer is smaller than {BOUNCE} bytes"));
@@ -207,6 +237,10 @@ impl Filter for Content {
                 if len > room || blocks as usize * BLOCK > room {
                     return self.fail(format_args!("the application disk's manifest is {len} bytes; this filter holds at most {room}"));
                 }
+                let (entries, most) = (header.entries(), self.layouts.as_ref().map_or(0, |l| l.len()));
+                if entries as usize > most {
+                    return self.fail(format_args!("the application disk has {entries} files and folders; this filter holds at most {most}"));
+                }
                 self.stage = Stage::Reading { read: 0, blocks, len };
                 Self::next_piece(0, blocks)
             }
@@ -214,15 +248,18 @@ impl Filter for Content {
                 let count = (blocks - read).min(MAX_SETUP_BLOCKS);
                 let at = read as usize * BLOCK;
                 let Some(manifest) = self.manifest.as_deref_mut() else { return self.fail(format_args!("set up twice")) };
-                if bounce.read_bytes(0, &mut manifest[at..at + count as usize * BLOCK]).is_err() {
+                let piece = &mut manifest[at..at + count as usize * BLOCK];
+                if bounce.read_bytes(0, piece).is_err() {
                     return self.fail(format_args!("its bounce buffer is too small"));
                 }
+                // (The last block's padding after the manifest is not summed.)
+                self.crc.add(&piece[..piece.len().min(len.saturating_sub(at))]);
                 let read = read + count;
                 if read < blocks {
                     self.stage = Stage::Reading { read, blocks, len };
                     return Self::next_piece(read, blocks);
                 }
-                self.lay_out(len, call.below)
+                self.check(len, call.below)
             }
             Stage::Ready => SetupStep::Own { blocks: self.blocks().unwrap_or(0) },
             Stage::Failed => SetupStep::Fail(Status::IoError),

@@ -247,3 +247,67 @@ fn a_disk_that_is_no_application_disk_fails_its_setup_with_one_line() {
     assert_eq!(set_up(&mut f, &app_disk(), &b), SetupStep::Fail(Status::IoError));
     assert!(SAID.lock().unwrap().iter().any(|s| s.starts_with("the application disk has 8 files and folders; this filter holds at most 3")), "{:?}", SAID.lock().unwrap());
 }
+
+/// The setup of an application disk of `count` empty files named `len`
+/// bytes long, in folders of 16,000 (of up to 16,383 such names: FAT's
+/// 65,536 directory entries), with room for `entries` entries: the
+/// last step, and the setup calls it took.
+fn set_up_many(count: usize, len: usize, entries: usize) -> (SetupStep, u32, Vec<u8>) {
+    let mut b = Builder::<Vec<u8>>::new();
+    let mut dir = b.root();
+    for i in 0..count {
+        if i % 16_000 == 0 {
+            dir = b.add_dir(b.root(), &format!("folder {i}")).unwrap();
+        }
+        b.add_file(dir, &format!("{i:06}{}", "n".repeat(len - 6)), 0, Vec::new()).unwrap();
+    }
+    let disk = b.build().unwrap();
+    let mut app = disk.manifest().to_vec();
+    app.resize(disk.blocks() as usize * BLOCK, 0);
+    let bounce = bounce();
+    let memory = leak(fatdisk::manifest::MAX_MANIFEST_BYTES, 0u8);
+    let mut f = Content::new(memory, leak(entries, EntryLayout::EMPTY), Some(bounce), say);
+    let below = app.len() as u64 / BLOCK as u64;
+    let (mut last, mut calls) = (None, 0);
+    loop {
+        calls += 1;
+        match f.setup(&SetupCall { round: calls, below, last, linked: 0 }, None) {
+            SetupStep::Read { block, count, offset } => {
+                let at = block as usize * BLOCK;
+                bounce.write_bytes(offset as usize, &app[at..at + count as usize * BLOCK]).unwrap();
+                last = Some(Completion { status: Status::Ok, count });
+            }
+            SetupStep::Again => last = None,
+            step => return (step, calls, app),
+        }
+    }
+}
+
+#[test]
+fn a_full_application_disk_is_checked_and_laid_out_a_slice_per_setup_call() {
+    // As many entries as the filter holds (less the root and nine
+    // folders), with names that fill most of the manifest's 8 MiB: in one
+    // call this took about 100 million instructions, past the default
+    // budget, and the filter was stopped.
+    let most = fatdisk::manifest::MAX_ENTRIES as usize;
+    let (step, calls, app) = set_up_many(most - 10, 28, most);
+    let manifest = fatdisk::Manifest::parse(&app, app.len() as u64 / BLOCK as u64).unwrap();
+    let mut scratch = vec![EntryLayout::EMPTY; most];
+    let whole = ContentDisk::new(manifest, &mut scratch).unwrap();
+    assert_eq!(step, SetupStep::Own { blocks: whole.blocks() });
+    // Reads of 64 blocks, then slices of the check and of the layout's
+    // four passes, each of at most SLICE work units, an entry at least
+    // one unit in each.
+    let reads = (app.len() / BLOCK).div_ceil(MAX_SETUP_BLOCKS as usize) as u32;
+    let slices = most as u32 * 5 / SLICE;
+    assert!(calls > reads + slices, "{calls} setup calls");
+}
+
+#[test]
+fn more_entries_than_the_filter_holds_fail_before_the_manifest_is_read() {
+    let (step, calls, _) = set_up_many(2_000, 10, 1_000);
+    assert_eq!(step, SetupStep::Fail(Status::IoError));
+    assert_eq!(calls, 2, "block 0 is read, and nothing after");
+    let said = SAID.lock().unwrap();
+    assert!(said.iter().any(|s| s.contains("2002 files and folders; this filter holds at most 1000")), "{said:?}");
+}

@@ -93,7 +93,7 @@ enum Opening {
 }
 
 pub struct Crypt {
-    passphrase: heapless::Vec<u8, 128>,
+    passphrase: heapless::Vec<u8, { blk::config::PARAM_VALUE }>,
     /// Whether it holds read-write grants on request data (it must).
     read_write: bool,
     bounce: Option<Shared<'static>>,
@@ -116,7 +116,7 @@ impl Crypt {
     /// data rights, its bounce buffer, where its messages go and its clock.
     pub fn new(passphrase: Option<&str>, read_write: bool, bounce: Option<Shared<'static>>, say: Say, clock: Clock) -> Result<Crypt, &'static str> {
         let passphrase = passphrase.ok_or("no passphrase: declare <param key=\"passphrase\" value=\"...\"/>")?;
-        let passphrase = heapless::Vec::from_slice(passphrase.as_bytes()).map_err(|_| "the passphrase is longer than 128 bytes")?;
+        let passphrase = heapless::Vec::from_slice(passphrase.as_bytes()).map_err(|_| "the passphrase is longer than 512 bytes")?;
         let pages = bounce.as_ref().map_or(0, |b| b.len() / BLOCK);
         let pool = Pool::new(pages.saturating_sub(1));
         Ok(Crypt { passphrase, read_write, bounce, say, clock, opening: Opening::Start, cipher: None, first: 0, pool, told_too_large: false, block: [0; BLOCK] })
@@ -214,7 +214,7 @@ impl Filter for Crypt {
                         self.fail(format_args!("the LUKS payload starts at sector {}, not on a 4 KiB block", header.payload_offset()))
                     }
                     Ok(header) if header.payload_offset() / SECTORS_PER_BLOCK >= call.below => {
-                        self.fail(format_args!("the disk ({} blocks) ends before its LUKS payload", call.below))
+                        self.fail(format_args!("the disk ({} blocks) has no LUKS payload: it ends where the payload would start, or before", call.below))
                     }
                     Ok(header) => self.next_slot(header, None),
                     Err(e) => self.fail(format_args!("not a LUKS1 disk this filter opens: {e}")),

@@ -49,6 +49,11 @@ fn run(mut c: Command, stdin: &[u8]) -> Vec<u8> {
 /// A LUKS1 image made by cryptsetup: `iterations` None = its own timing
 /// (millions of iterations), as a user's disk would have.
 fn luks_image(name: &str, iterations: Option<u32>) -> PathBuf {
+    luks_image_with(name, iterations, PASSPHRASE)
+}
+
+/// The same, with `passphrase`.
+fn luks_image_with(name: &str, iterations: Option<u32>, passphrase: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("filter-crypt-{}-{name}.img", std::process::id()));
     std::fs::File::create(&path).unwrap().set_len(IMAGE_BYTES).unwrap();
     let mut c = tool("cryptsetup", "cryptsetup-bin");
@@ -59,7 +64,7 @@ fn luks_image(name: &str, iterations: Option<u32>) -> PathBuf {
         c.args(["--iter-time", "200"]);
     }
     c.arg(&path);
-    run(c, PASSPHRASE.as_bytes());
+    run(c, passphrase.as_bytes());
     path
 }
 
@@ -208,6 +213,23 @@ fn a_disk_formatted_with_cryptsetups_own_timing_opens_in_slices() {
     let image = luks_image("timed", None);
     let (_, _, _, calls) = open(&image);
     assert!(calls > 10, "millions of iterations come in slices of 1/{SLICE_PER_SECOND} s: {calls} calls");
+    std::fs::remove_file(image).unwrap();
+}
+
+#[test]
+fn a_passphrase_as_long_as_a_param_holds_opens_the_disk() {
+    // 511 bytes, with spaces and non-ASCII: cryptsetup takes 512 typed
+    // characters; a param value holds 511 bytes.
+    let long = format!("{}{}", "ü ".repeat(100), "p".repeat(211));
+    assert_eq!(long.len(), blk::config::PARAM_VALUE - 1);
+    let image = luks_image_with("long", Some(1000), &long);
+    let disk = std::fs::read(&image).unwrap();
+    let b = bounce();
+    let mut f = Crypt::new(Some(&long), true, Some(b), say, CLOCK).unwrap();
+    assert!(matches!(set_up(&mut f, &disk, &b).0, SetupStep::Ready { .. }));
+    assert!(f.is_open());
+    let too_long = "x".repeat(blk::config::PARAM_VALUE + 1);
+    assert!(Crypt::new(Some(&too_long), true, Some(b), say, CLOCK).is_err());
     std::fs::remove_file(image).unwrap();
 }
 
