@@ -7,9 +7,10 @@
 # $DISKS (default build/disk0.img build/disk1.img). The first lands in
 # virtio-mmio slot 31, the second in slot 30. A missing image is made:
 # build/disk0.img and build/disk1.img by mkdisk.sh (64 MiB with the MBR the
-# default system's partition clients need), any other blank (1 GiB of
-# zeros, sparse), e.g. the destination of blk_dump in
-# examples/content-disk.xml.
+# default system's partition clients need), any other blank and sparse,
+# e.g. the destination of blk_dump in examples/content-disk.xml: 1 GiB, or
+# 1/16 more than the largest image before it if that is larger (a copy of
+# the content disk of a large application disk fits).
 # An entry `blkdebug:RULES:IMAGE` puts QEMU's error injection (a blkdebug
 # rules file, its path without a colon) between the device and the image.
 # An entry `blockdev:NODE` attaches the block node NODE that the extra
@@ -27,6 +28,7 @@ shift
 defaults=" $(realpath -m build/disk0.img) $(realpath -m build/disk1.img) "
 read -r -a disks <<<"${DISKS:-build/disk0.img build/disk1.img}"
 drives=()
+largest=0
 for i in "${!disks[@]}"; do
     case ${disks[$i]} in
     blockdev:*)
@@ -41,9 +43,13 @@ for i in "${!disks[@]}"; do
             scripts/mkdisk.sh "$file"
         else
             mkdir -p "$(dirname "$file")"
-            truncate -s 1G "$file"
+            size=$((1 << 30))
+            [ $((largest + largest / 16)) -gt $size ] && size=$(((largest + largest / 16 + 4095) / 4096 * 4096))
+            truncate -s $size "$file"
         fi
     fi
+    this=$(stat -L -c %s "$file")
+    [ "$this" -gt $largest ] && largest=$this
     # A comma in a QEMU option value is written twice.
     drives+=(-drive "file=${disks[$i]//,/,,},if=none,format=raw,id=d$i" -device "virtio-blk-device,drive=d$i,serial=disk$i")
 done

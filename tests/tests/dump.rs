@@ -124,3 +124,27 @@ fn a_missing_destination_image_is_made_blank_1_gib_and_the_copy_lands_on_it() {
     assert_eq!(first_difference(&source, &dest[..SOURCE]), None);
     assert!(dest[SOURCE..].iter().all(|&b| b == 0));
 }
+
+/// A missing destination behind a source larger than 1 GiB is made 1/16
+/// larger than the source, so the copy of a large disk fits. (QEMU is
+/// given an option it does not know, which it refuses once the disks are
+/// made.)
+#[test]
+fn a_missing_destination_behind_a_large_source_is_made_larger_than_it() {
+    let disks = Disks::fresh();
+    let (source, dest) = (&disks.paths[0], &disks.paths[1]);
+    std::fs::File::options().write(true).open(source).unwrap().set_len(2 << 30).unwrap();
+    std::fs::remove_file(dest).unwrap();
+    let kernel = disks.dir.join("empty.elf");
+    std::fs::write(&kernel, b"").unwrap();
+    let run = std::process::Command::new(e2e::root().join("scripts/qemu.sh"))
+        .arg(&kernel)
+        .arg("-no-such-option")
+        .env("DISKS", format!("{} {}", source.display(), dest.display()))
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "QEMU took an option it does not have");
+    let meta = std::fs::metadata(dest).unwrap();
+    assert_eq!(meta.len(), (2 << 30) + (2 << 30) / 16);
+    assert!(meta.blocks() * 512 < MIB as u64, "the blank image is sparse");
+}

@@ -20,6 +20,11 @@ pub struct Summary {
     pub files: usize,
     pub folders: usize,
     pub blocks: u64,
+    /// Paths (relative to the folder) whose names have characters outside
+    /// Unicode's Basic Multilingual Plane (an emoji): FAT stores them as
+    /// UTF-16 surrogate pairs, which Linux's vfat shows, but which mtools
+    /// 4.0 extracts as `_`, so `make appdisk` says so.
+    pub wide_names: Vec<String>,
 }
 
 /// Build the application disk of folder `dir` as the file `image`.
@@ -34,6 +39,7 @@ pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
     let root = builder.root();
     stamp(&mut builder, root, &meta);
     let mut folders = 0;
+    let mut wide_names = Vec::new();
     let mut pending: Vec<(DirId, PathBuf)> = vec![(builder.root(), dir.to_path_buf())];
     while let Some((id, path)) = pending.pop() {
         let entries = fs::read_dir(&path).map_err(|e| format!("cannot read folder '{}': {e}", path.display()))?;
@@ -46,6 +52,9 @@ pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
             let meta = fs::symlink_metadata(&child).map_err(|e| format!("cannot read '{}': {e}", child.display()))?;
             let kind = meta.file_type();
             let in_folder = |e: WriteError| format!("folder '{}': {e}", dir.display());
+            if name.chars().any(|c| u32::from(c) > 0xffff) {
+                wide_names.push(child.strip_prefix(dir).unwrap_or(&child).display().to_string());
+            }
             if kind.is_symlink() {
                 return Err(format!("'{}' is a symbolic link; an application disk holds only regular files and folders", child.display()));
             } else if kind.is_dir() {
@@ -69,7 +78,8 @@ pub fn build(dir: &Path, image: &Path) -> Result<Summary, String> {
         let _ = fs::remove_file(image);
         return Err(e);
     }
-    Ok(Summary { files: disk.files().len(), folders, blocks: disk.blocks() })
+    wide_names.sort();
+    Ok(Summary { files: disk.files().len(), folders, blocks: disk.blocks(), wide_names })
 }
 
 fn write_image(disk: &AppDisk<PathBuf>, dir: &Path, image: &Path) -> Result<(), String> {

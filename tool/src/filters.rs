@@ -67,6 +67,12 @@ impl Programs {
             links: m.links,
             restart: m.restart,
             budget: m.budget,
+            keeps: m.keeps.map(str::to_string),
+            linked: match m.linked {
+                0 => None,
+                r if r & blk::filter::DATA_WRITE == 0 => Some(DataAccess::Read),
+                _ => Some(DataAccess::ReadWrite),
+            },
             data: match m.data {
                 0 => DataAccess::None,
                 r if r & blk::filter::DATA_WRITE == 0 => DataAccess::Read,
@@ -112,6 +118,10 @@ pub struct Declared {
     pub restart: bool,
     /// Its upcalls' budget unless declared (`Manifest::budget`).
     pub budget: Option<u64>,
+    /// What it keeps on the disk below it, and what it does to its linked
+    /// disks, if it says (`Manifest::keeps`, `Manifest::linked`).
+    pub keeps: Option<String>,
+    pub linked: Option<DataAccess>,
 }
 
 // (The manifest's data rights are the kernel's grant rights.)
@@ -133,6 +143,8 @@ impl Declared {
             links: None,
             restart: true,
             budget: None,
+            keeps: None,
+            linked: None,
         }
     }
 }

@@ -207,6 +207,15 @@ fn main() -> ExitCode {
             Ok(s) => {
                 let mib = s.blocks as f64 * 4096.0 / (1 << 20) as f64;
                 outln!("{}: {} files in {} folders, {} blocks ({mib:.1} MiB)", image.display(), s.files, s.folders, s.blocks);
+                if let Some(first) = s.wide_names.first() {
+                    let more = match s.wide_names.len() {
+                        1 => String::new(),
+                        n => format!(" and {} more", n - 1),
+                    };
+                    errln!(
+                        "note: '{first}'{more} has characters outside Unicode's Basic Multilingual Plane (an emoji, say): the content disk stores them as FAT does (UTF-16 pairs) and Linux shows them, but mtools 4.0 extracts them as '_'"
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -279,24 +279,104 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
             );
         }
     }
+    let manifest = |f: &sdf::Filter| programs.manifest(&f.program).ok().flatten();
     for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {
         let Some(disk) = sd.disks.get(client.disk) else { continue };
         let (Some(above), Some(at)) = (disk.filters.get(..client.entry()), disk.filters.get(client.entry())) else { continue };
         let at = &at.name;
-        for cache in above.iter().filter(|f| programs.manifest(&f.program).is_ok_and(|m| m.is_some_and(|m| m.caches))) {
+        for f in above {
+            let Some(m) = manifest(f) else { continue };
+            let name = &f.name;
+            if m.caches {
+                out.at(
+                    client.pos,
+                    format!(
+                        "block_client of protection domain '{}' attaches at '{at}', below '{name}', which caches blocks \
+                         of disk '{}': '{name}' never sees this client's writes and would go on answering the blocks \
+                         they change with the old data; declare the client read_only=\"true\" or attach it at or \
+                         above '{name}'",
+                        pd.name, disk.name
+                    ),
+                );
+            }
+            if let Some(keeps) = &m.keeps {
+                out.at(
+                    client.pos,
+                    format!(
+                        "block_client of protection domain '{}' attaches at '{at}', below '{name}', which {keeps} \
+                         (disk '{}'): this client's writes go around '{name}' and may break that; declare the \
+                         client read_only=\"true\" or attach it at or above '{name}'",
+                        pd.name, disk.name
+                    ),
+                );
+            }
+        }
+    }
+    linked_disk_writers(sd, &manifest, &mut out);
+    out.list
+}
+
+/// Warnings for other writers of a disk a filter reads or writes through
+/// its `<link>` (its manifest's `linked`): a client writing a clone's base
+/// changes what the clone reads; one writing a mirror's secondary, or a
+/// second filter writing it, makes the mirror's copies differ.
+fn linked_disk_writers(sd: &SystemDescription, manifest: &dyn Fn(&sdf::Filter) -> Option<filters::Declared>, out: &mut Errors<'_>) {
+    // (disk, filter, its disk, whether it writes the linked disk, where its <link> is)
+    let mut links = Vec::new();
+    for disk in &sd.disks {
+        for f in &disk.filters {
+            let Some(linked) = manifest(f).and_then(|m| m.linked) else { continue };
+            let writes = linked == sdf::DataAccess::ReadWrite;
+            for link in &f.links {
+                links.push((link.disk, f, &disk.name, writes, link.pos));
+            }
+        }
+    }
+    let what = |f: &sdf::Filter, of: &str, writes: bool| {
+        if writes {
+            format!("which '{}' of disk '{of}' keeps alike with '{of}' through its <link>: a write there reaches one copy only, and the two differ", f.name)
+        } else {
+            format!("which '{}' of disk '{of}' reads through its <link> as its base: a write there changes what '{of}' reads", f.name)
+        }
+    };
+    for &(target, f, of, writes, _) in &links {
+        let Some(disk) = sd.disks.get(target) else { continue };
+        for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| c.disk == target && !c.read_only) {
             out.at(
                 client.pos,
                 format!(
-                    "block_client of protection domain '{}' attaches at '{at}', below '{}', which caches blocks \
-                     of disk '{}': '{}' never sees this client's writes and would go on answering the blocks \
-                     they change with the old data; declare the client read_only=\"true\" or attach it at or \
-                     above '{}'",
-                    pd.name, cache.name, disk.name, cache.name, cache.name
+                    "block_client of protection domain '{}' writes disk '{}', {}; declare the client read_only=\"true\" \
+                     or give it a disk of its own",
+                    pd.name,
+                    disk.name,
+                    what(f, of, writes)
                 ),
             );
         }
     }
-    out.list
+    // Two filters linking one disk, one of them writing it (two mirrors on
+    // one secondary; a mirror writing a clone's base).
+    for (i, &(target, f, of, writes, pos)) in links.iter().enumerate() {
+        let Some(&(_, other, other_of, other_writes, _)) = links[..i].iter().find(|l| l.0 == target && !std::ptr::eq(l.1, f)) else { continue };
+        if !writes && !other_writes {
+            continue;
+        }
+        let disk = sd.disks.get(target).map_or("", |d| d.name.as_str());
+        let (writer, reader) = if writes { (f, other) } else { (other, f) };
+        let effect = if writes && other_writes {
+            "each would change what the other keeps there".to_string()
+        } else {
+            format!("'{}' would change what '{}' reads there as its base", writer.name, reader.name)
+        };
+        out.at(
+            pos,
+            format!(
+                "disk '{disk}' is linked by '{}' (disk '{other_of}') and by '{}' (disk '{of}'), and '{}' writes it: {effect}; \
+                 link each to a disk of its own",
+                other.name, f.name, writer.name
+            ),
+        );
+    }
 }
 
 struct Errors<'a> {

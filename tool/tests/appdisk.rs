@@ -27,6 +27,7 @@ fn a_folder_becomes_a_volume_that_fsck_accepts_and_mcopy_copies_back_exactly() {
     assert!(run.status.success(), "strata appdisk failed: {}", String::from_utf8_lossy(&run.stderr));
     let said = String::from_utf8_lossy(&run.stdout);
     assert!(said.starts_with(&format!("{}: 410 files in 11 folders, ", app.display())), "{said}");
+    assert!(run.stderr.is_empty(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(fs::metadata(&app).unwrap().len() % 4096, 0);
 
     fatdisk::render::render(&app, &content).unwrap();
@@ -160,6 +161,22 @@ fn the_images_folders_are_made_if_missing() {
     let run = strata_appdisk(&folder, &image);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(fs::metadata(&image).unwrap().len() > 0);
+}
+
+/// A name with a character outside the Basic Multilingual Plane goes on
+/// the disk, with a note that mtools will not show it as it is.
+#[test]
+fn names_mtools_cannot_show_are_taken_with_a_note() {
+    let (folder, image) = fresh("appdisk-wide-names");
+    fs::create_dir_all(folder.join("sub")).unwrap();
+    fs::write(folder.join("sub/party \u{1f389}.txt"), b"x").unwrap();
+    fs::write(folder.join("plain.txt"), b"y").unwrap();
+    let run = strata_appdisk(&folder, &image);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.starts_with("note: 'sub/party \u{1f389}.txt' has characters outside Unicode's Basic Multilingual Plane"), "{said}");
+    assert!(said.contains("mtools 4.0 extracts them as '_'"), "{said}");
 }
 
 #[test]

@@ -534,6 +534,94 @@ fn a_client_that_may_write_below_a_caching_filter_is_warned_of_and_a_read_only_o
 }
 
 #[test]
+fn a_client_that_may_write_below_a_filter_keeping_its_metadata_is_warned_of() {
+    // crypt0's program keeps a header on the disk below it.
+    let keeping = BOUNCER.replace("bounce=16384\0", "bounce=16384\0keeps=keeps its header there\0");
+    let p = programs(&[("filter_bouncer", &keeping), ("filter_plain", PLAIN)]);
+    let warnings = |client: &str| {
+        let sd = sdf::parse("f.xml", &SYSTEM.replace(r#"<block_client disk="disk1" />"#, client)).unwrap();
+        expand_validated_with(&sd, &p).unwrap();
+        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        warnings(r#"<block_client disk="disk0" at="audit0" />"#),
+        ["15:9: block_client of protection domain 'other' attaches at 'audit0', below 'crypt0', which keeps its header \
+          there (disk 'disk0'): this client's writes go around 'crypt0' and may break that; declare the client \
+          read_only=\"true\" or attach it at or above 'crypt0'"]
+    );
+    assert!(warnings(r#"<block_client disk="disk0" at="audit0" read_only="true" />"#).is_empty());
+    assert!(warnings(r#"<block_client disk="disk0" at="crypt0" />"#).is_empty());
+}
+
+/// A clone's base (read through a link) and a mirror's secondary (read
+/// and written) with another writer: a client, or another filter linking
+/// the same disk.
+#[test]
+fn another_writer_of_a_disk_a_filter_links_to_is_warned_of() {
+    const CLONE: &str = "strata-filter 1\0hooks=pre\0ops=read,write\0params=\0bounce=0\0links=1\0linked=read\0";
+    const MIRROR: &str = "strata-filter 1\0hooks=post\0ops=read,write\0params=\0bounce=0\0links=1\0linked=read-write\0";
+    let p = programs(&[("filter_clone", CLONE), ("filter_mirror", MIRROR)]);
+    let system = |first: &str, second: &str, client: &str| {
+        format!(
+            r#"<system>
+    <disk name="d0" virtio_slot="31">
+        <filter name="f0" program="{first}" data="none"><link disk="base" /></filter>
+    </disk>
+    <disk name="d1" virtio_slot="30">
+        <filter name="f1" program="{second}" data="none"><link disk="base" /></filter>
+    </disk>
+    <disk name="base" virtio_slot="29" />
+    <protection_domain name="app" priority="100">
+        <program_image path="app.elf" />
+        {client}
+    </protection_domain>
+</system>
+"#
+        )
+    };
+    let warnings = |first: &str, second: &str, client: &str| {
+        let sd = sdf::parse("f.xml", &system(first, second, client)).unwrap();
+        expand_validated_with(&sd, &p).unwrap();
+        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+    };
+    // Two clones of one base, its client read-only: nothing to say.
+    assert!(warnings("filter_clone", "filter_clone", r#"<block_client disk="base" read_only="true" />"#).is_empty());
+    assert!(warnings("filter_clone", "filter_clone", r#"<block_client disk="d0" />"#).is_empty());
+    assert_eq!(
+        warnings("filter_clone", "filter_clone", r#"<block_client disk="base" />"#),
+        [
+            "11:9: block_client of protection domain 'app' writes disk 'base', which 'f0' of disk 'd0' reads through its \
+             <link> as its base: a write there changes what 'd0' reads; declare the client read_only=\"true\" or give it a \
+             disk of its own",
+            "11:9: block_client of protection domain 'app' writes disk 'base', which 'f1' of disk 'd1' reads through its \
+             <link> as its base: a write there changes what 'd1' reads; declare the client read_only=\"true\" or give it a \
+             disk of its own",
+        ]
+    );
+    // Two mirrors on one secondary; a mirror writing a clone's base.
+    assert_eq!(
+        warnings("filter_mirror", "filter_mirror", r#"<block_client disk="d0" />"#),
+        ["6:63: disk 'base' is linked by 'f0' (disk 'd0') and by 'f1' (disk 'd1'), and 'f1' writes it: each would change \
+          what the other keeps there; link each to a disk of its own"]
+    );
+    assert_eq!(
+        warnings("filter_clone", "filter_mirror", r#"<block_client disk="d0" />"#),
+        ["6:63: disk 'base' is linked by 'f0' (disk 'd0') and by 'f1' (disk 'd1'), and 'f1' writes it: 'f1' would change \
+          what 'f0' reads there as its base; link each to a disk of its own"]
+    );
+    assert_eq!(
+        warnings("filter_mirror", "filter_clone", r#"<block_client disk="base" read_only="true" />"#),
+        ["6:62: disk 'base' is linked by 'f0' (disk 'd0') and by 'f1' (disk 'd1'), and 'f0' writes it: 'f0' would change \
+          what 'f1' reads there as its base; link each to a disk of its own"]
+    );
+    assert_eq!(
+        warnings("filter_mirror", "filter_clone", r#"<block_client disk="d1" />"#).len(),
+        1,
+        "a client of the clone writes the clone, not the base"
+    );
+}
+
+#[test]
 fn the_operations_each_hook_is_for_reach_the_servers_record() {
     // crypt0's program wants its pre-op for writes only, audit0's for all
     // it declares.

@@ -108,14 +108,39 @@ pub struct FilterStats {
     /// Requests seen in pre-ops and post-ops.
     pub pre: u64,
     pub post: u64,
-    /// Verdicts: continue (and remap, redirect, side I/O), substitute,
-    /// complete, fail.
+    /// Verdicts: continue, substitute, complete, fail.
     pub verdicts: [u64; 4],
+    /// The verdicts that move a request elsewhere: remap, redirect, side
+    /// I/O.
+    pub moved: [u64; 3],
     /// Bad verdicts, failed upcalls, and requests failed because the
     /// filter was stopped.
     pub errors: u64,
-    /// Bytes of data in the reads and writes it saw (pre-ops).
+    /// Bytes of data in the reads and writes it was called for, each
+    /// request once (at its first call: a filter with no pre-op for it
+    /// counts it in its post-op).
     pub bytes: u64,
+}
+
+impl FilterStats {
+    /// The end of its statistics line: `; moved: R remapped, D redirected,
+    /// S side I/O` for a filter that gave such verdicts, else nothing (the
+    /// line of any other filter stays as it was).
+    pub fn moved_text(&self) -> MovedText {
+        MovedText(self.moved)
+    }
+}
+
+/// See [`FilterStats::moved_text`].
+pub struct MovedText([u64; 3]);
+
+impl core::fmt::Display for MovedText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            [0, 0, 0] => Ok(()),
+            [remap, redirect, side] => write!(f, "; moved: {remap} remapped, {redirect} redirected, {side} side I/O"),
+        }
+    }
 }
 
 /// A filter, as the server keeps it.
@@ -782,11 +807,13 @@ impl<'a> Server<'a> {
                     _ => slot.block.wrapping_add(base),
                 };
                 // Words 0-6 in one run; the verdict (6) starts clear.
+                // (Its first call for this request: no call before it left
+                // a state.)
+                if slot.stated & 1 << p == 0 {
+                    bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
+                }
                 let (w3, w4, w5) = match hook {
-                    Hook::Pre => {
-                        bytes += u64::from(slot.count) * u64::from(BLOCK_SIZE);
-                        (u64::from(s), side, if side != 0 { slot.state_at(p) } else { 0 })
-                    }
+                    Hook::Pre => (u64::from(s), side, if side != 0 { slot.state_at(p) } else { 0 }),
                     Hook::Post => (u64::from(s) | (slot.status.raw() as u64) << 32, u64::from(slot.done) | side, slot.state_at(p)),
                 };
                 page.set_words(i, 0, &[slot.head | position, block, grant, w3, w4, w5, 0]);
@@ -903,12 +930,15 @@ impl<'a> Server<'a> {
             (slot.status, slot.done) = (Status::IoError, 0);
             return self.up_from(d, s, p);
         };
-        stats.verdicts[match v {
-            Verdict::Substitute { .. } => 1,
-            Verdict::Complete { .. } => 2,
-            Verdict::Fail(_) => 3,
-            _ => 0,
-        }] += 1;
+        match v {
+            Verdict::Remap { .. } => stats.moved[0] += 1,
+            Verdict::Redirect { .. } => stats.moved[1] += 1,
+            Verdict::SideIo { .. } => stats.moved[2] += 1,
+            Verdict::Substitute { .. } => stats.verdicts[1] += 1,
+            Verdict::Complete { .. } => stats.verdicts[2] += 1,
+            Verdict::Fail(_) => stats.verdicts[3] += 1,
+            _ => stats.verdicts[0] += 1,
+        }
         if hook == Hook::Pre || matches!(v, Verdict::Redirect { .. } | Verdict::SideIo { .. }) {
             slot.state[p] = w5;
             slot.stated |= 1 << p;

@@ -375,6 +375,29 @@ pub struct Completion {
     pub count: u32,
 }
 
+/// The setup step a filter asked for and its disk failed, for the line
+/// that says so: `its disk failed a setup write: invalid request (is the
+/// disk read-only?)`. `step` is `read`, `write` or `flush`; `last` what
+/// the server said of it.
+pub struct SetupFailure<'a> {
+    pub step: &'a str,
+    pub last: Option<Completion>,
+}
+
+impl fmt::Display for SetupFailure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let step = self.step;
+        match self.last {
+            None => write!(f, "its disk gave no answer to a setup {step}"),
+            // (A read-only device refuses writes as invalid requests.)
+            Some(Completion { status: Status::InvalidRequest, .. }) if step == "write" => {
+                write!(f, "its disk failed a setup write: invalid request (is the disk read-only?)")
+            }
+            Some(c) => write!(f, "its disk failed a setup {step}: {}", c.status),
+        }
+    }
+}
+
 /// A filter's answer for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -813,6 +836,14 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// not yet, a clone's map of blocks written since the last flush). The
 /// tool refuses a `<filter>` that lacks any of these, or a restart it
 /// says no to, at the element, so the mistake is not first seen at boot.
+/// `keeps` (optional, a phrase): what the filter keeps on the disk below
+/// it (its header and map, a second copy), which a write entering the
+/// chain below it would go around and may destroy, so the tool warns of
+/// such a client unless it is `read_only`; `linked` (optional, `read` or
+/// `read-write`): what it does to its linked disks (reads a clone's base;
+/// reads and writes a mirror's secondary), so the tool warns of another
+/// writer of such a disk (which would change what the clone reads, or
+/// make the mirror's copies differ).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest<'a> {
     /// [`Hook::bit`]s.
@@ -834,6 +865,12 @@ pub struct Manifest<'a> {
     pub links: Option<u8>,
     /// Whether it may be declared `on_fault="restart"`.
     pub restart: bool,
+    /// What it keeps on the disk below it, if it says (a phrase for the
+    /// tool's warning).
+    pub keeps: Option<&'a str>,
+    /// What it does to its linked disks, if it says: [`DATA_READ`], or
+    /// that and [`DATA_WRITE`].
+    pub linked: u8,
     /// Microseconds one upcall may take when its `<filter>` declares no
     /// `budget` (the tool's default when this says none): for a filter
     /// whose calls do more than most, within a bound it knows.
@@ -887,6 +924,8 @@ impl<'a> Manifest<'a> {
             caches: false,
             restart: true,
             budget: None,
+            keeps: None,
+            linked: 0,
             pre_ops: 0,
             post_ops: 0,
             needs: heapless::Vec::new(),
@@ -939,6 +978,14 @@ impl<'a> Manifest<'a> {
                     m.restart = match value {
                         "yes" => true,
                         "no" => false,
+                        _ => return Err(ManifestError::BadField),
+                    };
+                }
+                "keeps" if !value.is_empty() => m.keeps = Some(value),
+                "linked" => {
+                    m.linked = match value {
+                        "read" => DATA_READ,
+                        "read-write" => DATA_READ | DATA_WRITE,
                         _ => return Err(ManifestError::BadField),
                     };
                 }
@@ -1266,6 +1313,17 @@ mod tests {
         assert!(!m.caches && !none.caches, "a filter caches only if it says so");
         assert!(Manifest::parse(b"strata-filter 1\0caches=yes\0").unwrap().caches);
         assert!(!Manifest::parse(b"strata-filter 1\0caches=no\0").unwrap().caches);
+        let failed = |step, status| SetupFailure { step, last: Some(Completion { status, count: 0 }) }.to_string();
+        assert_eq!(failed("write", Status::InvalidRequest), "its disk failed a setup write: invalid request (is the disk read-only?)");
+        assert_eq!(failed("read", Status::IoError), "its disk failed a setup read: I/O error");
+        assert_eq!(failed("flush", Status::InvalidRequest), "its disk failed a setup flush: invalid request");
+        assert_eq!(SetupFailure { step: "read", last: None }.to_string(), "its disk gave no answer to a setup read");
+        let keeps = Manifest::parse(b"strata-filter 1\0keeps=its header, and its map\0linked=read\0").unwrap();
+        assert_eq!((keeps.keeps, keeps.linked), (Some("its header, and its map"), DATA_READ));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0linked=read-write\0").unwrap().linked, DATA_READ | DATA_WRITE);
+        assert_eq!((none.keeps, none.linked), (None, 0), "a filter keeps nothing below it unless it says");
+        assert_eq!(Manifest::parse(b"strata-filter 1\0linked=write\0"), Err(ManifestError::BadField));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0keeps=\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0caches=maybe\0"), Err(ManifestError::BadField));
         // Per hook, some of its operations.
         let narrow = Manifest::parse(b"strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0pre_ops=flush\0").unwrap();

@@ -236,6 +236,38 @@ pub fn open_headers(c: HeaderCopies) -> Headers {
     }
 }
 
+/// What blocks 0 and 1, read into bounce pages `page` and `page + 1`,
+/// hold when neither is a header of the filter's ([`Headers::Fresh`]):
+/// `None` if both are zeros (a blank disk, which the filter may format),
+/// else what they look like, for the line that says why the filter does
+/// not format the disk (a format would lose what it holds).
+pub fn other_data(bounce: &Shared<'_>, page: u64) -> Option<&'static str> {
+    let start = (page * BLOCK_SIZE as u64) as usize;
+    let mut first = [0u8; 1024];
+    bounce.read_bytes(start, &mut first).ok()?;
+    if &first[..6] == b"LUKS\xba\xbe" {
+        return Some("a LUKS header");
+    }
+    if &first[512..520] == b"EFI PART" {
+        return Some("a GPT partition table");
+    }
+    if first[510..512] == [0x55, 0xaa] {
+        return Some("a partition table or boot sector");
+    }
+    let mut chunk = first;
+    let mut at = start;
+    while at < start + 2 * BLOCK_SIZE as usize {
+        if at != start && bounce.read_bytes(at, &mut chunk).is_err() {
+            return Some("data");
+        }
+        if chunk.iter().any(|&b| b != 0) {
+            return Some("data");
+        }
+        at += chunk.len();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

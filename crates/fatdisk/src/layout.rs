@@ -297,6 +297,8 @@ pub struct Laying<'a> {
     fat: FatType,
     /// Clusters: the cluster after the last entry's run.
     next_cluster: u64,
+    /// The root directory's slots, known once counting is done.
+    root_slots: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +320,7 @@ impl<'a> Laying<'a> {
         };
         table.fill(EntryLayout::EMPTY);
         let (pass, next_cluster) = (Pass::Children, u64::from(FIRST_CLUSTER));
-        Ok(Laying { manifest, table, pass, i: 1, next_slot: 0, others: 0, fat: FatType::Fat32, next_cluster })
+        Ok(Laying { manifest, table, pass, i: 1, next_slot: 0, others: 0, fat: FatType::Fat32, next_cluster, root_slots: 0 })
     }
 
     /// Go on for about `work` units of [`crate::manifest::SLICE`]'s
@@ -337,8 +339,8 @@ impl<'a> Laying<'a> {
                         // FAT16 if the other entries' clusters and the
                         // root's slots fit it; then the root has its own
                         // area and no clusters.
-                        let root_slots = dir_slots(&self.manifest, self.table, 0);
-                        self.fat = if self.others <= u64::from(FAT16_MAX_CLUSTERS) && root_slots <= FAT16_MAX_ROOT_SLOTS {
+                        self.root_slots = dir_slots(&self.manifest, self.table, 0);
+                        self.fat = if self.others <= u64::from(FAT16_MAX_CLUSTERS) && self.root_slots <= FAT16_MAX_ROOT_SLOTS {
                             FatType::Fat16
                         } else {
                             FatType::Fat32
@@ -410,7 +412,7 @@ impl<'a> Laying<'a> {
         if needed > u64::from(MAX_CLUSTERS) {
             return Err(Error::TooManyClusters { needed });
         }
-        let root_slots = dir_slots(&self.manifest, self.table, 0);
+        let root_slots = self.root_slots;
         let used_clusters = needed as u32;
         let (clusters, fat_blocks, root_blocks) = match self.fat {
             FatType::Fat16 => {

@@ -185,6 +185,12 @@ pub enum Error {
         stated: u32,
         computed: u32,
     },
+    /// The checksum given to [`Check::start`] summed another number of
+    /// bytes than the manifest has (the caller's mistake, not the disk's).
+    ChecksumCoverage {
+        summed: u64,
+        len: u64,
+    },
     /// Entry 0 is not an unnamed directory whose parent is itself.
     BadRoot,
     Entry {
@@ -243,6 +249,9 @@ impl fmt::Display for Error {
             }
             Error::Checksum { stated, computed } => {
                 write!(f, "manifest damaged: checksum {computed:#010x}, header says {stated:#010x}")
+            }
+            Error::ChecksumCoverage { summed, len } => {
+                write!(f, "manifest checksum summed over {summed} bytes, but the manifest has {len}")
             }
             Error::BadRoot => write!(f, "manifest entry 0 is not the root directory"),
             Error::Entry { index, problem } => write!(f, "manifest entry {index}: {problem}"),
@@ -506,8 +515,10 @@ impl<'a> Check<'a> {
         if header.data_end > disk_blocks {
             return Err(Error::DataBeyondDisk { data_end: header.data_end, disk_blocks });
         }
-        // (A sum of other bytes than the manifest's can only mismatch.)
-        let computed = if crc.len() == len { crc.value() } else { !header.crc };
+        if crc.len() != len {
+            return Err(Error::ChecksumCoverage { summed: crc.len() as u64, len: len as u64 });
+        }
+        let computed = crc.value();
         if computed != header.crc {
             return Err(Error::Checksum { stated: header.crc, computed });
         }

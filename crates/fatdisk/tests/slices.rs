@@ -115,11 +115,14 @@ fn an_error_in_a_late_slice_is_the_error_all_at_once_finds() {
 }
 
 #[test]
-fn a_sum_of_too_few_bytes_is_a_checksum_error() {
+fn a_sum_of_too_few_bytes_is_refused_as_such() {
     let (bytes, blocks) = tree(1, 100, 20);
+    let len = Header::parse(&bytes).unwrap().manifest_len();
     let mut crc = Crc32::new();
     crc.add(&bytes[..4096]);
-    assert!(matches!(Check::start(&bytes, blocks, &crc), Err(Error::Checksum { .. })));
+    let err = Check::start(&bytes, blocks, &crc).unwrap_err();
+    assert_eq!(err, Error::ChecksumCoverage { summed: 4096, len: len as u64 });
+    assert!(err.to_string().contains(&format!("summed over 4096 bytes, but the manifest has {len}")), "{err}");
 }
 
 #[test]

@@ -229,8 +229,8 @@
 //! - `<filter>`, in a `<disk>` and nowhere else ([`Filter`]): a protection
 //!   domain the filter server passes the disk's requests through; the
 //!   disk's filters form a chain, the first nearest the clients. `name`
-//!   (required) becomes the PD's name: it follows the rules of PD names,
-//!   and is neither a declared PD's, another filter's, nor one the
+//!   (required) becomes the PD's name: 1 to [`MAX_FILTER_NAME`] bytes
+//!   (it travels in the storage records' 32-byte name fields), and is neither a declared PD's, another filter's, nor one the
 //!   expansion generates. `program` (required): its program image, as in
 //!   `<program_image path>`. `data` (required): what it may do with the
 //!   requests' data, `none`, `read` or `read-write`. `priority`: 241 to

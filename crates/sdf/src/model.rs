@@ -37,6 +37,9 @@ pub const MAX_VIRTIO_SLOT: u32 = 31;
 /// Extension: the longest disk name (it travels in 32-byte, NUL-padded
 /// fields of the storage configuration records).
 pub const MAX_DISK_NAME: usize = 31;
+/// Extension: the longest filter name (a PD name, and it travels in
+/// 32-byte fields of the storage configuration records as well).
+pub const MAX_FILTER_NAME: usize = 31;
 /// Extension: MBR primary partitions are numbered 1 to this.
 pub const MAX_PARTITION: u8 = 4;
 /// Extension: bytes of a block client's data region without `data_size`.

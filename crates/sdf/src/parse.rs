@@ -882,7 +882,13 @@ impl<'a, 'input> Reader<'a, 'input> {
     ) -> Option<(Filter, Vec<(String, Pos)>)> {
         self.check_attributes(node, FILTER);
         let pos = self.pos_of(node);
-        let name = self.required_with(node, "name", Self::pd_name);
+        let name = self.required_with(node, "name", |r, a| {
+            if (1..=MAX_FILTER_NAME).contains(&a.value.len()) {
+                Some(a.value.to_string())
+            } else {
+                r.invalid(a, format_args!("a filter name of 1 to {MAX_FILTER_NAME} bytes"))
+            }
+        });
         let label = format!("filter '{}'", name.as_deref().unwrap_or_default());
         let program =
             self.required_with(node, "program", |r, a| r.non_empty(a, "the path of an ELF file"));
@@ -2782,6 +2788,19 @@ mod tests {
         assert_eq!(closest("xyz", &["name"]), None);
         assert_eq!(choices("disk1", ["disk0", "disk0"].into_iter()), " (declared: disk0; 'disk0' is declared twice)");
         assert_eq!(choices("dsk2", ["disk2", "disk0"].into_iter()), ": did you mean 'disk2'?");
+    }
+
+    #[test]
+    fn a_filter_name_longer_than_its_records_hold_is_refused() {
+        let name = "f".repeat(MAX_FILTER_NAME + 1);
+        let xml = format!("<system>\n<disk name=\"d\" virtio_slot=\"31\">\n<filter name=\"{name}\" program=\"p\" data=\"none\" />\n</disk>\n</system>");
+        let errors = read("f.xml", &xml).unwrap_err();
+        let bad: Vec<_> = errors.iter().filter(|e| e.message.contains("filter name")).collect();
+        assert_eq!(bad.len(), 1, "{errors:?}");
+        assert!(bad[0].message.contains("a filter name of 1 to 31 bytes"), "{}", bad[0].message);
+        assert_eq!(bad[0].pos(), pos(3, 9));
+        let ok = xml.replace(&name, &name[..MAX_FILTER_NAME]);
+        assert!(read("f.xml", &ok).unwrap_err().iter().all(|e| !e.message.contains("filter name")));
     }
 
     #[test]

@@ -28,8 +28,12 @@
 //! filter's memory): 262,144 data blocks, 1 GiB; a larger disk's other
 //! blocks are not used (the format says so).
 //!
-//! A disk with neither header nor backup (a blank image, or one with
-//! other data on it) is formatted at setup: first a header and backup
+//! A disk with neither header nor backup whose blocks 0 and 1 are zeros
+//! (a blank image) is formatted at setup; one whose first blocks hold
+//! anything else (a LUKS header, a partition table, a file system) is
+//! not, since a format would lose it: the disk fails, nothing written,
+//! and the console says what it found and how to blank the disk. A
+//! format writes first a header and backup
 //! that say a format is under way (no table blocks, no data blocks) and a
 //! flush; then every entry is set to the MAC of "never written" for its
 //! block (written a table block per setup call) and flushed; then the
@@ -42,8 +46,8 @@
 //! changed. Both damaged in their magic only (the MAC still vouches for
 //! the rest) are both written again. If neither holds but one looks like
 //! a header (a wrong key, both damaged, or a header of an earlier layout)
-//! the disk fails, and nothing is written. With neither block a header,
-//! the first table block is looked at before formatting, and the data
+//! the disk fails, and nothing is written. With neither block a header
+//! (both zeros), the first table block is looked at before formatting, and the data
 //! blocks it covers (where this disk's size puts them): if one of its
 //! entries is the "never written" MAC this key makes for its block, or
 //! the MAC of what that block holds, the disk was this filter's and its
@@ -70,8 +74,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
-use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict, MAX_SETUP_BLOCKS};
-use blk::metadata::{open_headers, put_copies, Changes, HeaderCopies, Headers, Layout};
+use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupFailure, SetupStep, Verdict, MAX_SETUP_BLOCKS};
+use blk::metadata::{open_headers, other_data, put_copies, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -96,6 +100,12 @@ pub const MAX_TABLE_BLOCKS: u64 = 2048;
 /// The bounce buffer's pages: the header, a scratch page (the backup
 /// header at setup), the table.
 const SCRATCH_PAGE: u64 = 1;
+/// The line around what blocks 0 and 1 of a disk with no header hold
+/// (`blk::metadata::other_data`): a format would lose it.
+const NOT_BLANK: (&str, &str) = (
+    "blocks 0 and 1 hold ",
+    ", not an integrity header: not formatted, nothing written (the filter formats only a disk that starts blank; to give it this one and lose what it holds, zero its first 8 KiB: dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)",
+);
 const TABLE_PAGE: u64 = 2;
 /// Bytes of bounce buffer the filter needs (its manifest declares them).
 pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
@@ -269,8 +279,13 @@ impl<'a> Integrity<'a> {
                 (Some(step), [h0, h1][from], true)
             }
             Headers::Damaged => return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header")),
-            // No header: a fresh disk, unless its table says otherwise.
+            // No header: a disk that held something else is not ours to
+            // format; a blank one is fresh, unless its table says
+            // otherwise (wiped headers).
             Headers::Fresh => {
+                if let Some(what) = other_data(bounce, 0) {
+                    return self.fail(format_args!("{}{what}{}", NOT_BLANK.0, NOT_BLANK.1));
+                }
                 self.stage = Stage::ProbingTable;
                 return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
             }
@@ -280,12 +295,17 @@ impl<'a> Integrity<'a> {
         if (m, n) == (0, 0) {
             // No client ever saw this disk.
             (self.say)(format_args!("a format was cut short: formatting again"));
-            return self.format(bounce, below, false);
+            return self.format(bounce, below);
         }
         if m > MAX_TABLE_BLOCKS || n.div_ceil(PER_BLOCK) != m || FIRST_TABLE_BLOCK + m + n > below {
             return self.fail(format_args!("a header that does not fit the disk ({m} table blocks, {n} blocks, on {below})"));
         }
         (self.table, self.blocks) = (m, n);
+        if Self::layout_for(below).0 > n {
+            // The image grew since the format, which laid the disk out once.
+            let unused = below - FIRST_TABLE_BLOCK - m - n;
+            (self.say)(format_args!("the disk has {below} blocks, more than when it was formatted: its last {unused} are not used"));
+        }
         // Both copies anew (their magic was what was damaged).
         if rewrite && put_copies(bounce, 0, &self.header()).is_none() {
             return self.fail(format_args!("cannot write the header"));
@@ -334,7 +354,7 @@ impl<'a> Integrity<'a> {
         let (n, m) = Self::layout_for(below);
         let covered = n.min(PER_BLOCK);
         if next >= covered {
-            return self.format(bounce, below, true);
+            return self.format(bounce, below);
         }
         let count = (covered - next).min(u64::from(MAX_SETUP_BLOCKS));
         self.stage = Stage::ProbingData { next };
@@ -373,15 +393,10 @@ impl<'a> Integrity<'a> {
         room * PER_BLOCK / (PER_BLOCK + 1)
     }
 
-    /// First use of a disk of `below` blocks (`fresh`: it had no header;
-    /// else a format was cut short): lay it out, and write the header and
-    /// its backup saying a format is under way.
-    fn format(&mut self, bounce: &Shared<'_>, below: u64, fresh: bool) -> SetupStep {
-        // Whatever the disk held is gone for its clients.
-        let mut block0 = [0u8; BLOCK];
-        if fresh && bounce.read_bytes(0, &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
-            (self.say)(format_args!("block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros"));
-        }
+    /// First use of a blank disk of `below` blocks (or one whose format
+    /// was cut short): lay it out, and write the header and its backup
+    /// saying a format is under way.
+    fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
         let (n, table) = Self::layout_for(below);
         (self.blocks, self.table) = (n, table);
         if n < Self::fits(below) {
@@ -539,8 +554,12 @@ impl Filter for Integrity<'_> {
             Stage::Ready => SetupStep::Ready { first: self.first(), blocks: self.blocks },
             Stage::Failed => SetupStep::Fail(Status::IoError),
             _ => {
-                let status = call.last.map(|c| c.status);
-                self.fail(format_args!("its disk failed a setup read or write ({status:?})"))
+                let step = match self.stage {
+                    Stage::Header | Stage::ProbingTable | Stage::ProbingData { .. } | Stage::Reading { .. } => "read",
+                    Stage::MarkFlushing | Stage::TableFlushing => "flush",
+                    _ => "write",
+                };
+                self.fail(format_args!("{}", SetupFailure { step, last: call.last }))
             }
         }
     }

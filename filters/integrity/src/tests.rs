@@ -249,7 +249,7 @@ fn a_second_flush_waits_while_the_first_writes_the_table() {
 }
 
 #[test]
-fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_formatted() {
+fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_not_formatted() {
     let (_, _, mut disk) = fresh();
     let before = disk.data.clone();
     let b = bounce();
@@ -259,20 +259,36 @@ fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_f
     assert_eq!(said(), ["the header's MAC does not match: a wrong key, or a damaged header; every request of the disk fails"]);
     assert!(disk.data == before);
 
-    // A disk that held something else (a partition table, old data):
-    // formatted, its old blocks read as zeros, never as what they held.
+    // A disk that held something else (old data, a LUKS volume, a
+    // partition table): a format would lose it, so it fails, untouched,
+    // saying what it found.
     let mut other = Disk::new(1000);
     for blk in 0..20 {
         other.write(blk, &pattern(blk, 7));
     }
-    let b2 = bounce();
-    let mut f = Integrity::new(Some(KEY), Some(b2), say).unwrap();
-    said();
-    assert_eq!(set_up(&mut f, b2, &mut other), SetupStep::Ready { first: FIRST, blocks: 990 });
-    assert_eq!(said()[0], "block 0 holds no integrity header: the disk is formatted, and what it held reads as zeros");
-    let back = Buffer(RefCell::new(vec![1; BLOCK]));
-    assert_eq!(request(&mut f, b2, &mut other, Op::Read, 3, 1, &back, FIRST), Status::Ok);
-    assert!(back.0.borrow().iter().all(|&x| x == 0));
+    let mut luks = Disk::new(1000);
+    let mut head = vec![0u8; BLOCK];
+    head[..6].copy_from_slice(b"LUKS\xba\xbe");
+    luks.write(0, &head);
+    let mut mbr = Disk::new(1000);
+    let mut sector = vec![0u8; BLOCK];
+    sector[510..512].copy_from_slice(&[0x55, 0xaa]);
+    mbr.write(0, &sector);
+    // (Block 1 only: a disk whose data starts past block 0.)
+    let mut late = Disk::new(1000);
+    late.write(1, &pattern(1, 9));
+    for (disk, what) in [(&mut other, "data"), (&mut luks, "a LUKS header"), (&mut mbr, "a partition table or boot sector"), (&mut late, "data")] {
+        let before = disk.data.clone();
+        let b2 = bounce();
+        let mut f = Integrity::new(Some(KEY), Some(b2), say).unwrap();
+        said();
+        assert_eq!(set_up(&mut f, b2, disk), SetupStep::Fail(Status::IoError));
+        let lines = said();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with(&format!("blocks 0 and 1 hold {what}, not an integrity header: not formatted, nothing written")), "{lines:?}");
+        assert!(lines[0].contains("dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc") && lines[0].ends_with("; every request of the disk fails"), "{lines:?}");
+        assert!(disk.data == before, "nothing written");
+    }
     assert!(Integrity::new(None, Some(b), say).is_err(), "a key is required");
 }
 
@@ -461,4 +477,15 @@ fn a_disk_whose_headers_were_wiped_after_its_first_128_blocks_were_written_is_no
         ["blocks 0 and 1 hold no header, but the MAC table (block 2) is this key's: the headers were wiped; not formatted, nothing written; every request of the disk fails"]
     );
     assert!(disk.data == before, "nothing written");
+}
+
+#[test]
+fn a_disk_grown_since_its_format_keeps_its_layout_and_says_so() {
+    let (mut disk, data) = written_and_flushed();
+    disk.blocks = 2000;
+    said();
+    let (step, back) = reopened(&mut disk);
+    assert_eq!(step, SetupStep::Ready { first: FIRST, blocks: 990 });
+    assert_eq!(back.as_deref(), Some(&data[..]));
+    assert_eq!(said(), ["the disk has 2000 blocks, more than when it was formatted: its last 1000 are not used", "990 blocks, checked against 8 blocks of MACs"]);
 }

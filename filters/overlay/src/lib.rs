@@ -31,11 +31,16 @@
 //! magic only (the hash still vouches for the rest) are both written
 //! again; otherwise, with both damaged, or a header of the earlier layout
 //! (`STRATA-OVERLAY-1`, no backup), the disk fails, and nothing is
-//! written. (Both blocks wiped look like a fresh disk: formatted.) Clients
-//! see the clone's blocks, as many as the format gave it: the disk less
-//! the header, its backup and the map, and no more than the base has (the server tells the
-//! setup how large the linked disk is), at most [`MAX_MAP_BLOCKS`] map
-//! blocks (2 GiB of clone). A clone image as large as its base sees all of
+//! written. A disk with no header is formatted only if blocks 0 and 1 are
+//! zeros (a blank image; both blocks wiped look the same) and the base has
+//! blocks: one that holds anything else (a partition table, a file
+//! system) fails, nothing written, as does a first start without the base
+//! (the console says which, and how to blank a disk). Clients see the
+//! clone's blocks, as many as the format gave it: the disk less the
+//! header, its backup and the map, and no more than the base has (the
+//! server tells the setup how large the linked disk is; a base smaller
+//! than at the format is said, and caps them), at most [`MAX_MAP_BLOCKS`]
+//! map blocks (2 GiB of clone). A clone image as large as its base sees all of
 //! the base but those few blocks.
 //!
 //! Requests: a write goes to the clone's disk; once it is done its blocks
@@ -57,8 +62,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
-use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupStep, Verdict};
-use blk::metadata::{open_headers, put_copies, Changes, HeaderCopies, Headers, Layout};
+use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupFailure, SetupStep, Verdict};
+use blk::metadata::{open_headers, other_data, put_copies, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
@@ -130,6 +135,9 @@ pub struct Overlay<'a> {
     /// Map blocks on the disk, and blocks of the clone.
     map_blocks: u64,
     blocks: u64,
+    /// Blocks its clients see: the clone's, or the base's if it has
+    /// fewer (a base that changed since the format).
+    offered: u64,
     /// Map blocks changed since they were written, and the flush writing
     /// them.
     changes: Changes<1>,
@@ -141,12 +149,12 @@ impl<'a> Overlay<'a> {
     /// where its messages go.
     pub fn new(bounce: Option<Shared<'a>>, say: Say) -> Overlay<'a> {
         let bounce = bounce.filter(|b| b.len() as u64 >= BOUNCE);
-        Overlay { bounce, say, stage: Stage::Start, map_blocks: 0, blocks: 0, changes: Changes::default(), counts: Counts::default() }
+        Overlay { bounce, say, stage: Stage::Start, map_blocks: 0, blocks: 0, offered: 0, changes: Changes::default(), counts: Counts::default() }
     }
 
     /// Blocks of the clone, once set up.
     pub fn blocks(&self) -> Option<u64> {
-        (self.stage == Stage::Ready).then_some(self.blocks)
+        (self.stage == Stage::Ready).then_some(self.offered)
     }
 
     fn fail(&mut self, why: fmt::Arguments) -> SetupStep {
@@ -233,15 +241,13 @@ impl<'a> Overlay<'a> {
     }
 
 
-    /// A fresh disk of `below` blocks, cloning a base of `base` blocks (0:
-    /// not known): the map that covers the rest, or the base if smaller.
+    /// A fresh disk of `below` blocks, cloning a base of `base` blocks: the
+    /// map that covers the rest, or the base if smaller.
     fn format(&mut self, bounce: &Shared<'_>, below: u64, base: u64) -> SetupStep {
         let m = (below - FIRST_MAP_BLOCK).div_ceil(PER_MAP_BLOCK + 1).min(MAX_MAP_BLOCKS);
         self.map_blocks = m;
         self.blocks = (below - FIRST_MAP_BLOCK - m).min(m * PER_MAP_BLOCK);
-        if base > 0 {
-            self.blocks = self.blocks.min(base);
-        }
+        self.blocks = self.blocks.min(base);
         let zero = [0u8; BLOCK];
         for page in MAP_PAGE..MAP_PAGE + m {
             if bounce.write_bytes((page * BLOCK as u64) as usize, &zero).is_err() {
@@ -294,11 +300,16 @@ impl<'a> Overlay<'a> {
                 (Some(step), from, true)
             }
             Headers::Damaged => return self.fail(format_args!("a damaged header and backup (blocks 0 and 1), on a disk of {below} blocks")),
+            // First use: of a blank disk only (a format would lose what
+            // the disk holds), and with a base to clone.
             Headers::Fresh => {
-                // First use: whatever the disk held is gone for its clients.
-                let mut block0 = [0u8; BLOCK];
-                if bounce.read_bytes(at(STAGING_PAGE), &mut block0).is_ok() && block0.iter().any(|&b| b != 0) {
-                    (self.say)(format_args!("block 0 holds no clone header: the disk becomes the clone's, and what it held is not read"));
+                if let Some(what) = other_data(bounce, STAGING_PAGE) {
+                    return self.fail(format_args!(
+                        "blocks 0 and 1 hold {what}, not a clone header: not formatted, nothing written (a clone is made only on a disk that starts blank; to give it this one and lose what it holds, zero its first 8 KiB: dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)"
+                    ));
+                }
+                if base == 0 {
+                    return self.fail(format_args!("its base disk (its <link>) has no blocks (no device, or its chain failed): no clone made, nothing written"));
                 }
                 return self.format(bounce, below, base);
             }
@@ -393,17 +404,29 @@ impl Filter for Overlay<'_> {
             }
             Stage::Formatted | Stage::Map if ok => {
                 let written = self.written_total(&bounce);
+                self.offered = self.blocks;
                 if self.stage == Stage::Map {
                     (self.say)(format_args!("a clone of {} blocks, {written} of them its own", self.blocks));
+                    let base = call.linked;
+                    if base == 0 {
+                        (self.say)(format_args!("its base disk (its <link>) has no blocks (no device, or its chain failed): reads of the blocks the clone never wrote fail"));
+                    } else if base < self.blocks {
+                        self.offered = base;
+                        (self.say)(format_args!("the base has {base} blocks, fewer than the clone's {}: its clients see the first {base}", self.blocks));
+                    }
                 }
                 self.stage = Stage::Ready;
-                SetupStep::Ready { first: self.first(), blocks: self.blocks }
+                SetupStep::Ready { first: self.first(), blocks: self.offered }
             }
-            Stage::Ready => SetupStep::Ready { first: self.first(), blocks: self.blocks },
+            Stage::Ready => SetupStep::Ready { first: self.first(), blocks: self.offered },
             Stage::Failed => SetupStep::Fail(Status::IoError),
             _ => {
-                let status = call.last.map(|c| c.status);
-                self.fail(format_args!("its own disk failed a setup read or write ({status:?})"))
+                let step = match self.stage {
+                    Stage::Header | Stage::Map => "read",
+                    Stage::MapFlushing => "flush",
+                    _ => "write",
+                };
+                self.fail(format_args!("{}", SetupFailure { step, last: call.last }))
             }
         }
     }

@@ -67,9 +67,10 @@ impl World {
         self.bounce
     }
 
-    /// Run the setup dialogue to its end, as the server does.
+    /// Run the setup dialogue to its end, as the server does, with a base
+    /// larger than any clone here.
     fn set_up(&mut self, f: &mut Overlay<'_>) -> SetupStep {
-        self.set_up_linked(f, 0)
+        self.set_up_linked(f, 1 << 30)
     }
 
     /// The same, the base (the linked disk) `linked` blocks large.
@@ -221,38 +222,85 @@ fn a_flush_writes_the_changed_map_and_a_reboot_keeps_it() {
     assert!(data.0.borrow()[..] == block_of(5, 0xb0)[..], "not flushed: the base's, never garbage");
 }
 
+/// What the filter says, for the tests that look.
+static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+fn keep(args: fmt::Arguments) {
+    SAID.lock().unwrap().push(args.to_string());
+}
+/// What it said since the last call (tests that look at it run one at a
+/// time: `SAID_BY`).
+fn said() -> Vec<String> {
+    std::mem::take(&mut *SAID.lock().unwrap())
+}
+static SAID_BY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
-fn a_disk_with_other_data_becomes_the_clones_and_reads_the_base() {
-    // (An image with a partition table, say: its old blocks are not read.)
-    let mut w = World::new(100);
+fn a_disk_with_other_data_or_no_base_is_not_made_a_clone() {
+    let _one = SAID_BY.lock().unwrap_or_else(|e| e.into_inner());
+    // (An image with a partition table, say, or a LUKS volume: a format
+    // would lose it.)
+    let mut data = World::new(100);
     for b in 0..100 {
-        w.own_write(b, &block_of(b, 0x5a));
+        data.own_write(b, &block_of(b, 0x5a));
     }
-    let mut f = Overlay::new(Some(w.shared()), quiet);
-    assert_eq!(w.set_up(&mut f), SetupStep::Ready { first: 3, blocks: 97 });
-    assert_eq!(&w.own_block(0)[..16], MAGIC);
-    let data = buffer(1);
-    assert_eq!(w.request(&mut f, Op::Read, 7, 1, &data, 3), Status::Ok);
-    assert!(data.0.borrow()[..] == block_of(7, 0xb0)[..], "the base's block, not what the disk held");
+    let mut mbr = World::new(100);
+    let mut sector = vec![0u8; BLOCK];
+    sector[510..512].copy_from_slice(&[0x55, 0xaa]);
+    mbr.own_write(0, &sector);
+    let mut luks = World::new(100);
+    let mut head = vec![0u8; BLOCK];
+    head[..6].copy_from_slice(b"LUKS\xba\xbe");
+    luks.own_write(0, &head);
+    for (w, what) in [(&mut data, "data"), (&mut mbr, "a partition table or boot sector"), (&mut luks, "a LUKS header")] {
+        let before = w.own.clone();
+        let mut f = Overlay::new(Some(w.shared()), keep);
+        said();
+        assert_eq!(w.set_up(&mut f), SetupStep::Fail(Status::IoError));
+        let lines = said();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with(&format!("blocks 0 and 1 hold {what}, not a clone header: not formatted, nothing written")), "{lines:?}");
+        assert!(lines[0].contains("dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc"), "{lines:?}");
+        assert!(w.own == before && w.setup_log.is_empty(), "nothing written");
+    }
+    // A blank disk whose base has no blocks (no device): no clone of
+    // nothing, which would keep the whole disk's blocks past any base
+    // given later.
+    let mut blank = World::new(100);
+    let mut f = Overlay::new(Some(blank.shared()), keep);
+    said();
+    assert_eq!(blank.set_up_linked(&mut f, 0), SetupStep::Fail(Status::IoError));
+    assert_eq!(said(), ["its base disk (its <link>) has no blocks (no device, or its chain failed): no clone made, nothing written; every request of the disk fails"]);
+    assert!(blank.setup_log.is_empty(), "nothing written");
 }
 
 #[test]
 fn a_clone_larger_than_its_base_offers_no_more_blocks_than_the_base_has() {
+    let _one = SAID_BY.lock().unwrap_or_else(|e| e.into_inner());
     let mut w = World::new(1000);
     let mut f = Overlay::new(Some(w.shared()), quiet);
     assert_eq!(w.set_up_linked(&mut f, 600), SetupStep::Ready { first: 3, blocks: 600 });
-    // Opened again (the base's size no longer matters: the header says).
-    let mut again = Overlay::new(Some(World::new(1).shared()), quiet);
-    let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new(), setup_log: Vec::new() };
-    assert_eq!(w2.set_up(&mut again), SetupStep::Ready { first: 3, blocks: 600 });
+    // Opened again: the header says 600, whatever the base has now; a
+    // base that shrank caps what the clients see, and one gone is said.
+    for (base, offered, line) in [
+        (1 << 30, 600, None),
+        (400, 400, Some("the base has 400 blocks, fewer than the clone's 600: its clients see the first 400")),
+        (0, 600, Some("its base disk (its <link>) has no blocks (no device, or its chain failed): reads of the blocks the clone never wrote fail")),
+    ] {
+        let mut again = Overlay::new(Some(World::new(1).shared()), keep);
+        let mut w2 = World { own: w.own.clone(), own_blocks: 1000, bounce: again.bounce.unwrap(), side_writes: Vec::new(), setup_log: Vec::new() };
+        said();
+        assert_eq!(w2.set_up_linked(&mut again, base), SetupStep::Ready { first: 3, blocks: offered });
+        assert_eq!(again.blocks(), Some(offered));
+        let lines = said();
+        assert_eq!(lines[0], "a clone of 600 blocks, 0 of them its own");
+        assert_eq!(lines.get(1).map(String::as_str), line);
+    }
 }
 
 #[test]
 fn a_clone_disk_as_large_as_its_base_says_which_blocks_it_cannot_reach() {
-    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    fn keep(args: fmt::Arguments) {
-        SAID.lock().unwrap().push(args.to_string());
-    }
+    let _one = SAID_BY.lock().unwrap_or_else(|e| e.into_inner());
+    said();
     let mut w = World::new(1000);
     let mut f = Overlay::new(Some(w.shared()), keep);
     assert_eq!(w.set_up_linked(&mut f, 1000), SetupStep::Ready { first: 3, blocks: 997 });

@@ -107,7 +107,7 @@ mod pd {
             let filter = &server.filters[f as usize];
             let s = filter.stats;
             debug_println!(
-                "blk_server: {} filter {}: {} upcalls, {} pre-ops, {} post-ops; verdicts: {} continue, {} substitute, {} complete, {} fail; {} errors; {} bytes{}",
+                "blk_server: {} filter {}: {} upcalls, {} pre-ops, {} post-ops; verdicts: {} continue, {} substitute, {} complete, {} fail; {} errors; {} bytes{}{}",
                 disk,
                 filter.name,
                 s.upcalls,
@@ -119,6 +119,7 @@ mod pd {
                 s.verdicts[3],
                 s.errors,
                 s.bytes,
+                s.moved_text(),
                 if filter.alive { "" } else { " (stopped)" }
             );
             if filter.alive {

@@ -475,6 +475,21 @@ fn a_filter_is_not_called_for_hooks_and_ops_it_did_not_declare() {
 }
 
 #[test]
+fn a_filter_called_only_after_the_device_counts_the_bytes_of_what_it_saw() {
+    let post_only = Spec { hooks: Hook::Post.bit(), ops: 0xff, rights: 0, bounce: false, pre_ops: 0 };
+    let mut h = chain_harness(&[8], &[post_only], 8, always(Verdict::Continue));
+    h.push(0, Request::new(1, Op::Read, 3, 1, 0));
+    h.push(0, Request::new(2, Op::Write, 4, 2, 4096));
+    h.run();
+    let fwd = h.driver_requests();
+    h.complete(&fwd, Status::Ok);
+    h.run();
+    assert_eq!(h.responses(0).len(), 2);
+    let stats = h.server.filters[0].stats;
+    assert_eq!((stats.pre, stats.post, stats.verdicts[0], stats.bytes), (0, 2, 2, 3 * 4096));
+}
+
+#[test]
 fn a_request_a_filter_fails_or_completes_never_reaches_the_driver_and_goes_back_up() {
     let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook) {
         (1, Op::Write, Hook::Pre) => Verdict::Fail(Status::InvalidRequest),
@@ -729,6 +744,13 @@ fn a_side_io_goes_down_below_the_filter_and_the_filter_is_called_again_with_its_
     h.complete(&fwd, Status::Ok);
     h.run();
     assert_eq!(h.responses(0), [Response::new(1, Status::Ok, 2)]);
+    // Each filter counts the request's bytes once, though filter 1 was
+    // called for it three times; filter 2 counts the side write too.
+    let stats = |f: usize| h.server.filters[f].stats;
+    assert_eq!([stats(0).bytes, stats(1).bytes, stats(2).bytes], [2 * 4096, 2 * 4096, 3 * 4096]);
+    assert_eq!((stats(1).moved, stats(1).verdicts[0], stats(0).moved), ([0, 0, 1], 2, [0, 0, 0]));
+    assert_eq!(stats(1).moved_text().to_string(), "; moved: 0 remapped, 0 redirected, 1 side I/O");
+    assert_eq!(stats(0).moved_text().to_string(), "", "the line of a filter that moved nothing is as it was");
 
     // A side write that fails: the filter fails the request.
     h.push(0, Request::new(2, Op::Write, 8, 1, 0));

@@ -6,7 +6,7 @@
 fn main() {}
 
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=post,setup", "ops=read,write,flush", "params=", "links=1", "bounce=0");
+blk::filter_manifest!("hooks=post,setup", "ops=read,write,flush", "params=", "links=1", "bounce=0", "keeps=keeps this disk and its linked disk alike", "linked=read-write");
 
 #[cfg(target_os = "none")]
 #[microkit::protection_domain]
