@@ -73,3 +73,25 @@ fn what_an_answered_flush_covered_survives_qemu_being_killed() {
     run.expect_line("verify0: verified 256 blocks, 0 mismatches");
     assert!(!run.lines.iter().any(|l| l.contains("does not match")), "{}", run.transcript());
 }
+
+/// A disk that holds something else is not formatted: a volume
+/// `cryptsetup luksFormat` made, and the partition table `make run` puts
+/// on its default disks, each fail with one line saying what is there,
+/// and the image is unchanged byte for byte.
+#[test]
+fn a_disk_that_holds_a_luks_volume_or_a_partition_table_is_not_formatted() {
+    let disks = Disks::fresh();
+    let mut c = e2e::host_command("cryptsetup", "cryptsetup-bin");
+    c.args(["luksFormat", "--type", "luks1", "--batch-mode", "--pbkdf-force-iterations", "1000", "--key-file=-"]).arg(&disks.paths[1]);
+    e2e::run_host(c, b"integrity test passphrase");
+    for (disk, what) in [(1, "a LUKS header"), (0, "a partition table or boot sector")] {
+        let one = Disks::fresh_n(1);
+        std::fs::copy(&disks.paths[disk], &one.paths[0]).unwrap();
+        let before = one.read(0);
+        let refused = format!("integrity0: disk disk0: blocks 0 and 1 hold {what}, not an integrity header: not formatted, nothing written");
+        let run = boot_on(&build_image("tests/systems/integrity-verify.xml", false), &one, &[], Some(&refused), TIMEOUT);
+        assert!(run.lines.iter().any(|l| l.starts_with(&refused) && l.ends_with("; every request of the disk fails")), "{}", run.transcript());
+        assert!(!run.lines.iter().any(|l| l.contains("formatting")), "{}", run.transcript());
+        assert!(one.read(0) == before, "the image is unchanged");
+    }
+}

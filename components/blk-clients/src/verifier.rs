@@ -161,9 +161,12 @@ impl Verifier {
                         debug_println!("{}: wrote and flushed {} blocks (generation {})", pd_name(), self.blocks, GENERATION);
                     } else if r.status() == Ok(Status::Ok) {
                         debug_println!("{}: wrote {} of {} blocks ({} failed) and flushed (generation {})", pd_name(), self.blocks - failed, self.blocks, failed, GENERATION);
-                    } else {
+                    } else if failed == 0 {
                         self.errors += 1;
                         debug_println!("{}: wrote {} blocks; the flush failed: {}", pd_name(), self.blocks, r.status_text());
+                    } else {
+                        self.errors += 1;
+                        debug_println!("{}: wrote {} of {} blocks ({} failed); the flush failed: {}", pd_name(), self.blocks - failed, self.blocks, failed, r.status_text());
                     }
                     // Read back into emptied buffers (below).
                     self.phase = Phase::Flushed;

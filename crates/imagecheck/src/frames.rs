@@ -397,10 +397,7 @@ pub(crate) fn check_setvars(
                 // still part of what the description declares.
                 match read_bytes(&sv.symbol, want.len()) {
                     Ok(found) if &found == want => {}
-                    Ok(found) => findings.push(problem(
-                        &sv.symbol,
-                        format!("holds {}, declared {} (setvar bytes)", hex(&found), hex(want)),
-                    )),
+                    Ok(found) => findings.push(problem(&sv.symbol, format!("{} (setvar bytes)", bytes_differ(&found, want)))),
                     Err(e) => findings.push(problem(&sv.symbol, e)),
                 }
                 continue;
@@ -433,9 +430,41 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How `found` differs from `want` (as long): both in full when short;
+/// for a longer value (a storage record of kilobytes) how many bytes
+/// differ and the first few around the first difference.
+fn bytes_differ(found: &[u8], want: &[u8]) -> String {
+    const SHORT: usize = 32;
+    if want.len() <= SHORT {
+        return format!("holds {}, declared {}", hex(found), hex(want));
+    }
+    let differ = found.iter().zip(want).filter(|(a, b)| a != b).count();
+    let first = found.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+    let end = (first + 16).min(want.len());
+    format!(
+        "holds {differ} of its {} bytes other than declared, the first at byte {first}: {} where {} is declared",
+        want.len(),
+        hex(&found[first..end]),
+        hex(&want[first..end])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_value_that_differs_is_told_by_its_first_difference_not_in_full() {
+        assert_eq!(bytes_differ(&[1, 2], &[1, 3]), "holds 0102, declared 0103");
+        let want = vec![0u8; 4400];
+        let mut found = want.clone();
+        found[1000] = 0xab;
+        found[3000] = 1;
+        assert_eq!(
+            bytes_differ(&found, &want),
+            "holds 2 of its 4400 bytes other than declared, the first at byte 1000: ab000000000000000000000000000000 where 00000000000000000000000000000000 is declared"
+        );
+    }
 
     #[test]
     fn coverage_follows_adjacent_and_overlapping_ranges() {

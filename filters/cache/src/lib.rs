@@ -171,7 +171,14 @@ pub fn parse_blocks(blocks: Option<&str>, size: Option<&str>, max: usize) -> Res
     let n = match (blocks, size) {
         (Some(_), Some(_)) => return Err("give its size as blocks or as size, not both"),
         (None, None) => return Ok(DEFAULT_BLOCKS.min(max)),
-        (Some(text), None) => text.trim().parse().map_err(|_| "blocks must be a number of 4 KiB blocks")?,
+        (Some(text), None) => {
+            let text = text.trim();
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("blocks must be a number of 4 KiB blocks");
+            }
+            // (All digits: only too large a number fails to parse.)
+            text.parse().unwrap_or(usize::MAX)
+        }
         (None, Some(text)) => size_in_blocks(text)?,
     };
     if n == 0 {
@@ -190,15 +197,21 @@ fn size_in_blocks(text: &str) -> Result<usize, &'static str> {
     let text = text.trim();
     let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, suffix) = text.split_at(digits);
-    let shift = match suffix.trim() {
-        "" => 0,
-        "K" | "KiB" | "k" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
+    let suffix = suffix.trim();
+    let is = |names: [&str; 2]| names.iter().any(|n| suffix.eq_ignore_ascii_case(n));
+    let shift = match () {
+        _ if suffix.is_empty() => 0,
+        _ if is(["k", "kib"]) => 10,
+        _ if is(["m", "mib"]) => 20,
+        _ if is(["g", "gib"]) => 30,
         _ => return Err(BAD),
     };
-    let n: u64 = number.parse().map_err(|_| BAD)?;
-    let bytes = n.checked_mul(1 << shift).ok_or(BAD)?;
+    if number.is_empty() {
+        return Err(BAD);
+    }
+    // (Digits that do not fit, or bytes past u64: far larger than the
+    // filter's memory.)
+    let Some(bytes) = number.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)) else { return Ok(usize::MAX) };
     if bytes % BLOCK as u64 != 0 {
         return Err(BAD);
     }

@@ -97,15 +97,20 @@ fn the_size_params_are_checked() {
     assert_eq!(parse_blocks(None, None, 8), Ok(8), "the default never passes the arena");
     assert_eq!(parse_blocks(Some(" 2048 "), None, MAX_BLOCKS), Ok(2048));
     assert_eq!(parse_blocks(Some("1"), None, MAX_BLOCKS), Ok(1));
-    for bad in ["0", "2049", "-1", "1k", "", "4 KiB"] {
+    for bad in ["0", "2049", "-1", "1k", "", "4 KiB", "+5"] {
         assert!(parse_blocks(Some(bad), None, MAX_BLOCKS).is_err(), "{bad}");
     }
+    let larger = Err("the cache is larger than this filter's memory (at most 2048 blocks, 8 MiB)");
+    assert_eq!(parse_blocks(Some("99999999999999999999999"), None, MAX_BLOCKS), larger, "too large, not \"not a number\"");
     // Or in bytes.
-    for (size, blocks) in [("4M", 1024), ("4MiB", 1024), ("8M", 2048), ("4096", 1), ("512K", 128), ("64 KiB", 16)] {
+    for (size, blocks) in [("4M", 1024), ("4MiB", 1024), ("8M", 2048), ("4096", 1), ("512K", 128), ("64 KiB", 16), ("4m", 1024), ("512k", 128), ("2mib", 512)] {
         assert_eq!(parse_blocks(None, Some(size), MAX_BLOCKS), Ok(blocks), "{size}");
     }
-    for bad in ["9M", "1G", "4097", "1000", "0", "4T", "M", "", "99999999999999999999"] {
+    for bad in ["9M", "1G", "1g", "4097", "1000", "0", "4T", "M", "", "99999999999999999999", "+4M"] {
         assert!(parse_blocks(None, Some(bad), MAX_BLOCKS).is_err(), "{bad}");
+    }
+    for huge in ["99999999999G", "99999999999999999999", "17179869184G"] {
+        assert_eq!(parse_blocks(None, Some(huge), MAX_BLOCKS), larger, "{huge}");
     }
     assert!(parse_blocks(Some("16"), Some("64K"), MAX_BLOCKS).is_err(), "one or the other");
     let mut a = arena();

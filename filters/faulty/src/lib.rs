@@ -118,8 +118,16 @@ impl Rule {
         let ops = ops_of(words.next().ok_or("a rule names its operations")?)?;
         let (first, end) = blocks_of(words.next().ok_or("a rule names its blocks")?)?;
         let mut rule = Rule { action, ops, first, end, after: 0, count: u64::MAX, chance: 1 << 32, seen: 0, acted: 0 };
-        for option in words {
+        let mut given: [Option<&str>; 4] = [None; 4];
+        for (i, option) in words.enumerate() {
             let (key, value) = option.split_once('=').ok_or("options are count=N, after=N, p=P or status=S")?;
+            // (Each once: a second would silently win over the first.)
+            if given.contains(&Some(key)) {
+                return Err("an option given twice (count, after, p and status each at most once)");
+            }
+            if let Some(slot) = given.get_mut(i) {
+                *slot = Some(key);
+            }
             match key {
                 "count" => rule.count = value.parse().map_err(|_| "count is a number")?,
                 "after" => rule.after = value.parse().map_err(|_| "after is a number")?,
@@ -279,6 +287,14 @@ mod tests {
         assert_eq!(pre(&mut f, &io(Op::Write, 98, 2)).0, Verdict::Continue, "ends before it");
         assert_eq!(pre(&mut f, &io(Op::Write, 200, 1)).0, Verdict::Continue, "starts at its end");
         assert_eq!(pre(&mut f, &io(Op::Read, 150, 1)).0, Verdict::Continue, "another operation");
+    }
+
+    #[test]
+    fn an_option_given_twice_is_refused() {
+        assert_eq!(Rule::parse("fail any all count=0 count=5").err(), Some("an option given twice (count, after, p and status each at most once)"));
+        assert!(Rule::parse("fail any all status=io status=invalid").is_err());
+        assert!(Rule::parse("fail any all count=1 after=2 p=0.5 status=io").is_ok());
+        assert_eq!(Rule::parse("fail any all =5").err(), Some("options are count=N, after=N, p=P or status=S"));
     }
 
     #[test]
