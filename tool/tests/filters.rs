@@ -59,6 +59,11 @@ fn elf_with_section(name: &str, data: &[u8]) -> Vec<u8> {
 const BOUNCER: &str = "strata-filter 1\0hooks=pre,post\0ops=read,write\0params=level\0bounce=16384\0";
 const PLAIN: &str = "strata-filter 1\0hooks=pre\0ops=write,flush\0params=\0bounce=0\0";
 
+/// The tool's warnings for `sd`, each as `line:col: message`.
+fn warnings_of(sd: &SystemDescription, programs: &Programs) -> Vec<String> {
+    tool::storage::warnings(sd, programs).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect()
+}
+
 fn expand(xml: &str, programs: &Programs) -> Result<SystemDescription, Vec<String>> {
     let sd = sdf::parse("f.xml", xml).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     expand_validated_with(&sd, programs).map_err(|e| e.iter().map(ToString::to_string).collect())
@@ -438,7 +443,7 @@ fn a_link_into_a_disk_with_a_direct_client_is_an_error_at_the_link_even_unvalida
 fn a_filter_program_missing_where_the_programs_are_built_is_warned_of() {
     let warnings = |p: &Programs| {
         let sd = sdf::parse("f.xml", SYSTEM).unwrap();
-        tool::storage::warnings(&sd, p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+        warnings_of(&sd, p)
     };
     // Nothing built yet: nothing to say.
     assert!(warnings(&programs(&[("filter_bouncer", BOUNCER)])).is_empty());
@@ -500,7 +505,7 @@ fn a_link_on_a_filter_whose_program_takes_none_is_warned_of() {
 "#;
     assert!(expand(xml, &p).is_ok(), "a warning, not an error");
     let sd = sdf::parse("f.xml", xml).unwrap();
-    let warnings: Vec<String> = tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect();
+    let warnings = warnings_of(&sd, &p);
     assert_eq!(
         warnings,
         ["3:63: filter 'ro0' (program 'filter_plain') never redirects a request: its <link> grants nothing it uses, but the verifier must assume the flow; remove it"]
@@ -516,7 +521,7 @@ fn a_client_that_may_write_below_a_caching_filter_is_warned_of_and_a_read_only_o
     let warnings = |client: &str| {
         let sd = sdf::parse("f.xml", &system(client)).unwrap();
         expand_validated_with(&sd, &p).unwrap();
-        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+        warnings_of(&sd, &p)
     };
     assert_eq!(
         warnings(r#"<block_client disk="disk0" at="audit0" />"#),
@@ -541,7 +546,7 @@ fn a_client_that_may_write_below_a_filter_keeping_its_metadata_is_warned_of() {
     let warnings = |client: &str| {
         let sd = sdf::parse("f.xml", &SYSTEM.replace(r#"<block_client disk="disk1" />"#, client)).unwrap();
         expand_validated_with(&sd, &p).unwrap();
-        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+        warnings_of(&sd, &p)
     };
     assert_eq!(
         warnings(r#"<block_client disk="disk0" at="audit0" />"#),
@@ -582,7 +587,7 @@ fn another_writer_of_a_disk_a_filter_links_to_is_warned_of() {
     let warnings = |first: &str, second: &str, client: &str| {
         let sd = sdf::parse("f.xml", &system(first, second, client)).unwrap();
         expand_validated_with(&sd, &p).unwrap();
-        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+        warnings_of(&sd, &p)
     };
     // Two clones of one base, its client read-only: nothing to say.
     assert!(warnings("filter_clone", "filter_clone", r#"<block_client disk="base" read_only="true" />"#).is_empty());
@@ -645,7 +650,7 @@ fn a_filter_budget_shorter_than_an_upcall_takes_is_warned_of() {
     let p = programs(&[("filter_bouncer", BOUNCER), ("filter_plain", PLAIN)]);
     let warnings = |budget: &str| {
         let sd = sdf::parse("f.xml", &SYSTEM.replace(r#"budget="5000""#, &format!(r#"budget="{budget}""#))).unwrap();
-        tool::storage::warnings(&sd, &p).iter().map(|w| format!("{}:{}: {}", w.line, w.col, w.message)).collect::<Vec<_>>()
+        warnings_of(&sd, &p)
     };
     assert!(warnings("1000").is_empty());
     let said = warnings("999");

@@ -487,7 +487,10 @@ impl<'a> Integrity<'a> {
             }
             self.counts.failed += 1;
             if self.counts.failed <= u64::from(SHOWN) {
-                (self.say)(format_args!("block {b} does not match its MAC: the read fails"));
+                // (Its clients' block, and where that is below the filter:
+                // on the host image when the filter is the lowest.)
+                let below = b + self.first();
+                (self.say)(format_args!("block {b} does not match its MAC: the read fails (block {below} of the disk below the filter)"));
             }
             return Verdict::Fail(Status::IoError);
         }
