@@ -98,9 +98,9 @@ debug: image
 	@echo "The kernel's symbols are loaded. Every PD runs its program at the address it was linked at"
 	@echo "(0x200000 up), so a PD's symbols load as they are, e.g. the filter server's:"
 	@echo "  (gdb) add-symbol-file $(PD_DIR)/blk_server"
-	@echo "  (gdb) break blk_server::chain::<impl blk_server::Server>::run_chains"
+	@echo "  (gdb) break chain.rs:1322   (a file and line: there, Server::run_chains)"
 	@echo "All PDs share those addresses: break on a PD's function, then check which PD stopped"
-	@echo "(its name is in the kernel's KERNEL.current, or print the PD's own state)."
+	@echo "(print 'kernel::arch::KERNEL'.current, or the PD's own state)."
 	@$(QEMU) $(OUT_IMAGE) -s -S
 
 test: tool kernel components

@@ -166,3 +166,23 @@ fn make_run_of_a_check_on_a_disk_the_filter_refused_fails() {
     assert!(console.lines().any(|l| l == "app: nothing to check: disk0 has no blocks"), "{console}");
     assert!(disks.read(0) == before, "nothing was written");
 }
+
+/// Writes of 32 blocks, up to 32 at a time, through a filter whose budget
+/// (10 ms) is less than encrypting all of them takes: split over upcalls,
+/// none runs past it, and QEMU's luks driver reads back what was copied.
+#[test]
+fn large_batches_are_split_within_the_filters_budget() {
+    let disks = Disks::fresh();
+    // disk0, the source: the stamps, then zeros; disk1 a LUKS1 image.
+    let mut source = stamps();
+    source.resize(16 * 1024 * BLOCK / 4, 0);
+    std::fs::write(&disks.paths[0], &source).unwrap();
+    let mut c = host_command("cryptsetup", "cryptsetup-bin");
+    c.args(["luksFormat", "--type", "luks1", "--batch-mode", "--cipher", "aes-xts-plain64", "--key-size", "512", "--hash", "sha256"]);
+    c.args(["--iter-time", "200", "--key-file=-"]).arg(&disks.paths[1]);
+    run_host(c, PASSPHRASE.as_bytes());
+    let run = boot("tests/systems/crypt-dump.xml", &disks);
+    assert!(!run.lines.iter().any(|l| l.contains("ran past its call budget") || l.contains("stopped")), "{}", run.transcript());
+    run.expect_prefix("blk_dump: copied 4096 blocks");
+    assert!(qemu_decrypt(&disks.paths[1]) == stamps(), "QEMU's luks driver reads the stamps back");
+}

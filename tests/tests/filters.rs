@@ -56,6 +56,21 @@ fn a_filter_that_faults_fails_its_upcall_is_restarted_and_serves_again() {
     assert!(run.expect_line("verify1: verified 256 blocks, 0 mismatches") > 0);
 }
 
+/// `count=1` means once in all, not once a life: the restarted filter
+/// keeps its rules' counts (in its bounce buffer), so the first read after
+/// the restart, which matches the rule too, goes through.
+#[test]
+fn a_fault_rule_of_count_one_faults_once_across_restarts() {
+    let run = boot("tests/systems/filter-fault-once.xml");
+    let faults = run.lines.iter().filter(|l| l.starts_with("kernel: pd 'crash0' faulted")).count();
+    assert_eq!(faults, 1, "{}", run.transcript());
+    let (failed, then) = stopped(&run, "crash0");
+    assert_eq!(then, "restarting it");
+    assert!((1..=32).contains(&failed), "{failed} requests failed");
+    assert_eq!(verify0_failed(&run), failed, "{}", run.transcript());
+    run.expect_line("verify1: verified 256 blocks, 0 mismatches");
+}
+
 #[test]
 fn a_filter_that_loops_is_stopped_at_its_budget_and_restarted() {
     let run = boot("tests/systems/filter-loop.xml");

@@ -67,6 +67,8 @@ impl Programs {
             links: m.links,
             restart: m.restart,
             budget: m.budget,
+            block_us: m.block_us,
+            min_budget: m.min_budget,
             keeps: m.keeps.map(str::to_string),
             linked: match m.linked {
                 0 => None,
@@ -118,6 +120,10 @@ pub struct Declared {
     pub restart: bool,
     /// Its upcalls' budget unless declared (`Manifest::budget`).
     pub budget: Option<u64>,
+    /// What a block of request data costs it in an upcall, and the least
+    /// budget it works with (`Manifest::block_us`, `Manifest::min_budget`).
+    pub block_us: u64,
+    pub min_budget: Option<u64>,
     /// What it keeps on the disk below it, and what it does to its linked
     /// disks, if it says (`Manifest::keeps`, `Manifest::linked`).
     pub keeps: Option<String>,
@@ -143,6 +149,8 @@ impl Declared {
             links: None,
             restart: true,
             budget: None,
+            block_us: 0,
+            min_budget: None,
             keeps: None,
             linked: None,
         }
@@ -219,6 +227,18 @@ pub fn plan(disks: &[Disk], programs: &Programs, mut at: impl FnMut(sdf::Pos, St
                         f.name, f.program
                     ),
                 );
+            }
+            if let (Some(least), Some(budget)) = (declared.min_budget, f.budget) {
+                if budget < least {
+                    at(
+                        f.pos,
+                        format!(
+                            "filter '{}' (program '{}') needs a budget of at least {least} us (its setup's steps take up \
+                             to that; it has {budget}): give it budget=\"{least}\" or more, or leave budget out",
+                            f.name, f.program
+                        ),
+                    );
+                }
             }
             // (A program that takes none: a warning, `storage::warnings`.)
             if let Some(n) = declared.links.filter(|&n| n > 0 && usize::from(n) != f.links.len()) {

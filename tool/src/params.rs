@@ -24,7 +24,7 @@ pub fn check(program: &str, params: &[(&str, &str)], writes: bool) -> Vec<(Strin
             }
         }
         "filter_faulty" => {
-            let rules = Faulty::new(get("rules").unwrap_or(""), None, NoHarm);
+            let rules = Faulty::new(get("rules").unwrap_or(""), None, NoHarm, None);
             let corrupts = rules.as_ref().is_ok_and(|f| f.rules.iter().any(|r| r.action == filter_faulty::Action::Corrupt));
             let needs_write = corrupts && !writes;
             at("rules", rules.map(drop));
@@ -32,7 +32,7 @@ pub fn check(program: &str, params: &[(&str, &str)], writes: bool) -> Vec<(Strin
                 at("rules", Err("a corrupt rule changes what a read returns: give the filter data=\"read-write\""));
             }
             if let Some(seed) = get("seed") {
-                at("seed", Faulty::new("", Some(seed), NoHarm).map(drop));
+                at("seed", Faulty::new("", Some(seed), NoHarm, None).map(drop));
             }
         }
         "filter_cache" => {

@@ -316,6 +316,15 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
     out.list
 }
 
+/// The most blocks of request data one upcall to a filter may carry: its
+/// budget over what a block costs it (0: it did not say, no limit).
+pub fn max_blocks(budget_us: u64, block_us: u64) -> u32 {
+    match block_us {
+        0 => 0,
+        cost => u32::try_from((budget_us / cost).max(1)).unwrap_or(u32::MAX),
+    }
+}
+
 /// Warnings for other writers of a disk a filter reads or writes through
 /// its `<link>` (its manifest's `linked`): a client writing a clone's base
 /// changes what the clone reads; one writing a mirror's secondary, or a
@@ -955,7 +964,8 @@ impl Expansion<'_> {
             let mut pd = generated_pd(&decl.name, &decl.program, decl.effective_priority(), pos);
             pd.passive = true;
             pd.stack_size = FILTER_STACK_SIZE;
-            pd.call_budget = Some(decl.budget.or(f.declared.budget).unwrap_or(DEFAULT_FILTER_BUDGET_US));
+            let budget = decl.budget.or(f.declared.budget).unwrap_or(DEFAULT_FILTER_BUDGET_US);
+            pd.call_budget = Some(budget);
             pd.parent = Some(server_index);
             pd.child_id = Some(i as u8);
             pd.program_image_pos = pos;
@@ -1020,7 +1030,8 @@ impl Expansion<'_> {
                 links,
                 pre_ops: f.declared.pre_ops,
                 post_ops: f.declared.post_ops,
-                _reserved: [0; 6],
+                max_blocks: max_blocks(budget, f.declared.block_us).to_le_bytes(),
+                _reserved: [0; 2],
             };
             server_config.filter_count = i as u32 + 1;
             let mut record = FilterConfig::UNSET;

@@ -626,6 +626,30 @@ fn another_writer_of_a_disk_a_filter_links_to_is_warned_of() {
     );
 }
 
+/// A filter whose manifest says what a block costs it gets no more blocks
+/// an upcall than its budget pays for (the server's record says), and one
+/// that needs a least budget refuses a smaller one at the element.
+#[test]
+fn a_filters_block_cost_and_least_budget_shape_its_upcalls() {
+    let costly = BOUNCER.replace("bounce=16384\0", "bounce=16384\0block_us=25\0min_budget=2000\0");
+    let p = programs(&[("filter_bouncer", &costly), ("filter_plain", PLAIN)]);
+    let with_budget = |budget: &str| SYSTEM.replace(r#"budget="5000""#, budget);
+    let sd = sdf::parse("f.xml", &with_budget(r#"budget="5000""#)).unwrap();
+    let cfg: ServerConfig = record(&expand_validated_with(&sd, &p).unwrap(), "blk_server", "blk_server_config");
+    assert_eq!((cfg.filters[0].max_blocks(), cfg.filters[1].max_blocks()), (200, 0), "5000 us at 25 a block; audit0's program says no cost");
+    let sd = sdf::parse("f.xml", &with_budget("")).unwrap();
+    let cfg: ServerConfig = record(&expand_validated_with(&sd, &p).unwrap(), "blk_server", "blk_server_config");
+    assert_eq!(cfg.filters[0].max_blocks(), 4000, "the default budget, 100000 us");
+    let errors = expand(&with_budget(r#"budget="1500""#), &p).unwrap_err();
+    assert_eq!(
+        errors,
+        ["error: filter 'crypt0' (program 'filter_bouncer') needs a budget of at least 2000 us (its setup's steps take up to \
+          that; it has 1500): give it budget=\"2000\" or more, or leave budget out at f.xml:3:9"]
+    );
+    assert_eq!(tool::storage::max_blocks(100, 25), 4);
+    assert_eq!(tool::storage::max_blocks(10, 25), 1, "one request at least");
+}
+
 #[test]
 fn the_operations_each_hook_is_for_reach_the_servers_record() {
     // crypt0's program wants its pre-op for writes only, audit0's for all

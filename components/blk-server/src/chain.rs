@@ -437,6 +437,23 @@ impl Queue {
         self.head = self.tail;
     }
 
+    /// As [`Queue::take_batch`], but no more than `cap` blocks in all
+    /// (`blocks` of a slot; the first is taken whatever its size).
+    fn take_batch_within(&mut self, batch: &mut [u8; MAX_BATCH], cap: u32, blocks: impl Fn(u8) -> u32) -> usize {
+        let (mut n, mut sum) = (0, 0u32);
+        while n < self.len().min(MAX_BATCH) {
+            let s = self.get(n);
+            sum = sum.saturating_add(blocks(s));
+            if n > 0 && sum > cap {
+                break;
+            }
+            batch[n] = s;
+            n += 1;
+        }
+        self.drop_front(n);
+        n
+    }
+
     /// Move up to `MAX_BATCH` from the front into `batch`; how many.
     #[inline(always)]
     fn take_batch(&mut self, batch: &mut [u8; MAX_BATCH]) -> usize {
@@ -735,13 +752,20 @@ impl<'a> Server<'a> {
     fn serve_level(&mut self, d: usize, p: usize, hook: Hook, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
         let mut batch = [0u8; MAX_BATCH];
         loop {
-            let Some(chain) = self.disks[d].chain.as_mut() else { return };
+            let Server { disks, filters, table, .. } = self;
+            let Some(chain) = disks[d].chain.as_mut() else { return };
             let p = p % MAX_CHAIN;
+            // (A filter whose manifest says what a block costs it gets no
+            // more blocks an upcall than its budget pays for.)
+            let cap = chain.filters.get(p).and_then(|&f| filters.get(f as usize)).map_or(0, |f| f.config.max_blocks());
             let (queue, bit) = match hook {
                 Hook::Pre => (&mut chain.pre[p], 1 << p),
                 Hook::Post => (&mut chain.post[p], 1 << (POST + p)),
             };
-            let n = queue.take_batch(&mut batch);
+            let n = match cap {
+                0 => queue.take_batch(&mut batch),
+                cap => queue.take_batch_within(&mut batch, cap, |s| table.slots[s as usize % MAX_SLOTS].count),
+            };
             // (The upcall adds to other queues only: once this one is
             // drained, it stays so.)
             let drained = queue.is_empty();

@@ -183,7 +183,12 @@ pub struct ServerFilter {
     /// (its manifest's `pre_ops` and `post_ops`); 0: all of `ops`.
     pub pre_ops: u8,
     pub post_ops: u8,
-    pub _reserved: [u8; 6],
+    /// The most blocks of request data one upcall to it may carry
+    /// (little-endian; 0: no limit): its budget over what its manifest
+    /// says a block costs it (`block_us`), so a batch of large requests
+    /// does not run it past its budget. One request is always carried.
+    pub max_blocks: [u8; 4],
+    pub _reserved: [u8; 2],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -337,6 +342,11 @@ impl ServerConfig {
 }
 
 impl ServerFilter {
+    /// [`ServerFilter::max_blocks`]: 0 for no limit.
+    pub fn max_blocks(&self) -> u32 {
+        u32::from_le_bytes(self.max_blocks)
+    }
+
     pub const UNSET: ServerFilter = ServerFilter {
         name: [0; 32],
         calls: ZERO_QUEUE,
@@ -354,7 +364,8 @@ impl ServerFilter {
         links: [NO_LINK; MAX_LINKS],
         pre_ops: 0,
         post_ops: 0,
-        _reserved: [0; 6],
+        max_blocks: [0; 4],
+        _reserved: [0; 2],
     };
 }
 

@@ -839,7 +839,11 @@ pub fn serve<F: Filter + ?Sized>(filter: &mut F, page: &CallPage<'_>, n: usize, 
 /// `keeps` (optional, a phrase): what the filter keeps on the disk below
 /// it (its header and map, a second copy), which a write entering the
 /// chain below it would go around and may destroy, so the tool warns of
-/// such a client unless it is `read_only`; `linked` (optional, `read` or
+/// such a client unless it is `read_only`; `block_us` (optional): the
+/// microseconds one 4 KiB block of request data may cost it in an upcall,
+/// at worst, so the server splits a batch of large requests over several
+/// upcalls within its budget; `min_budget` (optional, microseconds): the
+/// least budget it works with; `linked` (optional, `read` or
 /// `read-write`): what it does to its linked disks (reads a clone's base;
 /// reads and writes a mirror's secondary), so the tool warns of another
 /// writer of such a disk (which would change what the clone reads, or
@@ -868,6 +872,13 @@ pub struct Manifest<'a> {
     /// What it keeps on the disk below it, if it says (a phrase for the
     /// tool's warning).
     pub keeps: Option<&'a str>,
+    /// Microseconds one 4 KiB block of request data may cost it in an
+    /// upcall, at worst (0: not said): the server carries no more blocks
+    /// in one upcall than its budget pays for.
+    pub block_us: u64,
+    /// The least budget its upcalls work with (its setup's steps), if it
+    /// says: a `<filter budget>` below it is refused.
+    pub min_budget: Option<u64>,
     /// What it does to its linked disks, if it says: [`DATA_READ`], or
     /// that and [`DATA_WRITE`].
     pub linked: u8,
@@ -925,6 +936,8 @@ impl<'a> Manifest<'a> {
             restart: true,
             budget: None,
             keeps: None,
+            block_us: 0,
+            min_budget: None,
             linked: 0,
             pre_ops: 0,
             post_ops: 0,
@@ -982,6 +995,8 @@ impl<'a> Manifest<'a> {
                     };
                 }
                 "keeps" if !value.is_empty() => m.keeps = Some(value),
+                "block_us" => m.block_us = value.parse().map_err(|_| ManifestError::BadField)?,
+                "min_budget" => m.min_budget = Some(value.parse().map_err(|_| ManifestError::BadField)?),
                 "linked" => {
                     m.linked = match value {
                         "read" => DATA_READ,
@@ -1324,6 +1339,9 @@ mod tests {
         assert_eq!((none.keeps, none.linked), (None, 0), "a filter keeps nothing below it unless it says");
         assert_eq!(Manifest::parse(b"strata-filter 1\0linked=write\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0keeps=\0"), Err(ManifestError::BadField));
+        let costs = Manifest::parse(b"strata-filter 1\0block_us=25\0min_budget=20000\0").unwrap();
+        assert_eq!((costs.block_us, costs.min_budget, none.block_us, none.min_budget), (25, Some(20000), 0, None));
+        assert_eq!(Manifest::parse(b"strata-filter 1\0block_us=many\0"), Err(ManifestError::BadField));
         assert_eq!(Manifest::parse(b"strata-filter 1\0caches=maybe\0"), Err(ManifestError::BadField));
         // Per hook, some of its operations.
         let narrow = Manifest::parse(b"strata-filter 1\0hooks=pre,post\0ops=read,write,flush\0pre_ops=flush\0").unwrap();

@@ -237,35 +237,30 @@ pub fn open_headers(c: HeaderCopies) -> Headers {
 }
 
 /// What blocks 0 and 1, read into bounce pages `page` and `page + 1`,
-/// hold when neither is a header of the filter's ([`Headers::Fresh`]):
-/// `None` if both are zeros (a blank disk, which the filter may format),
-/// else what they look like, for the line that says why the filter does
-/// not format the disk (a format would lose what it holds).
-pub fn other_data(bounce: &Shared<'_>, page: u64) -> Option<&'static str> {
-    let start = (page * BLOCK_SIZE as u64) as usize;
-    let mut first = [0u8; 1024];
-    bounce.read_bytes(start, &mut first).ok()?;
-    if &first[..6] == b"LUKS\xba\xbe" {
-        return Some("a LUKS header");
-    }
-    if &first[512..520] == b"EFI PART" {
-        return Some("a GPT partition table");
-    }
-    if first[510..512] == [0x55, 0xaa] {
-        return Some("a partition table or boot sector");
-    }
-    let mut chunk = first;
-    let mut at = start;
-    while at < start + 2 * BLOCK_SIZE as usize {
-        if at != start && bounce.read_bytes(at, &mut chunk).is_err() {
-            return Some("data");
-        }
-        if chunk.iter().any(|&b| b != 0) {
-            return Some("data");
-        }
-        at += chunk.len();
-    }
-    None
+/// hold when neither is a header of the filter's ([`Headers::Fresh`]), if
+/// they hold something a format would destroy that a user may still want:
+/// the signature of a LUKS volume, a partition table, a file system, LVM,
+/// swap, or another Strata filter's header, as `mkfs` and `wipefs` look
+/// for them. `None` for anything else: zeros, or data no tool would
+/// recognise (a fresh LUKS volume's payload, seen through `filter_crypt`,
+/// reads as random bytes), which the filter may format.
+pub fn signature(bounce: &Shared<'_>, page: u64) -> Option<&'static str> {
+    let mut b = [0u8; 2 * BLOCK_SIZE as usize];
+    bounce.read_bytes((page * BLOCK_SIZE as u64) as usize, &mut b).ok()?;
+    let at = |offset: usize, magic: &[u8]| b.get(offset..offset + magic.len()) == Some(magic);
+    const KNOWN: [(usize, &[u8], &str); 10] = [
+        (0, b"LUKS\xba\xbe", "a LUKS header"),
+        (512, b"EFI PART", "a GPT partition table"),
+        (512, b"LABELONE", "an LVM physical volume"),
+        (1080, &[0x53, 0xef], "an ext2/3/4 file system"),
+        (0, b"XFSB", "an XFS file system"),
+        (0, b"hsqs", "a squashfs file system"),
+        (4086, b"SWAPSPACE2", "Linux swap"),
+        (4086, b"SWAP-SPACE", "Linux swap"),
+        (0, b"STRATA-", "another Strata filter's header"),
+        (510, &[0x55, 0xaa], "a partition table or boot sector (a FAT or NTFS file system, an MBR)"),
+    ];
+    KNOWN.iter().find(|(offset, magic, _)| at(*offset, magic)).map(|&(_, _, what)| what)
 }
 
 #[cfg(test)]

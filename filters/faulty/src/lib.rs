@@ -21,11 +21,16 @@
 //!
 //! The first rule that matches a request decides for it. Example:
 //! `fail write 100..200 count=3; corrupt read 7..8; loop flush all after=1`.
+//!
+//! The rules' counts and the generator live in the filter's bounce buffer
+//! (one page, [`Keep`]), which a restart (`on_fault="restart"`) does not
+//! reload as it does the filter's own memory: `fault read 0..1 count=1`
+//! faults once, not once a life.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, Verdict};
-use blk::{Op, Status, BLOCK_SIZE};
+use blk::{Op, Shared, Status, BLOCK_SIZE};
 use heapless::Vec;
 
 /// Rules one filter holds at most.
@@ -171,23 +176,91 @@ pub struct Faulty<M> {
     pub rules: Vec<Rule, MAX_RULES>,
     rng: u64,
     pub misbehave: M,
+    keep: Option<Keep>,
+}
+
+/// Where the rules' counts and the generator outlive a restart: the
+/// filter's bounce buffer, which is not part of its image. Words: a magic,
+/// a fingerprint of the rules and seed (other rules start afresh), the
+/// generator, then each rule's matches seen and times acted.
+pub struct Keep {
+    mem: Shared<'static>,
+    fingerprint: u64,
+}
+
+/// The bytes the keep uses.
+pub const KEEP_BYTES: usize = 8 * (3 + 2 * MAX_RULES);
+const KEEP_MAGIC: u64 = u64::from_le_bytes(*b"FAULTY01");
+
+impl Keep {
+    fn word(&self, i: usize) -> u64 {
+        self.mem.read::<u64>(8 * i).unwrap_or(0)
+    }
+
+    fn set(&self, i: usize, value: u64) {
+        let _ = self.mem.write(8 * i, &value);
+    }
+}
+
+/// FNV-1a over `parts`, each followed by a 0 byte.
+fn fingerprint(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter().chain(&[0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// State word bit: corrupt this read in the post-op.
 const CORRUPT: u64 = 1;
 
 impl<M: Misbehave> Faulty<M> {
-    /// The filter for the `rules` and `seed` params.
-    pub fn new(rules: &str, seed: Option<&str>, misbehave: M) -> Result<Faulty<M>, RuleError> {
+    /// The filter for the `rules` and `seed` params, keeping its counts
+    /// in `keep` (its bounce buffer; at least [`KEEP_BYTES`]) if given: an
+    /// earlier life's counts for the same rules go on from where they were.
+    pub fn new(rules: &str, seed: Option<&str>, misbehave: M, keep: Option<Shared<'static>>) -> Result<Faulty<M>, RuleError> {
         let mut out = Vec::new();
         for text in rules.split(';').map(str::trim).filter(|t| !t.is_empty()) {
             out.push(Rule::parse(text)?).map_err(|_| "more than 8 rules")?;
         }
-        let seed: u64 = match seed {
+        let seed_value: u64 = match seed {
             Some(s) => s.trim().parse().map_err(|_| "seed is a number")?,
             None => 1,
         };
-        Ok(Faulty { rules: out, rng: seed | 1, misbehave })
+        let keep = keep.filter(|m| m.len() >= KEEP_BYTES).map(|mem| Keep { mem, fingerprint: fingerprint(&[rules.as_bytes(), seed.unwrap_or("").as_bytes()]) });
+        let mut f = Faulty { rules: out, rng: seed_value | 1, misbehave, keep };
+        f.resume();
+        Ok(f)
+    }
+
+    /// Take an earlier life's counts from the keep, or start it afresh.
+    fn resume(&mut self) {
+        let Some(keep) = &self.keep else { return };
+        if keep.word(0) == KEEP_MAGIC && keep.word(1) == keep.fingerprint {
+            self.rng = keep.word(2) | 1;
+            for (i, r) in self.rules.iter_mut().enumerate() {
+                (r.seen, r.acted) = (keep.word(3 + 2 * i), keep.word(4 + 2 * i));
+            }
+            return;
+        }
+        keep.set(0, 0);
+        keep.set(1, keep.fingerprint);
+        for i in 2..KEEP_BYTES / 8 {
+            keep.set(i, 0);
+        }
+        keep.set(2, self.rng);
+        keep.set(0, KEEP_MAGIC);
+    }
+
+    /// Rule `i`'s counts and the generator into the keep (before the rule
+    /// acts: a fault or a spin does not come back).
+    fn save(&self, i: usize) {
+        let Some(keep) = &self.keep else { return };
+        keep.set(2, self.rng);
+        keep.set(3 + 2 * i, self.rules[i].seen);
+        keep.set(4 + 2 * i, self.rules[i].acted);
     }
 
     /// xorshift64: 32 random bits.
@@ -204,11 +277,13 @@ impl<M: Misbehave> Faulty<M> {
         let draw = if self.rules[i].chance < 1 << 32 { self.draw() } else { 0 };
         let r = &mut self.rules[i];
         r.seen += 1;
-        if r.seen <= r.after || r.acted >= r.count || draw >= r.chance {
-            return None;
+        let acts = !(r.seen <= r.after || r.acted >= r.count || draw >= r.chance);
+        if acts {
+            r.acted += 1;
         }
-        r.acted += 1;
-        Some(r.action)
+        let action = r.action;
+        self.save(i);
+        acts.then_some(action)
     }
 }
 
@@ -282,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_fail_rule_fails_matching_requests_only() {
-        let mut f = Faulty::new("fail write 100..200 status=invalid", None, Record::default()).unwrap();
+        let mut f = Faulty::new("fail write 100..200 status=invalid", None, Record::default(), None).unwrap();
         assert_eq!(pre(&mut f, &io(Op::Write, 99, 2)).0, Verdict::Fail(Status::InvalidRequest), "touches block 100");
         assert_eq!(pre(&mut f, &io(Op::Write, 98, 2)).0, Verdict::Continue, "ends before it");
         assert_eq!(pre(&mut f, &io(Op::Write, 200, 1)).0, Verdict::Continue, "starts at its end");
@@ -299,33 +374,61 @@ mod tests {
 
     #[test]
     fn count_and_after_bound_when_a_rule_acts() {
-        let mut f = Faulty::new("fail any all after=1 count=2", None, Record::default()).unwrap();
+        let mut f = Faulty::new("fail any all after=1 count=2", None, Record::default(), None).unwrap();
         let got: std::vec::Vec<bool> = (0..5).map(|b| pre(&mut f, &io(Op::Read, b, 1)).0 != Verdict::Continue).collect();
         assert_eq!(got, [false, true, true, false, false]);
-        let mut f = Faulty::new("fail flush all", None, Record::default()).unwrap();
+        let mut f = Faulty::new("fail flush all", None, Record::default(), None).unwrap();
         assert_eq!(pre(&mut f, &io(Op::Flush, 0, 0)).0, Verdict::Fail(Status::IoError));
     }
 
     #[test]
     fn a_probability_is_repeatable_from_its_seed() {
         let run = |seed| {
-            let mut f = Faulty::new("fail read all p=0.25", Some(seed), Record::default()).unwrap();
+            let mut f = Faulty::new("fail read all p=0.25", Some(seed), Record::default(), None).unwrap();
             (0..1000).filter(|&b| pre(&mut f, &io(Op::Read, b, 1)).0 != Verdict::Continue).count()
         };
         assert_eq!(run("7"), run("7"));
         assert!((200..300).contains(&run("7")), "about a quarter: {}", run("7"));
         assert_ne!(run("7"), run("8"));
-        let mut never = Faulty::new("fail read all p=0", None, Record::default()).unwrap();
+        let mut never = Faulty::new("fail read all p=0", None, Record::default(), None).unwrap();
         assert!((0..100).all(|b| pre(&mut never, &io(Op::Read, b, 1)).0 == Verdict::Continue));
     }
 
     #[test]
     fn fault_and_loop_are_asked_of_the_pd() {
-        let mut f = Faulty::new("fault read 5..6; loop write 5..6", None, Record::default()).unwrap();
+        let mut f = Faulty::new("fault read 5..6; loop write 5..6", None, Record::default(), None).unwrap();
         pre(&mut f, &io(Op::Read, 5, 1));
         pre(&mut f, &io(Op::Write, 5, 1));
         pre(&mut f, &io(Op::Write, 6, 1));
         assert_eq!((f.misbehave.faults, f.misbehave.spins), (1, 1));
+    }
+
+    /// A restart reloads the filter's memory, not its bounce buffer: a
+    /// rule's counts and the generator go on from the earlier life; other
+    /// rules, or another seed, start afresh.
+    #[test]
+    fn counts_outlive_a_restart_in_the_bounce_buffer() {
+        let keep = Shared::from_words(Box::leak(vec![0u64; 512].into_boxed_slice()));
+        let life = |rules: &str, seed: Option<&str>| Faulty::new(rules, seed, Record::default(), Some(keep)).unwrap();
+        let mut first = life("fault read 0..1 count=1; fail read all p=0.5", Some("7"));
+        pre(&mut first, &io(Op::Read, 0, 1));
+        assert_eq!(first.misbehave.faults, 1);
+        let draws: std::vec::Vec<bool> = (0..4).map(|b| pre(&mut first, &io(Op::Read, 1 + b, 1)).0 != Verdict::Continue).collect();
+        // The next life: the fault rule has acted its once; the random
+        // rule draws on from where the first life stopped.
+        let mut second = life("fault read 0..1 count=1; fail read all p=0.5", Some("7"));
+        pre(&mut second, &io(Op::Read, 0, 1));
+        assert_eq!(second.misbehave.faults, 0, "it faulted once, in the first life");
+        let mut fresh = life("fault read 0..1 count=1; fail read all p=0.5", Some("7"));
+        let mut unkept = Faulty::new("fault read 0..1 count=1; fail read all p=0.5", Some("7"), Record::default(), None).unwrap();
+        pre(&mut unkept, &io(Op::Read, 0, 1));
+        let all: std::vec::Vec<bool> = (0..8).map(|b| pre(&mut unkept, &io(Op::Read, 1 + b, 1)).0 != Verdict::Continue).collect();
+        let next: std::vec::Vec<bool> = (0..4).map(|b| pre(&mut fresh, &io(Op::Read, 5 + b, 1)).0 != Verdict::Continue).collect();
+        assert_eq!([draws, next].concat(), all, "one sequence of draws across lives");
+        // Other rules start afresh.
+        let mut other = life("fault read 0..1 count=1", Some("7"));
+        pre(&mut other, &io(Op::Read, 0, 1));
+        assert_eq!(other.misbehave.faults, 1);
     }
 
     struct Block(RefCell<std::vec::Vec<u8>>);
@@ -343,7 +446,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_rule_inverts_one_byte_of_a_read_that_succeeded() {
-        let mut f = Faulty::new("corrupt read 7..8", None, Record::default()).unwrap();
+        let mut f = Faulty::new("corrupt read 7..8", None, Record::default(), None).unwrap();
         let read = io(Op::Read, 6, 2);
         let (v, state) = pre(&mut f, &read);
         assert_eq!((v, state), (Verdict::Continue, CORRUPT));
@@ -374,8 +477,8 @@ mod tests {
             ("loop read all status=io", "only a fail rule has a status"),
             ("fail read all;fail read all;fail read all;fail read all;fail read all;fail read all;fail read all;fail read all;fail read all", "more than 8 rules"),
         ] {
-            assert_eq!(Faulty::new(rules, None, Record::default()).err(), Some(why), "{rules}");
+            assert_eq!(Faulty::new(rules, None, Record::default(), None).err(), Some(why), "{rules}");
         }
-        assert_eq!(Faulty::new("", Some("x"), Record::default()).err(), Some("seed is a number"));
+        assert_eq!(Faulty::new("", Some("x"), Record::default(), None).err(), Some("seed is a number"));
     }
 }

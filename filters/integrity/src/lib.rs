@@ -28,12 +28,16 @@
 //! filter's memory): 262,144 data blocks, 1 GiB; a larger disk's other
 //! blocks are not used (the format says so).
 //!
-//! A disk with neither header nor backup whose blocks 0 and 1 are zeros
-//! (a blank image) is formatted at setup; one whose first blocks hold
-//! anything else (a LUKS header, a partition table, a file system) is
-//! not, since a format would lose it: the disk fails, nothing written,
-//! and the console says what it found and how to blank the disk. A
-//! format writes first a header and backup
+//! A disk with neither header nor backup is formatted at setup, unless
+//! its blocks 0 and 1 hold something a user may still want, which a
+//! format would lose: a LUKS volume, a partition table, a file system
+//! (the signatures `mkfs` and `wipefs` look for; `blk::metadata::signature`).
+//! Then the disk fails, nothing written, and the console says what it
+//! found and how to blank it. A blank image is formatted; so is one of
+//! data nothing recognises (the payload of a fresh LUKS volume, seen
+//! through `filter_crypt` below, is random bytes), with a line saying
+//! that what it held reads as zeros. A format writes first a header and
+//! backup
 //! that say a format is under way (no table blocks, no data blocks) and a
 //! flush; then every entry is set to the MAC of "never written" for its
 //! block (written a table block per setup call) and flushed; then the
@@ -46,8 +50,8 @@
 //! changed. Both damaged in their magic only (the MAC still vouches for
 //! the rest) are both written again. If neither holds but one looks like
 //! a header (a wrong key, both damaged, or a header of an earlier layout)
-//! the disk fails, and nothing is written. With neither block a header
-//! (both zeros), the first table block is looked at before formatting, and the data
+//! the disk fails, and nothing is written. With neither block a header,
+//! the first table block is looked at before formatting, and the data
 //! blocks it covers (where this disk's size puts them): if one of its
 //! entries is the "never written" MAC this key makes for its block, or
 //! the MAC of what that block holds, the disk was this filter's and its
@@ -75,7 +79,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupFailure, SetupStep, Verdict, MAX_SETUP_BLOCKS};
-use blk::metadata::{open_headers, other_data, put_copies, Changes, HeaderCopies, Headers, Layout};
+use blk::metadata::{open_headers, put_copies, signature, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -101,11 +105,17 @@ pub const MAX_TABLE_BLOCKS: u64 = 2048;
 /// header at setup), the table.
 const SCRATCH_PAGE: u64 = 1;
 /// The line around what blocks 0 and 1 of a disk with no header hold
-/// (`blk::metadata::other_data`): a format would lose it.
+/// (`blk::metadata::signature`): a format would lose it.
 const NOT_BLANK: (&str, &str) = (
     "blocks 0 and 1 hold ",
-    ", not an integrity header: not formatted, nothing written (the filter formats only a disk that starts blank; to give it this one and lose what it holds, zero its first 8 KiB: dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)",
+    ", not an integrity header: not formatted, nothing written (to give the filter this disk and lose what it holds, zero its first 8 KiB: of the image, when no filter is below this one, dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)",
 );
+
+/// Whether blocks 0 and 1 (bounce pages 0 and 1) are zeros.
+fn blank(bounce: &Shared<'_>) -> bool {
+    let mut b = [0u8; 512];
+    (0..2 * BLOCK / 512).all(|i| bounce.read_bytes(i * 512, &mut b).is_ok() && b.iter().all(|&x| x == 0))
+}
 const TABLE_PAGE: u64 = 2;
 /// Bytes of bounce buffer the filter needs (its manifest declares them).
 pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
@@ -162,6 +172,9 @@ pub struct Integrity<'a> {
     /// writing them.
     changes: Changes<{ MAX_TABLE_BLOCKS as usize / 64 }>,
     block: [u8; BLOCK],
+    /// Setup found blocks 0 and 1 neither blank nor recognised: a format
+    /// says that what they held is gone.
+    held_data: bool,
     pub counts: Counts,
 }
 
@@ -182,6 +195,7 @@ impl<'a> Integrity<'a> {
             blocks: 0,
             changes: Changes::default(),
             block: [0; BLOCK],
+            held_data: false,
             counts: Counts::default(),
         })
     }
@@ -279,13 +293,15 @@ impl<'a> Integrity<'a> {
                 (Some(step), [h0, h1][from], true)
             }
             Headers::Damaged => return self.fail(format_args!("the header's MAC does not match: a wrong key, or a damaged header")),
-            // No header: a disk that held something else is not ours to
-            // format; a blank one is fresh, unless its table says
-            // otherwise (wiped headers).
+            // No header: a disk that holds something a user may want
+            // (a LUKS volume, a file system) is not ours to format; any
+            // other is fresh, unless its table says otherwise (wiped
+            // headers).
             Headers::Fresh => {
-                if let Some(what) = other_data(bounce, 0) {
+                if let Some(what) = signature(bounce, 0) {
                     return self.fail(format_args!("{}{what}{}", NOT_BLANK.0, NOT_BLANK.1));
                 }
+                self.held_data = !blank(bounce);
                 self.stage = Stage::ProbingTable;
                 return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
             }
@@ -397,6 +413,9 @@ impl<'a> Integrity<'a> {
     /// was cut short): lay it out, and write the header and its backup
     /// saying a format is under way.
     fn format(&mut self, bounce: &Shared<'_>, below: u64) -> SetupStep {
+        if core::mem::take(&mut self.held_data) {
+            (self.say)(format_args!("blocks 0 and 1 hold no integrity header, and nothing a tool would recognise: the disk is formatted, and what it held reads as zeros"));
+        }
         let (n, table) = Self::layout_for(below);
         (self.blocks, self.table) = (n, table);
         if n < Self::fits(below) {

@@ -249,7 +249,7 @@ fn a_second_flush_waits_while_the_first_writes_the_table() {
 }
 
 #[test]
-fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_not_formatted() {
+fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_a_known_signature_is_not_formatted() {
     let (_, _, mut disk) = fresh();
     let before = disk.data.clone();
     let b = bounce();
@@ -259,36 +259,56 @@ fn a_wrong_key_fails_the_disk_and_writes_nothing_and_a_disk_with_other_data_is_n
     assert_eq!(said(), ["the header's MAC does not match: a wrong key, or a damaged header; every request of the disk fails"]);
     assert!(disk.data == before);
 
-    // A disk that held something else (old data, a LUKS volume, a
-    // partition table): a format would lose it, so it fails, untouched,
-    // saying what it found.
-    let mut other = Disk::new(1000);
-    for blk in 0..20 {
-        other.write(blk, &pattern(blk, 7));
-    }
-    let mut luks = Disk::new(1000);
-    let mut head = vec![0u8; BLOCK];
-    head[..6].copy_from_slice(b"LUKS\xba\xbe");
-    luks.write(0, &head);
-    let mut mbr = Disk::new(1000);
-    let mut sector = vec![0u8; BLOCK];
-    sector[510..512].copy_from_slice(&[0x55, 0xaa]);
-    mbr.write(0, &sector);
-    // (Block 1 only: a disk whose data starts past block 0.)
-    let mut late = Disk::new(1000);
-    late.write(1, &pattern(1, 9));
-    for (disk, what) in [(&mut other, "data"), (&mut luks, "a LUKS header"), (&mut mbr, "a partition table or boot sector"), (&mut late, "data")] {
+    // A disk that holds something a user may still want (a LUKS volume,
+    // a partition table, a file system): a format would lose it, so it
+    // fails, untouched, saying what it found.
+    let signed = |at: usize, magic: &[u8]| {
+        let mut disk = Disk::new(1000);
+        let mut head = vec![0u8; 2 * BLOCK];
+        head[at..at + magic.len()].copy_from_slice(magic);
+        disk.write(0, &head[..BLOCK]);
+        disk.write(1, &head[BLOCK..]);
+        disk
+    };
+    for (mut disk, what) in [
+        (signed(0, b"LUKS\xba\xbe"), "a LUKS header"),
+        (signed(510, &[0x55, 0xaa]), "a partition table or boot sector (a FAT or NTFS file system, an MBR)"),
+        (signed(512, b"EFI PART"), "a GPT partition table"),
+        (signed(1080, &[0x53, 0xef]), "an ext2/3/4 file system"),
+        (signed(0, b"STRATA-OVERLAY-2"), "another Strata filter's header"),
+    ] {
         let before = disk.data.clone();
         let b2 = bounce();
         let mut f = Integrity::new(Some(KEY), Some(b2), say).unwrap();
         said();
-        assert_eq!(set_up(&mut f, b2, disk), SetupStep::Fail(Status::IoError));
+        assert_eq!(set_up(&mut f, b2, &mut disk), SetupStep::Fail(Status::IoError));
         let lines = said();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].starts_with(&format!("blocks 0 and 1 hold {what}, not an integrity header: not formatted, nothing written")), "{lines:?}");
         assert!(lines[0].contains("dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc") && lines[0].ends_with("; every request of the disk fails"), "{lines:?}");
         assert!(disk.data == before, "nothing written");
     }
+    // Data nothing recognises (a fresh LUKS payload through crypt reads as
+    // random bytes): formatted, and its old blocks read as zeros, never as
+    // what they held.
+    let mut other = Disk::new(1000);
+    for blk in 0..20 {
+        other.write(blk, &pattern(blk, 7));
+    }
+    let b2 = bounce();
+    let mut f = Integrity::new(Some(KEY), Some(b2), say).unwrap();
+    said();
+    assert_eq!(set_up(&mut f, b2, &mut other), SetupStep::Ready { first: FIRST, blocks: 990 });
+    assert_eq!(said()[0], "blocks 0 and 1 hold no integrity header, and nothing a tool would recognise: the disk is formatted, and what it held reads as zeros");
+    let back = Buffer(RefCell::new(vec![1; BLOCK]));
+    assert_eq!(request(&mut f, b2, &mut other, Op::Read, 3, 1, &back, FIRST), Status::Ok);
+    assert!(back.0.borrow().iter().all(|&x| x == 0));
+    // A blank disk is formatted without that line.
+    let (mut blank, b3) = (Disk::new(1000), bounce());
+    let mut f = Integrity::new(Some(KEY), Some(b3), say).unwrap();
+    said();
+    assert_eq!(set_up(&mut f, b3, &mut blank), SetupStep::Ready { first: FIRST, blocks: 990 });
+    assert!(said()[0].starts_with("formatting: "));
     assert!(Integrity::new(None, Some(b), say).is_err(), "a key is required");
 }
 

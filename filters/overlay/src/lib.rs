@@ -31,11 +31,13 @@
 //! magic only (the hash still vouches for the rest) are both written
 //! again; otherwise, with both damaged, or a header of the earlier layout
 //! (`STRATA-OVERLAY-1`, no backup), the disk fails, and nothing is
-//! written. A disk with no header is formatted only if blocks 0 and 1 are
-//! zeros (a blank image; both blocks wiped look the same) and the base has
-//! blocks: one that holds anything else (a partition table, a file
-//! system) fails, nothing written, as does a first start without the base
-//! (the console says which, and how to blank a disk). Clients see the
+//! written. A disk with no header is formatted, with the base present,
+//! unless blocks 0 and 1 hold something a user may still want (a LUKS
+//! volume, a partition table, a file system: the signatures `mkfs` and
+//! `wipefs` look for, `blk::metadata::signature`): then, as on a first
+//! start without the base, the disk fails, nothing written, and the
+//! console says why (and how to blank a disk). Both blocks wiped look
+//! like a fresh disk. Clients see the
 //! clone's blocks, as many as the format gave it: the disk less the
 //! header, its backup and the map, and no more than the base has (the
 //! server tells the setup how large the linked disk is; a base smaller
@@ -63,7 +65,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupFailure, SetupStep, Verdict};
-use blk::metadata::{open_headers, other_data, put_copies, Changes, HeaderCopies, Headers, Layout};
+use blk::metadata::{open_headers, put_copies, signature, Changes, HeaderCopies, Headers, Layout};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
@@ -300,16 +302,20 @@ impl<'a> Overlay<'a> {
                 (Some(step), from, true)
             }
             Headers::Damaged => return self.fail(format_args!("a damaged header and backup (blocks 0 and 1), on a disk of {below} blocks")),
-            // First use: of a blank disk only (a format would lose what
-            // the disk holds), and with a base to clone.
+            // First use: not of a disk that holds something a user may
+            // want (a format would lose it), and with a base to clone.
             Headers::Fresh => {
-                if let Some(what) = other_data(bounce, STAGING_PAGE) {
+                if let Some(what) = signature(bounce, STAGING_PAGE) {
                     return self.fail(format_args!(
-                        "blocks 0 and 1 hold {what}, not a clone header: not formatted, nothing written (a clone is made only on a disk that starts blank; to give it this one and lose what it holds, zero its first 8 KiB: dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)"
+                        "blocks 0 and 1 hold {what}, not a clone header: not formatted, nothing written (to give the filter this disk and lose what it holds, zero its first 8 KiB: of the image, when no filter is below this one, dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)"
                     ));
                 }
                 if base == 0 {
                     return self.fail(format_args!("its base disk (its <link>) has no blocks (no device, or its chain failed): no clone made, nothing written"));
+                }
+                let mut held = [0u8; 2 * BLOCK];
+                if bounce.read_bytes(at(STAGING_PAGE), &mut held).is_ok() && held.iter().any(|&b| b != 0) {
+                    (self.say)(format_args!("blocks 0 and 1 hold no clone header, and nothing a tool would recognise: the disk becomes the clone's, and what it held is not read"));
                 }
                 return self.format(bounce, below, base);
             }

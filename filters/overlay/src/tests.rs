@@ -235,14 +235,10 @@ fn said() -> Vec<String> {
 static SAID_BY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
-fn a_disk_with_other_data_or_no_base_is_not_made_a_clone() {
+fn a_disk_with_a_known_signature_or_no_base_is_not_made_a_clone_and_other_data_is() {
     let _one = SAID_BY.lock().unwrap_or_else(|e| e.into_inner());
     // (An image with a partition table, say, or a LUKS volume: a format
     // would lose it.)
-    let mut data = World::new(100);
-    for b in 0..100 {
-        data.own_write(b, &block_of(b, 0x5a));
-    }
     let mut mbr = World::new(100);
     let mut sector = vec![0u8; BLOCK];
     sector[510..512].copy_from_slice(&[0x55, 0xaa]);
@@ -251,7 +247,7 @@ fn a_disk_with_other_data_or_no_base_is_not_made_a_clone() {
     let mut head = vec![0u8; BLOCK];
     head[..6].copy_from_slice(b"LUKS\xba\xbe");
     luks.own_write(0, &head);
-    for (w, what) in [(&mut data, "data"), (&mut mbr, "a partition table or boot sector"), (&mut luks, "a LUKS header")] {
+    for (w, what) in [(&mut mbr, "a partition table or boot sector (a FAT or NTFS file system, an MBR)"), (&mut luks, "a LUKS header")] {
         let before = w.own.clone();
         let mut f = Overlay::new(Some(w.shared()), keep);
         said();
@@ -262,6 +258,19 @@ fn a_disk_with_other_data_or_no_base_is_not_made_a_clone() {
         assert!(lines[0].contains("dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc"), "{lines:?}");
         assert!(w.own == before && w.setup_log.is_empty(), "nothing written");
     }
+    // Data nothing recognises (a fresh LUKS payload, through crypt): the
+    // clone's, and its old blocks are not read.
+    let mut data = World::new(100);
+    for b in 0..100 {
+        data.own_write(b, &block_of(b, 0x5a));
+    }
+    let mut f = Overlay::new(Some(data.shared()), keep);
+    said();
+    assert_eq!(data.set_up(&mut f), SetupStep::Ready { first: 3, blocks: 97 });
+    assert_eq!(said()[0], "blocks 0 and 1 hold no clone header, and nothing a tool would recognise: the disk becomes the clone's, and what it held is not read");
+    let read = buffer(1);
+    assert_eq!(data.request(&mut f, Op::Read, 7, 1, &read, 3), Status::Ok);
+    assert!(read.0.borrow()[..] == block_of(7, 0xb0)[..], "the base's block, not what the disk held");
     // A blank disk whose base has no blocks (no device): no clone of
     // nothing, which would keep the whole disk's blocks past any base
     // given later.

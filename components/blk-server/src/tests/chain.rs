@@ -41,10 +41,12 @@ pub struct Spec {
     /// The operations it wants its pre-op for (`ServerFilter::pre_ops`;
     /// 0: all of `ops`).
     pub pre_ops: u8,
+    /// `ServerFilter::max_blocks` (0: no limit).
+    pub max_blocks: u32,
 }
 
 impl Spec {
-    pub const PASS: Spec = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: false, pre_ops: 0 };
+    pub const PASS: Spec = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: false, pre_ops: 0, max_blocks: 0 };
 }
 
 /// One upcall as the filter saw it.
@@ -338,7 +340,8 @@ pub fn chain_harness_linked(
             links,
             pre_ops: spec.pre_ops,
             post_ops: 0,
-            _reserved: [0; 6],
+            max_blocks: spec.max_blocks.to_le_bytes(),
+            _reserved: [0; 2],
         };
         let page = page();
         regions.filter_calls[p] = Some(page);
@@ -460,7 +463,7 @@ fn one_upcall_carries_a_batch_of_requests() {
 
 #[test]
 fn a_filter_is_not_called_for_hooks_and_ops_it_did_not_declare() {
-    let writes_pre_only = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: 0, bounce: false, pre_ops: 0 };
+    let writes_pre_only = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: 0, bounce: false, pre_ops: 0, max_blocks: 0 };
     let mut h = chain_harness(&[8], &[writes_pre_only, Spec::PASS], 8, always(Verdict::Continue));
     h.push(0, Request::new(1, Op::Read, 3, 1, 0));
     h.push(0, Request::new(2, Op::Write, 4, 1, 4096));
@@ -474,9 +477,35 @@ fn a_filter_is_not_called_for_hooks_and_ops_it_did_not_declare() {
     assert_eq!(h.responses(0).len(), 2);
 }
 
+/// A filter that costs per block gets a batch of large requests over
+/// several upcalls, none past its blocks (one request at least, however
+/// large), and every request answered.
+#[test]
+fn an_upcall_carries_no_more_blocks_than_the_filters_budget_pays_for() {
+    let costly = Spec { max_blocks: 8, ..Spec::PASS };
+    let mut h = chain_harness(&[32], &[costly], 64, always(Verdict::Continue));
+    for i in 0..8 {
+        h.push(0, Request::new(i, Op::Read, u64::from(i) * 4, 4, 0));
+    }
+    h.push(0, Request::new(8, Op::Read, 1000, 12, 0));
+    h.push(0, Request::new(9, Op::Flush, 0, 0, 0));
+    h.run();
+    let calls = h.take_calls();
+    let sizes: StdVec<(usize, u32)> = calls.iter().map(|c| (c.entries.len(), c.entries.iter().map(|e| e.0.count).sum())).collect();
+    assert_eq!(sizes[..5], [(2, 8), (2, 8), (2, 8), (2, 8), (1, 12)], "two 4-block reads an upcall; the 12-block one alone");
+    let mut answered = 0;
+    for _ in 0..4 {
+        let fwd = h.driver_requests();
+        h.complete(&fwd, Status::Ok);
+        h.run();
+        answered += h.responses(0).len();
+    }
+    assert_eq!(answered, 10, "every request answered, the flush too");
+}
+
 #[test]
 fn a_filter_called_only_after_the_device_counts_the_bytes_of_what_it_saw() {
-    let post_only = Spec { hooks: Hook::Post.bit(), ops: 0xff, rights: 0, bounce: false, pre_ops: 0 };
+    let post_only = Spec { hooks: Hook::Post.bit(), ops: 0xff, rights: 0, bounce: false, pre_ops: 0, max_blocks: 0 };
     let mut h = chain_harness(&[8], &[post_only], 8, always(Verdict::Continue));
     h.push(0, Request::new(1, Op::Read, 3, 1, 0));
     h.push(0, Request::new(2, Op::Write, 4, 2, 4096));
@@ -526,7 +555,7 @@ fn a_post_op_may_rewrite_the_status() {
 
 #[test]
 fn a_filter_gets_exactly_the_requests_data_with_its_rights_and_may_keep_state() {
-    let reader = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ, bounce: false, pre_ops: 0 };
+    let reader = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ, bounce: false, pre_ops: 0, max_blocks: 0 };
     let seen = Rc::new(RefCell::new(StdVec::new()));
     let s = seen.clone();
     let decide: Decide = Box::new(move |_, io, _, data, _| {
@@ -566,8 +595,8 @@ fn a_filter_gets_exactly_the_requests_data_with_its_rights_and_may_keep_state() 
 
 #[test]
 fn a_substituted_write_goes_down_from_the_filters_buffer_and_the_clients_is_never_changed() {
-    let crypt = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true, pre_ops: 0 };
-    let reader = Spec { hooks: Hook::Pre.bit(), ops: 0xff, rights: abi::GRANT_READ, bounce: false, pre_ops: 0 };
+    let crypt = Spec { hooks: Hook::Pre.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true, pre_ops: 0, max_blocks: 0 };
+    let reader = Spec { hooks: Hook::Pre.bit(), ops: 0xff, rights: abi::GRANT_READ, bounce: false, pre_ops: 0, max_blocks: 0 };
     let below = Rc::new(RefCell::new(StdVec::new()));
     let b2 = below.clone();
     let decide: Decide = Box::new(move |f, io, _, data, bounce| {
@@ -623,7 +652,7 @@ fn a_restarted_filter_is_called_again_only_once_no_request_holds_its_earlier_buf
     // does) stops while one of its substitutes is at the driver: its new
     // life would hand out the same pages (or read its setup into them)
     // while the device still reads them.
-    let spec = Spec { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true, pre_ops: 0 };
+    let spec = Spec { hooks: Hook::Pre.bit() | Hook::Post.bit(), ops: filter::op_bit(Op::Write), rights: abi::GRANT_READ, bounce: true, pre_ops: 0, max_blocks: 0 };
     let decide: Decide = Box::new(|_, io, _, _, _| match io.hook {
         Hook::Pre => Verdict::Substitute { offset: 0 },
         Hook::Post => Verdict::Continue,
@@ -720,7 +749,7 @@ fn a_pre_op_that_needs_no_post_op_for_a_request_is_not_called_after_it() {
 fn a_side_io_goes_down_below_the_filter_and_the_filter_is_called_again_with_its_result() {
     // Filter 1 writes its bounce page 2 to block 100 before each write goes
     // on, and fails the write if that failed; filter 2, below, sees both.
-    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
+    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true, pre_ops: 0, max_blocks: 0 };
     let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook, io.side) {
         (1, Op::Write, Hook::Pre, None) => Verdict::SideIo { op: Op::Write, block: 100, count: 1, page: 2 },
         (1, Op::Write, Hook::Pre, Some(done)) if done.status != Status::Ok => Verdict::Fail(Status::IoError),
@@ -768,7 +797,7 @@ fn side_io_two_deep_for_many_requests_answers_every_one_and_frees_every_slot() {
     // 128 writes from four clients; each write's side I/O at filter 0
     // starts another at filter 1 below it (two deep: `spawn` keeps a slot
     // for each level a started request may still need).
-    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
+    let journal = Spec { hooks: 3, ops: 0xff, rights: 0, bounce: true, pre_ops: 0, max_blocks: 0 };
     let decide: Decide = Box::new(|f, io, _, _, _| match (f, io.op, io.hook, io.side, io.client) {
         (0, Op::Write, Hook::Pre, None, c) if c != filter::SETUP_CLIENT => Verdict::SideIo { op: Op::Write, block: 1000 + io.block, count: 1, page: 0 },
         (1, Op::Write, Hook::Pre, None, filter::SETUP_CLIENT) if io.block >= 1000 => Verdict::SideIo { op: Op::Write, block: 2000, count: 1, page: 1 },

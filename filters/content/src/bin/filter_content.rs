@@ -13,7 +13,7 @@ fn main() {}
 // blocks), every name of a full application disk (131,072), which took
 // between 50 and 100 ms under `make run`'s QEMU; 400 ms leaves room.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "data=read-write", "links=0", "bounce=4456448", "budget=400000");
+blk::filter_manifest!("hooks=pre,setup", "ops=read,write", "params=", "data=read-write", "links=0", "bounce=4456448", "budget=400000", "block_us=300", "keeps=serves a volume laid out at setup from the files and manifest there");
 #[cfg(target_os = "none")]
 const _: () = assert!(filter_content::BOUNCE == 4_456_448, "the manifest's bounce= must be filter_content::BOUNCE");
 

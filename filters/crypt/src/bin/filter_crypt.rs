@@ -10,7 +10,7 @@ fn main() {}
 // slot's material. Writes are encrypted before they go down (the pre-op),
 // reads decrypted after they came back (the post-op).
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write", "pre_ops=write", "params=passphrase", "needs=passphrase", "data=read-write", "links=0", "bounce=8388608", "keeps=keeps its LUKS header there and every block encrypted");
+blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write", "pre_ops=write", "params=passphrase", "needs=passphrase", "data=read-write", "links=0", "bounce=8388608", "keeps=keeps its LUKS header there and every block encrypted", "block_us=25", "min_budget=10000");
 
 #[cfg(target_os = "none")]
 fn clock() -> filter_crypt::Clock {

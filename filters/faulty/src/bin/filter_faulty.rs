@@ -9,7 +9,8 @@ fn main() {}
 mod pd {
     use filter_faulty::{Faulty, Misbehave};
 
-    blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=rules,seed", "links=0", "bounce=0");
+    // (A page of bounce buffer: the rules' counts, which a restart keeps.)
+    blk::filter_manifest!("hooks=pre,post", "ops=read,write,flush", "params=rules,seed", "links=0", "bounce=4096");
 
     /// `fault` and `loop` for real.
     pub struct Real;
@@ -34,6 +35,6 @@ mod pd {
 
     #[microkit::protection_domain]
     fn init() -> blk_filter::FilterPd<Faulty<Real>> {
-        blk_filter::FilterPd::start(|cfg| Faulty::new(cfg.param("rules").unwrap_or(""), cfg.param("seed"), Real))
+        blk_filter::FilterPd::start(|cfg| Faulty::new(cfg.param("rules").unwrap_or(""), cfg.param("seed"), Real, blk_filter::bounce()))
     }
 }

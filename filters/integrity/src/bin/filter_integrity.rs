@@ -10,7 +10,7 @@ fn main() {}
 // (writing the MAC table); reads and writes are checked and recorded after
 // they completed.
 #[cfg(target_os = "none")]
-blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "pre_ops=flush", "post_ops=read,write", "params=key", "needs=key", "data=read-write", "links=0", "restart=no", "bounce=8396800", "keeps=keeps its header and a MAC of every block there");
+blk::filter_manifest!("hooks=pre,post,setup", "ops=read,write,flush", "pre_ops=flush", "post_ops=read,write", "params=key", "needs=key", "data=read-write", "links=0", "restart=no", "bounce=8396800", "keeps=keeps its header and a MAC of every block there", "block_us=15");
 
 #[cfg(target_os = "none")]
 #[microkit::protection_domain]

@@ -96,7 +96,7 @@ impl Upcalls for Hostile {
 #[test]
 fn raw_verdict_words_never_harm_the_server_or_another_clients_data() {
     for case in 0..64u64 {
-        let spec = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ | abi::GRANT_WRITE, bounce: true, pre_ops: 0 };
+        let spec = Spec { hooks: 3, ops: 0xff, rights: abi::GRANT_READ | abi::GRANT_WRITE, bounce: true, pre_ops: 0, max_blocks: 0 };
         let chain = [spec, Spec { rights: abi::GRANT_READ, bounce: false, ..spec }, spec];
         let linked = LinkedDisk { chain: &[Spec::PASS], blocks: 64, links: &[true, false, true] };
         let mut h = chain_harness_linked(&[8, 8], &[0, 1], &chain, Some(linked), 16, always(Verdict::Continue), None);

@@ -217,7 +217,7 @@ fn filter_case() -> impl Strategy<Value = FilterCase> {
             }
             bits
         };
-        FilterCase { spec: Spec { hooks, ops: op_bits(ops), rights, bounce, pre_ops: op_bits(narrow) }, chaos, side, link }
+        FilterCase { spec: Spec { hooks, ops: op_bits(ops), rights, bounce, pre_ops: op_bits(narrow), max_blocks: 0 }, chaos, side, link }
     })
 }
 

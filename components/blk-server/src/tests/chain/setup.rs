@@ -6,7 +6,7 @@ use blk::filter::{SetupCall, SetupStep, SETUP_CLIENT, SETUP_HOOK};
 use std::collections::HashMap;
 
 /// A filter with pre and post hooks, the setup hook and a bounce buffer.
-const SETS_UP: Spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
+const SETS_UP: Spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: 0, max_blocks: 0 };
 
 /// The driver's side of one read: fill each request's buffer with its
 /// block number in every byte, then complete them.
@@ -372,7 +372,7 @@ proptest::proptest! {
             }
             _ => Verdict::Continue,
         });
-        let spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: 0 };
+        let spec = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: 0, max_blocks: 0 };
         let mut h = chain_harness_with_setup(&[32], &vec![spec; n], 64, decide, Some(setup));
         h.run();
         let top = windows[0].1;
@@ -449,7 +449,7 @@ proptest::proptest! {
 fn a_filter_restarted_while_its_disk_is_set_up_again_for_another_is_set_up_again_after() {
     // f0 (top) and f1 both have the setup hook; f0's second setup takes a
     // read. f1 stops and is restarted while that read is at the driver.
-    let f0 = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: filter::op_bit(Op::Write) };
+    let f0 = Spec { hooks: 3 | SETUP_HOOK, ops: 0xff, rights: 0, bounce: true, pre_ops: filter::op_bit(Op::Write), max_blocks: 0 };
     let mut f0_setups = 0;
     let setup: SetupFn = Box::new(move |f, call: SetupCall, _| match (f, call.round) {
         (0, 0) => {
