@@ -478,6 +478,9 @@ pub struct Chain {
     /// p wants its pre-op (`pre_at`) or its post-op (`post_at`).
     pre_at: [u8; 8],
     post_at: [u8; 8],
+    /// Per position: the most blocks one upcall to its filter may carry
+    /// (`ServerFilter::max_blocks`; 0: no limit).
+    cap: [u32; MAX_CHAIN],
     /// Bit p: `pre[p]` holds requests; bit `POST + p`: `post[p]` does; so
     /// an idle chain costs a pass one test.
     waiting: u32,
@@ -506,7 +509,9 @@ impl Chain {
     /// The chain of `filters` (indices into `all`), in chain order.
     pub fn new(filters: Vec<u8, MAX_CHAIN>, all: &[Filter<'_>]) -> Chain {
         let (mut pre_at, mut post_at) = ([0u8; 8], [0u8; 8]);
+        let mut cap = [0; MAX_CHAIN];
         for (p, &f) in filters.iter().enumerate() {
+            cap[p % MAX_CHAIN] = all[f as usize].config.max_blocks();
             for op in Op::ALL {
                 pre_at[op.raw() as usize] |= u8::from(all[f as usize].wants(Hook::Pre, op)) << p;
                 post_at[op.raw() as usize] |= u8::from(all[f as usize].wants(Hook::Post, op)) << p;
@@ -516,6 +521,7 @@ impl Chain {
             filters,
             pre_at,
             post_at,
+            cap,
             waiting: 0,
             base: [0; MAX_CHAIN + 1],
             pre: [Queue::EMPTY; MAX_CHAIN],
@@ -752,12 +758,12 @@ impl<'a> Server<'a> {
     fn serve_level(&mut self, d: usize, p: usize, hook: Hook, up: &mut impl Upcalls, log: &mut impl FnMut(Event)) {
         let mut batch = [0u8; MAX_BATCH];
         loop {
-            let Server { disks, filters, table, .. } = self;
+            let Server { disks, table, .. } = self;
             let Some(chain) = disks[d].chain.as_mut() else { return };
             let p = p % MAX_CHAIN;
             // (A filter whose manifest says what a block costs it gets no
             // more blocks an upcall than its budget pays for.)
-            let cap = chain.filters.get(p).and_then(|&f| filters.get(f as usize)).map_or(0, |f| f.config.max_blocks());
+            let cap = chain.cap[p];
             let (queue, bit) = match hook {
                 Hook::Pre => (&mut chain.pre[p], 1 << p),
                 Hook::Post => (&mut chain.post[p], 1 << (POST + p)),
