@@ -1260,7 +1260,10 @@ impl<'a> Server<'a> {
         let f = self.filters.iter().position(|f| f.config.child as usize == child)?;
         let filter = &mut self.filters[f];
         filter.alive = false;
-        let restart = filter.config.restart != 0 && filter.restarts < 3;
+        // (Not when it stopped in its disk's first setup: that disk failed
+        // for good, and a restart would serve nothing.)
+        let failed_disk = self.disks.get(filter.disk).is_some_and(|d| d.failed);
+        let restart = filter.config.restart != 0 && filter.restarts < 3 && !failed_disk;
         log(Event::FilterStopped { filter: f, failed: filter.failed_last, restart });
         filter.failed_last = 0;
         if restart {

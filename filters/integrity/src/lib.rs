@@ -509,7 +509,9 @@ impl<'a> Integrity<'a> {
                 // (Its clients' block, and where that is below the filter:
                 // on the host image when the filter is the lowest.)
                 let below = b + self.first();
-                (self.say)(format_args!("block {b} does not match its MAC: the read fails (block {below} of the disk below the filter)"));
+                (self.say)(format_args!(
+                    "block {b} does not match its MAC: the read fails (block {below} of the disk below the filter; changed behind the filter, or read while a write of it was in flight)"
+                ));
             }
             return Verdict::Fail(Status::IoError);
         }

@@ -190,7 +190,7 @@ fn a_block_changed_behind_the_filter_fails_its_read_and_is_named() {
     disk.write(FIRST + 21, &bad);
     said();
     assert_eq!(request(&mut f, b, &mut disk, Op::Read, 20, 2, &back, FIRST), Status::IoError);
-    assert_eq!(said(), [format!("block 21 does not match its MAC: the read fails (block {} of the disk below the filter)", 21 + FIRST)]);
+    assert_eq!(said(), [format!("block 21 does not match its MAC: the read fails (block {} of the disk below the filter; changed behind the filter, or read while a write of it was in flight)", 21 + FIRST)]);
     // A block moved elsewhere fails as well.
     disk.write(FIRST + 21, &disk.read(FIRST + 20, 1));
     assert_eq!(request(&mut f, b, &mut disk, Op::Read, 21, 1, &back, FIRST), Status::IoError);

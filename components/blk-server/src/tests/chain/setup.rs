@@ -146,6 +146,12 @@ fn a_filter_that_faults_in_its_setup_fails_its_disk() {
     h.up.stop.push(0);
     serve_reads(&mut h);
     assert!(h.events.contains(&Event::FilterSetupFailed { filter: 0, why: SetupFailure::Call(CallError::Stopped) }), "{:?}", h.events);
+    // Its fault reaches the server's handler: declared on_fault="restart",
+    // it is still not restarted (its disk failed for good), and says so.
+    let child = h.server.filters[0].config.child as usize;
+    let mut said = StdVec::new();
+    assert_eq!(h.server.filter_faulted(child, &mut |e| said.push(e)), None);
+    assert_eq!(said, [Event::FilterStopped { filter: 0, failed: 0, restart: false }]);
     assert_failed(&mut h);
 }
 
