@@ -224,7 +224,16 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
     let (pos, detail) = match err {
         // These carry no position; they happen at the end of the text.
         X::UnexpectedEndOfStream => (lines.end(), "unexpected end of file".to_string()),
-        X::UnclosedRootNode | X::NoRootNode => (lines.end(), err.to_string()),
+        // The file ends inside an element (cut short, or a close tag
+        // forgotten): name the innermost, where it opens.
+        X::UnclosedRootNode => match innermost_open(lines.text) {
+            Some((name, at)) => (
+                lines.pos(at),
+                format!("<{name}> is never closed (the file ends first): close it with </{name}>, or end it with '/>'"),
+            ),
+            None => (lines.end(), err.to_string()),
+        },
+        X::NoRootNode => (lines.end(), err.to_string()),
         X::DtdDetected => {
             (Pos { line: 1, col: 1 }, "document type declarations (DTD) are not supported".into())
         }
@@ -251,6 +260,54 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
         col: pos.col,
         message: format!("malformed XML: {detail}"),
     }
+}
+
+/// The innermost element still open where `text` ends, and the byte
+/// offset of its `<` (for a file the parser says ends inside its root):
+/// a scan of the tags that skips comments, processing instructions,
+/// CDATA and declarations, and quoted attribute values.
+fn innermost_open(text: &str) -> Option<(&str, usize)> {
+    let mut open: Vec<(&str, usize)> = Vec::new();
+    let mut at = 0;
+    while let Some(lt) = text[at..].find('<').map(|k| at + k) {
+        let rest = &text[lt..];
+        let skip_to = |end: &str| rest.find(end).map(|k| lt + k + end.len());
+        at = match () {
+            _ if rest.starts_with("<!--") => skip_to("-->")?,
+            _ if rest.starts_with("<![CDATA[") => skip_to("]]>")?,
+            _ if rest.starts_with("<?") => skip_to("?>")?,
+            _ if rest.starts_with("<!") => skip_to(">")?,
+            _ => {
+                // A tag: its end is the first '>' outside quotes.
+                let (mut quote, mut end) = (None, None);
+                for (k, c) in rest.char_indices().skip(1) {
+                    match (quote, c) {
+                        (None, '"' | '\'') => quote = Some(c),
+                        (Some(q), c) if c == q => quote = None,
+                        (None, '>') => {
+                            end = Some(k);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let end = end?;
+                let tag = &rest[1..end];
+                let name_of = |t: &'_ str| t.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("").to_string();
+                if let Some(closed) = tag.strip_prefix('/') {
+                    let closed = name_of(closed);
+                    if let Some(k) = open.iter().rposition(|(n, _)| *n == closed) {
+                        open.truncate(k);
+                    }
+                } else if !tag.ends_with('/') {
+                    let len = name_of(tag).len();
+                    open.push((&tag[..len], lt));
+                }
+                lt + end + 1
+            }
+        };
+    }
+    open.last().copied()
 }
 
 /// Every element a system description has (for suggestions).
@@ -2788,6 +2845,20 @@ mod tests {
         assert_eq!(closest("xyz", &["name"]), None);
         assert_eq!(choices("disk1", ["disk0", "disk0"].into_iter()), " (declared: disk0; 'disk0' is declared twice)");
         assert_eq!(choices("dsk2", ["disk2", "disk0"].into_iter()), ": did you mean 'disk2'?");
+    }
+
+    #[test]
+    fn a_file_that_ends_inside_an_element_names_it_where_it_opens() {
+        let xml = "<system>\n  <!-- <channel> -->\n  <protection_domain name=\"a>b\" priority=\"1\">\n    <program_image path=\"x\" />\n";
+        let errors = read("f.xml", xml).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].message,
+            "malformed XML: <protection_domain> is never closed (the file ends first): close it with </protection_domain>, or end it with '/>'"
+        );
+        assert_eq!(errors[0].pos(), pos(3, 3));
+        assert_eq!(innermost_open("<a><b></b><c x='>'>"), Some(("c", 10)));
+        assert_eq!(innermost_open("<a/>"), None);
     }
 
     #[test]
