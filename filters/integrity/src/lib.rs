@@ -104,6 +104,10 @@ pub const MAX_TABLE_BLOCKS: u64 = 2048;
 /// The bounce buffer's pages: the header, a scratch page (the backup
 /// header at setup), the table.
 const SCRATCH_PAGE: u64 = 1;
+const TABLE_PAGE: u64 = 2;
+/// Bytes of bounce buffer the filter needs (its manifest declares them).
+pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
+
 /// The line around what blocks 0 and 1 of a disk with no header hold
 /// (`blk::metadata::signature`): a format would lose it.
 const NOT_BLANK: (&str, &str) = (
@@ -116,9 +120,7 @@ fn blank(bounce: &Shared<'_>) -> bool {
     let mut b = [0u8; 512];
     (0..2 * BLOCK / 512).all(|i| bounce.read_bytes(i * 512, &mut b).is_ok() && b.iter().all(|&x| x == 0))
 }
-const TABLE_PAGE: u64 = 2;
-/// Bytes of bounce buffer the filter needs (its manifest declares them).
-pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
+
 /// Blocks whose failed check the console names, at most.
 const SHOWN: u32 = 8;
 
