@@ -282,6 +282,25 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_a_format_would_destroy_is_named_and_anything_else_is_not() {
+        let with = |at: usize, magic: &[u8]| {
+            let m = mem();
+            let zero = [0u8; 2 * BLOCK_SIZE as usize];
+            m.write_bytes(4 * BLOCK_SIZE as usize, &zero).unwrap();
+            m.write_bytes(4 * BLOCK_SIZE as usize + at, magic).unwrap();
+            signature(&m, 4)
+        };
+        assert_eq!(with(0, b"LUKS\xba\xbe\x00\x01"), Some("a LUKS header"));
+        assert_eq!(with(510, &[0x55, 0xaa]), Some("a partition table or boot sector (a FAT or NTFS file system, an MBR)"));
+        assert_eq!(with(4086, b"SWAPSPACE2"), Some("Linux swap"));
+        assert_eq!(with(1080, &[0x53, 0xef]), Some("an ext2/3/4 file system"));
+        assert_eq!(with(0, b"STRATA-OVERLAY-2"), Some("another Strata filter's header"));
+        assert_eq!(with(0, &[]), None, "zeros");
+        assert_eq!(with(100, b"random bytes of a LUKS payload"), None);
+        assert_eq!(with(BLOCK_SIZE as usize * 2 - 2, &[0x55, 0xaa]), None, "a signature where none is looked for");
+    }
+
+    #[test]
     fn a_flush_writes_the_changed_run_then_goes_down() {
         let mut c = Changes::<2>::default();
         c.mark(3);
