@@ -366,10 +366,14 @@ fn linked_disk_writers(sd: &SystemDescription, manifest: &dyn Fn(&sdf::Filter) -
     // Two filters linking one disk, one of them writing it (two mirrors on
     // one secondary; a mirror writing a clone's base).
     for (i, &(target, f, of, writes, pos)) in links.iter().enumerate() {
-        let Some(&(_, other, other_of, other_writes, _)) = links[..i].iter().find(|l| l.0 == target && !std::ptr::eq(l.1, f)) else { continue };
-        if !writes && !other_writes {
+        // (The first earlier filter on that disk that this pair has a
+        // writer in: a reader after two readers and a writer is told of
+        // the writer.)
+        let Some(&(_, other, other_of, other_writes, _)) =
+            links[..i].iter().find(|l| l.0 == target && !std::ptr::eq(l.1, f) && (writes || l.3))
+        else {
             continue;
-        }
+        };
         let disk = sd.disks.get(target).map_or("", |d| d.name.as_str());
         let (writer, reader) = if writes { (f, other) } else { (other, f) };
         let effect = if writes && other_writes {

@@ -624,6 +624,20 @@ fn another_writer_of_a_disk_a_filter_links_to_is_warned_of() {
         1,
         "a client of the clone writes the clone, not the base"
     );
+    // A third: two clones and a mirror on one disk, the mirror between
+    // them: each clone is told of the mirror.
+    let three = system("filter_clone", "filter_mirror", r#"<block_client disk="d0" />"#).replace(
+        r#"<disk name="base" virtio_slot="29" />"#,
+        r#"<disk name="d2" virtio_slot="28">
+        <filter name="f2" program="filter_clone" data="none"><link disk="base" /></filter>
+    </disk>
+    <disk name="base" virtio_slot="29" />"#,
+    );
+    let sd = sdf::parse("f.xml", &three).unwrap();
+    expand_validated_with(&sd, &p).unwrap();
+    let said = warnings_of(&sd, &p);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(said[1].contains("is linked by 'f1' (disk 'd1') and by 'f2' (disk 'd2'), and 'f1' writes it"), "{said:?}");
 }
 
 /// A filter whose manifest says what a block costs it gets no more blocks

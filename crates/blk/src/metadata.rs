@@ -240,16 +240,23 @@ pub fn open_headers(c: HeaderCopies) -> Headers {
 /// hold when neither is a header of the filter's ([`Headers::Fresh`]), if
 /// they hold something a format would destroy that a user may still want:
 /// the signature of a LUKS volume, a partition table, a file system, LVM,
-/// swap, or another Strata filter's header, as `mkfs` and `wipefs` look
-/// for them. `None` for anything else: zeros, or data no tool would
+/// Linux RAID, bcache, dm-integrity or dm-verity, swap, or another Strata
+/// filter's header, as `mkfs` and `wipefs` look for them (those within
+/// the first 8 KiB: btrfs's and ISO 9660's lie further in). `None` for anything else: zeros, or data no tool would
 /// recognise (a fresh LUKS volume's payload, seen through `filter_crypt`,
 /// reads as random bytes), which the filter may format.
 pub fn signature(bounce: &Shared<'_>, page: u64) -> Option<&'static str> {
     let mut b = [0u8; 2 * BLOCK_SIZE as usize];
     bounce.read_bytes((page * BLOCK_SIZE as u64) as usize, &mut b).ok()?;
     let at = |offset: usize, magic: &[u8]| b.get(offset..offset + magic.len()) == Some(magic);
-    const KNOWN: [(usize, &[u8], &str); 10] = [
+    const KNOWN: [(usize, &[u8], &str); 16] = [
         (0, b"LUKS\xba\xbe", "a LUKS header"),
+        (4096, &[0xfc, 0x4e, 0x2b, 0xa9], "a Linux RAID (md) member"),
+        (0, &[0xfc, 0x4e, 0x2b, 0xa9], "a Linux RAID (md) member"),
+        (1024, &[0x10, 0x20, 0xf5, 0xf2], "an F2FS file system"),
+        (4096 + 24, &[0xc6, 0x85, 0x73, 0xf6, 0x4e, 0x1a, 0x45, 0xca], "a bcache device"),
+        (0, b"integrt", "a dm-integrity device"),
+        (0, b"verity\0\0", "a dm-verity hash device"),
         (512, b"EFI PART", "a GPT partition table"),
         (512, b"LABELONE", "an LVM physical volume"),
         (1080, &[0x53, 0xef], "an ext2/3/4 file system"),
@@ -295,6 +302,7 @@ mod tests {
         assert_eq!(with(4086, b"SWAPSPACE2"), Some("Linux swap"));
         assert_eq!(with(1080, &[0x53, 0xef]), Some("an ext2/3/4 file system"));
         assert_eq!(with(0, b"STRATA-OVERLAY-2"), Some("another Strata filter's header"));
+        assert_eq!(with(4096, &[0xfc, 0x4e, 0x2b, 0xa9, 1, 0, 0, 0]), Some("a Linux RAID (md) member"), "mdadm's default 1.2 superblock");
         assert_eq!(with(0, &[]), None, "zeros");
         assert_eq!(with(100, b"random bytes of a LUKS payload"), None);
         assert_eq!(with(BLOCK_SIZE as usize * 2 - 2, &[0x55, 0xaa]), None, "a signature where none is looked for");

@@ -223,7 +223,10 @@ fn syntax_error(file: &str, lines: &LineIndex, err: &roxmltree::Error) -> Error 
     use roxmltree::Error as X;
     let (pos, detail) = match err {
         // These carry no position; they happen at the end of the text.
-        X::UnexpectedEndOfStream => (lines.end(), "unexpected end of file".to_string()),
+        X::UnexpectedEndOfStream => match innermost_open(lines.text) {
+            Some((name, at)) => (lines.pos(at), format!("the file ends inside <{name}>, which opens here: finish it, and close it")),
+            None => (lines.end(), "unexpected end of file".to_string()),
+        },
         // The file ends inside an element (cut short, or a close tag
         // forgotten): name the innermost, where it opens.
         X::UnclosedRootNode => match innermost_open(lines.text) {
@@ -291,7 +294,11 @@ fn innermost_open(text: &str) -> Option<(&str, usize)> {
                         _ => {}
                     }
                 }
-                let end = end?;
+                // (The file ends inside this tag: it is the one open.)
+                let Some(end) = end else {
+                    let name = rest[1..].split(|c: char| c.is_whitespace() || c == '/' || c == '>').next().unwrap_or("");
+                    return (!name.is_empty() && !name.starts_with('/')).then_some((name, lt)).or(open.last().copied());
+                };
                 let tag = &rest[1..end];
                 let name_of = |t: &'_ str| t.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("").to_string();
                 if let Some(closed) = tag.strip_prefix('/') {
@@ -2807,11 +2814,14 @@ mod tests {
     }
 
     #[test]
-    fn truncated_file_points_at_its_end() {
+    fn truncated_file_points_at_the_element_it_ends_in() {
         let errors = read("f.xml", "<system>\n  <protection_domain name=").unwrap_err();
         assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "malformed XML: the file ends inside <protection_domain>, which opens here: finish it, and close it");
+        assert_eq!(errors[0].pos(), pos(2, 3));
+        // With no element open, the end itself.
+        let errors = read("f.xml", "<!-- a comment never ended").unwrap_err();
         assert!(errors[0].message.starts_with("malformed XML: "), "{}", errors[0].message);
-        assert_eq!(errors[0].pos(), pos(2, 27));
     }
 
     #[test]
@@ -2859,6 +2869,8 @@ mod tests {
         assert_eq!(errors[0].pos(), pos(3, 3));
         assert_eq!(innermost_open("<a><b></b><c x='>'>"), Some(("c", 10)));
         assert_eq!(innermost_open("<a/>"), None);
+        assert_eq!(innermost_open("<a>\n  <b x=\"1\""), Some(("b", 6)), "the file ends inside a start tag");
+        assert_eq!(innermost_open("<a>\n  </b"), Some(("a", 0)));
     }
 
     #[test]
