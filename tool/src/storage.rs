@@ -255,8 +255,13 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
             out.at(f.pos, message(&f.program, format!("filter '{}'", f.name)));
         }
     }
+    // Each filter program's manifest, read once (a file read and an ELF
+    // parse each; the checks below ask for them per filter and client).
+    let manifests: std::collections::HashMap<&str, Option<filters::Declared>> =
+        sd.disks.iter().flat_map(|d| &d.filters).map(|f| (f.program.as_str(), programs.manifest(&f.program).ok().flatten())).collect();
+    let manifest = |f: &sdf::Filter| manifests.get(f.program.as_str()).and_then(Option::as_ref);
     for f in sd.disks.iter().flat_map(|d| &d.filters) {
-        let takes_none = programs.manifest(&f.program).is_ok_and(|m| m.is_some_and(|m| m.links == Some(0)));
+        let takes_none = manifest(f).is_some_and(|m| m.links == Some(0));
         if let Some(link) = f.links.first().filter(|_| takes_none) {
             out.at(
                 link.pos,
@@ -279,7 +284,6 @@ pub fn warnings(sd: &SystemDescription, programs: &Programs) -> Vec<Error> {
             );
         }
     }
-    let manifest = |f: &sdf::Filter| programs.manifest(&f.program).ok().flatten();
     for (_, pd, client) in sd.block_clients().filter(|(_, _, c)| !c.read_only && !c.direct) {
         let Some(disk) = sd.disks.get(client.disk) else { continue };
         let (Some(above), Some(at)) = (disk.filters.get(..client.entry()), disk.filters.get(client.entry())) else { continue };
@@ -329,7 +333,7 @@ pub fn max_blocks(budget_us: u64, block_us: u64) -> u32 {
 /// its `<link>` (its manifest's `linked`): a client writing a clone's base
 /// changes what the clone reads; one writing a mirror's secondary, or a
 /// second filter writing it, makes the mirror's copies differ.
-fn linked_disk_writers(sd: &SystemDescription, manifest: &dyn Fn(&sdf::Filter) -> Option<filters::Declared>, out: &mut Errors<'_>) {
+fn linked_disk_writers<'m>(sd: &SystemDescription, manifest: &dyn Fn(&sdf::Filter) -> Option<&'m filters::Declared>, out: &mut Errors<'_>) {
     // (disk, filter, its disk, whether it writes the linked disk, where its <link> is)
     let mut links = Vec::new();
     for disk in &sd.disks {
