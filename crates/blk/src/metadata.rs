@@ -29,6 +29,7 @@
 //! disk look fresh (which would lose what it holds).
 
 use crate::filter::{Io, SetupStep, Verdict, MAX_SETUP_BLOCKS};
+use core::fmt;
 use crate::{Op, Shared, Status, BLOCK_SIZE};
 
 /// Where a filter keeps its metadata.
@@ -268,6 +269,32 @@ pub fn signature(bounce: &Shared<'_>, page: u64) -> Option<&'static str> {
         (510, &[0x55, 0xaa], "a partition table or boot sector (a FAT or NTFS file system, an MBR)"),
     ];
     KNOWN.iter().find(|(offset, magic, _)| at(*offset, magic)).map(|&(_, _, what)| what)
+}
+
+/// Whether blocks 0 and 1, read into bounce pages `page` and `page + 1`,
+/// are zeros (a blank disk; else a format says what it held is gone).
+pub fn blank(bounce: &Shared<'_>, page: u64) -> bool {
+    let start = (page * BLOCK_SIZE as u64) as usize;
+    let mut b = [0u8; 512];
+    (0..2 * BLOCK_SIZE as usize / 512).all(|i| bounce.read_bytes(start + i * 512, &mut b).is_ok() && b.iter().all(|&x| x == 0))
+}
+
+/// The line of a filter that will not format a disk because of what
+/// [`signature`] `found` there, not its `header` ("an integrity header").
+pub struct NotFormatted<'a> {
+    pub found: &'a str,
+    pub header: &'a str,
+}
+
+impl fmt::Display for NotFormatted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "blocks 0 and 1 hold {}, not {}: not formatted, nothing written (to give the filter this disk and lose what it holds, \
+             zero its first 8 KiB: of the image, when no filter is below this one, dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)",
+            self.found, self.header
+        )
+    }
 }
 
 #[cfg(test)]

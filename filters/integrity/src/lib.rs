@@ -79,7 +79,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupFailure, SetupStep, Verdict, MAX_SETUP_BLOCKS};
-use blk::metadata::{open_headers, put_copies, signature, Changes, HeaderCopies, Headers, Layout};
+use blk::metadata::{blank, open_headers, put_copies, signature, Changes, HeaderCopies, Headers, Layout, NotFormatted};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -107,19 +107,6 @@ const SCRATCH_PAGE: u64 = 1;
 const TABLE_PAGE: u64 = 2;
 /// Bytes of bounce buffer the filter needs (its manifest declares them).
 pub const BOUNCE: u64 = (TABLE_PAGE + MAX_TABLE_BLOCKS) * BLOCK as u64;
-
-/// The line around what blocks 0 and 1 of a disk with no header hold
-/// (`blk::metadata::signature`): a format would lose it.
-const NOT_BLANK: (&str, &str) = (
-    "blocks 0 and 1 hold ",
-    ", not an integrity header: not formatted, nothing written (to give the filter this disk and lose what it holds, zero its first 8 KiB: of the image, when no filter is below this one, dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)",
-);
-
-/// Whether blocks 0 and 1 (bounce pages 0 and 1) are zeros.
-fn blank(bounce: &Shared<'_>) -> bool {
-    let mut b = [0u8; 512];
-    (0..2 * BLOCK / 512).all(|i| bounce.read_bytes(i * 512, &mut b).is_ok() && b.iter().all(|&x| x == 0))
-}
 
 /// Blocks whose failed check the console names, at most.
 const SHOWN: u32 = 8;
@@ -300,10 +287,10 @@ impl<'a> Integrity<'a> {
             // other is fresh, unless its table says otherwise (wiped
             // headers).
             Headers::Fresh => {
-                if let Some(what) = signature(bounce, 0) {
-                    return self.fail(format_args!("{}{what}{}", NOT_BLANK.0, NOT_BLANK.1));
+                if let Some(found) = signature(bounce, 0) {
+                    return self.fail(format_args!("{}", NotFormatted { found, header: "an integrity header" }));
                 }
-                self.held_data = !blank(bounce);
+                self.held_data = !blank(bounce, 0);
                 self.stage = Stage::ProbingTable;
                 return SetupStep::Read { block: FIRST_TABLE_BLOCK, count: 1, offset: TABLE_PAGE * BLOCK as u64 };
             }

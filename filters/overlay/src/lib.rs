@@ -65,7 +65,7 @@
 #![forbid(unsafe_code)]
 
 use blk::filter::{Completion, Filter, Io, RequestData, SetupCall, SetupFailure, SetupStep, Verdict};
-use blk::metadata::{open_headers, put_copies, signature, Changes, HeaderCopies, Headers, Layout};
+use blk::metadata::{blank, open_headers, put_copies, signature, Changes, HeaderCopies, Headers, Layout, NotFormatted};
 use blk::{Op, Shared, Status, BLOCK_SIZE};
 use core::fmt;
 
@@ -305,16 +305,13 @@ impl<'a> Overlay<'a> {
             // First use: not of a disk that holds something a user may
             // want (a format would lose it), and with a base to clone.
             Headers::Fresh => {
-                if let Some(what) = signature(bounce, STAGING_PAGE) {
-                    return self.fail(format_args!(
-                        "blocks 0 and 1 hold {what}, not a clone header: not formatted, nothing written (to give the filter this disk and lose what it holds, zero its first 8 KiB: of the image, when no filter is below this one, dd if=/dev/zero of=IMAGE bs=4096 count=2 conv=notrunc)"
-                    ));
+                if let Some(found) = signature(bounce, STAGING_PAGE) {
+                    return self.fail(format_args!("{}", NotFormatted { found, header: "a clone header" }));
                 }
                 if base == 0 {
                     return self.fail(format_args!("its base disk (its <link>) has no blocks (no device, or its chain failed): no clone made, nothing written"));
                 }
-                let mut held = [0u8; 2 * BLOCK];
-                if bounce.read_bytes(at(STAGING_PAGE), &mut held).is_ok() && held.iter().any(|&b| b != 0) {
+                if !blank(bounce, STAGING_PAGE) {
                     (self.say)(format_args!("blocks 0 and 1 hold no clone header, and nothing a tool would recognise: the disk becomes the clone's, and what it held is not read"));
                 }
                 return self.format(bounce, below, base);
